@@ -1,0 +1,733 @@
+//! Type checking against the attribute catalogue: syntax tree in, checked tree out.
+//!
+//! The checked tree resolves every field to a built-in or a declared attribute, converts every
+//! literal to the field's type, and rewrites sugar (`!=`, `not in`, `not exists`, `before`,
+//! `after`, `within`) into a few primitive tests, so both back ends implement only those.
+
+use std::ops::Bound;
+
+use chrono::{DateTime, Utc};
+
+use crate::ast::{CmpOp, Condition, Expr, FieldRef, Literal, Offset, Op, Value};
+use crate::error::{Diagnostic, ErrorCode};
+use crate::parser::parse_date;
+use crate::span::Span;
+
+/// Types of fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldType {
+    /// Text.
+    String,
+    /// A finite number.
+    Number,
+    /// `true` or `false`.
+    Bool,
+    /// An instant.
+    Datetime,
+    /// A set of strings.
+    StringList,
+}
+
+impl FieldType {
+    /// "a number", "text", … for messages.
+    pub fn described(self) -> &'static str {
+        match self {
+            Self::String => "text",
+            Self::Number => "a number",
+            Self::Bool => "a boolean",
+            Self::Datetime => "a datetime",
+            Self::StringList => "a list of strings",
+        }
+    }
+
+    fn operators(self) -> &'static str {
+        match self {
+            Self::String => "=, !=, in, not in, contains, starts_with, ends_with, exists",
+            Self::Number => "=, !=, <, <=, >, >=, between, in, not in, exists",
+            Self::Bool => "=, !=, exists",
+            Self::Datetime => "=, !=, <, <=, >, >=, between, before, after, within, exists",
+            Self::StringList => "has, has any, has all, exists",
+        }
+    }
+}
+
+/// Fields every contact has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BuiltinField {
+    /// `external_id`
+    ExternalId,
+    /// `email`
+    Email,
+    /// `name`
+    Name,
+    /// `phone`
+    Phone,
+    /// `company`
+    Company,
+    /// `account_ref`
+    AccountRef,
+    /// `created_at`
+    CreatedAt,
+    /// `updated_at`
+    UpdatedAt,
+    /// `last_seen_at`
+    LastSeenAt,
+}
+
+impl BuiltinField {
+    /// Every built-in field.
+    pub const ALL: [BuiltinField; 9] = [
+        Self::ExternalId,
+        Self::Email,
+        Self::Name,
+        Self::Phone,
+        Self::Company,
+        Self::AccountRef,
+        Self::CreatedAt,
+        Self::UpdatedAt,
+        Self::LastSeenAt,
+    ];
+
+    /// The name used in segments.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ExternalId => "external_id",
+            Self::Email => "email",
+            Self::Name => "name",
+            Self::Phone => "phone",
+            Self::Company => "company",
+            Self::AccountRef => "account_ref",
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "updated_at",
+            Self::LastSeenAt => "last_seen_at",
+        }
+    }
+
+    /// Its type.
+    pub fn field_type(self) -> FieldType {
+        match self {
+            Self::CreatedAt | Self::UpdatedAt | Self::LastSeenAt => FieldType::Datetime,
+            _ => FieldType::String,
+        }
+    }
+
+    /// The built-in named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|field| field.name() == name)
+    }
+}
+
+/// A resolved field.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// A built-in field.
+    Builtin(BuiltinField),
+    /// A declared custom attribute.
+    Attribute(String),
+}
+
+impl Field {
+    /// How the field is written in canonical text.
+    pub fn display_name(&self) -> String {
+        match self {
+            Self::Builtin(field) => field.name().to_owned(),
+            Self::Attribute(name)
+                if crate::ast::is_bare_name(name) && BuiltinField::from_name(name).is_none() =>
+            {
+                name.clone()
+            }
+            Self::Attribute(name) => format!(
+                "attributes.\"{}\"",
+                name.replace('\\', "\\\\").replace('"', "\\\"")
+            ),
+        }
+    }
+}
+
+/// What a segment may refer to: the workspace's attributes and saved segments.
+pub trait Catalog {
+    /// The declared type of attribute `name`, if declared.
+    fn attribute_type(&self, name: &str) -> Option<FieldType>;
+    /// Every declared attribute name (for did-you-mean suggestions).
+    fn attribute_names(&self) -> Vec<String>;
+    /// Whether a saved segment has this slug.
+    fn segment_exists(&self, slug: &str) -> bool;
+}
+
+/// A point in time: fixed, or relative to the moment of evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TimePoint {
+    /// A fixed instant.
+    At(DateTime<Utc>),
+    /// `now` shifted by an offset, resolved when the segment is evaluated.
+    Now(Offset),
+}
+
+impl TimePoint {
+    /// The instant, given the moment of evaluation.
+    pub fn resolve(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Self::At(at) => at,
+            Self::Now(Offset { duration: None, .. }) => now,
+            Self::Now(Offset {
+                negative,
+                duration: Some(duration),
+            }) => {
+                if negative {
+                    now - duration.to_chrono()
+                } else {
+                    now + duration.to_chrono()
+                }
+            }
+        }
+    }
+}
+
+/// A primitive test on one field's value. A missing value fails every test but `Exists`' negation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    /// The field has a value.
+    Exists,
+    /// Text equals one of these exactly.
+    TextIn(Vec<String>),
+    /// Text contains this (already lower-cased), ignoring case.
+    TextContains(String),
+    /// Text starts with this (already lower-cased), ignoring case.
+    TextStartsWith(String),
+    /// Text ends with this (already lower-cased), ignoring case.
+    TextEndsWith(String),
+    /// Number equals one of these.
+    NumberIn(Vec<f64>),
+    /// Number within bounds.
+    NumberRange(Bound<f64>, Bound<f64>),
+    /// Boolean equals.
+    BoolIs(bool),
+    /// Instant within bounds.
+    TimeRange(Bound<TimePoint>, Bound<TimePoint>),
+    /// The list holds at least one of these.
+    ListHasAny(Vec<String>),
+    /// The list holds all of these.
+    ListHasAll(Vec<String>),
+}
+
+/// A checked segment expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    /// All hold.
+    And(Vec<Checked>),
+    /// Any holds.
+    Or(Vec<Checked>),
+    /// Does not hold.
+    Not(Box<Checked>),
+    /// A test on a field.
+    Test(Field, Test),
+    /// Member of the saved segment with this slug.
+    InSegment(String),
+}
+
+impl Checked {
+    /// Slugs of the saved segments this expression refers to directly.
+    pub fn references(&self) -> Vec<&str> {
+        let mut slugs = Vec::new();
+        self.collect_references(&mut slugs);
+        slugs
+    }
+
+    fn collect_references<'a>(&'a self, slugs: &mut Vec<&'a str>) {
+        match self {
+            Self::And(operands) | Self::Or(operands) => operands
+                .iter()
+                .for_each(|operand| operand.collect_references(slugs)),
+            Self::Not(operand) => operand.collect_references(slugs),
+            Self::InSegment(slug) => slugs.push(slug),
+            Self::Test(..) => {}
+        }
+    }
+}
+
+/// Checks `expr` against `catalog`, reporting every problem found (not just the first).
+pub fn check(expr: &Expr, catalog: &dyn Catalog) -> Result<Checked, Vec<Diagnostic>> {
+    let mut diagnostics = Vec::new();
+    let checked = check_expr(expr, catalog, &mut diagnostics);
+    match checked {
+        Some(checked) if diagnostics.is_empty() => Ok(checked),
+        _ => Err(diagnostics),
+    }
+}
+
+fn check_expr(
+    expr: &Expr,
+    catalog: &dyn Catalog,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Checked> {
+    let all = |operands: &[Expr], diagnostics: &mut Vec<Diagnostic>| {
+        let checked: Vec<Option<Checked>> = operands
+            .iter()
+            .map(|operand| check_expr(operand, catalog, diagnostics))
+            .collect();
+        checked.into_iter().collect::<Option<Vec<_>>>()
+    };
+    match expr {
+        Expr::And(operands) => all(operands, diagnostics).map(Checked::And),
+        Expr::Or(operands) => all(operands, diagnostics).map(Checked::Or),
+        Expr::Not(operand, _) => {
+            check_expr(operand, catalog, diagnostics).map(|c| Checked::Not(Box::new(c)))
+        }
+        Expr::InSegment(slug, span) => {
+            if catalog.segment_exists(slug) {
+                Some(Checked::InSegment(slug.clone()))
+            } else {
+                diagnostics.push(Diagnostic::new(
+                    ErrorCode::UnknownSegment,
+                    *span,
+                    format!("there is no saved segment `{slug}`"),
+                ));
+                None
+            }
+        }
+        Expr::Condition(condition) => match check_condition(condition, catalog) {
+            Ok(checked) => Some(checked),
+            Err(diagnostic) => {
+                diagnostics.push(diagnostic);
+                None
+            }
+        },
+    }
+}
+
+fn resolve_field(
+    field: &FieldRef,
+    catalog: &dyn Catalog,
+) -> Result<(Field, FieldType), Diagnostic> {
+    if !field.explicit_attribute
+        && let Some(builtin) = BuiltinField::from_name(&field.name)
+    {
+        return Ok((Field::Builtin(builtin), builtin.field_type()));
+    }
+    if let Some(field_type) = catalog.attribute_type(&field.name) {
+        return Ok((Field::Attribute(field.name.clone()), field_type));
+    }
+    let mut known: Vec<String> = catalog.attribute_names();
+    if !field.explicit_attribute {
+        known.extend(BuiltinField::ALL.iter().map(|f| f.name().to_owned()));
+    }
+    let suggestion = known
+        .iter()
+        .map(|candidate| {
+            (
+                strsim::damerau_levenshtein(&field.name, candidate),
+                candidate,
+            )
+        })
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .min();
+    let message = match suggestion {
+        Some((_, candidate)) => format!(
+            "unknown attribute `{}`, did you mean `{candidate}`?",
+            field.name
+        ),
+        None => format!("unknown attribute `{}`", field.name),
+    };
+    Err(
+        Diagnostic::new(ErrorCode::UnknownField, field.span, message)
+            .with_hint("declare the attribute with `defineAttribute`, or check its spelling"),
+    )
+}
+
+fn check_condition(condition: &Condition, catalog: &dyn Catalog) -> Result<Checked, Diagnostic> {
+    let (field, field_type) = resolve_field(&condition.field, catalog)?;
+    let name = condition.field.name.as_str();
+    let typed = Typed {
+        name,
+        field_type,
+        op: &condition.op,
+        span: condition.span,
+    };
+    let test = |test: Test| Checked::Test(field.clone(), test);
+    let negated = |checked: Checked| Checked::Not(Box::new(checked));
+    use FieldType as T;
+    let checked = match (&condition.op, field_type) {
+        (Op::Exists, _) => test(Test::Exists),
+        (Op::NotExists, _) => negated(test(Test::Exists)),
+        (Op::Compare(CmpOp::Eq, value), _) => typed.equality(value).map(test)?,
+        (Op::Compare(CmpOp::Ne, value), _) => negated(typed.equality(value).map(test)?),
+        (Op::Compare(op, value), T::Number) => {
+            let number = typed.number(value)?;
+            test(Test::NumberRange(lower(*op, number), upper(*op, number)))
+        }
+        (Op::Compare(op, value), T::Datetime) => {
+            let at = typed.time(value)?;
+            test(Test::TimeRange(lower(*op, at), upper(*op, at)))
+        }
+        (Op::Between(low, high), T::Number) => test(Test::NumberRange(
+            Bound::Included(typed.number(low)?),
+            Bound::Included(typed.number(high)?),
+        )),
+        (Op::Between(low, high), T::Datetime) => test(Test::TimeRange(
+            Bound::Included(typed.time(low)?),
+            Bound::Included(typed.time(high)?),
+        )),
+        (Op::Before(value), T::Datetime) => test(Test::TimeRange(
+            Bound::Unbounded,
+            Bound::Excluded(typed.time(value)?),
+        )),
+        (Op::After(value), T::Datetime) => test(Test::TimeRange(
+            Bound::Excluded(typed.time(value)?),
+            Bound::Unbounded,
+        )),
+        (Op::Within(duration, _), T::Datetime) => {
+            let since = TimePoint::Now(Offset {
+                negative: true,
+                duration: Some(*duration),
+            });
+            let now = TimePoint::Now(Offset::default());
+            test(Test::TimeRange(
+                Bound::Included(since),
+                Bound::Included(now),
+            ))
+        }
+        (Op::In(values), _) => typed.membership(values).map(test)?,
+        (Op::NotIn(values), _) => negated(typed.membership(values).map(test)?),
+        (Op::Contains(value), T::String) => {
+            test(Test::TextContains(typed.text(value)?.to_lowercase()))
+        }
+        (Op::StartsWith(value), T::String) => {
+            test(Test::TextStartsWith(typed.text(value)?.to_lowercase()))
+        }
+        (Op::EndsWith(value), T::String) => {
+            test(Test::TextEndsWith(typed.text(value)?.to_lowercase()))
+        }
+        (Op::Has(value), T::StringList) => test(Test::ListHasAny(vec![typed.text(value)?])),
+        (Op::HasAny(values), T::StringList) => test(Test::ListHasAny(typed.texts(values)?)),
+        (Op::HasAll(values), T::StringList) => test(Test::ListHasAll(typed.texts(values)?)),
+        _ => return Err(typed.operator_mismatch()),
+    };
+    Ok(checked)
+}
+
+fn lower<T>(op: CmpOp, value: T) -> Bound<T> {
+    match op {
+        CmpOp::Gt => Bound::Excluded(value),
+        CmpOp::Ge => Bound::Included(value),
+        _ => Bound::Unbounded,
+    }
+}
+
+fn upper<T>(op: CmpOp, value: T) -> Bound<T> {
+    match op {
+        CmpOp::Lt => Bound::Excluded(value),
+        CmpOp::Le => Bound::Included(value),
+        _ => Bound::Unbounded,
+    }
+}
+
+/// A condition under checking: converts literals to the field's type.
+struct Typed<'a> {
+    name: &'a str,
+    field_type: FieldType,
+    op: &'a Op,
+    span: Span,
+}
+
+impl Typed<'_> {
+    fn operator_mismatch(&self) -> Diagnostic {
+        let hint = match (self.field_type, self.op) {
+            (FieldType::StringList, Op::Compare(CmpOp::Eq, value) | Op::Contains(value)) => {
+                format!("to test a list write `{} has {value}`", self.name)
+            }
+            (FieldType::StringList, Op::In(_)) => {
+                format!("to test a list write `{} has any [..]`", self.name)
+            }
+            _ => format!(
+                "operators for {}: {}",
+                self.field_type.described(),
+                self.field_type.operators()
+            ),
+        };
+        let works_on = match self.op {
+            Op::Contains(_) | Op::StartsWith(_) | Op::EndsWith(_) => "works on text",
+            Op::Has(_) | Op::HasAny(_) | Op::HasAll(_) => "works on lists of strings",
+            Op::Within(..) | Op::Before(_) | Op::After(_) => "works on datetimes",
+            Op::Between(..) | Op::Compare(..) => "works on numbers and datetimes",
+            _ => "does not work on it",
+        };
+        Diagnostic::new(
+            ErrorCode::TypeMismatch,
+            self.span,
+            format!(
+                "`{}` is {}; `{}` {works_on}",
+                self.name,
+                self.field_type.described(),
+                self.op.name()
+            ),
+        )
+        .with_hint(hint)
+    }
+
+    fn value_mismatch(&self, literal: &Literal) -> Diagnostic {
+        let hint = match (&literal.value, self.field_type) {
+            (Value::Number(n), FieldType::String | FieldType::StringList) => {
+                format!("write it in quotes: \"{n}\"")
+            }
+            (_, FieldType::Datetime) => "write a date such as 2026-01-31, or now - 30d".to_owned(),
+            (_, FieldType::Bool) => "write true or false".to_owned(),
+            _ => format!(
+                "compare `{}` with {}",
+                self.name,
+                self.field_type.described()
+            ),
+        };
+        Diagnostic::new(
+            ErrorCode::TypeMismatch,
+            literal.span,
+            format!(
+                "`{}` is {}, but `{}` is {}",
+                self.name,
+                self.field_type.described(),
+                literal.value,
+                describe_value(&literal.value)
+            ),
+        )
+        .with_hint(hint)
+    }
+
+    fn text(&self, literal: &Literal) -> Result<String, Diagnostic> {
+        match &literal.value {
+            Value::Str(text) => Ok(text.clone()),
+            _ => Err(self.value_mismatch(literal)),
+        }
+    }
+
+    fn texts(&self, literals: &[Literal]) -> Result<Vec<String>, Diagnostic> {
+        self.non_empty(literals)?;
+        literals.iter().map(|literal| self.text(literal)).collect()
+    }
+
+    fn number(&self, literal: &Literal) -> Result<f64, Diagnostic> {
+        match literal.value {
+            Value::Number(number) => Ok(number),
+            _ => Err(self.value_mismatch(literal)),
+        }
+    }
+
+    fn time(&self, literal: &Literal) -> Result<TimePoint, Diagnostic> {
+        match &literal.value {
+            Value::Date(at) => Ok(TimePoint::At(*at)),
+            Value::Now(offset) => Ok(TimePoint::Now(*offset)),
+            Value::Str(text) => parse_date(text).map(TimePoint::At).ok_or_else(|| {
+                Diagnostic::new(
+                    ErrorCode::BadLiteral,
+                    literal.span,
+                    format!("`{text}` is not a valid date"),
+                )
+                .with_hint("write dates as 2026-01-31 or 2026-01-31T09:30:00Z")
+            }),
+            _ => Err(self.value_mismatch(literal)),
+        }
+    }
+
+    fn non_empty(&self, literals: &[Literal]) -> Result<(), Diagnostic> {
+        if literals.is_empty() {
+            return Err(Diagnostic::new(
+                ErrorCode::BadLiteral,
+                self.span,
+                format!(
+                    "the list after `{}` is empty; give at least one value",
+                    self.op.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `field = value` for the field's type.
+    fn equality(&self, literal: &Literal) -> Result<Test, Diagnostic> {
+        match self.field_type {
+            FieldType::String => Ok(Test::TextIn(vec![self.text(literal)?])),
+            FieldType::Number => Ok(Test::NumberIn(vec![self.number(literal)?])),
+            FieldType::Bool => match literal.value {
+                Value::Bool(flag) => Ok(Test::BoolIs(flag)),
+                _ => Err(self.value_mismatch(literal)),
+            },
+            FieldType::Datetime => {
+                let at = self.time(literal)?;
+                Ok(Test::TimeRange(Bound::Included(at), Bound::Included(at)))
+            }
+            FieldType::StringList => Err(self.operator_mismatch()),
+        }
+    }
+
+    /// `field in [..]` for the field's type.
+    fn membership(&self, literals: &[Literal]) -> Result<Test, Diagnostic> {
+        self.non_empty(literals)?;
+        match self.field_type {
+            FieldType::String => Ok(Test::TextIn(self.texts(literals)?)),
+            FieldType::Number => Ok(Test::NumberIn(
+                literals
+                    .iter()
+                    .map(|l| self.number(l))
+                    .collect::<Result<_, _>>()?,
+            )),
+            _ => Err(self.operator_mismatch()),
+        }
+    }
+}
+
+fn describe_value(value: &Value) -> &'static str {
+    match value {
+        Value::Str(_) => "text",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Date(_) | Value::Now(_) => "a datetime",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::parse;
+
+    pub(crate) struct TestCatalog(HashMap<&'static str, FieldType>);
+
+    impl Catalog for TestCatalog {
+        fn attribute_type(&self, name: &str) -> Option<FieldType> {
+            self.0.get(name).copied()
+        }
+        fn attribute_names(&self) -> Vec<String> {
+            self.0.keys().map(|k| k.to_string()).collect()
+        }
+        fn segment_exists(&self, slug: &str) -> bool {
+            slug == "active-trials"
+        }
+    }
+
+    fn catalog() -> TestCatalog {
+        TestCatalog(HashMap::from([
+            ("plan", FieldType::String),
+            ("ltv", FieldType::Number),
+            ("vip", FieldType::Bool),
+            ("trial_ends", FieldType::Datetime),
+            ("tags", FieldType::StringList),
+            ("odd name", FieldType::String),
+        ]))
+    }
+
+    fn checked(source: &str) -> Checked {
+        check(&parse(source).unwrap(), &catalog())
+            .unwrap_or_else(|d| panic!("{}", d[0].render(source)))
+    }
+
+    fn diagnostics(source: &str) -> Vec<String> {
+        check(&parse(source).unwrap(), &catalog())
+            .unwrap_err()
+            .iter()
+            .map(|d| d.render(source))
+            .collect()
+    }
+
+    #[test]
+    fn sugar_becomes_primitive_tests() {
+        let plan = || Field::Attribute("plan".into());
+        assert_eq!(
+            checked("plan != \"pro\""),
+            Checked::Not(Box::new(Checked::Test(
+                plan(),
+                Test::TextIn(vec!["pro".into()])
+            )))
+        );
+        assert_eq!(
+            checked("plan not exists"),
+            Checked::Not(Box::new(Checked::Test(plan(), Test::Exists)))
+        );
+        assert_eq!(
+            checked("ltv between 1 and 2"),
+            Checked::Test(
+                Field::Attribute("ltv".into()),
+                Test::NumberRange(Bound::Included(1.0), Bound::Included(2.0))
+            )
+        );
+        assert_eq!(
+            checked("email contains \"ACME\""),
+            Checked::Test(
+                Field::Builtin(BuiltinField::Email),
+                Test::TextContains("acme".into())
+            )
+        );
+        assert_eq!(
+            checked("trial_ends before \"2026-01-01\""),
+            Checked::Test(
+                Field::Attribute("trial_ends".into()),
+                Test::TimeRange(
+                    Bound::Unbounded,
+                    Bound::Excluded(TimePoint::At(parse_date("2026-01-01").unwrap()))
+                )
+            )
+        );
+        assert_eq!(
+            checked("attributes.\"odd name\" exists"),
+            Checked::Test(Field::Attribute("odd name".into()), Test::Exists)
+        );
+        assert_eq!(
+            checked("in segment \"active-trials\"").references(),
+            vec!["active-trials"]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_suggest_the_closest_name() {
+        assert_eq!(
+            diagnostics("plna = \"pro\""),
+            vec![
+                "error: unknown attribute `plna`, did you mean `plan`?\n  |\n1 | plna = \"pro\"\n  | ^^^^\n  = hint: declare the attribute with `defineAttribute`, or check its spelling"
+            ]
+        );
+        assert!(diagnostics("emial exists")[0].contains("did you mean `email`?"));
+    }
+
+    #[test]
+    fn operators_must_fit_the_type() {
+        assert_eq!(
+            diagnostics("ltv contains \"1\""),
+            vec![
+                "error: `ltv` is a number; `contains` works on text\n  |\n1 | ltv contains \"1\"\n  | ^^^^^^^^^^^^^^^^\n  = hint: operators for a number: =, !=, <, <=, >, >=, between, in, not in, exists"
+            ]
+        );
+        assert!(
+            diagnostics("tags = \"vip\"")[0]
+                .contains("hint: to test a list write `tags has \"vip\"`")
+        );
+        assert!(
+            diagnostics("plan within 3d")[0]
+                .contains("`plan` is text; `within` works on datetimes")
+        );
+        assert!(
+            diagnostics("vip > 1")[0]
+                .contains("`vip` is a boolean; `>` works on numbers and datetimes")
+        );
+    }
+
+    #[test]
+    fn literals_must_fit_the_type() {
+        assert_eq!(
+            diagnostics("plan = 3"),
+            vec![
+                "error: `plan` is text, but `3` is a number\n  |\n1 | plan = 3\n  |        ^\n  = hint: write it in quotes: \"3\""
+            ]
+        );
+        assert!(
+            diagnostics("ltv >= \"a lot\"")[0]
+                .contains("`ltv` is a number, but `\"a lot\"` is text")
+        );
+        assert!(diagnostics("trial_ends after \"soon\"")[0].contains("`soon` is not a valid date"));
+        assert!(diagnostics("tags has any []")[0].contains("the list after `has any` is empty"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_and_unknown_segments_too() {
+        let all = diagnostics("plna = 1 and ltv contains \"x\" and in segment \"nope\"");
+        assert_eq!(all.len(), 3);
+        assert!(all[2].contains("there is no saved segment `nope`"));
+    }
+}

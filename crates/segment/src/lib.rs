@@ -1,0 +1,26 @@
+//! The segment language of qwry-contacts: text in, checked tree out, and an in-memory evaluator.
+//!
+//! ```text
+//! plan = "pro" and ltv >= 100 and (country in ["DE", "FR"] or tags has "vip")
+//!   and last_seen_at within 30d and not email ends_with "@example.com" and in segment "trials"
+//! ```
+//! [`parse`] gives the syntax tree ([`ast::Expr`], whose `Display` is the canonical text);
+//! [`check`] resolves fields against a [`Catalog`] and yields a [`Checked`] tree; [`eval::matches`]
+//! decides one record. This crate does no I/O.
+
+pub mod ast;
+mod check;
+mod error;
+pub mod eval;
+mod lexer;
+mod parser;
+mod span;
+
+pub use check::{BuiltinField, Catalog, Checked, Field, FieldType, Test, TimePoint, check};
+pub use error::{Diagnostic, ErrorCode};
+pub use lexer::MAX_SOURCE_BYTES;
+pub use parser::{MAX_DEPTH, MAX_LIST_LEN, parse, parse_date};
+pub use span::Span;
+
+#[cfg(test)]
+mod roundtrip_tests;

@@ -1,0 +1,263 @@
+//! One typed settings tree, loaded once from flags, then the environment, then defaults.
+//!
+//! The environment is passed in as a map, so loading is testable; nothing else reads `std::env`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+
+/// Where the service listens unless told otherwise.
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
+/// Where embedded data lives unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+/// Flags of the `serve` command; each overrides the environment variable of the same name.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeFlags {
+    /// Address to listen on [env: LISTEN_ADDR] [default: 127.0.0.1:8080]
+    #[arg(long, global = true)]
+    pub listen_addr: Option<String>,
+    /// Directory for embedded data [env: DATA_DIR] [default: ./data]
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Store to use: mem://, surrealkv://PATH, ws://HOST:PORT [env: DATABASE_URL]
+    /// [default: surrealkv://DATA_DIR/store]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+}
+
+/// Everything the service needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Socket address of the HTTP server.
+    pub listen_addr: SocketAddr,
+    /// Directory for embedded data (store, and later the segment index).
+    pub data_dir: PathBuf,
+    /// How to reach the store.
+    pub store: StoreSettings,
+    /// `tracing` filter directives (`RUST_LOG`), `info` by default.
+    pub log_filter: String,
+}
+
+/// How to reach SurrealDB.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Engine and location.
+    pub url: DatabaseUrl,
+    /// Root user for a remote server (`SURREAL_USER`).
+    pub username: Option<String>,
+    /// Root password for a remote server (`SURREAL_PASS`); never printed.
+    pub password: Option<SecretString>,
+}
+
+impl StoreSettings {
+    /// Settings for a store at `url` without credentials.
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self {
+            url,
+            username: None,
+            password: None,
+        }
+    }
+}
+
+/// A SurrealDB engine and its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// In memory; gone when the process stops (tests).
+    Memory,
+    /// Embedded SurrealKV on disk.
+    SurrealKv(PathBuf),
+    /// A SurrealDB server over WebSocket (`ws://` or `wss://`).
+    Remote(String),
+}
+
+impl DatabaseUrl {
+    /// Parses `mem://`, `surrealkv://PATH`, `ws://HOST:PORT` or `wss://HOST:PORT`.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let raw = raw.trim();
+        if raw == "mem://" || raw == "memory" {
+            return Ok(Self::Memory);
+        }
+        if let Some(path) = raw
+            .strip_prefix("surrealkv://")
+            .filter(|path| !path.is_empty())
+        {
+            return Ok(Self::SurrealKv(PathBuf::from(path)));
+        }
+        let remote = ["ws://", "wss://"]
+            .iter()
+            .any(|scheme| raw.len() > scheme.len() && raw.starts_with(scheme));
+        if remote {
+            return Ok(Self::Remote(raw.to_owned()));
+        }
+        Err(ConfigError::DatabaseUrl(raw.to_owned()))
+    }
+
+    /// The embedded SurrealKV store under `data_dir`.
+    pub fn embedded_under(data_dir: &Path) -> Self {
+        Self::SurrealKv(data_dir.join("store"))
+    }
+
+    /// The endpoint string SurrealDB's `engine::any::connect` understands.
+    pub fn endpoint(&self) -> String {
+        match self {
+            Self::Memory => "mem://".to_owned(),
+            Self::SurrealKv(path) => format!("surrealkv://{}", path.display()),
+            Self::Remote(url) => url.clone(),
+        }
+    }
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `LISTEN_ADDR` is not `IP:PORT`.
+    #[error("LISTEN_ADDR `{0}` is not an IP:PORT address, e.g. `127.0.0.1:8080`")]
+    ListenAddr(String),
+    /// `DATABASE_URL` names an unsupported engine.
+    #[error(
+        "DATABASE_URL `{0}` is not supported; use mem://, surrealkv://PATH, ws://HOST:PORT or wss://HOST:PORT"
+    )]
+    DatabaseUrl(String),
+    /// Only one of `SURREAL_USER` and `SURREAL_PASS` is set.
+    #[error("set both SURREAL_USER and SURREAL_PASS, or neither")]
+    PartialCredentials,
+}
+
+impl Settings {
+    /// Resolves flags over `env` over defaults.
+    pub fn load(flags: &ServeFlags, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let from_env = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let listen_raw = flags
+            .listen_addr
+            .as_deref()
+            .or_else(|| from_env("LISTEN_ADDR"))
+            .unwrap_or(DEFAULT_LISTEN_ADDR);
+        let listen_addr = listen_raw
+            .parse()
+            .map_err(|_| ConfigError::ListenAddr(listen_raw.to_owned()))?;
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or_else(|| from_env("DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let url = match flags
+            .database_url
+            .as_deref()
+            .or_else(|| from_env("DATABASE_URL"))
+        {
+            Some(raw) => DatabaseUrl::parse(raw)?,
+            None => DatabaseUrl::embedded_under(&data_dir),
+        };
+        let (username, password) = match (from_env("SURREAL_USER"), from_env("SURREAL_PASS")) {
+            (Some(user), Some(pass)) => (Some(user.to_owned()), Some(SecretString::from(pass))),
+            (None, None) => (None, None),
+            _ => return Err(ConfigError::PartialCredentials),
+        };
+        Ok(Self {
+            listen_addr,
+            data_dir,
+            store: StoreSettings {
+                url,
+                username,
+                password,
+            },
+            log_filter: from_env("RUST_LOG").unwrap_or("info").to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_give_an_embedded_store_under_data() {
+        let settings = Settings::load(&ServeFlags::default(), &env(&[])).unwrap();
+        assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.data_dir, PathBuf::from("./data"));
+        assert_eq!(settings.store.url.endpoint(), "surrealkv://./data/store");
+        assert!(settings.store.username.is_none());
+    }
+
+    #[test]
+    fn flags_override_env() {
+        let flags = ServeFlags {
+            listen_addr: Some("0.0.0.0:9000".into()),
+            ..ServeFlags::default()
+        };
+        let settings = Settings::load(
+            &flags,
+            &env(&[
+                ("LISTEN_ADDR", "127.0.0.1:1"),
+                ("DATA_DIR", "/srv/q"),
+                ("DATABASE_URL", "mem://"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.listen_addr.to_string(), "0.0.0.0:9000");
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/q"));
+        assert_eq!(settings.store.url, DatabaseUrl::Memory);
+    }
+
+    #[test]
+    fn data_dir_moves_the_default_store() {
+        let settings =
+            Settings::load(&ServeFlags::default(), &env(&[("DATA_DIR", "/tmp/x")])).unwrap();
+        assert_eq!(
+            settings.store.url,
+            DatabaseUrl::SurrealKv(PathBuf::from("/tmp/x/store"))
+        );
+    }
+
+    #[test]
+    fn remote_store_with_credentials() {
+        let settings = Settings::load(
+            &ServeFlags::default(),
+            &env(&[
+                ("DATABASE_URL", "ws://surrealdb:8000"),
+                ("SURREAL_USER", "root"),
+                ("SURREAL_PASS", "pw"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.store.url,
+            DatabaseUrl::Remote("ws://surrealdb:8000".into())
+        );
+        assert_eq!(settings.store.username.as_deref(), Some("root"));
+        assert!(
+            !format!("{settings:?}").contains("pw\""),
+            "password printed: {settings:?}"
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let load = |pairs: &[(&str, &str)]| {
+            Settings::load(&ServeFlags::default(), &env(pairs)).unwrap_err()
+        };
+        assert_eq!(
+            load(&[("LISTEN_ADDR", "localhost")]).to_string(),
+            "LISTEN_ADDR `localhost` is not an IP:PORT address, e.g. `127.0.0.1:8080`"
+        );
+        assert_eq!(
+            load(&[("DATABASE_URL", "postgres://x")]).to_string(),
+            "DATABASE_URL `postgres://x` is not supported; use mem://, surrealkv://PATH, ws://HOST:PORT or wss://HOST:PORT"
+        );
+        assert_eq!(
+            load(&[("SURREAL_USER", "root")]),
+            ConfigError::PartialCredentials
+        );
+    }
+}

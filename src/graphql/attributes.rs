@@ -1,0 +1,84 @@
+//! Attribute registry queries and mutations.
+
+use async_graphql::{Context, InputObject, Object};
+
+use super::error::ApiResult;
+use super::views::{AttributeTypeView, AttributeView};
+use super::workspace;
+use crate::domain::{AttributeName, Text};
+use crate::service::{ServiceError, Services};
+
+/// Attribute registry queries.
+pub struct AttributeQuery {
+    services: Services,
+}
+
+impl AttributeQuery {
+    /// Resolvers over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl AttributeQuery {
+    /// Every custom attribute the workspace has declared, by name.
+    async fn attributes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AttributeView>> {
+        let workspace = workspace(ctx)?;
+        let definitions = self.services.attributes.list(workspace).await.api()?;
+        Ok(definitions.into_iter().map(AttributeView).collect())
+    }
+}
+
+/// Attribute registry mutations.
+pub struct AttributeMutation {
+    services: Services,
+}
+
+impl AttributeMutation {
+    /// Resolvers over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl AttributeMutation {
+    /// Declares a custom attribute. Declaring it again with the same type updates the
+    /// description; a different type is a CONFLICT.
+    async fn define_attribute(
+        &self,
+        ctx: &Context<'_>,
+        input: DefineAttributeInput,
+    ) -> async_graphql::Result<AttributeView> {
+        let workspace = workspace(ctx)?;
+        let name = AttributeName::parse(&input.name)
+            .map_err(ServiceError::from)
+            .api()?;
+        let description = input
+            .description
+            .map(|text| Text::parse("description", &text))
+            .transpose()
+            .map_err(ServiceError::from)
+            .api()?;
+        let definition = self
+            .services
+            .attributes
+            .define(workspace, name, input.value_type.into(), description)
+            .await
+            .api()?;
+        Ok(AttributeView(definition))
+    }
+}
+
+/// Input of `defineAttribute`.
+#[derive(InputObject)]
+struct DefineAttributeInput {
+    /// A letter, then letters, digits, `_`, `-`, `.` or spaces (at most 64 bytes).
+    name: String,
+    /// The type every value must have.
+    #[graphql(name = "type")]
+    value_type: AttributeTypeView,
+    /// What the attribute means, for people building segments.
+    description: Option<String>,
+}

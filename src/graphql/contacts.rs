@@ -1,0 +1,238 @@
+//! Contact queries and mutations: thin resolvers over [`crate::service::ContactService`].
+
+use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object};
+use chrono::{DateTime, Utc};
+use serde_json::Value as JsonValue;
+
+use super::connection::{ContactConnection, decode_cursor};
+use super::error::ApiResult;
+use super::views::ContactView;
+use super::workspace;
+use crate::domain::{ContactId, DomainError, Email, ExternalId, FieldChange, Phone, Text};
+use crate::service::{PatchInput, ServiceError, Services};
+
+/// Contact queries.
+pub struct ContactQuery {
+    services: Services,
+}
+
+impl ContactQuery {
+    /// Resolvers over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl ContactQuery {
+    /// One contact, by its `id` or its `externalId` (give exactly one). NOT_FOUND if absent.
+    async fn contact(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        external_id: Option<String>,
+    ) -> async_graphql::Result<ContactView> {
+        let workspace = workspace(ctx)?;
+        let contacts = &self.services.contacts;
+        let contact = match (id, external_id) {
+            (Some(id), None) => {
+                let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
+                contacts.get(workspace, &id).await.api()?
+            }
+            (None, Some(external_id)) => {
+                let external_id = ExternalId::parse(&external_id)
+                    .map_err(ServiceError::from)
+                    .api()?;
+                contacts
+                    .get_by_external_id(workspace, &external_id)
+                    .await
+                    .api()?
+            }
+            _ => {
+                return Err(ServiceError::invalid(
+                    "id",
+                    "give exactly one of `id` or `externalId`",
+                ))
+                .api();
+            }
+        };
+        Ok(ContactView(contact))
+    }
+
+    /// All contacts of the workspace, oldest first, as a Relay connection (at most 100 per page).
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<ContactConnection> {
+        let workspace = workspace(ctx)?.clone();
+        let first = usize::try_from(first)
+            .map_err(|_| {
+                ServiceError::invalid(
+                    "first",
+                    format!("`first` is {first}; it must not be negative"),
+                )
+            })
+            .api()?;
+        let after = after.as_deref().map(decode_cursor).transpose().api()?;
+        let page = self
+            .services
+            .contacts
+            .page(&workspace, after.as_ref(), first)
+            .await
+            .api()?;
+        Ok(ContactConnection::new(
+            self.services.contacts.clone(),
+            workspace,
+            page,
+            after.is_some(),
+        ))
+    }
+}
+
+/// Contact mutations. Each is atomic: on error nothing is written.
+pub struct ContactMutation {
+    services: Services,
+}
+
+impl ContactMutation {
+    /// Resolvers over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl ContactMutation {
+    /// Creates or updates the contact with `input.externalId`. Given fields are set, `null`
+    /// clears, attributes merge by name. Replaying the same input changes nothing (not even
+    /// `updatedAt`).
+    async fn upsert_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertContactInput,
+    ) -> async_graphql::Result<ContactView> {
+        let workspace = workspace(ctx)?;
+        let external_id = ExternalId::parse(&input.external_id)
+            .map_err(ServiceError::from)
+            .api()?;
+        let patch = input.fields.into_patch_input(FieldChange::Keep).api()?;
+        let (contact, _outcome) = self
+            .services
+            .contacts
+            .upsert(workspace, &external_id, patch)
+            .await
+            .api()?;
+        Ok(ContactView(contact))
+    }
+
+    /// Changes the contact `id`: given fields are set, `null` clears a field, and in
+    /// `attributes` a `null` value unsets that attribute.
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        patch: ContactPatchInput,
+    ) -> async_graphql::Result<ContactView> {
+        let workspace = workspace(ctx)?;
+        let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
+        let external_id = parse_change(patch.external_id, ExternalId::parse).api()?;
+        let patch = patch.fields.into_patch_input(external_id).api()?;
+        let contact = self
+            .services
+            .contacts
+            .update(workspace, &id, patch)
+            .await
+            .api()?;
+        Ok(ContactView(contact))
+    }
+
+    /// Removes the contact entirely. Returns `true`; NOT_FOUND if it did not exist.
+    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let workspace = workspace(ctx)?;
+        let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
+        self.services.contacts.delete(workspace, &id).await.api()?;
+        Ok(true)
+    }
+}
+
+/// Fields shared by upserts and patches. Omitted fields stay as they are; `null` clears.
+#[derive(InputObject)]
+struct ContactFieldsInput {
+    /// Email address; normalised to lower case.
+    email: MaybeUndefined<String>,
+    /// Display name.
+    name: MaybeUndefined<String>,
+    /// Phone number with country code; stored as E.164.
+    phone: MaybeUndefined<String>,
+    /// Company name.
+    company: MaybeUndefined<String>,
+    /// Account or order reference in the business's system.
+    account_ref: MaybeUndefined<String>,
+    /// Last activity seen from this person.
+    last_seen_at: MaybeUndefined<DateTime<Utc>>,
+    /// Custom attributes by declared name; a `null` value unsets that attribute.
+    attributes: Option<Json<JsonValue>>,
+}
+
+/// Input of `upsertContact`.
+#[derive(InputObject)]
+struct UpsertContactInput {
+    /// The contact's id in your system: the upsert key.
+    external_id: String,
+    #[graphql(flatten)]
+    fields: ContactFieldsInput,
+}
+
+/// Input of `updateContact`.
+#[derive(InputObject)]
+struct ContactPatchInput {
+    /// New external id; `null` makes the contact anonymous again.
+    external_id: MaybeUndefined<String>,
+    #[graphql(flatten)]
+    fields: ContactFieldsInput,
+}
+
+impl ContactFieldsInput {
+    fn into_patch_input(
+        self,
+        external_id: FieldChange<ExternalId>,
+    ) -> Result<PatchInput, ServiceError> {
+        let attributes = match self.attributes.map(|json| json.0) {
+            None => serde_json::Map::new(),
+            Some(JsonValue::Object(map)) => map,
+            Some(_) => {
+                return Err(ServiceError::invalid(
+                    "attributes",
+                    "`attributes` must be an object of attribute names to values",
+                ));
+            }
+        };
+        Ok(PatchInput {
+            external_id,
+            email: parse_change(self.email, Email::parse)?,
+            name: parse_change(self.name, |raw| Text::parse("name", raw))?,
+            phone: parse_change(self.phone, Phone::parse)?,
+            company: parse_change(self.company, |raw| Text::parse("company", raw))?,
+            account_ref: parse_change(self.account_ref, |raw| Text::parse("accountRef", raw))?,
+            last_seen_at: field_change(self.last_seen_at),
+            attributes,
+        })
+    }
+}
+
+fn field_change<T>(value: MaybeUndefined<T>) -> FieldChange<T> {
+    match value {
+        MaybeUndefined::Undefined => FieldChange::Keep,
+        MaybeUndefined::Null => FieldChange::Clear,
+        MaybeUndefined::Value(value) => FieldChange::Set(value),
+    }
+}
+
+fn parse_change<T>(
+    value: MaybeUndefined<String>,
+    parse: impl FnOnce(&str) -> Result<T, DomainError>,
+) -> Result<FieldChange<T>, ServiceError> {
+    Ok(field_change(value).try_map(|raw| parse(&raw))?)
+}

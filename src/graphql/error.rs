@@ -1,0 +1,77 @@
+//! The one mapping from service errors to GraphQL errors with `extensions.code`.
+
+use async_graphql::ErrorExtensions;
+use tracing::error;
+
+use crate::domain::DomainError;
+use crate::service::{ErrorCode, ServiceError};
+
+/// Code given to errors async-graphql raises itself (syntax, validation, argument coercion).
+pub const REQUEST_ERROR_CODE: ErrorCode = ErrorCode::InvalidInput;
+
+/// Converts a service error into a GraphQL error; internal details are logged, never returned.
+pub fn api_error(error: ServiceError) -> async_graphql::Error {
+    let code = error.code();
+    let message = match &error {
+        ServiceError::Internal(detail) => {
+            error!(error = %detail, "request failed");
+            "internal error; the failure was logged".to_owned()
+        }
+        other => other.to_string(),
+    };
+    async_graphql::Error::new(message).extend_with(|_, extensions| {
+        extensions.set("code", code.as_str());
+        match &error {
+            ServiceError::Invalid(DomainError::InvalidInput { field, .. }) => {
+                extensions.set("field", field.as_str())
+            }
+            ServiceError::Invalid(DomainError::InvalidAttribute { attribute, .. }) => {
+                extensions.set("attribute", attribute.as_str())
+            }
+            _ => {}
+        }
+    })
+}
+
+/// `?`-friendly conversion of service results in resolvers.
+pub trait ApiResult<T> {
+    /// Maps the error through [`api_error`].
+    fn api(self) -> async_graphql::Result<T>;
+}
+
+impl<T, E: Into<ServiceError>> ApiResult<T> for Result<T, E> {
+    fn api(self) -> async_graphql::Result<T> {
+        self.map_err(|error| api_error(error.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_get_a_code_and_a_generic_message() {
+        let error = api_error(ServiceError::Internal("disk on fire at /var/db".to_owned()));
+        assert_eq!(error.message, "internal error; the failure was logged");
+        let code = error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            .cloned();
+        assert_eq!(code, Some(async_graphql::Value::from("INTERNAL")));
+    }
+
+    #[test]
+    fn invalid_input_names_the_field() {
+        let error = api_error(ServiceError::invalid("email", "bad email"));
+        let extensions = error.extensions.unwrap();
+        assert_eq!(
+            extensions.get("code"),
+            Some(&async_graphql::Value::from("INVALID_INPUT"))
+        );
+        assert_eq!(
+            extensions.get("field"),
+            Some(&async_graphql::Value::from("email"))
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! The GraphQL API: roots merged per area, thin resolvers over the services.
+
+mod attributes;
+mod connection;
+mod contacts;
+pub mod error;
+mod views;
+
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+
+use crate::domain::WorkspaceId;
+use crate::service::{ServiceError, Services};
+
+/// Deepest query accepted.
+pub const MAX_DEPTH: usize = 12;
+/// Highest query complexity accepted.
+pub const MAX_COMPLEXITY: usize = 2_000;
+
+/// Every query field.
+#[derive(MergedObject)]
+pub struct QueryRoot(contacts::ContactQuery, attributes::AttributeQuery);
+
+/// Every mutation field.
+#[derive(MergedObject)]
+pub struct MutationRoot(contacts::ContactMutation, attributes::AttributeMutation);
+
+/// The executable schema.
+pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Who is asking, attached to every request by the HTTP layer.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The workspace every read and write of the request is confined to.
+    pub workspace: WorkspaceId,
+}
+
+/// The workspace of the current request. The HTTP layer attaches a [`RequestContext`] to every
+/// request; its absence is a server bug, reported as INTERNAL rather than guessed.
+fn workspace<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a WorkspaceId> {
+    ctx.data_opt::<RequestContext>()
+        .map(|request| &request.workspace)
+        .ok_or_else(|| {
+            error::api_error(ServiceError::Internal(
+                "request without a RequestContext".to_owned(),
+            ))
+        })
+}
+
+/// Builds the schema with its limits, serving `services`.
+pub fn build_schema(services: Services) -> ApiSchema {
+    let query = QueryRoot(
+        contacts::ContactQuery::new(services.clone()),
+        attributes::AttributeQuery::new(services.clone()),
+    );
+    let mutation = MutationRoot(
+        contacts::ContactMutation::new(services.clone()),
+        attributes::AttributeMutation::new(services),
+    );
+    Schema::build(query, mutation, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}

@@ -1,0 +1,150 @@
+//! GraphQL views over domain types (the domain stays free of GraphQL derives).
+
+use async_graphql::{Enum, ID, Json, Object};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value as JsonValue};
+
+use crate::domain::{AttributeDefinition, AttributeType, Contact};
+
+/// A contact as the API shows it.
+pub struct ContactView(pub Contact);
+
+#[Object(name = "Contact")]
+impl ContactView {
+    /// Stable, opaque id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The contact's id in the business's own system; null for anonymous visitors.
+    async fn external_id(&self) -> Option<&str> {
+        self.0.fields.external_id.as_ref().map(|id| id.as_str())
+    }
+
+    /// Email address, lower-cased.
+    async fn email(&self) -> Option<&str> {
+        self.0.fields.email.as_ref().map(|email| email.as_str())
+    }
+
+    /// Display name.
+    async fn name(&self) -> Option<&str> {
+        self.0.fields.name.as_ref().map(|name| name.as_str())
+    }
+
+    /// Phone number in E.164 form.
+    async fn phone(&self) -> Option<&str> {
+        self.0.fields.phone.as_ref().map(|phone| phone.as_str())
+    }
+
+    /// Company name.
+    async fn company(&self) -> Option<&str> {
+        self.0
+            .fields
+            .company
+            .as_ref()
+            .map(|company| company.as_str())
+    }
+
+    /// Account or order reference in the business's system.
+    async fn account_ref(&self) -> Option<&str> {
+        self.0
+            .fields
+            .account_ref
+            .as_ref()
+            .map(|reference| reference.as_str())
+    }
+
+    /// Custom attributes as a JSON object (datetimes as RFC 3339 text).
+    async fn attributes(&self) -> Json<JsonValue> {
+        let object: Map<String, JsonValue> = self
+            .0
+            .fields
+            .attributes
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.to_json()))
+            .collect();
+        Json(JsonValue::Object(object))
+    }
+
+    /// When the contact was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When its fields last changed; a replayed sync does not move it.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// Last activity seen from this person.
+    async fn last_seen_at(&self) -> Option<DateTime<Utc>> {
+        self.0.fields.last_seen_at
+    }
+}
+
+/// Type of a custom attribute.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "AttributeType")]
+pub enum AttributeTypeView {
+    /// Text.
+    String,
+    /// A finite number.
+    Number,
+    /// `true` or `false`.
+    Bool,
+    /// An instant, as RFC 3339 text.
+    Datetime,
+    /// A set of short strings, such as tags.
+    StringList,
+}
+
+impl From<AttributeType> for AttributeTypeView {
+    fn from(value: AttributeType) -> Self {
+        match value {
+            AttributeType::String => Self::String,
+            AttributeType::Number => Self::Number,
+            AttributeType::Bool => Self::Bool,
+            AttributeType::Datetime => Self::Datetime,
+            AttributeType::StringList => Self::StringList,
+        }
+    }
+}
+
+impl From<AttributeTypeView> for AttributeType {
+    fn from(value: AttributeTypeView) -> Self {
+        match value {
+            AttributeTypeView::String => Self::String,
+            AttributeTypeView::Number => Self::Number,
+            AttributeTypeView::Bool => Self::Bool,
+            AttributeTypeView::Datetime => Self::Datetime,
+            AttributeTypeView::StringList => Self::StringList,
+        }
+    }
+}
+
+/// A declared custom attribute.
+pub struct AttributeView(pub AttributeDefinition);
+
+#[Object(name = "AttributeDefinition")]
+impl AttributeView {
+    /// Name, as used in `attributes` and in segments.
+    async fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+
+    /// Declared type; values of another type are refused.
+    #[graphql(name = "type")]
+    async fn value_type(&self) -> AttributeTypeView {
+        self.0.value_type.into()
+    }
+
+    /// What the attribute means.
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    /// When it was first declared.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}

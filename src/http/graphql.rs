@@ -1,0 +1,73 @@
+//! `/graphql`: POST executes (single or batched requests), GET serves GraphiQL.
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{BatchRequest, BatchResponse, Response, ServerError};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+
+use super::HttpState;
+use crate::graphql::RequestContext;
+use crate::graphql::error::REQUEST_ERROR_CODE;
+
+/// Most operations one batched request may carry.
+pub const MAX_BATCH_LEN: usize = 16;
+
+/// Serves the GraphiQL IDE.
+pub async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+/// Executes a GraphQL request. The body was already bounded by the router's body limit.
+pub async fn execute(
+    State(state): State<HttpState>,
+    body: Result<Bytes, BytesRejection>,
+) -> axum::response::Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return request_error(rejection.status(), rejection.body_text()),
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(error) => {
+            let message = format!("the request body is not a GraphQL request in JSON: {error}");
+            return request_error(StatusCode::BAD_REQUEST, message);
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch
+        && requests.len() > MAX_BATCH_LEN
+    {
+        let message = format!(
+            "a batch holds {} operations; at most {MAX_BATCH_LEN} are allowed",
+            requests.len()
+        );
+        return request_error(StatusCode::BAD_REQUEST, message);
+    }
+    let batch = batch.data(RequestContext::default());
+    let mut response = state.schema.execute_batch(batch).await;
+    match &mut response {
+        BatchResponse::Single(single) => add_missing_codes(single),
+        BatchResponse::Batch(many) => many.iter_mut().for_each(add_missing_codes),
+    }
+    Json(response).into_response()
+}
+
+/// Gives errors raised by async-graphql itself (syntax, validation, coercion) a code too.
+fn add_missing_codes(response: &mut Response) {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", REQUEST_ERROR_CODE.as_str());
+        }
+    }
+}
+
+/// A GraphQL-shaped error response for requests that never reached execution.
+pub fn request_error(status: StatusCode, message: String) -> axum::response::Response {
+    let mut response = Response::from_errors(vec![ServerError::new(message, None)]);
+    add_missing_codes(&mut response);
+    (status, Json(response)).into_response()
+}

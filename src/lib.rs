@@ -1,0 +1,11 @@
+//! qwry-contacts: the system of record that turns anonymous chat visitors into identified
+//! customers, served over GraphQL. See `README.md` for running it and `../shared/DESIGN.md`
+//! for the architecture.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod graphql;
+pub mod http;
+pub mod service;
+pub mod store;

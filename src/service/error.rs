@@ -1,0 +1,81 @@
+//! The closed set of failures a use case can report, each with a stable client-facing code.
+
+use crate::domain::DomainError;
+use crate::store::StoreError;
+
+/// Client-facing error codes, published as GraphQL `extensions.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The addressed record does not exist (in this workspace).
+    NotFound,
+    /// An argument or fixed field is malformed.
+    InvalidInput,
+    /// A custom attribute is undeclared or has a value of the wrong type.
+    InvalidAttribute,
+    /// The request contradicts stored state (taken external id, changed type, contention).
+    Conflict,
+    /// Something failed on our side; details are logged, not returned.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire spelling, e.g. `NOT_FOUND`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "NOT_FOUND",
+            Self::InvalidInput => "INVALID_INPUT",
+            Self::InvalidAttribute => "INVALID_ATTRIBUTE",
+            Self::Conflict => "CONFLICT",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// See [`ErrorCode::NotFound`].
+    #[error("{0}")]
+    NotFound(String),
+    /// Input broke a domain rule; see [`ErrorCode::InvalidInput`] and [`ErrorCode::InvalidAttribute`].
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
+    /// See [`ErrorCode::Conflict`].
+    #[error("{0}")]
+    Conflict(String),
+    /// See [`ErrorCode::Internal`]; the text is for logs only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// The client-facing code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Invalid(DomainError::InvalidInput { .. }) => ErrorCode::InvalidInput,
+            Self::Invalid(DomainError::InvalidAttribute { .. }) => ErrorCode::InvalidAttribute,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// A shorthand for [`DomainError::invalid`].
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(DomainError::invalid(field, message))
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::DuplicateExternalId(external_id) => Self::Conflict(format!(
+                "external id `{external_id}` already belongs to another contact"
+            )),
+            StoreError::WriteConflict => {
+                Self::Conflict("the record was changed concurrently; retry the request".to_owned())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Attribute definitions: the per-workspace registry.
+
+use super::records::{ATTRIBUTE_TABLE, AttributeRecord};
+use super::{Store, StoreError};
+use crate::domain::{AttributeDefinition, WorkspaceId};
+
+impl Store {
+    /// Every attribute the workspace has declared, by name.
+    pub async fn attribute_definitions(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<AttributeDefinition>, StoreError> {
+        let mut response = self
+            .db
+            .query(format!(
+                "SELECT * FROM {ATTRIBUTE_TABLE} WHERE workspace = $workspace ORDER BY name"
+            ))
+            .bind(("workspace", workspace.as_str().to_owned()))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let records: Vec<AttributeRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        records
+            .into_iter()
+            .map(AttributeRecord::into_definition)
+            .collect()
+    }
+
+    /// Stores a new definition; if the name was declared meanwhile, [`StoreError::WriteConflict`].
+    pub async fn insert_attribute_definition(
+        &self,
+        definition: &AttributeDefinition,
+    ) -> Result<(), StoreError> {
+        self.write_definition("CREATE", definition)
+            .await
+            .map_err(|error| match error {
+                StoreError::Backend(message) if message.contains("already exists") => {
+                    StoreError::WriteConflict
+                }
+                other => other,
+            })
+    }
+
+    /// Replaces a stored definition (the caller has checked that its type is unchanged).
+    pub async fn replace_attribute_definition(
+        &self,
+        definition: &AttributeDefinition,
+    ) -> Result<(), StoreError> {
+        self.write_definition("UPSERT", definition).await
+    }
+
+    async fn write_definition(
+        &self,
+        statement: &'static str,
+        definition: &AttributeDefinition,
+    ) -> Result<(), StoreError> {
+        let record = AttributeRecord::from_definition(definition);
+        self.db
+            .query(format!("{statement} $id CONTENT $record RETURN NONE"))
+            .bind(("id", record.id.clone()))
+            .bind(("record", record))
+            .await
+            .and_then(|response| response.check())
+            .map(|_| ())
+            .map_err(StoreError::from_surreal)
+    }
+}

@@ -1,0 +1,139 @@
+//! SurrealDB, and nothing else: connection, schema, and one method per stored operation.
+//!
+//! Every method takes the workspace and builds keys inside it, so isolation between tenants is
+//! enforced here, once. No SurrealDB type crosses this module's boundary.
+
+mod attributes;
+mod contacts;
+mod records;
+mod schema;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use secrecy::ExposeSecret;
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+use surrealdb::opt::auth::Root;
+
+use tracing::warn;
+
+use crate::config::{DatabaseUrl, StoreSettings};
+use crate::domain::ExternalId;
+
+pub use contacts::ContactPage;
+
+/// Failures of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The unique index refused a second contact with this external id.
+    #[error("external id `{0}` already belongs to another contact")]
+    DuplicateExternalId(ExternalId),
+    /// A concurrent write changed the record first; re-read and retry.
+    #[error("the record was changed concurrently")]
+    WriteConflict,
+    /// The database could not be reached or opened.
+    #[error("cannot open the store at `{url}`: {message}")]
+    Connect {
+        /// The endpoint, without credentials.
+        url: String,
+        /// What SurrealDB said.
+        message: String,
+    },
+    /// The database refused or failed a statement.
+    #[error("store failure: {0}")]
+    Backend(String),
+    /// A stored record does not have the expected shape.
+    #[error("malformed stored record: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Classifies a SurrealDB error; transaction conflicts become retryable [`StoreError::WriteConflict`].
+    fn from_surreal(error: surrealdb::Error) -> Self {
+        let conflict = error.query_details().is_some_and(|details| {
+            matches!(details, surrealdb::types::QueryError::TransactionConflict)
+        }) || error.message().contains("Transaction conflict");
+        if conflict {
+            return Self::WriteConflict;
+        }
+        Self::Backend(error.to_string())
+    }
+}
+
+/// How long [`Store::close`] waits for an embedded datastore to release its files.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The source of truth: a SurrealDB datastore, embedded or remote.
+#[derive(Clone)]
+pub struct Store {
+    db: Surreal<Any>,
+    /// SurrealKV's lock file, held while the embedded datastore is open.
+    lock_file: Option<PathBuf>,
+}
+
+impl Store {
+    /// Opens (or connects to) the datastore and applies the schema.
+    pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let url = settings.url.endpoint();
+        let connect_error = |error: surrealdb::Error| StoreError::Connect {
+            url: url.clone(),
+            message: error.to_string(),
+        };
+        let db = surrealdb::engine::any::connect(url.as_str())
+            .await
+            .map_err(connect_error)?;
+        if let (Some(username), Some(password)) = (&settings.username, &settings.password) {
+            let credentials = Root {
+                username: username.clone(),
+                password: password.expose_secret().to_owned(),
+            };
+            db.signin(credentials).await.map_err(connect_error)?;
+        }
+        db.use_ns(schema::NAMESPACE)
+            .use_db(schema::DATABASE)
+            .await
+            .map_err(connect_error)?;
+        db.query(schema::SCHEMA)
+            .await
+            .and_then(|response| response.check())
+            .map_err(connect_error)?;
+        let lock_file = match &settings.url {
+            DatabaseUrl::SurrealKv(path) => Some(path.join("LOCK")),
+            _ => None,
+        };
+        Ok(Self { db, lock_file })
+    }
+
+    /// Closes this handle and, for an embedded datastore, waits until it has shut down and
+    /// released its files, so that the same data directory can be opened again at once.
+    /// SurrealDB shuts an embedded datastore down in the background once its last handle is
+    /// dropped; every other clone must be gone before this is called.
+    pub async fn close(self) {
+        let Self { db, lock_file } = self;
+        drop(db);
+        let Some(lock_file) = lock_file else { return };
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        while Instant::now() < deadline {
+            let released = match std::fs::File::open(&lock_file) {
+                Ok(file) => file.try_lock().is_ok(),
+                Err(_) => true,
+            };
+            if released {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        warn!(path = %lock_file.display(), "the store did not release its lock in time");
+    }
+
+    /// Answers when the datastore executes a trivial statement.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db
+            .query("RETURN true")
+            .await
+            .and_then(|response| response.check())
+            .map(|_| ())
+            .map_err(StoreError::from_surreal)
+    }
+}

@@ -1,0 +1,190 @@
+//! Stored shapes of domain records and the conversions between them; private to the store.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use surrealdb::types::{Array, Datetime, Number, RecordId, RecordIdKey, SurrealValue, Value};
+
+use super::StoreError;
+use crate::domain::{
+    AttributeDefinition, AttributeName, AttributeType, AttributeValue, Contact, ContactFields,
+    ContactId, Email, ExternalId, Phone, Text, WorkspaceId,
+};
+
+pub(super) const CONTACT_TABLE: &str = "contact";
+pub(super) const ATTRIBUTE_TABLE: &str = "attribute";
+
+/// `contact:[workspace, id]`.
+pub(super) fn contact_key(workspace: &WorkspaceId, id: &ContactId) -> RecordId {
+    compound_key(CONTACT_TABLE, workspace, id.to_string())
+}
+
+/// `attribute:[workspace, name]`.
+pub(super) fn attribute_key(workspace: &WorkspaceId, name: &AttributeName) -> RecordId {
+    compound_key(ATTRIBUTE_TABLE, workspace, name.as_str().to_owned())
+}
+
+fn compound_key(table: &str, workspace: &WorkspaceId, local: String) -> RecordId {
+    let parts = vec![workspace.as_str().to_owned(), local];
+    RecordId::new(table, RecordIdKey::Array(Array::from(parts)))
+}
+
+/// The local part (after the workspace) of a compound record id.
+fn local_key(id: &RecordId) -> Result<String, StoreError> {
+    if let RecordIdKey::Array(parts) = &id.key
+        && let Some(Value::String(local)) = parts.iter().nth(1)
+    {
+        return Ok(local.clone());
+    }
+    Err(StoreError::Corrupt(format!(
+        "unexpected record id shape {:?}",
+        id.key
+    )))
+}
+
+/// A contact as stored.
+#[derive(Debug, SurrealValue)]
+pub(super) struct ContactRecord {
+    id: RecordId,
+    workspace: String,
+    external_id: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+    company: Option<String>,
+    account_ref: Option<String>,
+    attributes: BTreeMap<String, Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    last_seen_at: Option<DateTime<Utc>>,
+    revision: i64,
+}
+
+impl ContactRecord {
+    pub(super) fn from_contact(contact: &Contact) -> Self {
+        let fields = &contact.fields;
+        let text = |value: &Option<Text>| value.as_ref().map(|t| t.as_str().to_owned());
+        Self {
+            id: contact_key(&contact.workspace, &contact.id),
+            workspace: contact.workspace.as_str().to_owned(),
+            external_id: fields.external_id.as_ref().map(|e| e.as_str().to_owned()),
+            email: fields.email.as_ref().map(|e| e.as_str().to_owned()),
+            name: text(&fields.name),
+            phone: fields.phone.as_ref().map(|p| p.as_str().to_owned()),
+            company: text(&fields.company),
+            account_ref: text(&fields.account_ref),
+            attributes: fields
+                .attributes
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), attribute_to_value(value)))
+                .collect(),
+            created_at: contact.created_at,
+            updated_at: contact.updated_at,
+            last_seen_at: fields.last_seen_at,
+            revision: i64::try_from(contact.revision).unwrap_or(i64::MAX),
+        }
+    }
+
+    pub(super) fn into_contact(self) -> Result<Contact, StoreError> {
+        let id = ContactId::parse(&local_key(&self.id)?)
+            .map_err(|e| StoreError::Corrupt(format!("contact id: {e}")))?;
+        let attributes = self
+            .attributes
+            .into_iter()
+            .map(|(name, value)| {
+                let value = attribute_from_value(value).ok_or_else(|| {
+                    StoreError::Corrupt(format!("attribute `{name}` of contact {id}"))
+                })?;
+                Ok((AttributeName::from_trusted(name), value))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let fields = ContactFields {
+            external_id: self.external_id.map(ExternalId::from_trusted),
+            email: self.email.map(Email::from_trusted),
+            name: self.name.map(Text::from_trusted),
+            phone: self.phone.map(Phone::from_trusted),
+            company: self.company.map(Text::from_trusted),
+            account_ref: self.account_ref.map(Text::from_trusted),
+            attributes,
+            last_seen_at: self.last_seen_at,
+        };
+        Ok(Contact {
+            id,
+            workspace: WorkspaceId::from_trusted(self.workspace),
+            fields,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            revision: u64::try_from(self.revision).unwrap_or_default(),
+        })
+    }
+}
+
+fn attribute_to_value(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::String(text) => Value::String(text.clone()),
+        AttributeValue::Number(number) => Value::Number(Number::Float(*number)),
+        AttributeValue::Bool(flag) => Value::Bool(*flag),
+        AttributeValue::Datetime(at) => Value::Datetime(Datetime::from(*at)),
+        AttributeValue::StringList(items) => Value::Array(Array::from(items.clone())),
+    }
+}
+
+fn attribute_from_value(value: Value) -> Option<AttributeValue> {
+    Some(match value {
+        Value::String(text) => AttributeValue::String(text),
+        Value::Number(Number::Float(number)) => AttributeValue::Number(number),
+        Value::Number(Number::Int(number)) => AttributeValue::Number(number as f64),
+        Value::Bool(flag) => AttributeValue::Bool(flag),
+        Value::Datetime(at) => AttributeValue::Datetime(at.into()),
+        Value::Array(items) => AttributeValue::StringList(
+            items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(text) => Some(text),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        _ => return None,
+    })
+}
+
+/// An attribute definition as stored.
+#[derive(Debug, SurrealValue)]
+pub(super) struct AttributeRecord {
+    pub(super) id: RecordId,
+    workspace: String,
+    name: String,
+    value_type: String,
+    description: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl AttributeRecord {
+    pub(super) fn from_definition(definition: &AttributeDefinition) -> Self {
+        Self {
+            id: attribute_key(&definition.workspace, &definition.name),
+            workspace: definition.workspace.as_str().to_owned(),
+            name: definition.name.as_str().to_owned(),
+            value_type: definition.value_type.as_str().to_owned(),
+            description: definition.description.clone(),
+            created_at: definition.created_at,
+        }
+    }
+
+    pub(super) fn into_definition(self) -> Result<AttributeDefinition, StoreError> {
+        let value_type = AttributeType::from_storage(&self.value_type).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "attribute `{}` has type `{}`",
+                self.name, self.value_type
+            ))
+        })?;
+        Ok(AttributeDefinition {
+            workspace: WorkspaceId::from_trusted(self.workspace),
+            name: AttributeName::from_trusted(self.name),
+            value_type,
+            description: self.description,
+            created_at: self.created_at,
+        })
+    }
+}

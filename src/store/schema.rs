@@ -1,0 +1,19 @@
+//! The SurrealQL schema, applied idempotently at every start.
+//!
+//! Record ids embed the workspace (`contact:['acme', '01J…']`), so every key of a tenant is a
+//! contiguous range: lookups, pages and counts cannot reach another workspace's records.
+
+/// Statements run at connect time; each is a no-op when already applied.
+pub const SCHEMA: &str = r#"
+DEFINE TABLE IF NOT EXISTS contact SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS contact_external_id ON contact FIELDS workspace, external_id UNIQUE;
+DEFINE TABLE IF NOT EXISTS attribute SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS attribute_workspace ON attribute FIELDS workspace;
+"#;
+
+/// SurrealDB namespace holding the service's data.
+pub const NAMESPACE: &str = "qwry";
+/// SurrealDB database holding the service's data.
+pub const DATABASE: &str = "contacts";
+/// Name of the unique index on `(workspace, external_id)`; its violations are conflicts.
+pub const EXTERNAL_ID_INDEX: &str = "contact_external_id";

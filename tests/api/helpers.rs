@@ -1,0 +1,139 @@
+//! Spawning the service and speaking GraphQL to it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use qwry_contacts::app::App;
+use qwry_contacts::config::{DatabaseUrl, Settings, StoreSettings};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running service and an HTTP client for it.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<io::Result<()>>,
+}
+
+impl TestApp {
+    /// A service over a fresh in-memory store.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(DatabaseUrl::Memory).await
+    }
+
+    /// A service over the store at `url`.
+    pub async fn spawn_with(url: DatabaseUrl) -> Self {
+        let settings = Settings {
+            listen_addr: "127.0.0.1:0".parse().unwrap(),
+            data_dir: PathBuf::from("unused-in-tests"),
+            store: StoreSettings::new(url),
+            log_filter: "warn".to_owned(),
+        };
+        let app = App::build(&settings).await.expect("service starts");
+        let listener = TcpListener::bind(settings.listen_addr).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.serve(listener, async {
+            let _ = stop.await;
+        }));
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            shutdown,
+            server,
+        }
+    }
+
+    /// Stops the service gracefully and waits until its store is closed.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.server.await.unwrap().unwrap();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Posts a GraphQL request; returns the whole response body.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.post_json(json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    pub async fn post_json(&self, body: Value) -> Value {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// The `data` of a request that must succeed.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let response = self.graphql(query, variables).await;
+        assert!(
+            response.get("errors").is_none(),
+            "unexpected errors: {response:#}"
+        );
+        response["data"].clone()
+    }
+
+    /// The single error of a request that must fail.
+    pub async fn error(&self, query: &str, variables: Value) -> Value {
+        let response = self.graphql(query, variables).await;
+        let errors = response["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no errors: {response:#}"));
+        assert_eq!(errors.len(), 1, "{response:#}");
+        errors[0].clone()
+    }
+
+    /// The `extensions.code` of a request that must fail.
+    pub async fn error_code(&self, query: &str, variables: Value) -> String {
+        let error = self.error(query, variables).await;
+        error["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no code: {error:#}"))
+            .to_owned()
+    }
+
+    pub async fn define_attribute(&self, name: &str, value_type: &str) {
+        self.data(
+            "mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { name } }",
+            json!({ "input": { "name": name, "type": value_type } }),
+        )
+        .await;
+    }
+
+    /// Upserts a contact; returns it with every field.
+    pub async fn upsert(&self, input: Value) -> Value {
+        let query = format!(
+            "mutation($input: UpsertContactInput!) {{ upsertContact(input: $input) {{ {CONTACT_FIELDS} }} }}"
+        );
+        self.data(&query, json!({ "input": input })).await["upsertContact"].clone()
+    }
+
+    /// The contact with `id`, every field.
+    pub async fn contact(&self, id: &str) -> Value {
+        let query = format!("query($id: ID!) {{ contact(id: $id) {{ {CONTACT_FIELDS} }} }}");
+        self.data(&query, json!({ "id": id })).await["contact"].clone()
+    }
+
+    pub async fn total_count(&self) -> u64 {
+        self.data("{ contacts(first: 0) { totalCount } }", json!({}))
+            .await["contacts"]["totalCount"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+/// Every field of `Contact`.
+pub const CONTACT_FIELDS: &str =
+    "id externalId email name phone company accountRef attributes createdAt updatedAt lastSeenAt";

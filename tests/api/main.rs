@@ -1,0 +1,12 @@
+//! Black-box tests: the real service on 127.0.0.1:0 with a real embedded SurrealDB, spoken to
+//! over HTTP. One binary, one module per area.
+
+mod attributes;
+mod contacts;
+mod errors;
+mod helpers;
+mod http;
+mod persistence;
+mod process;
+mod schema;
+mod upsert;

@@ -1,0 +1,114 @@
+//! The real binary: configured by environment, stopped by SIGTERM, restarted on the same data.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A `qwry-contacts` process listening on a free loopback port.
+struct Service {
+    child: Child,
+    base: String,
+}
+
+impl Service {
+    async fn start(data_dir: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+            .env_clear()
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATA_DIR", data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("binary starts");
+        let service = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        service.wait_until_ready().await;
+        service
+    }
+
+    async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(response) = reqwest::get(format!("{}/readyz", self.base)).await
+                && response.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("service did not become ready within 30 s");
+    }
+
+    async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables });
+        let client = reqwest::Client::new();
+        let response = client
+            .post(format!("{}/graphql", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                assert!(exit.success(), "service exited with {exit} after SIGTERM");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "service ignored SIGTERM for 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Service {
+    /// A failed assertion must not leave the process running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_gracefully_and_data_survives_the_restart() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let service = Service::start(data_dir.path()).await;
+    let upsert =
+        "mutation { upsertContact(input: { externalId: \"u1\", name: \"Ada\" }) { id name } }";
+    let written = service.graphql(upsert, json!({})).await["data"]["upsertContact"].clone();
+    assert_eq!(written["name"], "Ada");
+    service.terminate();
+    assert!(
+        data_dir.path().join("store").exists(),
+        "the default store lives under DATA_DIR"
+    );
+
+    let restarted = Service::start(data_dir.path()).await;
+    let read = restarted
+        .graphql("{ contact(externalId: \"u1\") { id name } }", json!({}))
+        .await;
+    assert_eq!(read["data"]["contact"], written);
+    restarted.terminate();
+}
