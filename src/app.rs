@@ -1,16 +1,22 @@
-//! Composition root: opens the store, builds the schema and the router, serves until shutdown.
+//! Composition root: opens the store and the index, starts the indexer, builds the schema and
+//! the router, serves until shutdown.
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::config::{DatabaseUrl, Settings};
 use crate::graphql::{ApiSchema, build_schema};
 use crate::http::{HttpState, router};
+use crate::index::{IndexError, SegmentIndex};
 use crate::service::Services;
+use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError};
 use crate::store::{Store, StoreError};
 
 /// Why the service could not start.
@@ -27,31 +33,73 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The segment index could not be opened (another process may hold it).
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The segment index could not be brought up to date.
+    #[error(transparent)]
+    Indexer(#[from] IndexerError),
 }
 
 /// A ready-to-serve service.
 pub struct App {
     store: Store,
     schema: ApiSchema,
+    indexer: Arc<Indexer>,
+    indexer_task: JoinHandle<()>,
+    stop_indexer: watch::Sender<bool>,
 }
 
 impl App {
-    /// Opens the store named by `settings` and wires every layer.
+    /// Opens the store and the index named by `settings`, brings the index up to date with the
+    /// store, starts following the change log, and wires every layer.
     pub async fn build(settings: &Settings) -> Result<Self, StartError> {
+        let embedded = !matches!(settings.store.url, DatabaseUrl::Memory);
         if let DatabaseUrl::SurrealKv(path) = &settings.store.url {
-            std::fs::create_dir_all(path).map_err(|source| StartError::DataDir {
-                path: path.display().to_string(),
-                source,
-            })?;
+            create_dir(path)?;
         }
         let store = Store::connect(&settings.store).await?;
-        let schema = build_schema(Services::new(store.clone()));
-        Ok(Self { store, schema })
+        let index = if embedded {
+            create_dir(&settings.data_dir)?;
+            SegmentIndex::open_in_dir(&settings.data_dir.join("index"))?
+        } else {
+            SegmentIndex::open_in_ram()?
+        };
+        let index = Arc::new(index);
+        let notifier = ChangeNotifier::default();
+        let indexer = Arc::new(Indexer::new(
+            store.clone(),
+            Arc::clone(&index),
+            notifier.clone(),
+            settings.index_commit_delay,
+        )?);
+        indexer.ensure_built().await?;
+        indexer.catch_up().await?;
+        let (stop_indexer, stopped) = watch::channel(false);
+        let indexer_task = tokio::spawn(Arc::clone(&indexer).run(stopped));
+        let schema = build_schema(Services::new(
+            store.clone(),
+            index,
+            Arc::clone(&indexer),
+            notifier,
+        ));
+        Ok(Self {
+            store,
+            schema,
+            indexer,
+            indexer_task,
+            stop_indexer,
+        })
     }
 
     /// The GraphQL schema (for printing the SDL).
     pub fn schema(&self) -> &ApiSchema {
         &self.schema
+    }
+
+    /// The indexer, for commands that rebuild or inspect the index.
+    pub fn indexer(&self) -> &Arc<Indexer> {
+        &self.indexer
     }
 
     /// The HTTP routes.
@@ -62,8 +110,8 @@ impl App {
         })
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then finishes in-flight requests and
-    /// closes the store.
+    /// Serves on `listener` until `shutdown` resolves, then finishes in-flight requests, stops the
+    /// indexer and closes the store.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -74,10 +122,31 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await?;
         info!("stopped serving; closing the store");
-        let Self { store, schema } = self;
-        drop(schema);
-        store.close().await;
-        info!("store closed");
+        self.close().await;
         Ok(())
     }
+
+    /// Stops the indexer and closes the store (waiting until an embedded store released its files).
+    pub async fn close(self) {
+        let Self {
+            store,
+            schema,
+            indexer,
+            indexer_task,
+            stop_indexer,
+        } = self;
+        let _ = stop_indexer.send(true);
+        let _ = indexer_task.await;
+        drop(schema);
+        drop(indexer);
+        store.close().await;
+        info!("store closed");
+    }
+}
+
+fn create_dir(path: &std::path::Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(path).map_err(|source| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    })
 }

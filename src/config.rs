@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -39,7 +40,13 @@ pub struct Settings {
     pub store: StoreSettings,
     /// `tracing` filter directives (`RUST_LOG`), `info` by default.
     pub log_filter: String,
+    /// How long the indexer lets writes gather before it commits them (`INDEX_COMMIT_DELAY_MS`,
+    /// default 100 ms): the bound on how soon a write is visible to segment queries.
+    pub index_commit_delay: Duration,
 }
+
+/// Default of [`Settings::index_commit_delay`].
+pub const DEFAULT_INDEX_COMMIT_DELAY: Duration = Duration::from_millis(100);
 
 /// How to reach SurrealDB.
 #[derive(Debug, Clone)]
@@ -122,6 +129,9 @@ pub enum ConfigError {
         "DATABASE_URL `{0}` is not supported; use mem://, surrealkv://PATH, ws://HOST:PORT or wss://HOST:PORT"
     )]
     DatabaseUrl(String),
+    /// `INDEX_COMMIT_DELAY_MS` is not a number of milliseconds up to 60000.
+    #[error("INDEX_COMMIT_DELAY_MS `{0}` must be a whole number of milliseconds from 0 to 60000")]
+    CommitDelay(String),
     /// Only one of `SURREAL_USER` and `SURREAL_PASS` is set.
     #[error("set both SURREAL_USER and SURREAL_PASS, or neither")]
     PartialCredentials,
@@ -157,6 +167,15 @@ impl Settings {
             (None, None) => (None, None),
             _ => return Err(ConfigError::PartialCredentials),
         };
+        let index_commit_delay = match from_env("INDEX_COMMIT_DELAY_MS") {
+            None => DEFAULT_INDEX_COMMIT_DELAY,
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= 60_000)
+                .map(Duration::from_millis)
+                .ok_or_else(|| ConfigError::CommitDelay(raw.to_owned()))?,
+        };
         Ok(Self {
             listen_addr,
             data_dir,
@@ -166,6 +185,7 @@ impl Settings {
                 password,
             },
             log_filter: from_env("RUST_LOG").unwrap_or("info").to_owned(),
+            index_commit_delay,
         })
     }
 }
@@ -258,6 +278,10 @@ mod tests {
         assert_eq!(
             load(&[("SURREAL_USER", "root")]),
             ConfigError::PartialCredentials
+        );
+        assert_eq!(
+            load(&[("INDEX_COMMIT_DELAY_MS", "soon")]),
+            ConfigError::CommitDelay("soon".into())
         );
     }
 }

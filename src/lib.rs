@@ -7,5 +7,6 @@ pub mod config;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod index;
 pub mod service;
 pub mod store;

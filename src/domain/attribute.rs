@@ -87,6 +87,12 @@ impl AttributeName {
     }
 }
 
+impl std::borrow::Borrow<str> for AttributeName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for AttributeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

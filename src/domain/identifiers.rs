@@ -69,6 +69,16 @@ impl ContactId {
         Self(Ulid::new())
     }
 
+    /// The id as a 128-bit number (ids order as these numbers do).
+    pub fn as_u128(&self) -> u128 {
+        self.0.0
+    }
+
+    /// The id whose number is `value`.
+    pub fn from_u128(value: u128) -> Self {
+        Self(Ulid(value))
+    }
+
     /// Parses the textual form returned by the API.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         Ulid::from_str(raw.trim()).map(Self).map_err(|_| {

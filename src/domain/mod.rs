@@ -4,6 +4,7 @@ mod attribute;
 mod contact;
 mod error;
 mod identifiers;
+mod segment;
 
 pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,
@@ -12,3 +13,4 @@ pub use attribute::{
 pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text};
 pub use error::DomainError;
 pub use identifiers::{ContactId, Email, ExternalId, Phone, WorkspaceId};
+pub use segment::{SavedSegment, Slug};

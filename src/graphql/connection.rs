@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use super::error::ApiResult;
 use super::views::ContactView;
 use crate::domain::{Contact, ContactId, WorkspaceId};
-use crate::service::{ContactService, ServiceError};
+use crate::service::{ContactService, SegmentPage, ServiceError};
 use crate::store::ContactPage;
 
 /// Marks cursors of this API, so foreign strings are refused rather than misread.
@@ -34,10 +34,17 @@ pub fn decode_cursor(cursor: &str) -> Result<ContactId, ServiceError> {
     ContactId::parse(id).map_err(|_| invalid())
 }
 
+/// Where a connection's total comes from.
+enum TotalCount {
+    /// Every contact of the workspace, counted when asked.
+    Workspace(ContactService, WorkspaceId),
+    /// Already known (segment members are counted with the page).
+    Known(u64),
+}
+
 /// A page of contacts.
 pub struct ContactConnection {
-    contacts_service: ContactService,
-    workspace: WorkspaceId,
+    total: TotalCount,
     contacts: Vec<Contact>,
     has_next_page: bool,
     has_previous_page: bool,
@@ -52,8 +59,17 @@ impl ContactConnection {
         resumed: bool,
     ) -> Self {
         Self {
-            contacts_service,
-            workspace,
+            total: TotalCount::Workspace(contacts_service, workspace),
+            contacts: page.contacts,
+            has_next_page: page.has_more,
+            has_previous_page: resumed,
+        }
+    }
+
+    /// Wraps a page of segment members.
+    pub fn from_segment(page: SegmentPage, resumed: bool) -> Self {
+        Self {
+            total: TotalCount::Known(page.total),
             contacts: page.contacts,
             has_next_page: page.has_more,
             has_previous_page: resumed,
@@ -114,7 +130,10 @@ impl ContactConnection {
 
     /// How many contacts the whole connection holds (computed only when asked).
     async fn total_count(&self) -> async_graphql::Result<u64> {
-        self.contacts_service.count(&self.workspace).await.api()
+        match &self.total {
+            TotalCount::Workspace(service, workspace) => service.count(workspace).await.api(),
+            TotalCount::Known(total) => Ok(*total),
+        }
     }
 }
 

@@ -6,6 +6,8 @@ use serde_json::Value as JsonValue;
 
 use super::connection::{ContactConnection, decode_cursor};
 use super::error::ApiResult;
+use super::segment_input::SegmentExprInput;
+use super::segments::{ConsistencyView, page_size, segment_source};
 use super::views::ContactView;
 use super::workspace;
 use crate::domain::{ContactId, DomainError, Email, ExternalId, FieldChange, Phone, Text};
@@ -59,23 +61,31 @@ impl ContactQuery {
         Ok(ContactView(contact))
     }
 
-    /// All contacts of the workspace, oldest first, as a Relay connection (at most 100 per page).
+    /// Contacts of the workspace, oldest first, as a Relay connection (at most 100 per page):
+    /// all of them, or the members of a segment given as `segment` text or as a `where` tree.
+    /// `totalCount` is exact. Pages follow contact ids, so they neither skip nor repeat contacts
+    /// while others are written.
     async fn contacts(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
+        segment: Option<String>,
+        #[graphql(name = "where")] tree: Option<SegmentExprInput>,
+        #[graphql(default)] consistency: ConsistencyView,
     ) -> async_graphql::Result<ContactConnection> {
         let workspace = workspace(ctx)?.clone();
-        let first = usize::try_from(first)
-            .map_err(|_| {
-                ServiceError::invalid(
-                    "first",
-                    format!("`first` is {first}; it must not be negative"),
-                )
-            })
-            .api()?;
+        let first = page_size(first).api()?;
         let after = after.as_deref().map(decode_cursor).transpose().api()?;
+        if let Some(source) = segment_source(segment, tree).api()? {
+            let page = self
+                .services
+                .segments
+                .members(&workspace, source, after, first, consistency.into())
+                .await
+                .api()?;
+            return Ok(ContactConnection::from_segment(page, after.is_some()));
+        }
         let page = self
             .services
             .contacts

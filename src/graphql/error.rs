@@ -28,9 +28,41 @@ pub fn api_error(error: ServiceError) -> async_graphql::Error {
             ServiceError::Invalid(DomainError::InvalidAttribute { attribute, .. }) => {
                 extensions.set("attribute", attribute.as_str())
             }
+            ServiceError::InvalidSegment(diagnostics) => {
+                let list: Vec<async_graphql::Value> =
+                    diagnostics.iter().map(diagnostic_value).collect();
+                extensions.set("diagnostics", async_graphql::Value::List(list));
+            }
             _ => {}
         }
     })
+}
+
+/// A segment diagnostic as an extension value: message, code, byte span and hint.
+fn diagnostic_value(diagnostic: &qwry_segment::Diagnostic) -> async_graphql::Value {
+    let mut object = async_graphql::indexmap::IndexMap::new();
+    object.insert(
+        async_graphql::Name::new("message"),
+        async_graphql::Value::from(diagnostic.message.as_str()),
+    );
+    object.insert(
+        async_graphql::Name::new("code"),
+        async_graphql::Value::from(diagnostic.code.as_str()),
+    );
+    object.insert(
+        async_graphql::Name::new("start"),
+        async_graphql::Value::from(diagnostic.span.start as u64),
+    );
+    object.insert(
+        async_graphql::Name::new("end"),
+        async_graphql::Value::from(diagnostic.span.end as u64),
+    );
+    let hint = diagnostic
+        .hint
+        .as_deref()
+        .map_or(async_graphql::Value::Null, async_graphql::Value::from);
+    object.insert(async_graphql::Name::new("hint"), hint);
+    async_graphql::Value::Object(object)
 }
 
 /// `?`-friendly conversion of service results in resolvers.

@@ -4,6 +4,8 @@ mod attributes;
 mod connection;
 mod contacts;
 pub mod error;
+mod segment_input;
+mod segments;
 mod views;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
@@ -18,11 +20,19 @@ pub const MAX_COMPLEXITY: usize = 2_000;
 
 /// Every query field.
 #[derive(MergedObject)]
-pub struct QueryRoot(contacts::ContactQuery, attributes::AttributeQuery);
+pub struct QueryRoot(
+    contacts::ContactQuery,
+    attributes::AttributeQuery,
+    segments::SegmentQuery,
+);
 
 /// Every mutation field.
 #[derive(MergedObject)]
-pub struct MutationRoot(contacts::ContactMutation, attributes::AttributeMutation);
+pub struct MutationRoot(
+    contacts::ContactMutation,
+    attributes::AttributeMutation,
+    segments::SegmentMutation,
+);
 
 /// The executable schema.
 pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -46,17 +56,29 @@ fn workspace<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a WorkspaceId>
         })
 }
 
+/// The services, for resolvers of nested objects (roots hold their own handle).
+fn services<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Services> {
+    ctx.data_opt::<Services>().ok_or_else(|| {
+        error::api_error(ServiceError::Internal(
+            "schema built without services".to_owned(),
+        ))
+    })
+}
+
 /// Builds the schema with its limits, serving `services`.
 pub fn build_schema(services: Services) -> ApiSchema {
     let query = QueryRoot(
         contacts::ContactQuery::new(services.clone()),
         attributes::AttributeQuery::new(services.clone()),
+        segments::SegmentQuery::new(services.clone()),
     );
     let mutation = MutationRoot(
         contacts::ContactMutation::new(services.clone()),
-        attributes::AttributeMutation::new(services),
+        attributes::AttributeMutation::new(services.clone()),
+        segments::SegmentMutation::new(services.clone()),
     );
     Schema::build(query, mutation, EmptySubscription)
+        .data(services)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()

@@ -1,9 +1,12 @@
 //! GraphQL views over domain types (the domain stays free of GraphQL derives).
 
-use async_graphql::{Enum, ID, Json, Object};
+use async_graphql::{Context, Enum, ID, Json, Object};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as JsonValue};
 
+use super::error::ApiResult;
+use super::segments::SegmentView;
+use super::services;
 use crate::domain::{AttributeDefinition, AttributeType, Contact};
 
 /// A contact as the API shows it.
@@ -79,6 +82,12 @@ impl ContactView {
     /// Last activity seen from this person.
     async fn last_seen_at(&self) -> Option<DateTime<Utc>> {
         self.0.fields.last_seen_at
+    }
+
+    /// The saved segments this contact belongs to, evaluated against its current state.
+    async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
+        let saved = services(ctx)?.segments.segments_of(&self.0).await.api()?;
+        Ok(saved.into_iter().map(SegmentView).collect())
     }
 }
 

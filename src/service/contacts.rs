@@ -5,6 +5,7 @@ use serde_json::{Map, Value as Json};
 use tracing::debug;
 
 use super::ServiceError;
+use super::indexer::ChangeNotifier;
 use crate::domain::{
     AttributeRegistry, Contact, ContactFields, ContactId, ContactPatch, Email, ExternalId,
     FieldChange, Phone, Text, WorkspaceId,
@@ -13,7 +14,7 @@ use crate::store::{ContactPage, Store, StoreError};
 
 /// How often a write re-reads and retries after losing a race before it reports CONFLICT.
 const MAX_WRITE_ATTEMPTS: usize = 8;
-/// Largest page a client may ask for.
+/// Largest page a client may ask for (checked where requests are parsed).
 pub const MAX_PAGE_SIZE: usize = 100;
 
 /// A change as received: fixed fields already parsed, attributes still JSON (they need the registry).
@@ -52,12 +53,13 @@ pub enum UpsertOutcome {
 #[derive(Clone)]
 pub struct ContactService {
     store: Store,
+    notifier: ChangeNotifier,
 }
 
 impl ContactService {
-    /// Contact use cases backed by `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Contact use cases backed by `store`; `notifier` wakes the indexer after every write.
+    pub fn new(store: Store, notifier: ChangeNotifier) -> Self {
+        Self { store, notifier }
     }
 
     /// The contact with `id`, or NOT_FOUND.
@@ -93,12 +95,6 @@ impl ContactService {
         after: Option<&ContactId>,
         first: usize,
     ) -> Result<ContactPage, ServiceError> {
-        if first > MAX_PAGE_SIZE {
-            return Err(ServiceError::invalid(
-                "first",
-                format!("`first` is {first}; pages hold at most {MAX_PAGE_SIZE} contacts"),
-            ));
-        }
         Ok(self.store.contact_page(workspace, after, first).await?)
     }
 
@@ -127,7 +123,10 @@ impl ContactService {
                 };
                 let contact = Contact::new(workspace.clone(), patch.apply_to(&blank), Utc::now());
                 match self.store.insert_contact(&contact).await {
-                    Ok(()) => return Ok((contact, UpsertOutcome::Created)),
+                    Ok(()) => {
+                        self.notifier.notify();
+                        return Ok((contact, UpsertOutcome::Created));
+                    }
                     Err(StoreError::DuplicateExternalId(_) | StoreError::WriteConflict) => {
                         debug!(%external_id, "upsert lost a create race; retrying as update");
                         continue;
@@ -174,6 +173,7 @@ impl ContactService {
         id: &ContactId,
     ) -> Result<(), ServiceError> {
         if self.store.delete_contact(workspace, id).await? {
+            self.notifier.notify();
             Ok(())
         } else {
             Err(ServiceError::NotFound(format!(
@@ -226,7 +226,10 @@ impl ContactService {
             ..existing
         };
         match self.store.update_contact(&updated, expected_revision).await {
-            Ok(()) => Ok(Some((updated, true))),
+            Ok(()) => {
+                self.notifier.notify();
+                Ok(Some((updated, true)))
+            }
             Err(StoreError::WriteConflict) => Ok(None),
             Err(other) => Err(other.into()),
         }

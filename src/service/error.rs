@@ -14,6 +14,10 @@ pub enum ErrorCode {
     InvalidAttribute,
     /// The request contradicts stored state (taken external id, changed type, contention).
     Conflict,
+    /// Segment text or tree does not parse or check; diagnostics carry spans.
+    InvalidSegment,
+    /// A dependency did not answer in time; retrying may succeed.
+    Unavailable,
     /// Something failed on our side; details are logged, not returned.
     Internal,
 }
@@ -26,6 +30,8 @@ impl ErrorCode {
             Self::InvalidInput => "INVALID_INPUT",
             Self::InvalidAttribute => "INVALID_ATTRIBUTE",
             Self::Conflict => "CONFLICT",
+            Self::InvalidSegment => "INVALID_SEGMENT",
+            Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -43,6 +49,12 @@ pub enum ServiceError {
     /// See [`ErrorCode::Conflict`].
     #[error("{0}")]
     Conflict(String),
+    /// See [`ErrorCode::InvalidSegment`].
+    #[error("{}", .0.first().map(|d| d.message.as_str()).unwrap_or("invalid segment"))]
+    InvalidSegment(Vec<qwry_segment::Diagnostic>),
+    /// See [`ErrorCode::Unavailable`].
+    #[error("{0}")]
+    Unavailable(String),
     /// See [`ErrorCode::Internal`]; the text is for logs only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -56,6 +68,8 @@ impl ServiceError {
             Self::Invalid(DomainError::InvalidInput { .. }) => ErrorCode::InvalidInput,
             Self::Invalid(DomainError::InvalidAttribute { .. }) => ErrorCode::InvalidAttribute,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::InvalidSegment(_) => ErrorCode::InvalidSegment,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

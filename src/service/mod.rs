@@ -1,13 +1,24 @@
-//! Use cases over the store (and, later, the index). The only layer the GraphQL API calls.
+//! Use cases over the store and the segment index. The only layer the GraphQL API calls.
 
 mod attributes;
 mod contacts;
 mod error;
+pub mod indexer;
+mod segments;
 
 pub use attributes::AttributeService;
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use error::{ErrorCode, ServiceError};
+pub use segments::{
+    Consistency, ExplainNode, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, SegmentDraft, SegmentPage,
+    SegmentService, SegmentSource, Validation, check_text,
+};
 
+use std::sync::Arc;
+
+use indexer::{ChangeNotifier, Indexer};
+
+use crate::index::SegmentIndex;
 use crate::store::Store;
 
 /// Every use case, cheap to clone, shared by all requests.
@@ -17,14 +28,22 @@ pub struct Services {
     pub contacts: ContactService,
     /// The attribute registry.
     pub attributes: AttributeService,
+    /// Segments.
+    pub segments: SegmentService,
 }
 
 impl Services {
-    /// Wires the use cases to `store`.
-    pub fn new(store: Store) -> Self {
+    /// Wires the use cases to `store`, the segment `index` and its `indexer`.
+    pub fn new(
+        store: Store,
+        index: Arc<SegmentIndex>,
+        indexer: Arc<Indexer>,
+        notifier: ChangeNotifier,
+    ) -> Self {
         Self {
-            contacts: ContactService::new(store.clone()),
-            attributes: AttributeService::new(store),
+            contacts: ContactService::new(store.clone(), notifier),
+            attributes: AttributeService::new(store.clone()),
+            segments: SegmentService::new(store, index, indexer),
         }
     }
 }

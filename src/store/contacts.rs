@@ -4,6 +4,7 @@ use std::ops::Bound;
 
 use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange};
 
+use super::changes::ChangeRecord;
 use super::records::{CONTACT_TABLE, ContactRecord, contact_key};
 use super::{Store, StoreError, schema};
 use crate::domain::{Contact, ContactId, ExternalId, WorkspaceId};
@@ -112,67 +113,234 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Stores a new contact; a taken external id is [`StoreError::DuplicateExternalId`].
-    pub async fn insert_contact(&self, contact: &Contact) -> Result<(), StoreError> {
-        self.db
-            .query("CREATE $id CONTENT $record RETURN NONE")
-            .bind(("id", contact_key(&contact.workspace, &contact.id)))
-            .bind(("record", ContactRecord::from_contact(contact)))
+    /// The contacts of `workspace` with these ids, in the order given; absent ones are skipped.
+    pub async fn contacts_by_ids(
+        &self,
+        workspace: &WorkspaceId,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<RecordId> = ids.iter().map(|id| contact_key(workspace, id)).collect();
+        let mut response = self
+            .db
+            .query("SELECT * FROM $keys")
+            .bind(("keys", keys))
             .await
-            .and_then(|response| response.check())
-            .map(|_| ())
-            .map_err(|error| write_error(error, contact))
+            .map_err(StoreError::from_surreal)?;
+        let records: Vec<ContactRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        let mut found: std::collections::HashMap<ContactId, Contact> = records
+            .into_iter()
+            .map(|record| record.into_contact().map(|contact| (contact.id, contact)))
+            .collect::<Result<_, _>>()?;
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
-    /// Replaces a contact if it is still at `expected_revision`; otherwise [`StoreError::WriteConflict`].
+    /// Up to `limit` contacts of every workspace after `after`, in key order (for rebuilds).
+    pub async fn all_contacts_after(
+        &self,
+        after: Option<(&WorkspaceId, &ContactId)>,
+        limit: usize,
+    ) -> Result<Vec<Contact>, StoreError> {
+        let start = match after {
+            Some((workspace, id)) => Bound::Excluded(contact_key(workspace, id).key),
+            None => Bound::Unbounded,
+        };
+        let range = RecordIdKeyRange {
+            start,
+            end: Bound::Unbounded,
+        };
+        let mut response = self
+            .db
+            .query("SELECT * FROM $range LIMIT $limit")
+            .bind((
+                "range",
+                RecordId::new(CONTACT_TABLE, RecordIdKey::Range(Box::new(range))),
+            ))
+            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let records: Vec<ContactRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        records
+            .into_iter()
+            .map(ContactRecord::into_contact)
+            .collect()
+    }
+
+    /// Stores a new contact and its change-log entry in one transaction; a taken external id is
+    /// [`StoreError::DuplicateExternalId`].
+    pub async fn insert_contact(&self, contact: &Contact) -> Result<(), StoreError> {
+        let change = ChangeRecord::new(&contact.workspace, &[contact.id]);
+        let response = self
+            .db
+            .query(
+                "BEGIN TRANSACTION; \
+                 CREATE $id CONTENT $record RETURN NONE; \
+                 CREATE $change_id CONTENT $change RETURN NONE; \
+                 COMMIT TRANSACTION;",
+            )
+            .bind(("id", contact_key(&contact.workspace, &contact.id)))
+            .bind(("record", ContactRecord::from_contact(contact)))
+            .bind(("change_id", change.id()))
+            .bind(("change", change))
+            .await
+            .map_err(|error| write_error(&error, contact))?;
+        transaction_outcome(response, contact)
+    }
+
+    /// Stores new contacts and one change-log entry for them in one transaction (bulk loads).
+    pub async fn insert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
+        let Some(first) = contacts.first() else {
+            return Ok(());
+        };
+        debug_assert!(
+            contacts.iter().all(|c| c.workspace == first.workspace),
+            "one workspace per batch"
+        );
+        let ids: Vec<ContactId> = contacts.iter().map(|contact| contact.id).collect();
+        let change = ChangeRecord::new(&first.workspace, &ids);
+        let records: Vec<ContactRecord> =
+            contacts.iter().map(ContactRecord::from_contact).collect();
+        let response = self
+            .db
+            .query(
+                "BEGIN TRANSACTION; \
+                 INSERT INTO contact $records RETURN NONE; \
+                 CREATE $change_id CONTENT $change RETURN NONE; \
+                 COMMIT TRANSACTION;",
+            )
+            .bind(("records", records))
+            .bind(("change_id", change.id()))
+            .bind(("change", change))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        transaction_outcome(response, first)
+    }
+
+    /// Counts a workspace's contacts matching a fixed SurrealQL condition: the baseline of the
+    /// `segment_query` benchmark. The condition is `'static` so that no request data can reach it.
+    #[doc(hidden)]
+    pub async fn count_where_for_benchmarks(
+        &self,
+        workspace: &WorkspaceId,
+        condition: &'static str,
+    ) -> Result<u64, StoreError> {
+        let mut response = self
+            .db
+            .query(format!(
+                "RETURN count(SELECT VALUE id FROM $range WHERE {condition})"
+            ))
+            .bind(("range", workspace_range(workspace, None)))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let count: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(count
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or_default())
+    }
+
+    /// Replaces a contact if it is still at `expected_revision` (otherwise
+    /// [`StoreError::WriteConflict`]), with its change-log entry, in one transaction.
     pub async fn update_contact(
         &self,
         contact: &Contact,
         expected_revision: u64,
     ) -> Result<(), StoreError> {
-        let mut response = self
+        let change = ChangeRecord::new(&contact.workspace, &[contact.id]);
+        let response = self
             .db
-            .query("UPDATE $id CONTENT $record WHERE revision = $expected RETURN VALUE id")
+            .query(format!(
+                "BEGIN TRANSACTION; \
+                 LET $updated = (UPDATE $id CONTENT $record WHERE revision = $expected RETURN VALUE id); \
+                 IF array::len($updated) = 0 {{ THROW '{STALE_REVISION}' }}; \
+                 CREATE $change_id CONTENT $change RETURN NONE; \
+                 COMMIT TRANSACTION;"
+            ))
             .bind(("id", contact_key(&contact.workspace, &contact.id)))
             .bind(("record", ContactRecord::from_contact(contact)))
-            .bind((
-                "expected",
-                i64::try_from(expected_revision).unwrap_or(i64::MAX),
-            ))
+            .bind(("expected", i64::try_from(expected_revision).unwrap_or(i64::MAX)))
+            .bind(("change_id", change.id()))
+            .bind(("change", change))
             .await
-            .map_err(|error| write_error(error, contact))?;
-        let updated: Vec<RecordId> = response
-            .take(0)
-            .map_err(|error| write_error(error, contact))?;
-        if updated.is_empty() {
-            return Err(StoreError::WriteConflict);
-        }
-        Ok(())
+            .map_err(|error| write_error(&error, contact))?;
+        transaction_outcome(response, contact)
     }
 
-    /// Removes a contact; returns whether it existed.
+    /// Removes a contact and records the change, in one transaction; returns whether it existed.
     pub async fn delete_contact(
         &self,
         workspace: &WorkspaceId,
         id: &ContactId,
     ) -> Result<bool, StoreError> {
+        let change = ChangeRecord::new(workspace, &[*id]);
         let mut response = self
             .db
-            .query("DELETE $id RETURN BEFORE")
+            .query(format!(
+                "BEGIN TRANSACTION; \
+                 LET $deleted = (DELETE $id RETURN BEFORE); \
+                 IF array::len($deleted) = 0 {{ THROW '{MISSING}' }}; \
+                 CREATE $change_id CONTENT $change RETURN NONE; \
+                 COMMIT TRANSACTION;"
+            ))
             .bind(("id", contact_key(workspace, id)))
+            .bind(("change_id", change.id()))
+            .bind(("change", change))
             .await
             .map_err(StoreError::from_surreal)?;
-        let deleted: Vec<ContactRecord> = response.take(0).map_err(StoreError::from_surreal)?;
-        Ok(!deleted.is_empty())
+        let errors = response.take_errors();
+        if errors
+            .values()
+            .any(|error| error.message().contains(MISSING))
+        {
+            return Ok(false);
+        }
+        match errors.into_values().next() {
+            Some(error) => Err(StoreError::from_surreal(error)),
+            None => Ok(true),
+        }
     }
 }
 
+/// Thrown inside a transaction when the revision check fails.
+const STALE_REVISION: &str = "qwry:stale-revision";
+/// Thrown inside a transaction when the record to delete does not exist.
+const MISSING: &str = "qwry:missing";
+
+/// Classifies the statement errors of a write transaction (a failed transaction reports the
+/// cause on one statement and "not executed" on the others).
+fn transaction_outcome(
+    mut response: surrealdb::IndexedResults,
+    contact: &Contact,
+) -> Result<(), StoreError> {
+    let errors: Vec<surrealdb::Error> = response.take_errors().into_values().collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    if errors
+        .iter()
+        .any(|error| error.message().contains(STALE_REVISION))
+    {
+        return Err(StoreError::WriteConflict);
+    }
+    let cause = errors
+        .iter()
+        .find(|error| error.message().contains(schema::EXTERNAL_ID_INDEX))
+        .or_else(|| {
+            errors
+                .iter()
+                .find(|error| !error.message().contains("not executed"))
+        })
+        .unwrap_or(&errors[0]);
+    Err(write_error(cause, contact))
+}
+
 /// Maps a write failure, recognising violations of the external-id unique index.
-fn write_error(error: surrealdb::Error, contact: &Contact) -> StoreError {
+fn write_error(error: &surrealdb::Error, contact: &Contact) -> StoreError {
     if error.message().contains(schema::EXTERNAL_ID_INDEX)
         && let Some(external_id) = &contact.fields.external_id
     {
         return StoreError::DuplicateExternalId(external_id.clone());
     }
-    StoreError::from_surreal(error)
+    StoreError::classify(error)
 }

@@ -4,9 +4,11 @@
 //! enforced here, once. No SurrealDB type crosses this module's boundary.
 
 mod attributes;
+mod changes;
 mod contacts;
 mod records;
 mod schema;
+mod segments;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use tracing::warn;
 use crate::config::{DatabaseUrl, StoreSettings};
 use crate::domain::ExternalId;
 
+pub use changes::{Backlog, Change};
 pub use contacts::ContactPage;
 
 /// Failures of the store layer.
@@ -51,6 +54,11 @@ pub enum StoreError {
 impl StoreError {
     /// Classifies a SurrealDB error; transaction conflicts become retryable [`StoreError::WriteConflict`].
     fn from_surreal(error: surrealdb::Error) -> Self {
+        Self::classify(&error)
+    }
+
+    /// [`StoreError::from_surreal`] by reference.
+    fn classify(error: &surrealdb::Error) -> Self {
         let conflict = error.query_details().is_some_and(|details| {
             matches!(details, surrealdb::types::QueryError::TransactionConflict)
         }) || error.message().contains("Transaction conflict");

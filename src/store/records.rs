@@ -32,7 +32,7 @@ fn compound_key(table: &str, workspace: &WorkspaceId, local: String) -> RecordId
 /// The local part (after the workspace) of a compound record id.
 fn local_key(id: &RecordId) -> Result<String, StoreError> {
     if let RecordIdKey::Array(parts) = &id.key
-        && let Some(Value::String(local)) = parts.iter().nth(1)
+        && let Some(Value::String(local)) = parts.get(1)
     {
         return Ok(local.clone());
     }

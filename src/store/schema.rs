@@ -9,6 +9,9 @@ DEFINE TABLE IF NOT EXISTS contact SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS contact_external_id ON contact FIELDS workspace, external_id UNIQUE;
 DEFINE TABLE IF NOT EXISTS attribute SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS attribute_workspace ON attribute FIELDS workspace;
+DEFINE TABLE IF NOT EXISTS segment SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS segment_workspace ON segment FIELDS workspace;
+DEFINE TABLE IF NOT EXISTS change SCHEMALESS;
 "#;
 
 /// SurrealDB namespace holding the service's data.

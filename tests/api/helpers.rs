@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use qwry_contacts::app::App;
-use qwry_contacts::config::{DatabaseUrl, Settings, StoreSettings};
+use std::collections::HashMap;
+
+use qwry_contacts::config::{DatabaseUrl, ServeFlags, Settings, StoreSettings};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -20,18 +22,18 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// A service over a fresh in-memory store.
+    /// A service over a fresh in-memory store (and an in-memory index).
     pub async fn spawn() -> Self {
-        Self::spawn_with(DatabaseUrl::Memory).await
+        Self::spawn_with(DatabaseUrl::Memory, PathBuf::from("unused-in-memory")).await
     }
 
-    /// A service over the store at `url`.
-    pub async fn spawn_with(url: DatabaseUrl) -> Self {
+    /// A service over the store at `url`, keeping its index under `data_dir`.
+    pub async fn spawn_with(url: DatabaseUrl, data_dir: PathBuf) -> Self {
         let settings = Settings {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
-            data_dir: PathBuf::from("unused-in-tests"),
+            data_dir,
             store: StoreSettings::new(url),
-            log_filter: "warn".to_owned(),
+            ..test_settings()
         };
         let app = App::build(&settings).await.expect("service starts");
         let listener = TcpListener::bind(settings.listen_addr).await.unwrap();
@@ -132,6 +134,14 @@ impl TestApp {
             .as_u64()
             .unwrap()
     }
+}
+
+/// Defaults for tests: quiet logs, short index commit delay.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::load(&ServeFlags::default(), &HashMap::new()).unwrap();
+    settings.log_filter = "warn".to_owned();
+    settings.index_commit_delay = std::time::Duration::from_millis(10);
+    settings
 }
 
 /// Every field of `Contact`.

@@ -9,4 +9,5 @@ mod http;
 mod persistence;
 mod process;
 mod schema;
+mod segments;
 mod upsert;

@@ -10,14 +10,14 @@ async fn contacts_and_attributes_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let url = DatabaseUrl::SurrealKv(dir.path().join("store"));
 
-    let app = TestApp::spawn_with(url.clone()).await;
+    let app = TestApp::spawn_with(url.clone(), dir.path().to_owned()).await;
     app.define_attribute("plan", "STRING").await;
     let written = app
         .upsert(json!({ "externalId": "u1", "name": "Ada", "attributes": { "plan": "pro" } }))
         .await;
     app.stop().await;
 
-    let restarted = TestApp::spawn_with(url).await;
+    let restarted = TestApp::spawn_with(url, dir.path().to_owned()).await;
     assert_eq!(
         restarted.contact(written["id"].as_str().unwrap()).await,
         written

@@ -1,22 +1,26 @@
 //! `schema.graphql` is the checked-in SDL; this fails when it drifts from the code.
-//! Regenerate with `cargo run -- schema > schema.graphql`.
+//! Regenerate with `UPDATE_SCHEMA=1 cargo test --test api schema`.
 
 use qwry_contacts::app::App;
 use qwry_contacts::config::{DatabaseUrl, Settings, StoreSettings};
 
+use crate::helpers::test_settings;
+
 #[tokio::test]
 async fn checked_in_schema_matches_the_code() {
     let settings = Settings {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: "unused".into(),
         store: StoreSettings::new(DatabaseUrl::Memory),
-        log_filter: "warn".to_owned(),
+        ..test_settings()
     };
     let sdl = App::build(&settings).await.unwrap().schema().sdl();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(path, &sdl).unwrap();
+    }
     let checked_in = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         checked_in == sdl,
-        "schema.graphql is out of date; run `cargo run -- schema > schema.graphql`"
+        "schema.graphql is out of date; run `UPDATE_SCHEMA=1 cargo test --test api schema` \
+         (or `cargo run -- schema > schema.graphql`)"
     );
 }

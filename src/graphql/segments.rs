@@ -1,0 +1,471 @@
+//! Segment queries and mutations: validation, saved segments, explanations, index status.
+
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use serde_json::Value as JsonValue;
+
+use super::connection::{ContactConnection, decode_cursor};
+use super::error::ApiResult;
+use super::segment_input::{SegmentExprInput, expr_json};
+use super::{services, workspace};
+use crate::domain::{ContactId, SavedSegment, Slug, Text};
+use crate::service::indexer::IndexStatus;
+use crate::service::{
+    Consistency, ExplainNode, SegmentDraft, SegmentSource, ServiceError, Services, Validation,
+};
+
+/// How fresh segment results must be.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Default)]
+#[graphql(name = "Consistency")]
+pub enum ConsistencyView {
+    /// The latest committed index; writes show up within the indexing delay (100 ms by default).
+    #[default]
+    Default,
+    /// Wait (at most 5 s) until every write committed before the query began is indexed.
+    Latest,
+}
+
+impl From<ConsistencyView> for Consistency {
+    fn from(value: ConsistencyView) -> Self {
+        match value {
+            ConsistencyView::Default => Consistency::Committed,
+            ConsistencyView::Latest => Consistency::Latest,
+        }
+    }
+}
+
+/// Turns the `segment` / `where` arguments into a source; exactly one may be given.
+pub fn segment_source(
+    text: Option<String>,
+    tree: Option<SegmentExprInput>,
+) -> Result<Option<SegmentSource>, ServiceError> {
+    match (text, tree) {
+        (None, None) => Ok(None),
+        (Some(text), None) => Ok(Some(SegmentSource::Text(text))),
+        (None, Some(tree)) => Ok(Some(SegmentSource::Tree(tree.to_expr()?))),
+        (Some(_), Some(_)) => Err(ServiceError::invalid(
+            "segment",
+            "give `segment` or `where`, not both",
+        )),
+    }
+}
+
+/// Segment queries.
+pub struct SegmentQuery {
+    services: Services,
+}
+
+impl SegmentQuery {
+    /// Resolvers over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl SegmentQuery {
+    /// Checks segment text: errors with spans and hints, the canonical text, and how many contacts
+    /// match right now.
+    async fn validate_segment(
+        &self,
+        ctx: &Context<'_>,
+        text: String,
+    ) -> async_graphql::Result<SegmentValidation> {
+        let validation = self
+            .services
+            .segments
+            .validate(workspace(ctx)?, &text)
+            .await
+            .api()?;
+        Ok(SegmentValidation(validation))
+    }
+
+    /// The saved segment `slug`. NOT_FOUND if absent.
+    async fn segment(&self, ctx: &Context<'_>, slug: String) -> async_graphql::Result<SegmentView> {
+        let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
+        Ok(SegmentView(
+            self.services
+                .segments
+                .get(workspace(ctx)?, &slug)
+                .await
+                .api()?,
+        ))
+    }
+
+    /// Every saved segment, by slug.
+    async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
+        let saved = self.services.segments.list(workspace(ctx)?).await.api()?;
+        Ok(saved.into_iter().map(SegmentView).collect())
+    }
+
+    /// Why a contact is in or out of a segment (give `segment` text or a saved segment's `slug`):
+    /// every part of the segment with the contact's value and whether it matched.
+    async fn explain_membership(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        segment: Option<String>,
+        slug: Option<String>,
+    ) -> async_graphql::Result<MembershipExplanation> {
+        let workspace = workspace(ctx)?;
+        let id = ContactId::parse(&contact_id)
+            .map_err(ServiceError::from)
+            .api()?;
+        let contact = self.services.contacts.get(workspace, &id).await.api()?;
+        let text = match (segment, slug) {
+            (Some(text), None) => text,
+            (None, Some(slug)) => {
+                let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
+                self.services
+                    .segments
+                    .get(workspace, &slug)
+                    .await
+                    .api()?
+                    .text
+            }
+            _ => {
+                return Err(ServiceError::invalid(
+                    "segment",
+                    "give exactly one of `segment` or `slug`",
+                ))
+                .api();
+            }
+        };
+        let nodes = self
+            .services
+            .segments
+            .explain(&contact, SegmentSource::Text(text))
+            .await
+            .api()?;
+        Ok(MembershipExplanation { nodes })
+    }
+
+    /// How current the segment index is.
+    async fn index_status(&self) -> async_graphql::Result<IndexStatusView> {
+        Ok(IndexStatusView(
+            self.services.segments.index_status().await.api()?,
+        ))
+    }
+}
+
+/// Segment mutations.
+pub struct SegmentMutation {
+    services: Services,
+}
+
+impl SegmentMutation {
+    /// Resolvers over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl SegmentMutation {
+    /// Creates or replaces a saved segment, given as `text` or as `expr` (exactly one). Its
+    /// references to other segments must exist and must not form a cycle.
+    async fn save_segment(
+        &self,
+        ctx: &Context<'_>,
+        input: SaveSegmentInput,
+    ) -> async_graphql::Result<SegmentView> {
+        let workspace = workspace(ctx)?;
+        let draft = input.into_draft().api()?;
+        Ok(SegmentView(
+            self.services.segments.save(workspace, draft).await.api()?,
+        ))
+    }
+
+    /// Deletes a saved segment; CONFLICT while another segment refers to it. Returns `true`.
+    async fn delete_segment(&self, ctx: &Context<'_>, slug: String) -> async_graphql::Result<bool> {
+        let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
+        self.services
+            .segments
+            .delete(workspace(ctx)?, &slug)
+            .await
+            .api()?;
+        Ok(true)
+    }
+}
+
+/// Input of `saveSegment`.
+#[derive(InputObject)]
+struct SaveSegmentInput {
+    /// Address, e.g. `active-trials`.
+    slug: String,
+    /// Display name.
+    name: String,
+    /// What the segment is for.
+    description: Option<String>,
+    /// The segment as text.
+    text: Option<String>,
+    /// The segment as a tree.
+    expr: Option<SegmentExprInput>,
+}
+
+impl SaveSegmentInput {
+    fn into_draft(self) -> Result<SegmentDraft, ServiceError> {
+        let source = segment_source(self.text, self.expr)?.ok_or_else(|| {
+            ServiceError::invalid("text", "give the segment as `text` or as `expr`")
+        })?;
+        Ok(SegmentDraft {
+            slug: Slug::parse(&self.slug)?,
+            name: Text::parse("name", &self.name)?,
+            description: self
+                .description
+                .map(|d| Text::parse("description", &d))
+                .transpose()?,
+            source,
+        })
+    }
+}
+
+/// A saved segment.
+pub struct SegmentView(pub SavedSegment);
+
+#[Object(name = "Segment")]
+impl SegmentView {
+    /// Address.
+    async fn slug(&self) -> &str {
+        self.0.slug.as_str()
+    }
+
+    /// Display name.
+    async fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+
+    /// What the segment is for.
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_ref().map(|d| d.as_str())
+    }
+
+    /// The segment in canonical text.
+    async fn text(&self) -> &str {
+        &self.0.text
+    }
+
+    /// The segment as `SegmentExprInput` JSON, for visual builders.
+    async fn expr(&self) -> Json<JsonValue> {
+        Json(
+            qwry_segment::parse(&self.0.text)
+                .map(|e| expr_json(&e))
+                .unwrap_or(JsonValue::Null),
+        )
+    }
+
+    /// Members, oldest first (at most 100 per page).
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<ContactConnection> {
+        let services = services(ctx)?;
+        let first = page_size(first).api()?;
+        let after = after.as_deref().map(decode_cursor).transpose().api()?;
+        let page = services
+            .segments
+            .saved_members(&self.0.workspace, &self.0.slug, after, first)
+            .await
+            .api()?;
+        Ok(ContactConnection::from_segment(page, after.is_some()))
+    }
+
+    /// How many contacts are members.
+    async fn count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+        services(ctx)?
+            .segments
+            .saved_count(&self.0.workspace, &self.0.slug)
+            .await
+            .api()
+    }
+
+    /// When it was first saved.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// Checks a page size against the limit.
+pub fn page_size(first: i32) -> Result<usize, ServiceError> {
+    let size = usize::try_from(first).map_err(|_| {
+        ServiceError::invalid(
+            "first",
+            format!("`first` is {first}; it must not be negative"),
+        )
+    })?;
+    if size > crate::service::MAX_PAGE_SIZE {
+        return Err(ServiceError::invalid(
+            "first",
+            format!(
+                "`first` is {first}; pages hold at most {} contacts",
+                crate::service::MAX_PAGE_SIZE
+            ),
+        ));
+    }
+    Ok(size)
+}
+
+/// One problem in segment text.
+#[derive(SimpleObject)]
+pub struct SegmentError {
+    /// What is wrong.
+    message: String,
+    /// Stable code: SYNTAX, TOO_LONG, TOO_DEEP, BAD_LITERAL, UNKNOWN_FIELD, TYPE_MISMATCH,
+    /// UNKNOWN_SEGMENT, SEGMENT_CYCLE.
+    code: String,
+    /// First byte of the offending text.
+    start: u32,
+    /// One past its last byte.
+    end: u32,
+    /// How to fix it.
+    hint: Option<String>,
+}
+
+/// The result of `validateSegment`.
+pub struct SegmentValidation(Validation);
+
+#[Object]
+impl SegmentValidation {
+    /// Whether the segment can be used.
+    async fn valid(&self) -> bool {
+        self.0.diagnostics.is_empty()
+    }
+
+    /// Problems found, with byte spans into the text.
+    async fn errors(&self) -> Vec<SegmentError> {
+        self.0
+            .diagnostics
+            .iter()
+            .map(|d| SegmentError {
+                message: d.message.clone(),
+                code: d.code.as_str().to_owned(),
+                start: u32::try_from(d.span.start).unwrap_or(u32::MAX),
+                end: u32::try_from(d.span.end).unwrap_or(u32::MAX),
+                hint: d.hint.clone(),
+            })
+            .collect()
+    }
+
+    /// The canonical text, when the segment parses.
+    async fn canonical(&self) -> Option<&str> {
+        self.0.canonical.as_deref()
+    }
+
+    /// The segment as `SegmentExprInput` JSON, when it parses.
+    async fn expr(&self) -> Option<Json<JsonValue>> {
+        let canonical = self.0.canonical.as_deref()?;
+        qwry_segment::parse(canonical)
+            .ok()
+            .map(|e| Json(expr_json(&e)))
+    }
+
+    /// How many contacts match right now, when valid.
+    async fn estimated_count(&self) -> Option<u64> {
+        self.0.estimated_count
+    }
+}
+
+/// Why a contact is in or out of a segment.
+pub struct MembershipExplanation {
+    nodes: Vec<ExplainNode>,
+}
+
+#[Object]
+impl MembershipExplanation {
+    /// Whether the contact is a member.
+    async fn matched(&self) -> bool {
+        self.nodes.first().is_some_and(|root| root.matched)
+    }
+
+    /// Every part of the segment, depth first; `parentId` links them into the tree.
+    async fn nodes(&self) -> Vec<ExplainNodeView> {
+        self.nodes.iter().cloned().map(ExplainNodeView).collect()
+    }
+}
+
+/// One part of a segment in an explanation.
+pub struct ExplainNodeView(ExplainNode);
+
+#[Object(name = "ExplainNode")]
+impl ExplainNodeView {
+    /// Position in the list.
+    async fn id(&self) -> u32 {
+        u32::try_from(self.0.id).unwrap_or(u32::MAX)
+    }
+
+    /// The parent's position; null for the root.
+    async fn parent_id(&self) -> Option<u32> {
+        self.0.parent.map(|p| u32::try_from(p).unwrap_or(u32::MAX))
+    }
+
+    /// `and`, `or`, `not`, `condition` or `segment`.
+    async fn kind(&self) -> &str {
+        self.0.kind
+    }
+
+    /// This part in canonical text.
+    async fn text(&self) -> &str {
+        &self.0.text
+    }
+
+    /// Whether the contact satisfies this part.
+    async fn matched(&self) -> bool {
+        self.0.matched
+    }
+
+    /// For conditions: the contact's value of the field (null when it has none).
+    async fn value(&self) -> Option<Json<JsonValue>> {
+        self.0.value.clone().map(Json)
+    }
+}
+
+/// How current the segment index is.
+pub struct IndexStatusView(IndexStatus);
+
+#[Object(name = "IndexStatus")]
+impl IndexStatusView {
+    /// Changes committed to the store and not yet indexed.
+    async fn pending_changes(&self) -> u64 {
+        self.0.pending_changes
+    }
+
+    /// Age of the oldest pending change, in milliseconds (0 when none): the index's lag.
+    async fn lag_ms(&self) -> u64 {
+        self.0
+            .oldest_pending_at
+            .map(|oldest| (Utc::now() - oldest).num_milliseconds().max(0) as u64)
+            .unwrap_or(0)
+    }
+
+    /// When the oldest pending change was written.
+    async fn oldest_pending_at(&self) -> Option<DateTime<Utc>> {
+        self.0.oldest_pending_at
+    }
+
+    /// Key of the last change applied to the index.
+    async fn last_applied_change(&self) -> Option<&str> {
+        self.0.last_applied_change.as_deref()
+    }
+
+    /// When the index last committed.
+    async fn last_commit_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_commit_at
+    }
+
+    /// Documents in the index.
+    async fn documents(&self) -> u64 {
+        self.0.documents
+    }
+
+    /// Whether a full build from the store has completed.
+    async fn built(&self) -> bool {
+        self.0.built
+    }
+}

@@ -1,0 +1,326 @@
+//! Checked segment -> private plan -> `simplify()` -> tantivy `Query` objects.
+//!
+//! Every query is confined to one workspace here, once. No query text is ever formatted for
+//! tantivy's query parser: terms and ranges are built from typed values.
+
+use std::ops::Bound;
+
+use chrono::{DateTime, Utc};
+use qwry_segment::{Checked, Field, Test};
+use tantivy::Term;
+use tantivy::query::{
+    AllQuery, AutomatonWeight, BooleanQuery, EmptyQuery, EnableScoring, Occur, Query, RangeQuery,
+    TermQuery, TermSetQuery, Weight,
+};
+use tantivy::schema::IndexRecordOption;
+
+use super::automaton::{TextAutomaton, TextMatch};
+use super::document::time_key;
+use super::record::field_path;
+use super::schema::IndexFields;
+use crate::domain::WorkspaceId;
+
+/// A segment refers to a saved segment that the caller did not expand.
+#[derive(Debug, thiserror::Error)]
+#[error("segment reference `{0}` was not expanded before compiling")]
+pub struct UnexpandedReference(pub String);
+
+/// The plan: the checked tree with fields resolved to index paths and `now` resolved.
+#[derive(Debug, Clone, PartialEq)]
+enum Plan {
+    All,
+    Nothing,
+    Leaf(Leaf),
+    And(Vec<Plan>),
+    Or(Vec<Plan>),
+    Not(Box<Plan>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Leaf {
+    Workspace(String),
+    Present(String),
+    TextIn(String, Vec<String>),
+    TextMatch(String, TextMatch, String),
+    NumberRange(String, Bound<f64>, Bound<f64>),
+    TimeRange(String, Bound<i64>, Bound<i64>),
+    Flag(String, bool),
+    ListAny(String, Vec<String>),
+}
+
+/// Compiles `segment` for `workspace`, with `now` fixing relative times.
+pub fn compile(
+    segment: &Checked,
+    workspace: &WorkspaceId,
+    fields: &IndexFields,
+    now: DateTime<Utc>,
+) -> Result<Box<dyn Query>, UnexpandedReference> {
+    let confined = Plan::And(vec![
+        Plan::Leaf(Leaf::Workspace(workspace.as_str().to_owned())),
+        plan(segment, now)?,
+    ]);
+    Ok(to_query(&confined.simplify(), fields))
+}
+
+fn plan(segment: &Checked, now: DateTime<Utc>) -> Result<Plan, UnexpandedReference> {
+    let all = |operands: &[Checked]| {
+        operands
+            .iter()
+            .map(|o| plan(o, now))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(match segment {
+        Checked::And(operands) => Plan::And(all(operands)?),
+        Checked::Or(operands) => Plan::Or(all(operands)?),
+        Checked::Not(operand) => Plan::Not(Box::new(plan(operand, now)?)),
+        Checked::InSegment(slug) => return Err(UnexpandedReference(slug.clone())),
+        Checked::Test(field, test) => test_plan(field, test, now),
+    })
+}
+
+fn test_plan(field: &Field, test: &Test, now: DateTime<Utc>) -> Plan {
+    let path = field_path(field);
+    let leaf = match test {
+        Test::Exists => Leaf::Present(path),
+        Test::TextIn(values) => Leaf::TextIn(path, values.clone()),
+        Test::TextContains(needle) => Leaf::TextMatch(path, TextMatch::Contains, needle.clone()),
+        Test::TextStartsWith(needle) => {
+            Leaf::TextMatch(path, TextMatch::StartsWith, needle.clone())
+        }
+        Test::TextEndsWith(needle) => Leaf::TextMatch(path, TextMatch::EndsWith, needle.clone()),
+        Test::NumberIn(values) => {
+            let exact = |v: &f64| {
+                Plan::Leaf(Leaf::NumberRange(
+                    path.clone(),
+                    Bound::Included(*v),
+                    Bound::Included(*v),
+                ))
+            };
+            return Plan::Or(values.iter().map(exact).collect());
+        }
+        Test::NumberRange(low, high) => Leaf::NumberRange(path, *low, *high),
+        Test::BoolIs(flag) => Leaf::Flag(path, *flag),
+        Test::TimeRange(low, high) => {
+            let nanos = |bound: &Bound<qwry_segment::TimePoint>| {
+                bound.map(|point| time_key(point.resolve(now)))
+            };
+            Leaf::TimeRange(path, nanos(low), nanos(high))
+        }
+        Test::ListHasAny(items) => Leaf::ListAny(path, items.clone()),
+        Test::ListHasAll(items) => {
+            let one = |item: &String| Plan::Leaf(Leaf::ListAny(path.clone(), vec![item.clone()]));
+            return Plan::And(items.iter().map(one).collect());
+        }
+    };
+    Plan::Leaf(leaf)
+}
+
+impl Plan {
+    /// Flattens nested `and`/`or`, folds constants and double negations, and drops empty tests.
+    fn simplify(self) -> Plan {
+        match self {
+            Plan::And(operands) => {
+                let mut flat = Vec::new();
+                for operand in operands.into_iter().map(Plan::simplify) {
+                    match operand {
+                        Plan::All => {}
+                        Plan::Nothing => return Plan::Nothing,
+                        Plan::And(inner) => flat.extend(inner),
+                        other => flat.push(other),
+                    }
+                }
+                match flat.len() {
+                    0 => Plan::All,
+                    1 => flat.remove(0),
+                    _ => Plan::And(flat),
+                }
+            }
+            Plan::Or(operands) => {
+                let mut flat = Vec::new();
+                for operand in operands.into_iter().map(Plan::simplify) {
+                    match operand {
+                        Plan::Nothing => {}
+                        Plan::All => return Plan::All,
+                        Plan::Or(inner) => flat.extend(inner),
+                        other => flat.push(other),
+                    }
+                }
+                match flat.len() {
+                    0 => Plan::Nothing,
+                    1 => flat.remove(0),
+                    _ => Plan::Or(flat),
+                }
+            }
+            Plan::Not(operand) => match operand.simplify() {
+                Plan::All => Plan::Nothing,
+                Plan::Nothing => Plan::All,
+                Plan::Not(inner) => *inner,
+                other => Plan::Not(Box::new(other)),
+            },
+            Plan::Leaf(Leaf::TextIn(_, values) | Leaf::ListAny(_, values)) if values.is_empty() => {
+                Plan::Nothing
+            }
+            leaf => leaf,
+        }
+    }
+}
+
+fn to_query(plan: &Plan, fields: &IndexFields) -> Box<dyn Query> {
+    match plan {
+        Plan::All => Box::new(AllQuery),
+        Plan::Nothing => Box::new(EmptyQuery),
+        Plan::Leaf(leaf) => leaf_query(leaf, fields),
+        Plan::Not(operand) => Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+            (Occur::MustNot, to_query(operand, fields)),
+        ])),
+        Plan::Or(operands) => Box::new(BooleanQuery::new(
+            operands
+                .iter()
+                .map(|operand| (Occur::Should, to_query(operand, fields)))
+                .collect(),
+        )),
+        Plan::And(operands) => {
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> = operands
+                .iter()
+                .map(|operand| match operand {
+                    Plan::Not(inner) => (Occur::MustNot, to_query(inner, fields)),
+                    other => (Occur::Must, to_query(other, fields)),
+                })
+                .collect();
+            if clauses.iter().all(|(occur, _)| *occur == Occur::MustNot) {
+                clauses.push((Occur::Must, Box::new(AllQuery)));
+            }
+            Box::new(BooleanQuery::new(clauses))
+        }
+    }
+}
+
+/// The term of `path` in a JSON field (paths never hold dots; see [`field_path`]).
+fn json_term(field: tantivy::schema::Field, path: &str) -> Term {
+    Term::from_field_json_path(field, path, false)
+}
+
+fn text_term(field: tantivy::schema::Field, path: &str, value: &str) -> Term {
+    let mut term = json_term(field, path);
+    term.append_type_and_str(value);
+    term
+}
+
+fn leaf_query(leaf: &Leaf, fields: &IndexFields) -> Box<dyn Query> {
+    let basic = IndexRecordOption::Basic;
+    match leaf {
+        Leaf::Workspace(workspace) => Box::new(TermQuery::new(
+            Term::from_field_text(fields.workspace, workspace),
+            basic,
+        )),
+        Leaf::Present(path) => Box::new(TermQuery::new(
+            Term::from_field_text(fields.present, path),
+            basic,
+        )),
+        Leaf::TextIn(path, values) => terms_query(
+            values
+                .iter()
+                .map(|v| text_term(fields.text, path, v))
+                .collect(),
+        ),
+        Leaf::ListAny(path, items) => terms_query(
+            items
+                .iter()
+                .map(|v| text_term(fields.list, path, v))
+                .collect(),
+        ),
+        Leaf::Flag(path, flag) => {
+            let mut term = json_term(fields.flag, path);
+            term.append_type_and_fast_value(*flag);
+            Box::new(TermQuery::new(term, basic))
+        }
+        Leaf::NumberRange(path, low, high) => {
+            let bound = |value: &f64| {
+                let mut term = json_term(fields.number, path);
+                term.append_type_and_fast_value(*value);
+                term
+            };
+            Box::new(RangeQuery::new(
+                low.as_ref().map(bound),
+                high.as_ref().map(bound),
+            ))
+        }
+        Leaf::TimeRange(path, low, high) => {
+            let bound = |value: &i64| {
+                let mut term = json_term(fields.time, path);
+                term.append_type_and_fast_value(*value);
+                term
+            };
+            Box::new(RangeQuery::new(
+                low.as_ref().map(bound),
+                high.as_ref().map(bound),
+            ))
+        }
+        Leaf::TextMatch(path, mode, needle) => {
+            let prefix = text_term(fields.text_lower, path, "")
+                .serialized_value_bytes()
+                .to_vec();
+            Box::new(TextMatchQuery {
+                field: fields.text_lower,
+                automaton: TextAutomaton::new(prefix, needle, *mode),
+            })
+        }
+    }
+}
+
+fn terms_query(mut terms: Vec<Term>) -> Box<dyn Query> {
+    if terms.len() == 1 {
+        Box::new(TermQuery::new(terms.remove(0), IndexRecordOption::Basic))
+    } else {
+        Box::new(TermSetQuery::new(terms))
+    }
+}
+
+/// Runs a [`TextAutomaton`] over a field's term dictionary.
+#[derive(Debug, Clone)]
+struct TextMatchQuery {
+    field: tantivy::schema::Field,
+    automaton: TextAutomaton,
+}
+
+impl Query for TextMatchQuery {
+    fn weight(&self, _scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(AutomatonWeight::new(
+            self.field,
+            self.automaton.clone(),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(path: &str) -> Plan {
+        Plan::Leaf(Leaf::Present(path.to_owned()))
+    }
+
+    #[test]
+    fn simplify_flattens_and_folds() {
+        let nested = Plan::And(vec![
+            leaf("a"),
+            Plan::And(vec![leaf("b"), Plan::All]),
+            Plan::Not(Box::new(Plan::Not(Box::new(leaf("c"))))),
+        ]);
+        assert_eq!(
+            nested.simplify(),
+            Plan::And(vec![leaf("a"), leaf("b"), leaf("c")])
+        );
+        assert_eq!(Plan::Or(vec![leaf("a"), Plan::All]).simplify(), Plan::All);
+        assert_eq!(
+            Plan::And(vec![leaf("a"), Plan::Or(vec![])]).simplify(),
+            Plan::Nothing
+        );
+        assert_eq!(Plan::Not(Box::new(Plan::Nothing)).simplify(), Plan::All);
+        assert_eq!(
+            Plan::Leaf(Leaf::TextIn("p".into(), vec![])).simplify(),
+            Plan::Nothing
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! Property: the index back end and the in-memory evaluator select exactly the same contacts, for
+//! generated contacts (missing values, lists, dates around `now`, odd attribute names, two
+//! workspaces) and generated segments covering every operator and nesting.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use proptest::prelude::*;
+use qwry_segment::ast::{
+    CmpOp, Condition, Duration, Expr, FieldRef, Literal, Offset, Op, Unit, Value,
+};
+use qwry_segment::eval::{EvalContext, matches};
+use qwry_segment::{Catalog, FieldType, Span, check};
+
+use super::{CommitPayload, ContactRecord, IndexChange, SegmentIndex};
+use crate::domain::{
+    AttributeName, AttributeValue, Contact, ContactFields, Email, Text, WorkspaceId,
+};
+
+const ATTRIBUTES: &[(&str, FieldType)] = &[
+    ("plan", FieldType::String),
+    ("odd name.v2", FieldType::String),
+    ("ltv", FieldType::Number),
+    ("vip", FieldType::Bool),
+    ("trial_ends", FieldType::Datetime),
+    ("tags", FieldType::StringList),
+];
+const TEXTS: &[&str] = &[
+    "pro",
+    "Pro",
+    "free",
+    "",
+    "ada@acme.io",
+    "Åsa Öberg",
+    "bob@example.com",
+    "x",
+];
+const NEEDLES: &[&str] = &[
+    "pro",
+    "PRO",
+    "",
+    "@",
+    "acme",
+    "åsa",
+    "com",
+    "x",
+    "example.com",
+    "ö",
+];
+const NUMBERS: &[f64] = &[-1.5, 0.0, 3.0, 3.5, 100.0, 1e9];
+const ITEMS: &[&str] = &["vip", "beta", "eu", "VIP"];
+
+struct TestCatalog;
+
+impl Catalog for TestCatalog {
+    fn attribute_type(&self, name: &str) -> Option<FieldType> {
+        ATTRIBUTES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+    fn attribute_names(&self) -> Vec<String> {
+        ATTRIBUTES.iter().map(|(n, _)| n.to_string()).collect()
+    }
+    fn segment_exists(&self, _slug: &str) -> bool {
+        false
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-25T12:00:00.123456789Z".parse().unwrap()
+}
+
+fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+    let offsets = prop_oneof![
+        Just(0i64),
+        Just(1),
+        Just(-1),
+        Just(3_600),
+        Just(-86_400),
+        Just(-29 * 86_400),
+        Just(-31 * 86_400),
+        Just(-400 * 86_400),
+        Just(7 * 86_400)
+    ];
+    (offsets, prop_oneof![Just(0i64), Just(1), Just(-1)])
+        .prop_map(|(secs, nanos)| now() + TimeDelta::seconds(secs) + TimeDelta::nanoseconds(nanos))
+}
+
+fn attribute_value(field_type: FieldType) -> BoxedStrategy<AttributeValue> {
+    match field_type {
+        FieldType::String => proptest::sample::select(TEXTS)
+            .prop_map(|t| AttributeValue::String(t.to_owned()))
+            .boxed(),
+        FieldType::Number => proptest::sample::select(NUMBERS)
+            .prop_map(AttributeValue::Number)
+            .boxed(),
+        FieldType::Bool => any::<bool>().prop_map(AttributeValue::Bool).boxed(),
+        FieldType::Datetime => instant().prop_map(AttributeValue::Datetime).boxed(),
+        FieldType::StringList => proptest::sample::subsequence(ITEMS, 0..=3)
+            .prop_map(|items| {
+                AttributeValue::StringList(items.into_iter().map(str::to_owned).collect())
+            })
+            .boxed(),
+    }
+}
+
+fn contact() -> impl Strategy<Value = Contact> {
+    let attributes = ATTRIBUTES
+        .iter()
+        .map(|(name, field_type)| {
+            proptest::option::of(attribute_value(*field_type)).prop_map(move |v| (*name, v))
+        })
+        .collect::<Vec<_>>();
+    let emails = proptest::option::of(proptest::sample::select(
+        &["ada@acme.io", "bob@example.com", "pro@x.org"][..],
+    ));
+    let names = proptest::option::of(proptest::sample::select(
+        &["Ada", "Åsa Öberg", "PRO Shop"][..],
+    ));
+    (
+        attributes,
+        emails,
+        names,
+        proptest::option::of(instant()),
+        instant(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(attributes, email, name, last_seen_at, created_at, other_workspace)| {
+                let attributes: BTreeMap<AttributeName, AttributeValue> = attributes
+                    .into_iter()
+                    .filter_map(|(name, value)| Some((AttributeName::parse(name).unwrap(), value?)))
+                    .collect();
+                let fields = ContactFields {
+                    email: email.map(|e| Email::parse(e).unwrap()),
+                    name: name.map(|n| Text::parse("name", n).unwrap()),
+                    attributes,
+                    last_seen_at,
+                    ..ContactFields::default()
+                };
+                let workspace =
+                    WorkspaceId::parse(if other_workspace { "other" } else { "main" }).unwrap();
+                Contact::new(workspace, fields, created_at)
+            },
+        )
+}
+
+fn literal(value: Value) -> Literal {
+    Literal {
+        value,
+        span: Span::default(),
+    }
+}
+
+fn text_literal() -> impl Strategy<Value = Literal> {
+    proptest::sample::select(TEXTS).prop_map(|t| literal(Value::Str(t.to_owned())))
+}
+
+fn time_literal() -> impl Strategy<Value = Literal> {
+    let relative = (
+        any::<bool>(),
+        0u32..40,
+        proptest::sample::select(&[Unit::Hours, Unit::Days][..]),
+    )
+        .prop_map(|(negative, amount, unit)| {
+            literal(Value::Now(Offset {
+                negative,
+                duration: Some(Duration { amount, unit }),
+            }))
+        });
+    prop_oneof![
+        instant().prop_map(|at| literal(Value::Date(at))),
+        relative,
+        Just(literal(Value::Now(Offset::default())))
+    ]
+}
+
+fn condition() -> impl Strategy<Value = Expr> {
+    let fields: Vec<(String, FieldType, bool)> = ATTRIBUTES
+        .iter()
+        .map(|(n, t)| (n.to_string(), *t, n.contains(' ')))
+        .chain([
+            ("email".into(), FieldType::String, false),
+            ("name".into(), FieldType::String, false),
+        ])
+        .chain([
+            ("last_seen_at".into(), FieldType::Datetime, false),
+            ("created_at".into(), FieldType::Datetime, false),
+        ])
+        .collect();
+    proptest::sample::select(fields).prop_flat_map(|(name, field_type, explicit)| {
+        let field = FieldRef {
+            name,
+            explicit_attribute: explicit,
+            span: Span::default(),
+        };
+        let cmp = proptest::sample::select(
+            &[
+                CmpOp::Eq,
+                CmpOp::Ne,
+                CmpOp::Lt,
+                CmpOp::Le,
+                CmpOp::Gt,
+                CmpOp::Ge,
+            ][..],
+        );
+        let texts = || proptest::collection::vec(text_literal(), 1..3);
+        let needle =
+            proptest::sample::select(NEEDLES).prop_map(|t| literal(Value::Str(t.to_owned())));
+        let op: BoxedStrategy<Op> = match field_type {
+            FieldType::String => prop_oneof![
+                text_literal().prop_map(|v| Op::Compare(CmpOp::Eq, v)),
+                text_literal().prop_map(|v| Op::Compare(CmpOp::Ne, v)),
+                texts().prop_map(Op::In),
+                texts().prop_map(Op::NotIn),
+                needle.clone().prop_map(Op::Contains),
+                needle.clone().prop_map(Op::StartsWith),
+                needle.prop_map(Op::EndsWith),
+                Just(Op::Exists),
+                Just(Op::NotExists),
+            ]
+            .boxed(),
+            FieldType::Number => {
+                let number =
+                    proptest::sample::select(NUMBERS).prop_map(|n| literal(Value::Number(n)));
+                prop_oneof![
+                    (cmp, number.clone()).prop_map(|(op, v)| Op::Compare(op, v)),
+                    (number.clone(), number.clone()).prop_map(|(a, b)| Op::Between(a, b)),
+                    proptest::collection::vec(number, 1..3).prop_map(Op::In),
+                    Just(Op::Exists),
+                ]
+                .boxed()
+            }
+            FieldType::Bool => prop_oneof![
+                any::<bool>().prop_map(|b| Op::Compare(CmpOp::Eq, literal(Value::Bool(b)))),
+                any::<bool>().prop_map(|b| Op::Compare(CmpOp::Ne, literal(Value::Bool(b)))),
+                Just(Op::NotExists),
+            ]
+            .boxed(),
+            FieldType::Datetime => prop_oneof![
+                (cmp, time_literal()).prop_map(|(op, v)| Op::Compare(op, v)),
+                (time_literal(), time_literal()).prop_map(|(a, b)| Op::Between(a, b)),
+                time_literal().prop_map(Op::Before),
+                time_literal().prop_map(Op::After),
+                (1u32..40).prop_map(|amount| Op::Within(
+                    Duration {
+                        amount,
+                        unit: Unit::Days
+                    },
+                    Span::default()
+                )),
+                Just(Op::Exists),
+            ]
+            .boxed(),
+            FieldType::StringList => {
+                let item =
+                    proptest::sample::select(ITEMS).prop_map(|t| literal(Value::Str(t.to_owned())));
+                prop_oneof![
+                    item.clone().prop_map(Op::Has),
+                    proptest::collection::vec(item.clone(), 1..3).prop_map(Op::HasAny),
+                    proptest::collection::vec(item, 1..3).prop_map(Op::HasAll),
+                    Just(Op::NotExists),
+                ]
+                .boxed()
+            }
+        };
+        op.prop_map(move |op| {
+            Expr::Condition(Condition {
+                field: field.clone(),
+                op,
+                span: Span::default(),
+            })
+        })
+    })
+}
+
+fn segment() -> impl Strategy<Value = Expr> {
+    condition().prop_recursive(4, 24, 3, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 2..4).prop_map(Expr::And),
+            proptest::collection::vec(inner.clone(), 2..4).prop_map(Expr::Or),
+            inner.prop_map(|e| Expr::Not(Box::new(e), Span::default())),
+        ]
+    })
+}
+
+fn index_of(contacts: &[Contact]) -> SegmentIndex {
+    let index = SegmentIndex::open_in_ram().unwrap();
+    let changes: Vec<IndexChange> = contacts.iter().cloned().map(IndexChange::Upsert).collect();
+    let payload = CommitPayload {
+        built: true,
+        last_change: None,
+        committed_at: now(),
+    };
+    index.apply(&changes, &payload).unwrap();
+    index
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn index_and_evaluator_select_the_same_contacts(
+        contacts in proptest::collection::vec(contact(), 1..40),
+        segments in proptest::collection::vec(segment(), 1..6),
+    ) {
+        let index = index_of(&contacts);
+        let workspace = WorkspaceId::parse("main").unwrap();
+        let by_id: HashMap<_, _> = contacts.iter().map(|c| (c.id, c)).collect();
+        for expr in segments {
+            let checked = check(&expr, &TestCatalog).map_err(|d| TestCaseError::fail(format!("{expr}: {}", d[0].message)))?;
+            let context = EvalContext { now: now(), in_segment: &|_| false };
+            let mut expected: Vec<_> = contacts
+                .iter()
+                .filter(|c| c.workspace == workspace && matches(&checked, &ContactRecord(c), &context))
+                .map(|c| c.id)
+                .collect();
+            expected.sort();
+            let members = index.members(&workspace, &checked, now(), None, 100).unwrap();
+            prop_assert_eq!(members.total as usize, expected.len(), "segment: {}", expr);
+            prop_assert_eq!(&members.ids, &expected, "segment: {}", expr);
+            prop_assert!(members.ids.iter().all(|id| by_id[id].workspace == workspace));
+        }
+    }
+}
+
+#[test]
+fn updates_replace_documents_and_removals_delete_them() {
+    let workspace = WorkspaceId::parse("main").unwrap();
+    let mut contact = Contact::new(workspace.clone(), ContactFields::default(), now());
+    let index = index_of(std::slice::from_ref(&contact));
+    let payload = CommitPayload {
+        built: true,
+        last_change: None,
+        committed_at: now(),
+    };
+    let vip = check(&qwry_segment::parse("vip = true").unwrap(), &TestCatalog).unwrap();
+    assert_eq!(index.count(&workspace, &vip, now()).unwrap(), 0);
+    contact.fields.attributes.insert(
+        AttributeName::parse("vip").unwrap(),
+        AttributeValue::Bool(true),
+    );
+    index
+        .apply(&[IndexChange::Upsert(contact.clone())], &payload)
+        .unwrap();
+    index
+        .apply(&[IndexChange::Upsert(contact.clone())], &payload)
+        .unwrap();
+    assert_eq!(
+        index.count(&workspace, &vip, now()).unwrap(),
+        1,
+        "re-applying is idempotent"
+    );
+    index
+        .apply(
+            &[IndexChange::Remove(workspace.clone(), contact.id)],
+            &payload,
+        )
+        .unwrap();
+    assert_eq!(index.count(&workspace, &vip, now()).unwrap(), 0);
+    assert_eq!(index.payload().unwrap(), Some(payload));
+}
+
+#[test]
+fn pages_follow_ids_after_the_cursor() {
+    let workspace = WorkspaceId::parse("main").unwrap();
+    let contacts: Vec<Contact> = (0..25)
+        .map(|_| Contact::new(workspace.clone(), ContactFields::default(), now()))
+        .collect();
+    let index = index_of(&contacts);
+    let everyone = check(
+        &qwry_segment::parse("created_at exists").unwrap(),
+        &TestCatalog,
+    )
+    .unwrap();
+    let mut ids: Vec<_> = contacts.iter().map(|c| c.id).collect();
+    ids.sort();
+    let first = index
+        .members(&workspace, &everyone, now(), None, 10)
+        .unwrap();
+    assert_eq!((first.total, first.has_more), (25, true));
+    assert_eq!(first.ids, ids[..10]);
+    let last = index
+        .members(&workspace, &everyone, now(), Some(&ids[19]), 10)
+        .unwrap();
+    assert_eq!((last.ids.as_slice(), last.has_more), (&ids[20..], false));
+}

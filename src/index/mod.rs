@@ -1,0 +1,221 @@
+//! tantivy, and nothing else: the segment index, a projection of the store that can always be
+//! rebuilt from it. Blocking calls; async callers go through `spawn_blocking`.
+
+mod automaton;
+mod collect;
+mod compile;
+mod document;
+mod record;
+mod schema;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use qwry_segment::Checked;
+use serde::{Deserialize, Serialize};
+use tantivy::collector::Count;
+use tantivy::directory::MmapDirectory;
+use tantivy::schema::Schema;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+
+pub use compile::UnexpandedReference;
+pub use record::{ContactRecord, field_path};
+
+use crate::domain::{Contact, ContactId, WorkspaceId};
+use collect::IdPage;
+use document::{contact_document, document_key};
+use schema::{IndexFields, build_schema, fields_of};
+
+/// Memory the writer may buffer before it flushes a segment.
+const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Failures of the index layer.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// tantivy failed (I/O, corruption, a second writer on the same directory).
+    #[error("segment index failure: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    /// The caller passed a segment with unexpanded references.
+    #[error(transparent)]
+    Unexpanded(#[from] UnexpandedReference),
+    /// The commit payload could not be read or written.
+    #[error("segment index payload: {0}")]
+    Payload(#[from] serde_json::Error),
+    /// A writer panicked while holding the lock.
+    #[error("the segment index writer is unusable after a panic")]
+    Poisoned,
+    /// The index directory could not be created.
+    #[error("cannot create the index directory: {0}")]
+    Directory(String),
+}
+
+/// What the index records with every commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitPayload {
+    /// Whether the index holds every contact of the store (a full build completed).
+    pub built: bool,
+    /// Key of the last change-log entry applied.
+    pub last_change: Option<String>,
+    /// When this commit happened.
+    pub committed_at: DateTime<Utc>,
+}
+
+/// One change to apply.
+#[derive(Debug, Clone)]
+pub enum IndexChange {
+    /// Index the contact's current state (replacing any earlier document).
+    Upsert(Contact),
+    /// Remove the contact's document.
+    Remove(WorkspaceId, ContactId),
+}
+
+/// Members of a segment: the exact total and one page of ids in id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Members {
+    /// How many contacts match.
+    pub total: u64,
+    /// The page, ascending by id.
+    pub ids: Vec<ContactId>,
+    /// Whether matching contacts follow the page.
+    pub has_more: bool,
+}
+
+/// The segment index.
+pub struct SegmentIndex {
+    index: Index,
+    fields: IndexFields,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+}
+
+impl SegmentIndex {
+    /// Opens (or creates) the index in `directory`. Fails fast if another process writes to it.
+    pub fn open_in_dir(directory: &Path) -> Result<Self, IndexError> {
+        std::fs::create_dir_all(directory).map_err(|e| IndexError::Directory(e.to_string()))?;
+        let mmap =
+            MmapDirectory::open(directory).map_err(|e| IndexError::Directory(e.to_string()))?;
+        let (schema, _) = build_schema();
+        let index = Index::open_or_create(mmap, schema)?;
+        Self::from_index(index)
+    }
+
+    /// A fresh index in memory (tests, and `mem://` stores).
+    pub fn open_in_ram() -> Result<Self, IndexError> {
+        let (schema, _) = build_schema();
+        Self::from_index(Index::create_in_ram(schema))
+    }
+
+    fn from_index(index: Index) -> Result<Self, IndexError> {
+        let fields = fields_of(&index.schema())?;
+        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self {
+            index,
+            fields,
+            reader,
+            writer: Mutex::new(writer),
+        })
+    }
+
+    /// The payload of the last commit, if any commit happened.
+    pub fn payload(&self) -> Result<Option<CommitPayload>, IndexError> {
+        let metas = self.index.load_metas()?;
+        Ok(metas
+            .payload
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()?)
+    }
+
+    /// Applies `changes` and commits them with `payload`; readers see them on return.
+    pub fn apply(
+        &self,
+        changes: &[IndexChange],
+        payload: &CommitPayload,
+    ) -> Result<(), IndexError> {
+        let mut writer = self.writer.lock().map_err(|_| IndexError::Poisoned)?;
+        for change in changes {
+            let (workspace, id) = match change {
+                IndexChange::Upsert(contact) => (&contact.workspace, &contact.id),
+                IndexChange::Remove(workspace, id) => (workspace, id),
+            };
+            writer.delete_term(Term::from_field_text(
+                self.fields.key,
+                &document_key(workspace, id),
+            ));
+            if let IndexChange::Upsert(contact) = change {
+                writer.add_document(contact_document(&self.fields, contact))?;
+            }
+        }
+        self.commit(&mut writer, payload)
+    }
+
+    /// Removes every document (before a rebuild) and commits with `payload`.
+    pub fn clear(&self, payload: &CommitPayload) -> Result<(), IndexError> {
+        let mut writer = self.writer.lock().map_err(|_| IndexError::Poisoned)?;
+        writer.delete_all_documents()?;
+        self.commit(&mut writer, payload)
+    }
+
+    fn commit(&self, writer: &mut IndexWriter, payload: &CommitPayload) -> Result<(), IndexError> {
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&serde_json::to_string(payload)?);
+        prepared.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Documents in the index (all workspaces).
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// How many contacts of `workspace` match `segment` (references expanded) at `now`.
+    pub fn count(
+        &self,
+        workspace: &WorkspaceId,
+        segment: &Checked,
+        now: DateTime<Utc>,
+    ) -> Result<u64, IndexError> {
+        let query = compile::compile(segment, workspace, &self.fields, now)?;
+        let searcher = self.reader.searcher();
+        Ok(query.count(&searcher)? as u64)
+    }
+
+    /// The exact number of members and the page of up to `limit` ids after `after`.
+    pub fn members(
+        &self,
+        workspace: &WorkspaceId,
+        segment: &Checked,
+        now: DateTime<Utc>,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Members, IndexError> {
+        let query = compile::compile(segment, workspace, &self.fields, now)?;
+        let searcher = self.reader.searcher();
+        let page = IdPage {
+            after: after.map(ContactId::as_u128),
+            limit: limit + 1,
+        };
+        let (total, mut ids) = searcher.search(&*query, &(Count, page))?;
+        let has_more = ids.len() > limit;
+        ids.truncate(limit);
+        Ok(Members {
+            total: total as u64,
+            ids: ids.into_iter().map(ContactId::from_u128).collect(),
+            has_more,
+        })
+    }
+
+    /// The schema (for diagnostics).
+    pub fn schema(&self) -> Schema {
+        self.index.schema()
+    }
+}
+
+#[cfg(test)]
+mod equivalence_tests;

@@ -1,0 +1,89 @@
+//! How a contact looks to segments: one mapping used by both back ends (the index documents and
+//! the in-memory evaluator), so they cannot disagree on what a field's value is.
+
+use qwry_segment::eval::{FieldValue, Record};
+use qwry_segment::{BuiltinField, Field};
+
+use crate::domain::{AttributeValue, Contact};
+
+/// The path of a field inside the index's JSON fields: `@name` for built-ins, the attribute's
+/// own name when it is made of `A-Z a-z 0-9 _ -`, and `~` + hex of the name otherwise (dots and
+/// spaces would need escaping in tantivy's JSON paths and fast-field column names). Attribute
+/// names start with a letter and never hold `@` or `~`, so the three forms cannot collide.
+pub fn field_path(field: &Field) -> String {
+    match field {
+        Field::Builtin(builtin) => format!("@{}", builtin.name()),
+        Field::Attribute(name)
+            if name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            name.clone()
+        }
+        Field::Attribute(name) => {
+            let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+            format!("~{hex}")
+        }
+    }
+}
+
+/// A contact seen through the segment language.
+pub struct ContactRecord<'a>(pub &'a Contact);
+
+impl ContactRecord<'_> {
+    /// Every field that has a value, with it.
+    pub fn values(&self) -> Vec<(Field, FieldValue<'_>)> {
+        let builtins = BuiltinField::ALL
+            .into_iter()
+            .filter_map(|builtin| Some((Field::Builtin(builtin), builtin_value(self.0, builtin)?)));
+        let attributes = self.0.fields.attributes.iter().map(|(name, value)| {
+            (
+                Field::Attribute(name.as_str().to_owned()),
+                attribute_value(value),
+            )
+        });
+        builtins.chain(attributes).collect()
+    }
+}
+
+impl Record for ContactRecord<'_> {
+    fn value(&self, field: &Field) -> Option<FieldValue<'_>> {
+        match field {
+            Field::Builtin(builtin) => builtin_value(self.0, *builtin),
+            Field::Attribute(name) => self
+                .0
+                .fields
+                .attributes
+                .get(name.as_str())
+                .map(attribute_value),
+        }
+    }
+}
+
+fn builtin_value(contact: &Contact, field: BuiltinField) -> Option<FieldValue<'_>> {
+    let fields = &contact.fields;
+    fn text(value: Option<&str>) -> Option<FieldValue<'_>> {
+        value.map(FieldValue::Text)
+    }
+    match field {
+        BuiltinField::ExternalId => text(fields.external_id.as_ref().map(|v| v.as_str())),
+        BuiltinField::Email => text(fields.email.as_ref().map(|v| v.as_str())),
+        BuiltinField::Name => text(fields.name.as_ref().map(|v| v.as_str())),
+        BuiltinField::Phone => text(fields.phone.as_ref().map(|v| v.as_str())),
+        BuiltinField::Company => text(fields.company.as_ref().map(|v| v.as_str())),
+        BuiltinField::AccountRef => text(fields.account_ref.as_ref().map(|v| v.as_str())),
+        BuiltinField::CreatedAt => Some(FieldValue::Time(contact.created_at)),
+        BuiltinField::UpdatedAt => Some(FieldValue::Time(contact.updated_at)),
+        BuiltinField::LastSeenAt => fields.last_seen_at.map(FieldValue::Time),
+    }
+}
+
+fn attribute_value(value: &AttributeValue) -> FieldValue<'_> {
+    match value {
+        AttributeValue::String(text) => FieldValue::Text(text),
+        AttributeValue::Number(number) => FieldValue::Number(*number),
+        AttributeValue::Bool(flag) => FieldValue::Bool(*flag),
+        AttributeValue::Datetime(at) => FieldValue::Time(*at),
+        AttributeValue::StringList(items) => FieldValue::List(items),
+    }
+}

@@ -1,0 +1,247 @@
+//! Keeps the segment index in step with the store by following the store's change log.
+//!
+//! A pass reads pending change-log entries in batches, loads the current state of the contacts
+//! they name, applies it to the index, commits (with the last entry's key in the commit payload),
+//! and only then acknowledges the entries. Writes wake the indexer; it waits a short batching
+//! delay so that bursts become one commit. `try_apply_next` exposes one step for tests.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
+use tracing::{info, warn};
+
+use crate::index::{CommitPayload, IndexChange, IndexError, SegmentIndex};
+use crate::store::{Store, StoreError};
+
+/// Change-log entries read per step.
+const BATCH_SIZE: usize = 1_000;
+/// Contacts loaded per page while rebuilding.
+const REBUILD_PAGE: usize = 5_000;
+/// How long the indexer lets writes accumulate after being woken, so bursts share a commit.
+pub const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(100);
+/// How often the indexer looks for changes without being woken (other writers, missed wakes).
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Failures of the indexer.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    /// Reading the change log or the contacts failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// A blocking index task panicked.
+    #[error("index task failed: {0}")]
+    Task(String),
+}
+
+/// How current the index is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexStatus {
+    /// Change-log entries not yet applied.
+    pub pending_changes: u64,
+    /// When the oldest pending entry was written.
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    /// Key of the last applied entry.
+    pub last_applied_change: Option<String>,
+    /// When the index last committed.
+    pub last_commit_at: Option<DateTime<Utc>>,
+    /// Documents in the index.
+    pub documents: u64,
+    /// Whether a full build has completed.
+    pub built: bool,
+}
+
+/// Wakes the indexer after writes; cheap to clone into every writer.
+#[derive(Clone, Default)]
+pub struct ChangeNotifier(Arc<Notify>);
+
+impl ChangeNotifier {
+    /// Tells the indexer that the change log grew.
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The indexer.
+pub struct Indexer {
+    store: Store,
+    index: Arc<SegmentIndex>,
+    notifier: ChangeNotifier,
+    batch_delay: Duration,
+    /// One step at a time: steps read, apply and acknowledge as a unit.
+    step_lock: AsyncMutex<()>,
+    last_payload: Mutex<Option<CommitPayload>>,
+}
+
+impl Indexer {
+    /// An indexer from `store` into `index`, woken through `notifier`.
+    pub fn new(
+        store: Store,
+        index: Arc<SegmentIndex>,
+        notifier: ChangeNotifier,
+        batch_delay: Duration,
+    ) -> Result<Self, IndexerError> {
+        let last_payload = index.payload()?;
+        Ok(Self {
+            store,
+            index,
+            notifier,
+            batch_delay,
+            step_lock: AsyncMutex::new(()),
+            last_payload: Mutex::new(last_payload),
+        })
+    }
+
+    /// Rebuilds the index from the store if no full build has completed yet.
+    pub async fn ensure_built(&self) -> Result<(), IndexerError> {
+        let built = self.current_payload().is_some_and(|payload| payload.built);
+        if !built {
+            let documents = self.rebuild().await?;
+            info!(documents, "segment index built from the store");
+        }
+        Ok(())
+    }
+
+    /// Discards the index and rebuilds it from every contact in the store; returns the count.
+    pub async fn rebuild(&self) -> Result<u64, IndexerError> {
+        let _step = self.step_lock.lock().await;
+        // Entries written before the scan starts are covered by the scan.
+        let pending = self.store.pending_changes(usize::MAX).await?;
+        self.commit(Vec::new(), false, None, true).await?;
+        let mut indexed = 0u64;
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .all_contacts_after(after.as_ref().map(|(w, i)| (w, i)), REBUILD_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.workspace.clone(), last.id));
+            indexed += page.len() as u64;
+            let changes = page.into_iter().map(IndexChange::Upsert).collect();
+            self.commit(changes, false, None, false).await?;
+        }
+        let last_change = pending.last().map(|change| change.key.clone());
+        self.commit(Vec::new(), true, last_change, false).await?;
+        let keys: Vec<String> = pending.into_iter().map(|change| change.key).collect();
+        for chunk in keys.chunks(BATCH_SIZE) {
+            self.store.acknowledge_changes(chunk).await?;
+        }
+        Ok(indexed)
+    }
+
+    /// Applies one batch of pending changes; returns how many entries it applied.
+    pub async fn try_apply_next(&self) -> Result<usize, IndexerError> {
+        let _step = self.step_lock.lock().await;
+        let pending = self.store.pending_changes(BATCH_SIZE).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut changes = Vec::new();
+        for change in &pending {
+            let contacts = self
+                .store
+                .contacts_by_ids(&change.workspace, &change.contacts)
+                .await?;
+            for id in &change.contacts {
+                match contacts.iter().find(|contact| contact.id == *id) {
+                    Some(contact) => changes.push(IndexChange::Upsert(contact.clone())),
+                    None => changes.push(IndexChange::Remove(change.workspace.clone(), *id)),
+                }
+            }
+        }
+        let built = self.current_payload().is_some_and(|payload| payload.built);
+        let last_change = pending.last().map(|change| change.key.clone());
+        self.commit(changes, built, last_change, false).await?;
+        let keys: Vec<String> = pending.iter().map(|change| change.key.clone()).collect();
+        self.store.acknowledge_changes(&keys).await?;
+        Ok(pending.len())
+    }
+
+    /// Applies every change committed before this call; returns how many entries it applied.
+    pub async fn catch_up(&self) -> Result<usize, IndexerError> {
+        let mut applied = 0;
+        loop {
+            let step = self.try_apply_next().await?;
+            if step == 0 {
+                return Ok(applied);
+            }
+            applied += step;
+        }
+    }
+
+    /// Follows the change log until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = self.notifier.0.notified() => tokio::time::sleep(self.batch_delay).await,
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(error) = self.catch_up().await {
+                warn!(%error, "indexing failed; retrying");
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+        }
+    }
+
+    /// How current the index is.
+    pub async fn status(&self) -> Result<IndexStatus, IndexerError> {
+        let backlog = self.store.change_backlog().await?;
+        let payload = self.current_payload();
+        Ok(IndexStatus {
+            pending_changes: backlog.pending,
+            oldest_pending_at: backlog.oldest,
+            last_applied_change: payload.as_ref().and_then(|p| p.last_change.clone()),
+            last_commit_at: payload.as_ref().map(|p| p.committed_at),
+            documents: self.index.num_docs(),
+            built: payload.is_some_and(|p| p.built),
+        })
+    }
+
+    fn current_payload(&self) -> Option<CommitPayload> {
+        self.last_payload
+            .lock()
+            .ok()
+            .and_then(|payload| payload.clone())
+    }
+
+    /// Commits `changes` (or clears the index first) off the async runtime.
+    async fn commit(
+        &self,
+        changes: Vec<IndexChange>,
+        built: bool,
+        last_change: Option<String>,
+        clear: bool,
+    ) -> Result<(), IndexerError> {
+        let last_change =
+            last_change.or_else(|| self.current_payload().and_then(|p| p.last_change));
+        let payload = CommitPayload {
+            built,
+            last_change,
+            committed_at: Utc::now(),
+        };
+        let index = Arc::clone(&self.index);
+        let committed = payload.clone();
+        tokio::task::spawn_blocking(move || {
+            if clear {
+                index.clear(&committed)
+            } else {
+                index.apply(&changes, &committed)
+            }
+        })
+        .await
+        .map_err(|error| IndexerError::Task(error.to_string()))??;
+        if let Ok(mut last) = self.last_payload.lock() {
+            *last = Some(payload);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,386 @@
+//! Segments over HTTP: validation, members, structured input, saved segments, membership,
+//! explanations and index freshness.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+/// Declares the attributes the tests use and creates five contacts.
+async fn seeded() -> TestApp {
+    let app = TestApp::spawn().await;
+    for (name, value_type) in [
+        ("plan", "STRING"),
+        ("ltv", "NUMBER"),
+        ("tags", "STRING_LIST"),
+        ("vip", "BOOL"),
+    ] {
+        app.define_attribute(name, value_type).await;
+    }
+    let people = [
+        (
+            "u1",
+            "ada@acme.io",
+            json!({ "plan": "pro", "ltv": 120, "tags": ["vip"] }),
+        ),
+        ("u2", "bob@example.com", json!({ "plan": "pro", "ltv": 80 })),
+        (
+            "u3",
+            "cy@acme.io",
+            json!({ "plan": "free", "ltv": 300, "tags": ["beta"] }),
+        ),
+        ("u4", "di@other.org", json!({ "vip": true })),
+        (
+            "u5",
+            "ed@acme.io",
+            json!({ "plan": "enterprise", "ltv": 1000 }),
+        ),
+    ];
+    for (external_id, email, attributes) in people {
+        app.upsert(json!({ "externalId": external_id, "email": email, "attributes": attributes }))
+            .await;
+    }
+    // Read-your-writes: later reads without LATEST see the seeded contacts.
+    assert_eq!(members(&app, "created_at exists").await.1, 5);
+    app
+}
+
+/// External ids of a segment's members (read-your-writes).
+async fn members(app: &TestApp, segment: &str) -> (Vec<String>, u64) {
+    let query =
+        "query($segment: String!) { contacts(segment: $segment, first: 100, consistency: LATEST) {
+        totalCount edges { node { externalId } } } }";
+    let data = app.data(query, json!({ "segment": segment })).await;
+    let ids = data["contacts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| edge["node"]["externalId"].as_str().unwrap().to_owned())
+        .collect();
+    (ids, data["contacts"]["totalCount"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn segment_members_follow_the_language() {
+    let app = seeded().await;
+    assert_eq!(
+        members(&app, "plan = \"pro\"").await,
+        (vec!["u1".into(), "u2".into()], 2)
+    );
+    assert_eq!(
+        members(&app, "plan = \"pro\" and ltv >= 100").await.0,
+        vec!["u1"]
+    );
+    assert_eq!(
+        members(&app, "tags has any [\"vip\", \"beta\"] or vip = true")
+            .await
+            .0,
+        vec!["u1", "u3", "u4"]
+    );
+    assert_eq!(
+        members(&app, "email ends_with \"@ACME.io\" and not plan = \"free\"")
+            .await
+            .0,
+        vec!["u1", "u5"]
+    );
+    // Missing values: `!=` and `not in` match contacts without the attribute.
+    assert_eq!(
+        members(&app, "plan != \"pro\"").await.0,
+        vec!["u3", "u4", "u5"]
+    );
+    assert_eq!(
+        members(&app, "plan not in [\"pro\", \"free\"]").await.0,
+        vec!["u4", "u5"]
+    );
+    assert_eq!(
+        members(&app, "ltv between 80 and 120").await.0,
+        vec!["u1", "u2"]
+    );
+    assert_eq!(
+        members(&app, "created_at within 1d and plan exists")
+            .await
+            .1,
+        4
+    );
+}
+
+#[tokio::test]
+async fn writes_reach_segments_and_deleted_contacts_leave_them() {
+    let app = seeded().await;
+    let changed = app
+        .upsert(json!({ "externalId": "u3", "attributes": { "plan": "pro" } }))
+        .await;
+    assert_eq!(
+        members(&app, "plan = \"pro\"").await.0,
+        vec!["u1", "u2", "u3"]
+    );
+    app.data(
+        "mutation($id: ID!) { deleteContact(id: $id) }",
+        json!({ "id": changed["id"] }),
+    )
+    .await;
+    assert_eq!(members(&app, "plan = \"pro\"").await.0, vec!["u1", "u2"]);
+
+    // Without LATEST the write still shows up shortly (the indexer commits in the background).
+    app.upsert(json!({ "externalId": "u6", "attributes": { "plan": "pro" } }))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let query = "{ contacts(segment: \"plan = \\\"pro\\\"\") { totalCount } }";
+    while app.data(query, json!({})).await["contacts"]["totalCount"] != 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the write never reached the index"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = app
+        .data(
+            "{ indexStatus { pendingChanges lagMs documents built lastAppliedChange } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status["indexStatus"]["pendingChanges"], 0);
+    assert_eq!(status["indexStatus"]["documents"], 5);
+    assert_eq!(status["indexStatus"]["built"], true);
+}
+
+#[tokio::test]
+async fn segment_pages_neither_skip_nor_repeat() {
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    for n in 0..23 {
+        app.upsert(json!({ "externalId": format!("p{n}"), "attributes": { "plan": "pro" } }))
+            .await;
+    }
+    let query = "query($after: String) { contacts(segment: \"plan = \\\"pro\\\"\", first: 10, after: $after, consistency: LATEST) {
+        totalCount edges { node { externalId } } pageInfo { hasNextPage endCursor } } }";
+    let (mut seen, mut after) = (Vec::new(), Value::Null);
+    loop {
+        let page = app.data(query, json!({ "after": after })).await["contacts"].clone();
+        seen.extend(
+            page["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["externalId"].as_str().unwrap().to_owned()),
+        );
+        if seen.len() == 10 {
+            // Writes during the iteration: a member changes (and must not repeat), an early member
+            // leaves, and a new member joins (newer ids sort after the cursor).
+            app.upsert(json!({ "externalId": "p0", "name": "changed" }))
+                .await;
+            app.upsert(json!({ "externalId": "p1", "attributes": { "plan": "free" } }))
+                .await;
+            app.upsert(json!({ "externalId": "late", "attributes": { "plan": "pro" } }))
+                .await;
+        }
+        if page["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    let mut expected: Vec<String> = (0..23).map(|n| format!("p{n}")).collect();
+    expected.push("late".to_owned());
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn structured_input_equals_text() {
+    let app = seeded().await;
+    let tree = json!({ "and": [
+        { "condition": { "field": "plan", "op": "EQ", "value": { "string": "pro" } } },
+        { "or": [
+            { "condition": { "field": "ltv", "op": "GE", "value": { "number": 100 } } },
+            { "not": { "condition": { "field": "tags", "op": "EXISTS" } } }
+        ] }
+    ] });
+    let query = "query($tree: SegmentExprInput!) { contacts(where: $tree, consistency: LATEST) { totalCount edges { node { externalId } } } }";
+    let data = app.data(query, json!({ "tree": tree })).await;
+    let ids: Vec<&str> = data["contacts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["externalId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["u1", "u2"]);
+    let text = "plan = \"pro\" and (ltv >= 100 or not tags exists)";
+    assert_eq!(members(&app, text).await.0, vec!["u1", "u2"]);
+    // Text converts to the same tree.
+    let validation = app
+        .data(
+            "query($t: String!) { validateSegment(text: $t) { canonical expr } }",
+            json!({ "t": text }),
+        )
+        .await;
+    assert_eq!(validation["validateSegment"]["expr"], tree);
+    assert_eq!(validation["validateSegment"]["canonical"], text);
+}
+
+#[tokio::test]
+async fn validation_reports_spans_codes_and_hints() {
+    let app = seeded().await;
+    let query = "query($t: String!) { validateSegment(text: $t) { valid canonical estimatedCount errors { message code start end hint } } }";
+    let ok = app
+        .data(query, json!({ "t": "plan = \"pro\" AND ltv>=100" }))
+        .await["validateSegment"]
+        .clone();
+    assert_eq!(ok["valid"], true);
+    assert_eq!(ok["errors"], json!([]));
+    assert_eq!(ok["estimatedCount"], 1);
+
+    let unknown =
+        app.data(query, json!({ "t": "plna = \"pro\"" })).await["validateSegment"].clone();
+    assert_eq!(unknown["valid"], false);
+    assert_eq!(
+        unknown["errors"],
+        json!([{ "message": "unknown attribute `plna`, did you mean `plan`?", "code": "UNKNOWN_FIELD", "start": 0, "end": 4,
+                 "hint": "declare the attribute with `defineAttribute`, or check its spelling" }])
+    );
+    let mismatch =
+        app.data(query, json!({ "t": "ltv contains \"1\"" })).await["validateSegment"]["errors"][0]
+            .clone();
+    assert_eq!(
+        (mismatch["code"].as_str(), mismatch["message"].as_str()),
+        (
+            Some("TYPE_MISMATCH"),
+            Some("`ltv` is a number; `contains` works on text")
+        )
+    );
+    let syntax = app.data(query, json!({ "t": "plan = " })).await["validateSegment"].clone();
+    assert_eq!(syntax["errors"][0]["code"], "SYNTAX");
+    assert_eq!(syntax["canonical"], Value::Null);
+
+    let error = app
+        .error(
+            "{ contacts(segment: \"plna = 1\") { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "INVALID_SEGMENT");
+    assert_eq!(
+        error["extensions"]["diagnostics"][0]["code"],
+        "UNKNOWN_FIELD"
+    );
+}
+
+const SAVE: &str =
+    "mutation($input: SaveSegmentInput!) { saveSegment(input: $input) { slug name text count } }";
+
+#[tokio::test]
+async fn saved_segments_compose_and_refuse_cycles() {
+    let app = seeded().await;
+    let saved = app
+        .data(
+            SAVE,
+            json!({ "input": { "slug": "pros", "name": "Pro plan", "text": "plan = 'pro'" } }),
+        )
+        .await;
+    assert_eq!(
+        saved["saveSegment"],
+        json!({ "slug": "pros", "name": "Pro plan", "text": "plan = \"pro\"", "count": 2 })
+    );
+    let big = json!({ "slug": "big-pros", "name": "Big pros", "text": "in segment \"pros\" and ltv > 100" });
+    app.data(SAVE, json!({ "input": big })).await;
+    let segment = app
+        .data(
+            "{ segment(slug: \"big-pros\") { count members { edges { node { externalId } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(segment["segment"]["count"], 1);
+    assert_eq!(
+        segment["segment"]["members"]["edges"][0]["node"]["externalId"],
+        "u1"
+    );
+
+    let cycle = app.error(SAVE, json!({ "input": { "slug": "pros", "name": "Pro", "text": "in segment \"big-pros\"" } })).await;
+    assert_eq!(cycle["extensions"]["code"], "INVALID_SEGMENT");
+    assert_eq!(
+        cycle["extensions"]["diagnostics"][0]["code"],
+        "SEGMENT_CYCLE"
+    );
+    let unknown = app
+        .error(
+            SAVE,
+            json!({ "input": { "slug": "x", "name": "X", "text": "in segment \"nope\"" } }),
+        )
+        .await;
+    assert_eq!(
+        unknown["extensions"]["diagnostics"][0]["code"],
+        "UNKNOWN_SEGMENT"
+    );
+
+    let in_use = app
+        .error("mutation { deleteSegment(slug: \"pros\") }", json!({}))
+        .await;
+    assert_eq!(in_use["extensions"]["code"], "CONFLICT");
+    app.data("mutation { deleteSegment(slug: \"big-pros\") }", json!({}))
+        .await;
+    app.data("mutation { deleteSegment(slug: \"pros\") }", json!({}))
+        .await;
+    assert_eq!(
+        app.data("{ segments { slug } }", json!({})).await["segments"],
+        json!([])
+    );
+    assert_eq!(
+        app.error_code("{ segment(slug: \"pros\") { slug } }", json!({}))
+            .await,
+        "NOT_FOUND"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_knows_its_segments_and_why() {
+    let app = seeded().await;
+    for (slug, text) in [
+        ("pros", "plan = \"pro\""),
+        ("rich", "ltv >= 100"),
+        ("tagged", "tags exists"),
+    ] {
+        app.data(
+            SAVE,
+            json!({ "input": { "slug": slug, "name": slug, "text": text } }),
+        )
+        .await;
+    }
+    let ada = app
+        .data(
+            "{ contact(externalId: \"u1\") { id segments { slug } } }",
+            json!({}),
+        )
+        .await["contact"]
+        .clone();
+    assert_eq!(
+        ada["segments"],
+        json!([{ "slug": "pros" }, { "slug": "rich" }, { "slug": "tagged" }])
+    );
+    let bob = app
+        .data(
+            "{ contact(externalId: \"u2\") { segments { slug } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(bob["contact"]["segments"], json!([{ "slug": "pros" }]));
+
+    let query = "query($id: ID!) { explainMembership(contactId: $id, segment: \"plan = 'pro' and ltv > 200\") {
+        matched nodes { id parentId kind text matched value } } }";
+    let explanation =
+        app.data(query, json!({ "id": ada["id"] })).await["explainMembership"].clone();
+    assert_eq!(explanation["matched"], false);
+    assert_eq!(
+        explanation["nodes"],
+        json!([
+            { "id": 0, "parentId": null, "kind": "and", "text": "plan = \"pro\" and ltv > 200", "matched": false, "value": null },
+            { "id": 1, "parentId": 0, "kind": "condition", "text": "plan = \"pro\"", "matched": true, "value": "pro" },
+            { "id": 2, "parentId": 0, "kind": "condition", "text": "ltv > 200", "matched": false, "value": 120.0 }
+        ])
+    );
+    let by_slug = app
+        .data(
+            "query($id: ID!) { explainMembership(contactId: $id, slug: \"rich\") { matched } }",
+            json!({ "id": ada["id"] }),
+        )
+        .await;
+    assert_eq!(by_slug["explainMembership"]["matched"], true);
+}
