@@ -107,7 +107,7 @@ fn segment_query(c: &mut Criterion) {
         committed_at: bench_now(),
     };
     for chunk in contacts.chunks(50_000) {
-        let changes: Vec<IndexChange> = chunk.iter().cloned().map(IndexChange::Upsert).collect();
+        let changes: Vec<IndexChange> = chunk.iter().cloned().map(IndexChange::upsert).collect();
         index.apply(&changes, &payload).unwrap();
     }
     eprintln!(

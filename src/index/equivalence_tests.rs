@@ -284,7 +284,7 @@ fn segment() -> impl Strategy<Value = Expr> {
 
 fn index_of(contacts: &[Contact]) -> SegmentIndex {
     let index = SegmentIndex::open_in_ram().unwrap();
-    let changes: Vec<IndexChange> = contacts.iter().cloned().map(IndexChange::Upsert).collect();
+    let changes: Vec<IndexChange> = contacts.iter().cloned().map(IndexChange::upsert).collect();
     let payload = CommitPayload {
         built: true,
         last_change: None,
@@ -339,10 +339,10 @@ fn updates_replace_documents_and_removals_delete_them() {
         AttributeValue::Bool(true),
     );
     index
-        .apply(&[IndexChange::Upsert(contact.clone())], &payload)
+        .apply(&[IndexChange::upsert(contact.clone())], &payload)
         .unwrap();
     index
-        .apply(&[IndexChange::Upsert(contact.clone())], &payload)
+        .apply(&[IndexChange::upsert(contact.clone())], &payload)
         .unwrap();
     assert_eq!(
         index.count(&workspace, &vip, now()).unwrap(),

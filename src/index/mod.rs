@@ -65,9 +65,16 @@ pub struct CommitPayload {
 #[derive(Debug, Clone)]
 pub enum IndexChange {
     /// Index the contact's current state (replacing any earlier document).
-    Upsert(Contact),
+    Upsert(Box<Contact>),
     /// Remove the contact's document.
     Remove(WorkspaceId, ContactId),
+}
+
+impl IndexChange {
+    /// An [`IndexChange::Upsert`] of `contact`.
+    pub fn upsert(contact: Contact) -> Self {
+        Self::Upsert(Box::new(contact))
+    }
 }
 
 /// Members of a segment: the exact total and one page of ids in id order.

@@ -122,7 +122,7 @@ impl Indexer {
             let Some(last) = page.last() else { break };
             after = Some((last.workspace.clone(), last.id));
             indexed += page.len() as u64;
-            let changes = page.into_iter().map(IndexChange::Upsert).collect();
+            let changes = page.into_iter().map(IndexChange::upsert).collect();
             self.commit(changes, false, None, false).await?;
         }
         let last_change = pending.last().map(|change| change.key.clone());
@@ -149,7 +149,7 @@ impl Indexer {
                 .await?;
             for id in &change.contacts {
                 match contacts.iter().find(|contact| contact.id == *id) {
-                    Some(contact) => changes.push(IndexChange::Upsert(contact.clone())),
+                    Some(contact) => changes.push(IndexChange::upsert(contact.clone())),
                     None => changes.push(IndexChange::Remove(change.workspace.clone(), *id)),
                 }
             }

@@ -112,3 +112,38 @@ async fn sigterm_stops_gracefully_and_data_survives_the_restart() {
     assert_eq!(read["data"]["contact"], written);
     restarted.terminate();
 }
+
+#[test]
+fn segment_check_prints_the_canonical_form_or_the_problems() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+            .env_clear()
+            .env("DATA_DIR", data_dir.path())
+            .args(["segment", "check"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["--syntax-only", "PLAN = 'pro' AND ltv>=1"]);
+    assert!(ok.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        "PLAN = \"pro\" and ltv >= 1\n"
+    );
+
+    let bad = run(&["--syntax-only", "plan = "]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("1 | plan = \n  |        ^"));
+
+    // Against the (empty) store: the attribute is unknown.
+    let unknown = run(&["plan = 'pro'"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("error: unknown attribute `plan`"));
+    let builtin = run(&["email ends_with '@acme.io'"]);
+    assert!(
+        builtin.status.success(),
+        "{}",
+        String::from_utf8_lossy(&builtin.stderr)
+    );
+}
