@@ -8,6 +8,7 @@ use std::ops::Bound;
 use chrono::{DateTime, Utc};
 use qwry_segment::{Checked, Field, Test};
 use tantivy::Term;
+use tantivy::fastfield::FastValue;
 use tantivy::query::{
     AllQuery, AutomatonWeight, BooleanQuery, EmptyQuery, EnableScoring, Occur, Query, RangeQuery,
     TermQuery, TermSetQuery, Weight,
@@ -235,28 +236,8 @@ fn leaf_query(leaf: &Leaf, fields: &IndexFields) -> Box<dyn Query> {
             term.append_type_and_fast_value(*flag);
             Box::new(TermQuery::new(term, basic))
         }
-        Leaf::NumberRange(path, low, high) => {
-            let bound = |value: &f64| {
-                let mut term = json_term(fields.number, path);
-                term.append_type_and_fast_value(*value);
-                term
-            };
-            Box::new(RangeQuery::new(
-                low.as_ref().map(bound),
-                high.as_ref().map(bound),
-            ))
-        }
-        Leaf::TimeRange(path, low, high) => {
-            let bound = |value: &i64| {
-                let mut term = json_term(fields.time, path);
-                term.append_type_and_fast_value(*value);
-                term
-            };
-            Box::new(RangeQuery::new(
-                low.as_ref().map(bound),
-                high.as_ref().map(bound),
-            ))
-        }
+        Leaf::NumberRange(path, low, high) => fast_range(fields.number, path, low, high),
+        Leaf::TimeRange(path, low, high) => fast_range(fields.time, path, low, high),
         Leaf::TextMatch(path, mode, needle) => {
             let prefix = text_term(fields.text_lower, path, "")
                 .serialized_value_bytes()
@@ -267,6 +248,24 @@ fn leaf_query(leaf: &Leaf, fields: &IndexFields) -> Box<dyn Query> {
             })
         }
     }
+}
+
+/// A range over the fast column of `path` in a JSON field.
+fn fast_range<T: FastValue + Copy>(
+    field: tantivy::schema::Field,
+    path: &str,
+    low: &Bound<T>,
+    high: &Bound<T>,
+) -> Box<dyn Query> {
+    let bound = |value: &T| {
+        let mut term = json_term(field, path);
+        term.append_type_and_fast_value(*value);
+        term
+    };
+    Box::new(RangeQuery::new(
+        low.as_ref().map(bound),
+        high.as_ref().map(bound),
+    ))
 }
 
 fn terms_query(mut terms: Vec<Term>) -> Box<dyn Query> {

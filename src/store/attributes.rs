@@ -10,15 +10,9 @@ impl Store {
         &self,
         workspace: &WorkspaceId,
     ) -> Result<Vec<AttributeDefinition>, StoreError> {
-        let mut response = self
-            .db
-            .query(format!(
-                "SELECT * FROM {ATTRIBUTE_TABLE} WHERE workspace = $workspace ORDER BY name"
-            ))
-            .bind(("workspace", workspace.as_str().to_owned()))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let records: Vec<AttributeRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        let records: Vec<AttributeRecord> = self
+            .workspace_records(ATTRIBUTE_TABLE, workspace, "name")
+            .await?;
         records
             .into_iter()
             .map(AttributeRecord::into_definition)

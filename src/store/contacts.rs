@@ -101,9 +101,20 @@ impl Store {
 
     /// How many contacts the workspace holds.
     pub async fn count_contacts(&self, workspace: &WorkspaceId) -> Result<u64, StoreError> {
+        self.count_in_workspace(workspace, None).await
+    }
+
+    /// Counts the workspace's contacts, optionally filtered by a fixed SurrealQL condition
+    /// (`'static`, so that no request data can reach the statement).
+    async fn count_in_workspace(
+        &self,
+        workspace: &WorkspaceId,
+        condition: Option<&'static str>,
+    ) -> Result<u64, StoreError> {
+        let filter = condition.map(|c| format!(" WHERE {c}")).unwrap_or_default();
         let mut response = self
             .db
-            .query("RETURN count(SELECT VALUE id FROM $range)")
+            .query(format!("RETURN count(SELECT VALUE id FROM $range{filter})"))
             .bind(("range", workspace_range(workspace, None)))
             .await
             .map_err(StoreError::from_surreal)?;
@@ -226,18 +237,7 @@ impl Store {
         workspace: &WorkspaceId,
         condition: &'static str,
     ) -> Result<u64, StoreError> {
-        let mut response = self
-            .db
-            .query(format!(
-                "RETURN count(SELECT VALUE id FROM $range WHERE {condition})"
-            ))
-            .bind(("range", workspace_range(workspace, None)))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let count: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
-        Ok(count
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or_default())
+        self.count_in_workspace(workspace, Some(condition)).await
     }
 
     /// Replaces a contact if it is still at `expected_revision` (otherwise

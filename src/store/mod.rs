@@ -135,6 +135,24 @@ impl Store {
         warn!(path = %lock_file.display(), "the store did not release its lock in time");
     }
 
+    /// Every record of a small per-workspace table (served by its `workspace` index), ordered.
+    async fn workspace_records<R: surrealdb::types::SurrealValue>(
+        &self,
+        table: &'static str,
+        workspace: &crate::domain::WorkspaceId,
+        order_by: &'static str,
+    ) -> Result<Vec<R>, StoreError> {
+        let mut response = self
+            .db
+            .query(format!(
+                "SELECT * FROM {table} WHERE workspace = $workspace ORDER BY {order_by}"
+            ))
+            .bind(("workspace", workspace.as_str().to_owned()))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        response.take(0).map_err(StoreError::from_surreal)
+    }
+
     /// Answers when the datastore executes a trivial statement.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db

@@ -69,15 +69,9 @@ impl Store {
 
     /// Every saved segment of the workspace, by slug.
     pub async fn segments(&self, workspace: &WorkspaceId) -> Result<Vec<SavedSegment>, StoreError> {
-        let mut response = self
-            .db
-            .query(format!(
-                "SELECT * FROM {SEGMENT_TABLE} WHERE workspace = $workspace ORDER BY slug"
-            ))
-            .bind(("workspace", workspace.as_str().to_owned()))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let records: Vec<SegmentRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        let records: Vec<SegmentRecord> = self
+            .workspace_records(SEGMENT_TABLE, workspace, "slug")
+            .await?;
         Ok(records
             .into_iter()
             .map(SegmentRecord::into_segment)
