@@ -1,81 +1,54 @@
-//! A collector for pages of contact ids in id order: no scoring, no stored fields; it reads the
-//! two fast columns holding each document's ULID and keeps the smallest ids after the cursor.
+//! Keeps the smallest contact ids after a cursor: pages in id order without sorting every match.
 
 use std::collections::BinaryHeap;
 
-use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::Column;
-use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
-
-/// Collects up to `limit` ids greater than `after`, ascending.
-pub struct IdPage {
-    /// Exclusive lower bound of the ids wanted.
-    pub after: Option<u128>,
-    /// How many ids at most.
-    pub limit: usize,
-}
-
-impl Collector for IdPage {
-    type Fruit = Vec<u128>;
-    type Child = IdPageSegment;
-
-    fn for_segment(
-        &self,
-        _segment: SegmentOrdinal,
-        reader: &SegmentReader,
-    ) -> tantivy::Result<IdPageSegment> {
-        Ok(IdPageSegment {
-            hi: reader.fast_fields().u64("id_hi")?,
-            lo: reader.fast_fields().u64("id_lo")?,
-            after: self.after,
-            limit: self.limit,
-            smallest: BinaryHeap::with_capacity(self.limit + 1),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Vec<u128>>) -> tantivy::Result<Vec<u128>> {
-        let mut ids: Vec<u128> = fruits.into_iter().flatten().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.truncate(self.limit);
-        Ok(ids)
-    }
-}
-
-/// Per index segment state of [`IdPage`].
-pub struct IdPageSegment {
-    hi: Column<u64>,
-    lo: Column<u64>,
+/// The `limit` smallest ids greater than `after` among those offered.
+pub struct SmallestIds {
     after: Option<u128>,
     limit: usize,
     /// Max-heap of the smallest ids seen so far.
-    smallest: BinaryHeap<u128>,
+    heap: BinaryHeap<u128>,
 }
 
-impl SegmentCollector for IdPageSegment {
-    type Fruit = Vec<u128>;
-
-    fn collect(&mut self, doc: DocId, _score: Score) {
-        let (Some(hi), Some(lo)) = (self.hi.first(doc), self.lo.first(doc)) else {
-            return;
-        };
-        let id = (u128::from(hi) << 64) | u128::from(lo);
-        if self.after.is_some_and(|after| id <= after) || self.limit == 0 {
-            return;
-        }
-        if self.smallest.len() < self.limit {
-            self.smallest.push(id);
-        } else if self.smallest.peek().is_some_and(|largest| id < *largest) {
-            self.smallest.pop();
-            self.smallest.push(id);
+impl SmallestIds {
+    /// Keeps up to `limit` ids greater than `after`.
+    pub fn new(after: Option<u128>, limit: usize) -> Self {
+        Self {
+            after,
+            limit,
+            heap: BinaryHeap::with_capacity(limit + 1),
         }
     }
 
-    fn harvest(self) -> Vec<u128> {
-        self.smallest.into_sorted_vec()
+    /// Offers one id.
+    pub fn offer(&mut self, id: u128) {
+        if self.limit == 0 || self.after.is_some_and(|after| id <= after) {
+            return;
+        }
+        if self.heap.len() < self.limit {
+            self.heap.push(id);
+        } else if self.heap.peek().is_some_and(|largest| id < *largest) {
+            self.heap.pop();
+            self.heap.push(id);
+        }
+    }
+
+    /// The kept ids, ascending.
+    pub fn into_sorted(self) -> Vec<u128> {
+        self.heap.into_sorted_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_smallest_after_the_cursor() {
+        let mut ids = SmallestIds::new(Some(3), 3);
+        [9, 1, 4, 7, 3, 5, 8]
+            .into_iter()
+            .for_each(|id| ids.offer(id));
+        assert_eq!(ids.into_sorted(), vec![4, 5, 7]);
     }
 }

@@ -1,17 +1,17 @@
-//! Checked segment -> private plan -> `simplify()` -> tantivy `Query` objects.
+//! Checked segment -> private plan -> `simplify()` -> leaves as tantivy `Query` objects.
 //!
-//! Every query is confined to one workspace here, once. No query text is ever formatted for
-//! tantivy's query parser: terms and ranges are built from typed values.
+//! Every plan is confined to one workspace here, once. No query text is ever formatted for
+//! tantivy's query parser: terms and ranges are built from typed values. The executor
+//! (`execute.rs`) evaluates leaves with tantivy and combines them as bit sets.
 
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
-use qwry_segment::{Checked, Field, Test};
+use qwry_segment::{Checked, Field, Test, TimePoint};
 use tantivy::Term;
 use tantivy::fastfield::FastValue;
 use tantivy::query::{
-    AllQuery, AutomatonWeight, BooleanQuery, EmptyQuery, EnableScoring, Occur, Query, RangeQuery,
-    TermQuery, TermSetQuery, Weight,
+    AutomatonWeight, EnableScoring, Query, RangeQuery, TermQuery, TermSetQuery, Weight,
 };
 use tantivy::schema::IndexRecordOption;
 
@@ -28,7 +28,7 @@ pub struct UnexpandedReference(pub String);
 
 /// The plan: the checked tree with fields resolved to index paths and `now` resolved.
 #[derive(Debug, Clone, PartialEq)]
-enum Plan {
+pub(super) enum Plan {
     All,
     Nothing,
     Leaf(Leaf),
@@ -37,30 +37,43 @@ enum Plan {
     Not(Box<Plan>),
 }
 
+/// A test tantivy answers directly.
 #[derive(Debug, Clone, PartialEq)]
-enum Leaf {
+pub(super) enum Leaf {
     Workspace(String),
     Present(String),
     TextIn(String, Vec<String>),
     TextMatch(String, TextMatch, String),
     NumberRange(String, Bound<f64>, Bound<f64>),
-    TimeRange(String, Bound<i64>, Bound<i64>),
+    /// Bounds in ns; `relative` when a bound came from `now`, so the result changes over time.
+    TimeRange {
+        path: String,
+        low: Bound<i64>,
+        high: Bound<i64>,
+        relative: bool,
+    },
     Flag(String, bool),
     ListAny(String, Vec<String>),
 }
 
-/// Compiles `segment` for `workspace`, with `now` fixing relative times.
-pub fn compile(
+impl Leaf {
+    /// Whether the leaf's documents depend only on the index segment (so they can be cached).
+    pub(super) fn cacheable(&self) -> bool {
+        !matches!(self, Leaf::TimeRange { relative: true, .. })
+    }
+}
+
+/// The confined, simplified plan of `segment` for `workspace`, with `now` fixing relative times.
+pub(super) fn plan_for(
     segment: &Checked,
     workspace: &WorkspaceId,
-    fields: &IndexFields,
     now: DateTime<Utc>,
-) -> Result<Box<dyn Query>, UnexpandedReference> {
+) -> Result<Plan, UnexpandedReference> {
     let confined = Plan::And(vec![
         Plan::Leaf(Leaf::Workspace(workspace.as_str().to_owned())),
         plan(segment, now)?,
     ]);
-    Ok(to_query(&confined.simplify(), fields))
+    Ok(confined.simplify())
 }
 
 fn plan(segment: &Checked, now: DateTime<Utc>) -> Result<Plan, UnexpandedReference> {
@@ -102,10 +115,19 @@ fn test_plan(field: &Field, test: &Test, now: DateTime<Utc>) -> Plan {
         Test::NumberRange(low, high) => Leaf::NumberRange(path, *low, *high),
         Test::BoolIs(flag) => Leaf::Flag(path, *flag),
         Test::TimeRange(low, high) => {
-            let nanos = |bound: &Bound<qwry_segment::TimePoint>| {
-                bound.map(|point| time_key(point.resolve(now)))
+            let nanos = |bound: &Bound<TimePoint>| bound.map(|point| time_key(point.resolve(now)));
+            let is_relative = |bound: &Bound<TimePoint>| {
+                matches!(
+                    bound,
+                    Bound::Included(TimePoint::Now(_)) | Bound::Excluded(TimePoint::Now(_))
+                )
             };
-            Leaf::TimeRange(path, nanos(low), nanos(high))
+            Leaf::TimeRange {
+                path,
+                low: nanos(low),
+                high: nanos(high),
+                relative: is_relative(low) || is_relative(high),
+            }
         }
         Test::ListHasAny(items) => Leaf::ListAny(path, items.clone()),
         Test::ListHasAll(items) => {
@@ -166,37 +188,6 @@ impl Plan {
     }
 }
 
-fn to_query(plan: &Plan, fields: &IndexFields) -> Box<dyn Query> {
-    match plan {
-        Plan::All => Box::new(AllQuery),
-        Plan::Nothing => Box::new(EmptyQuery),
-        Plan::Leaf(leaf) => leaf_query(leaf, fields),
-        Plan::Not(operand) => Box::new(BooleanQuery::new(vec![
-            (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
-            (Occur::MustNot, to_query(operand, fields)),
-        ])),
-        Plan::Or(operands) => Box::new(BooleanQuery::new(
-            operands
-                .iter()
-                .map(|operand| (Occur::Should, to_query(operand, fields)))
-                .collect(),
-        )),
-        Plan::And(operands) => {
-            let mut clauses: Vec<(Occur, Box<dyn Query>)> = operands
-                .iter()
-                .map(|operand| match operand {
-                    Plan::Not(inner) => (Occur::MustNot, to_query(inner, fields)),
-                    other => (Occur::Must, to_query(other, fields)),
-                })
-                .collect();
-            if clauses.iter().all(|(occur, _)| *occur == Occur::MustNot) {
-                clauses.push((Occur::Must, Box::new(AllQuery)));
-            }
-            Box::new(BooleanQuery::new(clauses))
-        }
-    }
-}
-
 /// The term of `path` in a JSON field (paths never hold dots; see [`field_path`]).
 fn json_term(field: tantivy::schema::Field, path: &str) -> Term {
     Term::from_field_json_path(field, path, false)
@@ -208,7 +199,8 @@ fn text_term(field: tantivy::schema::Field, path: &str, value: &str) -> Term {
     term
 }
 
-fn leaf_query(leaf: &Leaf, fields: &IndexFields) -> Box<dyn Query> {
+/// The tantivy query answering `leaf`.
+pub(super) fn leaf_query(leaf: &Leaf, fields: &IndexFields) -> Box<dyn Query> {
     let basic = IndexRecordOption::Basic;
     match leaf {
         Leaf::Workspace(workspace) => Box::new(TermQuery::new(
@@ -237,7 +229,9 @@ fn leaf_query(leaf: &Leaf, fields: &IndexFields) -> Box<dyn Query> {
             Box::new(TermQuery::new(term, basic))
         }
         Leaf::NumberRange(path, low, high) => fast_range(fields.number, path, low, high),
-        Leaf::TimeRange(path, low, high) => fast_range(fields.time, path, low, high),
+        Leaf::TimeRange {
+            path, low, high, ..
+        } => fast_range(fields.time, path, low, high),
         Leaf::TextMatch(path, mode, needle) => {
             let prefix = text_term(fields.text_lower, path, "")
                 .serialized_value_bytes()

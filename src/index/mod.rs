@@ -2,9 +2,11 @@
 //! rebuilt from it. Blocking calls; async callers go through `spawn_blocking`.
 
 mod automaton;
+mod bits;
 mod collect;
 mod compile;
 mod document;
+mod execute;
 mod record;
 mod schema;
 
@@ -14,7 +16,6 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use qwry_segment::Checked;
 use serde::{Deserialize, Serialize};
-use tantivy::collector::Count;
 use tantivy::directory::MmapDirectory;
 use tantivy::schema::Schema;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
@@ -23,8 +24,10 @@ pub use compile::UnexpandedReference;
 pub use record::{ContactRecord, field_path};
 
 use crate::domain::{Contact, ContactId, WorkspaceId};
-use collect::IdPage;
+use bits::Bits;
+use collect::SmallestIds;
 use document::{contact_document, document_key};
+use execute::LeafCache;
 use schema::{IndexFields, build_schema, fields_of};
 
 /// Memory the writer may buffer before it flushes a segment.
@@ -94,6 +97,7 @@ pub struct SegmentIndex {
     fields: IndexFields,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
+    cache: LeafCache,
 }
 
 impl SegmentIndex {
@@ -125,6 +129,7 @@ impl SegmentIndex {
             fields,
             reader,
             writer: Mutex::new(writer),
+            cache: LeafCache::default(),
         })
     }
 
@@ -173,6 +178,13 @@ impl SegmentIndex {
         prepared.set_payload(&serde_json::to_string(payload)?);
         prepared.commit()?;
         self.reader.reload()?;
+        let searcher = self.reader.searcher();
+        let live = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect();
+        self.cache.retain_segments(&live);
         Ok(())
     }
 
@@ -188,9 +200,10 @@ impl SegmentIndex {
         segment: &Checked,
         now: DateTime<Utc>,
     ) -> Result<u64, IndexError> {
-        let query = compile::compile(segment, workspace, &self.fields, now)?;
+        let plan = compile::plan_for(segment, workspace, now)?;
         let searcher = self.reader.searcher();
-        Ok(query.count(&searcher)? as u64)
+        let matches = execute::matching(&plan, &searcher, &self.fields, &self.cache)?;
+        Ok(matches.iter().map(Bits::count).sum())
     }
 
     /// The exact number of members and the page of up to `limit` ids after `after`.
@@ -202,17 +215,26 @@ impl SegmentIndex {
         after: Option<&ContactId>,
         limit: usize,
     ) -> Result<Members, IndexError> {
-        let query = compile::compile(segment, workspace, &self.fields, now)?;
+        let plan = compile::plan_for(segment, workspace, now)?;
         let searcher = self.reader.searcher();
-        let page = IdPage {
-            after: after.map(ContactId::as_u128),
-            limit: limit + 1,
-        };
-        let (total, mut ids) = searcher.search(&*query, &(Count, page))?;
+        let matches = execute::matching(&plan, &searcher, &self.fields, &self.cache)?;
+        let mut page = SmallestIds::new(after.map(ContactId::as_u128), limit + 1);
+        let mut total = 0;
+        for (reader, docs) in searcher.segment_readers().iter().zip(&matches) {
+            total += docs.count();
+            let hi = reader.fast_fields().u64("id_hi")?;
+            let lo = reader.fast_fields().u64("id_lo")?;
+            for doc in docs.iter() {
+                if let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) {
+                    page.offer((u128::from(hi) << 64) | u128::from(lo));
+                }
+            }
+        }
+        let mut ids = page.into_sorted();
         let has_more = ids.len() > limit;
         ids.truncate(limit);
         Ok(Members {
-            total: total as u64,
+            total,
             ids: ids.into_iter().map(ContactId::from_u128).collect(),
             has_more,
         })

@@ -384,6 +384,17 @@ mod tests {
     }
 
     #[test]
+    fn overlong_text_is_refused() {
+        let long = "a".repeat(MAX_SOURCE_BYTES + 1);
+        let error = tokenize(&long).unwrap_err();
+        assert_eq!(error.code, ErrorCode::TooLong);
+        assert_eq!(
+            error.message,
+            "the segment is 16385 bytes long; at most 16384 are allowed"
+        );
+    }
+
+    #[test]
     fn date_times_are_one_token() {
         assert_eq!(
             tokens("2026-01-31T10:00:00+01:00"),
