@@ -4,6 +4,7 @@
 //! deletes are applied after evaluation), so clauses that recur across queries cost a lookup.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
 
 use tantivy::index::SegmentId;
@@ -113,8 +114,19 @@ fn evaluate(
         }
         Plan::And(operands) => {
             // Positive operands first, then subtract the negated ones; stop once nothing is left.
-            let (negated, positive): (Vec<&Plan>, Vec<&Plan>) = operands
-                .iter()
+            // Time ranges relative to `now` cannot be cached: when other operands narrow the
+            // candidates, they are checked per candidate against the fast column instead.
+            let (deferred, others): (Vec<&Plan>, Vec<&Plan>) =
+                operands.iter().partition(|operand| {
+                    matches!(operand, Plan::Leaf(Leaf::TimeRange { relative: true, .. }))
+                });
+            let (deferred, others) = if others.is_empty() {
+                (Vec::new(), deferred)
+            } else {
+                (deferred, others)
+            };
+            let (negated, positive): (Vec<&Plan>, Vec<&Plan>) = others
+                .into_iter()
                 .partition(|operand| matches!(operand, Plan::Not(_)));
             let mut bits = match positive.first() {
                 Some(first) => {
@@ -135,9 +147,42 @@ fn evaluate(
                 }
                 bits.and_not(&*evaluate(inner, reader, schema, fields, cache)?);
             }
+            for operand in deferred {
+                if let Plan::Leaf(Leaf::TimeRange {
+                    path, low, high, ..
+                }) = operand
+                {
+                    keep_times_within(&mut bits, reader, path, low, high)?;
+                }
+            }
             Arc::new(bits)
         }
     })
+}
+
+/// Removes candidates whose datetime at `path` is missing or outside the bounds.
+fn keep_times_within(
+    bits: &mut Bits,
+    reader: &SegmentReader,
+    path: &str,
+    low: &Bound<i64>,
+    high: &Bound<i64>,
+) -> tantivy::Result<()> {
+    let column = reader
+        .fast_fields()
+        .column_opt::<i64>(&format!("time.{path}"))?;
+    let mut outside = Bits::empty(reader.max_doc());
+    for doc in bits.iter() {
+        let inside = column
+            .as_ref()
+            .and_then(|column| column.first(doc))
+            .is_some_and(|value| (*low, *high).contains(&value));
+        if !inside {
+            outside.insert(doc);
+        }
+    }
+    bits.and_not(&outside);
+    Ok(())
 }
 
 fn leaf_bits(
