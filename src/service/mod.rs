@@ -3,15 +3,19 @@
 mod attributes;
 mod contacts;
 mod error;
+mod explain;
 pub mod indexer;
+mod segment_catalog;
 mod segments;
 
 pub use attributes::AttributeService;
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use error::{ErrorCode, ServiceError};
+pub use explain::ExplainNode;
+pub use segment_catalog::check_text;
 pub use segments::{
-    Consistency, ExplainNode, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, SegmentDraft, SegmentPage,
-    SegmentService, SegmentSource, Validation, check_text,
+    Consistency, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, SegmentDraft, SegmentPage, SegmentService,
+    SegmentSource, Validation,
 };
 
 use std::sync::Arc;

@@ -1,0 +1,119 @@
+//! Explanations: why one contact is in or out of a segment, part by part (in-memory back end).
+
+use chrono::{DateTime, Utc};
+use qwry_segment::ast::Expr;
+use qwry_segment::eval::{EvalContext, FieldValue, Record, matches};
+use qwry_segment::{Checked, check};
+use serde_json::Value as Json;
+
+use super::segment_catalog::{WorkspaceCatalog, expand};
+use crate::index::ContactRecord;
+
+/// One node of an explanation, in depth-first order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainNode {
+    /// Position in the list.
+    pub id: usize,
+    /// The parent's position; `None` for the root.
+    pub parent: Option<usize>,
+    /// `and`, `or`, `not`, `condition` or `segment`.
+    pub kind: &'static str,
+    /// Canonical text of this part.
+    pub text: String,
+    /// Whether the contact satisfies this part.
+    pub matched: bool,
+    /// For conditions: the contact's value of the field (JSON `null` when missing).
+    pub value: Option<Json>,
+}
+
+pub(super) fn evaluate(segment: &Checked, record: &dyn Record, now: DateTime<Utc>) -> bool {
+    let context = EvalContext {
+        now,
+        in_segment: &|_| false,
+    };
+    matches(segment, record, &context)
+}
+
+/// The JSON form of a field value, for explanations.
+fn value_json(value: Option<FieldValue<'_>>) -> Json {
+    match value {
+        None => Json::Null,
+        Some(FieldValue::Text(text)) => Json::String(text.to_owned()),
+        Some(FieldValue::Number(number)) => {
+            serde_json::Number::from_f64(number).map_or(Json::Null, Json::Number)
+        }
+        Some(FieldValue::Bool(flag)) => Json::Bool(flag),
+        Some(FieldValue::Time(at)) => Json::String(at.to_rfc3339()),
+        Some(FieldValue::List(items)) => {
+            Json::Array(items.iter().cloned().map(Json::String).collect())
+        }
+    }
+}
+
+pub(super) fn explain_node(
+    expr: &Expr,
+    parent: Option<usize>,
+    catalog: &WorkspaceCatalog,
+    record: &ContactRecord<'_>,
+    now: DateTime<Utc>,
+    nodes: &mut Vec<ExplainNode>,
+) -> bool {
+    let id = nodes.len();
+    nodes.push(ExplainNode {
+        id,
+        parent,
+        kind: "condition",
+        text: expr.to_string(),
+        matched: false,
+        value: None,
+    });
+    let (kind, matched, value) = match expr {
+        Expr::And(operands) => {
+            let results: Vec<bool> = operands
+                .iter()
+                .map(|o| explain_node(o, Some(id), catalog, record, now, nodes))
+                .collect();
+            ("and", results.iter().all(|r| *r), None)
+        }
+        Expr::Or(operands) => {
+            let results: Vec<bool> = operands
+                .iter()
+                .map(|o| explain_node(o, Some(id), catalog, record, now, nodes))
+                .collect();
+            ("or", results.iter().any(|r| *r), None)
+        }
+        Expr::Not(operand, _) => (
+            "not",
+            !explain_node(operand, Some(id), catalog, record, now, nodes),
+            None,
+        ),
+        Expr::InSegment(..) => {
+            let matched = check(expr, catalog)
+                .ok()
+                .and_then(|checked| expand(&checked, catalog, &mut Vec::new()).ok())
+                .is_some_and(|expanded| evaluate(&expanded, record, now));
+            ("segment", matched, None)
+        }
+        Expr::Condition(_) => {
+            let checked = check(expr, catalog).ok();
+            let matched = checked.as_ref().is_some_and(|c| evaluate(c, record, now));
+            let field = checked.as_ref().and_then(first_field);
+            let value = field.map(|f| value_json(record.value(&f)));
+            ("condition", matched, Some(value.unwrap_or(Json::Null)))
+        }
+    };
+    let node = &mut nodes[id];
+    node.kind = kind;
+    node.matched = matched;
+    node.value = value;
+    matched
+}
+
+fn first_field(checked: &Checked) -> Option<qwry_segment::Field> {
+    match checked {
+        Checked::Test(field, _) => Some(field.clone()),
+        Checked::Not(inner) => first_field(inner),
+        Checked::And(operands) | Checked::Or(operands) => operands.first().and_then(first_field),
+        Checked::InSegment(_) => None,
+    }
+}

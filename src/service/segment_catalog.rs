@@ -1,0 +1,219 @@
+//! What a workspace's segments may refer to, and how references to saved segments are
+//! checked and inlined (cycles and depth refused).
+
+use std::collections::HashMap;
+
+use qwry_segment::ast::Expr;
+use qwry_segment::{Catalog, Checked, Diagnostic, ErrorCode, FieldType, check, parse};
+
+use super::ServiceError;
+use super::segments::{MAX_REFERENCE_DEPTH, SegmentSource};
+use crate::domain::{AttributeType, WorkspaceId};
+use crate::store::Store;
+
+/// The attributes and saved segments a workspace's segments may refer to.
+pub(super) struct WorkspaceCatalog {
+    pub(super) attributes: HashMap<String, FieldType>,
+    pub(super) segments: HashMap<String, String>,
+}
+
+impl Catalog for WorkspaceCatalog {
+    fn attribute_type(&self, name: &str) -> Option<FieldType> {
+        self.attributes.get(name).copied()
+    }
+
+    fn attribute_names(&self) -> Vec<String> {
+        self.attributes.keys().cloned().collect()
+    }
+
+    fn segment_exists(&self, slug: &str) -> bool {
+        self.segments.contains_key(slug)
+    }
+}
+
+impl WorkspaceCatalog {
+    pub(super) async fn load(store: &Store, workspace: &WorkspaceId) -> Result<Self, ServiceError> {
+        let attributes = store
+            .attribute_definitions(workspace)
+            .await?
+            .into_iter()
+            .map(|d| (d.name.as_str().to_owned(), field_type(d.value_type)))
+            .collect();
+        let segments = store
+            .segments(workspace)
+            .await?
+            .into_iter()
+            .map(|s| (s.slug.as_str().to_owned(), s.text))
+            .collect();
+        Ok(Self {
+            attributes,
+            segments,
+        })
+    }
+}
+
+/// Checks segment text against the workspace's attributes and saved segments, without the index
+/// (for the command line): the canonical text, or every problem found.
+pub async fn check_text(
+    store: &Store,
+    workspace: &WorkspaceId,
+    text: &str,
+) -> Result<Result<String, Vec<Diagnostic>>, ServiceError> {
+    let catalog = WorkspaceCatalog::load(store, workspace).await?;
+    let expr = match parse(text) {
+        Ok(expr) => expr,
+        Err(diagnostic) => return Ok(Err(vec![diagnostic])),
+    };
+    let checked = match check(&expr, &catalog) {
+        Ok(checked) => checked,
+        Err(diagnostics) => return Ok(Err(diagnostics)),
+    };
+    Ok(match expand(&checked, &catalog, &mut Vec::new()) {
+        Ok(_) => Ok(expr.to_string()),
+        Err(problem) => Err(vec![problem.diagnostic(&expr)]),
+    })
+}
+
+fn field_type(value_type: AttributeType) -> FieldType {
+    match value_type {
+        AttributeType::String => FieldType::String,
+        AttributeType::Number => FieldType::Number,
+        AttributeType::Bool => FieldType::Bool,
+        AttributeType::Datetime => FieldType::Datetime,
+        AttributeType::StringList => FieldType::StringList,
+    }
+}
+
+/// Parses (when text) and checks a segment.
+pub(super) fn prepare(
+    catalog: &WorkspaceCatalog,
+    source: SegmentSource,
+) -> Result<(Expr, Checked), Vec<Diagnostic>> {
+    let expr = match source {
+        SegmentSource::Text(text) => parse(&text).map_err(|d| vec![d])?,
+        SegmentSource::Tree(expr) => expr,
+    };
+    let checked = check(&expr, catalog)?;
+    Ok((expr, checked))
+}
+
+/// Slugs a segment text refers to (empty when it does not parse).
+pub(super) fn references(text: &str) -> Vec<String> {
+    let Ok(expr) = parse(text) else {
+        return Vec::new();
+    };
+    let mut slugs = Vec::new();
+    collect_references(&expr, &mut slugs);
+    slugs
+}
+
+fn collect_references(expr: &Expr, slugs: &mut Vec<String>) {
+    match expr {
+        Expr::And(operands) | Expr::Or(operands) => {
+            operands.iter().for_each(|o| collect_references(o, slugs))
+        }
+        Expr::Not(operand, _) => collect_references(operand, slugs),
+        Expr::InSegment(slug, _) => slugs.push(slug.clone()),
+        Expr::Condition(_) => {}
+    }
+}
+
+/// Why references could not be expanded.
+pub(super) struct ReferenceProblem {
+    /// The top-level reference through which the problem was reached.
+    via: String,
+    code: ErrorCode,
+    message: String,
+}
+
+impl ReferenceProblem {
+    pub(super) fn diagnostic(&self, expr: &Expr) -> Diagnostic {
+        let span = reference_span(expr, &self.via).unwrap_or_else(|| expr.span());
+        Diagnostic::new(self.code, span, self.message.clone())
+    }
+
+    pub(super) fn at(&self, expr: &Expr) -> ServiceError {
+        ServiceError::InvalidSegment(vec![self.diagnostic(expr)])
+    }
+}
+
+fn reference_span(expr: &Expr, slug: &str) -> Option<qwry_segment::Span> {
+    match expr {
+        Expr::InSegment(found, span) if found == slug => Some(*span),
+        Expr::And(operands) | Expr::Or(operands) => {
+            operands.iter().find_map(|o| reference_span(o, slug))
+        }
+        Expr::Not(operand, _) => reference_span(operand, slug),
+        _ => None,
+    }
+}
+
+/// Inlines saved segments for `in segment` references, refusing cycles and deep chains.
+pub(super) fn expand(
+    checked: &Checked,
+    catalog: &WorkspaceCatalog,
+    stack: &mut Vec<String>,
+) -> Result<Checked, ReferenceProblem> {
+    let all = |operands: &[Checked], stack: &mut Vec<String>| {
+        operands
+            .iter()
+            .map(|o| expand(o, catalog, stack))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(match checked {
+        Checked::And(operands) => Checked::And(all(operands, stack)?),
+        Checked::Or(operands) => Checked::Or(all(operands, stack)?),
+        Checked::Not(operand) => Checked::Not(Box::new(expand(operand, catalog, stack)?)),
+        Checked::Test(..) => checked.clone(),
+        Checked::InSegment(slug) => {
+            let via = stack.first().cloned().unwrap_or_else(|| slug.clone());
+            if stack.contains(slug) {
+                let chain = stack
+                    .iter()
+                    .chain(std::iter::once(slug))
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(" -> ");
+                return Err(ReferenceProblem {
+                    via,
+                    code: ErrorCode::SegmentCycle,
+                    message: format!("segments refer to each other in a cycle: {chain}"),
+                });
+            }
+            if stack.len() >= MAX_REFERENCE_DEPTH {
+                return Err(ReferenceProblem {
+                    via,
+                    code: ErrorCode::SegmentCycle,
+                    message: format!(
+                        "segment references nest deeper than {MAX_REFERENCE_DEPTH} levels"
+                    ),
+                });
+            }
+            let Some(text) = catalog.segments.get(slug) else {
+                return Err(ReferenceProblem {
+                    via,
+                    code: ErrorCode::UnknownSegment,
+                    message: format!("there is no saved segment `{slug}`"),
+                });
+            };
+            let (_, referenced) =
+                prepare(catalog, SegmentSource::Text(text.clone())).map_err(|diagnostics| {
+                    ReferenceProblem {
+                        via: via.clone(),
+                        code: ErrorCode::UnknownSegment,
+                        message: format!(
+                            "saved segment `{slug}` no longer checks: {}",
+                            diagnostics
+                                .first()
+                                .map(|d| d.message.as_str())
+                                .unwrap_or("invalid")
+                        ),
+                    }
+                })?;
+            stack.push(slug.clone());
+            let expanded = expand(&referenced, catalog, stack);
+            stack.pop();
+            expanded?
+        }
+    })
+}
