@@ -368,7 +368,8 @@ impl SegmentService {
         source: SegmentSource,
     ) -> Result<Vec<ExplainNode>, ServiceError> {
         let catalog = self.catalog(&contact.workspace).await?;
-        let (expr, _) = self.resolve(&contact.workspace, source).await?;
+        let (expr, checked) = prepare(&catalog, source).map_err(ServiceError::InvalidSegment)?;
+        expand(&checked, &catalog, &mut Vec::new()).map_err(|problem| problem.at(&expr))?;
         let mut nodes = Vec::new();
         explain_node(
             &expr,

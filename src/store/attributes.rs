@@ -48,13 +48,7 @@ impl Store {
         definition: &AttributeDefinition,
     ) -> Result<(), StoreError> {
         let record = AttributeRecord::from_definition(definition);
-        self.db
-            .query(format!("{statement} $id CONTENT $record RETURN NONE"))
-            .bind(("id", record.id.clone()))
-            .bind(("record", record))
+        self.write_record(statement, record.id.clone(), record)
             .await
-            .and_then(|response| response.check())
-            .map(|_| ())
-            .map_err(StoreError::from_surreal)
     }
 }

@@ -153,6 +153,23 @@ impl Store {
         response.take(0).map_err(StoreError::from_surreal)
     }
 
+    /// `CREATE` or `UPSERT` one record with its whole content.
+    async fn write_record<R: surrealdb::types::SurrealValue>(
+        &self,
+        statement: &'static str,
+        id: surrealdb::types::RecordId,
+        record: R,
+    ) -> Result<(), StoreError> {
+        self.db
+            .query(format!("{statement} $id CONTENT $record RETURN NONE"))
+            .bind(("id", id))
+            .bind(("record", record))
+            .await
+            .and_then(|response| response.check())
+            .map(|_| ())
+            .map_err(StoreError::from_surreal)
+    }
+
     /// Answers when the datastore executes a trivial statement.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db

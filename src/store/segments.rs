@@ -81,14 +81,7 @@ impl Store {
     /// Creates or replaces a saved segment.
     pub async fn put_segment(&self, segment: &SavedSegment) -> Result<(), StoreError> {
         let record = SegmentRecord::from_segment(segment);
-        self.db
-            .query("UPSERT $id CONTENT $record RETURN NONE")
-            .bind(("id", record.id.clone()))
-            .bind(("record", record))
-            .await
-            .and_then(|response| response.check())
-            .map(|_| ())
-            .map_err(StoreError::from_surreal)
+        self.write_record("UPSERT", record.id.clone(), record).await
     }
 
     /// Deletes a saved segment; returns whether it existed.
