@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::config::{DatabaseUrl, Settings};
+use crate::domain::WorkspaceId;
 use crate::graphql::{ApiSchema, build_schema};
 use crate::http::{HttpState, router};
 use crate::index::{IndexError, SegmentIndex};
@@ -39,6 +40,9 @@ pub enum StartError {
     /// The segment index could not be brought up to date.
     #[error(transparent)]
     Indexer(#[from] IndexerError),
+    /// Start-up settings could not be stored.
+    #[error("cannot store start-up settings: {0}")]
+    Settings(String),
 }
 
 /// A ready-to-serve service.
@@ -77,12 +81,15 @@ impl App {
         indexer.catch_up().await?;
         let (stop_indexer, stopped) = watch::channel(false);
         let indexer_task = tokio::spawn(Arc::clone(&indexer).run(stopped));
-        let schema = build_schema(Services::new(
-            store.clone(),
-            index,
-            Arc::clone(&indexer),
-            notifier,
-        ));
+        let services = Services::new(store.clone(), index, Arc::clone(&indexer), notifier);
+        if let Some(secret) = &settings.identity_secret {
+            services
+                .identity
+                .ensure_identity_secret(&WorkspaceId::default(), secret)
+                .await
+                .map_err(|error| StartError::Settings(error.to_string()))?;
+        }
+        let schema = build_schema(services);
         Ok(Self {
             store,
             schema,

@@ -43,6 +43,9 @@ pub struct Settings {
     /// How long the indexer lets writes gather before it commits them (`INDEX_COMMIT_DELAY_MS`,
     /// default 100 ms): the bound on how soon a write is visible to segment queries.
     pub index_commit_delay: Duration,
+    /// The default workspace's identity secret (`IDENTITY_SECRET`), the key of the HMAC that
+    /// `identify` verifies; stored at start-up. Never printed.
+    pub identity_secret: Option<SecretString>,
 }
 
 /// Default of [`Settings::index_commit_delay`].
@@ -132,6 +135,9 @@ pub enum ConfigError {
     /// `INDEX_COMMIT_DELAY_MS` is not a number of milliseconds up to 60000.
     #[error("INDEX_COMMIT_DELAY_MS `{0}` must be a whole number of milliseconds from 0 to 60000")]
     CommitDelay(String),
+    /// `IDENTITY_SECRET` is too short.
+    #[error("IDENTITY_SECRET must be at least 16 bytes without surrounding spaces")]
+    IdentitySecret,
     /// Only one of `SURREAL_USER` and `SURREAL_PASS` is set.
     #[error("set both SURREAL_USER and SURREAL_PASS, or neither")]
     PartialCredentials,
@@ -176,6 +182,13 @@ impl Settings {
                 .map(Duration::from_millis)
                 .ok_or_else(|| ConfigError::CommitDelay(raw.to_owned()))?,
         };
+        let identity_secret = match env.get("IDENTITY_SECRET").filter(|v| !v.is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                crate::domain::WorkspaceSettings::parse_secret(raw)
+                    .map_err(|_| ConfigError::IdentitySecret)?,
+            ),
+        };
         Ok(Self {
             listen_addr,
             data_dir,
@@ -186,6 +199,7 @@ impl Settings {
             },
             log_filter: from_env("RUST_LOG").unwrap_or("info").to_owned(),
             index_commit_delay,
+            identity_secret,
         })
     }
 }
@@ -282,6 +296,10 @@ mod tests {
         assert_eq!(
             load(&[("INDEX_COMMIT_DELAY_MS", "soon")]),
             ConfigError::CommitDelay("soon".into())
+        );
+        assert_eq!(
+            load(&[("IDENTITY_SECRET", "short")]),
+            ConfigError::IdentitySecret
         );
     }
 }

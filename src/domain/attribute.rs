@@ -307,6 +307,8 @@ pub struct AttributeDefinition {
     pub value_type: AttributeType,
     /// What it means, for marketers building segments.
     pub description: Option<String>,
+    /// How its values combine when two contacts merge.
+    pub merge_rule: super::MergeRule,
     /// When it was first declared.
     pub created_at: DateTime<Utc>,
 }
@@ -433,6 +435,7 @@ mod tests {
             name: AttributeName::parse(name).unwrap(),
             value_type,
             description: None,
+            merge_rule: crate::domain::MergeRule::default_for(value_type),
             created_at: Utc::now(),
         };
         AttributeRegistry::new([

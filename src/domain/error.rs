@@ -19,6 +19,14 @@ pub enum DomainError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// An identity value is malformed or a placeholder that is never linked.
+    #[error("{message}")]
+    InvalidIdentity {
+        /// The identity kind, in storage spelling.
+        kind: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
 }
 
 impl DomainError {

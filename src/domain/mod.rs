@@ -4,7 +4,11 @@ mod attribute;
 mod contact;
 mod error;
 mod identifiers;
+mod identity;
+mod merge;
+mod merge_record;
 mod segment;
+mod workspace;
 
 pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,
@@ -13,4 +17,14 @@ pub use attribute::{
 pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text};
 pub use error::DomainError;
 pub use identifiers::{ContactId, Email, ExternalId, Phone, WorkspaceId};
+pub use identity::{
+    Identity, IdentityKey, IdentityKind, MAX_BLOCKED_VALUES, NEVER_LINKED, Provenance, user_hash,
+    verify_user_hash,
+};
+pub use merge::{
+    FieldDecision, FieldRule, MergeConflict, MergePlan, MergeRule, MergeSide, MergeStrategy,
+    ValueSource, plan_merge,
+};
+pub use merge_record::{MergeId, MergeRecord};
 pub use segment::{SavedSegment, Slug};
+pub use workspace::WorkspaceSettings;

@@ -3,7 +3,7 @@
 use async_graphql::{Context, InputObject, Object};
 
 use super::error::ApiResult;
-use super::views::{AttributeTypeView, AttributeView};
+use super::views::{AttributeTypeView, AttributeView, MergeRuleView};
 use super::workspace;
 use crate::domain::{AttributeName, Text};
 use crate::service::{ServiceError, Services};
@@ -64,7 +64,13 @@ impl AttributeMutation {
         let definition = self
             .services
             .attributes
-            .define(workspace, name, input.value_type.into(), description)
+            .define(
+                workspace,
+                name,
+                input.value_type.into(),
+                description,
+                input.merge_rule.map(Into::into),
+            )
             .await
             .api()?;
         Ok(AttributeView(definition))
@@ -81,4 +87,7 @@ struct DefineAttributeInput {
     value_type: AttributeTypeView,
     /// What the attribute means, for people building segments.
     description: Option<String>,
+    /// How values combine when two contacts merge; omitted keeps the current rule (new
+    /// attributes: UNION for string lists, SURVIVOR otherwise).
+    merge_rule: Option<MergeRuleView>,
 }

@@ -6,6 +6,7 @@ use serde_json::Value as JsonValue;
 
 use super::connection::{ContactConnection, decode_cursor};
 use super::error::ApiResult;
+use super::identity::IdentityInput;
 use super::segment_input::SegmentExprInput;
 use super::segments::{ConsistencyView, page_size, segment_source};
 use super::views::ContactView;
@@ -27,21 +28,28 @@ impl ContactQuery {
 
 #[Object]
 impl ContactQuery {
-    /// One contact, by its `id` or its `externalId` (give exactly one). NOT_FOUND if absent.
+    /// One contact, by its `id`, its `externalId` or any `identity` it holds (give exactly
+    /// one). Ids and external ids of contacts merged away resolve to the survivor. NOT_FOUND if
+    /// absent.
     async fn contact(
         &self,
         ctx: &Context<'_>,
         id: Option<ID>,
         external_id: Option<String>,
+        identity: Option<IdentityInput>,
     ) -> async_graphql::Result<ContactView> {
         let workspace = workspace(ctx)?;
         let contacts = &self.services.contacts;
-        let contact = match (id, external_id) {
-            (Some(id), None) => {
+        let contact = match (id, external_id, identity) {
+            (None, None, Some(identity)) => {
+                let key = identity.key().api()?;
+                contacts.get_by_identity(workspace, &key).await.api()?
+            }
+            (Some(id), None, None) => {
                 let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
                 contacts.get(workspace, &id).await.api()?
             }
-            (None, Some(external_id)) => {
+            (None, Some(external_id), None) => {
                 let external_id = ExternalId::parse(&external_id)
                     .map_err(ServiceError::from)
                     .api()?;
@@ -53,7 +61,7 @@ impl ContactQuery {
             _ => {
                 return Err(ServiceError::invalid(
                     "id",
-                    "give exactly one of `id` or `externalId`",
+                    "give exactly one of `id`, `externalId` or `identity`",
                 ))
                 .api();
             }
@@ -169,7 +177,7 @@ impl ContactMutation {
 
 /// Fields shared by upserts and patches. Omitted fields stay as they are; `null` clears.
 #[derive(InputObject)]
-struct ContactFieldsInput {
+pub(super) struct ContactFieldsInput {
     /// Email address; normalised to lower case.
     email: MaybeUndefined<String>,
     /// Display name.
@@ -205,7 +213,7 @@ struct ContactPatchInput {
 }
 
 impl ContactFieldsInput {
-    fn into_patch_input(
+    pub(super) fn into_patch_input(
         self,
         external_id: FieldChange<ExternalId>,
     ) -> Result<PatchInput, ServiceError> {

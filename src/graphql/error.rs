@@ -28,6 +28,9 @@ pub fn api_error(error: ServiceError) -> async_graphql::Error {
             ServiceError::Invalid(DomainError::InvalidAttribute { attribute, .. }) => {
                 extensions.set("attribute", attribute.as_str())
             }
+            ServiceError::Invalid(DomainError::InvalidIdentity { kind, .. }) => {
+                extensions.set("kind", kind.to_uppercase())
+            }
             ServiceError::InvalidSegment(diagnostics) => {
                 let list: Vec<async_graphql::Value> =
                     diagnostics.iter().map(diagnostic_value).collect();

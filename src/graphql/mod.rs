@@ -4,6 +4,8 @@ mod attributes;
 mod connection;
 mod contacts;
 pub mod error;
+mod identity;
+mod merges;
 mod segment_input;
 mod segments;
 mod views;
@@ -24,6 +26,8 @@ pub struct QueryRoot(
     contacts::ContactQuery,
     attributes::AttributeQuery,
     segments::SegmentQuery,
+    identity::IdentityQuery,
+    merges::MergeQuery,
 );
 
 /// Every mutation field.
@@ -32,16 +36,35 @@ pub struct MutationRoot(
     contacts::ContactMutation,
     attributes::AttributeMutation,
     segments::SegmentMutation,
+    identity::IdentityMutation,
+    merges::MergeMutation,
 );
 
 /// The executable schema.
 pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// Who is asking, attached to every request by the HTTP layer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RequestContext {
     /// The workspace every read and write of the request is confined to.
     pub workspace: WorkspaceId,
+    /// Who acts, as recorded in audit trails (an API key id once keys exist).
+    pub actor: String,
+}
+
+impl Default for RequestContext {
+    fn default() -> Self {
+        Self {
+            workspace: WorkspaceId::default(),
+            actor: "api".to_owned(),
+        }
+    }
+}
+
+/// Who acts in the current request, for audit records.
+fn actor<'a>(ctx: &'a Context<'_>) -> &'a str {
+    ctx.data_opt::<RequestContext>()
+        .map_or("api", |request| request.actor.as_str())
 }
 
 /// The workspace of the current request. The HTTP layer attaches a [`RequestContext`] to every
@@ -71,11 +94,15 @@ pub fn build_schema(services: Services) -> ApiSchema {
         contacts::ContactQuery::new(services.clone()),
         attributes::AttributeQuery::new(services.clone()),
         segments::SegmentQuery::new(services.clone()),
+        identity::IdentityQuery::new(services.clone()),
+        merges::MergeQuery::new(services.clone()),
     );
     let mutation = MutationRoot(
         contacts::ContactMutation::new(services.clone()),
         attributes::AttributeMutation::new(services.clone()),
         segments::SegmentMutation::new(services.clone()),
+        identity::IdentityMutation::new(services.clone()),
+        merges::MergeMutation::new(services.clone()),
     );
     Schema::build(query, mutation, EmptySubscription)
         .data(services)

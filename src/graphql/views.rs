@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as JsonValue};
 
 use super::error::ApiResult;
+use super::identity::IdentityView;
 use super::segments::SegmentView;
 use super::services;
-use crate::domain::{AttributeDefinition, AttributeType, Contact};
+use crate::domain::{AttributeDefinition, AttributeType, Contact, MergeRule};
 
 /// A contact as the API shows it.
 pub struct ContactView(pub Contact);
@@ -84,6 +85,26 @@ impl ContactView {
         self.0.fields.last_seen_at
     }
 
+    /// The identities (anonymous ids, external ids, emails, phones) that resolve to this contact.
+    async fn identities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IdentityView>> {
+        let identities = services(ctx)?
+            .contacts
+            .identities(&self.0.workspace, &self.0.id)
+            .await
+            .api()?;
+        Ok(identities.into_iter().map(IdentityView::from).collect())
+    }
+
+    /// Ids of contacts merged into this one; each still resolves here.
+    async fn merged_from(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ID>> {
+        let ids = services(ctx)?
+            .contacts
+            .merged_from(&self.0.workspace, &self.0.id)
+            .await
+            .api()?;
+        Ok(ids.into_iter().map(|id| ID(id.to_string())).collect())
+    }
+
     /// The saved segments this contact belongs to, evaluated against its current state.
     async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
         let saved = services(ctx)?.segments.segments_of(&self.0).await.api()?;
@@ -131,6 +152,50 @@ impl From<AttributeTypeView> for AttributeType {
     }
 }
 
+/// How a custom attribute's values combine when two contacts merge.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "MergeRule")]
+pub enum MergeRuleView {
+    /// The survivor's value where it has one, else the absorbed contact's.
+    Survivor,
+    /// The value of the contact updated most recently, else the other's.
+    MostRecent,
+    /// The value of the contact created first, else the other's.
+    Oldest,
+    /// The survivor's value unless empty (`""` or `[]`), else the absorbed contact's.
+    NonEmpty,
+    /// Both lists, survivor's items first, without duplicates (string lists only).
+    Union,
+    /// The sum of both values (numbers only).
+    Sum,
+}
+
+impl From<MergeRule> for MergeRuleView {
+    fn from(value: MergeRule) -> Self {
+        match value {
+            MergeRule::Survivor => Self::Survivor,
+            MergeRule::MostRecent => Self::MostRecent,
+            MergeRule::Oldest => Self::Oldest,
+            MergeRule::NonEmpty => Self::NonEmpty,
+            MergeRule::Union => Self::Union,
+            MergeRule::Sum => Self::Sum,
+        }
+    }
+}
+
+impl From<MergeRuleView> for MergeRule {
+    fn from(value: MergeRuleView) -> Self {
+        match value {
+            MergeRuleView::Survivor => Self::Survivor,
+            MergeRuleView::MostRecent => Self::MostRecent,
+            MergeRuleView::Oldest => Self::Oldest,
+            MergeRuleView::NonEmpty => Self::NonEmpty,
+            MergeRuleView::Union => Self::Union,
+            MergeRuleView::Sum => Self::Sum,
+        }
+    }
+}
+
 /// A declared custom attribute.
 pub struct AttributeView(pub AttributeDefinition);
 
@@ -150,6 +215,11 @@ impl AttributeView {
     /// What the attribute means.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
+    }
+
+    /// How its values combine when two contacts merge.
+    async fn merge_rule(&self) -> MergeRuleView {
+        self.0.merge_rule.into()
     }
 
     /// When it was first declared.

@@ -4,8 +4,8 @@ use chrono::Utc;
 
 use super::ServiceError;
 use crate::domain::{
-    AttributeDefinition, AttributeName, AttributeRegistry, AttributeType, Declaration, Text,
-    WorkspaceId,
+    AttributeDefinition, AttributeName, AttributeRegistry, AttributeType, Declaration, MergeRule,
+    Text, WorkspaceId,
 };
 use crate::store::{Store, StoreError};
 
@@ -29,26 +29,35 @@ impl AttributeService {
         Ok(self.store.attribute_definitions(workspace).await?)
     }
 
-    /// Declares an attribute, or updates the description of one declared with the same type.
+    /// Declares an attribute, or updates the description and merge rule of one declared with
+    /// the same type (`merge_rule: None` keeps the current rule, or the type's default).
     pub async fn define(
         &self,
         workspace: &WorkspaceId,
         name: AttributeName,
         value_type: AttributeType,
         description: Option<Text>,
+        merge_rule: Option<MergeRule>,
     ) -> Result<AttributeDefinition, ServiceError> {
         let description = description.map(|text| text.as_str().to_owned());
+        if let Some(rule) = merge_rule {
+            rule.check_fits(&name, value_type)?;
+        }
         let registry = AttributeRegistry::new(self.store.attribute_definitions(workspace).await?);
         let declaration = registry
             .check_declaration(&name, value_type)
             .map_err(|conflict| ServiceError::Conflict(conflict.0))?;
         let (definition, written) = match declaration {
-            Declaration::Redeclared(existing) if existing.description == description => {
+            Declaration::Redeclared(existing)
+                if existing.description == description
+                    && merge_rule.is_none_or(|rule| rule == existing.merge_rule) =>
+            {
                 return Ok(existing);
             }
             Declaration::Redeclared(existing) => {
                 let definition = AttributeDefinition {
                     description,
+                    merge_rule: merge_rule.unwrap_or(existing.merge_rule),
                     ..existing
                 };
                 let written = self.store.replace_attribute_definition(&definition).await;
@@ -60,6 +69,7 @@ impl AttributeService {
                     name,
                     value_type,
                     description,
+                    merge_rule: merge_rule.unwrap_or(MergeRule::default_for(value_type)),
                     created_at: Utc::now(),
                 };
                 let written = self.store.insert_attribute_definition(&definition).await;

@@ -1,16 +1,22 @@
-//! Contact use cases: read, page, idempotent upsert by external id, patch, delete.
+//! Contact use cases: read (following merges), page, idempotent upsert by external id, patch,
+//! delete. Every write also claims the identities of the contact's external id, email and phone.
 
 use chrono::Utc;
 use serde_json::{Map, Value as Json};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::ServiceError;
+use super::claims::{
+    Claim, Collision, add_claims, contact_point_claims, is_retryable, stage_claims, unless_raced,
+};
 use super::indexer::ChangeNotifier;
+use super::merges::{MergeReason, MergeService};
 use crate::domain::{
     AttributeRegistry, Contact, ContactFields, ContactId, ContactPatch, Email, ExternalId,
-    FieldChange, Phone, Text, WorkspaceId,
+    FieldChange, Identity, IdentityKey, IdentityKind, MergeStrategy, Phone, Provenance, Text,
+    WorkspaceId,
 };
-use crate::store::{ContactPage, Store, StoreError};
+use crate::store::{ContactPage, Store, StoreError, WriteBatch};
 
 /// How often a write re-reads and retries after losing a race before it reports CONFLICT.
 const MAX_WRITE_ATTEMPTS: usize = 8;
@@ -54,38 +60,88 @@ pub enum UpsertOutcome {
 pub struct ContactService {
     store: Store,
     notifier: ChangeNotifier,
+    merges: MergeService,
 }
 
 impl ContactService {
-    /// Contact use cases backed by `store`; `notifier` wakes the indexer after every write.
-    pub fn new(store: Store, notifier: ChangeNotifier) -> Self {
-        Self { store, notifier }
+    /// Contact use cases backed by `store`; `notifier` wakes the indexer after every write;
+    /// `merges` links contacts that claim the same email or phone with enough trust.
+    pub fn new(store: Store, notifier: ChangeNotifier, merges: MergeService) -> Self {
+        Self {
+            store,
+            notifier,
+            merges,
+        }
     }
 
-    /// The contact with `id`, or NOT_FOUND.
+    /// The contact with `id`, or the contact it was merged into; NOT_FOUND if neither exists.
     pub async fn get(
         &self,
         workspace: &WorkspaceId,
         id: &ContactId,
     ) -> Result<Contact, ServiceError> {
-        self.store
-            .contact(workspace, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("contact `{id}` does not exist")))
+        if let Some(contact) = self.store.contact(workspace, id).await? {
+            return Ok(contact);
+        }
+        if let Some(survivor) = self.store.alias_target(workspace, id).await?
+            && let Some(contact) = self.store.contact(workspace, &survivor).await?
+        {
+            return Ok(contact);
+        }
+        Err(ServiceError::NotFound(format!(
+            "contact `{id}` does not exist"
+        )))
     }
 
-    /// The contact with `external_id`, or NOT_FOUND.
+    /// The contact known by `external_id` (its own, or one merged into it), or NOT_FOUND.
     pub async fn get_by_external_id(
         &self,
         workspace: &WorkspaceId,
         external_id: &ExternalId,
     ) -> Result<Contact, ServiceError> {
-        self.store
-            .contact_by_external_id(workspace, external_id)
+        self.find_by_external_id(workspace, external_id)
             .await?
             .ok_or_else(|| {
                 ServiceError::NotFound(format!("no contact has external id `{external_id}`"))
             })
+    }
+
+    /// The contact holding `key`, or NOT_FOUND.
+    pub async fn get_by_identity(
+        &self,
+        workspace: &WorkspaceId,
+        key: &IdentityKey,
+    ) -> Result<Contact, ServiceError> {
+        let holder = self.store.identity_holder(workspace, key).await?;
+        let contact = match holder {
+            Some(held) => self.store.contact(workspace, &held.contact).await?,
+            None if key.kind == IdentityKind::ExternalId => {
+                let external_id = ExternalId::from_trusted(key.value.clone());
+                self.store
+                    .contact_by_external_id(workspace, &external_id)
+                    .await?
+            }
+            None => None,
+        };
+        contact.ok_or_else(|| ServiceError::NotFound(format!("no contact has identity `{key}`")))
+    }
+
+    /// The identities `contact` holds.
+    pub async fn identities(
+        &self,
+        workspace: &WorkspaceId,
+        contact: &ContactId,
+    ) -> Result<Vec<Identity>, ServiceError> {
+        Ok(self.store.identities_of(workspace, contact).await?)
+    }
+
+    /// The ids merged into `contact` that now resolve to it.
+    pub async fn merged_from(
+        &self,
+        workspace: &WorkspaceId,
+        contact: &ContactId,
+    ) -> Result<Vec<ContactId>, ServiceError> {
+        Ok(self.store.merged_into(workspace, contact).await?)
     }
 
     /// Up to `first` contacts after `after`, in stable id order.
@@ -110,31 +166,27 @@ impl ContactService {
         external_id: &ExternalId,
         input: PatchInput,
     ) -> Result<(Contact, UpsertOutcome), ServiceError> {
+        IdentityKey::parse(IdentityKind::ExternalId, external_id.as_str(), &[])?;
         let patch = self.validate(workspace, input).await?;
         for _attempt in 0..MAX_WRITE_ATTEMPTS {
-            let Some(existing) = self
-                .store
-                .contact_by_external_id(workspace, external_id)
-                .await?
-            else {
+            let Some(existing) = self.find_by_external_id(workspace, external_id).await? else {
                 let blank = ContactFields {
                     external_id: Some(external_id.clone()),
                     ..ContactFields::default()
                 };
                 let contact = Contact::new(workspace.clone(), patch.apply_to(&blank), Utc::now());
-                match self.store.insert_contact(&contact).await {
-                    Ok(()) => {
-                        self.notifier.notify();
+                match self.create(contact, Provenance::Api).await? {
+                    Some((contact, collisions)) => {
+                        let contact = self.auto_link(contact, collisions).await;
                         return Ok((contact, UpsertOutcome::Created));
                     }
-                    Err(StoreError::DuplicateExternalId(_) | StoreError::WriteConflict) => {
+                    None => {
                         debug!(%external_id, "upsert lost a create race; retrying as update");
                         continue;
                     }
-                    Err(other) => return Err(other.into()),
                 }
             };
-            match self.write_patch(existing, &patch).await? {
+            match self.write_patch(existing, &patch, Provenance::Api).await? {
                 Some((contact, changed)) => {
                     let outcome = if changed {
                         UpsertOutcome::Updated
@@ -159,31 +211,41 @@ impl ContactService {
         let patch = self.validate(workspace, input).await?;
         for _attempt in 0..MAX_WRITE_ATTEMPTS {
             let existing = self.get(workspace, id).await?;
-            if let Some((contact, _changed)) = self.write_patch(existing, &patch).await? {
+            if let Some((contact, _changed)) =
+                self.write_patch(existing, &patch, Provenance::Api).await?
+            {
                 return Ok(contact);
             }
         }
         Err(contention(&id.to_string()))
     }
 
-    /// Removes the contact entirely, or NOT_FOUND.
+    /// Removes the contact entirely, with its identities, the aliases that resolved to it and
+    /// the merge records that hold snapshots of it; NOT_FOUND if it does not exist.
     pub async fn delete(
         &self,
         workspace: &WorkspaceId,
         id: &ContactId,
     ) -> Result<(), ServiceError> {
-        if self.store.delete_contact(workspace, id).await? {
-            self.notifier.notify();
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound(format!(
+        let mut batch = WriteBatch::new(workspace);
+        batch.delete_contact(id, None);
+        batch.delete_identities_of(id);
+        batch.delete_aliases_to(id);
+        batch.delete_merges_of(id);
+        match self.store.commit(batch).await {
+            Ok(()) => {
+                self.notifier.notify();
+                Ok(())
+            }
+            Err(StoreError::Missing) => Err(ServiceError::NotFound(format!(
                 "contact `{id}` does not exist"
-            )))
+            ))),
+            Err(other) => Err(other.into()),
         }
     }
 
     /// Parses attribute input against the workspace's registry.
-    async fn validate(
+    pub(super) async fn validate(
         &self,
         workspace: &WorkspaceId,
         input: PatchInput,
@@ -207,32 +269,174 @@ impl ContactService {
         })
     }
 
+    /// The contact known by `external_id`: through its identity (which follows merges), else
+    /// through the contact's own field.
+    pub(super) async fn find_by_external_id(
+        &self,
+        workspace: &WorkspaceId,
+        external_id: &ExternalId,
+    ) -> Result<Option<Contact>, ServiceError> {
+        let key = IdentityKey::from_trusted(IdentityKind::ExternalId, external_id.as_str().into());
+        if let Some(held) = self.store.identity_holder(workspace, &key).await?
+            && let Some(contact) = self.store.contact(workspace, &held.contact).await?
+        {
+            return Ok(Some(contact));
+        }
+        Ok(self
+            .store
+            .contact_by_external_id(workspace, external_id)
+            .await?)
+    }
+
+    /// Stores a new contact with the identities of its contact points. `None` means another
+    /// writer took its external id first (re-read and retry).
+    async fn create(
+        &self,
+        contact: Contact,
+        provenance: Provenance,
+    ) -> Result<Option<(Contact, Vec<Collision>)>, ServiceError> {
+        let blocked = self.blocked_values(&contact.workspace).await?;
+        self.create_claiming(contact, Vec::new(), provenance, &blocked)
+            .await
+    }
+
+    /// Stores a new contact holding `claims` and the identities of its contact points (claimed
+    /// with `point_provenance`). `None` means another writer took one of them first.
+    pub(super) async fn create_claiming(
+        &self,
+        contact: Contact,
+        mut claims: Vec<Claim>,
+        point_provenance: Provenance,
+        blocked: &[String],
+    ) -> Result<Option<(Contact, Vec<Collision>)>, ServiceError> {
+        let points = contact_point_claims(&contact.fields, None, point_provenance, blocked)?;
+        add_claims(&mut claims, points);
+        let mut batch = WriteBatch::new(&contact.workspace);
+        batch.create_contact(&contact);
+        let staged = stage_claims(
+            &self.store,
+            &contact.workspace,
+            &contact.id,
+            claims,
+            contact.created_at,
+            &mut batch,
+        )
+        .await;
+        let Some(collisions) = unless_raced(staged)? else {
+            return Ok(None);
+        };
+        match self.store.commit(batch).await {
+            Ok(()) => {
+                self.notifier.notify();
+                Ok(Some((contact, collisions)))
+            }
+            Err(error) if is_retryable(&error) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     /// Writes `patch` over `existing` if it changes anything. `None` means a concurrent write won
     /// the race and the caller should re-read; `Some((contact, changed))` is the stored state.
-    async fn write_patch(
+    pub(super) async fn write_patch(
         &self,
         existing: Contact,
         patch: &ContactPatch,
+        provenance: Provenance,
     ) -> Result<Option<(Contact, bool)>, ServiceError> {
         let fields = patch.apply_to(&existing.fields);
         if fields == existing.fields {
             return Ok(Some((existing, false)));
         }
+        let blocked = self.blocked_values(&existing.workspace).await?;
+        let claims = contact_point_claims(&fields, Some(&existing.fields), provenance, &blocked)?;
         let expected_revision = existing.revision;
+        let now = Utc::now();
         let updated = Contact {
             fields,
-            updated_at: Utc::now().max(existing.updated_at),
+            updated_at: now.max(existing.updated_at),
             revision: expected_revision + 1,
             ..existing
         };
-        match self.store.update_contact(&updated, expected_revision).await {
+        let mut batch = WriteBatch::new(&updated.workspace);
+        batch.replace_contact(&updated, expected_revision);
+        let collisions = stage_claims(
+            &self.store,
+            &updated.workspace,
+            &updated.id,
+            claims,
+            now,
+            &mut batch,
+        )
+        .await?;
+        match self.store.commit(batch).await {
             Ok(()) => {
                 self.notifier.notify();
-                Ok(Some((updated, true)))
+                let contact = self.auto_link(updated, collisions).await;
+                Ok(Some((contact, true)))
             }
             Err(StoreError::WriteConflict) => Ok(None),
             Err(other) => Err(other.into()),
         }
+    }
+
+    /// Merges `contact` with the holders of the emails and phones it could not claim, where both
+    /// claims are trusted enough ([`Provenance::may_auto_link`]) and their external ids do not
+    /// conflict. The write that led here has committed; a link that fails is logged, not
+    /// reported. Returns the contact as it stands afterwards.
+    async fn auto_link(&self, contact: Contact, collisions: Vec<Collision>) -> Contact {
+        let mut current = contact;
+        for collision in collisions {
+            if !collision
+                .claim
+                .provenance
+                .may_auto_link(collision.holder.identity.provenance)
+            {
+                continue;
+            }
+            let workspace = current.workspace.clone();
+            let holder = match self
+                .store
+                .contact(&workspace, &collision.holder.contact)
+                .await
+            {
+                Ok(Some(holder)) => holder,
+                _ => continue,
+            };
+            let (survivor, absorbed) =
+                match (&current.fields.external_id, &holder.fields.external_id) {
+                    (Some(mine), Some(theirs)) if mine != theirs => continue,
+                    (Some(_), None) => (current.id, holder.id),
+                    (None, Some(_)) => (holder.id, current.id),
+                    _ if holder.created_at < current.created_at => (holder.id, current.id),
+                    _ => (current.id, holder.id),
+                };
+            let merged = self
+                .merges
+                .merge(
+                    &workspace,
+                    &survivor,
+                    &absorbed,
+                    MergeStrategy::default(),
+                    "auto-link",
+                    MergeReason::AutoLink,
+                )
+                .await;
+            match merged {
+                Ok(record) => current = record.survivor_after,
+                Err(error) => {
+                    warn!(%error, identity = %collision.claim.key, "automatic link skipped");
+                }
+            }
+        }
+        current
+    }
+
+    async fn blocked_values(&self, workspace: &WorkspaceId) -> Result<Vec<String>, ServiceError> {
+        Ok(self
+            .store
+            .workspace_settings(workspace)
+            .await?
+            .blocked_identity_values)
     }
 }
 

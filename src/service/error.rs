@@ -16,6 +16,10 @@ pub enum ErrorCode {
     Conflict,
     /// Segment text or tree does not parse or check; diagnostics carry spans.
     InvalidSegment,
+    /// An identity value is malformed or a placeholder that is never linked.
+    InvalidIdentity,
+    /// `identify` was called without a valid user hash (or before a secret was set).
+    IdentityNotVerified,
     /// A dependency did not answer in time; retrying may succeed.
     Unavailable,
     /// Something failed on our side; details are logged, not returned.
@@ -31,6 +35,8 @@ impl ErrorCode {
             Self::InvalidAttribute => "INVALID_ATTRIBUTE",
             Self::Conflict => "CONFLICT",
             Self::InvalidSegment => "INVALID_SEGMENT",
+            Self::InvalidIdentity => "INVALID_IDENTITY",
+            Self::IdentityNotVerified => "IDENTITY_NOT_VERIFIED",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
@@ -52,6 +58,9 @@ pub enum ServiceError {
     /// See [`ErrorCode::InvalidSegment`].
     #[error("{}", .0.first().map(|d| d.message.as_str()).unwrap_or("invalid segment"))]
     InvalidSegment(Vec<qwry_segment::Diagnostic>),
+    /// See [`ErrorCode::IdentityNotVerified`].
+    #[error("{0}")]
+    IdentityNotVerified(String),
     /// See [`ErrorCode::Unavailable`].
     #[error("{0}")]
     Unavailable(String),
@@ -67,6 +76,8 @@ impl ServiceError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Invalid(DomainError::InvalidInput { .. }) => ErrorCode::InvalidInput,
             Self::Invalid(DomainError::InvalidAttribute { .. }) => ErrorCode::InvalidAttribute,
+            Self::Invalid(DomainError::InvalidIdentity { .. }) => ErrorCode::InvalidIdentity,
+            Self::IdentityNotVerified(_) => ErrorCode::IdentityNotVerified,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::InvalidSegment(_) => ErrorCode::InvalidSegment,
             Self::Unavailable(_) => ErrorCode::Unavailable,
@@ -86,6 +97,7 @@ impl From<StoreError> for ServiceError {
             StoreError::DuplicateExternalId(external_id) => Self::Conflict(format!(
                 "external id `{external_id}` already belongs to another contact"
             )),
+            StoreError::Missing => Self::NotFound("the record does not exist".to_owned()),
             StoreError::WriteConflict => {
                 Self::Conflict("the record was changed concurrently; retry the request".to_owned())
             }

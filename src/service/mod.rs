@@ -1,10 +1,13 @@
 //! Use cases over the store and the segment index. The only layer the GraphQL API calls.
 
 mod attributes;
+mod claims;
 mod contacts;
 mod error;
 mod explain;
+mod identity;
 pub mod indexer;
+mod merges;
 mod segment_catalog;
 mod segments;
 
@@ -12,6 +15,8 @@ pub use attributes::AttributeService;
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use error::{ErrorCode, ServiceError};
 pub use explain::ExplainNode;
+pub use identity::{IdentifyRequest, IdentityService};
+pub use merges::{MergePreview, MergeReason, MergeService};
 pub use segment_catalog::check_text;
 pub use segments::{
     Consistency, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, SegmentDraft, SegmentPage, SegmentService,
@@ -34,6 +39,10 @@ pub struct Services {
     pub attributes: AttributeService,
     /// Segments.
     pub segments: SegmentService,
+    /// Anonymous visitors, verified identification, workspace identity settings.
+    pub identity: IdentityService,
+    /// Merges, their history and undo.
+    pub merges: MergeService,
 }
 
 impl Services {
@@ -44,8 +53,17 @@ impl Services {
         indexer: Arc<Indexer>,
         notifier: ChangeNotifier,
     ) -> Self {
+        let merges = MergeService::new(store.clone(), notifier.clone());
+        let contacts = ContactService::new(store.clone(), notifier.clone(), merges.clone());
         Self {
-            contacts: ContactService::new(store.clone(), notifier),
+            identity: IdentityService::new(
+                store.clone(),
+                notifier,
+                contacts.clone(),
+                merges.clone(),
+            ),
+            contacts,
+            merges,
             attributes: AttributeService::new(store.clone()),
             segments: SegmentService::new(store, index, indexer),
         }

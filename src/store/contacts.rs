@@ -6,7 +6,7 @@ use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange};
 
 use super::changes::ChangeRecord;
 use super::records::{CONTACT_TABLE, ContactRecord, contact_key};
-use super::{Store, StoreError, schema};
+use super::{Store, StoreError};
 use crate::domain::{Contact, ContactId, ExternalId, WorkspaceId};
 
 /// Sorts after every ULID (Crockford base32 is `0-9A-Z`): the exclusive end of a workspace's range.
@@ -179,27 +179,6 @@ impl Store {
             .collect()
     }
 
-    /// Stores a new contact and its change-log entry in one transaction; a taken external id is
-    /// [`StoreError::DuplicateExternalId`].
-    pub async fn insert_contact(&self, contact: &Contact) -> Result<(), StoreError> {
-        let change = ChangeRecord::new(&contact.workspace, &[contact.id]);
-        let response = self
-            .db
-            .query(
-                "BEGIN TRANSACTION; \
-                 CREATE $id CONTENT $record RETURN NONE; \
-                 CREATE $change_id CONTENT $change RETURN NONE; \
-                 COMMIT TRANSACTION;",
-            )
-            .bind(("id", contact_key(&contact.workspace, &contact.id)))
-            .bind(("record", ContactRecord::from_contact(contact)))
-            .bind(("change_id", change.id()))
-            .bind(("change", change))
-            .await
-            .map_err(|error| write_error(&error, contact))?;
-        transaction_outcome(response, contact)
-    }
-
     /// Stores new contacts and one change-log entry for them in one transaction (bulk loads).
     pub async fn insert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
         let Some(first) = contacts.first() else {
@@ -213,8 +192,7 @@ impl Store {
         let change = ChangeRecord::new(&first.workspace, &ids);
         let records: Vec<ContactRecord> =
             contacts.iter().map(ContactRecord::from_contact).collect();
-        let response = self
-            .db
+        self.db
             .query(
                 "BEGIN TRANSACTION; \
                  INSERT INTO contact $records RETURN NONE; \
@@ -225,8 +203,9 @@ impl Store {
             .bind(("change_id", change.id()))
             .bind(("change", change))
             .await
-            .map_err(StoreError::from_surreal)?;
-        transaction_outcome(response, first)
+            .and_then(|response| response.check())
+            .map(|_| ())
+            .map_err(StoreError::from_surreal)
     }
 
     /// Counts a workspace's contacts matching a fixed SurrealQL condition: the baseline of the
@@ -239,108 +218,4 @@ impl Store {
     ) -> Result<u64, StoreError> {
         self.count_in_workspace(workspace, Some(condition)).await
     }
-
-    /// Replaces a contact if it is still at `expected_revision` (otherwise
-    /// [`StoreError::WriteConflict`]), with its change-log entry, in one transaction.
-    pub async fn update_contact(
-        &self,
-        contact: &Contact,
-        expected_revision: u64,
-    ) -> Result<(), StoreError> {
-        let change = ChangeRecord::new(&contact.workspace, &[contact.id]);
-        let response = self
-            .db
-            .query(format!(
-                "BEGIN TRANSACTION; \
-                 LET $updated = (UPDATE $id CONTENT $record WHERE revision = $expected RETURN VALUE id); \
-                 IF array::len($updated) = 0 {{ THROW '{STALE_REVISION}' }}; \
-                 CREATE $change_id CONTENT $change RETURN NONE; \
-                 COMMIT TRANSACTION;"
-            ))
-            .bind(("id", contact_key(&contact.workspace, &contact.id)))
-            .bind(("record", ContactRecord::from_contact(contact)))
-            .bind(("expected", i64::try_from(expected_revision).unwrap_or(i64::MAX)))
-            .bind(("change_id", change.id()))
-            .bind(("change", change))
-            .await
-            .map_err(|error| write_error(&error, contact))?;
-        transaction_outcome(response, contact)
-    }
-
-    /// Removes a contact and records the change, in one transaction; returns whether it existed.
-    pub async fn delete_contact(
-        &self,
-        workspace: &WorkspaceId,
-        id: &ContactId,
-    ) -> Result<bool, StoreError> {
-        let change = ChangeRecord::new(workspace, &[*id]);
-        let mut response = self
-            .db
-            .query(format!(
-                "BEGIN TRANSACTION; \
-                 LET $deleted = (DELETE $id RETURN BEFORE); \
-                 IF array::len($deleted) = 0 {{ THROW '{MISSING}' }}; \
-                 CREATE $change_id CONTENT $change RETURN NONE; \
-                 COMMIT TRANSACTION;"
-            ))
-            .bind(("id", contact_key(workspace, id)))
-            .bind(("change_id", change.id()))
-            .bind(("change", change))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let errors = response.take_errors();
-        if errors
-            .values()
-            .any(|error| error.message().contains(MISSING))
-        {
-            return Ok(false);
-        }
-        match errors.into_values().next() {
-            Some(error) => Err(StoreError::from_surreal(error)),
-            None => Ok(true),
-        }
-    }
-}
-
-/// Thrown inside a transaction when the revision check fails.
-const STALE_REVISION: &str = "qwry:stale-revision";
-/// Thrown inside a transaction when the record to delete does not exist.
-const MISSING: &str = "qwry:missing";
-
-/// Classifies the statement errors of a write transaction (a failed transaction reports the
-/// cause on one statement and "not executed" on the others).
-fn transaction_outcome(
-    mut response: surrealdb::IndexedResults,
-    contact: &Contact,
-) -> Result<(), StoreError> {
-    let errors: Vec<surrealdb::Error> = response.take_errors().into_values().collect();
-    if errors.is_empty() {
-        return Ok(());
-    }
-    if errors
-        .iter()
-        .any(|error| error.message().contains(STALE_REVISION))
-    {
-        return Err(StoreError::WriteConflict);
-    }
-    let cause = errors
-        .iter()
-        .find(|error| error.message().contains(schema::EXTERNAL_ID_INDEX))
-        .or_else(|| {
-            errors
-                .iter()
-                .find(|error| !error.message().contains("not executed"))
-        })
-        .unwrap_or(&errors[0]);
-    Err(write_error(cause, contact))
-}
-
-/// Maps a write failure, recognising violations of the external-id unique index.
-fn write_error(error: &surrealdb::Error, contact: &Contact) -> StoreError {
-    if error.message().contains(schema::EXTERNAL_ID_INDEX)
-        && let Some(external_id) = &contact.fields.external_id
-    {
-        return StoreError::DuplicateExternalId(external_id.clone());
-    }
-    StoreError::classify(error)
 }

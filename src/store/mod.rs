@@ -4,11 +4,15 @@
 //! enforced here, once. No SurrealDB type crosses this module's boundary.
 
 mod attributes;
+mod batch;
 mod changes;
 mod contacts;
+mod identities;
+mod merges;
 mod records;
 mod schema;
 mod segments;
+mod workspaces;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -23,8 +27,10 @@ use tracing::warn;
 use crate::config::{DatabaseUrl, StoreSettings};
 use crate::domain::ExternalId;
 
+pub use batch::WriteBatch;
 pub use changes::{Backlog, Change};
 pub use contacts::ContactPage;
+pub use identities::HeldIdentity;
 
 /// Failures of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +41,9 @@ pub enum StoreError {
     /// A concurrent write changed the record first; re-read and retry.
     #[error("the record was changed concurrently")]
     WriteConflict,
+    /// A record the write needed does not exist.
+    #[error("the record does not exist")]
+    Missing,
     /// The database could not be reached or opened.
     #[error("cannot open the store at `{url}`: {message}")]
     Connect {

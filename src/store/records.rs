@@ -8,7 +8,7 @@ use surrealdb::types::{Array, Datetime, Number, RecordId, RecordIdKey, SurrealVa
 use super::StoreError;
 use crate::domain::{
     AttributeDefinition, AttributeName, AttributeType, AttributeValue, Contact, ContactFields,
-    ContactId, Email, ExternalId, Phone, Text, WorkspaceId,
+    ContactId, Email, ExternalId, MergeRule, Phone, Text, WorkspaceId,
 };
 
 pub(super) const CONTACT_TABLE: &str = "contact";
@@ -24,13 +24,13 @@ pub(super) fn attribute_key(workspace: &WorkspaceId, name: &AttributeName) -> Re
     compound_key(ATTRIBUTE_TABLE, workspace, name.as_str().to_owned())
 }
 
-fn compound_key(table: &str, workspace: &WorkspaceId, local: String) -> RecordId {
+pub(super) fn compound_key(table: &str, workspace: &WorkspaceId, local: String) -> RecordId {
     let parts = vec![workspace.as_str().to_owned(), local];
     RecordId::new(table, RecordIdKey::Array(Array::from(parts)))
 }
 
 /// The local part (after the workspace) of a compound record id.
-fn local_key(id: &RecordId) -> Result<String, StoreError> {
+pub(super) fn local_key(id: &RecordId) -> Result<String, StoreError> {
     if let RecordIdKey::Array(parts) = &id.key
         && let Some(Value::String(local)) = parts.get(1)
     {
@@ -43,7 +43,7 @@ fn local_key(id: &RecordId) -> Result<String, StoreError> {
 }
 
 /// A contact as stored.
-#[derive(Debug, SurrealValue)]
+#[derive(Debug, Clone, SurrealValue)]
 pub(super) struct ContactRecord {
     id: RecordId,
     workspace: String,
@@ -157,6 +157,7 @@ pub(super) struct AttributeRecord {
     name: String,
     value_type: String,
     description: Option<String>,
+    merge_rule: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -168,6 +169,7 @@ impl AttributeRecord {
             name: definition.name.as_str().to_owned(),
             value_type: definition.value_type.as_str().to_owned(),
             description: definition.description.clone(),
+            merge_rule: Some(definition.merge_rule.as_str().to_owned()),
             created_at: definition.created_at,
         }
     }
@@ -179,11 +181,18 @@ impl AttributeRecord {
                 self.name, self.value_type
             ))
         })?;
+        let merge_rule = match self.merge_rule.as_deref() {
+            None => MergeRule::default_for(value_type),
+            Some(raw) => MergeRule::from_storage(raw).ok_or_else(|| {
+                StoreError::Corrupt(format!("attribute `{}` has merge rule `{raw}`", self.name))
+            })?,
+        };
         Ok(AttributeDefinition {
             workspace: WorkspaceId::from_trusted(self.workspace),
             name: AttributeName::from_trusted(self.name),
             value_type,
             description: self.description,
+            merge_rule,
             created_at: self.created_at,
         })
     }

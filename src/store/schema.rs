@@ -12,6 +12,15 @@ DEFINE INDEX IF NOT EXISTS attribute_workspace ON attribute FIELDS workspace;
 DEFINE TABLE IF NOT EXISTS segment SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS segment_workspace ON segment FIELDS workspace;
 DEFINE TABLE IF NOT EXISTS change SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS contact_identity SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS contact_identity_value ON contact_identity FIELDS workspace, kind, value UNIQUE;
+DEFINE INDEX IF NOT EXISTS contact_identity_owner ON contact_identity FIELDS workspace, contact;
+DEFINE TABLE IF NOT EXISTS contact_alias SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS contact_alias_survivor ON contact_alias FIELDS workspace, survivor;
+DEFINE TABLE IF NOT EXISTS merge_audit SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS merge_audit_survivor ON merge_audit FIELDS workspace, survivor;
+DEFINE INDEX IF NOT EXISTS merge_audit_absorbed ON merge_audit FIELDS workspace, absorbed;
+DEFINE TABLE IF NOT EXISTS workspace_settings SCHEMALESS;
 "#;
 
 /// SurrealDB namespace holding the service's data.
@@ -20,3 +29,5 @@ pub const NAMESPACE: &str = "qwry";
 pub const DATABASE: &str = "contacts";
 /// Name of the unique index on `(workspace, external_id)`; its violations are conflicts.
 pub const EXTERNAL_ID_INDEX: &str = "contact_external_id";
+/// Name of the unique index on `(workspace, kind, value)` of identities.
+pub const IDENTITY_INDEX: &str = "contact_identity_value";

@@ -6,6 +6,8 @@ mod contacts;
 mod errors;
 mod helpers;
 mod http;
+mod identity;
+mod merges;
 mod persistence;
 mod process;
 mod schema;

@@ -1,0 +1,289 @@
+//! Identity queries and mutations: anonymous visitors, verified identification, identities of a
+//! contact, and the workspace's identity settings.
+
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::contacts::ContactFieldsInput;
+use super::error::ApiResult;
+use super::views::ContactView;
+use super::workspace;
+use crate::domain::{
+    FieldChange, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceSettings,
+};
+use crate::service::{IdentifyRequest, PatchInput, ServiceError, Services};
+
+/// What kind of identifier an identity is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "IdentityKind")]
+pub enum IdentityKindView {
+    /// A visitor id set by a chat widget before the person is known.
+    AnonymousId,
+    /// The id in the business's own system (the verified user id).
+    ExternalId,
+    /// An email address (lower-cased).
+    Email,
+    /// A phone number (E.164).
+    Phone,
+}
+
+impl From<IdentityKindView> for IdentityKind {
+    fn from(value: IdentityKindView) -> Self {
+        match value {
+            IdentityKindView::AnonymousId => Self::AnonymousId,
+            IdentityKindView::ExternalId => Self::ExternalId,
+            IdentityKindView::Email => Self::Email,
+            IdentityKindView::Phone => Self::Phone,
+        }
+    }
+}
+
+impl From<IdentityKind> for IdentityKindView {
+    fn from(value: IdentityKind) -> Self {
+        match value {
+            IdentityKind::AnonymousId => Self::AnonymousId,
+            IdentityKind::ExternalId => Self::ExternalId,
+            IdentityKind::Email => Self::Email,
+            IdentityKind::Phone => Self::Phone,
+        }
+    }
+}
+
+/// Where an identity claim came from.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "Provenance")]
+pub enum ProvenanceView {
+    /// Proven with the workspace's identity secret (`identify`).
+    Verified,
+    /// Written by the business's systems through the API.
+    Api,
+    /// Loaded by a bulk import.
+    Imported,
+    /// Said by the visitor, unproven (`trackVisitor`, `identify` traits).
+    SelfAsserted,
+}
+
+impl From<Provenance> for ProvenanceView {
+    fn from(value: Provenance) -> Self {
+        match value {
+            Provenance::Verified => Self::Verified,
+            Provenance::Api => Self::Api,
+            Provenance::Imported => Self::Imported,
+            Provenance::SelfAsserted => Self::SelfAsserted,
+        }
+    }
+}
+
+/// An identity a contact holds; each resolves to exactly one live contact per workspace.
+#[derive(SimpleObject)]
+#[graphql(name = "Identity")]
+pub struct IdentityView {
+    /// Its kind.
+    kind: IdentityKindView,
+    /// The normalised value.
+    value: String,
+    /// Where the claim came from.
+    provenance: ProvenanceView,
+    /// When the contact acquired it.
+    created_at: DateTime<Utc>,
+}
+
+impl From<Identity> for IdentityView {
+    fn from(identity: Identity) -> Self {
+        Self {
+            kind: identity.key.kind.into(),
+            value: identity.key.value,
+            provenance: identity.provenance.into(),
+            created_at: identity.created_at,
+        }
+    }
+}
+
+/// An identity to look a contact up by.
+#[derive(InputObject)]
+pub struct IdentityInput {
+    /// Its kind.
+    kind: IdentityKindView,
+    /// Its value (normalised like the field: emails lower-cased, phones to E.164).
+    value: String,
+}
+
+impl IdentityInput {
+    /// The normalised key.
+    pub fn key(&self) -> Result<IdentityKey, ServiceError> {
+        Ok(IdentityKey::parse(self.kind.into(), &self.value, &[])?)
+    }
+}
+
+/// The workspace's identity settings (the secret itself is never shown).
+#[derive(SimpleObject)]
+#[graphql(name = "IdentitySettings")]
+pub struct IdentitySettingsView {
+    /// Whether an identity secret is set (`identify` needs one).
+    secret_set: bool,
+    /// Values this workspace never links, beyond the built-in placeholders.
+    blocked_values: Vec<String>,
+    /// The built-in placeholders never linked ("anonymous", "null", …).
+    built_in_blocked_values: Vec<String>,
+}
+
+impl From<WorkspaceSettings> for IdentitySettingsView {
+    fn from(settings: WorkspaceSettings) -> Self {
+        Self {
+            secret_set: settings.identity_secret.is_some(),
+            blocked_values: settings.blocked_identity_values,
+            built_in_blocked_values: crate::domain::NEVER_LINKED
+                .iter()
+                .map(|value| (*value).to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// Identity queries.
+pub struct IdentityQuery {
+    services: Services,
+}
+
+impl IdentityQuery {
+    /// Resolvers over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl IdentityQuery {
+    /// The workspace's identity settings.
+    async fn identity_settings(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<IdentitySettingsView> {
+        let workspace = workspace(ctx)?;
+        let settings = self.services.identity.settings(workspace).await.api()?;
+        Ok(settings.into())
+    }
+}
+
+/// Identity mutations.
+pub struct IdentityMutation {
+    services: Services,
+}
+
+impl IdentityMutation {
+    /// Resolvers over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl IdentityMutation {
+    /// Creates the anonymous contact of `anonymousId`, or touches it: `lastSeenAt` becomes now
+    /// (unless given) and the given fields and attributes are applied. Emails and phones given
+    /// here are self-asserted and never link the visitor to another contact.
+    async fn track_visitor(
+        &self,
+        ctx: &Context<'_>,
+        input: TrackVisitorInput,
+    ) -> async_graphql::Result<ContactView> {
+        let workspace = workspace(ctx)?;
+        let patch = input.fields.into_patch_input(FieldChange::Keep).api()?;
+        let contact = self
+            .services
+            .identity
+            .track_visitor(workspace, &input.anonymous_id, patch)
+            .await
+            .api()?;
+        Ok(ContactView(contact))
+    }
+
+    /// Identifies a visitor as the user `externalId`, proven by `userHash` =
+    /// hex(HMAC-SHA256(workspace identity secret, externalId)) computed by your backend.
+    /// The anonymous contact becomes the identified one, or is merged into it; `traits` are
+    /// applied as an upsert. A wrong or missing hash is IDENTITY_NOT_VERIFIED and changes nothing.
+    async fn identify(
+        &self,
+        ctx: &Context<'_>,
+        input: IdentifyInput,
+    ) -> async_graphql::Result<ContactView> {
+        let workspace = workspace(ctx)?;
+        let traits = match input.traits {
+            Some(traits) => traits.into_patch_input(FieldChange::Keep).api()?,
+            None => PatchInput::default(),
+        };
+        let request = IdentifyRequest {
+            anonymous_id: input.anonymous_id,
+            external_id: input.external_id,
+            user_hash: input.user_hash.unwrap_or_default(),
+            traits,
+        };
+        let contact = self
+            .services
+            .identity
+            .identify(workspace, request)
+            .await
+            .api()?;
+        Ok(ContactView(contact))
+    }
+
+    /// Sets the workspace's identity secret (at least 16 bytes). Returns the settings.
+    async fn set_identity_secret(
+        &self,
+        ctx: &Context<'_>,
+        secret: String,
+    ) -> async_graphql::Result<IdentitySettingsView> {
+        let workspace = workspace(ctx)?;
+        let secret = WorkspaceSettings::parse_secret(&secret)
+            .map_err(ServiceError::from)
+            .api()?;
+        let identity = &self.services.identity;
+        identity
+            .set_identity_secret(workspace, secret)
+            .await
+            .api()?;
+        Ok(identity.settings(workspace).await.api()?.into())
+    }
+
+    /// Replaces the workspace's own list of identity values that are never linked (compared
+    /// case-insensitively), e.g. a test user id. Returns the settings.
+    async fn set_blocked_identity_values(
+        &self,
+        ctx: &Context<'_>,
+        values: Vec<String>,
+    ) -> async_graphql::Result<IdentitySettingsView> {
+        let workspace = workspace(ctx)?;
+        let values = WorkspaceSettings::parse_blocked(&values)
+            .map_err(ServiceError::from)
+            .api()?;
+        let settings = self
+            .services
+            .identity
+            .set_blocked_values(workspace, values)
+            .await
+            .api()?;
+        Ok(settings.into())
+    }
+}
+
+/// Input of `trackVisitor`.
+#[derive(InputObject)]
+struct TrackVisitorInput {
+    /// The visitor id your chat widget keeps (a cookie, a device id).
+    anonymous_id: String,
+    #[graphql(flatten)]
+    fields: ContactFieldsInput,
+}
+
+/// Input of `identify`.
+#[derive(InputObject)]
+struct IdentifyInput {
+    /// The visitor id the widget had before the user logged in, if any.
+    anonymous_id: Option<String>,
+    /// The user's id in your system.
+    external_id: String,
+    /// hex(HMAC-SHA256(identity secret, externalId)), computed by your backend.
+    user_hash: Option<String>,
+    /// Fields and attributes to set on the identified contact.
+    traits: Option<ContactFieldsInput>,
+}

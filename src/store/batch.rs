@@ -1,0 +1,301 @@
+//! Writes that belong together: contacts, identities, aliases and merge records changed in one
+//! SurrealDB transaction, with one change-log entry naming every contact touched, so the index
+//! follows. Guards (expected revisions, owners) abort the whole batch when another writer got
+//! there first; the caller re-reads and plans again.
+
+use chrono::{DateTime, Utc};
+use surrealdb::types::{SurrealValue, Value};
+
+use super::changes::ChangeRecord;
+use super::identities::{IDENTITY_TABLE, IdentityRecord, identity_key};
+use super::merges::{
+    ALIAS_TABLE, AliasRecord, MERGE_TABLE, MergeRecordStored, alias_key, merge_key,
+};
+use super::records::{ContactRecord, contact_key};
+use super::{Store, StoreError, schema};
+use crate::domain::{
+    Contact, ContactId, ExternalId, Identity, IdentityKey, MergeId, MergeRecord, WorkspaceId,
+};
+
+/// Thrown inside a transaction when a guard fails (a revision or an owner moved on).
+const STALE: &str = "qwry:stale";
+/// Thrown inside a transaction when a record that must exist does not.
+const MISSING: &str = "qwry:missing";
+
+/// A set of writes committed atomically by [`Store::commit`].
+#[derive(Debug)]
+pub struct WriteBatch {
+    workspace: WorkspaceId,
+    statements: Vec<String>,
+    params: Vec<(String, Value)>,
+    touched: Vec<ContactId>,
+    external_ids: Vec<ExternalId>,
+}
+
+impl WriteBatch {
+    /// An empty batch of writes inside `workspace`.
+    pub fn new(workspace: &WorkspaceId) -> Self {
+        Self {
+            workspace: workspace.clone(),
+            statements: Vec::new(),
+            params: Vec::new(),
+            touched: Vec::new(),
+            external_ids: Vec::new(),
+        }
+    }
+
+    /// Whether the batch writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+
+    /// Binds `value` as a fresh parameter and returns its `$name`.
+    fn bind(&mut self, value: impl SurrealValue) -> String {
+        let name = format!("p{}", self.params.len());
+        self.params.push((name.clone(), value.into_value()));
+        format!("${name}")
+    }
+
+    /// Adds `statement` (which returns the affected rows); the batch fails with `thrown` if
+    /// it affects none.
+    fn guarded(&mut self, statement: String, thrown: &str) {
+        let var = format!("$g{}", self.statements.len());
+        self.statements.push(format!(
+            "LET {var} = ({statement}); IF array::len({var}) = 0 {{ THROW '{thrown}' }};"
+        ));
+    }
+
+    fn touch(&mut self, contact: &Contact) {
+        if !self.touched.contains(&contact.id) {
+            self.touched.push(contact.id);
+        }
+        if let Some(external_id) = &contact.fields.external_id {
+            self.external_ids.push(external_id.clone());
+        }
+    }
+
+    fn touch_id(&mut self, id: ContactId) {
+        if !self.touched.contains(&id) {
+            self.touched.push(id);
+        }
+    }
+
+    /// Creates `contact` (fails if its external id is taken).
+    pub fn create_contact(&mut self, contact: &Contact) {
+        let key = self.bind(contact_key(&self.workspace, &contact.id));
+        let record = self.bind(ContactRecord::from_contact(contact));
+        self.statements
+            .push(format!("CREATE {key} CONTENT {record} RETURN NONE;"));
+        self.touch(contact);
+    }
+
+    /// Replaces `contact` if it is still at `expected_revision`.
+    pub fn replace_contact(&mut self, contact: &Contact, expected_revision: u64) {
+        let key = self.bind(contact_key(&self.workspace, &contact.id));
+        let record = self.bind(ContactRecord::from_contact(contact));
+        let expected = self.bind(revision(expected_revision));
+        self.guarded(
+            format!("UPDATE {key} CONTENT {record} WHERE revision = {expected} RETURN VALUE id"),
+            STALE,
+        );
+        self.touch(contact);
+    }
+
+    /// Deletes the contact `id`: if it is still at `expected_revision`, or, with `None`, if it
+    /// exists at all (otherwise the batch fails with [`StoreError::Missing`]).
+    pub fn delete_contact(&mut self, id: &ContactId, expected_revision: Option<u64>) {
+        let key = self.bind(contact_key(&self.workspace, id));
+        match expected_revision {
+            Some(expected) => {
+                let expected = self.bind(revision(expected));
+                self.guarded(
+                    format!("DELETE {key} WHERE revision = {expected} RETURN BEFORE"),
+                    STALE,
+                );
+            }
+            None => self.guarded(format!("DELETE {key} RETURN BEFORE"), MISSING),
+        }
+        self.touch_id(*id);
+    }
+
+    /// Gives `owner` a new identity (fails if another contact holds it meanwhile).
+    pub fn create_identity(&mut self, owner: &ContactId, identity: &Identity) {
+        let key = self.bind(identity_key(&self.workspace, &identity.key));
+        let record = self.bind(IdentityRecord::new(&self.workspace, owner, identity));
+        self.statements
+            .push(format!("CREATE {key} CONTENT {record} RETURN NONE;"));
+    }
+
+    /// Moves an identity from `from` to `to` (fails unless `from` still holds it).
+    pub fn move_identity(&mut self, key: &IdentityKey, from: &ContactId, to: &ContactId) {
+        let record = self.bind(identity_key(&self.workspace, key));
+        let from = self.bind(from.to_string());
+        let to = self.bind(to.to_string());
+        self.guarded(
+            format!("UPDATE {record} SET contact = {to} WHERE contact = {from} RETURN VALUE id"),
+            STALE,
+        );
+    }
+
+    /// Records a stronger provenance for an identity `owner` holds.
+    pub fn upgrade_identity(&mut self, key: &IdentityKey, owner: &ContactId, identity: &Identity) {
+        let record = self.bind(identity_key(&self.workspace, key));
+        let owner = self.bind(owner.to_string());
+        let provenance = self.bind(identity.provenance.as_str().to_owned());
+        self.guarded(
+            format!(
+                "UPDATE {record} SET provenance = {provenance} WHERE contact = {owner} RETURN VALUE id"
+            ),
+            STALE,
+        );
+    }
+
+    /// Deletes an identity if `owner` holds it.
+    pub fn delete_identity(&mut self, key: &IdentityKey, owner: &ContactId) {
+        let record = self.bind(identity_key(&self.workspace, key));
+        let owner = self.bind(owner.to_string());
+        self.guarded(
+            format!("DELETE {record} WHERE contact = {owner} RETURN BEFORE"),
+            MISSING,
+        );
+    }
+
+    /// Deletes every identity of `contact`.
+    pub fn delete_identities_of(&mut self, contact: &ContactId) {
+        let workspace = self.bind(self.workspace.as_str().to_owned());
+        let contact = self.bind(contact.to_string());
+        self.statements.push(format!(
+            "DELETE {IDENTITY_TABLE} WHERE workspace = {workspace} AND contact = {contact} RETURN NONE;"
+        ));
+    }
+
+    /// Makes `absorbed` resolve to `survivor`.
+    pub fn create_alias(&mut self, absorbed: &ContactId, survivor: &ContactId, merge: &MergeId) {
+        let key = self.bind(alias_key(&self.workspace, absorbed));
+        let record = self.bind(AliasRecord::new(&self.workspace, absorbed, survivor, merge));
+        self.statements
+            .push(format!("UPSERT {key} CONTENT {record} RETURN NONE;"));
+    }
+
+    /// Stops `absorbed` resolving elsewhere.
+    pub fn delete_alias(&mut self, absorbed: &ContactId) {
+        let key = self.bind(alias_key(&self.workspace, absorbed));
+        self.statements.push(format!("DELETE {key} RETURN NONE;"));
+    }
+
+    /// Deletes every alias that resolves to `survivor`.
+    pub fn delete_aliases_to(&mut self, survivor: &ContactId) {
+        let workspace = self.bind(self.workspace.as_str().to_owned());
+        let survivor = self.bind(survivor.to_string());
+        self.statements.push(format!(
+            "DELETE {ALIAS_TABLE} WHERE workspace = {workspace} AND survivor = {survivor} RETURN NONE;"
+        ));
+    }
+
+    /// Stores the audit record of a merge.
+    pub fn record_merge(&mut self, merge: &MergeRecord) {
+        let key = self.bind(merge_key(&self.workspace, &merge.id));
+        let record = self.bind(MergeRecordStored::from_merge(merge));
+        self.statements
+            .push(format!("CREATE {key} CONTENT {record} RETURN NONE;"));
+    }
+
+    /// Marks a merge undone (fails if it was undone meanwhile).
+    pub fn mark_unmerged(&mut self, merge: &MergeId, at: DateTime<Utc>, actor: &str) {
+        let key = self.bind(merge_key(&self.workspace, merge));
+        let at = self.bind(at);
+        let actor = self.bind(actor.to_owned());
+        self.guarded(
+            format!(
+                "UPDATE {key} SET undone = true, undone_at = {at}, undone_by = {actor} WHERE undone = false RETURN VALUE id"
+            ),
+            STALE,
+        );
+    }
+
+    /// Deletes every merge record naming `contact` (they hold snapshots of its data).
+    pub fn delete_merges_of(&mut self, contact: &ContactId) {
+        let workspace = self.bind(self.workspace.as_str().to_owned());
+        let contact = self.bind(contact.to_string());
+        self.statements.push(format!(
+            "DELETE {MERGE_TABLE} WHERE workspace = {workspace} AND (survivor = {contact} OR absorbed = {contact}) RETURN NONE;"
+        ));
+    }
+}
+
+fn revision(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Commits `batch` as one transaction with its change-log entry. A failed guard is
+    /// [`StoreError::WriteConflict`] (re-read and retry), a missing record [`StoreError::Missing`],
+    /// a taken external id [`StoreError::DuplicateExternalId`]; nothing is written on error.
+    pub async fn commit(&self, mut batch: WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if !batch.touched.is_empty() {
+            let change = ChangeRecord::new(&batch.workspace, &batch.touched);
+            let key = batch.bind(change.id());
+            let record = batch.bind(change);
+            batch
+                .statements
+                .push(format!("CREATE {key} CONTENT {record} RETURN NONE;"));
+        }
+        let text = format!(
+            "BEGIN TRANSACTION; {} COMMIT TRANSACTION;",
+            batch.statements.join(" ")
+        );
+        let mut query = self.db.query(text);
+        for param in batch.params {
+            query = query.bind(param);
+        }
+        let mut response = query
+            .await
+            .map_err(|error| classify(&error, &batch.external_ids))?;
+        let errors: Vec<surrealdb::Error> = response.take_errors().into_values().collect();
+        if errors.is_empty() {
+            return Ok(());
+        }
+        Err(classify_all(&errors, &batch.external_ids))
+    }
+}
+
+/// Maps the statement errors of a failed batch (one cause; the other statements report that
+/// they were not executed or were cancelled) to the store's error vocabulary.
+fn classify_all(errors: &[surrealdb::Error], external_ids: &[ExternalId]) -> StoreError {
+    let any = |needle: &str| errors.iter().any(|error| error.message().contains(needle));
+    if any(STALE) {
+        return StoreError::WriteConflict;
+    }
+    if any(MISSING) {
+        return StoreError::Missing;
+    }
+    if any(schema::EXTERNAL_ID_INDEX)
+        && let Some(external_id) = external_ids.first()
+    {
+        return StoreError::DuplicateExternalId(external_id.clone());
+    }
+    let conflicted = errors
+        .iter()
+        .any(|error| matches!(StoreError::classify(error), StoreError::WriteConflict));
+    if conflicted || any(schema::IDENTITY_INDEX) || any("already exists") {
+        return StoreError::WriteConflict;
+    }
+    let is_consequence = |error: &&surrealdb::Error| {
+        let message = error.message();
+        message.contains("not executed")
+            || message.contains("cancelled transaction")
+            || message.contains("Cannot COMMIT")
+    };
+    match errors.iter().find(|error| !is_consequence(error)) {
+        Some(cause) => StoreError::classify(cause),
+        None => StoreError::classify(&errors[0]),
+    }
+}
+
+/// Maps an error of the whole request (before any statement ran).
+fn classify(error: &surrealdb::Error, external_ids: &[ExternalId]) -> StoreError {
+    classify_all(std::slice::from_ref(error), external_ids)
+}

@@ -1,0 +1,108 @@
+//! Identity records: `contact_identity:[workspace, kind, value]`, one owner each.
+
+use chrono::{DateTime, Utc};
+use surrealdb::types::{Array, RecordId, RecordIdKey, SurrealValue};
+
+use super::{Store, StoreError};
+use crate::domain::{ContactId, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceId};
+
+pub(super) const IDENTITY_TABLE: &str = "contact_identity";
+
+/// An identity and the contact that holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldIdentity {
+    /// The identity.
+    pub identity: Identity,
+    /// Its owner.
+    pub contact: ContactId,
+}
+
+/// `contact_identity:[workspace, kind, value]`.
+pub(super) fn identity_key(workspace: &WorkspaceId, key: &IdentityKey) -> RecordId {
+    let parts = vec![
+        workspace.as_str().to_owned(),
+        key.kind.as_str().to_owned(),
+        key.value.clone(),
+    ];
+    RecordId::new(IDENTITY_TABLE, RecordIdKey::Array(Array::from(parts)))
+}
+
+/// An identity as stored.
+#[derive(Debug, Clone, SurrealValue)]
+pub(super) struct IdentityRecord {
+    id: RecordId,
+    workspace: String,
+    kind: String,
+    value: String,
+    contact: String,
+    provenance: String,
+    created_at: DateTime<Utc>,
+}
+
+impl IdentityRecord {
+    pub(super) fn new(workspace: &WorkspaceId, owner: &ContactId, identity: &Identity) -> Self {
+        Self {
+            id: identity_key(workspace, &identity.key),
+            workspace: workspace.as_str().to_owned(),
+            kind: identity.key.kind.as_str().to_owned(),
+            value: identity.key.value.clone(),
+            contact: owner.to_string(),
+            provenance: identity.provenance.as_str().to_owned(),
+            created_at: identity.created_at,
+        }
+    }
+
+    pub(super) fn into_held(self) -> Result<HeldIdentity, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("identity {what}: {self:?}"));
+        let kind = IdentityKind::from_storage(&self.kind).ok_or_else(|| corrupt("kind"))?;
+        let provenance =
+            Provenance::from_storage(&self.provenance).ok_or_else(|| corrupt("provenance"))?;
+        let contact = ContactId::parse(&self.contact).map_err(|_| corrupt("owner"))?;
+        Ok(HeldIdentity {
+            identity: Identity {
+                key: IdentityKey::from_trusted(kind, self.value),
+                provenance,
+                created_at: self.created_at,
+            },
+            contact,
+        })
+    }
+}
+
+impl Store {
+    /// The contact holding `key` in `workspace`, if any.
+    pub async fn identity_holder(
+        &self,
+        workspace: &WorkspaceId,
+        key: &IdentityKey,
+    ) -> Result<Option<HeldIdentity>, StoreError> {
+        let record: Option<IdentityRecord> = self
+            .db
+            .select(identity_key(workspace, key))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        record.map(IdentityRecord::into_held).transpose()
+    }
+
+    /// Every identity `contact` holds, by kind and value.
+    pub async fn identities_of(
+        &self,
+        workspace: &WorkspaceId,
+        contact: &ContactId,
+    ) -> Result<Vec<Identity>, StoreError> {
+        let mut response = self
+            .db
+            .query(format!(
+                "SELECT * FROM {IDENTITY_TABLE} WHERE workspace = $workspace AND contact = $contact ORDER BY kind, value"
+            ))
+            .bind(("workspace", workspace.as_str().to_owned()))
+            .bind(("contact", contact.to_string()))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let records: Vec<IdentityRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        records
+            .into_iter()
+            .map(|record| record.into_held().map(|held| held.identity))
+            .collect()
+    }
+}
