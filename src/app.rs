@@ -49,6 +49,7 @@ pub enum StartError {
 pub struct App {
     store: Store,
     schema: ApiSchema,
+    services: Services,
     indexer: Arc<Indexer>,
     indexer_task: JoinHandle<()>,
     stop_indexer: watch::Sender<bool>,
@@ -89,10 +90,11 @@ impl App {
                 .await
                 .map_err(|error| StartError::Settings(error.to_string()))?;
         }
-        let schema = build_schema(services);
+        let schema = build_schema(services.clone());
         Ok(Self {
             store,
             schema,
+            services,
             indexer,
             indexer_task,
             stop_indexer,
@@ -102,6 +104,11 @@ impl App {
     /// The GraphQL schema (for printing the SDL).
     pub fn schema(&self) -> &ApiSchema {
         &self.schema
+    }
+
+    /// The use cases, for commands (import, export).
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// The indexer, for commands that rebuild or inspect the index.
@@ -114,6 +121,7 @@ impl App {
         router(HttpState {
             schema: self.schema.clone(),
             store: self.store.clone(),
+            services: self.services.clone(),
         })
     }
 
@@ -138,6 +146,7 @@ impl App {
         let Self {
             store,
             schema,
+            services,
             indexer,
             indexer_task,
             stop_indexer,
@@ -145,6 +154,7 @@ impl App {
         let _ = stop_indexer.send(true);
         let _ = indexer_task.await;
         drop(schema);
+        drop(services);
         drop(indexer);
         store.close().await;
         info!("store closed");

@@ -1,15 +1,18 @@
-//! The `qwry-contacts` command: serves the API (default), prints its schema, rebuilds the
-//! segment index, or checks segment text for scripts.
+//! The `qwry-contacts` command: serves the API (default), prints its schema, rebuilds or checks
+//! the segment index, imports and exports contacts, or checks segment text for scripts.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use qwry_contacts::app::App;
 use qwry_contacts::config::{DatabaseUrl, ServeFlags, Settings, StoreSettings};
-use qwry_contacts::domain::WorkspaceId;
-use qwry_contacts::service::check_text;
+use qwry_contacts::domain::{ContactId, WorkspaceId};
+use qwry_contacts::service::{ImportFormat, ImportOptions, MatchBy, check_text, contact_json};
 use qwry_contacts::store::Store;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -32,6 +35,41 @@ enum Command {
     Schema,
     /// Rebuild the segment index from the store (the service must not be running).
     Reindex,
+    /// Import contacts from an NDJSON or CSV file (the service must not be running, or point
+    /// --database-url at a SurrealDB server); prints a summary.
+    Import {
+        /// The file; `.csv` is read as CSV, anything else as NDJSON unless --format says.
+        file: PathBuf,
+        /// `ndjson` or `csv`.
+        #[arg(long)]
+        format: Option<String>,
+        /// Match rows without a known external id by `email` or `phone` too.
+        #[arg(long, default_value = "external-id")]
+        match_by: String,
+        /// Count what would happen without writing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Workspace to import into.
+        #[arg(long, default_value = WorkspaceId::DEFAULT)]
+        workspace: String,
+    },
+    /// Export contacts (or a segment's members) as NDJSON, ascending by id.
+    Export {
+        /// Segment text; all contacts without it.
+        #[arg(long)]
+        segment: Option<String>,
+        /// Resume after this contact id.
+        #[arg(long)]
+        after: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Workspace to export from.
+        #[arg(long, default_value = WorkspaceId::DEFAULT)]
+        workspace: String,
+    },
+    /// Compare the store with the segment index; exit 1 if they differ.
+    Check,
     /// Work with segment text.
     Segment {
         #[command(subcommand)]
@@ -78,6 +116,23 @@ async fn main() -> anyhow::Result<ExitCode> {
             app.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import {
+            file,
+            format,
+            match_by,
+            dry_run,
+            workspace,
+        } => {
+            let options = import_options(&file, format.as_deref(), &match_by, dry_run)?;
+            import(&settings, &file, options, &workspace).await
+        }
+        Command::Export {
+            segment,
+            after,
+            output,
+            workspace,
+        } => export(&settings, segment, after, output, &workspace).await,
+        Command::Check => check(&settings).await,
         Command::Segment {
             command:
                 SegmentCommand::Check {
@@ -132,6 +187,145 @@ async fn segment_check(
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn import_options(
+    file: &Path,
+    format: Option<&str>,
+    match_by: &str,
+    dry_run: bool,
+) -> anyhow::Result<ImportOptions> {
+    let format = match format {
+        Some(raw) => ImportFormat::parse(raw).context("--format must be `ndjson` or `csv`")?,
+        None => file
+            .extension()
+            .and_then(|extension| extension.to_str())
+            .and_then(ImportFormat::parse)
+            .unwrap_or(ImportFormat::Ndjson),
+    };
+    let match_by = match match_by {
+        "external-id" | "externalId" => MatchBy::ExternalId,
+        "email" => MatchBy::Email,
+        "phone" => MatchBy::Phone,
+        other => anyhow::bail!("--match-by is `{other}`; use external-id, email or phone"),
+    };
+    Ok(ImportOptions {
+        format,
+        match_by,
+        dry_run,
+    })
+}
+
+async fn import(
+    settings: &Settings,
+    file: &Path,
+    options: ImportOptions,
+    workspace: &str,
+) -> anyhow::Result<ExitCode> {
+    let workspace = WorkspaceId::parse(workspace)?;
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open `{}`", file.display()))?;
+    let size = input.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    let progress = ProgressBar::new(size).with_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .context("progress template")?,
+    );
+    let app = App::build(settings).await?;
+    let imports = &app.services().imports;
+    let job = imports.begin(&workspace, options);
+    let report = imports
+        .run(&workspace, &job, options, progress.wrap_read(input))
+        .await;
+    progress.finish_and_clear();
+    app.close().await;
+    let verb = if report.dry_run { "would be " } else { "" };
+    println!(
+        "{} rows: {} {verb}created, {} {verb}updated, {} unchanged, {} failed, {} conflicts",
+        report.processed,
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.failed,
+        report.conflicts
+    );
+    for error in report.errors.iter().chain(&report.first_conflicts) {
+        eprintln!("line {}: {}: {}", error.line, error.code, error.message);
+    }
+    if let Some(message) = &report.message {
+        eprintln!("import stopped: {message}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(if report.failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn export(
+    settings: &Settings,
+    segment: Option<String>,
+    after: Option<String>,
+    output: Option<PathBuf>,
+    workspace: &str,
+) -> anyhow::Result<ExitCode> {
+    let workspace = WorkspaceId::parse(workspace)?;
+    let mut after = after.as_deref().map(ContactId::parse).transpose()?;
+    let mut sink: Box<dyn Write> = match &output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create `{}`", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let app = App::build(settings).await?;
+    let exports = &app.services().exports;
+    let outcome = async {
+        exports.check(&workspace, segment.as_deref()).await?;
+        loop {
+            let (contacts, has_more) = exports.page(&workspace, segment.as_deref(), after).await?;
+            for contact in &contacts {
+                serde_json::to_writer(&mut sink, &contact_json(contact))?;
+                sink.write_all(b"\n")?;
+            }
+            after = contacts.last().map(|contact| contact.id).or(after);
+            if !has_more {
+                break;
+            }
+        }
+        sink.flush()?;
+        anyhow::Ok(())
+    }
+    .await;
+    app.close().await;
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let app = App::build(settings).await?;
+    let drift = app.indexer().compare(10).await;
+    app.close().await;
+    let drift = drift?;
+    println!(
+        "store: {} contacts; index: {} documents",
+        drift.stored, drift.indexed
+    );
+    if drift.is_clean() {
+        println!("store and index agree");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} contacts missing from the index, e.g.:", drift.missing);
+    for (workspace, id) in &drift.missing_sample {
+        println!("  {workspace}/{id}");
+    }
+    println!("{} index documents without a contact, e.g.:", drift.stale);
+    for (workspace, id) in &drift.stale_sample {
+        println!("  {workspace}/{id}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

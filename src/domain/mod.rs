@@ -5,6 +5,7 @@ mod contact;
 mod error;
 mod identifiers;
 mod identity;
+mod import_row;
 mod merge;
 mod merge_record;
 mod segment;
@@ -21,6 +22,7 @@ pub use identity::{
     Identity, IdentityKey, IdentityKind, MAX_BLOCKED_VALUES, NEVER_LINKED, Provenance, user_hash,
     verify_user_hash,
 };
+pub use import_row::{ImportRow, ParsedRow};
 pub use merge::{
     FieldDecision, FieldRule, MergeConflict, MergePlan, MergeRule, MergeSide, MergeStrategy,
     ValueSource, plan_merge,

@@ -5,6 +5,7 @@ mod connection;
 mod contacts;
 pub mod error;
 mod identity;
+mod imports;
 mod merges;
 mod segment_input;
 mod segments;
@@ -28,6 +29,7 @@ pub struct QueryRoot(
     segments::SegmentQuery,
     identity::IdentityQuery,
     merges::MergeQuery,
+    imports::ImportQuery,
 );
 
 /// Every mutation field.
@@ -96,6 +98,7 @@ pub fn build_schema(services: Services) -> ApiSchema {
         segments::SegmentQuery::new(services.clone()),
         identity::IdentityQuery::new(services.clone()),
         merges::MergeQuery::new(services.clone()),
+        imports::ImportQuery::new(services.clone()),
     );
     let mutation = MutationRoot(
         contacts::ContactMutation::new(services.clone()),

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, body limits, timeouts and tracing.
 
+mod bulk;
 mod graphql;
 mod health;
 
@@ -8,11 +9,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::ApiSchema;
+use crate::service::Services;
 use crate::store::Store;
 
 pub use graphql::MAX_BATCH_LEN;
@@ -29,19 +31,26 @@ pub struct HttpState {
     pub schema: ApiSchema,
     /// The store, for readiness checks.
     pub store: Store,
+    /// The use cases, for the bulk streams.
+    pub services: Services,
 }
 
-/// All routes of the service.
+/// All routes of the service. The API has a body limit and a timeout; the bulk streams read
+/// and write in bounded memory for as long as they take.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
-        ))
+        ));
+    let bulk = Router::new()
+        .route("/v1/contacts/import", post(bulk::import))
+        .route("/v1/contacts/export", get(bulk::export));
+    api.merge(bulk)
+        .with_state(state)
         .layer(TraceLayer::new_for_http())
 }

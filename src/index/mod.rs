@@ -7,6 +7,7 @@ mod collect;
 mod compile;
 mod document;
 mod execute;
+mod inventory;
 mod record;
 mod schema;
 

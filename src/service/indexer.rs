@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
+use crate::domain::{ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, IndexError, SegmentIndex};
 use crate::store::{Store, StoreError};
 
@@ -53,6 +54,44 @@ pub struct IndexStatus {
     pub documents: u64,
     /// Whether a full build has completed.
     pub built: bool,
+}
+
+/// Differences between the store and the index.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Drift {
+    /// Contacts in the store.
+    pub stored: u64,
+    /// Documents in the index.
+    pub indexed: u64,
+    /// Contacts without a document.
+    pub missing: u64,
+    /// Documents without a contact.
+    pub stale: u64,
+    /// A sample of the missing ones.
+    pub missing_sample: Vec<(WorkspaceId, ContactId)>,
+    /// A sample of the stale ones.
+    pub stale_sample: Vec<(WorkspaceId, ContactId)>,
+}
+
+impl Drift {
+    /// Whether store and index hold the same contacts.
+    pub fn is_clean(&self) -> bool {
+        self.missing == 0 && self.stale == 0
+    }
+
+    fn note_missing(&mut self, id: &(WorkspaceId, ContactId), sample: usize) {
+        self.missing += 1;
+        if self.missing_sample.len() < sample {
+            self.missing_sample.push(id.clone());
+        }
+    }
+
+    fn note_stale(&mut self, id: &(WorkspaceId, ContactId), sample: usize) {
+        self.stale += 1;
+        if self.stale_sample.len() < sample {
+            self.stale_sample.push(id.clone());
+        }
+    }
 }
 
 /// Wakes the indexer after writes; cheap to clone into every writer.
@@ -132,6 +171,45 @@ impl Indexer {
             self.store.acknowledge_changes(chunk).await?;
         }
         Ok(indexed)
+    }
+
+    /// Compares the contacts in the store with the documents in the index (after applying the
+    /// pending change log); keeps up to `sample` ids of each kind of difference.
+    pub async fn compare(&self, sample: usize) -> Result<Drift, IndexerError> {
+        self.catch_up().await?;
+        let stored = self.store.all_contact_keys().await?;
+        let index = Arc::clone(&self.index);
+        let indexed = tokio::task::spawn_blocking(move || index.documents())
+            .await
+            .map_err(|error| IndexerError::Task(error.to_string()))??;
+        let mut drift = Drift {
+            stored: stored.len() as u64,
+            indexed: indexed.len() as u64,
+            ..Drift::default()
+        };
+        let (mut s, mut i) = (stored.iter().peekable(), indexed.iter().peekable());
+        loop {
+            match (s.peek(), i.peek()) {
+                (None, None) => break,
+                (Some(a), Some(b)) if a == b => {
+                    s.next();
+                    i.next();
+                }
+                (Some(a), Some(b)) if a < b => {
+                    drift.note_missing(a, sample);
+                    s.next();
+                }
+                (Some(a), None) => {
+                    drift.note_missing(a, sample);
+                    s.next();
+                }
+                (_, Some(b)) => {
+                    drift.note_stale(b, sample);
+                    i.next();
+                }
+            }
+        }
+        Ok(drift)
     }
 
     /// Applies one batch of pending changes; returns how many entries it applied.

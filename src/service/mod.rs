@@ -5,7 +5,10 @@ mod claims;
 mod contacts;
 mod error;
 mod explain;
+mod export;
 mod identity;
+mod import;
+mod import_reader;
 pub mod indexer;
 mod merges;
 mod segment_catalog;
@@ -15,7 +18,10 @@ pub use attributes::AttributeService;
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use error::{ErrorCode, ServiceError};
 pub use explain::ExplainNode;
+pub use export::{ExportService, contact_json};
 pub use identity::{IdentifyRequest, IdentityService};
+pub use import::{ImportOptions, ImportReport, ImportService, JobStatus, MatchBy, RowError};
+pub use import_reader::ImportFormat;
 pub use merges::{MergePreview, MergeReason, MergeService};
 pub use segment_catalog::check_text;
 pub use segments::{
@@ -43,6 +49,10 @@ pub struct Services {
     pub identity: IdentityService,
     /// Merges, their history and undo.
     pub merges: MergeService,
+    /// Bulk import jobs.
+    pub imports: ImportService,
+    /// Streaming exports.
+    pub exports: ExportService,
 }
 
 impl Services {
@@ -54,6 +64,8 @@ impl Services {
         notifier: ChangeNotifier,
     ) -> Self {
         let merges = MergeService::new(store.clone(), notifier.clone());
+        let notifier_for_imports = notifier.clone();
+        let segments = SegmentService::new(store.clone(), index, indexer);
         let contacts = ContactService::new(store.clone(), notifier.clone(), merges.clone());
         Self {
             identity: IdentityService::new(
@@ -64,8 +76,10 @@ impl Services {
             ),
             contacts,
             merges,
+            imports: ImportService::new(store.clone(), notifier_for_imports),
+            exports: ExportService::new(store.clone(), segments.clone()),
             attributes: AttributeService::new(store.clone()),
-            segments: SegmentService::new(store, index, indexer),
+            segments,
         }
     }
 }

@@ -5,9 +5,12 @@ use std::ops::Bound;
 use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange};
 
 use super::changes::ChangeRecord;
-use super::records::{CONTACT_TABLE, ContactRecord, contact_key};
+use super::records::{CONTACT_TABLE, ContactRecord, contact_key, contact_key_parts};
 use super::{Store, StoreError};
 use crate::domain::{Contact, ContactId, ExternalId, WorkspaceId};
+
+/// Contact keys read per page by [`Store::all_contact_keys`].
+const KEY_PAGE: i64 = 10_000;
 
 /// Sorts after every ULID (Crockford base32 is `0-9A-Z`): the exclusive end of a workspace's range.
 const AFTER_ALL_IDS: &str = "~";
@@ -177,6 +180,36 @@ impl Store {
             .into_iter()
             .map(ContactRecord::into_contact)
             .collect()
+    }
+
+    /// The workspace and id of every contact, in key order (for consistency checks).
+    pub async fn all_contact_keys(&self) -> Result<Vec<(WorkspaceId, ContactId)>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start = Bound::Unbounded;
+        loop {
+            let range = RecordIdKeyRange {
+                start: start.clone(),
+                end: Bound::Unbounded,
+            };
+            let mut response = self
+                .db
+                .query("SELECT VALUE id FROM $range LIMIT $limit")
+                .bind((
+                    "range",
+                    RecordId::new(CONTACT_TABLE, RecordIdKey::Range(Box::new(range))),
+                ))
+                .bind(("limit", KEY_PAGE))
+                .await
+                .map_err(StoreError::from_surreal)?;
+            let ids: Vec<RecordId> = response.take(0).map_err(StoreError::from_surreal)?;
+            let Some(last) = ids.last() else {
+                return Ok(keys);
+            };
+            start = Bound::Excluded(last.key.clone());
+            for id in &ids {
+                keys.push(contact_key_parts(id)?);
+            }
+        }
     }
 
     /// Stores new contacts and one change-log entry for them in one transaction (bulk loads).

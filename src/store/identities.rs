@@ -84,6 +84,29 @@ impl Store {
         record.map(IdentityRecord::into_held).transpose()
     }
 
+    /// The holders of `keys` that are held, in one read.
+    pub async fn identity_holders(
+        &self,
+        workspace: &WorkspaceId,
+        keys: &[IdentityKey],
+    ) -> Result<Vec<HeldIdentity>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<RecordId> = keys
+            .iter()
+            .map(|key| identity_key(workspace, key))
+            .collect();
+        let mut response = self
+            .db
+            .query("SELECT * FROM $ids")
+            .bind(("ids", ids))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let records: Vec<IdentityRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        records.into_iter().map(IdentityRecord::into_held).collect()
+    }
+
     /// Every identity `contact` holds, by kind and value.
     pub async fn identities_of(
         &self,

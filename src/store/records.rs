@@ -29,6 +29,21 @@ pub(super) fn compound_key(table: &str, workspace: &WorkspaceId, local: String) 
     RecordId::new(table, RecordIdKey::Array(Array::from(parts)))
 }
 
+/// The workspace and contact id of a `contact:[workspace, id]` record id.
+pub(super) fn contact_key_parts(id: &RecordId) -> Result<(WorkspaceId, ContactId), StoreError> {
+    if let RecordIdKey::Array(parts) = &id.key
+        && let (Some(Value::String(workspace)), Some(Value::String(local))) =
+            (parts.first(), parts.get(1))
+        && let Ok(contact) = ContactId::parse(local)
+    {
+        return Ok((WorkspaceId::from_trusted(workspace.clone()), contact));
+    }
+    Err(StoreError::Corrupt(format!(
+        "unexpected contact id shape {:?}",
+        id.key
+    )))
+}
+
 /// The local part (after the workspace) of a compound record id.
 pub(super) fn local_key(id: &RecordId) -> Result<String, StoreError> {
     if let RecordIdKey::Array(parts) = &id.key

@@ -2,7 +2,9 @@
 //! over HTTP. One binary, one module per area.
 
 mod attributes;
+mod bulk;
 mod contacts;
+mod crash;
 mod errors;
 mod helpers;
 mod http;

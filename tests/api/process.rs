@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// A `qwry-contacts` process listening on a free loopback port.
-struct Service {
+pub struct Service {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Service {
-    async fn start(data_dir: &Path) -> Self {
+    pub async fn start(data_dir: &Path) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -49,7 +49,7 @@ impl Service {
         panic!("service did not become ready within 30 s");
     }
 
-    async fn graphql(&self, query: &str, variables: Value) -> Value {
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
         let body = json!({ "query": query, "variables": variables });
         let client = reqwest::Client::new();
         let response = client
@@ -62,7 +62,7 @@ impl Service {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(mut self) {
+    pub fn terminate(mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -80,6 +80,14 @@ impl Service {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Service {
+    /// Kills the process with SIGKILL, as a crash or an OOM killer would.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 }
 

@@ -1,0 +1,274 @@
+//! Rows of a bulk import: one record of NDJSON or CSV, turned into an upsert key and a patch.
+//!
+//! Keys are fixed fields (`externalId`, `email`, `name`, `phone`, `company`, `accountRef`,
+//! `lastSeenAt`, snake_case accepted too), `attributes` (an object, NDJSON only) or attribute
+//! names. Read-only fields of an export (`id`, `createdAt`, `updatedAt`, `identities`,
+//! `mergedFrom`) are ignored, so an export imports back. In NDJSON `null` clears a field; in CSV
+//! an empty cell leaves it as it is, and cells are converted to the attribute's declared type.
+
+use serde_json::{Map, Value as Json};
+
+use super::{
+    AttributeRegistry, AttributeType, ContactPatch, DomainError, Email, ExternalId, FieldChange,
+    Phone, Text,
+};
+
+/// One record as read from the file, with its 1-based line (or record) number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRow {
+    /// Where it starts in the input.
+    pub line: u64,
+    /// Field or attribute name to value (CSV cells are JSON strings).
+    pub values: Map<String, Json>,
+    /// Whether values came from CSV text cells and need converting to attribute types.
+    pub text_cells: bool,
+}
+
+/// A row ready to upsert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedRow {
+    /// Where it starts in the input.
+    pub line: u64,
+    /// The external id the row names, if any.
+    pub external_id: Option<ExternalId>,
+    /// What the row sets.
+    pub patch: ContactPatch,
+}
+
+/// Ignored on import: what an export writes but no client may set.
+const READ_ONLY: &[&str] = &[
+    "id",
+    "createdAt",
+    "created_at",
+    "updatedAt",
+    "updated_at",
+    "identities",
+    "mergedFrom",
+    "segments",
+];
+
+impl ImportRow {
+    /// Parses the row against the workspace's attribute registry.
+    pub fn parse(&self, registry: &AttributeRegistry) -> Result<ParsedRow, DomainError> {
+        let mut patch = ContactPatch::default();
+        let mut external_id = None;
+        let mut attributes = Map::new();
+        for (key, value) in &self.values {
+            if self.text_cells && value.as_str().is_some_and(|text| text.trim().is_empty()) {
+                continue;
+            }
+            match key.as_str() {
+                "externalId" | "external_id" => {
+                    external_id = text_field(key, value)?
+                        .map(|raw| ExternalId::parse(&raw))
+                        .transpose()?;
+                }
+                "email" => patch.email = change(key, value, Email::parse)?,
+                "name" => patch.name = change(key, value, |raw| Text::parse("name", raw))?,
+                "phone" => patch.phone = change(key, value, Phone::parse)?,
+                "company" => {
+                    patch.company = change(key, value, |raw| Text::parse("company", raw))?;
+                }
+                "accountRef" | "account_ref" => {
+                    patch.account_ref = change(key, value, |raw| Text::parse("accountRef", raw))?;
+                }
+                "lastSeenAt" | "last_seen_at" => {
+                    patch.last_seen_at = change(key, value, |raw| {
+                        chrono::DateTime::parse_from_rfc3339(raw.trim())
+                            .map(|at| at.with_timezone(&chrono::Utc))
+                            .map_err(|_| {
+                                DomainError::invalid(
+                                    "lastSeenAt",
+                                    format!("`{raw}` is not an RFC 3339 datetime"),
+                                )
+                            })
+                    })?;
+                }
+                "attributes" if !self.text_cells => match value {
+                    Json::Object(object) => attributes.extend(object.clone()),
+                    Json::Null => {}
+                    _ => {
+                        return Err(DomainError::invalid(
+                            "attributes",
+                            "`attributes` must be an object of attribute names to values",
+                        ));
+                    }
+                },
+                read_only if READ_ONLY.contains(&read_only) => {}
+                attribute => {
+                    attributes.insert(attribute.to_owned(), value.clone());
+                }
+            }
+        }
+        if self.text_cells {
+            for (name, value) in attributes.iter_mut() {
+                if let (Some(definition), Json::String(text)) = (registry.get(name), &*value) {
+                    *value = cell_to_json(definition.value_type, text);
+                }
+            }
+        }
+        patch.attributes = registry.parse_changes(&attributes)?;
+        Ok(ParsedRow {
+            line: self.line,
+            external_id,
+            patch,
+        })
+    }
+}
+
+/// The text of a fixed field (`None` for `null`).
+fn text_field(key: &str, value: &Json) -> Result<Option<String>, DomainError> {
+    match value {
+        Json::Null => Ok(None),
+        Json::String(text) => Ok(Some(text.clone())),
+        Json::Number(number) => Ok(Some(number.to_string())),
+        _ => Err(DomainError::invalid(key, format!("`{key}` must be text"))),
+    }
+}
+
+fn change<T>(
+    key: &str,
+    value: &Json,
+    parse: impl FnOnce(&str) -> Result<T, DomainError>,
+) -> Result<FieldChange<T>, DomainError> {
+    Ok(match text_field(key, value)? {
+        None => FieldChange::Clear,
+        Some(raw) => FieldChange::Set(parse(&raw)?),
+    })
+}
+
+/// Converts a CSV cell to the JSON the attribute's type expects; text that does not fit stays
+/// text, so the registry reports the mismatch naming the attribute.
+fn cell_to_json(value_type: AttributeType, text: &str) -> Json {
+    let trimmed = text.trim();
+    match value_type {
+        AttributeType::Number => trimmed
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| Json::String(text.to_owned()), Json::Number),
+        AttributeType::Bool => match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Json::Bool(true),
+            "false" | "no" | "0" => Json::Bool(false),
+            _ => Json::String(text.to_owned()),
+        },
+        AttributeType::StringList if trimmed.starts_with('[') => {
+            serde_json::from_str(trimmed).unwrap_or_else(|_| Json::String(text.to_owned()))
+        }
+        AttributeType::StringList => Json::Array(
+            trimmed
+                .split('|')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Json::String(item.to_owned()))
+                .collect(),
+        ),
+        AttributeType::String | AttributeType::Datetime => Json::String(text.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::{
+        AttributeDefinition, AttributeName, AttributeValue, MergeRule, WorkspaceId,
+    };
+
+    fn registry() -> AttributeRegistry {
+        let define = |name: &str, value_type| AttributeDefinition {
+            workspace: WorkspaceId::default(),
+            name: AttributeName::parse(name).unwrap(),
+            value_type,
+            description: None,
+            merge_rule: MergeRule::default_for(value_type),
+            created_at: Utc::now(),
+        };
+        AttributeRegistry::new([
+            define("plan", AttributeType::String),
+            define("ltv", AttributeType::Number),
+            define("vip", AttributeType::Bool),
+            define("tags", AttributeType::StringList),
+        ])
+    }
+
+    fn row(values: Json, text_cells: bool) -> ImportRow {
+        ImportRow {
+            line: 7,
+            values: values.as_object().unwrap().clone(),
+            text_cells,
+        }
+    }
+
+    fn attribute(parsed: &ParsedRow, name: &str) -> Option<AttributeValue> {
+        parsed.patch.attributes.get(name).cloned().flatten()
+    }
+
+    #[test]
+    fn csv_cells_become_typed_values_and_blank_cells_keep() {
+        let parsed = row(
+            json!({ "external_id": "u1", "email": "A@Example.com", "name": "", "plan": "pro",
+                    "ltv": "12.5", "vip": "yes", "tags": "a|b| c" }),
+            true,
+        )
+        .parse(&registry())
+        .unwrap();
+        assert_eq!(parsed.external_id.as_ref().unwrap().as_str(), "u1");
+        assert_eq!(
+            parsed.patch.email,
+            FieldChange::Set(Email::parse("a@example.com").unwrap())
+        );
+        assert_eq!(parsed.patch.name, FieldChange::Keep);
+        assert_eq!(
+            attribute(&parsed, "ltv"),
+            Some(AttributeValue::Number(12.5))
+        );
+        assert_eq!(attribute(&parsed, "vip"), Some(AttributeValue::Bool(true)));
+        assert_eq!(
+            attribute(&parsed, "tags"),
+            Some(AttributeValue::StringList(vec![
+                "a".into(),
+                "b".into(),
+                "c".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn ndjson_nulls_clear_and_exports_import_back() {
+        let parsed = row(
+            json!({ "id": "01J…", "externalId": "u1", "createdAt": "x", "company": null,
+                    "attributes": { "plan": "pro", "ltv": null } }),
+            false,
+        )
+        .parse(&registry())
+        .unwrap();
+        assert_eq!(parsed.patch.company, FieldChange::Clear);
+        assert_eq!(
+            attribute(&parsed, "plan"),
+            Some(AttributeValue::String("pro".into()))
+        );
+        assert!(parsed.patch.attributes.contains_key("ltv"));
+        assert_eq!(attribute(&parsed, "ltv"), None);
+    }
+
+    #[test]
+    fn bad_values_name_the_field_or_attribute() {
+        let error = row(json!({ "externalId": "u1", "ltv": "lots" }), true)
+            .parse(&registry())
+            .unwrap_err();
+        assert!(
+            matches!(error, DomainError::InvalidAttribute { ref attribute, .. } if attribute == "ltv")
+        );
+        let error = row(json!({ "email": "nope" }), false)
+            .parse(&registry())
+            .unwrap_err();
+        assert!(matches!(error, DomainError::InvalidInput { ref field, .. } if field == "email"));
+        let error = row(json!({ "colour": "red" }), false)
+            .parse(&registry())
+            .unwrap_err();
+        assert!(error.to_string().contains("not declared"));
+    }
+}

@@ -1,0 +1,152 @@
+//! Bulk streams: `POST /v1/contacts/import` (NDJSON or CSV in, report out) and
+//! `GET /v1/contacts/export` (NDJSON out), both in bounded memory and without the API's timeout.
+
+use std::io;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::HttpState;
+use crate::domain::{ContactId, WorkspaceId};
+use crate::service::{ErrorCode, ImportFormat, ImportOptions, MatchBy, ServiceError, contact_json};
+
+/// Query parameters of an import.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportParams {
+    /// `ndjson` (default) or `csv`; else taken from the content type.
+    format: Option<String>,
+    /// `externalId` (default), `email` or `phone`.
+    match_by: Option<String>,
+    /// Count what would happen without writing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Query parameters of an export.
+#[derive(Debug, Deserialize)]
+pub struct ExportParams {
+    /// Segment text; all contacts without it.
+    segment: Option<String>,
+    /// Resume after this contact id (the last one received).
+    after: Option<String>,
+}
+
+/// Streams the request body into an import job; answers with the job's final report.
+pub async fn import(
+    State(state): State<HttpState>,
+    Query(params): Query<ImportParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.split(';').next().unwrap_or(value));
+    let format = match (&params.format, content_type) {
+        (Some(raw), _) => ImportFormat::parse(raw),
+        (None, Some(content_type)) => {
+            Some(ImportFormat::parse(content_type).unwrap_or(ImportFormat::Ndjson))
+        }
+        (None, None) => Some(ImportFormat::Ndjson),
+    };
+    let Some(format) = format else {
+        return error_response(ServiceError::invalid(
+            "format",
+            "`format` must be `ndjson` or `csv`",
+        ));
+    };
+    let match_by = match params.match_by.as_deref() {
+        None | Some("externalId" | "external_id") => MatchBy::ExternalId,
+        Some("email") => MatchBy::Email,
+        Some("phone") => MatchBy::Phone,
+        Some(other) => {
+            return error_response(ServiceError::invalid(
+                "matchBy",
+                format!("`matchBy` is `{other}`; use `externalId`, `email` or `phone`"),
+            ));
+        }
+    };
+    let options = ImportOptions {
+        format,
+        match_by,
+        dry_run: params.dry_run,
+    };
+    let stream = body.into_data_stream().map_err(io::Error::other);
+    let input = SyncIoBridge::new(StreamReader::new(stream));
+    let imports = &state.services.imports;
+    let workspace = WorkspaceId::default();
+    let job = imports.begin(&workspace, options);
+    let report = imports.run(&workspace, &job, options, input).await;
+    Json(report).into_response()
+}
+
+/// Streams contacts (or a segment's members) as NDJSON, ascending by id.
+pub async fn export(
+    State(state): State<HttpState>,
+    Query(params): Query<ExportParams>,
+) -> Response {
+    let workspace = WorkspaceId::default();
+    let after = match params.after.as_deref().map(ContactId::parse).transpose() {
+        Ok(after) => after,
+        Err(error) => return error_response(error.into()),
+    };
+    let exports = state.services.exports.clone();
+    if let Err(error) = exports.check(&workspace, params.segment.as_deref()).await {
+        return error_response(error);
+    }
+    let segment = params.segment;
+    let pages = futures_util::stream::try_unfold((after, false), move |(after, finished)| {
+        let exports = exports.clone();
+        let workspace = workspace.clone();
+        let segment = segment.clone();
+        async move {
+            if finished {
+                return Ok::<_, io::Error>(None);
+            }
+            let (contacts, has_more) = exports
+                .page(&workspace, segment.as_deref(), after)
+                .await
+                .map_err(|error| io::Error::other(error.to_string()))?;
+            let last = contacts.last().map(|contact| contact.id).or(after);
+            let mut lines = Vec::with_capacity(contacts.len() * 256);
+            for contact in &contacts {
+                serde_json::to_writer(&mut lines, &contact_json(contact))
+                    .map_err(io::Error::other)?;
+                lines.push(b'\n');
+            }
+            Ok(Some((Bytes::from(lines), (last, !has_more))))
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(pages),
+    )
+        .into_response()
+}
+
+/// A GraphQL-shaped error body with the status that fits its code.
+fn error_response(error: ServiceError) -> Response {
+    let code = error.code();
+    let status = match code {
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let message = match &error {
+        ServiceError::Internal(_) => "internal error; the failure was logged".to_owned(),
+        other => other.to_string(),
+    };
+    let body =
+        json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
+    (status, Json(body)).into_response()
+}

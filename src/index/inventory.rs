@@ -1,0 +1,48 @@
+//! What the index holds: every (workspace, contact id) with a live document, for comparing the
+//! index against the store.
+
+use std::collections::BTreeSet;
+
+use tantivy::Term;
+use tantivy::collector::DocSetCollector;
+use tantivy::query::TermQuery;
+use tantivy::schema::IndexRecordOption;
+
+use super::{IndexError, SegmentIndex};
+use crate::domain::{ContactId, WorkspaceId};
+
+impl SegmentIndex {
+    /// Every live document's workspace and contact id, sorted.
+    pub fn documents(&self) -> Result<Vec<(WorkspaceId, ContactId)>, IndexError> {
+        let searcher = self.reader.searcher();
+        let mut workspaces = BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(self.fields.workspace)?;
+            let mut terms = inverted
+                .terms()
+                .stream()
+                .map_err(|error| IndexError::Tantivy(error.into()))?;
+            while terms.advance() {
+                workspaces.insert(String::from_utf8_lossy(terms.key()).into_owned());
+            }
+        }
+        let mut documents = Vec::new();
+        for workspace in workspaces {
+            let term = Term::from_field_text(self.fields.workspace, &workspace);
+            let query = TermQuery::new(term, IndexRecordOption::Basic);
+            let addresses = searcher.search(&query, &DocSetCollector)?;
+            let workspace = WorkspaceId::from_trusted(workspace);
+            for address in addresses {
+                let segment = searcher.segment_reader(address.segment_ord);
+                let hi = segment.fast_fields().u64("id_hi")?;
+                let lo = segment.fast_fields().u64("id_lo")?;
+                if let (Some(hi), Some(lo)) = (hi.first(address.doc_id), lo.first(address.doc_id)) {
+                    let id = ContactId::from_u128((u128::from(hi) << 64) | u128::from(lo));
+                    documents.push((workspace.clone(), id));
+                }
+            }
+        }
+        documents.sort();
+        Ok(documents)
+    }
+}
