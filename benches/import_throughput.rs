@@ -1,0 +1,127 @@
+//! `import_throughput`: bulk import end to end into the embedded store (SurrealKV on disk) and
+//! the segment index, with the store's share and the index's share timed separately.
+//!
+//! Data: `benches/data` (seed 42, 20 custom attributes), written as NDJSON with an external id
+//! per row; `QWRY_BENCH_CONTACTS` rows (default 100000). The store share is the import job
+//! (parse, validate, batched transactions of 500 rows with identities and the change log); the
+//! index share is the indexer replaying that change log into tantivy, as the service does after
+//! a crash or while it follows writes. Prints the figures; not a criterion loop (one import of
+//! 1M rows takes minutes).
+//! Run: `cargo bench --bench import_throughput` (add `QWRY_BENCH_CONTACTS=1000000` for 1M).
+
+#[allow(dead_code)]
+mod data;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qwry_contacts::config::{DatabaseUrl, StoreSettings};
+use qwry_contacts::domain::{AttributeName, AttributeType, WorkspaceId};
+use qwry_contacts::index::SegmentIndex;
+use qwry_contacts::service::indexer::{ChangeNotifier, Indexer};
+use qwry_contacts::service::{
+    AttributeService, ImportFormat, ImportOptions, ImportService, MatchBy, contact_json,
+};
+use qwry_contacts::store::Store;
+use qwry_segment::FieldType;
+
+fn attribute_type(field: FieldType) -> AttributeType {
+    match field {
+        FieldType::String => AttributeType::String,
+        FieldType::Number => AttributeType::Number,
+        FieldType::Bool => AttributeType::Bool,
+        FieldType::Datetime => AttributeType::Datetime,
+        FieldType::StringList => AttributeType::StringList,
+    }
+}
+
+fn per_second(rows: usize, took: Duration) -> f64 {
+    rows as f64 / took.as_secs_f64()
+}
+
+fn main() {
+    let size: usize = std::env::var("QWRY_BENCH_CONTACTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let workspace = WorkspaceId::parse("bench").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contacts.ndjson");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        for (n, contact) in data::contacts(&workspace, size, 42).iter().enumerate() {
+            let mut line = contact_json(contact);
+            let object = line.as_object_mut().unwrap();
+            object.remove("id");
+            object.insert("externalId".into(), format!("ext-{n:07}").into());
+            serde_json::to_writer(&mut out, &line).unwrap();
+            out.write_all(b"\n").unwrap();
+        }
+        out.flush().unwrap();
+    }
+    let file_bytes = std::fs::metadata(&file).unwrap().len();
+    eprintln!("generated {size} rows, {:.1} MB of NDJSON", file_bytes as f64 / 1e6);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let settings = StoreSettings::new(DatabaseUrl::SurrealKv(dir.path().join("store")));
+        let store = Store::connect(&settings).await.unwrap();
+        let attributes = AttributeService::new(store.clone());
+        for (name, field) in data::ATTRIBUTES {
+            let name = AttributeName::parse(name).unwrap();
+            attributes
+                .define(&workspace, name, attribute_type(*field), None, None)
+                .await
+                .unwrap();
+        }
+        let index = Arc::new(SegmentIndex::open_in_dir(&dir.path().join("index")).unwrap());
+        let notifier = ChangeNotifier::default();
+        let indexer =
+            Indexer::new(store.clone(), index, notifier.clone(), Duration::ZERO).unwrap();
+        indexer.ensure_built().await.unwrap();
+
+        let imports = ImportService::new(store.clone(), notifier);
+        let options = ImportOptions {
+            format: ImportFormat::Ndjson,
+            match_by: MatchBy::ExternalId,
+            dry_run: false,
+        };
+        let job = imports.begin(&workspace, options);
+        let started = Instant::now();
+        let input = std::fs::File::open(&file).unwrap();
+        let report = imports.run(&workspace, &job, options, input).await;
+        let store_share = started.elapsed();
+        assert_eq!(report.created as usize, size, "{report:?}");
+
+        let started = Instant::now();
+        let applied = indexer.catch_up().await.unwrap();
+        let index_share = started.elapsed();
+        let status = indexer.status().await.unwrap();
+        assert_eq!(status.documents as usize, size);
+
+        let total = store_share + index_share;
+        eprintln!(
+            "import of {size} rows: store {:.1?} ({:.0} rows/s), index {:.1?} ({:.0} rows/s, {applied} change-log entries), end to end {:.1?} ({:.0} rows/s)",
+            store_share,
+            per_second(size, store_share),
+            index_share,
+            per_second(size, index_share),
+            total,
+            per_second(size, total),
+        );
+
+        let job = imports.begin(&workspace, options);
+        let started = Instant::now();
+        let input = std::fs::File::open(&file).unwrap();
+        let replay = imports.run(&workspace, &job, options, input).await;
+        let replay_time = started.elapsed();
+        assert_eq!(replay.unchanged as usize, size);
+        eprintln!(
+            "re-import of the same file (nothing changes): {:.1?} ({:.0} rows/s)",
+            replay_time,
+            per_second(size, replay_time)
+        );
+        store.close().await;
+    });
+}
