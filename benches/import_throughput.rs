@@ -61,7 +61,10 @@ fn main() {
         out.flush().unwrap();
     }
     let file_bytes = std::fs::metadata(&file).unwrap().len();
-    eprintln!("generated {size} rows, {:.1} MB of NDJSON", file_bytes as f64 / 1e6);
+    eprintln!(
+        "generated {size} rows, {:.1} MB of NDJSON",
+        file_bytes as f64 / 1e6
+    );
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

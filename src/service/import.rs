@@ -437,6 +437,8 @@ impl ImportService {
         let mut outcome = BatchOutcome::default();
         let mut deferred = Vec::new();
         let mut touched: HashSet<ContactId> = HashSet::new();
+        let mut created = Vec::new();
+        let mut identities = Vec::new();
         for row in rows {
             let target = find_target(row, options.match_by, &holders, &contacts);
             let existing = match target {
@@ -496,21 +498,26 @@ impl ImportService {
                     batch.replace_contact(&contact, existing.revision);
                     outcome.updated += 1;
                 }
-                None => {
-                    batch.create_contact(&contact);
-                    outcome.created += 1;
-                }
+                None => outcome.created += 1,
             }
-            for identity in &staged.create {
-                batch.create_identity(&contact.id, identity);
-            }
+            identities.extend(
+                staged
+                    .create
+                    .into_iter()
+                    .map(|identity| (contact.id, identity)),
+            );
             outcome.conflicts.extend(staged.taken.into_iter().map(|key| {
                 RowError::conflict(
                     row.line,
                     format!("{} `{}` already identifies another contact; the row was imported without it", key.kind.as_str(), key.value),
                 )
             }));
+            if existing.is_none() {
+                created.push(contact);
+            }
         }
+        batch.create_contacts(&created);
+        batch.create_identities(&identities);
         Ok((batch, outcome, deferred))
     }
 

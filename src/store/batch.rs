@@ -11,7 +11,7 @@ use super::identities::{IDENTITY_TABLE, IdentityRecord, identity_key};
 use super::merges::{
     ALIAS_TABLE, AliasRecord, MERGE_TABLE, MergeRecordStored, alias_key, merge_key,
 };
-use super::records::{ContactRecord, contact_key};
+use super::records::{CONTACT_TABLE, ContactRecord, contact_key};
 use super::{Store, StoreError, schema};
 use crate::domain::{
     Contact, ContactId, ExternalId, Identity, IdentityKey, MergeId, MergeRecord, WorkspaceId,
@@ -87,6 +87,37 @@ impl WriteBatch {
         self.statements
             .push(format!("CREATE {key} CONTENT {record} RETURN NONE;"));
         self.touch(contact);
+    }
+
+    /// Creates many contacts with one statement (fails if any id or external id is taken).
+    pub fn create_contacts(&mut self, contacts: &[Contact]) {
+        if contacts.is_empty() {
+            return;
+        }
+        let records: Vec<ContactRecord> =
+            contacts.iter().map(ContactRecord::from_contact).collect();
+        let records = self.bind(records);
+        self.statements.push(format!(
+            "INSERT INTO {CONTACT_TABLE} {records} RETURN NONE;"
+        ));
+        for contact in contacts {
+            self.touch(contact);
+        }
+    }
+
+    /// Gives each owner its new identity, with one statement (fails if any is held meanwhile).
+    pub fn create_identities(&mut self, identities: &[(ContactId, Identity)]) {
+        if identities.is_empty() {
+            return;
+        }
+        let records: Vec<IdentityRecord> = identities
+            .iter()
+            .map(|(owner, identity)| IdentityRecord::new(&self.workspace, owner, identity))
+            .collect();
+        let records = self.bind(records);
+        self.statements.push(format!(
+            "INSERT INTO {IDENTITY_TABLE} {records} RETURN NONE;"
+        ));
     }
 
     /// Replaces `contact` if it is still at `expected_revision`.
