@@ -46,6 +46,74 @@ pub struct Settings {
     /// The default workspace's identity secret (`IDENTITY_SECRET`), the key of the HMAC that
     /// `identify` verifies; stored at start-up. Never printed.
     pub identity_secret: Option<SecretString>,
+    /// Authentication and request limits.
+    pub api: ApiSettings,
+}
+
+/// Whether the service runs for development or production (`MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Introspection on; a first admin key is made up and written under `DATA_DIR` if none exists.
+    #[default]
+    Development,
+    /// Introspection off unless `INTROSPECTION=true`; keys must be provisioned explicitly.
+    Production,
+}
+
+/// Authentication and protection of the API.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// `MODE`: `development` (default) or `production`.
+    pub mode: Mode,
+    /// The first admin key of the default workspace (`ADMIN_API_KEY`), stored (hashed) at
+    /// start-up. Never printed.
+    pub admin_api_key: Option<SecretString>,
+    /// Whether the schema answers introspection (`INTROSPECTION`; on in development, off in
+    /// production by default).
+    pub introspection: bool,
+    /// Requests per second each API key may make (`RATE_LIMIT_PER_SECOND`, default 50; 0 turns
+    /// the limit off).
+    pub rate_limit_per_second: u32,
+    /// Requests a key may make at once after a quiet spell (`RATE_LIMIT_BURST`, default twice the rate).
+    pub rate_limit_burst: u32,
+}
+
+/// Default of [`ApiSettings::rate_limit_per_second`].
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
+
+impl ApiSettings {
+    fn load(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let env = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let mode = match env("MODE") {
+            None | Some("development") => Mode::Development,
+            Some("production") => Mode::Production,
+            Some(other) => return Err(ConfigError::Mode(other.to_owned())),
+        };
+        let flag = |name: &'static str| match env(name) {
+            None => Ok(None),
+            Some("true" | "on" | "1") => Ok(Some(true)),
+            Some("false" | "off" | "0") => Ok(Some(false)),
+            Some(other) => Err(ConfigError::Flag(name, other.to_owned())),
+        };
+        let count = |name: &'static str| {
+            env(name)
+                .map(|raw| {
+                    raw.parse::<u32>()
+                        .map_err(|_| ConfigError::Count(name, raw.to_owned()))
+                })
+                .transpose()
+        };
+        let rate_limit_per_second =
+            count("RATE_LIMIT_PER_SECOND")?.unwrap_or(DEFAULT_RATE_LIMIT_PER_SECOND);
+        Ok(Self {
+            mode,
+            admin_api_key: env("ADMIN_API_KEY").map(SecretString::from),
+            introspection: flag("INTROSPECTION")?.unwrap_or(mode == Mode::Development),
+            rate_limit_per_second,
+            rate_limit_burst: count("RATE_LIMIT_BURST")?
+                .unwrap_or(rate_limit_per_second.saturating_mul(2)),
+        })
+    }
 }
 
 /// Default of [`Settings::index_commit_delay`].
@@ -141,6 +209,15 @@ pub enum ConfigError {
     /// Only one of `SURREAL_USER` and `SURREAL_PASS` is set.
     #[error("set both SURREAL_USER and SURREAL_PASS, or neither")]
     PartialCredentials,
+    /// `MODE` is neither `development` nor `production`.
+    #[error("MODE `{0}` must be `development` or `production`")]
+    Mode(String),
+    /// A switch is not `true` or `false`.
+    #[error("{0} `{1}` must be `true` or `false`")]
+    Flag(&'static str, String),
+    /// A count is not a whole number.
+    #[error("{0} `{1}` must be a whole number")]
+    Count(&'static str, String),
 }
 
 impl Settings {
@@ -200,6 +277,7 @@ impl Settings {
             log_filter: from_env("RUST_LOG").unwrap_or("info").to_owned(),
             index_commit_delay,
             identity_secret,
+            api: ApiSettings::load(env)?,
         })
     }
 }
@@ -300,6 +378,35 @@ mod tests {
         assert_eq!(
             load(&[("IDENTITY_SECRET", "short")]),
             ConfigError::IdentitySecret
+        );
+        assert_eq!(
+            load(&[("MODE", "staging")]).to_string(),
+            "MODE `staging` must be `development` or `production`"
+        );
+        assert_eq!(
+            load(&[("RATE_LIMIT_PER_SECOND", "lots")]).to_string(),
+            "RATE_LIMIT_PER_SECOND `lots` must be a whole number"
+        );
+    }
+
+    #[test]
+    fn production_turns_introspection_off_unless_asked() {
+        let load = |pairs: &[(&str, &str)]| {
+            Settings::load(&ServeFlags::default(), &env(pairs))
+                .unwrap()
+                .api
+        };
+        assert!(load(&[]).introspection);
+        assert!(!load(&[("MODE", "production")]).introspection);
+        assert!(load(&[("MODE", "production"), ("INTROSPECTION", "true")]).introspection);
+        let api = load(&[
+            ("RATE_LIMIT_PER_SECOND", "5"),
+            ("ADMIN_API_KEY", "s3cret-admin-key-0123456789"),
+        ]);
+        assert_eq!((api.rate_limit_per_second, api.rate_limit_burst), (5, 10));
+        assert!(
+            !format!("{api:?}").contains("s3cret"),
+            "secret printed: {api:?}"
         );
     }
 }

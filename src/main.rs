@@ -1,6 +1,8 @@
 //! The `qwry-contacts` command: serves the API (default), prints its schema, rebuilds or checks
 //! the segment index, imports and exports contacts, or checks segment text for scripts.
 
+mod commands;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use qwry_contacts::app::App;
 use qwry_contacts::config::{DatabaseUrl, ServeFlags, Settings, StoreSettings};
-use qwry_contacts::domain::{ContactId, WorkspaceId};
+use qwry_contacts::domain::{Caller, ContactId, WorkspaceId};
 use qwry_contacts::service::{ImportFormat, ImportOptions, MatchBy, check_text, contact_json};
 use qwry_contacts::store::Store;
 use tokio::net::TcpListener;
@@ -70,6 +72,11 @@ enum Command {
     },
     /// Compare the store with the segment index; exit 1 if they differ.
     Check,
+    /// Create, list or revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        command: commands::keys::KeysCommand,
+    },
     /// Work with segment text.
     Segment {
         #[command(subcommand)]
@@ -133,6 +140,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             workspace,
         } => export(&settings, segment, after, output, &workspace).await,
         Command::Check => check(&settings).await,
+        Command::Keys { command } => commands::keys::run(&settings, command).await,
         Command::Segment {
             command:
                 SegmentCommand::Check {
@@ -271,7 +279,7 @@ async fn export(
     output: Option<PathBuf>,
     workspace: &str,
 ) -> anyhow::Result<ExitCode> {
-    let workspace = WorkspaceId::parse(workspace)?;
+    let caller = Caller::operator(WorkspaceId::parse(workspace)?, "cli");
     let mut after = after.as_deref().map(ContactId::parse).transpose()?;
     let mut sink: Box<dyn Write> = match &output {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -283,9 +291,9 @@ async fn export(
     let app = App::build(settings).await?;
     let exports = &app.services().exports;
     let outcome = async {
-        exports.check(&workspace, segment.as_deref()).await?;
+        exports.check(&caller, segment.as_deref()).await?;
         loop {
-            let (contacts, has_more) = exports.page(&workspace, segment.as_deref(), after).await?;
+            let (contacts, has_more) = exports.page(&caller, segment.as_deref(), after).await?;
             for contact in &contacts {
                 serde_json::to_writer(&mut sink, &contact_json(contact))?;
                 sink.write_all(b"\n")?;

@@ -309,6 +309,9 @@ pub struct AttributeDefinition {
     pub description: Option<String>,
     /// How its values combine when two contacts merge.
     pub merge_rule: super::MergeRule,
+    /// Whether its values are personal data kept encrypted at rest, readable only with
+    /// `pii:read`, and matched in segments only exactly (through a keyed hash). Fixed once declared.
+    pub sensitive: bool,
     /// When it was first declared.
     pub created_at: DateTime<Utc>,
 }
@@ -436,6 +439,7 @@ mod tests {
             value_type,
             description: None,
             merge_rule: crate::domain::MergeRule::default_for(value_type),
+            sensitive: false,
             created_at: Utc::now(),
         };
         AttributeRegistry::new([

@@ -176,6 +176,17 @@ impl IdentityKey {
 }
 
 impl IdentityKind {
+    /// The built-in contact field this kind of identity reveals (segment spelling), for field
+    /// policies; anonymous ids reveal none.
+    pub fn field_name(self) -> Option<&'static str> {
+        match self {
+            Self::AnonymousId => None,
+            Self::ExternalId => Some("external_id"),
+            Self::Email => Some("email"),
+            Self::Phone => Some("phone"),
+        }
+    }
+
     fn described(self) -> &'static str {
         match self {
             Self::AnonymousId => "anonymous id",

@@ -184,6 +184,7 @@ mod tests {
             value_type,
             description: None,
             merge_rule: MergeRule::default_for(value_type),
+            sensitive: false,
             created_at: Utc::now(),
         };
         AttributeRegistry::new([

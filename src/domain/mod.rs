@@ -1,5 +1,6 @@
 //! Pure types and rules of the contacts domain: no I/O, no async, no framework types.
 
+mod access;
 mod attribute;
 mod contact;
 mod error;
@@ -11,6 +12,9 @@ mod merge_record;
 mod segment;
 mod workspace;
 
+pub use access::{
+    ApiKey, ApiKeyId, Caller, FieldPolicy, GOVERNED_FIELDS, NameSet, Scope, Scopes, parse_key_name,
+};
 pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,
     AttributeValue, Declaration, DeclarationConflict,

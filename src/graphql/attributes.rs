@@ -3,8 +3,10 @@
 use async_graphql::{Context, InputObject, Object};
 
 use super::error::ApiResult;
+use super::guard::RequireScope;
 use super::views::{AttributeTypeView, AttributeView, MergeRuleView};
 use super::workspace;
+use crate::domain::Scope;
 use crate::domain::{AttributeName, Text};
 use crate::service::{ServiceError, Services};
 
@@ -23,6 +25,7 @@ impl AttributeQuery {
 #[Object]
 impl AttributeQuery {
     /// Every custom attribute the workspace has declared, by name.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn attributes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AttributeView>> {
         let workspace = workspace(ctx)?;
         let definitions = self.services.attributes.list(workspace).await.api()?;
@@ -46,6 +49,7 @@ impl AttributeMutation {
 impl AttributeMutation {
     /// Declares a custom attribute. Declaring it again with the same type updates the
     /// description; a different type is a CONFLICT.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
     async fn define_attribute(
         &self,
         ctx: &Context<'_>,

@@ -6,11 +6,13 @@ use serde_json::Value as JsonValue;
 
 use super::connection::{ContactConnection, decode_cursor};
 use super::error::ApiResult;
+use super::guard::RequireScope;
 use super::identity::IdentityInput;
 use super::segment_input::SegmentExprInput;
 use super::segments::{ConsistencyView, page_size, segment_source};
 use super::views::ContactView;
-use super::workspace;
+use super::{caller, workspace};
+use crate::domain::Scope;
 use crate::domain::{ContactId, DomainError, Email, ExternalId, FieldChange, Phone, Text};
 use crate::service::{PatchInput, ServiceError, Services};
 
@@ -31,6 +33,7 @@ impl ContactQuery {
     /// One contact, by its `id`, its `externalId` or any `identity` it holds (give exactly
     /// one). Ids and external ids of contacts merged away resolve to the survivor. NOT_FOUND if
     /// absent.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn contact(
         &self,
         ctx: &Context<'_>,
@@ -73,6 +76,10 @@ impl ContactQuery {
     /// all of them, or the members of a segment given as `segment` text or as a `where` tree.
     /// `totalCount` is exact. Pages follow contact ids, so they neither skip nor repeat contacts
     /// while others are written.
+    #[graphql(
+        guard = "RequireScope(Scope::ContactsRead)",
+        complexity = "(first.clamp(1, 100) as usize) * child_complexity"
+    )]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -82,14 +89,21 @@ impl ContactQuery {
         #[graphql(name = "where")] tree: Option<SegmentExprInput>,
         #[graphql(default)] consistency: ConsistencyView,
     ) -> async_graphql::Result<ContactConnection> {
-        let workspace = workspace(ctx)?.clone();
+        let caller = caller(ctx)?;
+        let workspace = caller.workspace.clone();
         let first = page_size(first).api()?;
         let after = after.as_deref().map(decode_cursor).transpose().api()?;
         if let Some(source) = segment_source(segment, tree).api()? {
+            if !caller.allows(Scope::SegmentsRead) {
+                return Err(ServiceError::Forbidden(
+                    "filtering by segment needs the `segments:read` scope".to_owned(),
+                ))
+                .api();
+            }
             let page = self
                 .services
                 .segments
-                .members(&workspace, source, after, first, consistency.into())
+                .members(caller, source, after, first, consistency.into())
                 .await
                 .api()?;
             return Ok(ContactConnection::from_segment(page, after.is_some()));
@@ -126,6 +140,7 @@ impl ContactMutation {
     /// Creates or updates the contact with `input.externalId`. Given fields are set, `null`
     /// clears, attributes merge by name. Replaying the same input changes nothing (not even
     /// `updatedAt`).
+    #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn upsert_contact(
         &self,
         ctx: &Context<'_>,
@@ -147,6 +162,7 @@ impl ContactMutation {
 
     /// Changes the contact `id`: given fields are set, `null` clears a field, and in
     /// `attributes` a `null` value unsets that attribute.
+    #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn update_contact(
         &self,
         ctx: &Context<'_>,
@@ -167,6 +183,7 @@ impl ContactMutation {
     }
 
     /// Removes the contact entirely. Returns `true`; NOT_FOUND if it did not exist.
+    #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
         let workspace = workspace(ctx)?;
         let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;

@@ -9,6 +9,15 @@ use crate::service::{ErrorCode, ServiceError};
 /// Code given to errors async-graphql raises itself (syntax, validation, argument coercion).
 pub const REQUEST_ERROR_CODE: ErrorCode = ErrorCode::InvalidInput;
 
+/// The code of an error async-graphql raised itself, when its message says more than a bad
+/// request: its depth and complexity limits (async-graphql gives them no code of their own).
+pub fn request_error_code(message: &str) -> Option<ErrorCode> {
+    let too_complex = ["Query is nested too deep.", "Query is too complex."];
+    too_complex
+        .contains(&message)
+        .then_some(ErrorCode::QueryTooComplex)
+}
+
 /// Converts a service error into a GraphQL error; internal details are logged, never returned.
 pub fn api_error(error: ServiceError) -> async_graphql::Error {
     let code = error.code();
@@ -31,7 +40,8 @@ pub fn api_error(error: ServiceError) -> async_graphql::Error {
             ServiceError::Invalid(DomainError::InvalidIdentity { kind, .. }) => {
                 extensions.set("kind", kind.to_uppercase())
             }
-            ServiceError::InvalidSegment(diagnostics) => {
+            ServiceError::InvalidSegment(diagnostics)
+            | ServiceError::ForbiddenSegment(diagnostics) => {
                 let list: Vec<async_graphql::Value> =
                     diagnostics.iter().map(diagnostic_value).collect();
                 extensions.set("diagnostics", async_graphql::Value::List(list));

@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 
 use super::contacts::ContactFieldsInput;
 use super::error::ApiResult;
+use super::guard::RequireScope;
 use super::views::ContactView;
 use super::workspace;
+use crate::domain::Scope;
 use crate::domain::{
     FieldChange, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceSettings,
 };
@@ -155,6 +157,7 @@ impl IdentityQuery {
 #[Object]
 impl IdentityQuery {
     /// The workspace's identity settings.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
     async fn identity_settings(
         &self,
         ctx: &Context<'_>,
@@ -182,6 +185,7 @@ impl IdentityMutation {
     /// Creates the anonymous contact of `anonymousId`, or touches it: `lastSeenAt` becomes now
     /// (unless given) and the given fields and attributes are applied. Emails and phones given
     /// here are self-asserted and never link the visitor to another contact.
+    #[graphql(guard = "RequireScope(Scope::IdentityWrite)")]
     async fn track_visitor(
         &self,
         ctx: &Context<'_>,
@@ -202,6 +206,7 @@ impl IdentityMutation {
     /// hex(HMAC-SHA256(workspace identity secret, externalId)) computed by your backend.
     /// The anonymous contact becomes the identified one, or is merged into it; `traits` are
     /// applied as an upsert. A wrong or missing hash is IDENTITY_NOT_VERIFIED and changes nothing.
+    #[graphql(guard = "RequireScope(Scope::IdentityWrite)")]
     async fn identify(
         &self,
         ctx: &Context<'_>,
@@ -228,6 +233,7 @@ impl IdentityMutation {
     }
 
     /// Sets the workspace's identity secret (at least 16 bytes). Returns the settings.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
     async fn set_identity_secret(
         &self,
         ctx: &Context<'_>,
@@ -247,6 +253,7 @@ impl IdentityMutation {
 
     /// Replaces the workspace's own list of identity values that are never linked (compared
     /// case-insensitively), e.g. a test user id. Returns the settings.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
     async fn set_blocked_identity_values(
         &self,
         ctx: &Context<'_>,

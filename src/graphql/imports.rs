@@ -3,7 +3,9 @@
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::guard::RequireScope;
 use super::workspace;
+use crate::domain::Scope;
 use crate::service::{ImportReport, JobStatus, RowError, Services};
 
 /// Where an import job stands.
@@ -146,6 +148,7 @@ impl ImportQuery {
 #[Object]
 impl ImportQuery {
     /// An import job, while it runs and after (the last 100 jobs since the service started).
+    #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn import_job(
         &self,
         ctx: &Context<'_>,
@@ -156,6 +159,7 @@ impl ImportQuery {
     }
 
     /// Recent import jobs, newest first.
+    #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn import_jobs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ImportJobView>> {
         let workspace = workspace(ctx)?;
         let jobs = self.services.imports.jobs(workspace);

@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
 use super::error::ApiResult;
+use super::guard::RequireScope;
 use super::identity::IdentityView;
 use super::views::ContactView;
 use super::{services, workspace};
+use crate::domain::Scope;
 use crate::domain::{
     ContactId, FieldDecision, FieldRule, MergeId, MergeRecord, MergeRule, MergeSide, MergeStrategy,
     ValueSource,
@@ -272,6 +274,7 @@ impl MergeQuery {
 impl MergeQuery {
     /// What merging `absorbedId` into `survivorId` would produce, field by field, without
     /// writing anything; `mergeContacts` with the same arguments applies exactly this plan.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn preview_merge(
         &self,
         ctx: &Context<'_>,
@@ -296,6 +299,7 @@ impl MergeQuery {
     }
 
     /// The merges a contact took part in (as survivor or absorbed), newest first.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn contact_history(
         &self,
         ctx: &Context<'_>,
@@ -325,6 +329,7 @@ impl MergeMutation {
     /// Merges `absorbedId` into `survivorId` in one transaction: fixed fields keep the
     /// survivor's value where set, custom attributes follow their merge rule, identities move,
     /// and the absorbed id keeps resolving to the survivor. Audited; undo with `unmergeContacts`.
+    #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn merge_contacts(
         &self,
         ctx: &Context<'_>,
@@ -354,6 +359,7 @@ impl MergeMutation {
     /// Restores both contacts of a merge as they were before it. CONFLICT if the survivor
     /// changed since in a way that would be lost (a newer `lastSeenAt` is kept), or if the
     /// merge was already undone.
+    #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn unmerge_contacts(
         &self,
         ctx: &Context<'_>,

@@ -4,16 +4,24 @@ mod attributes;
 mod connection;
 mod contacts;
 pub mod error;
+mod guard;
 mod identity;
 mod imports;
+mod keys;
+mod limits;
 mod merges;
 mod segment_input;
 mod segments;
 mod views;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use std::collections::HashSet;
+use std::sync::Arc;
 
-use crate::domain::WorkspaceId;
+use async_graphql::{BatchRequest, Context, EmptySubscription, MergedObject, Schema};
+
+use error::ApiResult;
+
+use crate::domain::{Caller, WorkspaceId};
 use crate::service::{ServiceError, Services};
 
 /// Deepest query accepted.
@@ -30,6 +38,7 @@ pub struct QueryRoot(
     identity::IdentityQuery,
     merges::MergeQuery,
     imports::ImportQuery,
+    keys::KeyQuery,
 );
 
 /// Every mutation field.
@@ -40,45 +49,63 @@ pub struct MutationRoot(
     segments::SegmentMutation,
     identity::IdentityMutation,
     merges::MergeMutation,
+    keys::KeyMutation,
 );
 
 /// The executable schema.
 pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Who is asking, attached to every request by the HTTP layer.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// The workspace every read and write of the request is confined to.
-    pub workspace: WorkspaceId,
-    /// Who acts, as recorded in audit trails (an API key id once keys exist).
-    pub actor: String,
+/// The authenticated caller of the current request, attached by the HTTP layer. Its absence
+/// is a server bug, reported as INTERNAL rather than guessed.
+fn caller<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Caller> {
+    ctx.data_opt::<Caller>().ok_or_else(|| {
+        error::api_error(ServiceError::Internal(
+            "request without an authenticated caller".to_owned(),
+        ))
+    })
 }
 
-impl Default for RequestContext {
-    fn default() -> Self {
-        Self {
-            workspace: WorkspaceId::default(),
-            actor: "api".to_owned(),
-        }
+/// Who acts in the current request (the API key id), for audit records.
+fn actor<'a>(ctx: &'a Context<'_>) -> &'a str {
+    ctx.data_opt::<Caller>()
+        .map_or("unknown", |caller| caller.key_id.as_str())
+}
+
+/// The workspace every read and write of the current request is confined to.
+fn workspace<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a WorkspaceId> {
+    caller(ctx).map(|caller| &caller.workspace)
+}
+
+/// Per-request memo of the workspace's sensitive attribute names, so a page of contacts reads
+/// the registry once.
+#[derive(Default, Clone)]
+pub struct SensitiveNames(Arc<tokio::sync::OnceCell<Arc<HashSet<String>>>>);
+
+/// Names of the caller's workspace's sensitive attributes (read once per request).
+async fn sensitive_attributes(
+    ctx: &Context<'_>,
+    workspace: &WorkspaceId,
+) -> async_graphql::Result<Arc<HashSet<String>>> {
+    let services = services(ctx)?;
+    let load = || async {
+        let definitions = services.attributes.list(workspace).await?;
+        Ok::<_, ServiceError>(Arc::new(
+            definitions
+                .into_iter()
+                .filter(|definition| definition.sensitive)
+                .map(|definition| definition.name.as_str().to_owned())
+                .collect::<HashSet<_>>(),
+        ))
+    };
+    match ctx.data_opt::<SensitiveNames>() {
+        Some(memo) => memo.0.get_or_try_init(load).await.cloned().api(),
+        None => load().await.api(),
     }
 }
 
-/// Who acts in the current request, for audit records.
-fn actor<'a>(ctx: &'a Context<'_>) -> &'a str {
-    ctx.data_opt::<RequestContext>()
-        .map_or("api", |request| request.actor.as_str())
-}
-
-/// The workspace of the current request. The HTTP layer attaches a [`RequestContext`] to every
-/// request; its absence is a server bug, reported as INTERNAL rather than guessed.
-fn workspace<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a WorkspaceId> {
-    ctx.data_opt::<RequestContext>()
-        .map(|request| &request.workspace)
-        .ok_or_else(|| {
-            error::api_error(ServiceError::Internal(
-                "request without a RequestContext".to_owned(),
-            ))
-        })
+/// Attaches what every request needs: the authenticated caller and per-request memos.
+pub fn for_caller(batch: BatchRequest, caller: Caller) -> BatchRequest {
+    batch.data(caller).data(SensitiveNames::default())
 }
 
 /// The services, for resolvers of nested objects (roots hold their own handle).
@@ -90,8 +117,9 @@ fn services<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Services> {
     })
 }
 
-/// Builds the schema with its limits, serving `services`.
-pub fn build_schema(services: Services) -> ApiSchema {
+/// Builds the schema with its limits, serving `services`; `introspection` says whether it
+/// answers introspection queries.
+pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
     let query = QueryRoot(
         contacts::ContactQuery::new(services.clone()),
         attributes::AttributeQuery::new(services.clone()),
@@ -99,6 +127,7 @@ pub fn build_schema(services: Services) -> ApiSchema {
         identity::IdentityQuery::new(services.clone()),
         merges::MergeQuery::new(services.clone()),
         imports::ImportQuery::new(services.clone()),
+        keys::KeyQuery::new(services.clone()),
     );
     let mutation = MutationRoot(
         contacts::ContactMutation::new(services.clone()),
@@ -106,10 +135,16 @@ pub fn build_schema(services: Services) -> ApiSchema {
         segments::SegmentMutation::new(services.clone()),
         identity::IdentityMutation::new(services.clone()),
         merges::MergeMutation::new(services.clone()),
+        keys::KeyMutation::new(services.clone()),
     );
-    Schema::build(query, mutation, EmptySubscription)
+    let builder = Schema::build(query, mutation, EmptySubscription)
         .data(services)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
-        .finish()
+        .extension(limits::QueryLimits { introspection });
+    if introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }

@@ -6,8 +6,10 @@ use serde_json::Value as JsonValue;
 
 use super::connection::{ContactConnection, decode_cursor};
 use super::error::ApiResult;
+use super::guard::RequireScope;
 use super::segment_input::{SegmentExprInput, expr_json};
-use super::{services, workspace};
+use super::{caller, services, workspace};
+use crate::domain::Scope;
 use crate::domain::{ContactId, SavedSegment, Slug, Text};
 use crate::service::indexer::IndexStatus;
 use crate::service::{
@@ -66,6 +68,7 @@ impl SegmentQuery {
 impl SegmentQuery {
     /// Checks segment text: errors with spans and hints, the canonical text, and how many contacts
     /// match right now.
+    #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
     async fn validate_segment(
         &self,
         ctx: &Context<'_>,
@@ -74,13 +77,14 @@ impl SegmentQuery {
         let validation = self
             .services
             .segments
-            .validate(workspace(ctx)?, &text)
+            .validate(caller(ctx)?, &text)
             .await
             .api()?;
         Ok(SegmentValidation(validation))
     }
 
     /// The saved segment `slug`. NOT_FOUND if absent.
+    #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
     async fn segment(&self, ctx: &Context<'_>, slug: String) -> async_graphql::Result<SegmentView> {
         let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
         Ok(SegmentView(
@@ -93,6 +97,7 @@ impl SegmentQuery {
     }
 
     /// Every saved segment, by slug.
+    #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
     async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
         let saved = self.services.segments.list(workspace(ctx)?).await.api()?;
         Ok(saved.into_iter().map(SegmentView).collect())
@@ -100,6 +105,7 @@ impl SegmentQuery {
 
     /// Why a contact is in or out of a segment (give `segment` text or a saved segment's `slug`):
     /// every part of the segment with the contact's value and whether it matched.
+    #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
     async fn explain_membership(
         &self,
         ctx: &Context<'_>,
@@ -134,13 +140,14 @@ impl SegmentQuery {
         let nodes = self
             .services
             .segments
-            .explain(&contact, SegmentSource::Text(text))
+            .explain(&contact, SegmentSource::Text(text), &caller(ctx)?.policy)
             .await
             .api()?;
         Ok(MembershipExplanation { nodes })
     }
 
     /// How current the segment index is.
+    #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
     async fn index_status(&self) -> async_graphql::Result<IndexStatusView> {
         Ok(IndexStatusView(
             self.services.segments.index_status().await.api()?,
@@ -164,19 +171,24 @@ impl SegmentMutation {
 impl SegmentMutation {
     /// Creates or replaces a saved segment, given as `text` or as `expr` (exactly one). Its
     /// references to other segments must exist and must not form a cycle.
+    #[graphql(guard = "RequireScope(Scope::SegmentsWrite)")]
     async fn save_segment(
         &self,
         ctx: &Context<'_>,
         input: SaveSegmentInput,
     ) -> async_graphql::Result<SegmentView> {
-        let workspace = workspace(ctx)?;
         let draft = input.into_draft().api()?;
         Ok(SegmentView(
-            self.services.segments.save(workspace, draft).await.api()?,
+            self.services
+                .segments
+                .save(caller(ctx)?, draft)
+                .await
+                .api()?,
         ))
     }
 
     /// Deletes a saved segment; CONFLICT while another segment refers to it. Returns `true`.
+    #[graphql(guard = "RequireScope(Scope::SegmentsWrite)")]
     async fn delete_segment(&self, ctx: &Context<'_>, slug: String) -> async_graphql::Result<bool> {
         let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
         self.services
@@ -255,6 +267,10 @@ impl SegmentView {
     }
 
     /// Members, oldest first (at most 100 per page).
+    #[graphql(
+        guard = "RequireScope(Scope::ContactsRead)",
+        complexity = "(first.clamp(1, 100) as usize) * child_complexity"
+    )]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -266,7 +282,7 @@ impl SegmentView {
         let after = after.as_deref().map(decode_cursor).transpose().api()?;
         let page = services
             .segments
-            .saved_members(&self.0.workspace, &self.0.slug, after, first)
+            .saved_members(caller(ctx)?, &self.0.slug, after, first)
             .await
             .api()?;
         Ok(ContactConnection::from_segment(page, after.is_some()))
@@ -276,7 +292,7 @@ impl SegmentView {
     async fn count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
         services(ctx)?
             .segments
-            .saved_count(&self.0.workspace, &self.0.slug)
+            .saved_count(caller(ctx)?, &self.0.slug)
             .await
             .api()
     }

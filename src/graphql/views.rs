@@ -5,13 +5,20 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as JsonValue};
 
 use super::error::ApiResult;
+use super::guard::RequireScope;
 use super::identity::IdentityView;
 use super::segments::SegmentView;
-use super::services;
-use crate::domain::{AttributeDefinition, AttributeType, Contact, MergeRule};
+use super::{caller, sensitive_attributes, services};
+use crate::domain::{AttributeDefinition, AttributeType, Contact, MergeRule, Scope};
 
-/// A contact as the API shows it.
+/// A contact as the API shows it. Every field the caller's field policy does not approve
+/// reads as null (absent from `attributes`), as do sensitive attributes without `pii:read`.
 pub struct ContactView(pub Contact);
+
+/// Whether the caller may read built-in field `name` (segment spelling).
+fn readable(ctx: &Context<'_>, name: &str) -> async_graphql::Result<bool> {
+    Ok(caller(ctx)?.policy.allows_builtin(name))
+}
 
 #[Object(name = "Contact")]
 impl ContactView {
@@ -21,53 +28,62 @@ impl ContactView {
     }
 
     /// The contact's id in the business's own system; null for anonymous visitors.
-    async fn external_id(&self) -> Option<&str> {
-        self.0.fields.external_id.as_ref().map(|id| id.as_str())
+    async fn external_id(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        let value = self.0.fields.external_id.as_ref().map(|id| id.as_str());
+        Ok(value.filter(|_| readable(ctx, "external_id").unwrap_or(false)))
     }
 
     /// Email address, lower-cased.
-    async fn email(&self) -> Option<&str> {
-        self.0.fields.email.as_ref().map(|email| email.as_str())
+    async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        let value = self.0.fields.email.as_ref().map(|email| email.as_str());
+        Ok(value.filter(|_| readable(ctx, "email").unwrap_or(false)))
     }
 
     /// Display name.
-    async fn name(&self) -> Option<&str> {
-        self.0.fields.name.as_ref().map(|name| name.as_str())
+    async fn name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        let value = self.0.fields.name.as_ref().map(|name| name.as_str());
+        Ok(value.filter(|_| readable(ctx, "name").unwrap_or(false)))
     }
 
     /// Phone number in E.164 form.
-    async fn phone(&self) -> Option<&str> {
-        self.0.fields.phone.as_ref().map(|phone| phone.as_str())
+    async fn phone(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        let value = self.0.fields.phone.as_ref().map(|phone| phone.as_str());
+        Ok(value.filter(|_| readable(ctx, "phone").unwrap_or(false)))
     }
 
     /// Company name.
-    async fn company(&self) -> Option<&str> {
-        self.0
+    async fn company(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        let value = self
+            .0
             .fields
             .company
             .as_ref()
-            .map(|company| company.as_str())
+            .map(|company| company.as_str());
+        Ok(value.filter(|_| readable(ctx, "company").unwrap_or(false)))
     }
 
     /// Account or order reference in the business's system.
-    async fn account_ref(&self) -> Option<&str> {
-        self.0
-            .fields
-            .account_ref
-            .as_ref()
-            .map(|reference| reference.as_str())
+    async fn account_ref(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        let value = self.0.fields.account_ref.as_ref().map(|r| r.as_str());
+        Ok(value.filter(|_| readable(ctx, "account_ref").unwrap_or(false)))
     }
 
-    /// Custom attributes as a JSON object (datetimes as RFC 3339 text).
-    async fn attributes(&self) -> Json<JsonValue> {
+    /// Custom attributes as a JSON object (datetimes as RFC 3339 text), holding only those the
+    /// caller may read.
+    async fn attributes(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<JsonValue>> {
+        let caller = caller(ctx)?;
+        let sensitive = sensitive_attributes(ctx, &self.0.workspace).await?;
         let object: Map<String, JsonValue> = self
             .0
             .fields
             .attributes
             .iter()
+            .filter(|(name, _)| {
+                caller.reads_attribute(name.as_str(), sensitive.contains(name.as_str()))
+            })
             .map(|(name, value)| (name.as_str().to_owned(), value.to_json()))
             .collect();
-        Json(JsonValue::Object(object))
+        Ok(Json(JsonValue::Object(object)))
     }
 
     /// When the contact was created.
@@ -81,18 +97,31 @@ impl ContactView {
     }
 
     /// Last activity seen from this person.
-    async fn last_seen_at(&self) -> Option<DateTime<Utc>> {
-        self.0.fields.last_seen_at
+    async fn last_seen_at(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<DateTime<Utc>>> {
+        let value = self.0.fields.last_seen_at;
+        Ok(value.filter(|_| readable(ctx, "last_seen_at").unwrap_or(false)))
     }
 
-    /// The identities (anonymous ids, external ids, emails, phones) that resolve to this contact.
+    /// The identities (anonymous ids, external ids, emails, phones) that resolve to this
+    /// contact; emails, phones and external ids only where the caller may read that field.
     async fn identities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IdentityView>> {
+        let policy = &caller(ctx)?.policy;
         let identities = services(ctx)?
             .contacts
             .identities(&self.0.workspace, &self.0.id)
             .await
             .api()?;
-        Ok(identities.into_iter().map(IdentityView::from).collect())
+        Ok(identities
+            .into_iter()
+            .filter(|identity| match identity.key.kind.field_name() {
+                Some(field) => policy.allows_builtin(field),
+                None => true,
+            })
+            .map(IdentityView::from)
+            .collect())
     }
 
     /// Ids of contacts merged into this one; each still resolves here.
@@ -105,9 +134,16 @@ impl ContactView {
         Ok(ids.into_iter().map(|id| ID(id.to_string())).collect())
     }
 
-    /// The saved segments this contact belongs to, evaluated against its current state.
+    /// The saved segments this contact belongs to, evaluated against its current state; only
+    /// segments testing fields the caller may read.
+    #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
     async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
-        let saved = services(ctx)?.segments.segments_of(&self.0).await.api()?;
+        let policy = &caller(ctx)?.policy;
+        let saved = services(ctx)?
+            .segments
+            .segments_of(&self.0, policy)
+            .await
+            .api()?;
         Ok(saved.into_iter().map(SegmentView).collect())
     }
 }

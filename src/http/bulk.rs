@@ -6,16 +6,17 @@ use std::io;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
-use serde_json::json;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::HttpState;
-use crate::domain::{ContactId, WorkspaceId};
-use crate::service::{ErrorCode, ImportFormat, ImportOptions, MatchBy, ServiceError, contact_json};
+use super::auth::Authenticated;
+use super::errors::error_response;
+use crate::domain::{ContactId, Scope};
+use crate::service::{ImportFormat, ImportOptions, MatchBy, ServiceError, contact_json};
 
 /// Query parameters of an import.
 #[derive(Debug, Deserialize)]
@@ -42,10 +43,15 @@ pub struct ExportParams {
 /// Streams the request body into an import job; answers with the job's final report.
 pub async fn import(
     State(state): State<HttpState>,
+    authenticated: Authenticated,
     Query(params): Query<ImportParams>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let caller = match authenticated.require(Scope::ContactsWrite) {
+        Ok(caller) => caller,
+        Err(refusal) => return error_response(refusal),
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -82,37 +88,46 @@ pub async fn import(
     let stream = body.into_data_stream().map_err(io::Error::other);
     let input = SyncIoBridge::new(StreamReader::new(stream));
     let imports = &state.services.imports;
-    let workspace = WorkspaceId::default();
-    let job = imports.begin(&workspace, options);
-    let report = imports.run(&workspace, &job, options, input).await;
+    let workspace = &caller.workspace;
+    let job = imports.begin(workspace, options);
+    let report = imports.run(workspace, &job, options, input).await;
     Json(report).into_response()
 }
 
 /// Streams contacts (or a segment's members) as NDJSON, ascending by id.
 pub async fn export(
     State(state): State<HttpState>,
+    authenticated: Authenticated,
     Query(params): Query<ExportParams>,
 ) -> Response {
-    let workspace = WorkspaceId::default();
+    let caller = match authenticated.require(Scope::ContactsRead) {
+        Ok(caller) => caller,
+        Err(refusal) => return error_response(refusal),
+    };
+    if params.segment.is_some() && !caller.allows(Scope::SegmentsRead) {
+        return error_response(ServiceError::Forbidden(
+            "this API key lacks the `segments:read` scope".to_owned(),
+        ));
+    }
     let after = match params.after.as_deref().map(ContactId::parse).transpose() {
         Ok(after) => after,
         Err(error) => return error_response(error.into()),
     };
     let exports = state.services.exports.clone();
-    if let Err(error) = exports.check(&workspace, params.segment.as_deref()).await {
+    if let Err(error) = exports.check(&caller, params.segment.as_deref()).await {
         return error_response(error);
     }
     let segment = params.segment;
     let pages = futures_util::stream::try_unfold((after, false), move |(after, finished)| {
         let exports = exports.clone();
-        let workspace = workspace.clone();
+        let caller = caller.clone();
         let segment = segment.clone();
         async move {
             if finished {
                 return Ok::<_, io::Error>(None);
             }
             let (contacts, has_more) = exports
-                .page(&workspace, segment.as_deref(), after)
+                .page(&caller, segment.as_deref(), after)
                 .await
                 .map_err(|error| io::Error::other(error.to_string()))?;
             let last = contacts.last().map(|contact| contact.id).or(after);
@@ -130,23 +145,4 @@ pub async fn export(
         Body::from_stream(pages),
     )
         .into_response()
-}
-
-/// A GraphQL-shaped error body with the status that fits its code.
-fn error_response(error: ServiceError) -> Response {
-    let code = error.code();
-    let status = match code {
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let message = match &error {
-        ServiceError::Internal(_) => "internal error; the failure was logged".to_owned(),
-        other => other.to_string(),
-    };
-    let body =
-        json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
-    (status, Json(body)).into_response()
 }

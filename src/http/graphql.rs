@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 
 use super::HttpState;
-use crate::graphql::RequestContext;
-use crate::graphql::error::REQUEST_ERROR_CODE;
+use super::auth::Authenticated;
+use crate::graphql::error::{REQUEST_ERROR_CODE, request_error_code};
 
 /// Most operations one batched request may carry.
 pub const MAX_BATCH_LEN: usize = 16;
@@ -21,9 +21,11 @@ pub async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-/// Executes a GraphQL request. The body was already bounded by the router's body limit.
+/// Executes a GraphQL request of an authenticated caller, confined to the caller's workspace.
+/// The body was already bounded by the router's body limit.
 pub async fn execute(
     State(state): State<HttpState>,
+    Authenticated(caller): Authenticated,
     body: Result<Bytes, BytesRejection>,
 ) -> axum::response::Response {
     let body = match body {
@@ -46,7 +48,7 @@ pub async fn execute(
         );
         return request_error(StatusCode::BAD_REQUEST, message);
     }
-    let batch = batch.data(RequestContext::default());
+    let batch = crate::graphql::for_caller(batch, caller);
     let mut response = state.schema.execute_batch(batch).await;
     match &mut response {
         BatchResponse::Single(single) => add_missing_codes(single),
@@ -60,7 +62,8 @@ fn add_missing_codes(response: &mut Response) {
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
-            extensions.set("code", REQUEST_ERROR_CODE.as_str());
+            let code = request_error_code(&error.message).unwrap_or(REQUEST_ERROR_CODE);
+            extensions.set("code", code.as_str());
         }
     }
 }

@@ -1,9 +1,13 @@
 //! The HTTP surface: routes, body limits, timeouts and tracing.
 
+mod auth;
 mod bulk;
+mod errors;
 mod graphql;
 mod health;
+mod rate_limit;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,6 +22,7 @@ use crate::service::Services;
 use crate::store::Store;
 
 pub use graphql::MAX_BATCH_LEN;
+pub use rate_limit::KeyRateLimit;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -31,12 +36,15 @@ pub struct HttpState {
     pub schema: ApiSchema,
     /// The store, for readiness checks.
     pub store: Store,
-    /// The use cases, for the bulk streams.
+    /// The use cases, for authentication and the bulk streams.
     pub services: Services,
+    /// Requests per API key; `None` when unlimited.
+    pub rate_limit: Option<Arc<KeyRateLimit>>,
 }
 
-/// All routes of the service. The API has a body limit and a timeout; the bulk streams read
-/// and write in bounded memory for as long as they take.
+/// All routes of the service. `POST /graphql` and the bulk streams need an API key (see
+/// [`auth::Authenticated`]); GraphiQL and the health checks do not. The API has a body limit
+/// and a timeout; the bulk streams read and write in bounded memory for as long as they take.
 pub fn router(state: HttpState) -> Router {
     let api = Router::new()
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))

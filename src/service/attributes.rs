@@ -70,6 +70,7 @@ impl AttributeService {
                     value_type,
                     description,
                     merge_rule: merge_rule.unwrap_or(MergeRule::default_for(value_type)),
+                    sensitive: false,
                     created_at: Utc::now(),
                 };
                 let written = self.store.insert_attribute_definition(&definition).await;

@@ -22,6 +22,14 @@ pub enum ErrorCode {
     IdentityNotVerified,
     /// A dependency did not answer in time; retrying may succeed.
     Unavailable,
+    /// No valid API key was presented (HTTP 401).
+    Unauthenticated,
+    /// The API key lacks the scope or the approved field the request needs.
+    Forbidden,
+    /// The API key sent more requests than its rate allows (HTTP 429, `Retry-After`).
+    RateLimited,
+    /// The query is nested too deep, too complex, or uses too many aliases.
+    QueryTooComplex,
     /// Something failed on our side; details are logged, not returned.
     Internal,
 }
@@ -38,6 +46,10 @@ impl ErrorCode {
             Self::InvalidIdentity => "INVALID_IDENTITY",
             Self::IdentityNotVerified => "IDENTITY_NOT_VERIFIED",
             Self::Unavailable => "UNAVAILABLE",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
             Self::Internal => "INTERNAL",
         }
     }
@@ -64,6 +76,18 @@ pub enum ServiceError {
     /// See [`ErrorCode::Unavailable`].
     #[error("{0}")]
     Unavailable(String),
+    /// See [`ErrorCode::Unauthenticated`].
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// See [`ErrorCode::Forbidden`].
+    #[error("{0}")]
+    Forbidden(String),
+    /// See [`ErrorCode::RateLimited`].
+    #[error("{0}")]
+    RateLimited(String),
+    /// A segment tests fields the caller may not read; see [`ErrorCode::Forbidden`].
+    #[error("{}", .0.first().map(|d| d.message.as_str()).unwrap_or("the segment uses fields this key may not read"))]
+    ForbiddenSegment(Vec<qwry_segment::Diagnostic>),
     /// See [`ErrorCode::Internal`]; the text is for logs only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -81,6 +105,9 @@ impl ServiceError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::InvalidSegment(_) => ErrorCode::InvalidSegment,
             Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) | Self::ForbiddenSegment(_) => ErrorCode::Forbidden,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

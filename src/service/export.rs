@@ -5,7 +5,9 @@ use serde_json::{Map, Value as Json, json};
 
 use super::ServiceError;
 use super::segments::{Consistency, SegmentService, SegmentSource};
-use crate::domain::{Contact, ContactId, WorkspaceId};
+use std::collections::HashSet;
+
+use crate::domain::{Caller, Contact, ContactId};
 use crate::store::Store;
 
 /// Contacts read per page of an export.
@@ -25,28 +27,48 @@ impl ExportService {
     }
 
     /// Checks `segment` before an export starts streaming (errors cannot be sent mid-stream).
-    pub async fn check(
-        &self,
-        workspace: &WorkspaceId,
-        segment: Option<&str>,
-    ) -> Result<(), ServiceError> {
+    pub async fn check(&self, caller: &Caller, segment: Option<&str>) -> Result<(), ServiceError> {
         if let Some(text) = segment {
             let source = SegmentSource::Text(text.to_owned());
             self.segments
-                .members(workspace, source, None, 0, Consistency::Committed)
+                .members(caller, source, None, 0, Consistency::Committed)
                 .await?;
         }
         Ok(())
     }
 
-    /// The next page of the export after `after`: contacts ascending by id, and whether more
-    /// follow. Segment pages wait until the index has applied every earlier write.
+    /// The next page of the export after `after`: contacts ascending by id, showing only what
+    /// the caller may read, and whether more follow. Segment pages wait until the index has
+    /// applied every earlier write.
     pub async fn page(
         &self,
-        workspace: &WorkspaceId,
+        caller: &Caller,
         segment: Option<&str>,
         after: Option<ContactId>,
     ) -> Result<(Vec<Contact>, bool), ServiceError> {
+        let (contacts, has_more) = self.unredacted_page(caller, segment, after).await?;
+        let sensitive: HashSet<String> = self
+            .store
+            .attribute_definitions(&caller.workspace)
+            .await?
+            .into_iter()
+            .filter(|definition| definition.sensitive)
+            .map(|definition| definition.name.as_str().to_owned())
+            .collect();
+        let visible = contacts
+            .into_iter()
+            .map(|contact| caller.redact(contact, |name| sensitive.contains(name)))
+            .collect();
+        Ok((visible, has_more))
+    }
+
+    async fn unredacted_page(
+        &self,
+        caller: &Caller,
+        segment: Option<&str>,
+        after: Option<ContactId>,
+    ) -> Result<(Vec<Contact>, bool), ServiceError> {
+        let workspace = &caller.workspace;
         match segment {
             None => {
                 let page = self
@@ -59,7 +81,7 @@ impl ExportService {
                 let source = SegmentSource::Text(text.to_owned());
                 let page = self
                     .segments
-                    .members(workspace, source, after, EXPORT_PAGE, Consistency::Latest)
+                    .members(caller, source, after, EXPORT_PAGE, Consistency::Latest)
                     .await?;
                 Ok((page.contacts, page.has_more))
             }

@@ -10,6 +10,7 @@ mod identity;
 mod import;
 mod import_reader;
 pub mod indexer;
+mod keys;
 mod merges;
 mod segment_catalog;
 mod segments;
@@ -22,6 +23,7 @@ pub use export::{ExportService, contact_json};
 pub use identity::{IdentifyRequest, IdentityService};
 pub use import::{ImportOptions, ImportReport, ImportService, JobStatus, MatchBy, RowError};
 pub use import_reader::ImportFormat;
+pub use keys::{CreatedKey, KEY_CACHE_TTL, KeyService, secret_hash};
 pub use merges::{MergePreview, MergeReason, MergeService};
 pub use segment_catalog::check_text;
 pub use segments::{
@@ -53,6 +55,8 @@ pub struct Services {
     pub imports: ImportService,
     /// Streaming exports.
     pub exports: ExportService,
+    /// API keys and authentication.
+    pub keys: KeyService,
 }
 
 impl Services {
@@ -79,6 +83,7 @@ impl Services {
             imports: ImportService::new(store.clone(), notifier_for_imports),
             exports: ExportService::new(store.clone(), segments.clone()),
             attributes: AttributeService::new(store.clone()),
+            keys: KeyService::new(store.clone()),
             segments,
         }
     }

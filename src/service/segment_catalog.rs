@@ -1,20 +1,23 @@
 //! What a workspace's segments may refer to, and how references to saved segments are
 //! checked and inlined (cycles and depth refused).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use qwry_segment::ast::Expr;
-use qwry_segment::{Catalog, Checked, Diagnostic, ErrorCode, FieldType, check, parse};
+use qwry_segment::{Catalog, Checked, Diagnostic, ErrorCode, Field, FieldType, check, parse};
 
 use super::ServiceError;
 use super::segments::{MAX_REFERENCE_DEPTH, SegmentSource};
-use crate::domain::{AttributeType, WorkspaceId};
+use crate::domain::{AttributeType, FieldPolicy, WorkspaceId};
 use crate::store::Store;
 
-/// The attributes and saved segments a workspace's segments may refer to.
+/// The attributes and saved segments a workspace's segments may refer to, as one caller sees
+/// them: fields outside the caller's policy are refused, sensitive attributes only matched exactly.
 pub(super) struct WorkspaceCatalog {
     pub(super) attributes: HashMap<String, FieldType>,
+    pub(super) sensitive: HashSet<String>,
     pub(super) segments: HashMap<String, String>,
+    pub(super) policy: FieldPolicy,
 }
 
 impl Catalog for WorkspaceCatalog {
@@ -29,13 +32,30 @@ impl Catalog for WorkspaceCatalog {
     fn segment_exists(&self, slug: &str) -> bool {
         self.segments.contains_key(slug)
     }
+
+    fn field_approved(&self, field: &Field) -> bool {
+        self.policy.allows_field(field)
+    }
+
+    fn attribute_sensitive(&self, name: &str) -> bool {
+        self.sensitive.contains(name)
+    }
 }
 
 impl WorkspaceCatalog {
-    pub(super) async fn load(store: &Store, workspace: &WorkspaceId) -> Result<Self, ServiceError> {
-        let attributes = store
-            .attribute_definitions(workspace)
-            .await?
+    /// The workspace's catalogue as a caller with `policy` sees it.
+    pub(super) async fn load(
+        store: &Store,
+        workspace: &WorkspaceId,
+        policy: &FieldPolicy,
+    ) -> Result<Self, ServiceError> {
+        let definitions = store.attribute_definitions(workspace).await?;
+        let sensitive = definitions
+            .iter()
+            .filter(|d| d.sensitive)
+            .map(|d| d.name.as_str().to_owned())
+            .collect();
+        let attributes = definitions
             .into_iter()
             .map(|d| (d.name.as_str().to_owned(), field_type(d.value_type)))
             .collect();
@@ -47,7 +67,9 @@ impl WorkspaceCatalog {
             .collect();
         Ok(Self {
             attributes,
+            sensitive,
             segments,
+            policy: policy.clone(),
         })
     }
 }
@@ -59,7 +81,7 @@ pub async fn check_text(
     workspace: &WorkspaceId,
     text: &str,
 ) -> Result<Result<String, Vec<Diagnostic>>, ServiceError> {
-    let catalog = WorkspaceCatalog::load(store, workspace).await?;
+    let catalog = WorkspaceCatalog::load(store, workspace, &FieldPolicy::unrestricted()).await?;
     let expr = match parse(text) {
         Ok(expr) => expr,
         Err(diagnostic) => return Ok(Err(vec![diagnostic])),
@@ -81,6 +103,19 @@ fn field_type(value_type: AttributeType) -> FieldType {
         AttributeType::Bool => FieldType::Bool,
         AttributeType::Datetime => FieldType::Datetime,
         AttributeType::StringList => FieldType::StringList,
+    }
+}
+
+/// The error for a segment that does not check: FORBIDDEN when it tests a field the caller may
+/// not read, INVALID_SEGMENT otherwise; the diagnostics go along either way.
+pub(super) fn segment_error(diagnostics: Vec<Diagnostic>) -> ServiceError {
+    if diagnostics
+        .iter()
+        .any(|d| d.code == ErrorCode::FieldNotApproved)
+    {
+        ServiceError::ForbiddenSegment(diagnostics)
+    } else {
+        ServiceError::InvalidSegment(diagnostics)
     }
 }
 
@@ -133,7 +168,7 @@ impl ReferenceProblem {
     }
 
     pub(super) fn at(&self, expr: &Expr) -> ServiceError {
-        ServiceError::InvalidSegment(vec![self.diagnostic(expr)])
+        segment_error(vec![self.diagnostic(expr)])
     }
 }
 
@@ -198,15 +233,17 @@ pub(super) fn expand(
             };
             let (_, referenced) =
                 prepare(catalog, SegmentSource::Text(text.clone())).map_err(|diagnostics| {
+                    let first = diagnostics.first();
+                    let code = match first.map(|d| d.code) {
+                        Some(ErrorCode::FieldNotApproved) => ErrorCode::FieldNotApproved,
+                        _ => ErrorCode::UnknownSegment,
+                    };
                     ReferenceProblem {
                         via: via.clone(),
-                        code: ErrorCode::UnknownSegment,
+                        code,
                         message: format!(
                             "saved segment `{slug}` no longer checks: {}",
-                            diagnostics
-                                .first()
-                                .map(|d| d.message.as_str())
-                                .unwrap_or("invalid")
+                            first.map(|d| d.message.as_str()).unwrap_or("invalid")
                         ),
                     }
                 })?;

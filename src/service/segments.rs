@@ -11,8 +11,10 @@ use qwry_segment::{Checked, Diagnostic, check, parse};
 use super::ServiceError;
 use super::explain::{ExplainNode, evaluate, explain_node};
 use super::indexer::{IndexStatus, Indexer};
-use super::segment_catalog::{WorkspaceCatalog, expand, prepare, references};
-use crate::domain::{Contact, ContactId, SavedSegment, Slug, Text, WorkspaceId};
+use super::segment_catalog::{WorkspaceCatalog, expand, prepare, references, segment_error};
+use crate::domain::{
+    Caller, Contact, ContactId, FieldPolicy, SavedSegment, Slug, Text, WorkspaceId,
+};
 use crate::index::{ContactRecord, Members, SegmentIndex};
 use crate::store::Store;
 
@@ -93,30 +95,32 @@ impl SegmentService {
         }
     }
 
-    async fn catalog(&self, workspace: &WorkspaceId) -> Result<WorkspaceCatalog, ServiceError> {
-        WorkspaceCatalog::load(&self.store, workspace).await
-    }
-
-    /// Parses, checks and expands `source`; the tree comes back with references inlined.
-    async fn resolve(
+    async fn catalog(
         &self,
         workspace: &WorkspaceId,
+        policy: &FieldPolicy,
+    ) -> Result<WorkspaceCatalog, ServiceError> {
+        WorkspaceCatalog::load(&self.store, workspace, policy).await
+    }
+
+    /// Parses, checks (against the caller's approved fields) and expands `source`; the tree
+    /// comes back with references inlined.
+    async fn resolve(
+        &self,
+        caller: &Caller,
         source: SegmentSource,
     ) -> Result<(Expr, Checked), ServiceError> {
-        let catalog = self.catalog(workspace).await?;
-        let (expr, checked) = prepare(&catalog, source).map_err(ServiceError::InvalidSegment)?;
+        let catalog = self.catalog(&caller.workspace, &caller.policy).await?;
+        let (expr, checked) = prepare(&catalog, source).map_err(segment_error)?;
         let expanded =
             expand(&checked, &catalog, &mut Vec::new()).map_err(|problem| problem.at(&expr))?;
         Ok((expr, expanded))
     }
 
     /// Checks segment text and, when valid, estimates its members.
-    pub async fn validate(
-        &self,
-        workspace: &WorkspaceId,
-        text: &str,
-    ) -> Result<Validation, ServiceError> {
-        let catalog = self.catalog(workspace).await?;
+    pub async fn validate(&self, caller: &Caller, text: &str) -> Result<Validation, ServiceError> {
+        let workspace = &caller.workspace;
+        let catalog = self.catalog(workspace, &caller.policy).await?;
         let expr = match parse(text) {
             Ok(expr) => expr,
             Err(diagnostic) => {
@@ -159,28 +163,28 @@ impl SegmentService {
     /// The exact number of members and one page of them, in id order.
     pub async fn members(
         &self,
-        workspace: &WorkspaceId,
+        caller: &Caller,
         source: SegmentSource,
         after: Option<ContactId>,
         first: usize,
         consistency: Consistency,
     ) -> Result<SegmentPage, ServiceError> {
-        let (_, segment) = self.resolve(workspace, source).await?;
-        self.members_of_checked(workspace, segment, after, first, consistency)
+        let (_, segment) = self.resolve(caller, source).await?;
+        self.members_of_checked(&caller.workspace, segment, after, first, consistency)
             .await
     }
 
     /// Members of a saved segment.
     pub async fn saved_members(
         &self,
-        workspace: &WorkspaceId,
+        caller: &Caller,
         slug: &Slug,
         after: Option<ContactId>,
         first: usize,
     ) -> Result<SegmentPage, ServiceError> {
-        let saved = self.get(workspace, slug).await?;
+        let saved = self.get(&caller.workspace, slug).await?;
         self.members(
-            workspace,
+            caller,
             SegmentSource::Text(saved.text),
             after,
             first,
@@ -232,16 +236,12 @@ impl SegmentService {
     }
 
     /// The exact number of members of a saved segment.
-    pub async fn saved_count(
-        &self,
-        workspace: &WorkspaceId,
-        slug: &Slug,
-    ) -> Result<u64, ServiceError> {
-        let saved = self.get(workspace, slug).await?;
+    pub async fn saved_count(&self, caller: &Caller, slug: &Slug) -> Result<u64, ServiceError> {
+        let saved = self.get(&caller.workspace, slug).await?;
         let (_, segment) = self
-            .resolve(workspace, SegmentSource::Text(saved.text))
+            .resolve(caller, SegmentSource::Text(saved.text))
             .await?;
-        self.count_checked(workspace, segment).await
+        self.count_checked(&caller.workspace, segment).await
     }
 
     /// Waits (bounded) until every write committed before this call is indexed.
@@ -284,11 +284,12 @@ impl SegmentService {
     /// Creates or replaces a saved segment after checking it (including reference cycles).
     pub async fn save(
         &self,
-        workspace: &WorkspaceId,
+        caller: &Caller,
         draft: SegmentDraft,
     ) -> Result<SavedSegment, ServiceError> {
-        let mut catalog = self.catalog(workspace).await?;
-        let (expr, _) = prepare(&catalog, draft.source).map_err(ServiceError::InvalidSegment)?;
+        let workspace = &caller.workspace;
+        let mut catalog = self.catalog(workspace, &caller.policy).await?;
+        let (expr, _) = prepare(&catalog, draft.source).map_err(segment_error)?;
         let text = expr.to_string();
         catalog
             .segments
@@ -315,7 +316,9 @@ impl SegmentService {
 
     /// Deletes a saved segment that no other segment refers to.
     pub async fn delete(&self, workspace: &WorkspaceId, slug: &Slug) -> Result<(), ServiceError> {
-        let catalog = self.catalog(workspace).await?;
+        let catalog = self
+            .catalog(workspace, &FieldPolicy::unrestricted())
+            .await?;
         let users: Vec<&String> = catalog
             .segments
             .iter()
@@ -339,9 +342,14 @@ impl SegmentService {
         }
     }
 
-    /// The saved segments `contact` belongs to, evaluated in memory against it.
-    pub async fn segments_of(&self, contact: &Contact) -> Result<Vec<SavedSegment>, ServiceError> {
-        let catalog = self.catalog(&contact.workspace).await?;
+    /// The saved segments `contact` belongs to, evaluated in memory against it; segments that
+    /// test fields outside `policy` are left out, as their membership would reveal those values.
+    pub async fn segments_of(
+        &self,
+        contact: &Contact,
+        policy: &FieldPolicy,
+    ) -> Result<Vec<SavedSegment>, ServiceError> {
+        let catalog = self.catalog(&contact.workspace, policy).await?;
         let saved = self.store.segments(&contact.workspace).await?;
         let now = Utc::now();
         let record = ContactRecord(contact);
@@ -366,9 +374,10 @@ impl SegmentService {
         &self,
         contact: &Contact,
         source: SegmentSource,
+        policy: &FieldPolicy,
     ) -> Result<Vec<ExplainNode>, ServiceError> {
-        let catalog = self.catalog(&contact.workspace).await?;
-        let (expr, checked) = prepare(&catalog, source).map_err(ServiceError::InvalidSegment)?;
+        let catalog = self.catalog(&contact.workspace, policy).await?;
+        let (expr, checked) = prepare(&catalog, source).map_err(segment_error)?;
         expand(&checked, &catalog, &mut Vec::new()).map_err(|problem| problem.at(&expr))?;
         let mut nodes = Vec::new();
         explain_node(

@@ -3,6 +3,7 @@
 //! Every method takes the workspace and builds keys inside it, so isolation between tenants is
 //! enforced here, once. No SurrealDB type crosses this module's boundary.
 
+mod api_keys;
 mod attributes;
 mod batch;
 mod changes;

@@ -173,6 +173,7 @@ pub(super) struct AttributeRecord {
     value_type: String,
     description: Option<String>,
     merge_rule: Option<String>,
+    sensitive: Option<bool>,
     created_at: DateTime<Utc>,
 }
 
@@ -185,6 +186,7 @@ impl AttributeRecord {
             value_type: definition.value_type.as_str().to_owned(),
             description: definition.description.clone(),
             merge_rule: Some(definition.merge_rule.as_str().to_owned()),
+            sensitive: Some(definition.sensitive),
             created_at: definition.created_at,
         }
     }
@@ -208,6 +210,7 @@ impl AttributeRecord {
             value_type,
             description: self.description,
             merge_rule,
+            sensitive: self.sensitive.unwrap_or(false),
             created_at: self.created_at,
         })
     }

@@ -21,6 +21,9 @@ DEFINE TABLE IF NOT EXISTS merge_audit SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS merge_audit_survivor ON merge_audit FIELDS workspace, survivor;
 DEFINE INDEX IF NOT EXISTS merge_audit_absorbed ON merge_audit FIELDS workspace, absorbed;
 DEFINE TABLE IF NOT EXISTS workspace_settings SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS api_key SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS api_key_secret ON api_key FIELDS secret_hash UNIQUE;
+DEFINE INDEX IF NOT EXISTS api_key_workspace ON api_key FIELDS workspace;
 "#;
 
 /// SurrealDB namespace holding the service's data.

@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::process::Service;
+use crate::process::{ADMIN_KEY, Service, client_with_key};
 
 const ROWS: usize = 30_000;
 
 async fn export(service: &Service) -> Vec<Value> {
-    let text = reqwest::get(format!("{}/v1/contacts/export", service.base))
+    let text = client_with_key(ADMIN_KEY)
+        .get(format!("{}/v1/contacts/export", service.base))
+        .send()
         .await
         .unwrap()
         .text()
@@ -39,7 +41,7 @@ async fn sigkill_mid_import_loses_no_acknowledged_row_and_the_index_converges() 
     let url = format!("{}/v1/contacts/import", service.base);
     let body = rows.clone();
     let upload =
-        tokio::spawn(async move { reqwest::Client::new().post(url).body(body).send().await });
+        tokio::spawn(async move { client_with_key(ADMIN_KEY).post(url).body(body).send().await });
 
     // Wait until some batches are acknowledged, then kill the process mid-import.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -82,7 +84,7 @@ async fn sigkill_mid_import_loses_no_acknowledged_row_and_the_index_converges() 
     );
 
     // Re-running the file completes it without duplicates.
-    let report: Value = reqwest::Client::new()
+    let report: Value = client_with_key(ADMIN_KEY)
         .post(format!("{}/v1/contacts/import", restarted.base))
         .body(rows)
         .send()

@@ -35,6 +35,21 @@ impl TestApp {
             store: StoreSettings::new(url),
             ..test_settings()
         };
+        Self::spawn_settings(settings).await
+    }
+
+    /// A service over a fresh in-memory store, with settings changed by `adjust`.
+    pub async fn spawn_adjusted(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings {
+            listen_addr: "127.0.0.1:0".parse().unwrap(),
+            store: StoreSettings::new(DatabaseUrl::Memory),
+            ..test_settings()
+        };
+        adjust(&mut settings);
+        Self::spawn_settings(settings).await
+    }
+
+    async fn spawn_settings(settings: Settings) -> Self {
         let app = App::build(&settings).await.expect("service starts");
         let listener = TcpListener::bind(settings.listen_addr).await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -44,7 +59,7 @@ impl TestApp {
         }));
         Self {
             address,
-            client: reqwest::Client::new(),
+            client: client_with_key(ADMIN_KEY),
             shutdown,
             server,
         }
@@ -67,8 +82,61 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, body: Value) -> Value {
-        let response = self
-            .client
+        self.post_json_with(&self.client, body).await
+    }
+
+    /// Posts a GraphQL request authenticated with `key`; returns the whole response body.
+    pub async fn graphql_as(&self, key: &str, query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables });
+        self.post_json_with(&client_with_key(key), body).await
+    }
+
+    /// The `data` of a request with `key` that must succeed.
+    pub async fn data_as(&self, key: &str, query: &str, variables: Value) -> Value {
+        let response = self.graphql_as(key, query, variables).await;
+        assert!(
+            response.get("errors").is_none(),
+            "unexpected errors: {response:#}"
+        );
+        response["data"].clone()
+    }
+
+    /// The `extensions.code` of the first error of a request with `key` that must fail.
+    pub async fn error_code_as(&self, key: &str, query: &str, variables: Value) -> String {
+        let response = self.graphql_as(key, query, variables).await;
+        response["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code: {response:#}"))
+            .to_owned()
+    }
+
+    /// Creates an API key in the admin's workspace; returns its secret and id.
+    pub async fn create_key(&self, scopes: &[&str], field_policy: Value) -> (String, String) {
+        let created = self
+            .data(
+                "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret key { id } } }",
+                json!({ "input": { "name": "test key", "scopes": scopes, "fieldPolicy": field_policy } }),
+            )
+            .await["createApiKey"]
+            .clone();
+        (
+            created["secret"].as_str().unwrap().to_owned(),
+            created["key"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The body of `GET path` sent with `key`.
+    pub async fn get_text_as(&self, key: &str, path: &str) -> String {
+        let response = client_with_key(key)
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap();
+        response.text().await.unwrap()
+    }
+
+    async fn post_json_with(&self, client: &reqwest::Client, body: Value) -> Value {
+        let response = client
             .post(self.url("/graphql"))
             .json(&body)
             .send()
@@ -136,11 +204,27 @@ impl TestApp {
     }
 }
 
-/// Defaults for tests: quiet logs, short index commit delay.
+/// The admin key every test service starts with (`ADMIN_API_KEY`).
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+/// An HTTP client that sends `key` as its bearer token.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// Defaults for tests: quiet logs, short index commit delay, an admin key, no rate limit.
 pub fn test_settings() -> Settings {
     let mut settings = Settings::load(&ServeFlags::default(), &HashMap::new()).unwrap();
     settings.log_filter = "warn".to_owned();
     settings.index_commit_delay = std::time::Duration::from_millis(10);
+    settings.api.admin_api_key = Some(ADMIN_KEY.into());
+    settings.api.rate_limit_per_second = 0;
     settings
 }
 

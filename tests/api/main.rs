@@ -1,6 +1,7 @@
 //! Black-box tests: the real service on 127.0.0.1:0 with a real embedded SurrealDB, spoken to
 //! over HTTP. One binary, one module per area.
 
+mod access;
 mod attributes;
 mod bulk;
 mod contacts;
@@ -14,4 +15,5 @@ mod persistence;
 mod process;
 mod schema;
 mod segments;
+mod tenancy;
 mod upsert;

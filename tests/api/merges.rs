@@ -138,7 +138,8 @@ async fn merge_rules_decide_field_by_field_and_preview_equals_merge() {
         );
     }
     assert_eq!(merged["reason"], "merge");
-    assert_eq!(merged["actor"], "api");
+    let admin_key = app.data("{ apiKeys { id } }", json!({})).await["apiKeys"][0]["id"].clone();
+    assert_eq!(merged["actor"], admin_key, "the acting API key is recorded");
     assert_eq!(result["mergedFrom"], json!([absorbed["id"]]));
     assert_eq!(app.total_count().await, 1);
 

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub use crate::helpers::{ADMIN_KEY, client_with_key};
+
 /// A `qwry-contacts` process listening on a free loopback port.
 pub struct Service {
     child: Child,
@@ -25,6 +27,7 @@ impl Service {
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("DATA_DIR", data_dir)
             .env("RUST_LOG", "warn")
+            .env("ADMIN_API_KEY", ADMIN_KEY)
             .stdout(Stdio::null())
             .spawn()
             .expect("binary starts");
@@ -51,7 +54,7 @@ impl Service {
 
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
         let body = json!({ "query": query, "variables": variables });
-        let client = reqwest::Client::new();
+        let client = client_with_key(ADMIN_KEY);
         let response = client
             .post(format!("{}/graphql", self.base))
             .json(&body)

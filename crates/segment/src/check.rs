@@ -152,6 +152,15 @@ pub trait Catalog {
     fn attribute_names(&self) -> Vec<String>;
     /// Whether a saved segment has this slug.
     fn segment_exists(&self, slug: &str) -> bool;
+    /// Whether the caller may test `field` (it is one of the caller's approved fields).
+    fn field_approved(&self, _field: &Field) -> bool {
+        true
+    }
+    /// Whether attribute `name` is sensitive: only `=`, `!=`, `in`, `not in` and `exists`
+    /// work on it, since it is indexed only as a keyed hash of its value.
+    fn attribute_sensitive(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// A point in time: fixed, or relative to the moment of evaluation.
@@ -337,6 +346,32 @@ fn resolve_field(
 fn check_condition(condition: &Condition, catalog: &dyn Catalog) -> Result<Checked, Diagnostic> {
     let (field, field_type) = resolve_field(&condition.field, catalog)?;
     let name = condition.field.name.as_str();
+    if !catalog.field_approved(&field) {
+        return Err(Diagnostic::new(
+            ErrorCode::FieldNotApproved,
+            condition.field.span,
+            format!("`{name}` is not an approved field for this API key"),
+        )
+        .with_hint("segments may only test fields the key may read; ask an admin to approve it"));
+    }
+    if let Field::Attribute(attribute) = &field
+        && catalog.attribute_sensitive(attribute)
+        && !matches!(
+            condition.op,
+            Op::Exists
+                | Op::NotExists
+                | Op::Compare(CmpOp::Eq | CmpOp::Ne, _)
+                | Op::In(_)
+                | Op::NotIn(_)
+        )
+    {
+        return Err(Diagnostic::new(
+            ErrorCode::TypeMismatch,
+            condition.span,
+            format!("`{name}` is sensitive; only =, !=, in, not in and exists work on it"),
+        )
+        .with_hint("sensitive values are indexed only as keyed hashes, so they can be matched exactly, never by range or substring"));
+    }
     let typed = Typed {
         name,
         field_type,
@@ -722,6 +757,66 @@ mod tests {
         );
         assert!(diagnostics("trial_ends after \"soon\"")[0].contains("`soon` is not a valid date"));
         assert!(diagnostics("tags has any []")[0].contains("the list after `has any` is empty"));
+    }
+
+    /// A catalogue as a key with a field policy sees it: `ltv` hidden, `plan` sensitive.
+    struct RestrictedCatalog(TestCatalog);
+
+    impl Catalog for RestrictedCatalog {
+        fn attribute_type(&self, name: &str) -> Option<FieldType> {
+            self.0.attribute_type(name)
+        }
+        fn attribute_names(&self) -> Vec<String> {
+            self.0.attribute_names()
+        }
+        fn segment_exists(&self, slug: &str) -> bool {
+            self.0.segment_exists(slug)
+        }
+        fn field_approved(&self, field: &Field) -> bool {
+            field != &Field::Attribute("ltv".into())
+                && field != &Field::Builtin(BuiltinField::Email)
+        }
+        fn attribute_sensitive(&self, name: &str) -> bool {
+            name == "plan"
+        }
+    }
+
+    fn restricted(source: &str) -> Result<Checked, Vec<Diagnostic>> {
+        check(&parse(source).unwrap(), &RestrictedCatalog(catalog()))
+    }
+
+    #[test]
+    fn fields_the_caller_may_not_read_are_refused_at_their_span() {
+        let source = "vip = true and ltv > 100";
+        let problems = restricted(source).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, ErrorCode::FieldNotApproved);
+        assert_eq!(
+            problems[0].render(source),
+            "error: `ltv` is not an approved field for this API key\n  |\n1 | vip = true and ltv > 100\n  |                ^^^\n  = hint: segments may only test fields the key may read; ask an admin to approve it"
+        );
+        assert_eq!(
+            restricted("email exists").unwrap_err()[0].code,
+            ErrorCode::FieldNotApproved
+        );
+    }
+
+    #[test]
+    fn sensitive_attributes_allow_only_exact_tests() {
+        for allowed in [
+            "plan = \"pro\"",
+            "plan != \"pro\"",
+            "plan in [\"a\", \"b\"]",
+            "plan not in [\"a\"]",
+            "plan exists",
+            "plan not exists",
+        ] {
+            assert!(restricted(allowed).is_ok(), "{allowed} refused");
+        }
+        let problems = restricted("plan contains \"p\"").unwrap_err();
+        assert_eq!(problems[0].code, ErrorCode::TypeMismatch);
+        assert!(problems[0].message.contains("`plan` is sensitive"));
+        assert!(restricted("plan starts_with \"p\"").is_err());
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     UnknownSegment,
     /// `in segment` references form a cycle or nest too deep.
     SegmentCycle,
+    /// The field is not one the caller may read.
+    FieldNotApproved,
 }
 
 impl ErrorCode {
@@ -37,6 +39,7 @@ impl ErrorCode {
             Self::TypeMismatch => "TYPE_MISMATCH",
             Self::UnknownSegment => "UNKNOWN_SEGMENT",
             Self::SegmentCycle => "SEGMENT_CYCLE",
+            Self::FieldNotApproved => "FIELD_NOT_APPROVED",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Composition root: opens the store and the index, starts the indexer, builds the schema and
 //! the router, serves until shutdown.
 
+mod bootstrap;
+
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use tracing::info;
 use crate::config::{DatabaseUrl, Settings};
 use crate::domain::WorkspaceId;
 use crate::graphql::{ApiSchema, build_schema};
-use crate::http::{HttpState, router};
+use crate::http::{HttpState, KeyRateLimit, router};
 use crate::index::{IndexError, SegmentIndex};
 use crate::service::Services;
 use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError};
@@ -43,6 +45,9 @@ pub enum StartError {
     /// Start-up settings could not be stored.
     #[error("cannot store start-up settings: {0}")]
     Settings(String),
+    /// The first admin key could not be set up.
+    #[error("cannot set up the admin API key: {0}")]
+    AdminKey(String),
 }
 
 /// A ready-to-serve service.
@@ -50,6 +55,7 @@ pub struct App {
     store: Store,
     schema: ApiSchema,
     services: Services,
+    rate_limit: Option<Arc<KeyRateLimit>>,
     indexer: Arc<Indexer>,
     indexer_task: JoinHandle<()>,
     stop_indexer: watch::Sender<bool>,
@@ -90,11 +96,18 @@ impl App {
                 .await
                 .map_err(|error| StartError::Settings(error.to_string()))?;
         }
-        let schema = build_schema(services.clone());
+        bootstrap::ensure_admin_key(&services.keys, settings).await?;
+        let schema = build_schema(services.clone(), settings.api.introspection);
+        let rate_limit = KeyRateLimit::new(
+            settings.api.rate_limit_per_second,
+            settings.api.rate_limit_burst,
+        )
+        .map(Arc::new);
         Ok(Self {
             store,
             schema,
             services,
+            rate_limit,
             indexer,
             indexer_task,
             stop_indexer,
@@ -122,6 +135,7 @@ impl App {
             schema: self.schema.clone(),
             store: self.store.clone(),
             services: self.services.clone(),
+            rate_limit: self.rate_limit.clone(),
         })
     }
 
@@ -147,10 +161,12 @@ impl App {
             store,
             schema,
             services,
+            rate_limit,
             indexer,
             indexer_task,
             stop_indexer,
         } = self;
+        drop(rate_limit);
         let _ = stop_indexer.send(true);
         let _ = indexer_task.await;
         drop(schema);

@@ -1,0 +1,3 @@
+//! Subcommands of the `qwry-contacts` binary that have grown beyond a few lines.
+
+pub mod keys;

@@ -1,0 +1,195 @@
+//! API key administration (scope `admin`): create (the secret is shown once), list, revoke.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+
+use super::error::ApiResult;
+use super::guard::RequireScope;
+use super::{actor, workspace};
+use crate::domain::{ApiKey, ApiKeyId, FieldPolicy, Scope, Scopes};
+use crate::service::{CreatedKey, ServiceError, Services};
+
+/// What a key may read. A list names exactly what is approved; `null` approves everything,
+/// including attributes declared later.
+#[derive(SimpleObject)]
+#[graphql(name = "FieldPolicy")]
+pub struct FieldPolicyView {
+    /// Approved built-in fields (`external_id`, `email`, `name`, `phone`, `company`,
+    /// `account_ref`, `last_seen_at`), or null for all. `id`, `createdAt` and `updatedAt` are
+    /// always readable.
+    fields: Option<Vec<String>>,
+    /// Approved custom attributes, or null for all.
+    attributes: Option<Vec<String>>,
+}
+
+impl From<&FieldPolicy> for FieldPolicyView {
+    fn from(policy: &FieldPolicy) -> Self {
+        Self {
+            fields: policy.fields.names(),
+            attributes: policy.attributes.names(),
+        }
+    }
+}
+
+/// An API key (never with its secret).
+pub struct ApiKeyView(ApiKey);
+
+#[Object(name = "ApiKey")]
+impl ApiKeyView {
+    /// Opaque id; writes made with the key record it as their actor.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Human name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Scopes, e.g. `contacts:read`.
+    async fn scopes(&self) -> Vec<&'static str> {
+        self.0.scopes.iter().map(Scope::as_str).collect()
+    }
+
+    /// What the key may read.
+    async fn field_policy(&self) -> FieldPolicyView {
+        FieldPolicyView::from(&self.0.policy)
+    }
+
+    /// The first characters of the secret, to tell keys apart.
+    async fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// The key (or `bootstrap`, `cli`) that created it.
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+
+    /// When it was revoked; null while it works.
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+}
+
+/// A new key and its secret.
+#[derive(SimpleObject)]
+pub struct CreatedApiKey {
+    /// The key.
+    key: ApiKeyView,
+    /// The bearer token: send `Authorization: Bearer <secret>`. Shown only this once; only
+    /// its hash is stored.
+    secret: String,
+}
+
+impl From<CreatedKey> for CreatedApiKey {
+    fn from(created: CreatedKey) -> Self {
+        Self {
+            secret: created.secret.expose_secret().to_owned(),
+            key: ApiKeyView(created.key),
+        }
+    }
+}
+
+/// Approved fields of a new key; omit a list (or the whole input) to approve everything.
+#[derive(InputObject)]
+pub struct FieldPolicyInput {
+    /// Approved built-in fields, e.g. `["name", "email"]`.
+    fields: Option<Vec<String>>,
+    /// Approved custom attributes, e.g. `["plan"]`.
+    attributes: Option<Vec<String>>,
+}
+
+/// Input of `createApiKey`.
+#[derive(InputObject)]
+pub struct CreateApiKeyInput {
+    /// Human name, e.g. `routing engine`.
+    name: String,
+    /// Scopes: `contacts:read`, `contacts:write`, `segments:read`, `segments:write`,
+    /// `identity:write`, `pii:read`, `admin`.
+    scopes: Vec<String>,
+    /// What it may read; everything when omitted.
+    field_policy: Option<FieldPolicyInput>,
+}
+
+/// Key queries.
+pub struct KeyQuery {
+    services: Services,
+}
+
+impl KeyQuery {
+    /// Resolvers over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl KeyQuery {
+    /// The workspace's API keys, oldest first, revoked ones included.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKeyView>> {
+        let keys = self.services.keys.list(workspace(ctx)?).await.api()?;
+        Ok(keys.into_iter().map(ApiKeyView).collect())
+    }
+}
+
+/// Key mutations.
+pub struct KeyMutation {
+    services: Services,
+}
+
+impl KeyMutation {
+    /// Resolvers over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl KeyMutation {
+    /// Creates an API key in the caller's workspace; the secret is in the answer and nowhere
+    /// else, ever.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> async_graphql::Result<CreatedApiKey> {
+        let scopes = Scopes::parse(&input.scopes)
+            .map_err(ServiceError::from)
+            .api()?;
+        let policy = match input.field_policy {
+            None => FieldPolicy::unrestricted(),
+            Some(policy) => FieldPolicy::parse(policy.fields, policy.attributes)
+                .map_err(ServiceError::from)
+                .api()?,
+        };
+        let created = self
+            .services
+            .keys
+            .create(workspace(ctx)?, &input.name, scopes, policy, actor(ctx))
+            .await
+            .api()?;
+        Ok(created.into())
+    }
+
+    /// Revokes a key of the caller's workspace; it authenticates nothing from now on.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKeyView> {
+        let id = ApiKeyId::parse(&id).map_err(ServiceError::from).api()?;
+        let key = self
+            .services
+            .keys
+            .revoke(workspace(ctx)?, &id)
+            .await
+            .api()?;
+        Ok(ApiKeyView(key))
+    }
+}

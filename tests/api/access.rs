@@ -1,0 +1,356 @@
+//! Access control: API keys, scopes, approved fields, and the limits that protect the API.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_KEY, TestApp, client_with_key};
+
+const WHO_AM_I: &str = "{ contacts(first: 1) { totalCount } }";
+
+async fn status_and_body(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_key_are_unauthenticated() {
+    let app = TestApp::spawn().await;
+    let body = json!({ "query": WHO_AM_I });
+    let anonymous = reqwest::Client::new()
+        .post(app.url("/graphql"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous.headers().get("www-authenticate").unwrap(),
+        "Bearer"
+    );
+    let (status, answer) = status_and_body(anonymous).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+
+    for header in ["Bearer not-a-key", "Basic dXNlcjpwdw==", "Bearer "] {
+        let response = reqwest::Client::new()
+            .post(app.url("/graphql"))
+            .header("authorization", header)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = status_and_body(response).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{header}");
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    }
+    let export = reqwest::get(app.url("/v1/contacts/export")).await.unwrap();
+    assert_eq!(export.status(), StatusCode::UNAUTHORIZED);
+    // Probes and the GraphiQL page stay open.
+    let probe = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(probe.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn each_scope_admits_only_its_operations() {
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    let contact = app
+        .upsert(json!({ "externalId": "u-1", "attributes": { "plan": "pro" } }))
+        .await;
+    let id = contact["id"].as_str().unwrap().to_owned();
+
+    let upsert = "mutation { upsertContact(input: { externalId: \"u-2\" }) { id } }";
+    let read = "query($id: ID!) { contact(id: $id) { id } }";
+    let define = "mutation { defineAttribute(input: { name: \"x\", type: STRING }) { name } }";
+    let validate = "{ validateSegment(text: \"plan = \\\"pro\\\"\") { valid } }";
+    let save = "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }";
+    let track = "mutation { trackVisitor(input: { anonymousId: \"visitor-1\" }) { id } }";
+    let keys = "{ apiKeys { id } }";
+    let members = "{ contacts(segment: \"plan = \\\"pro\\\"\") { totalCount } }";
+    let vars = json!({ "id": id });
+
+    let (reader, _) = app.create_key(&["contacts:read"], Value::Null).await;
+    assert!(app.data_as(&reader, read, vars.clone()).await["contact"]["id"].is_string());
+    for forbidden in [upsert, define, validate, save, track, keys, members] {
+        assert_eq!(
+            app.error_code_as(&reader, forbidden, vars.clone()).await,
+            "FORBIDDEN",
+            "{forbidden}"
+        );
+    }
+
+    let (writer, _) = app.create_key(&["contacts:write"], Value::Null).await;
+    app.data_as(&writer, upsert, json!({})).await;
+    assert_eq!(
+        app.error_code_as(&writer, read, vars.clone()).await,
+        "FORBIDDEN"
+    );
+
+    let (marketer, _) = app
+        .create_key(
+            &["segments:read", "segments:write", "contacts:read"],
+            Value::Null,
+        )
+        .await;
+    app.data_as(&marketer, save, json!({})).await;
+    assert_eq!(
+        app.data_as(&marketer, members, json!({})).await["contacts"]["totalCount"],
+        1
+    );
+    assert_eq!(
+        app.error_code_as(&marketer, upsert, json!({})).await,
+        "FORBIDDEN"
+    );
+
+    let (widget, _) = app.create_key(&["identity:write"], Value::Null).await;
+    app.data_as(&widget, track, json!({})).await;
+    assert_eq!(
+        app.error_code_as(&widget, read, vars.clone()).await,
+        "FORBIDDEN"
+    );
+
+    // The bulk streams check scopes too.
+    let before = app.total_count().await;
+    let import = client_with_key(&reader)
+        .post(app.url("/v1/contacts/import"))
+        .body("{\"externalId\":\"u-3\"}\n")
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = status_and_body(import).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(app.total_count().await, before, "nothing was imported");
+}
+
+#[tokio::test]
+async fn revoked_keys_are_refused_at_once() {
+    let app = TestApp::spawn().await;
+    let (key, id) = app.create_key(&["contacts:read"], Value::Null).await;
+    app.data_as(&key, WHO_AM_I, json!({})).await;
+    let listed = app
+        .data("{ apiKeys { id revokedAt scopes } }", json!({}))
+        .await;
+    assert!(
+        listed["apiKeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == id.as_str() && k["revokedAt"].is_null())
+    );
+    let revoked = app
+        .data(
+            "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert!(revoked["revokeApiKey"]["revokedAt"].is_string());
+    assert_eq!(
+        app.error_code_as(&key, WHO_AM_I, json!({})).await,
+        "UNAUTHENTICATED"
+    );
+    let response = client_with_key(&key)
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": WHO_AM_I }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn secrets_are_shown_once_and_never_listed() {
+    let app = TestApp::spawn().await;
+    let (secret, _) = app.create_key(&["admin"], Value::Null).await;
+    assert!(secret.starts_with("qwry_"));
+    let listed = app
+        .graphql("{ apiKeys { id name prefix scopes createdBy } }", json!({}))
+        .await;
+    let text = listed.to_string();
+    assert!(!text.contains(&secret), "{text}");
+    assert!(text.contains(&secret[..9]), "prefix shown: {text}");
+    assert!(text.contains("\"admin\""), "{text}");
+}
+
+#[tokio::test]
+async fn field_policies_hide_fields_in_queries_exports_and_segments() {
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    app.define_attribute("ltv", "NUMBER").await;
+    let contact = app
+        .upsert(json!({
+            "externalId": "u-1", "email": "ada@example.com", "name": "Ada",
+            "attributes": { "plan": "pro", "ltv": 1200 }
+        }))
+        .await;
+    let id = contact["id"].as_str().unwrap().to_owned();
+    app.data(
+        "mutation { saveSegment(input: { slug: \"big\", name: \"Big\", text: \"ltv > 1000\" }) { slug } }",
+        json!({}),
+    )
+    .await;
+    app.data(
+        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
+        json!({}),
+    )
+    .await;
+
+    let (chatbot, _) = app
+        .create_key(
+            &["contacts:read", "segments:read"],
+            json!({ "fields": ["name"], "attributes": ["plan"] }),
+        )
+        .await;
+    let seen = app
+        .data_as(
+            &chatbot,
+            "query($id: ID!) { contact(id: $id) { id name email externalId attributes identities { kind value } segments { slug } } }",
+            json!({ "id": id }),
+        )
+        .await["contact"]
+        .clone();
+    assert_eq!(seen["name"], "Ada");
+    assert_eq!(seen["email"], Value::Null);
+    assert_eq!(seen["externalId"], Value::Null);
+    assert_eq!(seen["attributes"], json!({ "plan": "pro" }));
+    assert_eq!(
+        seen["identities"],
+        json!([]),
+        "emails and external ids are hidden too"
+    );
+    assert_eq!(
+        seen["segments"],
+        json!([{ "slug": "pros" }]),
+        "`big` tests ltv"
+    );
+
+    // A segment over a hidden field could reveal it by counting: refused.
+    let error = app
+        .graphql_as(
+            &chatbot,
+            "{ contacts(segment: \"ltv > 1000\") { totalCount } }",
+            json!({}),
+        )
+        .await["errors"][0]
+        .clone();
+    assert_eq!(error["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(
+        error["extensions"]["diagnostics"][0]["code"],
+        "FIELD_NOT_APPROVED"
+    );
+    for hidden in [
+        "{ contacts(segment: \"in segment \\\"big\\\"\") { totalCount } }",
+        "{ contacts(segment: \"email exists\") { totalCount } }",
+        "{ segment(slug: \"big\") { count } }",
+    ] {
+        assert_eq!(
+            app.error_code_as(&chatbot, hidden, json!({})).await,
+            "FORBIDDEN",
+            "{hidden}"
+        );
+    }
+    let validation = app
+        .data_as(
+            &chatbot,
+            "{ validateSegment(text: \"ltv > 1\") { valid errors { code } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        validation["validateSegment"],
+        json!({ "valid": false, "errors": [{ "code": "FIELD_NOT_APPROVED" }] })
+    );
+    let allowed = app
+        .data_as(
+            &chatbot,
+            "{ contacts(segment: \"plan = \\\"pro\\\"\") { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(allowed["contacts"]["totalCount"], 1);
+
+    // Exports obey the same policy.
+    let export = app.get_text_as(&chatbot, "/v1/contacts/export").await;
+    let line: Value = serde_json::from_str(export.lines().next().unwrap()).unwrap();
+    assert_eq!(line["name"], "Ada");
+    assert_eq!(line["email"], Value::Null);
+    assert_eq!(line["attributes"], json!({ "plan": "pro" }));
+    assert!(
+        !export.contains("ada@example.com") && !export.contains("1200"),
+        "{export}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_is_answered_429_with_retry_after() {
+    let app = TestApp::spawn_adjusted(|settings| {
+        settings.api.rate_limit_per_second = 1;
+        settings.api.rate_limit_burst = 3;
+    })
+    .await;
+    let client = client_with_key(ADMIN_KEY);
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..6 {
+        let response = client
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": WHO_AM_I }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS && limited.is_none() {
+            limited = Some(response);
+        }
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    let limited = limited.unwrap_or_else(|| panic!("never limited: {statuses:?}"));
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn deep_complex_and_alias_heavy_queries_are_refused() {
+    let app = TestApp::spawn().await;
+    let deep = "{ contacts { edges { node { segments { members { edges { node { segments { members { edges { node { segments { slug } } } } } } } } } } } } }";
+    assert_eq!(app.error_code(deep, json!({})).await, "QUERY_TOO_COMPLEX");
+    let wide: String = (0..40)
+        .map(|n| format!("a{n}: contacts(first: 100) {{ totalCount }} "))
+        .collect();
+    let response = app.graphql(&format!("{{ {wide} }}"), json!({})).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{response:#}"
+    );
+    let complex: String = (0..25)
+        .map(|n| format!("c{n}: contacts(first: 100) {{ edges {{ node {{ id email name phone company attributes identities {{ kind value }} }} }} }} "))
+        .collect();
+    let response = app.graphql(&format!("{{ {complex} }}"), json!({})).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{response:#}"
+    );
+}
+
+#[tokio::test]
+async fn introspection_can_be_turned_off() {
+    let introspect = "{ __schema { queryType { name } } }";
+    let development = TestApp::spawn().await;
+    assert!(development.data(introspect, json!({})).await["__schema"].is_object());
+    let production = TestApp::spawn_adjusted(|settings| settings.api.introspection = false).await;
+    for query in [introspect, "{ __type(name: \"Contact\") { name } }"] {
+        let response = production.graphql(query, json!({})).await;
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{response:#}"
+        );
+        assert!(response["data"].is_null(), "{response:#}");
+    }
+    let typename = production.data("{ __typename }", json!({})).await;
+    assert_eq!(typename["__typename"], "QueryRoot");
+}
