@@ -74,7 +74,7 @@ fn main() {
         for (name, field) in data::ATTRIBUTES {
             let name = AttributeName::parse(name).unwrap();
             attributes
-                .define(&workspace, name, attribute_type(*field), None, None)
+                .define(&workspace, name, attribute_type(*field), None, None, false)
                 .await
                 .unwrap();
         }

@@ -48,6 +48,9 @@ pub struct Settings {
     pub identity_secret: Option<SecretString>,
     /// Authentication and request limits.
     pub api: ApiSettings,
+    /// The master key of sensitive-value encryption (`ENCRYPTION_KEY`, base64 of 32 bytes);
+    /// without it, a key file under `DATA_DIR` is made at first start. Never printed.
+    pub encryption_key: Option<SecretString>,
 }
 
 /// Whether the service runs for development or production (`MODE`).
@@ -278,6 +281,7 @@ impl Settings {
             index_commit_delay,
             identity_secret,
             api: ApiSettings::load(env)?,
+            encryption_key: from_env("ENCRYPTION_KEY").map(SecretString::from),
         })
     }
 }

@@ -11,7 +11,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{DatabaseUrl, Settings};
 use crate::domain::WorkspaceId;
@@ -21,6 +21,7 @@ use crate::index::{IndexError, SegmentIndex};
 use crate::service::Services;
 use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError};
 use crate::store::{Store, StoreError};
+use crate::vault::{KEY_FILE, KeySource, Vault, VaultError};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,9 @@ pub enum StartError {
     /// Start-up settings could not be stored.
     #[error("cannot store start-up settings: {0}")]
     Settings(String),
+    /// The encryption key could not be loaded or made.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
     /// The first admin key could not be set up.
     #[error("cannot set up the admin API key: {0}")]
     AdminKey(String),
@@ -69,7 +73,8 @@ impl App {
         if let DatabaseUrl::SurrealKv(path) = &settings.store.url {
             create_dir(path)?;
         }
-        let store = Store::connect(&settings.store).await?;
+        let vault = open_vault(settings, embedded)?;
+        let store = Store::connect(&settings.store).await?.with_sealer(vault);
         let index = if embedded {
             create_dir(&settings.data_dir)?;
             SegmentIndex::open_in_dir(&settings.data_dir.join("index"))?
@@ -175,6 +180,27 @@ impl App {
         store.close().await;
         info!("store closed");
     }
+}
+
+/// The vault of sensitive values: `ENCRYPTION_KEY`, else the key file under `DATA_DIR` for
+/// embedded stores (made, with a warning, at first start), else a key for this process only.
+fn open_vault(settings: &Settings, embedded: bool) -> Result<Arc<Vault>, StartError> {
+    let data_dir = embedded.then_some(settings.data_dir.as_path());
+    if let Some(dir) = data_dir {
+        create_dir(dir)?;
+    }
+    let (vault, source) = Vault::load(settings.encryption_key.as_ref(), data_dir)?;
+    match source {
+        KeySource::File { created: true } => warn!(
+            path = %settings.data_dir.join(KEY_FILE).display(),
+            "made an encryption key for sensitive attributes; production must set ENCRYPTION_KEY (and keep it: values sealed with a lost key cannot be read)"
+        ),
+        KeySource::Ephemeral => warn!(
+            "sensitive attributes are sealed with a key of this process only; set ENCRYPTION_KEY"
+        ),
+        KeySource::Configured | KeySource::File { created: false } => {}
+    }
+    Ok(Arc::new(vault))
 }
 
 fn create_dir(path: &std::path::Path) -> Result<(), StartError> {

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
@@ -151,6 +152,60 @@ impl AttributeType {
     }
 }
 
+/// A value of a sensitive attribute as held outside the API: encrypted, with a keyed hash of
+/// the normalised plaintext (its blind-index token) for exact matching. Two sealed values are
+/// equal when their tokens are, whatever their (randomised) ciphertexts.
+#[derive(Debug, Clone)]
+pub struct SealedValue {
+    /// The encrypted plaintext, as the sealer wrote it.
+    pub ciphertext: String,
+    /// The blind-index token of the normalised plaintext.
+    pub blind: String,
+}
+
+impl PartialEq for SealedValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.blind == other.blind
+    }
+}
+
+/// Encrypts sensitive values and computes their blind-index tokens; implemented outside the
+/// domain, by whatever holds the keys.
+pub trait Sealer: Send + Sync {
+    /// Encrypts the value of `attribute` in `workspace`.
+    fn seal(
+        &self,
+        workspace: &WorkspaceId,
+        attribute: &AttributeName,
+        plaintext: &str,
+    ) -> Result<SealedValue, String>;
+    /// The blind-index token `value` would have in `attribute` of `workspace`.
+    fn blind(&self, workspace: &WorkspaceId, attribute: &str, value: &str) -> String;
+    /// Decrypts a value sealed for `attribute` of `workspace`.
+    fn open(
+        &self,
+        workspace: &WorkspaceId,
+        attribute: &str,
+        sealed: &SealedValue,
+    ) -> Result<String, String>;
+    /// Encrypts free text naming sensitive values (a saved segment's text) for `place`.
+    fn seal_text(&self, workspace: &WorkspaceId, place: &str, text: &str)
+    -> Result<String, String>;
+    /// Decrypts what [`Sealer::seal_text`] made for the same `place`.
+    fn open_text(
+        &self,
+        workspace: &WorkspaceId,
+        place: &str,
+        sealed: &str,
+    ) -> Result<String, String>;
+}
+
+/// How sensitive values are compared: trimmed and lower-cased, so that `AB-12` and ` ab-12`
+/// match the same contacts.
+pub fn normalise_sensitive(value: &str) -> String {
+    value.trim().to_lowercase()
+}
+
 /// A typed value of a custom attribute.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttributeValue {
@@ -164,13 +219,15 @@ pub enum AttributeValue {
     Datetime(DateTime<Utc>),
     /// See [`AttributeType::StringList`].
     StringList(Vec<String>),
+    /// The text of a sensitive attribute, encrypted (see [`SealedValue`]).
+    Sealed(SealedValue),
 }
 
 impl AttributeValue {
     /// The type this value has.
     pub fn value_type(&self) -> AttributeType {
         match self {
-            Self::String(_) => AttributeType::String,
+            Self::String(_) | Self::Sealed(_) => AttributeType::String,
             Self::Number(_) => AttributeType::Number,
             Self::Bool(_) => AttributeType::Bool,
             Self::Datetime(_) => AttributeType::Datetime,
@@ -220,9 +277,11 @@ impl AttributeValue {
         Ok(value)
     }
 
-    /// The JSON form returned by the API (datetimes as RFC 3339 text in UTC, like the `DateTime` scalar).
+    /// The JSON form returned by the API (datetimes as RFC 3339 text in UTC, like the `DateTime`
+    /// scalar). Sealed values are `null`: revealing them takes the key (and `pii:read`).
     pub fn to_json(&self) -> Json {
         match self {
+            Self::Sealed(_) => Json::Null,
             Self::String(text) => Json::String(text.clone()),
             Self::Number(number) => serde_json::Number::from_f64(*number)
                 .map(Json::Number)
@@ -328,10 +387,20 @@ pub enum Declaration {
     Redeclared(AttributeDefinition),
 }
 
-/// The attributes a workspace has declared; validates writes against them.
-#[derive(Debug, Clone, Default)]
+/// The attributes a workspace has declared; validates writes against them, sealing the values
+/// of sensitive attributes.
+#[derive(Clone, Default)]
 pub struct AttributeRegistry {
     by_name: HashMap<String, AttributeDefinition>,
+    sealer: Option<Arc<dyn Sealer>>,
+}
+
+impl fmt::Debug for AttributeRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttributeRegistry")
+            .field("by_name", &self.by_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AttributeRegistry {
@@ -341,7 +410,17 @@ impl AttributeRegistry {
             .into_iter()
             .map(|d| (d.name.as_str().to_owned(), d))
             .collect();
-        Self { by_name }
+        Self {
+            by_name,
+            sealer: None,
+        }
+    }
+
+    /// The registry sealing sensitive values with `sealer`; without one, writing a sensitive
+    /// attribute is refused.
+    pub fn with_sealer(mut self, sealer: Option<Arc<dyn Sealer>>) -> Self {
+        self.sealer = sealer;
+        self
     }
 
     /// The definition named exactly `name`.
@@ -349,17 +428,25 @@ impl AttributeRegistry {
         self.by_name.get(name)
     }
 
-    /// Decides whether `name` may be declared with `value_type`.
+    /// Decides whether `name` may be declared with `value_type` and sensitivity `sensitive`
+    /// (neither can change once declared).
     pub fn check_declaration(
         &self,
         name: &AttributeName,
         value_type: AttributeType,
+        sensitive: bool,
     ) -> Result<Declaration, DeclarationConflict> {
         if let Some(existing) = self.get(name.as_str()) {
             if existing.value_type != value_type {
                 return Err(DeclarationConflict(format!(
                     "attribute `{name}` is already declared as {}; its type cannot change",
                     existing.value_type.described()
+                )));
+            }
+            if existing.sensitive != sensitive {
+                let was = if existing.sensitive { "" } else { "not " };
+                return Err(DeclarationConflict(format!(
+                    "attribute `{name}` is declared {was}sensitive; that cannot change once values are stored"
                 )));
             }
             return Ok(Declaration::Redeclared(existing.clone()));
@@ -392,15 +479,35 @@ impl AttributeRegistry {
             let definition = self.get(key).ok_or_else(|| self.undeclared(key))?;
             let value = match json {
                 Json::Null => None,
-                _ => Some(AttributeValue::from_json(
-                    &definition.name,
-                    definition.value_type,
-                    json,
+                _ => Some(self.sealed_if_sensitive(
+                    definition,
+                    AttributeValue::from_json(&definition.name, definition.value_type, json)?,
                 )?),
             };
             changes.insert(definition.name.clone(), value);
         }
         Ok(changes)
+    }
+
+    fn sealed_if_sensitive(
+        &self,
+        definition: &AttributeDefinition,
+        value: AttributeValue,
+    ) -> Result<AttributeValue, DomainError> {
+        let (true, AttributeValue::String(text)) = (definition.sensitive, &value) else {
+            return Ok(value);
+        };
+        let name = &definition.name;
+        let sealer = self.sealer.as_ref().ok_or_else(|| {
+            DomainError::attribute(
+                name.as_str(),
+                format!("attribute `{name}` is sensitive and cannot be written without the encryption key"),
+            )
+        })?;
+        let sealed = sealer
+            .seal(&definition.workspace, name, text)
+            .map_err(|error| DomainError::attribute(name.as_str(), error))?;
+        Ok(AttributeValue::Sealed(sealed))
     }
 
     fn undeclared(&self, key: &str) -> DomainError {
@@ -555,26 +662,122 @@ mod tests {
         let registry = registry();
         let name = |n: &str| AttributeName::parse(n).unwrap();
         assert_eq!(
-            registry.check_declaration(&name("score"), AttributeType::Number),
+            registry.check_declaration(&name("score"), AttributeType::Number, false),
             Ok(Declaration::New)
         );
         assert!(matches!(
-            registry.check_declaration(&name("plan"), AttributeType::String),
+            registry.check_declaration(&name("plan"), AttributeType::String, false),
             Ok(Declaration::Redeclared(_))
         ));
         assert_eq!(
             registry
-                .check_declaration(&name("plan"), AttributeType::Number)
+                .check_declaration(&name("plan"), AttributeType::Number, false)
                 .unwrap_err()
                 .0,
             "attribute `plan` is already declared as a string; its type cannot change"
         );
         assert_eq!(
             registry
-                .check_declaration(&name("PLAN"), AttributeType::String)
+                .check_declaration(&name("PLAN"), AttributeType::String, false)
                 .unwrap_err()
                 .0,
             "attribute `plan` already exists; names differing only in case are not allowed"
+        );
+    }
+
+    fn name(raw: &str) -> AttributeName {
+        AttributeName::parse(raw).unwrap()
+    }
+
+    struct TestSealer;
+
+    impl Sealer for TestSealer {
+        fn seal(
+            &self,
+            _workspace: &WorkspaceId,
+            attribute: &AttributeName,
+            plaintext: &str,
+        ) -> Result<SealedValue, String> {
+            Ok(SealedValue {
+                ciphertext: format!("enc({plaintext})"),
+                blind: self.blind(&WorkspaceId::default(), attribute.as_str(), plaintext),
+            })
+        }
+        fn blind(&self, _workspace: &WorkspaceId, attribute: &str, value: &str) -> String {
+            format!("{attribute}:{}", normalise_sensitive(value))
+        }
+        fn open(
+            &self,
+            _workspace: &WorkspaceId,
+            _attribute: &str,
+            sealed: &SealedValue,
+        ) -> Result<String, String> {
+            Ok(sealed
+                .ciphertext
+                .trim_start_matches("enc(")
+                .trim_end_matches(')')
+                .to_owned())
+        }
+        fn seal_text(&self, _: &WorkspaceId, _: &str, text: &str) -> Result<String, String> {
+            Ok(text.to_owned())
+        }
+        fn open_text(&self, _: &WorkspaceId, _: &str, text: &str) -> Result<String, String> {
+            Ok(text.to_owned())
+        }
+    }
+
+    fn sensitive_registry(sealer: Option<Arc<dyn Sealer>>) -> AttributeRegistry {
+        let ssn = AttributeDefinition {
+            workspace: WorkspaceId::default(),
+            name: name("ssn"),
+            value_type: AttributeType::String,
+            description: None,
+            merge_rule: crate::domain::MergeRule::Survivor,
+            sensitive: true,
+            created_at: Utc::now(),
+        };
+        AttributeRegistry::new([ssn]).with_sealer(sealer)
+    }
+
+    #[test]
+    fn sensitive_values_are_sealed_as_they_are_parsed() {
+        let registry = sensitive_registry(Some(Arc::new(TestSealer)));
+        let input = json!({ "ssn": " AB-12 " });
+        let changes = registry.parse_changes(input.as_object().unwrap()).unwrap();
+        let Some(Some(AttributeValue::Sealed(sealed))) = changes.get(&name("ssn")) else {
+            panic!("not sealed: {changes:?}");
+        };
+        assert_eq!(sealed.blind, "ssn:ab-12");
+        let again = registry
+            .parse_changes(json!({ "ssn": "ab-12" }).as_object().unwrap())
+            .unwrap();
+        assert_eq!(
+            changes, again,
+            "equal by blind token, whatever the ciphertext"
+        );
+        assert_eq!(AttributeValue::Sealed(sealed.clone()).to_json(), Json::Null);
+
+        let without_key = sensitive_registry(None);
+        let error = without_key
+            .parse_changes(input.as_object().unwrap())
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("without the encryption key"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn sensitivity_cannot_change() {
+        let registry = sensitive_registry(None);
+        let conflict = registry
+            .check_declaration(&name("ssn"), AttributeType::String, false)
+            .unwrap_err();
+        assert!(conflict.0.contains("declared sensitive"), "{conflict}");
+        assert!(
+            registry
+                .check_declaration(&name("ssn"), AttributeType::String, true)
+                .is_ok()
         );
     }
 }

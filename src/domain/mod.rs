@@ -17,7 +17,7 @@ pub use access::{
 };
 pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,
-    AttributeValue, Declaration, DeclarationConflict,
+    AttributeValue, Declaration, DeclarationConflict, SealedValue, Sealer, normalise_sensitive,
 };
 pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text};
 pub use error::DomainError;

@@ -62,6 +62,8 @@ pub struct SavedSegment {
     pub description: Option<Text>,
     /// The segment, in canonical text.
     pub text: String,
+    /// Whether the text names values of sensitive attributes, and so is kept encrypted at rest.
+    pub names_sensitive_values: bool,
     /// When it was first saved.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

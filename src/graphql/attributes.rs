@@ -47,8 +47,8 @@ impl AttributeMutation {
 
 #[Object]
 impl AttributeMutation {
-    /// Declares a custom attribute. Declaring it again with the same type updates the
-    /// description; a different type is a CONFLICT.
+    /// Declares a custom attribute. Declaring it again with the same type and sensitivity
+    /// updates the description and merge rule; a different type or sensitivity is a CONFLICT.
     #[graphql(guard = "RequireScope(Scope::Admin)")]
     async fn define_attribute(
         &self,
@@ -74,6 +74,7 @@ impl AttributeMutation {
                 input.value_type.into(),
                 description,
                 input.merge_rule.map(Into::into),
+                input.sensitive,
             )
             .await
             .api()?;
@@ -94,4 +95,9 @@ struct DefineAttributeInput {
     /// How values combine when two contacts merge; omitted keeps the current rule (new
     /// attributes: UNION for string lists, SURVIVOR otherwise).
     merge_rule: Option<MergeRuleView>,
+    /// Personal data (STRING only): encrypted at rest, readable only with `pii:read`, and
+    /// matched in segments only exactly (`=`, `!=`, `in`, `not in`, `exists`; ignoring case and
+    /// surrounding spaces) through a keyed hash. Fixed once declared.
+    #[graphql(default)]
+    sensitive: bool,
 }

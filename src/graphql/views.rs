@@ -73,6 +73,7 @@ impl ContactView {
     async fn attributes(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<JsonValue>> {
         let caller = caller(ctx)?;
         let sensitive = sensitive_attributes(ctx, &self.0.workspace).await?;
+        let revealer = &services(ctx)?.revealer;
         let object: Map<String, JsonValue> = self
             .0
             .fields
@@ -81,7 +82,10 @@ impl ContactView {
             .filter(|(name, _)| {
                 caller.reads_attribute(name.as_str(), sensitive.contains(name.as_str()))
             })
-            .map(|(name, value)| (name.as_str().to_owned(), value.to_json()))
+            .map(|(name, value)| {
+                let json = revealer.json(&self.0.workspace, name, value);
+                (name.as_str().to_owned(), json)
+            })
             .collect();
         Ok(Json(JsonValue::Object(object)))
     }
@@ -256,6 +260,11 @@ impl AttributeView {
     /// How its values combine when two contacts merge.
     async fn merge_rule(&self) -> MergeRuleView {
         self.0.merge_rule.into()
+    }
+
+    /// Whether values are personal data: encrypted at rest, readable with `pii:read` only.
+    async fn sensitive(&self) -> bool {
+        self.0.sensitive
     }
 
     /// When it was first declared.

@@ -81,6 +81,8 @@ fn builtin_value(contact: &Contact, field: BuiltinField) -> Option<FieldValue<'_
 fn attribute_value(value: &AttributeValue) -> FieldValue<'_> {
     match value {
         AttributeValue::String(text) => FieldValue::Text(text),
+        // Only the blind-index token: the index never holds a sensitive plaintext.
+        AttributeValue::Sealed(sealed) => FieldValue::Text(&sealed.blind),
         AttributeValue::Number(number) => FieldValue::Number(*number),
         AttributeValue::Bool(flag) => FieldValue::Bool(*flag),
         AttributeValue::Datetime(at) => FieldValue::Time(*at),

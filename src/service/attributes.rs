@@ -4,8 +4,7 @@ use chrono::Utc;
 
 use super::ServiceError;
 use crate::domain::{
-    AttributeDefinition, AttributeName, AttributeRegistry, AttributeType, Declaration, MergeRule,
-    Text, WorkspaceId,
+    AttributeDefinition, AttributeName, AttributeType, Declaration, MergeRule, Text, WorkspaceId,
 };
 use crate::store::{Store, StoreError};
 
@@ -30,7 +29,8 @@ impl AttributeService {
     }
 
     /// Declares an attribute, or updates the description and merge rule of one declared with
-    /// the same type (`merge_rule: None` keeps the current rule, or the type's default).
+    /// the same type and sensitivity (`merge_rule: None` keeps the current rule, or the type's
+    /// default). Sensitive attributes (STRING only) are encrypted at rest.
     pub async fn define(
         &self,
         workspace: &WorkspaceId,
@@ -38,14 +38,24 @@ impl AttributeService {
         value_type: AttributeType,
         description: Option<Text>,
         merge_rule: Option<MergeRule>,
+        sensitive: bool,
     ) -> Result<AttributeDefinition, ServiceError> {
         let description = description.map(|text| text.as_str().to_owned());
         if let Some(rule) = merge_rule {
             rule.check_fits(&name, value_type)?;
         }
-        let registry = AttributeRegistry::new(self.store.attribute_definitions(workspace).await?);
+        if sensitive && value_type != AttributeType::String {
+            return Err(ServiceError::invalid(
+                "sensitive",
+                format!(
+                    "only STRING attributes can be sensitive; `{name}` is {}",
+                    value_type.described()
+                ),
+            ));
+        }
+        let registry = self.store.attribute_registry(workspace).await?;
         let declaration = registry
-            .check_declaration(&name, value_type)
+            .check_declaration(&name, value_type, sensitive)
             .map_err(|conflict| ServiceError::Conflict(conflict.0))?;
         let (definition, written) = match declaration {
             Declaration::Redeclared(existing)
@@ -70,7 +80,7 @@ impl AttributeService {
                     value_type,
                     description,
                     merge_rule: merge_rule.unwrap_or(MergeRule::default_for(value_type)),
-                    sensitive: false,
+                    sensitive,
                     created_at: Utc::now(),
                 };
                 let written = self.store.insert_attribute_definition(&definition).await;

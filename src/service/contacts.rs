@@ -12,9 +12,8 @@ use super::claims::{
 use super::indexer::ChangeNotifier;
 use super::merges::{MergeReason, MergeService};
 use crate::domain::{
-    AttributeRegistry, Contact, ContactFields, ContactId, ContactPatch, Email, ExternalId,
-    FieldChange, Identity, IdentityKey, IdentityKind, MergeStrategy, Phone, Provenance, Text,
-    WorkspaceId,
+    Contact, ContactFields, ContactId, ContactPatch, Email, ExternalId, FieldChange, Identity,
+    IdentityKey, IdentityKind, MergeStrategy, Phone, Provenance, Text, WorkspaceId,
 };
 use crate::store::{ContactPage, Store, StoreError, WriteBatch};
 
@@ -253,8 +252,7 @@ impl ContactService {
         let attributes = if input.attributes.is_empty() {
             Default::default()
         } else {
-            let registry =
-                AttributeRegistry::new(self.store.attribute_definitions(workspace).await?);
+            let registry = self.store.attribute_registry(workspace).await?;
             registry.parse_changes(&input.attributes)?
         };
         Ok(ContactPatch {

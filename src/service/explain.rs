@@ -9,6 +9,9 @@ use serde_json::Value as Json;
 use super::segment_catalog::{WorkspaceCatalog, expand};
 use crate::index::ContactRecord;
 
+/// What an explanation shows instead of a sensitive attribute's value.
+pub const HIDDEN_VALUE: &str = "[sensitive]";
+
 /// One node of an explanation, in depth-first order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExplainNode {
@@ -95,10 +98,15 @@ pub(super) fn explain_node(
             ("segment", matched, None)
         }
         Expr::Condition(_) => {
-            let checked = check(expr, catalog).ok();
+            let checked = check(expr, catalog)
+                .ok()
+                .and_then(|checked| expand(&checked, catalog, &mut Vec::new()).ok());
             let matched = checked.as_ref().is_some_and(|c| evaluate(c, record, now));
             let field = checked.as_ref().and_then(first_field);
-            let value = field.map(|f| value_json(record.value(&f)));
+            let value = field.map(|field| match record.value(&field) {
+                Some(_) if catalog.is_sensitive(&field) => Json::String(HIDDEN_VALUE.to_owned()),
+                value => value_json(value),
+            });
             ("condition", matched, Some(value.unwrap_or(Json::Null)))
         }
     };

@@ -5,6 +5,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::ServiceError;
 use super::segments::{Consistency, SegmentService, SegmentSource};
+use super::sensitive::Revealer;
 use std::collections::HashSet;
 
 use crate::domain::{Caller, Contact, ContactId};
@@ -18,12 +19,18 @@ pub const EXPORT_PAGE: usize = 500;
 pub struct ExportService {
     store: Store,
     segments: SegmentService,
+    revealer: Revealer,
 }
 
 impl ExportService {
-    /// Exports from `store`, or from `segments` when a segment is given.
-    pub fn new(store: Store, segments: SegmentService) -> Self {
-        Self { store, segments }
+    /// Exports from `store`, or from `segments` when a segment is given; `revealer` opens
+    /// sensitive values for callers with `pii:read`.
+    pub fn new(store: Store, segments: SegmentService, revealer: Revealer) -> Self {
+        Self {
+            store,
+            segments,
+            revealer,
+        }
     }
 
     /// Checks `segment` before an export starts streaming (errors cannot be sent mid-stream).
@@ -58,6 +65,7 @@ impl ExportService {
         let visible = contacts
             .into_iter()
             .map(|contact| caller.redact(contact, |name| sensitive.contains(name)))
+            .map(|contact| self.revealer.contact(contact))
             .collect();
         Ok((visible, has_more))
     }

@@ -17,8 +17,8 @@ use super::import_reader::{ImportFormat, RowReader};
 use super::indexer::ChangeNotifier;
 use super::{ErrorCode, ServiceError};
 use crate::domain::{
-    AttributeRegistry, Contact, ContactFields, ContactId, DomainError, FieldChange, Identity,
-    IdentityKey, IdentityKind, ImportRow, ParsedRow, Provenance, WorkspaceId,
+    Contact, ContactFields, ContactId, DomainError, FieldChange, Identity, IdentityKey,
+    IdentityKind, ImportRow, ParsedRow, Provenance, WorkspaceId,
 };
 use crate::store::{HeldIdentity, Store, WriteBatch};
 
@@ -300,7 +300,7 @@ impl ImportService {
         options: ImportOptions,
         receiver: &mut mpsc::Receiver<Vec<Result<ImportRow, RowError>>>,
     ) -> Result<(), ServiceError> {
-        let registry = AttributeRegistry::new(self.store.attribute_definitions(workspace).await?);
+        let registry = self.store.attribute_registry(workspace).await?;
         let blocked = self
             .store
             .workspace_settings(workspace)

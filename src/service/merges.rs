@@ -7,8 +7,7 @@ use tracing::info;
 use super::ServiceError;
 use super::indexer::ChangeNotifier;
 use crate::domain::{
-    AttributeRegistry, Contact, ContactId, MergeId, MergePlan, MergeRecord, MergeStrategy,
-    WorkspaceId, plan_merge,
+    Contact, ContactId, MergeId, MergePlan, MergeRecord, MergeStrategy, WorkspaceId, plan_merge,
 };
 use crate::store::{Store, StoreError, WriteBatch};
 
@@ -254,7 +253,7 @@ impl MergeService {
                 format!("contact `{}` cannot be merged into itself", survivor.id),
             ));
         }
-        let registry = AttributeRegistry::new(self.store.attribute_definitions(workspace).await?);
+        let registry = self.store.attribute_registry(workspace).await?;
         let rule_of = |name: &crate::domain::AttributeName| {
             registry
                 .get(name.as_str())

@@ -14,6 +14,7 @@ mod keys;
 mod merges;
 mod segment_catalog;
 mod segments;
+mod sensitive;
 
 pub use attributes::AttributeService;
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
@@ -30,6 +31,7 @@ pub use segments::{
     Consistency, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, SegmentDraft, SegmentPage, SegmentService,
     SegmentSource, Validation,
 };
+pub use sensitive::Revealer;
 
 use std::sync::Arc;
 
@@ -57,6 +59,8 @@ pub struct Services {
     pub exports: ExportService,
     /// API keys and authentication.
     pub keys: KeyService,
+    /// Opens sensitive values for callers with `pii:read`.
+    pub revealer: Revealer,
 }
 
 impl Services {
@@ -81,9 +85,14 @@ impl Services {
             contacts,
             merges,
             imports: ImportService::new(store.clone(), notifier_for_imports),
-            exports: ExportService::new(store.clone(), segments.clone()),
+            exports: ExportService::new(
+                store.clone(),
+                segments.clone(),
+                Revealer::new(store.sealer().cloned()),
+            ),
             attributes: AttributeService::new(store.clone()),
             keys: KeyService::new(store.clone()),
+            revealer: Revealer::new(store.sealer().cloned()),
             segments,
         }
     }

@@ -2,22 +2,26 @@
 //! checked and inlined (cycles and depth refused).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use qwry_segment::ast::Expr;
-use qwry_segment::{Catalog, Checked, Diagnostic, ErrorCode, Field, FieldType, check, parse};
+use qwry_segment::{Catalog, Checked, Diagnostic, ErrorCode, Field, FieldType, Test, check, parse};
 
 use super::ServiceError;
 use super::segments::{MAX_REFERENCE_DEPTH, SegmentSource};
-use crate::domain::{AttributeType, FieldPolicy, WorkspaceId};
+use crate::domain::{AttributeType, FieldPolicy, Sealer, WorkspaceId};
 use crate::store::Store;
 
 /// The attributes and saved segments a workspace's segments may refer to, as one caller sees
 /// them: fields outside the caller's policy are refused, sensitive attributes only matched exactly.
 pub(super) struct WorkspaceCatalog {
+    pub(super) workspace: WorkspaceId,
     pub(super) attributes: HashMap<String, FieldType>,
     pub(super) sensitive: HashSet<String>,
     pub(super) segments: HashMap<String, String>,
     pub(super) policy: FieldPolicy,
+    /// Turns literals tested against sensitive attributes into blind-index tokens.
+    pub(super) sealer: Option<Arc<dyn Sealer>>,
 }
 
 impl Catalog for WorkspaceCatalog {
@@ -43,6 +47,42 @@ impl Catalog for WorkspaceCatalog {
 }
 
 impl WorkspaceCatalog {
+    /// A test as the back ends evaluate it: on a sensitive attribute, its literals become
+    /// blind-index tokens, which is all the index and the stored values hold.
+    fn blinded(&self, field: &Field, test: &Test) -> Checked {
+        let blinded = match (field, test, &self.sealer) {
+            (Field::Attribute(name), Test::TextIn(values), Some(sealer))
+                if self.sensitive.contains(name) =>
+            {
+                let tokens = values
+                    .iter()
+                    .map(|value| sealer.blind(&self.workspace, name, value))
+                    .collect();
+                Test::TextIn(tokens)
+            }
+            _ => test.clone(),
+        };
+        Checked::Test(field.clone(), blinded)
+    }
+
+    /// Whether `checked` compares a sensitive attribute with literal values (which must then
+    /// not be stored in the clear).
+    pub(super) fn names_sensitive_values(&self, checked: &Checked) -> bool {
+        match checked {
+            Checked::And(operands) | Checked::Or(operands) => operands
+                .iter()
+                .any(|operand| self.names_sensitive_values(operand)),
+            Checked::Not(operand) => self.names_sensitive_values(operand),
+            Checked::Test(field, Test::TextIn(_)) => self.is_sensitive(field),
+            Checked::Test(..) | Checked::InSegment(_) => false,
+        }
+    }
+
+    /// Whether `field` is a sensitive attribute (its values are never shown).
+    pub(super) fn is_sensitive(&self, field: &Field) -> bool {
+        matches!(field, Field::Attribute(name) if self.sensitive.contains(name))
+    }
+
     /// The workspace's catalogue as a caller with `policy` sees it.
     pub(super) async fn load(
         store: &Store,
@@ -66,10 +106,12 @@ impl WorkspaceCatalog {
             .map(|s| (s.slug.as_str().to_owned(), s.text))
             .collect();
         Ok(Self {
+            workspace: workspace.clone(),
             attributes,
             sensitive,
             segments,
             policy: policy.clone(),
+            sealer: store.sealer().cloned(),
         })
     }
 }
@@ -199,7 +241,7 @@ pub(super) fn expand(
         Checked::And(operands) => Checked::And(all(operands, stack)?),
         Checked::Or(operands) => Checked::Or(all(operands, stack)?),
         Checked::Not(operand) => Checked::Not(Box::new(expand(operand, catalog, stack)?)),
-        Checked::Test(..) => checked.clone(),
+        Checked::Test(field, test) => catalog.blinded(field, test),
         Checked::InSegment(slug) => {
             let via = stack.first().cloned().unwrap_or_else(|| slug.clone());
             if stack.contains(slug) {

@@ -289,7 +289,8 @@ impl SegmentService {
     ) -> Result<SavedSegment, ServiceError> {
         let workspace = &caller.workspace;
         let mut catalog = self.catalog(workspace, &caller.policy).await?;
-        let (expr, _) = prepare(&catalog, draft.source).map_err(segment_error)?;
+        let (expr, checked) = prepare(&catalog, draft.source).map_err(segment_error)?;
+        let names_sensitive_values = catalog.names_sensitive_values(&checked);
         let text = expr.to_string();
         catalog
             .segments
@@ -304,6 +305,7 @@ impl SegmentService {
             name: draft.name,
             description: draft.description,
             text,
+            names_sensitive_values,
             created_at: existing.as_ref().map_or(now, |e| e.created_at),
             updated_at: now,
         };

@@ -16,6 +16,7 @@ mod segments;
 mod workspaces;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
@@ -26,7 +27,7 @@ use surrealdb::opt::auth::Root;
 use tracing::warn;
 
 use crate::config::{DatabaseUrl, StoreSettings};
-use crate::domain::ExternalId;
+use crate::domain::{AttributeRegistry, ExternalId, Sealer, WorkspaceId};
 
 pub use batch::WriteBatch;
 pub use changes::{Backlog, Change};
@@ -88,6 +89,8 @@ pub struct Store {
     db: Surreal<Any>,
     /// SurrealKV's lock file, held while the embedded datastore is open.
     lock_file: Option<PathBuf>,
+    /// Seals sensitive attribute values before they are written (see [`Store::attribute_registry`]).
+    sealer: Option<Arc<dyn Sealer>>,
 }
 
 impl Store {
@@ -120,7 +123,31 @@ impl Store {
             DatabaseUrl::SurrealKv(path) => Some(path.join("LOCK")),
             _ => None,
         };
-        Ok(Self { db, lock_file })
+        Ok(Self {
+            db,
+            lock_file,
+            sealer: None,
+        })
+    }
+
+    /// This store, sealing sensitive values with `sealer` (the service's encryption key).
+    pub fn with_sealer(mut self, sealer: Arc<dyn Sealer>) -> Self {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    /// The sealer of sensitive values, when the store was given one.
+    pub fn sealer(&self) -> Option<&Arc<dyn Sealer>> {
+        self.sealer.as_ref()
+    }
+
+    /// The workspace's attribute registry, sealing sensitive values as it parses them.
+    pub async fn attribute_registry(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<AttributeRegistry, StoreError> {
+        let definitions = self.attribute_definitions(workspace).await?;
+        Ok(AttributeRegistry::new(definitions).with_sealer(self.sealer.clone()))
     }
 
     /// Closes this handle and, for an embedded datastore, waits until it has shut down and
@@ -128,7 +155,7 @@ impl Store {
     /// SurrealDB shuts an embedded datastore down in the background once its last handle is
     /// dropped; every other clone must be gone before this is called.
     pub async fn close(self) {
-        let Self { db, lock_file } = self;
+        let Self { db, lock_file, .. } = self;
         drop(db);
         let Some(lock_file) = lock_file else { return };
         let deadline = Instant::now() + CLOSE_TIMEOUT;
@@ -149,7 +176,7 @@ impl Store {
     async fn workspace_records<R: surrealdb::types::SurrealValue>(
         &self,
         table: &'static str,
-        workspace: &crate::domain::WorkspaceId,
+        workspace: &WorkspaceId,
         order_by: &'static str,
     ) -> Result<Vec<R>, StoreError> {
         let mut response = self

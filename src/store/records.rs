@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use surrealdb::types::{Array, Datetime, Number, RecordId, RecordIdKey, SurrealValue, Value};
+use surrealdb::types::{
+    Array, Datetime, Number, Object, RecordId, RecordIdKey, SurrealValue, Value,
+};
 
 use super::StoreError;
 use crate::domain::{
     AttributeDefinition, AttributeName, AttributeType, AttributeValue, Contact, ContactFields,
-    ContactId, Email, ExternalId, MergeRule, Phone, Text, WorkspaceId,
+    ContactId, Email, ExternalId, MergeRule, Phone, SealedValue, Text, WorkspaceId,
 };
 
 pub(super) const CONTACT_TABLE: &str = "contact";
@@ -134,8 +136,18 @@ impl ContactRecord {
     }
 }
 
+/// Keys of the object a sealed value is stored as.
+const SEALED_KEY: &str = "sealed";
+const BLIND_KEY: &str = "blind";
+
 fn attribute_to_value(value: &AttributeValue) -> Value {
     match value {
+        AttributeValue::Sealed(sealed) => {
+            let mut object = Object::new();
+            object.insert(SEALED_KEY, sealed.ciphertext.clone());
+            object.insert(BLIND_KEY, sealed.blind.clone());
+            Value::Object(object)
+        }
         AttributeValue::String(text) => Value::String(text.clone()),
         AttributeValue::Number(number) => Value::Number(Number::Float(*number)),
         AttributeValue::Bool(flag) => Value::Bool(*flag),
@@ -151,6 +163,15 @@ fn attribute_from_value(value: Value) -> Option<AttributeValue> {
         Value::Number(Number::Int(number)) => AttributeValue::Number(number as f64),
         Value::Bool(flag) => AttributeValue::Bool(flag),
         Value::Datetime(at) => AttributeValue::Datetime(at.into()),
+        Value::Object(object) => match (object.get(SEALED_KEY), object.get(BLIND_KEY)) {
+            (Some(Value::String(ciphertext)), Some(Value::String(blind))) => {
+                AttributeValue::Sealed(SealedValue {
+                    ciphertext: ciphertext.clone(),
+                    blind: blind.clone(),
+                })
+            }
+            _ => return None,
+        },
         Value::Array(items) => AttributeValue::StringList(
             items
                 .into_iter()

@@ -15,5 +15,6 @@ mod persistence;
 mod process;
 mod schema;
 mod segments;
+mod sensitive;
 mod tenancy;
 mod upsert;
