@@ -3,6 +3,7 @@
 //! for the architecture.
 
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod graphql;

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use qwry_contacts::app::App;
+use qwry_contacts::audit::acting_as;
 use qwry_contacts::config::{DatabaseUrl, ServeFlags, Settings, StoreSettings};
 use qwry_contacts::domain::{Caller, ContactId, WorkspaceId};
 use qwry_contacts::service::{ImportFormat, ImportOptions, MatchBy, check_text, contact_json};
@@ -243,9 +244,11 @@ async fn import(
     let app = App::build(settings).await?;
     let imports = &app.services().imports;
     let job = imports.begin(&workspace, options);
-    let report = imports
-        .run(&workspace, &job, options, progress.wrap_read(input))
-        .await;
+    let report = acting_as(
+        "cli",
+        imports.run(&workspace, &job, options, progress.wrap_read(input)),
+    )
+    .await;
     progress.finish_and_clear();
     app.close().await;
     let verb = if report.dry_run { "would be " } else { "" };

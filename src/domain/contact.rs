@@ -27,6 +27,18 @@ pub struct Contact {
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency revision, bumped by every stored change.
     pub revision: u64,
+    /// Who wrote it first and last (API key ids, or a command's name), as stored; `None`
+    /// before its first write.
+    pub written_by: Option<WrittenBy>,
+}
+
+/// The actors of a contact's first and latest write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenBy {
+    /// Who created it.
+    pub created_by: String,
+    /// Who changed it last.
+    pub updated_by: String,
 }
 
 /// The client-writable content of a contact.
@@ -60,7 +72,23 @@ impl Contact {
             created_at: now,
             updated_at: now,
             revision: 1,
+            written_by: None,
         }
+    }
+}
+
+impl Contact {
+    /// Records `actor` as the writer of the version about to be stored (and as its creator,
+    /// when it has none yet).
+    pub fn record_writer(&mut self, actor: &str) {
+        let created_by = self
+            .written_by
+            .take()
+            .map_or_else(|| actor.to_owned(), |written| written.created_by);
+        self.written_by = Some(WrittenBy {
+            created_by,
+            updated_by: actor.to_owned(),
+        });
     }
 }
 

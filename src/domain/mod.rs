@@ -19,7 +19,7 @@ pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,
     AttributeValue, Declaration, DeclarationConflict, SealedValue, Sealer, normalise_sensitive,
 };
-pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text};
+pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text, WrittenBy};
 pub use error::DomainError;
 pub use identifiers::{ContactId, Email, ExternalId, Phone, WorkspaceId};
 pub use identity::{

@@ -121,6 +121,24 @@ impl ContactQuery {
             after.is_some(),
         ))
     }
+    /// Everything held about a contact, for a data subject request: its fields (sensitive
+    /// values opened), identities, merged ids, merge history with snapshots, and segments, as
+    /// one JSON document. Ids of contacts merged away resolve to the survivor.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn export_contact_data(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Json<JsonValue>> {
+        let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
+        let document = self
+            .services
+            .subjects
+            .export(workspace(ctx)?, &id)
+            .await
+            .api()?;
+        Ok(Json(document))
+    }
 }
 
 /// Contact mutations. Each is atomic: on error nothing is written.

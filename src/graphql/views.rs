@@ -100,6 +100,18 @@ impl ContactView {
         self.0.updated_at
     }
 
+    /// The API key (or command) that created the contact.
+    async fn created_by(&self) -> Option<&str> {
+        let written = self.0.written_by.as_ref();
+        written.map(|written| written.created_by.as_str())
+    }
+
+    /// The API key (or command) that changed it last.
+    async fn updated_by(&self) -> Option<&str> {
+        let written = self.0.written_by.as_ref();
+        written.map(|written| written.updated_by.as_str())
+    }
+
     /// Last activity seen from this person.
     async fn last_seen_at(
         &self,

@@ -15,6 +15,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::HttpState;
 use super::auth::Authenticated;
 use super::errors::error_response;
+use crate::audit::acting_as;
 use crate::domain::{ContactId, Scope};
 use crate::service::{ImportFormat, ImportOptions, MatchBy, ServiceError, contact_json};
 
@@ -90,7 +91,7 @@ pub async fn import(
     let imports = &state.services.imports;
     let workspace = &caller.workspace;
     let job = imports.begin(workspace, options);
-    let report = imports.run(workspace, &job, options, input).await;
+    let report = acting_as(&caller.key_id, imports.run(workspace, &job, options, input)).await;
     Json(report).into_response()
 }
 

@@ -11,6 +11,7 @@ use axum::response::{Html, IntoResponse};
 
 use super::HttpState;
 use super::auth::Authenticated;
+use crate::audit::acting_as;
 use crate::graphql::error::{REQUEST_ERROR_CODE, request_error_code};
 
 /// Most operations one batched request may carry.
@@ -48,8 +49,9 @@ pub async fn execute(
         );
         return request_error(StatusCode::BAD_REQUEST, message);
     }
+    let actor = caller.key_id.clone();
     let batch = crate::graphql::for_caller(batch, caller);
-    let mut response = state.schema.execute_batch(batch).await;
+    let mut response = acting_as(&actor, state.schema.execute_batch(batch)).await;
     match &mut response {
         BatchResponse::Single(single) => add_missing_codes(single),
         BatchResponse::Batch(many) => many.iter_mut().for_each(add_missing_codes),

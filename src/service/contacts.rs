@@ -302,7 +302,7 @@ impl ContactService {
     /// with `point_provenance`). `None` means another writer took one of them first.
     pub(super) async fn create_claiming(
         &self,
-        contact: Contact,
+        mut contact: Contact,
         mut claims: Vec<Claim>,
         point_provenance: Provenance,
         blocked: &[String],
@@ -310,7 +310,7 @@ impl ContactService {
         let points = contact_point_claims(&contact.fields, None, point_provenance, blocked)?;
         add_claims(&mut claims, points);
         let mut batch = WriteBatch::new(&contact.workspace);
-        batch.create_contact(&contact);
+        batch.create_contact(&mut contact);
         let staged = stage_claims(
             &self.store,
             &contact.workspace,
@@ -349,14 +349,14 @@ impl ContactService {
         let claims = contact_point_claims(&fields, Some(&existing.fields), provenance, &blocked)?;
         let expected_revision = existing.revision;
         let now = Utc::now();
-        let updated = Contact {
+        let mut updated = Contact {
             fields,
             updated_at: now.max(existing.updated_at),
             revision: expected_revision + 1,
             ..existing
         };
         let mut batch = WriteBatch::new(&updated.workspace);
-        batch.replace_contact(&updated, expected_revision);
+        batch.replace_contact(&mut updated, expected_revision);
         let collisions = stage_claims(
             &self.store,
             &updated.workspace,

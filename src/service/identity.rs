@@ -338,13 +338,13 @@ impl IdentityService {
         let mut batch = WriteBatch::new(&existing.workspace);
         let changed = fields != existing.fields;
         let updated = if changed {
-            let updated = Contact {
+            let mut updated = Contact {
                 fields,
                 updated_at: now.max(existing.updated_at),
                 revision: existing.revision + 1,
                 ..existing.clone()
             };
-            batch.replace_contact(&updated, existing.revision);
+            batch.replace_contact(&mut updated, existing.revision);
             updated
         } else {
             existing

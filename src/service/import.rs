@@ -476,7 +476,7 @@ impl ImportService {
                     continue;
                 }
             };
-            let contact = match existing {
+            let mut contact = match existing {
                 Some(existing) => Contact {
                     fields,
                     updated_at: now.max(existing.updated_at),
@@ -495,7 +495,7 @@ impl ImportService {
             }
             match existing {
                 Some(existing) => {
-                    batch.replace_contact(&contact, existing.revision);
+                    batch.replace_contact(&mut contact, existing.revision);
                     outcome.updated += 1;
                 }
                 None => outcome.created += 1,
@@ -516,7 +516,7 @@ impl ImportService {
                 created.push(contact);
             }
         }
-        batch.create_contacts(&created);
+        batch.create_contacts(&mut created);
         batch.create_identities(&identities);
         Ok((batch, outcome, deferred))
     }

@@ -113,7 +113,7 @@ impl MergeService {
         } = preview;
         let workspace = survivor.workspace.clone();
         let moved_identities = self.store.identities_of(&workspace, &absorbed.id).await?;
-        let record = MergeRecord {
+        let mut record = MergeRecord {
             id: MergeId::generate(),
             workspace: workspace.clone(),
             survivor: survivor.id,
@@ -131,7 +131,7 @@ impl MergeService {
         };
         let mut batch = WriteBatch::new(&workspace);
         batch.delete_contact(&record.absorbed, Some(record.absorbed_before.revision));
-        batch.replace_contact(&record.survivor_after, record.survivor_before.revision);
+        batch.replace_contact(&mut record.survivor_after, record.survivor_before.revision);
         for identity in &record.moved_identities {
             batch.move_identity(&identity.key, &record.absorbed, &record.survivor);
         }
@@ -197,8 +197,8 @@ impl MergeService {
         absorbed.updated_at = now;
 
         let mut batch = WriteBatch::new(workspace);
-        batch.replace_contact(&survivor, current.revision);
-        batch.create_contact(&absorbed);
+        batch.replace_contact(&mut survivor, current.revision);
+        batch.create_contact(&mut absorbed);
         for identity in &record.moved_identities {
             let still_held = self
                 .store

@@ -15,6 +15,7 @@ mod merges;
 mod segment_catalog;
 mod segments;
 mod sensitive;
+mod subject;
 
 pub use attributes::AttributeService;
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
@@ -32,6 +33,7 @@ pub use segments::{
     SegmentSource, Validation,
 };
 pub use sensitive::Revealer;
+pub use subject::SubjectService;
 
 use std::sync::Arc;
 
@@ -61,6 +63,8 @@ pub struct Services {
     pub keys: KeyService,
     /// Opens sensitive values for callers with `pii:read`.
     pub revealer: Revealer,
+    /// Data subject requests.
+    pub subjects: SubjectService,
 }
 
 impl Services {
@@ -72,27 +76,29 @@ impl Services {
         notifier: ChangeNotifier,
     ) -> Self {
         let merges = MergeService::new(store.clone(), notifier.clone());
-        let notifier_for_imports = notifier.clone();
         let segments = SegmentService::new(store.clone(), index, indexer);
         let contacts = ContactService::new(store.clone(), notifier.clone(), merges.clone());
+        let revealer = Revealer::new(store.sealer().cloned());
         Self {
             identity: IdentityService::new(
                 store.clone(),
-                notifier,
+                notifier.clone(),
                 contacts.clone(),
                 merges.clone(),
             ),
+            subjects: SubjectService::new(
+                contacts.clone(),
+                merges.clone(),
+                segments.clone(),
+                revealer.clone(),
+            ),
+            imports: ImportService::new(store.clone(), notifier),
+            exports: ExportService::new(store.clone(), segments.clone(), revealer.clone()),
+            attributes: AttributeService::new(store.clone()),
+            keys: KeyService::new(store),
             contacts,
             merges,
-            imports: ImportService::new(store.clone(), notifier_for_imports),
-            exports: ExportService::new(
-                store.clone(),
-                segments.clone(),
-                Revealer::new(store.sealer().cloned()),
-            ),
-            attributes: AttributeService::new(store.clone()),
-            keys: KeyService::new(store.clone()),
-            revealer: Revealer::new(store.sealer().cloned()),
+            revealer,
             segments,
         }
     }

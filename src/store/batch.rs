@@ -13,6 +13,7 @@ use super::merges::{
 };
 use super::records::{CONTACT_TABLE, ContactRecord, contact_key};
 use super::{Store, StoreError, schema};
+use crate::audit::current_actor;
 use crate::domain::{
     Contact, ContactId, ExternalId, Identity, IdentityKey, MergeId, MergeRecord, WorkspaceId,
 };
@@ -26,6 +27,8 @@ const MISSING: &str = "qwry:missing";
 #[derive(Debug)]
 pub struct WriteBatch {
     workspace: WorkspaceId,
+    /// Who writes: stamped on every contact the batch writes.
+    actor: String,
     statements: Vec<String>,
     params: Vec<(String, Value)>,
     touched: Vec<ContactId>,
@@ -33,10 +36,11 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
-    /// An empty batch of writes inside `workspace`.
+    /// An empty batch of writes inside `workspace`, by the task's current actor.
     pub fn new(workspace: &WorkspaceId) -> Self {
         Self {
             workspace: workspace.clone(),
+            actor: current_actor(),
             statements: Vec::new(),
             params: Vec::new(),
             touched: Vec::new(),
@@ -80,8 +84,9 @@ impl WriteBatch {
         }
     }
 
-    /// Creates `contact` (fails if its external id is taken).
-    pub fn create_contact(&mut self, contact: &Contact) {
+    /// Creates `contact` (fails if its external id is taken), recording the batch's actor on it.
+    pub fn create_contact(&mut self, contact: &mut Contact) {
+        contact.record_writer(&self.actor);
         let key = self.bind(contact_key(&self.workspace, &contact.id));
         let record = self.bind(ContactRecord::from_contact(contact));
         self.statements
@@ -89,18 +94,24 @@ impl WriteBatch {
         self.touch(contact);
     }
 
-    /// Creates many contacts with one statement (fails if any id or external id is taken).
-    pub fn create_contacts(&mut self, contacts: &[Contact]) {
+    /// Creates many contacts with one statement (fails if any id or external id is taken),
+    /// recording the batch's actor on each.
+    pub fn create_contacts(&mut self, contacts: &mut [Contact]) {
         if contacts.is_empty() {
             return;
         }
-        let records: Vec<ContactRecord> =
-            contacts.iter().map(ContactRecord::from_contact).collect();
+        let records: Vec<ContactRecord> = contacts
+            .iter_mut()
+            .map(|contact| {
+                contact.record_writer(&self.actor);
+                ContactRecord::from_contact(contact)
+            })
+            .collect();
         let records = self.bind(records);
         self.statements.push(format!(
             "INSERT INTO {CONTACT_TABLE} {records} RETURN NONE;"
         ));
-        for contact in contacts {
+        for contact in contacts.iter() {
             self.touch(contact);
         }
     }
@@ -120,8 +131,9 @@ impl WriteBatch {
         ));
     }
 
-    /// Replaces `contact` if it is still at `expected_revision`.
-    pub fn replace_contact(&mut self, contact: &Contact, expected_revision: u64) {
+    /// Replaces `contact` if it is still at `expected_revision`, recording the batch's actor.
+    pub fn replace_contact(&mut self, contact: &mut Contact, expected_revision: u64) {
+        contact.record_writer(&self.actor);
         let key = self.bind(contact_key(&self.workspace, &contact.id));
         let record = self.bind(ContactRecord::from_contact(contact));
         let expected = self.bind(revision(expected_revision));

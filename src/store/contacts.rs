@@ -223,8 +223,15 @@ impl Store {
         );
         let ids: Vec<ContactId> = contacts.iter().map(|contact| contact.id).collect();
         let change = ChangeRecord::new(&first.workspace, &ids);
-        let records: Vec<ContactRecord> =
-            contacts.iter().map(ContactRecord::from_contact).collect();
+        let actor = crate::audit::current_actor();
+        let records: Vec<ContactRecord> = contacts
+            .iter()
+            .map(|contact| {
+                let mut contact = contact.clone();
+                contact.record_writer(&actor);
+                ContactRecord::from_contact(&contact)
+            })
+            .collect();
         self.db
             .query(
                 "BEGIN TRANSACTION; \

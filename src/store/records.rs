@@ -10,7 +10,7 @@ use surrealdb::types::{
 use super::StoreError;
 use crate::domain::{
     AttributeDefinition, AttributeName, AttributeType, AttributeValue, Contact, ContactFields,
-    ContactId, Email, ExternalId, MergeRule, Phone, SealedValue, Text, WorkspaceId,
+    ContactId, Email, ExternalId, MergeRule, Phone, SealedValue, Text, WorkspaceId, WrittenBy,
 };
 
 pub(super) const CONTACT_TABLE: &str = "contact";
@@ -75,6 +75,8 @@ pub(super) struct ContactRecord {
     updated_at: DateTime<Utc>,
     last_seen_at: Option<DateTime<Utc>>,
     revision: i64,
+    created_by: Option<String>,
+    updated_by: Option<String>,
 }
 
 impl ContactRecord {
@@ -99,6 +101,8 @@ impl ContactRecord {
             updated_at: contact.updated_at,
             last_seen_at: fields.last_seen_at,
             revision: i64::try_from(contact.revision).unwrap_or(i64::MAX),
+            created_by: contact.written_by.as_ref().map(|w| w.created_by.clone()),
+            updated_by: contact.written_by.as_ref().map(|w| w.updated_by.clone()),
         }
     }
 
@@ -132,6 +136,13 @@ impl ContactRecord {
             created_at: self.created_at,
             updated_at: self.updated_at,
             revision: u64::try_from(self.revision).unwrap_or_default(),
+            written_by: match (self.created_by, self.updated_by) {
+                (Some(created_by), Some(updated_by)) => Some(WrittenBy {
+                    created_by,
+                    updated_by,
+                }),
+                _ => None,
+            },
         })
     }
 }

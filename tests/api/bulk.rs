@@ -8,8 +8,22 @@ use crate::helpers::TestApp;
 impl TestApp {
     /// Posts an import; returns the report.
     pub async fn import(&self, query: &str, body: impl Into<String>) -> Value {
-        let response = self
-            .client
+        self.import_with(&self.client, query, body).await
+    }
+
+    /// Posts an import authenticated with `key`; returns the report.
+    pub async fn import_as(&self, key: &str, query: &str, body: impl Into<String>) -> Value {
+        self.import_with(&crate::helpers::client_with_key(key), query, body)
+            .await
+    }
+
+    async fn import_with(
+        &self,
+        client: &reqwest::Client,
+        query: &str,
+        body: impl Into<String>,
+    ) -> Value {
+        let response = client
             .post(self.url(&format!("/v1/contacts/import{query}")))
             .body(body.into())
             .send()

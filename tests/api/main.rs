@@ -12,6 +12,7 @@ mod http;
 mod identity;
 mod merges;
 mod persistence;
+mod privacy;
 mod process;
 mod schema;
 mod segments;

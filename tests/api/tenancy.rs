@@ -6,7 +6,7 @@ use std::process::Command;
 use qwry_contacts::config::DatabaseUrl;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, client_with_key};
+use crate::helpers::TestApp;
 
 /// Creates a key with the CLI (`qwry-contacts keys create`) in a store that is not open.
 fn cli_key(data_dir: &std::path::Path, workspace: &str, scopes: &str) -> String {
@@ -136,15 +136,13 @@ async fn every_cross_workspace_attempt_is_not_found() {
     );
 
     // An import keyed by email creates its own contact; an export shows only its own.
-    let import: Value = client_with_key(&other)
-        .post(app.url("/v1/contacts/import?matchBy=email"))
-        .body("{\"email\":\"ada@example.com\",\"name\":\"Not Ada\"}\n")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let import = app
+        .import_as(
+            &other,
+            "?matchBy=email",
+            "{\"email\":\"ada@example.com\",\"name\":\"Not Ada\"}\n",
+        )
+        .await;
     assert_eq!(import["created"], 1, "{import:#}");
     let export = app.get_text_as(&other, "/v1/contacts/export").await;
     assert_eq!(export.lines().count(), 2, "{export}");

@@ -1,0 +1,93 @@
+//! Data subject requests: everything held about one contact, in one JSON document (fields with
+//! sensitive values opened, identities, aliases, merge history with its snapshots, segments).
+
+use chrono::Utc;
+use serde_json::{Value as Json, json};
+
+use super::export::contact_json;
+use super::sensitive::Revealer;
+use super::{ContactService, MergeService, SegmentService, ServiceError};
+use crate::domain::{Contact, ContactId, FieldPolicy, Identity, MergeRecord, WorkspaceId};
+
+/// Builds the data-subject export of a contact.
+#[derive(Clone)]
+pub struct SubjectService {
+    contacts: ContactService,
+    merges: MergeService,
+    segments: SegmentService,
+    revealer: Revealer,
+}
+
+impl SubjectService {
+    /// Exports over the contact, merge and segment use cases; `revealer` opens sensitive values.
+    pub fn new(
+        contacts: ContactService,
+        merges: MergeService,
+        segments: SegmentService,
+        revealer: Revealer,
+    ) -> Self {
+        Self {
+            contacts,
+            merges,
+            segments,
+            revealer,
+        }
+    }
+
+    /// Everything held about contact `id` (or the contact it was merged into); NOT_FOUND if
+    /// neither exists in `workspace`.
+    pub async fn export(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ContactId,
+    ) -> Result<Json, ServiceError> {
+        let contact = self.contacts.get(workspace, id).await?;
+        let identities = self.contacts.identities(workspace, &contact.id).await?;
+        let merged_from = self.contacts.merged_from(workspace, &contact.id).await?;
+        let merges = self.merges.history(workspace, &contact.id).await?;
+        let segments = self
+            .segments
+            .segments_of(&contact, &FieldPolicy::unrestricted())
+            .await?;
+        Ok(json!({
+            "exportedAt": Utc::now().to_rfc3339(),
+            "contact": self.contact(&contact),
+            "createdBy": contact.written_by.as_ref().map(|w| w.created_by.as_str()),
+            "updatedBy": contact.written_by.as_ref().map(|w| w.updated_by.as_str()),
+            "identities": identities.iter().map(identity_json).collect::<Vec<_>>(),
+            "mergedFrom": merged_from.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "merges": merges.iter().map(|merge| self.merge_json(merge)).collect::<Vec<_>>(),
+            "segments": segments.iter().map(|s| s.slug.as_str().to_owned()).collect::<Vec<_>>(),
+        }))
+    }
+
+    fn contact(&self, contact: &Contact) -> Json {
+        contact_json(&self.revealer.contact(contact.clone()))
+    }
+
+    fn merge_json(&self, merge: &MergeRecord) -> Json {
+        json!({
+            "id": merge.id.to_string(),
+            "survivorId": merge.survivor.to_string(),
+            "absorbedId": merge.absorbed.to_string(),
+            "actor": merge.actor,
+            "reason": merge.reason,
+            "mergedAt": merge.merged_at.to_rfc3339(),
+            "survivorBefore": self.contact(&merge.survivor_before),
+            "absorbedBefore": self.contact(&merge.absorbed_before),
+            "survivorAfter": self.contact(&merge.survivor_after),
+            "movedIdentities": merge.moved_identities.iter().map(identity_json).collect::<Vec<_>>(),
+            "undoneAt": merge.undone_at.map(|at| at.to_rfc3339()),
+            "undoneBy": merge.undone_by,
+        })
+    }
+}
+
+fn identity_json(identity: &Identity) -> Json {
+    json!({
+        "kind": identity.key.kind.as_str(),
+        "value": identity.key.value,
+        "provenance": identity.provenance.as_str(),
+        "createdAt": identity.created_at.to_rfc3339(),
+    })
+}
