@@ -10,6 +10,7 @@ use crate::helpers::TestApp;
 
 const SSN: &str = "078-05-1120";
 const CONTROL: &str = "platinum-control-7781";
+const IDENTITY_SECRET: &str = "identity-secret-5f1c2e9a";
 
 /// Whether any file under `dir` contains `needle` (as raw bytes).
 fn files_contain(dir: &Path, needle: &str) -> bool {
@@ -135,6 +136,12 @@ async fn sensitive_values_are_sealed_shown_with_pii_read_and_matched_exactly() {
         json!({ "a": id, "b": other["id"] }),
     )
     .await;
+    // The workspace's identity secret is sealed at rest too.
+    app.data(
+        "mutation($s: String!) { setIdentitySecret(secret: $s) { secretSet } }",
+        json!({ "s": IDENTITY_SECRET }),
+    )
+    .await;
     app.stop().await;
 
     assert!(
@@ -148,10 +155,19 @@ async fn sensitive_values_are_sealed_shown_with_pii_read_and_matched_exactly() {
         "plaintext in the index"
     );
     assert!(!files_contain(&dir.path().join("store"), "999-99-9999"));
+    assert!(!files_contain(&dir.path().join("store"), IDENTITY_SECRET));
 
     // The key file under DATA_DIR opens the values after a restart.
     let restarted = TestApp::spawn_with(url, dir.path().to_owned()).await;
     assert_eq!(restarted.contact(&id).await["attributes"]["ssn"], SSN);
+    let hash = qwry_contacts::domain::user_hash(IDENTITY_SECRET.as_bytes(), "u-77");
+    let identified = restarted
+        .data(
+            "mutation($h: String!) { identify(input: { anonymousId: \"visitor-77\", externalId: \"u-77\", userHash: $h }) { externalId } }",
+            json!({ "h": hash }),
+        )
+        .await;
+    assert_eq!(identified["identify"]["externalId"], "u-77", "the sealed secret opens");
     restarted.stop().await;
 }
 
