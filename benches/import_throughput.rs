@@ -40,7 +40,17 @@ fn per_second(rows: usize, took: Duration) -> f64 {
     rows as f64 / took.as_secs_f64()
 }
 
+/// The service's allocator, so that the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
+    // As in the service: a subscriber whose filter turns trace spans off (without one,
+    // SurrealDB formats every key it reads for spans nobody records).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .init();
     let size: usize = std::env::var("QWRY_BENCH_CONTACTS")
         .ok()
         .and_then(|v| v.parse().ok())

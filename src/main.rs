@@ -100,12 +100,27 @@ enum SegmentCommand {
     },
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
     let settings = Settings::load(&cli.serve, &env)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Commands print their results on stdout: logs go to stderr, and only warnings unless
+    // RUST_LOG says otherwise. Installing a filter also keeps disabled spans from evaluating
+    // their fields (SurrealDB formats every key it reads for its trace spans otherwise).
+    let default_filter = match command {
+        Command::Serve => settings.log_filter.as_str(),
+        _ => env.get("RUST_LOG").map_or("warn", String::as_str),
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_new(default_filter).context("invalid RUST_LOG")?)
+        .init();
+    match command {
         Command::Serve => serve(settings).await.map(|()| ExitCode::SUCCESS),
         Command::Schema => {
             let settings = Settings {
@@ -154,9 +169,6 @@ async fn main() -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&settings.log_filter).context("invalid RUST_LOG")?)
-        .init();
     let app = App::build(&settings).await?;
     let listener = TcpListener::bind(settings.listen_addr)
         .await

@@ -323,7 +323,7 @@ fn classify_all(errors: &[surrealdb::Error], external_ids: &[ExternalId]) -> Sto
     let conflicted = errors
         .iter()
         .any(|error| matches!(StoreError::classify(error), StoreError::WriteConflict));
-    if conflicted || any(schema::IDENTITY_INDEX) || any("already exists") {
+    if conflicted || any("already exists") {
         return StoreError::WriteConflict;
     }
     let is_consequence = |error: &&surrealdb::Error| {

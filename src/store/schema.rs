@@ -2,6 +2,9 @@
 //!
 //! Record ids embed the workspace (`contact:['acme', '01J…']`), so every key of a tenant is a
 //! contiguous range: lookups, pages and counts cannot reach another workspace's records.
+//! An identity's record id is its `(workspace, kind, value)`, so SurrealDB's primary key makes
+//! identities unique per workspace; a second unique index on those fields only doubled the
+//! writes of every identity and is removed from stores that had it.
 
 /// Statements run at connect time; each is a no-op when already applied.
 pub const SCHEMA: &str = r#"
@@ -13,7 +16,7 @@ DEFINE TABLE IF NOT EXISTS segment SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS segment_workspace ON segment FIELDS workspace;
 DEFINE TABLE IF NOT EXISTS change SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS contact_identity SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS contact_identity_value ON contact_identity FIELDS workspace, kind, value UNIQUE;
+REMOVE INDEX IF EXISTS contact_identity_value ON contact_identity;
 DEFINE INDEX IF NOT EXISTS contact_identity_owner ON contact_identity FIELDS workspace, contact;
 DEFINE TABLE IF NOT EXISTS contact_alias SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS contact_alias_survivor ON contact_alias FIELDS workspace, survivor;
@@ -32,5 +35,3 @@ pub const NAMESPACE: &str = "qwry";
 pub const DATABASE: &str = "contacts";
 /// Name of the unique index on `(workspace, external_id)`; its violations are conflicts.
 pub const EXTERNAL_ID_INDEX: &str = "contact_external_id";
-/// Name of the unique index on `(workspace, kind, value)` of identities.
-pub const IDENTITY_INDEX: &str = "contact_identity_value";

@@ -167,7 +167,10 @@ async fn sensitive_values_are_sealed_shown_with_pii_read_and_matched_exactly() {
             json!({ "h": hash }),
         )
         .await;
-    assert_eq!(identified["identify"]["externalId"], "u-77", "the sealed secret opens");
+    assert_eq!(
+        identified["identify"]["externalId"], "u-77",
+        "the sealed secret opens"
+    );
     restarted.stop().await;
 }
 
