@@ -5,23 +5,29 @@
 //! per row; `QWRY_BENCH_CONTACTS` rows (default 100000). The store share is the import job
 //! (parse, validate, batched transactions of 500 rows with identities and the change log); the
 //! index share is the indexer replaying that change log into tantivy, as the service does after
-//! a crash or while it follows writes. Prints the figures; not a criterion loop (one import of
-//! 1M rows takes minutes).
+//! a crash. Then a re-import of the same file (nothing changes), and the end-to-end run as the
+//! service does it: the indexer follows the import concurrently, and the clock stops when the
+//! last row is searchable. Prints the figures; not a criterion loop (one import of 1M rows takes
+//! minutes).
 //! Run: `cargo bench --bench import_throughput` (add `QWRY_BENCH_CONTACTS=1000000` for 1M).
 
 #[allow(dead_code)]
 mod data;
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qwry_contacts::config::{DatabaseUrl, StoreSettings};
+use tokio::sync::watch;
+
+use qwry_contacts::config::{DEFAULT_INDEX_COMMIT_DELAY, DatabaseUrl, StoreSettings};
 use qwry_contacts::domain::{AttributeName, AttributeType, WorkspaceId};
 use qwry_contacts::index::SegmentIndex;
 use qwry_contacts::service::indexer::{ChangeNotifier, Indexer};
 use qwry_contacts::service::{
-    AttributeService, ImportFormat, ImportOptions, ImportService, MatchBy, contact_json,
+    AttributeService, ImportFormat, ImportOptions, ImportReport, ImportService, MatchBy,
+    contact_json,
 };
 use qwry_contacts::store::Store;
 use qwry_segment::FieldType;
@@ -78,56 +84,30 @@ fn main() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let settings = StoreSettings::new(DatabaseUrl::SurrealKv(dir.path().join("store")));
-        let store = Store::connect(&settings).await.unwrap();
-        let attributes = AttributeService::new(store.clone());
-        for (name, field) in data::ATTRIBUTES {
-            let name = AttributeName::parse(name).unwrap();
-            attributes
-                .define(&workspace, name, attribute_type(*field), None, None, false)
-                .await
-                .unwrap();
-        }
-        let index = Arc::new(SegmentIndex::open_in_dir(&dir.path().join("index")).unwrap());
-        let notifier = ChangeNotifier::default();
-        let indexer =
-            Indexer::new(store.clone(), index, notifier.clone(), Duration::ZERO).unwrap();
-        indexer.ensure_built().await.unwrap();
-
-        let imports = ImportService::new(store.clone(), notifier);
-        let options = ImportOptions {
-            format: ImportFormat::Ndjson,
-            match_by: MatchBy::ExternalId,
-            dry_run: false,
-        };
-        let job = imports.begin(&workspace, options);
+        // 1. The shares, one after the other: the import alone, then the indexer catching up.
+        let shares = Target::open(&dir.path().join("shares"), &workspace, Duration::ZERO).await;
         let started = Instant::now();
-        let input = std::fs::File::open(&file).unwrap();
-        let report = imports.run(&workspace, &job, options, input).await;
+        let report = shares.import(&workspace, &file).await;
         let store_share = started.elapsed();
         assert_eq!(report.created as usize, size, "{report:?}");
-
         let started = Instant::now();
-        let applied = indexer.catch_up().await.unwrap();
+        let applied = shares.indexer.catch_up().await.unwrap();
         let index_share = started.elapsed();
-        let status = indexer.status().await.unwrap();
+        let status = shares.indexer.status().await.unwrap();
         assert_eq!(status.documents as usize, size);
-
-        let total = store_share + index_share;
         eprintln!(
-            "import of {size} rows: store {:.1?} ({:.0} rows/s), index {:.1?} ({:.0} rows/s, {applied} change-log entries), end to end {:.1?} ({:.0} rows/s)",
+            "shares of {size} rows: store {:.1?} ({:.0} rows/s), index {:.1?} ({:.0} rows/s, {applied} change-log entries), sum {:.1?} ({:.0} rows/s)",
             store_share,
             per_second(size, store_share),
             index_share,
             per_second(size, index_share),
-            total,
-            per_second(size, total),
+            store_share + index_share,
+            per_second(size, store_share + index_share),
         );
 
-        let job = imports.begin(&workspace, options);
+        // 2. A re-import of the same file: every row unchanged, nothing written.
         let started = Instant::now();
-        let input = std::fs::File::open(&file).unwrap();
-        let replay = imports.run(&workspace, &job, options, input).await;
+        let replay = shares.import(&workspace, &file).await;
         let replay_time = started.elapsed();
         assert_eq!(replay.unchanged as usize, size);
         eprintln!(
@@ -135,6 +115,90 @@ fn main() {
             replay_time,
             per_second(size, replay_time)
         );
-        store.close().await;
+        shares.close().await;
+
+        // 3. End to end as the service runs it: the indexer follows the import concurrently;
+        //    the clock stops when the last row is searchable.
+        let service = Target::open(
+            &dir.path().join("service"),
+            &workspace,
+            DEFAULT_INDEX_COMMIT_DELAY,
+        )
+        .await;
+        let (stop, stopped) = watch::channel(false);
+        let follower = tokio::spawn(Arc::clone(&service.indexer).run(stopped));
+        let started = Instant::now();
+        let report = service.import(&workspace, &file).await;
+        let imported = started.elapsed();
+        assert_eq!(report.created as usize, size, "{report:?}");
+        service.indexer.catch_up().await.unwrap();
+        let searchable = started.elapsed();
+        let _ = stop.send(true);
+        follower.await.unwrap();
+        assert_eq!(
+            service.indexer.status().await.unwrap().documents as usize,
+            size
+        );
+        eprintln!(
+            "end to end with the indexer following: all rows stored after {:.1?}, all searchable after {:.1?} ({:.0} rows/s)",
+            imported,
+            searchable,
+            per_second(size, searchable),
+        );
+        service.close().await;
     });
+}
+
+/// A store and an index in a directory of their own, with the bench's attributes declared.
+struct Target {
+    store: Store,
+    indexer: Arc<Indexer>,
+    imports: ImportService,
+}
+
+impl Target {
+    async fn open(dir: &Path, workspace: &WorkspaceId, commit_delay: Duration) -> Self {
+        let settings = StoreSettings::new(DatabaseUrl::SurrealKv(dir.join("store")));
+        let store = Store::connect(&settings).await.unwrap();
+        let attributes = AttributeService::new(store.clone());
+        for (name, field) in data::ATTRIBUTES {
+            let name = AttributeName::parse(name).unwrap();
+            attributes
+                .define(workspace, name, attribute_type(*field), None, None, false)
+                .await
+                .unwrap();
+        }
+        let index = Arc::new(SegmentIndex::open_in_dir(&dir.join("index")).unwrap());
+        let notifier = ChangeNotifier::default();
+        let indexer = Indexer::new(store.clone(), index, notifier.clone(), commit_delay).unwrap();
+        indexer.ensure_built().await.unwrap();
+        let imports = ImportService::new(store.clone(), notifier);
+        Self {
+            store,
+            indexer: Arc::new(indexer),
+            imports,
+        }
+    }
+
+    async fn import(&self, workspace: &WorkspaceId, file: &Path) -> ImportReport {
+        let options = ImportOptions {
+            format: ImportFormat::Ndjson,
+            match_by: MatchBy::ExternalId,
+            dry_run: false,
+        };
+        let job = self.imports.begin(workspace, options);
+        let input = std::fs::File::open(file).unwrap();
+        self.imports.run(workspace, &job, options, input).await
+    }
+
+    async fn close(self) {
+        let Self {
+            store,
+            indexer,
+            imports,
+        } = self;
+        drop(imports);
+        drop(indexer);
+        store.close().await;
+    }
 }
