@@ -7,8 +7,8 @@ use serde_json::Value as JsonValue;
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::identity::IdentityView;
-use super::views::ContactView;
-use super::{services, workspace};
+use super::views::{ContactView, visible_identities};
+use super::{caller, services, workspace};
 use crate::domain::Scope;
 use crate::domain::{
     ContactId, FieldDecision, FieldRule, MergeId, MergeRecord, MergeRule, MergeSide, MergeStrategy,
@@ -164,16 +164,40 @@ impl MergePreviewView {
         ContactView(self.0.plan.merged.clone())
     }
 
-    /// Every field either contact has, with its merged value, source and rule.
-    async fn fields(&self) -> Vec<FieldDecisionView> {
-        self.0
+    /// Every field either contact has, with its merged value, source and rule; only fields the
+    /// caller may read (sensitive values are null).
+    async fn fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<FieldDecisionView>> {
+        let policy = &caller(ctx)?.policy;
+        Ok(self
+            .0
             .plan
             .decisions
             .iter()
+            .filter(|decision| {
+                if decision.is_attribute {
+                    policy.allows_attribute(&decision.field)
+                } else {
+                    policy.allows_builtin(&builtin_name(&decision.field))
+                }
+            })
             .cloned()
             .map(FieldDecisionView::from)
-            .collect()
+            .collect())
     }
+}
+
+/// A built-in field's name as field policies spell it (`lastSeenAt` -> `last_seen_at`).
+fn builtin_name(api_name: &str) -> String {
+    let mut name = String::with_capacity(api_name.len() + 4);
+    for character in api_name.chars() {
+        if character.is_ascii_uppercase() {
+            name.push('_');
+            name.push(character.to_ascii_lowercase());
+        } else {
+            name.push(character);
+        }
+    }
+    name
 }
 
 /// A merge, as audited.
@@ -226,14 +250,14 @@ impl MergeView {
         ContactView(self.0.survivor_after.clone())
     }
 
-    /// The identities that moved from the absorbed contact to the survivor.
-    async fn moved_identities(&self) -> Vec<IdentityView> {
-        self.0
-            .moved_identities
-            .iter()
-            .cloned()
-            .map(IdentityView::from)
-            .collect()
+    /// The identities that moved from the absorbed contact to the survivor (those the caller
+    /// may read).
+    async fn moved_identities(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<IdentityView>> {
+        let policy = &caller(ctx)?.policy;
+        Ok(visible_identities(policy, self.0.moved_identities.clone()))
     }
 
     /// When it was undone (null while it stands).
@@ -393,4 +417,16 @@ fn ids(survivor: &str, absorbed: &str) -> Result<(ContactId, ContactId), Service
         parse(survivor, "survivorId")?,
         parse(absorbed, "absorbedId")?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::builtin_name;
+
+    #[test]
+    fn api_names_map_to_policy_names() {
+        assert_eq!(builtin_name("lastSeenAt"), "last_seen_at");
+        assert_eq!(builtin_name("accountRef"), "account_ref");
+        assert_eq!(builtin_name("email"), "email");
+    }
 }

@@ -9,11 +9,29 @@ use super::guard::RequireScope;
 use super::identity::IdentityView;
 use super::segments::SegmentView;
 use super::{caller, sensitive_attributes, services};
-use crate::domain::{AttributeDefinition, AttributeType, Contact, MergeRule, Scope};
+use crate::domain::{
+    AttributeDefinition, AttributeType, Contact, FieldPolicy, Identity, MergeRule, Scope,
+};
 
 /// A contact as the API shows it. Every field the caller's field policy does not approve
 /// reads as null (absent from `attributes`), as do sensitive attributes without `pii:read`.
 pub struct ContactView(pub Contact);
+
+/// The identities a caller with `policy` may see: emails, phones and external ids only where
+/// it may read that field.
+pub fn visible_identities(policy: &FieldPolicy, identities: Vec<Identity>) -> Vec<IdentityView> {
+    identities
+        .into_iter()
+        .filter(|identity| {
+            identity
+                .key
+                .kind
+                .field_name()
+                .is_none_or(|field| policy.allows_builtin(field))
+        })
+        .map(IdentityView::from)
+        .collect()
+}
 
 /// Whether the caller may read built-in field `name` (segment spelling).
 fn readable(ctx: &Context<'_>, name: &str) -> async_graphql::Result<bool> {
@@ -130,14 +148,7 @@ impl ContactView {
             .identities(&self.0.workspace, &self.0.id)
             .await
             .api()?;
-        Ok(identities
-            .into_iter()
-            .filter(|identity| match identity.key.kind.field_name() {
-                Some(field) => policy.allows_builtin(field),
-                None => true,
-            })
-            .map(IdentityView::from)
-            .collect())
+        Ok(visible_identities(policy, identities))
     }
 
     /// Ids of contacts merged into this one; each still resolves here.

@@ -278,6 +278,34 @@ async fn field_policies_hide_fields_in_queries_exports_and_segments() {
         !export.contains("ada@example.com") && !export.contains("1200"),
         "{export}"
     );
+
+    // Merge previews show only the approved fields too.
+    let twin = app
+        .upsert(
+            json!({ "externalId": "u-9", "email": "twin@example.com", "attributes": { "ltv": 5 } }),
+        )
+        .await;
+    let preview = app
+        .data_as(
+            &chatbot,
+            "query($a: ID!, $b: ID!) { previewMerge(survivorId: $a, absorbedId: $b, strategy: { externalId: SURVIVOR }) { fields { field } result { email } } }",
+            json!({ "a": id, "b": twin["id"] }),
+        )
+        .await;
+    let decided: Vec<&str> = preview["previewMerge"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|decision| decision["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        decided.contains(&"name") && decided.contains(&"plan"),
+        "{decided:?}"
+    );
+    for hidden in ["email", "externalId", "ltv"] {
+        assert!(!decided.contains(&hidden), "{hidden} in {decided:?}");
+    }
+    assert_eq!(preview["previewMerge"]["result"]["email"], Value::Null);
 }
 
 #[tokio::test]
