@@ -15,7 +15,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use qwry_contacts::config::{DatabaseUrl, StoreSettings};
 use qwry_contacts::domain::WorkspaceId;
 use qwry_contacts::index::{CommitPayload, ContactRecord, IndexChange, SegmentIndex};
-use qwry_contacts::store::Store;
+use qwry_contacts::store::{Store, WriteBatch};
 use qwry_segment::eval::{EvalContext, matches};
 use qwry_segment::{Checked, check, parse};
 
@@ -111,7 +111,7 @@ fn segment_query(c: &mut Criterion) {
         .unwrap_or(100_000);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let workspace = WorkspaceId::parse("bench").unwrap();
-    let contacts = data::contacts(&workspace, size, 42);
+    let mut contacts = data::contacts(&workspace, size, 42);
     let dir = tempfile::tempdir().unwrap();
 
     let started = Instant::now();
@@ -135,8 +135,11 @@ fn segment_query(c: &mut Criterion) {
     let store = runtime.block_on(async {
         let settings = StoreSettings::new(DatabaseUrl::SurrealKv(dir.path().join("store")));
         let store = Store::connect(&settings).await.unwrap();
-        for chunk in contacts.chunks(1_000) {
-            store.insert_contacts(chunk).await.unwrap();
+        // As the import does: one transaction per chunk, with its change-log entry.
+        for chunk in contacts.chunks_mut(1_000) {
+            let mut batch = WriteBatch::new(&workspace);
+            batch.create_contacts(chunk);
+            store.commit(batch).await.unwrap();
         }
         store
     });

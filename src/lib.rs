@@ -9,6 +9,7 @@ pub mod domain;
 pub mod graphql;
 pub mod http;
 pub mod index;
+pub mod private_file;
 pub mod service;
 pub mod store;
 pub mod vault;

@@ -2,7 +2,6 @@
 //! (HMAC-SHA256 of the normalised value), both under keys derived (HKDF-SHA256) from one
 //! 32-byte master key: `ENCRYPTION_KEY`, or a key file made under `DATA_DIR` at first start.
 
-use std::io::Write;
 use std::path::Path;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -15,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
 use crate::domain::{AttributeName, SealedValue, Sealer, WorkspaceId, normalise_sensitive};
+use crate::private_file::{self, IfExists};
 
 /// File under `DATA_DIR` holding the master key when `ENCRYPTION_KEY` is not set.
 pub const KEY_FILE: &str = "encryption.key";
@@ -119,7 +119,8 @@ impl Vault {
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let master = random_key()?;
-                write_new_private(&path, &STANDARD.encode(master)).map_err(file_error)?;
+                private_file::write(&path, &STANDARD.encode(master), IfExists::Fail)
+                    .map_err(file_error)?;
                 Ok((
                     Self::from_master(&master),
                     KeySource::File { created: true },
@@ -239,23 +240,6 @@ fn random_key() -> Result<[u8; 32], VaultError> {
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| VaultError::Random(e.to_string()))?;
     Ok(key)
-}
-
-/// Creates `path` (which must not exist) readable by its owner only, and writes `content`.
-fn write_new_private(path: &Path, content: &str) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    writeln!(file, "{content}")?;
-    file.sync_all()
 }
 
 #[cfg(test)]

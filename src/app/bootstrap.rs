@@ -1,15 +1,13 @@
 //! The first admin key: from `ADMIN_API_KEY`, or, in development with an on-disk store and no
 //! key yet, made up and written to `DATA_DIR/admin-api-key` for the operator to read.
 
-use std::io::Write;
-use std::path::Path;
-
 use secrecy::ExposeSecret;
 use tracing::{info, warn};
 
 use super::StartError;
 use crate::config::{DatabaseUrl, Mode, Settings};
 use crate::domain::{FieldPolicy, Scopes, WorkspaceId};
+use crate::private_file::{self, IfExists};
 use crate::service::KeyService;
 
 /// File under `DATA_DIR` holding the development admin key.
@@ -41,29 +39,13 @@ pub async fn ensure_admin_key(keys: &KeyService, settings: &Settings) -> Result<
         .await
         .map_err(failed)?;
     let path = settings.data_dir.join(ADMIN_KEY_FILE);
-    write_private(&path, created.secret.expose_secret()).map_err(|error| {
-        StartError::AdminKey(format!("cannot write `{}`: {error}", path.display()))
-    })?;
+    private_file::write(&path, created.secret.expose_secret(), IfExists::Replace).map_err(
+        |error| StartError::AdminKey(format!("cannot write `{}`: {error}", path.display())),
+    )?;
     info!(
         path = %path.display(),
         key_id = %created.key.id,
         "created a development admin API key; send it as `Authorization: Bearer <key>` (set ADMIN_API_KEY in production)"
     );
     Ok(())
-}
-
-/// Writes `secret` to a file only its owner can read.
-fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    writeln!(file, "{secret}")
 }

@@ -1,6 +1,6 @@
 //! Custom attributes: names, declared types, typed values and the per-workspace registry.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -373,6 +373,15 @@ pub struct AttributeDefinition {
     pub sensitive: bool,
     /// When it was first declared.
     pub created_at: DateTime<Utc>,
+}
+
+/// The names of the sensitive attributes among `definitions`.
+pub fn sensitive_names(definitions: &[AttributeDefinition]) -> HashSet<String> {
+    definitions
+        .iter()
+        .filter(|definition| definition.sensitive)
+        .map(|definition| definition.name.as_str().to_owned())
+        .collect()
 }
 
 /// Attribute writes parsed from input: `Some` sets a value, `None` unsets it.

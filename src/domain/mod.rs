@@ -18,6 +18,7 @@ pub use access::{
 pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,
     AttributeValue, Declaration, DeclarationConflict, SealedValue, Sealer, normalise_sensitive,
+    sensitive_names,
 };
 pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text, WrittenBy};
 pub use error::DomainError;

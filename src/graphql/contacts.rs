@@ -94,12 +94,7 @@ impl ContactQuery {
         let first = page_size(first).api()?;
         let after = after.as_deref().map(decode_cursor).transpose().api()?;
         if let Some(source) = segment_source(segment, tree).api()? {
-            if !caller.allows(Scope::SegmentsRead) {
-                return Err(ServiceError::Forbidden(
-                    "filtering by segment needs the `segments:read` scope".to_owned(),
-                ))
-                .api();
-            }
+            ServiceError::require_scope(caller, Scope::SegmentsRead).api()?;
             let page = self
                 .services
                 .segments

@@ -13,13 +13,6 @@ pub struct RequireScope(pub Scope);
 
 impl Guard for RequireScope {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        let caller = caller(ctx)?;
-        if caller.allows(self.0) {
-            return Ok(());
-        }
-        Err(api_error(ServiceError::Forbidden(format!(
-            "this API key lacks the `{}` scope",
-            self.0
-        ))))
+        ServiceError::require_scope(caller(ctx)?, self.0).map_err(api_error)
     }
 }

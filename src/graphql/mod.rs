@@ -21,7 +21,7 @@ use async_graphql::{BatchRequest, Context, EmptySubscription, MergedObject, Sche
 
 use error::ApiResult;
 
-use crate::domain::{Caller, WorkspaceId};
+use crate::domain::{Caller, WorkspaceId, sensitive_names};
 use crate::service::{ServiceError, Services};
 
 /// Deepest query accepted.
@@ -89,13 +89,7 @@ async fn sensitive_attributes(
     let services = services(ctx)?;
     let load = || async {
         let definitions = services.attributes.list(workspace).await?;
-        Ok::<_, ServiceError>(Arc::new(
-            definitions
-                .into_iter()
-                .filter(|definition| definition.sensitive)
-                .map(|definition| definition.name.as_str().to_owned())
-                .collect::<HashSet<_>>(),
-        ))
+        Ok::<_, ServiceError>(Arc::new(sensitive_names(&definitions)))
     };
     match ctx.data_opt::<SensitiveNames>() {
         Some(memo) => memo.0.get_or_try_init(load).await.cloned().api(),

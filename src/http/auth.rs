@@ -18,12 +18,8 @@ pub struct Authenticated(pub Caller);
 impl Authenticated {
     /// The caller, or FORBIDDEN (403) when it lacks `scope`.
     pub fn require(self, scope: Scope) -> Result<Caller, ServiceError> {
-        if self.0.allows(scope) {
-            return Ok(self.0);
-        }
-        Err(ServiceError::Forbidden(format!(
-            "this API key lacks the `{scope}` scope"
-        )))
+        ServiceError::require_scope(&self.0, scope)?;
+        Ok(self.0)
     }
 }
 

@@ -105,10 +105,10 @@ pub async fn export(
         Ok(caller) => caller,
         Err(refusal) => return error_response(refusal),
     };
-    if params.segment.is_some() && !caller.allows(Scope::SegmentsRead) {
-        return error_response(ServiceError::Forbidden(
-            "this API key lacks the `segments:read` scope".to_owned(),
-        ));
+    if params.segment.is_some()
+        && let Err(refusal) = ServiceError::require_scope(&caller, Scope::SegmentsRead)
+    {
+        return error_response(refusal);
     }
     let after = match params.after.as_deref().map(ContactId::parse).transpose() {
         Ok(after) => after,

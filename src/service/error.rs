@@ -1,6 +1,6 @@
 //! The closed set of failures a use case can report, each with a stable client-facing code.
 
-use crate::domain::DomainError;
+use crate::domain::{Caller, DomainError, Scope};
 use crate::store::StoreError;
 
 /// Client-facing error codes, published as GraphQL `extensions.code`.
@@ -110,6 +110,17 @@ impl ServiceError {
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::Internal,
         }
+    }
+
+    /// `Ok` when `caller` holds `scope`, else FORBIDDEN naming the missing scope: the one
+    /// scope check of every API surface (GraphQL guards, bulk streams).
+    pub fn require_scope(caller: &Caller, scope: Scope) -> Result<(), Self> {
+        if caller.allows(scope) {
+            return Ok(());
+        }
+        Err(Self::Forbidden(format!(
+            "this API key lacks the `{scope}` scope"
+        )))
     }
 
     /// A shorthand for [`DomainError::invalid`].

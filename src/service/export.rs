@@ -6,9 +6,7 @@ use serde_json::{Map, Value as Json, json};
 use super::ServiceError;
 use super::segments::{Consistency, SegmentService, SegmentSource};
 use super::sensitive::Revealer;
-use std::collections::HashSet;
-
-use crate::domain::{Caller, Contact, ContactId};
+use crate::domain::{Caller, Contact, ContactId, sensitive_names};
 use crate::store::Store;
 
 /// Contacts read per page of an export.
@@ -54,14 +52,8 @@ impl ExportService {
         after: Option<ContactId>,
     ) -> Result<(Vec<Contact>, bool), ServiceError> {
         let (contacts, has_more) = self.unredacted_page(caller, segment, after).await?;
-        let sensitive: HashSet<String> = self
-            .store
-            .attribute_definitions(&caller.workspace)
-            .await?
-            .into_iter()
-            .filter(|definition| definition.sensitive)
-            .map(|definition| definition.name.as_str().to_owned())
-            .collect();
+        let sensitive =
+            sensitive_names(&self.store.attribute_definitions(&caller.workspace).await?);
         let visible = contacts
             .into_iter()
             .map(|contact| caller.redact(contact, |name| sensitive.contains(name)))

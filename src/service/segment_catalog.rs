@@ -9,7 +9,7 @@ use qwry_segment::{Catalog, Checked, Diagnostic, ErrorCode, Field, FieldType, Te
 
 use super::ServiceError;
 use super::segments::{MAX_REFERENCE_DEPTH, SegmentSource};
-use crate::domain::{AttributeType, FieldPolicy, Sealer, WorkspaceId};
+use crate::domain::{AttributeType, FieldPolicy, Sealer, WorkspaceId, sensitive_names};
 use crate::store::Store;
 
 /// The attributes and saved segments a workspace's segments may refer to, as one caller sees
@@ -90,11 +90,7 @@ impl WorkspaceCatalog {
         policy: &FieldPolicy,
     ) -> Result<Self, ServiceError> {
         let definitions = store.attribute_definitions(workspace).await?;
-        let sensitive = definitions
-            .iter()
-            .filter(|d| d.sensitive)
-            .map(|d| d.name.as_str().to_owned())
-            .collect();
+        let sensitive = sensitive_names(&definitions);
         let attributes = definitions
             .into_iter()
             .map(|d| (d.name.as_str().to_owned(), field_type(d.value_type)))

@@ -4,7 +4,6 @@ use std::ops::Bound;
 
 use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange};
 
-use super::changes::ChangeRecord;
 use super::records::{CONTACT_TABLE, ContactRecord, contact_key, contact_key_parts};
 use super::{Store, StoreError};
 use crate::domain::{Contact, ContactId, ExternalId, WorkspaceId};
@@ -210,42 +209,6 @@ impl Store {
                 keys.push(contact_key_parts(id)?);
             }
         }
-    }
-
-    /// Stores new contacts and one change-log entry for them in one transaction (bulk loads).
-    pub async fn insert_contacts(&self, contacts: &[Contact]) -> Result<(), StoreError> {
-        let Some(first) = contacts.first() else {
-            return Ok(());
-        };
-        debug_assert!(
-            contacts.iter().all(|c| c.workspace == first.workspace),
-            "one workspace per batch"
-        );
-        let ids: Vec<ContactId> = contacts.iter().map(|contact| contact.id).collect();
-        let change = ChangeRecord::new(&first.workspace, &ids);
-        let actor = crate::audit::current_actor();
-        let records: Vec<ContactRecord> = contacts
-            .iter()
-            .map(|contact| {
-                let mut contact = contact.clone();
-                contact.record_writer(&actor);
-                ContactRecord::from_contact(&contact)
-            })
-            .collect();
-        self.db
-            .query(
-                "BEGIN TRANSACTION; \
-                 INSERT INTO contact $records RETURN NONE; \
-                 CREATE $change_id CONTENT $change RETURN NONE; \
-                 COMMIT TRANSACTION;",
-            )
-            .bind(("records", records))
-            .bind(("change_id", change.id()))
-            .bind(("change", change))
-            .await
-            .and_then(|response| response.check())
-            .map(|_| ())
-            .map_err(StoreError::from_surreal)
     }
 
     /// Counts a workspace's contacts matching a fixed SurrealQL condition: the baseline of the
