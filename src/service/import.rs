@@ -30,6 +30,10 @@ const MAX_REPORTED: usize = 100;
 const MAX_JOBS: usize = 100;
 /// How often a batch is re-read and retried after losing a race with another writer.
 const MAX_BATCH_ATTEMPTS: usize = 5;
+/// The fewest written rows worth a transaction of their own when a batch is split.
+const MIN_PART_ROWS: usize = 100;
+/// The most transactions one batch is split into.
+const MAX_PARTS: usize = 4;
 
 /// A row that was not imported, or imported with a conflict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -365,8 +369,11 @@ impl ImportService {
         Ok(total)
     }
 
-    /// Writes rows in one transaction, re-planning when another writer got there first.
-    /// Returns the outcome and the rows deferred to a later transaction.
+    /// Writes rows planned against one read of the store, re-planning the rows of any part
+    /// that lost a race with another writer. The rows of a plan touch pairwise different
+    /// contacts and identities, so its parts commit as parallel transactions: a batch keeps the
+    /// machine's cores busy instead of one. Returns the outcome and the rows deferred to a
+    /// later batch.
     async fn write_batch(
         &self,
         workspace: &WorkspaceId,
@@ -374,37 +381,56 @@ impl ImportService {
         options: ImportOptions,
         blocked: &[String],
     ) -> Result<(BatchOutcome, Vec<ParsedRow>), ServiceError> {
+        let mut total = BatchOutcome::default();
+        let mut deferred = Vec::new();
+        let mut pending = rows.to_vec();
         for _attempt in 0..MAX_BATCH_ATTEMPTS {
-            let (batch, outcome, deferred) =
-                self.plan_group(workspace, rows, options, blocked).await?;
-            if options.dry_run || batch.is_empty() {
-                return Ok((outcome, deferred));
+            let plan = self
+                .plan_group(workspace, &pending, options, blocked)
+                .await?;
+            total.absorb(plan.settled);
+            deferred.extend(plan.deferred);
+            if options.dry_run {
+                plan.parts.into_iter().for_each(|p| total.absorb(p.outcome));
+                return Ok((total, deferred));
             }
-            match self.store.commit(batch).await {
-                Ok(()) => {
-                    self.notifier.notify();
-                    return Ok((outcome, deferred));
+            let commits: Vec<_> = plan
+                .parts
+                .into_iter()
+                .map(|part| {
+                    let store = self.store.clone();
+                    let commit = tokio::spawn(async move { store.commit(part.batch).await });
+                    (commit, part.outcome, part.rows)
+                })
+                .collect();
+            pending = Vec::new();
+            for (commit, outcome, rows) in commits {
+                let committed = commit
+                    .await
+                    .map_err(|error| ServiceError::Internal(format!("import commit: {error}")))?;
+                match committed {
+                    Ok(()) => {
+                        self.notifier.notify();
+                        total.absorb(outcome);
+                    }
+                    Err(error) if is_retryable(&error) => {
+                        warn!(%error, "import batch lost a race; retrying");
+                        pending.extend(rows);
+                    }
+                    Err(other) => return Err(other.into()),
                 }
-                Err(error) if is_retryable(&error) => {
-                    warn!(%error, "import batch lost a race; retrying");
-                }
-                Err(other) => return Err(other.into()),
+            }
+            if pending.is_empty() {
+                return Ok((total, deferred));
             }
         }
-        let failures = rows
-            .iter()
-            .map(|row| {
-                RowError::conflict(
-                    row.line,
-                    "the contact was changed concurrently; import the row again",
-                )
-            })
-            .collect();
-        let outcome = BatchOutcome {
-            failures,
-            ..BatchOutcome::default()
-        };
-        Ok((outcome, Vec::new()))
+        total.failures.extend(pending.iter().map(|row| {
+            RowError::conflict(
+                row.line,
+                "the contact was changed concurrently; import the row again",
+            )
+        }));
+        Ok((total, deferred))
     }
 
     /// Reads what the rows touch and stages their writes.
@@ -414,7 +440,7 @@ impl ImportService {
         rows: &[ParsedRow],
         options: ImportOptions,
         blocked: &[String],
-    ) -> Result<(WriteBatch, BatchOutcome, Vec<ParsedRow>), ServiceError> {
+    ) -> Result<Plan, ServiceError> {
         let keys: Vec<IdentityKey> = rows.iter().flat_map(row_identities).collect();
         let holders: HashMap<IdentityKey, HeldIdentity> = self
             .store
@@ -433,12 +459,14 @@ impl ImportService {
             .collect();
 
         let now = Utc::now();
-        let mut batch = WriteBatch::new(workspace);
+        let part_count = (rows.len() / MIN_PART_ROWS).clamp(1, commit_parallelism());
+        let mut parts: Vec<PartBuilder> = (0..part_count)
+            .map(|_| PartBuilder::new(workspace))
+            .collect();
+        let mut written = 0usize;
         let mut outcome = BatchOutcome::default();
         let mut deferred = Vec::new();
         let mut touched: HashSet<ContactId> = HashSet::new();
-        let mut created = Vec::new();
-        let mut identities = Vec::new();
         for row in rows {
             let target = find_target(row, options.match_by, &holders, &contacts);
             let existing = match target {
@@ -493,32 +521,41 @@ impl ImportService {
                 ));
                 continue;
             }
+            let part = &mut parts[written % part_count];
+            written += 1;
+            part.rows.push(row.clone());
             match existing {
                 Some(existing) => {
-                    batch.replace_contact(&mut contact, existing.revision);
-                    outcome.updated += 1;
+                    part.batch.replace_contact(&mut contact, existing.revision);
+                    part.outcome.updated += 1;
                 }
-                None => outcome.created += 1,
+                None => part.outcome.created += 1,
             }
-            identities.extend(
+            part.identities.extend(
                 staged
                     .create
                     .into_iter()
                     .map(|identity| (contact.id, identity)),
             );
-            outcome.conflicts.extend(staged.taken.into_iter().map(|key| {
+            part.outcome.conflicts.extend(staged.taken.into_iter().map(|key| {
                 RowError::conflict(
                     row.line,
                     format!("{} `{}` already identifies another contact; the row was imported without it", key.kind.as_str(), key.value),
                 )
             }));
             if existing.is_none() {
-                created.push(contact);
+                part.created.push(contact);
             }
         }
-        batch.create_contacts(&mut created);
-        batch.create_identities(&identities);
-        Ok((batch, outcome, deferred))
+        Ok(Plan {
+            settled: outcome,
+            parts: parts
+                .into_iter()
+                .filter(|part| !part.rows.is_empty())
+                .map(PartBuilder::finish)
+                .collect(),
+            deferred,
+        })
     }
 
     fn update(&self, job: &str, change: impl FnOnce(&mut ImportReport)) -> ImportReport {
@@ -538,6 +575,63 @@ impl ImportService {
             }
         }
     }
+}
+
+/// The writes planned for rows against one read of the store.
+struct Plan {
+    /// Outcomes of the rows that write nothing (unchanged or failed).
+    settled: BatchOutcome,
+    /// The writes, split into parts over disjoint contacts and identities.
+    parts: Vec<PlannedPart>,
+    /// Rows that reach a contact another row already changes; they wait for the next batch.
+    deferred: Vec<ParsedRow>,
+}
+
+/// One transaction's share of a plan.
+struct PlannedPart {
+    batch: WriteBatch,
+    /// What the part does once committed.
+    outcome: BatchOutcome,
+    /// Its rows, planned again if the commit loses a race.
+    rows: Vec<ParsedRow>,
+}
+
+/// A part being planned: contacts and identities are created with one statement each.
+struct PartBuilder {
+    batch: WriteBatch,
+    created: Vec<Contact>,
+    identities: Vec<(ContactId, Identity)>,
+    outcome: BatchOutcome,
+    rows: Vec<ParsedRow>,
+}
+
+impl PartBuilder {
+    fn new(workspace: &WorkspaceId) -> Self {
+        Self {
+            batch: WriteBatch::new(workspace),
+            created: Vec::new(),
+            identities: Vec::new(),
+            outcome: BatchOutcome::default(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn finish(mut self) -> PlannedPart {
+        self.batch.create_contacts(&mut self.created);
+        self.batch.create_identities(&self.identities);
+        PlannedPart {
+            batch: self.batch,
+            outcome: self.outcome,
+            rows: self.rows,
+        }
+    }
+}
+
+/// How many transactions a batch is split into: one per core, at most [`MAX_PARTS`].
+fn commit_parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_PARTS)
 }
 
 /// The identities a row names: its external id, email and phone.

@@ -5,6 +5,7 @@
 //! and only then acknowledges the entries. Writes wake the indexer; it waits a short batching
 //! delay so that bursts become one commit. `try_apply_next` exposes one step for tests.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
-use crate::domain::{ContactId, WorkspaceId};
+use crate::domain::{Contact, ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, IndexError, SegmentIndex};
 use crate::store::{Store, StoreError};
 
@@ -221,13 +222,17 @@ impl Indexer {
         }
         let mut changes = Vec::new();
         for change in &pending {
-            let contacts = self
+            let mut contacts: HashMap<ContactId, Contact> = self
                 .store
                 .contacts_by_ids(&change.workspace, &change.contacts)
-                .await?;
+                .await?
+                .into_iter()
+                .map(|contact| (contact.id, contact))
+                .collect();
+            // An entry names each contact once (`WriteBatch` records a contact once).
             for id in &change.contacts {
-                match contacts.iter().find(|contact| contact.id == *id) {
-                    Some(contact) => changes.push(IndexChange::upsert(contact.clone())),
+                match contacts.remove(id) {
+                    Some(contact) => changes.push(IndexChange::upsert(contact)),
                     None => changes.push(IndexChange::Remove(change.workspace.clone(), *id)),
                 }
             }

@@ -162,6 +162,60 @@ async fn re_running_an_import_changes_nothing() {
     );
 }
 
+/// A 500-row batch is split into parallel transactions (one per core). Every row must still
+/// land exactly once, with its identities, whichever part it fell into, and updates,
+/// creations and identity conflicts must be counted as in one transaction.
+#[tokio::test]
+async fn large_batches_commit_in_parallel_parts_without_losing_or_doubling_rows() {
+    let app = seeded().await;
+    let existing: String = (0..300)
+        .map(|n| format!("{{\"externalId\":\"p{n:04}\",\"plan\":\"free\"}}\n"))
+        .collect();
+    assert_eq!(app.import("", existing).await["created"], 300);
+
+    // Rows 0..300 update, 300..1000 create; every 100th new row claims an email that row
+    // 0's contact already holds, so it is imported without it.
+    let rows: String = (0..1000)
+        .map(|n| {
+            let email = if n >= 300 && n % 100 == 50 {
+                "p0000@example.com".to_owned()
+            } else {
+                format!("p{n:04}@example.com")
+            };
+            format!("{{\"externalId\":\"p{n:04}\",\"email\":\"{email}\",\"plan\":\"pro\",\"ltv\":{n}}}\n")
+        })
+        .collect();
+    let report = app.import("", rows.clone()).await;
+    assert_eq!(counts(&report), [1000, 700, 300, 0, 0, 7], "{report:#}");
+    assert_eq!(app.total_count().await, 1000);
+
+    // Neighbouring rows fall into different parts; both got their contact and identities.
+    for n in [0, 1, 498, 499, 500, 501, 998, 999] {
+        let email = format!("p{n:04}@example.com");
+        let found = app
+            .data(
+                "query($email: String!) { contact(identity: { kind: EMAIL, value: $email }) { externalId attributes } }",
+                json!({ "email": email }),
+            )
+            .await;
+        assert_eq!(found["contact"]["externalId"], format!("p{n:04}"));
+        assert_eq!(found["contact"]["attributes"]["ltv"], f64::from(n));
+    }
+    let pro = app
+        .data(
+            "{ contacts(segment: \"plan = \\\"pro\\\"\", first: 0, consistency: LATEST) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        pro["contacts"]["totalCount"], 1000,
+        "the index saw every part"
+    );
+
+    let again = app.import("", rows).await;
+    assert_eq!(counts(&again), [1000, 0, 0, 1000, 0, 0], "{again:#}");
+}
+
 #[tokio::test]
 async fn csv_cells_are_typed_by_the_registry() {
     let app = seeded().await;
