@@ -1,14 +1,16 @@
 //! `import_throughput`: bulk import end to end into the embedded store (SurrealKV on disk) and
-//! the segment index, with the store's share and the index's share timed separately.
+//! the segment index, with the store's share and the index's share timed separately, against a
+//! bare-SurrealDB baseline.
 //!
 //! Data: `benches/data` (seed 42, 20 custom attributes), written as NDJSON with an external id
-//! per row; `QWRY_BENCH_CONTACTS` rows (default 100000). The store share is the import job
-//! (parse, validate, batched transactions of 500 rows with identities and the change log); the
-//! index share is the indexer replaying that change log into tantivy, as the service does after
-//! a crash. Then a re-import of the same file (nothing changes), and the end-to-end run as the
-//! service does it: the indexer follows the import concurrently, and the clock stops when the
-//! last row is searchable. Prints the figures; not a criterion loop (one import of 1M rows takes
-//! minutes).
+//! per row; `QWRY_BENCH_CONTACTS` rows (default 100000). The baseline inserts those rows as bare
+//! SurrealDB documents (one writer, then two). The store share is the import job (parse,
+//! validate, batches of 500 rows with identities and the change log, each committed as one
+//! transaction per core); the index share is the indexer replaying that change log into tantivy,
+//! as the service does after a crash. Then a re-import of the same file (nothing changes), and
+//! the end-to-end run as the service does it: the indexer follows the import concurrently, and
+//! the clock stops when the last row is searchable. Each run prints wall time, rows/s and the
+//! process's CPU time per row; not a criterion loop (one import of 1M rows takes minutes).
 //! Run: `cargo bench --bench import_throughput` (add `QWRY_BENCH_CONTACTS=1000000` for 1M).
 
 #[allow(dead_code)]
