@@ -403,22 +403,33 @@ impl ImportService {
                     (commit, part.outcome, part.rows)
                 })
                 .collect();
-            pending = Vec::new();
+            // Every part is awaited before any error is returned, so that nothing of the
+            // batch is still committing once the job reports how it ended.
+            let mut settled = Vec::with_capacity(commits.len());
             for (commit, outcome, rows) in commits {
-                let committed = commit
-                    .await
-                    .map_err(|error| ServiceError::Internal(format!("import commit: {error}")))?;
+                settled.push((commit.await, outcome, rows));
+            }
+            pending = Vec::new();
+            let mut failure = None;
+            for (committed, outcome, rows) in settled {
                 match committed {
-                    Ok(()) => {
+                    Ok(Ok(())) => {
                         self.notifier.notify();
                         total.absorb(outcome);
                     }
-                    Err(error) if is_retryable(&error) => {
+                    Ok(Err(error)) if is_retryable(&error) => {
                         warn!(%error, "import batch lost a race; retrying");
                         pending.extend(rows);
                     }
-                    Err(other) => return Err(other.into()),
+                    Ok(Err(other)) => failure = Some(other.into()),
+                    Err(panicked) => {
+                        failure =
+                            Some(ServiceError::Internal(format!("import commit: {panicked}")));
+                    }
                 }
+            }
+            if let Some(failure) = failure {
+                return Err(failure);
             }
             if pending.is_empty() {
                 return Ok((total, deferred));
