@@ -193,6 +193,11 @@ struct BatchOutcome {
 }
 
 impl BatchOutcome {
+    /// Rows settled: written, unchanged or failed (a conflict is also written).
+    fn rows(&self) -> u64 {
+        self.created + self.updated + self.unchanged + self.failures.len() as u64
+    }
+
     /// Adds `other`'s counts and rows to these.
     fn absorb(&mut self, other: BatchOutcome) {
         self.created += other.created;
@@ -201,6 +206,12 @@ impl BatchOutcome {
         self.failures.extend(other.failures);
         self.conflicts.extend(other.conflicts);
     }
+}
+
+/// A write that stopped on an error, with what it had committed before it.
+struct Stopped {
+    committed: BatchOutcome,
+    error: ServiceError,
 }
 
 /// Bulk import use cases over the store.
@@ -323,14 +334,21 @@ impl ImportService {
                     Err(error) => failures.push(error),
                 }
             }
-            let read = (parsed.len() + failures.len()) as u64;
             let mut total = BatchOutcome::default();
+            let mut stopped = None;
             for group in without_shared_identities(parsed) {
-                let outcome = self
-                    .write_group(workspace, &group, options, &blocked)
-                    .await?;
-                total.absorb(outcome);
+                match self.write_group(workspace, &group, options, &blocked).await {
+                    Ok(outcome) => total.absorb(outcome),
+                    Err(Stopped { committed, error }) => {
+                        total.absorb(committed);
+                        stopped = Some(error);
+                        break;
+                    }
+                }
             }
+            // Rows are counted once settled: committed, unchanged or failed. When the job stops
+            // on an error, rows of this chunk that were not written are not counted.
+            let processed = failures.len() as u64 + total.rows();
             failures.extend(total.failures);
             failures.sort_by_key(|failure| failure.line);
             self.update(job, |report| {
@@ -339,8 +357,11 @@ impl ImportService {
                 report.unchanged += total.unchanged;
                 failures.into_iter().for_each(|e| report.fail_row(e));
                 total.conflicts.into_iter().for_each(|c| report.conflict(c));
-                report.processed += read;
+                report.processed += processed;
             });
+            if let Some(error) = stopped {
+                return Err(error);
+            }
         }
         Ok(())
     }
@@ -353,13 +374,23 @@ impl ImportService {
         rows: &[ParsedRow],
         options: ImportOptions,
         blocked: &[String],
-    ) -> Result<BatchOutcome, ServiceError> {
+    ) -> Result<BatchOutcome, Stopped> {
         let mut total = BatchOutcome::default();
         let mut pending = rows.to_vec();
         while !pending.is_empty() {
-            let (outcome, deferred) = self
+            let (outcome, deferred) = match self
                 .write_batch(workspace, &pending, options, blocked)
-                .await?;
+                .await
+            {
+                Ok(written) => written,
+                Err(Stopped { committed, error }) => {
+                    total.absorb(committed);
+                    return Err(Stopped {
+                        committed: total,
+                        error,
+                    });
+                }
+            };
             total.absorb(outcome);
             if deferred.len() == pending.len() {
                 break;
@@ -380,14 +411,20 @@ impl ImportService {
         rows: &[ParsedRow],
         options: ImportOptions,
         blocked: &[String],
-    ) -> Result<(BatchOutcome, Vec<ParsedRow>), ServiceError> {
+    ) -> Result<(BatchOutcome, Vec<ParsedRow>), Stopped> {
         let mut total = BatchOutcome::default();
         let mut deferred = Vec::new();
         let mut pending = rows.to_vec();
         for _attempt in 0..MAX_BATCH_ATTEMPTS {
-            let plan = self
-                .plan_group(workspace, &pending, options, blocked)
-                .await?;
+            let plan = match self.plan_group(workspace, &pending, options, blocked).await {
+                Ok(plan) => plan,
+                Err(error) => {
+                    return Err(Stopped {
+                        committed: total,
+                        error,
+                    });
+                }
+            };
             total.absorb(plan.settled);
             deferred.extend(plan.deferred);
             if options.dry_run {
@@ -428,8 +465,11 @@ impl ImportService {
                     }
                 }
             }
-            if let Some(failure) = failure {
-                return Err(failure);
+            if let Some(error) = failure {
+                return Err(Stopped {
+                    committed: total,
+                    error,
+                });
             }
             if pending.is_empty() {
                 return Ok((total, deferred));
