@@ -337,7 +337,7 @@ impl ImportService {
             let mut total = BatchOutcome::default();
             let mut stopped = None;
             for group in without_shared_identities(parsed) {
-                match self.write_group(workspace, &group, options, &blocked).await {
+                match self.write_group(workspace, group, options, &blocked).await {
                     Ok(outcome) => total.absorb(outcome),
                     Err(Stopped { committed, error }) => {
                         total.absorb(committed);
@@ -371,28 +371,27 @@ impl ImportService {
     async fn write_group(
         &self,
         workspace: &WorkspaceId,
-        rows: &[ParsedRow],
+        rows: Vec<ParsedRow>,
         options: ImportOptions,
         blocked: &[String],
     ) -> Result<BatchOutcome, Stopped> {
         let mut total = BatchOutcome::default();
-        let mut pending = rows.to_vec();
+        let mut pending = rows;
         while !pending.is_empty() {
-            let (outcome, deferred) = match self
-                .write_batch(workspace, &pending, options, blocked)
-                .await
-            {
-                Ok(written) => written,
-                Err(Stopped { committed, error }) => {
-                    total.absorb(committed);
-                    return Err(Stopped {
-                        committed: total,
-                        error,
-                    });
-                }
-            };
+            let count = pending.len();
+            let (outcome, deferred) =
+                match self.write_batch(workspace, pending, options, blocked).await {
+                    Ok(written) => written,
+                    Err(Stopped { committed, error }) => {
+                        total.absorb(committed);
+                        return Err(Stopped {
+                            committed: total,
+                            error,
+                        });
+                    }
+                };
             total.absorb(outcome);
-            if deferred.len() == pending.len() {
+            if deferred.len() == count {
                 break;
             }
             pending = deferred;
@@ -408,13 +407,13 @@ impl ImportService {
     async fn write_batch(
         &self,
         workspace: &WorkspaceId,
-        rows: &[ParsedRow],
+        rows: Vec<ParsedRow>,
         options: ImportOptions,
         blocked: &[String],
     ) -> Result<(BatchOutcome, Vec<ParsedRow>), Stopped> {
         let mut total = BatchOutcome::default();
         let mut deferred = Vec::new();
-        let mut pending = rows.to_vec();
+        let mut pending = rows;
         for _attempt in 0..MAX_BATCH_ATTEMPTS {
             let plan = match self.plan_group(workspace, &pending, options, blocked).await {
                 Ok(plan) => plan,
@@ -426,7 +425,8 @@ impl ImportService {
                 }
             };
             total.absorb(plan.settled);
-            deferred.extend(plan.deferred);
+            let mut slots: Vec<Option<ParsedRow>> = pending.into_iter().map(Some).collect();
+            deferred.extend(take_rows(&mut slots, &plan.deferred));
             if options.dry_run {
                 plan.parts.into_iter().for_each(|p| total.absorb(p.outcome));
                 return Ok((total, deferred));
@@ -456,7 +456,7 @@ impl ImportService {
                     }
                     Ok(Err(error)) if is_retryable(&error) => {
                         warn!(%error, "import batch lost a race; retrying");
-                        pending.extend(rows);
+                        pending.extend(take_rows(&mut slots, &rows));
                     }
                     Ok(Err(other)) => failure = Some(other.into()),
                     Err(panicked) => {
@@ -518,7 +518,7 @@ impl ImportService {
         let mut outcome = BatchOutcome::default();
         let mut deferred = Vec::new();
         let mut touched: HashSet<ContactId> = HashSet::new();
-        for row in rows {
+        for (index, row) in rows.iter().enumerate() {
             let target = find_target(row, options.match_by, &holders, &contacts);
             let existing = match target {
                 Ok(existing) => existing,
@@ -530,17 +530,18 @@ impl ImportService {
             if let Some(contact) = existing
                 && !touched.insert(contact.id)
             {
-                deferred.push(row.clone());
+                deferred.push(index);
                 continue;
             }
-            let mut patch = row.patch.clone();
+            let before = existing.map(|contact| &contact.fields);
+            let mut fields = row
+                .patch
+                .apply_to(before.unwrap_or(&ContactFields::default()));
             if let Some(external_id) = &row.external_id
                 && existing.is_none_or(|contact| contact.fields.external_id.is_none())
             {
-                patch.external_id = FieldChange::Set(external_id.clone());
+                fields.external_id = Some(external_id.clone());
             }
-            let before = existing.map(|contact| &contact.fields);
-            let fields = patch.apply_to(before.unwrap_or(&ContactFields::default()));
             if before == Some(&fields) {
                 outcome.unchanged += 1;
                 continue;
@@ -574,7 +575,7 @@ impl ImportService {
             }
             let part = &mut parts[written % part_count];
             written += 1;
-            part.rows.push(row.clone());
+            part.rows.push(index);
             match existing {
                 Some(existing) => {
                     part.batch.replace_contact(&mut contact, existing.revision);
@@ -634,8 +635,9 @@ struct Plan {
     settled: BatchOutcome,
     /// The writes, split into parts over disjoint contacts and identities.
     parts: Vec<PlannedPart>,
-    /// Rows that reach a contact another row already changes; they wait for the next batch.
-    deferred: Vec<ParsedRow>,
+    /// Rows (by index) that reach a contact another row already changes; they wait for the
+    /// next batch.
+    deferred: Vec<usize>,
 }
 
 /// One transaction's share of a plan.
@@ -643,8 +645,8 @@ struct PlannedPart {
     batch: WriteBatch,
     /// What the part does once committed.
     outcome: BatchOutcome,
-    /// Its rows, planned again if the commit loses a race.
-    rows: Vec<ParsedRow>,
+    /// Its rows (by index), planned again if the commit loses a race.
+    rows: Vec<usize>,
 }
 
 /// A part being planned: contacts and identities are created with one statement each.
@@ -653,7 +655,7 @@ struct PartBuilder {
     created: Vec<Contact>,
     identities: Vec<(ContactId, Identity)>,
     outcome: BatchOutcome,
-    rows: Vec<ParsedRow>,
+    rows: Vec<usize>,
 }
 
 impl PartBuilder {
@@ -676,6 +678,14 @@ impl PartBuilder {
             rows: self.rows,
         }
     }
+}
+
+/// Moves the rows at `indices` out of `slots`.
+fn take_rows(slots: &mut [Option<ParsedRow>], indices: &[usize]) -> Vec<ParsedRow> {
+    indices
+        .iter()
+        .filter_map(|&index| slots.get_mut(index).and_then(Option::take))
+        .collect()
 }
 
 /// How many transactions a batch is split into: one per core, at most [`MAX_PARTS`].
