@@ -240,14 +240,6 @@ async fn concurrent_imports_of_the_same_rows_create_each_contact_once() {
         }
     }
     let sum = |key: &str| first[key].as_u64().unwrap() + second[key].as_u64().unwrap();
-    eprintln!(
-        first["created"],
-        first["unchanged"],
-        first["failed"],
-        second["created"],
-        second["unchanged"],
-        second["failed"]
-    );
     assert_eq!(sum("created"), ROWS, "{first:#} {second:#}");
     assert_eq!(sum("created") + sum("unchanged") + sum("failed"), 2 * ROWS);
     assert_eq!(sum("updated"), 0);
