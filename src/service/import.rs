@@ -17,8 +17,8 @@ use super::import_reader::{ImportFormat, RowReader};
 use super::indexer::ChangeNotifier;
 use super::{ErrorCode, ServiceError};
 use crate::domain::{
-    Contact, ContactFields, ContactId, DomainError, FieldChange, Identity, IdentityKey,
-    IdentityKind, ImportRow, ParsedRow, Provenance, WorkspaceId,
+    AttributeRegistry, Contact, ContactFields, ContactId, DomainError, FieldChange, Identity,
+    IdentityKey, IdentityKind, ImportRow, ParsedRow, Provenance, WorkspaceId,
 };
 use crate::store::{HeldIdentity, Store, WriteBatch};
 
@@ -265,8 +265,8 @@ impl ImportService {
     }
 
     /// Imports every row of `input` into `workspace` as job `job` (from [`ImportService::begin`]):
-    /// a blocking thread parses rows, batches are written as they arrive, so memory stays
-    /// bounded whatever the input's size. Returns the final report.
+    /// a blocking thread reads and validates rows while batches are written as they arrive, so
+    /// memory stays bounded whatever the input's size. Returns the final report.
     pub async fn run<R: Read + Send + 'static>(
         &self,
         workspace: &WorkspaceId,
@@ -274,19 +274,31 @@ impl ImportService {
         options: ImportOptions,
         input: R,
     ) -> ImportReport {
-        let (sender, mut receiver) = mpsc::channel::<Vec<Result<ImportRow, RowError>>>(2);
-        let reader = tokio::task::spawn_blocking(move || {
-            let mut rows = RowReader::new(options.format, input);
-            loop {
-                let chunk: Vec<_> = rows.by_ref().take(CHUNK_ROWS).collect();
-                if chunk.is_empty() || sender.blocking_send(chunk).is_err() {
-                    return;
-                }
+        let outcome = match self.rules(workspace).await {
+            Ok((registry, blocked)) => {
+                let (sender, mut receiver) = mpsc::channel(2);
+                let reader = tokio::task::spawn_blocking(move || {
+                    let mut rows = RowReader::new(options.format, input);
+                    loop {
+                        let chunk: Vec<_> = rows
+                            .by_ref()
+                            .take(CHUNK_ROWS)
+                            .map(|row| row.and_then(|row| validate(row, &registry)))
+                            .collect();
+                        if chunk.is_empty() || sender.blocking_send(chunk).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let outcome = self
+                    .consume(workspace, job, options, &blocked, &mut receiver)
+                    .await;
+                drop(receiver);
+                let _ = reader.await;
+                outcome
             }
-        });
-        let outcome = self.consume(workspace, job, options, &mut receiver).await;
-        drop(receiver);
-        let _ = reader.await;
+            Err(error) => Err(error),
+        };
         let report = self.update(job, |report| {
             report.finished_at = Some(Utc::now());
             match &outcome {
@@ -308,28 +320,33 @@ impl ImportService {
         report
     }
 
-    async fn consume(
+    /// What rows are checked against: the attribute registry and the blocked identity values.
+    async fn rules(
         &self,
         workspace: &WorkspaceId,
-        job: &str,
-        options: ImportOptions,
-        receiver: &mut mpsc::Receiver<Vec<Result<ImportRow, RowError>>>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(AttributeRegistry, Vec<String>), ServiceError> {
         let registry = self.store.attribute_registry(workspace).await?;
         let blocked = self
             .store
             .workspace_settings(workspace)
             .await?
             .blocked_identity_values;
+        Ok((registry, blocked))
+    }
+
+    async fn consume(
+        &self,
+        workspace: &WorkspaceId,
+        job: &str,
+        options: ImportOptions,
+        blocked: &[String],
+        receiver: &mut mpsc::Receiver<Vec<Result<ParsedRow, RowError>>>,
+    ) -> Result<(), ServiceError> {
         while let Some(chunk) = receiver.recv().await {
             let mut parsed = Vec::with_capacity(chunk.len());
             let mut failures = Vec::new();
             for row in chunk {
-                match row.and_then(|row| {
-                    let line = row.line;
-                    row.parse(&registry)
-                        .map_err(|error| RowError::from_service(line, error.into()))
-                }) {
+                match row {
                     Ok(row) => parsed.push(row),
                     Err(error) => failures.push(error),
                 }
@@ -337,7 +354,7 @@ impl ImportService {
             let mut total = BatchOutcome::default();
             let mut stopped = None;
             for group in without_shared_identities(parsed) {
-                match self.write_group(workspace, group, options, &blocked).await {
+                match self.write_group(workspace, group, options, blocked).await {
                     Ok(outcome) => total.absorb(outcome),
                     Err(Stopped { committed, error }) => {
                         total.absorb(committed);
@@ -693,6 +710,13 @@ fn commit_parallelism() -> usize {
     std::thread::available_parallelism()
         .map_or(1, usize::from)
         .clamp(1, MAX_PARTS)
+}
+
+/// `row` checked against the workspace's attributes, or the error at its line.
+fn validate(row: ImportRow, registry: &AttributeRegistry) -> Result<ParsedRow, RowError> {
+    let line = row.line;
+    row.parse(registry)
+        .map_err(|error| RowError::from_service(line, error.into()))
 }
 
 /// The identities a row names: its external id, email and phone.
