@@ -219,6 +219,8 @@ struct Stopped {
 pub struct ImportService {
     store: Store,
     notifier: ChangeNotifier,
+    /// How many transactions a batch is split into.
+    parallelism: usize,
     jobs: Arc<Mutex<Vec<ImportReport>>>,
 }
 
@@ -228,6 +230,7 @@ impl ImportService {
         Self {
             store,
             notifier,
+            parallelism: commit_parallelism(),
             jobs: Arc::default(),
         }
     }
@@ -459,14 +462,10 @@ impl ImportService {
                 .collect();
             // Every part is awaited before any error is returned, so that nothing of the
             // batch is still committing once the job reports how it ended.
-            let mut settled = Vec::with_capacity(commits.len());
-            for (commit, outcome, rows) in commits {
-                settled.push((commit.await, outcome, rows));
-            }
             pending = Vec::new();
             let mut failure = None;
-            for (committed, outcome, rows) in settled {
-                match committed {
+            for (commit, outcome, rows) in commits {
+                match commit.await {
                     Ok(Ok(())) => {
                         self.notifier.notify();
                         total.absorb(outcome);
@@ -527,7 +526,7 @@ impl ImportService {
             .collect();
 
         let now = Utc::now();
-        let part_count = (rows.len() / MIN_PART_ROWS).clamp(1, commit_parallelism());
+        let part_count = (rows.len() / MIN_PART_ROWS).clamp(1, self.parallelism);
         let mut parts: Vec<PartBuilder> = (0..part_count)
             .map(|_| PartBuilder::new(workspace))
             .collect();

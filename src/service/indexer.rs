@@ -5,7 +5,6 @@
 //! and only then acknowledges the entries. Writes wake the indexer; it waits a short batching
 //! delay so that bursts become one commit. `try_apply_next` exposes one step for tests.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
-use crate::domain::{Contact, ContactId, WorkspaceId};
+use crate::domain::{ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, IndexError, SegmentIndex};
 use crate::store::{Store, StoreError};
 
@@ -222,16 +221,15 @@ impl Indexer {
         }
         let mut changes = Vec::new();
         for change in &pending {
-            let mut contacts: HashMap<ContactId, Contact> = self
+            // The contacts come in the entry's order, absent ones skipped.
+            let mut contacts = self
                 .store
                 .contacts_by_ids(&change.workspace, &change.contacts)
                 .await?
                 .into_iter()
-                .map(|contact| (contact.id, contact))
-                .collect();
-            // An entry names each contact once (`WriteBatch` records a contact once).
+                .peekable();
             for id in &change.contacts {
-                match contacts.remove(id) {
+                match contacts.next_if(|contact| contact.id == *id) {
                     Some(contact) => changes.push(IndexChange::upsert(contact)),
                     None => changes.push(IndexChange::Remove(change.workspace.clone(), *id)),
                 }
