@@ -28,7 +28,7 @@ use qwry_contacts::domain::{AttributeName, AttributeType, WorkspaceId};
 use qwry_contacts::index::SegmentIndex;
 use qwry_contacts::service::indexer::{ChangeNotifier, Indexer};
 use qwry_contacts::service::{
-    AttributeService, ImportFormat, ImportOptions, ImportReport, ImportService, MatchBy,
+    AttributeService, Catalogs, ImportFormat, ImportOptions, ImportReport, ImportService, MatchBy,
     contact_json,
 };
 use qwry_contacts::store::Store;
@@ -144,7 +144,7 @@ fn main() {
         let clock = Clock::start();
         let applied = shares.indexer.catch_up().await.unwrap();
         let index_share = clock.report(size);
-        let status = shares.indexer.status().await.unwrap();
+        let status = shares.indexer.status(&workspace).await.unwrap();
         assert_eq!(status.documents as usize, size);
         eprintln!("store share of {size} rows: {store_share}");
         eprintln!("index share ({applied} change-log entries): {index_share}");
@@ -178,7 +178,7 @@ fn main() {
         let _ = stop.send(true);
         follower.await.unwrap();
         assert_eq!(
-            service.indexer.status().await.unwrap().documents as usize,
+            service.indexer.status(&workspace).await.unwrap().documents as usize,
             size
         );
         eprintln!(
@@ -268,7 +268,8 @@ impl Target {
     async fn open(dir: &Path, workspace: &WorkspaceId, commit_delay: Duration) -> Self {
         let settings = StoreSettings::new(DatabaseUrl::SurrealKv(dir.join("store")));
         let store = Store::connect(&settings).await.unwrap();
-        let attributes = AttributeService::new(store.clone());
+        let catalogs = Catalogs::load(store.clone()).await.unwrap();
+        let attributes = AttributeService::new(store.clone(), catalogs.clone());
         for (name, field) in data::ATTRIBUTES {
             let name = AttributeName::parse(name).unwrap();
             attributes
@@ -280,7 +281,7 @@ impl Target {
         let notifier = ChangeNotifier::default();
         let indexer = Indexer::new(store.clone(), index, notifier.clone(), commit_delay).unwrap();
         indexer.ensure_built().await.unwrap();
-        let imports = ImportService::new(store.clone(), notifier);
+        let imports = ImportService::new(store.clone(), catalogs, notifier);
         Self {
             store,
             indexer: Arc::new(indexer),

@@ -51,6 +51,9 @@ pub struct Settings {
     /// The master key of sensitive-value encryption (`ENCRYPTION_KEY`, base64 of 32 bytes);
     /// without it, a key file under `DATA_DIR` is made at first start. Never printed.
     pub encryption_key: Option<SecretString>,
+    /// Memory the segment index's writer buffers before it writes a segment (`INDEX_WRITER_MB`,
+    /// default 64, at least 16).
+    pub index_writer_bytes: u64,
 }
 
 /// Whether the service runs for development or production (`MODE`).
@@ -79,10 +82,24 @@ pub struct ApiSettings {
     pub rate_limit_per_second: u32,
     /// Requests a key may make at once after a quiet spell (`RATE_LIMIT_BURST`, default twice the rate).
     pub rate_limit_burst: u32,
+    /// Failed authentications per second one client address may make before it is refused
+    /// (429) without its key being looked at (`AUTH_FAILURES_PER_SECOND`, default 5; 0 turns
+    /// the limit off).
+    pub auth_failures_per_second: u32,
+    /// Failed authentications one address may make at once (`AUTH_FAILURES_BURST`, default 20).
+    pub auth_failures_burst: u32,
+    /// Header naming the client's address when the service runs behind a proxy that sets it
+    /// (`CLIENT_ADDRESS_HEADER`, e.g. `x-forwarded-for`: its first address counts); unset, the
+    /// peer address of the connection counts.
+    pub client_address_header: Option<String>,
 }
 
 /// Default of [`ApiSettings::rate_limit_per_second`].
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
+/// Default of [`ApiSettings::auth_failures_per_second`].
+pub const DEFAULT_AUTH_FAILURES_PER_SECOND: u32 = 5;
+/// Default of [`ApiSettings::auth_failures_burst`].
+pub const DEFAULT_AUTH_FAILURES_BURST: u32 = 20;
 
 impl ApiSettings {
     fn load(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
@@ -115,6 +132,11 @@ impl ApiSettings {
             rate_limit_per_second,
             rate_limit_burst: count("RATE_LIMIT_BURST")?
                 .unwrap_or(rate_limit_per_second.saturating_mul(2)),
+            auth_failures_per_second: count("AUTH_FAILURES_PER_SECOND")?
+                .unwrap_or(DEFAULT_AUTH_FAILURES_PER_SECOND),
+            auth_failures_burst: count("AUTH_FAILURES_BURST")?
+                .unwrap_or(DEFAULT_AUTH_FAILURES_BURST),
+            client_address_header: env("CLIENT_ADDRESS_HEADER").map(str::to_ascii_lowercase),
         })
     }
 }
@@ -131,15 +153,47 @@ pub struct StoreSettings {
     pub username: Option<String>,
     /// Root password for a remote server (`SURREAL_PASS`); never printed.
     pub password: Option<SecretString>,
+    /// Memory bounds of the embedded SurrealKV datastore.
+    pub memory: StoreMemory,
 }
 
 impl StoreSettings {
-    /// Settings for a store at `url` without credentials.
+    /// Settings for a store at `url` without credentials, with the default memory bounds.
     pub fn new(url: DatabaseUrl) -> Self {
         Self {
             url,
             username: None,
             password: None,
+            memory: StoreMemory::default(),
+        }
+    }
+}
+
+/// How much memory the embedded SurrealKV datastore may take. SurrealKV's own defaults scale
+/// with the machine (half its memory for the block cache, 1 GiB of memtable on 24 GiB), which
+/// is no budget for a service beside other processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// Cache of decoded blocks read from disk (`STORE_CACHE_MB`, default 256).
+    pub block_cache_bytes: u64,
+    /// Writes buffered in memory before they are flushed to a table (`STORE_MEMTABLE_MB`,
+    /// default 64).
+    pub memtable_bytes: u64,
+}
+
+/// Default of [`StoreMemory::block_cache_bytes`], in MiB.
+pub const DEFAULT_STORE_CACHE_MB: u64 = 256;
+/// Default of [`StoreMemory::memtable_bytes`], in MiB.
+pub const DEFAULT_STORE_MEMTABLE_MB: u64 = 64;
+/// Default of [`Settings::index_writer_bytes`], in MiB.
+pub const DEFAULT_INDEX_WRITER_MB: u64 = 64;
+const MIB: u64 = 1024 * 1024;
+
+impl Default for StoreMemory {
+    fn default() -> Self {
+        Self {
+            block_cache_bytes: DEFAULT_STORE_CACHE_MB * MIB,
+            memtable_bytes: DEFAULT_STORE_MEMTABLE_MB * MIB,
         }
     }
 }
@@ -221,6 +275,9 @@ pub enum ConfigError {
     /// A count is not a whole number.
     #[error("{0} `{1}` must be a whole number")]
     Count(&'static str, String),
+    /// A memory size is not a whole number of MiB within bounds.
+    #[error("{0} `{1}` must be a whole number of MiB, at least {2}")]
+    Megabytes(&'static str, String, u64),
 }
 
 impl Settings {
@@ -262,6 +319,20 @@ impl Settings {
                 .map(Duration::from_millis)
                 .ok_or_else(|| ConfigError::CommitDelay(raw.to_owned()))?,
         };
+        let megabytes = |name: &'static str, default: u64, least: u64| match from_env(name) {
+            None => Ok(default * MIB),
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|mb| (least..=1024 * 1024).contains(mb))
+                .map(|mb| mb * MIB)
+                .ok_or_else(|| ConfigError::Megabytes(name, raw.to_owned(), least)),
+        };
+        let memory = StoreMemory {
+            block_cache_bytes: megabytes("STORE_CACHE_MB", DEFAULT_STORE_CACHE_MB, 8)?,
+            memtable_bytes: megabytes("STORE_MEMTABLE_MB", DEFAULT_STORE_MEMTABLE_MB, 4)?,
+        };
+        let index_writer_bytes = megabytes("INDEX_WRITER_MB", DEFAULT_INDEX_WRITER_MB, 16)?;
         let identity_secret = match env.get("IDENTITY_SECRET").filter(|v| !v.is_empty()) {
             None => None,
             Some(raw) => Some(
@@ -276,12 +347,14 @@ impl Settings {
                 url,
                 username,
                 password,
+                memory,
             },
             log_filter: from_env("RUST_LOG").unwrap_or("info").to_owned(),
             index_commit_delay,
             identity_secret,
             api: ApiSettings::load(env)?,
             encryption_key: from_env("ENCRYPTION_KEY").map(SecretString::from),
+            index_writer_bytes,
         })
     }
 }
@@ -304,6 +377,22 @@ mod tests {
         assert_eq!(settings.data_dir, PathBuf::from("./data"));
         assert_eq!(settings.store.url.endpoint(), "surrealkv://./data/store");
         assert!(settings.store.username.is_none());
+        assert_eq!(settings.store.memory.block_cache_bytes, 256 * MIB);
+        assert_eq!(settings.store.memory.memtable_bytes, 64 * MIB);
+        assert_eq!(settings.index_writer_bytes, 64 * MIB);
+        let sized = Settings::load(
+            &ServeFlags::default(),
+            &env(&[("STORE_CACHE_MB", "32"), ("INDEX_WRITER_MB", "20")]),
+        )
+        .unwrap();
+        assert_eq!(sized.store.memory.block_cache_bytes, 32 * MIB);
+        assert_eq!(sized.index_writer_bytes, 20 * MIB);
+        assert_eq!(
+            Settings::load(&ServeFlags::default(), &env(&[("INDEX_WRITER_MB", "2")]))
+                .unwrap_err()
+                .to_string(),
+            "INDEX_WRITER_MB `2` must be a whole number of MiB, at least 16"
+        );
     }
 
     #[test]
@@ -408,6 +497,16 @@ mod tests {
             ("ADMIN_API_KEY", "s3cret-admin-key-0123456789"),
         ]);
         assert_eq!((api.rate_limit_per_second, api.rate_limit_burst), (5, 10));
+        assert_eq!(
+            (api.auth_failures_per_second, api.auth_failures_burst),
+            (5, 20)
+        );
+        assert_eq!(api.client_address_header, None);
+        let proxied = load(&[("CLIENT_ADDRESS_HEADER", "X-Forwarded-For")]);
+        assert_eq!(
+            proxied.client_address_header.as_deref(),
+            Some("x-forwarded-for")
+        );
         assert!(
             !format!("{api:?}").contains("s3cret"),
             "secret printed: {api:?}"

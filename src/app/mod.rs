@@ -16,10 +16,10 @@ use tracing::{info, warn};
 use crate::config::{DatabaseUrl, Settings};
 use crate::domain::WorkspaceId;
 use crate::graphql::{ApiSchema, build_schema};
-use crate::http::{HttpState, KeyRateLimit, router};
+use crate::http::{AddressGuard, HttpState, KeyRateLimit, router};
 use crate::index::{IndexError, SegmentIndex};
-use crate::service::Services;
 use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError};
+use crate::service::{Catalogs, Services};
 use crate::store::{Store, StoreError};
 use crate::vault::{KEY_FILE, KeySource, Vault, VaultError};
 
@@ -60,8 +60,11 @@ pub struct App {
     schema: ApiSchema,
     services: Services,
     rate_limit: Option<Arc<KeyRateLimit>>,
+    address_guard: Option<Arc<AddressGuard>>,
+    client_address_header: Option<Arc<str>>,
     indexer: Arc<Indexer>,
     indexer_task: JoinHandle<()>,
+    catalog_task: JoinHandle<()>,
     stop_indexer: watch::Sender<bool>,
 }
 
@@ -77,7 +80,8 @@ impl App {
         let store = Store::connect(&settings.store).await?.with_sealer(vault);
         let index = if embedded {
             create_dir(&settings.data_dir)?;
-            SegmentIndex::open_in_dir(&settings.data_dir.join("index"))?
+            let writer_bytes = usize::try_from(settings.index_writer_bytes).unwrap_or(usize::MAX);
+            SegmentIndex::open_in_dir_with(&settings.data_dir.join("index"), writer_bytes)?
         } else {
             SegmentIndex::open_in_ram()?
         };
@@ -92,8 +96,16 @@ impl App {
         indexer.ensure_built().await?;
         indexer.catch_up().await?;
         let (stop_indexer, stopped) = watch::channel(false);
-        let indexer_task = tokio::spawn(Arc::clone(&indexer).run(stopped));
-        let services = Services::new(store.clone(), index, Arc::clone(&indexer), notifier);
+        let indexer_task = tokio::spawn(Arc::clone(&indexer).run(stopped.clone()));
+        let catalogs = Catalogs::load(store.clone()).await?;
+        let catalog_task = tokio::spawn(catalogs.clone().follow(stopped));
+        let services = Services::new(
+            store.clone(),
+            catalogs,
+            index,
+            Arc::clone(&indexer),
+            notifier,
+        );
         if let Some(secret) = &settings.identity_secret {
             services
                 .identity
@@ -108,13 +120,21 @@ impl App {
             settings.api.rate_limit_burst,
         )
         .map(Arc::new);
+        let address_guard = AddressGuard::new(
+            settings.api.auth_failures_per_second,
+            settings.api.auth_failures_burst,
+        )
+        .map(Arc::new);
         Ok(Self {
             store,
             schema,
             services,
             rate_limit,
+            address_guard,
+            client_address_header: settings.api.client_address_header.as_deref().map(Arc::from),
             indexer,
             indexer_task,
+            catalog_task,
             stop_indexer,
         })
     }
@@ -141,6 +161,8 @@ impl App {
             store: self.store.clone(),
             services: self.services.clone(),
             rate_limit: self.rate_limit.clone(),
+            address_guard: self.address_guard.clone(),
+            client_address_header: self.client_address_header.clone(),
         })
     }
 
@@ -152,7 +174,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
         info!(address = %listener.local_addr()?, "serving GraphQL at /graphql");
-        axum::serve(listener, self.router())
+        let service = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
         info!("stopped serving; closing the store");
@@ -169,11 +194,14 @@ impl App {
             rate_limit,
             indexer,
             indexer_task,
+            catalog_task,
             stop_indexer,
+            ..
         } = self;
         drop(rate_limit);
         let _ = stop_indexer.send(true);
         let _ = indexer_task.await;
+        let _ = catalog_task.await;
         drop(schema);
         drop(services);
         drop(indexer);

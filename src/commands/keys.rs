@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 use qwry_contacts::domain::{ApiKeyId, FieldPolicy, Scopes, WorkspaceId};
-use qwry_contacts::service::KeyService;
+use qwry_contacts::service::{Catalogs, KeyService};
 use qwry_contacts::store::Store;
 use secrecy::ExposeSecret;
 
@@ -56,7 +56,8 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<Ex
     let store = Store::connect(&settings.store)
         .await
         .context("cannot open the store (is the service running on it?)")?;
-    let keys = KeyService::new(store.clone());
+    let catalogs = Catalogs::load(store.clone()).await?;
+    let keys = KeyService::new(store.clone(), catalogs);
     let outcome = execute(&keys, command).await;
     drop(keys);
     store.close().await;
@@ -86,7 +87,7 @@ async fn execute(keys: &KeyService, command: KeysCommand) -> anyhow::Result<Exit
         }
         KeysCommand::List { workspace } => {
             let workspace = WorkspaceId::parse(&workspace)?;
-            for key in keys.list(&workspace).await? {
+            for key in keys.list(&workspace) {
                 let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
                 let state = match key.revoked_at {
                     Some(at) => format!("revoked {}", at.to_rfc3339()),

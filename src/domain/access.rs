@@ -131,6 +131,13 @@ pub enum NameSet {
 }
 
 impl NameSet {
+    /// Adds `name` (no-op for the set of every name).
+    pub fn insert(&mut self, name: &str) {
+        if let Self::Only(names) = self {
+            names.insert(name.to_owned());
+        }
+    }
+
     /// Whether `name` is in the set.
     pub fn contains(&self, name: &str) -> bool {
         match self {

@@ -147,6 +147,13 @@ pub enum FieldChange<T> {
     Clear,
 }
 
+impl<T> FieldChange<T> {
+    /// Whether the input left the field as it is.
+    pub fn is_kept(&self) -> bool {
+        matches!(self, Self::Keep)
+    }
+}
+
 impl<T: Clone> FieldChange<T> {
     fn apply_to(&self, current: &Option<T>) -> Option<T> {
         match self {

@@ -47,6 +47,49 @@ const READ_ONLY: &[&str] = &[
     "segments",
 ];
 
+/// The fixed field a column or key names (its canonical spelling), if any.
+fn fixed_field(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "externalId" | "external_id" => "externalId",
+        "email" => "email",
+        "name" => "name",
+        "phone" => "phone",
+        "company" => "company",
+        "accountRef" | "account_ref" => "accountRef",
+        "lastSeenAt" | "last_seen_at" => "lastSeenAt",
+        _ => return None,
+    })
+}
+
+/// Checks the header of a CSV file once, before any row: every column must be a fixed field, a
+/// read-only field of an export or a declared attribute, and none may appear twice (also not
+/// as `externalId` and `external_id`).
+pub fn check_columns(names: &[&str], registry: &AttributeRegistry) -> Result<(), DomainError> {
+    let mut seen: Vec<&str> = Vec::with_capacity(names.len());
+    for name in names {
+        let canonical = fixed_field(name).unwrap_or(name);
+        if seen.contains(&canonical) {
+            return Err(DomainError::invalid(
+                "header",
+                format!("column `{name}` appears twice in the header; keep one"),
+            ));
+        }
+        seen.push(canonical);
+        let known =
+            fixed_field(name).is_some() || READ_ONLY.contains(name) || registry.get(name).is_some();
+        if !known {
+            let problem =
+                registry.parse_changes(&Map::from_iter([((*name).to_owned(), Json::Null)]));
+            let message = match problem {
+                Err(error) => format!("column `{name}`: {error}"),
+                Ok(_) => format!("column `{name}` is not a field or a declared attribute"),
+            };
+            return Err(DomainError::invalid("header", message));
+        }
+    }
+    Ok(())
+}
+
 impl ImportRow {
     /// Parses the row against the workspace's attribute registry.
     pub fn parse(&self, registry: &AttributeRegistry) -> Result<ParsedRow, DomainError> {
@@ -85,7 +128,13 @@ impl ImportRow {
                     })?;
                 }
                 "attributes" if !self.text_cells => match value {
-                    Json::Object(object) => attributes.extend(object.clone()),
+                    Json::Object(object) => {
+                        for (name, value) in object {
+                            if attributes.insert(name.clone(), value.clone()).is_some() {
+                                return Err(twice(name));
+                            }
+                        }
+                    }
                     Json::Null => {}
                     _ => {
                         return Err(DomainError::invalid(
@@ -96,7 +145,12 @@ impl ImportRow {
                 },
                 read_only if READ_ONLY.contains(&read_only) => {}
                 attribute => {
-                    attributes.insert(attribute.to_owned(), value.clone());
+                    if attributes
+                        .insert(attribute.to_owned(), value.clone())
+                        .is_some()
+                    {
+                        return Err(twice(attribute));
+                    }
                 }
             }
         }
@@ -116,13 +170,41 @@ impl ImportRow {
     }
 }
 
-/// The text of a fixed field (`None` for `null`).
+/// An attribute given both at the top level and inside `attributes`.
+fn twice(name: &str) -> DomainError {
+    DomainError::attribute(
+        name,
+        format!(
+            "attribute `{name}` is given twice (at the top level and in `attributes`); give it once"
+        ),
+    )
+}
+
+/// The text of a fixed field (`None` for `null`); numbers and other values are refused, as
+/// the GraphQL API refuses them, rather than turned into text.
 fn text_field(key: &str, value: &Json) -> Result<Option<String>, DomainError> {
     match value {
         Json::Null => Ok(None),
         Json::String(text) => Ok(Some(text.clone())),
-        Json::Number(number) => Ok(Some(number.to_string())),
-        _ => Err(DomainError::invalid(key, format!("`{key}` must be text"))),
+        Json::Number(number) => Err(DomainError::invalid(
+            key,
+            format!("`{key}` must be text; write the number in quotes: \"{number}\""),
+        )),
+        other => Err(DomainError::invalid(
+            key,
+            format!("`{key}` must be text, not {}", json_kind(other)),
+        )),
+    }
+}
+
+fn json_kind(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "text",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "an object",
     }
 }
 
@@ -271,5 +353,55 @@ mod tests {
             .parse(&registry())
             .unwrap_err();
         assert!(error.to_string().contains("not declared"));
+    }
+
+    #[test]
+    fn fixed_fields_take_text_only() {
+        for values in [
+            json!({ "externalId": 42 }),
+            json!({ "externalId": "u1", "name": 123 }),
+            json!({ "externalId": "u1", "name": true }),
+            json!({ "externalId": "u1", "company": ["a"] }),
+        ] {
+            let error = row(values.clone(), false).parse(&registry()).unwrap_err();
+            assert!(
+                matches!(error, DomainError::InvalidInput { .. }),
+                "{values}: {error}"
+            );
+        }
+        let error = row(json!({ "externalId": 42 }), false)
+            .parse(&registry())
+            .unwrap_err();
+        assert!(error.to_string().contains("\"42\""), "{error}");
+    }
+
+    #[test]
+    fn an_attribute_given_twice_is_refused() {
+        let error = row(
+            json!({ "externalId": "u1", "plan": "pro", "attributes": { "plan": "free" } }),
+            false,
+        )
+        .parse(&registry())
+        .unwrap_err();
+        assert!(
+            matches!(error, DomainError::InvalidAttribute { ref attribute, .. } if attribute == "plan"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn csv_headers_are_checked_once() {
+        let registry = registry();
+        assert!(check_columns(&["external_id", "email", "plan", "id"], &registry).is_ok());
+        let twice = check_columns(&["externalId", "plan", "external_id"], &registry).unwrap_err();
+        assert!(
+            twice.to_string().contains("`external_id` appears twice"),
+            "{twice}"
+        );
+        let unknown = check_columns(&["external_id", "plna"], &registry).unwrap_err();
+        assert!(
+            unknown.to_string().contains("did you mean `plan`"),
+            "{unknown}"
+        );
     }
 }

@@ -27,7 +27,7 @@ pub use identity::{
     Identity, IdentityKey, IdentityKind, MAX_BLOCKED_VALUES, NEVER_LINKED, Provenance, user_hash,
     verify_user_hash,
 };
-pub use import_row::{ImportRow, ParsedRow};
+pub use import_row::{ImportRow, ParsedRow, check_columns};
 pub use merge::{
     FieldDecision, FieldRule, MergeConflict, MergePlan, MergeRule, MergeSide, MergeStrategy,
     ValueSource, plan_merge,

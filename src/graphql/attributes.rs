@@ -28,7 +28,7 @@ impl AttributeQuery {
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn attributes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AttributeView>> {
         let workspace = workspace(ctx)?;
-        let definitions = self.services.attributes.list(workspace).await.api()?;
+        let definitions = self.services.attributes.list(workspace);
         Ok(definitions.into_iter().map(AttributeView).collect())
     }
 }

@@ -1,13 +1,13 @@
 //! Relay connection of contacts, paged by id (a stable key), never by offset.
 
-use async_graphql::{Object, SimpleObject};
+use async_graphql::{Context, Object, SimpleObject};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::error::ApiResult;
 use super::views::ContactView;
 use crate::domain::{Contact, ContactId, WorkspaceId};
-use crate::service::{ContactService, SegmentPage, ServiceError};
+use crate::service::{SegmentPage, ServiceError};
 use crate::store::ContactPage;
 
 /// Marks cursors of this API, so foreign strings are refused rather than misread.
@@ -37,7 +37,7 @@ pub fn decode_cursor(cursor: &str) -> Result<ContactId, ServiceError> {
 /// Where a connection's total comes from.
 enum TotalCount {
     /// Every contact of the workspace, counted when asked.
-    Workspace(ContactService, WorkspaceId),
+    Workspace(WorkspaceId),
     /// Already known (segment members are counted with the page).
     Known(u64),
 }
@@ -52,14 +52,9 @@ pub struct ContactConnection {
 
 impl ContactConnection {
     /// Wraps a store page; `resumed` says whether it started after a cursor.
-    pub fn new(
-        contacts_service: ContactService,
-        workspace: WorkspaceId,
-        page: ContactPage,
-        resumed: bool,
-    ) -> Self {
+    pub fn new(workspace: WorkspaceId, page: ContactPage, resumed: bool) -> Self {
         Self {
-            total: TotalCount::Workspace(contacts_service, workspace),
+            total: TotalCount::Workspace(workspace),
             contacts: page.contacts,
             has_next_page: page.has_more,
             has_previous_page: resumed,
@@ -89,7 +84,7 @@ impl ContactEdge {
 
     /// The contact.
     async fn node(&self) -> ContactView {
-        ContactView(self.0.clone())
+        ContactView::new(self.0.clone())
     }
 }
 
@@ -115,7 +110,11 @@ impl ContactConnection {
 
     /// The contacts of this page.
     async fn nodes(&self) -> Vec<ContactView> {
-        self.contacts.iter().cloned().map(ContactView).collect()
+        self.contacts
+            .iter()
+            .cloned()
+            .map(ContactView::new)
+            .collect()
     }
 
     /// Where this page sits.
@@ -129,9 +128,11 @@ impl ContactConnection {
     }
 
     /// How many contacts the whole connection holds (computed only when asked).
-    async fn total_count(&self) -> async_graphql::Result<u64> {
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
         match &self.total {
-            TotalCount::Workspace(service, workspace) => service.count(workspace).await.api(),
+            TotalCount::Workspace(workspace) => {
+                super::services(ctx)?.contacts.count(workspace).await.api()
+            }
             TotalCount::Known(total) => Ok(*total),
         }
     }

@@ -41,11 +41,15 @@ impl ContactQuery {
         external_id: Option<String>,
         identity: Option<IdentityInput>,
     ) -> async_graphql::Result<ContactView> {
-        let workspace = workspace(ctx)?;
+        let caller = caller(ctx)?;
+        let workspace = &caller.workspace;
         let contacts = &self.services.contacts;
         let contact = match (id, external_id, identity) {
             (None, None, Some(identity)) => {
                 let key = identity.key().api()?;
+                if let Some(field) = key.kind.field_name() {
+                    ServiceError::require_lookup_by(caller, field).api()?;
+                }
                 contacts.get_by_identity(workspace, &key).await.api()?
             }
             (Some(id), None, None) => {
@@ -53,6 +57,7 @@ impl ContactQuery {
                 contacts.get(workspace, &id).await.api()?
             }
             (None, Some(external_id), None) => {
+                ServiceError::require_lookup_by(caller, "external_id").api()?;
                 let external_id = ExternalId::parse(&external_id)
                     .map_err(ServiceError::from)
                     .api()?;
@@ -69,7 +74,7 @@ impl ContactQuery {
                 .api();
             }
         };
-        Ok(ContactView(contact))
+        Ok(ContactView::new(contact))
     }
 
     /// Contacts of the workspace, oldest first, as a Relay connection (at most 100 per page):
@@ -109,12 +114,7 @@ impl ContactQuery {
             .page(&workspace, after.as_ref(), first)
             .await
             .api()?;
-        Ok(ContactConnection::new(
-            self.services.contacts.clone(),
-            workspace,
-            page,
-            after.is_some(),
-        ))
+        Ok(ContactConnection::new(workspace, page, after.is_some()))
     }
     /// Everything held about a contact, for a data subject request: its fields (sensitive
     /// values opened), identities, merged ids, merge history with snapshots, and segments, as
@@ -159,18 +159,20 @@ impl ContactMutation {
         ctx: &Context<'_>,
         input: UpsertContactInput,
     ) -> async_graphql::Result<ContactView> {
-        let workspace = workspace(ctx)?;
+        let caller = caller(ctx)?;
         let external_id = ExternalId::parse(&input.external_id)
             .map_err(ServiceError::from)
             .api()?;
         let patch = input.fields.into_patch_input(FieldChange::Keep).api()?;
+        let mut written = patch.written();
+        written.fields.insert("external_id");
         let (contact, _outcome) = self
             .services
             .contacts
-            .upsert(workspace, &external_id, patch)
+            .upsert(&caller.workspace, &external_id, patch)
             .await
-            .api()?;
-        Ok(ContactView(contact))
+            .api_for(caller)?;
+        Ok(ContactView::after_write(contact, caller, written))
     }
 
     /// Changes the contact `id`: given fields are set, `null` clears a field, and in
@@ -182,17 +184,18 @@ impl ContactMutation {
         id: ID,
         patch: ContactPatchInput,
     ) -> async_graphql::Result<ContactView> {
-        let workspace = workspace(ctx)?;
+        let caller = caller(ctx)?;
         let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
         let external_id = parse_change(patch.external_id, ExternalId::parse).api()?;
         let patch = patch.fields.into_patch_input(external_id).api()?;
+        let written = patch.written();
         let contact = self
             .services
             .contacts
-            .update(workspace, &id, patch)
+            .update(&caller.workspace, &id, patch)
             .await
-            .api()?;
-        Ok(ContactView(contact))
+            .api_for(caller)?;
+        Ok(ContactView::after_write(contact, caller, written))
     }
 
     /// Removes the contact entirely. Returns `true`; NOT_FOUND if it did not exist.

@@ -3,7 +3,7 @@
 use async_graphql::ErrorExtensions;
 use tracing::error;
 
-use crate::domain::DomainError;
+use crate::domain::{Caller, DomainError, Scope};
 use crate::service::{ErrorCode, ServiceError};
 
 /// Code given to errors async-graphql raises itself (syntax, validation, argument coercion).
@@ -40,6 +40,7 @@ pub fn api_error(error: ServiceError) -> async_graphql::Error {
             ServiceError::Invalid(DomainError::InvalidIdentity { kind, .. }) => {
                 extensions.set("kind", kind.to_uppercase())
             }
+            ServiceError::IdentityTaken { kind, .. } => extensions.set("field", *kind),
             ServiceError::InvalidSegment(diagnostics)
             | ServiceError::ForbiddenSegment(diagnostics) => {
                 let list: Vec<async_graphql::Value> =
@@ -82,11 +83,34 @@ fn diagnostic_value(diagnostic: &qwry_segment::Diagnostic) -> async_graphql::Val
 pub trait ApiResult<T> {
     /// Maps the error through [`api_error`].
     fn api(self) -> async_graphql::Result<T>;
+
+    /// Maps the error through [`api_error`], adding what `caller` may see of it: the holder
+    /// of a taken email or phone (`extensions.holderId`) for keys with `contacts:read`.
+    fn api_for(self, caller: &Caller) -> async_graphql::Result<T>;
 }
 
 impl<T, E: Into<ServiceError>> ApiResult<T> for Result<T, E> {
     fn api(self) -> async_graphql::Result<T> {
         self.map_err(|error| api_error(error.into()))
+    }
+
+    fn api_for(self, caller: &Caller) -> async_graphql::Result<T> {
+        self.map_err(|error| {
+            let error = error.into();
+            let holder = match &error {
+                ServiceError::IdentityTaken { holder, .. }
+                    if caller.allows(Scope::ContactsRead) =>
+                {
+                    Some(holder.to_string())
+                }
+                _ => None,
+            };
+            let mut api = api_error(error);
+            if let Some(holder) = holder {
+                api = api.extend_with(|_, extensions| extensions.set("holderId", holder));
+            }
+            api
+        })
     }
 }
 

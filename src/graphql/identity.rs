@@ -8,7 +8,7 @@ use super::contacts::ContactFieldsInput;
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::views::ContactView;
-use super::workspace;
+use super::{caller, workspace};
 use crate::domain::Scope;
 use crate::domain::{
     FieldChange, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceSettings,
@@ -191,15 +191,16 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         input: TrackVisitorInput,
     ) -> async_graphql::Result<ContactView> {
-        let workspace = workspace(ctx)?;
+        let caller = caller(ctx)?;
         let patch = input.fields.into_patch_input(FieldChange::Keep).api()?;
+        let written = patch.written();
         let contact = self
             .services
             .identity
-            .track_visitor(workspace, &input.anonymous_id, patch)
+            .track_visitor(&caller.workspace, &input.anonymous_id, patch)
             .await
             .api()?;
-        Ok(ContactView(contact))
+        Ok(ContactView::after_write(contact, caller, written))
     }
 
     /// Identifies a visitor as the user `externalId`, proven by `userHash` =
@@ -212,11 +213,13 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         input: IdentifyInput,
     ) -> async_graphql::Result<ContactView> {
-        let workspace = workspace(ctx)?;
+        let caller = caller(ctx)?;
         let traits = match input.traits {
             Some(traits) => traits.into_patch_input(FieldChange::Keep).api()?,
             None => PatchInput::default(),
         };
+        let mut written = traits.written();
+        written.fields.insert("external_id");
         let request = IdentifyRequest {
             anonymous_id: input.anonymous_id,
             external_id: input.external_id,
@@ -226,10 +229,10 @@ impl IdentityMutation {
         let contact = self
             .services
             .identity
-            .identify(workspace, request)
+            .identify(&caller.workspace, request)
             .await
             .api()?;
-        Ok(ContactView(contact))
+        Ok(ContactView::after_write(contact, caller, written))
     }
 
     /// Sets the workspace's identity secret (at least 16 bytes). Returns the settings.

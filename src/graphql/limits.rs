@@ -1,22 +1,29 @@
-//! Query shape limits beyond async-graphql's own depth and complexity checks: a cap on aliases,
-//! which otherwise let one small query repeat an expensive field many times, and a clear
+//! Query shape limits checked right after parsing, before async-graphql walks the document
+//! (its recursion-depth check and its validation both expand fragment spreads): the size of the document with every fragment spread expanded (validation and the
+//! complexity walk expand fragments, so a short document whose fragments spread each other
+//! twice would cost exponential time), a cap on aliases (counted expanded too), and a clear
 //! refusal of introspection where it is turned off (async-graphql would answer null).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Selection, SelectionSet,
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
 };
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Name, Request, ServerError, ServerResult};
 
 use crate::service::ErrorCode;
 
-/// Most aliased fields one request may hold.
+/// Most aliased fields one request may hold, counted with fragments expanded.
 pub const MAX_ALIASES: usize = 30;
+/// Most field selections one document may hold once every fragment spread is expanded. The
+/// introspection query GraphiQL sends expands to a few hundred.
+pub const MAX_EXPANDED_FIELDS: usize = 5_000;
 
-/// Refuses documents with more than [`MAX_ALIASES`] aliases (QUERY_TOO_COMPLEX) and, unless
-/// `introspection` is on, documents asking for `__schema` or `__type` (FORBIDDEN).
+/// Refuses documents that expand to more than [`MAX_EXPANDED_FIELDS`] fields or hold more than
+/// [`MAX_ALIASES`] aliases (QUERY_TOO_COMPLEX), fragments that spread themselves (INVALID_INPUT)
+/// and, unless `introspection` is on, documents asking for `__schema` or `__type` (FORBIDDEN).
 pub struct QueryLimits {
     /// Whether introspection queries are answered.
     pub introspection: bool,
@@ -44,112 +51,205 @@ fn coded(code: ErrorCode, message: String) -> ServerError {
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for QueryLimitsExtension {
-    async fn parse_query(
+    /// Parses the document here, before async-graphql's own parse step: that step already
+    /// walks fragment spreads (its recursion-depth check) as validation does, so the shape must
+    /// be checked before it runs. The parsed document is kept, so nothing is parsed twice.
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let aliases = count_aliases(&document);
-        if aliases > MAX_ALIASES {
-            return Err(coded(
-                ErrorCode::QueryTooComplex,
-                format!("the query uses {aliases} aliases; at most {MAX_ALIASES} are allowed"),
-            ));
-        }
-        if !self.introspection && asks_for_introspection(&document) {
-            return Err(coded(
-                ErrorCode::Forbidden,
-                "introspection is turned off on this server (INTROSPECTION=true turns it on)"
-                    .to_owned(),
-            ));
-        }
-        Ok(document)
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        check_shape(request.parsed_query()?, self.introspection)?;
+        next.run(ctx, request).await
     }
 }
 
-/// Whether any selection set of the document asks for `__schema` or `__type`.
-fn asks_for_introspection(document: &ExecutableDocument) -> bool {
-    let operations: Vec<&SelectionSet> = match &document.operations {
-        DocumentOperations::Single(operation) => vec![&operation.node.selection_set.node],
-        DocumentOperations::Multiple(operations) => operations
-            .values()
-            .map(|operation| &operation.node.selection_set.node)
-            .collect(),
+/// Checks `document` against every limit; linear in its unexpanded size.
+fn check_shape(document: &ExecutableDocument, introspection: bool) -> ServerResult<()> {
+    let size = expanded_size(document).map_err(|cycle| {
+        coded(
+            ErrorCode::InvalidInput,
+            format!("fragment `{cycle}` spreads itself, directly or through other fragments"),
+        )
+    })?;
+    if size.fields > MAX_EXPANDED_FIELDS {
+        let fields = if size.fields == usize::MAX {
+            "more than 10^19".to_owned()
+        } else {
+            size.fields.to_string()
+        };
+        return Err(coded(
+            ErrorCode::QueryTooComplex,
+            format!(
+                "the query selects {fields} fields once its fragments are expanded; at most {MAX_EXPANDED_FIELDS} are allowed"
+            ),
+        ));
+    }
+    if size.aliases > MAX_ALIASES {
+        return Err(coded(
+            ErrorCode::QueryTooComplex,
+            format!(
+                "the query uses {} aliases (fragments expanded); at most {MAX_ALIASES} are allowed",
+                size.aliases
+            ),
+        ));
+    }
+    if !introspection && size.introspection {
+        return Err(coded(
+            ErrorCode::Forbidden,
+            "introspection is turned off on this server (INTROSPECTION=true turns it on)"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// What a selection set amounts to once its fragment spreads are expanded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Expanded {
+    /// Field selections (saturating).
+    fields: usize,
+    /// Aliased field selections (saturating).
+    aliases: usize,
+    /// Whether `__schema` or `__type` is selected anywhere.
+    introspection: bool,
+}
+
+impl Expanded {
+    fn add(&mut self, other: Expanded) {
+        self.fields = self.fields.saturating_add(other.fields);
+        self.aliases = self.aliases.saturating_add(other.aliases);
+        self.introspection |= other.introspection;
+    }
+}
+
+/// Sizes of the document's operations together, each fragment sized once and reused at every
+/// spread; `Err` names a fragment that spreads itself. Unknown fragments count as empty
+/// (validation reports them).
+fn expanded_size(document: &ExecutableDocument) -> Result<Expanded, Name> {
+    let mut walk = Walk {
+        document,
+        sized: HashMap::new(),
+        in_progress: Vec::new(),
     };
-    let fragments = document
-        .fragments
-        .values()
-        .map(|fragment| &fragment.node.selection_set.node);
-    operations
-        .into_iter()
-        .chain(fragments)
-        .any(selects_introspection)
+    let mut total = Expanded::default();
+    for (_, operation) in document.operations.iter() {
+        total.add(walk.set(&operation.node.selection_set.node)?);
+    }
+    // Fragments no operation uses are validated too: size them so their cycles are refused.
+    for name in document.fragments.keys() {
+        walk.fragment(name)?;
+    }
+    Ok(total)
 }
 
-fn selects_introspection(set: &SelectionSet) -> bool {
-    set.items.iter().any(|item| match &item.node {
-        Selection::Field(field) => {
-            let name = field.node.name.node.as_str();
-            name == "__schema"
-                || name == "__type"
-                || selects_introspection(&field.node.selection_set.node)
-        }
-        Selection::InlineFragment(fragment) => {
-            selects_introspection(&fragment.node.selection_set.node)
-        }
-        Selection::FragmentSpread(_) => false,
-    })
+struct Walk<'a> {
+    document: &'a ExecutableDocument,
+    sized: HashMap<&'a Name, Expanded>,
+    in_progress: Vec<&'a Name>,
 }
 
-/// Aliased fields in every operation and fragment of the document.
-fn count_aliases(document: &ExecutableDocument) -> usize {
-    let operations: usize = match &document.operations {
-        DocumentOperations::Single(operation) => in_set(&operation.node.selection_set.node),
-        DocumentOperations::Multiple(operations) => operations
-            .values()
-            .map(|operation| in_set(&operation.node.selection_set.node))
-            .sum(),
-    };
-    let fragments: usize = document
-        .fragments
-        .values()
-        .map(|fragment| in_set(&fragment.node.selection_set.node))
-        .sum();
-    operations + fragments
-}
-
-fn in_set(set: &SelectionSet) -> usize {
-    set.items
-        .iter()
-        .map(|item| match &item.node {
-            Selection::Field(field) => {
-                usize::from(field.node.alias.is_some()) + in_set(&field.node.selection_set.node)
+impl<'a> Walk<'a> {
+    fn set(&mut self, set: &'a SelectionSet) -> Result<Expanded, Name> {
+        let mut total = Expanded::default();
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    let name = field.name.node.as_str();
+                    total.add(Expanded {
+                        fields: 1,
+                        aliases: usize::from(field.alias.is_some()),
+                        introspection: name == "__schema" || name == "__type",
+                    });
+                    total.add(self.set(&field.selection_set.node)?);
+                }
+                Selection::InlineFragment(fragment) => {
+                    total.add(self.set(&fragment.node.selection_set.node)?);
+                }
+                Selection::FragmentSpread(spread) => {
+                    total.add(self.fragment(&spread.node.fragment_name.node)?);
+                }
             }
-            Selection::InlineFragment(fragment) => in_set(&fragment.node.selection_set.node),
-            Selection::FragmentSpread(_) => 0,
-        })
-        .sum()
+        }
+        Ok(total)
+    }
+
+    fn fragment(&mut self, name: &'a Name) -> Result<Expanded, Name> {
+        if let Some(size) = self.sized.get(name) {
+            return Ok(*size);
+        }
+        if self.in_progress.contains(&name) {
+            return Err(name.clone());
+        }
+        let Some(fragment) = self.document.fragments.get(name) else {
+            return Ok(Expanded::default());
+        };
+        self.in_progress.push(name);
+        let size = self.set(&fragment.node.selection_set.node);
+        self.in_progress.pop();
+        let size = size?;
+        self.sized.insert(name, size);
+        Ok(size)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(query: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(query).unwrap()
+    }
+
+    /// `{ ...F0 }` where each fragment spreads the next one twice: 2^levels leaves.
+    fn doubling_chain(levels: usize) -> String {
+        let mut query = String::from("{ ...F0 }\n");
+        for level in 0..levels {
+            let next = level + 1;
+            query.push_str(&format!(
+                "fragment F{level} on QueryRoot {{ ...F{next} ...F{next} }}\n"
+            ));
+        }
+        query.push_str(&format!(
+            "fragment F{levels} on QueryRoot {{ indexStatus {{ documents }} }}"
+        ));
+        query
+    }
+
     #[test]
-    fn aliases_are_counted_everywhere() {
-        let document = async_graphql::parser::parse_query(
-            "query { a: contacts { totalCount } b: contacts { edges { n: cursor } } ...F }
+    fn aliases_are_counted_where_fragments_expand() {
+        let document = parse(
+            "query { a: contacts { totalCount } b: contacts { edges { n: cursor } } ...F ...F }
              fragment F on QueryRoot { c: attributes { name } ... on QueryRoot { d: segments { slug } } }",
-        )
-        .unwrap();
-        assert_eq!(count_aliases(&document), 5);
-        assert!(!asks_for_introspection(&document));
-        let probe =
-            async_graphql::parser::parse_query("query { x: __type(name: \"Contact\") { name } }")
-                .unwrap();
-        assert!(asks_for_introspection(&probe));
+        );
+        let size = expanded_size(&document).unwrap();
+        assert_eq!(size.aliases, 3 + 2 * 2);
+        assert_eq!(size.fields, 2 + 3 + 2 * 4);
+        assert!(!size.introspection);
+        let probe = parse("query { x: __type(name: \"Contact\") { name } }");
+        assert!(expanded_size(&probe).unwrap().introspection);
+    }
+
+    #[test]
+    fn doubling_fragments_are_sized_without_expanding_them() {
+        let document = parse(&doubling_chain(200));
+        let size = expanded_size(&document).unwrap();
+        assert_eq!(size.fields, usize::MAX, "saturates instead of overflowing");
+        let error = check_shape(&document, true).unwrap_err();
+        assert!(error.message.contains("at most 5000"), "{}", error.message);
+        let small = parse(&doubling_chain(3));
+        assert_eq!(expanded_size(&small).unwrap().fields, 2 * 8);
+    }
+
+    #[test]
+    fn fragments_that_spread_themselves_are_refused() {
+        let document = parse(
+            "{ ...A } fragment A on QueryRoot { ...B } fragment B on QueryRoot { indexStatus { built } ...A }",
+        );
+        assert!(expanded_size(&document).is_err());
+        let unused = parse("{ indexStatus { built } } fragment C on QueryRoot { ...C }");
+        assert_eq!(expanded_size(&unused).unwrap_err().as_str(), "C");
     }
 }

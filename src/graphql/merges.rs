@@ -161,7 +161,7 @@ impl MergePreviewView {
 
     /// The survivor as the merge would leave it.
     async fn result(&self) -> ContactView {
-        ContactView(self.0.plan.merged.clone())
+        ContactView::new(self.0.plan.merged.clone())
     }
 
     /// Every field either contact has, with its merged value, source and rule; only fields the
@@ -236,22 +236,26 @@ impl MergeView {
     }
 
     /// The survivor just before the merge.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn survivor_before(&self) -> ContactView {
-        ContactView(self.0.survivor_before.clone())
+        ContactView::new(self.0.survivor_before.clone())
     }
 
     /// The absorbed contact just before the merge.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn absorbed_before(&self) -> ContactView {
-        ContactView(self.0.absorbed_before.clone())
+        ContactView::new(self.0.absorbed_before.clone())
     }
 
     /// The survivor as the merge left it.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn survivor_after(&self) -> ContactView {
-        ContactView(self.0.survivor_after.clone())
+        ContactView::new(self.0.survivor_after.clone())
     }
 
     /// The identities that moved from the absorbed contact to the survivor (those the caller
     /// may read).
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn moved_identities(
         &self,
         ctx: &Context<'_>,
@@ -271,6 +275,7 @@ impl MergeView {
     }
 
     /// The survivor as it is now.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn survivor(&self, ctx: &Context<'_>) -> async_graphql::Result<ContactView> {
         let workspace = workspace(ctx)?;
         let contact = services(ctx)?
@@ -278,7 +283,7 @@ impl MergeView {
             .get(workspace, &self.0.survivor)
             .await
             .api()?;
-        Ok(ContactView(contact))
+        Ok(ContactView::new(contact))
     }
 }
 

@@ -19,8 +19,6 @@ use std::sync::Arc;
 
 use async_graphql::{BatchRequest, Context, EmptySubscription, MergedObject, Schema};
 
-use error::ApiResult;
-
 use crate::domain::{Caller, WorkspaceId, sensitive_names};
 use crate::service::{ServiceError, Services};
 
@@ -79,7 +77,7 @@ fn workspace<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a WorkspaceId>
 /// Per-request memo of the workspace's sensitive attribute names, so a page of contacts reads
 /// the registry once.
 #[derive(Default, Clone)]
-pub struct SensitiveNames(Arc<tokio::sync::OnceCell<Arc<HashSet<String>>>>);
+pub struct SensitiveNames(Arc<std::sync::OnceLock<Arc<HashSet<String>>>>);
 
 /// Names of the caller's workspace's sensitive attributes (read once per request).
 async fn sensitive_attributes(
@@ -87,14 +85,15 @@ async fn sensitive_attributes(
     workspace: &WorkspaceId,
 ) -> async_graphql::Result<Arc<HashSet<String>>> {
     let services = services(ctx)?;
-    let load = || async {
-        let definitions = services.attributes.list(workspace).await?;
-        Ok::<_, ServiceError>(Arc::new(sensitive_names(&definitions)))
+    let load = || {
+        Arc::new(sensitive_names(
+            &services.catalogs.workspace(workspace).attributes,
+        ))
     };
-    match ctx.data_opt::<SensitiveNames>() {
-        Some(memo) => memo.0.get_or_try_init(load).await.cloned().api(),
-        None => load().await.api(),
-    }
+    Ok(match ctx.data_opt::<SensitiveNames>() {
+        Some(memo) => Arc::clone(memo.0.get_or_init(load)),
+        None => load(),
+    })
 }
 
 /// Attaches what every request needs: the authenticated caller and per-request memos.

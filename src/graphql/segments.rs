@@ -88,18 +88,14 @@ impl SegmentQuery {
     async fn segment(&self, ctx: &Context<'_>, slug: String) -> async_graphql::Result<SegmentView> {
         let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
         Ok(SegmentView(
-            self.services
-                .segments
-                .get(workspace(ctx)?, &slug)
-                .await
-                .api()?,
+            self.services.segments.get(workspace(ctx)?, &slug).api()?,
         ))
     }
 
     /// Every saved segment, by slug.
     #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
     async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
-        let saved = self.services.segments.list(workspace(ctx)?).await.api()?;
+        let saved = self.services.segments.list(workspace(ctx)?);
         Ok(saved.into_iter().map(SegmentView).collect())
     }
 
@@ -122,12 +118,7 @@ impl SegmentQuery {
             (Some(text), None) => text,
             (None, Some(slug)) => {
                 let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
-                self.services
-                    .segments
-                    .get(workspace, &slug)
-                    .await
-                    .api()?
-                    .text
+                self.services.segments.get(workspace, &slug).api()?.text
             }
             _ => {
                 return Err(ServiceError::invalid(
@@ -140,7 +131,7 @@ impl SegmentQuery {
         let nodes = self
             .services
             .segments
-            .explain(&contact, SegmentSource::Text(text), &caller(ctx)?.policy)
+            .explain(&contact, SegmentSource::Text(text), caller(ctx)?)
             .await
             .api()?;
         Ok(MembershipExplanation { nodes })
@@ -148,9 +139,13 @@ impl SegmentQuery {
 
     /// How current the segment index is.
     #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
-    async fn index_status(&self) -> async_graphql::Result<IndexStatusView> {
+    async fn index_status(&self, ctx: &Context<'_>) -> async_graphql::Result<IndexStatusView> {
         Ok(IndexStatusView(
-            self.services.segments.index_status().await.api()?,
+            self.services
+                .segments
+                .index_status(workspace(ctx)?)
+                .await
+                .api()?,
         ))
     }
 }
@@ -235,6 +230,19 @@ impl SaveSegmentInput {
 /// A saved segment.
 pub struct SegmentView(pub SavedSegment);
 
+impl SegmentView {
+    /// The segment's tree with the values the caller may not read masked.
+    fn visible_expr(&self, ctx: &Context<'_>) -> async_graphql::Result<qwry_segment::ast::Expr> {
+        services(ctx)?
+            .segments
+            .visible_expr(caller(ctx)?, &self.0)
+            .ok_or_else(|| {
+                ServiceError::Internal(format!("saved segment `{}` does not parse", self.0.slug))
+            })
+            .api()
+    }
+}
+
 #[Object(name = "Segment")]
 impl SegmentView {
     /// Address.
@@ -252,18 +260,15 @@ impl SegmentView {
         self.0.description.as_ref().map(|d| d.as_str())
     }
 
-    /// The segment in canonical text.
-    async fn text(&self) -> &str {
-        &self.0.text
+    /// The segment in canonical text. Values compared with fields the key may not read (outside
+    /// its field policy, or sensitive without `pii:read`) read as `"***"`.
+    async fn text(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        Ok(self.visible_expr(ctx)?.to_string())
     }
 
-    /// The segment as `SegmentExprInput` JSON, for visual builders.
-    async fn expr(&self) -> Json<JsonValue> {
-        Json(
-            qwry_segment::parse(&self.0.text)
-                .map(|e| expr_json(&e))
-                .unwrap_or(JsonValue::Null),
-        )
+    /// The segment as `SegmentExprInput` JSON, for visual builders; values masked as in `text`.
+    async fn expr(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<JsonValue>> {
+        Ok(Json(expr_json(&self.visible_expr(ctx)?)))
     }
 
     /// Members, oldest first (at most 100 per page).
@@ -447,7 +452,7 @@ pub struct IndexStatusView(IndexStatus);
 
 #[Object(name = "IndexStatus")]
 impl IndexStatusView {
-    /// Changes committed to the store and not yet indexed.
+    /// Changes of this workspace committed to the store and not yet indexed.
     async fn pending_changes(&self) -> u64 {
         self.0.pending_changes
     }
@@ -465,17 +470,17 @@ impl IndexStatusView {
         self.0.oldest_pending_at
     }
 
-    /// Key of the last change applied to the index.
+    /// Key of the last change of this workspace applied to the index (since the service started).
     async fn last_applied_change(&self) -> Option<&str> {
         self.0.last_applied_change.as_deref()
     }
 
-    /// When the index last committed.
+    /// When the index last committed a change of this workspace (since the service started).
     async fn last_commit_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_commit_at
     }
 
-    /// Documents in the index.
+    /// Documents of this workspace in the index.
     async fn documents(&self) -> u64 {
         self.0.documents
     }

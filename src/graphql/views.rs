@@ -10,12 +10,56 @@ use super::identity::IdentityView;
 use super::segments::SegmentView;
 use super::{caller, sensitive_attributes, services};
 use crate::domain::{
-    AttributeDefinition, AttributeType, Contact, FieldPolicy, Identity, MergeRule, Scope,
+    AttributeDefinition, AttributeType, Caller, Contact, FieldPolicy, Identity, MergeRule, Scope,
 };
 
 /// A contact as the API shows it. Every field the caller's field policy does not approve
 /// reads as null (absent from `attributes`), as do sensitive attributes without `pii:read`.
-pub struct ContactView(pub Contact);
+/// The result of a write shown to a key without `contacts:read` holds only what it wrote.
+pub struct ContactView {
+    contact: Contact,
+    /// For a write's result shown to a key without `contacts:read`: the fields it wrote, the
+    /// only ones (with `id` and the timestamps) it may see.
+    written_only: Option<FieldPolicy>,
+}
+
+impl ContactView {
+    /// A contact read by a caller with `contacts:read`.
+    pub fn new(contact: Contact) -> Self {
+        Self {
+            contact,
+            written_only: None,
+        }
+    }
+
+    /// The result of a write by `caller` that set the fields `written`: all of it (as the
+    /// field policy allows) for a key with `contacts:read`, else only those fields.
+    pub fn after_write(contact: Contact, caller: &Caller, written: FieldPolicy) -> Self {
+        Self {
+            contact,
+            written_only: (!caller.allows(Scope::ContactsRead)).then_some(written),
+        }
+    }
+
+    /// Whether the caller may see built-in field `name` (segment spelling) of this contact.
+    fn readable(&self, ctx: &Context<'_>, name: &str) -> async_graphql::Result<bool> {
+        let allowed_by_policy = caller(ctx)?.policy.allows_builtin(name);
+        let written = self
+            .written_only
+            .as_ref()
+            .is_none_or(|written| written.allows_builtin(name));
+        Ok(allowed_by_policy && written)
+    }
+
+    /// Whether the caller may see custom attribute `name` of this contact.
+    fn attribute_readable(&self, caller: &Caller, name: &str, sensitive: bool) -> bool {
+        let written = self
+            .written_only
+            .as_ref()
+            .is_none_or(|written| written.allows_attribute(name));
+        written && caller.reads_attribute(name, sensitive)
+    }
+}
 
 /// The identities a caller with `policy` may see: emails, phones and external ids only where
 /// it may read that field.
@@ -33,75 +77,85 @@ pub fn visible_identities(policy: &FieldPolicy, identities: Vec<Identity>) -> Ve
         .collect()
 }
 
-/// Whether the caller may read built-in field `name` (segment spelling).
-fn readable(ctx: &Context<'_>, name: &str) -> async_graphql::Result<bool> {
-    Ok(caller(ctx)?.policy.allows_builtin(name))
-}
-
 #[Object(name = "Contact")]
 impl ContactView {
     /// Stable, opaque id.
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.contact.id.to_string())
     }
 
     /// The contact's id in the business's own system; null for anonymous visitors.
     async fn external_id(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
-        let value = self.0.fields.external_id.as_ref().map(|id| id.as_str());
-        Ok(value.filter(|_| readable(ctx, "external_id").unwrap_or(false)))
+        let value = self
+            .contact
+            .fields
+            .external_id
+            .as_ref()
+            .map(|id| id.as_str());
+        Ok(value.filter(|_| self.readable(ctx, "external_id").unwrap_or(false)))
     }
 
     /// Email address, lower-cased.
     async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
-        let value = self.0.fields.email.as_ref().map(|email| email.as_str());
-        Ok(value.filter(|_| readable(ctx, "email").unwrap_or(false)))
+        let value = self
+            .contact
+            .fields
+            .email
+            .as_ref()
+            .map(|email| email.as_str());
+        Ok(value.filter(|_| self.readable(ctx, "email").unwrap_or(false)))
     }
 
     /// Display name.
     async fn name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
-        let value = self.0.fields.name.as_ref().map(|name| name.as_str());
-        Ok(value.filter(|_| readable(ctx, "name").unwrap_or(false)))
+        let value = self.contact.fields.name.as_ref().map(|name| name.as_str());
+        Ok(value.filter(|_| self.readable(ctx, "name").unwrap_or(false)))
     }
 
     /// Phone number in E.164 form.
     async fn phone(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
-        let value = self.0.fields.phone.as_ref().map(|phone| phone.as_str());
-        Ok(value.filter(|_| readable(ctx, "phone").unwrap_or(false)))
+        let value = self
+            .contact
+            .fields
+            .phone
+            .as_ref()
+            .map(|phone| phone.as_str());
+        Ok(value.filter(|_| self.readable(ctx, "phone").unwrap_or(false)))
     }
 
     /// Company name.
     async fn company(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
         let value = self
-            .0
+            .contact
             .fields
             .company
             .as_ref()
             .map(|company| company.as_str());
-        Ok(value.filter(|_| readable(ctx, "company").unwrap_or(false)))
+        Ok(value.filter(|_| self.readable(ctx, "company").unwrap_or(false)))
     }
 
     /// Account or order reference in the business's system.
     async fn account_ref(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
-        let value = self.0.fields.account_ref.as_ref().map(|r| r.as_str());
-        Ok(value.filter(|_| readable(ctx, "account_ref").unwrap_or(false)))
+        let value = self.contact.fields.account_ref.as_ref().map(|r| r.as_str());
+        Ok(value.filter(|_| self.readable(ctx, "account_ref").unwrap_or(false)))
     }
 
     /// Custom attributes as a JSON object (datetimes as RFC 3339 text), holding only those the
     /// caller may read.
     async fn attributes(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<JsonValue>> {
         let caller = caller(ctx)?;
-        let sensitive = sensitive_attributes(ctx, &self.0.workspace).await?;
+        let sensitive = sensitive_attributes(ctx, &self.contact.workspace).await?;
         let revealer = &services(ctx)?.revealer;
         let object: Map<String, JsonValue> = self
-            .0
+            .contact
             .fields
             .attributes
             .iter()
             .filter(|(name, _)| {
-                caller.reads_attribute(name.as_str(), sensitive.contains(name.as_str()))
+                self.attribute_readable(caller, name.as_str(), sensitive.contains(name.as_str()))
             })
             .map(|(name, value)| {
-                let json = revealer.json(&self.0.workspace, name, value);
+                let json = revealer.json(&self.contact.workspace, name, value);
                 (name.as_str().to_owned(), json)
             })
             .collect();
@@ -110,23 +164,23 @@ impl ContactView {
 
     /// When the contact was created.
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.contact.created_at
     }
 
     /// When its fields last changed; a replayed sync does not move it.
     async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+        self.contact.updated_at
     }
 
     /// The API key (or command) that created the contact.
     async fn created_by(&self) -> Option<&str> {
-        let written = self.0.written_by.as_ref();
+        let written = self.contact.written_by.as_ref();
         written.map(|written| written.created_by.as_str())
     }
 
     /// The API key (or command) that changed it last.
     async fn updated_by(&self) -> Option<&str> {
-        let written = self.0.written_by.as_ref();
+        let written = self.contact.written_by.as_ref();
         written.map(|written| written.updated_by.as_str())
     }
 
@@ -135,27 +189,29 @@ impl ContactView {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<DateTime<Utc>>> {
-        let value = self.0.fields.last_seen_at;
-        Ok(value.filter(|_| readable(ctx, "last_seen_at").unwrap_or(false)))
+        let value = self.contact.fields.last_seen_at;
+        Ok(value.filter(|_| self.readable(ctx, "last_seen_at").unwrap_or(false)))
     }
 
     /// The identities (anonymous ids, external ids, emails, phones) that resolve to this
     /// contact; emails, phones and external ids only where the caller may read that field.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn identities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IdentityView>> {
         let policy = &caller(ctx)?.policy;
         let identities = services(ctx)?
             .contacts
-            .identities(&self.0.workspace, &self.0.id)
+            .identities(&self.contact.workspace, &self.contact.id)
             .await
             .api()?;
         Ok(visible_identities(policy, identities))
     }
 
     /// Ids of contacts merged into this one; each still resolves here.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn merged_from(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ID>> {
         let ids = services(ctx)?
             .contacts
-            .merged_from(&self.0.workspace, &self.0.id)
+            .merged_from(&self.contact.workspace, &self.contact.id)
             .await
             .api()?;
         Ok(ids.into_iter().map(|id| ID(id.to_string())).collect())
@@ -163,14 +219,11 @@ impl ContactView {
 
     /// The saved segments this contact belongs to, evaluated against its current state; only
     /// segments testing fields the caller may read.
-    #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
+    #[graphql(guard = "RequireScope(Scope::ContactsRead).and(RequireScope(Scope::SegmentsRead))")]
     async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
-        let policy = &caller(ctx)?.policy;
         let saved = services(ctx)?
             .segments
-            .segments_of(&self.0, policy)
-            .await
-            .api()?;
+            .segments_of(&self.contact, caller(ctx)?);
         Ok(saved.into_iter().map(SegmentView).collect())
     }
 }

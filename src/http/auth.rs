@@ -1,15 +1,18 @@
 //! Authentication of API requests: `Authorization: Bearer <key>` becomes a [`Caller`], after
 //! the key's rate limit admitted the request.
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::response::Response;
 
 use super::HttpState;
-use super::errors::{coded_error, error_response};
+use super::errors::error_response;
 use crate::domain::{Caller, Scope};
-use crate::service::{ErrorCode, ServiceError};
+use crate::service::ServiceError;
 
 /// The caller of an authenticated request. Rejects with 401 (UNAUTHENTICATED) without a valid
 /// key and 429 (RATE_LIMITED, `Retry-After`) over the key's rate.
@@ -30,28 +33,64 @@ impl FromRequestParts<HttpState> for Authenticated {
         parts: &mut Parts,
         state: &HttpState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)
-            .map_err(|message| coded_error(ErrorCode::Unauthenticated, message))?;
-        let caller = state
-            .services
-            .keys
-            .authenticate(token)
-            .await
-            .map_err(error_response)?;
+        let address = client_address(parts, state.client_address_header.as_deref());
+        let guard = state.address_guard.as_deref().zip(address);
+        if let Some((guard, address)) = guard
+            && let Some(wait) = guard.refused(address)
+        {
+            return Err(rate_limited(
+                wait,
+                "this address sent too many unknown API keys",
+            ));
+        }
+        let authenticated = match bearer_token(parts) {
+            Ok(token) => state.services.keys.authenticate(token),
+            Err(message) => Err(ServiceError::Unauthenticated(message.to_owned())),
+        };
+        let caller = match authenticated {
+            Ok(caller) => caller,
+            Err(error) => {
+                if let Some((guard, address)) = guard {
+                    guard.failed(address);
+                }
+                return Err(error_response(error));
+            }
+        };
         if let Some(limit) = &state.rate_limit
             && let Err(wait) = limit.admit(&caller.key_id)
         {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut response = error_response(ServiceError::RateLimited(format!(
-                "this API key is over its rate limit; retry in {seconds} s"
-            )));
-            if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            return Err(response);
+            return Err(rate_limited(wait, "this API key is over its rate limit"));
         }
         Ok(Self(caller))
     }
+}
+
+/// 429 RATE_LIMITED with `Retry-After` in whole seconds (at least 1).
+fn rate_limited(wait: Duration, reason: &str) -> Response {
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let mut response = error_response(ServiceError::RateLimited(format!(
+        "{reason}; retry in {seconds} s"
+    )));
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The client's address: the first address in the trusted proxy header when one is
+/// configured and present, else the connection's peer address.
+fn client_address(parts: &Parts, proxy_header: Option<&str>) -> Option<IpAddr> {
+    let forwarded = proxy_header
+        .and_then(|name| parts.headers.get(name))
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .and_then(|first| first.trim().parse::<IpAddr>().ok());
+    forwarded.or_else(|| {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip())
+    })
 }
 
 fn bearer_token(parts: &Parts) -> Result<&str, &'static str> {

@@ -22,7 +22,7 @@ use crate::service::Services;
 use crate::store::Store;
 
 pub use graphql::MAX_BATCH_LEN;
-pub use rate_limit::KeyRateLimit;
+pub use rate_limit::{AddressGuard, KeyRateLimit};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -40,6 +40,10 @@ pub struct HttpState {
     pub services: Services,
     /// Requests per API key; `None` when unlimited.
     pub rate_limit: Option<Arc<KeyRateLimit>>,
+    /// Failed authentications per client address; `None` when unlimited.
+    pub address_guard: Option<Arc<AddressGuard>>,
+    /// The header naming the client address behind a proxy (lower case), if trusted.
+    pub client_address_header: Option<Arc<str>>,
 }
 
 /// All routes of the service. `POST /graphql` and the bulk streams need an API key (see

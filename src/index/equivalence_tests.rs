@@ -294,8 +294,16 @@ fn index_of(contacts: &[Contact]) -> SegmentIndex {
     index
 }
 
+/// Cases per property: `default`, or `QWRY_PROPTEST_CASES` in the long mode (RELIABILITY.md).
+fn cases(default: u32) -> u32 {
+    std::env::var("QWRY_PROPTEST_CASES")
+        .ok()
+        .and_then(|raw| raw.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(cases(96)))]
 
     #[test]
     fn index_and_evaluator_select_the_same_contacts(

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use tantivy::Term;
-use tantivy::collector::DocSetCollector;
+use tantivy::collector::{Count, DocSetCollector};
 use tantivy::query::TermQuery;
 use tantivy::schema::IndexRecordOption;
 
@@ -12,6 +12,14 @@ use super::{IndexError, SegmentIndex};
 use crate::domain::{ContactId, WorkspaceId};
 
 impl SegmentIndex {
+    /// How many live documents `workspace` has.
+    pub fn documents_of(&self, workspace: &WorkspaceId) -> Result<u64, IndexError> {
+        let term = Term::from_field_text(self.fields.workspace, workspace.as_str());
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
+        let count = self.reader.searcher().search(&query, &Count)?;
+        Ok(count as u64)
+    }
+
     /// Every live document's workspace and contact id, sorted.
     pub fn documents(&self) -> Result<Vec<(WorkspaceId, ContactId)>, IndexError> {
         let searcher = self.reader.searcher();

@@ -31,8 +31,8 @@ use document::{contact_document, document_key};
 use execute::LeafCache;
 use schema::{IndexFields, build_schema, fields_of};
 
-/// Memory the writer may buffer before it flushes a segment.
-const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+/// Memory the writer may buffer before it flushes a segment, unless told otherwise.
+pub const DEFAULT_WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Failures of the index layer.
 #[derive(Debug, thiserror::Error)]
@@ -104,23 +104,28 @@ pub struct SegmentIndex {
 impl SegmentIndex {
     /// Opens (or creates) the index in `directory`. Fails fast if another process writes to it.
     pub fn open_in_dir(directory: &Path) -> Result<Self, IndexError> {
+        Self::open_in_dir_with(directory, DEFAULT_WRITER_MEMORY_BYTES)
+    }
+
+    /// [`SegmentIndex::open_in_dir`] with a writer buffering up to `writer_bytes`.
+    pub fn open_in_dir_with(directory: &Path, writer_bytes: usize) -> Result<Self, IndexError> {
         std::fs::create_dir_all(directory).map_err(|e| IndexError::Directory(e.to_string()))?;
         let mmap =
             MmapDirectory::open(directory).map_err(|e| IndexError::Directory(e.to_string()))?;
         let (schema, _) = build_schema();
         let index = Index::open_or_create(mmap, schema)?;
-        Self::from_index(index)
+        Self::from_index(index, writer_bytes)
     }
 
     /// A fresh index in memory (tests, and `mem://` stores).
     pub fn open_in_ram() -> Result<Self, IndexError> {
         let (schema, _) = build_schema();
-        Self::from_index(Index::create_in_ram(schema))
+        Self::from_index(Index::create_in_ram(schema), DEFAULT_WRITER_MEMORY_BYTES)
     }
 
-    fn from_index(index: Index) -> Result<Self, IndexError> {
+    fn from_index(index: Index, writer_bytes: usize) -> Result<Self, IndexError> {
         let fields = fields_of(&index.schema())?;
-        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        let writer = index.writer_with_num_threads(1, writer_bytes)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

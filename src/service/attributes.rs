@@ -3,6 +3,7 @@
 use chrono::Utc;
 
 use super::ServiceError;
+use super::catalog::Catalogs;
 use crate::domain::{
     AttributeDefinition, AttributeName, AttributeType, Declaration, MergeRule, Text, WorkspaceId,
 };
@@ -12,20 +13,18 @@ use crate::store::{Store, StoreError};
 #[derive(Clone)]
 pub struct AttributeService {
     store: Store,
+    catalogs: Catalogs,
 }
 
 impl AttributeService {
-    /// Registry use cases backed by `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Registry use cases writing to `store`, reading the in-memory `catalogs`.
+    pub fn new(store: Store, catalogs: Catalogs) -> Self {
+        Self { store, catalogs }
     }
 
     /// Every declared attribute, by name.
-    pub async fn list(
-        &self,
-        workspace: &WorkspaceId,
-    ) -> Result<Vec<AttributeDefinition>, ServiceError> {
-        Ok(self.store.attribute_definitions(workspace).await?)
+    pub fn list(&self, workspace: &WorkspaceId) -> Vec<AttributeDefinition> {
+        self.catalogs.workspace(workspace).attributes.clone()
     }
 
     /// Declares an attribute, or updates the description and merge rule of one declared with
@@ -53,7 +52,7 @@ impl AttributeService {
                 ),
             ));
         }
-        let registry = self.store.attribute_registry(workspace).await?;
+        let registry = self.catalogs.registry(workspace);
         let declaration = registry
             .check_declaration(&name, value_type, sensitive)
             .map_err(|conflict| ServiceError::Conflict(conflict.0))?;
@@ -88,7 +87,10 @@ impl AttributeService {
             }
         };
         match written {
-            Ok(()) => Ok(definition),
+            Ok(()) => {
+                self.catalogs.refresh(workspace).await?;
+                Ok(definition)
+            }
             Err(StoreError::WriteConflict) => Err(ServiceError::Conflict(format!(
                 "attribute `{}` is being declared concurrently; retry the request",
                 definition.name

@@ -6,14 +6,16 @@ use serde_json::{Map, Value as Json};
 use tracing::{debug, warn};
 
 use super::ServiceError;
+use super::catalog::Catalogs;
 use super::claims::{
     Claim, Collision, add_claims, contact_point_claims, is_retryable, stage_claims, unless_raced,
 };
 use super::indexer::ChangeNotifier;
 use super::merges::{MergeReason, MergeService};
 use crate::domain::{
-    Contact, ContactFields, ContactId, ContactPatch, Email, ExternalId, FieldChange, Identity,
-    IdentityKey, IdentityKind, MergeStrategy, Phone, Provenance, Text, WorkspaceId,
+    Contact, ContactFields, ContactId, ContactPatch, Email, ExternalId, FieldChange, FieldPolicy,
+    Identity, IdentityKey, IdentityKind, MergeStrategy, NameSet, Phone, Provenance, Text,
+    WorkspaceId,
 };
 use crate::store::{ContactPage, Store, StoreError, WriteBatch};
 
@@ -43,6 +45,31 @@ pub struct PatchInput {
     pub attributes: Map<String, Json>,
 }
 
+impl PatchInput {
+    /// The fields this input sets or clears, as a field policy naming exactly them.
+    pub fn written(&self) -> FieldPolicy {
+        let fixed = [
+            ("external_id", self.external_id.is_kept()),
+            ("email", self.email.is_kept()),
+            ("name", self.name.is_kept()),
+            ("phone", self.phone.is_kept()),
+            ("company", self.company.is_kept()),
+            ("account_ref", self.account_ref.is_kept()),
+            ("last_seen_at", self.last_seen_at.is_kept()),
+        ];
+        FieldPolicy {
+            fields: NameSet::Only(
+                fixed
+                    .into_iter()
+                    .filter(|(_, kept)| !kept)
+                    .map(|(name, _)| name.to_owned())
+                    .collect(),
+            ),
+            attributes: NameSet::Only(self.attributes.keys().cloned().collect()),
+        }
+    }
+}
+
 /// What an upsert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpsertOutcome {
@@ -58,6 +85,7 @@ pub enum UpsertOutcome {
 #[derive(Clone)]
 pub struct ContactService {
     store: Store,
+    catalogs: Catalogs,
     notifier: ChangeNotifier,
     merges: MergeService,
 }
@@ -65,9 +93,15 @@ pub struct ContactService {
 impl ContactService {
     /// Contact use cases backed by `store`; `notifier` wakes the indexer after every write;
     /// `merges` links contacts that claim the same email or phone with enough trust.
-    pub fn new(store: Store, notifier: ChangeNotifier, merges: MergeService) -> Self {
+    pub fn new(
+        store: Store,
+        catalogs: Catalogs,
+        notifier: ChangeNotifier,
+        merges: MergeService,
+    ) -> Self {
         Self {
             store,
+            catalogs,
             notifier,
             merges,
         }
@@ -252,7 +286,7 @@ impl ContactService {
         let attributes = if input.attributes.is_empty() {
             Default::default()
         } else {
-            let registry = self.store.attribute_registry(workspace).await?;
+            let registry = self.catalogs.registry(workspace);
             registry.parse_changes(&input.attributes)?
         };
         Ok(ContactPatch {
@@ -323,6 +357,7 @@ impl ContactService {
         let Some(collisions) = unless_raced(staged)? else {
             return Ok(None);
         };
+        self.refuse_unlinkable(&contact, &collisions).await?;
         match self.store.commit(batch).await {
             Ok(()) => {
                 self.notifier.notify();
@@ -366,6 +401,7 @@ impl ContactService {
             &mut batch,
         )
         .await?;
+        self.refuse_unlinkable(&updated, &collisions).await?;
         match self.store.commit(batch).await {
             Ok(()) => {
                 self.notifier.notify();
@@ -375,6 +411,44 @@ impl ContactService {
             Err(StoreError::WriteConflict) => Ok(None),
             Err(other) => Err(other.into()),
         }
+    }
+
+    /// Refuses (IdentityTaken, CONFLICT) a trusted write whose email or phone identifies another
+    /// contact that [`ContactService::auto_link`] would not merge it with, so that a contact's
+    /// email and phone fields always agree with the identities it holds. A self-asserted claim
+    /// (a visitor typing an address) is kept on the field and never taken from its holder.
+    async fn refuse_unlinkable(
+        &self,
+        contact: &Contact,
+        collisions: &[Collision],
+    ) -> Result<(), ServiceError> {
+        for collision in collisions {
+            let claim = &collision.claim;
+            if claim.provenance == Provenance::SelfAsserted {
+                continue;
+            }
+            let holder = &collision.holder;
+            let linkable = claim.provenance.may_auto_link(holder.identity.provenance)
+                && match self
+                    .store
+                    .contact(&contact.workspace, &holder.contact)
+                    .await?
+                {
+                    Some(other) => !matches!(
+                        (&contact.fields.external_id, &other.fields.external_id),
+                        (Some(mine), Some(theirs)) if mine != theirs
+                    ),
+                    None => false,
+                };
+            if !linkable {
+                return Err(ServiceError::IdentityTaken {
+                    kind: claim.key.kind.as_str(),
+                    value: claim.key.value.clone(),
+                    holder: holder.contact,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Merges `contact` with the holders of the emails and phones it could not claim, where both
@@ -431,10 +505,11 @@ impl ContactService {
 
     async fn blocked_values(&self, workspace: &WorkspaceId) -> Result<Vec<String>, ServiceError> {
         Ok(self
-            .store
-            .workspace_settings(workspace)
-            .await?
-            .blocked_identity_values)
+            .catalogs
+            .workspace(workspace)
+            .settings
+            .blocked_identity_values
+            .clone())
     }
 }
 

@@ -67,6 +67,17 @@ pub enum ServiceError {
     /// See [`ErrorCode::Conflict`].
     #[error("{0}")]
     Conflict(String),
+    /// An email or phone the write gives its contact identifies another contact, and the two
+    /// cannot be linked; see [`ErrorCode::Conflict`].
+    #[error("{kind} `{value}` already identifies another contact; nothing was written")]
+    IdentityTaken {
+        /// `email` or `phone`.
+        kind: &'static str,
+        /// The normalised value.
+        value: String,
+        /// The contact holding it (shown only to keys that may read contacts).
+        holder: crate::domain::ContactId,
+    },
     /// See [`ErrorCode::InvalidSegment`].
     #[error("{}", .0.first().map(|d| d.message.as_str()).unwrap_or("invalid segment"))]
     InvalidSegment(Vec<qwry_segment::Diagnostic>),
@@ -102,7 +113,7 @@ impl ServiceError {
             Self::Invalid(DomainError::InvalidAttribute { .. }) => ErrorCode::InvalidAttribute,
             Self::Invalid(DomainError::InvalidIdentity { .. }) => ErrorCode::InvalidIdentity,
             Self::IdentityNotVerified(_) => ErrorCode::IdentityNotVerified,
-            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Conflict(_) | Self::IdentityTaken { .. } => ErrorCode::Conflict,
             Self::InvalidSegment(_) => ErrorCode::InvalidSegment,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
@@ -120,6 +131,17 @@ impl ServiceError {
         }
         Err(Self::Forbidden(format!(
             "this API key lacks the `{scope}` scope"
+        )))
+    }
+
+    /// `Ok` when `caller`'s field policy lets it read built-in field `field` (segment spelling),
+    /// else FORBIDDEN: looking a contact up by a field tests its value, so it needs the field.
+    pub fn require_lookup_by(caller: &Caller, field: &str) -> Result<(), Self> {
+        if caller.policy.allows_builtin(field) {
+            return Ok(());
+        }
+        Err(Self::Forbidden(format!(
+            "this API key may not read `{field}`, so it cannot look contacts up by it"
         )))
     }
 

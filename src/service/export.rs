@@ -4,6 +4,7 @@
 use serde_json::{Map, Value as Json, json};
 
 use super::ServiceError;
+use super::catalog::Catalogs;
 use super::segments::{Consistency, SegmentService, SegmentSource};
 use super::sensitive::Revealer;
 use crate::domain::{Caller, Contact, ContactId, sensitive_names};
@@ -16,6 +17,7 @@ pub const EXPORT_PAGE: usize = 500;
 #[derive(Clone)]
 pub struct ExportService {
     store: Store,
+    catalogs: Catalogs,
     segments: SegmentService,
     revealer: Revealer,
 }
@@ -23,9 +25,15 @@ pub struct ExportService {
 impl ExportService {
     /// Exports from `store`, or from `segments` when a segment is given; `revealer` opens
     /// sensitive values for callers with `pii:read`.
-    pub fn new(store: Store, segments: SegmentService, revealer: Revealer) -> Self {
+    pub fn new(
+        store: Store,
+        catalogs: Catalogs,
+        segments: SegmentService,
+        revealer: Revealer,
+    ) -> Self {
         Self {
             store,
+            catalogs,
             segments,
             revealer,
         }
@@ -52,8 +60,7 @@ impl ExportService {
         after: Option<ContactId>,
     ) -> Result<(Vec<Contact>, bool), ServiceError> {
         let (contacts, has_more) = self.unredacted_page(caller, segment, after).await?;
-        let sensitive =
-            sensitive_names(&self.store.attribute_definitions(&caller.workspace).await?);
+        let sensitive = sensitive_names(&self.catalogs.workspace(&caller.workspace).attributes);
         let visible = contacts
             .into_iter()
             .map(|contact| caller.redact(contact, |name| sensitive.contains(name)))

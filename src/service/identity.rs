@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::debug;
 
 use super::ServiceError;
+use super::catalog::Catalogs;
 use super::claims::{
     Claim, add_claims, contact_point_claims, is_retryable, stage_claims, unless_raced,
 };
@@ -38,6 +39,7 @@ pub struct IdentifyRequest {
 #[derive(Clone)]
 pub struct IdentityService {
     store: Store,
+    catalogs: Catalogs,
     notifier: ChangeNotifier,
     contacts: ContactService,
     merges: MergeService,
@@ -47,12 +49,14 @@ impl IdentityService {
     /// Identity use cases over `store`, writing contacts through `contacts` and `merges`.
     pub fn new(
         store: Store,
+        catalogs: Catalogs,
         notifier: ChangeNotifier,
         contacts: ContactService,
         merges: MergeService,
     ) -> Self {
         Self {
             store,
+            catalogs,
             notifier,
             contacts,
             merges,
@@ -68,7 +72,7 @@ impl IdentityService {
         anonymous_id: &str,
         input: PatchInput,
     ) -> Result<Contact, ServiceError> {
-        let settings = self.store.workspace_settings(workspace).await?;
+        let settings = self.catalogs.workspace(workspace).settings.clone();
         let blocked = &settings.blocked_identity_values;
         let anonymous = IdentityKey::parse(IdentityKind::AnonymousId, anonymous_id, blocked)?;
         let mut patch = self.contacts.validate(workspace, input).await?;
@@ -117,7 +121,7 @@ impl IdentityService {
         workspace: &WorkspaceId,
         request: IdentifyRequest,
     ) -> Result<Contact, ServiceError> {
-        let settings = self.store.workspace_settings(workspace).await?;
+        let settings = self.catalogs.workspace(workspace).settings.clone();
         verify(&settings, &request.external_id, &request.user_hash)?;
         let blocked = &settings.blocked_identity_values;
         let external = IdentityKey::parse(IdentityKind::ExternalId, &request.external_id, blocked)?;
@@ -249,7 +253,8 @@ impl IdentityService {
     ) -> Result<(), ServiceError> {
         let mut settings = self.store.workspace_settings(workspace).await?;
         settings.identity_secret = Some(secret);
-        Ok(self.store.save_workspace_settings(&settings).await?)
+        self.store.save_workspace_settings(&settings).await?;
+        self.catalogs.refresh(workspace).await
     }
 
     /// Sets the identity secret of `workspace` unless it already is `secret` (start-up config).
@@ -258,7 +263,7 @@ impl IdentityService {
         workspace: &WorkspaceId,
         secret: &SecretString,
     ) -> Result<(), ServiceError> {
-        let settings = self.store.workspace_settings(workspace).await?;
+        let settings = self.catalogs.workspace(workspace).settings.clone();
         let same = settings
             .identity_secret
             .as_ref()
@@ -278,6 +283,7 @@ impl IdentityService {
         let mut settings = self.store.workspace_settings(workspace).await?;
         settings.blocked_identity_values = values;
         self.store.save_workspace_settings(&settings).await?;
+        self.catalogs.refresh(workspace).await?;
         Ok(settings)
     }
 
@@ -286,7 +292,7 @@ impl IdentityService {
         &self,
         workspace: &WorkspaceId,
     ) -> Result<WorkspaceSettings, ServiceError> {
-        Ok(self.store.workspace_settings(workspace).await?)
+        Ok(self.catalogs.workspace(workspace).settings.clone())
     }
 
     /// The live contact holding `key`, if any.

@@ -12,13 +12,14 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use ulid::Ulid;
 
+use super::catalog::Catalogs;
 use super::claims::{Claim, contact_point_claims, is_retryable};
-use super::import_reader::{ImportFormat, RowReader};
+use super::import_reader::{ImportFormat, ReadFailure, RowReader};
 use super::indexer::ChangeNotifier;
 use super::{ErrorCode, ServiceError};
 use crate::domain::{
     AttributeRegistry, Contact, ContactFields, ContactId, DomainError, FieldChange, Identity,
-    IdentityKey, IdentityKind, ImportRow, ParsedRow, Provenance, WorkspaceId,
+    IdentityKey, IdentityKind, ImportRow, ParsedRow, Provenance, WorkspaceId, check_columns,
 };
 use crate::store::{HeldIdentity, Store, WriteBatch};
 
@@ -218,6 +219,7 @@ struct Stopped {
 #[derive(Clone)]
 pub struct ImportService {
     store: Store,
+    catalogs: Catalogs,
     notifier: ChangeNotifier,
     /// How many transactions a batch is split into.
     parallelism: usize,
@@ -226,9 +228,10 @@ pub struct ImportService {
 
 impl ImportService {
     /// Imports into `store`; `notifier` wakes the indexer after every batch.
-    pub fn new(store: Store, notifier: ChangeNotifier) -> Self {
+    pub fn new(store: Store, catalogs: Catalogs, notifier: ChangeNotifier) -> Self {
         Self {
             store,
+            catalogs,
             notifier,
             parallelism: commit_parallelism(),
             jobs: Arc::default(),
@@ -282,11 +285,22 @@ impl ImportService {
                 let (sender, mut receiver) = mpsc::channel(2);
                 let reader = tokio::task::spawn_blocking(move || {
                     let mut rows = RowReader::new(options.format, input);
+                    let header = rows.check_header(|names| {
+                        check_columns(names, &registry).map_err(|error| error.to_string())
+                    });
+                    if let Err(failure) = header {
+                        let _ = sender.blocking_send(vec![Err(failure)]);
+                        return;
+                    }
                     loop {
                         let chunk: Vec<_> = rows
                             .by_ref()
                             .take(CHUNK_ROWS)
-                            .map(|row| row.and_then(|row| validate(row, &registry)))
+                            .map(|row| {
+                                row.and_then(|row| {
+                                    validate(row, &registry).map_err(ReadFailure::from)
+                                })
+                            })
                             .collect();
                         if chunk.is_empty() || sender.blocking_send(chunk).is_err() {
                             return;
@@ -328,12 +342,13 @@ impl ImportService {
         &self,
         workspace: &WorkspaceId,
     ) -> Result<(AttributeRegistry, Vec<String>), ServiceError> {
-        let registry = self.store.attribute_registry(workspace).await?;
+        let registry = self.catalogs.registry(workspace);
         let blocked = self
-            .store
-            .workspace_settings(workspace)
-            .await?
-            .blocked_identity_values;
+            .catalogs
+            .workspace(workspace)
+            .settings
+            .blocked_identity_values
+            .clone();
         Ok((registry, blocked))
     }
 
@@ -343,15 +358,17 @@ impl ImportService {
         job: &str,
         options: ImportOptions,
         blocked: &[String],
-        receiver: &mut mpsc::Receiver<Vec<Result<ParsedRow, RowError>>>,
+        receiver: &mut mpsc::Receiver<Vec<Result<ParsedRow, ReadFailure>>>,
     ) -> Result<(), ServiceError> {
         while let Some(chunk) = receiver.recv().await {
             let mut parsed = Vec::with_capacity(chunk.len());
             let mut failures = Vec::new();
+            let mut fatal = None;
             for row in chunk {
                 match row {
                     Ok(row) => parsed.push(row),
-                    Err(error) => failures.push(error),
+                    Err(failure) if failure.fatal => fatal = Some(failure.error),
+                    Err(failure) => failures.push(failure.error),
                 }
             }
             let mut total = BatchOutcome::default();
@@ -381,6 +398,11 @@ impl ImportService {
             });
             if let Some(error) = stopped {
                 return Err(error);
+            }
+            if let Some(error) = fatal {
+                let message = format!("line {}: {}", error.line, error.message);
+                self.update(job, |report| report.errors.push(error));
+                return Err(ServiceError::invalid("file", message));
             }
         }
         Ok(())
@@ -589,6 +611,38 @@ impl ImportService {
                 ));
                 continue;
             }
+            // An email or phone another contact holds is not taken: the field keeps its value,
+            // so it always agrees with the identities the contact holds.
+            let taken: Vec<RowError> = staged
+                .taken
+                .iter()
+                .map(|key| {
+                    RowError::conflict(
+                        row.line,
+                        format!(
+                            "{} `{}` already identifies another contact; the row was imported without it",
+                            key.kind.as_str(),
+                            key.value
+                        ),
+                    )
+                })
+                .collect();
+            for key in &staged.taken {
+                match key.kind {
+                    IdentityKind::Email => {
+                        contact.fields.email = before.and_then(|b| b.email.clone());
+                    }
+                    IdentityKind::Phone => {
+                        contact.fields.phone = before.and_then(|b| b.phone.clone());
+                    }
+                    IdentityKind::AnonymousId | IdentityKind::ExternalId => {}
+                }
+            }
+            if before == Some(&contact.fields) {
+                outcome.unchanged += 1;
+                outcome.conflicts.extend(taken);
+                continue;
+            }
             let part = &mut parts[written % part_count];
             written += 1;
             part.rows.push(index);
@@ -605,12 +659,7 @@ impl ImportService {
                     .into_iter()
                     .map(|identity| (contact.id, identity)),
             );
-            part.outcome.conflicts.extend(staged.taken.into_iter().map(|key| {
-                RowError::conflict(
-                    row.line,
-                    format!("{} `{}` already identifies another contact; the row was imported without it", key.kind.as_str(), key.value),
-                )
-            }));
+            part.outcome.conflicts.extend(taken);
             if existing.is_none() {
                 part.created.push(contact);
             }

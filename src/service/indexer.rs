@@ -5,6 +5,7 @@
 //! and only then acknowledges the entries. Writes wake the indexer; it waits a short batching
 //! delay so that bursts become one commit. `try_apply_next` exposes one step for tests.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +115,8 @@ pub struct Indexer {
     /// One step at a time: steps read, apply and acknowledge as a unit.
     step_lock: AsyncMutex<()>,
     last_payload: Mutex<Option<CommitPayload>>,
+    /// Per workspace: the last change applied and when it was committed (since start).
+    applied: Mutex<HashMap<WorkspaceId, (String, DateTime<Utc>)>>,
 }
 
 impl Indexer {
@@ -132,6 +135,7 @@ impl Indexer {
             batch_delay,
             step_lock: AsyncMutex::new(()),
             last_payload: Mutex::new(last_payload),
+            applied: Mutex::default(),
         })
     }
 
@@ -238,6 +242,12 @@ impl Indexer {
         let built = self.current_payload().is_some_and(|payload| payload.built);
         let last_change = pending.last().map(|change| change.key.clone());
         self.commit(changes, built, last_change, false).await?;
+        if let Ok(mut applied) = self.applied.lock() {
+            let now = Utc::now();
+            for change in &pending {
+                applied.insert(change.workspace.clone(), (change.key.clone(), now));
+            }
+        }
         let keys: Vec<String> = pending.iter().map(|change| change.key.clone()).collect();
         self.store.acknowledge_changes(&keys).await?;
         Ok(pending.len())
@@ -274,15 +284,25 @@ impl Indexer {
     }
 
     /// How current the index is.
-    pub async fn status(&self) -> Result<IndexStatus, IndexerError> {
-        let backlog = self.store.change_backlog().await?;
+    pub async fn status(&self, workspace: &WorkspaceId) -> Result<IndexStatus, IndexerError> {
+        let backlog = self.store.change_backlog(workspace).await?;
         let payload = self.current_payload();
+        let applied = self
+            .applied
+            .lock()
+            .ok()
+            .and_then(|applied| applied.get(workspace).cloned());
+        let index = Arc::clone(&self.index);
+        let scoped = workspace.clone();
+        let documents = tokio::task::spawn_blocking(move || index.documents_of(&scoped))
+            .await
+            .map_err(|error| IndexerError::Task(error.to_string()))??;
         Ok(IndexStatus {
             pending_changes: backlog.pending,
             oldest_pending_at: backlog.oldest,
-            last_applied_change: payload.as_ref().and_then(|p| p.last_change.clone()),
-            last_commit_at: payload.as_ref().map(|p| p.committed_at),
-            documents: self.index.num_docs(),
+            last_applied_change: applied.as_ref().map(|(key, _)| key.clone()),
+            last_commit_at: applied.map(|(_, at)| at),
+            documents,
             built: payload.is_some_and(|p| p.built),
         })
     }

@@ -1,9 +1,6 @@
 //! API keys: creation (the secret is shown once and only its SHA-256 is stored), listing,
-//! revocation, and authentication of a bearer token into a [`Caller`].
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+//! revocation, and authentication of a bearer token into a [`Caller`] from the in-memory
+//! catalogue (no store read per request, none for unknown keys either).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,14 +10,10 @@ use sha2::{Digest, Sha256};
 use tracing::info;
 
 use super::ServiceError;
+use super::catalog::Catalogs;
 use crate::domain::{ApiKey, ApiKeyId, Caller, FieldPolicy, Scopes, WorkspaceId, parse_key_name};
 use crate::store::Store;
 
-/// How long an authenticated key is trusted without asking the store again. A key revoked
-/// through this process stops working at once; one revoked through another replica within this.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
-/// Most authenticated keys kept in memory.
-const KEY_CACHE_CAPACITY: usize = 10_000;
 /// Prefix of every generated secret, so that leaked keys are easy to scan for.
 pub const SECRET_PREFIX: &str = "qwry_";
 /// Shortest secret accepted from the environment (`ADMIN_API_KEY`).
@@ -41,16 +34,13 @@ pub struct CreatedKey {
 #[derive(Clone)]
 pub struct KeyService {
     store: Store,
-    cache: Arc<Mutex<HashMap<String, (Caller, Instant)>>>,
+    catalogs: Catalogs,
 }
 
 impl KeyService {
-    /// Keys over `store`.
-    pub fn new(store: Store) -> Self {
-        Self {
-            store,
-            cache: Arc::default(),
-        }
+    /// Keys written to `store`, read from the in-memory `catalogs`.
+    pub fn new(store: Store, catalogs: Catalogs) -> Self {
+        Self { store, catalogs }
     }
 
     /// Creates a key in `workspace`; the secret is returned once.
@@ -100,6 +90,7 @@ impl KeyService {
         self.store
             .create_api_key(&key, &secret_hash(secret))
             .await?;
+        self.catalogs.refresh(workspace).await?;
         Ok(key)
     }
 
@@ -115,12 +106,7 @@ impl KeyService {
                 ),
             ));
         }
-        if self
-            .store
-            .api_key_by_hash(&secret_hash(secret))
-            .await?
-            .is_some()
-        {
+        if self.catalogs.key_by_hash(&secret_hash(secret)).is_some() {
             return Ok(());
         }
         let key = self
@@ -138,13 +124,14 @@ impl KeyService {
     }
 
     /// Whether the workspace has any key, revoked or not.
-    pub async fn any_key(&self, workspace: &WorkspaceId) -> Result<bool, ServiceError> {
-        Ok(!self.store.api_keys(workspace).await?.is_empty())
+    pub fn any_key(&self, workspace: &WorkspaceId) -> bool {
+        !self.catalogs.workspace(workspace).keys.is_empty()
     }
 
     /// The keys of `workspace`, oldest first.
-    pub async fn list(&self, workspace: &WorkspaceId) -> Result<Vec<ApiKey>, ServiceError> {
-        Ok(self.store.api_keys(workspace).await?)
+    pub fn list(&self, workspace: &WorkspaceId) -> Vec<ApiKey> {
+        let state = self.catalogs.workspace(workspace);
+        state.keys.iter().map(|stored| stored.key.clone()).collect()
     }
 
     /// Revokes a key of `workspace`; NOT_FOUND if it has none with that id.
@@ -158,42 +145,17 @@ impl KeyService {
             .revoke_api_key(workspace, id, Utc::now())
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("there is no API key `{id}`")))?;
-        self.lock_cache()
-            .retain(|_, (caller, _)| caller.key_id != id.as_str());
+        self.catalogs.refresh(workspace).await?;
         info!(key_id = %id, workspace = %workspace, "api key revoked");
         Ok(key)
     }
 
     /// The caller a bearer token authenticates: UNAUTHENTICATED when the token is unknown or
     /// revoked (the two are not told apart).
-    pub async fn authenticate(&self, token: &str) -> Result<Caller, ServiceError> {
-        let hash = secret_hash(token);
-        if let Some((caller, at)) = self.lock_cache().get(&hash)
-            && at.elapsed() < KEY_CACHE_TTL
-        {
-            return Ok(caller.clone());
-        }
-        let key = self.store.api_key_by_hash(&hash).await?;
-        let Some(key) = key.filter(|key| key.revoked_at.is_none()) else {
-            self.lock_cache().remove(&hash);
-            return Err(ServiceError::Unauthenticated(
-                "the API key is unknown or revoked".to_owned(),
-            ));
-        };
-        let caller = Caller::of_key(&key);
-        let mut cache = self.lock_cache();
-        if cache.len() >= KEY_CACHE_CAPACITY {
-            cache.clear();
-        }
-        cache.insert(hash, (caller.clone(), Instant::now()));
-        Ok(caller)
-    }
-
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Caller, Instant)>> {
-        match self.cache.lock() {
-            Ok(cache) => cache,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+    pub fn authenticate(&self, token: &str) -> Result<Caller, ServiceError> {
+        self.catalogs.caller(&secret_hash(token)).ok_or_else(|| {
+            ServiceError::Unauthenticated("the API key is unknown or revoked".to_owned())
+        })
     }
 }
 

@@ -5,6 +5,7 @@ use chrono::Utc;
 use tracing::info;
 
 use super::ServiceError;
+use super::catalog::Catalogs;
 use super::indexer::ChangeNotifier;
 use crate::domain::{
     Contact, ContactId, MergeId, MergePlan, MergeRecord, MergeStrategy, WorkspaceId, plan_merge,
@@ -51,13 +52,18 @@ pub struct MergePreview {
 #[derive(Clone)]
 pub struct MergeService {
     store: Store,
+    catalogs: Catalogs,
     notifier: ChangeNotifier,
 }
 
 impl MergeService {
     /// Merge use cases backed by `store`; `notifier` wakes the indexer after every write.
-    pub fn new(store: Store, notifier: ChangeNotifier) -> Self {
-        Self { store, notifier }
+    pub fn new(store: Store, catalogs: Catalogs, notifier: ChangeNotifier) -> Self {
+        Self {
+            store,
+            catalogs,
+            notifier,
+        }
     }
 
     /// What merging `absorbed` into `survivor` would produce, without writing anything.
@@ -253,7 +259,7 @@ impl MergeService {
                 format!("contact `{}` cannot be merged into itself", survivor.id),
             ));
         }
-        let registry = self.store.attribute_registry(workspace).await?;
+        let registry = self.catalogs.registry(workspace);
         let rule_of = |name: &crate::domain::AttributeName| {
             registry
                 .get(name.as_str())

@@ -1,6 +1,7 @@
 //! Use cases over the store and the segment index. The only layer the GraphQL API calls.
 
 mod attributes;
+mod catalog;
 mod claims;
 mod contacts;
 mod error;
@@ -18,6 +19,7 @@ mod sensitive;
 mod subject;
 
 pub use attributes::AttributeService;
+pub use catalog::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use error::{ErrorCode, ServiceError};
 pub use explain::ExplainNode;
@@ -25,7 +27,7 @@ pub use export::{ExportService, contact_json};
 pub use identity::{IdentifyRequest, IdentityService};
 pub use import::{ImportOptions, ImportReport, ImportService, JobStatus, MatchBy, RowError};
 pub use import_reader::ImportFormat;
-pub use keys::{CreatedKey, KEY_CACHE_TTL, KeyService, secret_hash};
+pub use keys::{CreatedKey, KeyService, secret_hash};
 pub use merges::{MergePreview, MergeReason, MergeService};
 pub use segment_catalog::check_text;
 pub use segments::{
@@ -65,23 +67,33 @@ pub struct Services {
     pub revealer: Revealer,
     /// Data subject requests.
     pub subjects: SubjectService,
+    /// Keys, attribute registries, settings and saved segments, held in memory.
+    pub catalogs: Catalogs,
 }
 
 impl Services {
-    /// Wires the use cases to `store`, the segment `index` and its `indexer`.
+    /// Wires the use cases to `store`, its loaded `catalogs`, the segment `index` and its
+    /// `indexer`.
     pub fn new(
         store: Store,
+        catalogs: Catalogs,
         index: Arc<SegmentIndex>,
         indexer: Arc<Indexer>,
         notifier: ChangeNotifier,
     ) -> Self {
-        let merges = MergeService::new(store.clone(), notifier.clone());
-        let segments = SegmentService::new(store.clone(), index, indexer);
-        let contacts = ContactService::new(store.clone(), notifier.clone(), merges.clone());
+        let merges = MergeService::new(store.clone(), catalogs.clone(), notifier.clone());
+        let segments = SegmentService::new(store.clone(), catalogs.clone(), index, indexer);
+        let contacts = ContactService::new(
+            store.clone(),
+            catalogs.clone(),
+            notifier.clone(),
+            merges.clone(),
+        );
         let revealer = Revealer::new(store.sealer().cloned());
         Self {
             identity: IdentityService::new(
                 store.clone(),
+                catalogs.clone(),
                 notifier.clone(),
                 contacts.clone(),
                 merges.clone(),
@@ -92,10 +104,16 @@ impl Services {
                 segments.clone(),
                 revealer.clone(),
             ),
-            imports: ImportService::new(store.clone(), notifier),
-            exports: ExportService::new(store.clone(), segments.clone(), revealer.clone()),
-            attributes: AttributeService::new(store.clone()),
-            keys: KeyService::new(store),
+            imports: ImportService::new(store.clone(), catalogs.clone(), notifier),
+            exports: ExportService::new(
+                store.clone(),
+                catalogs.clone(),
+                segments.clone(),
+                revealer.clone(),
+            ),
+            attributes: AttributeService::new(store.clone(), catalogs.clone()),
+            keys: KeyService::new(store, catalogs.clone()),
+            catalogs,
             contacts,
             merges,
             revealer,

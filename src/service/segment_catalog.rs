@@ -8,8 +8,11 @@ use qwry_segment::ast::Expr;
 use qwry_segment::{Catalog, Checked, Diagnostic, ErrorCode, Field, FieldType, Test, check, parse};
 
 use super::ServiceError;
+use super::catalog::WorkspaceState;
 use super::segments::{MAX_REFERENCE_DEPTH, SegmentSource};
-use crate::domain::{AttributeType, FieldPolicy, Sealer, WorkspaceId, sensitive_names};
+use crate::domain::{
+    AttributeType, Caller, FieldPolicy, Scope, Sealer, WorkspaceId, sensitive_names,
+};
 use crate::store::Store;
 
 /// The attributes and saved segments a workspace's segments may refer to, as one caller sees
@@ -20,6 +23,8 @@ pub(super) struct WorkspaceCatalog {
     pub(super) sensitive: HashSet<String>,
     pub(super) segments: HashMap<String, String>,
     pub(super) policy: FieldPolicy,
+    /// Whether the caller may read (and so test) sensitive attributes (`pii:read`).
+    pub(super) reads_sensitive: bool,
     /// Turns literals tested against sensitive attributes into blind-index tokens.
     pub(super) sealer: Option<Arc<dyn Sealer>>,
 }
@@ -43,6 +48,10 @@ impl Catalog for WorkspaceCatalog {
 
     fn attribute_sensitive(&self, name: &str) -> bool {
         self.sensitive.contains(name)
+    }
+
+    fn reads_sensitive(&self) -> bool {
+        self.reads_sensitive
     }
 }
 
@@ -78,37 +87,42 @@ impl WorkspaceCatalog {
         }
     }
 
+    /// Whether the caller may not read `field`: outside its field policy, or sensitive without
+    /// `pii:read`. Such fields cannot be tested, and their values are masked in segment text.
+    pub(super) fn hides(&self, field: &Field) -> bool {
+        !self.policy.allows_field(field) || (self.is_sensitive(field) && !self.reads_sensitive)
+    }
+
     /// Whether `field` is a sensitive attribute (its values are never shown).
     pub(super) fn is_sensitive(&self, field: &Field) -> bool {
         matches!(field, Field::Attribute(name) if self.sensitive.contains(name))
     }
 
-    /// The workspace's catalogue as a caller with `policy` sees it.
-    pub(super) async fn load(
-        store: &Store,
-        workspace: &WorkspaceId,
-        policy: &FieldPolicy,
-    ) -> Result<Self, ServiceError> {
-        let definitions = store.attribute_definitions(workspace).await?;
-        let sensitive = sensitive_names(&definitions);
-        let attributes = definitions
-            .into_iter()
+    /// The workspace's catalogue `state` as `caller` sees it.
+    pub(super) fn for_caller(
+        state: &WorkspaceState,
+        caller: &Caller,
+        sealer: Option<Arc<dyn Sealer>>,
+    ) -> Self {
+        let attributes = state
+            .attributes
+            .iter()
             .map(|d| (d.name.as_str().to_owned(), field_type(d.value_type)))
             .collect();
-        let segments = store
-            .segments(workspace)
-            .await?
-            .into_iter()
-            .map(|s| (s.slug.as_str().to_owned(), s.text))
+        let segments = state
+            .segments
+            .iter()
+            .map(|s| (s.slug.as_str().to_owned(), s.text.clone()))
             .collect();
-        Ok(Self {
-            workspace: workspace.clone(),
+        Self {
+            workspace: state.workspace.clone(),
             attributes,
-            sensitive,
+            sensitive: sensitive_names(&state.attributes),
             segments,
-            policy: policy.clone(),
-            sealer: store.sealer().cloned(),
-        })
+            policy: caller.policy.clone(),
+            reads_sensitive: caller.allows(Scope::PiiRead),
+            sealer,
+        }
     }
 }
 
@@ -119,7 +133,9 @@ pub async fn check_text(
     workspace: &WorkspaceId,
     text: &str,
 ) -> Result<Result<String, Vec<Diagnostic>>, ServiceError> {
-    let catalog = WorkspaceCatalog::load(store, workspace, &FieldPolicy::unrestricted()).await?;
+    let state = WorkspaceState::load(store, workspace).await?;
+    let operator = Caller::operator(workspace.clone(), "cli");
+    let catalog = WorkspaceCatalog::for_caller(&state, &operator, store.sealer().cloned());
     let expr = match parse(text) {
         Ok(expr) => expr,
         Err(diagnostic) => return Ok(Err(vec![diagnostic])),

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use qwry_segment::ast::Expr;
+use qwry_segment::mask::mask_hidden;
 use qwry_segment::{Checked, Diagnostic, check, parse};
 
 use super::ServiceError;
+use super::catalog::Catalogs;
 use super::explain::{ExplainNode, evaluate, explain_node};
 use super::indexer::{IndexStatus, Indexer};
 use super::segment_catalog::{WorkspaceCatalog, expand, prepare, references, segment_error};
-use crate::domain::{
-    Caller, Contact, ContactId, FieldPolicy, SavedSegment, Slug, Text, WorkspaceId,
-};
+use crate::domain::{Caller, Contact, ContactId, SavedSegment, Slug, Text, WorkspaceId};
 use crate::index::{ContactRecord, Members, SegmentIndex};
 use crate::store::Store;
 
@@ -81,26 +81,31 @@ pub struct SegmentDraft {
 #[derive(Clone)]
 pub struct SegmentService {
     store: Store,
+    catalogs: Catalogs,
     index: Arc<SegmentIndex>,
     indexer: Arc<Indexer>,
 }
 
 impl SegmentService {
-    /// Segment use cases over `store`, `index` and its `indexer`.
-    pub fn new(store: Store, index: Arc<SegmentIndex>, indexer: Arc<Indexer>) -> Self {
+    /// Segment use cases over `store`, the in-memory `catalogs`, `index` and its `indexer`.
+    pub fn new(
+        store: Store,
+        catalogs: Catalogs,
+        index: Arc<SegmentIndex>,
+        indexer: Arc<Indexer>,
+    ) -> Self {
         Self {
             store,
+            catalogs,
             index,
             indexer,
         }
     }
 
-    async fn catalog(
-        &self,
-        workspace: &WorkspaceId,
-        policy: &FieldPolicy,
-    ) -> Result<WorkspaceCatalog, ServiceError> {
-        WorkspaceCatalog::load(&self.store, workspace, policy).await
+    /// The caller's workspace's catalogue as the caller sees it.
+    fn catalog(&self, caller: &Caller) -> WorkspaceCatalog {
+        let state = self.catalogs.workspace(&caller.workspace);
+        WorkspaceCatalog::for_caller(&state, caller, self.store.sealer().cloned())
     }
 
     /// Parses, checks (against the caller's approved fields) and expands `source`; the tree
@@ -110,7 +115,7 @@ impl SegmentService {
         caller: &Caller,
         source: SegmentSource,
     ) -> Result<(Expr, Checked), ServiceError> {
-        let catalog = self.catalog(&caller.workspace, &caller.policy).await?;
+        let catalog = self.catalog(caller);
         let (expr, checked) = prepare(&catalog, source).map_err(segment_error)?;
         let expanded =
             expand(&checked, &catalog, &mut Vec::new()).map_err(|problem| problem.at(&expr))?;
@@ -120,7 +125,7 @@ impl SegmentService {
     /// Checks segment text and, when valid, estimates its members.
     pub async fn validate(&self, caller: &Caller, text: &str) -> Result<Validation, ServiceError> {
         let workspace = &caller.workspace;
-        let catalog = self.catalog(workspace, &caller.policy).await?;
+        let catalog = self.catalog(caller);
         let expr = match parse(text) {
             Ok(expr) => expr,
             Err(diagnostic) => {
@@ -182,7 +187,7 @@ impl SegmentService {
         after: Option<ContactId>,
         first: usize,
     ) -> Result<SegmentPage, ServiceError> {
-        let saved = self.get(&caller.workspace, slug).await?;
+        let saved = self.get(&caller.workspace, slug)?;
         self.members(
             caller,
             SegmentSource::Text(saved.text),
@@ -237,7 +242,7 @@ impl SegmentService {
 
     /// The exact number of members of a saved segment.
     pub async fn saved_count(&self, caller: &Caller, slug: &Slug) -> Result<u64, ServiceError> {
-        let saved = self.get(&caller.workspace, slug).await?;
+        let saved = self.get(&caller.workspace, slug)?;
         let (_, segment) = self
             .resolve(caller, SegmentSource::Text(saved.text))
             .await?;
@@ -256,29 +261,34 @@ impl SegmentService {
         }
     }
 
-    /// How current the index is.
-    pub async fn index_status(&self) -> Result<IndexStatus, ServiceError> {
+    /// How current the index is, as far as `workspace` is concerned.
+    pub async fn index_status(&self, workspace: &WorkspaceId) -> Result<IndexStatus, ServiceError> {
         self.indexer
-            .status()
+            .status(workspace)
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
     /// The saved segment `slug`, or NOT_FOUND.
-    pub async fn get(
-        &self,
-        workspace: &WorkspaceId,
-        slug: &Slug,
-    ) -> Result<SavedSegment, ServiceError> {
-        self.store
-            .segment(workspace, slug)
-            .await?
+    pub fn get(&self, workspace: &WorkspaceId, slug: &Slug) -> Result<SavedSegment, ServiceError> {
+        self.catalogs
+            .workspace(workspace)
+            .segment(slug)
+            .cloned()
             .ok_or_else(|| ServiceError::NotFound(format!("segment `{slug}` does not exist")))
     }
 
     /// Every saved segment, by slug.
-    pub async fn list(&self, workspace: &WorkspaceId) -> Result<Vec<SavedSegment>, ServiceError> {
-        Ok(self.store.segments(workspace).await?)
+    pub fn list(&self, workspace: &WorkspaceId) -> Vec<SavedSegment> {
+        self.catalogs.workspace(workspace).segments.clone()
+    }
+
+    /// `segment`'s text as `caller` may see it: literals compared with fields the caller may
+    /// not read (outside its field policy, or sensitive without `pii:read`) are masked.
+    pub fn visible_expr(&self, caller: &Caller, segment: &SavedSegment) -> Option<Expr> {
+        let expr = parse(&segment.text).ok()?;
+        let catalog = self.catalog(caller);
+        Some(mask_hidden(&expr, &|field| catalog.hides(field)))
     }
 
     /// Creates or replaces a saved segment after checking it (including reference cycles).
@@ -288,7 +298,7 @@ impl SegmentService {
         draft: SegmentDraft,
     ) -> Result<SavedSegment, ServiceError> {
         let workspace = &caller.workspace;
-        let mut catalog = self.catalog(workspace, &caller.policy).await?;
+        let mut catalog = self.catalog(caller);
         let (expr, checked) = prepare(&catalog, draft.source).map_err(segment_error)?;
         let names_sensitive_values = catalog.names_sensitive_values(&checked);
         let text = expr.to_string();
@@ -298,7 +308,11 @@ impl SegmentService {
         let as_reference = Checked::InSegment(draft.slug.as_str().to_owned());
         expand(&as_reference, &catalog, &mut Vec::new()).map_err(|problem| problem.at(&expr))?;
         let now = Utc::now();
-        let existing = self.store.segment(workspace, &draft.slug).await?;
+        let existing = self
+            .catalogs
+            .workspace(workspace)
+            .segment(&draft.slug)
+            .cloned();
         let segment = SavedSegment {
             workspace: workspace.clone(),
             slug: draft.slug,
@@ -313,14 +327,14 @@ impl SegmentService {
             return Ok(existing.unwrap_or(segment));
         }
         self.store.put_segment(&segment).await?;
+        self.catalogs.refresh(workspace).await?;
         Ok(segment)
     }
 
     /// Deletes a saved segment that no other segment refers to.
     pub async fn delete(&self, workspace: &WorkspaceId, slug: &Slug) -> Result<(), ServiceError> {
-        let catalog = self
-            .catalog(workspace, &FieldPolicy::unrestricted())
-            .await?;
+        let operator = Caller::operator(workspace.clone(), "delete");
+        let catalog = self.catalog(&operator);
         let users: Vec<&String> = catalog
             .segments
             .iter()
@@ -336,6 +350,7 @@ impl SegmentService {
             )));
         }
         if self.store.delete_segment(workspace, slug).await? {
+            self.catalogs.refresh(workspace).await?;
             Ok(())
         } else {
             Err(ServiceError::NotFound(format!(
@@ -345,14 +360,11 @@ impl SegmentService {
     }
 
     /// The saved segments `contact` belongs to, evaluated in memory against it; segments that
-    /// test fields outside `policy` are left out, as their membership would reveal those values.
-    pub async fn segments_of(
-        &self,
-        contact: &Contact,
-        policy: &FieldPolicy,
-    ) -> Result<Vec<SavedSegment>, ServiceError> {
-        let catalog = self.catalog(&contact.workspace, policy).await?;
-        let saved = self.store.segments(&contact.workspace).await?;
+    /// test fields `caller` may not read are left out, as their membership would reveal those
+    /// values.
+    pub fn segments_of(&self, contact: &Contact, caller: &Caller) -> Vec<SavedSegment> {
+        let catalog = self.catalog(caller);
+        let saved = self.catalogs.workspace(&contact.workspace).segments.clone();
         let now = Utc::now();
         let record = ContactRecord(contact);
         let mut member_of = Vec::new();
@@ -368,7 +380,7 @@ impl SegmentService {
                 member_of.push(segment);
             }
         }
-        Ok(member_of)
+        member_of
     }
 
     /// Why `contact` is in or out of the segment: every part with the contact's value and outcome.
@@ -376,9 +388,9 @@ impl SegmentService {
         &self,
         contact: &Contact,
         source: SegmentSource,
-        policy: &FieldPolicy,
+        caller: &Caller,
     ) -> Result<Vec<ExplainNode>, ServiceError> {
-        let catalog = self.catalog(&contact.workspace, policy).await?;
+        let catalog = self.catalog(caller);
         let (expr, checked) = prepare(&catalog, source).map_err(segment_error)?;
         expand(&checked, &catalog, &mut Vec::new()).map_err(|problem| problem.at(&expr))?;
         let mut nodes = Vec::new();

@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 use super::export::contact_json;
 use super::sensitive::Revealer;
 use super::{ContactService, MergeService, SegmentService, ServiceError};
-use crate::domain::{Contact, ContactId, FieldPolicy, Identity, MergeRecord, WorkspaceId};
+use crate::domain::{Caller, Contact, ContactId, Identity, MergeRecord, WorkspaceId};
 
 /// Builds the data-subject export of a contact.
 #[derive(Clone)]
@@ -45,10 +45,8 @@ impl SubjectService {
         let identities = self.contacts.identities(workspace, &contact.id).await?;
         let merged_from = self.contacts.merged_from(workspace, &contact.id).await?;
         let merges = self.merges.history(workspace, &contact.id).await?;
-        let segments = self
-            .segments
-            .segments_of(&contact, &FieldPolicy::unrestricted())
-            .await?;
+        let operator = Caller::operator(workspace.clone(), "subject");
+        let segments = self.segments.segments_of(&contact, &operator);
         Ok(json!({
             "exportedAt": Utc::now().to_rfc3339(),
             "contact": self.contact(&contact),

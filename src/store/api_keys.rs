@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use surrealdb::types::{RecordId, SurrealValue};
 
+use super::catalog::CatalogWrite;
 use super::records::compound_key;
 use super::{Store, StoreError};
 use crate::domain::{ApiKey, ApiKeyId, FieldPolicy, NameSet, Scope, Scopes, WorkspaceId};
@@ -80,7 +81,8 @@ impl Store {
     /// refused by the unique index ([`StoreError::Backend`]).
     pub async fn create_api_key(&self, key: &ApiKey, secret_hash: &str) -> Result<(), StoreError> {
         let record = ApiKeyRecord::from_key(key, secret_hash);
-        self.write_record("CREATE", record.id.clone(), record).await
+        self.write_catalog_record(&key.workspace, "CREATE", record.id.clone(), record)
+            .await
     }
 
     /// The key whose secret hashes to `secret_hash`, revoked or not, in any workspace: this
@@ -93,6 +95,23 @@ impl Store {
             .await
             .map_err(StoreError::from_surreal)?;
         first_key(response.take(0).map_err(StoreError::from_surreal)?)
+    }
+
+    /// Every key of the workspace with the hash of its secret, oldest first.
+    pub async fn api_keys_with_hashes(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<(ApiKey, String)>, StoreError> {
+        let records: Vec<ApiKeyRecord> = self
+            .workspace_records(API_KEY_TABLE, workspace, "created_at, key_id")
+            .await?;
+        records
+            .into_iter()
+            .map(|record| {
+                let hash = record.secret_hash.clone();
+                record.into_key().map(|key| (key, hash))
+            })
+            .collect()
     }
 
     /// Every key of the workspace, oldest first.
@@ -111,14 +130,28 @@ impl Store {
         id: &ApiKeyId,
         at: DateTime<Utc>,
     ) -> Result<Option<ApiKey>, StoreError> {
-        let mut response = self
+        let key = api_key_key(workspace, id);
+        let existing: Option<ApiKeyRecord> = self
             .db
-            .query("UPDATE $id SET revoked_at = revoked_at ?? $at RETURN AFTER")
-            .bind(("id", api_key_key(workspace, id)))
-            .bind(("at", at))
+            .select(key.clone())
             .await
             .map_err(StoreError::from_surreal)?;
-        first_key(response.take(0).map_err(StoreError::from_surreal)?)
+        if existing.is_none() {
+            return Ok(None);
+        }
+        let mut write = CatalogWrite::new(workspace);
+        let record = write.bind(key.clone());
+        let at = write.bind(at);
+        write.statement(format!(
+            "UPDATE {record} SET revoked_at = revoked_at ?? {at} RETURN NONE"
+        ));
+        self.commit_catalog(write).await?;
+        let revoked: Option<ApiKeyRecord> = self
+            .db
+            .select(key)
+            .await
+            .map_err(StoreError::from_surreal)?;
+        revoked.map(ApiKeyRecord::into_key).transpose()
     }
 }
 

@@ -48,7 +48,7 @@ impl Store {
         definition: &AttributeDefinition,
     ) -> Result<(), StoreError> {
         let record = AttributeRecord::from_definition(definition);
-        self.write_record(statement, record.id.clone(), record)
+        self.write_catalog_record(&definition.workspace, statement, record.id.clone(), record)
             .await
     }
 }

@@ -106,14 +106,16 @@ impl Store {
             .map_err(StoreError::from_surreal)
     }
 
-    /// How many entries wait, and since when.
-    pub async fn change_backlog(&self) -> Result<Backlog, StoreError> {
+    /// How many entries of `workspace` wait, and since when.
+    pub async fn change_backlog(&self, workspace: &WorkspaceId) -> Result<Backlog, StoreError> {
         let mut response = self
             .db
             .query(format!(
-                "RETURN count(SELECT VALUE id FROM {CHANGE_TABLE}); \
-                 RETURN (SELECT VALUE created_at FROM {CHANGE_TABLE} ORDER BY id LIMIT 1)[0];"
+                "RETURN count(SELECT VALUE id FROM {CHANGE_TABLE} WHERE workspace = $workspace); \
+                 RETURN (SELECT VALUE created_at FROM {CHANGE_TABLE} WHERE workspace = $workspace \
+                 ORDER BY id LIMIT 1)[0];"
             ))
+            .bind(("workspace", workspace.as_str().to_owned()))
             .await
             .map_err(StoreError::from_surreal)?;
         let pending: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;

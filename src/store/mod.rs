@@ -6,7 +6,9 @@
 mod api_keys;
 mod attributes;
 mod batch;
+mod catalog;
 mod changes;
+mod connection;
 mod contacts;
 mod identities;
 mod merges;
@@ -20,14 +22,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
 use surrealdb::opt::auth::Root;
 
 use tracing::warn;
 
 use crate::config::{DatabaseUrl, StoreSettings};
 use crate::domain::{AttributeRegistry, ExternalId, Sealer, WorkspaceId};
+
+use connection::Connection;
 
 pub use batch::WriteBatch;
 pub use changes::{Backlog, Change};
@@ -86,7 +88,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The source of truth: a SurrealDB datastore, embedded or remote.
 #[derive(Clone)]
 pub struct Store {
-    db: Surreal<Any>,
+    db: Connection,
     /// SurrealKV's lock file, held while the embedded datastore is open.
     lock_file: Option<PathBuf>,
     /// Seals sensitive attribute values before they are written (see [`Store::attribute_registry`]).
@@ -101,18 +103,30 @@ impl Store {
             url: url.clone(),
             message: error.to_string(),
         };
-        let db = surrealdb::engine::any::connect(url.as_str())
-            .await
-            .map_err(connect_error)?;
-        if let (Some(username), Some(password)) = (&settings.username, &settings.password) {
-            let credentials = Root {
-                username: username.clone(),
-                password: password.expose_secret().to_owned(),
-            };
-            db.signin(credentials).await.map_err(connect_error)?;
-        }
-        db.use_ns(schema::NAMESPACE)
-            .use_db(schema::DATABASE)
+        let db = match &settings.url {
+            DatabaseUrl::SurrealKv(path) => {
+                connection::open_surrealkv(&path.display().to_string(), &settings.memory)
+                    .await
+                    .map_err(|message| StoreError::Connect {
+                        url: url.clone(),
+                        message,
+                    })?
+            }
+            DatabaseUrl::Memory | DatabaseUrl::Remote(_) => {
+                let any = surrealdb::engine::any::connect(url.as_str())
+                    .await
+                    .map_err(connect_error)?;
+                if let (Some(username), Some(password)) = (&settings.username, &settings.password) {
+                    let credentials = Root {
+                        username: username.clone(),
+                        password: password.expose_secret().to_owned(),
+                    };
+                    any.signin(credentials).await.map_err(connect_error)?;
+                }
+                Connection::Any(any)
+            }
+        };
+        db.use_database(schema::NAMESPACE, schema::DATABASE)
             .await
             .map_err(connect_error)?;
         db.query(schema::SCHEMA)
@@ -156,7 +170,7 @@ impl Store {
     /// dropped; every other clone must be gone before this is called.
     pub async fn close(self) {
         let Self { db, lock_file, .. } = self;
-        drop(db);
+        db.close().await;
         let Some(lock_file) = lock_file else { return };
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         while Instant::now() < deadline {
@@ -190,21 +204,20 @@ impl Store {
         response.take(0).map_err(StoreError::from_surreal)
     }
 
-    /// `CREATE` or `UPSERT` one record with its whole content.
-    async fn write_record<R: surrealdb::types::SurrealValue>(
+    /// `CREATE` or `UPSERT` one catalogue record of `workspace` with its whole content, bumping
+    /// the workspace's catalogue version in the same transaction.
+    async fn write_catalog_record<R: surrealdb::types::SurrealValue>(
         &self,
+        workspace: &WorkspaceId,
         statement: &'static str,
         id: surrealdb::types::RecordId,
         record: R,
     ) -> Result<(), StoreError> {
-        self.db
-            .query(format!("{statement} $id CONTENT $record RETURN NONE"))
-            .bind(("id", id))
-            .bind(("record", record))
-            .await
-            .and_then(|response| response.check())
-            .map(|_| ())
-            .map_err(StoreError::from_surreal)
+        let mut write = catalog::CatalogWrite::new(workspace);
+        let id = write.bind(id);
+        let record = write.bind(record);
+        write.statement(format!("{statement} {id} CONTENT {record} RETURN NONE"));
+        self.commit_catalog(write).await
     }
 
     /// Answers when the datastore executes a trivial statement.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use surrealdb::types::{Array, RecordId, RecordIdKey, SurrealValue};
 
+use super::catalog::CatalogWrite;
 use super::{Store, StoreError};
 use crate::domain::{SavedSegment, Sealer, Slug, Text, WorkspaceId};
 
@@ -127,7 +128,8 @@ impl Store {
     /// Creates or replaces a saved segment.
     pub async fn put_segment(&self, segment: &SavedSegment) -> Result<(), StoreError> {
         let record = SegmentRecord::from_segment(segment, self.sealer().map(|s| s.as_ref()))?;
-        self.write_record("UPSERT", record.id.clone(), record).await
+        self.write_catalog_record(&segment.workspace, "UPSERT", record.id.clone(), record)
+            .await
     }
 
     /// Deletes a saved segment; returns whether it existed.
@@ -136,13 +138,19 @@ impl Store {
         workspace: &WorkspaceId,
         slug: &Slug,
     ) -> Result<bool, StoreError> {
-        let mut response = self
+        let key = segment_key(workspace, slug);
+        let existing: Option<SegmentRecord> = self
             .db
-            .query("DELETE $id RETURN BEFORE")
-            .bind(("id", segment_key(workspace, slug)))
+            .select(key.clone())
             .await
             .map_err(StoreError::from_surreal)?;
-        let deleted: Vec<SegmentRecord> = response.take(0).map_err(StoreError::from_surreal)?;
-        Ok(!deleted.is_empty())
+        if existing.is_none() {
+            return Ok(false);
+        }
+        let mut write = CatalogWrite::new(workspace);
+        let record = write.bind(key);
+        write.statement(format!("DELETE {record} RETURN NONE"));
+        self.commit_catalog(write).await?;
+        Ok(true)
     }
 }

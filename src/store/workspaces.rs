@@ -90,7 +90,12 @@ impl Store {
             blocked_identity_values: settings.blocked_identity_values.clone(),
             updated_at: Utc::now(),
         };
-        self.write_record("UPSERT", settings_key(&settings.workspace), record)
-            .await
+        self.write_catalog_record(
+            &settings.workspace,
+            "UPSERT",
+            settings_key(&settings.workspace),
+            record,
+        )
+        .await
     }
 }

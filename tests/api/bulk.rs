@@ -212,8 +212,9 @@ async fn large_batches_commit_in_parallel_parts_without_losing_or_doubling_rows(
         "the index saw every part"
     );
 
+    // A re-run changes nothing; the rows whose email another contact holds report it again.
     let again = app.import("", rows).await;
-    assert_eq!(counts(&again), [1000, 0, 0, 1000, 0, 0], "{again:#}");
+    assert_eq!(counts(&again), [1000, 0, 0, 1000, 0, 7], "{again:#}");
 }
 
 /// Two jobs importing the same rows at once, one of them back to front, race for the contacts

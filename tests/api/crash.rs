@@ -11,20 +11,6 @@ use crate::process::{ADMIN_KEY, Service, client_with_key};
 
 const ROWS: usize = 30_000;
 
-async fn export(service: &Service) -> Vec<Value> {
-    let text = client_with_key(ADMIN_KEY)
-        .get(format!("{}/v1/contacts/export", service.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_import_loses_no_acknowledged_row_and_the_index_converges() {
     let data_dir = tempfile::tempdir().unwrap();
@@ -64,7 +50,7 @@ async fn sigkill_mid_import_loses_no_acknowledged_row_and_the_index_converges() 
     assert!(acknowledged < ROWS as u64, "the kill must land mid-import");
 
     let restarted = Service::start(data_dir.path()).await;
-    let lines = export(&restarted).await;
+    let lines = restarted.export().await;
     let ids: HashSet<&str> = lines
         .iter()
         .map(|l| l["externalId"].as_str().unwrap())
@@ -98,7 +84,7 @@ async fn sigkill_mid_import_loses_no_acknowledged_row_and_the_index_converges() 
         report["created"].as_u64().unwrap() + report["unchanged"].as_u64().unwrap(),
         ROWS as u64
     );
-    assert_eq!(export(&restarted).await.len(), ROWS);
+    assert_eq!(restarted.export().await.len(), ROWS);
     restarted.terminate();
 
     // The check command agrees: store and index hold the same contacts.

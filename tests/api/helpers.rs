@@ -225,6 +225,7 @@ pub fn test_settings() -> Settings {
     settings.index_commit_delay = std::time::Duration::from_millis(10);
     settings.api.admin_api_key = Some(ADMIN_KEY.into());
     settings.api.rate_limit_per_second = 0;
+    settings.api.auth_failures_per_second = 0;
     settings
 }
 

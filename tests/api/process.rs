@@ -64,6 +64,21 @@ impl Service {
         response.json().await.unwrap()
     }
 
+    /// Every contact, streamed by the export endpoint.
+    pub async fn export(&self) -> Vec<Value> {
+        let text = client_with_key(ADMIN_KEY)
+            .get(format!("{}/v1/contacts/export", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(mut self) {
         let status = Command::new("kill")

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::TestApp;
 
 /// Creates a key with the CLI (`qwry-contacts keys create`) in a store that is not open.
-fn cli_key(data_dir: &std::path::Path, workspace: &str, scopes: &str) -> String {
+pub(crate) fn cli_key(data_dir: &std::path::Path, workspace: &str, scopes: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
         .env_clear()
         .env("DATA_DIR", data_dir)

@@ -161,6 +161,11 @@ pub trait Catalog {
     fn attribute_sensitive(&self, _name: &str) -> bool {
         false
     }
+    /// Whether the caller may read, and so test, sensitive attributes; without it a segment
+    /// testing one could serve as an oracle of their values.
+    fn reads_sensitive(&self) -> bool {
+        true
+    }
 }
 
 /// A point in time: fixed, or relative to the moment of evaluation.
@@ -346,6 +351,17 @@ fn resolve_field(
 fn check_condition(condition: &Condition, catalog: &dyn Catalog) -> Result<Checked, Diagnostic> {
     let (field, field_type) = resolve_field(&condition.field, catalog)?;
     let name = condition.field.name.as_str();
+    if let Field::Attribute(attribute) = &field
+        && catalog.attribute_sensitive(attribute)
+        && !catalog.reads_sensitive()
+    {
+        return Err(Diagnostic::new(
+            ErrorCode::FieldNotApproved,
+            condition.field.span,
+            format!("`{name}` is sensitive; testing it needs the `pii:read` scope"),
+        )
+        .with_hint("a count or a member list over a sensitive attribute would reveal its values; use a key with `pii:read`"));
+    }
     if !catalog.field_approved(&field) {
         return Err(Diagnostic::new(
             ErrorCode::FieldNotApproved,
@@ -759,18 +775,22 @@ mod tests {
         assert!(diagnostics("tags has any []")[0].contains("the list after `has any` is empty"));
     }
 
-    /// A catalogue as a key with a field policy sees it: `ltv` hidden, `plan` sensitive.
-    struct RestrictedCatalog(TestCatalog);
+    /// A catalogue as a key with a field policy sees it: `ltv` hidden, `plan` sensitive, and
+    /// sensitive values readable or not.
+    struct RestrictedCatalog {
+        inner: TestCatalog,
+        reads_sensitive: bool,
+    }
 
     impl Catalog for RestrictedCatalog {
         fn attribute_type(&self, name: &str) -> Option<FieldType> {
-            self.0.attribute_type(name)
+            self.inner.attribute_type(name)
         }
         fn attribute_names(&self) -> Vec<String> {
-            self.0.attribute_names()
+            self.inner.attribute_names()
         }
         fn segment_exists(&self, slug: &str) -> bool {
-            self.0.segment_exists(slug)
+            self.inner.segment_exists(slug)
         }
         fn field_approved(&self, field: &Field) -> bool {
             field != &Field::Attribute("ltv".into())
@@ -779,10 +799,17 @@ mod tests {
         fn attribute_sensitive(&self, name: &str) -> bool {
             name == "plan"
         }
+        fn reads_sensitive(&self) -> bool {
+            self.reads_sensitive
+        }
     }
 
     fn restricted(source: &str) -> Result<Checked, Vec<Diagnostic>> {
-        check(&parse(source).unwrap(), &RestrictedCatalog(catalog()))
+        let catalog = RestrictedCatalog {
+            inner: catalog(),
+            reads_sensitive: true,
+        };
+        check(&parse(source).unwrap(), &catalog)
     }
 
     #[test]
@@ -824,5 +851,27 @@ mod tests {
         let all = diagnostics("plna = 1 and ltv contains \"x\" and in segment \"nope\"");
         assert_eq!(all.len(), 3);
         assert!(all[2].contains("there is no saved segment `nope`"));
+    }
+
+    #[test]
+    fn sensitive_attributes_cannot_be_tested_without_reading_them() {
+        let catalog = RestrictedCatalog {
+            inner: catalog(),
+            reads_sensitive: false,
+        };
+        for source in [
+            "plan = \"pro\"",
+            "plan exists",
+            "vip = true or plan not in [\"a\"]",
+        ] {
+            let problems = check(&parse(source).unwrap(), &catalog).unwrap_err();
+            assert_eq!(problems[0].code, ErrorCode::FieldNotApproved, "{source}");
+            assert!(
+                problems[0].message.contains("needs the `pii:read` scope"),
+                "{}",
+                problems[0].message
+            );
+        }
+        assert!(check(&parse("vip = true").unwrap(), &catalog).is_ok());
     }
 }

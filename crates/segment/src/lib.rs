@@ -13,6 +13,7 @@ mod check;
 mod error;
 pub mod eval;
 mod lexer;
+pub mod mask;
 mod parser;
 mod span;
 

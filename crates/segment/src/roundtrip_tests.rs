@@ -114,8 +114,70 @@ fn expr() -> impl Strategy<Value = Expr> {
     })
 }
 
+/// Cases per property: `default`, or `QWRY_PROPTEST_CASES` in the long mode (RELIABILITY.md).
+fn cases(default: u32) -> u32 {
+    std::env::var("QWRY_PROPTEST_CASES")
+        .ok()
+        .and_then(|raw| raw.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A record without any field.
+struct NoFields;
+
+impl crate::eval::Record for NoFields {
+    fn value(&self, _field: &crate::Field) -> Option<crate::eval::FieldValue<'_>> {
+        None
+    }
+}
+
+/// A catalogue for checking generated trees: every attribute the generator names is declared
+/// with a type picked by its name's length, so some checks pass and some report mismatches.
+struct AnyCatalog;
+
+impl crate::Catalog for AnyCatalog {
+    fn attribute_type(&self, name: &str) -> Option<crate::FieldType> {
+        use crate::FieldType;
+        let types = [
+            FieldType::String,
+            FieldType::Number,
+            FieldType::Bool,
+            FieldType::Datetime,
+            FieldType::StringList,
+        ];
+        (name.len() % 7 != 6).then(|| types[name.len() % types.len()])
+    }
+
+    fn attribute_names(&self) -> Vec<String> {
+        vec!["plan".into(), "ltv".into()]
+    }
+
+    fn segment_exists(&self, slug: &str) -> bool {
+        slug.len().is_multiple_of(2)
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2_000))]
+    #![proptest_config(ProptestConfig::with_cases(cases(2_000)))]
+
+    #[test]
+    fn checking_printed_trees_never_panics_and_spans_stay_in_the_text(tree in expr()) {
+        let text = tree.to_string();
+        let parsed = parse(&text).map_err(|e| TestCaseError::fail(e.render(&text)))?;
+        match crate::check(&parsed, &AnyCatalog) {
+            Ok(checked) => {
+                let context = crate::eval::EvalContext { now: Utc::now(), in_segment: &|_| false };
+                let _ = crate::eval::matches(&checked, &NoFields, &context);
+            }
+            Err(diagnostics) => {
+                for diagnostic in diagnostics {
+                    prop_assert!(diagnostic.span.end <= text.len(), "{:?} in {}", diagnostic, text);
+                    prop_assert!(diagnostic.span.start <= diagnostic.span.end);
+                    let _ = diagnostic.render(&text);
+                }
+            }
+        }
+    }
 
     #[test]
     fn printing_then_parsing_gives_the_same_tree(tree in expr()) {

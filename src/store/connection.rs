@@ -1,0 +1,146 @@
+//! The connection to SurrealDB: a server or `mem://` through the SDK's `any` engine, or an
+//! embedded SurrealKV datastore built here so that its memory (block cache, memtable) can be
+//! bounded, which the SDK's connection strings cannot reach.
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use surrealdb::engine::any::Any;
+use surrealdb::engine::local::Db;
+use surrealdb::method::{IntoVariables, Query};
+use surrealdb::types::{RecordId, SurrealValue};
+use surrealdb::{IndexedResults, Surreal};
+use surrealdb_cnf::ConfigMap;
+use surrealdb_core::kvs::Datastore;
+
+use crate::config::StoreMemory;
+
+/// How long [`Connection::close`] waits for the SDK to release an embedded datastore.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One handle on the datastore, whichever way it was opened.
+#[derive(Clone)]
+pub(super) enum Connection {
+    /// Through `engine::any` (`mem://`, `ws://`, `wss://`).
+    Any(Surreal<Any>),
+    /// An embedded datastore opened with this service's settings, and the datastore itself
+    /// (to shut it down in order, inside the runtime, when the store closes).
+    Local(Surreal<Db>, Arc<Datastore>),
+}
+
+/// Opens the embedded SurrealKV datastore at `path` with `memory`'s bounds, as the SDK's own
+/// local engine does (version check, bootstrap, then maintenance tasks).
+pub(super) async fn open_surrealkv(path: &str, memory: &StoreMemory) -> Result<Connection, String> {
+    let config = ConfigMap::empty()
+        .with_key_value(
+            "surrealkv_block_cache_capacity",
+            memory.block_cache_bytes.to_string(),
+        )
+        .with_key_value(
+            "surrealkv_max_memtable_size",
+            memory.memtable_bytes.to_string(),
+        );
+    let datastore: Arc<Datastore> = Datastore::builder()
+        .with_config(config)
+        .with_auth(false)
+        .without_maintenance_tasks()
+        .build_with_path(&format!("surrealkv://{path}"))
+        .await
+        .map_err(|error| error.to_string())?;
+    datastore
+        .check_version()
+        .await
+        .map_err(|error| error.to_string())?;
+    datastore
+        .bootstrap()
+        .await
+        .map_err(|error| error.to_string())?;
+    datastore.start_maintenance_tasks();
+    let db = Surreal::<Db>::unstable_from_datastore(Arc::clone(&datastore), None)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(Connection::Local(db, datastore))
+}
+
+impl Connection {
+    /// A query to run, with parameters bound by [`StoreQuery::bind`].
+    pub(super) fn query(&self, text: impl Into<String>) -> StoreQuery<'_> {
+        let text = text.into();
+        match self {
+            Self::Any(db) => StoreQuery::Any(db.query(text)),
+            Self::Local(db, _) => StoreQuery::Local(db.query(text)),
+        }
+    }
+
+    /// The record `id`, if it exists.
+    pub(super) async fn select<R>(&self, id: RecordId) -> surrealdb::Result<Option<R>>
+    where
+        R: SurrealValue,
+    {
+        match self {
+            Self::Any(db) => db.select(id).await,
+            Self::Local(db, _) => db.select(id).await,
+        }
+    }
+
+    /// Closes the handle. For an embedded datastore, dropping the last handle makes the SDK's
+    /// session task shut the datastore down (tasks stopped, storage flushed and closed); this
+    /// waits, bounded, until that task has let go of it, so that the storage engine is closed
+    /// inside the runtime rather than dropped with it.
+    pub(super) async fn close(self) {
+        if let Self::Local(db, datastore) = self {
+            drop(db);
+            let deadline = std::time::Instant::now() + SHUTDOWN_WAIT;
+            while Arc::strong_count(&datastore) > 1 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            if Arc::strong_count(&datastore) > 1 {
+                tracing::warn!("the embedded store is still in use; shutting it down anyway");
+                if let Err(error) = datastore.shutdown().await {
+                    tracing::warn!(%error, "the embedded store did not shut down cleanly");
+                }
+            }
+        }
+    }
+
+    /// Selects the namespace and database every statement runs in.
+    pub(super) async fn use_database(
+        &self,
+        namespace: &str,
+        database: &str,
+    ) -> surrealdb::Result<()> {
+        match self {
+            Self::Any(db) => db.use_ns(namespace).use_db(database).await.map(|_| ()),
+            Self::Local(db, _) => db.use_ns(namespace).use_db(database).await.map(|_| ()),
+        }
+    }
+}
+
+/// A query being built on either kind of connection.
+pub(super) enum StoreQuery<'a> {
+    Any(Query<'a, Any>),
+    Local(Query<'a, Db>),
+}
+
+impl StoreQuery<'_> {
+    /// Binds parameters, as [`Query::bind`].
+    pub(super) fn bind(self, variables: impl IntoVariables) -> Self {
+        match self {
+            Self::Any(query) => Self::Any(query.bind(variables)),
+            Self::Local(query) => Self::Local(query.bind(variables)),
+        }
+    }
+}
+
+impl<'a> IntoFuture for StoreQuery<'a> {
+    type Output = surrealdb::Result<IndexedResults>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        match self {
+            Self::Any(query) => Box::pin(query.into_future()),
+            Self::Local(query) => Box::pin(query.into_future()),
+        }
+    }
+}

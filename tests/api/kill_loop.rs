@@ -1,0 +1,295 @@
+//! The long crash check (`scripts/kill-loop.sh`, RELIABILITY.md): the real binary on one data
+//! directory, killed with SIGKILL at a random moment while an import, upserts and merges run,
+//! restarted, again and again. After every restart, whatever was acknowledged is there (each
+//! upsert's value, at least the import rows reported committed, every merge), no external id
+//! is held twice, and the index counts what the store holds; at the end `check` agrees.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::process::{ADMIN_KEY, Service, client_with_key};
+
+/// Facts the service acknowledged, to be found after every crash.
+#[derive(Default)]
+struct Ledger {
+    /// External id and the `plan` an acknowledged upsert wrote (each id written once).
+    upserts: Vec<(String, String)>,
+    /// Per iteration: the prefix of its import rows and how many were reported committed.
+    imports: Vec<(String, u64)>,
+    /// Iteration, survivor and absorbed id of every acknowledged merge.
+    merges: Vec<(u64, String, String)>,
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|raw| raw.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: run by scripts/kill-loop.sh (RELIABILITY.md)"]
+async fn kill_loop_keeps_everything_acknowledged() {
+    let iterations = env_number("QWRY_KILL_ITERATIONS", 5);
+    let seed = env_number("QWRY_KILL_SEED", 7);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let started = Instant::now();
+    for iteration in 0..iterations {
+        let service = Service::start(dir.path()).await;
+        if iteration == 0 {
+            service
+                .graphql(
+                    "mutation { defineAttribute(input: { name: \"plan\", type: STRING }) { name } }",
+                    json!({}),
+                )
+                .await;
+        }
+        verify(&service, &ledger, iteration.saturating_sub(1)).await;
+        let workload = Workload::start(&service, iteration, &ledger);
+        let delay = Duration::from_millis(rng.random_range(150..1_500));
+        tokio::time::sleep(delay).await;
+        service.kill();
+        workload.stop().await;
+        eprintln!(
+            "iteration {iteration}: killed after {delay:?} ({:?} in all)",
+            started.elapsed()
+        );
+    }
+    let service = Service::start(dir.path()).await;
+    verify(&service, &ledger, 0).await;
+    let ledger = ledger.lock().unwrap();
+    eprintln!(
+        "{iterations} iterations: {} upserts, {} import rows, {} merges acknowledged and found",
+        ledger.upserts.len(),
+        ledger.imports.iter().map(|(_, rows)| rows).sum::<u64>(),
+        ledger.merges.len()
+    );
+    service.terminate();
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+        .env_clear()
+        .env("DATA_DIR", dir.path())
+        .env("RUST_LOG", "warn")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// The writers of one iteration, each recording what the service acknowledged.
+struct Workload {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workload {
+    fn start(service: &Service, iteration: u64, ledger: &Arc<Mutex<Ledger>>) -> Self {
+        let base = service.base.clone();
+        let tasks = vec![
+            tokio::spawn(import(base.clone(), iteration, Arc::clone(ledger))),
+            tokio::spawn(upserts(base.clone(), iteration, Arc::clone(ledger))),
+            tokio::spawn(merges(base, iteration, Arc::clone(ledger))),
+        ];
+        Self { tasks }
+    }
+
+    async fn stop(self) {
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+async fn graphql(base: &str, query: &str, variables: Value) -> Option<Value> {
+    let response = client_with_key(ADMIN_KEY)
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = response.json().await.ok()?;
+    body.get("errors").is_none().then(|| body["data"].clone())
+}
+
+/// One import of 5,000 rows; the committed count is polled while it runs.
+async fn import(base: String, iteration: u64, ledger: Arc<Mutex<Ledger>>) {
+    let prefix = format!("i{iteration}-r");
+    let rows: String = (0..5_000)
+        .map(|n| {
+            format!(
+                "{{\"externalId\":\"{prefix}{n:05}\",\"plan\":\"p{}\"}}\n",
+                n % 5
+            )
+        })
+        .collect();
+    let url = format!("{base}/v1/contacts/import");
+    let upload =
+        tokio::spawn(async move { client_with_key(ADMIN_KEY).post(url).body(rows).send().await });
+    let slot = {
+        let mut ledger = ledger.lock().unwrap();
+        ledger.imports.push((prefix, 0));
+        ledger.imports.len() - 1
+    };
+    loop {
+        if let Some(data) = graphql(&base, "{ importJobs { created status } }", json!({})).await {
+            let created = data["importJobs"][0]["created"].as_u64().unwrap_or(0);
+            let mut ledger = ledger.lock().unwrap();
+            let recorded = &mut ledger.imports[slot].1;
+            *recorded = (*recorded).max(created);
+        }
+        if upload.is_finished() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Upserts, one new external id each, until the process dies.
+async fn upserts(base: String, iteration: u64, ledger: Arc<Mutex<Ledger>>) {
+    let query = "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }";
+    for n in 0.. {
+        let external_id = format!("i{iteration}-u{n}");
+        let plan = format!("v{n}");
+        let input =
+            json!({ "input": { "externalId": external_id, "attributes": { "plan": plan } } });
+        if graphql(&base, query, input).await.is_some() {
+            ledger.lock().unwrap().upserts.push((external_id, plan));
+        }
+    }
+}
+
+/// A visitor and a customer, then the visitor merged into the customer, over and over.
+async fn merges(base: String, iteration: u64, ledger: Arc<Mutex<Ledger>>) {
+    for n in 0.. {
+        let customer = graphql(
+            &base,
+            "mutation($id: String!) { upsertContact(input: { externalId: $id }) { id } }",
+            json!({ "id": format!("i{iteration}-m{n}") }),
+        )
+        .await;
+        let visitor = graphql(
+            &base,
+            "mutation($id: String!) { trackVisitor(input: { anonymousId: $id }) { id } }",
+            json!({ "id": format!("i{iteration}-v{n}") }),
+        )
+        .await;
+        let (Some(customer), Some(visitor)) = (customer, visitor) else {
+            continue;
+        };
+        let survivor = customer["upsertContact"]["id"].as_str().unwrap().to_owned();
+        let absorbed = visitor["trackVisitor"]["id"].as_str().unwrap().to_owned();
+        let merged = graphql(
+            &base,
+            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a) { id } }",
+            json!({ "s": survivor, "a": absorbed }),
+        )
+        .await;
+        if merged.is_some() {
+            ledger
+                .lock()
+                .unwrap()
+                .merges
+                .push((iteration, survivor, absorbed));
+        }
+    }
+}
+
+/// Every acknowledged fact of iterations `from..` holds (the final check passes 0: all of
+/// them), and store and index agree.
+async fn verify(service: &Service, ledger: &Arc<Mutex<Ledger>>, from: u64) {
+    let (upserts, imports, merges) = {
+        let ledger = ledger.lock().unwrap();
+        let since = |id: &str| {
+            id.strip_prefix('i')
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= from)
+        };
+        (
+            ledger
+                .upserts
+                .iter()
+                .filter(|(id, _)| since(id))
+                .cloned()
+                .collect::<Vec<_>>(),
+            ledger
+                .imports
+                .iter()
+                .filter(|(prefix, _)| since(prefix))
+                .cloned()
+                .collect::<Vec<_>>(),
+            ledger
+                .merges
+                .iter()
+                .filter(|(iteration, ..)| *iteration >= from)
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+    };
+    let exported = service.export().await;
+    let external_ids: Vec<&str> = exported
+        .iter()
+        .filter_map(|contact| contact["externalId"].as_str())
+        .collect();
+    let unique: HashSet<&str> = external_ids.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        external_ids.len(),
+        "an external id is held twice"
+    );
+    for (external_id, plan) in &upserts {
+        let found = service
+            .graphql(
+                "query($id: String!) { contact(externalId: $id) { attributes } }",
+                json!({ "id": external_id }),
+            )
+            .await;
+        assert_eq!(
+            found["data"]["contact"]["attributes"]["plan"], *plan,
+            "acknowledged upsert of `{external_id}` lost: {found}"
+        );
+    }
+    for (prefix, acknowledged) in &imports {
+        let stored = unique
+            .iter()
+            .filter(|id| id.starts_with(prefix.as_str()))
+            .count();
+        assert!(
+            stored as u64 >= *acknowledged,
+            "{prefix}: {stored} rows stored < {acknowledged} reported committed"
+        );
+    }
+    for (_, survivor, absorbed) in &merges {
+        let resolved = service
+            .graphql(
+                "query($id: ID!) { contact(id: $id) { id } }",
+                json!({ "id": absorbed }),
+            )
+            .await;
+        assert_eq!(
+            resolved["data"]["contact"]["id"], *survivor,
+            "acknowledged merge lost: {resolved}"
+        );
+    }
+    let indexed = service
+        .graphql(
+            "{ contacts(segment: \"created_at exists\", consistency: LATEST) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        indexed["data"]["contacts"]["totalCount"],
+        exported.len(),
+        "the index caught up with the store"
+    );
+}
