@@ -306,9 +306,9 @@ async fn export(
     let app = App::build(settings).await?;
     let exports = &app.services().exports;
     let outcome = async {
-        exports.check(&caller, segment.as_deref()).await?;
+        let resolved = exports.resolve(&caller, segment.as_deref())?;
         loop {
-            let (contacts, has_more) = exports.page(&caller, segment.as_deref(), after).await?;
+            let (contacts, has_more) = exports.page(&caller, resolved.as_ref(), after).await?;
             for contact in &contacts {
                 serde_json::to_writer(&mut sink, &contact_json(contact))?;
                 sink.write_all(b"\n")?;

@@ -132,7 +132,6 @@ impl SegmentQuery {
             .services
             .segments
             .explain(&contact, SegmentSource::Text(text), caller(ctx)?)
-            .await
             .api()?;
         Ok(MembershipExplanation { nodes })
     }
@@ -375,16 +374,13 @@ impl SegmentValidation {
     }
 
     /// The canonical text, when the segment parses.
-    async fn canonical(&self) -> Option<&str> {
-        self.0.canonical.as_deref()
+    async fn canonical(&self) -> Option<String> {
+        self.0.expr.as_ref().map(ToString::to_string)
     }
 
     /// The segment as `SegmentExprInput` JSON, when it parses.
     async fn expr(&self) -> Option<Json<JsonValue>> {
-        let canonical = self.0.canonical.as_deref()?;
-        qwry_segment::parse(canonical)
-            .ok()
-            .map(|e| Json(expr_json(&e)))
+        self.0.expr.as_ref().map(|expr| Json(expr_json(expr)))
     }
 
     /// How many contacts match right now, when valid.

@@ -2,6 +2,7 @@
 //! `GET /v1/contacts/export` (NDJSON out), both in bounded memory and without the API's timeout.
 
 use std::io;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -115,10 +116,10 @@ pub async fn export(
         Err(error) => return error_response(error.into()),
     };
     let exports = state.services.exports.clone();
-    if let Err(error) = exports.check(&caller, params.segment.as_deref()).await {
-        return error_response(error);
-    }
-    let segment = params.segment;
+    let segment = match exports.resolve(&caller, params.segment.as_deref()) {
+        Ok(resolved) => resolved.map(Arc::new),
+        Err(error) => return error_response(error),
+    };
     let pages = futures_util::stream::try_unfold((after, false), move |(after, finished)| {
         let exports = exports.clone();
         let caller = caller.clone();

@@ -5,7 +5,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::ServiceError;
 use super::catalog::Catalogs;
-use super::segments::{Consistency, SegmentService, SegmentSource};
+use super::segment::{Consistency, Resolved, SegmentService, SegmentSource};
 use super::sensitive::Revealer;
 use crate::domain::{Caller, Contact, ContactId, sensitive_names};
 use crate::store::Store;
@@ -39,15 +39,19 @@ impl ExportService {
         }
     }
 
-    /// Checks `segment` before an export starts streaming (errors cannot be sent mid-stream).
-    pub async fn check(&self, caller: &Caller, segment: Option<&str>) -> Result<(), ServiceError> {
-        if let Some(text) = segment {
-            let source = SegmentSource::Text(text.to_owned());
-            self.segments
-                .members(caller, source, None, 0, Consistency::Committed)
-                .await?;
-        }
-        Ok(())
+    /// Resolves the export's segment once, before it starts streaming (errors cannot be sent
+    /// mid-stream); every page then runs the resolved tree.
+    pub fn resolve(
+        &self,
+        caller: &Caller,
+        segment: Option<&str>,
+    ) -> Result<Option<Resolved>, ServiceError> {
+        segment
+            .map(|text| {
+                self.segments
+                    .resolve(caller, SegmentSource::Text(text.to_owned()))
+            })
+            .transpose()
     }
 
     /// The next page of the export after `after`: contacts ascending by id, showing only what
@@ -56,7 +60,7 @@ impl ExportService {
     pub async fn page(
         &self,
         caller: &Caller,
-        segment: Option<&str>,
+        segment: Option<&Resolved>,
         after: Option<ContactId>,
     ) -> Result<(Vec<Contact>, bool), ServiceError> {
         let (contacts, has_more) = self.unredacted_page(caller, segment, after).await?;
@@ -72,7 +76,7 @@ impl ExportService {
     async fn unredacted_page(
         &self,
         caller: &Caller,
-        segment: Option<&str>,
+        segment: Option<&Resolved>,
         after: Option<ContactId>,
     ) -> Result<(Vec<Contact>, bool), ServiceError> {
         let workspace = &caller.workspace;
@@ -84,11 +88,10 @@ impl ExportService {
                     .await?;
                 Ok((page.contacts, page.has_more))
             }
-            Some(text) => {
-                let source = SegmentSource::Text(text.to_owned());
+            Some(resolved) => {
                 let page = self
                     .segments
-                    .members(caller, source, after, EXPORT_PAGE, Consistency::Latest)
+                    .members_of(workspace, resolved, after, EXPORT_PAGE, Consistency::Latest)
                     .await?;
                 Ok((page.contacts, page.has_more))
             }

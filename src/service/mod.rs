@@ -5,7 +5,6 @@ mod catalog;
 mod claims;
 mod contacts;
 mod error;
-mod explain;
 mod export;
 mod identity;
 mod import;
@@ -13,8 +12,7 @@ mod import_reader;
 pub mod indexer;
 mod keys;
 mod merges;
-mod segment_catalog;
-mod segments;
+mod segment;
 mod sensitive;
 mod subject;
 
@@ -22,17 +20,15 @@ pub use attributes::AttributeService;
 pub use catalog::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use error::{ErrorCode, ServiceError};
-pub use explain::ExplainNode;
 pub use export::{ExportService, contact_json};
 pub use identity::{IdentifyRequest, IdentityService};
 pub use import::{ImportOptions, ImportReport, ImportService, JobStatus, MatchBy, RowError};
 pub use import_reader::ImportFormat;
 pub use keys::{CreatedKey, KeyService, secret_hash};
 pub use merges::{MergePreview, MergeReason, MergeService};
-pub use segment_catalog::check_text;
-pub use segments::{
-    Consistency, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, SegmentDraft, SegmentPage, SegmentService,
-    SegmentSource, Validation,
+pub use segment::{
+    Consistency, ExplainNode, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, Resolved, SegmentDraft,
+    SegmentPage, SegmentService, SegmentSource, Validation, check_text,
 };
 pub use sensitive::Revealer;
 pub use subject::SubjectService;

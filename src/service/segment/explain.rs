@@ -6,7 +6,8 @@ use qwry_segment::eval::{EvalContext, FieldValue, Record, matches};
 use qwry_segment::{Checked, check};
 use serde_json::Value as Json;
 
-use super::segment_catalog::{WorkspaceCatalog, expand};
+use super::catalog::CallerCatalog;
+use super::compiled::inline;
 use crate::index::ContactRecord;
 
 /// What an explanation shows instead of a sensitive attribute's value.
@@ -29,6 +30,7 @@ pub struct ExplainNode {
     pub value: Option<Json>,
 }
 
+/// Whether `record` matches the resolved tree `segment` at `now`.
 pub(super) fn evaluate(segment: &Checked, record: &dyn Record, now: DateTime<Utc>) -> bool {
     let context = EvalContext {
         now,
@@ -56,7 +58,7 @@ fn value_json(value: Option<FieldValue<'_>>) -> Json {
 pub(super) fn explain_node(
     expr: &Expr,
     parent: Option<usize>,
-    catalog: &WorkspaceCatalog,
+    catalog: &CallerCatalog<'_>,
     record: &ContactRecord<'_>,
     now: DateTime<Utc>,
     nodes: &mut Vec<ExplainNode>,
@@ -90,21 +92,25 @@ pub(super) fn explain_node(
             !explain_node(operand, Some(id), catalog, record, now, nodes),
             None,
         ),
-        Expr::InSegment(..) => {
-            let matched = check(expr, catalog)
-                .ok()
-                .and_then(|checked| expand(&checked, catalog, &mut Vec::new()).ok())
-                .is_some_and(|expanded| evaluate(&expanded, record, now));
+        Expr::InSegment(slug, _) => {
+            let matched = catalog
+                .segment(slug)
+                .and_then(|compiled| compiled.outcome.as_ref().ok())
+                .is_some_and(|expansion| evaluate(&expansion.tree, record, now));
             ("segment", matched, None)
         }
         Expr::Condition(_) => {
-            let checked = check(expr, catalog)
-                .ok()
-                .and_then(|checked| expand(&checked, catalog, &mut Vec::new()).ok());
+            let workspace = catalog.workspace();
+            // A condition has no references: inlining only blinds sensitive literals.
+            let checked = check(expr, catalog).ok().and_then(|checked| {
+                inline(&checked, &mut |_| Err(()), workspace)
+                    .ok()
+                    .map(|expansion| expansion.tree)
+            });
             let matched = checked.as_ref().is_some_and(|c| evaluate(c, record, now));
             let field = checked.as_ref().and_then(first_field);
             let value = field.map(|field| match record.value(&field) {
-                Some(_) if catalog.is_sensitive(&field) => Json::String(HIDDEN_VALUE.to_owned()),
+                Some(_) if workspace.is_sensitive(&field) => Json::String(HIDDEN_VALUE.to_owned()),
                 value => value_json(value),
             });
             ("condition", matched, Some(value.unwrap_or(Json::Null)))

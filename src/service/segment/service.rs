@@ -1,0 +1,414 @@
+//! Segment use cases: validate, count and page members (index back end), saved segments, a
+//! contact's segments and explanations (in-memory back end). Every one resolves its segment
+//! through [`resolve`] against the caller's view of the compiled catalogue.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use qwry_segment::ast::Expr;
+use qwry_segment::mask::mask_hidden;
+use qwry_segment::{Checked, Diagnostic};
+
+use super::catalog::CallerCatalog;
+use super::compiled::CompiledWorkspace;
+use super::explain::{ExplainNode, evaluate, explain_node};
+use super::resolve::{Rejected, Resolved, cycle_through, direct_references, resolve, resolve_expr};
+use super::{Consistency, LATEST_TIMEOUT, SegmentDraft, SegmentPage, SegmentSource, Validation};
+use crate::domain::{Caller, Contact, ContactId, SavedSegment, Slug, WorkspaceId};
+use crate::index::{ContactRecord, Members, SegmentIndex};
+use crate::service::ServiceError;
+use crate::service::catalog::{Catalogs, WorkspaceState};
+use crate::service::indexer::{IndexStatus, Indexer};
+use crate::store::Store;
+
+/// Segment use cases over the store, the in-memory catalogue and the index.
+#[derive(Clone)]
+pub struct SegmentService {
+    store: Store,
+    catalogs: Catalogs,
+    index: Arc<SegmentIndex>,
+    indexer: Arc<Indexer>,
+    /// The compiled catalogue of each workspace, for the catalogue state it was built from.
+    compiled: Arc<Mutex<HashMap<WorkspaceId, Arc<CompiledWorkspace>>>>,
+}
+
+impl SegmentService {
+    /// Segment use cases over `store`, the in-memory `catalogs`, `index` and its `indexer`.
+    pub fn new(
+        store: Store,
+        catalogs: Catalogs,
+        index: Arc<SegmentIndex>,
+        indexer: Arc<Indexer>,
+    ) -> Self {
+        Self {
+            store,
+            catalogs,
+            index,
+            indexer,
+            compiled: Arc::default(),
+        }
+    }
+
+    /// The workspace's compiled catalogue, compiled again only when the catalogue changed.
+    pub fn compiled(&self, workspace: &WorkspaceId) -> Arc<CompiledWorkspace> {
+        let state = self.catalogs.workspace(workspace);
+        let cached = self
+            .compiled
+            .lock()
+            .ok()
+            .and_then(|compiled| compiled.get(workspace).cloned())
+            .filter(|compiled| Arc::ptr_eq(&compiled.state, &state));
+        if let Some(compiled) = cached {
+            return compiled;
+        }
+        let compiled = Arc::new(CompiledWorkspace::compile(
+            state,
+            self.store.sealer().cloned(),
+        ));
+        if let Ok(mut cache) = self.compiled.lock() {
+            cache.insert(workspace.clone(), Arc::clone(&compiled));
+        }
+        compiled
+    }
+
+    /// Resolves `source` as `caller` sees the catalogue.
+    pub fn resolve(
+        &self,
+        caller: &Caller,
+        source: SegmentSource,
+    ) -> Result<Resolved, ServiceError> {
+        let compiled = self.compiled(&caller.workspace);
+        let catalog = CallerCatalog::new(&compiled, caller);
+        Ok(resolve(&catalog, source)?)
+    }
+
+    /// Checks segment text and, when valid, counts its members; the parsed tree comes back so
+    /// nothing is parsed twice.
+    pub async fn validate(&self, caller: &Caller, text: &str) -> Result<Validation, ServiceError> {
+        match self.resolve_validation(caller, text) {
+            Ok(resolved) => {
+                let count = self.count_resolved(&caller.workspace, &resolved).await?;
+                Ok(Validation {
+                    diagnostics: Vec::new(),
+                    expr: Some(resolved.expr),
+                    estimated_count: Some(count),
+                })
+            }
+            Err(rejected) => Ok(Validation {
+                diagnostics: rejected.diagnostics,
+                expr: rejected.expr.map(|expr| *expr),
+                estimated_count: None,
+            }),
+        }
+    }
+
+    fn resolve_validation(&self, caller: &Caller, text: &str) -> Result<Resolved, Rejected> {
+        let compiled = self.compiled(&caller.workspace);
+        let catalog = CallerCatalog::new(&compiled, caller);
+        resolve(&catalog, SegmentSource::Text(text.to_owned()))
+    }
+
+    /// The exact number of members and one page of them, in id order.
+    pub async fn members(
+        &self,
+        caller: &Caller,
+        source: SegmentSource,
+        after: Option<ContactId>,
+        first: usize,
+        consistency: Consistency,
+    ) -> Result<SegmentPage, ServiceError> {
+        let resolved = self.resolve(caller, source)?;
+        self.members_of(&caller.workspace, &resolved, after, first, consistency)
+            .await
+    }
+
+    /// Members of a saved segment.
+    pub async fn saved_members(
+        &self,
+        caller: &Caller,
+        slug: &Slug,
+        after: Option<ContactId>,
+        first: usize,
+    ) -> Result<SegmentPage, ServiceError> {
+        let resolved = self.resolve_saved(caller, slug)?;
+        self.members_of(
+            &caller.workspace,
+            &resolved,
+            after,
+            first,
+            Consistency::Committed,
+        )
+        .await
+    }
+
+    /// The exact number of members of a saved segment.
+    pub async fn saved_count(&self, caller: &Caller, slug: &Slug) -> Result<u64, ServiceError> {
+        let resolved = self.resolve_saved(caller, slug)?;
+        self.count_resolved(&caller.workspace, &resolved).await
+    }
+
+    /// A saved segment resolved for `caller` from its compiled tree (no parsing).
+    fn resolve_saved(&self, caller: &Caller, slug: &Slug) -> Result<Resolved, ServiceError> {
+        let compiled = self.compiled(&caller.workspace);
+        let catalog = CallerCatalog::new(&compiled, caller);
+        let saved = catalog
+            .segment(slug.as_str())
+            .ok_or_else(|| not_found(slug))?;
+        let expr = saved
+            .expr
+            .clone()
+            .ok_or_else(|| ServiceError::Internal(format!("segment `{slug}` does not parse")))?;
+        Ok(resolve_expr(&catalog, expr)?)
+    }
+
+    /// The page of members of a resolved segment after `after`.
+    pub async fn members_of(
+        &self,
+        workspace: &WorkspaceId,
+        resolved: &Resolved,
+        after: Option<ContactId>,
+        first: usize,
+        consistency: Consistency,
+    ) -> Result<SegmentPage, ServiceError> {
+        if consistency == Consistency::Latest {
+            self.sync().await?;
+        }
+        let index = Arc::clone(&self.index);
+        let scoped = workspace.clone();
+        let tree = resolved.tree.clone();
+        let now = Utc::now();
+        let members: Members = tokio::task::spawn_blocking(move || {
+            index.members(&scoped, &tree, now, after.as_ref(), first)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let contacts = self.store.contacts_by_ids(workspace, &members.ids).await?;
+        Ok(SegmentPage {
+            contacts,
+            total: members.total,
+            has_more: members.has_more,
+        })
+    }
+
+    /// How many contacts of `workspace` match a resolved segment now.
+    pub async fn count_resolved(
+        &self,
+        workspace: &WorkspaceId,
+        resolved: &Resolved,
+    ) -> Result<u64, ServiceError> {
+        self.count_tree(workspace, resolved.tree.clone()).await
+    }
+
+    async fn count_tree(
+        &self,
+        workspace: &WorkspaceId,
+        tree: Checked,
+    ) -> Result<u64, ServiceError> {
+        let index = Arc::clone(&self.index);
+        let scoped = workspace.clone();
+        let now = Utc::now();
+        tokio::task::spawn_blocking(move || index.count(&scoped, &tree, now))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// Waits (bounded) until every write committed before this call is indexed.
+    async fn sync(&self) -> Result<(), ServiceError> {
+        match tokio::time::timeout(LATEST_TIMEOUT, self.indexer.catch_up()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(ServiceError::Internal(error.to_string())),
+            Err(_) => Err(ServiceError::Unavailable(format!(
+                "the segment index did not catch up within {} s; retry, or read without `consistency: LATEST`",
+                LATEST_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// How current the index is, as far as `workspace` is concerned.
+    pub async fn index_status(&self, workspace: &WorkspaceId) -> Result<IndexStatus, ServiceError> {
+        self.indexer
+            .status(workspace)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// The saved segment `slug`, or NOT_FOUND.
+    pub fn get(&self, workspace: &WorkspaceId, slug: &Slug) -> Result<SavedSegment, ServiceError> {
+        self.catalogs
+            .workspace(workspace)
+            .segment(slug)
+            .cloned()
+            .ok_or_else(|| not_found(slug))
+    }
+
+    /// Every saved segment, by slug.
+    pub fn list(&self, workspace: &WorkspaceId) -> Vec<SavedSegment> {
+        self.catalogs.workspace(workspace).segments.clone()
+    }
+
+    /// `segment`'s tree as `caller` may see it: literals compared with fields the caller may
+    /// not read (outside its field policy, or sensitive without `pii:read`) are masked.
+    pub fn visible_expr(&self, caller: &Caller, segment: &SavedSegment) -> Option<Expr> {
+        let compiled = self.compiled(&caller.workspace);
+        let catalog = CallerCatalog::new(&compiled, caller);
+        let expr = catalog.segment(segment.slug.as_str())?.expr.as_ref()?;
+        Some(mask_hidden(expr, &|field| catalog.hides(field)))
+    }
+
+    /// The saved segments `segment` refers to directly.
+    pub fn references_of(&self, segment: &SavedSegment) -> Vec<String> {
+        let compiled = self.compiled(&segment.workspace);
+        compiled
+            .segments
+            .get(segment.slug.as_str())
+            .and_then(|compiled| compiled.expr.as_ref())
+            .map(direct_references)
+            .unwrap_or_default()
+    }
+
+    /// The saved segments that refer to `segment` directly.
+    pub fn referenced_by(&self, segment: &SavedSegment) -> Vec<String> {
+        let compiled = self.compiled(&segment.workspace);
+        let slug = segment.slug.as_str();
+        compiled
+            .segments
+            .iter()
+            .filter(|(other, compiled)| {
+                other.as_str() != slug
+                    && compiled
+                        .expr
+                        .as_ref()
+                        .is_some_and(|expr| direct_references(expr).iter().any(|r| r == slug))
+            })
+            .map(|(other, _)| other.clone())
+            .collect()
+    }
+
+    /// Creates or replaces a saved segment after checking it (including reference cycles).
+    pub async fn save(
+        &self,
+        caller: &Caller,
+        draft: SegmentDraft,
+    ) -> Result<SavedSegment, ServiceError> {
+        let workspace = &caller.workspace;
+        let (resolved, cycle) = {
+            let compiled = self.compiled(workspace);
+            let catalog = CallerCatalog::new(&compiled, caller);
+            let resolved = resolve(&catalog, draft.source)?;
+            let cycle = cycle_through(&catalog, &resolved, draft.slug.as_str());
+            (resolved, cycle)
+        };
+        if let Some(cycle) = cycle {
+            return Err(ServiceError::InvalidSegment(vec![cycle]));
+        }
+        let now = Utc::now();
+        let existing = self
+            .catalogs
+            .workspace(workspace)
+            .segment(&draft.slug)
+            .cloned();
+        let segment = SavedSegment {
+            workspace: workspace.clone(),
+            slug: draft.slug,
+            name: draft.name,
+            description: draft.description,
+            text: resolved.expr.to_string(),
+            names_sensitive_values: resolved.names_sensitive_values,
+            created_at: existing.as_ref().map_or(now, |e| e.created_at),
+            updated_at: now,
+        };
+        if let Some(existing) = existing.filter(|e| same_content(e, &segment)) {
+            return Ok(existing);
+        }
+        self.store.put_segment(&segment).await?;
+        self.catalogs.refresh(workspace).await?;
+        Ok(segment)
+    }
+
+    /// Deletes a saved segment that no other segment refers to.
+    pub async fn delete(&self, workspace: &WorkspaceId, slug: &Slug) -> Result<(), ServiceError> {
+        let existing = self.get(workspace, slug)?;
+        if let Some(user) = self.referenced_by(&existing).first() {
+            return Err(ServiceError::Conflict(format!(
+                "segment `{slug}` is used by segment `{user}`; change that one first"
+            )));
+        }
+        if self.store.delete_segment(workspace, slug).await? {
+            self.catalogs.refresh(workspace).await?;
+            Ok(())
+        } else {
+            Err(not_found(slug))
+        }
+    }
+
+    /// The saved segments `contact` belongs to, evaluated in memory against their compiled
+    /// trees; segments testing fields `caller` may not read are left out, as their membership
+    /// would reveal those values.
+    pub fn segments_of(&self, contact: &Contact, caller: &Caller) -> Vec<SavedSegment> {
+        let compiled = self.compiled(&contact.workspace);
+        let catalog = CallerCatalog::new(&compiled, caller);
+        let now = Utc::now();
+        let record = ContactRecord(contact);
+        compiled
+            .segments
+            .values()
+            .filter_map(|segment| {
+                let expansion = segment.outcome.as_ref().ok()?;
+                let visible = !expansion.fields.iter().any(|field| catalog.hides(field));
+                (visible && evaluate(&expansion.tree, &record, now)).then(|| segment.saved.clone())
+            })
+            .collect()
+    }
+
+    /// Why `contact` is in or out of the segment: every part with the contact's value and outcome.
+    pub fn explain(
+        &self,
+        contact: &Contact,
+        source: SegmentSource,
+        caller: &Caller,
+    ) -> Result<Vec<ExplainNode>, ServiceError> {
+        let compiled = self.compiled(&contact.workspace);
+        let catalog = CallerCatalog::new(&compiled, caller);
+        let resolved = resolve(&catalog, source)?;
+        let mut nodes = Vec::new();
+        explain_node(
+            &resolved.expr,
+            None,
+            &catalog,
+            &ContactRecord(contact),
+            Utc::now(),
+            &mut nodes,
+        );
+        Ok(nodes)
+    }
+}
+
+fn not_found(slug: &Slug) -> ServiceError {
+    ServiceError::NotFound(format!("segment `{slug}` does not exist"))
+}
+
+fn same_content(a: &SavedSegment, b: &SavedSegment) -> bool {
+    a.name == b.name && a.description == b.description && a.text == b.text
+}
+
+/// Checks segment text against the workspace's attributes and saved segments, without the index
+/// (for the command line): the canonical text, or every problem found.
+pub async fn check_text(
+    store: &Store,
+    workspace: &WorkspaceId,
+    text: &str,
+) -> Result<Result<String, Vec<Diagnostic>>, ServiceError> {
+    let state = Arc::new(WorkspaceState::load(store, workspace).await?);
+    let compiled = CompiledWorkspace::compile(state, store.sealer().cloned());
+    let operator = Caller::operator(workspace.clone(), "cli");
+    let catalog = CallerCatalog::new(&compiled, &operator);
+    Ok(
+        match resolve(&catalog, SegmentSource::Text(text.to_owned())) {
+            Ok(resolved) => Ok(resolved.expr.to_string()),
+            Err(rejected) => Err(rejected.diagnostics),
+        },
+    )
+}
