@@ -1,20 +1,20 @@
 //! Contact queries and mutations: thin resolvers over [`crate::service::ContactService`].
 
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object};
-use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
+use super::args::{
+    ConsistencyView, ContactFieldsInput, IdentityInput, page_size, parse_change, segment_source,
+};
 use super::connection::{ContactConnection, decode_cursor};
 use super::error::ApiResult;
 use super::guard::RequireScope;
-use super::identity::IdentityInput;
 use super::segment_input::SegmentExprInput;
-use super::segments::{ConsistencyView, page_size, segment_source};
 use super::views::ContactView;
 use super::{caller, workspace};
 use crate::domain::Scope;
-use crate::domain::{ContactId, DomainError, Email, ExternalId, FieldChange, Phone, Text};
-use crate::service::{PatchInput, ServiceError, Services};
+use crate::domain::{ContactId, ExternalId, FieldChange};
+use crate::service::{ServiceError, Services};
 
 /// Contact queries.
 pub struct ContactQuery {
@@ -208,25 +208,6 @@ impl ContactMutation {
     }
 }
 
-/// Fields shared by upserts and patches. Omitted fields stay as they are; `null` clears.
-#[derive(InputObject)]
-pub(super) struct ContactFieldsInput {
-    /// Email address; normalised to lower case.
-    email: MaybeUndefined<String>,
-    /// Display name.
-    name: MaybeUndefined<String>,
-    /// Phone number with country code; stored as E.164.
-    phone: MaybeUndefined<String>,
-    /// Company name.
-    company: MaybeUndefined<String>,
-    /// Account or order reference in the business's system.
-    account_ref: MaybeUndefined<String>,
-    /// Last activity seen from this person.
-    last_seen_at: MaybeUndefined<DateTime<Utc>>,
-    /// Custom attributes by declared name; a `null` value unsets that attribute.
-    attributes: Option<Json<JsonValue>>,
-}
-
 /// Input of `upsertContact`.
 #[derive(InputObject)]
 struct UpsertContactInput {
@@ -243,47 +224,4 @@ struct ContactPatchInput {
     external_id: MaybeUndefined<String>,
     #[graphql(flatten)]
     fields: ContactFieldsInput,
-}
-
-impl ContactFieldsInput {
-    pub(super) fn into_patch_input(
-        self,
-        external_id: FieldChange<ExternalId>,
-    ) -> Result<PatchInput, ServiceError> {
-        let attributes = match self.attributes.map(|json| json.0) {
-            None => serde_json::Map::new(),
-            Some(JsonValue::Object(map)) => map,
-            Some(_) => {
-                return Err(ServiceError::invalid(
-                    "attributes",
-                    "`attributes` must be an object of attribute names to values",
-                ));
-            }
-        };
-        Ok(PatchInput {
-            external_id,
-            email: parse_change(self.email, Email::parse)?,
-            name: parse_change(self.name, |raw| Text::parse("name", raw))?,
-            phone: parse_change(self.phone, Phone::parse)?,
-            company: parse_change(self.company, |raw| Text::parse("company", raw))?,
-            account_ref: parse_change(self.account_ref, |raw| Text::parse("accountRef", raw))?,
-            last_seen_at: field_change(self.last_seen_at),
-            attributes,
-        })
-    }
-}
-
-fn field_change<T>(value: MaybeUndefined<T>) -> FieldChange<T> {
-    match value {
-        MaybeUndefined::Undefined => FieldChange::Keep,
-        MaybeUndefined::Null => FieldChange::Clear,
-        MaybeUndefined::Value(value) => FieldChange::Set(value),
-    }
-}
-
-fn parse_change<T>(
-    value: MaybeUndefined<String>,
-    parse: impl FnOnce(&str) -> Result<T, DomainError>,
-) -> Result<FieldChange<T>, ServiceError> {
-    Ok(field_change(value).try_map(|raw| parse(&raw))?)
 }

@@ -1,121 +1,16 @@
 //! Identity queries and mutations: anonymous visitors, verified identification, identities of a
 //! contact, and the workspace's identity settings.
 
-use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, InputObject, Object, SimpleObject};
 
-use super::contacts::ContactFieldsInput;
+use super::args::ContactFieldsInput;
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::views::ContactView;
 use super::{caller, workspace};
 use crate::domain::Scope;
-use crate::domain::{
-    FieldChange, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceSettings,
-};
+use crate::domain::{FieldChange, WorkspaceSettings};
 use crate::service::{IdentifyRequest, PatchInput, ServiceError, Services};
-
-/// What kind of identifier an identity is.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "IdentityKind")]
-pub enum IdentityKindView {
-    /// A visitor id set by a chat widget before the person is known.
-    AnonymousId,
-    /// The id in the business's own system (the verified user id).
-    ExternalId,
-    /// An email address (lower-cased).
-    Email,
-    /// A phone number (E.164).
-    Phone,
-}
-
-impl From<IdentityKindView> for IdentityKind {
-    fn from(value: IdentityKindView) -> Self {
-        match value {
-            IdentityKindView::AnonymousId => Self::AnonymousId,
-            IdentityKindView::ExternalId => Self::ExternalId,
-            IdentityKindView::Email => Self::Email,
-            IdentityKindView::Phone => Self::Phone,
-        }
-    }
-}
-
-impl From<IdentityKind> for IdentityKindView {
-    fn from(value: IdentityKind) -> Self {
-        match value {
-            IdentityKind::AnonymousId => Self::AnonymousId,
-            IdentityKind::ExternalId => Self::ExternalId,
-            IdentityKind::Email => Self::Email,
-            IdentityKind::Phone => Self::Phone,
-        }
-    }
-}
-
-/// Where an identity claim came from.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "Provenance")]
-pub enum ProvenanceView {
-    /// Proven with the workspace's identity secret (`identify`).
-    Verified,
-    /// Written by the business's systems through the API.
-    Api,
-    /// Loaded by a bulk import.
-    Imported,
-    /// Said by the visitor, unproven (`trackVisitor`, `identify` traits).
-    SelfAsserted,
-}
-
-impl From<Provenance> for ProvenanceView {
-    fn from(value: Provenance) -> Self {
-        match value {
-            Provenance::Verified => Self::Verified,
-            Provenance::Api => Self::Api,
-            Provenance::Imported => Self::Imported,
-            Provenance::SelfAsserted => Self::SelfAsserted,
-        }
-    }
-}
-
-/// An identity a contact holds; each resolves to exactly one live contact per workspace.
-#[derive(SimpleObject)]
-#[graphql(name = "Identity")]
-pub struct IdentityView {
-    /// Its kind.
-    kind: IdentityKindView,
-    /// The normalised value.
-    value: String,
-    /// Where the claim came from.
-    provenance: ProvenanceView,
-    /// When the contact acquired it.
-    created_at: DateTime<Utc>,
-}
-
-impl From<Identity> for IdentityView {
-    fn from(identity: Identity) -> Self {
-        Self {
-            kind: identity.key.kind.into(),
-            value: identity.key.value,
-            provenance: identity.provenance.into(),
-            created_at: identity.created_at,
-        }
-    }
-}
-
-/// An identity to look a contact up by.
-#[derive(InputObject)]
-pub struct IdentityInput {
-    /// Its kind.
-    kind: IdentityKindView,
-    /// Its value (normalised like the field: emails lower-cased, phones to E.164).
-    value: String,
-}
-
-impl IdentityInput {
-    /// The normalised key.
-    pub fn key(&self) -> Result<IdentityKey, ServiceError> {
-        Ok(IdentityKey::parse(self.kind.into(), &self.value, &[])?)
-    }
-}
 
 /// The workspace's identity settings (the secret itself is never shown).
 #[derive(SimpleObject)]

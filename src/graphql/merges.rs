@@ -6,7 +6,7 @@ use serde_json::Value as JsonValue;
 
 use super::error::ApiResult;
 use super::guard::RequireScope;
-use super::identity::IdentityView;
+use super::identity_view::IdentityView;
 use super::views::{ContactView, visible_identities};
 use super::{caller, services, workspace};
 use crate::domain::Scope;

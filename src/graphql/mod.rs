@@ -1,16 +1,21 @@
-//! The GraphQL API: roots merged per area, thin resolvers over the services.
+//! The GraphQL API: roots merged per area, thin resolvers over the services. Roots never
+//! import each other: what several share lives in `args` (inputs), `views`, `identity_view`,
+//! `segment_view` and `connection` (outputs).
 
+mod args;
 mod attributes;
 mod connection;
 mod contacts;
 pub mod error;
 mod guard;
 mod identity;
+mod identity_view;
 mod imports;
 mod keys;
 mod limits;
 mod merges;
 mod segment_input;
+mod segment_view;
 mod segments;
 mod views;
 

@@ -1,56 +1,22 @@
 //! Segment queries and mutations: validation, saved segments, explanations, index status.
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
+use super::args::{page_size, segment_source};
 use super::connection::{ContactConnection, decode_cursor};
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::segment_input::{SegmentExprInput, expr_json};
+use super::segment_view::SegmentView;
 use super::{caller, services, workspace};
 use crate::domain::Scope;
-use crate::domain::{ContactId, SavedSegment, Slug, Text};
+use crate::domain::{ContactId, Slug, Text};
 use crate::service::indexer::IndexStatus;
 use crate::service::{
-    Consistency, ExplainNode, SegmentDraft, SegmentSource, ServiceError, Services, Validation,
+    ExplainNode, SegmentDraft, SegmentSource, ServiceError, Services, Validation,
 };
-
-/// How fresh segment results must be.
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Default)]
-#[graphql(name = "Consistency")]
-pub enum ConsistencyView {
-    /// The latest committed index; writes show up within the indexing delay (100 ms by default).
-    #[default]
-    Default,
-    /// Wait (at most 5 s) until every write committed before the query began is indexed.
-    Latest,
-}
-
-impl From<ConsistencyView> for Consistency {
-    fn from(value: ConsistencyView) -> Self {
-        match value {
-            ConsistencyView::Default => Consistency::Committed,
-            ConsistencyView::Latest => Consistency::Latest,
-        }
-    }
-}
-
-/// Turns the `segment` / `where` arguments into a source; exactly one may be given.
-pub fn segment_source(
-    text: Option<String>,
-    tree: Option<SegmentExprInput>,
-) -> Result<Option<SegmentSource>, ServiceError> {
-    match (text, tree) {
-        (None, None) => Ok(None),
-        (Some(text), None) => Ok(Some(SegmentSource::Text(text))),
-        (None, Some(tree)) => Ok(Some(SegmentSource::Tree(tree.to_expr()?))),
-        (Some(_), Some(_)) => Err(ServiceError::invalid(
-            "segment",
-            "give `segment` or `where`, not both",
-        )),
-    }
-}
 
 /// Segment queries.
 pub struct SegmentQuery {
@@ -226,9 +192,6 @@ impl SaveSegmentInput {
     }
 }
 
-/// A saved segment.
-pub struct SegmentView(pub SavedSegment);
-
 impl SegmentView {
     /// The segment's tree with the values the caller may not read masked.
     fn visible_expr(&self, ctx: &Context<'_>) -> async_graphql::Result<qwry_segment::ast::Expr> {
@@ -310,26 +273,6 @@ impl SegmentView {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
-}
-
-/// Checks a page size against the limit.
-pub fn page_size(first: i32) -> Result<usize, ServiceError> {
-    let size = usize::try_from(first).map_err(|_| {
-        ServiceError::invalid(
-            "first",
-            format!("`first` is {first}; it must not be negative"),
-        )
-    })?;
-    if size > crate::service::MAX_PAGE_SIZE {
-        return Err(ServiceError::invalid(
-            "first",
-            format!(
-                "`first` is {first}; pages hold at most {} contacts",
-                crate::service::MAX_PAGE_SIZE
-            ),
-        ));
-    }
-    Ok(size)
 }
 
 /// One problem in segment text.

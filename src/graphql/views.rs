@@ -6,8 +6,8 @@ use serde_json::{Map, Value as JsonValue};
 
 use super::error::ApiResult;
 use super::guard::RequireScope;
-use super::identity::IdentityView;
-use super::segments::SegmentView;
+use super::identity_view::IdentityView;
+use super::segment_view::SegmentView;
 use super::{caller, sensitive_attributes, services};
 use crate::domain::{
     AttributeDefinition, AttributeType, Caller, Contact, FieldPolicy, Identity, MergeRule, Scope,

@@ -8,7 +8,6 @@ mod error;
 mod export;
 mod identity;
 mod import;
-mod import_reader;
 pub mod indexer;
 mod keys;
 mod merges;
@@ -22,8 +21,9 @@ pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use error::{ErrorCode, ServiceError};
 pub use export::{ExportService, contact_json};
 pub use identity::{IdentifyRequest, IdentityService};
-pub use import::{ImportOptions, ImportReport, ImportService, JobStatus, MatchBy, RowError};
-pub use import_reader::ImportFormat;
+pub use import::{
+    ImportFormat, ImportOptions, ImportReport, ImportService, JobStatus, MatchBy, RowError,
+};
 pub use keys::{CreatedKey, KeyService, secret_hash};
 pub use merges::{MergePreview, MergeReason, MergeService};
 pub use segment::{

@@ -2,8 +2,6 @@
 //! segments, with the fields outside the caller's policy (and, without `pii:read`, the
 //! sensitive attributes) refused.
 
-use std::collections::HashSet;
-
 use qwry_segment::{Catalog, Field, FieldType};
 
 use super::compiled::{CompiledSegment, CompiledWorkspace};
@@ -12,10 +10,7 @@ use crate::domain::{Caller, FieldPolicy, Scope};
 /// A compiled workspace seen through one caller's eyes.
 pub struct CallerCatalog<'a> {
     workspace: &'a CompiledWorkspace,
-    /// Saved segments that exist (during compilation, before they are compiled).
-    slugs: Option<&'a HashSet<String>>,
-    /// `None`: every field (operators, compilation).
-    policy: Option<&'a FieldPolicy>,
+    policy: &'a FieldPolicy,
     reads_sensitive: bool,
 }
 
@@ -24,22 +19,8 @@ impl<'a> CallerCatalog<'a> {
     pub fn new(workspace: &'a CompiledWorkspace, caller: &'a Caller) -> Self {
         Self {
             workspace,
-            slugs: None,
-            policy: Some(&caller.policy),
+            policy: &caller.policy,
             reads_sensitive: caller.allows(Scope::PiiRead),
-        }
-    }
-
-    /// Everything readable, with `slugs` as the saved segments (while compiling them).
-    pub(super) fn unrestricted_with(
-        workspace: &'a CompiledWorkspace,
-        slugs: &'a HashSet<String>,
-    ) -> Self {
-        Self {
-            workspace,
-            slugs: Some(slugs),
-            policy: None,
-            reads_sensitive: true,
         }
     }
 
@@ -56,9 +37,7 @@ impl<'a> CallerCatalog<'a> {
     /// Whether the caller may not read `field`: outside its policy, or sensitive without
     /// `pii:read`. Such fields cannot be tested, and their values are masked in segment text.
     pub fn hides(&self, field: &Field) -> bool {
-        let outside_policy = self
-            .policy
-            .is_some_and(|policy| !policy.allows_field(field));
+        let outside_policy = !self.policy.allows_field(field);
         outside_policy || (self.workspace.is_sensitive(field) && !self.reads_sensitive)
     }
 }
@@ -73,14 +52,11 @@ impl Catalog for CallerCatalog<'_> {
     }
 
     fn segment_exists(&self, slug: &str) -> bool {
-        match self.slugs {
-            Some(slugs) => slugs.contains(slug),
-            None => self.workspace.segments.contains_key(slug),
-        }
+        self.workspace.segments.contains_key(slug)
     }
 
     fn field_approved(&self, field: &Field) -> bool {
-        self.policy.is_none_or(|policy| policy.allows_field(field))
+        self.policy.allows_field(field)
     }
 
     fn attribute_sensitive(&self, name: &str) -> bool {

@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use qwry_segment::ast::Expr;
-use qwry_segment::{Checked, Diagnostic, ErrorCode, Field, FieldType, Span, Test, check, parse};
+use qwry_segment::{
+    Catalog, Checked, Diagnostic, ErrorCode, Field, FieldType, Span, Test, check, parse,
+};
 
 use super::MAX_REFERENCE_DEPTH;
-use super::catalog::CallerCatalog;
 use crate::domain::{AttributeType, SavedSegment, Sealer, WorkspaceId};
 use crate::service::catalog::WorkspaceState;
 
@@ -74,7 +75,10 @@ impl CompiledWorkspace {
             .collect();
         let mut checked: HashMap<String, Result<(Expr, Checked), String>> = HashMap::new();
         {
-            let catalog = CallerCatalog::unrestricted_with(&compiled, &slugs);
+            let catalog = CompileCatalog {
+                workspace: &compiled,
+                slugs: &slugs,
+            };
             for saved in &state.segments {
                 let outcome = parse(&saved.text)
                     .map_err(|d| vec![d])
@@ -149,6 +153,31 @@ impl CompiledWorkspace {
             Checked::Test(field, Test::TextIn(_)) => self.is_sensitive(field),
             Checked::Test(..) | Checked::InSegment(_) => false,
         }
+    }
+}
+
+/// The catalogue saved segments are checked against while they are compiled: every field,
+/// and every slug saved (their trees are not compiled yet).
+struct CompileCatalog<'a> {
+    workspace: &'a CompiledWorkspace,
+    slugs: &'a HashSet<String>,
+}
+
+impl Catalog for CompileCatalog<'_> {
+    fn attribute_type(&self, name: &str) -> Option<FieldType> {
+        self.workspace.attributes.get(name).copied()
+    }
+
+    fn attribute_names(&self) -> Vec<String> {
+        self.workspace.attributes.keys().cloned().collect()
+    }
+
+    fn segment_exists(&self, slug: &str) -> bool {
+        self.slugs.contains(slug)
+    }
+
+    fn attribute_sensitive(&self, name: &str) -> bool {
+        self.workspace.sensitive.contains(name)
     }
 }
 

@@ -9,31 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value as Json};
 
-use super::import::RowError;
+use super::report::{ImportFormat, RowError};
 use crate::domain::ImportRow;
 
 /// Longest NDJSON line or CSV record accepted, in bytes.
 pub const MAX_ROW_BYTES: usize = 1024 * 1024;
-
-/// The format of an import.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImportFormat {
-    /// One JSON object per line.
-    Ndjson,
-    /// Comma-separated values with a header row.
-    Csv,
-}
-
-impl ImportFormat {
-    /// Parses `ndjson`/`jsonl`/`json` or `csv` (a file extension or a format name).
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "ndjson" | "jsonl" | "json" | "application/x-ndjson" => Some(Self::Ndjson),
-            "csv" | "text/csv" => Some(Self::Csv),
-            _ => None,
-        }
-    }
-}
 
 /// A row that could not be read. A fatal failure ends the import (a bad CSV header, a CSV
 /// record too long to find the next one); any other skips just that row.

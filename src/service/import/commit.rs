@@ -1,0 +1,194 @@
+//! The commit loop: a group of rows is planned against one read of the store and committed as
+//! parallel transactions, parts that lose a race planned again, rows deferred to the next
+//! round until every row has settled.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use tracing::warn;
+
+use super::ImportService;
+use super::planner::{Plan, Reads, plan, row_identities};
+use super::report::{BatchOutcome, ImportOptions, RowError};
+use crate::domain::{Contact, ContactId, IdentityKey, ParsedRow, WorkspaceId};
+use crate::service::ServiceError;
+use crate::service::claims::is_retryable;
+use crate::store::HeldIdentity;
+
+/// How often a batch is re-read and retried after losing a race with another writer.
+const MAX_BATCH_ATTEMPTS: usize = 5;
+/// The most transactions one batch is split into.
+const MAX_PARTS: usize = 4;
+
+/// A write that stopped on an error, with what it had committed before it.
+pub(super) struct Stopped {
+    pub committed: BatchOutcome,
+    pub error: ServiceError,
+}
+
+impl ImportService {
+    /// Writes a group of rows in as few transactions as possible (rows that reach a contact
+    /// another row of the batch already changes wait for the next one).
+    pub(super) async fn write_group(
+        &self,
+        workspace: &WorkspaceId,
+        rows: Vec<ParsedRow>,
+        options: ImportOptions,
+        blocked: &[String],
+    ) -> Result<BatchOutcome, Stopped> {
+        let mut total = BatchOutcome::default();
+        let mut pending = rows;
+        while !pending.is_empty() {
+            let count = pending.len();
+            let (outcome, deferred) =
+                match self.write_batch(workspace, pending, options, blocked).await {
+                    Ok(written) => written,
+                    Err(Stopped { committed, error }) => {
+                        total.absorb(committed);
+                        return Err(Stopped {
+                            committed: total,
+                            error,
+                        });
+                    }
+                };
+            total.absorb(outcome);
+            if deferred.len() == count {
+                break;
+            }
+            pending = deferred;
+        }
+        Ok(total)
+    }
+
+    /// Writes rows planned against one read of the store, re-planning the rows of any part
+    /// that lost a race with another writer. The rows of a plan touch pairwise different
+    /// contacts and identities, so its parts commit as parallel transactions: a batch keeps the
+    /// machine's cores busy instead of one. Returns the outcome and the rows deferred to a
+    /// later batch.
+    async fn write_batch(
+        &self,
+        workspace: &WorkspaceId,
+        rows: Vec<ParsedRow>,
+        options: ImportOptions,
+        blocked: &[String],
+    ) -> Result<(BatchOutcome, Vec<ParsedRow>), Stopped> {
+        let mut total = BatchOutcome::default();
+        let mut deferred = Vec::new();
+        let mut pending = rows;
+        for _attempt in 0..MAX_BATCH_ATTEMPTS {
+            let plan = match self.plan_group(workspace, &pending, options, blocked).await {
+                Ok(plan) => plan,
+                Err(error) => {
+                    return Err(Stopped {
+                        committed: total,
+                        error,
+                    });
+                }
+            };
+            total.absorb(plan.settled);
+            let mut slots: Vec<Option<ParsedRow>> = pending.into_iter().map(Some).collect();
+            deferred.extend(take_rows(&mut slots, &plan.deferred));
+            if options.dry_run {
+                plan.parts.into_iter().for_each(|p| total.absorb(p.outcome));
+                return Ok((total, deferred));
+            }
+            let commits: Vec<_> = plan
+                .parts
+                .into_iter()
+                .map(|part| {
+                    let store = self.store.clone();
+                    let commit = tokio::spawn(async move { store.commit(part.batch).await });
+                    (commit, part.outcome, part.rows)
+                })
+                .collect();
+            // Every part is awaited before any error is returned, so that nothing of the
+            // batch is still committing once the job reports how it ended.
+            pending = Vec::new();
+            let mut failure = None;
+            for (commit, outcome, rows) in commits {
+                match commit.await {
+                    Ok(Ok(())) => {
+                        self.notifier.notify();
+                        total.absorb(outcome);
+                    }
+                    Ok(Err(error)) if is_retryable(&error) => {
+                        warn!(%error, "import batch lost a race; retrying");
+                        pending.extend(take_rows(&mut slots, &rows));
+                    }
+                    Ok(Err(other)) => failure = Some(other.into()),
+                    Err(panicked) => {
+                        failure =
+                            Some(ServiceError::Internal(format!("import commit: {panicked}")));
+                    }
+                }
+            }
+            if let Some(error) = failure {
+                return Err(Stopped {
+                    committed: total,
+                    error,
+                });
+            }
+            if pending.is_empty() {
+                return Ok((total, deferred));
+            }
+        }
+        total.failures.extend(pending.iter().map(|row| {
+            RowError::conflict(
+                row.line,
+                "the contact was changed concurrently; import the row again",
+            )
+        }));
+        Ok((total, deferred))
+    }
+
+    /// Reads what the rows touch, then plans their writes.
+    async fn plan_group(
+        &self,
+        workspace: &WorkspaceId,
+        rows: &[ParsedRow],
+        options: ImportOptions,
+        blocked: &[String],
+    ) -> Result<Plan, ServiceError> {
+        let keys: Vec<IdentityKey> = rows.iter().flat_map(row_identities).collect();
+        let holders: HashMap<IdentityKey, HeldIdentity> = self
+            .store
+            .identity_holders(workspace, &keys)
+            .await?
+            .into_iter()
+            .map(|held| (held.identity.key.clone(), held))
+            .collect();
+        let ids: Vec<ContactId> = holders.values().map(|held| held.contact).collect();
+        let contacts: HashMap<ContactId, Contact> = self
+            .store
+            .contacts_by_ids(workspace, &ids)
+            .await?
+            .into_iter()
+            .map(|contact| (contact.id, contact))
+            .collect();
+        let reads = Reads { holders, contacts };
+        Ok(plan(
+            workspace,
+            rows,
+            &reads,
+            options,
+            blocked,
+            self.parallelism,
+            Utc::now(),
+        ))
+    }
+}
+
+/// Moves the rows at `indices` out of `slots`.
+fn take_rows(slots: &mut [Option<ParsedRow>], indices: &[usize]) -> Vec<ParsedRow> {
+    indices
+        .iter()
+        .filter_map(|&index| slots.get_mut(index).and_then(Option::take))
+        .collect()
+}
+
+/// How many transactions a batch is split into: one per core, at most [`MAX_PARTS`].
+pub(super) fn commit_parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_PARTS)
+}

@@ -1,0 +1,219 @@
+//! Bulk import: rows upserted by external id (or, when the import says so, matched by email or
+//! phone) in batched transactions. A bad row is reported with its line and skipped; re-running
+//! the same file changes nothing; a dry run counts what would happen without writing.
+//!
+//! `reader` turns the input into rows (on a blocking thread, validated there), `planner` turns a
+//! batch of rows and one read of the store into writes (a pure function), `commit` runs the
+//! commit loop, and `report` keeps each job's report.
+
+mod commit;
+mod planner;
+mod reader;
+mod report;
+
+use std::io::Read;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tracing::info;
+
+use commit::{Stopped, commit_parallelism};
+use planner::without_shared_identities;
+use reader::{ReadFailure, RowReader};
+use report::{BatchOutcome, JobRegistry};
+
+pub use report::{ImportFormat, ImportOptions, ImportReport, JobStatus, MatchBy, RowError};
+
+use super::ServiceError;
+use super::catalog::Catalogs;
+use super::indexer::ChangeNotifier;
+use crate::domain::{AttributeRegistry, ImportRow, ParsedRow, WorkspaceId, check_columns};
+use crate::store::Store;
+
+/// Rows read, parsed and written per transaction.
+pub const CHUNK_ROWS: usize = 500;
+
+/// Bulk import use cases over the store.
+#[derive(Clone)]
+pub struct ImportService {
+    store: Store,
+    catalogs: Catalogs,
+    notifier: ChangeNotifier,
+    /// How many transactions a batch is split into.
+    parallelism: usize,
+    jobs: JobRegistry,
+}
+
+impl ImportService {
+    /// Imports into `store`; `notifier` wakes the indexer after every batch.
+    pub fn new(store: Store, catalogs: Catalogs, notifier: ChangeNotifier) -> Self {
+        Self {
+            store,
+            catalogs,
+            notifier,
+            parallelism: commit_parallelism(),
+            jobs: JobRegistry::default(),
+        }
+    }
+
+    /// The report of `workspace`'s job `id`, while it runs and after it ended (the last 100
+    /// jobs).
+    pub fn job(&self, workspace: &WorkspaceId, id: &str) -> Option<ImportReport> {
+        self.jobs(workspace).into_iter().find(|job| job.id == id)
+    }
+
+    /// The reports of `workspace`'s jobs among the last 100, newest first.
+    pub fn jobs(&self, workspace: &WorkspaceId) -> Vec<ImportReport> {
+        self.jobs.of(workspace)
+    }
+
+    /// Registers a new job into `workspace` and returns its id.
+    pub fn begin(&self, workspace: &WorkspaceId, options: ImportOptions) -> String {
+        self.jobs.begin(workspace, options.dry_run)
+    }
+
+    /// Imports every row of `input` into `workspace` as job `job` (from [`ImportService::begin`]):
+    /// a blocking thread reads and validates rows while batches are written as they arrive, so
+    /// memory stays bounded whatever the input's size. Returns the final report.
+    pub async fn run<R: Read + Send + 'static>(
+        &self,
+        workspace: &WorkspaceId,
+        job: &str,
+        options: ImportOptions,
+        input: R,
+    ) -> ImportReport {
+        let outcome = match self.rules(workspace).await {
+            Ok((registry, blocked)) => {
+                let (sender, mut receiver) = mpsc::channel(2);
+                let reader = tokio::task::spawn_blocking(move || {
+                    let mut rows = RowReader::new(options.format, input);
+                    let header = rows.check_header(|names| {
+                        check_columns(names, &registry).map_err(|error| error.to_string())
+                    });
+                    if let Err(failure) = header {
+                        let _ = sender.blocking_send(vec![Err(failure)]);
+                        return;
+                    }
+                    loop {
+                        let chunk: Vec<_> = rows
+                            .by_ref()
+                            .take(CHUNK_ROWS)
+                            .map(|row| {
+                                row.and_then(|row| {
+                                    validate(row, &registry).map_err(ReadFailure::from)
+                                })
+                            })
+                            .collect();
+                        if chunk.is_empty() || sender.blocking_send(chunk).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let outcome = self
+                    .consume(workspace, job, options, &blocked, &mut receiver)
+                    .await;
+                drop(receiver);
+                let _ = reader.await;
+                outcome
+            }
+            Err(error) => Err(error),
+        };
+        let report = self.jobs.update(job, |report| {
+            report.finished_at = Some(Utc::now());
+            match &outcome {
+                Ok(()) => report.status = JobStatus::Completed,
+                Err(error) => {
+                    report.status = JobStatus::Failed;
+                    report.message = Some(error.to_string());
+                }
+            }
+        });
+        info!(
+            job,
+            processed = report.processed,
+            created = report.created,
+            updated = report.updated,
+            failed = report.failed,
+            "import finished"
+        );
+        report
+    }
+
+    /// What rows are checked against: the attribute registry and the blocked identity values.
+    async fn rules(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<(AttributeRegistry, Vec<String>), ServiceError> {
+        let registry = self.catalogs.registry(workspace);
+        let blocked = self
+            .catalogs
+            .workspace(workspace)
+            .settings
+            .blocked_identity_values
+            .clone();
+        Ok((registry, blocked))
+    }
+
+    async fn consume(
+        &self,
+        workspace: &WorkspaceId,
+        job: &str,
+        options: ImportOptions,
+        blocked: &[String],
+        receiver: &mut mpsc::Receiver<Vec<Result<ParsedRow, ReadFailure>>>,
+    ) -> Result<(), ServiceError> {
+        while let Some(chunk) = receiver.recv().await {
+            let mut parsed = Vec::with_capacity(chunk.len());
+            let mut failures = Vec::new();
+            let mut fatal = None;
+            for row in chunk {
+                match row {
+                    Ok(row) => parsed.push(row),
+                    Err(failure) if failure.fatal => fatal = Some(failure.error),
+                    Err(failure) => failures.push(failure.error),
+                }
+            }
+            let mut total = BatchOutcome::default();
+            let mut stopped = None;
+            for group in without_shared_identities(parsed) {
+                match self.write_group(workspace, group, options, blocked).await {
+                    Ok(outcome) => total.absorb(outcome),
+                    Err(Stopped { committed, error }) => {
+                        total.absorb(committed);
+                        stopped = Some(error);
+                        break;
+                    }
+                }
+            }
+            // Rows are counted once settled: committed, unchanged or failed. When the job stops
+            // on an error, rows of this chunk that were not written are not counted.
+            let processed = failures.len() as u64 + total.rows();
+            failures.extend(total.failures);
+            failures.sort_by_key(|failure| failure.line);
+            self.jobs.update(job, |report| {
+                report.created += total.created;
+                report.updated += total.updated;
+                report.unchanged += total.unchanged;
+                failures.into_iter().for_each(|e| report.fail_row(e));
+                total.conflicts.into_iter().for_each(|c| report.conflict(c));
+                report.processed += processed;
+            });
+            if let Some(error) = stopped {
+                return Err(error);
+            }
+            if let Some(error) = fatal {
+                let message = format!("line {}: {}", error.line, error.message);
+                self.jobs.update(job, |report| report.errors.push(error));
+                return Err(ServiceError::invalid("file", message));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `row` checked against the workspace's attributes, or the error at its line.
+fn validate(row: ImportRow, registry: &AttributeRegistry) -> Result<ParsedRow, RowError> {
+    let line = row.line;
+    row.parse(registry)
+        .map_err(|error| RowError::from_service(line, error.into()))
+}
