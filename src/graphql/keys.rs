@@ -8,7 +8,7 @@ use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::{actor, workspace};
 use crate::domain::{ApiKey, ApiKeyId, FieldPolicy, Scope, Scopes};
-use crate::service::{CreatedKey, ServiceError, Services};
+use crate::service::{CreatedKey, KeyChange, ServiceError, Services};
 
 /// What a key may read. A list names exactly what is approved; `null` approves everything,
 /// including attributes declared later.
@@ -118,6 +118,17 @@ pub struct CreateApiKeyInput {
     field_policy: Option<FieldPolicyInput>,
 }
 
+/// Input of `updateApiKey`: what to change; omitted parts stay.
+#[derive(InputObject)]
+pub struct UpdateApiKeyInput {
+    /// A new name.
+    name: Option<String>,
+    /// New scopes (replacing the old ones).
+    scopes: Option<Vec<String>>,
+    /// A new field policy (replacing the old one).
+    field_policy: Option<FieldPolicyInput>,
+}
+
 /// Key queries.
 pub struct KeyQuery {
     services: Services,
@@ -178,6 +189,42 @@ impl KeyMutation {
             .await
             .api()?;
         Ok(created.into())
+    }
+
+    /// Changes a key's name, scopes or field policy; the very next request with the key sees
+    /// the change.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn update_api_key(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateApiKeyInput,
+    ) -> async_graphql::Result<ApiKeyView> {
+        let id = ApiKeyId::parse(&id).map_err(ServiceError::from).api()?;
+        let scopes = input
+            .scopes
+            .map(|scopes| Scopes::parse(&scopes))
+            .transpose()
+            .map_err(ServiceError::from)
+            .api()?;
+        let policy = input
+            .field_policy
+            .map(|policy| FieldPolicy::parse(policy.fields, policy.attributes))
+            .transpose()
+            .map_err(ServiceError::from)
+            .api()?;
+        let change = KeyChange {
+            name: input.name,
+            scopes,
+            policy,
+        };
+        let key = self
+            .services
+            .keys
+            .update(workspace(ctx)?, &id, change)
+            .await
+            .api()?;
+        Ok(ApiKeyView(key))
     }
 
     /// Revokes a key of the caller's workspace; it authenticates nothing from now on.

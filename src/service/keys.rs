@@ -21,6 +21,17 @@ pub const MIN_SECRET_LEN: usize = 24;
 /// Who created the key `ADMIN_API_KEY` names.
 const BOOTSTRAP_ACTOR: &str = "bootstrap";
 
+/// What `update` changes in a key; `None` keeps that part.
+#[derive(Debug, Default)]
+pub struct KeyChange {
+    /// A new name.
+    pub name: Option<String>,
+    /// New scopes.
+    pub scopes: Option<Scopes>,
+    /// A new field policy.
+    pub policy: Option<FieldPolicy>,
+}
+
 /// A new key with its secret, which is never shown again.
 #[derive(Debug)]
 pub struct CreatedKey {
@@ -147,6 +158,39 @@ impl KeyService {
             .ok_or_else(|| ServiceError::NotFound(format!("there is no API key `{id}`")))?;
         self.catalogs.refresh(workspace).await?;
         info!(key_id = %id, workspace = %workspace, "api key revoked");
+        Ok(key)
+    }
+
+    /// Changes the name, scopes or field policy of a key of `workspace` (`None` keeps that
+    /// part); NOT_FOUND if it has none with that id. The next request with the key sees it.
+    pub async fn update(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ApiKeyId,
+        change: KeyChange,
+    ) -> Result<ApiKey, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("there is no API key `{id}`"));
+        let mut key = self
+            .list(workspace)
+            .into_iter()
+            .find(|key| key.id == *id)
+            .ok_or_else(not_found)?;
+        if let Some(name) = change.name {
+            key.name = parse_key_name(&name)?;
+        }
+        if let Some(scopes) = change.scopes {
+            key.scopes = scopes;
+        }
+        if let Some(policy) = change.policy {
+            key.policy = policy;
+        }
+        let key = self
+            .store
+            .update_api_key(&key)
+            .await?
+            .ok_or_else(not_found)?;
+        self.catalogs.refresh(workspace).await?;
+        info!(key_id = %id, workspace = %workspace, "api key updated");
         Ok(key)
     }
 

@@ -2,6 +2,8 @@
 
 mod attributes;
 mod catalog;
+#[cfg(test)]
+mod catalog_tests;
 mod claims;
 mod contacts;
 mod error;
@@ -24,7 +26,7 @@ pub use identity::{IdentifyRequest, IdentityService};
 pub use import::{
     ImportFormat, ImportOptions, ImportReport, ImportService, JobStatus, MatchBy, RowError,
 };
-pub use keys::{CreatedKey, KeyService, secret_hash};
+pub use keys::{CreatedKey, KeyChange, KeyService, secret_hash};
 pub use merges::{MergePreview, MergeReason, MergeService};
 pub use segment::{
     Consistency, ExplainNode, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, Resolved, SegmentDraft,

@@ -114,6 +114,38 @@ impl Store {
             .collect()
     }
 
+    /// Replaces the name, scopes and field policy of a key; `None` when the workspace has no
+    /// such key.
+    pub async fn update_api_key(&self, key: &ApiKey) -> Result<Option<ApiKey>, StoreError> {
+        let record_id = api_key_key(&key.workspace, &key.id);
+        let existing: Option<ApiKeyRecord> = self
+            .db
+            .select(record_id.clone())
+            .await
+            .map_err(StoreError::from_surreal)?;
+        if existing.is_none() {
+            return Ok(None);
+        }
+        let updated = ApiKeyRecord::from_key(key, "");
+        let mut write = CatalogWrite::new(&key.workspace);
+        let record = write.bind(record_id.clone());
+        let name = write.bind(updated.name);
+        let scopes = write.bind(updated.scopes);
+        let fields = write.bind(updated.fields);
+        let attributes = write.bind(updated.attributes);
+        write.statement(format!(
+            "UPDATE {record} SET name = {name}, scopes = {scopes}, fields = {fields}, \
+             attributes = {attributes} RETURN NONE"
+        ));
+        self.commit_catalog(write).await?;
+        let stored: Option<ApiKeyRecord> = self
+            .db
+            .select(record_id)
+            .await
+            .map_err(StoreError::from_surreal)?;
+        stored.map(ApiKeyRecord::into_key).transpose()
+    }
+
     /// Every key of the workspace, oldest first.
     pub async fn api_keys(&self, workspace: &WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
         let records: Vec<ApiKeyRecord> = self

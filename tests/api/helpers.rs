@@ -196,6 +196,16 @@ impl TestApp {
         self.data(&query, json!({ "id": id })).await["contact"].clone()
     }
 
+    /// The `data` of `query` once the index has applied every earlier write.
+    pub async fn latest(&self, query: &str) -> Value {
+        self.data(
+            "{ contacts(segment: \"created_at exists\", first: 0, consistency: LATEST) { totalCount } }",
+            json!({}),
+        )
+        .await;
+        self.data(query, json!({})).await
+    }
+
     pub async fn total_count(&self) -> u64 {
         self.data("{ contacts(first: 0) { totalCount } }", json!({}))
             .await["contacts"]["totalCount"]

@@ -4,6 +4,7 @@
 mod access;
 mod attributes;
 mod bulk;
+mod catalog;
 mod contacts;
 mod crash;
 mod errors;
