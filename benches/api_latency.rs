@@ -1,0 +1,286 @@
+//! `api_latency`: the real service, started as a process, driven over real HTTP with keep-alive
+//! connections, as a routing engine or a frontend would. Reports p50/p99 latency per request
+//! kind, and requests/s for `contact(id:)` with 16 concurrent connections.
+//!
+//! Data: `QWRY_BENCH_CONTACTS` contacts (default 20000) from `benches/data` (20 attributes,
+//! seed 42 + chunk), imported through `POST /v1/contacts/import`, then indexed.
+//! Server: the binary at `QWRY_SERVER_BIN` (default `target/release/qwry-contacts`; build it
+//! with `cargo build --release`), so that two builds can be compared in one run.
+//! Run: `cargo build --release && cargo bench --bench api_latency`.
+
+// Shared with the other benches; this one uses the generator, not the catalogue.
+#[allow(dead_code)]
+mod data;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qwry_contacts::domain::WorkspaceId;
+use qwry_contacts::service::contact_json;
+use qwry_segment::FieldType;
+use serde_json::{Value, json};
+
+const KEY: &str = "bench-admin-key-0123456789abcdef";
+/// Sequential requests per latency measurement.
+const SEQUENTIAL: usize = 2_000;
+/// Concurrent connections for the throughput measurement.
+const CONNECTIONS: usize = 16;
+/// How long the throughput measurement runs.
+const THROUGHPUT_FOR: Duration = Duration::from_secs(10);
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let binary = std::env::var("QWRY_SERVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("target/release/qwry-contacts"));
+    assert!(
+        binary.exists(),
+        "no server binary at {}: run `cargo build --release` first (or set QWRY_SERVER_BIN)",
+        binary.display()
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(&binary)
+        .env_clear()
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATA_DIR", dir.path())
+        .env("ADMIN_API_KEY", KEY)
+        .env("RATE_LIMIT_PER_SECOND", "0")
+        .env("AUTH_FAILURES_PER_SECOND", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    eprintln!("server: {}", binary.display());
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {KEY}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .pool_max_idle_per_host(CONNECTIONS)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap()
+}
+
+async fn graphql(client: &reqwest::Client, base: &str, query: &str, variables: Value) -> Value {
+    let body: Value = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
+}
+
+async fn wait_until_ready(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(response) = reqwest::get(format!("{base}/readyz")).await
+            && response.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server not ready within 60 s");
+}
+
+fn type_name(field: FieldType) -> &'static str {
+    match field {
+        FieldType::String => "STRING",
+        FieldType::Number => "NUMBER",
+        FieldType::Bool => "BOOL",
+        FieldType::Datetime => "DATETIME",
+        FieldType::StringList => "STRING_LIST",
+    }
+}
+
+/// Imports `size` generated contacts, 50,000 per request.
+async fn load(client: &reqwest::Client, base: &str, size: usize) {
+    for (name, field) in data::ATTRIBUTES {
+        graphql(
+            client,
+            base,
+            "mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { name } }",
+            json!({ "input": { "name": name, "type": type_name(*field) } }),
+        )
+        .await;
+    }
+    let workspace = WorkspaceId::default();
+    let started = Instant::now();
+    let chunk = 50_000;
+    for (index, first) in (0..size).step_by(chunk).enumerate() {
+        let count = chunk.min(size - first);
+        let contacts = data::contacts(&workspace, count, 42 + index as u64);
+        let mut body = String::with_capacity(count * 800);
+        for (offset, contact) in contacts.iter().enumerate() {
+            let mut line = contact_json(contact);
+            let object = line.as_object_mut().unwrap();
+            object.remove("id");
+            object.insert("externalId".into(), format!("ext-{:07}", first + offset).into());
+            body.push_str(&line.to_string());
+            body.push('\n');
+        }
+        let report: Value = client
+            .post(format!("{base}/v1/contacts/import"))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(report["created"], count, "{report}");
+    }
+    graphql(
+        client,
+        base,
+        "{ contacts(segment: \"created_at exists\", first: 0, consistency: LATEST) { totalCount } }",
+        json!({}),
+    )
+    .await;
+    eprintln!("loaded {size} contacts in {:.1?}", started.elapsed());
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1e3
+}
+
+/// p50 and p99 (ms) of `SEQUENTIAL` requests of `query`, one after the other on one connection.
+async fn sequential(client: &reqwest::Client, base: &str, query: &str) -> (f64, f64) {
+    for _ in 0..50 {
+        graphql(client, base, query, json!({})).await;
+    }
+    let mut latencies = Vec::with_capacity(SEQUENTIAL);
+    for _ in 0..SEQUENTIAL {
+        let started = Instant::now();
+        graphql(client, base, query, json!({})).await;
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    (percentile(&latencies, 0.5), percentile(&latencies, 0.99))
+}
+
+/// Requests/s, p50 and p99 (ms) of `contact(id:)` over `ids`, `CONNECTIONS` at once.
+async fn contact_by_id(base: &str, ids: Arc<Vec<String>>) -> (f64, f64, f64) {
+    let deadline = Instant::now() + THROUGHPUT_FOR;
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|task| {
+            let ids = Arc::clone(&ids);
+            let base = base.to_owned();
+            tokio::spawn(async move {
+                let client = client();
+                let mut latencies = Vec::new();
+                let mut n = task;
+                while Instant::now() < deadline {
+                    let id = &ids[n % ids.len()];
+                    n += CONNECTIONS;
+                    let started = Instant::now();
+                    graphql(
+                        &client,
+                        &base,
+                        "query($id: ID!) { contact(id: $id) { id email name attributes } }",
+                        json!({ "id": id }),
+                    )
+                    .await;
+                    latencies.push(started.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    let rate = all.len() as f64 / THROUGHPUT_FOR.as_secs_f64();
+    (rate, percentile(&all, 0.5), percentile(&all, 0.99))
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument other than that is not supported.
+    let size: usize = std::env::var("QWRY_BENCH_CONTACTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = start_server();
+    runtime.block_on(async {
+        let base = server.base.clone();
+        wait_until_ready(&base).await;
+        let client = client();
+        load(&client, &base, size).await;
+        let page = graphql(
+            &client,
+            &base,
+            "{ contacts(first: 100) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+        let ids: Vec<String> = page["contacts"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|edge| edge["node"]["id"].as_str().unwrap().to_owned())
+            .collect();
+
+        let requests = [
+            ("count, one term", "{ contacts(segment: \"plan = \\\"pro\\\"\", first: 0) { totalCount } }"),
+            ("count, 5 clauses", "{ contacts(segment: \"plan = \\\"pro\\\" and ltv >= 100 and (country in [\\\"DE\\\", \\\"FR\\\"] or tags has any [\\\"vip\\\", \\\"beta\\\"]) and last_seen_at within 30d and newsletter = true\", first: 0) { totalCount } }"),
+            ("count, within 30d", "{ contacts(segment: \"last_seen_at within 30d\", first: 0) { totalCount } }"),
+            ("first page of 100 ids", "{ contacts(segment: \"plan = \\\"pro\\\"\", first: 100) { edges { node { id } } } }"),
+            ("page of 100: email, attributes", "{ contacts(first: 100) { edges { node { id email attributes } } } }"),
+        ];
+        println!("| request ({size} contacts) | p50 ms | p99 ms |");
+        println!("| --- | ---: | ---: |");
+        for (name, query) in requests {
+            let (p50, p99) = sequential(&client, &base, query).await;
+            println!("| {name} | {p50:.3} | {p99:.3} |");
+        }
+        let (rate, p50, p99) = contact_by_id(&base, Arc::new(ids)).await;
+        println!(
+            "| contact(id:), {CONNECTIONS} connections: {rate:.0} requests/s | {p50:.3} | {p99:.3} |"
+        );
+    });
+    drop(server);
+}
