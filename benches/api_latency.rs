@@ -151,7 +151,10 @@ async fn load(client: &reqwest::Client, base: &str, size: usize) {
             let mut line = contact_json(contact);
             let object = line.as_object_mut().unwrap();
             object.remove("id");
-            object.insert("externalId".into(), format!("ext-{:07}", first + offset).into());
+            object.insert(
+                "externalId".into(),
+                format!("ext-{:07}", first + offset).into(),
+            );
             body.push_str(&line.to_string());
             body.push('\n');
         }

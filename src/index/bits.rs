@@ -71,6 +71,13 @@ impl Bits {
         self.clear_tail();
     }
 
+    /// Whether document `doc` is in the set.
+    pub fn contains(&self, doc: u32) -> bool {
+        self.words
+            .get((doc / 64) as usize)
+            .is_some_and(|word| word & (1u64 << (doc % 64)) != 0)
+    }
+
     /// Whether no document is in the set.
     pub fn is_empty(&self) -> bool {
         self.words.iter().all(|word| *word == 0)

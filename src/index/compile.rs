@@ -56,13 +56,6 @@ pub(super) enum Leaf {
     ListAny(String, Vec<String>),
 }
 
-impl Leaf {
-    /// Whether the leaf's documents depend only on the index segment (so they can be cached).
-    pub(super) fn cacheable(&self) -> bool {
-        !matches!(self, Leaf::TimeRange { relative: true, .. })
-    }
-}
-
 /// The confined, simplified plan of `segment` for `workspace`, with `now` fixing relative times.
 pub(super) fn plan_for(
     segment: &Checked,

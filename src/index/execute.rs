@@ -4,7 +4,7 @@
 //! deletes are applied after evaluation), so clauses that recur across queries cost a lookup.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use tantivy::index::SegmentId;
@@ -14,6 +14,7 @@ use tantivy::{Searcher, SegmentReader};
 
 use super::bits::Bits;
 use super::compile::{Leaf, Plan, leaf_query};
+use super::facts::{DAY_NANOS, SegmentFacts, Timeline};
 use super::schema::IndexFields;
 
 /// Most cached leaf results (each about max_doc / 8 bytes: 125 kB per million documents).
@@ -59,23 +60,29 @@ impl LeafCache {
     }
 }
 
+/// What evaluation reads besides the plan: the field handles and the per-segment caches.
+pub struct Context<'a> {
+    /// The schema's field handles.
+    pub fields: &'a IndexFields,
+    /// Cached leaf results.
+    pub cache: &'a LeafCache,
+    /// Per-segment facts (id order, sorted time columns, deleted documents).
+    pub facts: &'a SegmentFacts,
+}
+
 /// The live documents matching `plan`, per index segment (in the searcher's segment order).
 pub fn matching(
     plan: &Plan,
     searcher: &Searcher,
-    fields: &IndexFields,
-    cache: &LeafCache,
+    context: &Context<'_>,
 ) -> tantivy::Result<Vec<Bits>> {
     let schema = searcher.schema();
     searcher
         .segment_readers()
         .iter()
         .map(|reader| {
-            let mut bits = Arc::unwrap_or_clone(evaluate(plan, reader, schema, fields, cache)?);
-            if let Some(alive) = reader.alive_bitset() {
-                let deleted: Vec<u32> = bits.iter().filter(|doc| alive.is_deleted(*doc)).collect();
-                let mut dead = Bits::empty(reader.max_doc());
-                deleted.into_iter().for_each(|doc| dead.insert(doc));
+            let mut bits = Arc::unwrap_or_clone(evaluate(plan, reader, schema, context)?);
+            if let Some(dead) = context.facts.of(reader).dead(reader) {
                 bits.and_not(&dead);
             }
             Ok(bits)
@@ -87,102 +94,97 @@ fn evaluate(
     plan: &Plan,
     reader: &SegmentReader,
     schema: &Schema,
-    fields: &IndexFields,
-    cache: &LeafCache,
+    context: &Context<'_>,
 ) -> tantivy::Result<Arc<Bits>> {
     let max_doc = reader.max_doc();
+    let cache = context.cache;
     Ok(match plan {
         Plan::All => Arc::new(Bits::full(max_doc)),
         Plan::Nothing => Arc::new(Bits::empty(max_doc)),
-        Plan::Leaf(leaf) if leaf.cacheable() => {
+        Plan::Leaf(Leaf::TimeRange {
+            path,
+            low,
+            high,
+            relative: true,
+        }) => Arc::new(relative_time_bits(reader, path, low, high, context)?),
+        Plan::Leaf(leaf) => {
             cache.get_or_compute(reader.segment_id(), format!("{leaf:?}"), || {
-                leaf_bits(leaf, reader, schema, fields)
+                leaf_bits(leaf, reader, schema, context.fields)
             })?
         }
-        Plan::Leaf(leaf) => Arc::new(leaf_bits(leaf, reader, schema, fields)?),
         Plan::Not(operand) => {
-            let mut bits = Arc::unwrap_or_clone(evaluate(operand, reader, schema, fields, cache)?);
+            let mut bits = Arc::unwrap_or_clone(evaluate(operand, reader, schema, context)?);
             bits.negate();
             Arc::new(bits)
         }
         Plan::Or(operands) => {
             let mut bits = Bits::empty(max_doc);
             for operand in operands {
-                bits.or(&*evaluate(operand, reader, schema, fields, cache)?);
+                bits.or(&*evaluate(operand, reader, schema, context)?);
             }
             Arc::new(bits)
         }
         Plan::And(operands) => {
             // Positive operands first, then subtract the negated ones; stop once nothing is left.
-            // Time ranges relative to `now` cannot be cached: when other operands narrow the
-            // candidates, they are checked per candidate against the fast column instead.
-            let (deferred, others): (Vec<&Plan>, Vec<&Plan>) =
-                operands.iter().partition(|operand| {
-                    matches!(operand, Plan::Leaf(Leaf::TimeRange { relative: true, .. }))
-                });
-            let (deferred, others) = if others.is_empty() {
-                (Vec::new(), deferred)
-            } else {
-                (deferred, others)
-            };
-            let (negated, positive): (Vec<&Plan>, Vec<&Plan>) = others
-                .into_iter()
+            let (negated, positive): (Vec<&Plan>, Vec<&Plan>) = operands
+                .iter()
                 .partition(|operand| matches!(operand, Plan::Not(_)));
             let mut bits = match positive.first() {
-                Some(first) => {
-                    Arc::unwrap_or_clone(evaluate(first, reader, schema, fields, cache)?)
-                }
+                Some(first) => Arc::unwrap_or_clone(evaluate(first, reader, schema, context)?),
                 None => Bits::full(max_doc),
             };
             for operand in positive.iter().skip(1) {
                 if bits.is_empty() {
                     break;
                 }
-                bits.and(&*evaluate(operand, reader, schema, fields, cache)?);
+                bits.and(&*evaluate(operand, reader, schema, context)?);
             }
             for operand in negated {
                 let Plan::Not(inner) = operand else { continue };
                 if bits.is_empty() {
                     break;
                 }
-                bits.and_not(&*evaluate(inner, reader, schema, fields, cache)?);
-            }
-            for operand in deferred {
-                if let Plan::Leaf(Leaf::TimeRange {
-                    path, low, high, ..
-                }) = operand
-                {
-                    keep_times_within(&mut bits, reader, path, low, high)?;
-                }
+                bits.and_not(&*evaluate(inner, reader, schema, context)?);
             }
             Arc::new(bits)
         }
     })
 }
 
-/// Removes candidates whose datetime at `path` is missing or outside the bounds.
-fn keep_times_within(
-    bits: &mut Bits,
+/// A time range relative to `now` (it moves with every request): the whole days inside it come
+/// from a cached bit set (its key changes once a day), the partial days at both ends from the
+/// column sorted by value, so the result is exact to the nanosecond without a pass over the
+/// column.
+fn relative_time_bits(
     reader: &SegmentReader,
     path: &str,
     low: &Bound<i64>,
     high: &Bound<i64>,
-) -> tantivy::Result<()> {
-    let column = reader
-        .fast_fields()
-        .column_opt::<i64>(&format!("time.{path}"))?;
-    let mut outside = Bits::empty(reader.max_doc());
-    for doc in bits.iter() {
-        let inside = column
-            .as_ref()
-            .and_then(|column| column.first(doc))
-            .is_some_and(|value| (*low, *high).contains(&value));
-        if !inside {
-            outside.insert(doc);
-        }
+    context: &Context<'_>,
+) -> tantivy::Result<Bits> {
+    let max_doc = reader.max_doc();
+    let Some((low, high)) = Timeline::inclusive(low, high) else {
+        return Ok(Bits::empty(max_doc));
+    };
+    let timeline = context.facts.of(reader).timeline(reader, path)?;
+    let first_day = low.div_euclid(DAY_NANOS) + i64::from(low.rem_euclid(DAY_NANOS) != 0);
+    let end_day = high.saturating_add(1).div_euclid(DAY_NANOS);
+    if first_day >= end_day {
+        let mut bits = Bits::empty(max_doc);
+        timeline.add_range(low, high, &mut bits);
+        return Ok(bits);
     }
-    bits.and_not(&outside);
-    Ok(())
+    let (days_low, days_high) = (first_day * DAY_NANOS, end_day * DAY_NANOS - 1);
+    let key = format!("days:{path}:{first_day}:{end_day}");
+    let days = context.cache.get_or_compute(reader.segment_id(), key, || {
+        let mut bits = Bits::empty(max_doc);
+        timeline.add_range(days_low, days_high, &mut bits);
+        Ok(bits)
+    })?;
+    let mut bits = Arc::unwrap_or_clone(days);
+    timeline.add_range(low, days_low - 1, &mut bits);
+    timeline.add_range(days_high + 1, high, &mut bits);
+    Ok(bits)
 }
 
 fn leaf_bits(

@@ -7,12 +7,13 @@ mod collect;
 mod compile;
 mod document;
 mod execute;
+mod facts;
 mod inventory;
 mod record;
 mod schema;
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use qwry_segment::Checked;
@@ -28,7 +29,8 @@ use crate::domain::{Contact, ContactId, WorkspaceId};
 use bits::Bits;
 use collect::SmallestIds;
 use document::{contact_document, document_key};
-use execute::LeafCache;
+use execute::{Context, LeafCache};
+use facts::{FactsWarmer, SegmentFacts};
 use schema::{IndexFields, build_schema, fields_of};
 
 /// Memory the writer may buffer before it flushes a segment, unless told otherwise.
@@ -99,6 +101,9 @@ pub struct SegmentIndex {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     cache: LeafCache,
+    facts: Arc<SegmentFacts>,
+    /// Prepares the facts of new segments on reload (the reader holds it weakly).
+    _warmer: Arc<dyn tantivy::Warmer>,
 }
 
 impl SegmentIndex {
@@ -126,9 +131,13 @@ impl SegmentIndex {
     fn from_index(index: Index, writer_bytes: usize) -> Result<Self, IndexError> {
         let fields = fields_of(&index.schema())?;
         let writer = index.writer_with_num_threads(1, writer_bytes)?;
+        let facts = Arc::new(SegmentFacts::default());
+        let warmer: Arc<dyn tantivy::Warmer> = Arc::new(FactsWarmer(Arc::clone(&facts)));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .num_warming_threads(1)
+            .warmers(vec![Arc::downgrade(&warmer)])
             .try_into()?;
         Ok(Self {
             index,
@@ -136,6 +145,8 @@ impl SegmentIndex {
             reader,
             writer: Mutex::new(writer),
             cache: LeafCache::default(),
+            facts,
+            _warmer: warmer,
         })
     }
 
@@ -208,7 +219,7 @@ impl SegmentIndex {
     ) -> Result<u64, IndexError> {
         let plan = compile::plan_for(segment, workspace, now)?;
         let searcher = self.reader.searcher();
-        let matches = execute::matching(&plan, &searcher, &self.fields, &self.cache)?;
+        let matches = execute::matching(&plan, &searcher, &self.context())?;
         Ok(matches.iter().map(Bits::count).sum())
     }
 
@@ -223,18 +234,16 @@ impl SegmentIndex {
     ) -> Result<Members, IndexError> {
         let plan = compile::plan_for(segment, workspace, now)?;
         let searcher = self.reader.searcher();
-        let matches = execute::matching(&plan, &searcher, &self.fields, &self.cache)?;
-        let mut page = SmallestIds::new(after.map(ContactId::as_u128), limit + 1);
+        let matches = execute::matching(&plan, &searcher, &self.context())?;
+        let after = after.map(ContactId::as_u128);
+        let mut page = SmallestIds::new(after, limit + 1);
         let mut total = 0;
         for (reader, docs) in searcher.segment_readers().iter().zip(&matches) {
-            total += docs.count();
-            let hi = reader.fast_fields().u64("id_hi")?;
-            let lo = reader.fast_fields().u64("id_lo")?;
-            for doc in docs.iter() {
-                if let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) {
-                    page.offer((u128::from(hi) << 64) | u128::from(lo));
-                }
-            }
+            let count = docs.count();
+            total += count;
+            self.facts
+                .of(reader)
+                .offer_page(reader, docs, count, after, limit + 1, &mut page)?;
         }
         let mut ids = page.into_sorted();
         let has_more = ids.len() > limit;
@@ -244,6 +253,14 @@ impl SegmentIndex {
             ids: ids.into_iter().map(ContactId::from_u128).collect(),
             has_more,
         })
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context {
+            fields: &self.fields,
+            cache: &self.cache,
+            facts: &self.facts,
+        }
     }
 
     /// The schema (for diagnostics).
