@@ -196,13 +196,16 @@ fn segment_query(c: &mut Criterion) {
             .collect();
         member_ids.sort();
         if let Some(cursor) = member_ids.get((member_ids.len() / 2).min(100_000)).copied() {
-            group.bench_function(BenchmarkId::new("index_page_after_cursor", shape.name), |b| {
-                b.iter(|| {
-                    index
-                        .members(&workspace, &segment, now, Some(&cursor), 100)
-                        .unwrap()
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new("index_page_after_cursor", shape.name),
+                |b| {
+                    b.iter(|| {
+                        index
+                            .members(&workspace, &segment, now, Some(&cursor), 100)
+                            .unwrap()
+                    })
+                },
+            );
         }
         // Baselines take seconds per run at 1M contacts: timed directly, median of a few runs.
         let evaluator = median_of(baseline_runs, || {

@@ -1,10 +1,13 @@
 //! Relay connection of contacts, paged by id (a stable key), never by offset.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Object, SimpleObject};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::error::ApiResult;
+use super::page_batch::PageBatch;
 use super::views::ContactView;
 use crate::domain::{Contact, ContactId, WorkspaceId};
 use crate::service::{SegmentPage, ServiceError};
@@ -46,6 +49,8 @@ enum TotalCount {
 pub struct ContactConnection {
     total: TotalCount,
     contacts: Vec<Contact>,
+    /// Loads the nested fields of the page's contacts together.
+    batch: Arc<PageBatch>,
     has_next_page: bool,
     has_previous_page: bool,
 }
@@ -54,6 +59,7 @@ impl ContactConnection {
     /// Wraps a store page; `resumed` says whether it started after a cursor.
     pub fn new(workspace: WorkspaceId, page: ContactPage, resumed: bool) -> Self {
         Self {
+            batch: batch_of(&workspace, &page.contacts),
             total: TotalCount::Workspace(workspace),
             contacts: page.contacts,
             has_next_page: page.has_more,
@@ -62,8 +68,9 @@ impl ContactConnection {
     }
 
     /// Wraps a page of segment members.
-    pub fn from_segment(page: SegmentPage, resumed: bool) -> Self {
+    pub fn from_segment(workspace: &WorkspaceId, page: SegmentPage, resumed: bool) -> Self {
         Self {
+            batch: batch_of(workspace, &page.contacts),
             total: TotalCount::Known(page.total),
             contacts: page.contacts,
             has_next_page: page.has_more,
@@ -72,8 +79,12 @@ impl ContactConnection {
     }
 }
 
+fn batch_of(workspace: &WorkspaceId, contacts: &[Contact]) -> Arc<PageBatch> {
+    PageBatch::new(workspace.clone(), contacts.iter().map(|c| c.id).collect())
+}
+
 /// An edge: a contact and the cursor that resumes after it.
-pub struct ContactEdge(Contact);
+pub struct ContactEdge(Contact, Arc<PageBatch>);
 
 #[Object]
 impl ContactEdge {
@@ -84,7 +95,7 @@ impl ContactEdge {
 
     /// The contact.
     async fn node(&self) -> ContactView {
-        ContactView::new(self.0.clone())
+        ContactView::in_page(self.0.clone(), &self.1)
     }
 }
 
@@ -105,7 +116,11 @@ pub struct PageInfo {
 impl ContactConnection {
     /// The contacts of this page with their cursors.
     async fn edges(&self) -> Vec<ContactEdge> {
-        self.contacts.iter().cloned().map(ContactEdge).collect()
+        self.contacts
+            .iter()
+            .cloned()
+            .map(|contact| ContactEdge(contact, Arc::clone(&self.batch)))
+            .collect()
     }
 
     /// The contacts of this page.
@@ -113,7 +128,7 @@ impl ContactConnection {
         self.contacts
             .iter()
             .cloned()
-            .map(ContactView::new)
+            .map(|contact| ContactView::in_page(contact, &self.batch))
             .collect()
     }
 

@@ -106,7 +106,11 @@ impl ContactQuery {
                 .members(caller, source, after, first, consistency.into())
                 .await
                 .api()?;
-            return Ok(ContactConnection::from_segment(page, after.is_some()));
+            return Ok(ContactConnection::from_segment(
+                &workspace,
+                page,
+                after.is_some(),
+            ));
         }
         let page = self
             .services

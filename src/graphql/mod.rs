@@ -14,6 +14,7 @@ mod imports;
 mod keys;
 mod limits;
 mod merges;
+mod page_batch;
 mod segment_input;
 mod segment_view;
 mod segments;

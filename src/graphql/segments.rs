@@ -252,7 +252,11 @@ impl SegmentView {
             .saved_members(caller(ctx)?, &self.0.slug, after, first)
             .await
             .api()?;
-        Ok(ContactConnection::from_segment(page, after.is_some()))
+        Ok(ContactConnection::from_segment(
+            &self.0.workspace,
+            page,
+            after.is_some(),
+        ))
     }
 
     /// How many contacts are members.

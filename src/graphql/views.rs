@@ -1,5 +1,7 @@
 //! GraphQL views over domain types (the domain stays free of GraphQL derives).
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, Json, Object};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as JsonValue};
@@ -7,6 +9,7 @@ use serde_json::{Map, Value as JsonValue};
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::identity_view::IdentityView;
+use super::page_batch::PageBatch;
 use super::segment_view::SegmentView;
 use super::{caller, sensitive_attributes, services};
 use crate::domain::{
@@ -18,6 +21,8 @@ use crate::domain::{
 /// The result of a write shown to a key without `contacts:read` holds only what it wrote.
 pub struct ContactView {
     contact: Contact,
+    /// The page this contact was read with, whose nested fields load together.
+    page: Option<Arc<PageBatch>>,
     /// For a write's result shown to a key without `contacts:read`: the fields it wrote, the
     /// only ones (with `id` and the timestamps) it may see.
     written_only: Option<FieldPolicy>,
@@ -28,6 +33,16 @@ impl ContactView {
     pub fn new(contact: Contact) -> Self {
         Self {
             contact,
+            page: None,
+            written_only: None,
+        }
+    }
+
+    /// A contact of a page: its nested fields load with the page's other contacts.
+    pub fn in_page(contact: Contact, page: &Arc<PageBatch>) -> Self {
+        Self {
+            contact,
+            page: Some(Arc::clone(page)),
             written_only: None,
         }
     }
@@ -37,6 +52,7 @@ impl ContactView {
     pub fn after_write(contact: Contact, caller: &Caller, written: FieldPolicy) -> Self {
         Self {
             contact,
+            page: None,
             written_only: (!caller.allows(Scope::ContactsRead)).then_some(written),
         }
     }
@@ -198,22 +214,32 @@ impl ContactView {
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn identities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IdentityView>> {
         let policy = &caller(ctx)?.policy;
-        let identities = services(ctx)?
-            .contacts
-            .identities(&self.contact.workspace, &self.contact.id)
-            .await
-            .api()?;
+        let contacts = &services(ctx)?.contacts;
+        let identities = match &self.page {
+            Some(page) => page.identities(contacts, &self.contact.id).await,
+            None => {
+                contacts
+                    .identities(&self.contact.workspace, &self.contact.id)
+                    .await
+            }
+        }
+        .api()?;
         Ok(visible_identities(policy, identities))
     }
 
     /// Ids of contacts merged into this one; each still resolves here.
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn merged_from(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ID>> {
-        let ids = services(ctx)?
-            .contacts
-            .merged_from(&self.contact.workspace, &self.contact.id)
-            .await
-            .api()?;
+        let contacts = &services(ctx)?.contacts;
+        let ids = match &self.page {
+            Some(page) => page.merged_from(contacts, &self.contact.id).await,
+            None => {
+                contacts
+                    .merged_from(&self.contact.workspace, &self.contact.id)
+                    .await
+            }
+        }
+        .api()?;
         Ok(ids.into_iter().map(|id| ID(id.to_string())).collect())
     }
 

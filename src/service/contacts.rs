@@ -168,6 +168,24 @@ impl ContactService {
         Ok(self.store.identities_of(workspace, contact).await?)
     }
 
+    /// The identities of each of `contacts`, in one round trip.
+    pub async fn identities_of_many(
+        &self,
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+    ) -> Result<std::collections::HashMap<ContactId, Vec<Identity>>, ServiceError> {
+        Ok(self.store.identities_of_many(workspace, contacts).await?)
+    }
+
+    /// The ids merged into each of `contacts`, in one round trip.
+    pub async fn merged_from_many(
+        &self,
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+    ) -> Result<std::collections::HashMap<ContactId, Vec<ContactId>>, ServiceError> {
+        Ok(self.store.merged_into_many(workspace, contacts).await?)
+    }
+
     /// The ids merged into `contact` that now resolve to it.
     pub async fn merged_from(
         &self,

@@ -107,7 +107,45 @@ impl Store {
         records.into_iter().map(IdentityRecord::into_held).collect()
     }
 
-    /// Every identity `contact` holds, by kind and value.
+    /// The identities of each of `contacts` (every one of them is a key of the answer).
+    pub async fn identities_of_many(
+        &self,
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+    ) -> Result<std::collections::HashMap<ContactId, Vec<Identity>>, StoreError> {
+        if contacts.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        // One statement per contact, all in one round trip: each is served by the owner index.
+        let statements: String = (0..contacts.len())
+            .map(|n| {
+                format!(
+                    "SELECT * FROM {IDENTITY_TABLE} WHERE workspace = $workspace AND contact = $c{n} ORDER BY kind, value;"
+                )
+            })
+            .collect();
+        let mut query = self
+            .db
+            .query(statements)
+            .bind(("workspace", workspace.as_str().to_owned()));
+        for (n, contact) in contacts.iter().enumerate() {
+            query = query.bind((format!("c{n}"), contact.to_string()));
+        }
+        let mut response = query.await.map_err(StoreError::from_surreal)?;
+        let mut found = std::collections::HashMap::with_capacity(contacts.len());
+        for (n, contact) in contacts.iter().enumerate() {
+            let records: Vec<IdentityRecord> =
+                response.take(n).map_err(StoreError::from_surreal)?;
+            let identities = records
+                .into_iter()
+                .map(|record| record.into_held().map(|held| held.identity))
+                .collect::<Result<Vec<_>, _>>()?;
+            found.insert(*contact, identities);
+        }
+        Ok(found)
+    }
+
+    /// The identities of `contact`, by kind and value.
     pub async fn identities_of(
         &self,
         workspace: &WorkspaceId,

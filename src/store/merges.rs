@@ -202,6 +202,43 @@ impl Store {
         Ok(resolved)
     }
 
+    /// For each of `survivors`, the ids merged into it (every one of them is a key).
+    pub async fn merged_into_many(
+        &self,
+        workspace: &WorkspaceId,
+        survivors: &[ContactId],
+    ) -> Result<std::collections::HashMap<ContactId, Vec<ContactId>>, StoreError> {
+        if survivors.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        let statements: String = (0..survivors.len())
+            .map(|n| {
+                format!(
+                    "SELECT VALUE absorbed FROM {ALIAS_TABLE} WHERE workspace = $workspace AND survivor = $s{n};"
+                )
+            })
+            .collect();
+        let mut query = self
+            .db
+            .query(statements)
+            .bind(("workspace", workspace.as_str().to_owned()));
+        for (n, survivor) in survivors.iter().enumerate() {
+            query = query.bind((format!("s{n}"), survivor.to_string()));
+        }
+        let mut response = query.await.map_err(StoreError::from_surreal)?;
+        let mut found = std::collections::HashMap::with_capacity(survivors.len());
+        for (n, survivor) in survivors.iter().enumerate() {
+            let raw: Vec<String> = response.take(n).map_err(StoreError::from_surreal)?;
+            let mut ids = raw
+                .iter()
+                .map(|raw| ContactId::parse(raw).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            ids.sort();
+            found.insert(*survivor, ids);
+        }
+        Ok(found)
+    }
+
     /// The ids that were merged into `survivor` and now resolve to it, oldest first.
     pub async fn merged_into(
         &self,

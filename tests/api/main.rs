@@ -8,6 +8,7 @@ mod catalog;
 mod contacts;
 mod crash;
 mod errors;
+mod frontend;
 mod hardening;
 mod helpers;
 mod http;
