@@ -13,9 +13,11 @@ pub const REQUEST_ERROR_CODE: ErrorCode = ErrorCode::InvalidInput;
 /// request: its depth and complexity limits (async-graphql gives them no code of their own).
 pub fn request_error_code(message: &str) -> Option<ErrorCode> {
     let too_complex = ["Query is nested too deep.", "Query is too complex."];
-    too_complex
-        .contains(&message)
-        .then_some(ErrorCode::QueryTooComplex)
+    if too_complex.contains(&message) {
+        return Some(ErrorCode::QueryTooComplex);
+    }
+    // The message the persisted-query protocol prescribes; clients match it, and the code.
+    (message == "PersistedQueryNotFound").then_some(ErrorCode::PersistedQueryNotFound)
 }
 
 /// Converts a service error into a GraphQL error; internal details are logged, never returned.

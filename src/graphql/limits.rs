@@ -10,9 +10,12 @@ use std::sync::Arc;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
 };
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use std::any::TypeId;
+
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Name, Request, ServerError, ServerResult};
 
+use super::ReadOnly;
 use crate::service::ErrorCode;
 
 /// Most aliased fields one request may hold, counted with fragments expanded.
@@ -60,9 +63,27 @@ impl Extension for QueryLimitsExtension {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        check_shape(request.parsed_query()?, self.introspection)?;
+        let read_only = request.data.contains_key(&TypeId::of::<ReadOnly>());
+        let operation = request.operation_name.clone();
+        let document = request.parsed_query()?;
+        check_shape(document, self.introspection)?;
+        if read_only && runs_mutation(document, operation.as_deref()) {
+            return Err(coded(
+                ErrorCode::InvalidInput,
+                "a GET request may only run queries; send mutations with POST".to_owned(),
+            ));
+        }
         next.run(ctx, request).await
     }
+}
+
+/// Whether the operation `name` (or the only one) of `document` is a mutation or subscription.
+fn runs_mutation(document: &ExecutableDocument, name: Option<&str>) -> bool {
+    document
+        .operations
+        .iter()
+        .filter(|(operation, _)| name.is_none() || operation.map(|n| n.as_str()) == name)
+        .any(|(_, operation)| operation.node.ty != OperationType::Query)
 }
 
 /// Checks `document` against every limit; linear in its unexpanded size.

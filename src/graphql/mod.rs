@@ -23,6 +23,9 @@ mod views;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
 use async_graphql::{BatchRequest, Context, EmptySubscription, MergedObject, Schema};
 
 use crate::domain::{Caller, WorkspaceId, sensitive_names};
@@ -32,6 +35,8 @@ use crate::service::{ServiceError, Services};
 pub const MAX_DEPTH: usize = 12;
 /// Highest query complexity accepted.
 pub const MAX_COMPLEXITY: usize = 2_000;
+/// Persisted queries kept (least recently used ones are forgotten; clients send them again).
+pub const PERSISTED_QUERIES: usize = 10_000;
 
 /// Every query field.
 #[derive(MergedObject)]
@@ -102,6 +107,10 @@ async fn sensitive_attributes(
     })
 }
 
+/// Marks a request that may only query (it came by `GET`): a mutation is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOnly;
+
 /// Attaches what every request needs: the authenticated caller and per-request memos.
 pub fn for_caller(batch: BatchRequest, caller: Caller) -> BatchRequest {
     batch.data(caller).data(SensitiveNames::default())
@@ -140,6 +149,9 @@ pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
         .data(services)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+            PERSISTED_QUERIES,
+        )))
         .extension(limits::QueryLimits { introspection });
     if introspection {
         builder.finish()

@@ -1,17 +1,22 @@
-//! `/graphql`: POST executes (single or batched requests), GET serves GraphiQL.
+//! `/graphql`: POST executes (single or batched requests); GET executes a query given in the
+//! query string (as persisted-query clients and CDNs send it) and otherwise serves GraphiQL.
+
+use std::collections::HashMap;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, BatchResponse, Response, ServerError};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 
 use super::HttpState;
 use super::auth::Authenticated;
 use crate::audit::acting_as;
+use crate::domain::Caller;
+use crate::graphql::ReadOnly;
 use crate::graphql::error::{REQUEST_ERROR_CODE, request_error_code};
 
 /// Most operations one batched request may carry.
@@ -20,6 +25,30 @@ pub const MAX_BATCH_LEN: usize = 16;
 /// Serves the GraphiQL IDE.
 pub async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+/// `GET /graphql`: with `query` or `extensions` parameters, runs the query (mutations need
+/// POST) for an authenticated caller; without them, serves GraphiQL.
+pub async fn get(State(state): State<HttpState>, request: Request) -> axum::response::Response {
+    let (mut parts, _) = request.into_parts();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let is_operation = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+        .is_ok_and(|Query(pairs)| pairs.contains_key("query") || pairs.contains_key("extensions"));
+    if !is_operation {
+        return graphiql().await.into_response();
+    }
+    let caller = match Authenticated::from_request_parts(&mut parts, &state).await {
+        Ok(Authenticated(caller)) => caller,
+        Err(rejection) => return rejection,
+    };
+    let request = match async_graphql::http::parse_query_string(&query) {
+        Ok(request) => request.data(ReadOnly),
+        Err(error) => {
+            let message = format!("the query string is not a GraphQL request: {error}");
+            return request_error(StatusCode::BAD_REQUEST, message);
+        }
+    };
+    run(&state, caller, BatchRequest::Single(request)).await
 }
 
 /// Executes a GraphQL request of an authenticated caller, confined to the caller's workspace.
@@ -49,6 +78,10 @@ pub async fn execute(
         );
         return request_error(StatusCode::BAD_REQUEST, message);
     }
+    run(&state, caller, batch).await
+}
+
+async fn run(state: &HttpState, caller: Caller, batch: BatchRequest) -> axum::response::Response {
     let actor = caller.key_id.clone();
     let batch = crate::graphql::for_caller(batch, caller);
     let mut response = acting_as(&actor, state.schema.execute_batch(batch)).await;

@@ -51,7 +51,7 @@ pub struct HttpState {
 /// and a timeout; the bulk streams read and write in bounded memory for as long as they take.
 pub fn router(state: HttpState) -> Router {
     let api = Router::new()
-        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route("/graphql", get(graphql::get).post(graphql::execute))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The query is nested too deep, too complex, or uses too many aliases.
     QueryTooComplex,
+    /// A persisted query's hash is not (or no longer) known: send the query with its hash.
+    PersistedQueryNotFound,
     /// Something failed on our side; details are logged, not returned.
     Internal,
 }
@@ -46,6 +48,7 @@ impl ErrorCode {
             Self::InvalidIdentity => "INVALID_IDENTITY",
             Self::IdentityNotVerified => "IDENTITY_NOT_VERIFIED",
             Self::Unavailable => "UNAVAILABLE",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
             Self::RateLimited => "RATE_LIMITED",

@@ -75,3 +75,88 @@ async fn nested_fields_of_a_page_equal_those_read_one_contact_at_a_time() {
     assert_eq!(merged["mergedFrom"], json!([visitor]));
     assert_eq!(merged["segments"], json!([{ "slug": "pros" }]));
 }
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persisted_queries_run_by_hash_over_post_and_get() {
+    let app = TestApp::spawn().await;
+    app.upsert(json!({ "externalId": "u-1", "name": "Ada" }))
+        .await;
+    let query = "query Named($id: String!) { contact(externalId: $id) { name } }";
+    let hash = sha256_hex(query);
+    let persisted = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let variables = json!({ "id": "u-1" });
+
+    let unknown = app
+        .post_json(json!({ "extensions": persisted, "variables": variables }))
+        .await;
+    assert_eq!(unknown["errors"][0]["message"], "PersistedQueryNotFound");
+    assert_eq!(
+        unknown["errors"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_NOT_FOUND"
+    );
+
+    let registered = app
+        .post_json(json!({ "query": query, "extensions": persisted, "variables": variables }))
+        .await;
+    assert_eq!(
+        registered["data"]["contact"]["name"], "Ada",
+        "{registered:#}"
+    );
+    let by_hash = app
+        .post_json(json!({ "extensions": persisted, "variables": variables }))
+        .await;
+    assert_eq!(by_hash["data"]["contact"]["name"], "Ada", "{by_hash:#}");
+
+    let url = reqwest::Url::parse_with_params(
+        &app.url("/graphql"),
+        &[
+            ("extensions", persisted.to_string()),
+            ("variables", variables.to_string()),
+        ],
+    )
+    .unwrap();
+    let got: Value = app
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["data"]["contact"]["name"], "Ada", "{got:#}");
+
+    let wrong = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256_hex("other") } });
+    let mismatch = app
+        .post_json(json!({ "query": query, "extensions": wrong, "variables": variables }))
+        .await;
+    assert!(
+        mismatch["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sha")
+    );
+
+    let mutation = "mutation { upsertContact(input: { externalId: \"u-2\" }) { id } }";
+    let url =
+        reqwest::Url::parse_with_params(&app.url("/graphql"), &[("query", mutation)]).unwrap();
+    let refused: Value = app
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+        "{refused:#}"
+    );
+    assert_eq!(app.total_count().await, 1, "the GET mutation wrote nothing");
+}
