@@ -1,4 +1,5 @@
-//! Relay connection of contacts, paged by id (a stable key), never by offset.
+//! Relay connection of contacts, paged by id (a stable key); search results, ranked, page by
+//! rank.
 
 use std::sync::Arc;
 
@@ -37,6 +38,30 @@ pub fn decode_cursor(cursor: &str) -> Result<ContactId, ServiceError> {
     ContactId::parse(id).map_err(|_| invalid())
 }
 
+/// Marks cursors of search results: they resume after a rank, not after a contact.
+const RANK_PREFIX: &str = "rank:";
+
+/// The opaque cursor that resumes search results after the first `rank` of them.
+pub fn encode_rank_cursor(rank: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{RANK_PREFIX}{rank}"))
+}
+
+/// Reads a cursor produced by [`encode_rank_cursor`].
+pub fn decode_rank_cursor(cursor: &str) -> Result<usize, ServiceError> {
+    let invalid = || {
+        ServiceError::invalid(
+            "after",
+            format!("`{cursor}` is not a cursor of search results returned by this API"),
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let rank = text.strip_prefix(RANK_PREFIX).ok_or_else(invalid)?;
+    rank.parse().map_err(|_| invalid())
+}
+
 /// Where a connection's total comes from.
 enum TotalCount {
     /// Every contact of the workspace, counted when asked.
@@ -51,6 +76,8 @@ pub struct ContactConnection {
     contacts: Vec<Contact>,
     /// Loads the nested fields of the page's contacts together.
     batch: Arc<PageBatch>,
+    /// For search results: the rank of the page's first contact (cursors count ranks).
+    ranked_from: Option<usize>,
     has_next_page: bool,
     has_previous_page: bool,
 }
@@ -64,6 +91,7 @@ impl ContactConnection {
             contacts: page.contacts,
             has_next_page: page.has_more,
             has_previous_page: resumed,
+            ranked_from: None,
         }
     }
 
@@ -75,6 +103,7 @@ impl ContactConnection {
             contacts: page.contacts,
             has_next_page: page.has_more,
             has_previous_page: resumed,
+            ranked_from: None,
         }
     }
 }
@@ -83,19 +112,42 @@ fn batch_of(workspace: &WorkspaceId, contacts: &[Contact]) -> Arc<PageBatch> {
     PageBatch::new(workspace.clone(), contacts.iter().map(|c| c.id).collect())
 }
 
-/// An edge: a contact and the cursor that resumes after it.
-pub struct ContactEdge(Contact, Arc<PageBatch>);
+impl ContactConnection {
+    /// Wraps a page of search results that starts after the first `offset` of them.
+    pub fn from_search(workspace: &WorkspaceId, page: SegmentPage, offset: usize) -> Self {
+        Self {
+            batch: batch_of(workspace, &page.contacts),
+            total: TotalCount::Known(page.total),
+            contacts: page.contacts,
+            has_next_page: page.has_more,
+            has_previous_page: offset > 0,
+            ranked_from: Some(offset),
+        }
+    }
+
+    /// The cursor after the contact at `index` of this page.
+    fn cursor(&self, index: usize) -> Option<String> {
+        let contact = self.contacts.get(index)?;
+        Some(match self.ranked_from {
+            Some(offset) => encode_rank_cursor(offset + index + 1),
+            None => encode_cursor(&contact.id),
+        })
+    }
+}
+
+/// An edge: a contact, the cursor that resumes after it, and its page's batch.
+pub struct ContactEdge(Contact, String, Arc<PageBatch>);
 
 #[Object]
 impl ContactEdge {
     /// Pass as `after` to continue after this contact.
-    async fn cursor(&self) -> String {
-        encode_cursor(&self.0.id)
+    async fn cursor(&self) -> &str {
+        &self.1
     }
 
     /// The contact.
     async fn node(&self) -> ContactView {
-        ContactView::in_page(self.0.clone(), &self.1)
+        ContactView::in_page(self.0.clone(), &self.2)
     }
 }
 
@@ -118,8 +170,11 @@ impl ContactConnection {
     async fn edges(&self) -> Vec<ContactEdge> {
         self.contacts
             .iter()
-            .cloned()
-            .map(|contact| ContactEdge(contact, Arc::clone(&self.batch)))
+            .enumerate()
+            .map(|(index, contact)| {
+                let cursor = self.cursor(index).unwrap_or_default();
+                ContactEdge(contact.clone(), cursor, Arc::clone(&self.batch))
+            })
             .collect()
     }
 
@@ -137,8 +192,12 @@ impl ContactConnection {
         PageInfo {
             has_next_page: self.has_next_page,
             has_previous_page: self.has_previous_page,
-            start_cursor: self.contacts.first().map(|c| encode_cursor(&c.id)),
-            end_cursor: self.contacts.last().map(|c| encode_cursor(&c.id)),
+            start_cursor: self.cursor(0),
+            end_cursor: self
+                .contacts
+                .len()
+                .checked_sub(1)
+                .and_then(|last| self.cursor(last)),
         }
     }
 

@@ -6,7 +6,7 @@ use serde_json::Value as JsonValue;
 use super::args::{
     ConsistencyView, ContactFieldsInput, IdentityInput, page_size, parse_change, segment_source,
 };
-use super::connection::{ContactConnection, decode_cursor};
+use super::connection::{ContactConnection, decode_cursor, decode_rank_cursor};
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::segment_input::SegmentExprInput;
@@ -80,11 +80,16 @@ impl ContactQuery {
     /// Contacts of the workspace, oldest first, as a Relay connection (at most 100 per page):
     /// all of them, or the members of a segment given as `segment` text or as a `where` tree.
     /// `totalCount` is exact. Pages follow contact ids, so they neither skip nor repeat contacts
-    /// while others are written.
+    /// while others are written. With `search`, type-ahead search: contacts whose name, email,
+    /// phone, external id or company (those the key may read) match every word typed, by word,
+    /// word prefix, part of the value or one typo (words of 5 letters or more), ignoring case
+    /// and accents; best matches first, then most recently updated (combinable with a segment).
     #[graphql(
         guard = "RequireScope(Scope::ContactsRead)",
         complexity = "(first.clamp(1, 100) as usize) * child_complexity"
     )]
+    // One parameter per GraphQL argument of the field.
+    #[allow(clippy::too_many_arguments)]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -93,12 +98,32 @@ impl ContactQuery {
         segment: Option<String>,
         #[graphql(name = "where")] tree: Option<SegmentExprInput>,
         #[graphql(default)] consistency: ConsistencyView,
+        search: Option<String>,
     ) -> async_graphql::Result<ContactConnection> {
         let caller = caller(ctx)?;
         let workspace = caller.workspace.clone();
         let first = page_size(first).api()?;
+        let source = segment_source(segment, tree).api()?;
+        if source.is_some() {
+            ServiceError::require_scope(caller, Scope::SegmentsRead).api()?;
+        }
+        if let Some(text) = search {
+            let offset = after
+                .as_deref()
+                .map(decode_rank_cursor)
+                .transpose()
+                .api()?
+                .unwrap_or(0);
+            let page = self
+                .services
+                .segments
+                .search(caller, &text, source, offset, first, consistency.into())
+                .await
+                .api()?;
+            return Ok(ContactConnection::from_search(&workspace, page, offset));
+        }
         let after = after.as_deref().map(decode_cursor).transpose().api()?;
-        if let Some(source) = segment_source(segment, tree).api()? {
+        if let Some(source) = source {
             ServiceError::require_scope(caller, Scope::SegmentsRead).api()?;
             let page = self
                 .services

@@ -11,7 +11,8 @@ use qwry_segment::{Checked, Field, Test, TimePoint};
 use tantivy::Term;
 use tantivy::fastfield::FastValue;
 use tantivy::query::{
-    AutomatonWeight, EnableScoring, Query, RangeQuery, TermQuery, TermSetQuery, Weight,
+    AutomatonWeight, EnableScoring, FuzzyTermQuery, Query, RangeQuery, TermQuery, TermSetQuery,
+    Weight,
 };
 use tantivy::schema::IndexRecordOption;
 
@@ -54,6 +55,23 @@ pub(super) enum Leaf {
     },
     Flag(String, bool),
     ListAny(String, Vec<String>),
+    /// A folded search word in a searchable field.
+    Search(String, SearchMode, String),
+}
+
+/// How a search word matches a field's folded value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SearchMode {
+    /// One of its words is exactly the query word.
+    Word,
+    /// The whole value starts with the query word.
+    ValuePrefix,
+    /// One of its words starts with the query word.
+    Prefix,
+    /// The whole value contains the query word.
+    Infix,
+    /// One of its words is one edit (or a swap of neighbours) away.
+    Fuzzy,
 }
 
 /// The confined, simplified plan of `segment` for `workspace`, with `now` fixing relative times.
@@ -225,6 +243,7 @@ pub(super) fn leaf_query(leaf: &Leaf, fields: &IndexFields) -> Box<dyn Query> {
         Leaf::TimeRange {
             path, low, high, ..
         } => fast_range(fields.time, path, low, high),
+        Leaf::Search(path, mode, word) => search_query(fields, path, *mode, word),
         Leaf::TextMatch(path, mode, needle) => {
             let prefix = text_term(fields.text_lower, path, "")
                 .serialized_value_bytes()
@@ -234,6 +253,31 @@ pub(super) fn leaf_query(leaf: &Leaf, fields: &IndexFields) -> Box<dyn Query> {
                 automaton: TextAutomaton::new(prefix, needle, *mode),
             })
         }
+    }
+}
+
+/// The query of one search word in one field.
+fn search_query(fields: &IndexFields, path: &str, mode: SearchMode, word: &str) -> Box<dyn Query> {
+    let automaton = |field, text_mode| -> Box<dyn Query> {
+        let prefix = text_term(field, path, "").serialized_value_bytes().to_vec();
+        Box::new(TextMatchQuery {
+            field,
+            automaton: TextAutomaton::new(prefix, word, text_mode),
+        })
+    };
+    match mode {
+        SearchMode::Word => Box::new(TermQuery::new(
+            text_term(fields.search_words, path, word),
+            IndexRecordOption::Basic,
+        )),
+        SearchMode::ValuePrefix => automaton(fields.search, TextMatch::StartsWith),
+        SearchMode::Prefix => automaton(fields.search_words, TextMatch::StartsWith),
+        SearchMode::Infix => automaton(fields.search, TextMatch::Contains),
+        SearchMode::Fuzzy => Box::new(FuzzyTermQuery::new(
+            text_term(fields.search_words, path, word),
+            1,
+            true,
+        )),
     }
 }
 

@@ -3,12 +3,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use qwry_segment::eval::FieldValue;
+use qwry_segment::eval::{FieldValue, Record};
 use tantivy::TantivyDocument;
 use tantivy::schema::OwnedValue;
 
 use super::record::{ContactRecord, field_path};
 use super::schema::IndexFields;
+use super::search::{SEARCHABLE, fold_whole, fold_words};
 use crate::domain::{Contact, ContactId, WorkspaceId};
 
 /// The unique key term of a contact's document.
@@ -31,6 +32,24 @@ pub fn time_key(at: DateTime<Utc>) -> i64 {
 pub fn id_halves(id: &ContactId) -> (u64, u64) {
     let value = id.as_u128();
     ((value >> 64) as u64, value as u64)
+}
+
+/// The values type-ahead search looks in, folded whole and as words, by path.
+fn searchable(contact: &Contact) -> (BTreeMap<String, OwnedValue>, BTreeMap<String, OwnedValue>) {
+    let mut whole = BTreeMap::new();
+    let mut words = BTreeMap::new();
+    let record = ContactRecord(contact);
+    for builtin in SEARCHABLE {
+        let field = qwry_segment::Field::Builtin(builtin);
+        let Some(FieldValue::Text(value)) = record.value(&field) else {
+            continue;
+        };
+        let path = field_path(&field);
+        whole.insert(path.clone(), OwnedValue::Str(fold_whole(value)));
+        let folded: Vec<OwnedValue> = fold_words(value).into_iter().map(OwnedValue::Str).collect();
+        words.insert(path, OwnedValue::Array(folded));
+    }
+    (whole, words)
 }
 
 /// Builds the document of `contact`.
@@ -75,7 +94,10 @@ pub fn contact_document(fields: &IndexFields, contact: &Contact) -> TantivyDocum
             }
         }
     }
+    let (search, search_words) = searchable(contact);
     for (field, object) in [
+        (fields.search, search),
+        (fields.search_words, search_words),
         (fields.text, text),
         (fields.text_lower, text_lower),
         (fields.number, number),

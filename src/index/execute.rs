@@ -90,6 +90,15 @@ pub fn matching(
         .collect()
 }
 
+/// The documents of `reader` matching `plan`, deleted ones included (leaves cached).
+pub fn evaluate_on(
+    plan: &Plan,
+    reader: &SegmentReader,
+    context: &Context<'_>,
+) -> tantivy::Result<Arc<Bits>> {
+    evaluate(plan, reader, reader.schema(), context)
+}
+
 fn evaluate(
     plan: &Plan,
     reader: &SegmentReader,

@@ -11,6 +11,7 @@ mod facts;
 mod inventory;
 mod record;
 mod schema;
+mod search;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -21,9 +22,11 @@ use serde::{Deserialize, Serialize};
 use tantivy::directory::MmapDirectory;
 use tantivy::schema::Schema;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+use tracing::warn;
 
 pub use compile::UnexpandedReference;
 pub use record::{ContactRecord, field_path};
+pub use search::{Found, SEARCHABLE, SearchQuery, fold_words};
 
 use crate::domain::{Contact, ContactId, WorkspaceId};
 use bits::Bits;
@@ -118,8 +121,38 @@ impl SegmentIndex {
         let mmap =
             MmapDirectory::open(directory).map_err(|e| IndexError::Directory(e.to_string()))?;
         let (schema, _) = build_schema();
-        let index = Index::open_or_create(mmap, schema)?;
+        let index = match Index::open_or_create(mmap, schema.clone()) {
+            Ok(index) => index,
+            Err(tantivy::TantivyError::SchemaError(_)) => Self::recreate(directory, schema)?,
+            Err(other) => return Err(other.into()),
+        };
         Self::from_index(index, writer_bytes)
+    }
+
+    /// Replaces an index written with an older schema by an empty one (the indexer then builds
+    /// it from the store), after making sure no other process writes to it.
+    fn recreate(directory: &Path, schema: Schema) -> Result<Index, IndexError> {
+        warn!(path = %directory.display(), "the segment index has an older schema; rebuilding it from the store");
+        let directory_error = |e: std::io::Error| IndexError::Directory(e.to_string());
+        {
+            let old = Index::open_in_dir(directory)?;
+            // Fails fast (writer lock) when another process holds the index.
+            let writer: IndexWriter = old.writer_with_num_threads(1, 15_000_000)?;
+            drop(writer);
+        }
+        for entry in std::fs::read_dir(directory).map_err(directory_error)? {
+            let path = entry.map_err(directory_error)?.path();
+            if path.is_file() {
+                std::fs::remove_file(&path).map_err(directory_error)?;
+            }
+        }
+        let mmap =
+            MmapDirectory::open(directory).map_err(|e| IndexError::Directory(e.to_string()))?;
+        Ok(Index::create(
+            mmap,
+            schema,
+            tantivy::IndexSettings::default(),
+        )?)
     }
 
     /// A fresh index in memory (tests, and `mem://` stores).

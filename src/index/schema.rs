@@ -13,6 +13,8 @@
 //! | `time` | datetimes as i64 nanoseconds (fast) | exact ranges at full precision |
 //! | `flag` | booleans (terms) | `= true/false` |
 //! | `list` | string-list items (raw terms) | `has`, `has any`, `has all` |
+//! | `search` | name, email, phone, external id, company: lower-cased, accents folded, whole (raw terms) | type-ahead search inside values |
+//! | `search_words` | the same values' words, folded (raw terms) | type-ahead search by word, word prefix and one typo |
 
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, JsonObjectOptions, STRING, Schema, TextFieldIndexing,
@@ -43,6 +45,10 @@ pub struct IndexFields {
     pub flag: Field,
     /// String-list items by path.
     pub list: Field,
+    /// Searchable built-ins, folded, whole, by path.
+    pub search: Field,
+    /// Searchable built-ins' folded words, by path.
+    pub search_words: Field,
 }
 
 fn raw_terms() -> JsonObjectOptions {
@@ -67,6 +73,8 @@ pub fn build_schema() -> (Schema, IndexFields) {
         time: builder.add_json_field("time", JsonObjectOptions::default().set_fast(None)),
         flag: builder.add_json_field("flag", raw_terms()),
         list: builder.add_json_field("list", raw_terms()),
+        search: builder.add_json_field("search", raw_terms()),
+        search_words: builder.add_json_field("search_words", raw_terms()),
     };
     (builder.build(), fields)
 }
@@ -86,5 +94,7 @@ pub fn fields_of(schema: &Schema) -> tantivy::Result<IndexFields> {
         time: field("time")?,
         flag: field("flag")?,
         list: field("list")?,
+        search: field("search")?,
+        search_words: field("search_words")?,
     })
 }

@@ -160,3 +160,121 @@ async fn persisted_queries_run_by_hash_over_post_and_get() {
     );
     assert_eq!(app.total_count().await, 1, "the GET mutation wrote nothing");
 }
+
+/// The names (in order) of a search's results.
+async fn found(
+    app: &TestApp,
+    key: Option<&str>,
+    search: &str,
+    segment: Option<&str>,
+) -> Vec<String> {
+    let query = "query($search: String!, $segment: String) { contacts(search: $search, segment: $segment, first: 20, consistency: LATEST) { totalCount edges { node { externalId } } } }";
+    let variables = json!({ "search": search, "segment": segment });
+    let data = match key {
+        Some(key) => app.data_as(key, query, variables).await,
+        None => app.data(query, variables).await,
+    };
+    let connection = &data["contacts"];
+    let names: Vec<String> = connection["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| {
+            edge["node"]["externalId"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(connection["totalCount"], names.len(), "{search}");
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn type_ahead_search_by_prefix_infix_accents_and_one_typo() {
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    let people = [
+        ("anne", "Anne Dupont", "anne@example.com", "pro"),
+        ("joanna", "Joanna Smith", "jo@example.com", "free"),
+        ("zoe", "Zoë Ångström", "zoe@acme.io", "pro"),
+        ("bob", "Bob Stone", "robert.annecy@example.com", "free"),
+        ("chris", "Christopher Wren", "cw@example.com", "pro"),
+    ];
+    for (id, name, email, plan) in people {
+        app.upsert(
+            json!({ "externalId": id, "name": name, "email": email, "company": "Acme",
+                           "attributes": { "plan": plan } }),
+        )
+        .await;
+    }
+    // Prefix ranks above infix: `ann` starts Anne's name, sits inside Joanna's and Bob's email.
+    let ann = found(&app, None, "ann", None).await;
+    assert_eq!(ann.first().map(String::as_str), Some("anne"), "{ann:?}");
+    assert_eq!(ann.len(), 3, "{ann:?}");
+    assert!(ann.contains(&"joanna".to_owned()) && ann.contains(&"bob".to_owned()));
+    // Case and accents fold on both sides.
+    assert_eq!(found(&app, None, "ANGSTROM", None).await, vec!["zoe"]);
+    assert_eq!(found(&app, None, "zoë", None).await, vec!["zoe"]);
+    // One typo in a word of five letters or more; none in shorter words.
+    assert_eq!(found(&app, None, "christopjer", None).await, vec!["chris"]);
+    assert!(found(&app, None, "bpb", None).await.is_empty());
+    // Every word must match somewhere; a segment narrows the results.
+    assert_eq!(found(&app, None, "anne dupont", None).await, vec!["anne"]);
+    let pros = found(&app, None, "acme", Some("plan = \"pro\"")).await;
+    assert_eq!(pros.len(), 3, "{pros:?}");
+    assert!(!pros.contains(&"bob".to_owned()));
+
+    // A key that may not read email does not match on email.
+    let (names_only, _) = app
+        .create_key(
+            &["contacts:read"],
+            json!({ "fields": ["name", "external_id"] }),
+        )
+        .await;
+    let by_name = found(&app, Some(&names_only), "ann", None).await;
+    assert_eq!(
+        by_name.len(),
+        2,
+        "Anne and Joanna by name; Bob only by email: {by_name:?}"
+    );
+    assert!(
+        found(&app, Some(&names_only), "acme.io", None)
+            .await
+            .is_empty()
+    );
+
+    // A write is searchable once indexed.
+    app.upsert(json!({ "externalId": "new", "name": "Annabel Lee" }))
+        .await;
+    assert!(
+        found(&app, None, "annab", None)
+            .await
+            .contains(&"new".to_owned())
+    );
+
+    // Pages of results continue by rank.
+    let first = app
+        .data("{ contacts(search: \"e\", first: 2) { edges { node { externalId } } pageInfo { hasNextPage endCursor } } }", json!({}))
+        .await;
+    let cursor = first["contacts"]["pageInfo"]["endCursor"].clone();
+    assert_eq!(first["contacts"]["pageInfo"]["hasNextPage"], true);
+    let next = app
+        .data("query($after: String) { contacts(search: \"e\", first: 2, after: $after) { edges { node { externalId } } } }", json!({ "after": cursor }))
+        .await;
+    let page_one: Vec<&Value> = first["contacts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    let page_two: Vec<&Value> = next["contacts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert!(page_two.iter().all(|edge| !page_one.contains(edge)));
+    let empty = app
+        .error("{ contacts(search: \"  \") { totalCount } }", json!({}))
+        .await;
+    assert_eq!(empty["extensions"]["code"], "INVALID_INPUT");
+}

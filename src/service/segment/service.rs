@@ -16,7 +16,7 @@ use super::explain::{ExplainNode, evaluate, explain_node};
 use super::resolve::{Rejected, Resolved, cycle_through, direct_references, resolve, resolve_expr};
 use super::{Consistency, LATEST_TIMEOUT, SegmentDraft, SegmentPage, SegmentSource, Validation};
 use crate::domain::{Caller, Contact, ContactId, SavedSegment, Slug, WorkspaceId};
-use crate::index::{ContactRecord, Members, SegmentIndex};
+use crate::index::{ContactRecord, Members, SearchQuery, SegmentIndex, fold_words};
 use crate::service::ServiceError;
 use crate::service::catalog::{Catalogs, WorkspaceState};
 use crate::service::indexer::{IndexStatus, Indexer};
@@ -189,6 +189,63 @@ impl SegmentService {
             contacts,
             total: members.total,
             has_more: members.has_more,
+        })
+    }
+
+    /// Type-ahead search: contacts whose name, email, phone, external id or company (those the
+    /// caller may read) match every word of `text`, within `source` when given, best first
+    /// (then most recently updated); `first` of them after skipping `offset`.
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        text: &str,
+        source: Option<SegmentSource>,
+        offset: usize,
+        first: usize,
+        consistency: Consistency,
+    ) -> Result<SegmentPage, ServiceError> {
+        if fold_words(text).is_empty() {
+            return Err(ServiceError::invalid(
+                "search",
+                "give at least one letter or digit to search for",
+            ));
+        }
+        let readable = |field| {
+            caller
+                .policy
+                .allows_field(&qwry_segment::Field::Builtin(field))
+        };
+        let Some(query) = SearchQuery::new(text, readable) else {
+            return Ok(SegmentPage {
+                contacts: Vec::new(),
+                total: 0,
+                has_more: false,
+            });
+        };
+        let tree = source
+            .map(|source| self.resolve(caller, source))
+            .transpose()?
+            .map(|resolved| resolved.tree);
+        if consistency == Consistency::Latest {
+            self.sync().await?;
+        }
+        let index = Arc::clone(&self.index);
+        let workspace = caller.workspace.clone();
+        let now = Utc::now();
+        let found = tokio::task::spawn_blocking(move || {
+            index.search(&workspace, &query, tree.as_ref(), now, offset, first)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let contacts = self
+            .store
+            .contacts_by_ids(&caller.workspace, &found.ids)
+            .await?;
+        Ok(SegmentPage {
+            has_more: (offset + found.ids.len()) < found.total as usize,
+            total: found.total,
+            contacts,
         })
     }
 
