@@ -40,6 +40,8 @@ pub struct Settings {
     pub store: StoreSettings,
     /// `tracing` filter directives (`RUST_LOG`), `info` by default.
     pub log_filter: String,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: crate::telemetry::LogFormat,
     /// How long the indexer lets writes gather before it commits them (`INDEX_COMMIT_DELAY_MS`,
     /// default 100 ms): the bound on how soon a write is visible to segment queries.
     pub index_commit_delay: Duration,
@@ -275,6 +277,9 @@ pub enum ConfigError {
     /// A count is not a whole number.
     #[error("{0} `{1}` must be a whole number")]
     Count(&'static str, String),
+    /// `LOG_FORMAT` is neither `text` nor `json`.
+    #[error("LOG_FORMAT `{0}` must be `text` or `json`")]
+    LogFormat(String),
     /// A memory size is not a whole number of MiB within bounds.
     #[error("{0} `{1}` must be a whole number of MiB, at least {2}")]
     Megabytes(&'static str, String, u64),
@@ -350,6 +355,11 @@ impl Settings {
                 memory,
             },
             log_filter: from_env("RUST_LOG").unwrap_or("info").to_owned(),
+            log_format: match from_env("LOG_FORMAT") {
+                None => crate::telemetry::LogFormat::Text,
+                Some(raw) => crate::telemetry::LogFormat::parse(raw)
+                    .ok_or_else(|| ConfigError::LogFormat(raw.to_owned()))?,
+            },
             index_commit_delay,
             identity_secret,
             api: ApiSettings::load(env)?,

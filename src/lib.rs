@@ -12,4 +12,5 @@ pub mod index;
 pub mod private_file;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod vault;

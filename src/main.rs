@@ -17,8 +17,8 @@ use qwry_contacts::config::{DatabaseUrl, ServeFlags, Settings, StoreSettings};
 use qwry_contacts::domain::{Caller, ContactId, WorkspaceId};
 use qwry_contacts::service::{ImportFormat, ImportOptions, MatchBy, check_text, contact_json};
 use qwry_contacts::store::Store;
+use qwry_contacts::telemetry::init_logging;
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 /// Contacts service for conversational products.
 #[derive(Debug, Parser)]
@@ -73,6 +73,9 @@ enum Command {
     },
     /// Compare the store with the segment index; exit 1 if they differ.
     Check,
+    /// Ask the running service whether it is ready (`GET /readyz` on LISTEN_ADDR): exit 0 when
+    /// it is, 1 otherwise. For container health checks; needs no curl.
+    Healthcheck,
     /// Create, list or revoke API keys.
     Keys {
         #[command(subcommand)]
@@ -116,10 +119,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Serve => settings.log_filter.as_str(),
         _ => env.get("RUST_LOG").map_or("warn", String::as_str),
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_new(default_filter).context("invalid RUST_LOG")?)
-        .init();
+    init_logging(default_filter, settings.log_format).context("invalid RUST_LOG")?;
     match command {
         Command::Serve => serve(settings).await.map(|()| ExitCode::SUCCESS),
         Command::Schema => {
@@ -156,6 +156,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             workspace,
         } => export(&settings, segment, after, output, &workspace).await,
         Command::Check => check(&settings).await,
+        Command::Healthcheck => Ok(healthcheck(settings.listen_addr).await),
         Command::Keys { command } => commands::keys::run(&settings, command).await,
         Command::Segment {
             command:
@@ -165,6 +166,47 @@ async fn main() -> anyhow::Result<ExitCode> {
                     syntax_only,
                 },
         } => segment_check(&settings, &text, &workspace, syntax_only).await,
+    }
+}
+
+/// `GET /readyz` on the service's own address (loopback when it listens on every interface).
+async fn healthcheck(listen: std::net::SocketAddr) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = if listen.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+    } else {
+        listen
+    };
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(target).await?;
+        let request =
+            format!("GET /readyz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), probe).await {
+        Ok(Ok(answer)) if answer.starts_with(b"HTTP/1.1 200") => {
+            println!("ready");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(answer)) => {
+            let status = String::from_utf8_lossy(&answer);
+            println!(
+                "not ready: {}",
+                status.lines().next().unwrap_or("no answer")
+            );
+            ExitCode::FAILURE
+        }
+        Ok(Err(error)) => {
+            println!("not ready: {error}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            println!("not ready: no answer within 5 s");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -24,7 +24,15 @@ pub async fn ensure_admin_key(keys: &KeyService, settings: &Settings) -> Result<
     if keys.any_key(&workspace) {
         return Ok(());
     }
-    if settings.api.mode == Mode::Production || settings.store.url == DatabaseUrl::Memory {
+    if settings.api.mode == Mode::Production {
+        if keys.any_active_key() {
+            return Ok(());
+        }
+        return Err(StartError::Unsafe(
+            "no API key works: set ADMIN_API_KEY (at least 24 characters), or create a key with `qwry-contacts keys create --scopes admin` first",
+        ));
+    }
+    if settings.store.url == DatabaseUrl::Memory {
         warn!("no API key exists; set ADMIN_API_KEY to create the first admin key");
         return Ok(());
     }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::{DatabaseUrl, Settings};
+use crate::config::{DatabaseUrl, Mode, Settings};
 use crate::domain::WorkspaceId;
 use crate::graphql::{ApiSchema, build_schema};
 use crate::http::{AddressGuard, HttpState, KeyRateLimit, router};
@@ -21,6 +21,7 @@ use crate::index::{IndexError, SegmentIndex};
 use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError};
 use crate::service::{Catalogs, Services};
 use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
 use crate::vault::{KEY_FILE, KeySource, Vault, VaultError};
 
 /// Why the service could not start.
@@ -52,6 +53,9 @@ pub enum StartError {
     /// The first admin key could not be set up.
     #[error("cannot set up the admin API key: {0}")]
     AdminKey(String),
+    /// `MODE=production` with a configuration that is not safe to serve.
+    #[error("refusing to start in production: {0}")]
+    Unsafe(&'static str),
 }
 
 /// A ready-to-serve service.
@@ -62,6 +66,7 @@ pub struct App {
     rate_limit: Option<Arc<KeyRateLimit>>,
     address_guard: Option<Arc<AddressGuard>>,
     client_address_header: Option<Arc<str>>,
+    metrics: Arc<Metrics>,
     indexer: Arc<Indexer>,
     indexer_task: JoinHandle<()>,
     catalog_task: JoinHandle<()>,
@@ -72,6 +77,11 @@ impl App {
     /// Opens the store and the index named by `settings`, brings the index up to date with the
     /// store, starts following the change log, and wires every layer.
     pub async fn build(settings: &Settings) -> Result<Self, StartError> {
+        if settings.api.mode == Mode::Production && settings.encryption_key.is_none() {
+            return Err(StartError::Unsafe(
+                "set ENCRYPTION_KEY (base64 of 32 bytes, e.g. `openssl rand -base64 32`) and keep it; sensitive values and identity secrets are sealed with it",
+            ));
+        }
         let embedded = !matches!(settings.store.url, DatabaseUrl::Memory);
         if let DatabaseUrl::SurrealKv(path) = &settings.store.url {
             create_dir(path)?;
@@ -99,12 +109,14 @@ impl App {
         let indexer_task = tokio::spawn(Arc::clone(&indexer).run(stopped.clone()));
         let catalogs = Catalogs::load(store.clone()).await?;
         let catalog_task = tokio::spawn(catalogs.clone().follow(stopped));
+        let metrics = Arc::new(Metrics::new());
         let services = Services::new(
             store.clone(),
             catalogs,
             index,
             Arc::clone(&indexer),
             notifier,
+            Arc::clone(&metrics),
         );
         if let Some(secret) = &settings.identity_secret {
             services
@@ -132,6 +144,7 @@ impl App {
             rate_limit,
             address_guard,
             client_address_header: settings.api.client_address_header.as_deref().map(Arc::from),
+            metrics,
             indexer,
             indexer_task,
             catalog_task,
@@ -163,6 +176,7 @@ impl App {
             rate_limit: self.rate_limit.clone(),
             address_guard: self.address_guard.clone(),
             client_address_header: self.client_address_header.clone(),
+            metrics: Arc::clone(&self.metrics),
         })
     }
 

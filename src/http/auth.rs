@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 
 use super::HttpState;
+use super::access::AccessSlot;
 use super::errors::error_response;
 use crate::domain::{Caller, Scope};
 use crate::service::ServiceError;
@@ -38,6 +39,7 @@ impl FromRequestParts<HttpState> for Authenticated {
         if let Some((guard, address)) = guard
             && let Some(wait) = guard.refused(address)
         {
+            state.metrics.rate_limited("address");
             return Err(rate_limited(
                 wait,
                 "this address sent too many unknown API keys",
@@ -56,9 +58,13 @@ impl FromRequestParts<HttpState> for Authenticated {
                 return Err(error_response(error));
             }
         };
+        if let Some(slot) = parts.extensions.get::<AccessSlot>() {
+            slot.key(&caller.key_id);
+        }
         if let Some(limit) = &state.rate_limit
             && let Err(wait) = limit.admit(&caller.key_id)
         {
+            state.metrics.rate_limited("key");
             return Err(rate_limited(wait, "this API key is over its rate limit"));
         }
         Ok(Self(caller))

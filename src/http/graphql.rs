@@ -8,11 +8,12 @@ use async_graphql::{BatchRequest, BatchResponse, Response, ServerError};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{Extension, FromRequestParts, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 
 use super::HttpState;
+use super::access::AccessSlot;
 use super::auth::Authenticated;
 use crate::audit::acting_as;
 use crate::domain::Caller;
@@ -56,6 +57,7 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> axum::resp
 pub async fn execute(
     State(state): State<HttpState>,
     Authenticated(caller): Authenticated,
+    slot: Option<Extension<AccessSlot>>,
     body: Result<Bytes, BytesRejection>,
 ) -> axum::response::Response {
     let body = match body {
@@ -78,6 +80,9 @@ pub async fn execute(
         );
         return request_error(StatusCode::BAD_REQUEST, message);
     }
+    if let (Some(Extension(slot)), BatchRequest::Single(request)) = (&slot, &batch) {
+        slot.operation(request.operation_name.as_deref().unwrap_or("-"));
+    }
     run(&state, caller, batch).await
 }
 
@@ -85,9 +90,22 @@ async fn run(state: &HttpState, caller: Caller, batch: BatchRequest) -> axum::re
     let actor = caller.key_id.clone();
     let batch = crate::graphql::for_caller(batch, caller);
     let mut response = acting_as(&actor, state.schema.execute_batch(batch)).await;
-    match &mut response {
-        BatchResponse::Single(single) => add_missing_codes(single),
-        BatchResponse::Batch(many) => many.iter_mut().for_each(add_missing_codes),
+    let responses: Vec<&mut Response> = match &mut response {
+        BatchResponse::Single(single) => vec![single],
+        BatchResponse::Batch(many) => many.iter_mut().collect(),
+    };
+    for single in responses {
+        add_missing_codes(single);
+        let internal = single.errors.iter().any(|error| {
+            error
+                .extensions
+                .as_ref()
+                .and_then(|extensions| extensions.get("code"))
+                .is_some_and(|code| *code == async_graphql::Value::from("INTERNAL"))
+        });
+        if internal {
+            state.metrics.store_error();
+        }
     }
     Json(response).into_response()
 }

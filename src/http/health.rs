@@ -1,7 +1,9 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and metrics.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::Utc;
 use tracing::warn;
 
 use super::HttpState;
@@ -20,4 +22,26 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
         }
     }
+}
+
+/// Metrics in the OpenMetrics text format (Prometheus reads it); the index lag is measured at
+/// each scrape.
+pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+    match state.services.segments.backlog().await {
+        Ok(backlog) => {
+            let seconds = backlog
+                .oldest
+                .map(|oldest| (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1e3)
+                .unwrap_or(0.0);
+            state.metrics.index_lag(seconds, backlog.pending);
+        }
+        Err(error) => warn!(%error, "cannot measure the index lag"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }

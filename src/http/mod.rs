@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, body limits, timeouts and tracing.
 
+mod access;
 mod auth;
 mod bulk;
 mod errors;
@@ -20,6 +21,7 @@ use tower_http::trace::TraceLayer;
 use crate::graphql::ApiSchema;
 use crate::service::Services;
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
 pub use graphql::MAX_BATCH_LEN;
 pub use rate_limit::{AddressGuard, KeyRateLimit};
@@ -44,16 +46,21 @@ pub struct HttpState {
     pub address_guard: Option<Arc<AddressGuard>>,
     /// The header naming the client address behind a proxy (lower case), if trusted.
     pub client_address_header: Option<Arc<str>>,
+    /// What the service measures, served at `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// All routes of the service. `POST /graphql` and the bulk streams need an API key (see
 /// [`auth::Authenticated`]); GraphiQL and the health checks do not. The API has a body limit
 /// and a timeout; the bulk streams read and write in bounded memory for as long as they take.
 pub fn router(state: HttpState) -> Router {
+    let logged = axum::middleware::from_fn_with_state(state.clone(), access::access_log);
     let api = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::execute))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route_layer(logged.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -61,7 +68,8 @@ pub fn router(state: HttpState) -> Router {
         ));
     let bulk = Router::new()
         .route("/v1/contacts/import", post(bulk::import))
-        .route("/v1/contacts/export", get(bulk::export));
+        .route("/v1/contacts/export", get(bulk::export))
+        .route_layer(logged);
     api.merge(bulk)
         .with_state(state)
         .layer(TraceLayer::new_for_http())

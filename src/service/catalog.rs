@@ -186,6 +186,16 @@ impl Catalogs {
             .map(|stored| stored.key.clone())
     }
 
+    /// Whether any workspace holds a key that is not revoked.
+    pub fn any_active_key(&self) -> bool {
+        self.read().workspaces.values().any(|state| {
+            state
+                .keys
+                .iter()
+                .any(|stored| stored.key.revoked_at.is_none())
+        })
+    }
+
     /// The caller a secret hash authenticates: a known key that is not revoked.
     pub fn caller(&self, secret_hash: &str) -> Option<Caller> {
         self.key_by_hash(secret_hash)

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::domain::{ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, IndexError, SegmentIndex};
-use crate::store::{Store, StoreError};
+use crate::store::{Backlog, Store, StoreError};
 
 /// Change-log entries read per step.
 const BATCH_SIZE: usize = 1_000;
@@ -283,9 +283,14 @@ impl Indexer {
         }
     }
 
+    /// How far the index is behind the store, over every workspace.
+    pub async fn backlog(&self) -> Result<Backlog, IndexerError> {
+        Ok(self.store.change_backlog(None).await?)
+    }
+
     /// How current the index is.
     pub async fn status(&self, workspace: &WorkspaceId) -> Result<IndexStatus, IndexerError> {
-        let backlog = self.store.change_backlog(workspace).await?;
+        let backlog = self.store.change_backlog(Some(workspace)).await?;
         let payload = self.current_payload();
         let applied = self
             .applied

@@ -139,6 +139,11 @@ impl KeyService {
         !self.catalogs.workspace(workspace).keys.is_empty()
     }
 
+    /// Whether any workspace has a key that is not revoked.
+    pub fn any_active_key(&self) -> bool {
+        self.catalogs.any_active_key()
+    }
+
     /// The keys of `workspace`, oldest first.
     pub fn list(&self, workspace: &WorkspaceId) -> Vec<ApiKey> {
         let state = self.catalogs.workspace(workspace);

@@ -41,6 +41,7 @@ use indexer::{ChangeNotifier, Indexer};
 
 use crate::index::SegmentIndex;
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
 /// Every use case, cheap to clone, shared by all requests.
 #[derive(Clone)]
@@ -71,16 +72,18 @@ pub struct Services {
 
 impl Services {
     /// Wires the use cases to `store`, its loaded `catalogs`, the segment `index` and its
-    /// `indexer`.
+    /// `indexer`, recording what they measure in `metrics`.
     pub fn new(
         store: Store,
         catalogs: Catalogs,
         index: Arc<SegmentIndex>,
         indexer: Arc<Indexer>,
         notifier: ChangeNotifier,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let merges = MergeService::new(store.clone(), catalogs.clone(), notifier.clone());
-        let segments = SegmentService::new(store.clone(), catalogs.clone(), index, indexer);
+        let segments = SegmentService::new(store.clone(), catalogs.clone(), index, indexer)
+            .with_metrics(Arc::clone(&metrics));
         let contacts = ContactService::new(
             store.clone(),
             catalogs.clone(),
@@ -102,7 +105,8 @@ impl Services {
                 segments.clone(),
                 revealer.clone(),
             ),
-            imports: ImportService::new(store.clone(), catalogs.clone(), notifier),
+            imports: ImportService::new(store.clone(), catalogs.clone(), notifier)
+                .with_metrics(metrics),
             exports: ExportService::new(
                 store.clone(),
                 catalogs.clone(),

@@ -106,16 +106,26 @@ impl Store {
             .map_err(StoreError::from_surreal)
     }
 
-    /// How many entries of `workspace` wait, and since when.
-    pub async fn change_backlog(&self, workspace: &WorkspaceId) -> Result<Backlog, StoreError> {
+    /// How many entries of `workspace` (of every workspace: `None`) wait, and since when.
+    pub async fn change_backlog(
+        &self,
+        workspace: Option<&WorkspaceId>,
+    ) -> Result<Backlog, StoreError> {
+        let scope = if workspace.is_some() {
+            "WHERE workspace = $workspace"
+        } else {
+            ""
+        };
         let mut response = self
             .db
             .query(format!(
-                "RETURN count(SELECT VALUE id FROM {CHANGE_TABLE} WHERE workspace = $workspace); \
-                 RETURN (SELECT VALUE created_at FROM {CHANGE_TABLE} WHERE workspace = $workspace \
-                 ORDER BY id LIMIT 1)[0];"
+                "RETURN count(SELECT VALUE id FROM {CHANGE_TABLE} {scope}); \
+                 RETURN (SELECT VALUE created_at FROM {CHANGE_TABLE} {scope} ORDER BY id LIMIT 1)[0];"
             ))
-            .bind(("workspace", workspace.as_str().to_owned()))
+            .bind((
+                "workspace",
+                workspace.map(|w| w.as_str().to_owned()).unwrap_or_default(),
+            ))
             .await
             .map_err(StoreError::from_surreal)?;
         let pending: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;

@@ -15,6 +15,7 @@ mod http;
 mod identity;
 mod kill_loop;
 mod merges;
+mod operations;
 mod persistence;
 mod privacy;
 mod process;

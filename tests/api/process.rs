@@ -17,6 +17,11 @@ pub struct Service {
 
 impl Service {
     pub async fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[], Stdio::inherit()).await
+    }
+
+    /// The binary on `data_dir` with `extra` environment variables, its stderr to `stderr`.
+    pub async fn start_with(data_dir: &Path, extra: &[(&str, &str)], stderr: Stdio) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -28,7 +33,9 @@ impl Service {
             .env("DATA_DIR", data_dir)
             .env("RUST_LOG", "warn")
             .env("ADMIN_API_KEY", ADMIN_KEY)
+            .envs(extra.iter().copied())
             .stdout(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("binary starts");
         let service = Self {

@@ -12,6 +12,7 @@ mod reader;
 mod report;
 
 use std::io::Read;
+use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::sync::mpsc;
@@ -29,6 +30,7 @@ use super::catalog::Catalogs;
 use super::indexer::ChangeNotifier;
 use crate::domain::{AttributeRegistry, ImportRow, ParsedRow, WorkspaceId, check_columns};
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
 /// Rows read, parsed and written per transaction.
 pub const CHUNK_ROWS: usize = 500;
@@ -42,6 +44,7 @@ pub struct ImportService {
     /// How many transactions a batch is split into.
     parallelism: usize,
     jobs: JobRegistry,
+    metrics: Arc<Metrics>,
 }
 
 impl ImportService {
@@ -53,7 +56,14 @@ impl ImportService {
             notifier,
             parallelism: commit_parallelism(),
             jobs: JobRegistry::default(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// These imports, counting their rows in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The report of `workspace`'s job `id`, while it runs and after it ended (the last 100
@@ -190,6 +200,12 @@ impl ImportService {
             let processed = failures.len() as u64 + total.rows();
             failures.extend(total.failures);
             failures.sort_by_key(|failure| failure.line);
+            let metrics = &self.metrics;
+            metrics.import_rows("created", total.created);
+            metrics.import_rows("updated", total.updated);
+            metrics.import_rows("unchanged", total.unchanged);
+            metrics.import_rows("failed", failures.len() as u64);
+            metrics.import_rows("conflict", total.conflicts.len() as u64);
             self.jobs.update(job, |report| {
                 report.created += total.created;
                 report.updated += total.updated;

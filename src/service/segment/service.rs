@@ -21,6 +21,7 @@ use crate::service::ServiceError;
 use crate::service::catalog::{Catalogs, WorkspaceState};
 use crate::service::indexer::{IndexStatus, Indexer};
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
 /// Segment use cases over the store, the in-memory catalogue and the index.
 #[derive(Clone)]
@@ -31,6 +32,7 @@ pub struct SegmentService {
     indexer: Arc<Indexer>,
     /// The compiled catalogue of each workspace, for the catalogue state it was built from.
     compiled: Arc<Mutex<HashMap<WorkspaceId, Arc<CompiledWorkspace>>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl SegmentService {
@@ -47,7 +49,32 @@ impl SegmentService {
             index,
             indexer,
             compiled: Arc::default(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// These use cases, timing every index evaluation in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Runs `work` on a blocking thread, timed as an index evaluation of `kind`.
+    async fn timed<T: Send + 'static>(
+        &self,
+        kind: &'static str,
+        work: impl FnOnce() -> Result<T, crate::index::IndexError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let metrics = Arc::clone(&self.metrics);
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let outcome = work();
+            metrics.segment_evaluation(kind, started.elapsed());
+            outcome
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
     /// The workspace's compiled catalogue, compiled again only when the catalogue changed.
@@ -178,12 +205,11 @@ impl SegmentService {
         let scoped = workspace.clone();
         let tree = resolved.tree.clone();
         let now = Utc::now();
-        let members: Members = tokio::task::spawn_blocking(move || {
-            index.members(&scoped, &tree, now, after.as_ref(), first)
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let members: Members = self
+            .timed("page", move || {
+                index.members(&scoped, &tree, now, after.as_ref(), first)
+            })
+            .await?;
         let contacts = self.store.contacts_by_ids(workspace, &members.ids).await?;
         Ok(SegmentPage {
             contacts,
@@ -232,12 +258,11 @@ impl SegmentService {
         let index = Arc::clone(&self.index);
         let workspace = caller.workspace.clone();
         let now = Utc::now();
-        let found = tokio::task::spawn_blocking(move || {
-            index.search(&workspace, &query, tree.as_ref(), now, offset, first)
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let found = self
+            .timed("search", move || {
+                index.search(&workspace, &query, tree.as_ref(), now, offset, first)
+            })
+            .await?;
         let contacts = self
             .store
             .contacts_by_ids(&caller.workspace, &found.ids)
@@ -266,10 +291,8 @@ impl SegmentService {
         let index = Arc::clone(&self.index);
         let scoped = workspace.clone();
         let now = Utc::now();
-        tokio::task::spawn_blocking(move || index.count(&scoped, &tree, now))
+        self.timed("count", move || index.count(&scoped, &tree, now))
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-            .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
     /// Waits (bounded) until every write committed before this call is indexed.
@@ -282,6 +305,14 @@ impl SegmentService {
                 LATEST_TIMEOUT.as_secs()
             ))),
         }
+    }
+
+    /// How far the index is behind the store, over every workspace.
+    pub async fn backlog(&self) -> Result<crate::store::Backlog, ServiceError> {
+        self.indexer
+            .backlog()
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
     /// How current the index is, as far as `workspace` is concerned.

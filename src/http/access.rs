@@ -1,0 +1,86 @@
+//! One access-log line per request (method, route, status, duration, API key id, GraphQL
+//! operation; never a key or a value) and the request metrics, from one middleware.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::info;
+
+use super::HttpState;
+
+/// What the handler learns about a request for its log line: who acted, which operation.
+#[derive(Debug, Clone, Default)]
+pub struct AccessNote {
+    /// The id of the API key that authenticated the request.
+    pub key_id: Option<String>,
+    /// The GraphQL operation name.
+    pub operation: Option<String>,
+}
+
+/// The note of the request in flight, filled in by the extractor and the handlers.
+#[derive(Debug, Clone, Default)]
+pub struct AccessSlot(Arc<Mutex<AccessNote>>);
+
+impl AccessSlot {
+    /// Records the acting key.
+    pub fn key(&self, key_id: &str) {
+        self.update(|note| note.key_id = Some(key_id.to_owned()));
+    }
+
+    /// Records the GraphQL operation name.
+    pub fn operation(&self, name: &str) {
+        self.update(|note| note.operation = Some(name.to_owned()));
+    }
+
+    fn update(&self, change: impl FnOnce(&mut AccessNote)) {
+        change(
+            &mut self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+    }
+
+    fn note(&self) -> AccessNote {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Logs and measures the request once it is answered.
+pub async fn access_log(
+    State(state): State<HttpState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "-".to_owned(), |path| path.as_str().to_owned());
+    let slot = AccessSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let response = next.run(request).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    let note = slot.note();
+    let operation = note.operation.as_deref().unwrap_or("-");
+    state.metrics.request(&route, operation, status, took);
+    info!(
+        target: "access",
+        method = %method,
+        route = %route,
+        status,
+        duration_ms = took.as_secs_f64() * 1e3,
+        key_id = note.key_id.as_deref().unwrap_or("-"),
+        operation,
+        "request"
+    );
+    response
+}
