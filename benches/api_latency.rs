@@ -26,6 +26,10 @@ use serde_json::{Value, json};
 const KEY: &str = "bench-admin-key-0123456789abcdef";
 /// Sequential requests per latency measurement.
 const SEQUENTIAL: usize = 2_000;
+/// Longest time spent sampling one request kind.
+const PER_KIND: Duration = Duration::from_secs(30);
+/// Fewest samples of a request kind, however slow.
+const MIN_SAMPLES: usize = 10;
 /// Concurrent connections for the throughput measurement.
 const CONNECTIONS: usize = 16;
 /// How long the throughput measurement runs.
@@ -198,19 +202,32 @@ async fn supported(client: &reqwest::Client, base: &str, query: &str) -> bool {
     body.get("errors").is_none()
 }
 
-/// p50 and p99 (ms) of `SEQUENTIAL` requests of `query`, one after the other on one connection.
-async fn sequential(client: &reqwest::Client, base: &str, query: &str) -> (f64, f64) {
+/// p50 and p99 (ms) of `SEQUENTIAL` requests of `query`, one after the other on one connection,
+/// and how many ran: a slow kind stops after `PER_KIND` (at least `MIN_SAMPLES` requests), so
+/// that an old build whose requests take seconds can still be measured.
+async fn sequential(client: &reqwest::Client, base: &str, query: &str) -> (f64, f64, usize) {
+    let warm_until = Instant::now() + PER_KIND / 10;
     for _ in 0..50 {
         graphql(client, base, query, json!({})).await;
+        if Instant::now() > warm_until {
+            break;
+        }
     }
+    let deadline = Instant::now() + PER_KIND;
     let mut latencies = Vec::with_capacity(SEQUENTIAL);
-    for _ in 0..SEQUENTIAL {
+    while latencies.len() < SEQUENTIAL
+        && (latencies.len() < MIN_SAMPLES || Instant::now() < deadline)
+    {
         let started = Instant::now();
         graphql(client, base, query, json!({})).await;
         latencies.push(started.elapsed());
     }
     latencies.sort();
-    (percentile(&latencies, 0.5), percentile(&latencies, 0.99))
+    (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.len(),
+    )
 }
 
 /// Requests/s, p50 and p99 (ms) of `contact(id:)` over `ids`, `CONNECTIONS` at once.
@@ -307,19 +324,19 @@ fn main() {
             ("search, one person (`edsger.1234`)", "{ contacts(search: \"edsger.1234\", first: 10) { totalCount edges { node { id name email } } } }"),
             ("search, a common name (`grace`)", "{ contacts(search: \"grace\", first: 10) { totalCount edges { node { id name email } } } }"),
         ];
-        println!("| request ({size} contacts) | p50 ms | p99 ms |");
-        println!("| --- | ---: | ---: |");
+        println!("| request ({size} contacts) | p50 ms | p99 ms | requests |");
+        println!("| --- | ---: | ---: | ---: |");
         for (name, query) in requests {
             if !supported(&client, &base, query).await {
-                println!("| {name} | n/a | n/a |");
+                println!("| {name} | n/a | n/a | 0 |");
                 continue;
             }
-            let (p50, p99) = sequential(&client, &base, query).await;
-            println!("| {name} | {p50:.3} | {p99:.3} |");
+            let (p50, p99, n) = sequential(&client, &base, query).await;
+            println!("| {name} | {p50:.3} | {p99:.3} | {n} |");
         }
         let (rate, p50, p99) = contact_by_id(&base, Arc::new(ids)).await;
         println!(
-            "| contact(id:), {CONNECTIONS} connections: {rate:.0} requests/s | {p50:.3} | {p99:.3} |"
+            "| contact(id:), {CONNECTIONS} connections: {rate:.0} requests/s | {p50:.3} | {p99:.3} | |"
         );
     });
     drop(server);

@@ -108,6 +108,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
+    qwry_contacts::service::install_crypto_provider();
     let cli = Cli::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
     let settings = Settings::load(&cli.serve, &env)?;

@@ -31,6 +31,10 @@ pub enum KeysCommand {
         /// Comma-separated approved custom attributes (all when omitted).
         #[arg(long, value_delimiter = ',')]
         attributes: Option<Vec<String>>,
+        /// Show lookups by anonymous id only for visitors a verified `identify` linked (a
+        /// chatbot's key).
+        #[arg(long)]
+        require_verified_identity: bool,
         /// Workspace of the key (created with its first key).
         #[arg(long, default_value = WorkspaceId::DEFAULT)]
         workspace: String,
@@ -71,11 +75,13 @@ async fn execute(keys: &KeyService, command: KeysCommand) -> anyhow::Result<Exit
             scopes,
             fields,
             attributes,
+            require_verified_identity,
             workspace,
         } => {
             let workspace = WorkspaceId::parse(&workspace)?;
             let scopes = Scopes::parse(&scopes)?;
-            let policy = FieldPolicy::parse(fields, attributes)?;
+            let mut policy = FieldPolicy::parse(fields, attributes)?;
+            policy.require_verified_identity = require_verified_identity;
             let created = keys
                 .create(&workspace, &name, scopes, policy, "cli")
                 .await?;

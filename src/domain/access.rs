@@ -164,6 +164,10 @@ pub struct FieldPolicy {
     pub fields: NameSet,
     /// Readable custom attributes.
     pub attributes: NameSet,
+    /// Personalise only for verified visitors: a lookup by anonymous id shows the approved
+    /// fields only when a verified `identify` linked that visitor within the workspace's
+    /// verification lifetime (meant for a chatbot's key).
+    pub require_verified_identity: bool,
 }
 
 impl FieldPolicy {
@@ -208,7 +212,11 @@ impl FieldPolicy {
                     .collect(),
             ),
         };
-        Ok(Self { fields, attributes })
+        Ok(Self {
+            fields,
+            attributes,
+            require_verified_identity: false,
+        })
     }
 
     /// Whether the built-in field named `name` (segment spelling, e.g. `account_ref`) is readable.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AttributeChanges, AttributeName, AttributeValue, ContactId, DomainError, Email, ExternalId,
-    Phone, WorkspaceId,
+    FieldSources, Phone, Verification, WorkspaceId,
 };
 
 /// Longest free-text fixed field (name, company, account reference), in bytes.
@@ -30,6 +30,10 @@ pub struct Contact {
     /// Who wrote it first and last (API key ids, or a command's name), as stored; `None`
     /// before its first write.
     pub written_by: Option<WrittenBy>,
+    /// Where each present value came from (see [`Contact::record_sources`]).
+    pub field_sources: FieldSources,
+    /// The last verified identification, if any.
+    pub verification: Option<Verification>,
 }
 
 /// The actors of a contact's first and latest write.
@@ -73,6 +77,8 @@ impl Contact {
             updated_at: now,
             revision: 1,
             written_by: None,
+            field_sources: FieldSources::new(),
+            verification: None,
         }
     }
 }

@@ -279,6 +279,11 @@ pub fn plan_merge(
         last_seen_at,
     };
     let merged = Contact {
+        field_sources: super::merged_sources(survivor, absorbed, &fields),
+        verification: super::Verification::combine(
+            survivor.verification.as_ref(),
+            absorbed.verification.as_ref(),
+        ),
         fields,
         created_at,
         updated_at: now.max(survivor.updated_at),

@@ -10,6 +10,7 @@ mod import_row;
 mod merge;
 mod merge_record;
 mod segment;
+mod verification;
 mod workspace;
 
 pub use access::{
@@ -34,4 +35,7 @@ pub use merge::{
 };
 pub use merge_record::{MergeId, MergeRecord};
 pub use segment::{SavedSegment, Slug};
-pub use workspace::WorkspaceSettings;
+pub use verification::{
+    FieldSources, MAX_VERIFIED_VISITORS, Verification, VerificationMethod, merged_sources,
+};
+pub use workspace::{MAX_ACTIVE_KEYS, WorkspaceSettings};

@@ -1,11 +1,18 @@
 //! Per-workspace settings of the identity layer.
 
+use chrono::Duration;
 use secrecy::SecretString;
 
 use super::{DomainError, MAX_BLOCKED_VALUES, WorkspaceId};
 
 /// Shortest identity secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 16;
+/// Longest lifetime (`exp` - now) an identity token may have, unless the workspace says.
+pub const DEFAULT_TOKEN_MAX_LIFETIME_SECS: u64 = 24 * 60 * 60;
+/// How long a verified identification personalises a visitor, unless the workspace says.
+pub const DEFAULT_VERIFICATION_LIFETIME_SECS: u64 = 30 * 24 * 60 * 60;
+/// Public keys (or secrets) active at once: the current and the next, for rotation.
+pub const MAX_ACTIVE_KEYS: usize = 2;
 
 /// What a workspace has configured for identity verification and linking.
 #[derive(Debug, Clone, Default)]
@@ -16,9 +23,72 @@ pub struct WorkspaceSettings {
     pub identity_secret: Option<SecretString>,
     /// Identity values this workspace never links, beyond the built-in placeholders.
     pub blocked_identity_values: Vec<String>,
+    /// The secret replaced by the last rotation, still accepted until retired.
+    pub previous_identity_secret: Option<SecretString>,
+    /// PEM public keys (RSA or P-256) whose RS256/ES256 identity tokens are accepted.
+    pub public_keys_pem: Vec<String>,
+    /// A JWKS document of further public keys, fetched and cached.
+    pub jwks_url: Option<String>,
+    /// Whether `identify` refuses the HMAC `userHash` (tokens only).
+    pub user_hash_disabled: bool,
+    /// Longest token lifetime accepted, in seconds (`None`: the default).
+    pub token_max_lifetime_secs: Option<u64>,
+    /// How long a verified identification personalises a visitor, in seconds (`None`: the
+    /// default).
+    pub verification_lifetime_secs: Option<u64>,
 }
 
 impl WorkspaceSettings {
+    /// The identity secrets accepted now: the current one, then the previous one.
+    pub fn identity_secrets(&self) -> impl Iterator<Item = &SecretString> {
+        self.identity_secret
+            .iter()
+            .chain(self.previous_identity_secret.iter())
+    }
+
+    /// The longest token lifetime accepted.
+    pub fn token_max_lifetime(&self) -> Duration {
+        seconds(
+            self.token_max_lifetime_secs
+                .unwrap_or(DEFAULT_TOKEN_MAX_LIFETIME_SECS),
+        )
+    }
+
+    /// How long a verified identification personalises a visitor.
+    pub fn verification_lifetime(&self) -> Duration {
+        seconds(
+            self.verification_lifetime_secs
+                .unwrap_or(DEFAULT_VERIFICATION_LIFETIME_SECS),
+        )
+    }
+
+    /// Validates a lifetime setting named `field`: 1 s to 10 years.
+    pub fn parse_lifetime(field: &str, secs: i64) -> Result<u64, DomainError> {
+        const TEN_YEARS: i64 = 10 * 366 * 24 * 60 * 60;
+        if !(1..=TEN_YEARS).contains(&secs) {
+            return Err(DomainError::invalid(
+                field,
+                format!("`{field}` must be between 1 and {TEN_YEARS} seconds"),
+            ));
+        }
+        Ok(secs.unsigned_abs())
+    }
+
+    /// Validates a JWKS URL: absolute `https://` (or `http://` for a local address).
+    pub fn parse_jwks_url(raw: &str) -> Result<String, DomainError> {
+        let url = raw.trim();
+        let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|prefix| url.starts_with(prefix));
+        if !(url.starts_with("https://") || local) || url.len() > 2048 || url.contains(' ') {
+            return Err(DomainError::invalid(
+                "jwksUrl",
+                "`jwksUrl` must be an https:// URL (http:// only for localhost)",
+            ));
+        }
+        Ok(url.to_owned())
+    }
+
     /// Validates a new identity secret: at least [`MIN_SECRET_BYTES`] bytes, no surrounding spaces.
     pub fn parse_secret(raw: &str) -> Result<SecretString, DomainError> {
         if raw.len() < MIN_SECRET_BYTES || raw.trim() != raw {
@@ -58,4 +128,8 @@ impl WorkspaceSettings {
         }
         Ok(blocked)
     }
+}
+
+fn seconds(secs: u64) -> Duration {
+    Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX))
 }

@@ -3,16 +3,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Object, SimpleObject};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::error::ApiResult;
 use super::page_batch::PageBatch;
 use super::views::ContactView;
 use crate::domain::{Contact, ContactId, WorkspaceId};
 use crate::service::{SegmentPage, ServiceError};
-use crate::store::ContactPage;
 
 /// Marks cursors of this API, so foreign strings are refused rather than misread.
 const CURSOR_PREFIX: &str = "contact:";
@@ -62,17 +60,10 @@ pub fn decode_rank_cursor(cursor: &str) -> Result<usize, ServiceError> {
     rank.parse().map_err(|_| invalid())
 }
 
-/// Where a connection's total comes from.
-enum TotalCount {
-    /// Every contact of the workspace, counted when asked.
-    Workspace(WorkspaceId),
-    /// Already known (segment members are counted with the page).
-    Known(u64),
-}
-
 /// A page of contacts.
 pub struct ContactConnection {
-    total: TotalCount,
+    /// The exact number of contacts of the whole connection (counted with the page).
+    total: u64,
     contacts: Vec<Contact>,
     /// Loads the nested fields of the page's contacts together.
     batch: Arc<PageBatch>,
@@ -83,23 +74,12 @@ pub struct ContactConnection {
 }
 
 impl ContactConnection {
-    /// Wraps a store page; `resumed` says whether it started after a cursor.
-    pub fn new(workspace: WorkspaceId, page: ContactPage, resumed: bool) -> Self {
-        Self {
-            batch: batch_of(&workspace, &page.contacts),
-            total: TotalCount::Workspace(workspace),
-            contacts: page.contacts,
-            has_next_page: page.has_more,
-            has_previous_page: resumed,
-            ranked_from: None,
-        }
-    }
-
-    /// Wraps a page of segment members.
+    /// Wraps a page of segment members (or of every contact); `resumed` says whether it
+    /// started after a cursor.
     pub fn from_segment(workspace: &WorkspaceId, page: SegmentPage, resumed: bool) -> Self {
         Self {
             batch: batch_of(workspace, &page.contacts),
-            total: TotalCount::Known(page.total),
+            total: page.total,
             contacts: page.contacts,
             has_next_page: page.has_more,
             has_previous_page: resumed,
@@ -117,7 +97,7 @@ impl ContactConnection {
     pub fn from_search(workspace: &WorkspaceId, page: SegmentPage, offset: usize) -> Self {
         Self {
             batch: batch_of(workspace, &page.contacts),
-            total: TotalCount::Known(page.total),
+            total: page.total,
             contacts: page.contacts,
             has_next_page: page.has_more,
             has_previous_page: offset > 0,
@@ -201,14 +181,9 @@ impl ContactConnection {
         }
     }
 
-    /// How many contacts the whole connection holds (computed only when asked).
-    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
-        match &self.total {
-            TotalCount::Workspace(workspace) => {
-                super::services(ctx)?.contacts.count(workspace).await.api()
-            }
-            TotalCount::Known(total) => Ok(*total),
-        }
+    /// How many contacts the whole connection holds.
+    async fn total_count(&self) -> u64 {
+        self.total
     }
 }
 

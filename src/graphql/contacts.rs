@@ -1,6 +1,7 @@
 //! Contact queries and mutations: thin resolvers over [`crate::service::ContactService`].
 
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object};
+use chrono::Utc;
 use serde_json::Value as JsonValue;
 
 use super::args::{
@@ -13,7 +14,7 @@ use super::segment_input::SegmentExprInput;
 use super::views::ContactView;
 use super::{caller, workspace};
 use crate::domain::Scope;
-use crate::domain::{ContactId, ExternalId, FieldChange};
+use crate::domain::{ContactId, ExternalId, FieldChange, IdentityKind};
 use crate::service::{ServiceError, Services};
 
 /// Contact queries.
@@ -50,7 +51,20 @@ impl ContactQuery {
                 if let Some(field) = key.kind.field_name() {
                     ServiceError::require_lookup_by(caller, field).api()?;
                 }
-                contacts.get_by_identity(workspace, &key).await.api()?
+                let contact = contacts.get_by_identity(workspace, &key).await.api()?;
+                if key.kind == IdentityKind::AnonymousId && caller.policy.require_verified_identity
+                {
+                    let settings = &self.services.catalogs.workspace(workspace).settings;
+                    let lifetime = settings.verification_lifetime();
+                    let vouched = contact
+                        .verification
+                        .as_ref()
+                        .is_some_and(|v| v.vouches_for(&key.value, lifetime, Utc::now()));
+                    if !vouched {
+                        return Ok(ContactView::unverified_visitor(&contact));
+                    }
+                }
+                contact
             }
             (Some(id), None, None) => {
                 let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
@@ -79,8 +93,9 @@ impl ContactQuery {
 
     /// Contacts of the workspace, oldest first, as a Relay connection (at most 100 per page):
     /// all of them, or the members of a segment given as `segment` text or as a `where` tree.
-    /// `totalCount` is exact. Pages follow contact ids, so they neither skip nor repeat contacts
-    /// while others are written. With `search`, type-ahead search: contacts whose name, email,
+    /// `totalCount` is exact. Served by the segment index: writes show up within the index
+    /// delay, or at once with `consistency: LATEST`. Pages follow contact ids, so they neither
+    /// skip nor repeat contacts while others are written. With `search`, type-ahead search: contacts whose name, email,
     /// phone, external id or company (those the key may read) match every word typed, by word,
     /// word prefix, part of the value or one typo (words of 5 letters or more), ignoring case
     /// and accents; best matches first, then most recently updated (combinable with a segment).
@@ -139,11 +154,15 @@ impl ContactQuery {
         }
         let page = self
             .services
-            .contacts
-            .page(&workspace, after.as_ref(), first)
+            .segments
+            .all_contacts(&workspace, after, first, consistency.into())
             .await
             .api()?;
-        Ok(ContactConnection::new(workspace, page, after.is_some()))
+        Ok(ContactConnection::from_segment(
+            &workspace,
+            page,
+            after.is_some(),
+        ))
     }
     /// Everything held about a contact, for a data subject request: its fields (sensitive
     /// values opened), identities, merged ids, merge history with snapshots, and segments, as

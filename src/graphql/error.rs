@@ -43,6 +43,9 @@ pub fn api_error(error: ServiceError) -> async_graphql::Error {
                 extensions.set("kind", kind.to_uppercase())
             }
             ServiceError::IdentityTaken { kind, .. } => extensions.set("field", *kind),
+            ServiceError::IdentityNotVerified { reason, .. } => {
+                extensions.set("reason", reason.as_str())
+            }
             ServiceError::InvalidSegment(diagnostics)
             | ServiceError::ForbiddenSegment(diagnostics) => {
                 let list: Vec<async_graphql::Value> =

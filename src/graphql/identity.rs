@@ -1,7 +1,7 @@
 //! Identity queries and mutations: anonymous visitors, verified identification, identities of a
 //! contact, and the workspace's identity settings.
 
-use async_graphql::{Context, InputObject, Object, SimpleObject};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject};
 
 use super::args::ContactFieldsInput;
 use super::error::ApiResult;
@@ -10,14 +10,29 @@ use super::views::ContactView;
 use super::{caller, workspace};
 use crate::domain::Scope;
 use crate::domain::{FieldChange, WorkspaceSettings};
-use crate::service::{IdentifyRequest, PatchInput, ServiceError, Services};
+use crate::service::{
+    IdentifyRequest, IdentityProof, PatchInput, Refusal, ServiceError, Services, VerificationChange,
+};
 
 /// The workspace's identity settings (the secret itself is never shown).
 #[derive(SimpleObject)]
 #[graphql(name = "IdentitySettings")]
 pub struct IdentitySettingsView {
-    /// Whether an identity secret is set (`identify` needs one).
+    /// Whether an identity secret is set (for user hashes and HS256 tokens).
     secret_set: bool,
+    /// Whether the secret replaced by the last rotation is still accepted.
+    previous_secret_set: bool,
+    /// How many PEM public keys (RS256/ES256 tokens) are registered.
+    public_key_count: i32,
+    /// The JWKS URL whose keys are accepted, if any.
+    jwks_url: Option<String>,
+    /// Whether `identify` still accepts the HMAC `userHash`.
+    allow_user_hash: bool,
+    /// The longest lifetime (`exp` - now) an identity token may have, in seconds.
+    token_max_lifetime_seconds: i64,
+    /// How long a verified identification personalises a visitor for keys that require it,
+    /// in seconds.
+    verification_lifetime_seconds: i64,
     /// Values this workspace never links, beyond the built-in placeholders.
     blocked_values: Vec<String>,
     /// The built-in placeholders never linked ("anonymous", "null", …).
@@ -28,6 +43,12 @@ impl From<WorkspaceSettings> for IdentitySettingsView {
     fn from(settings: WorkspaceSettings) -> Self {
         Self {
             secret_set: settings.identity_secret.is_some(),
+            previous_secret_set: settings.previous_identity_secret.is_some(),
+            public_key_count: i32::try_from(settings.public_keys_pem.len()).unwrap_or(i32::MAX),
+            jwks_url: settings.jwks_url.clone(),
+            allow_user_hash: !settings.user_hash_disabled,
+            token_max_lifetime_seconds: settings.token_max_lifetime().num_seconds(),
+            verification_lifetime_seconds: settings.verification_lifetime().num_seconds(),
             blocked_values: settings.blocked_identity_values,
             built_in_blocked_values: crate::domain::NEVER_LINKED
                 .iter()
@@ -98,10 +119,15 @@ impl IdentityMutation {
         Ok(ContactView::after_write(contact, caller, written))
     }
 
-    /// Identifies a visitor as the user `externalId`, proven by `userHash` =
-    /// hex(HMAC-SHA256(workspace identity secret, externalId)) computed by your backend.
-    /// The anonymous contact becomes the identified one, or is merged into it; `traits` are
-    /// applied as an upsert. A wrong or missing hash is IDENTITY_NOT_VERIFIED and changes nothing.
+    /// Identifies a visitor as a user of your system, proven by exactly one of `identityToken`
+    /// (a JWT your backend signs: HS256 with the identity secret, or RS256/ES256 with a
+    /// registered key; `sub` or `user_id` names the user, `exp` is required; `email`, `name`,
+    /// `phone`, `company` and `attributes` claims are written as verified) or `userHash` =
+    /// hex(HMAC-SHA256(identity secret, externalId)). The anonymous contact becomes the
+    /// identified one, or is merged into it; `traits` are applied as self-asserted values,
+    /// never over verified ones. A refused proof is IDENTITY_NOT_VERIFIED with
+    /// `extensions.reason` (`EXPIRED`, `BAD_SIGNATURE`, `WRONG_AUDIENCE`, `MISSING_CLAIM`,
+    /// `REPLAYED`, …) and changes nothing; a token that is not a JWT is INVALID_INPUT.
     #[graphql(guard = "RequireScope(Scope::IdentityWrite)")]
     async fn identify(
         &self,
@@ -115,10 +141,27 @@ impl IdentityMutation {
         };
         let mut written = traits.written();
         written.fields.insert("external_id");
+        let proof = match (input.user_hash, input.identity_token) {
+            (Some(hash), None) => IdentityProof::UserHash(hash),
+            (None, Some(token)) => IdentityProof::Token(token),
+            (None, None) => {
+                return Err(Refusal::MissingProof.error(
+                    "`identify` needs a proof: an `identityToken` (or a `userHash`) from your backend",
+                ))
+                .api();
+            }
+            (Some(_), Some(_)) => {
+                return Err(ServiceError::invalid(
+                    "identityToken",
+                    "give one of `identityToken` and `userHash`, not both",
+                ))
+                .api();
+            }
+        };
         let request = IdentifyRequest {
             anonymous_id: input.anonymous_id,
             external_id: input.external_id,
-            user_hash: input.user_hash.unwrap_or_default(),
+            proof,
             traits,
         };
         let contact = self
@@ -147,6 +190,26 @@ impl IdentityMutation {
             .await
             .api()?;
         Ok(identity.settings(workspace).await.api()?.into())
+    }
+
+    /// Changes how `identify` verifies users; omitted parts stay. A new `hmacSecret` becomes
+    /// the current secret and the one it replaces stays valid until `retirePreviousSecret`
+    /// (two at a time, for rotation without downtime). Returns the settings.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn set_identity_verification(
+        &self,
+        ctx: &Context<'_>,
+        input: IdentityVerificationInput,
+    ) -> async_graphql::Result<IdentitySettingsView> {
+        let workspace = workspace(ctx)?;
+        let change = input.parse().api()?;
+        let settings = self
+            .services
+            .identity
+            .set_identity_verification(workspace, change)
+            .await
+            .api()?;
+        Ok(settings.into())
     }
 
     /// Replaces the workspace's own list of identity values that are never linked (compared
@@ -185,10 +248,71 @@ struct TrackVisitorInput {
 struct IdentifyInput {
     /// The visitor id the widget had before the user logged in, if any.
     anonymous_id: Option<String>,
-    /// The user's id in your system.
-    external_id: String,
+    /// The user's id in your system: required with `userHash`; with `identityToken`, optional
+    /// and then it must be the token's user.
+    external_id: Option<String>,
     /// hex(HMAC-SHA256(identity secret, externalId)), computed by your backend.
     user_hash: Option<String>,
+    /// A JWT signed by your backend (see `identify`).
+    identity_token: Option<String>,
     /// Fields and attributes to set on the identified contact.
     traits: Option<ContactFieldsInput>,
+}
+
+/// Input of `setIdentityVerification`; omitted parts stay as they are.
+#[derive(InputObject)]
+struct IdentityVerificationInput {
+    /// A new identity secret (at least 16 bytes) for user hashes and HS256 tokens.
+    hmac_secret: Option<String>,
+    /// Stop accepting the secret replaced by the last rotation.
+    #[graphql(default)]
+    retire_previous_secret: bool,
+    /// PEM public keys (RSA or P-256, `-----BEGIN PUBLIC KEY-----`) whose RS256/ES256 tokens
+    /// are accepted, at most two (the current and the next); replaces the list.
+    public_keys_pem: Option<Vec<String>>,
+    /// A JWKS URL (https) whose keys are accepted too, fetched and cached; null removes it.
+    jwks_url: MaybeUndefined<String>,
+    /// Whether the HMAC `userHash` is still accepted (turn off once every client sends tokens).
+    allow_user_hash: Option<bool>,
+    /// The longest token lifetime accepted, in seconds (default 86,400).
+    token_max_lifetime_seconds: Option<i64>,
+    /// How long a verified identification personalises a visitor for keys that require it,
+    /// in seconds (default 2,592,000: 30 days).
+    verification_lifetime_seconds: Option<i64>,
+}
+
+impl IdentityVerificationInput {
+    fn parse(self) -> Result<VerificationChange, ServiceError> {
+        let hmac_secret = self
+            .hmac_secret
+            .as_deref()
+            .map(WorkspaceSettings::parse_secret)
+            .transpose()?;
+        let jwks_url = match self.jwks_url {
+            MaybeUndefined::Undefined => FieldChange::Keep,
+            MaybeUndefined::Null => FieldChange::Clear,
+            MaybeUndefined::Value(url) => {
+                FieldChange::Set(WorkspaceSettings::parse_jwks_url(&url)?)
+            }
+        };
+        let lifetime = |field: &str, secs: Option<i64>| {
+            secs.map(|secs| WorkspaceSettings::parse_lifetime(field, secs))
+                .transpose()
+        };
+        Ok(VerificationChange {
+            hmac_secret,
+            retire_previous_secret: self.retire_previous_secret,
+            public_keys_pem: self.public_keys_pem,
+            jwks_url,
+            allow_user_hash: self.allow_user_hash,
+            token_max_lifetime_secs: lifetime(
+                "tokenMaxLifetimeSeconds",
+                self.token_max_lifetime_seconds,
+            )?,
+            verification_lifetime_secs: lifetime(
+                "verificationLifetimeSeconds",
+                self.verification_lifetime_seconds,
+            )?,
+        })
+    }
 }

@@ -21,6 +21,9 @@ pub struct FieldPolicyView {
     fields: Option<Vec<String>>,
     /// Approved custom attributes, or null for all.
     attributes: Option<Vec<String>>,
+    /// Whether a lookup by anonymous id shows the approved fields only for a visitor a
+    /// verified `identify` linked within the workspace's verification lifetime.
+    require_verified_identity: bool,
 }
 
 impl From<&FieldPolicy> for FieldPolicyView {
@@ -28,6 +31,7 @@ impl From<&FieldPolicy> for FieldPolicyView {
         Self {
             fields: policy.fields.names(),
             attributes: policy.attributes.names(),
+            require_verified_identity: policy.require_verified_identity,
         }
     }
 }
@@ -104,6 +108,20 @@ pub struct FieldPolicyInput {
     fields: Option<Vec<String>>,
     /// Approved custom attributes, e.g. `["plan"]`.
     attributes: Option<Vec<String>>,
+    /// Personalise only for verified visitors (for a chatbot's key): a lookup by anonymous
+    /// id shows the approved fields only when a verified `identify` linked that visitor within
+    /// the workspace's verification lifetime; otherwise only `id` and what the visitor itself
+    /// sent.
+    #[graphql(default)]
+    require_verified_identity: bool,
+}
+
+impl FieldPolicyInput {
+    fn parse(self) -> Result<FieldPolicy, ServiceError> {
+        let mut policy = FieldPolicy::parse(self.fields, self.attributes)?;
+        policy.require_verified_identity = self.require_verified_identity;
+        Ok(policy)
+    }
 }
 
 /// Input of `createApiKey`.
@@ -178,9 +196,7 @@ impl KeyMutation {
             .api()?;
         let policy = match input.field_policy {
             None => FieldPolicy::unrestricted(),
-            Some(policy) => FieldPolicy::parse(policy.fields, policy.attributes)
-                .map_err(ServiceError::from)
-                .api()?,
+            Some(policy) => policy.parse().api()?,
         };
         let created = self
             .services
@@ -209,9 +225,8 @@ impl KeyMutation {
             .api()?;
         let policy = input
             .field_policy
-            .map(|policy| FieldPolicy::parse(policy.fields, policy.attributes))
+            .map(FieldPolicyInput::parse)
             .transpose()
-            .map_err(ServiceError::from)
             .api()?;
         let change = KeyChange {
             name: input.name,

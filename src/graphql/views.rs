@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, Json, Object};
+use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as JsonValue};
 
@@ -13,7 +13,8 @@ use super::page_batch::PageBatch;
 use super::segment_view::SegmentView;
 use super::{caller, sensitive_attributes, services};
 use crate::domain::{
-    AttributeDefinition, AttributeType, Caller, Contact, FieldPolicy, Identity, MergeRule, Scope,
+    AttributeDefinition, AttributeType, Caller, Contact, FieldPolicy, Identity, IdentityKind,
+    MergeRule, Scope, Verification, VerificationMethod,
 };
 
 /// A contact as the API shows it. Every field the caller's field policy does not approve
@@ -26,6 +27,9 @@ pub struct ContactView {
     /// For a write's result shown to a key without `contacts:read`: the fields it wrote, the
     /// only ones (with `id` and the timestamps) it may see.
     written_only: Option<FieldPolicy>,
+    /// A visitor looked up through a key that requires a verified identity, and not verified:
+    /// `contact` holds only what the visitor itself said.
+    unverified_visitor: bool,
 }
 
 impl ContactView {
@@ -35,6 +39,19 @@ impl ContactView {
             contact,
             page: None,
             written_only: None,
+            unverified_visitor: false,
+        }
+    }
+
+    /// A visitor looked up by a key that requires a verified identity, when no verified
+    /// `identify` vouches for it: only `id` and what the visitor itself sent are shown, and
+    /// segments see the rest as absent.
+    pub fn unverified_visitor(contact: &Contact) -> Self {
+        Self {
+            contact: contact.self_asserted_only(),
+            page: None,
+            written_only: None,
+            unverified_visitor: true,
         }
     }
 
@@ -44,6 +61,7 @@ impl ContactView {
             contact,
             page: Some(Arc::clone(page)),
             written_only: None,
+            unverified_visitor: false,
         }
     }
 
@@ -54,6 +72,7 @@ impl ContactView {
             contact,
             page: None,
             written_only: (!caller.allows(Scope::ContactsRead)).then_some(written),
+            unverified_visitor: false,
         }
     }
 
@@ -224,12 +243,21 @@ impl ContactView {
             }
         }
         .api()?;
+        let identities = identities
+            .into_iter()
+            .filter(|identity| {
+                !self.unverified_visitor || identity.key.kind == IdentityKind::AnonymousId
+            })
+            .collect();
         Ok(visible_identities(policy, identities))
     }
 
     /// Ids of contacts merged into this one; each still resolves here.
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn merged_from(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ID>> {
+        if self.unverified_visitor {
+            return Ok(Vec::new());
+        }
         let contacts = &services(ctx)?.contacts;
         let ids = match &self.page {
             Some(page) => page.merged_from(contacts, &self.contact.id).await,
@@ -241,6 +269,34 @@ impl ContactView {
         }
         .api()?;
         Ok(ids.into_iter().map(|id| ID(id.to_string())).collect())
+    }
+
+    /// When and how this contact's identity was last verified by `identify`; null if never.
+    async fn verification(&self) -> Option<VerificationView> {
+        let verification = self.contact.verification.as_ref()?;
+        self.written_only
+            .is_none()
+            .then(|| VerificationView::from(verification))
+    }
+
+    /// The values an identity proof vouched for (built-in fields by their segment names, e.g.
+    /// `external_id`, `email`, and attribute names), among those the caller may read.
+    async fn verified_fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+        let caller = caller(ctx)?;
+        let sensitive = sensitive_attributes(ctx, &self.contact.workspace).await?;
+        Ok(self
+            .contact
+            .verified_keys()
+            .into_iter()
+            .filter(|key| {
+                if crate::domain::GOVERNED_FIELDS.contains(key) {
+                    self.readable(ctx, key).unwrap_or(false)
+                } else {
+                    self.attribute_readable(caller, key, sensitive.contains(*key))
+                }
+            })
+            .map(str::to_owned)
+            .collect())
     }
 
     /// The saved segments this contact belongs to, evaluated against its current state; only
@@ -372,5 +428,40 @@ impl AttributeView {
     /// When it was first declared.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+}
+
+/// How an identity was proven.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "VerificationMethod")]
+pub enum VerificationMethodView {
+    /// The HMAC `userHash` of the user id.
+    UserHash,
+    /// A signed, expiring identity token (JWT).
+    Token,
+}
+
+/// The last verified identification of a contact.
+#[derive(SimpleObject)]
+#[graphql(name = "Verification")]
+pub struct VerificationView {
+    /// When it happened.
+    verified_at: DateTime<Utc>,
+    /// How the identity was proven.
+    method: VerificationMethodView,
+    /// The visitor id it linked, if the widget sent one.
+    anonymous_id: Option<String>,
+}
+
+impl From<&Verification> for VerificationView {
+    fn from(verification: &Verification) -> Self {
+        Self {
+            verified_at: verification.verified_at,
+            method: match verification.method {
+                VerificationMethod::UserHash => VerificationMethodView::UserHash,
+                VerificationMethod::Token => VerificationMethodView::Token,
+            },
+            anonymous_id: verification.anonymous_id.clone(),
+        }
     }
 }

@@ -87,6 +87,11 @@ pub(super) fn plan_for(
     Ok(confined.simplify())
 }
 
+/// The plan of every contact of `workspace`.
+pub(super) fn workspace_plan(workspace: &WorkspaceId) -> Plan {
+    Plan::Leaf(Leaf::Workspace(workspace.as_str().to_owned()))
+}
+
 fn plan(segment: &Checked, now: DateTime<Utc>) -> Result<Plan, UnexpandedReference> {
     let all = |operands: &[Checked]| {
         operands

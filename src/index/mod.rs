@@ -266,8 +266,29 @@ impl SegmentIndex {
         limit: usize,
     ) -> Result<Members, IndexError> {
         let plan = compile::plan_for(segment, workspace, now)?;
+        self.page_of(&plan, after, limit)
+    }
+
+    /// Every contact of `workspace`: the exact number and the page of up to `limit` ids after
+    /// `after` (the unfiltered contact list).
+    pub fn workspace_members(
+        &self,
+        workspace: &WorkspaceId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Members, IndexError> {
+        self.page_of(&compile::workspace_plan(workspace), after, limit)
+    }
+
+    /// The members of `plan`: their number and the page of up to `limit` ids after `after`.
+    fn page_of(
+        &self,
+        plan: &compile::Plan,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Members, IndexError> {
         let searcher = self.reader.searcher();
-        let matches = execute::matching(&plan, &searcher, &self.context())?;
+        let matches = execute::matching(plan, &searcher, &self.context())?;
         let after = after.map(ContactId::as_u128);
         let mut page = SmallestIds::new(after, limit + 1);
         let mut total = 0;

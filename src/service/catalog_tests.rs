@@ -135,6 +135,11 @@ impl Instance {
                     workspace: workspace.clone(),
                     identity_secret: Some(SecretString::from(format!("secret-{n}-0123456789"))),
                     blocked_identity_values: vec![format!("blocked-{n}")],
+                    previous_identity_secret: (*n % 2 == 0)
+                        .then(|| SecretString::from(format!("previous-{n}-0123456789"))),
+                    user_hash_disabled: *n % 3 == 0,
+                    verification_lifetime_secs: Some(u64::from(*n) + 1),
+                    ..WorkspaceSettings::default()
                 };
                 self.store.save_workspace_settings(&settings).await.unwrap();
                 self.catalogs.refresh(workspace).await.unwrap();

@@ -66,6 +66,7 @@ impl PatchInput {
                     .collect(),
             ),
             attributes: NameSet::Only(self.attributes.keys().cloned().collect()),
+            require_verified_identity: false,
         }
     }
 }
@@ -361,6 +362,7 @@ impl ContactService {
     ) -> Result<Option<(Contact, Vec<Collision>)>, ServiceError> {
         let points = contact_point_claims(&contact.fields, None, point_provenance, blocked)?;
         add_claims(&mut claims, points);
+        contact.fill_sources(point_provenance);
         let mut batch = WriteBatch::new(&contact.workspace);
         batch.create_contact(&mut contact);
         let staged = stage_claims(
@@ -402,12 +404,14 @@ impl ContactService {
         let claims = contact_point_claims(&fields, Some(&existing.fields), provenance, &blocked)?;
         let expected_revision = existing.revision;
         let now = Utc::now();
+        let before = existing.fields.clone();
         let mut updated = Contact {
             fields,
             updated_at: now.max(existing.updated_at),
             revision: expected_revision + 1,
             ..existing
         };
+        updated.record_sources(&before, provenance);
         let mut batch = WriteBatch::new(&updated.workspace);
         batch.replace_contact(&mut updated, expected_revision);
         let collisions = stage_claims(

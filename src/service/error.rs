@@ -84,9 +84,14 @@ pub enum ServiceError {
     /// See [`ErrorCode::InvalidSegment`].
     #[error("{}", .0.first().map(|d| d.message.as_str()).unwrap_or("invalid segment"))]
     InvalidSegment(Vec<qwry_segment::Diagnostic>),
-    /// See [`ErrorCode::IdentityNotVerified`].
-    #[error("{0}")]
-    IdentityNotVerified(String),
+    /// See [`ErrorCode::IdentityNotVerified`]; `reason` says why (`extensions.reason`).
+    #[error("{message}")]
+    IdentityNotVerified {
+        /// Why the proof was refused.
+        reason: super::identity_token::Refusal,
+        /// What to do about it.
+        message: String,
+    },
     /// See [`ErrorCode::Unavailable`].
     #[error("{0}")]
     Unavailable(String),
@@ -115,7 +120,7 @@ impl ServiceError {
             Self::Invalid(DomainError::InvalidInput { .. }) => ErrorCode::InvalidInput,
             Self::Invalid(DomainError::InvalidAttribute { .. }) => ErrorCode::InvalidAttribute,
             Self::Invalid(DomainError::InvalidIdentity { .. }) => ErrorCode::InvalidIdentity,
-            Self::IdentityNotVerified(_) => ErrorCode::IdentityNotVerified,
+            Self::IdentityNotVerified { .. } => ErrorCode::IdentityNotVerified,
             Self::Conflict(_) | Self::IdentityTaken { .. } => ErrorCode::Conflict,
             Self::InvalidSegment(_) => ErrorCode::InvalidSegment,
             Self::Unavailable(_) => ErrorCode::Unavailable,

@@ -11,28 +11,165 @@ use super::claims::{
     Claim, add_claims, contact_point_claims, is_retryable, stage_claims, unless_raced,
 };
 use super::contacts::{ContactService, PatchInput};
+use super::identity_token::{Refusal, TokenVerifier, check_public_keys};
 use super::indexer::ChangeNotifier;
 use super::merges::{MergeReason, MergeService};
+use crate::domain::MAX_ACTIVE_KEYS;
 use crate::domain::{
     Contact, ContactFields, ContactPatch, FieldChange, IdentityKey, IdentityKind, MergeStrategy,
-    Provenance, WorkspaceId, WorkspaceSettings, verify_user_hash,
+    Provenance, Verification, VerificationMethod, WorkspaceId, WorkspaceSettings, verify_user_hash,
 };
 use crate::store::{Store, StoreError, WriteBatch};
 
 /// How often a link re-reads and retries after losing a race before it reports CONFLICT.
 const MAX_LINK_ATTEMPTS: usize = 8;
+/// A verification repeated within this time is not recorded again (a replayed `identify`
+/// writes nothing).
+const REVERIFY_AFTER: chrono::Duration = chrono::Duration::seconds(60);
 
 /// What `identify` was given.
 #[derive(Debug, Clone)]
 pub struct IdentifyRequest {
     /// The visitor's anonymous id, if the widget had one.
     pub anonymous_id: Option<String>,
-    /// The user id in the business's system.
-    pub external_id: String,
-    /// hex(HMAC-SHA256(identity secret, external id)), computed by the business's backend.
-    pub user_hash: String,
-    /// Fields and attributes to upsert onto the identified contact.
+    /// The user id in the business's system (required with a user hash; with a token, it
+    /// must match the token's user id when given).
+    pub external_id: Option<String>,
+    /// What proves the user id.
+    pub proof: IdentityProof,
+    /// Fields and attributes the client sends, outside any proof: written as self-asserted,
+    /// never over a verified value.
     pub traits: PatchInput,
+}
+
+/// A change to how a workspace verifies identities (`None`/`Keep`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct VerificationChange {
+    /// A new identity secret; the current one becomes the previous one (still accepted).
+    pub hmac_secret: Option<SecretString>,
+    /// Stop accepting the previous secret.
+    pub retire_previous_secret: bool,
+    /// The public keys (PEM) to accept, replacing the current list.
+    pub public_keys_pem: Option<Vec<String>>,
+    /// The JWKS URL.
+    pub jwks_url: FieldChange<String>,
+    /// Whether the HMAC user hash is still accepted.
+    pub allow_user_hash: Option<bool>,
+    /// The longest token lifetime, in seconds.
+    pub token_max_lifetime_secs: Option<u64>,
+    /// How long a verified identification personalises a visitor, in seconds.
+    pub verification_lifetime_secs: Option<u64>,
+}
+
+/// How `identify` proves a user id.
+#[derive(Debug, Clone)]
+pub enum IdentityProof {
+    /// hex(HMAC-SHA256(identity secret, external id)), computed by the business's backend.
+    UserHash(String),
+    /// A signed, expiring JWT minted by the business's backend.
+    Token(String),
+}
+
+/// What one `identify` writes: the verified part, the client's part and the verification.
+#[derive(Debug, Clone)]
+struct IdentifyWrite {
+    /// The user id, verified.
+    external: IdentityKey,
+    /// Fields and attributes the proof vouches for.
+    verified: ContactPatch,
+    /// Fields and attributes the client sent besides.
+    traits: ContactPatch,
+    /// How the identity was proven.
+    method: VerificationMethod,
+    /// The visitor linked, if any.
+    anonymous: Option<IdentityKey>,
+}
+
+impl IdentifyWrite {
+    /// `contact` after this write at `now`: verified values (marked so), then the client's
+    /// values where no verified value stands, and the verification recorded.
+    fn applied_to(&self, contact: &Contact, now: chrono::DateTime<Utc>) -> Contact {
+        let mut next = contact.clone();
+        let before = contact.fields.clone();
+        next.fields = self.verified.apply_to(&before);
+        next.fields.external_id = Some(crate::domain::ExternalId::from_trusted(
+            self.external.value.clone(),
+        ));
+        next.record_sources(&before, Provenance::Verified);
+        let verified_keys: Vec<String> = self.verified_keys();
+        next.mark_verified(verified_keys.iter().map(String::as_str));
+        let after_verified = next.fields.clone();
+        next.fields = self
+            .traits
+            .sparing_verified(&next.field_sources)
+            .apply_to(&after_verified);
+        next.record_sources(&after_verified, Provenance::SelfAsserted);
+        let anonymous_id = self.anonymous.as_ref().map(|key| key.value.as_str());
+        if !self.recently_recorded(contact.verification.as_ref(), anonymous_id, now) {
+            next.verification = Some(Verification::record(
+                contact.verification.as_ref(),
+                now,
+                self.method,
+                anonymous_id,
+            ));
+        }
+        next
+    }
+
+    /// Whether `current` already records this verification less than a minute ago (a replay
+    /// then writes nothing).
+    fn recently_recorded(
+        &self,
+        current: Option<&Verification>,
+        anonymous_id: Option<&str>,
+        now: chrono::DateTime<Utc>,
+    ) -> bool {
+        let Some(current) = current else {
+            return false;
+        };
+        let recent = |at: chrono::DateTime<Utc>| now.signed_duration_since(at) < REVERIFY_AFTER;
+        current.method == self.method
+            && current.anonymous_id.as_deref() == anonymous_id
+            && recent(current.verified_at)
+    }
+
+    /// The keys the proof vouches for (the user id and every claimed value).
+    fn verified_keys(&self) -> Vec<String> {
+        let patch = &self.verified;
+        let fixed = [
+            ("email", patch.email.is_kept()),
+            ("name", patch.name.is_kept()),
+            ("phone", patch.phone.is_kept()),
+            ("company", patch.company.is_kept()),
+        ];
+        std::iter::once("external_id".to_owned())
+            .chain(
+                fixed
+                    .into_iter()
+                    .filter(|(_, kept)| !kept)
+                    .map(|(key, _)| key.to_owned()),
+            )
+            .chain(patch.attributes.keys().map(|name| name.as_str().to_owned()))
+            .collect()
+    }
+
+    /// Claims of the contact points the proof vouches for (email, phone), verified.
+    fn verified_claims(&self, blocked: &[String]) -> Result<Vec<Claim>, ServiceError> {
+        let mut claims = Vec::new();
+        if let FieldChange::Set(email) = &self.verified.email {
+            claims.push(Claim {
+                key: IdentityKey::parse(IdentityKind::Email, email.as_str(), blocked)?,
+                provenance: Provenance::Verified,
+            });
+        }
+        if let FieldChange::Set(phone) = &self.verified.phone {
+            claims.push(Claim {
+                key: IdentityKey::parse(IdentityKind::Phone, phone.as_str(), blocked)?,
+                provenance: Provenance::Verified,
+            });
+        }
+        Ok(claims)
+    }
 }
 
 /// Identity use cases over the store.
@@ -43,6 +180,7 @@ pub struct IdentityService {
     notifier: ChangeNotifier,
     contacts: ContactService,
     merges: MergeService,
+    tokens: TokenVerifier,
 }
 
 impl IdentityService {
@@ -60,6 +198,7 @@ impl IdentityService {
             notifier,
             contacts,
             merges,
+            tokens: TokenVerifier::new(),
         }
     }
 
@@ -82,11 +221,13 @@ impl IdentityService {
         for _attempt in 0..MAX_LINK_ATTEMPTS {
             let holder = self.holder(workspace, &anonymous).await?;
             let written = match holder {
-                Some(existing) => self
-                    .contacts
-                    .write_patch(existing, &patch, Provenance::SelfAsserted)
-                    .await?
-                    .map(|(contact, _)| contact),
+                Some(existing) => {
+                    let spared = patch.sparing_verified(&existing.field_sources);
+                    self.contacts
+                        .write_patch(existing, &spared, Provenance::SelfAsserted)
+                        .await?
+                        .map(|(contact, _)| contact)
+                }
                 None => {
                     let fields = patch.apply_to(&ContactFields::default());
                     let contact = Contact::new(workspace.clone(), fields, Utc::now());
@@ -113,37 +254,89 @@ impl IdentityService {
         )))
     }
 
-    /// Verifies `userHash` for `externalId` (constant time), then links: the visitor's anonymous
-    /// contact becomes the identified contact, or is merged into it if it exists; `traits` are
-    /// applied as an upsert. Nothing changes when the hash is wrong; replaying changes nothing.
+    /// Verifies the proof (a user hash, in constant time, or an identity token), then links:
+    /// the visitor's anonymous contact becomes the identified contact, or is merged into it if
+    /// it exists. A token's claims are written as verified; `traits` as self-asserted, never
+    /// over a verified value. Nothing changes when the proof is refused; replaying a hash
+    /// changes nothing, replaying a token with a `jti` is refused.
     pub async fn identify(
         &self,
         workspace: &WorkspaceId,
         request: IdentifyRequest,
     ) -> Result<Contact, ServiceError> {
         let settings = self.catalogs.workspace(workspace).settings.clone();
-        verify(&settings, &request.external_id, &request.user_hash)?;
         let blocked = &settings.blocked_identity_values;
-        let external = IdentityKey::parse(IdentityKind::ExternalId, &request.external_id, blocked)?;
+        let now = Utc::now();
+        let (user_id, method, claims, token) = match &request.proof {
+            IdentityProof::UserHash(hash) => {
+                let external_id = request.external_id.clone().ok_or_else(|| {
+                    ServiceError::invalid("externalId", "`externalId` is required with `userHash`")
+                })?;
+                verify_hash(&settings, &external_id, hash)?;
+                (
+                    external_id,
+                    VerificationMethod::UserHash,
+                    PatchInput::default(),
+                    None,
+                )
+            }
+            IdentityProof::Token(token) => {
+                let verified = self.tokens.verify(&settings, token, now).await?;
+                if let Some(given) = &request.external_id
+                    && given.trim() != verified.user_id.trim()
+                {
+                    return Err(Refusal::SubjectMismatch.error(format!(
+                        "`externalId` `{}` is not the identity token's user `{}`",
+                        given.trim(),
+                        verified.user_id.trim()
+                    )));
+                }
+                let claims = verified.claims.clone();
+                (
+                    verified.user_id.clone(),
+                    VerificationMethod::Token,
+                    claims,
+                    Some(verified),
+                )
+            }
+        };
+        let external = IdentityKey::parse(IdentityKind::ExternalId, &user_id, blocked)?;
         let anonymous = request
             .anonymous_id
             .as_deref()
             .map(|raw| IdentityKey::parse(IdentityKind::AnonymousId, raw, blocked))
             .transpose()?;
-        let mut patch = self.contacts.validate(workspace, request.traits).await?;
-        patch.external_id = FieldChange::Keep;
-        for _attempt in 0..MAX_LINK_ATTEMPTS {
-            if let Some(contact) = self
-                .try_identify(workspace, &external, anonymous.as_ref(), &patch, blocked)
+        let mut verified = self.contacts.validate(workspace, claims).await?;
+        verified.external_id = FieldChange::Keep;
+        let mut traits = self.contacts.validate(workspace, request.traits).await?;
+        traits.external_id = FieldChange::Keep;
+        if let Some(token) = &token
+            && let Some(jti) = &token.jti
+            && !self
+                .store
+                .claim_token_id(workspace, jti, token.expires_at)
                 .await?
-            {
+        {
+            return Err(Refusal::Replayed.error(format!(
+                "the identity token `{jti}` was used before; mint a new one for every identify"
+            )));
+        }
+        let write = IdentifyWrite {
+            external,
+            verified,
+            traits,
+            method,
+            anonymous,
+        };
+        for _attempt in 0..MAX_LINK_ATTEMPTS {
+            if let Some(contact) = self.try_identify(workspace, &write, blocked).await? {
                 return Ok(contact);
             }
-            debug!(external_id = %external.value, "identify lost a race; retrying");
+            debug!(external_id = %write.external.value, "identify lost a race; retrying");
         }
         Err(ServiceError::Conflict(format!(
             "user `{}` is being identified by many requests at once; retry",
-            external.value
+            write.external.value
         )))
     }
 
@@ -151,11 +344,11 @@ impl IdentityService {
     async fn try_identify(
         &self,
         workspace: &WorkspaceId,
-        external: &IdentityKey,
-        anonymous: Option<&IdentityKey>,
-        patch: &ContactPatch,
+        write: &IdentifyWrite,
         blocked: &[String],
     ) -> Result<Option<Contact>, ServiceError> {
+        let external = &write.external;
+        let anonymous = write.anonymous.as_ref();
         let external_id = crate::domain::ExternalId::from_trusted(external.value.clone());
         let identified = self
             .contacts
@@ -165,25 +358,26 @@ impl IdentityService {
             Some(key) => self.holder(workspace, key).await?,
             None => None,
         };
-        let verified = Claim {
+        let mut verified_claims = vec![Claim {
             key: external.clone(),
             provenance: Provenance::Verified,
-        };
+        }];
+        add_claims(&mut verified_claims, write.verified_claims(blocked)?);
         let anonymous_claim = anonymous.map(|key| Claim {
             key: key.clone(),
             provenance: Provenance::SelfAsserted,
         });
+        let now = Utc::now();
         match (identified, visitor) {
             // The user is known and the visitor is anonymous: merge the visitor into the user.
             (Some(user), Some(visitor))
                 if visitor.id != user.id && visitor.fields.external_id.is_none() =>
             {
                 let user_id = user.id;
-                let mut with_traits = user.clone();
-                with_traits.fields = patch.apply_to(&user.fields);
+                let with_write = write.applied_to(&user, now);
                 let preview = self
                     .merges
-                    .plan(workspace, with_traits, visitor, MergeStrategy::default())
+                    .plan(workspace, with_write, visitor, MergeStrategy::default())
                     .await?;
                 let Some(record) = self
                     .merges
@@ -198,7 +392,7 @@ impl IdentityService {
                     return Ok(None);
                 };
                 debug_assert_eq!(record.survivor, user_id);
-                let mut claims = vec![verified];
+                let mut claims = verified_claims;
                 let points = contact_point_claims(
                     &record.survivor_after.fields,
                     Some(&user.fields),
@@ -206,37 +400,32 @@ impl IdentityService {
                     blocked,
                 )?;
                 add_claims(&mut claims, points);
-                self.update_with(
-                    record.survivor_after,
-                    &ContactPatch::default(),
-                    claims,
-                    blocked,
-                )
-                .await
+                let survivor = record.survivor_after.clone();
+                self.update_to(record.survivor_after, survivor, claims, blocked)
+                    .await
             }
-            // The user is known: attach the visitor id (if free), apply the traits.
+            // The user is known: attach the visitor id (if free), apply the write.
             // (A visitor id held by another identified user stays with that user.)
             (Some(user), visitor) => {
-                let claims: Vec<Claim> = std::iter::once(verified)
+                let claims: Vec<Claim> = verified_claims
+                    .into_iter()
                     .chain(anonymous_claim.filter(|_| visitor.is_none()))
                     .collect();
-                self.update_with(user, patch, claims, blocked).await
+                let next = write.applied_to(&user, now);
+                self.update_to(user, next, claims, blocked).await
             }
             // The visitor is anonymous and the user is new: the visitor becomes the user.
             (None, Some(visitor)) if visitor.fields.external_id.is_none() => {
-                let mut patch = patch.clone();
-                patch.external_id = FieldChange::Set(external_id);
-                self.update_with(visitor, &patch, vec![verified], blocked)
+                let next = write.applied_to(&visitor, now);
+                self.update_to(visitor, next, verified_claims, blocked)
                     .await
             }
             // A new user (the visitor id, if any, belongs to someone else identified).
             (None, visitor) => {
-                let blank = ContactFields {
-                    external_id: Some(external_id),
-                    ..ContactFields::default()
-                };
-                let contact = Contact::new(workspace.clone(), patch.apply_to(&blank), Utc::now());
-                let claims = std::iter::once(verified)
+                let blank = Contact::new(workspace.clone(), ContactFields::default(), now);
+                let contact = write.applied_to(&blank, now);
+                let claims = verified_claims
+                    .into_iter()
                     .chain(anonymous_claim.filter(|_| visitor.is_none()))
                     .collect();
                 self.create_with(contact, claims, Provenance::SelfAsserted, blocked)
@@ -245,16 +434,72 @@ impl IdentityService {
         }
     }
 
-    /// Sets the workspace's identity secret.
+    /// Sets the workspace's identity secret. The secret it replaces stays valid (for user
+    /// hashes and HS256 tokens) until the next rotation or until it is retired, so a business
+    /// rotates without downtime.
     pub async fn set_identity_secret(
         &self,
         workspace: &WorkspaceId,
         secret: SecretString,
     ) -> Result<(), ServiceError> {
+        let change = VerificationChange {
+            hmac_secret: Some(secret),
+            ..VerificationChange::default()
+        };
+        self.set_identity_verification(workspace, change).await?;
+        Ok(())
+    }
+
+    /// Changes how the workspace verifies identities; returns the settings.
+    pub async fn set_identity_verification(
+        &self,
+        workspace: &WorkspaceId,
+        change: VerificationChange,
+    ) -> Result<WorkspaceSettings, ServiceError> {
+        if let Some(pems) = &change.public_keys_pem {
+            if pems.len() > MAX_ACTIVE_KEYS {
+                return Err(ServiceError::invalid(
+                    "publicKeysPem",
+                    format!(
+                        "at most {MAX_ACTIVE_KEYS} public keys are active at once (the current and the next)"
+                    ),
+                ));
+            }
+            check_public_keys(pems)?;
+        }
         let mut settings = self.store.workspace_settings(workspace).await?;
-        settings.identity_secret = Some(secret);
+        if let Some(secret) = change.hmac_secret {
+            let same = settings
+                .identity_secret
+                .as_ref()
+                .is_some_and(|current| current.expose_secret() == secret.expose_secret());
+            if !same {
+                settings.previous_identity_secret = settings.identity_secret.replace(secret);
+            }
+        }
+        if change.retire_previous_secret {
+            settings.previous_identity_secret = None;
+        }
+        if let Some(pems) = change.public_keys_pem {
+            settings.public_keys_pem = pems;
+        }
+        match change.jwks_url {
+            FieldChange::Keep => {}
+            FieldChange::Set(url) => settings.jwks_url = Some(url),
+            FieldChange::Clear => settings.jwks_url = None,
+        }
+        if let Some(allow) = change.allow_user_hash {
+            settings.user_hash_disabled = !allow;
+        }
+        if let Some(secs) = change.token_max_lifetime_secs {
+            settings.token_max_lifetime_secs = Some(secs);
+        }
+        if let Some(secs) = change.verification_lifetime_secs {
+            settings.verification_lifetime_secs = Some(secs);
+        }
         self.store.save_workspace_settings(&settings).await?;
-        self.catalogs.refresh(workspace).await
+        self.catalogs.refresh(workspace).await?;
+        Ok(settings)
     }
 
     /// Sets the identity secret of `workspace` unless it already is `secret` (start-up config).
@@ -323,18 +568,18 @@ impl IdentityService {
         Ok(created.map(|(contact, _collisions)| contact))
     }
 
-    /// Applies `patch` to `existing` and stages `claims` plus the claims of changed contact
-    /// points (self-asserted); writes only if something changes. `None` means a race was lost.
-    async fn update_with(
+    /// Stores `next` over `existing` and stages `claims` plus the claims of its changed
+    /// contact points (self-asserted); writes only if something changes. `None` means a race
+    /// was lost.
+    async fn update_to(
         &self,
         existing: Contact,
-        patch: &ContactPatch,
+        next: Contact,
         mut claims: Vec<Claim>,
         blocked: &[String],
     ) -> Result<Option<Contact>, ServiceError> {
-        let fields = patch.apply_to(&existing.fields);
         let points = contact_point_claims(
-            &fields,
+            &next.fields,
             Some(&existing.fields),
             Provenance::SelfAsserted,
             blocked,
@@ -342,13 +587,20 @@ impl IdentityService {
         add_claims(&mut claims, points);
         let now = Utc::now();
         let mut batch = WriteBatch::new(&existing.workspace);
-        let changed = fields != existing.fields;
+        let changed = next.fields != existing.fields
+            || next.field_sources != existing.field_sources
+            || next.verification != existing.verification;
         let updated = if changed {
+            // `updatedAt` follows the fields; a renewed verification alone does not move it.
+            let updated_at = if next.fields == existing.fields {
+                existing.updated_at
+            } else {
+                now.max(existing.updated_at)
+            };
             let mut updated = Contact {
-                fields,
-                updated_at: now.max(existing.updated_at),
+                updated_at,
                 revision: existing.revision + 1,
-                ..existing.clone()
+                ..next
             };
             batch.replace_contact(&mut updated, existing.revision);
             updated
@@ -390,25 +642,34 @@ impl IdentityService {
     }
 }
 
-/// Checks the user hash against the workspace's secret.
-fn verify(
+/// Checks the user hash against the workspace's secrets (the current one, then the one it
+/// replaced), unless the workspace accepts tokens only.
+fn verify_hash(
     settings: &WorkspaceSettings,
     external_id: &str,
     user_hash: &str,
 ) -> Result<(), ServiceError> {
-    let Some(secret) = &settings.identity_secret else {
-        return Err(ServiceError::IdentityNotVerified(
-            "this workspace has no identity secret; set one with `setIdentitySecret` (or IDENTITY_SECRET) before calling `identify`".to_owned(),
+    if settings.user_hash_disabled {
+        return Err(Refusal::UserHashDisabled.error(
+            "this workspace accepts identity tokens only (`allowUserHash: false`); send `identityToken`",
         ));
-    };
-    if verify_user_hash(
-        secret.expose_secret().as_bytes(),
-        external_id.trim(),
-        user_hash,
-    ) {
+    }
+    if settings.identity_secret.is_none() {
+        return Err(Refusal::NoKey.error(
+            "this workspace has no identity secret; set one with `setIdentitySecret` (or IDENTITY_SECRET) before calling `identify`",
+        ));
+    }
+    let verifies = settings.identity_secrets().any(|secret| {
+        verify_user_hash(
+            secret.expose_secret().as_bytes(),
+            external_id.trim(),
+            user_hash,
+        )
+    });
+    if verifies {
         return Ok(());
     }
-    Err(ServiceError::IdentityNotVerified(format!(
+    Err(Refusal::BadSignature.error(format!(
         "`userHash` does not verify `externalId` `{}`; compute hex(HMAC-SHA256(identity secret, external id)) on your backend",
         external_id.trim()
     )))

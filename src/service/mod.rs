@@ -9,6 +9,7 @@ mod contacts;
 mod error;
 mod export;
 mod identity;
+mod identity_token;
 mod import;
 pub mod indexer;
 mod keys;
@@ -22,7 +23,8 @@ pub use catalog::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use error::{ErrorCode, ServiceError};
 pub use export::{ExportService, contact_json};
-pub use identity::{IdentifyRequest, IdentityService};
+pub use identity::{IdentifyRequest, IdentityProof, IdentityService, VerificationChange};
+pub use identity_token::{CLOCK_LEEWAY_SECS, Refusal, install_crypto_provider};
 pub use import::{
     ImportFormat, ImportOptions, ImportReport, ImportService, JobStatus, MatchBy, RowError,
 };

@@ -26,6 +26,8 @@ struct ApiKeyRecord {
     fields: Option<Vec<String>>,
     /// Readable attributes; `None` = all.
     attributes: Option<Vec<String>>,
+    /// Whether lookups by anonymous id need a verified visitor.
+    require_verified_identity: Option<bool>,
     secret_hash: String,
     prefix: String,
     created_at: DateTime<Utc>,
@@ -43,6 +45,7 @@ impl ApiKeyRecord {
             scopes: key.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
             fields: key.policy.fields.names(),
             attributes: key.policy.attributes.names(),
+            require_verified_identity: Some(key.policy.require_verified_identity),
             secret_hash: secret_hash.to_owned(),
             prefix: key.prefix.clone(),
             created_at: key.created_at,
@@ -67,6 +70,7 @@ impl ApiKeyRecord {
             policy: FieldPolicy {
                 fields: names(self.fields),
                 attributes: names(self.attributes),
+                require_verified_identity: self.require_verified_identity.unwrap_or(false),
             },
             prefix: self.prefix,
             created_at: self.created_at,

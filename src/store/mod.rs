@@ -15,6 +15,7 @@ mod merges;
 mod records;
 mod schema;
 mod segments;
+mod token_uses;
 mod workspaces;
 
 use std::path::PathBuf;

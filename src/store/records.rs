@@ -10,7 +10,8 @@ use surrealdb::types::{
 use super::StoreError;
 use crate::domain::{
     AttributeDefinition, AttributeName, AttributeType, AttributeValue, Contact, ContactFields,
-    ContactId, Email, ExternalId, MergeRule, Phone, SealedValue, Text, WorkspaceId, WrittenBy,
+    ContactId, Email, ExternalId, MergeRule, Phone, Provenance, SealedValue, Text, Verification,
+    VerificationMethod, WorkspaceId, WrittenBy,
 };
 
 pub(super) const CONTACT_TABLE: &str = "contact";
@@ -77,6 +78,40 @@ pub(super) struct ContactRecord {
     revision: i64,
     created_by: Option<String>,
     updated_by: Option<String>,
+    /// Field key to provenance (storage spelling); absent in records written before sources.
+    field_sources: Option<BTreeMap<String, String>>,
+    verification: Option<VerificationRecord>,
+}
+
+/// A contact's last verified identification, as stored.
+#[derive(Debug, Clone, SurrealValue)]
+pub(super) struct VerificationRecord {
+    verified_at: DateTime<Utc>,
+    method: String,
+    anonymous_id: Option<String>,
+    visitors: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl VerificationRecord {
+    fn from_verification(verification: &Verification) -> Self {
+        Self {
+            verified_at: verification.verified_at,
+            method: verification.method.as_str().to_owned(),
+            anonymous_id: verification.anonymous_id.clone(),
+            visitors: verification.visitors.clone(),
+        }
+    }
+
+    fn into_verification(self) -> Result<Verification, StoreError> {
+        let method = VerificationMethod::parse(&self.method)
+            .ok_or_else(|| StoreError::Corrupt(format!("verification method `{}`", self.method)))?;
+        Ok(Verification {
+            verified_at: self.verified_at,
+            method,
+            anonymous_id: self.anonymous_id,
+            visitors: self.visitors,
+        })
+    }
 }
 
 impl ContactRecord {
@@ -103,6 +138,17 @@ impl ContactRecord {
             revision: i64::try_from(contact.revision).unwrap_or(i64::MAX),
             created_by: contact.written_by.as_ref().map(|w| w.created_by.clone()),
             updated_by: contact.written_by.as_ref().map(|w| w.updated_by.clone()),
+            field_sources: Some(
+                contact
+                    .field_sources
+                    .iter()
+                    .map(|(key, provenance)| (key.clone(), provenance.as_str().to_owned()))
+                    .collect(),
+            ),
+            verification: contact
+                .verification
+                .as_ref()
+                .map(VerificationRecord::from_verification),
         }
     }
 
@@ -129,6 +175,21 @@ impl ContactRecord {
             attributes,
             last_seen_at: self.last_seen_at,
         };
+        let field_sources = self
+            .field_sources
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, raw)| {
+                let provenance = Provenance::from_storage(&raw).ok_or_else(|| {
+                    StoreError::Corrupt(format!("source `{raw}` of `{key}` of contact {id}"))
+                })?;
+                Ok((key, provenance))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let verification = self
+            .verification
+            .map(VerificationRecord::into_verification)
+            .transpose()?;
         Ok(Contact {
             id,
             workspace: WorkspaceId::from_trusted(self.workspace),
@@ -143,6 +204,8 @@ impl ContactRecord {
                 }),
                 _ => None,
             },
+            field_sources,
+            verification,
         })
     }
 }

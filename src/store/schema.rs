@@ -28,6 +28,7 @@ DEFINE TABLE IF NOT EXISTS api_key SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS api_key_secret ON api_key FIELDS secret_hash UNIQUE;
 DEFINE INDEX IF NOT EXISTS api_key_workspace ON api_key FIELDS workspace;
 DEFINE TABLE IF NOT EXISTS catalog_version SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS token_use SCHEMALESS;
 "#;
 
 /// SurrealDB namespace holding the service's data.

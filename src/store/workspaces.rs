@@ -24,6 +24,13 @@ struct SettingsRecord {
     /// Whether `identity_secret` is sealed.
     identity_secret_sealed: Option<bool>,
     blocked_identity_values: Vec<String>,
+    /// The secret replaced by the last rotation, sealed like `identity_secret`.
+    previous_identity_secret: Option<String>,
+    public_keys_pem: Option<Vec<String>>,
+    jwks_url: Option<String>,
+    user_hash_disabled: Option<bool>,
+    token_max_lifetime_secs: Option<i64>,
+    verification_lifetime_secs: Option<i64>,
     updated_at: DateTime<Utc>,
 }
 
@@ -44,24 +51,26 @@ impl Store {
                 ..WorkspaceSettings::default()
             },
             Some(record) => {
-                let secret = match (record.identity_secret, record.identity_secret_sealed) {
-                    (Some(sealed), Some(true)) => {
-                        let sealer = self.sealer().ok_or_else(|| {
-                            StoreError::Corrupt(
-                                "the identity secret is sealed and no key is loaded".to_owned(),
-                            )
-                        })?;
-                        let secret = sealer.open_text(workspace, SECRET_PLACE, &sealed).map_err(
-                            |error| StoreError::Corrupt(format!("identity secret: {error}")),
-                        )?;
-                        Some(SecretString::from(secret))
-                    }
-                    (secret, _) => secret.map(SecretString::from),
-                };
+                let sealed = record.identity_secret_sealed == Some(true);
+                let identity_secret = record
+                    .identity_secret
+                    .map(|secret| self.open_secret(workspace, secret, sealed))
+                    .transpose()?;
+                let previous_identity_secret = record
+                    .previous_identity_secret
+                    .map(|secret| self.open_secret(workspace, secret, sealed))
+                    .transpose()?;
+                let secs = |value: Option<i64>| value.and_then(|v| u64::try_from(v).ok());
                 WorkspaceSettings {
                     workspace: workspace.clone(),
-                    identity_secret: secret,
+                    identity_secret,
                     blocked_identity_values: record.blocked_identity_values,
+                    previous_identity_secret,
+                    public_keys_pem: record.public_keys_pem.unwrap_or_default(),
+                    jwks_url: record.jwks_url,
+                    user_hash_disabled: record.user_hash_disabled.unwrap_or(false),
+                    token_max_lifetime_secs: secs(record.token_max_lifetime_secs),
+                    verification_lifetime_secs: secs(record.verification_lifetime_secs),
                 }
             }
         })
@@ -72,22 +81,32 @@ impl Store {
         &self,
         settings: &WorkspaceSettings,
     ) -> Result<(), StoreError> {
-        let secret = settings.identity_secret.as_ref().map(|s| s.expose_secret());
         let sealer = self.sealer();
-        let identity_secret = match (secret, sealer) {
-            (Some(secret), Some(sealer)) => Some(
-                sealer
-                    .seal_text(&settings.workspace, SECRET_PLACE, secret)
-                    .map_err(StoreError::Backend)?,
-            ),
-            (secret, _) => secret.map(str::to_owned),
+        let seal = |secret: &SecretString| match sealer {
+            Some(sealer) => sealer
+                .seal_text(&settings.workspace, SECRET_PLACE, secret.expose_secret())
+                .map_err(StoreError::Backend),
+            None => Ok(secret.expose_secret().to_owned()),
         };
+        let identity_secret = settings.identity_secret.as_ref().map(seal).transpose()?;
+        let previous_identity_secret = settings
+            .previous_identity_secret
+            .as_ref()
+            .map(seal)
+            .transpose()?;
+        let secs = |value: Option<u64>| value.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
         let record = SettingsRecord {
             id: settings_key(&settings.workspace),
             workspace: settings.workspace.as_str().to_owned(),
-            identity_secret_sealed: Some(identity_secret.is_some() && sealer.is_some()),
+            identity_secret_sealed: Some(sealer.is_some()),
             identity_secret,
             blocked_identity_values: settings.blocked_identity_values.clone(),
+            previous_identity_secret,
+            public_keys_pem: Some(settings.public_keys_pem.clone()),
+            jwks_url: settings.jwks_url.clone(),
+            user_hash_disabled: Some(settings.user_hash_disabled),
+            token_max_lifetime_secs: secs(settings.token_max_lifetime_secs),
+            verification_lifetime_secs: secs(settings.verification_lifetime_secs),
             updated_at: Utc::now(),
         };
         self.write_catalog_record(
@@ -97,5 +116,26 @@ impl Store {
             record,
         )
         .await
+    }
+}
+
+impl Store {
+    /// A stored identity secret, opened when `sealed`.
+    fn open_secret(
+        &self,
+        workspace: &WorkspaceId,
+        stored: String,
+        sealed: bool,
+    ) -> Result<SecretString, StoreError> {
+        if !sealed {
+            return Ok(SecretString::from(stored));
+        }
+        let sealer = self.sealer().ok_or_else(|| {
+            StoreError::Corrupt("the identity secret is sealed and no key is loaded".to_owned())
+        })?;
+        let secret = sealer
+            .open_text(workspace, SECRET_PLACE, &stored)
+            .map_err(|error| StoreError::Corrupt(format!("identity secret: {error}")))?;
+        Ok(SecretString::from(secret))
     }
 }

@@ -38,7 +38,7 @@ async fn contacts_page_in_stable_order_without_skips_or_repeats() {
     for n in 0..25 {
         created.push(app.upsert(json!({ "externalId": format!("u{n}") })).await["id"].clone());
     }
-    let query = "query($after: String) { contacts(first: 10, after: $after) {
+    let query = "query($after: String) { contacts(first: 10, after: $after, consistency: LATEST) {
         totalCount edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage endCursor } } }";
     let mut seen = Vec::new();
     let mut after = Value::Null;

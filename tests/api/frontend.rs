@@ -51,7 +51,7 @@ async fn nested_fields_of_a_page_equal_those_read_one_contact_at_a_time() {
 
     let page = app
         .data(
-            &format!("{{ contacts(first: 100) {{ edges {{ node {{ {NESTED} }} }} }} }}"),
+            &format!("{{ contacts(first: 100, consistency: LATEST) {{ edges {{ node {{ {NESTED} }} }} }} }}"),
             json!({}),
         )
         .await;

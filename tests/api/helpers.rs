@@ -207,8 +207,11 @@ impl TestApp {
     }
 
     pub async fn total_count(&self) -> u64 {
-        self.data("{ contacts(first: 0) { totalCount } }", json!({}))
-            .await["contacts"]["totalCount"]
+        self.data(
+            "{ contacts(first: 0, consistency: LATEST) { totalCount } }",
+            json!({}),
+        )
+        .await["contacts"]["totalCount"]
             .as_u64()
             .unwrap()
     }

@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod http;
 mod identity;
+mod identity_tokens;
 mod kill_loop;
 mod merges;
 mod operations;

@@ -104,7 +104,7 @@ async fn every_cross_workspace_attempt_is_not_found() {
         );
     }
     let listed = app
-        .data_as(&other, "{ contacts { totalCount edges { node { id } } } segments { slug } attributes { name } }", json!({}))
+        .data_as(&other, "{ contacts(consistency: LATEST) { totalCount edges { node { id } } } segments { slug } attributes { name } }", json!({}))
         .await;
     assert_eq!(listed["contacts"]["totalCount"], 1);
     assert_eq!(

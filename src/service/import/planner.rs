@@ -125,6 +125,10 @@ pub(super) fn plan(
                 IdentityKind::AnonymousId | IdentityKind::ExternalId => {}
             }
         }
+        contact.record_sources(
+            before.unwrap_or(&ContactFields::default()),
+            Provenance::Imported,
+        );
         if before == Some(&contact.fields) {
             outcome.unchanged += 1;
             outcome.conflicts.extend(taken);

@@ -210,6 +210,39 @@ impl SegmentService {
                 index.members(&scoped, &tree, now, after.as_ref(), first)
             })
             .await?;
+        self.page_from(workspace, members).await
+    }
+
+    /// Every contact of the workspace, the exact number and a page in id order, from the
+    /// index like segment members (fresh within the index delay; `Latest` waits for it).
+    /// SurrealDB 3.3 reads a whole record range before applying `LIMIT`, so a page read from
+    /// the store would cost the size of the workspace.
+    pub async fn all_contacts(
+        &self,
+        workspace: &WorkspaceId,
+        after: Option<ContactId>,
+        first: usize,
+        consistency: Consistency,
+    ) -> Result<SegmentPage, ServiceError> {
+        if consistency == Consistency::Latest {
+            self.sync().await?;
+        }
+        let index = Arc::clone(&self.index);
+        let scoped = workspace.clone();
+        let members: Members = self
+            .timed("page", move || {
+                index.workspace_members(&scoped, after.as_ref(), first)
+            })
+            .await?;
+        self.page_from(workspace, members).await
+    }
+
+    /// The page of `members`, read from the store.
+    async fn page_from(
+        &self,
+        workspace: &WorkspaceId,
+        members: Members,
+    ) -> Result<SegmentPage, ServiceError> {
         let contacts = self.store.contacts_by_ids(workspace, &members.ids).await?;
         Ok(SegmentPage {
             contacts,
