@@ -1,6 +1,7 @@
 //! `api_latency`: the real service, started as a process, driven over real HTTP with keep-alive
 //! connections, as a routing engine or a frontend would. Reports p50/p99 latency per request
-//! kind, and requests/s for `contact(id:)` with 16 concurrent connections.
+//! kind (counts, pages, search with 20 saved segments; routing reads with 50), and requests/s
+//! for `contact(id:)` with 16 concurrent connections.
 //!
 //! Data: `QWRY_BENCH_CONTACTS` contacts (default 20000) from `benches/data` (20 attributes,
 //! seed 42 + chunk), imported through `POST /v1/contacts/import`, then indexed.
@@ -230,6 +231,19 @@ async fn sequential(client: &reqwest::Client, base: &str, query: &str) -> (f64, 
     )
 }
 
+/// Prints a table row (p50, p99, samples) for each named request, `n/a` where the server
+/// does not support it.
+async fn report(client: &reqwest::Client, base: &str, requests: &[(&str, &str)]) {
+    for (name, query) in requests {
+        if !supported(client, base, query).await {
+            println!("| {name} | n/a | n/a | 0 |");
+            continue;
+        }
+        let (p50, p99, n) = sequential(client, base, query).await;
+        println!("| {name} | {p50:.3} | {p99:.3} | {n} |");
+    }
+}
+
 /// Requests/s, p50 and p99 (ms) of `contact(id:)` over `ids`, `CONNECTIONS` at once.
 async fn contact_by_id(base: &str, ids: Arc<Vec<String>>) -> (f64, f64, f64) {
     let deadline = Instant::now() + THROUGHPUT_FOR;
@@ -326,14 +340,30 @@ fn main() {
         ];
         println!("| request ({size} contacts) | p50 ms | p99 ms | requests |");
         println!("| --- | ---: | ---: | ---: |");
-        for (name, query) in requests {
-            if !supported(&client, &base, query).await {
-                println!("| {name} | n/a | n/a | 0 |");
-                continue;
-            }
-            let (p50, p99, n) = sequential(&client, &base, query).await;
-            println!("| {name} | {p50:.3} | {p99:.3} | {n} |");
+        report(&client, &base, &requests).await;
+        // 30 more saved segments, so that routing reads check 50.
+        for n in 20..50 {
+            let text = match n % 5 {
+                0 => format!("ltv >= {} and plan = \"pro\"", n * 100),
+                1 => format!("orders between {} and {}", n / 5, n),
+                2 => format!("country in [\"DE\", \"FR\"] and company_size > {n}"),
+                3 => format!("in segment \"s{:02}\" and newsletter = true", n % 20),
+                _ => format!("last_seen_at within {}d or tags has \"beta\"", n - 10),
+            };
+            graphql(
+                &client,
+                &base,
+                "mutation($slug: String!, $text: String!) { saveSegment(input: { slug: $slug, name: $slug, text: $text }) { slug } }",
+                json!({ "slug": format!("s{n:02}"), "text": text }),
+            )
+            .await;
         }
+        let routing = [
+            ("matchSegments, all 50 saved", "{ matchSegments(externalId: \"ext-0000042\") { slugs } }"),
+            ("matchSegments, 5 slugs", "{ matchSegments(externalId: \"ext-0000042\", slugs: [\"s01\", \"s07\", \"s23\", \"s38\", \"s44\"]) { results { slug member } } }"),
+            ("best 10 of a segment by ltv", "{ contacts(segment: \"plan = \\\"pro\\\"\", orderBy: { field: \"ltv\", direction: DESC }, first: 10) { edges { node { id } } } }"),
+        ];
+        report(&client, &base, &routing).await;
         let (rate, p50, p99) = contact_by_id(&base, Arc::new(ids)).await;
         println!(
             "| contact(id:), {CONNECTIONS} connections: {rate:.0} requests/s | {p50:.3} | {p99:.3} | |"

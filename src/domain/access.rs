@@ -110,7 +110,7 @@ impl Scopes {
 
 /// Names of the built-in fields a field policy governs; `id`, `created_at` and `updated_at`
 /// are always readable.
-pub const GOVERNED_FIELDS: [&str; 7] = [
+pub const GOVERNED_FIELDS: [&str; 9] = [
     "external_id",
     "email",
     "name",
@@ -118,6 +118,8 @@ pub const GOVERNED_FIELDS: [&str; 7] = [
     "company",
     "account_ref",
     "last_seen_at",
+    "conversations",
+    "events",
 ];
 
 /// A set of names: everything, or exactly these.

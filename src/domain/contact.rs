@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AttributeChanges, AttributeName, AttributeValue, ContactId, DomainError, Email, ExternalId,
-    FieldSources, Phone, Verification, WorkspaceId,
+    ActivitySummary, AttributeChanges, AttributeName, AttributeValue, ContactId, DomainError,
+    Email, ExternalId, FieldSources, Phone, Verification, WorkspaceId,
 };
 
 /// Longest free-text fixed field (name, company, account reference), in bytes.
@@ -34,6 +34,8 @@ pub struct Contact {
     pub field_sources: FieldSources,
     /// The last verified identification, if any.
     pub verification: Option<Verification>,
+    /// Its conversations in numbers (kept with each recorded conversation).
+    pub activity: ActivitySummary,
 }
 
 /// The actors of a contact's first and latest write.
@@ -79,6 +81,7 @@ impl Contact {
             written_by: None,
             field_sources: FieldSources::new(),
             verification: None,
+            activity: ActivitySummary::default(),
         }
     }
 }

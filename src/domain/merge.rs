@@ -284,6 +284,7 @@ pub fn plan_merge(
             survivor.verification.as_ref(),
             absorbed.verification.as_ref(),
         ),
+        activity: survivor.activity.combine(&absorbed.activity),
         fields,
         created_at,
         updated_at: now.max(survivor.updated_at),

@@ -1,6 +1,7 @@
 //! Pure types and rules of the contacts domain: no I/O, no async, no framework types.
 
 mod access;
+mod activity;
 mod attribute;
 mod contact;
 mod error;
@@ -15,6 +16,10 @@ mod workspace;
 
 pub use access::{
     ApiKey, ApiKeyId, Caller, FieldPolicy, GOVERNED_FIELDS, NameSet, Scope, Scopes, parse_key_name,
+};
+pub use activity::{
+    ActivityId, ActivitySummary, Conversation, ConversationInput, Event, EventName,
+    MAX_EVENT_NAME_BYTES, event_properties,
 };
 pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,

@@ -91,6 +91,28 @@ impl IdentityInput {
     }
 }
 
+/// The order of a contact list: by a built-in datetime (`created_at`, `updated_at`,
+/// `last_seen_at`) or a number or datetime attribute, contacts without a value last, ties by id.
+#[derive(InputObject, Clone, Debug)]
+#[graphql(name = "ContactOrder")]
+pub struct ContactOrderInput {
+    /// The field, as segments name it (`ltv`, `last_seen_at`).
+    pub field: String,
+    /// Smallest or largest first.
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+/// Which end of an order comes first.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Default)]
+pub enum SortDirection {
+    /// Smallest (earliest) first.
+    #[default]
+    Asc,
+    /// Largest (latest) first.
+    Desc,
+}
+
 /// How fresh segment results must be.
 #[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Default)]
 #[graphql(name = "Consistency")]

@@ -10,54 +10,93 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use super::page_batch::PageBatch;
 use super::views::ContactView;
 use crate::domain::{Contact, ContactId, WorkspaceId};
+use crate::index::Rank;
 use crate::service::{SegmentPage, ServiceError};
 
-/// Marks cursors of this API, so foreign strings are refused rather than misread.
+/// Marks cursors of contact pages by id, so foreign strings are refused rather than misread.
 const CURSOR_PREFIX: &str = "contact:";
+/// Marks cursors of pages in an order: they resume after a place in that order.
+const ORDER_PREFIX: &str = "order:";
+/// Marks cursors of search results: they resume after a rank, not after a contact.
+const RANK_PREFIX: &str = "rank:";
 
 /// The opaque cursor that resumes a page after `id`.
 pub fn encode_cursor(id: &ContactId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{id}"))
+    seal_cursor(CURSOR_PREFIX, &id.to_string())
 }
 
 /// Reads a cursor produced by [`encode_cursor`].
 pub fn decode_cursor(cursor: &str) -> Result<ContactId, ServiceError> {
-    let invalid = || {
-        ServiceError::invalid(
-            "after",
-            format!("`{cursor}` is not a cursor returned by this API"),
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.trim())
-        .map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let id = text.strip_prefix(CURSOR_PREFIX).ok_or_else(invalid)?;
-    ContactId::parse(id).map_err(|_| invalid())
+    let what = "a cursor";
+    let id = open_cursor(cursor, CURSOR_PREFIX, what)?;
+    ContactId::parse(&id).map_err(|_| not_a_cursor(cursor, what))
 }
 
-/// Marks cursors of search results: they resume after a rank, not after a contact.
-const RANK_PREFIX: &str = "rank:";
+/// The cursor after a contact of a page in an order (`orderBy`).
+pub fn encode_order_cursor(rank: &Rank) -> String {
+    let body = format!(
+        "{}:{}:{}",
+        u8::from(rank.missing),
+        rank.key,
+        ContactId::from_u128(rank.id)
+    );
+    seal_cursor(ORDER_PREFIX, &body)
+}
+
+/// The place in an order a cursor of [`encode_order_cursor`] stands for.
+pub fn decode_order_cursor(cursor: &str) -> Result<Rank, ServiceError> {
+    let what = "a cursor of an ordered page";
+    let invalid = || not_a_cursor(cursor, what);
+    let body = open_cursor(cursor, ORDER_PREFIX, what)?;
+    let mut parts = body.splitn(3, ':');
+    let (Some(missing), Some(key), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    Ok(Rank {
+        missing: match missing {
+            "0" => false,
+            "1" => true,
+            _ => return Err(invalid()),
+        },
+        key: key.parse().map_err(|_| invalid())?,
+        id: ContactId::parse(id).map_err(|_| invalid())?.as_u128(),
+    })
+}
 
 /// The opaque cursor that resumes search results after the first `rank` of them.
 pub fn encode_rank_cursor(rank: usize) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{RANK_PREFIX}{rank}"))
+    seal_cursor(RANK_PREFIX, &rank.to_string())
 }
 
 /// Reads a cursor produced by [`encode_rank_cursor`].
 pub fn decode_rank_cursor(cursor: &str) -> Result<usize, ServiceError> {
-    let invalid = || {
-        ServiceError::invalid(
-            "after",
-            format!("`{cursor}` is not a cursor of search results returned by this API"),
-        )
-    };
+    let what = "a cursor of search results";
+    let rank = open_cursor(cursor, RANK_PREFIX, what)?;
+    rank.parse().map_err(|_| not_a_cursor(cursor, what))
+}
+
+/// An opaque cursor: `prefix` and `body`, base64url.
+pub fn seal_cursor(prefix: &str, body: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{prefix}{body}"))
+}
+
+/// The body of a cursor sealed with `prefix`; INVALID_INPUT naming `what` it should have been.
+pub fn open_cursor(cursor: &str, prefix: &str, what: &str) -> Result<String, ServiceError> {
+    let invalid = || not_a_cursor(cursor, what);
     let bytes = URL_SAFE_NO_PAD
         .decode(cursor.trim())
         .map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let rank = text.strip_prefix(RANK_PREFIX).ok_or_else(invalid)?;
-    rank.parse().map_err(|_| invalid())
+    text.strip_prefix(prefix)
+        .map(str::to_owned)
+        .ok_or_else(invalid)
+}
+
+fn not_a_cursor(cursor: &str, what: &str) -> ServiceError {
+    ServiceError::invalid(
+        "after",
+        format!("`{cursor}` is not {what} returned by this API"),
+    )
 }
 
 /// A page of contacts.
@@ -68,7 +107,7 @@ pub struct ContactConnection {
     /// Loads the nested fields of the page's contacts together.
     batch: Arc<PageBatch>,
     /// For search results: the rank of the page's first contact (cursors count ranks).
-    ranked_from: Option<usize>,
+    cursors: Cursors,
     has_next_page: bool,
     has_previous_page: bool,
 }
@@ -83,7 +122,32 @@ impl ContactConnection {
             contacts: page.contacts,
             has_next_page: page.has_more,
             has_previous_page: resumed,
-            ranked_from: None,
+            cursors: Cursors::ById,
+        }
+    }
+}
+
+/// What the cursors of a page stand for.
+enum Cursors {
+    /// Contact ids (pages by id).
+    ById,
+    /// Positions in search results, the page starting after this many.
+    ByRank(usize),
+    /// Places in an order, one per contact of the page.
+    InOrder(Vec<Rank>),
+}
+
+impl ContactConnection {
+    /// A page of members in an order (`orderBy`); `resumed` when it follows a cursor.
+    pub fn from_ordered(workspace: &WorkspaceId, mut page: SegmentPage, resumed: bool) -> Self {
+        let ranks = std::mem::take(&mut page.ranks);
+        Self {
+            batch: batch_of(workspace, &page.contacts),
+            total: page.total,
+            contacts: page.contacts,
+            has_next_page: page.has_more,
+            has_previous_page: resumed,
+            cursors: Cursors::InOrder(ranks),
         }
     }
 }
@@ -101,16 +165,17 @@ impl ContactConnection {
             contacts: page.contacts,
             has_next_page: page.has_more,
             has_previous_page: offset > 0,
-            ranked_from: Some(offset),
+            cursors: Cursors::ByRank(offset),
         }
     }
 
     /// The cursor after the contact at `index` of this page.
     fn cursor(&self, index: usize) -> Option<String> {
         let contact = self.contacts.get(index)?;
-        Some(match self.ranked_from {
-            Some(offset) => encode_rank_cursor(offset + index + 1),
-            None => encode_cursor(&contact.id),
+        Some(match &self.cursors {
+            Cursors::ById => encode_cursor(&contact.id),
+            Cursors::ByRank(offset) => encode_rank_cursor(offset + index + 1),
+            Cursors::InOrder(ranks) => encode_order_cursor(ranks.get(index)?),
         })
     }
 }

@@ -1,20 +1,23 @@
 //! Contact queries and mutations: thin resolvers over [`crate::service::ContactService`].
 
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object};
-use chrono::Utc;
 use serde_json::Value as JsonValue;
 
 use super::args::{
-    ConsistencyView, ContactFieldsInput, IdentityInput, page_size, parse_change, segment_source,
+    ConsistencyView, ContactFieldsInput, ContactOrderInput, IdentityInput, SortDirection,
+    page_size, parse_change, segment_source,
 };
-use super::connection::{ContactConnection, decode_cursor, decode_rank_cursor};
+use super::connection::{
+    ContactConnection, decode_cursor, decode_order_cursor, decode_rank_cursor,
+};
 use super::error::ApiResult;
 use super::guard::RequireScope;
+use super::lookup::{Seen, look_up};
 use super::segment_input::SegmentExprInput;
 use super::views::ContactView;
 use super::{caller, workspace};
 use crate::domain::Scope;
-use crate::domain::{ContactId, ExternalId, FieldChange, IdentityKind};
+use crate::domain::{ContactId, ExternalId, FieldChange};
 use crate::service::{ServiceError, Services};
 
 /// Contact queries.
@@ -43,52 +46,12 @@ impl ContactQuery {
         identity: Option<IdentityInput>,
     ) -> async_graphql::Result<ContactView> {
         let caller = caller(ctx)?;
-        let workspace = &caller.workspace;
-        let contacts = &self.services.contacts;
-        let contact = match (id, external_id, identity) {
-            (None, None, Some(identity)) => {
-                let key = identity.key().api()?;
-                if let Some(field) = key.kind.field_name() {
-                    ServiceError::require_lookup_by(caller, field).api()?;
-                }
-                let contact = contacts.get_by_identity(workspace, &key).await.api()?;
-                if key.kind == IdentityKind::AnonymousId && caller.policy.require_verified_identity
-                {
-                    let settings = &self.services.catalogs.workspace(workspace).settings;
-                    let lifetime = settings.verification_lifetime();
-                    let vouched = contact
-                        .verification
-                        .as_ref()
-                        .is_some_and(|v| v.vouches_for(&key.value, lifetime, Utc::now()));
-                    if !vouched {
-                        return Ok(ContactView::unverified_visitor(&contact));
-                    }
-                }
-                contact
-            }
-            (Some(id), None, None) => {
-                let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
-                contacts.get(workspace, &id).await.api()?
-            }
-            (None, Some(external_id), None) => {
-                ServiceError::require_lookup_by(caller, "external_id").api()?;
-                let external_id = ExternalId::parse(&external_id)
-                    .map_err(ServiceError::from)
-                    .api()?;
-                contacts
-                    .get_by_external_id(workspace, &external_id)
-                    .await
-                    .api()?
-            }
-            _ => {
-                return Err(ServiceError::invalid(
-                    "id",
-                    "give exactly one of `id`, `externalId` or `identity`",
-                ))
-                .api();
-            }
-        };
-        Ok(ContactView::new(contact))
+        Ok(
+            match look_up(&self.services, caller, id, external_id, identity).await? {
+                Seen::Contact(contact) => ContactView::new(contact),
+                Seen::UnverifiedVisitor(contact) => ContactView::unverified_visitor(&contact),
+            },
+        )
     }
 
     /// Contacts of the workspace, oldest first, as a Relay connection (at most 100 per page):
@@ -99,6 +62,8 @@ impl ContactQuery {
     /// phone, external id or company (those the key may read) match every word typed, by word,
     /// word prefix, part of the value or one typo (words of 5 letters or more), ignoring case
     /// and accents; best matches first, then most recently updated (combinable with a segment).
+    /// With `orderBy`, in the order of a built-in datetime or a number or datetime attribute,
+    /// chosen in the index from its columns (a router takes the best N of a segment).
     #[graphql(
         guard = "RequireScope(Scope::ContactsRead)",
         complexity = "(first.clamp(1, 100) as usize) * child_complexity"
@@ -114,6 +79,7 @@ impl ContactQuery {
         #[graphql(name = "where")] tree: Option<SegmentExprInput>,
         #[graphql(default)] consistency: ConsistencyView,
         search: Option<String>,
+        order_by: Option<ContactOrderInput>,
     ) -> async_graphql::Result<ContactConnection> {
         let caller = caller(ctx)?;
         let workspace = caller.workspace.clone();
@@ -121,6 +87,39 @@ impl ContactQuery {
         let source = segment_source(segment, tree).api()?;
         if source.is_some() {
             ServiceError::require_scope(caller, Scope::SegmentsRead).api()?;
+        }
+        if let Some(order) = order_by {
+            if search.is_some() {
+                return Err(ServiceError::invalid(
+                    "orderBy",
+                    "search results come best match first: give `search` or `orderBy`, not both",
+                ))
+                .api();
+            }
+            let after = after
+                .as_deref()
+                .map(decode_order_cursor)
+                .transpose()
+                .api()?;
+            let page = self
+                .services
+                .segments
+                .ordered(
+                    caller,
+                    source,
+                    &order.field,
+                    order.direction == SortDirection::Desc,
+                    after,
+                    first,
+                    consistency.into(),
+                )
+                .await
+                .api()?;
+            return Ok(ContactConnection::from_ordered(
+                &workspace,
+                page,
+                after.is_some(),
+            ));
         }
         if let Some(text) = search {
             let offset = after
@@ -164,6 +163,7 @@ impl ContactQuery {
             after.is_some(),
         ))
     }
+
     /// Everything held about a contact, for a data subject request: its fields (sensitive
     /// values opened), identities, merged ids, merge history with snapshots, and segments, as
     /// one JSON document. Ids of contacts merged away resolve to the survivor.

@@ -2,6 +2,8 @@
 //! import each other: what several share lives in `args` (inputs), `views`, `identity_view`,
 //! `segment_view` and `connection` (outputs).
 
+mod activity;
+mod activity_view;
 mod args;
 mod attributes;
 mod connection;
@@ -13,6 +15,7 @@ mod identity_view;
 mod imports;
 mod keys;
 mod limits;
+mod lookup;
 mod merges;
 mod page_batch;
 mod segment_input;
@@ -59,6 +62,7 @@ pub struct MutationRoot(
     identity::IdentityMutation,
     merges::MergeMutation,
     keys::KeyMutation,
+    activity::ActivityMutation,
 );
 
 /// The executable schema.
@@ -144,6 +148,7 @@ pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
         identity::IdentityMutation::new(services.clone()),
         merges::MergeMutation::new(services.clone()),
         keys::KeyMutation::new(services.clone()),
+        activity::ActivityMutation::new(services.clone()),
     );
     let builder = Schema::build(query, mutation, EmptySubscription)
         .data(services)

@@ -4,15 +4,16 @@ use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
-use super::args::{page_size, segment_source};
+use super::args::{IdentityInput, page_size, segment_source};
 use super::connection::{ContactConnection, decode_cursor};
 use super::error::ApiResult;
 use super::guard::RequireScope;
+use super::lookup::look_up;
 use super::segment_input::{SegmentExprInput, expr_json};
 use super::segment_view::SegmentView;
 use super::{caller, services, workspace};
 use crate::domain::Scope;
-use crate::domain::{ContactId, Slug, Text};
+use crate::domain::{ContactId, SavedSegment, Slug, Text};
 use crate::service::indexer::IndexStatus;
 use crate::service::{
     ExplainNode, SegmentDraft, SegmentSource, ServiceError, Services, Validation,
@@ -100,6 +101,47 @@ impl SegmentQuery {
             .explain(&contact, SegmentSource::Text(text), caller(ctx)?)
             .api()?;
         Ok(MembershipExplanation { nodes })
+    }
+
+    /// Which saved segments one contact (by `contactId`, `externalId` or `identity`) belongs
+    /// to right now, in one call: each of `slugs` in the order given, or every saved segment the
+    /// key may evaluate when `slugs` is omitted. Evaluated in memory against the compiled
+    /// segments (no index read), so it reflects the contact's latest write at once.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead).and(RequireScope(Scope::SegmentsRead))")]
+    async fn match_segments(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: Option<ID>,
+        external_id: Option<String>,
+        identity: Option<IdentityInput>,
+        slugs: Option<Vec<String>>,
+    ) -> async_graphql::Result<SegmentMatches> {
+        let caller = caller(ctx)?;
+        let slugs = slugs
+            .map(|slugs| {
+                slugs
+                    .iter()
+                    .map(|slug| Slug::parse(slug).map_err(ServiceError::from))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+            .api()?;
+        let contact = look_up(&self.services, caller, contact_id, external_id, identity)
+            .await?
+            .into_contact();
+        let segments = &self.services.segments;
+        let checked = match slugs {
+            Some(slugs) => segments.match_saved(&contact, caller, &slugs).api()?,
+            None => segments
+                .segments_of(&contact, caller)
+                .into_iter()
+                .map(|segment| (segment, true))
+                .collect(),
+        };
+        Ok(SegmentMatches {
+            contact_id: ID(contact.id.to_string()),
+            checked,
+        })
     }
 
     /// How current the segment index is.
@@ -432,4 +474,56 @@ impl IndexStatusView {
     async fn built(&self) -> bool {
         self.0.built
     }
+}
+
+/// The saved segments checked for one contact.
+pub struct SegmentMatches {
+    contact_id: ID,
+    checked: Vec<(SavedSegment, bool)>,
+}
+
+#[Object]
+impl SegmentMatches {
+    /// The contact checked (the survivor, when an id of a merged contact was given).
+    async fn contact_id(&self) -> &ID {
+        &self.contact_id
+    }
+
+    /// Slugs of the segments the contact belongs to, in the order checked.
+    async fn slugs(&self) -> Vec<&str> {
+        self.checked
+            .iter()
+            .filter(|(_, member)| *member)
+            .map(|(segment, _)| segment.slug.as_str())
+            .collect()
+    }
+
+    /// The segments the contact belongs to, in the order checked.
+    async fn segments(&self) -> Vec<SegmentView> {
+        self.checked
+            .iter()
+            .filter(|(_, member)| *member)
+            .map(|(segment, _)| SegmentView(segment.clone()))
+            .collect()
+    }
+
+    /// Every segment checked, member or not, in the order checked.
+    async fn results(&self) -> Vec<SegmentMatch> {
+        self.checked
+            .iter()
+            .map(|(segment, member)| SegmentMatch {
+                slug: segment.slug.to_string(),
+                member: *member,
+            })
+            .collect()
+    }
+}
+
+/// One saved segment checked for one contact.
+#[derive(SimpleObject)]
+pub struct SegmentMatch {
+    /// The segment's slug.
+    pub slug: String,
+    /// Whether the contact belongs to it.
+    pub member: bool,
 }

@@ -6,6 +6,9 @@ use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as JsonValue};
 
+use super::activity_view::{
+    ConversationConnection, EventConnection, conversations_page, events_page,
+};
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::identity_view::IdentityView;
@@ -269,6 +272,77 @@ impl ContactView {
         }
         .api()?;
         Ok(ids.into_iter().map(|id| ID(id.to_string())).collect())
+    }
+
+    /// Its conversations, latest start first (`first` 20 unless given, at most 100 per page). Needs `contacts:read`
+    /// and, under a field policy, the approved field `conversations`.
+    #[graphql(
+        guard = "RequireScope(Scope::ContactsRead)",
+        complexity = "(first.unwrap_or(20).clamp(1, 100) as usize) * child_complexity"
+    )]
+    async fn conversations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<ConversationConnection> {
+        if self.unverified_visitor || !self.readable(ctx, "conversations")? {
+            return Ok(ConversationConnection::empty());
+        }
+        conversations_page(
+            ctx,
+            &self.contact,
+            self.page.as_deref(),
+            first.unwrap_or(20),
+            after,
+        )
+        .await
+    }
+
+    /// Its events, latest first (only those named `name`, when given; at most 100 per page).
+    /// Needs `contacts:read` and, under a field policy, the approved field `events`.
+    #[graphql(
+        guard = "RequireScope(Scope::ContactsRead)",
+        complexity = "(first.unwrap_or(20).clamp(1, 100) as usize) * child_complexity"
+    )]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        name: Option<String>,
+    ) -> async_graphql::Result<EventConnection> {
+        if self.unverified_visitor || !self.readable(ctx, "events")? {
+            return Ok(EventConnection::empty());
+        }
+        events_page(
+            ctx,
+            &self.contact,
+            self.page.as_deref(),
+            first.unwrap_or(20),
+            after,
+            name,
+        )
+        .await
+    }
+
+    /// How many conversations it had (null where `conversations` may not be read).
+    async fn conversation_count(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<u64>> {
+        let readable = !self.unverified_visitor && self.readable(ctx, "conversations")?;
+        Ok(readable.then_some(self.contact.activity.conversation_count))
+    }
+
+    /// When its latest conversation began (null where `conversations` may not be read).
+    async fn last_conversation_at(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<DateTime<Utc>>> {
+        let readable = !self.unverified_visitor && self.readable(ctx, "conversations")?;
+        Ok(self
+            .contact
+            .activity
+            .last_conversation_at
+            .filter(|_| readable))
     }
 
     /// When and how this contact's identity was last verified by `identify`; null if never.

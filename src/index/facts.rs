@@ -83,7 +83,7 @@ impl Warmer for FactsWarmer {
 }
 
 /// A contact id from its two fast-field halves.
-fn contact_id(
+pub(super) fn contact_id(
     hi: &tantivy::columnar::Column<u64>,
     lo: &tantivy::columnar::Column<u64>,
     doc: u32,

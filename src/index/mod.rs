@@ -9,6 +9,7 @@ mod document;
 mod execute;
 mod facts;
 mod inventory;
+mod order;
 mod record;
 mod schema;
 mod search;
@@ -25,6 +26,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 use tracing::warn;
 
 pub use compile::UnexpandedReference;
+pub use order::{OrderedMembers, Rank, SortColumn, SortKey};
 pub use record::{ContactRecord, field_path};
 pub use search::{Found, SEARCHABLE, SearchQuery, fold_words};
 
@@ -34,6 +36,7 @@ use collect::SmallestIds;
 use document::{contact_document, document_key};
 use execute::{Context, LeafCache};
 use facts::{FactsWarmer, SegmentFacts};
+use order::BestRanks;
 use schema::{IndexFields, build_schema, fields_of};
 
 /// Memory the writer may buffer before it flushes a segment, unless told otherwise.
@@ -278,6 +281,40 @@ impl SegmentIndex {
         limit: usize,
     ) -> Result<Members, IndexError> {
         self.page_of(&compile::workspace_plan(workspace), after, limit)
+    }
+
+    /// The members of `segment` (every contact of `workspace` when `None`) ordered by `key`:
+    /// the exact number and the page of up to `limit` after the rank `after`. Reads the
+    /// column of the members only, keeping the best `limit` as it goes (no full sort).
+    pub fn ordered_members(
+        &self,
+        workspace: &WorkspaceId,
+        segment: Option<&Checked>,
+        now: DateTime<Utc>,
+        key: &SortKey,
+        after: Option<Rank>,
+        limit: usize,
+    ) -> Result<OrderedMembers, IndexError> {
+        let plan = match segment {
+            Some(segment) => compile::plan_for(segment, workspace, now)?,
+            None => compile::workspace_plan(workspace),
+        };
+        let searcher = self.reader.searcher();
+        let matches = execute::matching(&plan, &searcher, &self.context())?;
+        let mut best = BestRanks::new(after, limit + 1);
+        let mut total = 0;
+        for (reader, docs) in searcher.segment_readers().iter().zip(&matches) {
+            total += docs.count();
+            best.offer_segment(reader, docs, key)?;
+        }
+        let mut ranks = best.into_sorted();
+        let has_more = ranks.len() > limit;
+        ranks.truncate(limit);
+        Ok(OrderedMembers {
+            total,
+            ranks,
+            has_more,
+        })
     }
 
     /// The members of `plan`: their number and the page of up to `limit` ids after `after`.

@@ -284,6 +284,7 @@ impl ContactService {
         batch.delete_identities_of(id);
         batch.delete_aliases_to(id);
         batch.delete_merges_of(id);
+        batch.delete_activity(id);
         match self.store.commit(batch).await {
             Ok(()) => {
                 self.notifier.notify();

@@ -141,6 +141,7 @@ impl MergeService {
         for identity in &record.moved_identities {
             batch.move_identity(&identity.key, &record.absorbed, &record.survivor);
         }
+        batch.move_activity(&record.absorbed, &record.survivor, &record.id);
         batch.create_alias(&record.absorbed, &record.survivor, &record.id);
         batch.record_merge(&record);
         match self.store.commit(batch).await {
@@ -201,6 +202,15 @@ impl MergeService {
         let mut absorbed = record.absorbed_before.clone();
         absorbed.revision += 1;
         absorbed.updated_at = now;
+        // Conversations recorded since the merge stay with the survivor; what the merge
+        // brought goes back (a conversation recorded meanwhile moves the survivor's revision,
+        // so the guarded replace below catches it).
+        let (kept, returned) = self
+            .store
+            .activity_split(workspace, &record.survivor, id)
+            .await?;
+        survivor.activity = kept;
+        absorbed.activity = returned;
 
         let mut batch = WriteBatch::new(workspace);
         batch.replace_contact(&mut survivor, current.revision);
@@ -215,6 +225,7 @@ impl MergeService {
                 batch.move_identity(&identity.key, &record.survivor, &record.absorbed);
             }
         }
+        batch.return_activity(&record.survivor, &record.absorbed, id);
         batch.delete_alias(&record.absorbed);
         batch.mark_unmerged(id, now, actor);
         match self.store.commit(batch).await {

@@ -1,5 +1,6 @@
 //! Use cases over the store and the segment index. The only layer the GraphQL API calls.
 
+mod activity;
 mod attributes;
 mod catalog;
 #[cfg(test)]
@@ -18,6 +19,7 @@ mod segment;
 mod sensitive;
 mod subject;
 
+pub use activity::{ActivityService, ActivitySubject, EventInput, Recorded};
 pub use attributes::AttributeService;
 pub use catalog::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
@@ -70,6 +72,8 @@ pub struct Services {
     pub subjects: SubjectService,
     /// Keys, attribute registries, settings and saved segments, held in memory.
     pub catalogs: Catalogs,
+    /// Conversation history and events.
+    pub activity: ActivityService,
 }
 
 impl Services {
@@ -93,20 +97,29 @@ impl Services {
             merges.clone(),
         );
         let revealer = Revealer::new(store.sealer().cloned());
+        let identity = IdentityService::new(
+            store.clone(),
+            catalogs.clone(),
+            notifier.clone(),
+            contacts.clone(),
+            merges.clone(),
+        );
+        let activity = ActivityService::new(
+            store.clone(),
+            notifier.clone(),
+            contacts.clone(),
+            identity.clone(),
+        );
         Self {
-            identity: IdentityService::new(
-                store.clone(),
-                catalogs.clone(),
-                notifier.clone(),
-                contacts.clone(),
-                merges.clone(),
-            ),
             subjects: SubjectService::new(
                 contacts.clone(),
                 merges.clone(),
                 segments.clone(),
+                activity.clone(),
                 revealer.clone(),
             ),
+            identity,
+            activity,
             imports: ImportService::new(store.clone(), catalogs.clone(), notifier)
                 .with_metrics(metrics),
             exports: ExportService::new(

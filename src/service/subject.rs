@@ -1,13 +1,16 @@
 //! Data subject requests: everything held about one contact, in one JSON document (fields with
-//! sensitive values opened, identities, aliases, merge history with its snapshots, segments).
+//! sensitive values opened, identities, aliases, merge history with its snapshots, segments,
+//! conversations and events).
 
 use chrono::Utc;
 use serde_json::{Value as Json, json};
 
 use super::export::contact_json;
 use super::sensitive::Revealer;
-use super::{ContactService, MergeService, SegmentService, ServiceError};
-use crate::domain::{Caller, Contact, ContactId, Identity, MergeRecord, WorkspaceId};
+use super::{ActivityService, ContactService, MergeService, SegmentService, ServiceError};
+use crate::domain::{
+    Caller, Contact, ContactId, Conversation, Event, Identity, MergeRecord, WorkspaceId,
+};
 
 /// Builds the data-subject export of a contact.
 #[derive(Clone)]
@@ -15,6 +18,7 @@ pub struct SubjectService {
     contacts: ContactService,
     merges: MergeService,
     segments: SegmentService,
+    activity: ActivityService,
     revealer: Revealer,
 }
 
@@ -24,12 +28,14 @@ impl SubjectService {
         contacts: ContactService,
         merges: MergeService,
         segments: SegmentService,
+        activity: ActivityService,
         revealer: Revealer,
     ) -> Self {
         Self {
             contacts,
             merges,
             segments,
+            activity,
             revealer,
         }
     }
@@ -47,6 +53,11 @@ impl SubjectService {
         let merges = self.merges.history(workspace, &contact.id).await?;
         let operator = Caller::operator(workspace.clone(), "subject");
         let segments = self.segments.segments_of(&contact, &operator);
+        let conversations = self
+            .activity
+            .all_conversations(workspace, &contact.id)
+            .await?;
+        let events = self.activity.all_events(workspace, &contact.id).await?;
         Ok(json!({
             "exportedAt": Utc::now().to_rfc3339(),
             "contact": self.contact(&contact),
@@ -56,6 +67,8 @@ impl SubjectService {
             "mergedFrom": merged_from.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "merges": merges.iter().map(|merge| self.merge_json(merge)).collect::<Vec<_>>(),
             "segments": segments.iter().map(|s| s.slug.as_str().to_owned()).collect::<Vec<_>>(),
+            "conversations": conversations.iter().map(conversation_json).collect::<Vec<_>>(),
+            "events": events.iter().map(event_json).collect::<Vec<_>>(),
         }))
     }
 
@@ -87,5 +100,27 @@ fn identity_json(identity: &Identity) -> Json {
         "value": identity.key.value,
         "provenance": identity.provenance.as_str(),
         "createdAt": identity.created_at.to_rfc3339(),
+    })
+}
+
+fn conversation_json(conversation: &Conversation) -> Json {
+    json!({
+        "id": conversation.id.as_str(),
+        "channel": conversation.channel.as_ref().map(|t| t.as_str()),
+        "startedAt": conversation.started_at.to_rfc3339(),
+        "endedAt": conversation.ended_at.map(|at| at.to_rfc3339()),
+        "summary": conversation.summary,
+        "outcome": conversation.outcome.as_ref().map(|t| t.as_str()),
+        "recordedAt": conversation.recorded_at.to_rfc3339(),
+    })
+}
+
+fn event_json(event: &Event) -> Json {
+    json!({
+        "id": event.id.as_str(),
+        "name": event.name.as_str(),
+        "at": event.at.to_rfc3339(),
+        "properties": event.properties,
+        "recordedAt": event.recorded_at.to_rfc3339(),
     })
 }

@@ -53,8 +53,18 @@ impl WriteBatch {
         self.statements.is_empty()
     }
 
+    /// The workspace every write of the batch is in.
+    pub(super) fn workspace(&self) -> &WorkspaceId {
+        &self.workspace
+    }
+
+    /// Adds a statement that must not fail.
+    pub(super) fn push_statement(&mut self, statement: String) {
+        self.statements.push(statement);
+    }
+
     /// Binds `value` as a fresh parameter and returns its `$name`.
-    fn bind(&mut self, value: impl SurrealValue) -> String {
+    pub(super) fn bind(&mut self, value: impl SurrealValue) -> String {
         let name = format!("p{}", self.params.len());
         self.params.push((name.clone(), value.into_value()));
         format!("${name}")

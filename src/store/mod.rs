@@ -3,6 +3,7 @@
 //! Every method takes the workspace and builds keys inside it, so isolation between tenants is
 //! enforced here, once. No SurrealDB type crosses this module's boundary.
 
+mod activity;
 mod api_keys;
 mod attributes;
 mod batch;
@@ -32,6 +33,7 @@ use crate::domain::{AttributeRegistry, ExternalId, Sealer, WorkspaceId};
 
 use connection::Connection;
 
+pub use activity::ActivityCursor;
 pub use batch::WriteBatch;
 pub use changes::{Backlog, Change};
 pub use contacts::ContactPage;

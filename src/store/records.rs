@@ -9,9 +9,9 @@ use surrealdb::types::{
 
 use super::StoreError;
 use crate::domain::{
-    AttributeDefinition, AttributeName, AttributeType, AttributeValue, Contact, ContactFields,
-    ContactId, Email, ExternalId, MergeRule, Phone, Provenance, SealedValue, Text, Verification,
-    VerificationMethod, WorkspaceId, WrittenBy,
+    ActivitySummary, AttributeDefinition, AttributeName, AttributeType, AttributeValue, Contact,
+    ContactFields, ContactId, Email, ExternalId, MergeRule, Phone, Provenance, SealedValue, Text,
+    Verification, VerificationMethod, WorkspaceId, WrittenBy,
 };
 
 pub(super) const CONTACT_TABLE: &str = "contact";
@@ -81,6 +81,9 @@ pub(super) struct ContactRecord {
     /// Field key to provenance (storage spelling); absent in records written before sources.
     field_sources: Option<BTreeMap<String, String>>,
     verification: Option<VerificationRecord>,
+    /// Absent in records written before conversations were recorded.
+    conversation_count: Option<i64>,
+    last_conversation_at: Option<DateTime<Utc>>,
 }
 
 /// A contact's last verified identification, as stored.
@@ -149,6 +152,9 @@ impl ContactRecord {
                 .verification
                 .as_ref()
                 .map(VerificationRecord::from_verification),
+            conversation_count: (contact.activity.conversation_count > 0)
+                .then(|| i64::try_from(contact.activity.conversation_count).unwrap_or(i64::MAX)),
+            last_conversation_at: contact.activity.last_conversation_at,
         }
     }
 
@@ -206,6 +212,13 @@ impl ContactRecord {
             },
             field_sources,
             verification,
+            activity: ActivitySummary {
+                conversation_count: self
+                    .conversation_count
+                    .and_then(|count| u64::try_from(count).ok())
+                    .unwrap_or(0),
+                last_conversation_at: self.last_conversation_at,
+            },
         })
     }
 }

@@ -29,6 +29,10 @@ DEFINE INDEX IF NOT EXISTS api_key_secret ON api_key FIELDS secret_hash UNIQUE;
 DEFINE INDEX IF NOT EXISTS api_key_workspace ON api_key FIELDS workspace;
 DEFINE TABLE IF NOT EXISTS catalog_version SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS token_use SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS conversation SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS conversation_contact ON conversation FIELDS workspace, contact, started_at;
+DEFINE TABLE IF NOT EXISTS contact_event SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS contact_event_contact ON contact_event FIELDS workspace, contact, at;
 "#;
 
 /// SurrealDB namespace holding the service's data.

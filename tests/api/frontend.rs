@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
-const NESTED: &str = "id identities { kind value provenance } mergedFrom segments { slug }";
+const NESTED: &str = "id identities { kind value provenance } mergedFrom segments { slug } \
+    conversations(first: 2) { nodes { id } pageInfo { hasNextPage } } events(first: 3, name: \"purchase\") { nodes { id } }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_fields_of_a_page_equal_those_read_one_contact_at_a_time() {
@@ -36,6 +37,23 @@ async fn nested_fields_of_a_page_equal_those_read_one_contact_at_a_time() {
         json!({ "s": survivor, "a": visitor }),
     )
     .await;
+    // Activity on some contacts, so that the nested activity fields have pages to load.
+    for n in 0..6 {
+        for c in 0..n % 4 {
+            app.data(
+                "mutation($input: RecordConversationInput!) { recordConversation(input: $input) { outcome } }",
+                json!({ "input": { "externalId": format!("u{n:02}"), "conversationId": format!("c{n}-{c}"),
+                                   "startedAt": format!("2026-11-0{}T10:00:00Z", c + 1) } }),
+            )
+            .await;
+        }
+        let name = if n % 2 == 0 { "purchase" } else { "page.view" };
+        app.data(
+            "mutation($input: RecordEventInput!) { recordEvent(input: $input) { outcome } }",
+            json!({ "input": { "externalId": format!("u{n:02}"), "name": name } }),
+        )
+        .await;
+    }
     for slug in ["pros", "frees"] {
         let text = if slug == "pros" {
             "plan = \"pro\""
@@ -51,7 +69,7 @@ async fn nested_fields_of_a_page_equal_those_read_one_contact_at_a_time() {
 
     let page = app
         .data(
-            &format!("{{ contacts(first: 100, consistency: LATEST) {{ edges {{ node {{ {NESTED} }} }} }} }}"),
+            &format!("{{ contacts(first: 20, consistency: LATEST) {{ edges {{ node {{ {NESTED} }} }} }} }}"),
             json!({}),
         )
         .await;
@@ -74,6 +92,19 @@ async fn nested_fields_of_a_page_equal_those_read_one_contact_at_a_time() {
     let merged = nodes.iter().find(|n| n["id"] == survivor).unwrap();
     assert_eq!(merged["mergedFrom"], json!([visitor]));
     assert_eq!(merged["segments"], json!([{ "slug": "pros" }]));
+    let busiest = nodes
+        .iter()
+        .find(|n| n["conversations"]["pageInfo"]["hasNextPage"] == true)
+        .expect("a contact with more than 2 conversations");
+    assert_eq!(
+        busiest["conversations"]["nodes"].as_array().unwrap().len(),
+        2
+    );
+    let purchases = nodes
+        .iter()
+        .filter(|n| !n["events"]["nodes"].as_array().unwrap().is_empty())
+        .count();
+    assert_eq!(purchases, 3);
 }
 
 fn sha256_hex(text: &str) -> String {

@@ -2,6 +2,7 @@
 //! over HTTP. One binary, one module per area.
 
 mod access;
+mod activity;
 mod attributes;
 mod bulk;
 mod catalog;
@@ -20,6 +21,7 @@ mod operations;
 mod persistence;
 mod privacy;
 mod process;
+mod routing;
 mod schema;
 mod segments;
 mod sensitive;

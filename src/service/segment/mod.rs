@@ -12,6 +12,7 @@
 mod catalog;
 mod compiled;
 mod explain;
+mod order;
 mod resolve;
 mod service;
 
@@ -21,6 +22,7 @@ use qwry_segment::Diagnostic;
 use qwry_segment::ast::Expr;
 
 use crate::domain::{Contact, Slug, Text};
+use crate::index::Rank;
 
 pub use explain::ExplainNode;
 pub use resolve::Resolved;
@@ -70,6 +72,8 @@ pub struct SegmentPage {
     pub total: u64,
     /// Whether members follow the page.
     pub has_more: bool,
+    /// For a page in an order other than by id: each contact's place in it (its cursor).
+    pub ranks: Vec<Rank>,
 }
 
 /// Input of `save`.

@@ -13,10 +13,11 @@ use qwry_segment::{Checked, Diagnostic};
 use super::catalog::CallerCatalog;
 use super::compiled::CompiledWorkspace;
 use super::explain::{ExplainNode, evaluate, explain_node};
+use super::order::sort_key;
 use super::resolve::{Rejected, Resolved, cycle_through, direct_references, resolve, resolve_expr};
 use super::{Consistency, LATEST_TIMEOUT, SegmentDraft, SegmentPage, SegmentSource, Validation};
 use crate::domain::{Caller, Contact, ContactId, SavedSegment, Slug, WorkspaceId};
-use crate::index::{ContactRecord, Members, SearchQuery, SegmentIndex, fold_words};
+use crate::index::{ContactRecord, Members, Rank, SearchQuery, SegmentIndex, fold_words};
 use crate::service::ServiceError;
 use crate::service::catalog::{Catalogs, WorkspaceState};
 use crate::service::indexer::{IndexStatus, Indexer};
@@ -237,6 +238,61 @@ impl SegmentService {
         self.page_from(workspace, members).await
     }
 
+    /// Members of `source` (every contact when `None`) ordered by the field `order_by` (a
+    /// built-in datetime, or a number or datetime attribute; missing values last, ties by
+    /// id): the exact number and the page of `first` after the rank `after`, chosen in the
+    /// index from its fast columns.
+    // One parameter per part of the request.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn ordered(
+        &self,
+        caller: &Caller,
+        source: Option<SegmentSource>,
+        order_by: &str,
+        descending: bool,
+        after: Option<Rank>,
+        first: usize,
+        consistency: Consistency,
+    ) -> Result<SegmentPage, ServiceError> {
+        let key = {
+            let compiled = self.compiled(&caller.workspace);
+            sort_key(&CallerCatalog::new(&compiled, caller), order_by, descending)?
+        };
+        let tree = source
+            .map(|source| self.resolve(caller, source))
+            .transpose()?
+            .map(|resolved| resolved.tree);
+        if consistency == Consistency::Latest {
+            self.sync().await?;
+        }
+        let index = Arc::clone(&self.index);
+        let workspace = caller.workspace.clone();
+        let now = Utc::now();
+        let members = self
+            .timed("page", move || {
+                index.ordered_members(&workspace, tree.as_ref(), now, &key, after, first)
+            })
+            .await?;
+        let ids: Vec<ContactId> = members
+            .ranks
+            .iter()
+            .map(|rank| ContactId::from_u128(rank.id))
+            .collect();
+        let contacts = self.store.contacts_by_ids(&caller.workspace, &ids).await?;
+        let rank_of: HashMap<u128, Rank> =
+            members.ranks.iter().map(|rank| (rank.id, *rank)).collect();
+        let ranks = contacts
+            .iter()
+            .filter_map(|contact| rank_of.get(&contact.id.as_u128()).copied())
+            .collect();
+        Ok(SegmentPage {
+            contacts,
+            total: members.total,
+            has_more: members.has_more,
+            ranks,
+        })
+    }
+
     /// The page of `members`, read from the store.
     async fn page_from(
         &self,
@@ -248,6 +304,7 @@ impl SegmentService {
             contacts,
             total: members.total,
             has_more: members.has_more,
+            ranks: Vec::new(),
         })
     }
 
@@ -279,6 +336,7 @@ impl SegmentService {
                 contacts: Vec::new(),
                 total: 0,
                 has_more: false,
+                ranks: Vec::new(),
             });
         };
         let tree = source
@@ -304,6 +362,7 @@ impl SegmentService {
             has_more: (offset + found.ids.len()) < found.total as usize,
             total: found.total,
             contacts,
+            ranks: Vec::new(),
         })
     }
 
@@ -480,6 +539,45 @@ impl SegmentService {
                 let expansion = segment.outcome.as_ref().ok()?;
                 let visible = !expansion.fields.iter().any(|field| catalog.hides(field));
                 (visible && evaluate(&expansion.tree, &record, now)).then(|| segment.saved.clone())
+            })
+            .collect()
+    }
+
+    /// Whether `contact` belongs to each of the saved segments `slugs`, in the order given,
+    /// evaluated in memory against their compiled trees. NOT_FOUND for an unknown slug,
+    /// FORBIDDEN for a segment testing a field `caller` may not read, INVALID_SEGMENT for one
+    /// that no longer checks (its attribute was dropped, say).
+    pub fn match_saved(
+        &self,
+        contact: &Contact,
+        caller: &Caller,
+        slugs: &[Slug],
+    ) -> Result<Vec<(SavedSegment, bool)>, ServiceError> {
+        let compiled = self.compiled(&contact.workspace);
+        let catalog = CallerCatalog::new(&compiled, caller);
+        let now = Utc::now();
+        let record = ContactRecord(contact);
+        slugs
+            .iter()
+            .map(|slug| {
+                let segment = compiled
+                    .segments
+                    .get(slug.as_str())
+                    .ok_or_else(|| not_found(slug))?;
+                let expansion = segment.outcome.as_ref().map_err(|reason| {
+                    ServiceError::invalid(
+                        "slugs",
+                        format!("segment `{slug}` no longer checks: {reason}"),
+                    )
+                })?;
+                if let Some(field) = expansion.fields.iter().find(|field| catalog.hides(field)) {
+                    return Err(ServiceError::Forbidden(format!(
+                        "segment `{slug}` tests `{}`, which this key may not read",
+                        field.display_name()
+                    )));
+                }
+                let member = evaluate(&expansion.tree, &record, now);
+                Ok((segment.saved.clone(), member))
             })
             .collect()
     }

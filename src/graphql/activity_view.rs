@@ -1,0 +1,331 @@
+//! Views of conversations and events, and their connections (newest first, cursor paged), for
+//! the mutations that record them and for `Contact.conversations` / `Contact.events`.
+
+use async_graphql::{Context, ID, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value as JsonValue};
+
+use super::connection::{open_cursor, seal_cursor};
+use super::error::ApiResult;
+use super::page_batch::PageBatch;
+use super::services;
+use crate::domain::{ActivityId, Conversation, Event, EventName, Text};
+use crate::service::{MAX_PAGE_SIZE, ServiceError};
+use crate::store::ActivityCursor;
+
+/// One conversation with a contact.
+pub struct ConversationView(pub Conversation);
+
+#[Object(name = "Conversation")]
+impl ConversationView {
+    /// The conversation's id in the chat product.
+    async fn id(&self) -> &str {
+        self.0.id.as_str()
+    }
+
+    /// The contact it belongs to now (the survivor, after a merge).
+    async fn contact_id(&self) -> ID {
+        ID(self.0.contact.to_string())
+    }
+
+    /// Where it happened.
+    async fn channel(&self) -> Option<&str> {
+        self.0.channel.as_ref().map(Text::as_str)
+    }
+
+    /// When it began.
+    async fn started_at(&self) -> DateTime<Utc> {
+        self.0.started_at
+    }
+
+    /// When it ended.
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.0.ended_at
+    }
+
+    /// What it was about.
+    async fn summary(&self) -> Option<&str> {
+        self.0.summary.as_deref()
+    }
+
+    /// How it ended.
+    async fn outcome(&self) -> Option<&str> {
+        self.0.outcome.as_ref().map(Text::as_str)
+    }
+
+    /// When it was first recorded.
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.0.recorded_at
+    }
+}
+
+/// Something a contact did.
+pub struct EventView(pub Event);
+
+#[Object(name = "Event")]
+impl EventView {
+    /// The event's id (yours, or a generated `evt_…`).
+    async fn id(&self) -> &str {
+        self.0.id.as_str()
+    }
+
+    /// The contact it belongs to now (the survivor, after a merge).
+    async fn contact_id(&self) -> ID {
+        ID(self.0.contact.to_string())
+    }
+
+    /// What happened.
+    async fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+
+    /// When it happened.
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+
+    /// Its details.
+    async fn properties(&self) -> Json<Map<String, JsonValue>> {
+        Json(self.0.properties.clone())
+    }
+
+    /// When it was recorded.
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.0.recorded_at
+    }
+}
+
+const CURSOR_PREFIX: &str = "activity:";
+
+fn encode_cursor(at: DateTime<Utc>, id: &ActivityId) -> String {
+    let nanos = at.timestamp_nanos_opt().unwrap_or_default();
+    seal_cursor(CURSOR_PREFIX, &format!("{nanos}|{}", id.as_str()))
+}
+
+/// The place in a contact's activity a cursor of this API stands for.
+pub fn decode_activity_cursor(cursor: &str) -> Result<ActivityCursor, ServiceError> {
+    let what = "an activity cursor";
+    let invalid = || {
+        ServiceError::invalid(
+            "after",
+            format!("`{cursor}` is not {what} returned by this API"),
+        )
+    };
+    let body = open_cursor(cursor, CURSOR_PREFIX, what)?;
+    let (nanos, id) = body.split_once('|').ok_or_else(invalid)?;
+    let nanos: i64 = nanos.parse().map_err(|_| invalid())?;
+    Ok(ActivityCursor {
+        at: DateTime::from_timestamp_nanos(nanos),
+        id: ActivityId::from_trusted(id.to_owned()),
+    })
+}
+
+/// The page size of an activity connection, checked.
+pub fn activity_page_size(first: i32) -> Result<usize, ServiceError> {
+    usize::try_from(first)
+        .ok()
+        .filter(|first| *first <= MAX_PAGE_SIZE)
+        .ok_or_else(|| {
+            ServiceError::invalid("first", format!("`first` must be 0 to {MAX_PAGE_SIZE}"))
+        })
+}
+
+/// A page of a contact's conversations, latest first.
+pub struct ConversationConnection {
+    /// The page.
+    pub items: Vec<Conversation>,
+    /// Whether older ones follow.
+    pub has_next_page: bool,
+}
+
+/// A page of a contact's events, latest first.
+pub struct EventConnection {
+    /// The page.
+    pub items: Vec<Event>,
+    /// Whether older ones follow.
+    pub has_next_page: bool,
+}
+
+/// One conversation of a page and the cursor after it.
+#[derive(SimpleObject)]
+pub struct ConversationEdge {
+    cursor: String,
+    node: ConversationView,
+}
+
+/// One event of a page and the cursor after it.
+#[derive(SimpleObject)]
+pub struct EventEdge {
+    cursor: String,
+    node: EventView,
+}
+
+/// Where a page of activity stops.
+#[derive(SimpleObject)]
+#[graphql(name = "ActivityPageInfo")]
+pub struct ActivityPageInfo {
+    /// Whether older items follow.
+    has_next_page: bool,
+    /// The cursor after the last item (pass it as `after`).
+    end_cursor: Option<String>,
+}
+
+impl ConversationConnection {
+    /// A page with nothing on it (activity the caller may not read).
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            has_next_page: false,
+        }
+    }
+}
+
+impl EventConnection {
+    /// A page with nothing on it (activity the caller may not read).
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            has_next_page: false,
+        }
+    }
+}
+
+#[Object]
+impl ConversationConnection {
+    /// The conversations, each with its cursor.
+    async fn edges(&self) -> Vec<ConversationEdge> {
+        self.items
+            .iter()
+            .map(|c| ConversationEdge {
+                cursor: encode_cursor(c.started_at, &c.id),
+                node: ConversationView(c.clone()),
+            })
+            .collect()
+    }
+
+    /// The conversations.
+    async fn nodes(&self) -> Vec<ConversationView> {
+        self.items.iter().cloned().map(ConversationView).collect()
+    }
+
+    /// Paging.
+    async fn page_info(&self) -> ActivityPageInfo {
+        ActivityPageInfo {
+            has_next_page: self.has_next_page,
+            end_cursor: self
+                .items
+                .last()
+                .map(|c| encode_cursor(c.started_at, &c.id)),
+        }
+    }
+}
+
+#[Object]
+impl EventConnection {
+    /// The events, each with its cursor.
+    async fn edges(&self) -> Vec<EventEdge> {
+        self.items
+            .iter()
+            .map(|e| EventEdge {
+                cursor: encode_cursor(e.at, &e.id),
+                node: EventView(e.clone()),
+            })
+            .collect()
+    }
+
+    /// The events.
+    async fn nodes(&self) -> Vec<EventView> {
+        self.items.iter().cloned().map(EventView).collect()
+    }
+
+    /// Paging.
+    async fn page_info(&self) -> ActivityPageInfo {
+        ActivityPageInfo {
+            has_next_page: self.has_next_page,
+            end_cursor: self.items.last().map(|e| encode_cursor(e.at, &e.id)),
+        }
+    }
+}
+
+/// Reads a page of `contact`'s conversations for a resolver; a first page of a contact read
+/// with a page of contacts loads with the page's other contacts.
+pub async fn conversations_page(
+    ctx: &Context<'_>,
+    contact: &crate::domain::Contact,
+    batch: Option<&PageBatch>,
+    first: i32,
+    after: Option<String>,
+) -> async_graphql::Result<ConversationConnection> {
+    let first = activity_page_size(first).api()?;
+    let after = after
+        .as_deref()
+        .map(decode_activity_cursor)
+        .transpose()
+        .api()?;
+    let activity = &services(ctx)?.activity;
+    let mut items = match (batch, &after) {
+        (Some(batch), None) => batch.conversations(activity, &contact.id, first + 1).await,
+        _ => {
+            activity
+                .conversations(&contact.workspace, &contact.id, after.as_ref(), first + 1)
+                .await
+        }
+    }
+    .api()?;
+    let has_next_page = items.len() > first;
+    items.truncate(first);
+    Ok(ConversationConnection {
+        items,
+        has_next_page,
+    })
+}
+
+/// Reads a page of `contact`'s events for a resolver; a first page of a contact read with a
+/// page of contacts loads with the page's other contacts.
+pub async fn events_page(
+    ctx: &Context<'_>,
+    contact: &crate::domain::Contact,
+    batch: Option<&PageBatch>,
+    first: i32,
+    after: Option<String>,
+    name: Option<String>,
+) -> async_graphql::Result<EventConnection> {
+    let first = activity_page_size(first).api()?;
+    let after = after
+        .as_deref()
+        .map(decode_activity_cursor)
+        .transpose()
+        .api()?;
+    let name = name
+        .as_deref()
+        .map(EventName::parse)
+        .transpose()
+        .map_err(ServiceError::from)
+        .api()?;
+    let activity = &services(ctx)?.activity;
+    let mut items = match (batch, &after) {
+        (Some(batch), None) => {
+            batch
+                .events(activity, &contact.id, name.as_ref(), first + 1)
+                .await
+        }
+        _ => {
+            activity
+                .events(
+                    &contact.workspace,
+                    &contact.id,
+                    name.as_ref(),
+                    after.as_ref(),
+                    first + 1,
+                )
+                .await
+        }
+    }
+    .api()?;
+    let has_next_page = items.len() > first;
+    items.truncate(first);
+    Ok(EventConnection {
+        items,
+        has_next_page,
+    })
+}

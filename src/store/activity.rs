@@ -1,0 +1,519 @@
+//! Conversations (`conversation:[workspace, id]`) and events (`contact_event:[workspace, id]`), each
+//! with its current contact and the merges that moved it there (`moves`, last one last), so an
+//! undone merge sends back exactly what it brought.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value as JsonValue};
+use surrealdb::types::{RecordId, SurrealValue};
+
+use super::batch::WriteBatch;
+use super::records::compound_key;
+use super::{Store, StoreError};
+use crate::domain::{
+    ActivityId, ActivitySummary, ContactId, Conversation, Event, EventName, MergeId, Text,
+    WorkspaceId,
+};
+
+pub(super) const CONVERSATION_TABLE: &str = "conversation";
+pub(super) const EVENT_TABLE: &str = "contact_event";
+
+/// Where a page of activity resumes: after the item at this time with this id (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityCursor {
+    /// The item's time (`startedAt`, `at`).
+    pub at: DateTime<Utc>,
+    /// The item's id.
+    pub id: ActivityId,
+}
+
+fn conversation_key(workspace: &WorkspaceId, id: &ActivityId) -> RecordId {
+    compound_key(CONVERSATION_TABLE, workspace, id.as_str().to_owned())
+}
+
+fn event_key(workspace: &WorkspaceId, id: &ActivityId) -> RecordId {
+    compound_key(EVENT_TABLE, workspace, id.as_str().to_owned())
+}
+
+/// A conversation as stored.
+#[derive(Debug, Clone, SurrealValue)]
+pub(super) struct ConversationRecord {
+    id: RecordId,
+    workspace: String,
+    conversation_id: String,
+    contact: String,
+    moves: Vec<String>,
+    channel: Option<String>,
+    started_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    summary: Option<String>,
+    outcome: Option<String>,
+    recorded_at: DateTime<Utc>,
+}
+
+impl ConversationRecord {
+    fn into_conversation(self) -> Result<Conversation, StoreError> {
+        let contact = ContactId::parse(&self.contact)
+            .map_err(|_| StoreError::Corrupt(format!("conversation owner `{}`", self.contact)))?;
+        Ok(Conversation {
+            workspace: WorkspaceId::from_trusted(self.workspace),
+            id: ActivityId::from_trusted(self.conversation_id),
+            contact,
+            channel: self.channel.map(Text::from_trusted),
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            summary: self.summary,
+            outcome: self.outcome.map(Text::from_trusted),
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+/// An event as stored; its properties as JSON text.
+#[derive(Debug, Clone, SurrealValue)]
+pub(super) struct EventRecord {
+    id: RecordId,
+    workspace: String,
+    event_id: String,
+    contact: String,
+    moves: Vec<String>,
+    name: String,
+    at: DateTime<Utc>,
+    properties: String,
+    recorded_at: DateTime<Utc>,
+}
+
+impl EventRecord {
+    fn new(event: &Event) -> Self {
+        Self {
+            id: event_key(&event.workspace, &event.id),
+            workspace: event.workspace.as_str().to_owned(),
+            event_id: event.id.as_str().to_owned(),
+            contact: event.contact.to_string(),
+            moves: Vec::new(),
+            name: event.name.as_str().to_owned(),
+            at: event.at,
+            properties: JsonValue::Object(event.properties.clone()).to_string(),
+            recorded_at: event.recorded_at,
+        }
+    }
+
+    fn into_event(self) -> Result<Event, StoreError> {
+        let contact = ContactId::parse(&self.contact)
+            .map_err(|_| StoreError::Corrupt(format!("event owner `{}`", self.contact)))?;
+        let properties = match serde_json::from_str(&self.properties) {
+            Ok(JsonValue::Object(map)) => map,
+            _ => Map::new(),
+        };
+        Ok(Event {
+            workspace: WorkspaceId::from_trusted(self.workspace),
+            id: ActivityId::from_trusted(self.event_id),
+            contact,
+            name: EventName::from_trusted(self.name),
+            at: self.at,
+            properties,
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+/// One row of an activity summary query.
+#[derive(Debug, SurrealValue)]
+struct SummaryRow {
+    count: i64,
+    last: Option<DateTime<Utc>>,
+}
+
+impl WriteBatch {
+    /// Writes `conversation` (created, or replaced keeping its moves).
+    pub fn write_conversation(&mut self, conversation: &Conversation) {
+        let key = self.bind(conversation_key(&conversation.workspace, &conversation.id));
+        let fields = [
+            (
+                "workspace",
+                self.bind(conversation.workspace.as_str().to_owned()),
+            ),
+            (
+                "conversation_id",
+                self.bind(conversation.id.as_str().to_owned()),
+            ),
+            ("contact", self.bind(conversation.contact.to_string())),
+            (
+                "channel",
+                self.bind(conversation.channel.as_ref().map(|t| t.as_str().to_owned())),
+            ),
+            ("started_at", self.bind(conversation.started_at)),
+            ("ended_at", self.bind(conversation.ended_at)),
+            ("summary", self.bind(conversation.summary.clone())),
+            (
+                "outcome",
+                self.bind(conversation.outcome.as_ref().map(|t| t.as_str().to_owned())),
+            ),
+            ("recorded_at", self.bind(conversation.recorded_at)),
+        ];
+        let set: Vec<String> = fields
+            .iter()
+            .map(|(name, param)| format!("{name} = {param}"))
+            .collect();
+        self.push_statement(format!(
+            "UPSERT {key} SET {}, moves = moves ?? [] RETURN NONE;",
+            set.join(", ")
+        ));
+    }
+
+    /// Creates `event` (fails if its id is taken).
+    pub fn create_event(&mut self, event: &Event) {
+        let key = self.bind(event_key(&event.workspace, &event.id));
+        let record = self.bind(EventRecord::new(event));
+        self.push_statement(format!("CREATE {key} CONTENT {record} RETURN NONE;"));
+    }
+
+    /// Moves every conversation and event of `absorbed` to `survivor`, as done by `merge`.
+    pub fn move_activity(&mut self, absorbed: &ContactId, survivor: &ContactId, merge: &MergeId) {
+        let workspace = self.bind(self.workspace().as_str().to_owned());
+        let absorbed = self.bind(absorbed.to_string());
+        let survivor = self.bind(survivor.to_string());
+        let merge = self.bind(merge.to_string());
+        for table in [CONVERSATION_TABLE, EVENT_TABLE] {
+            self.push_statement(format!(
+                "UPDATE {table} SET contact = {survivor}, moves = array::append(moves, {merge}) \
+                 WHERE workspace = {workspace} AND contact = {absorbed} RETURN NONE;"
+            ));
+        }
+    }
+
+    /// Sends back to `absorbed` what merge `merge` moved to `survivor` (its undoing).
+    pub fn return_activity(&mut self, survivor: &ContactId, absorbed: &ContactId, merge: &MergeId) {
+        let workspace = self.bind(self.workspace().as_str().to_owned());
+        let absorbed = self.bind(absorbed.to_string());
+        let survivor = self.bind(survivor.to_string());
+        let merge = self.bind(merge.to_string());
+        for table in [CONVERSATION_TABLE, EVENT_TABLE] {
+            self.push_statement(format!(
+                "UPDATE {table} SET contact = {absorbed}, moves = array::complement(moves, [{merge}]) \
+                 WHERE workspace = {workspace} AND contact = {survivor} AND array::last(moves) = {merge} \
+                 RETURN NONE;"
+            ));
+        }
+    }
+
+    /// Deletes every conversation and event of `contact`.
+    pub fn delete_activity(&mut self, contact: &ContactId) {
+        let workspace = self.bind(self.workspace().as_str().to_owned());
+        let contact = self.bind(contact.to_string());
+        for table in [CONVERSATION_TABLE, EVENT_TABLE] {
+            self.push_statement(format!(
+                "DELETE {table} WHERE workspace = {workspace} AND contact = {contact} RETURN NONE;"
+            ));
+        }
+    }
+}
+
+impl Store {
+    /// The conversation `id`, if recorded.
+    pub async fn conversation(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ActivityId,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let record: Option<ConversationRecord> = self
+            .db
+            .select(conversation_key(workspace, id))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        record
+            .map(ConversationRecord::into_conversation)
+            .transpose()
+    }
+
+    /// The event `id`, if recorded.
+    pub async fn event(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ActivityId,
+    ) -> Result<Option<Event>, StoreError> {
+        let record: Option<EventRecord> = self
+            .db
+            .select(event_key(workspace, id))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        record.map(EventRecord::into_event).transpose()
+    }
+
+    /// Up to `limit` conversations of `contact`, latest start first, after `after`.
+    pub async fn conversations_of(
+        &self,
+        workspace: &WorkspaceId,
+        contact: &ContactId,
+        after: Option<&ActivityCursor>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let records: Vec<ConversationRecord> = self
+            .activity_page(
+                CONVERSATION_TABLE,
+                "started_at",
+                "conversation_id",
+                workspace,
+                contact,
+                None,
+                after,
+                limit,
+            )
+            .await?;
+        records
+            .into_iter()
+            .map(ConversationRecord::into_conversation)
+            .collect()
+    }
+
+    /// Up to `limit` events of `contact` (only those named `name` when given), latest first,
+    /// after `after`.
+    pub async fn events_of(
+        &self,
+        workspace: &WorkspaceId,
+        contact: &ContactId,
+        name: Option<&EventName>,
+        after: Option<&ActivityCursor>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let records: Vec<EventRecord> = self
+            .activity_page(
+                EVENT_TABLE,
+                "at",
+                "event_id",
+                workspace,
+                contact,
+                name,
+                after,
+                limit,
+            )
+            .await?;
+        records.into_iter().map(EventRecord::into_event).collect()
+    }
+
+    /// The first `limit` conversations of each of `contacts` (latest first), in one round
+    /// trip: one statement per contact, each served by the contact index.
+    pub async fn conversations_of_many(
+        &self,
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+        limit: usize,
+    ) -> Result<HashMap<ContactId, Vec<Conversation>>, StoreError> {
+        let pages: HashMap<ContactId, Vec<ConversationRecord>> = self
+            .first_pages(
+                CONVERSATION_TABLE,
+                "started_at",
+                "conversation_id",
+                workspace,
+                contacts,
+                None,
+                limit,
+            )
+            .await?;
+        pages
+            .into_iter()
+            .map(|(contact, records)| {
+                let items = records
+                    .into_iter()
+                    .map(ConversationRecord::into_conversation)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((contact, items))
+            })
+            .collect()
+    }
+
+    /// The first `limit` events (named `name`, when given) of each of `contacts`, latest
+    /// first, in one round trip.
+    pub async fn events_of_many(
+        &self,
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+        name: Option<&EventName>,
+        limit: usize,
+    ) -> Result<HashMap<ContactId, Vec<Event>>, StoreError> {
+        let pages: HashMap<ContactId, Vec<EventRecord>> = self
+            .first_pages(
+                EVENT_TABLE,
+                "at",
+                "event_id",
+                workspace,
+                contacts,
+                name,
+                limit,
+            )
+            .await?;
+        pages
+            .into_iter()
+            .map(|(contact, records)| {
+                let items = records
+                    .into_iter()
+                    .map(EventRecord::into_event)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((contact, items))
+            })
+            .collect()
+    }
+
+    // One parameter per part of the pages; private.
+    #[allow(clippy::too_many_arguments)]
+    async fn first_pages<T: SurrealValue>(
+        &self,
+        table: &str,
+        time: &str,
+        id: &str,
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+        name: Option<&EventName>,
+        limit: usize,
+    ) -> Result<HashMap<ContactId, Vec<T>>, StoreError> {
+        if contacts.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let named = if name.is_some() {
+            " AND name = $name"
+        } else {
+            ""
+        };
+        let statements: String = (0..contacts.len())
+            .map(|n| {
+                format!(
+                    "SELECT * FROM {table} WHERE workspace = $workspace AND contact = $c{n}{named} \
+                     ORDER BY {time} DESC, {id} DESC LIMIT $limit;"
+                )
+            })
+            .collect();
+        let mut query = self
+            .db
+            .query(statements)
+            .bind(("workspace", workspace.as_str().to_owned()))
+            .bind(("limit", limit as i64));
+        if let Some(name) = name {
+            query = query.bind(("name", name.as_str().to_owned()));
+        }
+        for (n, contact) in contacts.iter().enumerate() {
+            query = query.bind((format!("c{n}"), contact.to_string()));
+        }
+        let mut response = query.await.map_err(StoreError::from_surreal)?;
+        let mut pages = HashMap::with_capacity(contacts.len());
+        for (n, contact) in contacts.iter().enumerate() {
+            let records: Vec<T> = response.take(n).map_err(StoreError::from_surreal)?;
+            pages.insert(*contact, records);
+        }
+        Ok(pages)
+    }
+
+    // One parameter per part of the page; private.
+    #[allow(clippy::too_many_arguments)]
+    async fn activity_page<T: SurrealValue>(
+        &self,
+        table: &str,
+        time: &str,
+        id: &str,
+        workspace: &WorkspaceId,
+        contact: &ContactId,
+        name: Option<&EventName>,
+        after: Option<&ActivityCursor>,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut conditions = vec![
+            "workspace = $workspace".to_owned(),
+            "contact = $contact".to_owned(),
+        ];
+        if name.is_some() {
+            conditions.push("name = $name".to_owned());
+        }
+        if after.is_some() {
+            conditions.push(format!(
+                "({time} < $after_at OR ({time} = $after_at AND {id} < $after_id))"
+            ));
+        }
+        let statement = format!(
+            "SELECT * FROM {table} WHERE {} ORDER BY {time} DESC, {id} DESC LIMIT $limit",
+            conditions.join(" AND ")
+        );
+        let mut query = self
+            .db
+            .query(statement)
+            .bind(("workspace", workspace.as_str().to_owned()))
+            .bind(("contact", contact.to_string()))
+            .bind(("limit", limit as i64));
+        if let Some(name) = name {
+            query = query.bind(("name", name.as_str().to_owned()));
+        }
+        if let Some(after) = after {
+            query = query
+                .bind(("after_at", after.at))
+                .bind(("after_id", after.id.as_str().to_owned()));
+        }
+        let mut response = query.await.map_err(StoreError::from_surreal)?;
+        response.take(0).map_err(StoreError::from_surreal)
+    }
+
+    /// The summaries of `contact`'s conversations that merge `merge` did not bring, and of
+    /// those it did (what undoing it leaves and sends back).
+    pub async fn activity_split(
+        &self,
+        workspace: &WorkspaceId,
+        contact: &ContactId,
+        merge: &MergeId,
+    ) -> Result<(ActivitySummary, ActivitySummary), StoreError> {
+        let statement = |condition: &str| {
+            format!(
+                "SELECT count() AS count, time::max(started_at) AS last FROM {CONVERSATION_TABLE} \
+                 WHERE workspace = $workspace AND contact = $contact AND {condition} GROUP ALL;"
+            )
+        };
+        let mut response = self
+            .db
+            .query(format!(
+                "{} {}",
+                statement("(array::last(moves) ?? '') != $merge"),
+                statement("array::last(moves) = $merge")
+            ))
+            .bind(("workspace", workspace.as_str().to_owned()))
+            .bind(("contact", contact.to_string()))
+            .bind(("merge", merge.to_string()))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let kept: Vec<SummaryRow> = response.take(0).map_err(StoreError::from_surreal)?;
+        let returned: Vec<SummaryRow> = response.take(1).map_err(StoreError::from_surreal)?;
+        Ok((summary_of(kept), summary_of(returned)))
+    }
+
+    /// How many conversations `contact` had and when the latest began, leaving out the
+    /// conversation `excluding` (about to be rewritten).
+    pub async fn activity_summary(
+        &self,
+        workspace: &WorkspaceId,
+        contact: &ContactId,
+        excluding: Option<&ActivityId>,
+    ) -> Result<ActivitySummary, StoreError> {
+        let mut response = self
+            .db
+            .query(format!(
+                "SELECT count() AS count, time::max(started_at) AS last FROM {CONVERSATION_TABLE} \
+                 WHERE workspace = $workspace AND contact = $contact AND conversation_id != $excluding \
+                 GROUP ALL"
+            ))
+            .bind(("workspace", workspace.as_str().to_owned()))
+            .bind(("contact", contact.to_string()))
+            .bind((
+                "excluding",
+                excluding.map_or_else(String::new, |id| id.as_str().to_owned()),
+            ))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let rows: Vec<SummaryRow> = response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(summary_of(rows))
+    }
+}
+
+fn summary_of(rows: Vec<SummaryRow>) -> ActivitySummary {
+    rows.into_iter()
+        .next()
+        .map_or_else(ActivitySummary::default, |row| ActivitySummary {
+            conversation_count: u64::try_from(row.count).unwrap_or(0),
+            last_conversation_at: row.last,
+        })
+}

@@ -1,0 +1,343 @@
+//! Conversation history and events: recorded idempotently, read newest first in pages, moved
+//! by merges and back by unmerges, deleted and exported with their contact.
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+const RECORD_CONVERSATION: &str = "mutation($input: RecordConversationInput!) { recordConversation(input: $input) { outcome conversation { id contactId channel startedAt endedAt summary outcome } } }";
+const RECORD_EVENT: &str = "mutation($input: RecordEventInput!) { recordEvent(input: $input) { outcome event { id contactId name at properties } } }";
+const ACTIVITY: &str = "query($id: ID!, $first: Int, $after: String, $name: String) { contact(id: $id) { conversationCount lastConversationAt conversations(first: $first, after: $after) { edges { cursor node { id startedAt } } pageInfo { hasNextPage endCursor } } events(first: $first, after: $after, name: $name) { nodes { id name } pageInfo { hasNextPage endCursor } } } }";
+
+async fn conversation(app: &TestApp, input: Value) -> Value {
+    app.data(RECORD_CONVERSATION, json!({ "input": input }))
+        .await["recordConversation"]
+        .clone()
+}
+
+async fn event(app: &TestApp, input: Value) -> Value {
+    app.data(RECORD_EVENT, json!({ "input": input })).await["recordEvent"].clone()
+}
+
+fn ids(connection: &Value, list: &str) -> Vec<String> {
+    let items = match list {
+        "edges" => connection["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|edge| edge["node"].clone())
+            .collect::<Vec<_>>(),
+        _ => connection["nodes"].as_array().unwrap().clone(),
+    };
+    items
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_are_recorded_once_and_read_newest_first() {
+    let app = TestApp::spawn().await;
+    let ann = app.upsert(json!({ "externalId": "ann" })).await;
+    let id = ann["id"].as_str().unwrap();
+    for (n, day) in [(1, "01"), (2, "03"), (3, "02")] {
+        let recorded = conversation(
+            &app,
+            json!({ "externalId": "ann", "conversationId": format!("conv-{n}"), "channel": "web",
+                    "startedAt": format!("2026-11-{day}T10:00:00Z"), "summary": "Asked about\nrefunds" }),
+        )
+        .await;
+        assert_eq!(recorded["outcome"], "CREATED");
+        assert_eq!(recorded["conversation"]["contactId"], id);
+    }
+    // The same again changes nothing; an end later updates it.
+    let same = conversation(
+        &app,
+        json!({ "externalId": "ann", "conversationId": "conv-1", "channel": "web",
+                "startedAt": "2026-11-01T10:00:00Z", "summary": "Asked about\nrefunds" }),
+    )
+    .await;
+    assert_eq!(same["outcome"], "UNCHANGED");
+    let ended = conversation(
+        &app,
+        json!({ "contactId": id, "conversationId": "conv-1", "channel": "web",
+                "startedAt": "2026-11-01T10:00:00Z", "endedAt": "2026-11-01T10:20:00Z",
+                "summary": "Asked about\nrefunds", "outcome": "resolved" }),
+    )
+    .await;
+    assert_eq!(ended["outcome"], "UPDATED");
+    assert_eq!(ended["conversation"]["outcome"], "resolved");
+
+    let first = app.data(ACTIVITY, json!({ "id": id, "first": 2 })).await["contact"].clone();
+    assert_eq!(first["conversationCount"], 3);
+    assert_eq!(first["lastConversationAt"], "2026-11-03T10:00:00+00:00");
+    assert_eq!(ids(&first["conversations"], "edges"), ["conv-2", "conv-3"]);
+    assert_eq!(first["conversations"]["pageInfo"]["hasNextPage"], true);
+    let after = first["conversations"]["pageInfo"]["endCursor"].clone();
+    let rest = app
+        .data(ACTIVITY, json!({ "id": id, "first": 2, "after": after }))
+        .await["contact"]["conversations"]
+        .clone();
+    assert_eq!(ids(&rest, "edges"), ["conv-1"]);
+    assert_eq!(rest["pageInfo"]["hasNextPage"], false);
+
+    // Moving a start re-counts the latest conversation.
+    conversation(
+        &app,
+        json!({ "externalId": "ann", "conversationId": "conv-2", "startedAt": "2026-10-01T10:00:00Z" }),
+    )
+    .await;
+    let moved = app.data(ACTIVITY, json!({ "id": id })).await["contact"].clone();
+    assert_eq!(moved["conversationCount"], 3);
+    assert_eq!(moved["lastConversationAt"], "2026-11-02T10:00:00+00:00");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_idempotent_by_id_and_filter_by_name() {
+    let app = TestApp::spawn().await;
+    let id = app.upsert(json!({ "externalId": "ann" })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let purchase = json!({ "externalId": "ann", "eventId": "order-1", "name": "purchase",
+                           "at": "2026-11-05T09:00:00Z", "properties": { "sku": "A1", "total": 42.5 } });
+    assert_eq!(event(&app, purchase.clone()).await["outcome"], "CREATED");
+    let again = event(&app, purchase).await;
+    assert_eq!(again["outcome"], "UNCHANGED");
+    assert_eq!(again["event"]["properties"]["total"], 42.5);
+    event(
+        &app,
+        json!({ "contactId": id, "name": "page.view", "at": "2026-11-06T09:00:00Z" }),
+    )
+    .await;
+    event(
+        &app,
+        json!({ "contactId": id, "eventId": "order-2", "name": "purchase", "at": "2026-11-07T09:00:00Z" }),
+    )
+    .await;
+    let all = app.data(ACTIVITY, json!({ "id": id })).await["contact"]["events"].clone();
+    let names: Vec<&str> = all["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["purchase", "page.view", "purchase"]);
+    let purchases = app
+        .data(
+            ACTIVITY,
+            json!({ "id": id, "name": "purchase", "first": 1 }),
+        )
+        .await["contact"]["events"]
+        .clone();
+    assert_eq!(ids(&purchases, "nodes"), ["order-2"]);
+    let after = purchases["pageInfo"]["endCursor"].clone();
+    let older = app
+        .data(
+            ACTIVITY,
+            json!({ "id": id, "name": "purchase", "after": after }),
+        )
+        .await["contact"]["events"]
+        .clone();
+    assert_eq!(ids(&older, "nodes"), ["order-1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_move_activity_to_the_survivor_and_unmerges_bring_it_back() {
+    let app = TestApp::spawn().await;
+    let customer = app.upsert(json!({ "externalId": "ann" })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A visitor first seen through a conversation.
+    let visitor = conversation(
+        &app,
+        json!({ "anonymousId": "anon-7", "conversationId": "v-1", "startedAt": "2026-11-02T08:00:00Z" }),
+    )
+    .await["conversation"]["contactId"]
+    .as_str()
+    .unwrap()
+    .to_owned();
+    assert_ne!(visitor, customer);
+    event(
+        &app,
+        json!({ "anonymousId": "anon-7", "name": "page.view" }),
+    )
+    .await;
+    conversation(
+        &app,
+        json!({ "externalId": "ann", "conversationId": "c-1", "startedAt": "2026-11-01T08:00:00Z" }),
+    )
+    .await;
+
+    let merge = app
+        .data(
+            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a) { id } }",
+            json!({ "s": customer, "a": visitor }),
+        )
+        .await["mergeContacts"]["id"]
+        .clone();
+    let merged = app.data(ACTIVITY, json!({ "id": customer })).await["contact"].clone();
+    assert_eq!(merged["conversationCount"], 2);
+    assert_eq!(merged["lastConversationAt"], "2026-11-02T08:00:00+00:00");
+    assert_eq!(ids(&merged["conversations"], "edges"), ["v-1", "c-1"]);
+    assert_eq!(merged["events"]["nodes"].as_array().unwrap().len(), 1);
+    // Recorded against the absorbed id after the merge: the survivor's, and it stays.
+    conversation(
+        &app,
+        json!({ "contactId": visitor, "conversationId": "c-2", "startedAt": "2026-11-03T08:00:00Z" }),
+    )
+    .await;
+
+    app.data(
+        "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+        json!({ "m": merge }),
+    )
+    .await;
+    let survivor = app.data(ACTIVITY, json!({ "id": customer })).await["contact"].clone();
+    assert_eq!(ids(&survivor["conversations"], "edges"), ["c-2", "c-1"]);
+    assert_eq!(survivor["conversationCount"], 2);
+    assert_eq!(survivor["events"]["nodes"], json!([]));
+    let restored = app.data(ACTIVITY, json!({ "id": visitor })).await["contact"].clone();
+    assert_eq!(ids(&restored["conversations"], "edges"), ["v-1"]);
+    assert_eq!(restored["conversationCount"], 1);
+    assert_eq!(restored["events"]["nodes"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_is_exported_and_deleted_with_its_contact() {
+    let app = TestApp::spawn().await;
+    let id = app.upsert(json!({ "externalId": "ann" })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    conversation(
+        &app,
+        json!({ "externalId": "ann", "conversationId": "c-1", "startedAt": "2026-11-01T08:00:00Z", "summary": "hello" }),
+    )
+    .await;
+    event(
+        &app,
+        json!({ "externalId": "ann", "eventId": "e-1", "name": "signup" }),
+    )
+    .await;
+    let export = app
+        .data(
+            "query($id: ID!) { exportContactData(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await["exportContactData"]
+        .clone();
+    assert_eq!(export["conversations"][0]["summary"], "hello");
+    assert_eq!(export["events"][0]["id"], "e-1");
+
+    app.data(
+        "mutation($id: ID!) { deleteContact(id: $id) }",
+        json!({ "id": id }),
+    )
+    .await;
+    // A contact created again under the same external id starts without history, and the
+    // old ids are free.
+    let again = app.upsert(json!({ "externalId": "ann" })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fresh = app.data(ACTIVITY, json!({ "id": again })).await["contact"].clone();
+    assert_eq!(fresh["conversationCount"], 0);
+    assert_eq!(fresh["conversations"]["edges"], json!([]));
+    assert_eq!(
+        event(
+            &app,
+            json!({ "externalId": "ann", "eventId": "e-1", "name": "signup" })
+        )
+        .await["outcome"],
+        "CREATED"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_activity_input_gets_coded_errors_and_keys_see_what_they_may() {
+    let app = TestApp::spawn().await;
+    app.upsert(json!({ "externalId": "ann" })).await;
+    app.upsert(json!({ "externalId": "bob" })).await;
+    let start = "2026-11-01T08:00:00Z";
+    let cases = [
+        (
+            RECORD_CONVERSATION,
+            json!({ "externalId": "ann", "conversationId": "has space", "startedAt": start }),
+            "INVALID_INPUT",
+        ),
+        (
+            RECORD_CONVERSATION,
+            json!({ "externalId": "ann", "anonymousId": "a1", "conversationId": "c", "startedAt": start }),
+            "INVALID_INPUT",
+        ),
+        (
+            RECORD_CONVERSATION,
+            json!({ "externalId": "ann", "conversationId": "c", "startedAt": start, "endedAt": "2026-10-01T00:00:00Z" }),
+            "INVALID_INPUT",
+        ),
+        (
+            RECORD_CONVERSATION,
+            json!({ "externalId": "nobody", "conversationId": "c", "startedAt": start }),
+            "NOT_FOUND",
+        ),
+        (
+            RECORD_EVENT,
+            json!({ "externalId": "ann", "name": "Bad Name" }),
+            "INVALID_INPUT",
+        ),
+        (
+            RECORD_EVENT,
+            json!({ "externalId": "ann", "name": "ok", "properties": [1, 2] }),
+            "INVALID_INPUT",
+        ),
+    ];
+    for (query, input, code) in cases {
+        let error = app.error(query, json!({ "input": input })).await;
+        assert_eq!(error["extensions"]["code"], code, "{input}: {error}");
+    }
+    conversation(
+        &app,
+        json!({ "externalId": "ann", "conversationId": "shared", "startedAt": start }),
+    )
+    .await;
+    assert_eq!(
+        app.error_code(
+            RECORD_CONVERSATION,
+            json!({ "input": { "externalId": "bob", "conversationId": "shared", "startedAt": start } })
+        )
+        .await,
+        "CONFLICT"
+    );
+
+    // A chat backend's key records for visitors only.
+    let (widget, _) = app.create_key(&["identity:write"], Value::Null).await;
+    let by_visitor = json!({ "input": { "anonymousId": "anon-1", "conversationId": "w-1", "startedAt": start } });
+    assert_eq!(
+        app.data_as(&widget, RECORD_CONVERSATION, by_visitor).await["recordConversation"]["outcome"],
+        "CREATED"
+    );
+    let by_customer =
+        json!({ "input": { "externalId": "ann", "conversationId": "w-2", "startedAt": start } });
+    assert_eq!(
+        app.error_code_as(&widget, RECORD_CONVERSATION, by_customer)
+            .await,
+        "FORBIDDEN"
+    );
+
+    // A key whose policy does not approve `conversations` sees none.
+    let (router, _) = app
+        .create_key(&["contacts:read"], json!({ "fields": ["external_id"] }))
+        .await;
+    let seen = app
+        .data_as(
+            &router,
+            "{ contact(externalId: \"ann\") { conversationCount conversations { edges { node { id } } } } }",
+            json!({}),
+        )
+        .await["contact"]
+        .clone();
+    assert_eq!(seen["conversationCount"], Value::Null);
+    assert_eq!(seen["conversations"]["edges"], json!([]));
+}
