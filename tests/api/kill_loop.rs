@@ -38,6 +38,11 @@ async fn kill_loop_keeps_everything_acknowledged() {
     let seed = env_number("QWRY_KILL_SEED", 7);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
+    // With QWRY_KILL_KEEP_DIR set, the data directory outlives a failure, for `check`.
+    if std::env::var_os("QWRY_KILL_KEEP_DIR").is_some() {
+        eprintln!("data directory: {}", dir.path().display());
+    }
+    let dir = KeptDir(Some(dir));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let started = Instant::now();
     for iteration in 0..iterations {
@@ -292,4 +297,23 @@ async fn verify(service: &Service, ledger: &Arc<Mutex<Ledger>>, from: u64) {
         exported.len(),
         "the index caught up with the store"
     );
+}
+
+/// A temporary directory removed on drop, unless QWRY_KILL_KEEP_DIR asks to keep it.
+struct KeptDir(Option<tempfile::TempDir>);
+
+impl KeptDir {
+    fn path(&self) -> &std::path::Path {
+        self.0.as_ref().map(tempfile::TempDir::path).unwrap()
+    }
+}
+
+impl Drop for KeptDir {
+    fn drop(&mut self) {
+        if std::env::var_os("QWRY_KILL_KEEP_DIR").is_some()
+            && let Some(dir) = self.0.take()
+        {
+            let _ = dir.keep();
+        }
+    }
 }
