@@ -5,12 +5,13 @@ use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as JsonValue};
 
-use super::connection::{open_cursor, seal_cursor};
+use super::args::page_size;
+use super::connection::{not_a_cursor, open_cursor, seal_cursor};
 use super::error::ApiResult;
 use super::page_batch::PageBatch;
 use super::services;
 use crate::domain::{ActivityId, Conversation, Event, EventName, Text};
-use crate::service::{MAX_PAGE_SIZE, ServiceError};
+use crate::service::ServiceError;
 use crate::store::ActivityCursor;
 
 /// One conversation with a contact.
@@ -105,12 +106,7 @@ fn encode_cursor(at: DateTime<Utc>, id: &ActivityId) -> String {
 /// The place in a contact's activity a cursor of this API stands for.
 pub fn decode_activity_cursor(cursor: &str) -> Result<ActivityCursor, ServiceError> {
     let what = "an activity cursor";
-    let invalid = || {
-        ServiceError::invalid(
-            "after",
-            format!("`{cursor}` is not {what} returned by this API"),
-        )
-    };
+    let invalid = || not_a_cursor(cursor, what);
     let body = open_cursor(cursor, CURSOR_PREFIX, what)?;
     let (nanos, id) = body.split_once('|').ok_or_else(invalid)?;
     let nanos: i64 = nanos.parse().map_err(|_| invalid())?;
@@ -118,16 +114,6 @@ pub fn decode_activity_cursor(cursor: &str) -> Result<ActivityCursor, ServiceErr
         at: DateTime::from_timestamp_nanos(nanos),
         id: ActivityId::from_trusted(id.to_owned()),
     })
-}
-
-/// The page size of an activity connection, checked.
-pub fn activity_page_size(first: i32) -> Result<usize, ServiceError> {
-    usize::try_from(first)
-        .ok()
-        .filter(|first| *first <= MAX_PAGE_SIZE)
-        .ok_or_else(|| {
-            ServiceError::invalid("first", format!("`first` must be 0 to {MAX_PAGE_SIZE}"))
-        })
 }
 
 /// A page of a contact's conversations, latest first.
@@ -256,7 +242,7 @@ pub async fn conversations_page(
     first: i32,
     after: Option<String>,
 ) -> async_graphql::Result<ConversationConnection> {
-    let first = activity_page_size(first).api()?;
+    let first = page_size(first).api()?;
     let after = after
         .as_deref()
         .map(decode_activity_cursor)
@@ -290,7 +276,7 @@ pub async fn events_page(
     after: Option<String>,
     name: Option<String>,
 ) -> async_graphql::Result<EventConnection> {
-    let first = activity_page_size(first).api()?;
+    let first = page_size(first).api()?;
     let after = after
         .as_deref()
         .map(decode_activity_cursor)

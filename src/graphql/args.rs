@@ -161,7 +161,7 @@ pub fn page_size(first: i32) -> Result<usize, ServiceError> {
         return Err(ServiceError::invalid(
             "first",
             format!(
-                "`first` is {first}; pages hold at most {} contacts",
+                "`first` is {first}; pages hold at most {} items",
                 crate::service::MAX_PAGE_SIZE
             ),
         ));

@@ -92,7 +92,8 @@ pub fn open_cursor(cursor: &str, prefix: &str, what: &str) -> Result<String, Ser
         .ok_or_else(invalid)
 }
 
-fn not_a_cursor(cursor: &str, what: &str) -> ServiceError {
+/// INVALID_INPUT for `after`: `cursor` is not `what` this API returned.
+pub fn not_a_cursor(cursor: &str, what: &str) -> ServiceError {
     ServiceError::invalid(
         "after",
         format!("`{cursor}` is not {what} returned by this API"),

@@ -118,6 +118,53 @@ impl EventRecord {
     }
 }
 
+/// How one kind of activity is listed: its table, the time it is ordered by (newest first),
+/// the id that breaks ties, and how a stored record becomes the domain item.
+struct Listing<R, U> {
+    table: &'static str,
+    time: &'static str,
+    id: &'static str,
+    decode_one: fn(R) -> Result<U, StoreError>,
+}
+
+const CONVERSATIONS: Listing<ConversationRecord, Conversation> = Listing {
+    table: CONVERSATION_TABLE,
+    time: "started_at",
+    id: "conversation_id",
+    decode_one: ConversationRecord::into_conversation,
+};
+
+const EVENTS: Listing<EventRecord, Event> = Listing {
+    table: EVENT_TABLE,
+    time: "at",
+    id: "event_id",
+    decode_one: EventRecord::into_event,
+};
+
+impl<R, U> Listing<R, U> {
+    /// The page statement for the contact bound as `contact` (`$workspace` and `$limit`
+    /// bound too; `$name` when `named`, `$after_at` and `$after_id` when `resumed`).
+    fn statement(&self, contact: &str, named: bool, resumed: bool) -> String {
+        let (table, time, id) = (self.table, self.time, self.id);
+        let mut conditions = format!("workspace = $workspace AND contact = {contact}");
+        if named {
+            conditions.push_str(" AND name = $name");
+        }
+        if resumed {
+            conditions.push_str(&format!(
+                " AND ({time} < $after_at OR ({time} = $after_at AND {id} < $after_id))"
+            ));
+        }
+        format!(
+            "SELECT * FROM {table} WHERE {conditions} ORDER BY {time} DESC, {id} DESC LIMIT $limit"
+        )
+    }
+
+    fn decode(&self, records: Vec<R>) -> Result<Vec<U>, StoreError> {
+        records.into_iter().map(self.decode_one).collect()
+    }
+}
+
 /// One row of an activity summary query.
 #[derive(Debug, SurrealValue)]
 struct SummaryRow {
@@ -249,22 +296,8 @@ impl Store {
         after: Option<&ActivityCursor>,
         limit: usize,
     ) -> Result<Vec<Conversation>, StoreError> {
-        let records: Vec<ConversationRecord> = self
-            .activity_page(
-                CONVERSATION_TABLE,
-                "started_at",
-                "conversation_id",
-                workspace,
-                contact,
-                None,
-                after,
-                limit,
-            )
-            .await?;
-        records
-            .into_iter()
-            .map(ConversationRecord::into_conversation)
-            .collect()
+        self.activity_page(&CONVERSATIONS, workspace, contact, None, after, limit)
+            .await
     }
 
     /// Up to `limit` events of `contact` (only those named `name` when given), latest first,
@@ -277,19 +310,8 @@ impl Store {
         after: Option<&ActivityCursor>,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        let records: Vec<EventRecord> = self
-            .activity_page(
-                EVENT_TABLE,
-                "at",
-                "event_id",
-                workspace,
-                contact,
-                name,
-                after,
-                limit,
-            )
-            .await?;
-        records.into_iter().map(EventRecord::into_event).collect()
+        self.activity_page(&EVENTS, workspace, contact, name, after, limit)
+            .await
     }
 
     /// The first `limit` conversations of each of `contacts` (latest first), in one round
@@ -300,27 +322,8 @@ impl Store {
         contacts: &[ContactId],
         limit: usize,
     ) -> Result<HashMap<ContactId, Vec<Conversation>>, StoreError> {
-        let pages: HashMap<ContactId, Vec<ConversationRecord>> = self
-            .first_pages(
-                CONVERSATION_TABLE,
-                "started_at",
-                "conversation_id",
-                workspace,
-                contacts,
-                None,
-                limit,
-            )
-            .await?;
-        pages
-            .into_iter()
-            .map(|(contact, records)| {
-                let items = records
-                    .into_iter()
-                    .map(ConversationRecord::into_conversation)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((contact, items))
-            })
-            .collect()
+        self.first_pages(&CONVERSATIONS, workspace, contacts, None, limit)
+            .await
     }
 
     /// The first `limit` events (named `name`, when given) of each of `contacts`, latest
@@ -332,56 +335,24 @@ impl Store {
         name: Option<&EventName>,
         limit: usize,
     ) -> Result<HashMap<ContactId, Vec<Event>>, StoreError> {
-        let pages: HashMap<ContactId, Vec<EventRecord>> = self
-            .first_pages(
-                EVENT_TABLE,
-                "at",
-                "event_id",
-                workspace,
-                contacts,
-                name,
-                limit,
-            )
-            .await?;
-        pages
-            .into_iter()
-            .map(|(contact, records)| {
-                let items = records
-                    .into_iter()
-                    .map(EventRecord::into_event)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((contact, items))
-            })
-            .collect()
+        self.first_pages(&EVENTS, workspace, contacts, name, limit)
+            .await
     }
 
-    // One parameter per part of the pages; private.
-    #[allow(clippy::too_many_arguments)]
-    async fn first_pages<T: SurrealValue>(
+    /// The first page of `listing` for each of `contacts`, in one round trip.
+    async fn first_pages<R: SurrealValue, U>(
         &self,
-        table: &str,
-        time: &str,
-        id: &str,
+        listing: &Listing<R, U>,
         workspace: &WorkspaceId,
         contacts: &[ContactId],
         name: Option<&EventName>,
         limit: usize,
-    ) -> Result<HashMap<ContactId, Vec<T>>, StoreError> {
+    ) -> Result<HashMap<ContactId, Vec<U>>, StoreError> {
         if contacts.is_empty() {
             return Ok(HashMap::new());
         }
-        let named = if name.is_some() {
-            " AND name = $name"
-        } else {
-            ""
-        };
         let statements: String = (0..contacts.len())
-            .map(|n| {
-                format!(
-                    "SELECT * FROM {table} WHERE workspace = $workspace AND contact = $c{n}{named} \
-                     ORDER BY {time} DESC, {id} DESC LIMIT $limit;"
-                )
-            })
+            .map(|n| listing.statement(&format!("$c{n}"), name.is_some(), false) + ";")
             .collect();
         let mut query = self
             .db
@@ -397,41 +368,23 @@ impl Store {
         let mut response = query.await.map_err(StoreError::from_surreal)?;
         let mut pages = HashMap::with_capacity(contacts.len());
         for (n, contact) in contacts.iter().enumerate() {
-            let records: Vec<T> = response.take(n).map_err(StoreError::from_surreal)?;
-            pages.insert(*contact, records);
+            let records: Vec<R> = response.take(n).map_err(StoreError::from_surreal)?;
+            pages.insert(*contact, listing.decode(records)?);
         }
         Ok(pages)
     }
 
-    // One parameter per part of the page; private.
-    #[allow(clippy::too_many_arguments)]
-    async fn activity_page<T: SurrealValue>(
+    /// One page of `listing` for `contact`, after `after`.
+    async fn activity_page<R: SurrealValue, U>(
         &self,
-        table: &str,
-        time: &str,
-        id: &str,
+        listing: &Listing<R, U>,
         workspace: &WorkspaceId,
         contact: &ContactId,
         name: Option<&EventName>,
         after: Option<&ActivityCursor>,
         limit: usize,
-    ) -> Result<Vec<T>, StoreError> {
-        let mut conditions = vec![
-            "workspace = $workspace".to_owned(),
-            "contact = $contact".to_owned(),
-        ];
-        if name.is_some() {
-            conditions.push("name = $name".to_owned());
-        }
-        if after.is_some() {
-            conditions.push(format!(
-                "({time} < $after_at OR ({time} = $after_at AND {id} < $after_id))"
-            ));
-        }
-        let statement = format!(
-            "SELECT * FROM {table} WHERE {} ORDER BY {time} DESC, {id} DESC LIMIT $limit",
-            conditions.join(" AND ")
-        );
+    ) -> Result<Vec<U>, StoreError> {
+        let statement = listing.statement("$contact", name.is_some(), after.is_some());
         let mut query = self
             .db
             .query(statement)
@@ -447,7 +400,8 @@ impl Store {
                 .bind(("after_id", after.id.as_str().to_owned()));
         }
         let mut response = query.await.map_err(StoreError::from_surreal)?;
-        response.take(0).map_err(StoreError::from_surreal)
+        let records: Vec<R> = response.take(0).map_err(StoreError::from_surreal)?;
+        listing.decode(records)
     }
 
     /// The summaries of `contact`'s conversations that merge `merge` did not bring, and of

@@ -258,13 +258,7 @@ impl SegmentService {
             let compiled = self.compiled(&caller.workspace);
             sort_key(&CallerCatalog::new(&compiled, caller), order_by, descending)?
         };
-        let tree = source
-            .map(|source| self.resolve(caller, source))
-            .transpose()?
-            .map(|resolved| resolved.tree);
-        if consistency == Consistency::Latest {
-            self.sync().await?;
-        }
+        let tree = self.narrowing(caller, source, consistency).await?;
         let index = Arc::clone(&self.index);
         let workspace = caller.workspace.clone();
         let now = Utc::now();
@@ -291,6 +285,24 @@ impl SegmentService {
             has_more: members.has_more,
             ranks,
         })
+    }
+
+    /// The tree of an optional segment that narrows a list (resolved for `caller`), once the
+    /// index is as fresh as `consistency` asks.
+    async fn narrowing(
+        &self,
+        caller: &Caller,
+        source: Option<SegmentSource>,
+        consistency: Consistency,
+    ) -> Result<Option<Checked>, ServiceError> {
+        let tree = source
+            .map(|source| self.resolve(caller, source))
+            .transpose()?
+            .map(|resolved| resolved.tree);
+        if consistency == Consistency::Latest {
+            self.sync().await?;
+        }
+        Ok(tree)
     }
 
     /// The page of `members`, read from the store.
@@ -339,13 +351,7 @@ impl SegmentService {
                 ranks: Vec::new(),
             });
         };
-        let tree = source
-            .map(|source| self.resolve(caller, source))
-            .transpose()?
-            .map(|resolved| resolved.tree);
-        if consistency == Consistency::Latest {
-            self.sync().await?;
-        }
+        let tree = self.narrowing(caller, source, consistency).await?;
         let index = Arc::clone(&self.index);
         let workspace = caller.workspace.clone();
         let now = Utc::now();
