@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use qwry_contacts::config::{DatabaseUrl, StoreSettings};
 use qwry_contacts::domain::WorkspaceId;
-use qwry_contacts::index::{CommitPayload, ContactRecord, IndexChange, SegmentIndex};
+use qwry_contacts::index::{
+    CommitPayload, ContactRecord, IndexChange, PROJECTION_VERSION, SegmentIndex,
+};
 use qwry_contacts::store::{Store, WriteBatch};
 use qwry_segment::eval::{EvalContext, matches};
 use qwry_segment::{Checked, check, parse};
@@ -122,6 +124,7 @@ fn segment_query(c: &mut Criterion) {
     let started = Instant::now();
     let index = SegmentIndex::open_in_dir(&dir.path().join("index")).unwrap();
     let payload = CommitPayload {
+        projection: PROJECTION_VERSION,
         built: true,
         last_change: None,
         committed_at: bench_now(),

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use qwry_segment::Field;
+use qwry_segment::{BuiltinField, Field};
 
 use super::{Contact, DomainError, WorkspaceId};
 
@@ -234,9 +234,19 @@ impl FieldPolicy {
     /// Whether a segment field is readable.
     pub fn allows_field(&self, field: &Field) -> bool {
         match field {
-            Field::Builtin(builtin) => self.allows_builtin(builtin.name()),
+            Field::Builtin(builtin) => self.allows_builtin(governing_name(*builtin)),
             Field::Attribute(name) => self.allows_attribute(name),
         }
+    }
+}
+
+/// The policy name that governs a built-in segment field: the activity counters and times
+/// go with `conversations`, the first sighting with `last_seen_at`, the rest by their own name.
+fn governing_name(builtin: BuiltinField) -> &'static str {
+    match builtin {
+        BuiltinField::ConversationCount | BuiltinField::LastConversationAt => "conversations",
+        BuiltinField::FirstSeenAt => "last_seen_at",
+        other => other.name(),
     }
 }
 
@@ -387,6 +397,11 @@ impl Caller {
         }
         if !policy.allows_builtin("last_seen_at") {
             fields.last_seen_at = None;
+            contact.activity.first_seen_at = None;
+        }
+        if !policy.allows_builtin("conversations") {
+            contact.activity.conversation_count = 0;
+            contact.activity.last_conversation_at = None;
         }
         fields
             .attributes

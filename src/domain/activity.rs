@@ -237,6 +237,10 @@ pub struct ActivitySummary {
     pub conversation_count: u64,
     /// When its latest conversation began.
     pub last_conversation_at: Option<DateTime<Utc>>,
+    /// The earliest moment it was seen: its first recorded visit (`lastSeenAt` value) or
+    /// conversation start. It only moves earlier, except when an unmerge takes back what a
+    /// merge brought.
+    pub first_seen_at: Option<DateTime<Utc>>,
 }
 
 impl ActivitySummary {
@@ -245,6 +249,7 @@ impl ActivitySummary {
         Self {
             conversation_count: self.conversation_count + other.conversation_count,
             last_conversation_at: self.last_conversation_at.max(other.last_conversation_at),
+            first_seen_at: earliest(self.first_seen_at, other.first_seen_at),
         }
     }
 
@@ -256,7 +261,22 @@ impl ActivitySummary {
                 self.last_conversation_at
                     .map_or(started_at, |last| last.max(started_at)),
             ),
+            first_seen_at: earliest(self.first_seen_at, Some(started_at)),
         }
+    }
+
+    /// This summary, seen no later than `at` as well.
+    pub fn seen_by(mut self, at: Option<DateTime<Utc>>) -> Self {
+        self.first_seen_at = earliest(self.first_seen_at, at);
+        self
+    }
+}
+
+/// The earlier of two optional moments (either one when the other is absent).
+pub fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -264,6 +284,22 @@ impl ActivitySummary {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn first_seen_only_moves_earlier() {
+        let at = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        let summary = ActivitySummary::default().seen_by(Some(at(50)));
+        assert_eq!(summary.first_seen_at, Some(at(50)));
+        let summary = summary.with_conversation(at(70)).seen_by(None);
+        assert_eq!(summary.first_seen_at, Some(at(50)));
+        assert_eq!(summary.last_conversation_at, Some(at(70)));
+        let other = ActivitySummary::default().with_conversation(at(20));
+        let merged = summary.combine(&other);
+        assert_eq!(merged.first_seen_at, Some(at(20)));
+        assert_eq!(merged.conversation_count, 2);
+        assert_eq!(merged.last_conversation_at, Some(at(70)));
+        assert_eq!(earliest(None, None), None);
+    }
 
     #[test]
     fn ids_and_names_are_checked() {

@@ -42,6 +42,12 @@ const RESERVED_NAMES: &[&str] = &[
     "updatedat",
     "last_seen_at",
     "lastseenat",
+    "first_seen_at",
+    "firstseenat",
+    "conversation_count",
+    "conversationcount",
+    "last_conversation_at",
+    "lastconversationat",
 ];
 
 /// The name of a custom attribute: a letter, then letters, digits, `_`, `-`, `.` or spaces.

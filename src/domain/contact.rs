@@ -87,6 +87,12 @@ impl Contact {
 }
 
 impl Contact {
+    /// When it was first seen: its recorded first sighting, or its current `last_seen_at`
+    /// if that is earlier (a visit not yet stored).
+    pub fn first_seen_at(&self) -> Option<DateTime<Utc>> {
+        super::earliest(self.activity.first_seen_at, self.fields.last_seen_at)
+    }
+
     /// Records `actor` as the writer of the version about to be stored (and as its creator,
     /// when it has none yet).
     pub fn record_writer(&mut self, actor: &str) {

@@ -19,7 +19,7 @@ pub use access::{
 };
 pub use activity::{
     ActivityId, ActivitySummary, Conversation, ConversationInput, Event, EventName,
-    MAX_EVENT_NAME_BYTES, event_properties,
+    MAX_EVENT_NAME_BYTES, earliest, event_properties,
 };
 pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,

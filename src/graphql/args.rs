@@ -91,8 +91,9 @@ impl IdentityInput {
     }
 }
 
-/// The order of a contact list: by a built-in datetime (`created_at`, `updated_at`,
-/// `last_seen_at`) or a number or datetime attribute, contacts without a value last, ties by id.
+/// The order of a contact list: by a built-in datetime or number (`created_at`, `updated_at`,
+/// `last_seen_at`, `first_seen_at`, `conversation_count`, `last_conversation_at`) or a number
+/// or datetime attribute, contacts without a value last, ties by id.
 #[derive(InputObject, Clone, Debug)]
 #[graphql(name = "ContactOrder")]
 pub struct ContactOrderInput {

@@ -231,6 +231,16 @@ impl ContactView {
         Ok(value.filter(|_| self.readable(ctx, "last_seen_at").unwrap_or(false)))
     }
 
+    /// When this person was first seen: the earliest visit (`lastSeenAt` value) or
+    /// conversation start recorded for the contact (null where `lastSeenAt` may not be read).
+    async fn first_seen_at(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<DateTime<Utc>>> {
+        let value = self.contact.first_seen_at();
+        Ok(value.filter(|_| self.readable(ctx, "last_seen_at").unwrap_or(false)))
+    }
+
     /// The identities (anonymous ids, external ids, emails, phones) that resolve to this
     /// contact; emails, phones and external ids only where the caller may read that field.
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]

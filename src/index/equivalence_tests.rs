@@ -12,9 +12,10 @@ use qwry_segment::ast::{
 use qwry_segment::eval::{EvalContext, matches};
 use qwry_segment::{Catalog, FieldType, Span, check};
 
-use super::{CommitPayload, ContactRecord, IndexChange, SegmentIndex};
+use super::{CommitPayload, ContactRecord, IndexChange, PROJECTION_VERSION, SegmentIndex};
 use crate::domain::{
-    AttributeName, AttributeValue, Contact, ContactFields, Email, Text, WorkspaceId,
+    ActivitySummary, AttributeName, AttributeValue, Contact, ContactFields, Email, Text,
+    WorkspaceId,
 };
 
 const ATTRIBUTES: &[(&str, FieldType)] = &[
@@ -122,9 +123,14 @@ fn contact() -> impl Strategy<Value = Contact> {
         proptest::option::of(instant()),
         instant(),
         any::<bool>(),
+        (
+            0u64..4,
+            proptest::option::of(instant()),
+            proptest::option::of(instant()),
+        ),
     )
         .prop_map(
-            |(attributes, email, name, last_seen_at, created_at, other_workspace)| {
+            |(attributes, email, name, last_seen_at, created_at, other_workspace, activity)| {
                 let attributes: BTreeMap<AttributeName, AttributeValue> = attributes
                     .into_iter()
                     .filter_map(|(name, value)| Some((AttributeName::parse(name).unwrap(), value?)))
@@ -138,7 +144,14 @@ fn contact() -> impl Strategy<Value = Contact> {
                 };
                 let workspace =
                     WorkspaceId::parse(if other_workspace { "other" } else { "main" }).unwrap();
-                Contact::new(workspace, fields, created_at)
+                let mut contact = Contact::new(workspace, fields, created_at);
+                let (conversation_count, last_conversation_at, first_seen_at) = activity;
+                contact.activity = ActivitySummary {
+                    conversation_count,
+                    last_conversation_at,
+                    first_seen_at,
+                };
+                contact
             },
         )
 }
@@ -184,6 +197,9 @@ fn condition() -> impl Strategy<Value = Expr> {
         .chain([
             ("last_seen_at".into(), FieldType::Datetime, false),
             ("created_at".into(), FieldType::Datetime, false),
+            ("first_seen_at".into(), FieldType::Datetime, false),
+            ("last_conversation_at".into(), FieldType::Datetime, false),
+            ("conversation_count".into(), FieldType::Number, false),
         ])
         .collect();
     proptest::sample::select(fields).prop_flat_map(|(name, field_type, explicit)| {
@@ -286,6 +302,7 @@ fn index_of(contacts: &[Contact]) -> SegmentIndex {
     let index = SegmentIndex::open_in_ram().unwrap();
     let changes: Vec<IndexChange> = contacts.iter().cloned().map(IndexChange::upsert).collect();
     let payload = CommitPayload {
+        projection: PROJECTION_VERSION,
         built: true,
         last_change: None,
         committed_at: now(),
@@ -336,6 +353,7 @@ fn updates_replace_documents_and_removals_delete_them() {
     let mut contact = Contact::new(workspace.clone(), ContactFields::default(), now());
     let index = index_of(std::slice::from_ref(&contact));
     let payload = CommitPayload {
+        projection: PROJECTION_VERSION,
         built: true,
         last_change: None,
         committed_at: now(),
@@ -399,6 +417,7 @@ fn dense_and_sparse_segments_page_completely_in_id_order() {
     let workspace = WorkspaceId::parse("main").unwrap();
     let index = SegmentIndex::open_in_ram().unwrap();
     let payload = CommitPayload {
+        projection: PROJECTION_VERSION,
         built: true,
         last_change: None,
         committed_at: now(),

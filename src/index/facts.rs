@@ -15,7 +15,13 @@ use super::bits::Bits;
 use super::collect::SmallestIds;
 
 /// Datetime columns the warmer prepares in every new segment (the built-ins).
-const WARM_TIME_PATHS: [&str; 3] = ["@last_seen_at", "@created_at", "@updated_at"];
+const WARM_TIME_PATHS: [&str; 5] = [
+    "@last_seen_at",
+    "@created_at",
+    "@updated_at",
+    "@first_seen_at",
+    "@last_conversation_at",
+];
 
 /// The facts of every live index segment.
 #[derive(Default)]

@@ -62,15 +62,26 @@ pub enum IndexError {
     Directory(String),
 }
 
+/// The version of what a contact's document holds; an index built at an older one is
+/// rebuilt from the store at start-up (2: the activity built-ins).
+pub const PROJECTION_VERSION: u32 = 2;
+
 /// What the index records with every commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitPayload {
     /// Whether the index holds every contact of the store (a full build completed).
     pub built: bool,
+    /// The [`PROJECTION_VERSION`] its documents were written at (1 before it was recorded).
+    #[serde(default = "first_projection")]
+    pub projection: u32,
     /// Key of the last change-log entry applied.
     pub last_change: Option<String>,
     /// When this commit happened.
     pub committed_at: DateTime<Utc>,
+}
+
+fn first_projection() -> u32 {
+    1
 }
 
 /// One change to apply.

@@ -75,6 +75,14 @@ fn builtin_value(contact: &Contact, field: BuiltinField) -> Option<FieldValue<'_
         BuiltinField::CreatedAt => Some(FieldValue::Time(contact.created_at)),
         BuiltinField::UpdatedAt => Some(FieldValue::Time(contact.updated_at)),
         BuiltinField::LastSeenAt => fields.last_seen_at.map(FieldValue::Time),
+        BuiltinField::FirstSeenAt => contact.first_seen_at().map(FieldValue::Time),
+        // Counts stay far below 2^53, so the float is exact.
+        BuiltinField::ConversationCount => Some(FieldValue::Number(
+            contact.activity.conversation_count as f64,
+        )),
+        BuiltinField::LastConversationAt => {
+            contact.activity.last_conversation_at.map(FieldValue::Time)
+        }
     }
 }
 

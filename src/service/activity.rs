@@ -149,7 +149,8 @@ impl ActivityService {
                     self.store
                         .activity_summary(workspace, &contact.id, Some(&conversation.id))
                         .await?
-                        .with_conversation(conversation.started_at),
+                        .with_conversation(conversation.started_at)
+                        .seen_by(contact.first_seen_at()),
                 ),
                 Some(_) => None,
             };

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
 use crate::domain::{ContactId, WorkspaceId};
-use crate::index::{CommitPayload, IndexChange, IndexError, SegmentIndex};
+use crate::index::{CommitPayload, IndexChange, IndexError, PROJECTION_VERSION, SegmentIndex};
 use crate::store::{Backlog, Store, StoreError};
 
 /// Change-log entries read per step.
@@ -139,9 +139,12 @@ impl Indexer {
         })
     }
 
-    /// Rebuilds the index from the store if no full build has completed yet.
+    /// Rebuilds the index from the store if no full build has completed yet, or if the last
+    /// one wrote documents of an older [`PROJECTION_VERSION`].
     pub async fn ensure_built(&self) -> Result<(), IndexerError> {
-        let built = self.current_payload().is_some_and(|payload| payload.built);
+        let built = self
+            .current_payload()
+            .is_some_and(|payload| payload.built && payload.projection == PROJECTION_VERSION);
         if !built {
             let documents = self.rebuild().await?;
             info!(documents, "segment index built from the store");
@@ -239,7 +242,9 @@ impl Indexer {
                 }
             }
         }
-        let built = self.current_payload().is_some_and(|payload| payload.built);
+        let built = self
+            .current_payload()
+            .is_some_and(|payload| payload.built && payload.projection == PROJECTION_VERSION);
         let last_change = pending.last().map(|change| change.key.clone());
         self.commit(changes, built, last_change, false).await?;
         if let Ok(mut applied) = self.applied.lock() {
@@ -330,6 +335,7 @@ impl Indexer {
         let last_change =
             last_change.or_else(|| self.current_payload().and_then(|p| p.last_change));
         let payload = CommitPayload {
+            projection: PROJECTION_VERSION,
             built,
             last_change,
             committed_at: Utc::now(),

@@ -209,8 +209,9 @@ impl MergeService {
             .store
             .activity_split(workspace, &record.survivor, id)
             .await?;
-        survivor.activity = kept;
-        absorbed.activity = returned;
+        // First sightings: each side's own from before the merge, and its conversations'.
+        survivor.activity = kept.seen_by(record.survivor_before.first_seen_at());
+        absorbed.activity = returned.seen_by(record.absorbed_before.first_seen_at());
 
         let mut batch = WriteBatch::new(workspace);
         batch.replace_contact(&mut survivor, current.revision);

@@ -170,6 +170,7 @@ impl<R, U> Listing<R, U> {
 struct SummaryRow {
     count: i64,
     last: Option<DateTime<Utc>>,
+    first: Option<DateTime<Utc>>,
 }
 
 impl WriteBatch {
@@ -414,7 +415,8 @@ impl Store {
     ) -> Result<(ActivitySummary, ActivitySummary), StoreError> {
         let statement = |condition: &str| {
             format!(
-                "SELECT count() AS count, time::max(started_at) AS last FROM {CONVERSATION_TABLE} \
+                "SELECT count() AS count, time::max(started_at) AS last, time::min(started_at) AS first \
+                 FROM {CONVERSATION_TABLE} \
                  WHERE workspace = $workspace AND contact = $contact AND {condition} GROUP ALL;"
             )
         };
@@ -446,7 +448,8 @@ impl Store {
         let mut response = self
             .db
             .query(format!(
-                "SELECT count() AS count, time::max(started_at) AS last FROM {CONVERSATION_TABLE} \
+                "SELECT count() AS count, time::max(started_at) AS last, time::min(started_at) AS first \
+                 FROM {CONVERSATION_TABLE} \
                  WHERE workspace = $workspace AND contact = $contact AND conversation_id != $excluding \
                  GROUP ALL"
             ))
@@ -469,5 +472,6 @@ fn summary_of(rows: Vec<SummaryRow>) -> ActivitySummary {
         .map_or_else(ActivitySummary::default, |row| ActivitySummary {
             conversation_count: u64::try_from(row.count).unwrap_or(0),
             last_conversation_at: row.last,
+            first_seen_at: row.first,
         })
 }

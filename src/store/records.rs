@@ -11,7 +11,7 @@ use super::StoreError;
 use crate::domain::{
     ActivitySummary, AttributeDefinition, AttributeName, AttributeType, AttributeValue, Contact,
     ContactFields, ContactId, Email, ExternalId, MergeRule, Phone, Provenance, SealedValue, Text,
-    Verification, VerificationMethod, WorkspaceId, WrittenBy,
+    Verification, VerificationMethod, WorkspaceId, WrittenBy, earliest,
 };
 
 pub(super) const CONTACT_TABLE: &str = "contact";
@@ -84,6 +84,8 @@ pub(super) struct ContactRecord {
     /// Absent in records written before conversations were recorded.
     conversation_count: Option<i64>,
     last_conversation_at: Option<DateTime<Utc>>,
+    /// Absent in records written before it was kept (then `last_seen_at` stands in).
+    first_seen_at: Option<DateTime<Utc>>,
 }
 
 /// A contact's last verified identification, as stored.
@@ -155,6 +157,7 @@ impl ContactRecord {
             conversation_count: (contact.activity.conversation_count > 0)
                 .then(|| i64::try_from(contact.activity.conversation_count).unwrap_or(i64::MAX)),
             last_conversation_at: contact.activity.last_conversation_at,
+            first_seen_at: contact.first_seen_at(),
         }
     }
 
@@ -218,6 +221,7 @@ impl ContactRecord {
                     .and_then(|count| u64::try_from(count).ok())
                     .unwrap_or(0),
                 last_conversation_at: self.last_conversation_at,
+                first_seen_at: earliest(self.first_seen_at, self.last_seen_at),
             },
         })
     }

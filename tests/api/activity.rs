@@ -341,3 +341,181 @@ async fn bad_activity_input_gets_coded_errors_and_keys_see_what_they_may() {
     assert_eq!(seen["conversationCount"], Value::Null);
     assert_eq!(seen["conversations"]["edges"], json!([]));
 }
+
+/// The external ids of the contacts a query lists, in its order.
+fn external_ids(contacts: &Value) -> Vec<String> {
+    contacts["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| node["externalId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_test_and_order_by_activity() {
+    let app = TestApp::spawn().await;
+    // ann: two conversations, first seen at the earlier one; bob: one, but a visit before
+    // it; cid: a visit only; dan: nothing.
+    app.upsert(json!({ "externalId": "ann" })).await;
+    app.upsert(json!({ "externalId": "bob", "lastSeenAt": "2026-10-01T00:00:00Z" }))
+        .await;
+    app.upsert(json!({ "externalId": "cid", "lastSeenAt": "2026-11-20T00:00:00Z" }))
+        .await;
+    app.upsert(json!({ "externalId": "dan" })).await;
+    for (who, id, at) in [
+        ("ann", "a-1", "2026-11-05T09:00:00Z"),
+        ("ann", "a-2", "2026-11-15T09:00:00Z"),
+        ("bob", "b-1", "2026-11-10T09:00:00Z"),
+    ] {
+        conversation(
+            &app,
+            json!({ "externalId": who, "conversationId": id, "startedAt": at }),
+        )
+        .await;
+    }
+    // A later visit moves lastSeenAt, not the first sighting.
+    app.upsert(json!({ "externalId": "bob", "lastSeenAt": "2026-11-25T00:00:00Z" }))
+        .await;
+
+    let members = |segment: &str| {
+        let query = format!(
+            "{{ contacts(segment: {segment:?}, first: 10, consistency: LATEST) {{ nodes {{ externalId }} }} }}"
+        );
+        let app = &app;
+        async move {
+            let mut ids = external_ids(&app.data(&query, json!({})).await["contacts"]);
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(members("conversation_count >= 2").await, ["ann"]);
+    assert_eq!(members("conversation_count = 0").await, ["cid", "dan"]);
+    assert_eq!(
+        members("last_conversation_at after 2026-11-12").await,
+        ["ann"]
+    );
+    assert_eq!(members("last_conversation_at exists").await, ["ann", "bob"]);
+    assert_eq!(
+        members("first_seen_at before 2026-11-06").await,
+        ["ann", "bob"]
+    );
+    assert_eq!(members("not first_seen_at exists").await, ["dan"]);
+    // The evaluator agrees with the index (matchSegments tests one contact in memory).
+    app.data(
+        "mutation { saveSegment(input: { slug: \"regulars\", name: \"Regulars\", text: \"conversation_count >= 2\" }) { slug } }",
+        json!({}),
+    )
+    .await;
+    let matched = app
+        .data(
+            "{ matchSegments(externalId: \"ann\", slugs: [\"regulars\"]) { slugs } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(matched["matchSegments"]["slugs"], json!(["regulars"]));
+
+    let ordered = app
+        .data(
+            "{ contacts(orderBy: { field: \"conversation_count\", direction: DESC }, first: 4, consistency: LATEST) { nodes { externalId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(external_ids(&ordered["contacts"])[..2], ["ann", "bob"]);
+    let by_last = app
+        .data(
+            "{ contacts(orderBy: { field: \"last_conversation_at\", direction: DESC }, first: 4) { nodes { externalId } } }",
+            json!({}),
+        )
+        .await;
+    // Contacts without a value come last.
+    assert_eq!(external_ids(&by_last["contacts"])[..2], ["ann", "bob"]);
+
+    let seen = app
+        .data(
+            "{ contact(externalId: \"bob\") { firstSeenAt lastSeenAt conversationCount } }",
+            json!({}),
+        )
+        .await["contact"]
+        .clone();
+    assert_eq!(seen["firstSeenAt"], "2026-10-01T00:00:00+00:00");
+    assert_eq!(seen["lastSeenAt"], "2026-11-25T00:00:00+00:00");
+    assert_eq!(seen["conversationCount"], 1);
+
+    // Testing activity needs the `conversations` field; a first sighting, `last_seen_at`.
+    let (router, _) = app
+        .create_key(
+            &["contacts:read"],
+            json!({ "fields": ["external_id", "last_seen_at"] }),
+        )
+        .await;
+    let segment_query =
+        |segment: &str| format!("{{ contacts(segment: {segment:?}, first: 1) {{ totalCount }} }}");
+    assert_eq!(
+        app.error_code_as(&router, &segment_query("conversation_count > 0"), json!({}))
+            .await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        app.data_as(&router, &segment_query("first_seen_at exists"), json!({}))
+            .await["contacts"]["totalCount"],
+        3
+    );
+    // Built-in names are reserved for attributes.
+    assert_eq!(
+        app.error_code(
+            "mutation { defineAttribute(input: { name: \"conversation_count\", type: NUMBER }) { name } }",
+            json!({})
+        )
+        .await,
+        "INVALID_ATTRIBUTE"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_take_the_earlier_first_sighting_and_unmerges_give_it_back() {
+    let app = TestApp::spawn().await;
+    let customer = app
+        .upsert(json!({ "externalId": "ann", "lastSeenAt": "2026-11-10T00:00:00Z" }))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let visitor = conversation(
+        &app,
+        json!({ "anonymousId": "anon-9", "conversationId": "v-1", "startedAt": "2026-11-02T08:00:00Z" }),
+    )
+    .await["conversation"]["contactId"]
+    .as_str()
+    .unwrap()
+    .to_owned();
+    let first_seen = |id: String| {
+        let app = &app;
+        async move {
+            app.data(
+                "query($id: ID!) { contact(id: $id) { firstSeenAt } }",
+                json!({ "id": id }),
+            )
+            .await["contact"]["firstSeenAt"]
+                .clone()
+        }
+    };
+    let merge = app
+        .data(
+            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a) { id } }",
+            json!({ "s": customer, "a": visitor }),
+        )
+        .await["mergeContacts"]["id"]
+        .clone();
+    assert_eq!(
+        first_seen(customer.clone()).await,
+        "2026-11-02T08:00:00+00:00"
+    );
+    app.data(
+        "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+        json!({ "m": merge }),
+    )
+    .await;
+    assert_eq!(first_seen(customer).await, "2026-11-10T00:00:00+00:00");
+    assert_eq!(first_seen(visitor).await, "2026-11-02T08:00:00+00:00");
+}

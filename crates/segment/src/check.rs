@@ -72,11 +72,17 @@ pub enum BuiltinField {
     UpdatedAt,
     /// `last_seen_at`
     LastSeenAt,
+    /// `first_seen_at`: the earliest visit or conversation recorded for the contact.
+    FirstSeenAt,
+    /// `conversation_count`: how many conversations the contact had (0 when none).
+    ConversationCount,
+    /// `last_conversation_at`: when its latest conversation began.
+    LastConversationAt,
 }
 
 impl BuiltinField {
     /// Every built-in field.
-    pub const ALL: [BuiltinField; 9] = [
+    pub const ALL: [BuiltinField; 12] = [
         Self::ExternalId,
         Self::Email,
         Self::Name,
@@ -86,6 +92,9 @@ impl BuiltinField {
         Self::CreatedAt,
         Self::UpdatedAt,
         Self::LastSeenAt,
+        Self::FirstSeenAt,
+        Self::ConversationCount,
+        Self::LastConversationAt,
     ];
 
     /// The name used in segments.
@@ -100,13 +109,21 @@ impl BuiltinField {
             Self::CreatedAt => "created_at",
             Self::UpdatedAt => "updated_at",
             Self::LastSeenAt => "last_seen_at",
+            Self::FirstSeenAt => "first_seen_at",
+            Self::ConversationCount => "conversation_count",
+            Self::LastConversationAt => "last_conversation_at",
         }
     }
 
     /// Its type.
     pub fn field_type(self) -> FieldType {
         match self {
-            Self::CreatedAt | Self::UpdatedAt | Self::LastSeenAt => FieldType::Datetime,
+            Self::CreatedAt
+            | Self::UpdatedAt
+            | Self::LastSeenAt
+            | Self::FirstSeenAt
+            | Self::LastConversationAt => FieldType::Datetime,
+            Self::ConversationCount => FieldType::Number,
             _ => FieldType::String,
         }
     }

@@ -1,5 +1,5 @@
-//! Which index column orders members: a built-in datetime or a number or datetime attribute
-//! the caller may read.
+//! Which index column orders members: a built-in datetime or number, or a number or datetime
+//! attribute the caller may read.
 
 use qwry_segment::{BuiltinField, Catalog, Field, FieldType};
 
@@ -8,10 +8,13 @@ use crate::index::{SortColumn, SortKey, field_path};
 use crate::service::ServiceError;
 
 /// Built-in fields members can be ordered by.
-const SORTABLE_BUILTINS: [BuiltinField; 3] = [
+const SORTABLE_BUILTINS: [BuiltinField; 6] = [
     BuiltinField::CreatedAt,
     BuiltinField::UpdatedAt,
     BuiltinField::LastSeenAt,
+    BuiltinField::FirstSeenAt,
+    BuiltinField::ConversationCount,
+    BuiltinField::LastConversationAt,
 ];
 
 /// The sort key for ordering by `name` (a built-in or an attribute, as written in segments).
@@ -26,11 +29,20 @@ pub fn sort_key(
     let invalid = |message: String| ServiceError::invalid("orderBy.field", message);
     let (field, column) = match BuiltinField::from_name(name) {
         Some(builtin) if SORTABLE_BUILTINS.contains(&builtin) => {
-            (Field::Builtin(builtin), SortColumn::Time)
+            let column = match builtin.field_type() {
+                FieldType::Number => SortColumn::Number,
+                _ => SortColumn::Time,
+            };
+            (Field::Builtin(builtin), column)
         }
         Some(_) => {
+            let sortable: Vec<String> = SORTABLE_BUILTINS
+                .iter()
+                .map(|builtin| format!("`{}`", builtin.name()))
+                .collect();
             return Err(invalid(format!(
-                "`{name}` is text: order by `created_at`, `updated_at`, `last_seen_at` or a number or datetime attribute"
+                "`{name}` is text: order by {} or a number or datetime attribute",
+                sortable.join(", ")
             )));
         }
         None => {
