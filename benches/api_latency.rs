@@ -6,7 +6,8 @@
 //! Data: `QWRY_BENCH_CONTACTS` contacts (default 20000) from `benches/data` (20 attributes,
 //! seed 42 + chunk), imported through `POST /v1/contacts/import`, then indexed.
 //! Server: the binary at `QWRY_SERVER_BIN` (default `target/release/qwry-contacts`; build it
-//! with `cargo build --release`), so that two builds can be compared in one run.
+//! with `cargo build --release`), so that two builds can be compared in one run; its store is
+//! RocksDB, or SurrealKV with `QWRY_BENCH_STORE=surrealkv`.
 //! Run: `cargo build --release && cargo bench --bench api_latency`.
 
 // Shared with the other benches; this one uses the generator, not the catalogue.
@@ -64,10 +65,17 @@ fn start_server() -> Server {
         .unwrap()
         .port();
     let dir = tempfile::tempdir().unwrap();
+    // `QWRY_BENCH_STORE=surrealkv` runs the server on embedded SurrealKV instead of its
+    // default (RocksDB), to compare the two engines in one run.
+    let database_url = match std::env::var("QWRY_BENCH_STORE").as_deref() {
+        Ok("surrealkv") => format!("surrealkv://{}", dir.path().join("store").display()),
+        _ => format!("rocksdb://{}", dir.path().join("rocksdb").display()),
+    };
     let child = Command::new(&binary)
         .env_clear()
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("DATA_DIR", dir.path())
+        .env("DATABASE_URL", &database_url)
         .env("ADMIN_API_KEY", KEY)
         .env("RATE_LIMIT_PER_SECOND", "0")
         .env("AUTH_FAILURES_PER_SECOND", "0")
@@ -75,7 +83,7 @@ fn start_server() -> Server {
         .stdout(Stdio::null())
         .spawn()
         .expect("server starts");
-    eprintln!("server: {}", binary.display());
+    eprintln!("server: {} on {database_url}", binary.display());
     Server {
         child,
         base: format!("http://127.0.0.1:{port}"),

@@ -1,4 +1,4 @@
-//! `import_throughput`: bulk import end to end into the embedded store (SurrealKV on disk) and
+//! `import_throughput`: bulk import end to end into the embedded store (RocksDB on disk) and
 //! the segment index, with the store's share and the index's share timed separately, against a
 //! bare-SurrealDB baseline.
 //!
@@ -189,12 +189,12 @@ fn main() {
 }
 
 /// The store's ceiling for this data: each NDJSON row inserted as one SurrealDB document into
-/// a SurrealKV store of its own, 500 rows per transaction, with the unique (workspace,
+/// a RocksDB store of its own, 500 rows per transaction, with the unique (workspace,
 /// external_id) index the service also keeps; no identities, no reads, no change log, no
 /// validation. `writers` tasks insert disjoint chunks in parallel.
 async fn bare_surrealdb_insert(dir: &Path, file: &Path, writers: usize) {
     use std::io::BufRead;
-    let db = surrealdb::engine::any::connect(format!("surrealkv://{}", dir.display()))
+    let db = surrealdb::engine::any::connect(format!("rocksdb://{}", dir.display()))
         .await
         .unwrap();
     db.use_ns("bench").use_db("bench").await.unwrap();
@@ -266,7 +266,7 @@ struct Target {
 
 impl Target {
     async fn open(dir: &Path, workspace: &WorkspaceId, commit_delay: Duration) -> Self {
-        let settings = StoreSettings::new(DatabaseUrl::SurrealKv(dir.join("store")));
+        let settings = StoreSettings::new(DatabaseUrl::RocksDb(dir.join("rocksdb")));
         let store = Store::connect(&settings).await.unwrap();
         let catalogs = Catalogs::load(store.clone()).await.unwrap();
         let attributes = AttributeService::new(store.clone(), catalogs.clone());

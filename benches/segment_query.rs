@@ -141,7 +141,7 @@ fn segment_query(c: &mut Criterion) {
 
     let started = Instant::now();
     let store = runtime.block_on(async {
-        let settings = StoreSettings::new(DatabaseUrl::SurrealKv(dir.path().join("store")));
+        let settings = StoreSettings::new(DatabaseUrl::RocksDb(dir.path().join("rocksdb")));
         let store = Store::connect(&settings).await.unwrap();
         // As the import does: one transaction per chunk, with its change-log entry.
         for chunk in contacts.chunks_mut(1_000) {

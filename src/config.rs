@@ -23,8 +23,8 @@ pub struct ServeFlags {
     /// Directory for embedded data [env: DATA_DIR] [default: ./data]
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Store to use: mem://, surrealkv://PATH, ws://HOST:PORT [env: DATABASE_URL]
-    /// [default: surrealkv://DATA_DIR/store]
+    /// Store to use: mem://, rocksdb://PATH, surrealkv://PATH, ws://HOST:PORT
+    /// [env: DATABASE_URL] [default: rocksdb://DATA_DIR/rocksdb]
     #[arg(long, global = true)]
     pub database_url: Option<String>,
 }
@@ -171,17 +171,22 @@ impl StoreSettings {
     }
 }
 
-/// How much memory the embedded SurrealKV datastore may take. SurrealKV's own defaults scale
-/// with the machine (half its memory for the block cache, 1 GiB of memtable on 24 GiB), which
-/// is no budget for a service beside other processes.
+/// How much memory the embedded datastore may take. RocksDB's and SurrealKV's own defaults
+/// scale with the machine (half its memory for the block cache, up to 1 GiB of write buffers
+/// on 24 GiB), which is no budget for a service beside other processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreMemory {
     /// Cache of decoded blocks read from disk (`STORE_CACHE_MB`, default 256).
     pub block_cache_bytes: u64,
     /// Writes buffered in memory before they are flushed to a table (`STORE_MEMTABLE_MB`,
-    /// default 64).
+    /// default 64; RocksDB keeps at most two such buffers).
     pub memtable_bytes: u64,
 }
+
+/// Directory of the embedded RocksDB store under the data directory.
+const ROCKSDB_DIR: &str = "rocksdb";
+/// Directory of the embedded SurrealKV store that versions before RocksDB made.
+const LEGACY_STORE_DIR: &str = "store";
 
 /// Default of [`StoreMemory::block_cache_bytes`], in MiB.
 pub const DEFAULT_STORE_CACHE_MB: u64 = 256;
@@ -205,18 +210,27 @@ impl Default for StoreMemory {
 pub enum DatabaseUrl {
     /// In memory; gone when the process stops (tests).
     Memory,
-    /// Embedded SurrealKV on disk.
+    /// Embedded RocksDB on disk (the default).
+    RocksDb(PathBuf),
+    /// Embedded SurrealKV on disk (kept for stores made before RocksDB became the default).
     SurrealKv(PathBuf),
     /// A SurrealDB server over WebSocket (`ws://` or `wss://`).
     Remote(String),
 }
 
 impl DatabaseUrl {
-    /// Parses `mem://`, `surrealkv://PATH`, `ws://HOST:PORT` or `wss://HOST:PORT`.
+    /// Parses `mem://`, `rocksdb://PATH`, `surrealkv://PATH`, `ws://HOST:PORT` or
+    /// `wss://HOST:PORT`.
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         let raw = raw.trim();
         if raw == "mem://" || raw == "memory" {
             return Ok(Self::Memory);
+        }
+        if let Some(path) = raw
+            .strip_prefix("rocksdb://")
+            .filter(|path| !path.is_empty())
+        {
+            return Ok(Self::RocksDb(PathBuf::from(path)));
         }
         if let Some(path) = raw
             .strip_prefix("surrealkv://")
@@ -233,15 +247,30 @@ impl DatabaseUrl {
         Err(ConfigError::DatabaseUrl(raw.to_owned()))
     }
 
-    /// The embedded SurrealKV store under `data_dir`.
+    /// The embedded store under `data_dir`: RocksDB in `rocksdb/`, or the SurrealKV store in
+    /// `store/` that earlier versions made there, so that an existing data directory keeps its
+    /// data (move it with `export` and `import`).
     pub fn embedded_under(data_dir: &Path) -> Self {
-        Self::SurrealKv(data_dir.join("store"))
+        let earlier = data_dir.join(LEGACY_STORE_DIR);
+        if earlier.is_dir() {
+            return Self::SurrealKv(earlier);
+        }
+        Self::RocksDb(data_dir.join(ROCKSDB_DIR))
+    }
+
+    /// The directory of an embedded store, if this is one.
+    pub fn embedded_path(&self) -> Option<&Path> {
+        match self {
+            Self::RocksDb(path) | Self::SurrealKv(path) => Some(path),
+            Self::Memory | Self::Remote(_) => None,
+        }
     }
 
     /// The endpoint string SurrealDB's `engine::any::connect` understands.
     pub fn endpoint(&self) -> String {
         match self {
             Self::Memory => "mem://".to_owned(),
+            Self::RocksDb(path) => format!("rocksdb://{}", path.display()),
             Self::SurrealKv(path) => format!("surrealkv://{}", path.display()),
             Self::Remote(url) => url.clone(),
         }
@@ -256,7 +285,7 @@ pub enum ConfigError {
     ListenAddr(String),
     /// `DATABASE_URL` names an unsupported engine.
     #[error(
-        "DATABASE_URL `{0}` is not supported; use mem://, surrealkv://PATH, ws://HOST:PORT or wss://HOST:PORT"
+        "DATABASE_URL `{0}` is not supported; use mem://, rocksdb://PATH, surrealkv://PATH, ws://HOST:PORT or wss://HOST:PORT"
     )]
     DatabaseUrl(String),
     /// `INDEX_COMMIT_DELAY_MS` is not a number of milliseconds up to 60000.
@@ -385,7 +414,7 @@ mod tests {
         let settings = Settings::load(&ServeFlags::default(), &env(&[])).unwrap();
         assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.data_dir, PathBuf::from("./data"));
-        assert_eq!(settings.store.url.endpoint(), "surrealkv://./data/store");
+        assert_eq!(settings.store.url.endpoint(), "rocksdb://./data/rocksdb");
         assert!(settings.store.username.is_none());
         assert_eq!(settings.store.memory.block_cache_bytes, 256 * MIB);
         assert_eq!(settings.store.memory.memtable_bytes, 64 * MIB);
@@ -431,7 +460,28 @@ mod tests {
             Settings::load(&ServeFlags::default(), &env(&[("DATA_DIR", "/tmp/x")])).unwrap();
         assert_eq!(
             settings.store.url,
-            DatabaseUrl::SurrealKv(PathBuf::from("/tmp/x/store"))
+            DatabaseUrl::RocksDb(PathBuf::from("/tmp/x/rocksdb"))
+        );
+    }
+
+    #[test]
+    fn an_earlier_surrealkv_store_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("store")).unwrap();
+        let data_dir = dir.path().display().to_string();
+        let settings =
+            Settings::load(&ServeFlags::default(), &env(&[("DATA_DIR", &data_dir)])).unwrap();
+        assert_eq!(
+            settings.store.url,
+            DatabaseUrl::SurrealKv(dir.path().join("store"))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("rocksdb:///srv/q").unwrap(),
+            DatabaseUrl::RocksDb(PathBuf::from("/srv/q"))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("surrealkv:///srv/q").unwrap(),
+            DatabaseUrl::SurrealKv(PathBuf::from("/srv/q"))
         );
     }
 
@@ -468,7 +518,7 @@ mod tests {
         );
         assert_eq!(
             load(&[("DATABASE_URL", "postgres://x")]).to_string(),
-            "DATABASE_URL `postgres://x` is not supported; use mem://, surrealkv://PATH, ws://HOST:PORT or wss://HOST:PORT"
+            "DATABASE_URL `postgres://x` is not supported; use mem://, rocksdb://PATH, surrealkv://PATH, ws://HOST:PORT or wss://HOST:PORT"
         );
         assert_eq!(
             load(&[("SURREAL_USER", "root")]),

@@ -83,7 +83,7 @@ impl App {
             ));
         }
         let embedded = !matches!(settings.store.url, DatabaseUrl::Memory);
-        if let DatabaseUrl::SurrealKv(path) = &settings.store.url {
+        if let Some(path) = settings.store.url.embedded_path() {
             create_dir(path)?;
         }
         let vault = open_vault(settings, embedded)?;

@@ -1,6 +1,6 @@
 //! The connection to SurrealDB: a server or `mem://` through the SDK's `any` engine, or an
-//! embedded SurrealKV datastore built here so that its memory (block cache, memtable) can be
-//! bounded, which the SDK's connection strings cannot reach.
+//! embedded RocksDB (or SurrealKV) datastore built here so that its memory (block cache, write
+//! buffers) can be bounded, which the SDK's connection strings cannot reach.
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use surrealdb::{IndexedResults, Surreal};
 use surrealdb_cnf::ConfigMap;
 use surrealdb_core::kvs::Datastore;
 
-use crate::config::StoreMemory;
+use crate::config::{DatabaseUrl, StoreMemory};
 
 /// How long [`Connection::close`] waits for the SDK to release an embedded datastore.
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -29,23 +29,19 @@ pub(super) enum Connection {
     Local(Surreal<Db>, Arc<Datastore>),
 }
 
-/// Opens the embedded SurrealKV datastore at `path` with `memory`'s bounds, as the SDK's own
-/// local engine does (version check, bootstrap, then maintenance tasks).
-pub(super) async fn open_surrealkv(path: &str, memory: &StoreMemory) -> Result<Connection, String> {
-    let config = ConfigMap::empty()
-        .with_key_value(
-            "surrealkv_block_cache_capacity",
-            memory.block_cache_bytes.to_string(),
-        )
-        .with_key_value(
-            "surrealkv_max_memtable_size",
-            memory.memtable_bytes.to_string(),
-        );
+/// Opens the embedded datastore at `url` (`rocksdb://` or `surrealkv://`) with `memory`'s
+/// bounds, as the SDK's own local engine does (version check, bootstrap, then maintenance
+/// tasks).
+pub(super) async fn open_embedded(
+    url: &DatabaseUrl,
+    memory: &StoreMemory,
+) -> Result<Connection, String> {
+    let config = memory_bounds(url, memory);
     let datastore: Arc<Datastore> = Datastore::builder()
         .with_config(config)
         .with_auth(false)
         .without_maintenance_tasks()
-        .build_with_path(&format!("surrealkv://{path}"))
+        .build_with_path(&url.endpoint())
         .await
         .map_err(|error| error.to_string())?;
     datastore
@@ -61,6 +57,21 @@ pub(super) async fn open_surrealkv(path: &str, memory: &StoreMemory) -> Result<C
         .await
         .map_err(|error| error.to_string())?;
     Ok(Connection::Local(db, datastore))
+}
+
+/// The engine's settings that bound its memory: the block cache, and the write buffers.
+fn memory_bounds(url: &DatabaseUrl, memory: &StoreMemory) -> ConfigMap {
+    let cache = memory.block_cache_bytes.to_string();
+    let buffer = memory.memtable_bytes.to_string();
+    match url {
+        DatabaseUrl::RocksDb(_) => ConfigMap::empty()
+            .with_key_value("rocksdb_block_cache_size", cache)
+            .with_key_value("rocksdb_write_buffer_size", buffer)
+            .with_key_value("rocksdb_max_write_buffer_number", "2".to_owned()),
+        _ => ConfigMap::empty()
+            .with_key_value("surrealkv_block_cache_capacity", cache)
+            .with_key_value("surrealkv_max_memtable_size", buffer),
+    }
 }
 
 impl Connection {

@@ -107,8 +107,8 @@ impl Store {
             message: error.to_string(),
         };
         let db = match &settings.url {
-            DatabaseUrl::SurrealKv(path) => {
-                connection::open_surrealkv(&path.display().to_string(), &settings.memory)
+            DatabaseUrl::RocksDb(_) | DatabaseUrl::SurrealKv(_) => {
+                connection::open_embedded(&settings.url, &settings.memory)
                     .await
                     .map_err(|message| StoreError::Connect {
                         url: url.clone(),
@@ -136,6 +136,8 @@ impl Store {
             .await
             .and_then(|response| response.check())
             .map_err(connect_error)?;
+        // SurrealKV closes in the background after its last handle goes; RocksDB closes when
+        // the datastore is dropped, inside `close`.
         let lock_file = match &settings.url {
             DatabaseUrl::SurrealKv(path) => Some(path.join("LOCK")),
             _ => None,

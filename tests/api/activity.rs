@@ -445,7 +445,7 @@ async fn segments_test_and_order_by_activity() {
     // Testing activity needs the `conversations` field; a first sighting, `last_seen_at`.
     let (router, _) = app
         .create_key(
-            &["contacts:read"],
+            &["contacts:read", "segments:read"],
             json!({ "fields": ["external_id", "last_seen_at"] }),
         )
         .await;

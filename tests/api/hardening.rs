@@ -409,7 +409,7 @@ async fn index_status_counts_only_the_callers_workspace() {
     let dir = tempfile::tempdir().unwrap();
     let other = crate::tenancy::cli_key(dir.path(), "other", "admin");
     let app = TestApp::spawn_with(
-        DatabaseUrl::SurrealKv(dir.path().join("store")),
+        DatabaseUrl::RocksDb(dir.path().join("rocksdb")),
         dir.path().into(),
     )
     .await;

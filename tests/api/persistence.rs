@@ -10,7 +10,7 @@ use crate::helpers::TestApp;
 #[tokio::test]
 async fn contacts_and_attributes_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::SurrealKv(dir.path().join("store"));
+    let url = DatabaseUrl::RocksDb(dir.path().join("rocksdb"));
 
     let app = TestApp::spawn_with(url.clone(), dir.path().to_owned()).await;
     app.define_attribute("plan", "STRING").await;

@@ -134,7 +134,7 @@ async fn sigterm_stops_gracefully_and_data_survives_the_restart() {
     assert_eq!(written["name"], "Ada");
     service.terminate();
     assert!(
-        data_dir.path().join("store").exists(),
+        data_dir.path().join("rocksdb").exists(),
         "the default store lives under DATA_DIR"
     );
 

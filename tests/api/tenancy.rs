@@ -39,7 +39,7 @@ async fn every_cross_workspace_attempt_is_not_found() {
     let other = cli_key(dir.path(), "other", "admin");
     assert!(other.starts_with("qwry_"));
     let app = TestApp::spawn_with(
-        DatabaseUrl::SurrealKv(dir.path().join("store")),
+        DatabaseUrl::RocksDb(dir.path().join("rocksdb")),
         dir.path().into(),
     )
     .await;
