@@ -80,6 +80,13 @@ pub struct CommitPayload {
     pub committed_at: DateTime<Utc>,
 }
 
+impl CommitPayload {
+    /// Whether the index holds every contact, written at this version's projection.
+    pub fn is_current_build(&self) -> bool {
+        self.built && self.projection == PROJECTION_VERSION
+    }
+}
+
 fn first_projection() -> u32 {
     1
 }

@@ -144,7 +144,7 @@ impl Indexer {
     pub async fn ensure_built(&self) -> Result<(), IndexerError> {
         let built = self
             .current_payload()
-            .is_some_and(|payload| payload.built && payload.projection == PROJECTION_VERSION);
+            .is_some_and(|payload| payload.is_current_build());
         if !built {
             let documents = self.rebuild().await?;
             info!(documents, "segment index built from the store");
@@ -244,7 +244,7 @@ impl Indexer {
         }
         let built = self
             .current_payload()
-            .is_some_and(|payload| payload.built && payload.projection == PROJECTION_VERSION);
+            .is_some_and(|payload| payload.is_current_build());
         let last_change = pending.last().map(|change| change.key.clone());
         self.commit(changes, built, last_change, false).await?;
         if let Ok(mut applied) = self.applied.lock() {

@@ -413,19 +413,12 @@ impl Store {
         contact: &ContactId,
         merge: &MergeId,
     ) -> Result<(ActivitySummary, ActivitySummary), StoreError> {
-        let statement = |condition: &str| {
-            format!(
-                "SELECT count() AS count, time::max(started_at) AS last, time::min(started_at) AS first \
-                 FROM {CONVERSATION_TABLE} \
-                 WHERE workspace = $workspace AND contact = $contact AND {condition} GROUP ALL;"
-            )
-        };
         let mut response = self
             .db
             .query(format!(
                 "{} {}",
-                statement("(array::last(moves) ?? '') != $merge"),
-                statement("array::last(moves) = $merge")
+                summary_statement("(array::last(moves) ?? '') != $merge"),
+                summary_statement("array::last(moves) = $merge")
             ))
             .bind(("workspace", workspace.as_str().to_owned()))
             .bind(("contact", contact.to_string()))
@@ -447,12 +440,7 @@ impl Store {
     ) -> Result<ActivitySummary, StoreError> {
         let mut response = self
             .db
-            .query(format!(
-                "SELECT count() AS count, time::max(started_at) AS last, time::min(started_at) AS first \
-                 FROM {CONVERSATION_TABLE} \
-                 WHERE workspace = $workspace AND contact = $contact AND conversation_id != $excluding \
-                 GROUP ALL"
-            ))
+            .query(summary_statement("conversation_id != $excluding"))
             .bind(("workspace", workspace.as_str().to_owned()))
             .bind(("contact", contact.to_string()))
             .bind((
@@ -464,6 +452,16 @@ impl Store {
         let rows: Vec<SummaryRow> = response.take(0).map_err(StoreError::from_surreal)?;
         Ok(summary_of(rows))
     }
+}
+
+/// The statement summing up the conversations of `$contact` (in `$workspace`) that meet
+/// `condition`, read back by [`summary_of`].
+fn summary_statement(condition: &str) -> String {
+    format!(
+        "SELECT count() AS count, time::max(started_at) AS last, time::min(started_at) AS first \
+         FROM {CONVERSATION_TABLE} \
+         WHERE workspace = $workspace AND contact = $contact AND {condition} GROUP ALL;"
+    )
 }
 
 fn summary_of(rows: Vec<SummaryRow>) -> ActivitySummary {
