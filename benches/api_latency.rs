@@ -71,8 +71,13 @@ fn start_server() -> Server {
         Ok("surrealkv") => format!("surrealkv://{}", dir.path().join("store").display()),
         _ => format!("rocksdb://{}", dir.path().join("rocksdb").display()),
     };
-    let child = Command::new(&binary)
-        .env_clear()
+    let mut command = Command::new(&binary);
+    command.env_clear();
+    // `CONTACT_CACHE_MB=0` measures the server without its contact cache.
+    if let Ok(megabytes) = std::env::var("CONTACT_CACHE_MB") {
+        command.env("CONTACT_CACHE_MB", megabytes);
+    }
+    let child = command
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("DATA_DIR", dir.path())
         .env("DATABASE_URL", &database_url)

@@ -181,6 +181,9 @@ pub struct StoreMemory {
     /// Writes buffered in memory before they are flushed to a table (`STORE_MEMTABLE_MB`,
     /// default 64; RocksDB keeps at most two such buffers).
     pub memtable_bytes: u64,
+    /// Contacts and their identities kept in memory between requests (`CONTACT_CACHE_MB`,
+    /// default 256; 0 keeps none).
+    pub contact_cache_bytes: u64,
 }
 
 /// Directory of the embedded RocksDB store under the data directory.
@@ -192,6 +195,8 @@ const LEGACY_STORE_DIR: &str = "store";
 pub const DEFAULT_STORE_CACHE_MB: u64 = 256;
 /// Default of [`StoreMemory::memtable_bytes`], in MiB.
 pub const DEFAULT_STORE_MEMTABLE_MB: u64 = 64;
+/// Default of [`StoreMemory::contact_cache_bytes`], in MiB.
+pub const DEFAULT_CONTACT_CACHE_MB: u64 = 256;
 /// Default of [`Settings::index_writer_bytes`], in MiB.
 pub const DEFAULT_INDEX_WRITER_MB: u64 = 64;
 const MIB: u64 = 1024 * 1024;
@@ -201,6 +206,7 @@ impl Default for StoreMemory {
         Self {
             block_cache_bytes: DEFAULT_STORE_CACHE_MB * MIB,
             memtable_bytes: DEFAULT_STORE_MEMTABLE_MB * MIB,
+            contact_cache_bytes: DEFAULT_CONTACT_CACHE_MB * MIB,
         }
     }
 }
@@ -365,6 +371,7 @@ impl Settings {
         let memory = StoreMemory {
             block_cache_bytes: megabytes("STORE_CACHE_MB", DEFAULT_STORE_CACHE_MB, 8)?,
             memtable_bytes: megabytes("STORE_MEMTABLE_MB", DEFAULT_STORE_MEMTABLE_MB, 4)?,
+            contact_cache_bytes: megabytes("CONTACT_CACHE_MB", DEFAULT_CONTACT_CACHE_MB, 0)?,
         };
         let index_writer_bytes = megabytes("INDEX_WRITER_MB", DEFAULT_INDEX_WRITER_MB, 16)?;
         let identity_secret = match env.get("IDENTITY_SECRET").filter(|v| !v.is_empty()) {
@@ -418,13 +425,19 @@ mod tests {
         assert!(settings.store.username.is_none());
         assert_eq!(settings.store.memory.block_cache_bytes, 256 * MIB);
         assert_eq!(settings.store.memory.memtable_bytes, 64 * MIB);
+        assert_eq!(settings.store.memory.contact_cache_bytes, 256 * MIB);
         assert_eq!(settings.index_writer_bytes, 64 * MIB);
         let sized = Settings::load(
             &ServeFlags::default(),
-            &env(&[("STORE_CACHE_MB", "32"), ("INDEX_WRITER_MB", "20")]),
+            &env(&[
+                ("STORE_CACHE_MB", "32"),
+                ("INDEX_WRITER_MB", "20"),
+                ("CONTACT_CACHE_MB", "0"),
+            ]),
         )
         .unwrap();
         assert_eq!(sized.store.memory.block_cache_bytes, 32 * MIB);
+        assert_eq!(sized.store.memory.contact_cache_bytes, 0);
         assert_eq!(sized.index_writer_bytes, 20 * MIB);
         assert_eq!(
             Settings::load(&ServeFlags::default(), &env(&[("INDEX_WRITER_MB", "2")]))

@@ -160,16 +160,20 @@ impl ContactService {
         contact.ok_or_else(|| ServiceError::NotFound(format!("no contact has identity `{key}`")))
     }
 
-    /// The identities `contact` holds.
+    /// The identities `contact` holds (from memory when unchanged since last read).
     pub async fn identities(
         &self,
         workspace: &WorkspaceId,
         contact: &ContactId,
     ) -> Result<Vec<Identity>, ServiceError> {
-        Ok(self.store.identities_of(workspace, contact).await?)
+        let mut found = self
+            .store
+            .identities_of_many(workspace, std::slice::from_ref(contact))
+            .await?;
+        Ok(found.remove(contact).unwrap_or_default())
     }
 
-    /// The identities of each of `contacts`, in one round trip.
+    /// The identities of each of `contacts`, in one round trip (none for those kept in memory).
     pub async fn identities_of_many(
         &self,
         workspace: &WorkspaceId,

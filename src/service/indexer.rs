@@ -228,10 +228,12 @@ impl Indexer {
         }
         let mut changes = Vec::new();
         for change in &pending {
+            // Another instance may have written them: what memory keeps of them may be older.
+            self.store.forget_contacts(&change.contacts);
             // The contacts come in the entry's order, absent ones skipped.
             let mut contacts = self
                 .store
-                .contacts_by_ids(&change.workspace, &change.contacts)
+                .fresh_contacts_by_ids(&change.workspace, &change.contacts)
                 .await?
                 .into_iter()
                 .peekable();

@@ -1,7 +1,8 @@
 //! Writes that belong together: contacts, identities, aliases and merge records changed in one
-//! SurrealDB transaction, with one change-log entry naming every contact touched, so the index
-//! follows. Guards (expected revisions, owners) abort the whole batch when another writer got
-//! there first; the caller re-reads and plans again.
+//! SurrealDB transaction, with one change-log entry naming every contact touched (an identity
+//! touches its owners), so the index and other instances' caches follow. Guards (expected
+//! revisions, owners) abort the whole batch when another writer got there first; the caller
+//! re-reads and plans again.
 
 use chrono::{DateTime, Utc};
 use surrealdb::types::{SurrealValue, Value};
@@ -131,6 +132,9 @@ impl WriteBatch {
         if identities.is_empty() {
             return;
         }
+        for (owner, _) in identities {
+            self.touch_id(*owner);
+        }
         let records: Vec<IdentityRecord> = identities
             .iter()
             .map(|(owner, identity)| IdentityRecord::new(&self.workspace, owner, identity))
@@ -177,10 +181,13 @@ impl WriteBatch {
         let record = self.bind(IdentityRecord::new(&self.workspace, owner, identity));
         self.statements
             .push(format!("CREATE {key} CONTENT {record} RETURN NONE;"));
+        self.touch_id(*owner);
     }
 
     /// Moves an identity from `from` to `to` (fails unless `from` still holds it).
     pub fn move_identity(&mut self, key: &IdentityKey, from: &ContactId, to: &ContactId) {
+        self.touch_id(*from);
+        self.touch_id(*to);
         let record = self.bind(identity_key(&self.workspace, key));
         let from = self.bind(from.to_string());
         let to = self.bind(to.to_string());
@@ -192,6 +199,7 @@ impl WriteBatch {
 
     /// Records a stronger provenance for an identity `owner` holds.
     pub fn upgrade_identity(&mut self, key: &IdentityKey, owner: &ContactId, identity: &Identity) {
+        self.touch_id(*owner);
         let record = self.bind(identity_key(&self.workspace, key));
         let owner = self.bind(owner.to_string());
         let provenance = self.bind(identity.provenance.as_str().to_owned());
@@ -205,6 +213,7 @@ impl WriteBatch {
 
     /// Deletes an identity if `owner` holds it.
     pub fn delete_identity(&mut self, key: &IdentityKey, owner: &ContactId) {
+        self.touch_id(*owner);
         let record = self.bind(identity_key(&self.workspace, key));
         let owner = self.bind(owner.to_string());
         self.guarded(
@@ -215,6 +224,7 @@ impl WriteBatch {
 
     /// Deletes every identity of `contact`.
     pub fn delete_identities_of(&mut self, contact: &ContactId) {
+        self.touch_id(*contact);
         let workspace = self.bind(self.workspace.as_str().to_owned());
         let contact = self.bind(contact.to_string());
         self.statements.push(format!(
@@ -304,9 +314,11 @@ impl Store {
         for param in batch.params {
             query = query.bind(param);
         }
-        let mut response = query
-            .await
-            .map_err(|error| classify(&error, &batch.external_ids))?;
+        let outcome = query.await;
+        // Whatever the outcome (an error may come after the commit), what was kept of the
+        // touched contacts may be stale now.
+        self.cache.forget(&batch.touched);
+        let mut response = outcome.map_err(|error| classify(&error, &batch.external_ids))?;
         let errors: Vec<surrealdb::Error> = response.take_errors().into_values().collect();
         if errors.is_empty() {
             return Ok(());

@@ -1,5 +1,6 @@
 //! Contact records: point reads, keyset pages, counts and revision-checked writes.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange};
@@ -39,18 +40,27 @@ fn workspace_range(workspace: &WorkspaceId, after: Option<&ContactId>) -> Record
 }
 
 impl Store {
-    /// The contact with `id` in `workspace`.
+    /// The contact with `id` in `workspace` (from memory when it has not changed since it was
+    /// last read).
     pub async fn contact(
         &self,
         workspace: &WorkspaceId,
         id: &ContactId,
     ) -> Result<Option<Contact>, StoreError> {
+        if let Some(contact) = self.cache.contact(workspace, id) {
+            return Ok(Some(contact));
+        }
+        let ticket = self.cache.ticket(id);
         let record: Option<ContactRecord> = self
             .db
             .select(contact_key(workspace, id))
             .await
             .map_err(StoreError::from_surreal)?;
-        record.map(ContactRecord::into_contact).transpose()
+        let contact = record.map(ContactRecord::into_contact).transpose()?;
+        if let Some(contact) = &contact {
+            self.cache.keep_contact(ticket, contact);
+        }
+        Ok(contact)
     }
 
     /// The contact whose external id is `external_id` (served by the unique index).
@@ -127,7 +137,45 @@ impl Store {
     }
 
     /// The contacts of `workspace` with these ids, in the order given; absent ones are skipped.
+    /// Those unchanged since they were last read come from memory, the others in one read.
     pub async fn contacts_by_ids(
+        &self,
+        workspace: &WorkspaceId,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, StoreError> {
+        let mut found: HashMap<ContactId, Contact> = HashMap::with_capacity(ids.len());
+        let mut missed = Vec::new();
+        for id in ids {
+            match self.cache.contact(workspace, id) {
+                Some(contact) => {
+                    found.insert(*id, contact);
+                }
+                None => missed.push((*id, self.cache.ticket(id))),
+            }
+        }
+        if !missed.is_empty() {
+            let missed_ids: Vec<ContactId> = missed.iter().map(|(id, _)| *id).collect();
+            for contact in self.fresh_contacts_by_ids(workspace, &missed_ids).await? {
+                found.insert(contact.id, contact);
+            }
+            for (id, ticket) in missed {
+                if let Some(contact) = found.get(&id) {
+                    self.cache.keep_contact(ticket, contact);
+                }
+            }
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    /// Drops what memory keeps of `ids`, so that the next read goes to the store: for changes
+    /// that other instances committed, learnt from the change log.
+    pub fn forget_contacts(&self, ids: &[ContactId]) {
+        self.cache.forget(ids);
+    }
+
+    /// [`Store::contacts_by_ids`] read from the store, never from memory (for the indexer,
+    /// which follows changes other instances made, and for writes that compare).
+    pub async fn fresh_contacts_by_ids(
         &self,
         workspace: &WorkspaceId,
         ids: &[ContactId],
@@ -143,7 +191,7 @@ impl Store {
             .await
             .map_err(StoreError::from_surreal)?;
         let records: Vec<ContactRecord> = response.take(0).map_err(StoreError::from_surreal)?;
-        let mut found: std::collections::HashMap<ContactId, Contact> = records
+        let mut found: HashMap<ContactId, Contact> = records
             .into_iter()
             .map(|record| record.into_contact().map(|contact| (contact.id, contact)))
             .collect::<Result<_, _>>()?;

@@ -1,5 +1,7 @@
 //! Identity records: `contact_identity:[workspace, kind, value]`, one owner each.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use surrealdb::types::{Array, RecordId, RecordIdKey, SurrealValue};
 
@@ -107,14 +109,46 @@ impl Store {
         records.into_iter().map(IdentityRecord::into_held).collect()
     }
 
-    /// The identities of each of `contacts` (every one of them is a key of the answer).
+    /// The identities of each of `contacts` (every one of them is a key of the answer); those
+    /// of contacts unchanged since they were last read come from memory, the others in one
+    /// round trip.
     pub async fn identities_of_many(
         &self,
         workspace: &WorkspaceId,
         contacts: &[ContactId],
-    ) -> Result<std::collections::HashMap<ContactId, Vec<Identity>>, StoreError> {
+    ) -> Result<HashMap<ContactId, Vec<Identity>>, StoreError> {
+        let mut found = HashMap::with_capacity(contacts.len());
+        let mut missed = Vec::new();
+        for contact in contacts {
+            match self.cache.identities(workspace, contact) {
+                Some(identities) => {
+                    found.insert(*contact, identities);
+                }
+                None => missed.push(*contact),
+            }
+        }
+        if missed.is_empty() {
+            return Ok(found);
+        }
+        let tickets: Vec<_> = missed.iter().map(|id| self.cache.ticket(id)).collect();
+        let read = self.read_identities_of_many(workspace, &missed).await?;
+        for (contact, ticket) in missed.iter().zip(tickets) {
+            if let Some(identities) = read.get(contact) {
+                self.cache
+                    .keep_identities(ticket, workspace, *contact, identities);
+            }
+        }
+        found.extend(read);
+        Ok(found)
+    }
+
+    async fn read_identities_of_many(
+        &self,
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+    ) -> Result<HashMap<ContactId, Vec<Identity>>, StoreError> {
         if contacts.is_empty() {
-            return Ok(std::collections::HashMap::new());
+            return Ok(HashMap::new());
         }
         // One statement per contact, all in one round trip: each is served by the owner index.
         let statements: String = (0..contacts.len())
@@ -132,7 +166,7 @@ impl Store {
             query = query.bind((format!("c{n}"), contact.to_string()));
         }
         let mut response = query.await.map_err(StoreError::from_surreal)?;
-        let mut found = std::collections::HashMap::with_capacity(contacts.len());
+        let mut found = HashMap::with_capacity(contacts.len());
         for (n, contact) in contacts.iter().enumerate() {
             let records: Vec<IdentityRecord> =
                 response.take(n).map_err(StoreError::from_surreal)?;
@@ -145,7 +179,8 @@ impl Store {
         Ok(found)
     }
 
-    /// The identities of `contact`, by kind and value.
+    /// The identities of `contact`, by kind and value, read from the store itself (for writes
+    /// that move them).
     pub async fn identities_of(
         &self,
         workspace: &WorkspaceId,

@@ -10,6 +10,7 @@ mod batch;
 mod catalog;
 mod changes;
 mod connection;
+mod contact_cache;
 mod contacts;
 mod identities;
 mod merges;
@@ -96,6 +97,8 @@ pub struct Store {
     lock_file: Option<PathBuf>,
     /// Seals sensitive attribute values before they are written (see [`Store::attribute_registry`]).
     sealer: Option<Arc<dyn Sealer>>,
+    /// Contacts and identities read before and unchanged since (see [`contact_cache`]).
+    cache: Arc<contact_cache::ContactCache>,
 }
 
 impl Store {
@@ -146,6 +149,9 @@ impl Store {
             db,
             lock_file,
             sealer: None,
+            cache: Arc::new(contact_cache::ContactCache::new(
+                settings.memory.contact_cache_bytes,
+            )),
         })
     }
 

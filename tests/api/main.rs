@@ -5,6 +5,7 @@ mod access;
 mod activity;
 mod attributes;
 mod bulk;
+mod cached_reads;
 mod catalog;
 mod contacts;
 mod crash;

@@ -158,9 +158,10 @@ impl ImportService {
             .map(|held| (held.identity.key.clone(), held))
             .collect();
         let ids: Vec<ContactId> = holders.values().map(|held| held.contact).collect();
+        // Compared with the rows to decide what to write: read from the store itself.
         let contacts: HashMap<ContactId, Contact> = self
             .store
-            .contacts_by_ids(workspace, &ids)
+            .fresh_contacts_by_ids(workspace, &ids)
             .await?
             .into_iter()
             .map(|contact| (contact.id, contact))
