@@ -74,6 +74,14 @@ fn memory_bounds(url: &DatabaseUrl, memory: &StoreMemory) -> ConfigMap {
     }
 }
 
+/// Shuts `datastore` down although something still holds it, saying so.
+async fn shut_down_in_use(datastore: &Datastore) {
+    tracing::warn!("the embedded store is still in use; shutting it down anyway");
+    if let Err(error) = datastore.shutdown().await {
+        tracing::warn!(%error, "the embedded store did not shut down cleanly");
+    }
+}
+
 impl Connection {
     /// A query to run, with parameters bound by [`StoreQuery::bind`].
     pub(super) fn query(&self, text: impl Into<String>) -> StoreQuery<'_> {
@@ -95,6 +103,13 @@ impl Connection {
         }
     }
 
+    /// Shuts an embedded datastore down although other handles still hold this connection.
+    pub(super) async fn shut_down_in_use(&self) {
+        if let Self::Local(_, datastore) = self {
+            shut_down_in_use(datastore).await;
+        }
+    }
+
     /// Closes the handle. For an embedded datastore, dropping the last handle makes the SDK's
     /// session task shut the datastore down (tasks stopped, storage flushed and closed); this
     /// waits, bounded, until that task has let go of it, so that the storage engine is closed
@@ -107,10 +122,7 @@ impl Connection {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
             if Arc::strong_count(&datastore) > 1 {
-                tracing::warn!("the embedded store is still in use; shutting it down anyway");
-                if let Err(error) = datastore.shutdown().await {
-                    tracing::warn!(%error, "the embedded store did not shut down cleanly");
-                }
+                shut_down_in_use(&datastore).await;
             }
         }
     }

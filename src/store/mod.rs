@@ -92,7 +92,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The source of truth: a SurrealDB datastore, embedded or remote.
 #[derive(Clone)]
 pub struct Store {
-    db: Connection,
+    /// One SurrealDB session shared by every clone: cloning an SDK handle opens a session
+    /// (a random id and a message to the router, and another to close it on drop), which
+    /// would cost every request that clones the services.
+    db: Arc<Connection>,
     /// SurrealKV's lock file, held while the embedded datastore is open.
     lock_file: Option<PathBuf>,
     /// Seals sensitive attribute values before they are written (see [`Store::attribute_registry`]).
@@ -146,7 +149,7 @@ impl Store {
             _ => None,
         };
         Ok(Self {
-            db,
+            db: Arc::new(db),
             lock_file,
             sealer: None,
             cache: Arc::new(contact_cache::ContactCache::new(
@@ -181,7 +184,25 @@ impl Store {
     /// dropped; every other clone must be gone before this is called.
     pub async fn close(self) {
         let Self { db, lock_file, .. } = self;
-        db.close().await;
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        let mut db = db;
+        // Other clones share the connection; wait (bounded) until they are gone.
+        loop {
+            match Arc::try_unwrap(db) {
+                Ok(connection) => {
+                    connection.close().await;
+                    break;
+                }
+                Err(shared) if Instant::now() < deadline => {
+                    db = shared;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(shared) => {
+                    shared.shut_down_in_use().await;
+                    break;
+                }
+            }
+        }
         let Some(lock_file) = lock_file else { return };
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         while Instant::now() < deadline {
