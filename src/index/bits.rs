@@ -78,6 +78,11 @@ impl Bits {
             .is_some_and(|word| word & (1u64 << (doc % 64)) != 0)
     }
 
+    /// Bytes the set takes on the heap.
+    pub fn heap_bytes(&self) -> u64 {
+        (self.words.len() * std::mem::size_of::<u64>()) as u64
+    }
+
     /// Whether no document is in the set.
     pub fn is_empty(&self) -> bool {
         self.words.iter().all(|word| *word == 0)

@@ -3,9 +3,9 @@
 //! Leaves that do not depend on `now` are cached per index segment (segments are immutable;
 //! deletes are applied after evaluation), so clauses that recur across queries cost a lookup.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Bound;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tantivy::index::SegmentId;
 use tantivy::query::EnableScoring;
@@ -17,13 +17,33 @@ use super::compile::{Leaf, Plan, leaf_query};
 use super::facts::{DAY_NANOS, SegmentFacts, Timeline};
 use super::schema::IndexFields;
 
-/// Most cached leaf results (each about max_doc / 8 bytes: 125 kB per million documents).
-const CACHE_CAPACITY: usize = 512;
+/// Bytes of cached leaf results (each about max_doc / 8 bytes: 125 kB per million documents, so
+/// about a thousand leaves of a million-document index).
+const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
-/// Leaf results per index segment.
-#[derive(Default)]
+/// Weighs a cached leaf result by its bytes.
+#[derive(Clone)]
+struct ByBytes;
+
+impl quick_cache::Weighter<(SegmentId, String), Arc<Bits>> for ByBytes {
+    fn weight(&self, _key: &(SegmentId, String), bits: &Arc<Bits>) -> u64 {
+        bits.heap_bytes().max(1)
+    }
+}
+
+/// Leaf results per index segment, bounded by bytes. Eviction keeps the leaves used often
+/// (quick_cache's CLOCK-Pro): one search can need dozens of leaves per index segment, and a cache
+/// that emptied itself when full recomputed every dictionary scan of such a search each time.
 pub struct LeafCache {
-    entries: Mutex<HashMap<(SegmentId, String), Arc<Bits>>>,
+    entries: quick_cache::sync::Cache<(SegmentId, String), Arc<Bits>, ByBytes>,
+}
+
+impl Default for LeafCache {
+    fn default() -> Self {
+        Self {
+            entries: quick_cache::sync::Cache::with_weighter(4_096, CACHE_BYTES, ByBytes),
+        }
+    }
 }
 
 impl LeafCache {
@@ -34,29 +54,18 @@ impl LeafCache {
         compute: impl FnOnce() -> tantivy::Result<Bits>,
     ) -> tantivy::Result<Arc<Bits>> {
         let cache_key = (segment, key);
-        if let Some(hit) = self
-            .entries
-            .lock()
-            .ok()
-            .and_then(|entries| entries.get(&cache_key).cloned())
-        {
+        if let Some(hit) = self.entries.get(&cache_key) {
             return Ok(hit);
         }
         let computed = Arc::new(compute()?);
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= CACHE_CAPACITY {
-                entries.clear();
-            }
-            entries.insert(cache_key, Arc::clone(&computed));
-        }
+        self.entries.insert(cache_key, Arc::clone(&computed));
         Ok(computed)
     }
 
     /// Forgets results of index segments that no longer exist (merged away).
     pub fn retain_segments(&self, live: &HashSet<SegmentId>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|(segment, _), _| live.contains(segment));
-        }
+        self.entries
+            .retain(|(segment, _), _| live.contains(segment));
     }
 }
 
@@ -208,4 +217,36 @@ fn leaf_bits(
         docs.iter().for_each(|doc| bits.insert(*doc))
     })?;
     Ok(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_leaves_stay_cached_once_computed() {
+        let cache = LeafCache::default();
+        let segments = [SegmentId::generate_random(), SegmentId::generate_random()];
+        let computed = std::cell::Cell::new(0);
+        let mut pass = || {
+            // More leaves than one search over a dozen index segments needs (45 per segment).
+            for segment in segments {
+                for leaf in 0..600 {
+                    cache
+                        .get_or_compute(segment, format!("leaf {leaf}"), || {
+                            computed.set(computed.get() + 1);
+                            Ok(Bits::full(100_000))
+                        })
+                        .unwrap();
+                }
+            }
+        };
+        pass();
+        assert_eq!(computed.get(), 1_200);
+        pass();
+        assert_eq!(computed.get(), 1_200, "the second pass is served from the cache");
+        cache.retain_segments(&HashSet::from([segments[0]]));
+        pass();
+        assert_eq!(computed.get(), 1_800, "only the merged-away segment is recomputed");
+    }
 }
