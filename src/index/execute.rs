@@ -228,7 +228,7 @@ mod tests {
         let cache = LeafCache::default();
         let segments = [SegmentId::generate_random(), SegmentId::generate_random()];
         let computed = std::cell::Cell::new(0);
-        let mut pass = || {
+        let pass = || {
             // More leaves than one search over a dozen index segments needs (45 per segment).
             for segment in segments {
                 for leaf in 0..600 {
