@@ -244,9 +244,17 @@ mod tests {
         pass();
         assert_eq!(computed.get(), 1_200);
         pass();
-        assert_eq!(computed.get(), 1_200, "the second pass is served from the cache");
+        assert_eq!(
+            computed.get(),
+            1_200,
+            "the second pass is served from the cache"
+        );
         cache.retain_segments(&HashSet::from([segments[0]]));
         pass();
-        assert_eq!(computed.get(), 1_800, "only the merged-away segment is recomputed");
+        assert_eq!(
+            computed.get(),
+            1_800,
+            "only the merged-away segment is recomputed"
+        );
     }
 }
