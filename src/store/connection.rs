@@ -103,19 +103,32 @@ impl Connection {
         }
     }
 
-    /// Shuts an embedded datastore down although other handles still hold this connection.
-    pub(super) async fn shut_down_in_use(&self) {
-        if let Self::Local(_, datastore) = self {
-            shut_down_in_use(datastore).await;
-        }
-    }
-
     /// Closes the handle. For an embedded datastore, dropping the last handle makes the SDK's
     /// session task shut the datastore down (tasks stopped, storage flushed and closed); this
     /// waits, bounded, until that task has let go of it, so that the storage engine is closed
-    /// inside the runtime rather than dropped with it.
-    pub(super) async fn close(self) {
-        if let Self::Local(db, datastore) = self {
+    /// inside the runtime rather than dropped with it. Clones of the store share the
+    /// connection: for an embedded datastore, this first waits (bounded) until they are gone.
+    pub(super) async fn close(self: Arc<Self>) {
+        let deadline = std::time::Instant::now() + SHUTDOWN_WAIT;
+        let mut shared = self;
+        let connection = loop {
+            let Self::Local(_, datastore) = &*shared else {
+                // A remote or in-memory connection has nothing to shut down.
+                return;
+            };
+            if std::time::Instant::now() >= deadline {
+                shut_down_in_use(datastore).await;
+                return;
+            }
+            match Arc::try_unwrap(shared) {
+                Ok(connection) => break connection,
+                Err(still_shared) => {
+                    shared = still_shared;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
+        };
+        if let Self::Local(db, datastore) = connection {
             drop(db);
             let deadline = std::time::Instant::now() + SHUTDOWN_WAIT;
             while Arc::strong_count(&datastore) > 1 && std::time::Instant::now() < deadline {

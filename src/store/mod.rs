@@ -184,25 +184,7 @@ impl Store {
     /// dropped; every other clone must be gone before this is called.
     pub async fn close(self) {
         let Self { db, lock_file, .. } = self;
-        let deadline = Instant::now() + CLOSE_TIMEOUT;
-        let mut db = db;
-        // Other clones share the connection; wait (bounded) until they are gone.
-        loop {
-            match Arc::try_unwrap(db) {
-                Ok(connection) => {
-                    connection.close().await;
-                    break;
-                }
-                Err(shared) if Instant::now() < deadline => {
-                    db = shared;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(shared) => {
-                    shared.shut_down_in_use().await;
-                    break;
-                }
-            }
-        }
+        db.close().await;
         let Some(lock_file) = lock_file else { return };
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         while Instant::now() < deadline {
