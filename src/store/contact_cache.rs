@@ -11,6 +11,7 @@
 //! forget and a keep of the same stripe never interleave, so a read that raced a write cannot put
 //! the older state back.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use quick_cache::Weighter;
@@ -115,6 +116,26 @@ impl ContactCache {
         id: &ContactId,
     ) -> Option<Vec<Identity>> {
         lookup(self.identities.as_ref()?, workspace, id)
+    }
+
+    /// Splits `ids` into what `cached` finds (by id) and the rest, each with the ticket its
+    /// read from the store must be kept under.
+    pub(super) fn split<T>(
+        &self,
+        ids: &[ContactId],
+        cached: impl Fn(&ContactId) -> Option<T>,
+    ) -> (HashMap<ContactId, T>, Vec<(ContactId, Ticket)>) {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missed = Vec::new();
+        for id in ids {
+            match cached(id) {
+                Some(value) => {
+                    found.insert(*id, value);
+                }
+                None => missed.push((*id, self.ticket(id))),
+            }
+        }
+        (found, missed)
     }
 
     /// Keeps `contact`, read from the store under `ticket`, unless it was forgotten since.

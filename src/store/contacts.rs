@@ -143,16 +143,9 @@ impl Store {
         workspace: &WorkspaceId,
         ids: &[ContactId],
     ) -> Result<Vec<Contact>, StoreError> {
-        let mut found: HashMap<ContactId, Contact> = HashMap::with_capacity(ids.len());
-        let mut missed = Vec::new();
-        for id in ids {
-            match self.cache.contact(workspace, id) {
-                Some(contact) => {
-                    found.insert(*id, contact);
-                }
-                None => missed.push((*id, self.cache.ticket(id))),
-            }
-        }
+        let (mut found, missed) = self
+            .cache
+            .split(ids, |id| self.cache.contact(workspace, id));
         if !missed.is_empty() {
             let missed_ids: Vec<ContactId> = missed.iter().map(|(id, _)| *id).collect();
             for contact in self.fresh_contacts_by_ids(workspace, &missed_ids).await? {

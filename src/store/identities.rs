@@ -117,25 +117,18 @@ impl Store {
         workspace: &WorkspaceId,
         contacts: &[ContactId],
     ) -> Result<HashMap<ContactId, Vec<Identity>>, StoreError> {
-        let mut found = HashMap::with_capacity(contacts.len());
-        let mut missed = Vec::new();
-        for contact in contacts {
-            match self.cache.identities(workspace, contact) {
-                Some(identities) => {
-                    found.insert(*contact, identities);
-                }
-                None => missed.push(*contact),
-            }
-        }
+        let (mut found, missed) = self
+            .cache
+            .split(contacts, |id| self.cache.identities(workspace, id));
         if missed.is_empty() {
             return Ok(found);
         }
-        let tickets: Vec<_> = missed.iter().map(|id| self.cache.ticket(id)).collect();
-        let read = self.read_identities_of_many(workspace, &missed).await?;
-        for (contact, ticket) in missed.iter().zip(tickets) {
-            if let Some(identities) = read.get(contact) {
+        let missed_ids: Vec<ContactId> = missed.iter().map(|(id, _)| *id).collect();
+        let read = self.read_identities_of_many(workspace, &missed_ids).await?;
+        for (contact, ticket) in missed {
+            if let Some(identities) = read.get(&contact) {
                 self.cache
-                    .keep_identities(ticket, workspace, *contact, identities);
+                    .keep_identities(ticket, workspace, contact, identities);
             }
         }
         found.extend(read);
