@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::info;
 
-use super::HttpState;
+use super::SharedState;
 
 /// What the handler learns about a request for its log line: who acted, which operation.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +54,7 @@ impl AccessSlot {
 
 /// Logs and measures the request once it is answered.
 pub async fn access_log(
-    State(state): State<HttpState>,
+    State(state): State<SharedState>,
     mut request: Request,
     next: Next,
 ) -> Response {

@@ -9,7 +9,7 @@ use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::response::Response;
 
-use super::HttpState;
+use super::SharedState;
 use super::access::AccessSlot;
 use super::errors::error_response;
 use crate::domain::{Caller, Scope};
@@ -27,12 +27,12 @@ impl Authenticated {
     }
 }
 
-impl FromRequestParts<HttpState> for Authenticated {
+impl FromRequestParts<SharedState> for Authenticated {
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &HttpState,
+        state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
         let address = client_address(parts, state.client_address_header.as_deref());
         let guard = state.address_guard.as_deref().zip(address);

@@ -13,7 +13,7 @@ use futures_util::TryStreamExt;
 use serde::Deserialize;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::HttpState;
+use super::SharedState;
 use super::auth::Authenticated;
 use super::errors::error_response;
 use crate::audit::acting_as;
@@ -44,7 +44,7 @@ pub struct ExportParams {
 
 /// Streams the request body into an import job; answers with the job's final report.
 pub async fn import(
-    State(state): State<HttpState>,
+    State(state): State<SharedState>,
     authenticated: Authenticated,
     Query(params): Query<ImportParams>,
     headers: HeaderMap,
@@ -98,7 +98,7 @@ pub async fn import(
 
 /// Streams contacts (or a segment's members) as NDJSON, ascending by id.
 pub async fn export(
-    State(state): State<HttpState>,
+    State(state): State<SharedState>,
     authenticated: Authenticated,
     Query(params): Query<ExportParams>,
 ) -> Response {

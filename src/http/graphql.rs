@@ -12,7 +12,7 @@ use axum::extract::{Extension, FromRequestParts, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 
-use super::HttpState;
+use super::SharedState;
 use super::access::AccessSlot;
 use super::auth::Authenticated;
 use crate::audit::acting_as;
@@ -30,7 +30,7 @@ pub async fn graphiql() -> Html<String> {
 
 /// `GET /graphql`: with `query` or `extensions` parameters, runs the query (mutations need
 /// POST) for an authenticated caller; without them, serves GraphiQL.
-pub async fn get(State(state): State<HttpState>, request: Request) -> axum::response::Response {
+pub async fn get(State(state): State<SharedState>, request: Request) -> axum::response::Response {
     let (mut parts, _) = request.into_parts();
     let query = parts.uri.query().unwrap_or_default().to_owned();
     let is_operation = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
@@ -55,7 +55,7 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> axum::resp
 /// Executes a GraphQL request of an authenticated caller, confined to the caller's workspace.
 /// The body was already bounded by the router's body limit.
 pub async fn execute(
-    State(state): State<HttpState>,
+    State(state): State<SharedState>,
     Authenticated(caller): Authenticated,
     slot: Option<Extension<AccessSlot>>,
     body: Result<Bytes, BytesRejection>,
@@ -86,7 +86,7 @@ pub async fn execute(
     run(&state, caller, batch).await
 }
 
-async fn run(state: &HttpState, caller: Caller, batch: BatchRequest) -> axum::response::Response {
+async fn run(state: &SharedState, caller: Caller, batch: BatchRequest) -> axum::response::Response {
     let actor = caller.key_id.clone();
     let batch = crate::graphql::for_caller(batch, caller);
     let mut response = acting_as(&actor, state.schema.execute_batch(batch)).await;

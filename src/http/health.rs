@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use chrono::Utc;
 use tracing::warn;
 
-use super::HttpState;
+use super::SharedState;
 
 /// Liveness: the process is up and serving HTTP.
 pub async fn healthz() -> &'static str {
@@ -14,7 +14,7 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Readiness: the store answers. 503 otherwise, so a load balancer stops sending traffic.
-pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
+pub async fn readyz(State(state): State<SharedState>) -> (StatusCode, &'static str) {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready"),
         Err(error) => {
@@ -26,7 +26,7 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str
 
 /// Metrics in the OpenMetrics text format (Prometheus reads it); the index lag is measured at
 /// each scrape.
-pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
     match state.services.segments.backlog().await {
         Ok(backlog) => {
             let seconds = backlog
