@@ -16,6 +16,7 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection,
 use async_graphql::{Name, Request, ServerError, ServerResult};
 
 use super::ReadOnly;
+use super::checked_documents::CheckedDocuments;
 use crate::service::ErrorCode;
 
 /// Most aliased fields one request may hold, counted with fragments expanded.
@@ -24,24 +25,41 @@ pub const MAX_ALIASES: usize = 30;
 /// introspection query GraphiQL sends expands to a few hundred.
 pub const MAX_EXPANDED_FIELDS: usize = 5_000;
 
+/// Memory for parsed documents that passed the limits (see [`CheckedDocuments`]).
+const CHECKED_DOCUMENT_BYTES: u64 = 32 * 1024 * 1024;
+
 /// Refuses documents that expand to more than [`MAX_EXPANDED_FIELDS`] fields or hold more than
 /// [`MAX_ALIASES`] aliases (QUERY_TOO_COMPLEX), fragments that spread themselves (INVALID_INPUT)
 /// and, unless `introspection` is on, documents asking for `__schema` or `__type` (FORBIDDEN).
+/// Documents that passed are kept by their text, so a text sent again is neither parsed nor
+/// walked again.
 pub struct QueryLimits {
-    /// Whether introspection queries are answered.
-    pub introspection: bool,
+    introspection: bool,
+    checked: Arc<CheckedDocuments>,
+}
+
+impl QueryLimits {
+    /// The limits, with introspection answered or refused.
+    pub fn new(introspection: bool) -> Self {
+        Self {
+            introspection,
+            checked: Arc::new(CheckedDocuments::new(CHECKED_DOCUMENT_BYTES)),
+        }
+    }
 }
 
 impl ExtensionFactory for QueryLimits {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(QueryLimitsExtension {
             introspection: self.introspection,
+            checked: Arc::clone(&self.checked),
         })
     }
 }
 
 struct QueryLimitsExtension {
     introspection: bool,
+    checked: Arc<CheckedDocuments>,
 }
 
 fn coded(code: ErrorCode, message: String) -> ServerError {
@@ -56,7 +74,8 @@ fn coded(code: ErrorCode, message: String) -> ServerError {
 impl Extension for QueryLimitsExtension {
     /// Parses the document here, before async-graphql's own parse step: that step already
     /// walks fragment spreads (its recursion-depth check) as validation does, so the shape must
-    /// be checked before it runs. The parsed document is kept, so nothing is parsed twice.
+    /// be checked before it runs. The parsed document is kept, so nothing is parsed twice, and
+    /// a text that passed before is taken from [`CheckedDocuments`] without parsing it.
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -65,8 +84,15 @@ impl Extension for QueryLimitsExtension {
     ) -> ServerResult<Request> {
         let read_only = request.data.contains_key(&TypeId::of::<ReadOnly>());
         let operation = request.operation_name.clone();
+        if let Some(document) = self.checked.get(&request.query) {
+            request.set_parsed_query(document);
+        } else {
+            let document = request.parsed_query()?;
+            check_shape(document, self.introspection)?;
+            let document = document.clone();
+            self.checked.keep(request.query.clone(), document);
+        }
         let document = request.parsed_query()?;
-        check_shape(document, self.introspection)?;
         if read_only && runs_mutation(document, operation.as_deref()) {
             return Err(coded(
                 ErrorCode::InvalidInput,

@@ -6,6 +6,7 @@ mod activity;
 mod activity_view;
 mod args;
 mod attributes;
+mod checked_documents;
 mod connection;
 mod contacts;
 pub mod error;
@@ -157,7 +158,7 @@ pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
         .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
             PERSISTED_QUERIES,
         )))
-        .extension(limits::QueryLimits { introspection });
+        .extension(limits::QueryLimits::new(introspection));
     if introspection {
         builder.finish()
     } else {
