@@ -8,6 +8,9 @@
 //! Server: the binary at `QWRY_SERVER_BIN` (default `target/release/qwry-contacts`; build it
 //! with `cargo build --release`), so that two builds can be compared in one run; its store is
 //! RocksDB, or SurrealKV with `QWRY_BENCH_STORE=surrealkv`.
+//! Before measuring, the bench waits (at most [`SETTLE_AT_MOST`]) until the server is idle, so
+//! that the index merges the load leaves behind do not land in the read figures; it prints how
+//! long it waited.
 //! Run: `cargo build --release && cargo bench --bench api_latency`.
 
 // Shared with the other benches; this one uses the generator, not the catalogue.
@@ -36,6 +39,11 @@ const MIN_SAMPLES: usize = 10;
 const CONNECTIONS: usize = 16;
 /// How long the throughput measurement runs.
 const THROUGHPUT_FOR: Duration = Duration::from_secs(10);
+
+/// Longest wait for the server to go idle after the load.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(300);
+/// CPU share of one core under which the server counts as idle.
+const IDLE_SHARE: f64 = 0.05;
 
 struct Server {
     child: Child,
@@ -197,6 +205,38 @@ async fn load(client: &reqwest::Client, base: &str, size: usize) {
     eprintln!("loaded {size} contacts in {:.1?}", started.elapsed());
 }
 
+/// CPU time (user + system) the process `pid` has used, in clock ticks (Linux `/proc`).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
+/// Waits until the server used less than [`IDLE_SHARE`] of a core for a whole second (the
+/// index merges after a load take minutes at 1M), at most [`SETTLE_AT_MOST`].
+async fn settle(pid: u32) {
+    let started = Instant::now();
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let Some(mut last) = cpu_ticks(pid) else {
+        return;
+    };
+    while started.elapsed() < SETTLE_AT_MOST {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(now) = cpu_ticks(pid) else {
+            return;
+        };
+        let share = (now - last) as f64 / ticks_per_second;
+        last = now;
+        if share < IDLE_SHARE {
+            break;
+        }
+    }
+    eprintln!("server idle after {:.1?}", started.elapsed());
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index].as_secs_f64() * 1e3
@@ -311,6 +351,7 @@ fn main() {
         wait_until_ready(&base).await;
         let client = client();
         load(&client, &base, size).await;
+        settle(server.child.id()).await;
         let page = graphql(
             &client,
             &base,
