@@ -96,21 +96,35 @@ impl Bits {
             .sum()
     }
 
+    /// The documents in both `self` and `other`, ascending, without building the intersection.
+    pub fn iter_and<'a>(&'a self, other: &'a Bits) -> impl Iterator<Item = u32> + 'a {
+        self.words
+            .iter()
+            .zip(&other.words)
+            .enumerate()
+            .flat_map(|(index, (&a, &b))| set_bits(index as u32 * 64, a & b))
+    }
+
     /// The documents, ascending.
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.words.iter().enumerate().flat_map(|(index, &word)| {
-            let base = index as u32 * 64;
-            let mut rest = word;
-            std::iter::from_fn(move || {
-                if rest == 0 {
-                    return None;
-                }
-                let bit = rest.trailing_zeros();
-                rest &= rest - 1;
-                Some(base + bit)
-            })
-        })
+        self.words
+            .iter()
+            .enumerate()
+            .flat_map(|(index, &word)| set_bits(index as u32 * 64, word))
     }
+}
+
+/// `base` plus the position of each bit set in `word`, ascending.
+fn set_bits(base: u32, word: u64) -> impl Iterator<Item = u32> {
+    let mut rest = word;
+    std::iter::from_fn(move || {
+        if rest == 0 {
+            return None;
+        }
+        let bit = rest.trailing_zeros();
+        rest &= rest - 1;
+        Some(base + bit)
+    })
 }
 
 #[cfg(test)]
@@ -127,6 +141,7 @@ mod tests {
     fn algebra_matches_sets() {
         let mut a = of(130, &[0, 5, 64, 129]);
         let b = of(130, &[5, 64, 100]);
+        assert_eq!(a.iter_and(&b).collect::<Vec<_>>(), vec![5, 64]);
         a.and(&b);
         assert_eq!(a.iter().collect::<Vec<_>>(), vec![5, 64]);
         a.or(&of(130, &[1]));

@@ -33,6 +33,8 @@ pub const SEARCHABLE: [BuiltinField; 5] = [
 const FUZZY_FROM: usize = 5;
 /// Most words a query is searched by.
 const MAX_WORDS: usize = 6;
+/// Points for a word matched whole, the best way.
+const WORD_POINTS: u8 = 8;
 
 thread_local! {
     static WORDS: RefCell<TextAnalyzer> = RefCell::new(
@@ -100,9 +102,9 @@ impl SearchQuery {
     }
 
     /// The ways `word` can match in one path, best first, with their score.
-    fn modes(word: &str) -> Vec<(SearchMode, u32)> {
+    fn modes(word: &str) -> Vec<(SearchMode, u8)> {
         let mut modes = vec![
-            (SearchMode::Word, 8),
+            (SearchMode::Word, WORD_POINTS),
             (SearchMode::ValuePrefix, 6),
             (SearchMode::Prefix, 4),
             (SearchMode::Infix, 2),
@@ -162,18 +164,38 @@ impl SegmentIndex {
         let searcher = self.reader.searcher();
         let context = self.context();
         let matches = execute::matching(&plan, &searcher, &context)?;
-        let mut ranked: Vec<(u32, i64, u128)> = Vec::new();
-        let mut total = 0;
-        for (reader, docs) in searcher.segment_readers().iter().zip(&matches) {
-            total += docs.count();
+        let readers = searcher.segment_readers();
+        let total = matches.iter().map(Bits::count).sum();
+        let wanted = offset.saturating_add(limit);
+        // Scores first, for every index segment: only the members that can still make the page
+        // (those at or above the score of the `wanted`-th best) are read for recency and id.
+        let mut scores = Vec::with_capacity(readers.len());
+        let mut members_by_score = [0u64; MAX_SCORE + 1];
+        for (reader, docs) in readers.iter().zip(&matches) {
+            let segment_scores = if docs.is_empty() {
+                Vec::new()
+            } else {
+                score(query, reader, docs, &context)?
+            };
+            for doc in docs.iter() {
+                members_by_score[usize::from(segment_scores[doc as usize])] += 1;
+            }
+            scores.push(segment_scores);
+        }
+        let threshold = page_threshold(&members_by_score, wanted);
+        let mut ranked: Vec<(u8, i64, u128)> = Vec::new();
+        for ((reader, docs), scores) in readers.iter().zip(&matches).zip(&scores) {
             if docs.is_empty() {
                 continue;
             }
-            let scores = score(query, reader, docs, &context)?;
             let updated = reader.fast_fields().column_opt::<i64>("time.@updated_at")?;
             let hi = reader.fast_fields().u64("id_hi")?;
             let lo = reader.fast_fields().u64("id_lo")?;
-            for (doc, score) in docs.iter().zip(scores) {
+            for doc in docs.iter() {
+                let score = scores[doc as usize];
+                if score < threshold {
+                    continue;
+                }
                 let recency = updated
                     .as_ref()
                     .and_then(|column| column.first(doc))
@@ -183,8 +205,8 @@ impl SegmentIndex {
                 }
             }
         }
-        let wanted = offset.saturating_add(limit).min(ranked.len());
-        let best_first = |a: &(u32, i64, u128), b: &(u32, i64, u128)| b.cmp(a);
+        let wanted = wanted.min(ranked.len());
+        let best_first = |a: &(u8, i64, u128), b: &(u8, i64, u128)| b.cmp(a);
         if wanted < ranked.len() {
             ranked.select_nth_unstable_by(wanted, best_first);
             ranked.truncate(wanted);
@@ -199,29 +221,46 @@ impl SegmentIndex {
     }
 }
 
-/// Per member of `docs` (in order), the sum over query words of the best way it matched.
+/// Highest score a member can reach: every word matched whole.
+const MAX_SCORE: usize = MAX_WORDS * WORD_POINTS as usize;
+
+/// The lowest score a member needs to be among the best `wanted`, given how many members have
+/// each score; 0 (everyone) when there are no more members than that.
+fn page_threshold(members_by_score: &[u64], wanted: usize) -> u8 {
+    let mut at_or_above = 0u64;
+    for (score, members) in members_by_score.iter().enumerate().rev() {
+        at_or_above += members;
+        if at_or_above >= wanted as u64 {
+            return score as u8;
+        }
+    }
+    0
+}
+
+/// Per document of `reader` (indexed by doc id), the sum over query words of the best way it
+/// matched; 0 outside `docs`. Visits only the members each way of matching found.
 fn score(
     query: &SearchQuery,
     reader: &tantivy::SegmentReader,
     docs: &Bits,
     context: &execute::Context<'_>,
-) -> tantivy::Result<Vec<u32>> {
-    let members: Vec<u32> = docs.iter().collect();
-    let mut scores = vec![0u32; members.len()];
+) -> tantivy::Result<Vec<u8>> {
+    let len = reader.max_doc() as usize;
+    let mut scores = vec![0u8; len];
+    let mut best = vec![0u8; len];
     for word in &query.words {
-        let mut best = vec![0u32; members.len()];
+        best.fill(0);
         for path in &query.paths {
             for (mode, points) in SearchQuery::modes(word) {
                 let leaf = Plan::Leaf(Leaf::Search(path.clone(), mode, word.clone()));
                 let bits = execute::evaluate_on(&leaf, reader, context)?;
-                for (slot, doc) in members.iter().enumerate() {
-                    if best[slot] < points && bits.contains(*doc) {
-                        best[slot] = points;
-                    }
+                for doc in bits.iter_and(docs) {
+                    let slot = &mut best[doc as usize];
+                    *slot = (*slot).max(points);
                 }
             }
         }
-        for (total, best) in scores.iter_mut().zip(best) {
+        for (total, best) in scores.iter_mut().zip(&best) {
             *total += best;
         }
     }
@@ -244,5 +283,91 @@ mod tests {
         assert!(!query.paths.contains(&"@email".to_owned()));
         assert!(SearchQuery::new("  ", |_| true).is_none());
         assert!(SearchQuery::new("ann", |_| false).is_none());
+    }
+
+    /// Pages of a search (only members at or above the page's score threshold are ranked)
+    /// equal the same window of the ranking of every member, across index segments, with ties
+    /// on score and recency.
+    #[test]
+    fn pages_equal_windows_of_the_full_ranking() {
+        use crate::domain::{Contact, ContactFields, Email, Text};
+        use crate::index::{CommitPayload, IndexChange, PROJECTION_VERSION};
+
+        let workspace = WorkspaceId::parse("main").unwrap();
+        let index = SegmentIndex::open_in_ram().unwrap();
+        let now: DateTime<Utc> = "2026-12-03T12:00:00Z".parse().unwrap();
+        let payload = CommitPayload {
+            projection: PROJECTION_VERSION,
+            built: true,
+            last_change: None,
+            committed_at: now,
+        };
+        let names = [
+            "Grace Hopper",
+            "Grace Kelly",
+            "Gracie Allen",
+            "Ada Grace",
+            "Bob Gracey",
+            "Mary Grace Smith",
+            "Grant Graze",
+            "Ada Lovelace",
+        ];
+        for batch in 0..3i64 {
+            let changes: Vec<IndexChange> = (0..300i64)
+                .map(|n| {
+                    let name = names[(n as usize * 7 + batch as usize) % names.len()];
+                    let fields = ContactFields {
+                        name: Some(Text::parse("name", name).unwrap()),
+                        email: Some(
+                            Email::parse(&format!("{}.{n}@grace-{batch}.io", name.len())).unwrap(),
+                        ),
+                        ..ContactFields::default()
+                    };
+                    // Recency ties in threes.
+                    let updated = now - chrono::TimeDelta::seconds(n / 3);
+                    IndexChange::upsert(Contact::new(workspace.clone(), fields, updated))
+                })
+                .collect();
+            index.apply(&changes, &payload).unwrap();
+        }
+        for text in ["grace", "gra", "grace hopper", "race", "ada", "gracy"] {
+            let query = SearchQuery::new(text, |_| true).unwrap();
+            let all = index
+                .search(&workspace, &query, None, now, 0, usize::MAX)
+                .unwrap();
+            assert_eq!(all.total as usize, all.ids.len(), "{text}");
+            assert!(!all.ids.is_empty(), "{text}");
+            for (offset, limit) in [(0, 1), (0, 10), (5, 10), (99, 50), (0, 1_000)] {
+                let page = index
+                    .search(&workspace, &query, None, now, offset, limit)
+                    .unwrap();
+                let end = (offset + limit).min(all.ids.len());
+                let window = all.ids.get(offset.min(end)..end).unwrap();
+                assert_eq!(page.ids, window, "{text} at {offset}+{limit}");
+                assert_eq!(page.total, all.total, "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_page_threshold_keeps_every_member_that_can_make_the_page() {
+        let mut members_by_score = [0u64; MAX_SCORE + 1];
+        members_by_score[8] = 3;
+        members_by_score[4] = 5;
+        members_by_score[1] = 100;
+        assert_eq!(page_threshold(&members_by_score, 3), 8);
+        assert_eq!(
+            page_threshold(&members_by_score, 4),
+            4,
+            "ties at 4 may all make it"
+        );
+        assert_eq!(page_threshold(&members_by_score, 8), 4);
+        assert_eq!(page_threshold(&members_by_score, 9), 1);
+        assert_eq!(
+            page_threshold(&members_by_score, 1_000),
+            0,
+            "fewer than wanted: all"
+        );
+        assert_eq!(page_threshold(&members_by_score, 0), MAX_SCORE as u8);
     }
 }
