@@ -104,7 +104,7 @@ pub fn not_a_cursor(cursor: &str, what: &str) -> ServiceError {
 pub struct ContactConnection {
     /// The exact number of contacts of the whole connection (counted with the page).
     total: u64,
-    contacts: Vec<Contact>,
+    contacts: Vec<Arc<Contact>>,
     /// Loads the nested fields of the page's contacts together.
     batch: Arc<PageBatch>,
     /// For search results: the rank of the page's first contact (cursors count ranks).
@@ -153,7 +153,7 @@ impl ContactConnection {
     }
 }
 
-fn batch_of(workspace: &WorkspaceId, contacts: &[Contact]) -> Arc<PageBatch> {
+fn batch_of(workspace: &WorkspaceId, contacts: &[Arc<Contact>]) -> Arc<PageBatch> {
     PageBatch::new(workspace.clone(), contacts.iter().map(|c| c.id).collect())
 }
 
@@ -182,7 +182,7 @@ impl ContactConnection {
 }
 
 /// An edge: a contact, the cursor that resumes after it, and its page's batch.
-pub struct ContactEdge(Contact, String, Arc<PageBatch>);
+pub struct ContactEdge(Arc<Contact>, String, Arc<PageBatch>);
 
 #[Object]
 impl ContactEdge {
@@ -193,7 +193,7 @@ impl ContactEdge {
 
     /// The contact.
     async fn node(&self) -> ContactView {
-        ContactView::in_page(self.0.clone(), &self.2)
+        ContactView::in_page(Arc::clone(&self.0), &self.2)
     }
 }
 
@@ -219,7 +219,7 @@ impl ContactConnection {
             .enumerate()
             .map(|(index, contact)| {
                 let cursor = self.cursor(index).unwrap_or_default();
-                ContactEdge(contact.clone(), cursor, Arc::clone(&self.batch))
+                ContactEdge(Arc::clone(contact), cursor, Arc::clone(&self.batch))
             })
             .collect()
     }
@@ -228,8 +228,7 @@ impl ContactConnection {
     async fn nodes(&self) -> Vec<ContactView> {
         self.contacts
             .iter()
-            .cloned()
-            .map(|contact| ContactView::in_page(contact, &self.batch))
+            .map(|contact| ContactView::in_page(Arc::clone(contact), &self.batch))
             .collect()
     }
 

@@ -14,6 +14,7 @@ mod guard;
 mod identity;
 mod identity_view;
 mod imports;
+mod json_value;
 mod keys;
 mod limits;
 mod lookup;

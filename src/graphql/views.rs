@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Name, Object, SimpleObject, Value as GraphqlValue};
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value as JsonValue};
 
 use super::activity_view::{
     ConversationConnection, EventConnection, conversations_page, events_page,
@@ -12,19 +11,20 @@ use super::activity_view::{
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::identity_view::IdentityView;
+use super::json_value::{JsonValue, attribute_value};
 use super::page_batch::PageBatch;
 use super::segment_view::SegmentView;
 use super::{caller, sensitive_attributes, services};
 use crate::domain::{
-    AttributeDefinition, AttributeType, Caller, Contact, FieldPolicy, Identity, IdentityKind,
-    MergeRule, Scope, Verification, VerificationMethod,
+    AttributeDefinition, AttributeType, AttributeValue, Caller, Contact, FieldPolicy, Identity,
+    IdentityKind, MergeRule, Scope, Verification, VerificationMethod,
 };
 
 /// A contact as the API shows it. Every field the caller's field policy does not approve
 /// reads as null (absent from `attributes`), as do sensitive attributes without `pii:read`.
 /// The result of a write shown to a key without `contacts:read` holds only what it wrote.
 pub struct ContactView {
-    contact: Contact,
+    contact: Arc<Contact>,
     /// The page this contact was read with, whose nested fields load together.
     page: Option<Arc<PageBatch>>,
     /// For a write's result shown to a key without `contacts:read`: the fields it wrote, the
@@ -39,7 +39,7 @@ impl ContactView {
     /// A contact read by a caller with `contacts:read`.
     pub fn new(contact: Contact) -> Self {
         Self {
-            contact,
+            contact: Arc::new(contact),
             page: None,
             written_only: None,
             unverified_visitor: false,
@@ -51,7 +51,7 @@ impl ContactView {
     /// segments see the rest as absent.
     pub fn unverified_visitor(contact: &Contact) -> Self {
         Self {
-            contact: contact.self_asserted_only(),
+            contact: Arc::new(contact.self_asserted_only()),
             page: None,
             written_only: None,
             unverified_visitor: true,
@@ -59,7 +59,7 @@ impl ContactView {
     }
 
     /// A contact of a page: its nested fields load with the page's other contacts.
-    pub fn in_page(contact: Contact, page: &Arc<PageBatch>) -> Self {
+    pub fn in_page(contact: Arc<Contact>, page: &Arc<PageBatch>) -> Self {
         Self {
             contact,
             page: Some(Arc::clone(page)),
@@ -72,7 +72,7 @@ impl ContactView {
     /// field policy allows) for a key with `contacts:read`, else only those fields.
     pub fn after_write(contact: Contact, caller: &Caller, written: FieldPolicy) -> Self {
         Self {
-            contact,
+            contact: Arc::new(contact),
             page: None,
             written_only: (!caller.allows(Scope::ContactsRead)).then_some(written),
             unverified_visitor: false,
@@ -180,11 +180,12 @@ impl ContactView {
 
     /// Custom attributes as a JSON object (datetimes as RFC 3339 text), holding only those the
     /// caller may read.
-    async fn attributes(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<JsonValue>> {
+    async fn attributes(&self, ctx: &Context<'_>) -> async_graphql::Result<JsonValue> {
         let caller = caller(ctx)?;
         let sensitive = sensitive_attributes(ctx, &self.contact.workspace).await?;
         let revealer = &services(ctx)?.revealer;
-        let object: Map<String, JsonValue> = self
+        let workspace = &self.contact.workspace;
+        let entries = self
             .contact
             .fields
             .attributes
@@ -193,11 +194,15 @@ impl ContactView {
                 self.attribute_readable(caller, name.as_str(), sensitive.contains(name.as_str()))
             })
             .map(|(name, value)| {
-                let json = revealer.json(&self.contact.workspace, name, value);
-                (name.as_str().to_owned(), json)
-            })
-            .collect();
-        Ok(Json(JsonValue::Object(object)))
+                let shown = match value {
+                    AttributeValue::Sealed(_) => revealer
+                        .open(workspace, name, value)
+                        .map_or(GraphqlValue::Null, |opened| attribute_value(&opened)),
+                    plain => attribute_value(plain),
+                };
+                (Name::new(name.as_str()), shown)
+            });
+        Ok(JsonValue::object(entries))
     }
 
     /// When the contact was created.

@@ -1,6 +1,8 @@
 //! Streaming export: every contact of a workspace, or a segment's members, in id order, one
 //! page at a time (bounded memory), resumable after any id.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value as Json, json};
 
 use super::ServiceError;
@@ -93,7 +95,8 @@ impl ExportService {
                     .segments
                     .members_of(workspace, resolved, after, EXPORT_PAGE, Consistency::Latest)
                     .await?;
-                Ok((page.contacts, page.has_more))
+                let contacts = page.contacts.into_iter().map(Arc::unwrap_or_clone);
+                Ok((contacts.collect(), page.has_more))
             }
         }
     }

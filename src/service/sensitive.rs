@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use serde_json::Value as Json;
 use tracing::error;
 
 use crate::domain::{AttributeName, AttributeValue, Contact, Sealer, WorkspaceId};
@@ -37,17 +36,6 @@ impl Revealer {
                 None
             }
         }
-    }
-
-    /// The API's JSON of `value`, opened when sealed (`null` when it cannot be).
-    pub fn json(
-        &self,
-        workspace: &WorkspaceId,
-        name: &AttributeName,
-        value: &AttributeValue,
-    ) -> Json {
-        self.open(workspace, name, value)
-            .map_or(Json::Null, |value| value.to_json())
     }
 
     /// `contact` with every sealed value opened (values that cannot be opened are left out).

@@ -53,7 +53,7 @@ pub(super) struct Ticket {
 
 /// Bounded, write-invalidated caches of contacts and of each contact's identities.
 pub(super) struct ContactCache {
-    contacts: Option<Table<Contact>>,
+    contacts: Option<Table<Arc<Contact>>>,
     identities: Option<Table<Vec<Identity>>>,
     stripes: Box<[Mutex<u64>]>,
 }
@@ -105,7 +105,7 @@ impl ContactCache {
     }
 
     /// The cached contact `id` of `workspace`.
-    pub(super) fn contact(&self, workspace: &WorkspaceId, id: &ContactId) -> Option<Contact> {
+    pub(super) fn contact(&self, workspace: &WorkspaceId, id: &ContactId) -> Option<Arc<Contact>> {
         lookup(self.contacts.as_ref()?, workspace, id)
     }
 
@@ -140,11 +140,18 @@ impl ContactCache {
 
     /// Keeps `contact`, read from the store under `ticket`, unless it was forgotten since.
     pub(super) fn keep_contact(&self, ticket: Ticket, contact: &Contact) {
+        if self.contacts.is_some() {
+            self.keep_shared_contact(ticket, &Arc::new(contact.clone()));
+        }
+    }
+
+    /// [`ContactCache::keep_contact`] without a copy.
+    pub(super) fn keep_shared_contact(&self, ticket: Ticket, contact: &Arc<Contact>) {
         if let Some(table) = &self.contacts {
             let entry = Entry {
                 workspace: contact.workspace.clone(),
                 bytes: contact_bytes(contact),
-                value: contact.clone(),
+                value: Arc::clone(contact),
             };
             self.keep(table, ticket, contact.id, entry);
         }
@@ -290,7 +297,7 @@ mod tests {
         let kept = contact(&acme, 3);
         let ticket = cache.ticket(&kept.id);
         cache.keep_contact(ticket, &kept);
-        assert_eq!(cache.contact(&acme, &kept.id), Some(kept.clone()));
+        assert_eq!(cache.contact(&acme, &kept.id).as_deref(), Some(&kept));
         assert_eq!(cache.contact(&other, &kept.id), None);
     }
 
@@ -311,7 +318,7 @@ mod tests {
         let mut fresh = after_write.clone();
         fresh.id = before_write.id;
         cache.keep_contact(cache.ticket(&fresh.id), &fresh);
-        assert_eq!(cache.contact(&acme, &fresh.id), Some(fresh));
+        assert_eq!(cache.contact(&acme, &fresh.id).as_deref(), Some(&fresh));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange};
 
@@ -48,7 +49,7 @@ impl Store {
         id: &ContactId,
     ) -> Result<Option<Contact>, StoreError> {
         if let Some(contact) = self.cache.contact(workspace, id) {
-            return Ok(Some(contact));
+            return Ok(Some(Arc::unwrap_or_clone(contact)));
         }
         let ticket = self.cache.ticket(id);
         let record: Option<ContactRecord> = self
@@ -137,23 +138,24 @@ impl Store {
     }
 
     /// The contacts of `workspace` with these ids, in the order given; absent ones are skipped.
-    /// Those unchanged since they were last read come from memory, the others in one read.
+    /// Those unchanged since they were last read come from memory (shared, not copied), the
+    /// others in one read.
     pub async fn contacts_by_ids(
         &self,
         workspace: &WorkspaceId,
         ids: &[ContactId],
-    ) -> Result<Vec<Contact>, StoreError> {
+    ) -> Result<Vec<Arc<Contact>>, StoreError> {
         let (mut found, missed) = self
             .cache
             .split(ids, |id| self.cache.contact(workspace, id));
         if !missed.is_empty() {
             let missed_ids: Vec<ContactId> = missed.iter().map(|(id, _)| *id).collect();
             for contact in self.fresh_contacts_by_ids(workspace, &missed_ids).await? {
-                found.insert(contact.id, contact);
+                found.insert(contact.id, Arc::new(contact));
             }
             for (id, ticket) in missed {
                 if let Some(contact) = found.get(&id) {
-                    self.cache.keep_contact(ticket, contact);
+                    self.cache.keep_shared_contact(ticket, contact);
                 }
             }
         }

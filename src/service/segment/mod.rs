@@ -16,6 +16,7 @@ mod order;
 mod resolve;
 mod service;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use qwry_segment::Diagnostic;
@@ -66,8 +67,8 @@ pub struct Validation {
 /// A page of a segment's members.
 #[derive(Debug, Clone)]
 pub struct SegmentPage {
-    /// Members of the page, ascending by id.
-    pub contacts: Vec<Contact>,
+    /// Members of the page, ascending by id (shared with the store's memory of them).
+    pub contacts: Vec<Arc<Contact>>,
     /// Exact number of members.
     pub total: u64,
     /// Whether members follow the page.
