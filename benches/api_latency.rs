@@ -7,7 +7,9 @@
 //! seed 42 + chunk), imported through `POST /v1/contacts/import`, then indexed.
 //! Server: the binary at `QWRY_SERVER_BIN` (default `target/release/qwry-contacts`; build it
 //! with `cargo build --release`), so that two builds can be compared in one run; its store is
-//! RocksDB, or SurrealKV with `QWRY_BENCH_STORE=surrealkv`.
+//! RocksDB, or SurrealKV with `QWRY_BENCH_STORE=surrealkv`. With `QWRY_BENCH_DIR=<dir>` the
+//! server keeps its data there, and a later run with the same size and directory skips the load
+//! (10 minutes at 1M), so that several builds can be measured on the same data.
 //! Before measuring, the bench waits (at most [`SETTLE_AT_MOST`]) until the server is idle, so
 //! that the index merges the load leaves behind do not land in the read figures; it prints how
 //! long it waited.
@@ -48,7 +50,27 @@ const IDLE_SHARE: f64 = 0.05;
 struct Server {
     child: Child,
     base: String,
-    _dir: tempfile::TempDir,
+    /// Where the data lives (removed at the end unless `QWRY_BENCH_DIR` named it).
+    dir: DataDir,
+}
+
+enum DataDir {
+    Temporary(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Self::Temporary(dir) => dir.path(),
+            Self::Kept(path) => path,
+        }
+    }
+
+    /// The file marking that `size` contacts were loaded here.
+    fn loaded_marker(&self, size: usize) -> PathBuf {
+        self.path().join(format!("bench-loaded-{size}"))
+    }
 }
 
 impl Drop for Server {
@@ -72,7 +94,13 @@ fn start_server() -> Server {
         .local_addr()
         .unwrap()
         .port();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = match std::env::var("QWRY_BENCH_DIR") {
+        Ok(path) => {
+            std::fs::create_dir_all(&path).unwrap();
+            DataDir::Kept(PathBuf::from(path))
+        }
+        Err(_) => DataDir::Temporary(tempfile::tempdir().unwrap()),
+    };
     // `QWRY_BENCH_STORE=surrealkv` runs the server on embedded SurrealKV instead of its
     // default (RocksDB), to compare the two engines in one run.
     let database_url = match std::env::var("QWRY_BENCH_STORE").as_deref() {
@@ -100,7 +128,7 @@ fn start_server() -> Server {
     Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
+        dir,
     }
 }
 
@@ -350,7 +378,13 @@ fn main() {
         let base = server.base.clone();
         wait_until_ready(&base).await;
         let client = client();
-        load(&client, &base, size).await;
+        let marker = server.dir.loaded_marker(size);
+        if marker.exists() {
+            eprintln!("reusing the {size} contacts loaded in {}", server.dir.path().display());
+        } else {
+            load(&client, &base, size).await;
+            std::fs::write(&marker, b"").unwrap();
+        }
         settle(server.child.id()).await;
         let page = graphql(
             &client,

@@ -214,6 +214,11 @@ impl Facts {
 pub const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
 
 impl Timeline {
+    /// `(value, doc)` from the highest value down (ties by doc, descending).
+    pub fn newest_first(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        self.entries.iter().rev().copied()
+    }
+
     /// The inclusive range of values `[low, high]` the bounds describe (`None` when empty).
     pub fn inclusive(low: &Bound<i64>, high: &Bound<i64>) -> Option<(i64, i64)> {
         let low = match low {

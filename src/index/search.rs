@@ -16,6 +16,7 @@ use tantivy::tokenizer::{
 use super::bits::Bits;
 use super::compile::{Leaf, Plan, SearchMode, plan_for};
 use super::execute;
+use super::facts::{Timeline, contact_id};
 use super::record::field_path;
 use super::{IndexError, SegmentIndex};
 use crate::domain::{ContactId, WorkspaceId};
@@ -167,42 +168,42 @@ impl SegmentIndex {
         let readers = searcher.segment_readers();
         let total = matches.iter().map(Bits::count).sum();
         let wanted = offset.saturating_add(limit);
-        // Scores first, for every index segment: only the members that can still make the page
-        // (those at or above the score of the `wanted`-th best) are read for recency and id.
-        let mut scores = Vec::with_capacity(readers.len());
+        let mut scored = Vec::with_capacity(readers.len());
         let mut members_by_score = [0u64; MAX_SCORE + 1];
         for (reader, docs) in readers.iter().zip(&matches) {
-            let segment_scores = if docs.is_empty() {
-                Vec::new()
-            } else {
-                score(query, reader, docs, &context)?
-            };
-            for doc in docs.iter() {
-                members_by_score[usize::from(segment_scores[doc as usize])] += 1;
+            let segment = Scored::new(query, reader, docs, &context)?;
+            for (all, here) in members_by_score.iter_mut().zip(&segment.members_by_score) {
+                *all += here;
             }
-            scores.push(segment_scores);
+            scored.push(segment);
         }
+        // Members above the page's score threshold all make it; at the threshold, only the
+        // most recent `room` of them can, which each index segment finds in its sorted
+        // `updated_at` column without reading every member's.
         let threshold = page_threshold(&members_by_score, wanted);
+        let above: u64 = members_by_score[usize::from(threshold) + 1..].iter().sum();
+        let room = wanted.saturating_sub(above as usize);
+        let whole_threshold = members_by_score[usize::from(threshold)] <= room as u64;
         let mut ranked: Vec<(u8, i64, u128)> = Vec::new();
-        for ((reader, docs), scores) in readers.iter().zip(&matches).zip(&scores) {
+        for ((reader, docs), segment) in readers.iter().zip(&matches).zip(&scored) {
             if docs.is_empty() {
                 continue;
             }
-            let updated = reader.fast_fields().column_opt::<i64>("time.@updated_at")?;
-            let hi = reader.fast_fields().u64("id_hi")?;
-            let lo = reader.fast_fields().u64("id_lo")?;
+            let columns = RankColumns::open(reader)?;
+            let lowest = if whole_threshold {
+                threshold
+            } else {
+                threshold + 1
+            };
             for doc in docs.iter() {
-                let score = scores[doc as usize];
-                if score < threshold {
-                    continue;
+                let score = segment.scores[doc as usize];
+                if score >= lowest {
+                    ranked.extend(columns.rank(score, doc));
                 }
-                let recency = updated
-                    .as_ref()
-                    .and_then(|column| column.first(doc))
-                    .unwrap_or(i64::MIN);
-                if let (Some(hi), Some(lo)) = (hi.first(doc), lo.first(doc)) {
-                    ranked.push((score, recency, (u128::from(hi) << 64) | u128::from(lo)));
-                }
+            }
+            if !whole_threshold {
+                let timeline = context.facts.of(reader).timeline(reader, "@updated_at")?;
+                segment.most_recent(threshold, room, docs, &timeline, &columns, &mut ranked);
             }
         }
         let wanted = wanted.min(ranked.len());
@@ -237,34 +238,129 @@ fn page_threshold(members_by_score: &[u64], wanted: usize) -> u8 {
     0
 }
 
-/// Per document of `reader` (indexed by doc id), the sum over query words of the best way it
-/// matched; 0 outside `docs`. Visits only the members each way of matching found.
-fn score(
-    query: &SearchQuery,
-    reader: &tantivy::SegmentReader,
-    docs: &Bits,
-    context: &execute::Context<'_>,
-) -> tantivy::Result<Vec<u8>> {
-    let len = reader.max_doc() as usize;
-    let mut scores = vec![0u8; len];
-    let mut best = vec![0u8; len];
-    for word in &query.words {
-        best.fill(0);
-        for path in &query.paths {
+/// The columns a ranked member is read from.
+struct RankColumns {
+    updated: Option<tantivy::columnar::Column<i64>>,
+    hi: tantivy::columnar::Column<u64>,
+    lo: tantivy::columnar::Column<u64>,
+}
+
+impl RankColumns {
+    fn open(reader: &tantivy::SegmentReader) -> tantivy::Result<Self> {
+        let fast = reader.fast_fields();
+        Ok(Self {
+            updated: fast.column_opt::<i64>("time.@updated_at")?,
+            hi: fast.u64("id_hi")?,
+            lo: fast.u64("id_lo")?,
+        })
+    }
+
+    /// `(score, recency, id)` of `doc`; contacts without `updated_at` rank last among equals.
+    fn rank(&self, score: u8, doc: u32) -> Option<(u8, i64, u128)> {
+        let recency = self.recency(doc);
+        contact_id(&self.hi, &self.lo, doc).map(|id| (score, recency, id))
+    }
+
+    fn recency(&self, doc: u32) -> i64 {
+        self.updated
+            .as_ref()
+            .and_then(|column| column.first(doc))
+            .unwrap_or(i64::MIN)
+    }
+}
+
+/// One index segment's members with their scores.
+struct Scored {
+    /// Per document (by doc id), the sum over query words of the best way it matched; 0 for
+    /// documents that are not members.
+    scores: Vec<u8>,
+    /// How many members have each score.
+    members_by_score: [u64; MAX_SCORE + 1],
+}
+
+impl Scored {
+    /// Scores the members `docs` of `reader`'s segment: for each word, each member takes the
+    /// points of the best way it matched in any path, visiting each member once per word.
+    fn new(
+        query: &SearchQuery,
+        reader: &tantivy::SegmentReader,
+        docs: &Bits,
+        context: &execute::Context<'_>,
+    ) -> tantivy::Result<Self> {
+        let mut members_by_score = [0u64; MAX_SCORE + 1];
+        if docs.is_empty() {
+            return Ok(Self {
+                scores: Vec::new(),
+                members_by_score,
+            });
+        }
+        let mut scores = vec![0u8; reader.max_doc() as usize];
+        for word in &query.words {
+            let mut unscored = docs.clone();
             for (mode, points) in SearchQuery::modes(word) {
-                let leaf = Plan::Leaf(Leaf::Search(path.clone(), mode, word.clone()));
-                let bits = execute::evaluate_on(&leaf, reader, context)?;
-                for doc in bits.iter_and(docs) {
-                    let slot = &mut best[doc as usize];
-                    *slot = (*slot).max(points);
+                let mut matched = Bits::empty(reader.max_doc());
+                for path in &query.paths {
+                    let leaf = Plan::Leaf(Leaf::Search(path.clone(), mode, word.clone()));
+                    matched.or(&*execute::evaluate_on(&leaf, reader, context)?);
                 }
+                for doc in matched.iter_and(&unscored) {
+                    scores[doc as usize] += points;
+                }
+                unscored.and_not(&matched);
             }
         }
-        for (total, best) in scores.iter_mut().zip(&best) {
-            *total += best;
+        for doc in docs.iter() {
+            members_by_score[usize::from(scores[doc as usize])] += 1;
         }
+        Ok(Self {
+            scores,
+            members_by_score,
+        })
     }
-    Ok(scores)
+
+    /// Adds to `ranked` this segment's `room` most recent members scoring `score` (and any
+    /// that tie with the last of them on recency): from the newest down the sorted `updated_at`
+    /// column when that finds them sooner than reading every member, else from the members.
+    fn most_recent(
+        &self,
+        score: u8,
+        room: usize,
+        docs: &Bits,
+        timeline: &Timeline,
+        columns: &RankColumns,
+        ranked: &mut Vec<(u8, i64, u128)>,
+    ) {
+        let here = self.members_by_score[usize::from(score)];
+        if here == 0 || room == 0 {
+            return;
+        }
+        let expected_walk = room as u64 * self.scores.len() as u64 / here;
+        if expected_walk < here {
+            let mut found = Vec::with_capacity(room);
+            let mut last = None;
+            for (value, doc) in timeline.newest_first() {
+                if found.len() >= room && last != Some(value) {
+                    break;
+                }
+                if self.scores[doc as usize] == score
+                    && let Some(id) = contact_id(&columns.hi, &columns.lo, doc)
+                {
+                    found.push((score, value, id));
+                    last = Some(value);
+                }
+            }
+            // Members without `updated_at` are not in the column; read them all if needed.
+            if found.len() >= room || found.len() as u64 == here {
+                ranked.extend(found);
+                return;
+            }
+        }
+        ranked.extend(
+            docs.iter()
+                .filter(|doc| self.scores[*doc as usize] == score)
+                .filter_map(|doc| columns.rank(score, doc)),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -313,7 +409,7 @@ mod tests {
             "Ada Lovelace",
         ];
         for batch in 0..3i64 {
-            let changes: Vec<IndexChange> = (0..300i64)
+            let contacts: Vec<Contact> = (0..300i64)
                 .map(|n| {
                     let name = names[(n as usize * 7 + batch as usize) % names.len()];
                     let fields = ContactFields {
@@ -325,8 +421,15 @@ mod tests {
                     };
                     // Recency ties in threes.
                     let updated = now - chrono::TimeDelta::seconds(n / 3);
-                    IndexChange::upsert(Contact::new(workspace.clone(), fields, updated))
+                    Contact::new(workspace.clone(), fields, updated)
                 })
+                .collect();
+            // Documents in the opposite order of their ids, so that ties on recency break by
+            // id against the documents' order.
+            let changes: Vec<IndexChange> = contacts
+                .into_iter()
+                .rev()
+                .map(IndexChange::upsert)
                 .collect();
             index.apply(&changes, &payload).unwrap();
         }
