@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::config::{DatabaseUrl, Mode, Settings};
 use crate::domain::WorkspaceId;
-use crate::graphql::{ApiSchema, build_schema};
+use crate::graphql::{ApiSchema, PERSISTED_QUERIES, RequestGate, build_schema};
 use crate::http::{AddressGuard, HttpState, KeyRateLimit, router};
 use crate::index::{IndexError, SegmentIndex};
 use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError};
@@ -62,6 +62,7 @@ pub enum StartError {
 pub struct App {
     store: Store,
     schema: ApiSchema,
+    gate: Arc<RequestGate>,
     services: Services,
     rate_limit: Option<Arc<KeyRateLimit>>,
     address_guard: Option<Arc<AddressGuard>>,
@@ -127,6 +128,10 @@ impl App {
         }
         bootstrap::ensure_admin_key(&services.keys, settings).await?;
         let schema = build_schema(services.clone(), settings.api.introspection);
+        let gate = Arc::new(RequestGate::new(
+            PERSISTED_QUERIES,
+            settings.api.introspection,
+        ));
         let rate_limit = KeyRateLimit::new(
             settings.api.rate_limit_per_second,
             settings.api.rate_limit_burst,
@@ -140,6 +145,7 @@ impl App {
         Ok(Self {
             store,
             schema,
+            gate,
             services,
             rate_limit,
             address_guard,
@@ -171,6 +177,7 @@ impl App {
     pub fn router(&self) -> Router {
         router(HttpState {
             schema: self.schema.clone(),
+            gate: Arc::clone(&self.gate),
             store: self.store.clone(),
             services: self.services.clone(),
             rate_limit: self.rate_limit.clone(),

@@ -5,18 +5,10 @@
 //! refusal of introspection where it is turned off (async-graphql would answer null).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
-use std::any::TypeId;
 
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
-use async_graphql::{Name, Request, ServerError, ServerResult};
+use async_graphql::{Name, ServerError, ServerResult};
 
-use super::ReadOnly;
-use super::checked_documents::CheckedDocuments;
 use crate::service::ErrorCode;
 
 /// Most aliased fields one request may hold, counted with fragments expanded.
@@ -24,43 +16,6 @@ pub const MAX_ALIASES: usize = 30;
 /// Most field selections one document may hold once every fragment spread is expanded. The
 /// introspection query GraphiQL sends expands to a few hundred.
 pub const MAX_EXPANDED_FIELDS: usize = 5_000;
-
-/// Memory for parsed documents that passed the limits (see [`CheckedDocuments`]).
-const CHECKED_DOCUMENT_BYTES: u64 = 32 * 1024 * 1024;
-
-/// Refuses documents that expand to more than [`MAX_EXPANDED_FIELDS`] fields or hold more than
-/// [`MAX_ALIASES`] aliases (QUERY_TOO_COMPLEX), fragments that spread themselves (INVALID_INPUT)
-/// and, unless `introspection` is on, documents asking for `__schema` or `__type` (FORBIDDEN).
-/// Documents that passed are kept by their text, so a text sent again is neither parsed nor
-/// walked again.
-pub struct QueryLimits {
-    introspection: bool,
-    checked: Arc<CheckedDocuments>,
-}
-
-impl QueryLimits {
-    /// The limits, with introspection answered or refused.
-    pub fn new(introspection: bool) -> Self {
-        Self {
-            introspection,
-            checked: Arc::new(CheckedDocuments::new(CHECKED_DOCUMENT_BYTES)),
-        }
-    }
-}
-
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryLimitsExtension {
-            introspection: self.introspection,
-            checked: Arc::clone(&self.checked),
-        })
-    }
-}
-
-struct QueryLimitsExtension {
-    introspection: bool,
-    checked: Arc<CheckedDocuments>,
-}
 
 fn coded(code: ErrorCode, message: String) -> ServerError {
     let mut error = ServerError::new(message, None);
@@ -70,37 +25,17 @@ fn coded(code: ErrorCode, message: String) -> ServerError {
     error
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for QueryLimitsExtension {
-    /// Parses the document here, before async-graphql's own parse step: that step already
-    /// walks fragment spreads (its recursion-depth check) as validation does, so the shape must
-    /// be checked before it runs. The parsed document is kept, so nothing is parsed twice, and
-    /// a text that passed before is taken from [`CheckedDocuments`] without parsing it.
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let read_only = request.data.contains_key(&TypeId::of::<ReadOnly>());
-        let operation = request.operation_name.clone();
-        if let Some(document) = self.checked.get(&request.query) {
-            request.set_parsed_query(document);
-        } else {
-            let document = request.parsed_query()?;
-            check_shape(document, self.introspection)?;
-            let document = document.clone();
-            self.checked.keep(request.query.clone(), document);
-        }
-        let document = request.parsed_query()?;
-        if read_only && runs_mutation(document, operation.as_deref()) {
-            return Err(coded(
-                ErrorCode::InvalidInput,
-                "a GET request may only run queries; send mutations with POST".to_owned(),
-            ));
-        }
-        next.run(ctx, request).await
-    }
+/// The refusal of a request that came by GET (read-only) and would run a mutation.
+pub fn read_only_refusal(
+    document: &ExecutableDocument,
+    operation: Option<&str>,
+) -> Option<ServerError> {
+    runs_mutation(document, operation).then(|| {
+        coded(
+            ErrorCode::InvalidInput,
+            "a GET request may only run queries; send mutations with POST".to_owned(),
+        )
+    })
 }
 
 /// Whether the operation `name` (or the only one) of `document` is a mutation or subscription.
@@ -112,8 +47,11 @@ fn runs_mutation(document: &ExecutableDocument, name: Option<&str>) -> bool {
         .any(|(_, operation)| operation.node.ty != OperationType::Query)
 }
 
-/// Checks `document` against every limit; linear in its unexpanded size.
-fn check_shape(document: &ExecutableDocument, introspection: bool) -> ServerResult<()> {
+/// Refuses documents that expand to more than [`MAX_EXPANDED_FIELDS`] fields or hold more than
+/// [`MAX_ALIASES`] aliases (QUERY_TOO_COMPLEX), fragments that spread themselves (INVALID_INPUT)
+/// and, unless `introspection` is on, documents asking for `__schema` or `__type` (FORBIDDEN).
+/// Linear in the document's unexpanded size.
+pub fn check_shape(document: &ExecutableDocument, introspection: bool) -> ServerResult<()> {
     let size = expanded_size(document).map_err(|cycle| {
         coded(
             ErrorCode::InvalidInput,

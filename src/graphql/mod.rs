@@ -10,6 +10,7 @@ mod checked_documents;
 mod connection;
 mod contacts;
 pub mod error;
+mod gate;
 mod guard;
 mod identity;
 mod identity_view;
@@ -25,12 +26,11 @@ mod segment_view;
 mod segments;
 mod views;
 
+pub use gate::RequestGate;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_graphql::extensions::apollo_persisted_queries::{
-    ApolloPersistedQueries, LruCacheStorage,
-};
 use async_graphql::{BatchRequest, Context, EmptySubscription, MergedObject, Schema};
 
 use crate::domain::{Caller, WorkspaceId, sensitive_names};
@@ -155,11 +155,7 @@ pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
     let builder = Schema::build(query, mutation, EmptySubscription)
         .data(services)
         .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
-            PERSISTED_QUERIES,
-        )))
-        .extension(limits::QueryLimits::new(introspection));
+        .limit_complexity(MAX_COMPLEXITY);
     if introspection {
         builder.finish()
     } else {

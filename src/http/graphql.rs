@@ -89,7 +89,7 @@ pub async fn execute(
 async fn run(state: &SharedState, caller: Caller, batch: BatchRequest) -> axum::response::Response {
     let actor = caller.key_id.clone();
     let batch = crate::graphql::for_caller(batch, caller);
-    let mut response = acting_as(&actor, state.schema.execute_batch(batch)).await;
+    let mut response = acting_as(&actor, state.gate.execute_batch(&state.schema, batch)).await;
     let responses: Vec<&mut Response> = match &mut response {
         BatchResponse::Single(single) => vec![single],
         BatchResponse::Batch(many) => many.iter_mut().collect(),

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::graphql::ApiSchema;
+use crate::graphql::{ApiSchema, RequestGate};
 use crate::service::Services;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -37,6 +37,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct HttpState {
     /// The GraphQL schema, with the services inside.
     pub schema: ApiSchema,
+    /// Persisted queries and shape limits, checked before the schema runs a request.
+    pub gate: Arc<RequestGate>,
     /// The store, for readiness checks.
     pub store: Store,
     /// The use cases, for authentication and the bulk streams.

@@ -143,6 +143,36 @@ async fn persisted_queries_run_by_hash_over_post_and_get() {
         .await;
     assert_eq!(by_hash["data"]["contact"]["name"], "Ada", "{by_hash:#}");
 
+    // A second registered query: each hash runs its own query, not the last one kept.
+    let other = "query Other($id: String!) { contact(externalId: $id) { externalId } }";
+    let other_persisted =
+        json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256_hex(other) } });
+    let registered = app
+        .post_json(json!({ "query": other, "extensions": other_persisted, "variables": variables }))
+        .await;
+    assert_eq!(
+        registered["data"]["contact"]["externalId"], "u-1",
+        "{registered:#}"
+    );
+    for _ in 0..2 {
+        let first = app
+            .post_json(json!({ "extensions": persisted, "variables": variables }))
+            .await;
+        assert_eq!(
+            first["data"]["contact"],
+            json!({ "name": "Ada" }),
+            "{first:#}"
+        );
+        let second = app
+            .post_json(json!({ "extensions": other_persisted, "variables": variables }))
+            .await;
+        assert_eq!(
+            second["data"]["contact"],
+            json!({ "externalId": "u-1" }),
+            "{second:#}"
+        );
+    }
+
     let url = reqwest::Url::parse_with_params(
         &app.url("/graphql"),
         &[
