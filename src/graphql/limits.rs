@@ -1,8 +1,9 @@
-//! Query shape limits checked right after parsing, before async-graphql walks the document
-//! (its recursion-depth check and its validation both expand fragment spreads): the size of the document with every fragment spread expanded (validation and the
-//! complexity walk expand fragments, so a short document whose fragments spread each other
-//! twice would cost exponential time), a cap on aliases (counted expanded too), and a clear
-//! refusal of introspection where it is turned off (async-graphql would answer null).
+//! Query shape limits, checked by the request gate ([`super::gate`]) right after parsing and
+//! before async-graphql walks the document (its recursion-depth check and its validation both
+//! expand fragment spreads, so a short document whose fragments spread each other twice would
+//! cost exponential time): the size of the document with every fragment spread expanded, a cap
+//! on aliases (counted expanded too), a clear refusal of introspection where it is turned off
+//! (async-graphql would answer null), and of mutations sent by GET.
 
 use std::collections::HashMap;
 
