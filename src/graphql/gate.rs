@@ -74,9 +74,8 @@ impl RequestGate {
             Some(value) => self.persisted_document(&request.query, value).await?,
             None => self.checked_document(&request.query)?,
         };
-        let read_only = request.data.contains_key(&TypeId::of::<ReadOnly>());
-        if let Some(refusal) = read_only_refusal(&document, request.operation_name.as_deref())
-            && read_only
+        if request.data.contains_key(&TypeId::of::<ReadOnly>())
+            && let Some(refusal) = read_only_refusal(&document, request.operation_name.as_deref())
         {
             return Err(refusal);
         }

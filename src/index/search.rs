@@ -184,17 +184,17 @@ impl SegmentIndex {
         let above: u64 = members_by_score[usize::from(threshold) + 1..].iter().sum();
         let room = wanted.saturating_sub(above as usize);
         let whole_threshold = members_by_score[usize::from(threshold)] <= room as u64;
+        let lowest = if whole_threshold {
+            threshold
+        } else {
+            threshold + 1
+        };
         let mut ranked: Vec<(u8, i64, u128)> = Vec::new();
         for ((reader, docs), segment) in readers.iter().zip(&matches).zip(&scored) {
             if docs.is_empty() {
                 continue;
             }
             let columns = RankColumns::open(reader)?;
-            let lowest = if whole_threshold {
-                threshold
-            } else {
-                threshold + 1
-            };
             for doc in docs.iter() {
                 let score = segment.scores[doc as usize];
                 if score >= lowest {
