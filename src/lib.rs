@@ -13,4 +13,5 @@ pub mod private_file;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod thread_priority;
 pub mod vault;

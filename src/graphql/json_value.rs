@@ -3,25 +3,35 @@
 //! string copy after another; building the response value directly skips both.
 
 use std::borrow::Cow;
+use std::sync::{Mutex, PoisonError};
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::Field;
 use async_graphql::registry::{MetaType, MetaTypeId, Registry};
 use async_graphql::{
-    ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value as GraphqlValue,
+    ContextSelectionSet, Name, OutputType, Positioned, ServerError, ServerResult,
+    Value as GraphqlValue,
 };
 
 use crate::domain::AttributeValue;
 
-/// A value of the `JSON` scalar (the same scalar as `async_graphql::Json`), already built.
-pub struct JsonValue(pub GraphqlValue);
+/// A value of the `JSON` scalar (the same scalar as `async_graphql::Json`), already built. The
+/// response takes it when the field resolves (a page's attributes are not copied once more);
+/// a second resolution of the same value, which async-graphql never does, is an error.
+pub struct JsonValue(Mutex<Option<GraphqlValue>>);
 
 impl JsonValue {
     /// An object of `entries`, in their order.
     pub fn object(entries: impl IntoIterator<Item = (Name, GraphqlValue)>) -> Self {
-        Self(GraphqlValue::Object(
+        Self::from(GraphqlValue::Object(
             entries.into_iter().collect::<IndexMap<_, _>>(),
         ))
+    }
+}
+
+impl From<GraphqlValue> for JsonValue {
+    fn from(value: GraphqlValue) -> Self {
+        Self(Mutex::new(Some(value)))
     }
 }
 
@@ -65,7 +75,8 @@ impl OutputType for JsonValue {
         _ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<GraphqlValue> {
-        Ok(self.0.clone())
+        let taken = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        taken.ok_or_else(|| ServerError::new("a JSON value was resolved twice", None))
     }
 }
 

@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use qwry_segment::Checked;
 use serde::{Deserialize, Serialize};
 use tantivy::directory::MmapDirectory;
+use tantivy::indexer::IndexWriterOptions;
 use tantivy::schema::Schema;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 use tracing::warn;
@@ -41,6 +42,13 @@ use schema::{IndexFields, build_schema, fields_of};
 
 /// Memory the writer may buffer before it flushes a segment, unless told otherwise.
 pub const DEFAULT_WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Threads that merge index segments: half the cores (at least one), so that merges after a
+/// bulk load leave room for requests; they also run at the lowest CPU priority
+/// ([`crate::thread_priority`]).
+fn merge_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
+}
 
 /// Failures of the index layer.
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +192,13 @@ impl SegmentIndex {
 
     fn from_index(index: Index, writer_bytes: usize) -> Result<Self, IndexError> {
         let fields = fields_of(&index.schema())?;
-        let writer = index.writer_with_num_threads(1, writer_bytes)?;
+        let options = IndexWriterOptions::builder()
+            .num_worker_threads(1)
+            .memory_budget_per_thread(writer_bytes)
+            .num_merge_threads(merge_threads())
+            .build();
+        let writer = index.writer_with_options(options)?;
+        crate::thread_priority::lower_threads_named("merge_thread_");
         let facts = Arc::new(SegmentFacts::default());
         let warmer: Arc<dyn tantivy::Warmer> = Arc::new(FactsWarmer(Arc::clone(&facts)));
         let reader = index

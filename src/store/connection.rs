@@ -37,6 +37,9 @@ pub(super) async fn open_embedded(
     memory: &StoreMemory,
 ) -> Result<Connection, String> {
     let config = memory_bounds(url, memory);
+    if matches!(url, DatabaseUrl::RocksDb(_)) {
+        compactions_yield_to_requests()?;
+    }
     let datastore: Arc<Datastore> = Datastore::builder()
         .with_config(config)
         .with_auth(false)
@@ -57,6 +60,16 @@ pub(super) async fn open_embedded(
         .await
         .map_err(|error| error.to_string())?;
     Ok(Connection::Local(db, datastore))
+}
+
+/// Runs RocksDB's compactions (its low-priority thread pool, process-wide) at the lowest CPU
+/// priority (nice 19). After a bulk load they take a whole core for minutes, and on a small
+/// machine requests then wait behind them; flushes (the high-priority pool) keep their priority,
+/// so writes are not held back.
+fn compactions_yield_to_requests() -> Result<(), String> {
+    let mut env = rocksdb::Env::new().map_err(|error| error.to_string())?;
+    env.lower_thread_pool_cpu_priority();
+    Ok(())
 }
 
 /// The engine's settings that bound its memory: the block cache, and the write buffers.
