@@ -94,6 +94,61 @@ pub struct ApiSettings {
     /// (`CLIENT_ADDRESS_HEADER`, e.g. `x-forwarded-for`: its first address counts); unset, the
     /// peer address of the connection counts.
     pub client_address_header: Option<String>,
+    /// Origins whose browser apps may call the API (`ALLOWED_ORIGINS`, comma-separated, e.g.
+    /// `https://app.example.com,http://localhost:5173`; `*` for any; none by default).
+    pub allowed_origins: AllowedOrigins,
+}
+
+/// The origins answered with CORS headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// None: browsers on other origins cannot call the API.
+    #[default]
+    None,
+    /// These origins (`scheme://host[:port]`, as browsers send them).
+    List(Vec<String>),
+    /// Any origin (`*`); the API authenticates by header, never by cookie.
+    Any,
+}
+
+impl AllowedOrigins {
+    fn parse(raw: Option<&str>) -> Result<Self, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(Self::None);
+        };
+        let origins: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .collect();
+        if origins == ["*"] {
+            return Ok(Self::Any);
+        }
+        let checked = origins
+            .into_iter()
+            .map(|origin| {
+                let origin = origin.trim_end_matches('/');
+                let host = origin
+                    .strip_prefix("https://")
+                    .or_else(|| origin.strip_prefix("http://"));
+                match host {
+                    Some(host)
+                        if !host.is_empty()
+                            && !host.contains(['/', '*', ' ', '?', '#'])
+                            && origin.is_ascii() =>
+                    {
+                        Ok(origin.to_owned())
+                    }
+                    _ => Err(ConfigError::Origin(origin.to_owned())),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(if checked.is_empty() {
+            Self::None
+        } else {
+            Self::List(checked)
+        })
+    }
 }
 
 /// Default of [`ApiSettings::rate_limit_per_second`].
@@ -139,6 +194,7 @@ impl ApiSettings {
             auth_failures_burst: count("AUTH_FAILURES_BURST")?
                 .unwrap_or(DEFAULT_AUTH_FAILURES_BURST),
             client_address_header: env("CLIENT_ADDRESS_HEADER").map(str::to_ascii_lowercase),
+            allowed_origins: AllowedOrigins::parse(env("ALLOWED_ORIGINS"))?,
         })
     }
 }
@@ -315,6 +371,11 @@ pub enum ConfigError {
     /// `LOG_FORMAT` is neither `text` nor `json`.
     #[error("LOG_FORMAT `{0}` must be `text` or `json`")]
     LogFormat(String),
+    /// An entry of `ALLOWED_ORIGINS` is not an origin.
+    #[error(
+        "ALLOWED_ORIGINS entry `{0}` is not an origin: write scheme://host[:port], e.g. `https://app.example.com` (or `*` alone for any)"
+    )]
+    Origin(String),
     /// A memory size is not a whole number of MiB within bounds.
     #[error("{0} `{1}` must be a whole number of MiB, at least {2}")]
     Megabytes(&'static str, String, u64),
@@ -584,5 +645,33 @@ mod tests {
             !format!("{api:?}").contains("s3cret"),
             "secret printed: {api:?}"
         );
+    }
+
+    #[test]
+    fn allowed_origins_are_origins() {
+        let origins = |raw: &str| {
+            Settings::load(&ServeFlags::default(), &env(&[("ALLOWED_ORIGINS", raw)]))
+                .map(|settings| settings.api.allowed_origins)
+        };
+        assert_eq!(
+            origins("https://app.example.com, http://localhost:5173/").unwrap(),
+            AllowedOrigins::List(vec![
+                "https://app.example.com".to_owned(),
+                "http://localhost:5173".to_owned()
+            ])
+        );
+        assert_eq!(origins("*").unwrap(), AllowedOrigins::Any);
+        assert_eq!(origins(" ").unwrap(), AllowedOrigins::None);
+        let default = Settings::load(&ServeFlags::default(), &env(&[])).unwrap();
+        assert_eq!(default.api.allowed_origins, AllowedOrigins::None);
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/path",
+            "https://*.example.com",
+            "*, https://a.example",
+        ] {
+            let error = origins(bad).unwrap_err().to_string();
+            assert!(error.contains("scheme://host"), "{bad}: {error}");
+        }
     }
 }

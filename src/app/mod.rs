@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::{DatabaseUrl, Mode, Settings};
+use crate::config::{AllowedOrigins, DatabaseUrl, Mode, Settings};
 use crate::domain::WorkspaceId;
 use crate::graphql::{ApiSchema, PERSISTED_QUERIES, RequestGate, build_schema};
 use crate::http::{AddressGuard, HttpState, KeyRateLimit, router};
@@ -67,6 +67,7 @@ pub struct App {
     rate_limit: Option<Arc<KeyRateLimit>>,
     address_guard: Option<Arc<AddressGuard>>,
     client_address_header: Option<Arc<str>>,
+    allowed_origins: AllowedOrigins,
     metrics: Arc<Metrics>,
     indexer: Arc<Indexer>,
     indexer_task: JoinHandle<()>,
@@ -150,6 +151,7 @@ impl App {
             rate_limit,
             address_guard,
             client_address_header: settings.api.client_address_header.as_deref().map(Arc::from),
+            allowed_origins: settings.api.allowed_origins.clone(),
             metrics,
             indexer,
             indexer_task,
@@ -175,16 +177,19 @@ impl App {
 
     /// The HTTP routes.
     pub fn router(&self) -> Router {
-        router(HttpState {
-            schema: self.schema.clone(),
-            gate: Arc::clone(&self.gate),
-            store: self.store.clone(),
-            services: self.services.clone(),
-            rate_limit: self.rate_limit.clone(),
-            address_guard: self.address_guard.clone(),
-            client_address_header: self.client_address_header.clone(),
-            metrics: Arc::clone(&self.metrics),
-        })
+        router(
+            HttpState {
+                schema: self.schema.clone(),
+                gate: Arc::clone(&self.gate),
+                store: self.store.clone(),
+                services: self.services.clone(),
+                rate_limit: self.rate_limit.clone(),
+                address_guard: self.address_guard.clone(),
+                client_address_header: self.client_address_header.clone(),
+                metrics: Arc::clone(&self.metrics),
+            },
+            &self.allowed_origins,
+        )
     }
 
     /// Serves on `listener` until `shutdown` resolves, then finishes in-flight requests, stops the

@@ -526,6 +526,15 @@ impl AttributeRegistry {
     }
 
     fn undeclared(&self, key: &str) -> DomainError {
+        if RESERVED_NAMES.contains(&key.to_ascii_lowercase().as_str()) {
+            return DomainError::attribute(
+                key,
+                format!(
+                    "`{key}` is a built-in field, not an attribute; set it with the input's own `{}` field",
+                    graphql_field_name(key)
+                ),
+            );
+        }
         let suggestion = self
             .by_name
             .keys()
@@ -541,6 +550,20 @@ impl AttributeRegistry {
             ),
         )
     }
+}
+
+/// `name` as the GraphQL inputs spell it: `last_seen_at` is `lastSeenAt`.
+fn graphql_field_name(name: &str) -> String {
+    let mut words = name.split('_');
+    let mut camel = words.next().unwrap_or_default().to_owned();
+    for word in words {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            camel.extend(first.to_uppercase());
+            camel.push_str(chars.as_str());
+        }
+    }
+    camel
 }
 
 /// Declaring an attribute would contradict the registry.
@@ -661,6 +684,14 @@ mod tests {
         assert_eq!(
             message(changes(json!({"zzzzzz": 1}))),
             "attribute `zzzzzz` is not declared; declare it with `defineAttribute` first"
+        );
+        assert_eq!(
+            message(changes(json!({"email": "ann@example.com"}))),
+            "`email` is a built-in field, not an attribute; set it with the input's own `email` field"
+        );
+        assert_eq!(
+            message(changes(json!({"last_seen_at": "2026-01-31T00:00:00Z"}))),
+            "`last_seen_at` is a built-in field, not an attribute; set it with the input's own `lastSeenAt` field"
         );
     }
 

@@ -10,14 +10,19 @@ use crate::service::{ErrorCode, ServiceError};
 pub const REQUEST_ERROR_CODE: ErrorCode = ErrorCode::InvalidInput;
 
 /// The code of an error async-graphql raised itself, when its message says more than a bad
-/// request: its depth and complexity limits (async-graphql gives them no code of their own).
+/// request: its complexity limit (async-graphql gives it no code of its own).
 pub fn request_error_code(message: &str) -> Option<ErrorCode> {
-    let too_complex = ["Query is nested too deep.", "Query is too complex."];
-    if too_complex.contains(&message) {
+    if message == "Query is too complex." {
         return Some(ErrorCode::QueryTooComplex);
     }
     // The message the persisted-query protocol prescribes; clients match it, and the code.
     (message == "PersistedQueryNotFound").then_some(ErrorCode::PersistedQueryNotFound)
+}
+
+/// A clearer message for an error async-graphql raised itself, where there is one (see
+/// [`super::coercion_messages`]).
+pub fn request_error_message(message: &str) -> Option<String> {
+    super::coercion_messages::explain(message)
 }
 
 /// Converts a service error into a GraphQL error; internal details are logged, never returned.

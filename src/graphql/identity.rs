@@ -142,6 +142,12 @@ impl IdentityMutation {
         let mut written = traits.written();
         written.fields.insert("external_id");
         let proof = match (input.user_hash, input.identity_token) {
+            (Some(hash), None) if hash.trim().is_empty() => {
+                return Err(Refusal::MissingProof.error(
+                    "`userHash` is empty; send hex(HMAC-SHA256(identity secret, external id)) computed on your backend, or an `identityToken`",
+                ))
+                .api();
+            }
             (Some(hash), None) => IdentityProof::UserHash(hash),
             (None, Some(token)) => IdentityProof::Token(token),
             (None, None) => {

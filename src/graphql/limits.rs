@@ -1,7 +1,8 @@
 //! Query shape limits, checked by the request gate ([`super::gate`]) right after parsing and
 //! before async-graphql walks the document (its recursion-depth check and its validation both
 //! expand fragment spreads, so a short document whose fragments spread each other twice would
-//! cost exponential time): the size of the document with every fragment spread expanded, a cap
+//! cost exponential time): the size and depth of the document with every fragment spread
+//! expanded (async-graphql's own depth limit would count introspection's `ofType` chains), a cap
 //! on aliases (counted expanded too), a clear refusal of introspection where it is turned off
 //! (async-graphql would answer null), and of mutations sent by GET.
 
@@ -14,6 +15,12 @@ use crate::service::ErrorCode;
 
 /// Most aliased fields one request may hold, counted with fragments expanded.
 pub const MAX_ALIASES: usize = 30;
+/// Deepest nesting of fields, counted with fragments expanded. Introspection's `ofType` links
+/// are not counted: each leads to one type (no fan-out), and the introspection query GraphiQL
+/// and code generators send nests nine of them.
+pub const MAX_DEPTH: usize = 12;
+/// The field that [`MAX_DEPTH`] does not count.
+const UNCOUNTED_LINK: &str = "ofType";
 /// Most field selections one document may hold once every fragment spread is expanded. The
 /// introspection query GraphiQL sends expands to a few hundred.
 pub const MAX_EXPANDED_FIELDS: usize = 5_000;
@@ -48,8 +55,8 @@ fn runs_mutation(document: &ExecutableDocument, name: Option<&str>) -> bool {
         .any(|(_, operation)| operation.node.ty != OperationType::Query)
 }
 
-/// Refuses documents that expand to more than [`MAX_EXPANDED_FIELDS`] fields or hold more than
-/// [`MAX_ALIASES`] aliases (QUERY_TOO_COMPLEX), fragments that spread themselves (INVALID_INPUT)
+/// Refuses documents that expand to more than [`MAX_EXPANDED_FIELDS`] fields, nest deeper than
+/// [`MAX_DEPTH`] or hold more than [`MAX_ALIASES`] aliases (QUERY_TOO_COMPLEX), fragments that spread themselves (INVALID_INPUT)
 /// and, unless `introspection` is on, documents asking for `__schema` or `__type` (FORBIDDEN).
 /// Linear in the document's unexpanded size.
 pub fn check_shape(document: &ExecutableDocument, introspection: bool) -> ServerResult<()> {
@@ -69,6 +76,15 @@ pub fn check_shape(document: &ExecutableDocument, introspection: bool) -> Server
             ErrorCode::QueryTooComplex,
             format!(
                 "the query selects {fields} fields once its fragments are expanded; at most {MAX_EXPANDED_FIELDS} are allowed"
+            ),
+        ));
+    }
+    if size.depth > MAX_DEPTH {
+        return Err(coded(
+            ErrorCode::QueryTooComplex,
+            format!(
+                "the query nests fields {} deep; at most {MAX_DEPTH} are allowed",
+                size.depth
             ),
         ));
     }
@@ -100,13 +116,17 @@ struct Expanded {
     aliases: usize,
     /// Whether `__schema` or `__type` is selected anywhere.
     introspection: bool,
+    /// How deep fields nest, `ofType` links not counted (see [`MAX_DEPTH`]).
+    depth: usize,
 }
 
 impl Expanded {
+    /// Adds a sibling selection.
     fn add(&mut self, other: Expanded) {
         self.fields = self.fields.saturating_add(other.fields);
         self.aliases = self.aliases.saturating_add(other.aliases);
         self.introspection |= other.introspection;
+        self.depth = self.depth.max(other.depth);
     }
 }
 
@@ -144,12 +164,17 @@ impl<'a> Walk<'a> {
                 Selection::Field(field) => {
                     let field = &field.node;
                     let name = field.name.node.as_str();
+                    let below = self.set(&field.selection_set.node)?;
                     total.add(Expanded {
-                        fields: 1,
-                        aliases: usize::from(field.alias.is_some()),
-                        introspection: name == "__schema" || name == "__type",
+                        fields: below.fields.saturating_add(1),
+                        aliases: below
+                            .aliases
+                            .saturating_add(usize::from(field.alias.is_some())),
+                        introspection: below.introspection
+                            || name == "__schema"
+                            || name == "__type",
+                        depth: below.depth + usize::from(name != UNCOUNTED_LINK),
                     });
-                    total.add(self.set(&field.selection_set.node)?);
                 }
                 Selection::InlineFragment(fragment) => {
                     total.add(self.set(&fragment.node.selection_set.node)?);
@@ -216,6 +241,25 @@ mod tests {
         assert!(!size.introspection);
         let probe = parse("query { x: __type(name: \"Contact\") { name } }");
         assert!(expanded_size(&probe).unwrap().introspection);
+    }
+
+    #[test]
+    fn depth_counts_fields_through_fragments_but_not_of_type_links() {
+        let document = parse(
+            "query A { a { b { ...F } } } fragment F on B { c { d } }
+             query Other { __type(name: \"X\") { ofType { ofType { ofType { name } } } } }",
+        );
+        let size = expanded_size(&document).unwrap();
+        assert_eq!(size.depth, 4, "a b c d; __type name is 2");
+        let chain = format!("{{ x {} }}", "{ y ".repeat(12) + &"}".repeat(12));
+        let error = check_shape(&parse(&chain), true).unwrap_err();
+        assert!(error.message.contains("13 deep"), "{}", error.message);
+        let types = format!(
+            "{{ __type(name: \"X\") {} name {} }}",
+            "{ ofType ".repeat(30),
+            "}".repeat(30)
+        );
+        check_shape(&parse(&types), true).unwrap();
     }
 
     #[test]

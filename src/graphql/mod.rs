@@ -7,6 +7,7 @@ mod activity_view;
 mod args;
 mod attributes;
 mod checked_documents;
+mod coercion_messages;
 mod connection;
 mod contacts;
 pub mod error;
@@ -17,7 +18,7 @@ mod identity_view;
 mod imports;
 mod json_value;
 mod keys;
-mod limits;
+pub mod limits;
 mod lookup;
 mod merges;
 mod page_batch;
@@ -36,8 +37,6 @@ use async_graphql::{BatchRequest, Context, EmptySubscription, MergedObject, Sche
 use crate::domain::{Caller, WorkspaceId, sensitive_names};
 use crate::service::{ServiceError, Services};
 
-/// Deepest query accepted.
-pub const MAX_DEPTH: usize = 12;
 /// Highest query complexity accepted.
 pub const MAX_COMPLEXITY: usize = 2_000;
 /// Persisted queries kept (least recently used ones are forgotten; clients send them again).
@@ -154,11 +153,12 @@ pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
     );
     let builder = Schema::build(query, mutation, EmptySubscription)
         .data(services)
-        .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY);
-    if introspection {
+    let schema = if introspection {
         builder.finish()
     } else {
         builder.disable_introspection().finish()
-    }
+    };
+    coercion_messages::learn(&schema.sdl());
+    schema
 }

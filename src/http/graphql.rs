@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, BatchResponse, Response, ServerError};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, FromRequestParts, Query, Request, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 
 use super::SharedState;
 use super::access::AccessSlot;
@@ -18,15 +17,10 @@ use super::auth::Authenticated;
 use crate::audit::acting_as;
 use crate::domain::Caller;
 use crate::graphql::ReadOnly;
-use crate::graphql::error::{REQUEST_ERROR_CODE, request_error_code};
+use crate::graphql::error::{REQUEST_ERROR_CODE, request_error_code, request_error_message};
 
 /// Most operations one batched request may carry.
 pub const MAX_BATCH_LEN: usize = 16;
-
-/// Serves the GraphiQL IDE.
-pub async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
-}
 
 /// `GET /graphql`: with `query` or `extensions` parameters, runs the query (mutations need
 /// POST) for an authenticated caller; without them, serves GraphiQL.
@@ -36,7 +30,7 @@ pub async fn get(State(state): State<SharedState>, request: Request) -> axum::re
     let is_operation = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
         .is_ok_and(|Query(pairs)| pairs.contains_key("query") || pairs.contains_key("extensions"));
     if !is_operation {
-        return graphiql().await.into_response();
+        return super::graphiql::page().await;
     }
     let caller = match Authenticated::from_request_parts(&mut parts, &state).await {
         Ok(Authenticated(caller)) => caller,
@@ -117,6 +111,9 @@ fn add_missing_codes(response: &mut Response) {
         if extensions.get("code").is_none() {
             let code = request_error_code(&error.message).unwrap_or(REQUEST_ERROR_CODE);
             extensions.set("code", code.as_str());
+            if let Some(message) = request_error_message(&error.message) {
+                error.message = message;
+            }
         }
     }
 }

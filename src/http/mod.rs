@@ -3,7 +3,9 @@
 mod access;
 mod auth;
 mod bulk;
+mod cors;
 mod errors;
+mod graphiql;
 mod graphql;
 mod health;
 mod rate_limit;
@@ -15,9 +17,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::config::AllowedOrigins;
 use crate::graphql::{ApiSchema, RequestGate};
 use crate::service::Services;
 use crate::store::Store;
@@ -59,7 +63,8 @@ pub type SharedState = Arc<HttpState>;
 /// All routes of the service. `POST /graphql` and the bulk streams need an API key (see
 /// [`auth::Authenticated`]); GraphiQL and the health checks do not. The API has a body limit
 /// and a timeout; the bulk streams read and write in bounded memory for as long as they take.
-pub fn router(state: HttpState) -> Router {
+/// Browser apps of `allowed_origins` may call all of them (CORS).
+pub fn router(state: HttpState, allowed_origins: &AllowedOrigins) -> Router {
     let state: SharedState = Arc::new(state);
     let logged = axum::middleware::from_fn_with_state(state.clone(), access::access_log);
     let api = Router::new()
@@ -73,11 +78,21 @@ pub fn router(state: HttpState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ));
+    let graphiql = Router::new()
+        .route("/graphiql/", get(graphiql::page))
+        .route("/graphiql/{name}", get(graphiql::asset))
+        .layer(CompressionLayer::new());
     let bulk = Router::new()
         .route("/v1/contacts/import", post(bulk::import))
         .route("/v1/contacts/export", get(bulk::export))
         .route_layer(logged);
-    api.merge(bulk)
+    let routes = api
+        .merge(bulk)
+        .merge(graphiql)
         .with_state(state)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http());
+    match cors::layer(allowed_origins) {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    }
 }

@@ -346,7 +346,19 @@ async fn a_key_over_its_rate_is_answered_429_with_retry_after() {
 async fn deep_complex_and_alias_heavy_queries_are_refused() {
     let app = TestApp::spawn().await;
     let deep = "{ contacts { edges { node { segments { members { edges { node { segments { members { edges { node { segments { slug } } } } } } } } } } } } }";
-    assert_eq!(app.error_code(deep, json!({})).await, "QUERY_TOO_COMPLEX");
+    let response = app.graphql(deep, json!({})).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"],
+        "QUERY_TOO_COMPLEX"
+    );
+    let message = response["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("13 deep; at most 12"), "{message}");
+    // The same depth reached through fragments.
+    let through_fragments = "{ contacts { edges { ...N } } } fragment N on ContactEdge { node { segments { members { edges { node { segments { members { edges { node { segments { slug } } } } } } } } } } }";
+    assert_eq!(
+        app.error_code(through_fragments, json!({})).await,
+        "QUERY_TOO_COMPLEX"
+    );
     let wide: String = (0..40)
         .map(|n| format!("a{n}: contacts(first: 100) {{ totalCount }} "))
         .collect();
@@ -362,6 +374,28 @@ async fn deep_complex_and_alias_heavy_queries_are_refused() {
     assert_eq!(
         response["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
         "{response:#}"
+    );
+}
+
+/// The introspection query of graphql-js (`getIntrospectionQuery` with every option on, as
+/// GraphiQL and code generators send it) nests nine `ofType` links, deeper than the depth limit
+/// if they counted; it passes, and introspection that fans out deeper is still refused.
+#[tokio::test]
+async fn the_standard_introspection_query_passes_the_limits() {
+    let app = TestApp::spawn().await;
+    let introspection = include_str!("../fixtures/introspection.graphql");
+    let schema = app.data(introspection, json!({})).await;
+    assert_eq!(schema["__schema"]["queryType"]["name"], "QueryRoot");
+    let types = schema["__schema"]["types"].as_array().unwrap();
+    assert!(
+        types.iter().any(|t| t["name"] == "Contact"),
+        "{} types",
+        types.len()
+    );
+    let fan_out = "{ __schema { types { fields { type { fields { type { fields { type { fields { type { fields { type { name } } } } } } } } } } } } }";
+    assert_eq!(
+        app.error_code(fan_out, json!({})).await,
+        "QUERY_TOO_COMPLEX"
     );
 }
 

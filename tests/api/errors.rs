@@ -166,3 +166,54 @@ async fn a_failed_update_changes_nothing() {
         contact
     );
 }
+
+/// The messages a newcomer met name the field and the fix.
+#[tokio::test]
+async fn messages_name_the_field_and_the_fix() {
+    let app = TestApp::spawn().await;
+    let error = app
+        .error(
+            UPSERT,
+            json!({ "input": { "externalId": "u-1", "lastSeenAt": "yesterday" } }),
+        )
+        .await;
+    let message = error["message"].as_str().unwrap();
+    assert!(message.starts_with("`lastSeenAt` of `"), "{message}");
+    assert!(message.contains("\"2026-01-31T09:30:00Z\""), "{message}");
+    assert_eq!(error["extensions"]["code"], "INVALID_INPUT");
+
+    let error = app
+        .error(
+            UPSERT,
+            json!({ "input": { "externalId": "u-1", "attributes": { "email": "ann@example.com" } } }),
+        )
+        .await;
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("`email` is a built-in field, not an attribute"),
+        "{message}"
+    );
+
+    let validation = app
+        .data(
+            "query($t: String!) { validateSegment(text: $t) { valid errors { message hint } } }",
+            json!({ "t": "lastSeenAt within 30d" }),
+        )
+        .await;
+    let diagnostic = &validation["validateSegment"]["errors"][0];
+    assert!(
+        diagnostic["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `last_seen_at`?"),
+        "{diagnostic}"
+    );
+    assert!(
+        !diagnostic["hint"]
+            .as_str()
+            .unwrap()
+            .contains("defineAttribute"),
+        "{diagnostic}"
+    );
+    assert_eq!(app.total_count().await, 0, "nothing was written");
+}

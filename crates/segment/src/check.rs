@@ -342,13 +342,17 @@ fn resolve_field(
     if !field.explicit_attribute {
         known.extend(BuiltinField::ALL.iter().map(|f| f.name().to_owned()));
     }
+    // `lastSeenAt` (as GraphQL spells it) is `last_seen_at` here.
+    let snake = snake_case(&field.name);
     let suggestion = known
         .iter()
         .map(|candidate| {
-            (
-                strsim::damerau_levenshtein(&field.name, candidate),
-                candidate,
-            )
+            let distance = if *candidate == snake {
+                0
+            } else {
+                strsim::damerau_levenshtein(&field.name, candidate)
+            };
+            (distance, candidate)
         })
         .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
         .min();
@@ -359,10 +363,29 @@ fn resolve_field(
         ),
         None => format!("unknown attribute `{}`", field.name),
     };
-    Err(
-        Diagnostic::new(ErrorCode::UnknownField, field.span, message)
-            .with_hint("declare the attribute with `defineAttribute`, or check its spelling"),
-    )
+    let hint = match suggestion {
+        Some((_, candidate)) if BuiltinField::from_name(candidate).is_some() => {
+            format!("`{candidate}` is a built-in field; segments write field names in snake_case")
+        }
+        _ => "declare the attribute with `defineAttribute`, or check its spelling".to_owned(),
+    };
+    Err(Diagnostic::new(ErrorCode::UnknownField, field.span, message).with_hint(hint))
+}
+
+/// `name` in snake_case: `lastSeenAt` becomes `last_seen_at`.
+fn snake_case(name: &str) -> String {
+    let mut snake = String::with_capacity(name.len() + 4);
+    for ch in name.chars() {
+        if ch.is_uppercase() {
+            if !snake.is_empty() {
+                snake.push('_');
+            }
+            snake.extend(ch.to_lowercase());
+        } else {
+            snake.push(ch);
+        }
+    }
+    snake
 }
 
 fn check_condition(condition: &Condition, catalog: &dyn Catalog) -> Result<Checked, Diagnostic> {
@@ -516,6 +539,9 @@ impl Typed<'_> {
             Op::Contains(_) | Op::StartsWith(_) | Op::EndsWith(_) => "works on text",
             Op::Has(_) | Op::HasAny(_) | Op::HasAll(_) => "works on lists of strings",
             Op::Within(..) | Op::Before(_) | Op::After(_) => "works on datetimes",
+            Op::Compare(CmpOp::Eq | CmpOp::Ne, _) => {
+                "works on text, numbers, booleans and datetimes"
+            }
             Op::Between(..) | Op::Compare(..) => "works on numbers and datetimes",
             _ => "does not work on it",
         };
@@ -755,6 +781,23 @@ mod tests {
     }
 
     #[test]
+    fn graphql_spelling_of_a_built_in_field_points_at_it() {
+        let error = &diagnostics("lastSeenAt within 30d")[0];
+        assert!(
+            error.contains("unknown attribute `lastSeenAt`, did you mean `last_seen_at`?"),
+            "{error}"
+        );
+        assert!(
+            error.contains(
+                "hint: `last_seen_at` is a built-in field; segments write field names in snake_case"
+            ),
+            "{error}"
+        );
+        assert!(!error.contains("defineAttribute"), "{error}");
+        assert!(diagnostics("plna = \"pro\"")[0].contains("defineAttribute"));
+    }
+
+    #[test]
     fn operators_must_fit_the_type() {
         assert_eq!(
             diagnostics("ltv contains \"1\""),
@@ -762,10 +805,14 @@ mod tests {
                 "error: `ltv` is a number; `contains` works on text\n  |\n1 | ltv contains \"1\"\n  | ^^^^^^^^^^^^^^^^\n  = hint: operators for a number: =, !=, <, <=, >, >=, between, in, not in, exists"
             ]
         );
+        let list_equals = &diagnostics("tags = \"vip\"")[0];
         assert!(
-            diagnostics("tags = \"vip\"")[0]
-                .contains("hint: to test a list write `tags has \"vip\"`")
+            list_equals.contains(
+                "`tags` is a list of strings; `=` works on text, numbers, booleans and datetimes"
+            ),
+            "{list_equals}"
         );
+        assert!(list_equals.contains("hint: to test a list write `tags has \"vip\"`"));
         assert!(
             diagnostics("plan within 3d")[0]
                 .contains("`plan` is text; `within` works on datetimes")

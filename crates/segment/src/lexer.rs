@@ -150,11 +150,15 @@ impl Lexer<'_> {
                 b'a'..=b'z' | b'A'..=b'Z' | b'_' => self.word(),
                 _ => {
                     let ch = self.source[start..].chars().next().unwrap_or('?');
-                    return Err(Diagnostic::new(
+                    let error = Diagnostic::new(
                         ErrorCode::Syntax,
                         Span::new(start, start + ch.len_utf8()),
                         format!("unexpected character `{}`", ch.escape_debug()),
-                    ));
+                    );
+                    return Err(match unexpected_character_hint(ch) {
+                        Some(hint) => error.with_hint(hint),
+                        None => error,
+                    });
                 }
             };
             self.tokens.push(Spanned {
@@ -326,6 +330,19 @@ impl Lexer<'_> {
     }
 }
 
+/// What a character the language does not use was probably meant as.
+fn unexpected_character_hint(ch: char) -> Option<&'static str> {
+    Some(match ch {
+        '&' => "write `and` to require both conditions",
+        '|' => "write `or` to accept either condition",
+        '!' => "write `not` before a condition, or `!=` to compare",
+        '@' | '.' | '+' => "text goes in quotes, e.g. email = \"ann@example.com\"",
+        '/' => "write a date with dashes, e.g. 2026-01-31, or put text in quotes",
+        ':' => "compare with `=`, e.g. plan = \"pro\"",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,6 +417,21 @@ mod tests {
             tokens("2026-01-31T10:00:00+01:00"),
             vec![Token::Date("2026-01-31T10:00:00+01:00".into()), Token::Eof]
         );
+    }
+
+    #[test]
+    fn stray_characters_get_a_hint() {
+        for (source, hint) in [
+            ("plan = \"pro\" & ltv > 1", "write `and`"),
+            ("plan = \"pro\" | ltv > 1", "write `or`"),
+            ("email = ann@example.com", "text goes in quotes"),
+            ("signed_up_at > 2026/01/31", "a date with dashes"),
+        ] {
+            let error = tokenize(source).unwrap_err();
+            let given = error.hint.as_deref().unwrap_or_default();
+            assert!(given.contains(hint), "{source}: {given}");
+        }
+        assert_eq!(tokenize("plan # x").unwrap_err().hint, None);
     }
 
     #[test]
