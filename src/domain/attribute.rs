@@ -527,12 +527,13 @@ impl AttributeRegistry {
 
     fn undeclared(&self, key: &str) -> DomainError {
         if RESERVED_NAMES.contains(&key.to_ascii_lowercase().as_str()) {
+            let how = match super::import_row::fixed_field(key) {
+                Some(field) => format!("set it with the input's own `{field}` field"),
+                None => "it cannot be set through `attributes`".to_owned(),
+            };
             return DomainError::attribute(
                 key,
-                format!(
-                    "`{key}` is a built-in field, not an attribute; set it with the input's own `{}` field",
-                    graphql_field_name(key)
-                ),
+                format!("`{key}` is a built-in field, not an attribute; {how}"),
             );
         }
         let suggestion = self
@@ -550,20 +551,6 @@ impl AttributeRegistry {
             ),
         )
     }
-}
-
-/// `name` as the GraphQL inputs spell it: `last_seen_at` is `lastSeenAt`.
-fn graphql_field_name(name: &str) -> String {
-    let mut words = name.split('_');
-    let mut camel = words.next().unwrap_or_default().to_owned();
-    for word in words {
-        let mut chars = word.chars();
-        if let Some(first) = chars.next() {
-            camel.extend(first.to_uppercase());
-            camel.push_str(chars.as_str());
-        }
-    }
-    camel
 }
 
 /// Declaring an attribute would contradict the registry.
@@ -692,6 +679,10 @@ mod tests {
         assert_eq!(
             message(changes(json!({"last_seen_at": "2026-01-31T00:00:00Z"}))),
             "`last_seen_at` is a built-in field, not an attribute; set it with the input's own `lastSeenAt` field"
+        );
+        assert_eq!(
+            message(changes(json!({"created_at": "2026-01-31T00:00:00Z"}))),
+            "`created_at` is a built-in field, not an attribute; it cannot be set through `attributes`"
         );
     }
 

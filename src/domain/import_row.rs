@@ -48,7 +48,7 @@ const READ_ONLY: &[&str] = &[
 ];
 
 /// The fixed field a column or key names (its canonical spelling), if any.
-fn fixed_field(key: &str) -> Option<&'static str> {
+pub(crate) fn fixed_field(key: &str) -> Option<&'static str> {
     Some(match key {
         "externalId" | "external_id" => "externalId",
         "email" => "email",

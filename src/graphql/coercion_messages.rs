@@ -14,10 +14,10 @@ const DATETIME_EXAMPLE: &str = "2026-01-31T09:30:00Z";
 /// Per input type, its fields of type `DateTime` (learnt once from the schema's SDL).
 static DATETIME_FIELDS: OnceLock<HashMap<String, Vec<String>>> = OnceLock::new();
 
-/// Learns the datetime fields of the input types in `sdl` (the schema is the same for every
-/// instance of the service, so the first schema built is enough).
-pub fn learn(sdl: &str) {
-    DATETIME_FIELDS.get_or_init(|| datetime_fields(sdl));
+/// Learns the datetime fields of the input types of `schema` (the same for every instance of
+/// the service, so the first schema built is read and later ones are not printed at all).
+pub fn learn(schema: &super::ApiSchema) {
+    DATETIME_FIELDS.get_or_init(|| datetime_fields(&schema.sdl()));
 }
 
 fn datetime_fields(sdl: &str) -> HashMap<String, Vec<String>> {

@@ -177,27 +177,13 @@ impl MergePreviewView {
                 if decision.is_attribute {
                     policy.allows_attribute(&decision.field)
                 } else {
-                    policy.allows_builtin(&builtin_name(&decision.field))
+                    policy.allows_builtin(&qwry_segment::snake_case(&decision.field))
                 }
             })
             .cloned()
             .map(FieldDecisionView::from)
             .collect())
     }
-}
-
-/// A built-in field's name as field policies spell it (`lastSeenAt` -> `last_seen_at`).
-fn builtin_name(api_name: &str) -> String {
-    let mut name = String::with_capacity(api_name.len() + 4);
-    for character in api_name.chars() {
-        if character.is_ascii_uppercase() {
-            name.push('_');
-            name.push(character.to_ascii_lowercase());
-        } else {
-            name.push(character);
-        }
-    }
-    name
 }
 
 /// A merge, as audited.
@@ -422,16 +408,4 @@ fn ids(survivor: &str, absorbed: &str) -> Result<(ContactId, ContactId), Service
         parse(survivor, "survivorId")?,
         parse(absorbed, "absorbedId")?,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::builtin_name;
-
-    #[test]
-    fn api_names_map_to_policy_names() {
-        assert_eq!(builtin_name("lastSeenAt"), "last_seen_at");
-        assert_eq!(builtin_name("accountRef"), "account_ref");
-        assert_eq!(builtin_name("email"), "email");
-    }
 }

@@ -18,7 +18,7 @@ mod identity_view;
 mod imports;
 mod json_value;
 mod keys;
-pub mod limits;
+mod limits;
 mod lookup;
 mod merges;
 mod page_batch;
@@ -159,6 +159,6 @@ pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
     } else {
         builder.disable_introspection().finish()
     };
-    coercion_messages::learn(&schema.sdl());
+    coercion_messages::learn(&schema);
     schema
 }

@@ -372,8 +372,9 @@ fn resolve_field(
     Err(Diagnostic::new(ErrorCode::UnknownField, field.span, message).with_hint(hint))
 }
 
-/// `name` in snake_case: `lastSeenAt` becomes `last_seen_at`.
-fn snake_case(name: &str) -> String {
+/// `name` in snake_case, as segments and field policies spell built-in fields: the API's
+/// `lastSeenAt` becomes `last_seen_at`.
+pub fn snake_case(name: &str) -> String {
     let mut snake = String::with_capacity(name.len() + 4);
     for ch in name.chars() {
         if ch.is_uppercase() {
@@ -778,6 +779,13 @@ mod tests {
             ]
         );
         assert!(diagnostics("emial exists")[0].contains("did you mean `email`?"));
+    }
+
+    #[test]
+    fn api_names_map_to_snake_case() {
+        assert_eq!(snake_case("lastSeenAt"), "last_seen_at");
+        assert_eq!(snake_case("accountRef"), "account_ref");
+        assert_eq!(snake_case("email"), "email");
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub mod mask;
 mod parser;
 mod span;
 
-pub use check::{BuiltinField, Catalog, Checked, Field, FieldType, Test, TimePoint, check};
+pub use check::{
+    BuiltinField, Catalog, Checked, Field, FieldType, Test, TimePoint, check, snake_case,
+};
 pub use error::{Diagnostic, ErrorCode};
 pub use lexer::MAX_SOURCE_BYTES;
 pub use parser::{MAX_DEPTH, MAX_LIST_LEN, parse, parse_date};
