@@ -1,7 +1,8 @@
 //! `api_latency`: the real service, started as a process, driven over real HTTP with keep-alive
 //! connections, as a routing engine or a frontend would. Reports p50/p99 latency per request
 //! kind (counts, pages, search with 20 saved segments; routing reads with 50), and requests/s
-//! for `contact(id:)` with 16 concurrent connections.
+//! for `contact(id:)` with 16 concurrent connections; then the console's segment editor, as
+//! the request it sends on every keystroke while a 5-clause segment is typed.
 //!
 //! Data: `QWRY_BENCH_CONTACTS` contacts (default 20000) from `benches/data` (20 attributes,
 //! seed 42 + chunk), imported through `POST /v1/contacts/import`, then indexed.
@@ -353,6 +354,53 @@ async fn report(client: &reqwest::Client, base: &str, requests: &[(&str, &str)])
     }
 }
 
+/// The segment a marketer types in the console's editor, one keystroke at a time.
+const TYPED_SEGMENT: &str = "plan = \"pro\" and ltv >= 100 and (country in [\"DE\", \"FR\"] or tags has any [\"vip\", \"beta\"]) and last_seen_at within 30d and newsletter = true";
+/// How many times the segment is typed.
+const TYPINGS: usize = 5;
+
+/// p50, p99 and max (ms) of the console editor's request for each keystroke of
+/// [`TYPED_SEGMENT`] (every prefix, valid or not): validation with spans and hints, and the
+/// exact count when it is valid. Returns also how many prefixes were valid.
+async fn keystrokes(client: &reqwest::Client, base: &str) -> (f64, f64, f64, usize, usize) {
+    let query = "query($text: String!) { validateSegment(text: $text) { valid canonical estimatedCount problems: errors { message code start end hint } } }";
+    let prefixes: Vec<&str> = TYPED_SEGMENT
+        .char_indices()
+        .map(|(at, c)| &TYPED_SEGMENT[..at + c.len_utf8()])
+        .collect();
+    let mut latencies = Vec::with_capacity(prefixes.len() * TYPINGS);
+    let mut valid = 0;
+    for typing in 0..=TYPINGS {
+        for prefix in &prefixes {
+            let request =
+                serde_json::to_vec(&json!({ "query": query, "variables": { "text": prefix } }))
+                    .unwrap();
+            let started = Instant::now();
+            let body = graphql_bytes(client, base, &request).await;
+            let took = started.elapsed();
+            assert!(
+                !contains(body.as_ref(), b"\"errors\""),
+                "{}",
+                String::from_utf8_lossy(body.as_ref())
+            );
+            if typing > 0 {
+                // The first typing warms up.
+                latencies.push(took);
+                valid += usize::from(contains(body.as_ref(), b"\"valid\":true"));
+            }
+        }
+    }
+    latencies.sort();
+    let max = latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        max,
+        latencies.len(),
+        valid / TYPINGS,
+    )
+}
+
 /// Requests/s, p50 and p99 (ms) of `contact(id:)` over `ids`, `CONNECTIONS` at once.
 async fn contact_by_id(base: &str, ids: Arc<Vec<String>>) -> (f64, f64, f64) {
     let deadline = Instant::now() + THROUGHPUT_FOR;
@@ -480,6 +528,11 @@ fn main() {
             ("best 10 of a segment by ltv", "{ contacts(segment: \"plan = \\\"pro\\\"\", orderBy: { field: \"ltv\", direction: DESC }, first: 10) { edges { node { id } } } }"),
         ];
         report(&client, &base, &routing).await;
+        let (p50, p99, max, n, valid) = keystrokes(&client, &base).await;
+        println!(
+            "| console editor, each keystroke of a 5-clause segment ({} prefixes, {valid} valid): validation and count, max {max:.3} ms | {p50:.3} | {p99:.3} | {n} |",
+            n / TYPINGS
+        );
         let (rate, p50, p99) = contact_by_id(&base, Arc::new(ids)).await;
         println!(
             "| contact(id:), {CONNECTIONS} connections: {rate:.0} requests/s | {p50:.3} | {p99:.3} | |"

@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 
 use super::error::ApiResult;
 use super::guard::RequireScope;
-use super::{actor, workspace};
+use super::{actor, caller, workspace};
 use crate::domain::{ApiKey, ApiKeyId, FieldPolicy, Scope, Scopes};
 use crate::service::{CreatedKey, KeyChange, ServiceError, Services};
 
@@ -159,8 +159,29 @@ impl KeyQuery {
     }
 }
 
+/// The key a request is made with, as the console shows it on sign-in.
+#[derive(SimpleObject)]
+pub struct Viewer {
+    /// The key's id.
+    key_id: ID,
+    /// Its scopes, e.g. `contacts:read` (`admin` implies every scope).
+    scopes: Vec<&'static str>,
+    /// What it may read.
+    field_policy: FieldPolicyView,
+}
+
 #[Object]
 impl KeyQuery {
+    /// The key this request is made with: its scopes and field policy (any valid key may ask).
+    async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
+        let caller = caller(ctx)?;
+        Ok(Viewer {
+            key_id: ID(caller.key_id.clone()),
+            scopes: caller.scopes.iter().map(Scope::as_str).collect(),
+            field_policy: FieldPolicyView::from(&caller.policy),
+        })
+    }
+
     /// The workspace's API keys, oldest first, revoked ones included.
     #[graphql(guard = "RequireScope(Scope::Admin)")]
     async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKeyView>> {

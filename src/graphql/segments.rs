@@ -235,6 +235,22 @@ impl SaveSegmentInput {
 }
 
 impl SegmentView {
+    /// The saved segments of this one's workspace named `slugs`, by slug.
+    fn saved(
+        &self,
+        ctx: &Context<'_>,
+        mut slugs: Vec<String>,
+    ) -> async_graphql::Result<Vec<SegmentView>> {
+        let segments = &services(ctx)?.segments;
+        slugs.sort();
+        Ok(slugs
+            .iter()
+            .filter_map(|slug| Slug::parse(slug).ok())
+            .filter_map(|slug| segments.get(&self.0.workspace, &slug).ok())
+            .map(SegmentView)
+            .collect())
+    }
+
     /// The segment's tree with the values the caller may not read masked.
     fn visible_expr(&self, ctx: &Context<'_>) -> async_graphql::Result<qwry_segment::ast::Expr> {
         services(ctx)?
@@ -308,6 +324,18 @@ impl SegmentView {
             .saved_count(caller(ctx)?, &self.0.slug)
             .await
             .api()
+    }
+
+    /// The saved segments this one names directly (`in segment "slug"`).
+    async fn references(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
+        let slugs = services(ctx)?.segments.references_of(&self.0);
+        self.saved(ctx, slugs)
+    }
+
+    /// The saved segments that name this one directly; it cannot be deleted while any do.
+    async fn referenced_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
+        let slugs = services(ctx)?.segments.referenced_by(&self.0);
+        self.saved(ctx, slugs)
     }
 
     /// When it was first saved.

@@ -3,7 +3,9 @@
 mod access;
 mod auth;
 mod bulk;
+mod console;
 mod cors;
+mod embedded;
 mod errors;
 mod graphiql;
 mod graphql;
@@ -61,7 +63,7 @@ pub struct HttpState {
 pub type SharedState = Arc<HttpState>;
 
 /// All routes of the service. `POST /graphql` and the bulk streams need an API key (see
-/// [`auth::Authenticated`]); GraphiQL and the health checks do not. The API has a body limit
+/// [`auth::Authenticated`]); the console, GraphiQL and the health checks do not. The API has a body limit
 /// and a timeout; the bulk streams read and write in bounded memory for as long as they take.
 /// Browser apps of `allowed_origins` may call all of them (CORS).
 pub fn router(state: HttpState, allowed_origins: &AllowedOrigins) -> Router {
@@ -78,7 +80,9 @@ pub fn router(state: HttpState, allowed_origins: &AllowedOrigins) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ));
-    let graphiql = Router::new()
+    let pages = Router::new()
+        .route("/", get(console::page))
+        .route("/console/{name}", get(console::asset))
         .route("/graphiql/", get(graphiql::page))
         .route("/graphiql/{name}", get(graphiql::asset))
         .layer(CompressionLayer::new());
@@ -88,7 +92,7 @@ pub fn router(state: HttpState, allowed_origins: &AllowedOrigins) -> Router {
         .route_layer(logged);
     let routes = api
         .merge(bulk)
-        .merge(graphiql)
+        .merge(pages)
         .with_state(state)
         .layer(TraceLayer::new_for_http());
     match cors::layer(allowed_origins) {

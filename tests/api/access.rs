@@ -416,3 +416,34 @@ async fn introspection_can_be_turned_off() {
     let typename = production.data("{ __typename }", json!({})).await;
     assert_eq!(typename["__typename"], "QueryRoot");
 }
+
+/// Any valid key can ask what it may do; the answer is its own scopes and field policy.
+#[tokio::test]
+async fn viewer_is_the_key_making_the_request() {
+    let app = TestApp::spawn().await;
+    let (secret, id) = app
+        .create_key(
+            &["segments:read", "contacts:read"],
+            json!({ "fields": ["email"], "attributes": ["plan"] }),
+        )
+        .await;
+    let query = "{ viewer { keyId scopes fieldPolicy { fields attributes } } }";
+    let viewer = &app.data_as(&secret, query, json!({})).await["viewer"];
+    assert_eq!(viewer["keyId"], id.as_str());
+    assert_eq!(viewer["scopes"], json!(["contacts:read", "segments:read"]));
+    assert_eq!(viewer["fieldPolicy"]["fields"], json!(["email"]));
+    assert_eq!(viewer["fieldPolicy"]["attributes"], json!(["plan"]));
+    let admin = &app.data(query, json!({})).await["viewer"];
+    assert!(
+        admin["scopes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("admin")),
+        "{admin}"
+    );
+    assert_eq!(admin["fieldPolicy"]["fields"], Value::Null);
+    assert_eq!(
+        app.error_code_as("not-a-key", query, json!({})).await,
+        "UNAUTHENTICATED"
+    );
+}

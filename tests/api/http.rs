@@ -178,3 +178,32 @@ async fn cors_answers_the_allowed_origins_only() {
     );
     assert!(!answer.status().is_success(), "{}", answer.status());
 }
+
+/// The console is served at `/` with its script and stylesheet, from the binary (no CDN).
+#[tokio::test]
+async fn the_console_is_served_at_the_root() {
+    let app = TestApp::spawn().await;
+    let page = reqwest::get(app.url("/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("https://"), "{html}");
+    for (asset, content_type) in [
+        ("/console/console.js", "text/javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        assert!(html.contains(asset), "{asset} not linked: {html}");
+        let response = reqwest::get(app.url(asset)).await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        let served = response.headers()["content-type"].to_str().unwrap();
+        assert!(served.starts_with(content_type), "{asset}: {served}");
+    }
+    let missing = reqwest::get(app.url("/console/nope.js")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    app.stop().await;
+}

@@ -384,3 +384,37 @@ async fn a_contact_knows_its_segments_and_why() {
         .await;
     assert_eq!(by_slug["explainMembership"]["matched"], true);
 }
+
+/// A saved segment lists the saved segments it names and those that name it.
+#[tokio::test]
+async fn saved_segments_show_what_they_use_and_what_uses_them() {
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    for (slug, text) in [
+        ("pro", "plan = \"pro\""),
+        ("free", "plan = \"free\""),
+        ("paying", "in segment \"pro\" and not in segment \"free\""),
+        ("loyal", "in segment \"paying\""),
+    ] {
+        app.data(
+            "mutation($slug: String!, $text: String!) { saveSegment(input: {slug: $slug, name: $slug, text: $text}) { slug } }",
+            json!({ "slug": slug, "text": text }),
+        )
+        .await;
+    }
+    let slugs = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["slug"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let query = "query($slug: String!) { segment(slug: $slug) { references { slug } referencedBy { slug } } }";
+    let paying = app.data(query, json!({ "slug": "paying" })).await;
+    assert_eq!(slugs(&paying["segment"]["references"]), ["free", "pro"]);
+    assert_eq!(slugs(&paying["segment"]["referencedBy"]), ["loyal"]);
+    let pro = app.data(query, json!({ "slug": "pro" })).await;
+    assert!(slugs(&pro["segment"]["references"]).is_empty());
+    assert_eq!(slugs(&pro["segment"]["referencedBy"]), ["paying"]);
+}

@@ -1,0 +1,465 @@
+//! Browser tests: the real service driven in headless Chromium over WebDriver (Debian's
+//! `chromium` and `chromium-driver`). When they are missing, the first test installs them with
+//! apt-get (as root or through sudo), as `.ci/run` does; a machine where that is impossible
+//! fails here with the command to run. Each test saves a screenshot under `target/browser/`.
+//! The tests take turns (one browser at a time) so that two cores keep up with them.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+// The black-box suite's helpers (spawning the service in-process, speaking GraphQL to it).
+#[allow(dead_code)]
+#[path = "../../../tests/api/helpers.rs"]
+mod helpers;
+
+use helpers::{ADMIN_KEY, TestApp};
+
+/// One browser at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long a page may take to show what a test waits for.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Installs Chromium and its driver once per test run when they are missing.
+fn ensure_installed() {
+    static INSTALLED: Mutex<bool> = Mutex::new(false);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if *installed || (Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()) {
+        *installed = true;
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0"));
+    let apt = |args: &[&str]| {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        command
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let done = apt(&["install", "-y", "-qq", "chromium", "chromium-driver"])
+        || (apt(&["update", "-qq"])
+            && apt(&["install", "-y", "-qq", "chromium", "chromium-driver"]));
+    assert!(
+        done,
+        "browser tests need Debian's chromium and chromium-driver: apt-get install chromium chromium-driver"
+    );
+    *installed = true;
+}
+
+/// A headless Chromium session, and the chromedriver serving it (stopped on drop).
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        ensure_installed();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1400,900"
+                ]
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + PATIENCE;
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => break client,
+                Err(error) if Instant::now() > deadline => panic!("no WebDriver session: {error}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Self { client, driver }
+    }
+
+    /// Saves a screenshot as `target/browser/NAME.png`.
+    async fn screenshot(&self, name: &str) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/browser");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Waits until an element matching `css` exists.
+    async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no `{css}`: {error}"))
+    }
+
+    /// Waits until an element matching `css` exists, and returns its text.
+    async fn text_of(&self, css: &str) -> String {
+        self.element(css).await.text().await.unwrap()
+    }
+
+    /// Waits until the text of the first element matching `css` satisfies `wanted`; returns it.
+    async fn wait_for_text(&self, css: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if wanted(&text) {
+                return text;
+            }
+            if Instant::now() > deadline {
+                self.screenshot("timed-out").await;
+                panic!("`{css}` never showed what was expected; last: {text:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Types `text` into the element matching `css`.
+    async fn type_into(&self, css: &str, text: &str) {
+        self.element(css).await.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.element(css).await.click().await.unwrap();
+    }
+
+    /// Opens the console and signs in with `key`.
+    async fn sign_in(&self, app: &TestApp, key: &str) {
+        self.client.goto(&app.url("/")).await.unwrap();
+        self.type_into("#signin-key", key).await;
+        self.click("#signin-form button[type=submit]").await;
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// The segment editor counts as the marketer types, underlines a typo with its suggestion
+/// (applied with one click), saves the segment and previews its members.
+#[tokio::test]
+async fn console_segment_editor_counts_underlines_and_saves() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    app.define_attribute("seats", "NUMBER").await;
+    for (id, plan, seats) in [("u1", "pro", 12), ("u2", "pro", 3), ("u3", "free", 1)] {
+        app.upsert(json!({
+            "externalId": id, "email": format!("{id}@example.com"), "name": format!("User {id}"),
+            "attributes": {"plan": plan, "seats": seats}
+        }))
+        .await;
+    }
+    app.total_count().await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, ADMIN_KEY).await;
+
+    browser.type_into("#segment-text", "plan = \"pro\"").await;
+    browser
+        .wait_for_text("#segment-count", |t| t == "2 contacts match")
+        .await;
+    browser.type_into("#segment-text", " or seats < 2").await;
+    browser
+        .wait_for_text("#segment-count", |t| t == "3 contacts match")
+        .await;
+
+    browser
+        .element("#segment-text")
+        .await
+        .clear()
+        .await
+        .unwrap();
+    browser.type_into("#segment-text", "plna = \"pro\"").await;
+    let diagnostic = browser
+        .wait_for_text("#segment-diagnostics .diagnostic", |t| !t.is_empty())
+        .await;
+    assert!(diagnostic.contains("did you mean `plan`"), "{diagnostic}");
+    let underlined = browser.element("#segment-backdrop mark").await;
+    assert_eq!(
+        underlined.prop("textContent").await.unwrap().as_deref(),
+        Some("plna")
+    );
+    browser
+        .wait_for_text("#segment-count", |t| t == "1 problem")
+        .await;
+    browser.screenshot("segment-editor-typo").await;
+
+    browser.click(".apply-suggestion").await;
+    browser
+        .wait_for_text("#segment-count", |t| t == "2 contacts match")
+        .await;
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("#segment-backdrop mark"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the underline goes once the text is fixed"
+    );
+
+    browser.type_into("#segment-slug", "pro-plan").await;
+    browser.type_into("#segment-name", "Pro plan").await;
+    browser.click("#segment-save").await;
+    browser
+        .wait_for_text("#segment-list .segment-item[data-slug='pro-plan']", |t| {
+            t.contains("Pro plan")
+        })
+        .await;
+    let saved = app
+        .data("{ segment(slug: \"pro-plan\") { text count } }", json!({}))
+        .await;
+    assert_eq!(saved["segment"]["text"], "plan = \"pro\"");
+    assert_eq!(saved["segment"]["count"], 2);
+
+    let range = browser
+        .wait_for_text("#preview-range", |t| !t.is_empty())
+        .await;
+    assert_eq!(range, "1–2 of 2");
+    let rows = browser.text_of("#preview-table tbody").await;
+    assert!(
+        rows.contains("u1@example.com") && rows.contains("u2@example.com"),
+        "{rows}"
+    );
+    assert!(!rows.contains("u3@example.com"), "{rows}");
+    browser.screenshot("segment-editor").await;
+    browser.close().await;
+    app.stop().await;
+}
+
+/// A contact looked up by email shows its fields, identities and segments; its explanation
+/// shows each clause with the contact's value.
+#[tokio::test]
+async fn console_contact_lookup_and_explanation() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    let contact = app
+        .upsert(json!({
+            "externalId": "c-42", "email": "ada@example.com", "name": "Ada Lovelace",
+            "attributes": {"plan": "pro"}
+        }))
+        .await;
+    let id = contact["id"].as_str().unwrap().to_owned();
+    app.data(
+        "mutation { saveSegment(input: {slug: \"pro-plan\", name: \"Pro plan\", text: \"plan = \\\"pro\\\" and email exists\"}) { slug } }",
+        json!({}),
+    )
+    .await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, ADMIN_KEY).await;
+    browser.click("#nav a[data-page='contacts']").await;
+    browser
+        .element("#lookup-kind")
+        .await
+        .select_by_value("EMAIL")
+        .await
+        .unwrap();
+    browser.type_into("#lookup-value", "ada@example.com").await;
+    browser.click("#lookup-form button[type=submit]").await;
+    browser.wait_for_text("#contact-id", |t| t == id).await;
+    let fields = browser.text_of("#contact-fields").await;
+    assert!(
+        fields.contains("Ada Lovelace") && fields.contains("c-42"),
+        "{fields}"
+    );
+    let identities = browser.text_of("#contact-identities").await;
+    assert!(identities.contains("ada@example.com"), "{identities}");
+    let segments = browser
+        .wait_for_text("#contact-segments", |t| !t.is_empty())
+        .await;
+    assert!(segments.contains("Pro plan"), "{segments}");
+    browser.screenshot("contact").await;
+
+    browser.click("#contact-segments a").await;
+    let verdict = browser
+        .wait_for_text("#explain-verdict", |t| !t.is_empty())
+        .await;
+    assert_eq!(verdict, "The contact is a member.");
+    let tree = browser.text_of("#explain-result").await;
+    assert!(
+        tree.contains("plan = \"pro\"") && tree.contains("value: pro"),
+        "{tree}"
+    );
+    assert!(tree.contains("value: ada@example.com"), "{tree}");
+    browser.screenshot("explain").await;
+    browser.close().await;
+    app.stop().await;
+}
+
+/// A CSV goes through a dry run (row errors listed, nothing written), then the import.
+#[tokio::test]
+async fn console_imports_a_csv_after_a_dry_run() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "external_id,email,name,plan\nu1,u1@example.com,One,pro\nu2,not-an-email,Two,free\nu3,u3@example.com,Three,free\n",
+    )
+    .unwrap();
+    let browser = Browser::start().await;
+    browser.sign_in(&app, ADMIN_KEY).await;
+    browser.click("#nav a[data-page='imports']").await;
+    browser
+        .type_into("#import-file", csv.to_str().unwrap())
+        .await;
+    browser.click("#import-dry-run").await;
+    let summary = browser
+        .wait_for_text("#import-summary", |t| !t.is_empty())
+        .await;
+    assert_eq!(
+        summary,
+        "Dry run: 2 created, 0 updated, 0 unchanged, 1 failed, 0 conflicts (nothing written)."
+    );
+    let errors = browser.text_of("#import-errors").await;
+    assert!(
+        errors.contains("INVALID_INPUT") && errors.contains('3'),
+        "{errors}"
+    );
+    assert_eq!(app.total_count().await, 0, "a dry run writes nothing");
+
+    browser.click("#import-run").await;
+    browser
+        .wait_for_text("#import-summary", |t| t.starts_with("Done:"))
+        .await;
+    assert_eq!(app.total_count().await, 2);
+    let jobs = browser
+        .wait_for_text("#import-jobs", |t| !t.is_empty())
+        .await;
+    assert!(jobs.contains("COMPLETED"), "{jobs}");
+    browser.screenshot("import").await;
+    browser.close().await;
+    app.stop().await;
+}
+
+/// The console offers only what the key's scopes allow, and refuses a bad key.
+#[tokio::test]
+async fn console_shows_only_what_the_key_may_do() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    let (reader, _) = app.create_key(&["segments:read"], json!(null)).await;
+    let browser = Browser::start().await;
+
+    browser.sign_in(&app, "not-a-key").await;
+    let refusal = browser
+        .wait_for_text("#signin-error", |t| !t.is_empty())
+        .await;
+    assert_eq!(refusal, "That key is not valid (or was revoked).");
+
+    browser.element("#signin-key").await.clear().await.unwrap();
+    browser.type_into("#signin-key", &reader).await;
+    browser.click("#signin-form button[type=submit]").await;
+    let who = browser.wait_for_text("#who", |t| !t.is_empty()).await;
+    assert!(who.ends_with("segments:read"), "{who}");
+    browser.element("#segment-text").await;
+    let mut pages = Vec::new();
+    for link in browser
+        .client
+        .find_all(Locator::Css("#nav a"))
+        .await
+        .unwrap()
+    {
+        pages.push(link.attr("data-page").await.unwrap().unwrap());
+    }
+    assert_eq!(pages, ["segments", "graphiql"]);
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("#segment-save"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no save button without segments:write"
+    );
+    browser.screenshot("read-only-key").await;
+    browser.close().await;
+    app.stop().await;
+}
+
+/// GraphiQL works as a newcomer would use it: the page loads from the binary, the key goes
+/// into the field above the editor, and the docs explorer lists the query root.
+#[tokio::test]
+async fn graphiql_lists_the_schema_once_the_key_is_given() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    let browser = Browser::start().await;
+    browser.client.goto(&app.url("/graphql")).await.unwrap();
+    browser.type_into("#api-key", ADMIN_KEY).await;
+    // GraphiQL starts again for a new key (after a pause in typing), closing the explorer: the
+    // button is pressed again until the explorer shows the schema.
+    let deadline = Instant::now() + PATIENCE;
+    let docs = loop {
+        if let Ok(show) = browser
+            .client
+            .find(Locator::Css(
+                "button[aria-label='Show Documentation Explorer']",
+            ))
+            .await
+        {
+            let _ = show.click().await;
+        }
+        let docs = match browser
+            .client
+            .find(Locator::Css(".graphiql-doc-explorer"))
+            .await
+        {
+            Ok(explorer) => explorer.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if docs.contains("QueryRoot") || Instant::now() > deadline {
+            break docs;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    browser.screenshot("graphiql-docs").await;
+    assert!(docs.contains("QueryRoot"), "{docs}");
+    assert!(docs.contains("MutationRoot"), "{docs}");
+    browser.close().await;
+    app.stop().await;
+}
