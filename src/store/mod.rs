@@ -60,6 +60,14 @@ pub enum StoreError {
         /// What SurrealDB said.
         message: String,
     },
+    /// Another process (a running service, or another command) holds the embedded store.
+    #[error(
+        "the store at `{url}` is in use by another process (a running service holds its lock): stop that process first, point the command at a SurrealDB server with `--database-url ws://...`, or use the running service's API (`POST /v1/contacts/import`, `GET /v1/contacts/export`, GraphQL)"
+    )]
+    Locked {
+        /// The embedded store's address.
+        url: String,
+    },
     /// The database refused or failed a statement.
     #[error("store failure: {0}")]
     Backend(String),
@@ -69,6 +77,30 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// An embedded store that did not open: [`StoreError::Locked`] when another process holds
+    /// its lock file (RocksDB and SurrealKV both name it `LOCK`), else [`StoreError::Connect`].
+    fn opening(url: &str, message: String) -> Self {
+        let locked = message.contains("/LOCK")
+            && [
+                "temporarily unavailable",
+                "lock hold by",
+                "locked",
+                "WouldBlock",
+            ]
+            .iter()
+            .any(|sign| message.contains(sign));
+        if locked {
+            Self::Locked {
+                url: url.to_owned(),
+            }
+        } else {
+            Self::Connect {
+                url: url.to_owned(),
+                message,
+            }
+        }
+    }
+
     /// Classifies a SurrealDB error; transaction conflicts become retryable [`StoreError::WriteConflict`].
     fn from_surreal(error: surrealdb::Error) -> Self {
         Self::classify(&error)
@@ -116,10 +148,7 @@ impl Store {
             DatabaseUrl::RocksDb(_) | DatabaseUrl::SurrealKv(_) => {
                 connection::open_embedded(&settings.url, &settings.memory)
                     .await
-                    .map_err(|message| StoreError::Connect {
-                        url: url.clone(),
-                        message,
-                    })?
+                    .map_err(|message| StoreError::opening(&url, message))?
             }
             DatabaseUrl::Memory | DatabaseUrl::Remote(_) => {
                 let any = surrealdb::engine::any::connect(url.as_str())

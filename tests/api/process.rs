@@ -180,3 +180,30 @@ fn segment_check_prints_the_canonical_form_or_the_problems() {
         String::from_utf8_lossy(&builtin.stderr)
     );
 }
+
+/// Commands that open the embedded store while the service runs on it say so, and how to go
+/// on, instead of RocksDB's lock error; they change nothing.
+#[tokio::test]
+async fn commands_on_a_store_the_service_holds_say_it_is_in_use() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let service = Service::start(data_dir.path()).await;
+    for args in [&["keys", "list"][..], &["check"], &["export"]] {
+        let run = Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+            .env_clear()
+            .env("DATA_DIR", data_dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!run.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("is in use by another process") && stderr.contains("--database-url"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let alive = service
+        .graphql("{ contacts { totalCount } }", json!({}))
+        .await;
+    assert_eq!(alive["data"]["contacts"]["totalCount"], 0);
+    service.terminate();
+}
