@@ -73,6 +73,19 @@ enum Command {
     },
     /// Compare the store with the segment index; exit 1 if they differ.
     Check,
+    /// Write every workspace's data (contacts, identities, attributes, saved segments, merges,
+    /// hashed keys, settings; sensitive values stay sealed) to FILE, as SurrealQL, from one
+    /// read of the store.
+    Backup {
+        /// Where to write the backup.
+        file: PathBuf,
+    },
+    /// Load a backup into an empty store and rebuild the segment index. Sealed values read
+    /// again only with the same ENCRYPTION_KEY (or DATA_DIR/encryption.key).
+    Restore {
+        /// The backup to load.
+        file: PathBuf,
+    },
     /// Ask the running service whether it is ready (`GET /readyz` on LISTEN_ADDR): exit 0 when
     /// it is, 1 otherwise. For container health checks; needs no curl.
     Healthcheck,
@@ -157,6 +170,8 @@ async fn main() -> anyhow::Result<ExitCode> {
             workspace,
         } => export(&settings, segment, after, output, &workspace).await,
         Command::Check => check(&settings).await,
+        Command::Backup { file } => commands::backup::backup(&settings, &file).await,
+        Command::Restore { file } => commands::backup::restore(&settings, &file).await,
         Command::Healthcheck => Ok(healthcheck(settings.listen_addr).await),
         Command::Keys { command } => commands::keys::run(&settings, command).await,
         Command::Segment {

@@ -153,6 +153,22 @@ impl Connection {
         }
     }
 
+    /// Writes the selected database (definitions and records) to `path` as SurrealQL.
+    pub(super) async fn export_to(&self, path: &std::path::Path) -> surrealdb::Result<()> {
+        match self {
+            Self::Any(db) => db.export(path).await,
+            Self::Local(db, _) => db.export(path).await,
+        }
+    }
+
+    /// Runs the SurrealQL file at `path` (an export) against the selected database.
+    pub(super) async fn import_from(&self, path: &std::path::Path) -> surrealdb::Result<()> {
+        match self {
+            Self::Any(db) => db.import(path).await,
+            Self::Local(db, _) => db.import(path).await,
+        }
+    }
+
     /// Selects the namespace and database every statement runs in.
     pub(super) async fn use_database(
         &self,

@@ -6,6 +6,7 @@
 mod activity;
 mod api_keys;
 mod attributes;
+mod backup;
 mod batch;
 mod catalog;
 mod changes;

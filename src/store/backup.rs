@@ -1,0 +1,59 @@
+//! Backups: the whole database (every workspace) as one SurrealQL file, written by SurrealDB's
+//! own export and read back by its import. Sensitive values and identity secrets stay sealed
+//! as stored, and API keys stay hashed, so a backup opens nothing by itself; restoring one
+//! needs the same `ENCRYPTION_KEY` to read those values again.
+
+use std::path::Path;
+
+use super::{Store, StoreError};
+
+/// Tables that hold what a workspace wrote; a store with a record in any of them is not empty.
+const DATA_TABLES: [&str; 6] = [
+    "contact",
+    "attribute",
+    "segment",
+    "api_key",
+    "workspace_settings",
+    "merge_audit",
+];
+
+impl Store {
+    /// Writes every workspace's records and the schema to `path`.
+    pub async fn backup(&self, path: &Path) -> Result<(), StoreError> {
+        self.db
+            .export_to(path)
+            .await
+            .map_err(|error| StoreError::Backend(format!("backup failed: {error}")))
+    }
+
+    /// Loads the backup at `path` into this store, which must hold no data yet (so that a
+    /// restore never mixes two histories).
+    pub async fn restore(&self, path: &Path) -> Result<(), StoreError> {
+        if let Some(table) = self.first_table_with_records().await? {
+            return Err(StoreError::Backend(format!(
+                "refusing to restore into a store that holds data (table `{table}` has records); restore into an empty store"
+            )));
+        }
+        self.db
+            .import_from(path)
+            .await
+            .map_err(|error| StoreError::Backend(format!("restore failed: {error}")))
+    }
+
+    /// The first of [`DATA_TABLES`] that holds a record.
+    async fn first_table_with_records(&self) -> Result<Option<&'static str>, StoreError> {
+        for table in DATA_TABLES {
+            let mut response = self
+                .db
+                .query(format!("SELECT VALUE id FROM {table} LIMIT 1"))
+                .await
+                .map_err(StoreError::from_surreal)?;
+            let ids: Vec<surrealdb::types::RecordId> =
+                response.take(0).map_err(StoreError::from_surreal)?;
+            if !ids.is_empty() {
+                return Ok(Some(table));
+            }
+        }
+        Ok(None)
+    }
+}
