@@ -81,6 +81,11 @@
     return error.code ? error.message + " (" + error.code + ")" : error.message;
   }
 
+  /** An error as a red line (`tag`: "span" inline, "p" as a block). */
+  function failure(error, tag) {
+    return h(tag || "span", { className: "error" }, errorText(error));
+  }
+
   /** Runs `task` after the caller stops calling for `ms`. */
   function debounce(ms, task) {
     var timer = null;
@@ -95,6 +100,13 @@
   function ApiError(message, code) {
     this.message = message;
     this.code = code || null;
+  }
+
+  /** The first error of a GraphQL (or bulk endpoint) answer body, or null. */
+  function firstError(body) {
+    if (!body || !body.errors || !body.errors.length) return null;
+    var first = body.errors[0];
+    return new ApiError(first.message, first.extensions && first.extensions.code);
   }
 
   /** Runs a GraphQL operation with the session's key; rejects with the first error. */
@@ -112,10 +124,8 @@
         throw new ApiError("the server answered " + response.status, "HTTP_" + response.status);
       });
     }).then(function (body) {
-      if (body.errors && body.errors.length) {
-        var first = body.errors[0];
-        throw new ApiError(first.message, first.extensions && first.extensions.code);
-      }
+      var error = firstError(body);
+      if (error) throw error;
       return body.data;
     });
   }
@@ -308,7 +318,7 @@
     if (slug) {
       gql("query($slug: String!) { segment(slug: $slug) { " + SEGMENT_FIELDS + " } }", { slug: slug })
         .then(function (data) { segmentEditor(editorPane, data.segment); },
-          function (error) { replace(editorPane, h("p", { className: "error" }, errorText(error))); });
+          function (error) { replace(editorPane, failure(error, "p")); });
     } else {
       segmentEditor(editorPane, null);
     }
@@ -325,7 +335,7 @@
         }, h("span", {}, segment.name, h("br"), h("small", { className: "muted mono" }, segment.slug)),
           h("span", { className: "count" }, formatCount(segment.count)));
       }));
-    }, function (error) { replace(list, h("li", { className: "error" }, errorText(error))); });
+    }, function (error) { replace(list, failure(error, "li")); });
   }
 
   function segmentEditor(pane, saved) {
@@ -378,7 +388,7 @@
         }, function (error) {
           if (mine !== validations) return;
           count.classList.remove("stale");
-          replace(count, h("span", { className: "error" }, errorText(error)));
+          replace(count, failure(error));
         });
     }
 
@@ -414,7 +424,7 @@
           var target = "#/segments/" + encodeURIComponent(data.saveSegment.slug);
           if (location.hash !== target) location.hash = target;
           else loadSegmentList(document.getElementById("segment-list"), data.saveSegment.slug);
-        }, function (error) { replace(status, h("span", { className: "error" }, errorText(error))); });
+        }, function (error) { replace(status, failure(error)); });
     }
 
     var confirming = false;
@@ -426,7 +436,7 @@
       }
       gql("mutation($slug: String!) { deleteSegment(slug: $slug) }", { slug: saved.slug })
         .then(function () { location.hash = "#/segments"; },
-          function (error) { confirming = false; remove.textContent = "Delete"; replace(status, h("span", { className: "error" }, errorText(error))); });
+          function (error) { confirming = false; remove.textContent = "Delete"; replace(status, failure(error)); });
     } }, "Delete");
 
     replace(pane,
@@ -510,7 +520,7 @@
             h("span", { className: "muted", id: "preview-range" }, page.nodes.length ? (first + 1) + "–" + (first + page.nodes.length) + " of " + formatCount(page.totalCount) : "No members."),
             h("button", { type: "button", id: "preview-previous", disabled: cursors.length < 2, onclick: function () { cursors.pop(); load(); } }, "Previous"),
             h("button", { type: "button", id: "preview-next", disabled: !page.pageInfo.hasNextPage, onclick: function () { cursors.push(page.pageInfo.endCursor); load(); } }, "Next"));
-        }, function (error) { replace(table, h("p", { className: "error" }, errorText(error))); });
+        }, function (error) { replace(table, failure(error, "p")); });
       }
 
       replace(pane, h("h2", {}, "Members"), chooser(), table, pager);
@@ -530,7 +540,7 @@
       var variables = { contactId: contact.value.trim(), slug: slug.value || null, segment: slug.value ? null : text.value };
       gql("query($contactId: ID!, $slug: String, $segment: String) { explainMembership(contactId: $contactId, slug: $slug, segment: $segment) { matched nodes { id parentId kind text matched value } } }", variables)
         .then(function (data) { replace(result, explanation(data.explainMembership)); },
-          function (error) { replace(result, h("p", { className: "error" }, errorText(error))); });
+          function (error) { replace(result, failure(error, "p")); });
     }
     replace(main,
       h("h1", {}, "Why is a contact in a segment, or not?"),
@@ -620,7 +630,7 @@
         h("h2", {}, "Segments"), contactSegments(contact),
         h("h2", {}, "Merges"), merges(contact, history, view),
         activity(contact.id));
-    }, function (error) { replace(view, h("p", { className: "error" }, errorText(error))); });
+    }, function (error) { replace(view, failure(error, "p")); });
   }
 
   function contactFields(contact) {
@@ -673,7 +683,7 @@
           h("td", {}, merge.reason), h("td", {}, merge.actor),
           h("td", {}, merge.undoneAt ? "undone " + formatTime(merge.undoneAt) : writable ? h("button", { type: "button", className: "unmerge", onclick: function () {
             gql("mutation($id: ID!) { unmergeContacts(mergeId: $id) { id } }", { id: merge.id })
-              .then(function () { showContact(view, contact.id); }, function (error) { replace(status, h("span", { className: "error" }, errorText(error))); });
+              .then(function () { showContact(view, contact.id); }, function (error) { replace(status, failure(error)); });
           } }, "Unmerge") : ""));
       }))) : h("p", { className: "muted" }, "No merges.");
     if (!writable) return [table, status];
@@ -691,9 +701,9 @@
             }))),
           h("button", { type: "button", id: "merge-confirm", className: "primary", onclick: function () {
             gql("mutation($survivor: ID!, $absorbed: ID!) { mergeContacts(survivorId: $survivor, absorbedId: $absorbed) { id } }", variables)
-              .then(function () { showContact(view, contact.id); }, function (error) { replace(status, h("span", { className: "error" }, errorText(error))); });
+              .then(function () { showContact(view, contact.id); }, function (error) { replace(status, failure(error)); });
           } }, "Merge as shown"));
-        }, function (error) { replace(preview, h("p", { className: "error" }, errorText(error))); });
+        }, function (error) { replace(preview, failure(error, "p")); });
     } }, absorbed, h("button", { type: "submit" }, "Preview merge"));
     return [table, form, preview, status];
   }
@@ -746,7 +756,7 @@
       var input = { name: name.value.trim(), type: type.value, description: description.value.trim() || null, sensitive: sensitive.checked };
       gql("mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { name } }", { input: input })
         .then(function (data) { replace(status, h("span", { className: "ok" }, "Declared " + data.defineAttribute.name + ".")); name.value = ""; description.value = ""; done(); },
-          function (error) { replace(status, h("span", { className: "error" }, errorText(error))); });
+          function (error) { replace(status, failure(error)); });
     } },
       h("h2", {}, "Declare an attribute"),
       h("div", { className: "row" }, name, type, description, h("label", {}, sensitive, "sensitive (encrypted, pii:read to read)"),
@@ -766,6 +776,11 @@
     var report = h("section", { id: "import-report" });
     var jobs = h("section", { id: "import-jobs" });
     var checked = null; // the file (and match rule) a dry run last passed over
+
+    /** Import runs only after a dry run of the chosen file with the chosen match rule. */
+    function allowRun() {
+      run.disabled = !(checked && checked.file === file.files[0] && checked.matchBy === matchBy.value);
+    }
 
     function format(f) {
       return /\.csv$/i.test(f.name) || f.type === "text/csv" ? "csv" : "ndjson";
@@ -797,15 +812,14 @@
         var body = null;
         try { body = JSON.parse(request.responseText); } catch (e) { body = null; }
         if (request.status !== 200 || !body) {
-          var message = body && body.errors ? errorText(new ApiError(body.errors[0].message, body.errors[0].extensions && body.errors[0].extensions.code)) : "the server answered " + request.status;
-          replace(rows, h("span", { className: "error" }, message));
+          replace(rows, failure(firstError(body) || new ApiError("the server answered " + request.status)));
         } else {
           replace(rows, formatCount(body.processed) + " rows " + (body.dryRun ? "checked" : "read"));
           replace(report, importReport(body));
           if (body.dryRun) checked = { file: chosen, matchBy: matchBy.value };
         }
         dryRun.disabled = false;
-        run.disabled = !(checked && checked.file === file.files[0] && checked.matchBy === matchBy.value);
+        allowRun();
         loadJobs();
       };
       request.send(chosen);
@@ -825,7 +839,7 @@
 
     function onChoice() {
       dryRun.disabled = !file.files[0];
-      run.disabled = !(checked && checked.file === file.files[0] && checked.matchBy === matchBy.value);
+      allowRun();
       replace(report);
       replace(progress);
     }

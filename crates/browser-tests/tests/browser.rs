@@ -136,14 +136,19 @@ impl Browser {
         self.element(css).await.text().await.unwrap()
     }
 
+    /// The text of the first element matching `css` now (empty when there is none).
+    async fn current_text(&self, css: &str) -> String {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     /// Waits until the text of the first element matching `css` satisfies `wanted`; returns it.
     async fn wait_for_text(&self, css: &str, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let text = match self.client.find(Locator::Css(css)).await {
-                Ok(element) => element.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
+            let text = self.current_text(css).await;
             if wanted(&text) {
                 return text;
             }
@@ -444,14 +449,7 @@ async fn graphiql_lists_the_schema_once_the_key_is_given() {
         {
             let _ = show.click().await;
         }
-        let docs = match browser
-            .client
-            .find(Locator::Css(".graphiql-doc-explorer"))
-            .await
-        {
-            Ok(explorer) => explorer.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+        let docs = browser.current_text(".graphiql-doc-explorer").await;
         if docs.contains("QueryRoot") || Instant::now() > deadline {
             break docs;
         }
