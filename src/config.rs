@@ -56,6 +56,8 @@ pub struct Settings {
     /// Memory the segment index's writer buffers before it writes a segment (`INDEX_WRITER_MB`,
     /// default 64, at least 16).
     pub index_writer_bytes: u64,
+    /// How long segment feed entries are kept (`FEED_RETENTION_DAYS`, default 30, 1 to 3650).
+    pub feed_retention: chrono::TimeDelta,
 }
 
 /// Whether the service runs for development or production (`MODE`).
@@ -73,6 +75,9 @@ pub enum Mode {
 pub struct ApiSettings {
     /// `MODE`: `development` (default) or `production`.
     pub mode: Mode,
+    /// Whether webhooks may target private, loopback and link-local addresses
+    /// (`WEBHOOK_ALLOW_PRIVATE_TARGETS`, default false; for development and tests).
+    pub webhook_allow_private_targets: bool,
     /// The first admin key of the default workspace (`ADMIN_API_KEY`), stored (hashed) at
     /// start-up. Never printed.
     pub admin_api_key: Option<SecretString>,
@@ -195,6 +200,7 @@ impl ApiSettings {
                 .unwrap_or(DEFAULT_AUTH_FAILURES_BURST),
             client_address_header: env("CLIENT_ADDRESS_HEADER").map(str::to_ascii_lowercase),
             allowed_origins: AllowedOrigins::parse(env("ALLOWED_ORIGINS"))?,
+            webhook_allow_private_targets: flag("WEBHOOK_ALLOW_PRIVATE_TARGETS")?.unwrap_or(false),
         })
     }
 }
@@ -353,6 +359,9 @@ pub enum ConfigError {
     /// `INDEX_COMMIT_DELAY_MS` is not a number of milliseconds up to 60000.
     #[error("INDEX_COMMIT_DELAY_MS `{0}` must be a whole number of milliseconds from 0 to 60000")]
     CommitDelay(String),
+    /// `FEED_RETENTION_DAYS` is not a number of days from 1 to 3650.
+    #[error("FEED_RETENTION_DAYS `{0}` must be a whole number of days from 1 to 3650")]
+    FeedRetention(String),
     /// `IDENTITY_SECRET` is too short.
     #[error("IDENTITY_SECRET must be at least 16 bytes without surrounding spaces")]
     IdentitySecret,
@@ -435,6 +444,15 @@ impl Settings {
             contact_cache_bytes: megabytes("CONTACT_CACHE_MB", DEFAULT_CONTACT_CACHE_MB, 0)?,
         };
         let index_writer_bytes = megabytes("INDEX_WRITER_MB", DEFAULT_INDEX_WRITER_MB, 16)?;
+        let feed_retention = match from_env("FEED_RETENTION_DAYS") {
+            None => crate::service::live::DEFAULT_FEED_RETENTION,
+            Some(raw) => raw
+                .parse::<i64>()
+                .ok()
+                .filter(|days| (1..=3_650).contains(days))
+                .map(chrono::TimeDelta::days)
+                .ok_or_else(|| ConfigError::FeedRetention(raw.to_owned()))?,
+        };
         let identity_secret = match env.get("IDENTITY_SECRET").filter(|v| !v.is_empty()) {
             None => None,
             Some(raw) => Some(
@@ -462,6 +480,7 @@ impl Settings {
             api: ApiSettings::load(env)?,
             encryption_key: from_env("ENCRYPTION_KEY").map(SecretString::from),
             index_writer_bytes,
+            feed_retention,
         })
     }
 }

@@ -19,7 +19,11 @@ use crate::graphql::{ApiSchema, PERSISTED_QUERIES, RequestGate, build_schema};
 use crate::http::{AddressGuard, HttpState, KeyRateLimit, router};
 use crate::index::{IndexError, SegmentIndex};
 use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError};
-use crate::service::{Catalogs, Services};
+use crate::service::webhooks::Sender;
+use crate::service::{Catalogs, LiveSettings, Services};
+
+/// How long a stopping service waits for webhook attempts in flight.
+const DISPATCH_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::vault::{KEY_FILE, KeySource, Vault, VaultError};
@@ -105,21 +109,29 @@ impl App {
             notifier.clone(),
             settings.index_commit_delay,
         )?);
-        indexer.ensure_built().await?;
-        indexer.catch_up().await?;
-        let (stop_indexer, stopped) = watch::channel(false);
-        let indexer_task = tokio::spawn(Arc::clone(&indexer).run(stopped.clone()));
         let catalogs = Catalogs::load(store.clone()).await?;
-        let catalog_task = tokio::spawn(catalogs.clone().follow(stopped));
         let metrics = Arc::new(Metrics::new());
+        // Wiring attaches the membership engine to the indexer before it applies anything.
         let services = Services::new(
             store.clone(),
-            catalogs,
+            catalogs.clone(),
             index,
             Arc::clone(&indexer),
             notifier,
             Arc::clone(&metrics),
+            LiveSettings {
+                feed_retention: settings.feed_retention,
+                webhook_sender: Arc::new(
+                    Sender::new(settings.api.webhook_allow_private_targets)
+                        .map_err(StartError::Settings)?,
+                ),
+            },
         );
+        indexer.ensure_built().await?;
+        indexer.catch_up().await?;
+        let (stop_indexer, stopped) = watch::channel(false);
+        let indexer_task = tokio::spawn(Arc::clone(&indexer).run(stopped.clone()));
+        let catalog_task = tokio::spawn(catalogs.follow(stopped));
         if let Some(secret) = &settings.identity_secret {
             services
                 .identity
@@ -200,6 +212,11 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
         info!(address = %listener.local_addr()?, "serving GraphQL at /graphql");
+        let dispatcher = Arc::new(self.services.webhooks.dispatcher());
+        let dispatch_task = tokio::spawn(dispatcher.run(
+            self.services.live.engine().subscribe(),
+            self.stop_indexer.subscribe(),
+        ));
         let service = self
             .router()
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -207,6 +224,16 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await?;
         info!("stopped serving; closing the store");
+        let _ = self.stop_indexer.send(true);
+        // An attempt cut short is sent again after the restart (at least once).
+        if tokio::time::timeout(DISPATCH_STOP_GRACE, dispatch_task)
+            .await
+            .is_err()
+        {
+            warn!(
+                "webhook deliveries in flight were cut short; they are sent again at the next start"
+            );
+        }
         self.close().await;
         Ok(())
     }

@@ -8,10 +8,12 @@ mod error;
 mod identifiers;
 mod identity;
 mod import_row;
+mod membership;
 mod merge;
 mod merge_record;
 mod segment;
 mod verification;
+mod webhook;
 mod workspace;
 
 pub use access::{
@@ -34,6 +36,7 @@ pub use identity::{
     verify_user_hash,
 };
 pub use import_row::{ImportRow, ParsedRow, check_columns};
+pub use membership::{MembershipCause, MembershipChange, MembershipKind};
 pub use merge::{
     FieldDecision, FieldRule, MergeConflict, MergePlan, MergeRule, MergeSide, MergeStrategy,
     ValueSource, plan_merge,
@@ -42,5 +45,9 @@ pub use merge_record::{MergeId, MergeRecord};
 pub use segment::{SavedSegment, Slug};
 pub use verification::{
     FieldSources, MAX_VERIFIED_VISITORS, Verification, VerificationMethod, merged_sources,
+};
+pub use webhook::{
+    DeliveryStatus, MAX_WEBHOOKS, RETRY_SCHEDULE, Webhook, WebhookDelivery, WebhookEvent,
+    WebhookId, is_public, message_id, parse_webhook_url,
 };
 pub use workspace::{MAX_ACTIVE_KEYS, WorkspaceSettings};

@@ -7,10 +7,7 @@ use serde_json::Value as JsonValue;
 use super::activity_view::{ConversationView, EventView};
 use super::caller;
 use super::error::ApiResult;
-use crate::domain::{
-    ActivityId, Caller, ContactId, ConversationInput, EventName, ExternalId, IdentityKey,
-    IdentityKind, Scope, Text, event_properties,
-};
+use crate::domain::{ActivityId, Caller, ConversationInput, EventName, Text, event_properties};
 use crate::service::{ActivitySubject, EventInput, Recorded, ServiceError, Services};
 
 /// Whose activity: give exactly one.
@@ -193,32 +190,10 @@ impl ActivityMutation {
 
 /// The subject of an activity write, checked against what `caller` may name.
 fn subject(caller: &Caller, input: &ActivitySubjectInput) -> Result<ActivitySubject, ServiceError> {
-    let writes_contacts = caller.allows(Scope::ContactsWrite);
-    if !writes_contacts && !caller.allows(Scope::IdentityWrite) {
-        return Err(ServiceError::Forbidden(
-            "recording activity needs the `contacts:write` or `identity:write` scope".to_owned(),
-        ));
-    }
-    let subject = match (&input.contact_id, &input.external_id, &input.anonymous_id) {
-        (Some(id), None, None) => ActivitySubject::Id(ContactId::parse(id)?),
-        (None, Some(external_id), None) => {
-            ActivitySubject::ExternalId(ExternalId::parse(external_id)?)
-        }
-        (None, None, Some(anonymous_id)) => {
-            let settings_free = IdentityKey::parse(IdentityKind::AnonymousId, anonymous_id, &[])?;
-            ActivitySubject::AnonymousId(settings_free.value)
-        }
-        _ => {
-            return Err(ServiceError::invalid(
-                "contactId",
-                "give exactly one of `contactId`, `externalId` or `anonymousId`",
-            ));
-        }
-    };
-    if !writes_contacts && !matches!(subject, ActivitySubject::AnonymousId(_)) {
-        return Err(ServiceError::Forbidden(
-            "a key without `contacts:write` names the contact by `anonymousId`".to_owned(),
-        ));
-    }
-    Ok(subject)
+    ActivitySubject::named_by(
+        caller,
+        input.contact_id.as_ref().map(|id| id.as_str()),
+        input.external_id.as_deref(),
+        input.anonymous_id.as_deref(),
+    )
 }

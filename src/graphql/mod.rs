@@ -19,6 +19,7 @@ mod imports;
 mod json_value;
 mod keys;
 mod limits;
+mod live;
 mod lookup;
 mod merges;
 mod page_batch;
@@ -26,13 +27,16 @@ mod segment_input;
 mod segment_view;
 mod segments;
 mod views;
+mod webhooks;
 
 pub use gate::RequestGate;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_graphql::{BatchRequest, Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{BatchRequest, Context, MergedObject, Schema};
+
+pub use live::SubscriptionRoot;
 
 use crate::domain::{Caller, WorkspaceId, sensitive_names};
 use crate::service::{ServiceError, Services};
@@ -52,6 +56,8 @@ pub struct QueryRoot(
     merges::MergeQuery,
     imports::ImportQuery,
     keys::KeyQuery,
+    live::LiveQuery,
+    webhooks::WebhookQuery,
 );
 
 /// Every mutation field.
@@ -64,10 +70,11 @@ pub struct MutationRoot(
     merges::MergeMutation,
     keys::KeyMutation,
     activity::ActivityMutation,
+    webhooks::WebhookMutation,
 );
 
 /// The executable schema.
-pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type ApiSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The authenticated caller of the current request, attached by the HTTP layer. Its absence
 /// is a server bug, reported as INTERNAL rather than guessed.
@@ -121,6 +128,14 @@ pub fn for_caller(batch: BatchRequest, caller: Caller) -> BatchRequest {
     batch.data(caller).data(SensitiveNames::default())
 }
 
+/// What every operation of a WebSocket connection needs: its authenticated caller.
+pub fn connection_data(caller: Caller) -> async_graphql::Data {
+    let mut data = async_graphql::Data::default();
+    data.insert(caller);
+    data.insert(SensitiveNames::default());
+    data
+}
+
 /// The services, for resolvers of nested objects (roots hold their own handle).
 fn services<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Services> {
     ctx.data_opt::<Services>().ok_or_else(|| {
@@ -141,6 +156,8 @@ pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
         merges::MergeQuery::new(services.clone()),
         imports::ImportQuery::new(services.clone()),
         keys::KeyQuery::new(services.clone()),
+        live::LiveQuery::new(services.clone()),
+        webhooks::WebhookQuery::new(services.clone()),
     );
     let mutation = MutationRoot(
         contacts::ContactMutation::new(services.clone()),
@@ -150,8 +167,9 @@ pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
         merges::MergeMutation::new(services.clone()),
         keys::KeyMutation::new(services.clone()),
         activity::ActivityMutation::new(services.clone()),
+        webhooks::WebhookMutation::new(services.clone()),
     );
-    let builder = Schema::build(query, mutation, EmptySubscription)
+    let builder = Schema::build(query, mutation, SubscriptionRoot::new(services.clone()))
         .data(services)
         .limit_complexity(MAX_COMPLEXITY);
     let schema = if introspection {

@@ -90,7 +90,7 @@ pub struct ConditionInput {
     pub to: Option<SegmentValueInput>,
     /// The values of IN, NOT_IN, HAS_ANY and HAS_ALL.
     pub values: Option<Vec<SegmentValueInput>>,
-    /// The duration of WITHIN, such as `30d` (units m, h, d, w).
+    /// The duration of WITHIN, such as `30d` (units s, m, h, d, w).
     pub duration: Option<String>,
 }
 
@@ -225,7 +225,7 @@ impl ConditionInput {
 fn duration(raw: &str) -> Result<Duration, ServiceError> {
     let bad = || {
         invalid(format!(
-            "`{raw}` is not a duration; write a whole number and m, h, d or w, e.g. `30d`"
+            "`{raw}` is not a duration; write a whole number and s, m, h, d or w, e.g. `30d`"
         ))
     };
     let raw = raw.trim();

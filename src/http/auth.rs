@@ -20,6 +20,11 @@ use crate::service::ServiceError;
 pub struct Authenticated(pub Caller);
 
 impl Authenticated {
+    /// The caller, whatever its scopes (the use case checks them).
+    pub fn caller(self) -> Caller {
+        self.0
+    }
+
     /// The caller, or FORBIDDEN (403) when it lacks `scope`.
     pub fn require(self, scope: Scope) -> Result<Caller, ServiceError> {
         ServiceError::require_scope(&self.0, scope)?;

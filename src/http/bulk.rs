@@ -1,4 +1,5 @@
-//! Bulk streams: `POST /v1/contacts/import` (NDJSON or CSV in, report out) and
+//! Bulk streams: `POST /v1/contacts/import` (NDJSON or CSV in, report out),
+//! `POST /v1/events/import` (NDJSON in, report out) and
 //! `GET /v1/contacts/export` (NDJSON out), both in bounded memory and without the API's timeout.
 
 use std::io;
@@ -18,7 +19,9 @@ use super::auth::Authenticated;
 use super::errors::error_response;
 use crate::audit::acting_as;
 use crate::domain::{ContactId, Scope};
-use crate::service::{ImportFormat, ImportOptions, MatchBy, ServiceError, contact_json};
+use crate::service::{
+    ActivitySubject, ImportFormat, ImportOptions, MatchBy, ServiceError, contact_json,
+};
 
 /// Query parameters of an import.
 #[derive(Debug, Deserialize)]
@@ -93,6 +96,24 @@ pub async fn import(
     let workspace = &caller.workspace;
     let job = imports.begin(workspace, options);
     let report = acting_as(&caller.key_id, imports.run(workspace, &job, options, input)).await;
+    Json(report).into_response()
+}
+
+/// Records the events of an NDJSON body (one `recordEvent` input per line); answers with a
+/// report of what was recorded and the lines that were not.
+pub async fn import_events(
+    State(state): State<SharedState>,
+    authenticated: Authenticated,
+    body: Body,
+) -> Response {
+    let caller = authenticated.caller();
+    if let Err(refusal) = ActivitySubject::require_recorder(&caller) {
+        return error_response(refusal);
+    }
+    let stream = body.into_data_stream().map_err(io::Error::other);
+    let input = StreamReader::new(stream);
+    let activity = &state.services.activity;
+    let report = acting_as(&caller.key_id, activity.import_events(&caller, input)).await;
     Json(report).into_response()
 }
 

@@ -11,6 +11,7 @@ mod graphiql;
 mod graphql;
 mod health;
 mod rate_limit;
+mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +89,9 @@ pub fn router(state: HttpState, allowed_origins: &AllowedOrigins) -> Router {
         .layer(CompressionLayer::new());
     let bulk = Router::new()
         .route("/v1/contacts/import", post(bulk::import))
+        .route("/v1/events/import", post(bulk::import_events))
         .route("/v1/contacts/export", get(bulk::export))
+        .route("/graphql/ws", get(subscriptions::upgrade))
         .route_layer(logged);
     let routes = api
         .merge(bulk)

@@ -14,6 +14,7 @@ mod record;
 mod schema;
 mod search;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -347,6 +348,54 @@ impl SegmentIndex {
             ranks,
             has_more,
         })
+    }
+
+    /// For each of `segments`, which of the contacts `ids` of `workspace` its members are at
+    /// `now`, as the index holds them (a contact without a document is in none). Answers from
+    /// one searcher, so every segment sees the same state.
+    pub fn members_among(
+        &self,
+        workspace: &WorkspaceId,
+        segments: &[&Checked],
+        ids: &[ContactId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HashSet<ContactId>>, IndexError> {
+        let searcher = self.reader.searcher();
+        let mut located = Vec::with_capacity(ids.len());
+        for id in ids {
+            let term = Term::from_field_text(self.fields.key, &document_key(workspace, id));
+            for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
+                let postings = reader
+                    .inverted_index(self.fields.key)?
+                    .read_postings(&term, tantivy::schema::IndexRecordOption::Basic)
+                    .map_err(tantivy::TantivyError::from)?;
+                let Some(mut postings) = postings else {
+                    continue;
+                };
+                let mut doc = tantivy::DocSet::doc(&postings);
+                while doc != tantivy::TERMINATED {
+                    if !reader.is_deleted(doc) {
+                        located.push((*id, ordinal, doc));
+                    }
+                    doc = tantivy::DocSet::advance(&mut postings);
+                }
+            }
+        }
+        segments
+            .iter()
+            .map(|segment| {
+                if located.is_empty() {
+                    return Ok(HashSet::new());
+                }
+                let plan = compile::plan_for(segment, workspace, now)?;
+                let matches = execute::matching(&plan, &searcher, &self.context())?;
+                Ok(located
+                    .iter()
+                    .filter(|(_, ordinal, doc)| matches[*ordinal].contains(*doc))
+                    .map(|(id, _, _)| *id)
+                    .collect())
+            })
+            .collect()
     }
 
     /// The members of `plan`: their number and the page of up to `limit` ids after `after`.

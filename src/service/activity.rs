@@ -12,8 +12,8 @@ use tracing::debug;
 use super::indexer::ChangeNotifier;
 use super::{ContactService, IdentityService, PatchInput, ServiceError};
 use crate::domain::{
-    ActivityId, Contact, ContactId, Conversation, ConversationInput, Event, EventName, ExternalId,
-    IdentityKey, IdentityKind, WorkspaceId,
+    ActivityId, Caller, Contact, ContactId, Conversation, ConversationInput, Event, EventName,
+    ExternalId, IdentityKey, IdentityKind, Scope, WorkspaceId,
 };
 use crate::store::{ActivityCursor, Store, StoreError, WriteBatch};
 
@@ -32,6 +32,52 @@ pub enum ActivitySubject {
     ExternalId(ExternalId),
     /// A visitor's anonymous id (the visitor is created when unknown).
     AnonymousId(String),
+}
+
+impl ActivitySubject {
+    /// FORBIDDEN unless `caller` may record activity (`contacts:write` or `identity:write`).
+    pub fn require_recorder(caller: &Caller) -> Result<(), ServiceError> {
+        if caller.allows(Scope::ContactsWrite) || caller.allows(Scope::IdentityWrite) {
+            return Ok(());
+        }
+        Err(ServiceError::Forbidden(
+            "recording activity needs the `contacts:write` or `identity:write` scope".to_owned(),
+        ))
+    }
+
+    /// The subject named by exactly one of `contact_id`, `external_id` and `anonymous_id`,
+    /// checked against what `caller` may name: `contacts:write` names any contact,
+    /// `identity:write` alone only visitors by anonymous id.
+    pub fn named_by(
+        caller: &Caller,
+        contact_id: Option<&str>,
+        external_id: Option<&str>,
+        anonymous_id: Option<&str>,
+    ) -> Result<Self, ServiceError> {
+        Self::require_recorder(caller)?;
+        let writes_contacts = caller.allows(Scope::ContactsWrite);
+        let subject = match (contact_id, external_id, anonymous_id) {
+            (Some(id), None, None) => Self::Id(ContactId::parse(id)?),
+            (None, Some(external_id), None) => Self::ExternalId(ExternalId::parse(external_id)?),
+            (None, None, Some(anonymous_id)) => {
+                let settings_free =
+                    IdentityKey::parse(IdentityKind::AnonymousId, anonymous_id, &[])?;
+                Self::AnonymousId(settings_free.value)
+            }
+            _ => {
+                return Err(ServiceError::invalid(
+                    "contactId",
+                    "give exactly one of `contactId`, `externalId` or `anonymousId`",
+                ));
+            }
+        };
+        if !writes_contacts && !matches!(subject, Self::AnonymousId(_)) {
+            return Err(ServiceError::Forbidden(
+                "a key without `contacts:write` names the contact by `anonymousId`".to_owned(),
+            ));
+        }
+        Ok(subject)
+    }
 }
 
 /// What recording did.

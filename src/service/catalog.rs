@@ -1,5 +1,5 @@
 //! The catalogue in memory: every workspace's API keys (with their secret hashes), attribute
-//! registry, settings and saved segments, so that a request reads the store only for the
+//! registry, settings, saved segments and webhook endpoints, so that a request reads the store only for the
 //! contacts it touches.
 //!
 //! Every catalogue write bumps the workspace's version in the same store transaction. The
@@ -17,8 +17,8 @@ use tracing::warn;
 
 use super::ServiceError;
 use crate::domain::{
-    ApiKey, AttributeDefinition, AttributeRegistry, Caller, SavedSegment, Slug, WorkspaceId,
-    WorkspaceSettings,
+    ApiKey, AttributeDefinition, AttributeRegistry, Caller, SavedSegment, Slug, Webhook,
+    WorkspaceId, WorkspaceSettings,
 };
 use crate::store::{Store, StoreError};
 
@@ -49,6 +49,8 @@ pub struct WorkspaceState {
     pub settings: WorkspaceSettings,
     /// Its saved segments, by slug.
     pub segments: Vec<SavedSegment>,
+    /// Its webhook endpoints, oldest first.
+    pub webhooks: Vec<Webhook>,
 }
 
 impl PartialEq for WorkspaceState {
@@ -66,6 +68,7 @@ impl PartialEq for WorkspaceState {
             && secret(&self.settings) == secret(&other.settings)
             && self.settings.blocked_identity_values == other.settings.blocked_identity_values
             && self.segments == other.segments
+            && self.webhooks == other.webhooks
     }
 }
 
@@ -99,6 +102,7 @@ impl WorkspaceState {
             attributes: store.attribute_definitions(workspace).await?,
             settings: store.workspace_settings(workspace).await?,
             segments: store.segments(workspace).await?,
+            webhooks: store.webhooks(workspace).await?,
         })
     }
 
@@ -166,6 +170,11 @@ impl Catalogs {
             .get(workspace)
             .cloned()
             .unwrap_or_else(|| Arc::new(WorkspaceState::empty(workspace)))
+    }
+
+    /// The workspaces whose catalogue is loaded.
+    pub fn workspaces(&self) -> Vec<WorkspaceId> {
+        self.read().workspaces.keys().cloned().collect()
     }
 
     /// The attribute registry of `workspace`, sealing sensitive values as it parses them.

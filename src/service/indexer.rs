@@ -6,7 +6,7 @@
 //! delay so that bursts become one commit. `try_apply_next` exposes one step for tests.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::domain::{ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, IndexError, PROJECTION_VERSION, SegmentIndex};
+use crate::service::live::{LiveError, MembershipEngine};
 use crate::store::{Backlog, Store, StoreError};
 
 /// Change-log entries read per step.
@@ -38,6 +39,9 @@ pub enum IndexerError {
     /// A blocking index task panicked.
     #[error("index task failed: {0}")]
     Task(String),
+    /// Recording segment membership changes failed.
+    #[error(transparent)]
+    Live(#[from] LiveError),
 }
 
 /// How current the index is.
@@ -117,6 +121,8 @@ pub struct Indexer {
     last_payload: Mutex<Option<CommitPayload>>,
     /// Per workspace: the last change applied and when it was committed (since start).
     applied: Mutex<HashMap<WorkspaceId, (String, DateTime<Utc>)>>,
+    /// Records segment membership changes around each step, once attached.
+    engine: OnceLock<Arc<MembershipEngine>>,
 }
 
 impl Indexer {
@@ -136,7 +142,13 @@ impl Indexer {
             step_lock: AsyncMutex::new(()),
             last_payload: Mutex::new(last_payload),
             applied: Mutex::default(),
+            engine: OnceLock::new(),
         })
+    }
+
+    /// Lets `engine` record segment membership changes in every step from now on.
+    pub fn attach(&self, engine: Arc<MembershipEngine>) {
+        let _ = self.engine.set(engine);
     }
 
     /// Rebuilds the index from the store if no full build has completed yet, or if the last
@@ -219,11 +231,17 @@ impl Indexer {
         Ok(drift)
     }
 
-    /// Applies one batch of pending changes; returns how many entries it applied.
+    /// Applies one batch of pending changes; returns how many entries it applied. With an
+    /// engine attached, the step also records membership changes (time transitions too, so
+    /// it runs the engine even when nothing is pending).
     pub async fn try_apply_next(&self) -> Result<usize, IndexerError> {
         let _step = self.step_lock.lock().await;
         let pending = self.store.pending_changes(BATCH_SIZE).await?;
+        let engine = self.engine.get();
         if pending.is_empty() {
+            if let Some(engine) = engine {
+                engine.before_batch(&[], &[]).await?;
+            }
             return Ok(0);
         }
         let mut changes = Vec::new();
@@ -244,11 +262,17 @@ impl Indexer {
                 }
             }
         }
+        if let Some(engine) = engine {
+            engine.before_batch(&pending, &changes).await?;
+        }
         let built = self
             .current_payload()
             .is_some_and(|payload| payload.is_current_build());
         let last_change = pending.last().map(|change| change.key.clone());
-        self.commit(changes, built, last_change, false).await?;
+        let committed = self.commit(changes, built, last_change, false).await?;
+        if let Some(engine) = engine {
+            engine.after_batch(&committed);
+        }
         if let Ok(mut applied) = self.applied.lock() {
             let now = Utc::now();
             for change in &pending {
@@ -275,9 +299,15 @@ impl Indexer {
     /// Follows the change log until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
+            let next_due = self
+                .engine
+                .get()
+                .and_then(|engine| engine.next_due())
+                .map(|at| (at - Utc::now()).to_std().unwrap_or_default());
+            let wait = next_due.map_or(POLL_INTERVAL, |due| due.min(POLL_INTERVAL));
             tokio::select! {
                 () = self.notifier.0.notified() => tokio::time::sleep(self.batch_delay).await,
-                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                () = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
             if *shutdown.borrow() {
@@ -333,7 +363,7 @@ impl Indexer {
         built: bool,
         last_change: Option<String>,
         clear: bool,
-    ) -> Result<(), IndexerError> {
+    ) -> Result<Vec<IndexChange>, IndexerError> {
         let last_change =
             last_change.or_else(|| self.current_payload().and_then(|p| p.last_change));
         let payload = CommitPayload {
@@ -344,18 +374,19 @@ impl Indexer {
         };
         let index = Arc::clone(&self.index);
         let committed = payload.clone();
-        tokio::task::spawn_blocking(move || {
-            if clear {
+        let changes = tokio::task::spawn_blocking(move || {
+            let applied = if clear {
                 index.clear(&committed)
             } else {
                 index.apply(&changes, &committed)
-            }
+            };
+            applied.map(|()| changes)
         })
         .await
         .map_err(|error| IndexerError::Task(error.to_string()))??;
         if let Ok(mut last) = self.last_payload.lock() {
             *last = Some(payload);
         }
-        Ok(())
+        Ok(changes)
     }
 }

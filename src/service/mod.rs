@@ -8,22 +8,26 @@ mod catalog_tests;
 mod claims;
 mod contacts;
 mod error;
+mod event_import;
 mod export;
 mod identity;
 mod identity_token;
 mod import;
 pub mod indexer;
 mod keys;
+pub mod live;
 mod merges;
 mod segment;
 mod sensitive;
 mod subject;
+pub mod webhooks;
 
 pub use activity::{ActivityService, ActivitySubject, EventInput, Recorded};
 pub use attributes::AttributeService;
 pub use catalog::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use error::{ErrorCode, ServiceError};
+pub use event_import::EventImportReport;
 pub use export::{ExportService, contact_json};
 pub use identity::{IdentifyRequest, IdentityProof, IdentityService, VerificationChange};
 pub use identity_token::{CLOCK_LEEWAY_SECS, Refusal, install_crypto_provider};
@@ -38,14 +42,25 @@ pub use segment::{
 };
 pub use sensitive::Revealer;
 pub use subject::SubjectService;
+pub use webhooks::{CreatedWebhook, DeliveryPage, WebhookInput, WebhookService};
 
 use std::sync::Arc;
 
 use indexer::{ChangeNotifier, Indexer};
+use live::{LiveService, MembershipEngine};
+use segment::CompiledCatalogs;
 
 use crate::index::SegmentIndex;
 use crate::store::Store;
 use crate::telemetry::Metrics;
+
+/// How the live side runs.
+pub struct LiveSettings {
+    /// How long segment feed entries are kept.
+    pub feed_retention: chrono::TimeDelta,
+    /// Sends webhook deliveries.
+    pub webhook_sender: Arc<webhooks::Sender>,
+}
 
 /// Every use case, cheap to clone, shared by all requests.
 #[derive(Clone)]
@@ -74,11 +89,16 @@ pub struct Services {
     pub catalogs: Catalogs,
     /// Conversation history and events.
     pub activity: ActivityService,
+    /// The segment membership feed and its followers.
+    pub live: LiveService,
+    /// Webhook endpoints, their outbox and its dispatcher.
+    pub webhooks: WebhookService,
 }
 
 impl Services {
     /// Wires the use cases to `store`, its loaded `catalogs`, the segment `index` and its
-    /// `indexer`, recording what they measure in `metrics`.
+    /// `indexer`, recording what they measure in `metrics`; feed entries are kept for
+    /// `settings.feed_retention`, webhooks go out through `settings.webhook_sender`.
     pub fn new(
         store: Store,
         catalogs: Catalogs,
@@ -86,8 +106,16 @@ impl Services {
         indexer: Arc<Indexer>,
         notifier: ChangeNotifier,
         metrics: Arc<Metrics>,
+        settings: LiveSettings,
     ) -> Self {
         let merges = MergeService::new(store.clone(), catalogs.clone(), notifier.clone());
+        let engine = Arc::new(MembershipEngine::new(
+            store.clone(),
+            Arc::clone(&index),
+            CompiledCatalogs::new(catalogs.clone(), store.sealer().cloned()),
+            settings.feed_retention,
+        ));
+        indexer.attach(Arc::clone(&engine));
         let segments = SegmentService::new(store.clone(), catalogs.clone(), index, indexer)
             .with_metrics(Arc::clone(&metrics));
         let contacts = ContactService::new(
@@ -110,7 +138,16 @@ impl Services {
             contacts.clone(),
             identity.clone(),
         );
+        let live = LiveService::new(engine, store.clone(), segments.clone(), contacts.clone());
+        let webhooks = WebhookService::new(
+            store.clone(),
+            catalogs.clone(),
+            settings.webhook_sender,
+            Arc::clone(&metrics),
+        );
         Self {
+            live,
+            webhooks,
             subjects: SubjectService::new(
                 contacts.clone(),
                 merges.clone(),

@@ -8,8 +8,9 @@ use std::path::Path;
 use super::{Store, StoreError};
 
 /// Tables that hold what a workspace wrote; a store with a record in any of them is not empty.
-const DATA_TABLES: [&str; 6] = [
+const DATA_TABLES: [&str; 7] = [
     "contact",
+    "webhook",
     "attribute",
     "segment",
     "api_key",

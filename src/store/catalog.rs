@@ -10,7 +10,13 @@ use crate::domain::WorkspaceId;
 
 const CATALOG_VERSION_TABLE: &str = "catalog_version";
 /// Tables whose records make up a workspace's catalogue.
-const CATALOG_TABLES: [&str; 4] = ["api_key", "attribute", "segment", "workspace_settings"];
+const CATALOG_TABLES: [&str; 5] = [
+    "api_key",
+    "attribute",
+    "segment",
+    "workspace_settings",
+    "webhook",
+];
 /// How often a catalogue write is retried when another write of the same workspace's
 /// catalogue committed first (both bump the same version record).
 const CONFLICT_RETRIES: usize = 8;

@@ -23,6 +23,8 @@ pub struct Change {
     pub contacts: Vec<ContactId>,
     /// When the change was committed (approximately: when its transaction began).
     pub created_at: DateTime<Utc>,
+    /// Whether its membership changes are already in the feed (a replay after a crash).
+    pub fed: bool,
 }
 
 /// How far the indexer is behind the store.
@@ -40,6 +42,7 @@ pub(super) struct ChangeRecord {
     workspace: String,
     contacts: Vec<String>,
     created_at: DateTime<Utc>,
+    fed: Option<bool>,
 }
 
 impl ChangeRecord {
@@ -50,6 +53,7 @@ impl ChangeRecord {
             workspace: workspace.as_str().to_owned(),
             contacts: contacts.iter().map(ToString::to_string).collect(),
             created_at: Utc::now(),
+            fed: None,
         }
     }
 
@@ -72,6 +76,7 @@ impl ChangeRecord {
             workspace: WorkspaceId::from_trusted(self.workspace),
             contacts,
             created_at: self.created_at,
+            fed: self.fed.unwrap_or(false),
         })
     }
 }

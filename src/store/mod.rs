@@ -13,12 +13,14 @@ mod changes;
 mod connection;
 mod contact_cache;
 mod contacts;
+mod feed;
 mod identities;
 mod merges;
 mod records;
 mod schema;
 mod segments;
 mod token_uses;
+mod webhooks;
 mod workspaces;
 
 use std::path::PathBuf;

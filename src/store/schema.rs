@@ -32,6 +32,12 @@ DEFINE TABLE IF NOT EXISTS token_use SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS conversation SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS conversation_contact ON conversation FIELDS workspace, contact, started_at;
 DEFINE TABLE IF NOT EXISTS contact_event SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS segment_change SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS live_clock SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS webhook SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS webhook_workspace ON webhook FIELDS workspace;
+DEFINE TABLE IF NOT EXISTS webhook_delivery SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS webhook_delivery_pending ON webhook_delivery FIELDS status, webhook, workspace;
 DEFINE INDEX IF NOT EXISTS contact_event_contact ON contact_event FIELDS workspace, contact, at;
 "#;
 

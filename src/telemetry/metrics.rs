@@ -46,6 +46,7 @@ pub struct Metrics {
     import_rows: Family<KindLabel, Counter>,
     store_errors: Counter,
     rate_limited: Family<KindLabel, Counter>,
+    webhook_attempts: Family<KindLabel, Counter>,
     index_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     index_lag_changes: Gauge,
     /// Serialises rendering (the registry is encoded as a whole).
@@ -112,6 +113,12 @@ impl Metrics {
             "Requests refused with 429, by reason (key, address)",
             rate_limited.clone(),
         );
+        let webhook_attempts = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by outcome (delivered, retry, failed, disabled)",
+            webhook_attempts.clone(),
+        );
         let index_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "index_lag_seconds",
@@ -132,6 +139,7 @@ impl Metrics {
             import_rows,
             store_errors,
             rate_limited,
+            webhook_attempts,
             index_lag_seconds,
             index_lag_changes,
             render_lock: Mutex::new(()),
@@ -209,6 +217,15 @@ impl Metrics {
         self.rate_limited
             .get_or_create(&KindLabel {
                 kind: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a webhook delivery attempt that ended with `outcome`.
+    pub fn webhook_attempt(&self, outcome: &str) {
+        self.webhook_attempts
+            .get_or_create(&KindLabel {
+                kind: outcome.to_owned(),
             })
             .inc();
     }

@@ -514,3 +514,84 @@ async fn merges_take_the_earlier_first_sighting_and_unmerges_give_it_back() {
     assert_eq!(first_seen(customer).await, "2026-11-10T00:00:00+00:00");
     assert_eq!(first_seen(visitor).await, "2026-11-02T08:00:00+00:00");
 }
+
+#[tokio::test]
+async fn events_import_records_ndjson_lines_and_reports_bad_ones_by_line() {
+    let app = TestApp::spawn().await;
+    let ann = app.upsert(json!({ "externalId": "ann" })).await["id"].clone();
+    let body = [
+        json!({ "externalId": "ann", "name": "purchase", "eventId": "o-1", "at": "2026-11-01T10:00:00Z", "properties": { "total": 42 } }).to_string(),
+        json!({ "contactId": ann, "name": "purchase", "eventId": "o-2" }).to_string(),
+        String::new(),
+        "{ not json".to_owned(),
+        json!({ "externalId": "ann", "name": "Bad Name" }).to_string(),
+        json!({ "externalId": "ann", "name": "purchase", "colour": "red" }).to_string(),
+        json!({ "contactId": "01JD0000000000000000000000", "name": "purchase" }).to_string(),
+        json!({ "anonymousId": "visitor-7", "name": "page.view" }).to_string(),
+    ]
+    .join("\n");
+    let post = |body: String| {
+        app.client
+            .post(app.url("/v1/events/import"))
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+    };
+    let report: Value = post(body.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(report["rows"], 7, "{report}");
+    assert_eq!(report["created"], 3, "{report}");
+    assert_eq!(report["failed"], 4, "{report}");
+    let errors: Vec<(u64, String)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (4, "INVALID_INPUT".to_owned()),
+            (5, "INVALID_INPUT".to_owned()),
+            (6, "INVALID_INPUT".to_owned()),
+            (7, "NOT_FOUND".to_owned()),
+        ],
+        "{report}"
+    );
+    let events = app
+        .data(
+            ACTIVITY,
+            json!({ "id": ann, "first": 10, "name": "purchase" }),
+        )
+        .await;
+    let names: Vec<&str> = events["contact"]["events"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["o-2", "o-1"], "newest first: {events}");
+
+    // Sending the same file again records nothing twice: events with ids are unchanged.
+    let again: Value = post(body).await.unwrap().json().await.unwrap();
+    assert_eq!(again["unchanged"], 2, "{again}");
+    assert_eq!(
+        again["created"], 1,
+        "the events without an id are new each time: {again}"
+    );
+
+    // A key that may not record activity is refused as a whole.
+    let (reader, _) = app.create_key(&["contacts:read"], Value::Null).await;
+    let refused = crate::helpers::client_with_key(&reader)
+        .post(app.url("/v1/events/import"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    app.stop().await;
+}

@@ -200,6 +200,8 @@ pub struct Offset {
 /// Time units of durations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Unit {
+    /// `s`
+    Seconds,
     /// `m`
     Minutes,
     /// `h`
@@ -214,6 +216,7 @@ impl Unit {
     /// From the unit letter.
     pub fn from_letter(letter: char) -> Option<Self> {
         Some(match letter {
+            's' => Self::Seconds,
             'm' => Self::Minutes,
             'h' => Self::Hours,
             'd' => Self::Days,
@@ -225,6 +228,7 @@ impl Unit {
     /// The unit letter.
     pub fn letter(self) -> char {
         match self {
+            Self::Seconds => 's',
             Self::Minutes => 'm',
             Self::Hours => 'h',
             Self::Days => 'd',
@@ -234,6 +238,7 @@ impl Unit {
 
     fn seconds(self) -> i64 {
         match self {
+            Self::Seconds => 1,
             Self::Minutes => 60,
             Self::Hours => 3_600,
             Self::Days => 86_400,

@@ -86,6 +86,68 @@ pub fn passes(test: &Test, value: FieldValue<'_>, now: DateTime<Utc>) -> bool {
     }
 }
 
+/// The earliest instant after `now` at which `record`'s answer to `segment` may change by the
+/// passing of time alone: when a datetime compared with `now` (`within 30d`, `> now - 7d`)
+/// crosses its moving bound. `None` when no part of the answer depends on the clock.
+/// Evaluating at the returned instant gives the answer from then on.
+pub fn next_change(
+    segment: &Checked,
+    record: &dyn Record,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    match segment {
+        Checked::And(operands) | Checked::Or(operands) => operands
+            .iter()
+            .filter_map(|operand| next_change(operand, record, now))
+            .min(),
+        Checked::Not(operand) => next_change(operand, record, now),
+        Checked::InSegment(_) => None,
+        Checked::Test(field, Test::TimeRange(low, high)) => {
+            let Some(FieldValue::Time(at)) = record.value(field) else {
+                return None;
+            };
+            [flip_of_low(*low, at), flip_of_high(*high, at)]
+                .into_iter()
+                .flatten()
+                .filter(|flip| *flip > now)
+                .min()
+        }
+        Checked::Test(..) => None,
+    }
+}
+
+/// When `at >= now + offset` (or `>`) stops holding: `now` passes `at - offset`.
+fn flip_of_low(bound: Bound<TimePoint>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match bound {
+        Bound::Included(TimePoint::Now(offset)) => Some(at - shift(offset) + NANOSECOND),
+        Bound::Excluded(TimePoint::Now(offset)) => Some(at - shift(offset)),
+        _ => None,
+    }
+}
+
+/// When `at <= now + offset` (or `<`) starts holding: `now` reaches `at - offset`.
+fn flip_of_high(bound: Bound<TimePoint>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match bound {
+        Bound::Included(TimePoint::Now(offset)) => Some(at - shift(offset)),
+        Bound::Excluded(TimePoint::Now(offset)) => Some(at - shift(offset) + NANOSECOND),
+        _ => None,
+    }
+}
+
+const NANOSECOND: chrono::TimeDelta = chrono::TimeDelta::nanoseconds(1);
+
+/// The signed distance of `now + offset` from `now`.
+fn shift(offset: crate::ast::Offset) -> chrono::TimeDelta {
+    let Some(duration) = offset.duration else {
+        return chrono::TimeDelta::zero();
+    };
+    if offset.negative {
+        -duration.to_chrono()
+    } else {
+        duration.to_chrono()
+    }
+}
+
 fn within<T: PartialOrd>(value: T, low: Bound<T>, high: Bound<T>) -> bool {
     let above = match low {
         Bound::Included(low) => value >= low,
@@ -223,5 +285,55 @@ mod tests {
         assert!(holds("not company contains \"a\""));
         assert!(holds("company not exists"));
         assert!(!holds("company exists"));
+    }
+
+    /// At the instant `next_change` names the answer differs from the one a nanosecond
+    /// before, and until then it does not change.
+    #[test]
+    fn next_change_is_the_exact_moment_the_answer_flips() {
+        let seen = now() - chrono::TimeDelta::days(3);
+        let at = |source: &str| {
+            let segment = check(&parse(source).unwrap(), &Attributes).unwrap();
+            next_change(&segment, &ada(), now())
+        };
+        let answer = |source: &str, moment: DateTime<Utc>| {
+            let segment = check(&parse(source).unwrap(), &Attributes).unwrap();
+            let context = EvalContext {
+                now: moment,
+                in_segment: &|_| false,
+            };
+            matches(&segment, &ada(), &context)
+        };
+        for (source, expected) in [
+            (
+                "last_seen_at within 7d",
+                Some(seen + chrono::TimeDelta::days(7)),
+            ),
+            (
+                "last_seen_at > now - 5d",
+                Some(seen + chrono::TimeDelta::days(5)),
+            ),
+            (
+                "last_seen_at < now - 4d and plan = \"pro\"",
+                Some(seen + chrono::TimeDelta::days(4)),
+            ),
+            ("not last_seen_at within 90s or ltv > 1000", None),
+            ("last_seen_at within 2d", None),
+            ("plan = \"pro\"", None),
+        ] {
+            let flip = at(source);
+            if let Some(expected) = expected {
+                let flip = flip.unwrap_or_else(|| panic!("{source}: no change"));
+                assert!(
+                    (flip - expected).abs() <= chrono::TimeDelta::nanoseconds(1),
+                    "{source}: {flip} vs {expected}"
+                );
+                let before = answer(source, flip - chrono::TimeDelta::nanoseconds(1));
+                assert_ne!(before, answer(source, flip), "{source}");
+                assert_eq!(answer(source, now()), before, "{source}");
+            } else {
+                assert_eq!(flip, None, "{source}");
+            }
+        }
     }
 }

@@ -15,7 +15,7 @@ pub enum Token {
     Str(String),
     /// A number literal.
     Number(f64),
-    /// A duration such as `30d`: amount and unit (`m`, `h`, `d`, `w`).
+    /// A duration such as `30d`: amount and unit (`s`, `m`, `h`, `d`, `w`).
     Duration(u32, char),
     /// An ISO-8601 date or date-time written bare, e.g. `2026-01-31` or `2026-01-31T10:00:00Z`.
     Date(String),
@@ -264,7 +264,7 @@ impl Lexer<'_> {
             return Ok(Token::Date(self.source[start..self.pos].to_owned()));
         }
         self.pos = start + digits;
-        if let Some(unit @ (b'm' | b'h' | b'd' | b'w')) = self.peek_at(0)
+        if let Some(unit @ (b's' | b'm' | b'h' | b'd' | b'w')) = self.peek_at(0)
             && !self
                 .peek_at(1)
                 .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')

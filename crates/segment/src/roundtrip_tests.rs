@@ -34,6 +34,7 @@ fn duration() -> impl Strategy<Value = Duration> {
     (
         any::<u32>(),
         prop_oneof![
+            Just(Unit::Seconds),
             Just(Unit::Minutes),
             Just(Unit::Hours),
             Just(Unit::Days),

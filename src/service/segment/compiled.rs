@@ -3,7 +3,7 @@
 //! request parses saved text again. Rebuilt when the catalogue changes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use qwry_segment::ast::Expr;
 use qwry_segment::{
@@ -12,7 +12,7 @@ use qwry_segment::{
 
 use super::MAX_REFERENCE_DEPTH;
 use crate::domain::{AttributeType, SavedSegment, Sealer, WorkspaceId};
-use crate::service::catalog::WorkspaceState;
+use crate::service::catalog::{Catalogs, WorkspaceState};
 
 /// A saved segment, compiled.
 #[derive(Debug, Clone)]
@@ -36,6 +36,55 @@ pub struct Expansion {
     pub references: HashSet<String>,
     /// The longest chain of references below it (0: none).
     pub depth: usize,
+}
+
+/// Every workspace's compiled catalogue, compiled again only when its catalogue changed;
+/// cheap to clone and shared by the segment use cases and the membership engine.
+#[derive(Clone)]
+pub struct CompiledCatalogs {
+    catalogs: Catalogs,
+    sealer: Option<Arc<dyn Sealer>>,
+    compiled: Arc<Mutex<HashMap<WorkspaceId, Arc<CompiledWorkspace>>>>,
+}
+
+impl CompiledCatalogs {
+    /// Compiles the catalogues of `catalogs`; `sealer` blinds sensitive literals.
+    pub fn new(catalogs: Catalogs, sealer: Option<Arc<dyn Sealer>>) -> Self {
+        Self {
+            catalogs,
+            sealer,
+            compiled: Arc::default(),
+        }
+    }
+
+    /// The workspace's compiled catalogue at its current state.
+    pub fn compiled(&self, workspace: &WorkspaceId) -> Arc<CompiledWorkspace> {
+        let state = self.catalogs.workspace(workspace);
+        let cached = self
+            .compiled
+            .lock()
+            .ok()
+            .and_then(|compiled| compiled.get(workspace).cloned())
+            .filter(|compiled| Arc::ptr_eq(&compiled.state, &state));
+        if let Some(compiled) = cached {
+            return compiled;
+        }
+        let compiled = Arc::new(CompiledWorkspace::compile(state, self.sealer.clone()));
+        if let Ok(mut cache) = self.compiled.lock() {
+            cache.insert(workspace.clone(), Arc::clone(&compiled));
+        }
+        compiled
+    }
+
+    /// The workspaces that have a catalogue.
+    pub fn workspaces(&self) -> Vec<WorkspaceId> {
+        self.catalogs.workspaces()
+    }
+
+    /// The webhook endpoints of `workspace`.
+    pub fn webhooks(&self, workspace: &WorkspaceId) -> Vec<crate::domain::Webhook> {
+        self.catalogs.workspace(workspace).webhooks.clone()
+    }
 }
 
 /// One workspace's catalogue as segments see it, at one catalogue state.
@@ -112,6 +161,14 @@ impl CompiledWorkspace {
             );
         }
         compiled
+    }
+
+    /// Every saved segment that checks, with the tree the back ends run.
+    pub fn saved_trees(&self) -> impl Iterator<Item = (&SavedSegment, &Checked)> {
+        self.segments.values().filter_map(|segment| {
+            let expansion = segment.outcome.as_ref().ok()?;
+            Some((&segment.saved, &expansion.tree))
+        })
     }
 
     /// The workspace.

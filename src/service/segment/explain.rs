@@ -31,7 +31,7 @@ pub struct ExplainNode {
 }
 
 /// Whether `record` matches the resolved tree `segment` at `now`.
-pub(super) fn evaluate(segment: &Checked, record: &dyn Record, now: DateTime<Utc>) -> bool {
+pub(crate) fn evaluate(segment: &Checked, record: &dyn Record, now: DateTime<Utc>) -> bool {
     let context = EvalContext {
         now,
         in_segment: &|_| false,

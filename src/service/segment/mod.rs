@@ -25,7 +25,9 @@ use qwry_segment::ast::Expr;
 use crate::domain::{Contact, Slug, Text};
 use crate::index::Rank;
 
+pub use compiled::CompiledCatalogs;
 pub use explain::ExplainNode;
+pub(crate) use explain::evaluate;
 pub use resolve::Resolved;
 pub use service::{SegmentService, check_text};
 

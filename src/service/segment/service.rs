@@ -3,7 +3,7 @@
 //! through [`resolve`] against the caller's view of the compiled catalogue.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::Utc;
 use qwry_segment::ast::Expr;
@@ -11,7 +11,7 @@ use qwry_segment::mask::mask_hidden;
 use qwry_segment::{Checked, Diagnostic};
 
 use super::catalog::CallerCatalog;
-use super::compiled::CompiledWorkspace;
+use super::compiled::{CompiledCatalogs, CompiledWorkspace};
 use super::explain::{ExplainNode, evaluate, explain_node};
 use super::order::sort_key;
 use super::resolve::{Rejected, Resolved, cycle_through, direct_references, resolve, resolve_expr};
@@ -32,7 +32,7 @@ pub struct SegmentService {
     index: Arc<SegmentIndex>,
     indexer: Arc<Indexer>,
     /// The compiled catalogue of each workspace, for the catalogue state it was built from.
-    compiled: Arc<Mutex<HashMap<WorkspaceId, Arc<CompiledWorkspace>>>>,
+    compiled: CompiledCatalogs,
     metrics: Arc<Metrics>,
 }
 
@@ -44,12 +44,13 @@ impl SegmentService {
         index: Arc<SegmentIndex>,
         indexer: Arc<Indexer>,
     ) -> Self {
+        let compiled = CompiledCatalogs::new(catalogs.clone(), store.sealer().cloned());
         Self {
             store,
             catalogs,
             index,
             indexer,
-            compiled: Arc::default(),
+            compiled,
             metrics: Arc::default(),
         }
     }
@@ -80,24 +81,12 @@ impl SegmentService {
 
     /// The workspace's compiled catalogue, compiled again only when the catalogue changed.
     pub fn compiled(&self, workspace: &WorkspaceId) -> Arc<CompiledWorkspace> {
-        let state = self.catalogs.workspace(workspace);
-        let cached = self
-            .compiled
-            .lock()
-            .ok()
-            .and_then(|compiled| compiled.get(workspace).cloned())
-            .filter(|compiled| Arc::ptr_eq(&compiled.state, &state));
-        if let Some(compiled) = cached {
-            return compiled;
-        }
-        let compiled = Arc::new(CompiledWorkspace::compile(
-            state,
-            self.store.sealer().cloned(),
-        ));
-        if let Ok(mut cache) = self.compiled.lock() {
-            cache.insert(workspace.clone(), Arc::clone(&compiled));
-        }
-        compiled
+        self.compiled.compiled(workspace)
+    }
+
+    /// The compiled catalogues, shared (the membership engine evaluates the same trees).
+    pub fn compiled_catalogs(&self) -> CompiledCatalogs {
+        self.compiled.clone()
     }
 
     /// Resolves `source` as `caller` sees the catalogue.
@@ -428,6 +417,27 @@ impl SegmentService {
             .segment(slug)
             .cloned()
             .ok_or_else(|| not_found(slug))
+    }
+
+    /// The saved segment `slug` if `caller` may follow its members: NOT_FOUND for an unknown
+    /// slug, FORBIDDEN when it tests a field the caller may not read (membership would
+    /// reveal the value).
+    pub fn readable(&self, caller: &Caller, slug: &Slug) -> Result<SavedSegment, ServiceError> {
+        let compiled = self.compiled(&caller.workspace);
+        let catalog = CallerCatalog::new(&compiled, caller);
+        let segment = compiled
+            .segments
+            .get(slug.as_str())
+            .ok_or_else(|| not_found(slug))?;
+        if let Ok(expansion) = &segment.outcome
+            && let Some(field) = expansion.fields.iter().find(|field| catalog.hides(field))
+        {
+            return Err(ServiceError::Forbidden(format!(
+                "segment `{slug}` tests `{}`, which this key may not read",
+                field.display_name()
+            )));
+        }
+        Ok(segment.saved.clone())
     }
 
     /// Every saved segment, by slug.

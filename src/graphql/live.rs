@@ -1,0 +1,220 @@
+//! The live side: the membership feed as a connection, and the subscriptions that follow it.
+
+use async_graphql::{Context, Enum, ID, Object, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+
+use super::caller;
+use super::error::ApiResult;
+use super::guard::RequireScope;
+use super::views::ContactView;
+use crate::domain::{ContactId, MembershipCause, MembershipChange, MembershipKind, Scope, Slug};
+use crate::service::{ServiceError, Services};
+
+/// Entered or left.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "MembershipChangeKind")]
+pub enum ChangeKind {
+    /// The contact became a member.
+    Enter,
+    /// The contact stopped being a member.
+    Exit,
+}
+
+/// Why the membership changed.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "MembershipChangeCause")]
+pub enum ChangeCause {
+    /// A write to the contact (upsert, import row, identify, merge into it, unmerge, event).
+    ContactChanged,
+    /// The contact was deleted or merged into another.
+    ContactRemoved,
+    /// Time passed: a time-relative condition became true or false at `at`.
+    Time,
+    /// The segment's definition (or one it references) was edited.
+    SegmentEdited,
+}
+
+/// One entry of a saved segment's membership feed.
+#[derive(SimpleObject)]
+pub struct SegmentChange {
+    /// Its place in the feed: pass it as `after` to resume after it.
+    pub cursor: String,
+    /// The saved segment.
+    pub slug: String,
+    /// The contact.
+    pub contact_id: ID,
+    /// Entered or left.
+    pub kind: ChangeKind,
+    /// When (for `TIME`: the exact moment the condition flipped).
+    pub at: DateTime<Utc>,
+    /// Why.
+    pub cause: ChangeCause,
+}
+
+impl From<MembershipChange> for SegmentChange {
+    fn from(change: MembershipChange) -> Self {
+        Self {
+            cursor: change.position,
+            slug: change.segment.as_str().to_owned(),
+            contact_id: ID(change.contact.to_string()),
+            kind: match change.kind {
+                MembershipKind::Enter => ChangeKind::Enter,
+                MembershipKind::Exit => ChangeKind::Exit,
+            },
+            at: change.at,
+            cause: match change.cause {
+                MembershipCause::ContactChanged => ChangeCause::ContactChanged,
+                MembershipCause::ContactRemoved => ChangeCause::ContactRemoved,
+                MembershipCause::Time => ChangeCause::Time,
+                MembershipCause::SegmentEdited => ChangeCause::SegmentEdited,
+            },
+        }
+    }
+}
+
+/// An edge of [`SegmentChangeConnection`].
+#[derive(SimpleObject)]
+pub struct SegmentChangeEdge {
+    /// Pass as `after` to resume after this entry.
+    pub cursor: String,
+    /// The entry.
+    pub node: SegmentChange,
+}
+
+/// Page information of the feed.
+#[derive(SimpleObject)]
+pub struct FeedPageInfo {
+    /// Whether entries follow this page (ask again with `after: endCursor`).
+    pub has_next_page: bool,
+    /// Cursor of the last entry of the page, or the `after` given when the page is empty, so
+    /// a poller keeps its place.
+    pub end_cursor: Option<String>,
+}
+
+/// A page of a saved segment's membership feed, in the order the changes were recorded.
+#[derive(SimpleObject)]
+pub struct SegmentChangeConnection {
+    /// The entries.
+    pub edges: Vec<SegmentChangeEdge>,
+    /// Where the page ends.
+    pub page_info: FeedPageInfo,
+}
+
+/// The feed as a query.
+pub struct LiveQuery {
+    services: Services,
+}
+
+impl LiveQuery {
+    /// Reads through `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl LiveQuery {
+    /// Who entered and left saved segment `slug`, in the order it happened: ENTER and EXIT
+    /// entries recorded as writes, merges, deletions, time and edits of the segment change its
+    /// members. A router that was down resumes from its last `endCursor`. Entries are kept
+    /// for `FEED_RETENTION_DAYS` (30 by default). At most 1,000 per page.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead).and(RequireScope(Scope::SegmentsRead))")]
+    async fn segment_changes(
+        &self,
+        ctx: &Context<'_>,
+        slug: String,
+        #[graphql(default = 100)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<SegmentChangeConnection> {
+        let caller = caller(ctx)?;
+        let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
+        let first = usize::try_from(first)
+            .map_err(|_| ServiceError::invalid("first", "`first` must not be negative"))
+            .api()?;
+        let page = self
+            .services
+            .live
+            .segment_changes(caller, &slug, after.as_deref(), first)
+            .await
+            .api()?;
+        let end_cursor = page
+            .entries
+            .last()
+            .map(|entry| entry.position.clone())
+            .or(after);
+        Ok(SegmentChangeConnection {
+            edges: page
+                .entries
+                .into_iter()
+                .map(|entry| SegmentChangeEdge {
+                    cursor: entry.position.clone(),
+                    node: entry.into(),
+                })
+                .collect(),
+            page_info: FeedPageInfo {
+                has_next_page: page.has_more,
+                end_cursor,
+            },
+        })
+    }
+}
+
+/// Every subscription field (over WebSocket at `/graphql/ws`, protocol graphql-transport-ws).
+pub struct SubscriptionRoot {
+    services: Services,
+}
+
+impl SubscriptionRoot {
+    /// Follows through `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// ENTER and EXIT of saved segment `slug` as they are recorded: the entries after cursor
+    /// `after` first (a `segmentChanges` cursor, so a client that was away misses nothing),
+    /// then each new one; from now on when `after` is omitted.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead).and(RequireScope(Scope::SegmentsRead))")]
+    async fn segment_membership(
+        &self,
+        ctx: &Context<'_>,
+        slug: String,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SegmentChange>> + use<>>
+    {
+        let caller = caller(ctx)?.clone();
+        let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
+        let stream = self
+            .services
+            .live
+            .segment_membership(caller, slug, after)
+            .api()?;
+        Ok(stream.map(|entry| entry.map(SegmentChange::from).api()))
+    }
+
+    /// The contact `id` each time it changes (after the change is searchable), as the key's
+    /// field policy shows it. Ends with NOT_FOUND when the contact is deleted.
+    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
+    async fn contact_changed(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ContactView>> + use<>> {
+        let caller = caller(ctx)?.clone();
+        let id = ContactId::parse(&id)
+            .map_err(|_| ServiceError::invalid("id", format!("`{}` is not a contact id", id.0)))
+            .api()?;
+        // The contact must exist now (or resolve through a merge).
+        let contact = self
+            .services
+            .contacts
+            .get(&caller.workspace, &id)
+            .await
+            .api()?;
+        let stream = self.services.live.contact_changed(caller, contact.id);
+        Ok(stream.map(|contact| contact.map(ContactView::new).api()))
+    }
+}

@@ -1,0 +1,335 @@
+//! Webhook administration (scope `admin`): endpoints, their secrets (shown once) and their
+//! delivery logs.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::caller;
+use super::error::ApiResult;
+use super::guard::RequireScope;
+use crate::domain::{DeliveryStatus, Scope, Webhook, WebhookDelivery, WebhookEvent};
+use crate::service::{CreatedWebhook, ServiceError, Services, WebhookInput};
+
+/// What an endpoint is told about.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "WebhookEventType")]
+pub enum EventType {
+    /// `segment.membership`: a contact entered or left a saved segment.
+    SegmentMembership,
+    /// `contact.changed`: a contact was written, merged or deleted.
+    ContactChanged,
+}
+
+impl From<EventType> for WebhookEvent {
+    fn from(event: EventType) -> Self {
+        match event {
+            EventType::SegmentMembership => Self::SegmentMembership,
+            EventType::ContactChanged => Self::ContactChanged,
+        }
+    }
+}
+
+impl From<WebhookEvent> for EventType {
+    fn from(event: WebhookEvent) -> Self {
+        match event {
+            WebhookEvent::SegmentMembership => Self::SegmentMembership,
+            WebhookEvent::ContactChanged => Self::ContactChanged,
+        }
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "WebhookDeliveryStatus")]
+pub enum StatusView {
+    /// Waiting for its first attempt or its next retry.
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Given up (retries exhausted, or the endpoint was disabled).
+    Failed,
+}
+
+/// A new endpoint.
+#[derive(InputObject)]
+pub struct CreateWebhookInput {
+    /// Where deliveries are POSTed (http or https; private and loopback addresses are
+    /// refused unless `WEBHOOK_ALLOW_PRIVATE_TARGETS=true`).
+    url: String,
+    /// What it is told about.
+    events: Vec<EventType>,
+    /// Saved segments whose membership it is told about; all when omitted or empty.
+    segments: Option<Vec<String>>,
+}
+
+/// A webhook endpoint (never with its secret).
+#[derive(SimpleObject)]
+#[graphql(name = "Webhook")]
+pub struct WebhookView {
+    /// Opaque id.
+    id: ID,
+    /// Where deliveries are POSTed.
+    url: String,
+    /// What it is told about.
+    events: Vec<EventType>,
+    /// Saved segments whose membership it is told about (empty: all).
+    segments: Vec<String>,
+    /// When it was created.
+    created_at: DateTime<Utc>,
+    /// When deliveries stopped (the endpoint answered 410 Gone), if they did.
+    disabled_at: Option<DateTime<Utc>>,
+    /// Why deliveries stopped.
+    disabled_reason: Option<String>,
+}
+
+impl From<Webhook> for WebhookView {
+    fn from(hook: Webhook) -> Self {
+        Self {
+            id: ID(hook.id.to_string()),
+            url: hook.url,
+            events: hook.events.into_iter().map(EventType::from).collect(),
+            segments: hook
+                .segments
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+            created_at: hook.created_at,
+            disabled_at: hook.disabled_at,
+            disabled_reason: hook.disabled_reason,
+        }
+    }
+}
+
+/// An endpoint with its signing secret, shown this once.
+#[derive(SimpleObject)]
+pub struct CreatedWebhookView {
+    /// The endpoint.
+    webhook: WebhookView,
+    /// `whsec_…`: verify each delivery's `webhook-signature` with it (Standard Webhooks).
+    secret: String,
+}
+
+impl From<CreatedWebhook> for CreatedWebhookView {
+    fn from(created: CreatedWebhook) -> Self {
+        Self {
+            webhook: created.webhook.into(),
+            secret: created.secret,
+        }
+    }
+}
+
+/// One message to an endpoint and how its attempts went.
+#[derive(SimpleObject)]
+#[graphql(name = "WebhookDelivery")]
+pub struct DeliveryView {
+    /// The message id, sent as `webhook-id` (the same on every attempt: deduplicate by it).
+    id: ID,
+    /// `segment.membership`, `contact.changed` or `webhook.test`.
+    event_type: String,
+    /// The contact it is about.
+    contact_id: Option<ID>,
+    /// The JSON body sent.
+    payload: String,
+    /// Where it stands.
+    status: StatusView,
+    /// Attempts made.
+    attempts: i32,
+    /// When it was enqueued.
+    created_at: DateTime<Utc>,
+    /// When it is tried next (pending only).
+    next_attempt_at: Option<DateTime<Utc>>,
+    /// The HTTP status of the last attempt, when the endpoint answered.
+    last_status: Option<i32>,
+    /// What went wrong in the last attempt.
+    last_error: Option<String>,
+    /// When it was delivered.
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+impl From<WebhookDelivery> for DeliveryView {
+    fn from(delivery: WebhookDelivery) -> Self {
+        Self {
+            id: ID(delivery.id),
+            event_type: delivery.event_type,
+            contact_id: delivery.contact.map(|id| ID(id.to_string())),
+            payload: delivery.payload,
+            status: match delivery.status {
+                DeliveryStatus::Pending => StatusView::Pending,
+                DeliveryStatus::Delivered => StatusView::Delivered,
+                DeliveryStatus::Failed => StatusView::Failed,
+            },
+            attempts: i32::try_from(delivery.attempts).unwrap_or(i32::MAX),
+            created_at: delivery.created_at,
+            next_attempt_at: delivery.next_attempt_at,
+            last_status: delivery.last_status.map(i32::from),
+            last_error: delivery.last_error,
+            delivered_at: delivery.delivered_at,
+        }
+    }
+}
+
+/// An edge of [`DeliveryConnection`].
+#[derive(SimpleObject)]
+#[graphql(name = "WebhookDeliveryEdge")]
+pub struct DeliveryEdge {
+    /// Pass as `after` to continue after this delivery.
+    cursor: String,
+    /// The delivery.
+    node: DeliveryView,
+}
+
+/// Page information of a delivery log.
+#[derive(SimpleObject)]
+#[graphql(name = "WebhookDeliveryPageInfo")]
+pub struct DeliveryPageInfo {
+    /// Whether older deliveries follow.
+    has_next_page: bool,
+    /// Cursor of the last delivery of the page.
+    end_cursor: Option<String>,
+}
+
+/// A page of an endpoint's delivery log, newest first.
+#[derive(SimpleObject)]
+#[graphql(name = "WebhookDeliveryConnection")]
+pub struct DeliveryConnection {
+    /// The deliveries.
+    edges: Vec<DeliveryEdge>,
+    /// Where the page ends.
+    page_info: DeliveryPageInfo,
+}
+
+/// Webhook queries.
+pub struct WebhookQuery {
+    services: Services,
+}
+
+impl WebhookQuery {
+    /// Reads through `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl WebhookQuery {
+    /// The workspace's webhook endpoints, oldest first.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn webhooks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<WebhookView>> {
+        let hooks = self.services.webhooks.list(caller(ctx)?).api()?;
+        Ok(hooks.into_iter().map(WebhookView::from).collect())
+    }
+
+    /// An endpoint's deliveries, newest first: what was sent, how often, and how it went.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: ID,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<DeliveryConnection> {
+        let first = usize::try_from(first)
+            .map_err(|_| ServiceError::invalid("first", "`first` must not be negative"))
+            .api()?;
+        let page = self
+            .services
+            .webhooks
+            .deliveries(caller(ctx)?, &webhook_id, after.as_deref(), first)
+            .await
+            .api()?;
+        let end_cursor = page.deliveries.last().map(|delivery| delivery.id.clone());
+        Ok(DeliveryConnection {
+            edges: page
+                .deliveries
+                .into_iter()
+                .map(|delivery| DeliveryEdge {
+                    cursor: delivery.id.clone(),
+                    node: delivery.into(),
+                })
+                .collect(),
+            page_info: DeliveryPageInfo {
+                has_next_page: page.has_more,
+                end_cursor,
+            },
+        })
+    }
+}
+
+/// Webhook mutations.
+pub struct WebhookMutation {
+    services: Services,
+}
+
+impl WebhookMutation {
+    /// Writes through `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[Object]
+impl WebhookMutation {
+    /// Creates an endpoint; the answer carries its signing secret, shown this once.
+    /// Deliveries are JSON bodies signed as Standard Webhooks prescribe (`webhook-id`,
+    /// `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`), sent at least
+    /// once, in order per contact, retried with backoff for about a day.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn create_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookInput,
+    ) -> async_graphql::Result<CreatedWebhookView> {
+        let input = WebhookInput {
+            url: input.url,
+            events: input.events.into_iter().map(WebhookEvent::from).collect(),
+            segments: input.segments.unwrap_or_default(),
+        };
+        let created = self
+            .services
+            .webhooks
+            .create(caller(ctx)?, input)
+            .await
+            .api()?;
+        Ok(created.into())
+    }
+
+    /// Replaces an endpoint's signing secret; the new one is shown this once.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<CreatedWebhookView> {
+        let rotated = self
+            .services
+            .webhooks
+            .rotate_secret(caller(ctx)?, &id)
+            .await
+            .api()?;
+        Ok(rotated.into())
+    }
+
+    /// Deletes an endpoint with its delivery log; nothing more is sent to it.
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn delete_webhook(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<WebhookView> {
+        let deleted = self
+            .services
+            .webhooks
+            .delete(caller(ctx)?, &id)
+            .await
+            .api()?;
+        Ok(deleted.into())
+    }
+
+    /// Sends a signed `webhook.test` message to the endpoint now, once, and answers how it
+    /// went (it is logged with the endpoint's deliveries).
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn test_webhook(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<DeliveryView> {
+        let delivery = self.services.webhooks.test(caller(ctx)?, &id).await.api()?;
+        Ok(delivery.into())
+    }
+}

@@ -1,0 +1,684 @@
+//! The membership engine: turns index steps, time and segment edits into feed entries.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use qwry_segment::eval::next_change;
+use qwry_segment::{Checked, Field, Test, TimePoint};
+use tokio::sync::broadcast;
+
+use super::payload;
+use super::timer::Timer;
+use crate::domain::{
+    Contact, ContactId, MembershipCause, MembershipChange, MembershipKind, Slug, Webhook,
+    WebhookDelivery, WorkspaceId,
+};
+use crate::index::{ContactRecord, IndexChange, IndexError, SegmentIndex};
+use crate::service::segment::{CompiledCatalogs, evaluate};
+use crate::store::{Change, Store, StoreError};
+
+/// How far ahead the timer loads flips; a new window is scanned when half of it has passed.
+const WINDOW: TimeDelta = TimeDelta::minutes(10);
+/// How often the clock is saved while no transition happens.
+const CLOCK_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often old feed entries are pruned.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3_600);
+/// Contacts read per page while scanning a window.
+const SCAN_PAGE: usize = 5_000;
+/// Default of how long feed entries are kept.
+pub const DEFAULT_FEED_RETENTION: TimeDelta = TimeDelta::days(30);
+
+/// Failures of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// Reading contacts or writing the feed failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading the index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// A blocking index task panicked.
+    #[error("membership task failed: {0}")]
+    Task(String),
+}
+
+/// What the engine tells followers (subscriptions) as it happens.
+#[derive(Debug, Clone)]
+pub enum FeedEvent {
+    /// Feed entries of the workspace were recorded.
+    Recorded(WorkspaceId),
+    /// The contact's state in the index changed (written, merged, deleted).
+    ContactChanged(WorkspaceId, ContactId),
+}
+
+/// The saved segments of a workspace as the engine last evaluated them.
+type Trees = Vec<(Slug, Checked)>;
+
+/// Records ENTER and EXIT entries of saved segments (see the module documentation).
+pub struct MembershipEngine {
+    store: Store,
+    index: Arc<SegmentIndex>,
+    compiled: CompiledCatalogs,
+    positions: Mutex<ulid::Generator>,
+    events: broadcast::Sender<FeedEvent>,
+    known: Mutex<HashMap<WorkspaceId, Trees>>,
+    timer: Mutex<Timer>,
+    clock_saved: Mutex<Option<Instant>>,
+    last_prune: Mutex<Option<Instant>>,
+    retention: TimeDelta,
+}
+
+/// Contacts of one workspace that a batch changed: their new state, or `None` when removed.
+type Written = HashMap<WorkspaceId, Vec<(ContactId, Option<Contact>)>>;
+
+impl MembershipEngine {
+    /// An engine over `store` and `index`, evaluating the trees of `compiled`; feed entries
+    /// are pruned once older than `retention`.
+    pub fn new(
+        store: Store,
+        index: Arc<SegmentIndex>,
+        compiled: CompiledCatalogs,
+        retention: TimeDelta,
+    ) -> Self {
+        let (events, _) = broadcast::channel(4_096);
+        Self {
+            store,
+            index,
+            compiled,
+            positions: Mutex::new(ulid::Generator::new()),
+            events,
+            known: Mutex::default(),
+            timer: Mutex::default(),
+            clock_saved: Mutex::default(),
+            last_prune: Mutex::default(),
+            retention,
+        }
+    }
+
+    /// Follows what the engine records and which contacts change.
+    pub fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
+        self.events.subscribe()
+    }
+
+    /// The earliest scheduled time transition.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.timer.lock().ok().and_then(|timer| timer.next_due())
+    }
+
+    /// Runs before the indexer applies a batch (`pending` as read, `changes` as it will
+    /// apply them; both may be empty): loads the timer's window, records the differences of
+    /// edited segments, the time transitions now due and the batch's own, in that order.
+    pub async fn before_batch(
+        &self,
+        pending: &[Change],
+        changes: &[IndexChange],
+    ) -> Result<(), LiveError> {
+        let now = Utc::now();
+        let mut entries = Vec::new();
+        self.load_window(now).await?;
+        self.reconcile(now, &mut entries).await?;
+        let written = written_by(pending, changes);
+        let fired = self.fire_due(now, &written, &mut entries).await?;
+        for (workspace, contacts) in &written {
+            self.batch_transitions(workspace, contacts, now, &mut entries)
+                .await?;
+        }
+        self.assign_positions(&mut entries);
+        let deliveries = self.deliveries(&entries, &written, now);
+        let fed: Vec<String> = if entries.is_empty() && deliveries.is_empty() {
+            Vec::new()
+        } else {
+            pending
+                .iter()
+                .filter(|change| !change.fed)
+                .map(|change| change.key.clone())
+                .collect()
+        };
+        let save_clock = fired
+            || self
+                .clock_saved
+                .lock()
+                .map(|saved| saved.is_none_or(|at| at.elapsed() >= CLOCK_SAVE_INTERVAL))
+                .unwrap_or(true);
+        if !entries.is_empty() || !deliveries.is_empty() {
+            self.record(&entries, &deliveries, &fed).await?;
+        }
+        if save_clock {
+            self.store.advance_live_clock(now).await?;
+            if let Ok(mut saved) = self.clock_saved.lock() {
+                *saved = Some(Instant::now());
+            }
+        }
+        self.prune_now_and_then(now).await;
+        Ok(())
+    }
+
+    /// Runs after the indexer committed a batch: schedules the next flips of the written
+    /// contacts and tells followers which contacts changed.
+    pub fn after_batch(&self, changes: &[IndexChange]) {
+        let now = Utc::now();
+        for change in changes {
+            match change {
+                IndexChange::Upsert(contact) => {
+                    let trees = self.trees(&contact.workspace);
+                    self.schedule_next(&trees, contact, now);
+                    let _ = self.events.send(FeedEvent::ContactChanged(
+                        contact.workspace.clone(),
+                        contact.id,
+                    ));
+                }
+                IndexChange::Remove(workspace, id) => {
+                    let _ = self
+                        .events
+                        .send(FeedEvent::ContactChanged(workspace.clone(), *id));
+                }
+            }
+        }
+    }
+
+    /// The saved segments of `workspace` that check, with their trees, as compiled now.
+    fn current_trees(&self, workspace: &WorkspaceId) -> Trees {
+        let compiled = self.compiled.compiled(workspace);
+        compiled
+            .saved_trees()
+            .map(|(saved, tree)| (saved.slug.clone(), tree.clone()))
+            .collect()
+    }
+
+    /// The trees the engine evaluates for `workspace` (the current ones once reconciled).
+    fn trees(&self, workspace: &WorkspaceId) -> Trees {
+        let known = self
+            .known
+            .lock()
+            .ok()
+            .and_then(|known| known.get(workspace).cloned());
+        known.unwrap_or_else(|| self.current_trees(workspace))
+    }
+
+    /// Records the member differences of every saved segment whose tree changed since the
+    /// last step (a new segment starts its feed empty; a deleted one records nothing).
+    async fn reconcile(
+        &self,
+        now: DateTime<Utc>,
+        entries: &mut Vec<MembershipChange>,
+    ) -> Result<(), LiveError> {
+        for workspace in self.compiled.workspaces() {
+            let current = self.current_trees(&workspace);
+            let previous = self
+                .known
+                .lock()
+                .ok()
+                .and_then(|mut known| known.insert(workspace.clone(), current.clone()));
+            let Some(previous) = previous else {
+                continue;
+            };
+            let previous: HashMap<&Slug, &Checked> =
+                previous.iter().map(|(slug, tree)| (slug, tree)).collect();
+            let mut edited = false;
+            for (slug, tree) in &current {
+                let Some(old) = previous.get(slug).filter(|old| **old != tree) else {
+                    continue;
+                };
+                edited = true;
+                let (before, after) = self
+                    .blocking({
+                        let (index, workspace) = (Arc::clone(&self.index), workspace.clone());
+                        let (old, new) = ((*old).clone(), tree.clone());
+                        move || {
+                            Ok((
+                                all_members(&index, &workspace, &old, now)?,
+                                all_members(&index, &workspace, &new, now)?,
+                            ))
+                        }
+                    })
+                    .await?;
+                let cause = MembershipCause::SegmentEdited;
+                for contact in after.difference(&before) {
+                    entries.push(entry(
+                        &workspace,
+                        slug,
+                        *contact,
+                        MembershipKind::Enter,
+                        now,
+                        cause,
+                    ));
+                }
+                for contact in before.difference(&after) {
+                    entries.push(entry(
+                        &workspace,
+                        slug,
+                        *contact,
+                        MembershipKind::Exit,
+                        now,
+                        cause,
+                    ));
+                }
+            }
+            let added = current.iter().any(|(slug, _)| !previous.contains_key(slug));
+            if edited || added {
+                let through = self.timer.lock().ok().and_then(|t| t.loaded_through);
+                if let Some(through) = through {
+                    self.scan(&workspace, &current, now, through).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the time transitions due by `now`, each at its exact moment, for contacts the
+    /// batch does not write (the batch's comparison at `now` covers those). Returns whether
+    /// any flip came due.
+    async fn fire_due(
+        &self,
+        now: DateTime<Utc>,
+        written: &Written,
+        entries: &mut Vec<MembershipChange>,
+    ) -> Result<bool, LiveError> {
+        let due = match self.timer.lock() {
+            Ok(mut timer) => timer.take_due(now),
+            Err(_) => return Ok(false),
+        };
+        if due.is_empty() {
+            return Ok(false);
+        }
+        let mut by_workspace: HashMap<WorkspaceId, Vec<(DateTime<Utc>, ContactId)>> =
+            HashMap::new();
+        for (at, workspace, contact) in due {
+            let in_batch = written
+                .get(&workspace)
+                .is_some_and(|contacts| contacts.iter().any(|(id, _)| *id == contact));
+            if !in_batch {
+                by_workspace
+                    .entry(workspace)
+                    .or_default()
+                    .push((at, contact));
+            }
+        }
+        for (workspace, flips) in by_workspace {
+            let trees = self.trees(&workspace);
+            let mut ids: Vec<ContactId> = flips.iter().map(|(_, id)| *id).collect();
+            ids.sort();
+            ids.dedup();
+            let contacts: HashMap<ContactId, Arc<Contact>> = self
+                .store
+                .contacts_by_ids(&workspace, &ids)
+                .await?
+                .into_iter()
+                .map(|contact| (contact.id, contact))
+                .collect();
+            for (at, id) in flips {
+                let Some(contact) = contacts.get(&id) else {
+                    continue;
+                };
+                let record = ContactRecord(contact);
+                let just_before = at - TimeDelta::nanoseconds(1);
+                for (slug, tree) in &trees {
+                    let (was, is) = (
+                        evaluate(tree, &record, just_before),
+                        evaluate(tree, &record, at),
+                    );
+                    if was != is {
+                        let kind = if is {
+                            MembershipKind::Enter
+                        } else {
+                            MembershipKind::Exit
+                        };
+                        entries.push(entry(&workspace, slug, id, kind, at, MembershipCause::Time));
+                    }
+                }
+                self.schedule_next(&trees, contact, at);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Records the membership changes the batch makes: the index before it against the
+    /// written contacts evaluated in memory.
+    async fn batch_transitions(
+        &self,
+        workspace: &WorkspaceId,
+        contacts: &[(ContactId, Option<Contact>)],
+        now: DateTime<Utc>,
+        entries: &mut Vec<MembershipChange>,
+    ) -> Result<(), LiveError> {
+        let trees = self.trees(workspace);
+        if trees.is_empty() || contacts.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<ContactId> = contacts.iter().map(|(id, _)| *id).collect();
+        let before = self
+            .blocking({
+                let (index, workspace) = (Arc::clone(&self.index), workspace.clone());
+                let trees = trees.clone();
+                move || {
+                    let refs: Vec<&Checked> = trees.iter().map(|(_, tree)| tree).collect();
+                    index.members_among(&workspace, &refs, &ids, now)
+                }
+            })
+            .await?;
+        for ((slug, tree), members) in trees.iter().zip(&before) {
+            for (id, contact) in contacts {
+                let was = members.contains(id);
+                let is = contact
+                    .as_ref()
+                    .is_some_and(|contact| evaluate(tree, &ContactRecord(contact), now));
+                if was == is {
+                    continue;
+                }
+                let (kind, cause) = match (is, contact) {
+                    (true, _) => (MembershipKind::Enter, MembershipCause::ContactChanged),
+                    (false, Some(_)) => (MembershipKind::Exit, MembershipCause::ContactChanged),
+                    (false, None) => (MembershipKind::Exit, MembershipCause::ContactRemoved),
+                };
+                entries.push(entry(workspace, slug, *id, kind, now, cause));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives `entries` their feed positions, in the order they were made.
+    fn assign_positions(&self, entries: &mut [MembershipChange]) {
+        for entry in entries.iter_mut() {
+            entry.position = self.next_ulid().to_string();
+        }
+    }
+
+    /// A ULID greater than every one this engine made before (positions and message ids).
+    fn next_ulid(&self) -> ulid::Ulid {
+        self.positions
+            .lock()
+            .ok()
+            .and_then(|mut positions| positions.generate().ok())
+            .unwrap_or_else(|| ulid::Ulid::from_datetime(std::time::SystemTime::now()))
+    }
+
+    /// The webhook deliveries of `entries` and of the contacts `written`: per endpoint,
+    /// message ids in the order the changes were made, so each contact's go out in order.
+    fn deliveries(
+        &self,
+        entries: &[MembershipChange],
+        written: &Written,
+        now: DateTime<Utc>,
+    ) -> Vec<WebhookDelivery> {
+        let mut hooks: HashMap<WorkspaceId, Vec<Webhook>> = HashMap::new();
+        let mut hooks_of = |workspace: &WorkspaceId| -> Vec<Webhook> {
+            hooks
+                .entry(workspace.clone())
+                .or_insert_with(|| self.compiled.webhooks(workspace))
+                .clone()
+        };
+        let mut deliveries = Vec::new();
+        for entry in entries {
+            for hook in hooks_of(&entry.workspace) {
+                if hook.wants_membership(&entry.segment) {
+                    let payload = payload::membership(entry, now);
+                    deliveries.push(self.delivery(&hook, Some(entry.contact), payload, now));
+                }
+            }
+        }
+        for (workspace, contacts) in written {
+            for hook in hooks_of(workspace) {
+                if !hook.wants_contact_changes() {
+                    continue;
+                }
+                for (id, contact) in contacts {
+                    let payload = payload::contact_changed(*id, contact.is_some(), now);
+                    deliveries.push(self.delivery(&hook, Some(*id), payload, now));
+                }
+            }
+        }
+        deliveries
+    }
+
+    fn delivery(
+        &self,
+        hook: &Webhook,
+        contact: Option<ContactId>,
+        (event_type, body): (&'static str, String),
+        now: DateTime<Utc>,
+    ) -> WebhookDelivery {
+        let id = format!("msg_{}", self.next_ulid());
+        WebhookDelivery::pending(id, hook, contact, event_type, body, now)
+    }
+
+    /// Writes `entries` and `deliveries` (with the change-log marks `fed`) and wakes the
+    /// followers and the webhook dispatcher.
+    async fn record(
+        &self,
+        entries: &[MembershipChange],
+        deliveries: &[WebhookDelivery],
+        fed: &[String],
+    ) -> Result<(), LiveError> {
+        self.store
+            .record_membership_changes(entries, deliveries, fed)
+            .await?;
+        let workspaces: HashSet<&WorkspaceId> = entries
+            .iter()
+            .map(|e| &e.workspace)
+            .chain(deliveries.iter().map(|d| &d.workspace))
+            .collect();
+        for workspace in workspaces {
+            let _ = self.events.send(FeedEvent::Recorded(workspace.clone()));
+        }
+        Ok(())
+    }
+
+    /// Loads the timer's first window (from the saved clock, so flips missed while the
+    /// service was down fire at once with their own moments), or the next one when half of
+    /// the current one has passed.
+    async fn load_window(&self, now: DateTime<Utc>) -> Result<(), LiveError> {
+        let loaded = self
+            .timer
+            .lock()
+            .ok()
+            .and_then(|timer| timer.loaded_through);
+        let from = match loaded {
+            Some(through) if through - WINDOW / 2 > now => return Ok(()),
+            Some(through) => through,
+            None => self.store.live_clock().await?.unwrap_or(now).min(now),
+        };
+        let through = now + WINDOW;
+        if let Ok(mut timer) = self.timer.lock() {
+            timer.loaded_through = Some(through);
+        }
+        for workspace in self.compiled.workspaces() {
+            let trees = self.trees(&workspace);
+            self.scan(&workspace, &trees, from, through).await?;
+        }
+        Ok(())
+    }
+
+    /// Schedules every flip in `(from, through]` of the contacts of `workspace`: the index
+    /// finds the contacts whose time values put a flip there, memory gives the exact moments.
+    async fn scan(
+        &self,
+        workspace: &WorkspaceId,
+        trees: &Trees,
+        from: DateTime<Utc>,
+        through: DateTime<Utc>,
+    ) -> Result<(), LiveError> {
+        let mut windows = Vec::new();
+        for (_, tree) in trees {
+            moving_bounds(tree, &mut windows);
+        }
+        windows.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        windows.dedup();
+        let mut candidates = HashSet::new();
+        for (field, shift) in windows {
+            // A flip at `t` comes from a value `t + shift` (give or take a nanosecond).
+            let margin = TimeDelta::nanoseconds(1);
+            let range = Checked::Test(
+                field,
+                Test::TimeRange(
+                    Bound::Included(TimePoint::At(from + shift - margin)),
+                    Bound::Included(TimePoint::At(through + shift + margin)),
+                ),
+            );
+            let mut after = None;
+            loop {
+                let page = self
+                    .blocking({
+                        let (index, workspace) = (Arc::clone(&self.index), workspace.clone());
+                        let range = range.clone();
+                        move || index.members(&workspace, &range, from, after.as_ref(), SCAN_PAGE)
+                    })
+                    .await?;
+                after = page.ids.last().copied();
+                candidates.extend(page.ids);
+                if !page.has_more {
+                    break;
+                }
+            }
+        }
+        let mut ids: Vec<ContactId> = candidates.into_iter().collect();
+        ids.sort();
+        for chunk in ids.chunks(SCAN_PAGE) {
+            for contact in self.store.contacts_by_ids(workspace, chunk).await? {
+                self.schedule_next(trees, contact.as_ref(), from);
+            }
+        }
+        Ok(())
+    }
+
+    /// Schedules the first flip of `contact` after `after` in any of `trees`.
+    fn schedule_next(&self, trees: &Trees, contact: &Contact, after: DateTime<Utc>) {
+        let record = ContactRecord(contact);
+        let next = trees
+            .iter()
+            .filter_map(|(_, tree)| next_change(tree, &record, after))
+            .min();
+        if let (Some(at), Ok(mut timer)) = (next, self.timer.lock()) {
+            timer.schedule(at, &contact.workspace, contact.id);
+        }
+    }
+
+    /// Deletes feed entries, and webhook deliveries no longer pending, older than the retention,
+    /// about once an hour.
+    async fn prune_now_and_then(&self, now: DateTime<Utc>) {
+        let due = self
+            .last_prune
+            .lock()
+            .map(|mut last| {
+                let due = last.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL);
+                if due {
+                    *last = Some(Instant::now());
+                }
+                due
+            })
+            .unwrap_or(false);
+        if !due {
+            return;
+        }
+        let before = now - self.retention;
+        if let Err(error) = self.store.prune_membership_changes(before).await {
+            tracing::warn!(%error, "pruning the segment feed failed; trying again later");
+        }
+        if let Err(error) = self.store.prune_webhook_deliveries(before).await {
+            tracing::warn!(%error, "pruning the webhook delivery log failed; trying again later");
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, IndexError> + Send + 'static,
+    ) -> Result<T, LiveError> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|error| LiveError::Task(error.to_string()))?
+            .map_err(LiveError::from)
+    }
+}
+
+/// The contacts the batch writes, per workspace, leaving out entries already fed (replayed).
+fn written_by(pending: &[Change], changes: &[IndexChange]) -> Written {
+    let fresh: HashSet<(&WorkspaceId, &ContactId)> = pending
+        .iter()
+        .filter(|change| !change.fed)
+        .flat_map(|change| change.contacts.iter().map(|id| (&change.workspace, id)))
+        .collect();
+    let mut written: Written = HashMap::new();
+    let mut seen = HashSet::new();
+    // The last change of a contact in the batch is its state after the batch.
+    for change in changes.iter().rev() {
+        let (workspace, id, contact) = match change {
+            IndexChange::Upsert(contact) => {
+                (&contact.workspace, contact.id, Some((**contact).clone()))
+            }
+            IndexChange::Remove(workspace, id) => (workspace, *id, None),
+        };
+        if fresh.contains(&(workspace, &id)) && seen.insert((workspace.clone(), id)) {
+            written
+                .entry(workspace.clone())
+                .or_default()
+                .push((id, contact));
+        }
+    }
+    written
+}
+
+/// Every member of `tree` in `workspace` at `now`.
+fn all_members(
+    index: &SegmentIndex,
+    workspace: &WorkspaceId,
+    tree: &Checked,
+    now: DateTime<Utc>,
+) -> Result<HashSet<ContactId>, IndexError> {
+    let mut members = HashSet::new();
+    let mut after = None;
+    loop {
+        let page = index.members(workspace, tree, now, after.as_ref(), SCAN_PAGE)?;
+        after = page.ids.last().copied();
+        members.extend(page.ids);
+        if !page.has_more {
+            return Ok(members);
+        }
+    }
+}
+
+/// The datetime fields `tree` compares with a moving `now`, each with how far ahead of the
+/// flip moment the value lies (`within 30d`: a value flips 30 days after itself, so -30d).
+fn moving_bounds(tree: &Checked, out: &mut Vec<(Field, TimeDelta)>) {
+    match tree {
+        Checked::And(operands) | Checked::Or(operands) => {
+            operands
+                .iter()
+                .for_each(|operand| moving_bounds(operand, out));
+        }
+        Checked::Not(operand) => moving_bounds(operand, out),
+        Checked::InSegment(_) => {}
+        Checked::Test(field, Test::TimeRange(low, high)) => {
+            for bound in [low, high] {
+                if let Bound::Included(TimePoint::Now(offset))
+                | Bound::Excluded(TimePoint::Now(offset)) = bound
+                {
+                    // value = flip moment + offset
+                    let zero: DateTime<Utc> = DateTime::UNIX_EPOCH;
+                    out.push((field.clone(), TimePoint::Now(*offset).resolve(zero) - zero));
+                }
+            }
+        }
+        Checked::Test(..) => {}
+    }
+}
+
+fn entry(
+    workspace: &WorkspaceId,
+    segment: &Slug,
+    contact: ContactId,
+    kind: MembershipKind,
+    at: DateTime<Utc>,
+    cause: MembershipCause,
+) -> MembershipChange {
+    MembershipChange {
+        position: String::new(),
+        workspace: workspace.clone(),
+        segment: segment.clone(),
+        contact,
+        kind,
+        at,
+        cause,
+    }
+}

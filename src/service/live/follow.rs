@@ -1,0 +1,208 @@
+//! Reading the membership feed: pages from a cursor, and streams that resume from a cursor
+//! and then follow what the engine records (subscriptions).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::engine::{FeedEvent, MembershipEngine};
+use crate::domain::{Caller, Contact, ContactId, MembershipChange, Slug};
+use crate::service::{ContactService, SegmentService, ServiceError};
+use crate::store::Store;
+
+/// Entries read per store query while following.
+const FOLLOW_PAGE: usize = 200;
+/// How often a follower looks at the store without being woken (entries another instance
+/// recorded).
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+/// Most entries one page of `segmentChanges` returns.
+pub const MAX_FEED_PAGE: usize = 1_000;
+
+/// A page of a segment's feed.
+#[derive(Debug, Clone)]
+pub struct FeedPage {
+    /// Entries in feed order.
+    pub entries: Vec<MembershipChange>,
+    /// Whether entries follow the page.
+    pub has_more: bool,
+}
+
+/// The feed and its followers.
+#[derive(Clone)]
+pub struct LiveService {
+    engine: Arc<MembershipEngine>,
+    store: Store,
+    segments: SegmentService,
+    contacts: ContactService,
+}
+
+impl LiveService {
+    /// Reads what `engine` records in `store`; `segments` and `contacts` check access.
+    pub fn new(
+        engine: Arc<MembershipEngine>,
+        store: Store,
+        segments: SegmentService,
+        contacts: ContactService,
+    ) -> Self {
+        Self {
+            engine,
+            store,
+            segments,
+            contacts,
+        }
+    }
+
+    /// The engine (the indexer runs it).
+    pub fn engine(&self) -> &Arc<MembershipEngine> {
+        &self.engine
+    }
+
+    /// Up to `first` entries of saved segment `slug` after position `after`.
+    pub async fn segment_changes(
+        &self,
+        caller: &Caller,
+        slug: &Slug,
+        after: Option<&str>,
+        first: usize,
+    ) -> Result<FeedPage, ServiceError> {
+        self.segments.readable(caller, slug)?;
+        let after = after.map(checked_position).transpose()?;
+        let first = first.min(MAX_FEED_PAGE);
+        let mut entries = self
+            .store
+            .membership_changes(&caller.workspace, slug, after.as_deref(), first + 1)
+            .await?;
+        let has_more = entries.len() > first;
+        entries.truncate(first);
+        Ok(FeedPage { entries, has_more })
+    }
+
+    /// The entries of `slug` after `after` (from now when `None`), then each new one as it
+    /// is recorded.
+    pub fn segment_membership(
+        &self,
+        caller: Caller,
+        slug: Slug,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<MembershipChange, ServiceError>> + use<>, ServiceError>
+    {
+        self.segments.readable(&caller, &slug)?;
+        let cursor = match after {
+            Some(after) => checked_position(&after)?,
+            None => ulid::Ulid::from_parts(ulid::Ulid::new().timestamp_ms(), 0).to_string(),
+        };
+        let state = Following {
+            events: self.engine.subscribe(),
+            store: self.store.clone(),
+            caller,
+            slug,
+            cursor,
+            buffer: VecDeque::new(),
+        };
+        Ok(futures_util::stream::unfold(
+            state,
+            |mut state| async move {
+                let next = state.next().await;
+                next.map(|item| (item, state))
+            },
+        ))
+    }
+
+    /// The contact `id` each time it changes (its state after the change; NOT_FOUND once it
+    /// no longer exists and nothing was merged into its place, which ends the stream).
+    pub fn contact_changed(
+        &self,
+        caller: Caller,
+        id: ContactId,
+    ) -> impl Stream<Item = Result<Contact, ServiceError>> + use<> {
+        let state = (
+            self.engine.subscribe(),
+            self.contacts.clone(),
+            caller,
+            id,
+            false,
+        );
+        futures_util::stream::unfold(
+            state,
+            |(mut events, contacts, caller, id, ended)| async move {
+                if ended {
+                    return None;
+                }
+                loop {
+                    match events.recv().await {
+                        Ok(FeedEvent::ContactChanged(workspace, changed))
+                            if workspace == caller.workspace && changed == id =>
+                        {
+                            let contact = contacts.get(&caller.workspace, &id).await;
+                            let ended = contact.is_err();
+                            return Some((contact, (events, contacts, caller, id, ended)));
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// A follower of one segment's feed.
+struct Following {
+    events: tokio::sync::broadcast::Receiver<FeedEvent>,
+    store: Store,
+    caller: Caller,
+    slug: Slug,
+    cursor: String,
+    buffer: VecDeque<MembershipChange>,
+}
+
+impl Following {
+    async fn next(&mut self) -> Option<Result<MembershipChange, ServiceError>> {
+        loop {
+            if let Some(entry) = self.buffer.pop_front() {
+                self.cursor.clone_from(&entry.position);
+                return Some(Ok(entry));
+            }
+            let page = self
+                .store
+                .membership_changes(
+                    &self.caller.workspace,
+                    &self.slug,
+                    Some(&self.cursor),
+                    FOLLOW_PAGE,
+                )
+                .await;
+            match page {
+                Ok(entries) if !entries.is_empty() => {
+                    self.buffer.extend(entries);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => return Some(Err(error.into())),
+            }
+            loop {
+                let woken = tokio::time::timeout(FOLLOW_POLL, self.events.recv()).await;
+                match woken {
+                    Ok(Ok(FeedEvent::Recorded(workspace)))
+                        if workspace == self.caller.workspace =>
+                    {
+                        break;
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(RecvError::Lagged(_))) | Err(_) => break,
+                    Ok(Err(RecvError::Closed)) => return None,
+                }
+            }
+        }
+    }
+}
+
+/// A feed cursor as a client gives it: a position (26 characters of Crockford base32).
+fn checked_position(raw: &str) -> Result<String, ServiceError> {
+    ulid::Ulid::from_string(raw)
+        .map(|position| position.to_string())
+        .map_err(|_| ServiceError::invalid("after", format!("`{raw}` is not a feed cursor")))
+}

@@ -1,0 +1,219 @@
+//! The outbox's dispatcher: sends pending deliveries when they are due, each contact's in the
+//! order they were enqueued (a contact's next waits until the one before it is delivered or
+//! given up), different contacts and endpoints side by side.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use tokio::sync::{broadcast, watch};
+use tracing::warn;
+
+use super::sender::{Attempt, Sender};
+use crate::domain::{DeliveryStatus, WebhookDelivery};
+use crate::service::Catalogs;
+use crate::service::live::FeedEvent;
+use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
+
+/// Pending deliveries read per endpoint and round (each endpoint gets its share).
+const ROUND_SIZE: usize = 1_000;
+/// Attempts in flight at once.
+const CONCURRENCY: usize = 16;
+/// How often the outbox is read without being woken (deliveries another instance enqueued,
+/// retries coming due).
+const POLL: Duration = Duration::from_secs(1);
+
+/// Sends what the outbox holds.
+pub struct Dispatcher {
+    store: Store,
+    catalogs: Catalogs,
+    sender: Arc<Sender>,
+    metrics: Arc<Metrics>,
+}
+
+impl Dispatcher {
+    /// A dispatcher of `store`'s outbox to the endpoints in `catalogs`.
+    pub fn new(
+        store: Store,
+        catalogs: Catalogs,
+        sender: Arc<Sender>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            store,
+            catalogs,
+            sender,
+            metrics,
+        }
+    }
+
+    /// Sends due deliveries until `shutdown` turns true, woken by `events` when the engine
+    /// records something and otherwise every second or when a retry comes due.
+    pub async fn run(
+        self: Arc<Self>,
+        mut events: broadcast::Receiver<FeedEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let wait = match self.round().await {
+                Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or_default().min(POLL),
+                Ok(None) => POLL,
+                Err(error) => {
+                    warn!(%error, "reading the webhook outbox failed; trying again");
+                    POLL
+                }
+            };
+            tokio::select! {
+                woken = events.recv() => {
+                    if matches!(woken, Err(broadcast::error::RecvError::Closed)) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Sends every due delivery that heads its contact's queue; returns when the next one
+    /// not yet due comes due.
+    pub async fn round(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut pending = Vec::new();
+        for workspace in self.catalogs.workspaces() {
+            let state = self.catalogs.workspace(&workspace);
+            for hook in state
+                .webhooks
+                .iter()
+                .filter(|hook| hook.disabled_at.is_none())
+            {
+                pending.extend(
+                    self.store
+                        .pending_deliveries(&workspace, &hook.id, ROUND_SIZE)
+                        .await?,
+                );
+            }
+        }
+        let now = Utc::now();
+        let mut heads = Vec::new();
+        let mut queued = HashSet::new();
+        let mut next_due: Option<DateTime<Utc>> = None;
+        for delivery in pending {
+            let queue = (
+                delivery.workspace.clone(),
+                delivery.webhook.clone(),
+                delivery
+                    .contact
+                    .map_or_else(|| delivery.id.clone(), |id| id.to_string()),
+            );
+            if !queued.insert(queue) {
+                continue;
+            }
+            match delivery.next_attempt_at {
+                Some(at) if at > now => next_due = Some(next_due.map_or(at, |due| due.min(at))),
+                _ => heads.push(delivery),
+            }
+        }
+        let sent = heads.len();
+        let results: Vec<Result<(), StoreError>> = futures_util::stream::iter(heads)
+            .map(|delivery| self.attempt(delivery))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<(), _>>()?;
+        if sent > 0 {
+            // What was sent may have freed the next of its contact's queue.
+            return Ok(Some(Utc::now()));
+        }
+        Ok(next_due)
+    }
+
+    /// Makes one attempt of `delivery` and records how it went.
+    async fn attempt(&self, mut delivery: WebhookDelivery) -> Result<(), StoreError> {
+        let state = self.catalogs.workspace(&delivery.workspace);
+        let hook = state
+            .webhooks
+            .iter()
+            .find(|hook| hook.id == delivery.webhook);
+        let now = Utc::now();
+        let Some(hook) = hook.filter(|hook| hook.disabled_at.is_none()) else {
+            delivery.status = DeliveryStatus::Failed;
+            delivery.next_attempt_at = None;
+            delivery.last_error = Some("the endpoint was disabled or deleted".to_owned());
+            return self.store.save_delivery(&delivery).await;
+        };
+        let Some(secret) = self
+            .store
+            .webhook_secret(&delivery.workspace, &delivery.webhook)
+            .await?
+        else {
+            return Ok(());
+        };
+        let attempt = self
+            .sender
+            .send(&hook.url, &delivery.id, &delivery.payload, &secret, now)
+            .await;
+        let outcome = settle(&mut delivery, attempt.clone(), Utc::now());
+        self.metrics.webhook_attempt(outcome);
+        if attempt == Attempt::Gone {
+            self.store
+                .disable_webhook(hook, Utc::now(), "the endpoint answered 410 Gone")
+                .await?;
+            if let Err(error) = self.catalogs.reload(&delivery.workspace).await {
+                warn!(%error, "reloading the catalogue after disabling a webhook failed");
+            }
+        }
+        self.store.save_delivery(&delivery).await
+    }
+}
+
+/// Writes the outcome of an attempt into `delivery`; returns the outcome's metric label.
+pub fn settle(
+    delivery: &mut WebhookDelivery,
+    attempt: Attempt,
+    now: DateTime<Utc>,
+) -> &'static str {
+    delivery.attempts += 1;
+    match attempt {
+        Attempt::Delivered { status } => {
+            delivery.status = DeliveryStatus::Delivered;
+            delivery.delivered_at = Some(now);
+            delivery.next_attempt_at = None;
+            delivery.last_status = Some(status);
+            delivery.last_error = None;
+            "delivered"
+        }
+        Attempt::Gone => {
+            delivery.status = DeliveryStatus::Failed;
+            delivery.next_attempt_at = None;
+            delivery.last_status = Some(410);
+            delivery.last_error =
+                Some("the endpoint answered 410 Gone and was disabled".to_owned());
+            "disabled"
+        }
+        Attempt::Failed {
+            status,
+            error,
+            retry_after,
+        } => {
+            delivery.last_status = status;
+            delivery.last_error = Some(error);
+            match WebhookDelivery::next_retry(delivery.attempts, now, retry_after) {
+                Some(at) => {
+                    delivery.next_attempt_at = Some(at);
+                    "retry"
+                }
+                None => {
+                    delivery.status = DeliveryStatus::Failed;
+                    delivery.next_attempt_at = None;
+                    "failed"
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The segment membership feed (`segment_change:[workspace, segment, position]`): ENTER and
+//! EXIT entries of each saved segment in the order they were recorded, so a reader resumes from
+//! its last position with a key-range scan. Also the time-transition clock.
+
+use std::ops::Bound;
+
+use chrono::{DateTime, Utc};
+use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue, Value};
+
+use super::changes::CHANGE_TABLE;
+use super::webhooks::DeliveryRecord;
+use super::{Store, StoreError};
+use crate::domain::{
+    ContactId, MembershipCause, MembershipChange, MembershipKind, Slug, WebhookDelivery,
+    WorkspaceId,
+};
+
+const FEED_TABLE: &str = "segment_change";
+const CLOCK_TABLE: &str = "live_clock";
+/// Entries written per transaction.
+const WRITE_CHUNK: usize = 2_000;
+/// Sorts after every position (ULIDs are `0-9A-Z`).
+const AFTER_ALL_POSITIONS: &str = "~";
+
+#[derive(Debug, Clone, SurrealValue)]
+struct FeedRecord {
+    id: RecordId,
+    contact: String,
+    kind: String,
+    at: DateTime<Utc>,
+    cause: String,
+}
+
+#[derive(Debug, SurrealValue)]
+struct ClockRecord {
+    through: DateTime<Utc>,
+}
+
+fn feed_key(workspace: &WorkspaceId, segment: &Slug, position: String) -> RecordIdKey {
+    RecordIdKey::Array(Array::from(vec![
+        workspace.as_str().to_owned(),
+        segment.as_str().to_owned(),
+        position,
+    ]))
+}
+
+impl FeedRecord {
+    fn of(change: &MembershipChange) -> Self {
+        Self {
+            id: RecordId::new(
+                FEED_TABLE,
+                feed_key(&change.workspace, &change.segment, change.position.clone()),
+            ),
+            contact: change.contact.to_string(),
+            kind: change.kind.as_str().to_owned(),
+            at: change.at,
+            cause: change.cause.as_str().to_owned(),
+        }
+    }
+
+    fn into_change(self) -> Result<MembershipChange, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("feed entry {what}"));
+        let RecordIdKey::Array(parts) = &self.id.key else {
+            return Err(corrupt("key"));
+        };
+        let part = |i: usize| match parts.get(i) {
+            Some(Value::String(text)) => Ok(text.clone()),
+            _ => Err(corrupt("key")),
+        };
+        Ok(MembershipChange {
+            workspace: WorkspaceId::from_trusted(part(0)?),
+            segment: Slug::from_trusted(part(1)?),
+            position: part(2)?,
+            contact: ContactId::parse(&self.contact).map_err(|_| corrupt("contact"))?,
+            kind: MembershipKind::parse(&self.kind).ok_or_else(|| corrupt("kind"))?,
+            at: self.at,
+            cause: MembershipCause::parse(&self.cause).ok_or_else(|| corrupt("cause"))?,
+        })
+    }
+}
+
+impl Store {
+    /// Appends `entries` to the feed and `deliveries` to the webhook outbox, and marks the
+    /// change-log entries `fed` as turned into both (so a replay of them does not record them
+    /// twice), in one transaction per chunk; the marks go with the last chunk.
+    pub async fn record_membership_changes(
+        &self,
+        entries: &[MembershipChange],
+        deliveries: &[WebhookDelivery],
+        fed: &[String],
+    ) -> Result<(), StoreError> {
+        let records: Vec<FeedRecord> = entries.iter().map(FeedRecord::of).collect();
+        let outbox: Vec<DeliveryRecord> = deliveries.iter().map(DeliveryRecord::of).collect();
+        let entry_chunks = records.chunks(WRITE_CHUNK).count();
+        let delivery_chunks = outbox.chunks(WRITE_CHUNK).count();
+        let rounds = entry_chunks.max(delivery_chunks).max(1);
+        for round in 0..rounds {
+            let chunk = |all_len: usize| {
+                let start = (round * WRITE_CHUNK).min(all_len);
+                start..((round + 1) * WRITE_CHUNK).min(all_len)
+            };
+            let entries = records[chunk(records.len())].to_vec();
+            let deliveries = outbox[chunk(outbox.len())].to_vec();
+            let marks: Vec<RecordId> = if round + 1 == rounds {
+                fed.iter()
+                    .map(|key| RecordId::new(CHANGE_TABLE, key.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if entries.is_empty() && deliveries.is_empty() && marks.is_empty() {
+                continue;
+            }
+            self.db
+                .query(
+                    "BEGIN; \
+                     INSERT INTO segment_change $entries RETURN NONE; \
+                     INSERT INTO webhook_delivery $deliveries RETURN NONE; \
+                     UPDATE $marks SET fed = true RETURN NONE; \
+                     COMMIT;",
+                )
+                .bind(("entries", entries))
+                .bind(("deliveries", deliveries))
+                .bind(("marks", marks))
+                .await
+                .and_then(|response| response.check())
+                .map_err(StoreError::from_surreal)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` entries of `segment` after position `after` (from the start: `None`), in
+    /// feed order.
+    pub async fn membership_changes(
+        &self,
+        workspace: &WorkspaceId,
+        segment: &Slug,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MembershipChange>, StoreError> {
+        let start = match after {
+            Some(position) => Bound::Excluded(feed_key(workspace, segment, position.to_owned())),
+            None => Bound::Included(feed_key(workspace, segment, String::new())),
+        };
+        let end = Bound::Excluded(feed_key(workspace, segment, AFTER_ALL_POSITIONS.to_owned()));
+        let range = RecordId::new(
+            FEED_TABLE,
+            RecordIdKey::Range(Box::new(RecordIdKeyRange { start, end })),
+        );
+        let mut response = self
+            .db
+            .query("SELECT * FROM $range LIMIT $limit")
+            .bind(("range", range))
+            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let records: Vec<FeedRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        records.into_iter().map(FeedRecord::into_change).collect()
+    }
+
+    /// Deletes feed entries that happened before `before`; returns how many.
+    pub async fn prune_membership_changes(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut response = self
+            .db
+            .query("(DELETE segment_change WHERE at < $before RETURN BEFORE).len()")
+            .bind(("before", before))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let deleted: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(deleted.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    /// Until when time transitions have been recorded (`None`: never).
+    pub async fn live_clock(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let clock: Option<ClockRecord> = self
+            .db
+            .select(RecordId::new(CLOCK_TABLE, "timer"))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        Ok(clock.map(|clock| clock.through))
+    }
+
+    /// Records that time transitions up to `through` are in the feed.
+    pub async fn advance_live_clock(&self, through: DateTime<Utc>) -> Result<(), StoreError> {
+        self.db
+            .query("UPSERT $clock SET through = $through RETURN NONE")
+            .bind(("clock", RecordId::new(CLOCK_TABLE, "timer")))
+            .bind(("through", through))
+            .await
+            .and_then(|response| response.check())
+            .map(|_| ())
+            .map_err(StoreError::from_surreal)
+    }
+}

@@ -1,0 +1,409 @@
+//! Webhook endpoints (`webhook:[workspace, id]`, catalogue records, the signing secret sealed
+//! when the store has an encryption key) and their deliveries
+//! (`webhook_delivery:[workspace, webhook, message id]`): the durable outbox and the delivery
+//! log in one table. Deliveries are enqueued in the transaction that records the feed entries
+//! they are about (see [`Store::record_membership_changes`]).
+
+use chrono::{DateTime, Utc};
+use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue};
+
+use super::catalog::CatalogWrite;
+use super::records::compound_key;
+use super::{Store, StoreError};
+use crate::domain::{
+    ContactId, DeliveryStatus, Slug, Webhook, WebhookDelivery, WebhookEvent, WebhookId, WorkspaceId,
+};
+
+pub(super) const WEBHOOK_TABLE: &str = "webhook";
+pub(super) const DELIVERY_TABLE: &str = "webhook_delivery";
+/// Sorts after every message id.
+const AFTER_ALL_MESSAGES: &str = "~";
+
+fn webhook_key(workspace: &WorkspaceId, id: &WebhookId) -> RecordId {
+    compound_key(WEBHOOK_TABLE, workspace, id.as_str().to_owned())
+}
+
+fn delivery_key(workspace: &WorkspaceId, webhook: &WebhookId, message: String) -> RecordIdKey {
+    RecordIdKey::Array(Array::from(vec![
+        workspace.as_str().to_owned(),
+        webhook.as_str().to_owned(),
+        message,
+    ]))
+}
+
+/// Where a secret belongs, for the sealer's associated data.
+fn secret_place(id: &WebhookId) -> String {
+    format!("webhook/{id}")
+}
+
+#[derive(Debug, SurrealValue)]
+struct WebhookRecord {
+    id: RecordId,
+    webhook_id: String,
+    workspace: String,
+    url: String,
+    events: Vec<String>,
+    segments: Vec<String>,
+    secret: String,
+    sealed_secret: bool,
+    created_at: DateTime<Utc>,
+    disabled_at: Option<DateTime<Utc>>,
+    disabled_reason: Option<String>,
+}
+
+impl WebhookRecord {
+    fn into_webhook(self) -> Result<Webhook, StoreError> {
+        let events = self
+            .events
+            .iter()
+            .map(|event| {
+                WebhookEvent::parse(event)
+                    .ok_or_else(|| StoreError::Corrupt(format!("webhook event `{event}`")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Webhook {
+            id: WebhookId::from_trusted(self.webhook_id),
+            workspace: WorkspaceId::from_trusted(self.workspace),
+            url: self.url,
+            events,
+            segments: self.segments.into_iter().map(Slug::from_trusted).collect(),
+            created_at: self.created_at,
+            disabled_at: self.disabled_at,
+            disabled_reason: self.disabled_reason,
+        })
+    }
+}
+
+#[derive(Debug, Clone, SurrealValue)]
+pub(super) struct DeliveryRecord {
+    id: RecordId,
+    workspace: String,
+    webhook: String,
+    contact: Option<String>,
+    event_type: String,
+    payload: String,
+    status: String,
+    attempts: i64,
+    created_at: DateTime<Utc>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_status: Option<i64>,
+    last_error: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryRecord {
+    pub(super) fn of(delivery: &WebhookDelivery) -> Self {
+        Self {
+            id: RecordId::new(
+                DELIVERY_TABLE,
+                delivery_key(&delivery.workspace, &delivery.webhook, delivery.id.clone()),
+            ),
+            workspace: delivery.workspace.as_str().to_owned(),
+            webhook: delivery.webhook.as_str().to_owned(),
+            contact: delivery.contact.map(|contact| contact.to_string()),
+            event_type: delivery.event_type.clone(),
+            payload: delivery.payload.clone(),
+            status: delivery.status.as_str().to_owned(),
+            attempts: i64::from(delivery.attempts),
+            created_at: delivery.created_at,
+            next_attempt_at: delivery.next_attempt_at,
+            last_status: delivery.last_status.map(i64::from),
+            last_error: delivery.last_error.clone(),
+            delivered_at: delivery.delivered_at,
+        }
+    }
+
+    fn into_delivery(self) -> Result<WebhookDelivery, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("webhook delivery {what}"));
+        let RecordIdKey::Array(parts) = &self.id.key else {
+            return Err(corrupt("key"));
+        };
+        let Some(surrealdb::types::Value::String(message)) = parts.get(2) else {
+            return Err(corrupt("key"));
+        };
+        Ok(WebhookDelivery {
+            id: message.clone(),
+            workspace: WorkspaceId::from_trusted(self.workspace),
+            webhook: WebhookId::from_trusted(self.webhook),
+            contact: self
+                .contact
+                .map(|raw| ContactId::parse(&raw).map_err(|_| corrupt("contact")))
+                .transpose()?,
+            event_type: self.event_type,
+            payload: self.payload,
+            status: DeliveryStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            attempts: u32::try_from(self.attempts).map_err(|_| corrupt("attempts"))?,
+            created_at: self.created_at,
+            next_attempt_at: self.next_attempt_at,
+            last_status: self
+                .last_status
+                .map(|status| u16::try_from(status).map_err(|_| corrupt("status code")))
+                .transpose()?,
+            last_error: self.last_error,
+            delivered_at: self.delivered_at,
+        })
+    }
+}
+
+impl Store {
+    fn seal_secret(&self, webhook: &Webhook, secret: &str) -> Result<(String, bool), StoreError> {
+        match self.sealer() {
+            Some(sealer) => sealer
+                .seal_text(&webhook.workspace, &secret_place(&webhook.id), secret)
+                .map(|sealed| (sealed, true))
+                .map_err(StoreError::Backend),
+            None => Ok((secret.to_owned(), false)),
+        }
+    }
+
+    async fn webhook_record(&self, key: &RecordId) -> Result<Option<WebhookRecord>, StoreError> {
+        self.db
+            .select(key.clone())
+            .await
+            .map_err(StoreError::from_surreal)
+    }
+
+    /// Stores a new endpoint with its signing secret.
+    pub async fn create_webhook(&self, webhook: &Webhook, secret: &str) -> Result<(), StoreError> {
+        let (secret, sealed_secret) = self.seal_secret(webhook, secret)?;
+        let record = WebhookRecord {
+            id: webhook_key(&webhook.workspace, &webhook.id),
+            webhook_id: webhook.id.as_str().to_owned(),
+            workspace: webhook.workspace.as_str().to_owned(),
+            url: webhook.url.clone(),
+            events: webhook
+                .events
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
+            segments: webhook
+                .segments
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+            secret,
+            sealed_secret,
+            created_at: webhook.created_at,
+            disabled_at: webhook.disabled_at,
+            disabled_reason: webhook.disabled_reason.clone(),
+        };
+        self.write_catalog_record(&webhook.workspace, "CREATE", record.id.clone(), record)
+            .await
+    }
+
+    /// Every endpoint of the workspace, oldest first.
+    pub async fn webhooks(&self, workspace: &WorkspaceId) -> Result<Vec<Webhook>, StoreError> {
+        let records: Vec<WebhookRecord> = self
+            .workspace_records(WEBHOOK_TABLE, workspace, "created_at, webhook_id")
+            .await?;
+        records
+            .into_iter()
+            .map(WebhookRecord::into_webhook)
+            .collect()
+    }
+
+    /// The endpoint's signing secret (`whsec_…`), `None` when there is no such endpoint.
+    pub async fn webhook_secret(
+        &self,
+        workspace: &WorkspaceId,
+        id: &WebhookId,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(record) = self.webhook_record(&webhook_key(workspace, id)).await? else {
+            return Ok(None);
+        };
+        if !record.sealed_secret {
+            return Ok(Some(record.secret));
+        }
+        let sealer = self.sealer().ok_or_else(|| {
+            StoreError::Corrupt(format!("webhook `{id}` is sealed and no key is loaded"))
+        })?;
+        sealer
+            .open_text(workspace, &secret_place(id), &record.secret)
+            .map(Some)
+            .map_err(|error| StoreError::Corrupt(format!("webhook `{id}`: {error}")))
+    }
+
+    /// Replaces the endpoint's signing secret; `false` when there is no such endpoint.
+    pub async fn rotate_webhook_secret(
+        &self,
+        webhook: &Webhook,
+        secret: &str,
+    ) -> Result<bool, StoreError> {
+        let (sealed, is_sealed) = self.seal_secret(webhook, secret)?;
+        self.update_webhook(
+            webhook,
+            "secret = {a}, sealed_secret = {b}",
+            (sealed, is_sealed),
+        )
+        .await
+    }
+
+    /// Stops deliveries to the endpoint (it answered 410 Gone): it stays listed, disabled,
+    /// and its pending deliveries are given up.
+    pub async fn disable_webhook(
+        &self,
+        webhook: &Webhook,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = self
+            .update_webhook(
+                webhook,
+                "disabled_at = disabled_at ?? {a}, disabled_reason = disabled_reason ?? {b}",
+                (at, reason.to_owned()),
+            )
+            .await?;
+        self.db
+            .query(
+                "UPDATE webhook_delivery SET status = 'FAILED', next_attempt_at = NONE, \
+                 last_error = last_error ?? 'endpoint disabled' \
+                 WHERE status = 'PENDING' AND workspace = $workspace AND webhook = $webhook \
+                 RETURN NONE",
+            )
+            .bind(("workspace", webhook.workspace.as_str().to_owned()))
+            .bind(("webhook", webhook.id.as_str().to_owned()))
+            .await
+            .and_then(|response| response.check())
+            .map_err(StoreError::from_surreal)?;
+        Ok(updated)
+    }
+
+    /// Sets two fields of an endpoint (`{a}` and `{b}` in `assignments`) in a catalogue write.
+    async fn update_webhook<A: SurrealValue, B: SurrealValue>(
+        &self,
+        webhook: &Webhook,
+        assignments: &str,
+        (a, b): (A, B),
+    ) -> Result<bool, StoreError> {
+        let key = webhook_key(&webhook.workspace, &webhook.id);
+        if self.webhook_record(&key).await?.is_none() {
+            return Ok(false);
+        }
+        let mut write = CatalogWrite::new(&webhook.workspace);
+        let record = write.bind(key);
+        let a = write.bind(a);
+        let b = write.bind(b);
+        let assignments = assignments.replace("{a}", &a).replace("{b}", &b);
+        write.statement(format!("UPDATE {record} SET {assignments} RETURN NONE"));
+        self.commit_catalog(write).await?;
+        Ok(true)
+    }
+
+    /// Deletes the endpoint and its deliveries; `false` when there is no such endpoint.
+    pub async fn delete_webhook(
+        &self,
+        workspace: &WorkspaceId,
+        id: &WebhookId,
+    ) -> Result<bool, StoreError> {
+        let key = webhook_key(workspace, id);
+        if self.webhook_record(&key).await?.is_none() {
+            return Ok(false);
+        }
+        let mut write = CatalogWrite::new(workspace);
+        let record = write.bind(key);
+        let range = write.bind(RecordId::new(
+            DELIVERY_TABLE,
+            RecordIdKey::Range(Box::new(delivery_range(workspace, id, None))),
+        ));
+        write.statement(format!("DELETE {record} RETURN NONE"));
+        write.statement(format!("DELETE {range} RETURN NONE"));
+        self.commit_catalog(write).await?;
+        Ok(true)
+    }
+
+    /// Up to `limit` pending deliveries of the endpoint, in message order.
+    pub async fn pending_deliveries(
+        &self,
+        workspace: &WorkspaceId,
+        id: &WebhookId,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        let mut response = self
+            .db
+            .query(
+                "SELECT * FROM webhook_delivery WHERE status = 'PENDING' AND webhook = $webhook \
+                 AND workspace = $workspace ORDER BY id LIMIT $limit",
+            )
+            .bind(("workspace", workspace.as_str().to_owned()))
+            .bind(("webhook", id.as_str().to_owned()))
+            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let records: Vec<DeliveryRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        records
+            .into_iter()
+            .map(DeliveryRecord::into_delivery)
+            .collect()
+    }
+
+    /// Deletes delivered and failed deliveries enqueued before `before`; returns how many.
+    pub async fn prune_webhook_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut response = self
+            .db
+            .query(
+                "(DELETE webhook_delivery WHERE status != 'PENDING' AND created_at < $before \
+                 RETURN BEFORE).len()",
+            )
+            .bind(("before", before))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let deleted: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(deleted.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    /// Writes a delivery as it stands after an attempt (or enqueues a new one).
+    pub async fn save_delivery(&self, delivery: &WebhookDelivery) -> Result<(), StoreError> {
+        let record = DeliveryRecord::of(delivery);
+        self.db
+            .query("UPSERT $id CONTENT $record RETURN NONE")
+            .bind(("id", record.id.clone()))
+            .bind(("record", record))
+            .await
+            .and_then(|response| response.check())
+            .map(|_| ())
+            .map_err(StoreError::from_surreal)
+    }
+
+    /// Up to `limit` deliveries of the endpoint, newest first, older than message `before`.
+    pub async fn webhook_deliveries(
+        &self,
+        workspace: &WorkspaceId,
+        id: &WebhookId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        let range = RecordId::new(
+            DELIVERY_TABLE,
+            RecordIdKey::Range(Box::new(delivery_range(workspace, id, before))),
+        );
+        let mut response = self
+            .db
+            .query("SELECT * FROM $range ORDER BY id DESC LIMIT $limit")
+            .bind(("range", range))
+            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let records: Vec<DeliveryRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        records
+            .into_iter()
+            .map(DeliveryRecord::into_delivery)
+            .collect()
+    }
+}
+
+/// The deliveries of one endpoint, up to (not including) message `before` when given.
+fn delivery_range(
+    workspace: &WorkspaceId,
+    id: &WebhookId,
+    before: Option<&str>,
+) -> RecordIdKeyRange {
+    use std::ops::Bound;
+    RecordIdKeyRange {
+        start: Bound::Included(delivery_key(workspace, id, String::new())),
+        end: Bound::Excluded(delivery_key(
+            workspace,
+            id,
+            before.unwrap_or(AFTER_ALL_MESSAGES).to_owned(),
+        )),
+    }
+}

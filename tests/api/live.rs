@@ -1,0 +1,466 @@
+//! The live side: ENTER/EXIT of saved segments over a WebSocket subscription (graphql-transport-ws)
+//! and in the durable `segmentChanges` feed, for writes, merges, deletions, edits and time.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{ADMIN_KEY, TestApp};
+
+const SAVE: &str = "mutation($slug: String!, $text: String!) { saveSegment(input: { slug: $slug, name: $slug, text: $text }) { slug } }";
+const MEMBERSHIP: &str = "subscription($slug: String!, $after: String) { segmentMembership(slug: $slug, after: $after) { cursor slug contactId kind at cause } }";
+const FEED: &str = "query($slug: String!, $first: Int!, $after: String) { segmentChanges(slug: $slug, first: $first, after: $after) { edges { cursor node { contactId kind at cause } } pageInfo { hasNextPage endCursor } } }";
+
+/// How long a test waits for one message.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A graphql-transport-ws client.
+struct Subscriber {
+    socket: Socket,
+}
+
+impl Subscriber {
+    /// Connects to `/graphql/ws` without sending anything.
+    async fn open(app: &TestApp) -> Self {
+        let mut request = format!("ws://{}/graphql/ws", app.address)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        Self { socket }
+    }
+
+    /// Connects and initialises with `key`; expects the acknowledgement.
+    async fn connect(app: &TestApp, key: &str) -> Self {
+        let mut subscriber = Self::open(app).await;
+        subscriber
+            .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } }))
+            .await;
+        assert_eq!(subscriber.message().await["type"], "connection_ack");
+        subscriber
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// Starts operation `id`.
+    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// The next protocol message (pings answered).
+    async fn message(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("a message in time")
+                .expect("the socket is open")
+                .unwrap();
+            match frame {
+                Message::Text(text) => {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    if message["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return message;
+                }
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next `segmentMembership` entry.
+    async fn entry(&mut self) -> Value {
+        let message = self.message().await;
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"]["errors"].is_null(), "{message}");
+        message["payload"]["data"]["segmentMembership"].clone()
+    }
+
+    /// Asserts nothing arrives for `quiet`.
+    async fn silent_for(&mut self, quiet: Duration) {
+        if let Ok(frame) = tokio::time::timeout(quiet, self.socket.next()).await {
+            panic!("unexpected message: {frame:?}");
+        }
+    }
+
+    /// The close code the server ends the connection with.
+    async fn close_code(&mut self) -> u16 {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(15), self.socket.next())
+                .await
+                .expect("closed in time");
+            match frame {
+                Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
+                Some(Err(error)) => panic!("socket error: {error}"),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+async fn app_with_segments(segments: &[(&str, &str)]) -> TestApp {
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    app.define_attribute("trial_at", "DATETIME").await;
+    for (slug, text) in segments {
+        app.data(SAVE, json!({ "slug": slug, "text": text })).await;
+    }
+    app
+}
+
+fn id_of(contact: &Value) -> String {
+    contact["id"].as_str().unwrap().to_owned()
+}
+
+/// The whole feed of `slug`, page by page.
+async fn whole_feed(app: &TestApp, slug: &str) -> Vec<Value> {
+    let mut entries = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app
+            .data(FEED, json!({ "slug": slug, "first": 2, "after": after }))
+            .await["segmentChanges"]
+            .clone();
+        entries.extend(page["edges"].as_array().unwrap().iter().cloned());
+        if page["pageInfo"]["hasNextPage"] == false {
+            return entries;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_sees_enter_and_exit_for_writes_merges_and_deletions() {
+    let app = app_with_segments(&[("pros", "plan = \"pro\"")]).await;
+    let mut subscriber = Subscriber::connect(&app, ADMIN_KEY).await;
+    subscriber
+        .subscribe("1", MEMBERSHIP, json!({ "slug": "pros" }))
+        .await;
+    // Subscribed from now: give the server a moment to take its starting cursor.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let ann = id_of(
+        &app.upsert(json!({ "externalId": "ann", "attributes": { "plan": "pro" } }))
+            .await,
+    );
+    let entered = subscriber.entry().await;
+    assert_eq!(entered["contactId"], ann);
+    assert_eq!(entered["kind"], "ENTER");
+    assert_eq!(entered["cause"], "CONTACT_CHANGED");
+    assert_eq!(entered["slug"], "pros");
+
+    // A write that keeps her a member records nothing; one that takes her out records EXIT.
+    app.upsert(json!({ "externalId": "ann", "name": "Ann" }))
+        .await;
+    app.upsert(json!({ "externalId": "ann", "attributes": { "plan": "free" } }))
+        .await;
+    let left = subscriber.entry().await;
+    assert_eq!(
+        (left["contactId"].clone(), left["kind"].clone()),
+        (json!(ann), json!("EXIT"))
+    );
+
+    // A merge: the absorbed member leaves (removed), the survivor stays out (its plan wins).
+    let bob = id_of(
+        &app.upsert(json!({ "externalId": "bob", "attributes": { "plan": "pro" } }))
+            .await,
+    );
+    assert_eq!(subscriber.entry().await["contactId"], bob);
+    let merge = app
+        .data(
+            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a, strategy: { externalId: SURVIVOR }) { id } }",
+            json!({ "s": ann, "a": bob }),
+        )
+        .await["mergeContacts"]["id"]
+        .clone();
+    let absorbed = subscriber.entry().await;
+    assert_eq!(absorbed["contactId"], bob);
+    assert_eq!(absorbed["kind"], "EXIT");
+    assert_eq!(absorbed["cause"], "CONTACT_REMOVED");
+
+    // Undoing it brings Bob back.
+    app.data(
+        "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+        json!({ "m": merge }),
+    )
+    .await;
+    let back = subscriber.entry().await;
+    assert_eq!(
+        (back["contactId"].clone(), back["kind"].clone()),
+        (json!(bob), json!("ENTER"))
+    );
+
+    // Deleting a member records its EXIT.
+    app.data(
+        "mutation($id: ID!) { deleteContact(id: $id) }",
+        json!({ "id": bob }),
+    )
+    .await;
+    let deleted = subscriber.entry().await;
+    assert_eq!(deleted["contactId"], bob);
+    assert_eq!(deleted["kind"], "EXIT");
+    assert_eq!(deleted["cause"], "CONTACT_REMOVED");
+    subscriber.silent_for(Duration::from_millis(500)).await;
+
+    // The feed holds the same entries, in the same order.
+    let feed: Vec<(Value, Value)> = whole_feed(&app, "pros")
+        .await
+        .iter()
+        .map(|edge| {
+            (
+                edge["node"]["contactId"].clone(),
+                edge["node"]["kind"].clone(),
+            )
+        })
+        .collect();
+    let expected: Vec<(Value, Value)> = [
+        (&ann, "ENTER"),
+        (&ann, "EXIT"),
+        (&bob, "ENTER"),
+        (&bob, "EXIT"),
+        (&bob, "ENTER"),
+        (&bob, "EXIT"),
+    ]
+    .iter()
+    .map(|(id, kind)| (json!(id), json!(kind)))
+    .collect();
+    assert_eq!(feed, expected);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_relative_segments_change_at_the_exact_moment() {
+    let app = app_with_segments(&[("fresh-trials", "trial_at within 3s")]).await;
+    let mut subscriber = Subscriber::connect(&app, ADMIN_KEY).await;
+    subscriber
+        .subscribe("t", MEMBERSHIP, json!({ "slug": "fresh-trials" }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started: DateTime<Utc> = Utc::now();
+    let carl = id_of(
+        &app.upsert(
+            json!({ "externalId": "carl", "attributes": { "trial_at": started.to_rfc3339() } }),
+        )
+        .await,
+    );
+    let entered = subscriber.entry().await;
+    assert_eq!(
+        (entered["contactId"].clone(), entered["kind"].clone()),
+        (json!(carl), json!("ENTER"))
+    );
+
+    let left = subscriber.entry().await;
+    let received = Utc::now();
+    assert_eq!(left["contactId"], carl);
+    assert_eq!(left["kind"], "EXIT");
+    assert_eq!(left["cause"], "TIME");
+    let at: DateTime<Utc> = left["at"].as_str().unwrap().parse().unwrap();
+    let exact = started + chrono::TimeDelta::seconds(3);
+    assert!(
+        (at - exact).abs() < chrono::TimeDelta::milliseconds(2),
+        "recorded at {at}, the condition flipped at {exact}"
+    );
+    assert!(
+        received - exact < chrono::TimeDelta::seconds(1),
+        "delivered {} ms after the moment",
+        (received - exact).num_milliseconds()
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_segment_records_the_difference_of_its_members() {
+    let app = app_with_segments(&[("pros", "plan = \"pro\"")]).await;
+    let ann = id_of(
+        &app.upsert(json!({ "externalId": "ann", "attributes": { "plan": "pro" } }))
+            .await,
+    );
+    let bob = id_of(
+        &app.upsert(json!({ "externalId": "bob", "attributes": { "plan": "free" } }))
+            .await,
+    );
+    let cid = id_of(
+        &app.upsert(json!({ "externalId": "cid", "attributes": { "plan": "pro" } }))
+            .await,
+    );
+    app.latest("{ contacts(first: 1) { totalCount } }").await;
+    let before = whole_feed(&app, "pros").await.len();
+
+    app.data(SAVE, json!({ "slug": "pros", "text": "plan in [\"free\", \"pro\"] and not external_id = \"cid\"" }))
+        .await;
+    let deadline = Instant::now() + PATIENCE;
+    let edited = loop {
+        let feed = whole_feed(&app, "pros").await;
+        let edited: Vec<Value> = feed[before..]
+            .iter()
+            .map(|edge| edge["node"].clone())
+            .collect();
+        if !edited.is_empty() || Instant::now() > deadline {
+            break edited;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut changes: Vec<(String, String, String)> = edited
+        .iter()
+        .map(|node| {
+            (
+                node["contactId"].as_str().unwrap().to_owned(),
+                node["kind"].as_str().unwrap().to_owned(),
+                node["cause"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    changes.sort();
+    let mut expected = vec![
+        (bob.clone(), "ENTER".to_owned(), "SEGMENT_EDITED".to_owned()),
+        (cid.clone(), "EXIT".to_owned(), "SEGMENT_EDITED".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(changes, expected, "ann ({ann}) stays and records nothing");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_survives_a_restart_and_a_subscriber_resumes_from_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = qwry_contacts::config::DatabaseUrl::RocksDb(dir.path().join("store"));
+    let index_dir = dir.path().join("data");
+    let app = TestApp::spawn_with(url.clone(), index_dir.clone()).await;
+    app.define_attribute("plan", "STRING").await;
+    app.data(SAVE, json!({ "slug": "pros", "text": "plan = \"pro\"" }))
+        .await;
+    // Each write searchable before the next: writes within one indexer step record their net
+    // change only.
+    for (external_id, plan) in [("a", "pro"), ("b", "pro"), ("a", "free")] {
+        app.upsert(json!({ "externalId": external_id, "attributes": { "plan": plan } }))
+            .await;
+        app.latest("{ contacts(first: 1) { totalCount } }").await;
+    }
+    let before = whole_feed(&app, "pros").await;
+    assert_eq!(before.len(), 3);
+    app.stop().await;
+
+    let app = TestApp::spawn_with(url, index_dir).await;
+    assert_eq!(
+        whole_feed(&app, "pros").await,
+        before,
+        "the same feed after a restart"
+    );
+
+    // A subscriber that saw the first entry resumes after it: the rest first, then live.
+    let mut subscriber = Subscriber::connect(&app, ADMIN_KEY).await;
+    let first_cursor = before[0]["cursor"].clone();
+    subscriber
+        .subscribe(
+            "r",
+            MEMBERSHIP,
+            json!({ "slug": "pros", "after": first_cursor }),
+        )
+        .await;
+    for edge in &before[1..] {
+        let entry = subscriber.entry().await;
+        assert_eq!(entry["cursor"], edge["cursor"]);
+        assert_eq!(entry["kind"], edge["node"]["kind"]);
+    }
+    let c = id_of(
+        &app.upsert(json!({ "externalId": "c", "attributes": { "plan": "pro" } }))
+            .await,
+    );
+    let live = subscriber.entry().await;
+    assert_eq!(
+        (live["contactId"].clone(), live["kind"].clone()),
+        (json!(c), json!("ENTER"))
+    );
+
+    let after = whole_feed(&app, "pros").await;
+    assert_eq!(after[..3], before[..], "what came before is unchanged");
+    assert_eq!(after.len(), 4);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_without_a_valid_key_or_init_are_closed_with_protocol_codes() {
+    let app = app_with_segments(&[("pros", "plan = \"pro\"")]).await;
+
+    let mut wrong_key = Subscriber::open(&app).await;
+    wrong_key
+        .send(json!({ "type": "connection_init", "payload": { "authorization": "Bearer qwry_wrong" } }))
+        .await;
+    assert_eq!(wrong_key.close_code().await, 4403);
+
+    let mut no_key = Subscriber::open(&app).await;
+    no_key.send(json!({ "type": "connection_init" })).await;
+    assert_eq!(no_key.close_code().await, 4403);
+
+    let started = Instant::now();
+    let mut silent = Subscriber::open(&app).await;
+    assert_eq!(silent.close_code().await, 4408);
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "closed after the 10 s grace"
+    );
+
+    // Scopes apply as on queries: a key without contacts:read may not follow members.
+    let (segments_only, _) = app.create_key(&["segments:read"], json!(null)).await;
+    let mut limited = Subscriber::connect(&app, &segments_only).await;
+    limited
+        .subscribe("x", MEMBERSHIP, json!({ "slug": "pros" }))
+        .await;
+    let refused = limited.message().await;
+    assert_eq!(refused["type"], "next", "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+
+    // An unknown segment is NOT_FOUND, on the subscription and on the feed.
+    let mut subscriber = Subscriber::connect(&app, ADMIN_KEY).await;
+    subscriber
+        .subscribe("y", MEMBERSHIP, json!({ "slug": "nope" }))
+        .await;
+    let unknown = subscriber.message().await;
+    assert_eq!(
+        unknown["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{unknown}"
+    );
+    assert_eq!(
+        app.error_code(FEED, json!({ "slug": "nope", "first": 10 }))
+            .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        app.error_code(
+            FEED,
+            json!({ "slug": "pros", "first": 10, "after": "not-a-cursor" })
+        )
+        .await,
+        "INVALID_INPUT"
+    );
+    app.stop().await;
+}
