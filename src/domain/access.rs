@@ -236,6 +236,7 @@ impl FieldPolicy {
         match field {
             Field::Builtin(builtin) => self.allows_builtin(governing_name(*builtin)),
             Field::Attribute(name) => self.allows_attribute(name),
+            Field::EventCount(_) | Field::EventAt(..) => self.allows_builtin("events"),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! idempotently (by the conversation's id, by an optional event id), belong to one contact,
 //! move with it when it is merged away, and come back when the merge is undone.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -241,16 +243,87 @@ pub struct ActivitySummary {
     /// conversation start. It only moves earlier, except when an unmerge takes back what a
     /// merge brought.
     pub first_seen_at: Option<DateTime<Utc>>,
+    /// Per event name: how many and when the latest happened (what segments test).
+    pub events: BTreeMap<String, EventRollup>,
+}
+
+/// How many times the latest happenings of one event are kept per contact: segments test
+/// `event "x" count >= N within W` for N up to this.
+pub const MAX_EVENT_WINDOW_COUNT: usize = 20;
+
+/// One event name's occurrences on a contact, in numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventRollup {
+    /// How many times it happened.
+    pub count: u64,
+    /// When it happened, latest first, at most [`MAX_EVENT_WINDOW_COUNT`].
+    pub latest: Vec<DateTime<Utc>>,
+}
+
+impl EventRollup {
+    /// The rollup with one more occurrence at `at`.
+    pub fn with(&self, at: DateTime<Utc>) -> Self {
+        let mut latest = self.latest.clone();
+        let place = latest.partition_point(|kept| *kept >= at);
+        latest.insert(place, at);
+        latest.truncate(MAX_EVENT_WINDOW_COUNT);
+        Self {
+            count: self.count + 1,
+            latest,
+        }
+    }
+
+    /// Both rollups together (a merge).
+    pub fn combine(&self, other: &Self) -> Self {
+        let mut latest: Vec<DateTime<Utc>> =
+            self.latest.iter().chain(&other.latest).copied().collect();
+        latest.sort_unstable_by(|a, b| b.cmp(a));
+        latest.truncate(MAX_EVENT_WINDOW_COUNT);
+        Self {
+            count: self.count + other.count,
+            latest,
+        }
+    }
+
+    /// The rollup of occurrences at `times` (in any order).
+    pub fn of(times: impl IntoIterator<Item = DateTime<Utc>>) -> Self {
+        let mut latest: Vec<DateTime<Utc>> = times.into_iter().collect();
+        let count = latest.len() as u64;
+        latest.sort_unstable_by(|a, b| b.cmp(a));
+        latest.truncate(MAX_EVENT_WINDOW_COUNT);
+        Self { count, latest }
+    }
 }
 
 impl ActivitySummary {
     /// The summary of two contacts' activity together (a merge).
     pub fn combine(&self, other: &Self) -> Self {
+        let mut events = self.events.clone();
+        for (name, rollup) in &other.events {
+            let combined = events
+                .get(name)
+                .map_or_else(|| rollup.clone(), |mine| mine.combine(rollup));
+            events.insert(name.clone(), combined);
+        }
         Self {
             conversation_count: self.conversation_count + other.conversation_count,
             last_conversation_at: self.last_conversation_at.max(other.last_conversation_at),
             first_seen_at: earliest(self.first_seen_at, other.first_seen_at),
+            events,
         }
+    }
+
+    /// The summary once event `name` happened at `at`.
+    pub fn with_event(&self, name: &str, at: DateTime<Utc>) -> Self {
+        let mut summary = self.clone();
+        let rollup = summary
+            .events
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+            .with(at);
+        summary.events.insert(name.to_owned(), rollup);
+        summary
     }
 
     /// The summary once a conversation starting at `started_at` is added.
@@ -262,7 +335,14 @@ impl ActivitySummary {
                     .map_or(started_at, |last| last.max(started_at)),
             ),
             first_seen_at: earliest(self.first_seen_at, Some(started_at)),
+            events: self.events.clone(),
         }
+    }
+
+    /// This summary with the event rollups of `other` (a recount of conversations keeps them).
+    pub fn with_events_of(mut self, other: &Self) -> Self {
+        self.events.clone_from(&other.events);
+        self
     }
 
     /// This summary, seen no later than `at` as well.
@@ -298,6 +378,25 @@ mod tests {
         assert_eq!(merged.first_seen_at, Some(at(20)));
         assert_eq!(merged.conversation_count, 2);
         assert_eq!(merged.last_conversation_at, Some(at(70)));
+    }
+
+    #[test]
+    fn event_rollups_keep_the_count_and_the_latest_times() {
+        let at = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        let mut summary = ActivitySummary::default();
+        for second in [30, 10, 20] {
+            summary = summary.with_event("purchase", at(second));
+        }
+        let purchase = &summary.events["purchase"];
+        assert_eq!(purchase.count, 3);
+        assert_eq!(purchase.latest, [at(30), at(20), at(10)]);
+        let other = ActivitySummary::default().with_event("purchase", at(25));
+        let merged = summary.combine(&other).events["purchase"].clone();
+        assert_eq!(merged, EventRollup::of([at(10), at(20), at(25), at(30)]));
+        let many = EventRollup::of((0..100).map(at));
+        assert_eq!(many.count, 100);
+        assert_eq!(many.latest.len(), MAX_EVENT_WINDOW_COUNT);
+        assert_eq!(many.latest[0], at(99));
         assert_eq!(earliest(None, None), None);
     }
 

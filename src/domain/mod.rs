@@ -20,8 +20,8 @@ pub use access::{
     ApiKey, ApiKeyId, Caller, FieldPolicy, GOVERNED_FIELDS, NameSet, Scope, Scopes, parse_key_name,
 };
 pub use activity::{
-    ActivityId, ActivitySummary, Conversation, ConversationInput, Event, EventName,
-    MAX_EVENT_NAME_BYTES, earliest, event_properties,
+    ActivityId, ActivitySummary, Conversation, ConversationInput, Event, EventName, EventRollup,
+    MAX_EVENT_NAME_BYTES, MAX_EVENT_WINDOW_COUNT, earliest, event_properties,
 };
 pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,

@@ -5,7 +5,8 @@ use async_graphql::{Enum, InputObject, OneofObject};
 use chrono::{DateTime, Utc};
 use qwry_segment::Span;
 use qwry_segment::ast::{
-    CmpOp, Condition, Duration, Expr, FieldRef, Literal, Offset, Op, Unit, Value,
+    CmpOp, Condition, Duration, EventCondition, EventTest, Expr, FieldRef, Literal, Offset, Op,
+    Unit, Value,
 };
 use serde_json::{Value as Json, json};
 
@@ -27,6 +28,110 @@ pub enum SegmentExprInput {
     Condition(ConditionInput),
     /// Membership of the saved segment with this slug.
     InSegment(String),
+    /// A test on the contact's events of one name.
+    Event(EventConditionInput),
+}
+
+/// What an event condition tests.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub enum EventTestKind {
+    /// `event "name" exists`: it happened at least once.
+    Exists,
+    /// `event "name" not exists`: it never happened.
+    NotExists,
+    /// `event "name" count <operator> <count> [within <within>]`.
+    Count,
+    /// `event "name" within <within>`: at least once in that window.
+    Within,
+}
+
+/// `event "purchase" count >= 2 within 30d` as a builder sends it.
+#[derive(InputObject, Debug, Clone)]
+pub struct EventConditionInput {
+    /// The event name, as recorded (`purchase`).
+    pub name: String,
+    /// What to test.
+    pub test: EventTestKind,
+    /// For `COUNT`: `EQ`, `NE`, `LT`, `LE`, `GT` or `GE`.
+    pub operator: Option<SegmentOperator>,
+    /// For `COUNT`: the number compared with.
+    pub count: Option<u32>,
+    /// For `WITHIN`, and optionally `COUNT`: the window, e.g. `30d`.
+    pub within: Option<String>,
+}
+
+impl EventConditionInput {
+    fn to_event(&self) -> Result<EventCondition, ServiceError> {
+        let window = self.within.as_deref().map(duration).transpose()?;
+        let zero = Span::default();
+        let test = match self.test {
+            EventTestKind::Exists => EventTest::Exists,
+            EventTestKind::NotExists => EventTest::NotExists,
+            EventTestKind::Within => EventTest::Within(
+                window.ok_or_else(|| invalid("`WITHIN` needs `within`, e.g. `30d`"))?,
+                zero,
+            ),
+            EventTestKind::Count => {
+                let op = match self.operator {
+                    Some(SegmentOperator::Eq) => CmpOp::Eq,
+                    Some(SegmentOperator::Ne) => CmpOp::Ne,
+                    Some(SegmentOperator::Lt) => CmpOp::Lt,
+                    Some(SegmentOperator::Le) => CmpOp::Le,
+                    Some(SegmentOperator::Gt) => CmpOp::Gt,
+                    Some(SegmentOperator::Ge) => CmpOp::Ge,
+                    _ => {
+                        return Err(invalid(
+                            "`COUNT` needs an `operator` of EQ, NE, LT, LE, GT or GE",
+                        ));
+                    }
+                };
+                EventTest::Count {
+                    op,
+                    count: self.count.ok_or_else(|| invalid("`COUNT` needs `count`"))?,
+                    count_span: zero,
+                    within: window.map(|window| (window, zero)),
+                }
+            }
+        };
+        Ok(EventCondition {
+            name: self.name.clone(),
+            name_span: zero,
+            test,
+            span: zero,
+        })
+    }
+}
+
+/// The `SegmentOperator` spelling of a comparison.
+fn operator_name(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Eq => "EQ",
+        CmpOp::Ne => "NE",
+        CmpOp::Lt => "LT",
+        CmpOp::Le => "LE",
+        CmpOp::Gt => "GT",
+        CmpOp::Ge => "GE",
+    }
+}
+
+fn event_json(event: &EventCondition) -> Json {
+    let cmp = operator_name;
+    match &event.test {
+        EventTest::Exists => json!({ "name": event.name, "test": "EXISTS" }),
+        EventTest::NotExists => json!({ "name": event.name, "test": "NOT_EXISTS" }),
+        EventTest::Within(window, _) => {
+            json!({ "name": event.name, "test": "WITHIN", "within": window.to_string() })
+        }
+        EventTest::Count {
+            op, count, within, ..
+        } => {
+            let mut object = json!({ "name": event.name, "test": "COUNT", "operator": cmp(*op), "count": count });
+            if let Some((window, _)) = within {
+                object["within"] = Json::String(window.to_string());
+            }
+            object
+        }
+    }
 }
 
 /// Operators of conditions.
@@ -148,6 +253,7 @@ impl SegmentExprInput {
             }
             Self::InSegment(slug) => Expr::InSegment(slug.clone(), Span::default()),
             Self::Condition(condition) => Expr::Condition(condition.to_condition()?),
+            Self::Event(event) => Expr::Event(event.to_event()?),
         })
     }
 }
@@ -272,6 +378,7 @@ pub fn expr_json(expr: &Expr) -> Json {
         Expr::Not(operand, _) => json!({ "not": expr_json(operand) }),
         Expr::InSegment(slug, _) => json!({ "inSegment": slug }),
         Expr::Condition(condition) => json!({ "condition": condition_json(condition) }),
+        Expr::Event(event) => json!({ "event": event_json(event) }),
     }
 }
 
@@ -281,14 +388,7 @@ fn condition_json(condition: &Condition) -> Json {
     if condition.field.explicit_attribute {
         object.insert("attribute".into(), Json::Bool(true));
     }
-    let cmp = |op: CmpOp| match op {
-        CmpOp::Eq => "EQ",
-        CmpOp::Ne => "NE",
-        CmpOp::Lt => "LT",
-        CmpOp::Le => "LE",
-        CmpOp::Gt => "GT",
-        CmpOp::Ge => "GE",
-    };
+    let cmp = operator_name;
     let list = |values: &[Literal]| Json::Array(values.iter().map(literal_json).collect());
     let (op, value, to, values, duration) = match &condition.op {
         Op::Compare(op, value) => (cmp(*op), Some(literal_json(value)), None, None, None),

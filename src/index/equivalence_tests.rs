@@ -1,21 +1,23 @@
 //! Property: the index back end and the in-memory evaluator select exactly the same contacts, for
 //! generated contacts (missing values, lists, dates around `now`, odd attribute names, two
-//! workspaces) and generated segments covering every operator and nesting.
+//! workspaces, event rollups) and generated segments covering every operator, event conditions
+//! and nesting.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use qwry_segment::ast::{
-    CmpOp, Condition, Duration, Expr, FieldRef, Literal, Offset, Op, Unit, Value,
+    CmpOp, Condition, Duration, EventCondition, EventTest, Expr, FieldRef, Literal, Offset, Op,
+    Unit, Value,
 };
 use qwry_segment::eval::{EvalContext, matches};
 use qwry_segment::{Catalog, FieldType, Span, check};
 
 use super::{CommitPayload, ContactRecord, IndexChange, PROJECTION_VERSION, SegmentIndex};
 use crate::domain::{
-    ActivitySummary, AttributeName, AttributeValue, Contact, ContactFields, Email, Text,
-    WorkspaceId,
+    ActivitySummary, AttributeName, AttributeValue, Contact, ContactFields, Email, EventRollup,
+    Text, WorkspaceId,
 };
 
 const ATTRIBUTES: &[(&str, FieldType)] = &[
@@ -127,6 +129,7 @@ fn contact() -> impl Strategy<Value = Contact> {
             0u64..4,
             proptest::option::of(instant()),
             proptest::option::of(instant()),
+            events(),
         ),
     )
         .prop_map(
@@ -145,15 +148,86 @@ fn contact() -> impl Strategy<Value = Contact> {
                 let workspace =
                     WorkspaceId::parse(if other_workspace { "other" } else { "main" }).unwrap();
                 let mut contact = Contact::new(workspace, fields, created_at);
-                let (conversation_count, last_conversation_at, first_seen_at) = activity;
+                let (conversation_count, last_conversation_at, first_seen_at, events) = activity;
                 contact.activity = ActivitySummary {
                     conversation_count,
                     last_conversation_at,
                     first_seen_at,
+                    events,
                 };
                 contact
             },
         )
+}
+
+fn comparison() -> impl Strategy<Value = CmpOp> + Clone {
+    proptest::sample::select(
+        &[
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Lt,
+            CmpOp::Le,
+            CmpOp::Gt,
+            CmpOp::Ge,
+        ][..],
+    )
+}
+
+/// Event names contacts have (a third one no contact has).
+const EVENT_NAMES: &[&str] = &["purchase", "page.view", "never"];
+
+/// Each of the first two event names, happening 0 to 25 times (more than the 20 latest kept),
+/// at instants around `now`.
+fn events() -> impl Strategy<Value = BTreeMap<String, EventRollup>> {
+    let times = || proptest::option::of(proptest::collection::vec(instant(), 1..26));
+    (times(), times()).prop_map(|(purchases, views)| {
+        [("purchase", purchases), ("page.view", views)]
+            .into_iter()
+            .filter_map(|(name, times)| Some((name.to_owned(), EventRollup::of(times?))))
+            .collect()
+    })
+}
+
+fn event_condition() -> impl Strategy<Value = Expr> {
+    let cmp = comparison();
+    let days = || {
+        (1u32..40).prop_map(|amount| {
+            (
+                Duration {
+                    amount,
+                    unit: Unit::Days,
+                },
+                Span::default(),
+            )
+        })
+    };
+    let test = prop_oneof![
+        Just(EventTest::Exists),
+        Just(EventTest::NotExists),
+        days().prop_map(|(duration, span)| EventTest::Within(duration, span)),
+        (cmp, 1u32..23, proptest::option::of(days())).prop_map(|(op, count, within)| {
+            // Windowed counts go up to 20 (`> 19` asks for 20).
+            let count = if within.is_some() {
+                count.min(19)
+            } else {
+                count
+            };
+            EventTest::Count {
+                op,
+                count,
+                count_span: Span::default(),
+                within,
+            }
+        }),
+    ];
+    (proptest::sample::select(EVENT_NAMES), test).prop_map(|(name, test)| {
+        Expr::Event(EventCondition {
+            name: name.to_owned(),
+            name_span: Span::default(),
+            test,
+            span: Span::default(),
+        })
+    })
 }
 
 fn literal(value: Value) -> Literal {
@@ -208,16 +282,7 @@ fn condition() -> impl Strategy<Value = Expr> {
             explicit_attribute: explicit,
             span: Span::default(),
         };
-        let cmp = proptest::sample::select(
-            &[
-                CmpOp::Eq,
-                CmpOp::Ne,
-                CmpOp::Lt,
-                CmpOp::Le,
-                CmpOp::Gt,
-                CmpOp::Ge,
-            ][..],
-        );
+        let cmp = comparison();
         let texts = || proptest::collection::vec(text_literal(), 1..3);
         let needle =
             proptest::sample::select(NEEDLES).prop_map(|t| literal(Value::Str(t.to_owned())));
@@ -289,7 +354,7 @@ fn condition() -> impl Strategy<Value = Expr> {
 }
 
 fn segment() -> impl Strategy<Value = Expr> {
-    condition().prop_recursive(4, 24, 3, |inner| {
+    prop_oneof![3 => condition(), 1 => event_condition()].prop_recursive(4, 24, 3, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 2..4).prop_map(Expr::And),
             proptest::collection::vec(inner.clone(), 2..4).prop_map(Expr::Or),

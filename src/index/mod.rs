@@ -72,8 +72,8 @@ pub enum IndexError {
 }
 
 /// The version of what a contact's document holds; an index built at an older one is
-/// rebuilt from the store at start-up (2: the activity built-ins).
-pub const PROJECTION_VERSION: u32 = 2;
+/// rebuilt from the store at start-up (2: the activity built-ins; 3: event rollups).
+pub const PROJECTION_VERSION: u32 = 3;
 
 /// What the index records with every commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

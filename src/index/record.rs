@@ -8,8 +8,9 @@ use crate::domain::{AttributeValue, Contact};
 
 /// The path of a field inside the index's JSON fields: `@name` for built-ins, the attribute's
 /// own name when it is made of `A-Z a-z 0-9 _ -`, and `~` + hex of the name otherwise (dots and
-/// spaces would need escaping in tantivy's JSON paths and fast-field column names). Attribute
-/// names start with a letter and never hold `@` or `~`, so the three forms cannot collide.
+/// spaces would need escaping in tantivy's JSON paths and fast-field column names); an event's
+/// count at `!` + hex of its name, its n-th latest time at `!` + hex + `_n`. Attribute names
+/// start with a letter and never hold `@`, `~` or `!`, so the forms cannot collide.
 pub fn field_path(field: &Field) -> String {
     match field {
         Field::Builtin(builtin) => format!("@{}", builtin.name()),
@@ -20,11 +21,14 @@ pub fn field_path(field: &Field) -> String {
         {
             name.clone()
         }
-        Field::Attribute(name) => {
-            let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
-            format!("~{hex}")
-        }
+        Field::Attribute(name) => format!("~{}", hex(name)),
+        Field::EventCount(name) => format!("!{}", hex(name)),
+        Field::EventAt(name, n) => format!("!{}_{n}", hex(name)),
     }
+}
+
+fn hex(name: &str) -> String {
+    name.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A contact seen through the segment language.
@@ -42,7 +46,19 @@ impl ContactRecord<'_> {
                 attribute_value(value),
             )
         });
-        builtins.chain(attributes).collect()
+        let events = self.0.activity.events.iter().flat_map(|(name, rollup)| {
+            let count = (
+                Field::EventCount(name.clone()),
+                FieldValue::Number(rollup.count as f64),
+            );
+            let times = rollup
+                .latest
+                .iter()
+                .zip(1u32..)
+                .map(|(at, n)| (Field::EventAt(name.clone(), n), FieldValue::Time(*at)));
+            std::iter::once(count).chain(times)
+        });
+        builtins.chain(attributes).chain(events).collect()
     }
 }
 
@@ -56,6 +72,20 @@ impl Record for ContactRecord<'_> {
                 .attributes
                 .get(name.as_str())
                 .map(attribute_value),
+            // Counts stay far below 2^53, so the float is exact.
+            Field::EventCount(name) => self
+                .0
+                .activity
+                .events
+                .get(name)
+                .map(|rollup| FieldValue::Number(rollup.count as f64)),
+            Field::EventAt(name, n) => self
+                .0
+                .activity
+                .events
+                .get(name)
+                .and_then(|rollup| rollup.latest.get(usize::try_from(*n).ok()?.checked_sub(1)?))
+                .map(|at| FieldValue::Time(*at)),
         }
     }
 }

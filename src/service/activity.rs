@@ -196,7 +196,8 @@ impl ActivityService {
                         .activity_summary(workspace, &contact.id, Some(&conversation.id))
                         .await?
                         .with_conversation(conversation.started_at)
-                        .seen_by(contact.first_seen_at()),
+                        .seen_by(contact.first_seen_at())
+                        .with_events_of(&contact.activity),
                 ),
                 Some(_) => None,
             };
@@ -241,45 +242,63 @@ impl ActivityService {
         subject: &ActivitySubject,
         input: EventInput,
     ) -> Result<(Event, Recorded), ServiceError> {
-        let contact = self.subject(workspace, subject).await?;
         let id = input.id.clone().unwrap_or_else(ActivityId::generate);
-        if input.id.is_some()
-            && let Some(existing) = self.store.event(workspace, &id).await?
-        {
-            return if existing.name == input.name && existing.contact == contact.id {
-                Ok((existing, Recorded::Unchanged))
-            } else {
-                Err(ServiceError::Conflict(format!(
-                    "event `{}` was recorded already as `{}` of contact `{}`",
-                    id.as_str(),
-                    existing.name.as_str(),
-                    existing.contact
-                )))
-            };
-        }
-        let now = Utc::now();
-        let event = Event {
-            workspace: workspace.clone(),
-            id,
-            contact: contact.id,
-            name: input.name,
-            at: input.at.unwrap_or(now),
-            properties: input.properties,
-            recorded_at: now,
-        };
-        let mut batch = WriteBatch::new(workspace);
-        batch.create_event(&event);
-        match self.store.commit(batch).await {
-            Ok(()) => Ok((event, Recorded::Created)),
-            // Recorded concurrently under the same id: the first one stands.
-            Err(StoreError::Backend(message)) if message.contains("already exists") => {
-                match self.store.event(workspace, &event.id).await? {
-                    Some(existing) => Ok((existing, Recorded::Unchanged)),
-                    None => Err(ServiceError::Internal(message)),
-                }
+        for _attempt in 0..MAX_ATTEMPTS {
+            let mut contact = self.subject(workspace, subject).await?;
+            if input.id.is_some()
+                && let Some(existing) = self.store.event(workspace, &id).await?
+            {
+                return if existing.name == input.name && existing.contact == contact.id {
+                    Ok((existing, Recorded::Unchanged))
+                } else {
+                    Err(ServiceError::Conflict(format!(
+                        "event `{}` was recorded already as `{}` of contact `{}`",
+                        id.as_str(),
+                        existing.name.as_str(),
+                        existing.contact
+                    )))
+                };
             }
-            Err(other) => Err(other.into()),
+            let now = Utc::now();
+            let event = Event {
+                workspace: workspace.clone(),
+                id: id.clone(),
+                contact: contact.id,
+                name: input.name.clone(),
+                at: input.at.unwrap_or(now),
+                properties: input.properties.clone(),
+                recorded_at: now,
+            };
+            // The contact's rollup of the event moves in the same transaction, so segments
+            // (and the live feed) see it.
+            let mut batch = WriteBatch::new(workspace);
+            batch.create_event(&event);
+            let expected = contact.revision;
+            contact.activity = contact.activity.with_event(event.name.as_str(), event.at);
+            contact.revision += 1;
+            batch.replace_contact(&mut contact, expected);
+            match self.store.commit(batch).await {
+                Ok(()) => {
+                    self.notifier.notify();
+                    return Ok((event, Recorded::Created));
+                }
+                Err(StoreError::WriteConflict) => {
+                    debug!(event = id.as_str(), "event lost a race; retrying");
+                }
+                // Recorded concurrently under the same id: the first one stands.
+                Err(StoreError::Backend(message)) if message.contains("already exists") => {
+                    return match self.store.event(workspace, &event.id).await? {
+                        Some(existing) => Ok((existing, Recorded::Unchanged)),
+                        None => Err(ServiceError::Internal(message)),
+                    };
+                }
+                Err(other) => return Err(other.into()),
+            }
         }
+        Err(ServiceError::Conflict(format!(
+            "the contact of event `{}` is being changed by many requests at once; retry",
+            id.as_str()
+        )))
     }
 
     /// Up to `first` conversations of `contact`, latest start first, after `after`.

@@ -2,7 +2,7 @@
 //! with its current contact and the merges that moved it there (`moves`, last one last), so an
 //! undone merge sends back exactly what it brought.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as JsonValue};
@@ -12,8 +12,8 @@ use super::batch::WriteBatch;
 use super::records::compound_key;
 use super::{Store, StoreError};
 use crate::domain::{
-    ActivityId, ActivitySummary, ContactId, Conversation, Event, EventName, MergeId, Text,
-    WorkspaceId,
+    ActivityId, ActivitySummary, ContactId, Conversation, Event, EventName, EventRollup, MergeId,
+    Text, WorkspaceId,
 };
 
 pub(super) const CONVERSATION_TABLE: &str = "conversation";
@@ -413,12 +413,16 @@ impl Store {
         contact: &ContactId,
         merge: &MergeId,
     ) -> Result<(ActivitySummary, ActivitySummary), StoreError> {
+        let kept_condition = "(array::last(moves) ?? '') != $merge";
+        let returned_condition = "array::last(moves) = $merge";
         let mut response = self
             .db
             .query(format!(
-                "{} {}",
-                summary_statement("(array::last(moves) ?? '') != $merge"),
-                summary_statement("array::last(moves) = $merge")
+                "{} {} {} {}",
+                summary_statement(kept_condition),
+                summary_statement(returned_condition),
+                event_times_statement(kept_condition),
+                event_times_statement(returned_condition),
             ))
             .bind(("workspace", workspace.as_str().to_owned()))
             .bind(("contact", contact.to_string()))
@@ -427,7 +431,14 @@ impl Store {
             .map_err(StoreError::from_surreal)?;
         let kept: Vec<SummaryRow> = response.take(0).map_err(StoreError::from_surreal)?;
         let returned: Vec<SummaryRow> = response.take(1).map_err(StoreError::from_surreal)?;
-        Ok((summary_of(kept), summary_of(returned)))
+        let kept_events: Vec<EventTimeRow> = response.take(2).map_err(StoreError::from_surreal)?;
+        let returned_events: Vec<EventTimeRow> =
+            response.take(3).map_err(StoreError::from_surreal)?;
+        let mut kept = summary_of(kept);
+        kept.events = rollups_of(kept_events);
+        let mut returned = summary_of(returned);
+        returned.events = rollups_of(returned_events);
+        Ok((kept, returned))
     }
 
     /// How many conversations `contact` had and when the latest began, leaving out the
@@ -464,6 +475,33 @@ fn summary_statement(condition: &str) -> String {
     )
 }
 
+/// The statement listing the name and time of every event of `$contact` (in `$workspace`)
+/// that meets `condition`, read back by [`rollups_of`].
+fn event_times_statement(condition: &str) -> String {
+    format!(
+        "SELECT name, at FROM {EVENT_TABLE} \
+         WHERE workspace = $workspace AND contact = $contact AND {condition};"
+    )
+}
+
+#[derive(Debug, SurrealValue)]
+struct EventTimeRow {
+    name: String,
+    at: DateTime<Utc>,
+}
+
+/// Per event name, the rollup of the listed events.
+fn rollups_of(rows: Vec<EventTimeRow>) -> BTreeMap<String, EventRollup> {
+    let mut times: BTreeMap<String, Vec<DateTime<Utc>>> = BTreeMap::new();
+    for row in rows {
+        times.entry(row.name).or_default().push(row.at);
+    }
+    times
+        .into_iter()
+        .map(|(name, times)| (name, EventRollup::of(times)))
+        .collect()
+}
+
 fn summary_of(rows: Vec<SummaryRow>) -> ActivitySummary {
     rows.into_iter()
         .next()
@@ -471,5 +509,6 @@ fn summary_of(rows: Vec<SummaryRow>) -> ActivitySummary {
             conversation_count: u64::try_from(row.count).unwrap_or(0),
             last_conversation_at: row.last,
             first_seen_at: row.first,
+            events: BTreeMap::new(),
         })
 }

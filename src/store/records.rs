@@ -10,8 +10,8 @@ use surrealdb::types::{
 use super::StoreError;
 use crate::domain::{
     ActivitySummary, AttributeDefinition, AttributeName, AttributeType, AttributeValue, Contact,
-    ContactFields, ContactId, Email, ExternalId, MergeRule, Phone, Provenance, SealedValue, Text,
-    Verification, VerificationMethod, WorkspaceId, WrittenBy, earliest,
+    ContactFields, ContactId, Email, EventRollup, ExternalId, MergeRule, Phone, Provenance,
+    SealedValue, Text, Verification, VerificationMethod, WorkspaceId, WrittenBy, earliest,
 };
 
 pub(super) const CONTACT_TABLE: &str = "contact";
@@ -86,6 +86,15 @@ pub(super) struct ContactRecord {
     last_conversation_at: Option<DateTime<Utc>>,
     /// Absent in records written before it was kept (then `last_seen_at` stands in).
     first_seen_at: Option<DateTime<Utc>>,
+    /// Event name to its rollup; absent when the contact has no events.
+    events: Option<BTreeMap<String, EventRollupRecord>>,
+}
+
+/// One event name's rollup, as stored.
+#[derive(Debug, Clone, SurrealValue)]
+pub(super) struct EventRollupRecord {
+    count: i64,
+    latest: Vec<DateTime<Utc>>,
 }
 
 /// A contact's last verified identification, as stored.
@@ -158,6 +167,20 @@ impl ContactRecord {
                 .then(|| i64::try_from(contact.activity.conversation_count).unwrap_or(i64::MAX)),
             last_conversation_at: contact.activity.last_conversation_at,
             first_seen_at: contact.first_seen_at(),
+            events: (!contact.activity.events.is_empty()).then(|| {
+                contact
+                    .activity
+                    .events
+                    .iter()
+                    .map(|(name, rollup)| {
+                        let record = EventRollupRecord {
+                            count: i64::try_from(rollup.count).unwrap_or(i64::MAX),
+                            latest: rollup.latest.clone(),
+                        };
+                        (name.clone(), record)
+                    })
+                    .collect()
+            }),
         }
     }
 
@@ -222,6 +245,18 @@ impl ContactRecord {
                     .unwrap_or(0),
                 last_conversation_at: self.last_conversation_at,
                 first_seen_at: earliest(self.first_seen_at, self.last_seen_at),
+                events: self
+                    .events
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(name, record)| {
+                        let rollup = EventRollup {
+                            count: u64::try_from(record.count).unwrap_or(0),
+                            latest: record.latest,
+                        };
+                        (name, rollup)
+                    })
+                    .collect(),
             },
         })
     }

@@ -343,6 +343,16 @@ async fn bad_activity_input_gets_coded_errors_and_keys_see_what_they_may() {
 }
 
 /// The external ids of the contacts a query lists, in its order.
+/// The external ids of the members of `segment`, sorted, once every earlier write is in.
+async fn members_of(app: &TestApp, segment: &str) -> Vec<String> {
+    let query = format!(
+        "{{ contacts(segment: {segment:?}, first: 10, consistency: LATEST) {{ nodes {{ externalId }} }} }}"
+    );
+    let mut ids = external_ids(&app.data(&query, json!({})).await["contacts"]);
+    ids.sort();
+    ids
+}
+
 fn external_ids(contacts: &Value) -> Vec<String> {
     contacts["nodes"]
         .as_array()
@@ -378,17 +388,7 @@ async fn segments_test_and_order_by_activity() {
     app.upsert(json!({ "externalId": "bob", "lastSeenAt": "2026-11-25T00:00:00Z" }))
         .await;
 
-    let members = |segment: &str| {
-        let query = format!(
-            "{{ contacts(segment: {segment:?}, first: 10, consistency: LATEST) {{ nodes {{ externalId }} }} }}"
-        );
-        let app = &app;
-        async move {
-            let mut ids = external_ids(&app.data(&query, json!({})).await["contacts"]);
-            ids.sort();
-            ids
-        }
-    };
+    let members = |segment: &'static str| members_of(&app, segment);
     assert_eq!(members("conversation_count >= 2").await, ["ann"]);
     assert_eq!(members("conversation_count = 0").await, ["cid", "dan"]);
     assert_eq!(
@@ -593,5 +593,109 @@ async fn events_import_records_ndjson_lines_and_reports_bad_ones_by_line() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_test_events_by_count_and_window_and_merges_add_them_up() {
+    let app = TestApp::spawn().await;
+    for who in ["ann", "bob", "cid"] {
+        app.upsert(json!({ "externalId": who })).await;
+    }
+    let recent = (chrono::Utc::now() - chrono::TimeDelta::days(2)).to_rfc3339();
+    for (who, id, at) in [
+        ("ann", "o-1", recent.as_str()),
+        ("ann", "o-2", recent.as_str()),
+        ("bob", "o-3", "2026-01-10T09:00:00Z"),
+    ] {
+        event(
+            &app,
+            json!({ "externalId": who, "eventId": id, "name": "purchase", "at": at }),
+        )
+        .await;
+    }
+    event(&app, json!({ "externalId": "cid", "name": "page.view" })).await;
+    let members = |segment: &'static str| members_of(&app, segment);
+    assert_eq!(members(r#"event "purchase" exists"#).await, ["ann", "bob"]);
+    assert_eq!(members(r#"event "purchase" not exists"#).await, ["cid"]);
+    assert_eq!(members(r#"event "purchase" count >= 2"#).await, ["ann"]);
+    assert_eq!(members(r#"event "purchase" count = 1"#).await, ["bob"]);
+    assert_eq!(members(r#"event "purchase" within 30d"#).await, ["ann"]);
+    assert_eq!(
+        members(r#"event "purchase" count >= 2 within 7d"#).await,
+        ["ann"]
+    );
+    assert_eq!(
+        members(r#"event "purchase" count < 2 within 7d"#).await,
+        ["bob", "cid"]
+    );
+    assert_eq!(
+        members(r#"event "page.view" exists and not event "purchase" exists"#).await,
+        ["cid"]
+    );
+
+    // The structured input builders send means the same.
+    let tree = json!({ "event": { "name": "purchase", "test": "COUNT", "operator": "GE", "count": 2, "within": "7d" } });
+    let structured = app
+        .data(
+            "query($tree: SegmentExprInput!) { contacts(where: $tree, consistency: LATEST) { nodes { externalId } } }",
+            json!({ "tree": tree }),
+        )
+        .await;
+    assert_eq!(external_ids(&structured["contacts"]), ["ann"]);
+
+    // A merge adds the absorbed contact's events to the survivor's.
+    let id_of = |who: &'static str| {
+        let app = &app;
+        async move {
+            app.data(
+                "query($e: String!) { contact(externalId: $e) { id } }",
+                json!({ "e": who }),
+            )
+            .await["contact"]["id"]
+                .clone()
+        }
+    };
+    let (bob, cid) = (id_of("bob").await, id_of("cid").await);
+    let merge = app
+        .data(
+            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a, strategy: { externalId: SURVIVOR }) { id } }",
+            json!({ "s": cid, "a": bob }),
+        )
+        .await["mergeContacts"]["id"]
+        .clone();
+    assert_eq!(members(r#"event "purchase" count = 1"#).await, ["cid"]);
+    // Undoing it takes them back.
+    app.data(
+        "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+        json!({ "m": merge }),
+    )
+    .await;
+    assert_eq!(members(r#"event "purchase" count = 1"#).await, ["bob"]);
+    assert_eq!(members(r#"event "page.view" exists"#).await, ["cid"]);
+
+    // Mistakes get coded diagnostics with a span and a hint.
+    let query = "query($s: String!) { contacts(segment: $s) { totalCount } }";
+    let misspelt = app
+        .error(query, json!({ "s": "event \"purchase\" cont >= 2" }))
+        .await;
+    assert_eq!(
+        misspelt["extensions"]["code"], "INVALID_SEGMENT",
+        "{misspelt}"
+    );
+    assert!(
+        misspelt.to_string().contains("did you mean `count`?"),
+        "{misspelt}"
+    );
+    let too_many = app
+        .error(
+            query,
+            json!({ "s": "event \"purchase\" count >= 50 within 30d" }),
+        )
+        .await;
+    assert_eq!(
+        too_many["extensions"]["code"], "INVALID_SEGMENT",
+        "{too_many}"
+    );
     app.stop().await;
 }

@@ -464,3 +464,46 @@ async fn sockets_without_a_valid_key_or_init_are_closed_with_protocol_codes() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_window_enters_on_the_event_and_exits_when_it_ages_out() {
+    let app = TestApp::spawn().await;
+    app.data(
+        SAVE,
+        json!({ "slug": "buyers", "text": "event \"purchase\" within 3s" }),
+    )
+    .await;
+    let mut subscriber = Subscriber::connect(&app, ADMIN_KEY).await;
+    subscriber
+        .subscribe("1", MEMBERSHIP, json!({ "slug": "buyers" }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ann = id_of(&app.upsert(json!({ "externalId": "ann" })).await);
+    let at: DateTime<Utc> = Utc::now();
+    app.data(
+        "mutation($input: RecordEventInput!) { recordEvent(input: $input) { outcome } }",
+        json!({ "input": { "contactId": ann, "name": "purchase", "at": at.to_rfc3339() } }),
+    )
+    .await;
+    let entered = subscriber.entry().await;
+    assert_eq!(
+        (
+            entered["contactId"].clone(),
+            entered["kind"].clone(),
+            entered["cause"].clone()
+        ),
+        (json!(ann), json!("ENTER"), json!("CONTACT_CHANGED"))
+    );
+    let left = subscriber.entry().await;
+    assert_eq!(
+        (left["kind"].clone(), left["cause"].clone()),
+        (json!("EXIT"), json!("TIME"))
+    );
+    let exit_at: DateTime<Utc> = left["at"].as_str().unwrap().parse().unwrap();
+    let expected = at + chrono::TimeDelta::seconds(3);
+    assert!(
+        (exit_at - expected).num_milliseconds().abs() <= 1,
+        "the exit is recorded at the moment the event ages out: {exit_at} vs {expected}"
+    );
+    app.stop().await;
+}

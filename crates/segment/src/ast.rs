@@ -51,6 +51,43 @@ pub enum Expr {
     Condition(Condition),
     /// Membership of a saved segment, by slug.
     InSegment(String, Span),
+    /// A test on the contact's events of one name.
+    Event(EventCondition),
+}
+
+/// `event "name" exists`, `event "name" count >= 2 within 30d`, `event "name" within 7d`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventCondition {
+    /// The event name.
+    pub name: String,
+    /// Where the name is written.
+    pub name_span: Span,
+    /// The test.
+    pub test: EventTest,
+    /// The whole condition.
+    pub span: Span,
+}
+
+/// What an event condition tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventTest {
+    /// It happened at least once.
+    Exists,
+    /// It never happened.
+    NotExists,
+    /// How many times it happened (in the window, when given) compares with `count`.
+    Count {
+        /// The comparison.
+        op: CmpOp,
+        /// The number compared with.
+        count: u32,
+        /// Where the number is written.
+        count_span: Span,
+        /// Only occurrences in the last this long count.
+        within: Option<(Duration, Span)>,
+    },
+    /// It happened at least once in the last this long.
+    Within(Duration, Span),
 }
 
 /// `field operator [value]`.
@@ -275,6 +312,7 @@ impl Expr {
             Self::Not(operand, keyword) => keyword.to(operand.span()),
             Self::Condition(condition) => condition.span,
             Self::InSegment(_, span) => *span,
+            Self::Event(event) => event.span,
         }
     }
 
@@ -291,6 +329,24 @@ impl Expr {
             Self::Or(operands) => Self::Or(operands.iter().map(Expr::without_spans).collect()),
             Self::Not(operand, _) => Self::Not(Box::new(operand.without_spans()), zero),
             Self::InSegment(slug, _) => Self::InSegment(slug.clone(), zero),
+            Self::Event(event) => Self::Event(EventCondition {
+                name: event.name.clone(),
+                name_span: zero,
+                test: match &event.test {
+                    EventTest::Exists => EventTest::Exists,
+                    EventTest::NotExists => EventTest::NotExists,
+                    EventTest::Count {
+                        op, count, within, ..
+                    } => EventTest::Count {
+                        op: *op,
+                        count: *count,
+                        count_span: zero,
+                        within: within.map(|(duration, _)| (duration, zero)),
+                    },
+                    EventTest::Within(duration, _) => EventTest::Within(*duration, zero),
+                },
+                span: zero,
+            }),
             Self::Condition(condition) => Self::Condition(Condition {
                 field: FieldRef {
                     span: zero,
@@ -374,6 +430,28 @@ impl fmt::Display for Expr {
                 f.write_str("in segment ")?;
                 write_quoted(f, slug)
             }
+            Self::Event(event) => write!(f, "{event}"),
+        }
+    }
+}
+
+impl fmt::Display for EventCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("event ")?;
+        write_quoted(f, &self.name)?;
+        match &self.test {
+            EventTest::Exists => f.write_str(" exists"),
+            EventTest::NotExists => f.write_str(" not exists"),
+            EventTest::Count {
+                op, count, within, ..
+            } => {
+                write!(f, " count {} {count}", op.as_str())?;
+                match within {
+                    Some((duration, _)) => write!(f, " within {duration}"),
+                    None => Ok(()),
+                }
+            }
+            EventTest::Within(duration, _) => write!(f, " within {duration}"),
         }
     }
 }

@@ -8,7 +8,10 @@ use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 
-use crate::ast::{CmpOp, Condition, Expr, FieldRef, Literal, Offset, Op, Value};
+use crate::ast::{
+    CmpOp, Condition, Duration, EventCondition, EventTest, Expr, FieldRef, Literal, Offset, Op,
+    Value,
+};
 use crate::error::{Diagnostic, ErrorCode};
 use crate::parser::parse_date;
 use crate::span::Span;
@@ -141,6 +144,10 @@ pub enum Field {
     Builtin(BuiltinField),
     /// A declared custom attribute.
     Attribute(String),
+    /// How many times the named event happened (no value when never).
+    EventCount(String),
+    /// When the `n`-th latest occurrence of the named event happened (1: the latest).
+    EventAt(String, u32),
 }
 
 impl Field {
@@ -157,9 +164,26 @@ impl Field {
                 "attributes.\"{}\"",
                 name.replace('\\', "\\\\").replace('"', "\\\"")
             ),
+            Self::EventCount(name) => format!("event \"{name}\" count"),
+            Self::EventAt(name, n) => format!("event \"{name}\" #{n}"),
+        }
+    }
+
+    /// The field's type.
+    pub fn event_type(&self) -> Option<FieldType> {
+        match self {
+            Self::EventCount(_) => Some(FieldType::Number),
+            Self::EventAt(..) => Some(FieldType::Datetime),
+            Self::Builtin(_) | Self::Attribute(_) => None,
         }
     }
 }
+
+/// Most occurrences a windowed event count may ask for (`count >= 20 within 30d`): the latest
+/// this many of each event are kept per contact.
+pub const MAX_EVENT_WINDOW_COUNT: u32 = 20;
+/// Longest event name (as recorded: `a-z 0-9 _ . : -`).
+const MAX_EVENT_NAME_BYTES: usize = 64;
 
 /// What a segment may refer to: the workspace's attributes and saved segments.
 pub trait Catalog {
@@ -316,6 +340,13 @@ fn check_expr(
                 None
             }
         }
+        Expr::Event(event) => match check_event(event, catalog) {
+            Ok(checked) => Some(checked),
+            Err(diagnostic) => {
+                diagnostics.push(diagnostic);
+                None
+            }
+        },
         Expr::Condition(condition) => match check_condition(condition, catalog) {
             Ok(checked) => Some(checked),
             Err(diagnostic) => {
@@ -324,6 +355,114 @@ fn check_expr(
             }
         },
     }
+}
+
+/// An event condition as tests on the contact's event rollup: "at least `n` times (in the
+/// window)" is "the event's count is at least `n`", or with a window "its `n`-th latest
+/// occurrence is in the window"; every comparison is built from those.
+fn check_event(event: &EventCondition, catalog: &dyn Catalog) -> Result<Checked, Diagnostic> {
+    let name = &event.name;
+    let valid = !name.is_empty()
+        && name.len() <= MAX_EVENT_NAME_BYTES
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b':' | b'-')
+        });
+    if !valid {
+        return Err(Diagnostic::new(
+            ErrorCode::BadLiteral,
+            event.name_span,
+            format!("`{name}` is not an event name"),
+        )
+        .with_hint("event names are 1 to 64 of a-z, 0-9, `_`, `.`, `:`, `-`, as recorded"));
+    }
+    if !catalog.field_approved(&Field::EventCount(name.clone())) {
+        return Err(Diagnostic::new(
+            ErrorCode::FieldNotApproved,
+            event.span,
+            "`events` is not an approved field for this API key".to_owned(),
+        )
+        .with_hint("segments may only test fields the key may read; ask an admin to approve it"));
+    }
+    let at_least = |n: u32, window: Option<Duration>| match window {
+        None => Checked::Test(
+            Field::EventCount(name.clone()),
+            Test::NumberRange(Bound::Included(f64::from(n)), Bound::Unbounded),
+        ),
+        Some(window) => Checked::Test(
+            Field::EventAt(name.clone(), n),
+            Test::TimeRange(
+                Bound::Included(TimePoint::Now(Offset {
+                    negative: true,
+                    duration: Some(window),
+                })),
+                Bound::Unbounded,
+            ),
+        ),
+    };
+    let not = |checked: Checked| Checked::Not(Box::new(checked));
+    let (op, count, count_span, window) = match &event.test {
+        EventTest::Exists => return Ok(at_least(1, None)),
+        EventTest::NotExists => return Ok(not(at_least(1, None))),
+        EventTest::Within(duration, _) => return Ok(at_least(1, Some(*duration))),
+        EventTest::Count {
+            op,
+            count,
+            count_span,
+            within,
+        } => (
+            *op,
+            *count,
+            *count_span,
+            within.map(|(duration, _)| duration),
+        ),
+    };
+    let trivial = |always: bool| {
+        Diagnostic::new(
+            ErrorCode::TypeMismatch,
+            count_span,
+            format!(
+                "`count {} {count}` {} holds",
+                op.as_str(),
+                if always { "always" } else { "never" }
+            ),
+        )
+        .with_hint("a count is 0 or more; write `exists` or `not exists` for \"at least once\" or \"never\"")
+    };
+    let limit = if window.is_some() {
+        MAX_EVENT_WINDOW_COUNT
+    } else {
+        u32::MAX - 1
+    };
+    // The largest `n` an "at least n" below asks for.
+    let highest = match op {
+        CmpOp::Gt | CmpOp::Le | CmpOp::Eq | CmpOp::Ne => count.saturating_add(1),
+        CmpOp::Ge | CmpOp::Lt => count,
+    };
+    if highest > limit {
+        return Err(Diagnostic::new(
+            ErrorCode::TypeMismatch,
+            count_span,
+            format!("a count within a window goes up to {MAX_EVENT_WINDOW_COUNT}"),
+        )
+        .with_hint("the latest 20 occurrences of each event are kept per contact; drop `within` to count them all"));
+    }
+    let exactly = |n: u32| {
+        if n == 0 {
+            not(at_least(1, window))
+        } else {
+            Checked::And(vec![at_least(n, window), not(at_least(n + 1, window))])
+        }
+    };
+    Ok(match op {
+        CmpOp::Ge if count == 0 => return Err(trivial(true)),
+        CmpOp::Ge => at_least(count, window),
+        CmpOp::Gt => at_least(count + 1, window),
+        CmpOp::Lt if count == 0 => return Err(trivial(false)),
+        CmpOp::Lt => not(at_least(count, window)),
+        CmpOp::Le => not(at_least(count + 1, window)),
+        CmpOp::Eq => exactly(count),
+        CmpOp::Ne => not(exactly(count)),
+    })
 }
 
 fn resolve_field(
@@ -707,6 +846,65 @@ mod tests {
             ("tags", FieldType::StringList),
             ("odd name", FieldType::String),
         ]))
+    }
+
+    #[test]
+    fn event_conditions_become_tests_on_the_event_rollup() {
+        let count = |n: f64| {
+            Checked::Test(
+                Field::EventCount("purchase".into()),
+                Test::NumberRange(Bound::Included(n), Bound::Unbounded),
+            )
+        };
+        let within = |n: u32| {
+            Checked::Test(
+                Field::EventAt("purchase".into(), n),
+                Test::TimeRange(
+                    Bound::Included(TimePoint::Now(Offset {
+                        negative: true,
+                        duration: Some(Duration {
+                            amount: 30,
+                            unit: crate::ast::Unit::Days,
+                        }),
+                    })),
+                    Bound::Unbounded,
+                ),
+            )
+        };
+        let not = |c: Checked| Checked::Not(Box::new(c));
+        assert_eq!(checked(r#"event "purchase" exists"#), count(1.0));
+        assert_eq!(checked(r#"event "purchase" not exists"#), not(count(1.0)));
+        assert_eq!(checked(r#"event "purchase" count >= 2"#), count(2.0));
+        assert_eq!(checked(r#"event "purchase" count > 2"#), count(3.0));
+        assert_eq!(checked(r#"event "purchase" count < 2"#), not(count(2.0)));
+        assert_eq!(
+            checked(r#"event "purchase" count >= 2 within 30d"#),
+            within(2)
+        );
+        assert_eq!(
+            checked(r#"event "purchase" count = 1 within 30d"#),
+            Checked::And(vec![within(1), not(within(2))])
+        );
+        assert_eq!(
+            checked(r#"event "purchase" count = 0 within 30d"#),
+            not(within(1))
+        );
+        // A field named `event` is still a field.
+        assert!(diagnostics("event = 1")[0].contains("unknown attribute `event`"));
+    }
+
+    #[test]
+    fn bad_event_conditions_point_at_their_part() {
+        assert!(diagnostics(r#"event "Purchase" exists"#)[0].contains("is not an event name"));
+        assert!(diagnostics(r#"event "purchase" count >= 0"#)[0].contains("always holds"));
+        assert!(diagnostics(r#"event "purchase" count < 0"#)[0].contains("never holds"));
+        assert!(
+            diagnostics(r#"event "purchase" count >= 21 within 30d"#)[0].contains("goes up to 20")
+        );
+        let misspelt = crate::parse(r#"event "purchase" cont >= 2"#).unwrap_err();
+        assert_eq!(misspelt.hint.as_deref(), Some("did you mean `count`?"));
+        let no_number = crate::parse(r#"event "purchase" count >= x"#).unwrap_err();
+        assert!(no_number.message.contains("whole number"), "{no_number:?}");
     }
 
     fn checked(source: &str) -> Checked {

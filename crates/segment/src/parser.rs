@@ -7,7 +7,9 @@
 //! or        = and ("or" and)*
 //! and       = unary ("and" unary)*
 //! unary     = "not" unary | primary
-//! primary   = "(" or ")" | "in" "segment" STRING | condition
+//! primary   = "(" or ")" | "in" "segment" STRING | event | condition
+//! event     = "event" STRING ("exists" | "not" "exists" | "within" DURATION
+//!           | "count" ("=" | "!=" | "<" | "<=" | ">" | ">=") NUMBER ("within" DURATION)?)
 //! condition = field test
 //! field     = NAME | "attributes" "." (NAME | STRING)
 //! test      = ("=" | "!=" | "<" | "<=" | ">" | ">=") value
@@ -22,7 +24,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::ast::{
-    CmpOp, Condition, Duration, Expr, FieldRef, Literal, Offset, Op, Unit, Value, is_keyword,
+    CmpOp, Condition, Duration, EventCondition, EventTest, Expr, FieldRef, Literal, Offset, Op,
+    Unit, Value, is_keyword,
 };
 use crate::error::{Diagnostic, ErrorCode};
 use crate::lexer::{Spanned, Token, tokenize};
@@ -191,7 +194,126 @@ impl Parser {
             };
             return Ok(Expr::InSegment(slug, start.to(spanned.span)));
         }
+        if self.at_keyword("event") && matches!(self.peek_second(), Token::Str(_)) {
+            return self.event();
+        }
         self.condition()
+    }
+
+    /// `event "name"` and its test (the word `event` before a quoted name; a field named
+    /// `event` stays a field).
+    fn event(&mut self) -> Result<Expr, Diagnostic> {
+        let start = self.advance().span;
+        let name = self.advance();
+        let Token::Str(name_text) = name.token else {
+            return Err(self.error("expected the event name in quotes".to_owned()));
+        };
+        let test = if self.eat_keyword("exists").is_some() {
+            EventTest::Exists
+        } else if self.at_keyword("not") && self.second_is_keyword("exists") {
+            self.advance();
+            self.advance();
+            EventTest::NotExists
+        } else if self.eat_keyword("within").is_some() {
+            let (duration, span) = self.duration("within")?;
+            EventTest::Within(duration, span)
+        } else if self.eat_keyword("count").is_some() {
+            let op = match self.advance().token {
+                Token::Eq => CmpOp::Eq,
+                Token::Ne => CmpOp::Ne,
+                Token::Lt => CmpOp::Lt,
+                Token::Le => CmpOp::Le,
+                Token::Gt => CmpOp::Gt,
+                Token::Ge => CmpOp::Ge,
+                other => {
+                    let message = format!(
+                        "expected a comparison (`>=`, `>`, `=`, `!=`, `<`, `<=`) after `count`, found {}",
+                        other.describe()
+                    );
+                    return Err(Diagnostic::new(
+                        ErrorCode::Syntax,
+                        self.tokens[self.pos - 1].span,
+                        message,
+                    ));
+                }
+            };
+            let number = self.advance();
+            let count = match number.token {
+                Token::Number(value)
+                    if value >= 0.0 && value.fract() == 0.0 && value <= f64::from(u32::MAX) =>
+                {
+                    value as u32
+                }
+                other => {
+                    let message = format!(
+                        "expected a whole number after `count {}`, found {}",
+                        op.as_str(),
+                        other.describe()
+                    );
+                    return Err(Diagnostic::new(ErrorCode::Syntax, number.span, message));
+                }
+            };
+            let within = if self.eat_keyword("within").is_some() {
+                Some(self.duration("within")?)
+            } else {
+                None
+            };
+            EventTest::Count {
+                op,
+                count,
+                count_span: number.span,
+                within,
+            }
+        } else {
+            let found = self.peek().clone();
+            let mut diagnostic = self.error(format!(
+                "expected `exists`, `not exists`, `count` or `within` after `event \"{name_text}\"`, found {}",
+                found.describe()
+            ));
+            let suggestion = match &found {
+                Token::Word(word) => ["exists", "count", "within"]
+                    .into_iter()
+                    .map(|candidate| {
+                        (
+                            strsim::damerau_levenshtein(&word.to_lowercase(), candidate),
+                            candidate,
+                        )
+                    })
+                    .filter(|(distance, _)| *distance <= 2)
+                    .min(),
+                _ => None,
+            };
+            diagnostic = match suggestion {
+                Some((_, candidate)) => {
+                    diagnostic.with_hint(format!("did you mean `{candidate}`?"))
+                }
+                None => diagnostic.with_hint(
+                    "e.g. `event \"purchase\" exists`, `event \"purchase\" count >= 2 within 30d`",
+                ),
+            };
+            return Err(diagnostic);
+        };
+        let end = self.tokens[self.pos.saturating_sub(1)].span;
+        Ok(Expr::Event(EventCondition {
+            name: name_text,
+            name_span: name.span,
+            test,
+            span: start.to(end),
+        }))
+    }
+
+    /// A duration after `keyword`, with its span.
+    fn duration(&mut self, keyword: &str) -> Result<(Duration, Span), Diagnostic> {
+        let spanned = self.advance();
+        let Some(duration) = as_duration(&spanned.token) else {
+            let message = format!(
+                "expected a duration such as `30d` after `{keyword}`, found {}",
+                spanned.token.describe()
+            );
+            return Err(Diagnostic::new(ErrorCode::Syntax, spanned.span, message)
+                .with_hint("durations use s, m (minutes), h, d or w, e.g. `within 30d`"));
+        };
+        Ok((duration, spanned.span))
     }
 
     fn field(&mut self) -> Result<FieldRef, Diagnostic> {
@@ -310,16 +432,8 @@ impl Parser {
             }
             "within" => {
                 self.advance();
-                let spanned = self.advance();
-                let Some(duration) = as_duration(&spanned.token) else {
-                    let message = format!(
-                        "expected a duration such as `30d` after `within`, found {}",
-                        spanned.token.describe()
-                    );
-                    return Err(Diagnostic::new(ErrorCode::Syntax, spanned.span, message)
-                        .with_hint("durations use m (minutes), h, d or w, e.g. `within 30d`"));
-                };
-                Op::Within(duration, spanned.span)
+                let (duration, span) = self.duration("within")?;
+                Op::Within(duration, span)
             }
             _ => return Err(self.missing_operator(field)),
         };
@@ -522,6 +636,24 @@ mod tests {
         ] {
             assert_eq!(canonical(source), source);
         }
+    }
+
+    #[test]
+    fn event_conditions_print_back() {
+        for source in [
+            r#"event "purchase" exists"#,
+            r#"event "purchase" not exists"#,
+            r#"event "cart.checkout" within 7d"#,
+            r#"event "purchase" count >= 2"#,
+            r#"event "purchase" count != 3 within 30d and plan = "pro""#,
+            r#"not event "purchase" count < 2 within 12h"#,
+        ] {
+            assert_eq!(canonical(source), source);
+        }
+        assert_eq!(
+            canonical(r#"EVENT "purchase" COUNT >= 2 WITHIN 30d"#),
+            r#"event "purchase" count >= 2 within 30d"#
+        );
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub(super) fn explain_node(
                 .is_some_and(|expansion| evaluate(&expansion.tree, record, now));
             ("segment", matched, None)
         }
-        Expr::Condition(_) => {
+        Expr::Condition(_) | Expr::Event(_) => {
             let workspace = catalog.workspace();
             // A condition has no references: inlining only blinds sensitive literals.
             let checked = check(expr, catalog).ok().and_then(|checked| {
