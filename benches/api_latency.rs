@@ -2,7 +2,9 @@
 //! connections, as a routing engine or a frontend would. Reports p50/p99 latency per request
 //! kind (counts, pages, search with 20 saved segments; routing reads with 50), and requests/s
 //! for `contact(id:)` with 16 concurrent connections; then the console's segment editor, as
-//! the request it sends on every keystroke while a 5-clause segment is typed.
+//! the request it sends on every keystroke while a 5-clause segment is typed; last, the live
+//! side: ENTER latency to a subscription and to a signed webhook under a stream of writes
+//! (`QWRY_BENCH_LIVE_RATE`, default 1,000 a second, for 20 s; see `benches/live`).
 //!
 //! Data: `QWRY_BENCH_CONTACTS` contacts (default 20000) from `benches/data` (20 attributes,
 //! seed 42 + chunk), imported through `POST /v1/contacts/import`, then indexed.
@@ -19,6 +21,7 @@
 // Shared with the other benches; this one uses the generator, not the catalogue.
 #[allow(dead_code)]
 mod data;
+mod live;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -42,6 +45,11 @@ const MIN_SAMPLES: usize = 10;
 const CONNECTIONS: usize = 16;
 /// How long the throughput measurement runs.
 const THROUGHPUT_FOR: Duration = Duration::from_secs(10);
+
+/// Writes per second of the live measurement (`QWRY_BENCH_LIVE_RATE` overrides).
+const LIVE_RATE_DEFAULT: usize = 1_000;
+/// How long the live measurement writes.
+const LIVE_SECONDS: usize = 20;
 
 /// Longest wait for the server to go idle after the load.
 const SETTLE_AT_MOST: Duration = Duration::from_secs(300);
@@ -122,6 +130,7 @@ fn start_server() -> Server {
         .env("RATE_LIMIT_PER_SECOND", "0")
         .env("AUTH_FAILURES_PER_SECOND", "0")
         .env("RUST_LOG", "warn")
+        .env("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
         .stdout(Stdio::null())
         .spawn()
         .expect("server starts");
@@ -444,6 +453,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
+    let live_rate: usize = std::env::var("QWRY_BENCH_LIVE_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LIVE_RATE_DEFAULT);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -536,6 +549,21 @@ fn main() {
         let (rate, p50, p99) = contact_by_id(&base, Arc::new(ids)).await;
         println!(
             "| contact(id:), {CONNECTIONS} connections: {rate:.0} requests/s | {p50:.3} | {p99:.3} | |"
+        );
+        // The live side last: it writes (new contacts entering a saved segment), with the 50
+        // saved segments above evaluated on every write.
+        let live = live::measure(&client, &base, KEY, live_rate, LIVE_SECONDS).await;
+        println!(
+            "| live: {} writes at {:.0}/s (asked {live_rate}/s), each a new contact entering a saved segment (51 saved): the write | {:.3} | {:.3} | {} |",
+            live.writes, live.rate, live.write.0, live.write.1, live.writes
+        );
+        println!(
+            "| live: from the write's request to the ENTER on a `segmentMembership` subscription | {:.3} | {:.3} | {} |",
+            live.subscription.0, live.subscription.1, live.subscription.2
+        );
+        println!(
+            "| live: from the write's request to the signed webhook's receipt on 127.0.0.1 | {:.3} | {:.3} | {} |",
+            live.webhook.0, live.webhook.1, live.webhook.2
         );
     });
     drop(server);

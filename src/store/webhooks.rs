@@ -353,11 +353,22 @@ impl Store {
 
     /// Writes a delivery as it stands after an attempt (or enqueues a new one).
     pub async fn save_delivery(&self, delivery: &WebhookDelivery) -> Result<(), StoreError> {
-        let record = DeliveryRecord::of(delivery);
+        self.save_deliveries(std::slice::from_ref(delivery)).await
+    }
+
+    /// Writes deliveries as they stand after their attempts, in one transaction.
+    pub async fn save_deliveries(&self, deliveries: &[WebhookDelivery]) -> Result<(), StoreError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<DeliveryRecord> = deliveries.iter().map(DeliveryRecord::of).collect();
         self.db
-            .query("UPSERT $id CONTENT $record RETURN NONE")
-            .bind(("id", record.id.clone()))
-            .bind(("record", record))
+            .query(
+                "BEGIN; \
+                 FOR $record IN $records { UPSERT $record.id CONTENT $record RETURN NONE; }; \
+                 COMMIT;",
+            )
+            .bind(("records", records))
             .await
             .and_then(|response| response.check())
             .map(|_| ())

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::warn;
 
 use super::sender::{Attempt, Sender};
-use crate::domain::{DeliveryStatus, WebhookDelivery};
+use crate::domain::{DeliveryStatus, Webhook, WebhookDelivery};
 use crate::service::Catalogs;
 use crate::service::live::FeedEvent;
 use crate::store::{Store, StoreError};
@@ -84,7 +84,8 @@ impl Dispatcher {
     /// Sends every due delivery that heads its contact's queue; returns when the next one
     /// not yet due comes due.
     pub async fn round(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut pending = Vec::new();
+        let mut next_due: Option<DateTime<Utc>> = None;
+        let mut sent = 0;
         for workspace in self.catalogs.workspaces() {
             let state = self.catalogs.workspace(&workspace);
             for hook in state
@@ -92,40 +93,14 @@ impl Dispatcher {
                 .iter()
                 .filter(|hook| hook.disabled_at.is_none())
             {
-                pending.extend(
-                    self.store
-                        .pending_deliveries(&workspace, &hook.id, ROUND_SIZE)
-                        .await?,
-                );
+                let (count, due) = self.round_of(hook).await?;
+                sent += count;
+                next_due = match (next_due, due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             }
         }
-        let now = Utc::now();
-        let mut heads = Vec::new();
-        let mut queued = HashSet::new();
-        let mut next_due: Option<DateTime<Utc>> = None;
-        for delivery in pending {
-            let queue = (
-                delivery.workspace.clone(),
-                delivery.webhook.clone(),
-                delivery
-                    .contact
-                    .map_or_else(|| delivery.id.clone(), |id| id.to_string()),
-            );
-            if !queued.insert(queue) {
-                continue;
-            }
-            match delivery.next_attempt_at {
-                Some(at) if at > now => next_due = Some(next_due.map_or(at, |due| due.min(at))),
-                _ => heads.push(delivery),
-            }
-        }
-        let sent = heads.len();
-        let results: Vec<Result<(), StoreError>> = futures_util::stream::iter(heads)
-            .map(|delivery| self.attempt(delivery))
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<(), _>>()?;
         if sent > 0 {
             // What was sent may have freed the next of its contact's queue.
             return Ok(Some(Utc::now()));
@@ -133,43 +108,78 @@ impl Dispatcher {
         Ok(next_due)
     }
 
-    /// Makes one attempt of `delivery` and records how it went.
-    async fn attempt(&self, mut delivery: WebhookDelivery) -> Result<(), StoreError> {
-        let state = self.catalogs.workspace(&delivery.workspace);
-        let hook = state
-            .webhooks
-            .iter()
-            .find(|hook| hook.id == delivery.webhook);
-        let now = Utc::now();
-        let Some(hook) = hook.filter(|hook| hook.disabled_at.is_none()) else {
-            delivery.status = DeliveryStatus::Failed;
-            delivery.next_attempt_at = None;
-            delivery.last_error = Some("the endpoint was disabled or deleted".to_owned());
-            return self.store.save_delivery(&delivery).await;
-        };
-        let Some(secret) = self
+    /// One round of `hook`'s queue: its due heads sent side by side, their outcomes saved in
+    /// one transaction. Returns how many were sent and when the next not yet due comes due.
+    async fn round_of(&self, hook: &Webhook) -> Result<(usize, Option<DateTime<Utc>>), StoreError> {
+        let pending = self
             .store
-            .webhook_secret(&delivery.workspace, &delivery.webhook)
-            .await?
-        else {
-            return Ok(());
+            .pending_deliveries(&hook.workspace, &hook.id, ROUND_SIZE)
+            .await?;
+        let (heads, next_due) = due_heads(pending, Utc::now());
+        if heads.is_empty() {
+            return Ok((0, next_due));
+        }
+        let Some(secret) = self.store.webhook_secret(&hook.workspace, &hook.id).await? else {
+            return Ok((0, None));
         };
-        let attempt = self
-            .sender
-            .send(&hook.url, &delivery.id, &delivery.payload, &secret, now)
+        let secret = secret.as_str();
+        let settled: Vec<(WebhookDelivery, Attempt)> = futures_util::stream::iter(heads)
+            .map(|mut delivery| async move {
+                let attempt = self
+                    .sender
+                    .send(
+                        &hook.url,
+                        &delivery.id,
+                        &delivery.payload,
+                        secret,
+                        Utc::now(),
+                    )
+                    .await;
+                self.metrics
+                    .webhook_attempt(settle(&mut delivery, attempt.clone(), Utc::now()));
+                (delivery, attempt)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
             .await;
-        let outcome = settle(&mut delivery, attempt.clone(), Utc::now());
-        self.metrics.webhook_attempt(outcome);
-        if attempt == Attempt::Gone {
+        let gone = settled.iter().any(|(_, attempt)| *attempt == Attempt::Gone);
+        let deliveries: Vec<WebhookDelivery> =
+            settled.into_iter().map(|(delivery, _)| delivery).collect();
+        self.store.save_deliveries(&deliveries).await?;
+        if gone {
             self.store
                 .disable_webhook(hook, Utc::now(), "the endpoint answered 410 Gone")
                 .await?;
-            if let Err(error) = self.catalogs.reload(&delivery.workspace).await {
+            if let Err(error) = self.catalogs.reload(&hook.workspace).await {
                 warn!(%error, "reloading the catalogue after disabling a webhook failed");
             }
         }
-        self.store.save_delivery(&delivery).await
+        Ok((deliveries.len(), next_due))
     }
+}
+
+/// The deliveries of `pending` (one endpoint's, in message order) that head their contact's
+/// queue and are due at `now`, and when the first head not yet due comes due.
+fn due_heads(
+    pending: Vec<WebhookDelivery>,
+    now: DateTime<Utc>,
+) -> (Vec<WebhookDelivery>, Option<DateTime<Utc>>) {
+    let mut heads = Vec::new();
+    let mut queued = HashSet::new();
+    let mut next_due: Option<DateTime<Utc>> = None;
+    for delivery in pending {
+        let queue = delivery
+            .contact
+            .map_or_else(|| delivery.id.clone(), |id| id.to_string());
+        if !queued.insert(queue) {
+            continue;
+        }
+        match delivery.next_attempt_at {
+            Some(at) if at > now => next_due = Some(next_due.map_or(at, |due| due.min(at))),
+            _ => heads.push(delivery),
+        }
+    }
+    (heads, next_due)
 }
 
 /// Writes the outcome of an attempt into `delivery`; returns the outcome's metric label.

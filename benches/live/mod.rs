@@ -1,0 +1,245 @@
+//! Event latency under a stream of writes: a paced writer creates contacts that enter the saved
+//! segment `live-flagged` (`live_flag = true`) at a fixed rate, while a `segmentMembership`
+//! subscription (graphql-transport-ws) and a signed webhook to a receiver on 127.0.0.1 report
+//! each ENTER. Latency is measured from the moment the write's request was sent to the moment
+//! the ENTER arrived (so it includes the write itself, whose own latency is reported beside
+//! it). Every other saved segment of the run is evaluated on each write too.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::graphql;
+
+/// Writes in flight at once, at most.
+const IN_FLIGHT: usize = 64;
+/// How long to wait, after the last write, for the last ENTERs.
+const DRAIN: Duration = Duration::from_secs(15);
+
+/// Receipt times by contact id.
+type Receipts = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// What one run measured.
+pub struct LiveReport {
+    /// Writes sent.
+    pub writes: usize,
+    /// Writes per second achieved.
+    pub rate: f64,
+    /// p50 and p99 (ms) of the writes themselves.
+    pub write: (f64, f64),
+    /// p50, p99 (ms) from the write's request to the subscription's ENTER, and how many came.
+    pub subscription: (f64, f64, usize),
+    /// p50, p99 (ms) from the write's request to the webhook's receipt, and how many came.
+    pub webhook: (f64, f64, usize),
+}
+
+struct Receiver {
+    secret: Mutex<Option<String>>,
+    seen: Receipts,
+    forged: Mutex<usize>,
+}
+
+async fn receive(
+    State(receiver): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let arrived = Instant::now();
+    let secret = receiver.secret.lock().unwrap().clone();
+    let verified = secret.is_some_and(|secret| {
+        standardwebhooks::Webhook::new(&secret)
+            .and_then(|hook| hook.verify(&body, &headers))
+            .is_ok()
+    });
+    if !verified {
+        *receiver.forged.lock().unwrap() += 1;
+        return StatusCode::UNAUTHORIZED;
+    }
+    let event: Value = serde_json::from_slice(&body).unwrap_or_default();
+    if event["data"]["kind"] == "ENTER"
+        && let Some(contact) = event["data"]["contactId"].as_str()
+    {
+        receiver
+            .seen
+            .lock()
+            .unwrap()
+            .entry(contact.to_owned())
+            .or_insert(arrived);
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// Follows `segmentMembership(slug: "live-flagged")`, noting when each ENTER arrives.
+async fn subscribe(base: &str, key: &str, seen: Receipts) {
+    let mut request = format!("{}/graphql/ws", base.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let send = |message: Value| Message::Text(message.to_string().into());
+    socket
+        .send(send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } })))
+        .await
+        .unwrap();
+    let query = "subscription { segmentMembership(slug: \"live-flagged\") { contactId kind } }";
+    socket
+        .send(send(
+            json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
+        ))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Some(Ok(frame)) = socket.next().await {
+            let arrived = Instant::now();
+            let Message::Text(text) = frame else { continue };
+            let message: Value = serde_json::from_str(&text).unwrap_or_default();
+            if message["type"] == "ping" {
+                let _ = socket.send(send(json!({ "type": "pong" }))).await;
+                continue;
+            }
+            let entry = &message["payload"]["data"]["segmentMembership"];
+            if entry["kind"] == "ENTER"
+                && let Some(contact) = entry["contactId"].as_str()
+            {
+                seen.lock()
+                    .unwrap()
+                    .entry(contact.to_owned())
+                    .or_insert(arrived);
+            }
+        }
+    });
+}
+
+fn percentiles(mut latencies: Vec<Duration>) -> (f64, f64) {
+    if latencies.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    latencies.sort();
+    let at = |p: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies[index].as_secs_f64() * 1e3
+    };
+    (at(0.5), at(0.99))
+}
+
+/// Sends `rate` writes a second for `seconds`, each creating a contact that enters
+/// `live-flagged`, and measures how soon the subscription and the webhook report it.
+pub async fn measure(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    rate: usize,
+    seconds: usize,
+) -> LiveReport {
+    graphql(
+        client,
+        base,
+        "mutation { defineAttribute(input: { name: \"live_flag\", type: BOOL }) { name } }",
+        json!({}),
+    )
+    .await;
+    graphql(
+        client,
+        base,
+        "mutation { saveSegment(input: { slug: \"live-flagged\", name: \"live\", text: \"live_flag = true\" }) { slug } }",
+        json!({}),
+    )
+    .await;
+    let receiver = Arc::new(Receiver {
+        secret: Mutex::new(None),
+        seen: Receipts::default(),
+        forged: Mutex::new(0),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(Arc::clone(&receiver));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let created = graphql(
+        client,
+        base,
+        "mutation($url: String!) { createWebhook(input: { url: $url, events: [SEGMENT_MEMBERSHIP], segments: [\"live-flagged\"] }) { secret } }",
+        json!({ "url": url }),
+    )
+    .await;
+    *receiver.secret.lock().unwrap() = created["createWebhook"]["secret"]
+        .as_str()
+        .map(str::to_owned);
+    let subscribed = Receipts::default();
+    subscribe(base, key, Arc::clone(&subscribed)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let total = rate * seconds;
+    let sent: Arc<Mutex<HashMap<String, (Instant, Duration)>>> = Arc::default();
+    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    let request = "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }";
+    for n in 0..total {
+        ticks.tick().await;
+        let permit = Arc::clone(&gate).acquire_owned().await.unwrap();
+        let (client, base, sent) = (client.clone(), base.to_owned(), Arc::clone(&sent));
+        tasks.push(tokio::spawn(async move {
+            let at = Instant::now();
+            let input = json!({ "externalId": format!("live-{n:07}"), "attributes": { "live_flag": true } });
+            let data = graphql(&client, &base, request, json!({ "input": input })).await;
+            let took = at.elapsed();
+            drop(permit);
+            if let Some(id) = data["upsertContact"]["id"].as_str() {
+                sent.lock().unwrap().insert(id.to_owned(), (at, took));
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let elapsed = started.elapsed();
+    let deadline = Instant::now() + DRAIN;
+    while Instant::now() < deadline {
+        let done = |seen: &Receipts| seen.lock().unwrap().len() >= total;
+        if done(&subscribed) && done(&receiver.seen) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = sent.lock().unwrap().clone();
+    let latencies = |seen: &Receipts| {
+        let seen = seen.lock().unwrap();
+        let found: Vec<Duration> = sent
+            .iter()
+            .filter_map(|(id, (at, _))| seen.get(id).map(|arrived| arrived.duration_since(*at)))
+            .collect();
+        let count = found.len();
+        let (p50, p99) = percentiles(found);
+        (p50, p99, count)
+    };
+    assert_eq!(
+        *receiver.forged.lock().unwrap(),
+        0,
+        "every delivery verifies"
+    );
+    LiveReport {
+        writes: total,
+        rate: total as f64 / elapsed.as_secs_f64(),
+        write: percentiles(sent.values().map(|(_, took)| *took).collect()),
+        subscription: latencies(&subscribed),
+        webhook: latencies(&receiver.seen),
+    }
+}
