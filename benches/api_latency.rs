@@ -129,7 +129,10 @@ fn start_server() -> Server {
         .env("ADMIN_API_KEY", KEY)
         .env("RATE_LIMIT_PER_SECOND", "0")
         .env("AUTH_FAILURES_PER_SECOND", "0")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("QWRY_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .env("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
         .stdout(Stdio::null())
         .spawn()

@@ -236,6 +236,7 @@ impl Indexer {
     /// it runs the engine even when nothing is pending).
     pub async fn try_apply_next(&self) -> Result<usize, IndexerError> {
         let _step = self.step_lock.lock().await;
+        let started = std::time::Instant::now();
         let pending = self.store.pending_changes(BATCH_SIZE).await?;
         let engine = self.engine.get();
         if pending.is_empty() {
@@ -244,35 +245,51 @@ impl Indexer {
             }
             return Ok(0);
         }
-        let mut changes = Vec::new();
+        // The batch's contacts in one read per workspace (a stream of single-contact writes
+        // is one change-log entry each; reading them entry by entry cost a query apiece).
+        let mut wanted: HashMap<WorkspaceId, Vec<ContactId>> = HashMap::new();
         for change in &pending {
             // Another instance may have written them: what memory keeps of them may be older.
             self.store.forget_contacts(&change.contacts);
-            // The contacts come in the entry's order, absent ones skipped.
-            let mut contacts = self
-                .store
-                .fresh_contacts_by_ids(&change.workspace, &change.contacts)
-                .await?
-                .into_iter()
-                .peekable();
+            wanted
+                .entry(change.workspace.clone())
+                .or_default()
+                .extend(change.contacts.iter().copied());
+        }
+        let mut current: HashMap<(WorkspaceId, ContactId), crate::domain::Contact> = HashMap::new();
+        for (workspace, mut ids) in wanted {
+            ids.sort_unstable();
+            ids.dedup();
+            for chunk in ids.chunks(BATCH_SIZE) {
+                for contact in self.store.fresh_contacts_by_ids(&workspace, chunk).await? {
+                    current.insert((workspace.clone(), contact.id), contact);
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        for change in &pending {
             for id in &change.contacts {
-                match contacts.next_if(|contact| contact.id == *id) {
-                    Some(contact) => changes.push(IndexChange::upsert(contact)),
+                match current.get(&(change.workspace.clone(), *id)) {
+                    Some(contact) => changes.push(IndexChange::upsert(contact.clone())),
                     None => changes.push(IndexChange::Remove(change.workspace.clone(), *id)),
                 }
             }
         }
+        let read = started.elapsed();
         if let Some(engine) = engine {
             engine.before_batch(&pending, &changes).await?;
         }
+        let recorded = started.elapsed();
         let built = self
             .current_payload()
             .is_some_and(|payload| payload.is_current_build());
         let last_change = pending.last().map(|change| change.key.clone());
         let committed = self.commit(changes, built, last_change, false).await?;
+        let indexed = started.elapsed();
         if let Some(engine) = engine {
             engine.after_batch(&committed);
         }
+        let scheduled = started.elapsed();
         if let Ok(mut applied) = self.applied.lock() {
             let now = Utc::now();
             for change in &pending {
@@ -281,6 +298,15 @@ impl Indexer {
         }
         let keys: Vec<String> = pending.iter().map(|change| change.key.clone()).collect();
         self.store.acknowledge_changes(&keys).await?;
+        tracing::debug!(
+            entries = pending.len(),
+            read_ms = read.as_millis(),
+            membership_ms = (recorded - read).as_millis(),
+            index_ms = (indexed - recorded).as_millis(),
+            schedule_ms = (scheduled - indexed).as_millis(),
+            total_ms = started.elapsed().as_millis(),
+            "indexer step"
+        );
         Ok(pending.len())
     }
 
