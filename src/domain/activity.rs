@@ -12,7 +12,7 @@ use super::{ContactId, DomainError, Text, WorkspaceId};
 /// Longest conversation or event id accepted, in bytes.
 pub const MAX_ACTIVITY_ID_BYTES: usize = 128;
 /// Longest event name accepted, in bytes.
-pub const MAX_EVENT_NAME_BYTES: usize = 64;
+pub const MAX_EVENT_NAME_BYTES: usize = qwry_segment::MAX_EVENT_NAME_BYTES;
 /// Longest conversation summary accepted, in bytes.
 pub const MAX_SUMMARY_BYTES: usize = 4_096;
 /// Largest event `properties` object accepted, as JSON text.
@@ -62,11 +62,8 @@ pub struct EventName(String);
 impl EventName {
     /// Parses an event name.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        let valid = raw.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b':' | b'-')
-        });
-        let starts = raw.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
-        if !valid || !starts || raw.len() > MAX_EVENT_NAME_BYTES {
+        // One rule with the segment language's `event "name"`, so conditions can match.
+        if !qwry_segment::is_event_name(raw) {
             return Err(DomainError::invalid(
                 "name",
                 format!(
@@ -249,7 +246,7 @@ pub struct ActivitySummary {
 
 /// How many times the latest happenings of one event are kept per contact: segments test
 /// `event "x" count >= N within W` for N up to this.
-pub const MAX_EVENT_WINDOW_COUNT: usize = 20;
+pub const MAX_EVENT_WINDOW_COUNT: usize = qwry_segment::MAX_EVENT_WINDOW_COUNT as usize;
 
 /// One event name's occurrences on a contact, in numbers.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use super::activity::{ActivityService, ActivitySubject, EventInput, Recorded};
-use super::{ErrorCode, RowError, ServiceError};
+use super::{RowError, ServiceError};
 use crate::domain::{ActivityId, Caller, EventName, event_properties};
 
 /// Longest accepted line.
@@ -118,11 +118,7 @@ impl ActivityService {
             match outcome {
                 Ok(Recorded::Created | Recorded::Updated) => report.created += 1,
                 Ok(Recorded::Unchanged) => report.unchanged += 1,
-                Err(error) => report.fail(RowError {
-                    line,
-                    code: error.code().as_str(),
-                    message: error.to_string(),
-                }),
+                Err(error) => report.fail(RowError::from_service(line, error)),
             }
         }
     }
@@ -134,22 +130,15 @@ fn parse_row(
     line: u64,
     text: &str,
 ) -> Result<(ActivitySubject, EventInput), RowError> {
-    let service = |error: ServiceError| RowError {
-        line,
-        code: error.code().as_str(),
-        message: error.to_string(),
-    };
+    let service = |error: ServiceError| RowError::from_service(line, error);
     if text.len() > MAX_LINE_BYTES {
         return Err(RowError::invalid(
             line,
             format!("a line is at most {MAX_LINE_BYTES} bytes"),
         ));
     }
-    let row: EventRow = serde_json::from_str(text).map_err(|error| RowError {
-        line,
-        code: ErrorCode::InvalidInput.as_str(),
-        message: format!("not an event object: {error}"),
-    })?;
+    let row: EventRow = serde_json::from_str(text)
+        .map_err(|error| RowError::invalid(line, format!("not an event object: {error}")))?;
     let subject = ActivitySubject::named_by(
         caller,
         row.contact_id.as_deref(),

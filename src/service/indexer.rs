@@ -256,20 +256,23 @@ impl Indexer {
                 .or_default()
                 .extend(change.contacts.iter().copied());
         }
-        let mut current: HashMap<(WorkspaceId, ContactId), crate::domain::Contact> = HashMap::new();
+        let mut current: HashMap<WorkspaceId, HashMap<ContactId, crate::domain::Contact>> =
+            HashMap::new();
         for (workspace, mut ids) in wanted {
             ids.sort_unstable();
             ids.dedup();
+            let found = current.entry(workspace.clone()).or_default();
             for chunk in ids.chunks(BATCH_SIZE) {
                 for contact in self.store.fresh_contacts_by_ids(&workspace, chunk).await? {
-                    current.insert((workspace.clone(), contact.id), contact);
+                    found.insert(contact.id, contact);
                 }
             }
         }
         let mut changes = Vec::new();
         for change in &pending {
+            let found = current.get(&change.workspace);
             for id in &change.contacts {
-                match current.get(&(change.workspace.clone(), *id)) {
+                match found.and_then(|found| found.get(id)) {
                     Some(contact) => changes.push(IndexChange::upsert(contact.clone())),
                     None => changes.push(IndexChange::Remove(change.workspace.clone(), *id)),
                 }

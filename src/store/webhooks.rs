@@ -230,11 +230,10 @@ impl Store {
         secret: &str,
     ) -> Result<bool, StoreError> {
         let (sealed, is_sealed) = self.seal_secret(webhook, secret)?;
-        self.update_webhook(
-            webhook,
-            "secret = {a}, sealed_secret = {b}",
-            (sealed, is_sealed),
-        )
+        self.update_webhook(webhook, |write| {
+            let (sealed, is_sealed) = (write.bind(sealed), write.bind(is_sealed));
+            format!("secret = {sealed}, sealed_secret = {is_sealed}")
+        })
         .await
     }
 
@@ -247,11 +246,10 @@ impl Store {
         reason: &str,
     ) -> Result<bool, StoreError> {
         let updated = self
-            .update_webhook(
-                webhook,
-                "disabled_at = disabled_at ?? {a}, disabled_reason = disabled_reason ?? {b}",
-                (at, reason.to_owned()),
-            )
+            .update_webhook(webhook, |write| {
+                let (at, reason) = (write.bind(at), write.bind(reason.to_owned()));
+                format!("disabled_at = disabled_at ?? {at}, disabled_reason = disabled_reason ?? {reason}")
+            })
             .await?;
         self.db
             .query(
@@ -268,12 +266,12 @@ impl Store {
         Ok(updated)
     }
 
-    /// Sets two fields of an endpoint (`{a}` and `{b}` in `assignments`) in a catalogue write.
-    async fn update_webhook<A: SurrealValue, B: SurrealValue>(
+    /// Updates an endpoint in a catalogue write: `assignments` binds its values to the write
+    /// and returns the `SET` clause. `false` when there is no such endpoint.
+    async fn update_webhook(
         &self,
         webhook: &Webhook,
-        assignments: &str,
-        (a, b): (A, B),
+        assignments: impl FnOnce(&mut CatalogWrite) -> String,
     ) -> Result<bool, StoreError> {
         let key = webhook_key(&webhook.workspace, &webhook.id);
         if self.webhook_record(&key).await?.is_none() {
@@ -281,9 +279,7 @@ impl Store {
         }
         let mut write = CatalogWrite::new(&webhook.workspace);
         let record = write.bind(key);
-        let a = write.bind(a);
-        let b = write.bind(b);
-        let assignments = assignments.replace("{a}", &a).replace("{b}", &b);
+        let assignments = assignments(&mut write);
         write.statement(format!("UPDATE {record} SET {assignments} RETURN NONE"));
         self.commit_catalog(write).await?;
         Ok(true)

@@ -168,22 +168,23 @@ impl Field {
             Self::EventAt(name, n) => format!("event \"{name}\" #{n}"),
         }
     }
-
-    /// The field's type.
-    pub fn event_type(&self) -> Option<FieldType> {
-        match self {
-            Self::EventCount(_) => Some(FieldType::Number),
-            Self::EventAt(..) => Some(FieldType::Datetime),
-            Self::Builtin(_) | Self::Attribute(_) => None,
-        }
-    }
 }
 
 /// Most occurrences a windowed event count may ask for (`count >= 20 within 30d`): the latest
 /// this many of each event are kept per contact.
 pub const MAX_EVENT_WINDOW_COUNT: u32 = 20;
-/// Longest event name (as recorded: `a-z 0-9 _ . : -`).
-const MAX_EVENT_NAME_BYTES: usize = 64;
+/// Longest event name.
+pub const MAX_EVENT_NAME_BYTES: usize = 64;
+
+/// Whether `name` is an event name: 1 to [`MAX_EVENT_NAME_BYTES`] of `a-z 0-9 _ . : -`,
+/// starting with a letter (the rule events are recorded under, so a condition can match).
+pub fn is_event_name(name: &str) -> bool {
+    name.len() <= MAX_EVENT_NAME_BYTES
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b':' | b'-')
+        })
+}
 
 /// What a segment may refer to: the workspace's attributes and saved segments.
 pub trait Catalog {
@@ -362,18 +363,13 @@ fn check_expr(
 /// occurrence is in the window"; every comparison is built from those.
 fn check_event(event: &EventCondition, catalog: &dyn Catalog) -> Result<Checked, Diagnostic> {
     let name = &event.name;
-    let valid = !name.is_empty()
-        && name.len() <= MAX_EVENT_NAME_BYTES
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b':' | b'-')
-        });
-    if !valid {
+    if !is_event_name(name) {
         return Err(Diagnostic::new(
             ErrorCode::BadLiteral,
             event.name_span,
             format!("`{name}` is not an event name"),
         )
-        .with_hint("event names are 1 to 64 of a-z, 0-9, `_`, `.`, `:`, `-`, as recorded"));
+        .with_hint("event names are 1 to 64 of a-z, 0-9, `_`, `.`, `:`, `-`, starting with a letter, as recorded"));
     }
     if !catalog.field_approved(&Field::EventCount(name.clone())) {
         return Err(Diagnostic::new(
@@ -896,6 +892,7 @@ mod tests {
     #[test]
     fn bad_event_conditions_point_at_their_part() {
         assert!(diagnostics(r#"event "Purchase" exists"#)[0].contains("is not an event name"));
+        assert!(diagnostics(r#"event "1st" exists"#)[0].contains("is not an event name"));
         assert!(diagnostics(r#"event "purchase" count >= 0"#)[0].contains("always holds"));
         assert!(diagnostics(r#"event "purchase" count < 0"#)[0].contains("never holds"));
         assert!(

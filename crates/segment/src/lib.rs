@@ -18,7 +18,8 @@ mod parser;
 mod span;
 
 pub use check::{
-    BuiltinField, Catalog, Checked, Field, FieldType, Test, TimePoint, check, snake_case,
+    BuiltinField, Catalog, Checked, Field, FieldType, MAX_EVENT_NAME_BYTES, MAX_EVENT_WINDOW_COUNT,
+    Test, TimePoint, check, is_event_name, snake_case,
 };
 pub use error::{Diagnostic, ErrorCode};
 pub use lexer::MAX_SOURCE_BYTES;

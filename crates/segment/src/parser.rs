@@ -218,23 +218,15 @@ impl Parser {
             let (duration, span) = self.duration("within")?;
             EventTest::Within(duration, span)
         } else if self.eat_keyword("count").is_some() {
-            let op = match self.advance().token {
-                Token::Eq => CmpOp::Eq,
-                Token::Ne => CmpOp::Ne,
-                Token::Lt => CmpOp::Lt,
-                Token::Le => CmpOp::Le,
-                Token::Gt => CmpOp::Gt,
-                Token::Ge => CmpOp::Ge,
-                other => {
+            let spanned = self.advance();
+            let op = match comparison(&spanned.token) {
+                Some(op) => op,
+                None => {
                     let message = format!(
                         "expected a comparison (`>=`, `>`, `=`, `!=`, `<`, `<=`) after `count`, found {}",
-                        other.describe()
+                        spanned.token.describe()
                     );
-                    return Err(Diagnostic::new(
-                        ErrorCode::Syntax,
-                        self.tokens[self.pos - 1].span,
-                        message,
-                    ));
+                    return Err(Diagnostic::new(ErrorCode::Syntax, spanned.span, message));
                 }
             };
             let number = self.advance();
@@ -366,15 +358,7 @@ impl Parser {
     }
 
     fn test(&mut self, field: &FieldRef) -> Result<Op, Diagnostic> {
-        let compare = match self.peek() {
-            Token::Eq => Some(CmpOp::Eq),
-            Token::Ne => Some(CmpOp::Ne),
-            Token::Lt => Some(CmpOp::Lt),
-            Token::Le => Some(CmpOp::Le),
-            Token::Gt => Some(CmpOp::Gt),
-            Token::Ge => Some(CmpOp::Ge),
-            _ => None,
-        };
+        let compare = comparison(self.peek());
         if let Some(op) = compare {
             self.advance();
             return Ok(Op::Compare(op, self.value()?));
@@ -538,6 +522,19 @@ impl Parser {
             span: now_span.to(spanned.span),
         })
     }
+}
+
+/// The comparison a token spells, if it is one.
+fn comparison(token: &Token) -> Option<CmpOp> {
+    Some(match token {
+        Token::Eq => CmpOp::Eq,
+        Token::Ne => CmpOp::Ne,
+        Token::Lt => CmpOp::Lt,
+        Token::Le => CmpOp::Le,
+        Token::Gt => CmpOp::Gt,
+        Token::Ge => CmpOp::Ge,
+        _ => return None,
+    })
 }
 
 fn as_duration(token: &Token) -> Option<Duration> {

@@ -56,7 +56,8 @@ impl RowError {
         }
     }
 
-    pub(super) fn from_service(line: u64, error: ServiceError) -> Self {
+    /// The row error of a use case's error at `line`, with its code.
+    pub(crate) fn from_service(line: u64, error: ServiceError) -> Self {
         Self {
             line,
             code: error.code().as_str(),
