@@ -127,6 +127,7 @@ fn segment_query(c: &mut Criterion) {
         projection: PROJECTION_VERSION,
         built: true,
         last_change: None,
+        watermark: None,
         committed_at: bench_now(),
     };
     for chunk in contacts.chunks(50_000) {

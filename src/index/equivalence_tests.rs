@@ -370,6 +370,7 @@ fn index_of(contacts: &[Contact]) -> SegmentIndex {
         projection: PROJECTION_VERSION,
         built: true,
         last_change: None,
+        watermark: None,
         committed_at: now(),
     };
     index.apply(&changes, &payload).unwrap();
@@ -421,6 +422,7 @@ fn updates_replace_documents_and_removals_delete_them() {
         projection: PROJECTION_VERSION,
         built: true,
         last_change: None,
+        watermark: None,
         committed_at: now(),
     };
     let vip = check(&qwry_segment::parse("vip = true").unwrap(), &TestCatalog).unwrap();
@@ -485,6 +487,7 @@ fn dense_and_sparse_segments_page_completely_in_id_order() {
         projection: PROJECTION_VERSION,
         built: true,
         last_change: None,
+        watermark: None,
         committed_at: now(),
     };
     let mut contacts: Vec<Contact> = Vec::new();

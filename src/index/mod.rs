@@ -85,6 +85,11 @@ pub struct CommitPayload {
     pub projection: u32,
     /// Key of the last change-log entry applied.
     pub last_change: Option<String>,
+    /// The change log's watermark: every entry keyed below it is in the index (see
+    /// `service::change_cursor`). Absent in older indexes, whose log held only unapplied
+    /// entries: they resume from the log's start.
+    #[serde(default)]
+    pub watermark: Option<String>,
     /// When this commit happened.
     pub committed_at: DateTime<Utc>,
 }

@@ -396,6 +396,7 @@ mod tests {
             projection: PROJECTION_VERSION,
             built: true,
             last_change: None,
+            watermark: None,
             committed_at: now,
         };
         let names = [

@@ -1,25 +1,43 @@
 //! Keeps the segment index in step with the store by following the store's change log.
 //!
-//! A pass reads pending change-log entries in batches, loads the current state of the contacts
-//! they name, applies it to the index, commits (with the last entry's key in the commit payload),
-//! and only then acknowledges the entries. Writes wake the indexer; it waits a short batching
-//! delay so that bursts become one commit. `try_apply_next` exposes one step for tests.
+//! A step reads the change log from its cursor's watermark (see [`super::change_cursor`]),
+//! loads the current state of the contacts the new entries name, applies it to the index and
+//! commits (with the watermark in the commit payload). Applied entries are deleted in the
+//! background by a periodic sweep, never on a step's path. Writes wake the indexer; it waits a
+//! short batching delay so that bursts become one commit. `try_apply_next` exposes one step for
+//! tests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
+use super::change_cursor::{COMMIT_GRACE, ChangeCursor};
 use crate::domain::{ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, IndexError, PROJECTION_VERSION, SegmentIndex};
 use crate::service::live::{LiveError, MembershipEngine};
-use crate::store::{Backlog, Store, StoreError};
+use crate::store::{Backlog, Store, StoreError, change_key_at};
 
 /// Change-log entries read per step.
 const BATCH_SIZE: usize = 1_000;
+/// Entries below the watermark looked at per sweep.
+const SWEEP_SIZE: usize = 5_000;
+/// How often the running indexer sweeps below its watermark (late entries, deletions).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+/// Applied entries deleted per statement.
+const DELETE_CHUNK: usize = 250;
+/// A step of at most this many entries leaves the indexer quiet.
+const QUIET_STEP: usize = 100;
+/// How long after a larger step deletions wait.
+const QUIET_AFTER: Duration = Duration::from_millis(500);
+/// Applied entries kept in the log, at most, before deletions stop waiting for quiet.
+const MAX_UNDELETED: usize = 200_000;
+/// Entries read to measure the backlog, at most.
+const BACKLOG_READ: usize = 100_000;
 /// Contacts loaded per page while rebuilding.
 const REBUILD_PAGE: usize = 5_000;
 /// How long the indexer lets writes accumulate after being woken, so bursts share a commit.
@@ -123,6 +141,12 @@ pub struct Indexer {
     applied: Mutex<HashMap<WorkspaceId, (String, DateTime<Utc>)>>,
     /// Records segment membership changes around each step, once attached.
     engine: OnceLock<Arc<MembershipEngine>>,
+    /// Where the index stands in the change log.
+    cursor: Arc<Mutex<ChangeCursor>>,
+    /// The background deletion of applied entries, while one runs.
+    deletion: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// When a step last applied more than [`QUIET_STEP`] entries.
+    busy_at: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Indexer {
@@ -134,6 +158,9 @@ impl Indexer {
         batch_delay: Duration,
     ) -> Result<Self, IndexerError> {
         let last_payload = index.payload()?;
+        let watermark = last_payload
+            .as_ref()
+            .and_then(|payload| payload.watermark.clone());
         Ok(Self {
             store,
             index,
@@ -143,6 +170,9 @@ impl Indexer {
             last_payload: Mutex::new(last_payload),
             applied: Mutex::default(),
             engine: OnceLock::new(),
+            cursor: Arc::new(Mutex::new(ChangeCursor::resume(watermark))),
+            deletion: Mutex::new(None),
+            busy_at: Arc::default(),
         })
     }
 
@@ -167,9 +197,11 @@ impl Indexer {
     /// Discards the index and rebuilds it from every contact in the store; returns the count.
     pub async fn rebuild(&self) -> Result<u64, IndexerError> {
         let _step = self.step_lock.lock().await;
-        // Entries written before the scan starts are covered by the scan.
-        let pending = self.store.pending_changes(usize::MAX).await?;
-        self.commit(Vec::new(), false, None, true).await?;
+        // Entries in the log before the scan starts are covered by the scan; steps read on
+        // from the grace before it, and any other entry below is found by a sweep.
+        let existing = self.store.changes_from(None, usize::MAX).await?;
+        let watermark = change_key_at(Utc::now() - COMMIT_GRACE);
+        self.commit(Vec::new(), false, None, None, true).await?;
         let mut indexed = 0u64;
         let mut after = None;
         loop {
@@ -181,14 +213,12 @@ impl Indexer {
             after = Some((last.workspace.clone(), last.id));
             indexed += page.len() as u64;
             let changes = page.into_iter().map(IndexChange::upsert).collect();
-            self.commit(changes, false, None, false).await?;
+            self.commit(changes, false, None, None, false).await?;
         }
-        let last_change = pending.last().map(|change| change.key.clone());
-        self.commit(Vec::new(), true, last_change, false).await?;
-        let keys: Vec<String> = pending.into_iter().map(|change| change.key).collect();
-        for chunk in keys.chunks(BATCH_SIZE) {
-            self.store.acknowledge_changes(chunk).await?;
-        }
+        self.commit(Vec::new(), true, None, Some(watermark.clone()), false)
+            .await?;
+        self.lock_cursor()?
+            .rebuilt(watermark, existing.into_iter().map(|change| change.key));
         Ok(indexed)
     }
 
@@ -236,19 +266,32 @@ impl Indexer {
     /// it runs the engine even when nothing is pending).
     pub async fn try_apply_next(&self) -> Result<usize, IndexerError> {
         let _step = self.step_lock.lock().await;
-        let started = std::time::Instant::now();
-        let pending = self.store.pending_changes(BATCH_SIZE).await?;
+        let started = Instant::now();
+        let read_at = Utc::now();
+        let (from, limit) = self.lock_cursor()?.read_plan(BATCH_SIZE);
+        let read = self.store.changes_from(from.as_deref(), limit).await?;
+        let batch = self
+            .lock_cursor()?
+            .next_batch(read, limit, read_at, BATCH_SIZE);
+        let pending = &batch.changes;
+        if pending.len() > QUIET_STEP
+            && let Ok(mut busy) = self.busy_at.lock()
+        {
+            *busy = Some(Instant::now());
+        }
         let engine = self.engine.get();
         if pending.is_empty() {
             if let Some(engine) = engine {
                 engine.before_batch(&[], &[]).await?;
             }
+            // Nothing to commit: the watermark moves in memory (the next commit records it).
+            self.lock_cursor()?.applied(&batch);
             return Ok(0);
         }
         // The batch's contacts in one read per workspace (a stream of single-contact writes
         // is one change-log entry each; reading them entry by entry cost a query apiece).
         let mut wanted: HashMap<WorkspaceId, Vec<ContactId>> = HashMap::new();
-        for change in &pending {
+        for change in pending {
             // Another instance may have written them: what memory keeps of them may be older.
             self.store.forget_contacts(&change.contacts);
             wanted
@@ -269,7 +312,7 @@ impl Indexer {
             }
         }
         let mut changes = Vec::new();
-        for change in &pending {
+        for change in pending {
             let found = current.get(&change.workspace);
             for id in &change.contacts {
                 match found.and_then(|found| found.get(id)) {
@@ -280,14 +323,17 @@ impl Indexer {
         }
         let read = started.elapsed();
         if let Some(engine) = engine {
-            engine.before_batch(&pending, &changes).await?;
+            engine.before_batch(pending, &changes).await?;
         }
         let recorded = started.elapsed();
         let built = self
             .current_payload()
             .is_some_and(|payload| payload.is_current_build());
         let last_change = pending.last().map(|change| change.key.clone());
-        let committed = self.commit(changes, built, last_change, false).await?;
+        let committed = self
+            .commit(changes, built, last_change, batch.watermark.clone(), false)
+            .await?;
+        self.lock_cursor()?.applied(&batch);
         let indexed = started.elapsed();
         if let Some(engine) = engine {
             engine.after_batch(&committed);
@@ -295,12 +341,10 @@ impl Indexer {
         let scheduled = started.elapsed();
         if let Ok(mut applied) = self.applied.lock() {
             let now = Utc::now();
-            for change in &pending {
+            for change in pending {
                 applied.insert(change.workspace.clone(), (change.key.clone(), now));
             }
         }
-        let keys: Vec<String> = pending.iter().map(|change| change.key.clone()).collect();
-        self.store.acknowledge_changes(&keys).await?;
         tracing::debug!(
             entries = pending.len(),
             read_ms = read.as_millis(),
@@ -315,6 +359,12 @@ impl Indexer {
 
     /// Applies every change committed before this call; returns how many entries it applied.
     pub async fn catch_up(&self) -> Result<usize, IndexerError> {
+        self.sweep().await?;
+        self.apply_pending().await
+    }
+
+    /// Applies what the log holds from the watermark on (and the late entries found).
+    async fn apply_pending(&self) -> Result<usize, IndexerError> {
         let mut applied = 0;
         loop {
             let step = self.try_apply_next().await?;
@@ -325,38 +375,143 @@ impl Indexer {
         }
     }
 
+    /// Looks below the watermark: entries never applied (committed later than the grace, or
+    /// unsure after a restart) go to the next step, applied ones to a background deletion.
+    pub async fn sweep(&self) -> Result<(), IndexerError> {
+        let Some(watermark) = self.lock_cursor()?.watermark().map(str::to_owned) else {
+            return Ok(());
+        };
+        let below = self.store.changes_before(&watermark, SWEEP_SIZE).await?;
+        if below.is_empty() {
+            return Ok(());
+        }
+        let sweep = self.lock_cursor()?.sweep(below);
+        if sweep.late > 0 {
+            warn!(
+                entries = sweep.late,
+                "change-log entries below the index's watermark were not applied yet (a commit later than the grace, or a restart); applying them now"
+            );
+        }
+        if !sweep.applied.is_empty() {
+            self.delete_in_background(sweep.applied);
+        }
+        Ok(())
+    }
+
+    /// Whether a background deletion is still under way.
+    fn deleting(&self) -> bool {
+        self.deletion
+            .lock()
+            .ok()
+            .is_some_and(|task| task.as_ref().is_some_and(|task| !task.is_finished()))
+    }
+
+    /// Deletes applied entries in small chunks, one deletion at a time, while the indexer is
+    /// quiet: a SurrealDB delete costs several times a write (it looks for the record's graph
+    /// edges), and under a stream of writes it would slow the steps that follow it. Past
+    /// [`MAX_UNDELETED`] applied entries it deletes anyway.
+    fn delete_in_background(&self, keys: Vec<String>) {
+        let store = self.store.clone();
+        let cursor = Arc::clone(&self.cursor);
+        let busy = Arc::clone(&self.busy_at);
+        let previous = self.deletion.lock().ok().and_then(|mut slot| slot.take());
+        let task = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            for chunk in keys.chunks(DELETE_CHUNK) {
+                loop {
+                    let quiet = busy
+                        .lock()
+                        .map(|at| at.is_none_or(|at| at.elapsed() >= QUIET_AFTER))
+                        .unwrap_or(true);
+                    let crowded = cursor
+                        .lock()
+                        .map(|cursor| cursor.undeleted() > MAX_UNDELETED)
+                        .unwrap_or(true);
+                    if quiet || crowded {
+                        break;
+                    }
+                    tokio::time::sleep(QUIET_AFTER).await;
+                }
+                let outcome = store.delete_changes(chunk).await;
+                if let Err(error) = &outcome {
+                    warn!(%error, "deleting applied change-log entries failed; a later sweep retries");
+                }
+                if let Ok(mut cursor) = cursor.lock() {
+                    cursor.deleted(chunk, outcome.is_ok());
+                }
+            }
+        });
+        if let Ok(mut slot) = self.deletion.lock() {
+            *slot = Some(task);
+        }
+    }
+
     /// Follows the change log until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut last_sweep: Option<Instant> = None;
+        // While steps find entries, the next one starts at once (what came in during a step
+        // is its batch); the batching delay only applies when a write wakes an idle indexer.
+        let mut busy = false;
         loop {
-            let next_due = self
-                .engine
-                .get()
-                .and_then(|engine| engine.next_due())
-                .map(|at| (at - Utc::now()).to_std().unwrap_or_default());
-            let wait = next_due.map_or(POLL_INTERVAL, |due| due.min(POLL_INTERVAL));
-            tokio::select! {
-                () = self.notifier.0.notified() => tokio::time::sleep(self.batch_delay).await,
-                () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
+            if !busy {
+                let next_due = self
+                    .engine
+                    .get()
+                    .and_then(|engine| engine.next_due())
+                    .map(|at| (at - Utc::now()).to_std().unwrap_or_default());
+                let wait = next_due.map_or(POLL_INTERVAL, |due| due.min(POLL_INTERVAL));
+                tokio::select! {
+                    () = self.notifier.0.notified() => tokio::time::sleep(self.batch_delay).await,
+                    () = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
             }
             if *shutdown.borrow() {
                 return;
             }
-            if let Err(error) = self.catch_up().await {
-                warn!(%error, "indexing failed; retrying");
-                tokio::time::sleep(POLL_INTERVAL).await;
+            if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL) && !self.deleting() {
+                last_sweep = Some(Instant::now());
+                if let Err(error) = self.sweep().await {
+                    warn!(%error, "sweeping the change log failed; retrying");
+                }
+            }
+            match self.try_apply_next().await {
+                Ok(applied) => busy = applied > 0,
+                Err(error) => {
+                    warn!(%error, "indexing failed; retrying");
+                    busy = false;
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
             }
         }
     }
 
     /// How far the index is behind the store, over every workspace.
     pub async fn backlog(&self) -> Result<Backlog, IndexerError> {
-        Ok(self.store.change_backlog(None).await?)
+        self.backlog_of(None).await
+    }
+
+    /// The entries of `workspace` (all: `None`) not applied yet.
+    async fn backlog_of(&self, workspace: Option<&WorkspaceId>) -> Result<Backlog, IndexerError> {
+        let watermark = self.lock_cursor()?.watermark().map(str::to_owned);
+        let log = self
+            .store
+            .changes_from(watermark.as_deref(), BACKLOG_READ)
+            .await?;
+        Ok(self.lock_cursor()?.backlog(&log, workspace))
+    }
+
+    fn lock_cursor(&self) -> Result<std::sync::MutexGuard<'_, ChangeCursor>, IndexerError> {
+        self.cursor
+            .lock()
+            .map_err(|_| IndexerError::Task("the change cursor's lock was poisoned".to_owned()))
     }
 
     /// How current the index is.
     pub async fn status(&self, workspace: &WorkspaceId) -> Result<IndexStatus, IndexerError> {
-        let backlog = self.store.change_backlog(Some(workspace)).await?;
+        let backlog = self.backlog_of(Some(workspace)).await?;
         let payload = self.current_payload();
         let applied = self
             .applied
@@ -391,14 +546,18 @@ impl Indexer {
         changes: Vec<IndexChange>,
         built: bool,
         last_change: Option<String>,
+        watermark: Option<String>,
         clear: bool,
     ) -> Result<Vec<IndexChange>, IndexerError> {
+        let previous = self.current_payload();
         let last_change =
-            last_change.or_else(|| self.current_payload().and_then(|p| p.last_change));
+            last_change.or_else(|| previous.as_ref().and_then(|p| p.last_change.clone()));
+        let watermark = watermark.or_else(|| previous.and_then(|p| p.watermark));
         let payload = CommitPayload {
             projection: PROJECTION_VERSION,
             built,
             last_change,
+            watermark,
             committed_at: Utc::now(),
         };
         let index = Arc::clone(&self.index);

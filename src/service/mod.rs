@@ -5,6 +5,7 @@ mod attributes;
 mod catalog;
 #[cfg(test)]
 mod catalog_tests;
+mod change_cursor;
 mod claims;
 mod contacts;
 mod error;
@@ -14,6 +15,8 @@ mod identity;
 mod identity_token;
 mod import;
 pub mod indexer;
+#[cfg(test)]
+mod indexer_tests;
 mod keys;
 pub mod live;
 mod merges;

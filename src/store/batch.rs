@@ -34,6 +34,9 @@ pub struct WriteBatch {
     params: Vec<(String, Value)>,
     touched: Vec<ContactId>,
     external_ids: Vec<ExternalId>,
+    /// Tests: the moment the change-log key is taken at (a write that commits late).
+    #[cfg(test)]
+    change_at: Option<DateTime<Utc>>,
 }
 
 impl WriteBatch {
@@ -46,7 +49,17 @@ impl WriteBatch {
             params: Vec::new(),
             touched: Vec::new(),
             external_ids: Vec::new(),
+            #[cfg(test)]
+            change_at: None,
         }
+    }
+
+    /// Tests: keys the batch's change-log entry at `at`, as if it had taken its key then and
+    /// committed only now.
+    #[cfg(test)]
+    pub fn keyed_at(mut self, at: DateTime<Utc>) -> Self {
+        self.change_at = Some(at);
+        self
     }
 
     /// Whether the batch writes nothing.
@@ -299,7 +312,13 @@ impl Store {
             return Ok(());
         }
         if !batch.touched.is_empty() {
+            #[cfg(not(test))]
             let change = ChangeRecord::new(&batch.workspace, &batch.touched);
+            #[cfg(test)]
+            let change = match batch.change_at {
+                Some(at) => ChangeRecord::keyed_at(&batch.workspace, &batch.touched, at),
+                None => ChangeRecord::new(&batch.workspace, &batch.touched),
+            };
             let key = batch.bind(change.id());
             let record = batch.bind(change);
             batch

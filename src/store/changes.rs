@@ -1,7 +1,8 @@
-//! The change log: every contact write records, in the same transaction, which contacts changed.
-//! The indexer reads entries, indexes those contacts' current state, commits the index, and only
-//! then acknowledges (deletes) the entries; a crash in between replays them, which is harmless
-//! because applying "index the current state of contact X" twice gives the same index.
+//! The change log: every contact write records, in the same transaction, which contacts changed,
+//! under a ULID key taken just before the transaction is sent. Readers (the indexer) follow it
+//! by key range from a watermark (see `service::change_cursor`) and delete what they applied in
+//! the background; applying "index the current state of contact X" twice gives the same index,
+//! so whatever a crash leaves unsure is simply applied again.
 
 use chrono::{DateTime, Utc};
 use surrealdb::types::{RecordId, SurrealValue};
@@ -57,6 +58,20 @@ impl ChangeRecord {
         }
     }
 
+    /// Tests: an entry keyed at `at`.
+    #[cfg(test)]
+    pub(super) fn keyed_at(
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+        at: DateTime<Utc>,
+    ) -> Self {
+        let mut record = Self::new(workspace, contacts);
+        let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+        let ulid = Ulid::from_parts(millis, rand_part());
+        record.id = RecordId::new(CHANGE_TABLE, ulid.to_string());
+        record
+    }
+
     pub(super) fn id(&self) -> RecordId {
         self.id.clone()
     }
@@ -81,14 +96,54 @@ impl ChangeRecord {
     }
 }
 
+#[cfg(test)]
+fn rand_part() -> u128 {
+    Ulid::new().random()
+}
+
+/// The change-log key of the moment `at`: every entry written later sorts after it.
+pub fn change_key_at(at: DateTime<Utc>) -> String {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+    Ulid::from_parts(millis, 0).to_string()
+}
+
+/// `key` as the key part of a record-id literal, when it is a ULID (the only keys the log
+/// holds); keys come from the log or from an index's commit payload, so anything else is
+/// corruption.
+fn key_literal(key: &str) -> Result<String, StoreError> {
+    Ulid::from_string(key)
+        .map(|ulid| format!("⟨{ulid}⟩"))
+        .map_err(|_| StoreError::Corrupt(format!("change-log key `{key}`")))
+}
+
 impl Store {
-    /// Up to `limit` unapplied entries, oldest first.
-    pub async fn pending_changes(&self, limit: usize) -> Result<Vec<Change>, StoreError> {
+    /// Up to `limit` entries with keys from `from` on (all of them: `None`), in key order.
+    pub async fn changes_from(
+        &self,
+        from: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        let range = match from {
+            Some(key) => format!("{CHANGE_TABLE}:{}..", key_literal(key)?),
+            None => CHANGE_TABLE.to_owned(),
+        };
+        self.read_changes(&range, limit).await
+    }
+
+    /// Up to `limit` entries with keys before `before`, in key order.
+    pub async fn changes_before(
+        &self,
+        before: &str,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        let range = format!("{CHANGE_TABLE}:..{}", key_literal(before)?);
+        self.read_changes(&range, limit).await
+    }
+
+    async fn read_changes(&self, range: &str, limit: usize) -> Result<Vec<Change>, StoreError> {
         let mut response = self
             .db
-            .query(format!(
-                "SELECT * FROM {CHANGE_TABLE} ORDER BY id LIMIT $limit"
-            ))
+            .query(format!("SELECT * FROM {range} ORDER BY id LIMIT $limit"))
             .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
             .await
             .map_err(StoreError::from_surreal)?;
@@ -96,8 +151,8 @@ impl Store {
         records.into_iter().map(ChangeRecord::into_change).collect()
     }
 
-    /// Deletes applied entries.
-    pub async fn acknowledge_changes(&self, keys: &[String]) -> Result<(), StoreError> {
+    /// Deletes entries every reader has applied.
+    pub async fn delete_changes(&self, keys: &[String]) -> Result<(), StoreError> {
         let ids: Vec<RecordId> = keys
             .iter()
             .map(|key| RecordId::new(CHANGE_TABLE, key.clone()))
@@ -109,37 +164,5 @@ impl Store {
             .and_then(|response| response.check())
             .map(|_| ())
             .map_err(StoreError::from_surreal)
-    }
-
-    /// How many entries of `workspace` (of every workspace: `None`) wait, and since when.
-    pub async fn change_backlog(
-        &self,
-        workspace: Option<&WorkspaceId>,
-    ) -> Result<Backlog, StoreError> {
-        let scope = if workspace.is_some() {
-            "WHERE workspace = $workspace"
-        } else {
-            ""
-        };
-        let mut response = self
-            .db
-            .query(format!(
-                "RETURN count(SELECT VALUE id FROM {CHANGE_TABLE} {scope}); \
-                 RETURN (SELECT VALUE created_at FROM {CHANGE_TABLE} {scope} ORDER BY id LIMIT 1)[0];"
-            ))
-            .bind((
-                "workspace",
-                workspace.map(|w| w.as_str().to_owned()).unwrap_or_default(),
-            ))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let pending: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
-        let oldest: Option<DateTime<Utc>> = response.take(1).map_err(StoreError::from_surreal)?;
-        Ok(Backlog {
-            pending: pending
-                .and_then(|n| u64::try_from(n).ok())
-                .unwrap_or_default(),
-            oldest,
-        })
     }
 }

@@ -7,7 +7,6 @@ use std::ops::Bound;
 use chrono::{DateTime, Utc};
 use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue, Value};
 
-use super::changes::CHANGE_TABLE;
 use super::webhooks::DeliveryRecord;
 use super::{Store, StoreError};
 use crate::domain::{
@@ -17,6 +16,8 @@ use crate::domain::{
 
 const FEED_TABLE: &str = "segment_change";
 const CLOCK_TABLE: &str = "live_clock";
+/// The record (in [`CLOCK_TABLE`]) of the change-log entries last turned into the feed.
+const FED_KEY: &str = "fed";
 /// Entries written per transaction.
 const WRITE_CHUNK: usize = 2_000;
 /// Sorts after every position (ULIDs are `0-9A-Z`).
@@ -80,9 +81,10 @@ impl FeedRecord {
 }
 
 impl Store {
-    /// Appends `entries` to the feed and `deliveries` to the webhook outbox, and marks the
-    /// change-log entries `fed` as turned into both (so a replay of them does not record them
-    /// twice), in one transaction per chunk; the marks go with the last chunk.
+    /// Appends `entries` to the feed and `deliveries` to the webhook outbox, and records the
+    /// change-log entries `fed` as turned into both (replacing the last such record: only the
+    /// last step can be in the feed without being in the index, and a replay of it must not
+    /// record it twice), in one transaction per chunk; the record goes with the last chunk.
     pub async fn record_membership_changes(
         &self,
         entries: &[MembershipChange],
@@ -101,27 +103,27 @@ impl Store {
             };
             let entries = records[chunk(records.len())].to_vec();
             let deliveries = outbox[chunk(outbox.len())].to_vec();
-            let marks: Vec<RecordId> = if round + 1 == rounds {
-                fed.iter()
-                    .map(|key| RecordId::new(CHANGE_TABLE, key.clone()))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            if entries.is_empty() && deliveries.is_empty() && marks.is_empty() {
+            let last = round + 1 == rounds;
+            if entries.is_empty() && deliveries.is_empty() && !last {
                 continue;
             }
+            let fed_record = if last {
+                "UPSERT $fed_id SET keys = $fed RETURN NONE;"
+            } else {
+                ""
+            };
             self.db
-                .query(
+                .query(format!(
                     "BEGIN; \
                      INSERT INTO segment_change $entries RETURN NONE; \
                      INSERT INTO webhook_delivery $deliveries RETURN NONE; \
-                     UPDATE $marks SET fed = true RETURN NONE; \
-                     COMMIT;",
-                )
+                     {fed_record} \
+                     COMMIT;"
+                ))
                 .bind(("entries", entries))
                 .bind(("deliveries", deliveries))
-                .bind(("marks", marks))
+                .bind(("fed_id", RecordId::new(CLOCK_TABLE, FED_KEY)))
+                .bind(("fed", fed.to_vec()))
                 .await
                 .and_then(|response| response.check())
                 .map_err(StoreError::from_surreal)?;
@@ -168,6 +170,18 @@ impl Store {
             .map_err(StoreError::from_surreal)?;
         let deleted: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
         Ok(deleted.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    /// The change-log entries the last recording turned into feed entries and deliveries.
+    pub async fn last_fed_changes(&self) -> Result<Vec<String>, StoreError> {
+        let mut response = self
+            .db
+            .query("SELECT VALUE keys FROM $fed_id")
+            .bind(("fed_id", RecordId::new(CLOCK_TABLE, FED_KEY)))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let keys: Vec<Vec<String>> = response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(keys.into_iter().next().unwrap_or_default())
     }
 
     /// Until when time transitions have been recorded (`None`: never).

@@ -39,7 +39,7 @@ use connection::Connection;
 
 pub use activity::ActivityCursor;
 pub use batch::WriteBatch;
-pub use changes::{Backlog, Change};
+pub use changes::{Backlog, Change, change_key_at};
 pub use contacts::ContactPage;
 pub use identities::HeldIdentity;
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, TimeDelta, Utc};
 use qwry_segment::eval::next_change;
 use qwry_segment::{Checked, Field, Test, TimePoint};
-use tokio::sync::broadcast;
+use tokio::sync::{Mutex as AsyncMutex, broadcast};
 
 use super::payload;
 use super::timer::Timer;
@@ -67,6 +67,8 @@ pub struct MembershipEngine {
     known: Mutex<HashMap<WorkspaceId, Trees>>,
     timer: Mutex<Timer>,
     clock_saved: Mutex<Option<Instant>>,
+    /// The change-log entries last turned into the feed (loaded at the first batch).
+    last_fed: AsyncMutex<Option<HashSet<String>>>,
     last_prune: Mutex<Option<Instant>>,
     retention: TimeDelta,
 }
@@ -93,6 +95,7 @@ impl MembershipEngine {
             known: Mutex::default(),
             timer: Mutex::default(),
             clock_saved: Mutex::default(),
+            last_fed: AsyncMutex::default(),
             last_prune: Mutex::default(),
             retention,
         }
@@ -117,15 +120,28 @@ impl MembershipEngine {
         changes: &[IndexChange],
     ) -> Result<(), LiveError> {
         let now = Utc::now();
+        let started = Instant::now();
         let mut entries = Vec::new();
         self.load_window(now).await?;
         self.reconcile(now, &mut entries).await?;
-        let written = written_by(pending, changes);
+        let prepared = started.elapsed();
+        let mut last_fed = self.last_fed.lock().await;
+        if last_fed.is_none() {
+            *last_fed = Some(self.store.last_fed_changes().await?.into_iter().collect());
+        }
+        let already_fed = |change: &Change| {
+            change.fed
+                || last_fed
+                    .as_ref()
+                    .is_some_and(|fed| fed.contains(&change.key))
+        };
+        let written = written_by(pending, changes, &already_fed);
         let fired = self.fire_due(now, &written, &mut entries).await?;
         for (workspace, contacts) in &written {
             self.batch_transitions(workspace, contacts, now, &mut entries)
                 .await?;
         }
+        let evaluated = started.elapsed();
         self.assign_positions(&mut entries);
         let deliveries = self.deliveries(&entries, &written, now);
         let fed: Vec<String> = if entries.is_empty() && deliveries.is_empty() {
@@ -133,7 +149,7 @@ impl MembershipEngine {
         } else {
             pending
                 .iter()
-                .filter(|change| !change.fed)
+                .filter(|change| !already_fed(change))
                 .map(|change| change.key.clone())
                 .collect()
         };
@@ -145,7 +161,10 @@ impl MembershipEngine {
                 .unwrap_or(true);
         if !entries.is_empty() || !deliveries.is_empty() {
             self.record(&entries, &deliveries, &fed).await?;
+            *last_fed = Some(fed.into_iter().collect());
         }
+        drop(last_fed);
+        let recorded = started.elapsed();
         if save_clock {
             self.store.advance_live_clock(now).await?;
             if let Ok(mut saved) = self.clock_saved.lock() {
@@ -153,6 +172,16 @@ impl MembershipEngine {
             }
         }
         self.prune_now_and_then(now).await;
+        if !pending.is_empty() {
+            tracing::debug!(
+                entries = entries.len(),
+                prepare_ms = prepared.as_millis(),
+                evaluate_ms = (evaluated - prepared).as_millis(),
+                record_ms = (recorded - evaluated).as_millis(),
+                total_ms = started.elapsed().as_millis(),
+                "membership step"
+            );
+        }
         Ok(())
     }
 
@@ -444,7 +473,7 @@ impl MembershipEngine {
         WebhookDelivery::pending(id, hook, contact, event_type, body, now)
     }
 
-    /// Writes `entries` and `deliveries` (with the change-log marks `fed`) and wakes the
+    /// Writes `entries` and `deliveries` (with the change-log entries `fed` into them) and wakes the
     /// followers and the webhook dispatcher.
     async fn record(
         &self,
@@ -593,10 +622,14 @@ impl MembershipEngine {
 }
 
 /// The contacts the batch writes, per workspace, leaving out entries already fed (replayed).
-fn written_by(pending: &[Change], changes: &[IndexChange]) -> Written {
+fn written_by(
+    pending: &[Change],
+    changes: &[IndexChange],
+    already_fed: &dyn Fn(&Change) -> bool,
+) -> Written {
     let fresh: HashSet<(&WorkspaceId, &ContactId)> = pending
         .iter()
-        .filter(|change| !change.fed)
+        .filter(|change| !already_fed(change))
         .flat_map(|change| change.contacts.iter().map(|id| (&change.workspace, id)))
         .collect();
     let mut written: Written = HashMap::new();

@@ -1,0 +1,301 @@
+//! Where an indexer stands in the change log, without deleting entries on its path.
+//!
+//! Entry keys are ULIDs taken just before a write's transaction is sent, so key order is not
+//! commit order: an entry may become visible after one with a later key. The cursor keeps a
+//! *watermark*: every entry with a smaller key was seen by an earlier read. Each step reads the
+//! log from the watermark on, skips what it already applied, and afterwards moves the
+//! watermark up to [`COMMIT_GRACE`] before the moment the read started (never past an entry it
+//! left unread), so an entry committed up to that long after its key's time is still read.
+//! A later commit is found by a sweep below the watermark, which also hands the applied
+//! entries found there to a background deletion; nothing unapplied is ever deleted.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::WorkspaceId;
+use crate::store::{Backlog, Change, change_key_at};
+
+/// How long after its key's time an entry can commit and still be read in key order.
+pub const COMMIT_GRACE: Duration = Duration::from_secs(5);
+
+/// One step's entries and where the watermark goes once they are applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Entries to apply, late ones first, then in key order.
+    pub changes: Vec<Change>,
+    /// The watermark to record with the commit that applies them.
+    pub watermark: Option<String>,
+}
+
+/// What a sweep below the watermark found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sweep {
+    /// Applied entries, ready to be deleted.
+    pub applied: Vec<String>,
+    /// Entries never applied (committed late, or unsure after a restart); the next step
+    /// applies them.
+    pub late: usize,
+}
+
+/// An indexer's position in the change log.
+#[derive(Debug, Default)]
+pub struct ChangeCursor {
+    /// Every entry below it was seen by a read (`None`: nothing was read yet).
+    watermark: Option<String>,
+    /// Applied entries not yet deleted from the log.
+    applied: BTreeSet<String>,
+    /// Unapplied entries a sweep found below the watermark.
+    late: Vec<Change>,
+    /// Entries being deleted.
+    deleting: HashSet<String>,
+}
+
+impl ChangeCursor {
+    /// A cursor resuming at `watermark` (from the index's last commit). Entries below it that
+    /// are still in the log count as unapplied: the first sweep applies them again, which is
+    /// harmless and covers a crash between a commit and anything this process knew.
+    pub fn resume(watermark: Option<String>) -> Self {
+        Self {
+            watermark,
+            ..Self::default()
+        }
+    }
+
+    /// Where the next read starts and how many entries it asks for so that `batch` new ones
+    /// fit beside the applied ones it will skip.
+    pub fn read_plan(&self, batch: usize) -> (Option<String>, usize) {
+        let skipped = match &self.watermark {
+            Some(watermark) => self.applied.range(watermark.clone()..).count(),
+            None => self.applied.len(),
+        };
+        (self.watermark.clone(), batch + skipped)
+    }
+
+    /// Picks up to `batch` entries to apply from `read` (the answer to [`Self::read_plan`]'s
+    /// read, of `limit` entries at most, started at `read_at`) and the late ones.
+    pub fn next_batch(
+        &mut self,
+        read: Vec<Change>,
+        limit: usize,
+        read_at: DateTime<Utc>,
+        batch: usize,
+    ) -> Batch {
+        let late_taken = self.late.len().min(batch);
+        let mut changes: Vec<Change> = self.late.drain(..late_taken).collect();
+        let mut chosen: HashSet<String> = changes.iter().map(|c| c.key.clone()).collect();
+        let full_read = read.len() >= limit;
+        let last_read = read.last().map(|change| change.key.clone());
+        // The first entry left for a later step bounds the watermark.
+        let mut left_unread: Option<String> = None;
+        for change in read {
+            if self.applied.contains(&change.key) || chosen.contains(&change.key) {
+                continue;
+            }
+            if changes.len() >= batch {
+                left_unread = Some(change.key);
+                break;
+            }
+            chosen.insert(change.key.clone());
+            changes.push(change);
+        }
+        let horizon = change_key_at(read_at - COMMIT_GRACE);
+        let mut bound = horizon;
+        if let Some(key) = left_unread.or(if full_read { last_read } else { None }) {
+            bound = bound.min(key);
+        }
+        let watermark = match &self.watermark {
+            Some(current) if *current >= bound => Some(current.clone()),
+            _ => Some(bound),
+        };
+        Batch { changes, watermark }
+    }
+
+    /// Records that `batch` was applied and committed.
+    pub fn applied(&mut self, batch: &Batch) {
+        self.applied
+            .extend(batch.changes.iter().map(|change| change.key.clone()));
+        if batch.watermark > self.watermark {
+            self.watermark.clone_from(&batch.watermark);
+        }
+    }
+
+    /// Starts over after a full build that covers the `existing` entries (those in the log
+    /// before its scan began), resuming at `watermark`.
+    pub fn rebuilt(&mut self, watermark: String, existing: impl IntoIterator<Item = String>) {
+        self.applied = existing.into_iter().collect();
+        self.late.clear();
+        self.watermark = Some(watermark);
+    }
+
+    /// The watermark, when a sweep below it can find anything.
+    pub fn watermark(&self) -> Option<&str> {
+        self.watermark.as_deref()
+    }
+
+    /// Sorts the entries found below the watermark (`below`): applied ones go to deletion
+    /// (unless already being deleted), others are applied by the next step.
+    pub fn sweep(&mut self, below: Vec<Change>) -> Sweep {
+        let mut sweep = Sweep::default();
+        let queued: HashSet<String> = self.late.iter().map(|c| c.key.clone()).collect();
+        for change in below {
+            if self.applied.contains(&change.key) {
+                if self.deleting.insert(change.key.clone()) {
+                    sweep.applied.push(change.key);
+                }
+            } else if !queued.contains(&change.key) {
+                sweep.late += 1;
+                self.late.push(change);
+            }
+        }
+        sweep
+    }
+
+    /// Applied entries still in the log.
+    pub fn undeleted(&self) -> usize {
+        self.applied.len()
+    }
+
+    /// Records the outcome of deleting `keys`: gone from the log, or (`false`) still there,
+    /// to be deleted by a later sweep.
+    pub fn deleted(&mut self, keys: &[String], gone: bool) {
+        for key in keys {
+            self.deleting.remove(key);
+            if gone {
+                self.applied.remove(key);
+            }
+        }
+    }
+
+    /// The entries of `workspace` (of all: `None`) not applied yet: those of `from_watermark`
+    /// (the log read from the watermark on) not applied, and the late ones.
+    pub fn backlog<'a>(
+        &'a self,
+        from_watermark: impl IntoIterator<Item = &'a Change>,
+        workspace: Option<&WorkspaceId>,
+    ) -> Backlog {
+        let mut backlog = Backlog {
+            pending: 0,
+            oldest: None,
+        };
+        let unapplied = from_watermark
+            .into_iter()
+            .filter(|change| !self.applied.contains(&change.key));
+        for change in unapplied.chain(self.late.iter()) {
+            if workspace.is_none_or(|workspace| change.workspace == *workspace) {
+                backlog.pending += 1;
+                backlog.oldest = Some(
+                    backlog
+                        .oldest
+                        .map_or(change.created_at, |oldest| oldest.min(change.created_at)),
+                );
+            }
+        }
+        backlog
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(key: &str) -> Change {
+        Change {
+            key: key.to_owned(),
+            workspace: WorkspaceId::from_trusted("w".to_owned()),
+            contacts: Vec::new(),
+            created_at: Utc::now(),
+            fed: false,
+        }
+    }
+
+    fn key(at: DateTime<Utc>, n: u8) -> String {
+        let base = change_key_at(at);
+        format!("{}{}", &base[..25], char::from(b'0' + n))
+    }
+
+    #[test]
+    fn a_step_skips_what_it_applied_and_keeps_the_grace_window() {
+        let now = Utc::now();
+        let mut cursor = ChangeCursor::resume(None);
+        let (from, limit) = cursor.read_plan(10);
+        assert_eq!((from, limit), (None, 10));
+        let recent = key(now, 1);
+        let batch = cursor.next_batch(vec![change(&recent)], limit, now, 10);
+        assert_eq!(batch.changes.len(), 1);
+        // The watermark stays COMMIT_GRACE behind the read, below the entry just read.
+        let watermark = batch.watermark.clone().unwrap();
+        assert!(watermark < recent);
+        assert_eq!(watermark, change_key_at(now - COMMIT_GRACE));
+        cursor.applied(&batch);
+        let (from, limit) = cursor.read_plan(10);
+        assert_eq!(from.as_deref(), Some(watermark.as_str()));
+        assert_eq!(
+            limit, 11,
+            "the applied entry above the watermark is read again"
+        );
+        // An entry committed late with an earlier key, still above the watermark, is read.
+        let earlier = key(now - chrono::Duration::seconds(2), 1);
+        let next = cursor.next_batch(vec![change(&earlier), change(&recent)], limit, now, 10);
+        let keys: Vec<&str> = next.changes.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, vec![earlier.as_str()]);
+    }
+
+    #[test]
+    fn the_watermark_never_passes_an_entry_left_unread() {
+        let now = Utc::now();
+        let old = now - chrono::Duration::seconds(60);
+        let mut cursor = ChangeCursor::resume(None);
+        let read = vec![
+            change(&key(old, 1)),
+            change(&key(old, 2)),
+            change(&key(old, 3)),
+        ];
+        let batch = cursor.next_batch(read, 10, now, 2);
+        assert_eq!(batch.changes.len(), 2);
+        assert_eq!(batch.watermark, Some(key(old, 3)));
+        cursor.applied(&batch);
+        // A full read (limit reached) bounds it at the last entry read.
+        let read = vec![change(&key(old, 3)), change(&key(old, 4))];
+        let batch = cursor.next_batch(read, 2, now, 10);
+        assert_eq!(batch.watermark, Some(key(old, 4)));
+    }
+
+    #[test]
+    fn a_sweep_deletes_only_applied_entries_and_queues_late_ones() {
+        let now = Utc::now();
+        let old = now - chrono::Duration::seconds(60);
+        let mut cursor = ChangeCursor::resume(None);
+        let batch = cursor.next_batch(vec![change(&key(old, 1))], 10, now, 10);
+        cursor.applied(&batch);
+        let sweep = cursor.sweep(vec![change(&key(old, 1)), change(&key(old, 2))]);
+        assert_eq!(sweep.applied, vec![key(old, 1)]);
+        assert_eq!(sweep.late, 1);
+        // While deleting, the same entries are neither handed out again nor queued twice.
+        let again = cursor.sweep(vec![change(&key(old, 1)), change(&key(old, 2))]);
+        assert_eq!(again, Sweep::default());
+        let batch = cursor.next_batch(Vec::new(), 10, now, 10);
+        assert_eq!(batch.changes.len(), 1, "the late entry comes first");
+        assert_eq!(batch.changes[0].key, key(old, 2));
+        cursor.applied(&batch);
+        // A failed deletion leaves the entry to a later sweep.
+        cursor.deleted(&[key(old, 1)], false);
+        let retry = cursor.sweep(vec![change(&key(old, 1))]);
+        assert_eq!(retry.applied, vec![key(old, 1)]);
+        cursor.deleted(&[key(old, 1)], true);
+        assert_eq!(cursor.backlog(&[change(&key(old, 1))], None).pending, 1);
+    }
+
+    #[test]
+    fn a_rebuild_covers_the_entries_that_existed_before_its_scan() {
+        let now = Utc::now();
+        let old = now - chrono::Duration::seconds(60);
+        let mut cursor = ChangeCursor::resume(None);
+        cursor.rebuilt(change_key_at(now), [key(old, 1)]);
+        // An entry that appeared below the watermark after the scan began is applied.
+        let sweep = cursor.sweep(vec![change(&key(old, 1)), change(&key(old, 2))]);
+        assert_eq!(sweep.applied, vec![key(old, 1)]);
+        assert_eq!(sweep.late, 1);
+    }
+}

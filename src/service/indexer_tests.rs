@@ -1,0 +1,83 @@
+//! The indexer over a real store and index: entries committed later than the grace still
+//! reach the index, and applied entries leave the log in the background.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::indexer::{ChangeNotifier, Indexer};
+use crate::config::{DatabaseUrl, StoreSettings};
+use crate::domain::{Contact, ContactFields, WorkspaceId};
+use crate::index::SegmentIndex;
+use crate::store::{Store, WriteBatch};
+
+async fn indexer() -> (Store, Indexer) {
+    let store = Store::connect(&StoreSettings::new(DatabaseUrl::Memory))
+        .await
+        .unwrap();
+    let index = Arc::new(SegmentIndex::open_in_ram().unwrap());
+    let indexer = Indexer::new(
+        store.clone(),
+        index,
+        ChangeNotifier::default(),
+        Duration::ZERO,
+    )
+    .unwrap();
+    indexer.ensure_built().await.unwrap();
+    (store, indexer)
+}
+
+async fn create(store: &Store, workspace: &WorkspaceId, late_by: Option<chrono::Duration>) {
+    let mut contact = Contact::new(workspace.clone(), ContactFields::default(), Utc::now());
+    let mut batch = WriteBatch::new(workspace);
+    batch.create_contact(&mut contact);
+    if let Some(late_by) = late_by {
+        batch = batch.keyed_at(Utc::now() - late_by);
+    }
+    store.commit(batch).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_entry_committed_later_than_the_grace_is_applied_by_the_sweep() {
+    let (store, indexer) = indexer().await;
+    let workspace = WorkspaceId::from_trusted("acme".to_owned());
+    create(&store, &workspace, None).await;
+    assert_eq!(indexer.try_apply_next().await.unwrap(), 1);
+    // Keyed a minute ago, visible only now: below the watermark, so a step does not read it.
+    create(&store, &workspace, Some(chrono::Duration::seconds(60))).await;
+    assert_eq!(indexer.try_apply_next().await.unwrap(), 0);
+    assert_eq!(indexer.backlog().await.unwrap().pending, 0);
+    let drift = indexer.compare(5).await.unwrap();
+    // `compare` catches up first, sweep included: the late entry is in the index.
+    assert!(drift.is_clean(), "{drift:?}");
+    assert_eq!(drift.indexed, 2);
+}
+
+#[tokio::test]
+async fn applied_entries_leave_the_log_and_nothing_unapplied_does() {
+    let (store, indexer) = indexer().await;
+    let workspace = WorkspaceId::from_trusted("acme".to_owned());
+    // Old keys, so that the watermark passes them at once.
+    for _ in 0..3 {
+        create(&store, &workspace, Some(chrono::Duration::seconds(30))).await;
+    }
+    assert_eq!(indexer.catch_up().await.unwrap(), 3);
+    // The applied entries are below the watermark now: a sweep hands them to a deletion.
+    indexer.sweep().await.unwrap();
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = store.changes_from(None, 100).await.unwrap().len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "applied entries are deleted");
+    // A late entry found by the same kind of sweep is applied, not deleted.
+    create(&store, &workspace, Some(chrono::Duration::seconds(60))).await;
+    indexer.sweep().await.unwrap();
+    assert_eq!(store.changes_from(None, 100).await.unwrap().len(), 1);
+    assert_eq!(indexer.try_apply_next().await.unwrap(), 1);
+    assert!(indexer.compare(5).await.unwrap().is_clean());
+}
