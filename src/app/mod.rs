@@ -128,7 +128,7 @@ impl App {
             },
         );
         indexer.ensure_built().await?;
-        indexer.catch_up().await?;
+        indexer.settle().await?;
         let (stop_indexer, stopped) = watch::channel(false);
         let indexer_task = tokio::spawn(Arc::clone(&indexer).run(stopped.clone()));
         let catalog_task = tokio::spawn(catalogs.follow(stopped));

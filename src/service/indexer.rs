@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
-use super::change_cursor::{COMMIT_GRACE, ChangeCursor};
+use super::change_cursor::{COMMIT_GRACE, ChangeCursor, Sweep};
 use crate::domain::{ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, IndexError, PROJECTION_VERSION, SegmentIndex};
 use crate::service::live::{LiveError, MembershipEngine};
@@ -361,6 +361,37 @@ impl Indexer {
     pub async fn catch_up(&self) -> Result<usize, IndexerError> {
         self.sweep().await?;
         self.apply_pending().await
+    }
+
+    /// At start: applies what the log holds (entries below the recorded watermark too, as
+    /// nothing says they were applied) and then deletes every applied entry below the
+    /// watermark before the service answers, so the log each start reads again is no more
+    /// than what the run before left (a service killed within a second of each start, as the
+    /// kill loop does, would otherwise re-apply a log that grows with every start).
+    pub async fn settle(&self) -> Result<usize, IndexerError> {
+        let mut applied = 0;
+        loop {
+            let watermark = self.lock_cursor()?.watermark().map(str::to_owned);
+            let sweep = match &watermark {
+                Some(watermark) => {
+                    let below = self.store.changes_before(watermark, SWEEP_SIZE).await?;
+                    self.lock_cursor()?.sweep(below)
+                }
+                None => Sweep::default(),
+            };
+            applied += self.apply_pending().await?;
+            if watermark.is_none() && self.lock_cursor()?.watermark().is_some() {
+                continue;
+            }
+            if sweep.applied.is_empty() && sweep.late == 0 {
+                return Ok(applied);
+            }
+            for chunk in sweep.applied.chunks(BATCH_SIZE) {
+                let outcome = self.store.delete_changes(chunk).await;
+                self.lock_cursor()?.deleted(chunk, outcome.is_ok());
+                outcome?;
+            }
+        }
     }
 
     /// Applies what the log holds from the watermark on (and the late entries found).

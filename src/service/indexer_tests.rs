@@ -17,15 +17,20 @@ async fn indexer() -> (Store, Indexer) {
         .await
         .unwrap();
     let index = Arc::new(SegmentIndex::open_in_ram().unwrap());
-    let indexer = Indexer::new(
+    let indexer = over(&store, &index);
+    indexer.ensure_built().await.unwrap();
+    (store, indexer)
+}
+
+/// An indexer over `store` and `index` as a (re)started process makes it.
+fn over(store: &Store, index: &Arc<SegmentIndex>) -> Indexer {
+    Indexer::new(
         store.clone(),
-        index,
+        Arc::clone(index),
         ChangeNotifier::default(),
         Duration::ZERO,
     )
-    .unwrap();
-    indexer.ensure_built().await.unwrap();
-    (store, indexer)
+    .unwrap()
 }
 
 async fn create(store: &Store, workspace: &WorkspaceId, late_by: Option<chrono::Duration>) {
@@ -80,4 +85,33 @@ async fn applied_entries_leave_the_log_and_nothing_unapplied_does() {
     assert_eq!(store.changes_from(None, 100).await.unwrap().len(), 1);
     assert_eq!(indexer.try_apply_next().await.unwrap(), 1);
     assert!(indexer.compare(5).await.unwrap().is_clean());
+}
+
+#[tokio::test]
+async fn a_restart_applies_and_then_deletes_what_the_last_run_left_in_the_log() {
+    let store = Store::connect(&StoreSettings::new(DatabaseUrl::Memory))
+        .await
+        .unwrap();
+    let index = Arc::new(SegmentIndex::open_in_ram().unwrap());
+    let first = over(&store, &index);
+    first.ensure_built().await.unwrap();
+    let workspace = WorkspaceId::from_trusted("acme".to_owned());
+    for _ in 0..4 {
+        create(&store, &workspace, Some(chrono::Duration::seconds(30))).await;
+    }
+    create(&store, &workspace, None).await;
+    assert_eq!(first.settle().await.unwrap(), 5);
+    // The run is killed before any background deletion: the next start finds the entries.
+    create(&store, &workspace, None).await;
+    drop(first);
+    assert_eq!(store.changes_from(None, 100).await.unwrap().len(), 6 - 4);
+    let second = over(&store, &index);
+    second.settle().await.unwrap();
+    let left = store.changes_from(None, 100).await.unwrap();
+    // Only entries above the watermark (the last 5 s) may stay; none of them is unapplied.
+    assert!(left.len() <= 2, "{left:?}");
+    assert_eq!(second.backlog().await.unwrap().pending, 0);
+    let drift = second.compare(5).await.unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
+    assert_eq!(drift.indexed, 6);
 }
