@@ -24,6 +24,9 @@ struct Ledger {
     merges: Vec<(u64, String, String)>,
 }
 
+/// How often (in iterations) the whole store is exported and checked.
+const EXPORT_EVERY: u64 = 10;
+
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -45,8 +48,11 @@ async fn kill_loop_keeps_everything_acknowledged() {
     let dir = KeptDir(Some(dir));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let started = Instant::now();
+    let mut last_export = 0;
     for iteration in 0..iterations {
+        let starting = Instant::now();
         let service = start(dir.path()).await;
+        let start_took = starting.elapsed();
         if iteration == 0 {
             service
                 .graphql(
@@ -55,19 +61,28 @@ async fn kill_loop_keeps_everything_acknowledged() {
                 )
                 .await;
         }
-        verify(&service, &ledger, iteration.saturating_sub(1)).await;
+        let verifying = Instant::now();
+        // The whole store is exported (uniqueness, import rows, the index's count) every
+        // EXPORT_EVERY iterations and at the end, covering the imports since the last time;
+        // what one iteration acknowledged is checked one by one at every start.
+        let export_from = (iteration % EXPORT_EVERY == 0).then_some(last_export);
+        if export_from.is_some() {
+            last_export = iteration.saturating_sub(1);
+        }
+        let contacts = verify(&service, &ledger, iteration.saturating_sub(1), export_from).await;
+        let verify_took = verifying.elapsed();
         let workload = Workload::start(&service, iteration, &ledger);
         let delay = Duration::from_millis(rng.random_range(150..1_500));
         tokio::time::sleep(delay).await;
         service.kill();
         workload.stop().await;
         eprintln!(
-            "iteration {iteration}: killed after {delay:?} ({:?} in all)",
+            "iteration {iteration}: killed after {delay:?} ({:?} in all; start {start_took:?}, check of {contacts} contacts {verify_took:?})",
             started.elapsed()
         );
     }
     let service = start(dir.path()).await;
-    verify(&service, &ledger, 0).await;
+    verify(&service, &ledger, 0, Some(0)).await;
     let ledger = ledger.lock().unwrap();
     eprintln!(
         "{iterations} iterations: {} upserts, {} import rows, {} merges acknowledged and found",
@@ -219,17 +234,19 @@ async fn merges(base: String, iteration: u64, ledger: Arc<Mutex<Ledger>>) {
     }
 }
 
-/// Every acknowledged fact of iterations `from..` holds (the final check passes 0: all of
-/// them), and store and index agree.
-async fn verify(service: &Service, ledger: &Arc<Mutex<Ledger>>, from: u64) {
+/// Checks the upserts and merges the ledger holds from iteration `from` on and, with
+/// `export_from`, exports the store to check that no external id is held twice, that the
+/// imports since that iteration kept every row they reported, and that the index counts what
+/// the store holds; returns how many contacts were exported (0 without).
+async fn verify(
+    service: &Service,
+    ledger: &Arc<Mutex<Ledger>>,
+    from: u64,
+    export_from: Option<u64>,
+) -> usize {
     let (upserts, imports, merges) = {
         let ledger = ledger.lock().unwrap();
-        let since = |id: &str| {
-            id.strip_prefix('i')
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|n| n.parse::<u64>().ok())
-                .is_some_and(|n| n >= from)
-        };
+        let since = |id: &str| since_iteration(id, from);
         (
             ledger
                 .upserts
@@ -240,7 +257,7 @@ async fn verify(service: &Service, ledger: &Arc<Mutex<Ledger>>, from: u64) {
             ledger
                 .imports
                 .iter()
-                .filter(|(prefix, _)| since(prefix))
+                .filter(|(prefix, _)| export_from.is_some_and(|from| since_iteration(prefix, from)))
                 .cloned()
                 .collect::<Vec<_>>(),
             ledger
@@ -251,17 +268,6 @@ async fn verify(service: &Service, ledger: &Arc<Mutex<Ledger>>, from: u64) {
                 .collect::<Vec<_>>(),
         )
     };
-    let exported = service.export().await;
-    let external_ids: Vec<&str> = exported
-        .iter()
-        .filter_map(|contact| contact["externalId"].as_str())
-        .collect();
-    let unique: HashSet<&str> = external_ids.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        external_ids.len(),
-        "an external id is held twice"
-    );
     for (external_id, plan) in &upserts {
         let found = service
             .graphql(
@@ -272,16 +278,6 @@ async fn verify(service: &Service, ledger: &Arc<Mutex<Ledger>>, from: u64) {
         assert_eq!(
             found["data"]["contact"]["attributes"]["plan"], *plan,
             "acknowledged upsert of `{external_id}` lost: {found}"
-        );
-    }
-    for (prefix, acknowledged) in &imports {
-        let stored = unique
-            .iter()
-            .filter(|id| id.starts_with(prefix.as_str()))
-            .count();
-        assert!(
-            stored as u64 >= *acknowledged,
-            "{prefix}: {stored} rows stored < {acknowledged} reported committed"
         );
     }
     for (_, survivor, absorbed) in &merges {
@@ -296,6 +292,30 @@ async fn verify(service: &Service, ledger: &Arc<Mutex<Ledger>>, from: u64) {
             "acknowledged merge lost: {resolved}"
         );
     }
+    if export_from.is_none() {
+        return 0;
+    }
+    let exported = service.export().await;
+    let external_ids: Vec<&str> = exported
+        .iter()
+        .filter_map(|contact| contact["externalId"].as_str())
+        .collect();
+    let unique: HashSet<&str> = external_ids.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        external_ids.len(),
+        "an external id is held twice"
+    );
+    for (prefix, acknowledged) in &imports {
+        let stored = unique
+            .iter()
+            .filter(|id| id.starts_with(prefix.as_str()))
+            .count();
+        assert!(
+            stored as u64 >= *acknowledged,
+            "{prefix}: {stored} rows stored < {acknowledged} reported committed"
+        );
+    }
     let indexed = service
         .graphql(
             "{ contacts(segment: \"created_at exists\", consistency: LATEST) { totalCount } }",
@@ -307,6 +327,15 @@ async fn verify(service: &Service, ledger: &Arc<Mutex<Ledger>>, from: u64) {
         exported.len(),
         "the index caught up with the store"
     );
+    exported.len()
+}
+
+/// Whether the id or prefix `i<iteration>-…` was written in iteration `from` or later.
+fn since_iteration(id: &str, from: u64) -> bool {
+    id.strip_prefix('i')
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|n| n >= from)
 }
 
 /// A temporary directory removed on drop, unless QWRY_KILL_KEEP_DIR asks to keep it.
