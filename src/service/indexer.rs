@@ -17,7 +17,7 @@ use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
 use super::change_cursor::{COMMIT_GRACE, ChangeCursor, Sweep};
-use crate::domain::{ContactId, WorkspaceId};
+use crate::domain::{Contact, ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, IndexError, PROJECTION_VERSION, SegmentIndex};
 use crate::service::live::{LiveError, MembershipEngine};
 use crate::store::{Backlog, Store, StoreError, change_key_at};
@@ -299,8 +299,7 @@ impl Indexer {
                 .or_default()
                 .extend(change.contacts.iter().copied());
         }
-        let mut current: HashMap<WorkspaceId, HashMap<ContactId, crate::domain::Contact>> =
-            HashMap::new();
+        let mut current: HashMap<WorkspaceId, HashMap<ContactId, Contact>> = HashMap::new();
         for (workspace, mut ids) in wanted {
             ids.sort_unstable();
             ids.dedup();
@@ -336,7 +335,7 @@ impl Indexer {
         self.lock_cursor()?.applied(&batch);
         let indexed = started.elapsed();
         if let Some(engine) = engine {
-            engine.after_batch(&committed);
+            engine.after_batch(pending, &committed);
         }
         let scheduled = started.elapsed();
         if let Ok(mut applied) = self.applied.lock() {
@@ -371,16 +370,10 @@ impl Indexer {
     pub async fn settle(&self) -> Result<usize, IndexerError> {
         let mut applied = 0;
         loop {
-            let watermark = self.lock_cursor()?.watermark().map(str::to_owned);
-            let sweep = match &watermark {
-                Some(watermark) => {
-                    let below = self.store.changes_before(watermark, SWEEP_SIZE).await?;
-                    self.lock_cursor()?.sweep(below)
-                }
-                None => Sweep::default(),
-            };
+            let had_watermark = self.lock_cursor()?.watermark().is_some();
+            let sweep = self.look_below().await?;
             applied += self.apply_pending().await?;
-            if watermark.is_none() && self.lock_cursor()?.watermark().is_some() {
+            if !had_watermark && self.lock_cursor()?.watermark().is_some() {
                 continue;
             }
             if sweep.applied.is_empty() && sweep.late == 0 {
@@ -409,14 +402,7 @@ impl Indexer {
     /// Looks below the watermark: entries never applied (committed later than the grace, or
     /// unsure after a restart) go to the next step, applied ones to a background deletion.
     pub async fn sweep(&self) -> Result<(), IndexerError> {
-        let Some(watermark) = self.lock_cursor()?.watermark().map(str::to_owned) else {
-            return Ok(());
-        };
-        let below = self.store.changes_before(&watermark, SWEEP_SIZE).await?;
-        if below.is_empty() {
-            return Ok(());
-        }
-        let sweep = self.lock_cursor()?.sweep(below);
+        let sweep = self.look_below().await?;
         if sweep.late > 0 {
             warn!(
                 entries = sweep.late,
@@ -427,6 +413,15 @@ impl Indexer {
             self.delete_in_background(sweep.applied);
         }
         Ok(())
+    }
+
+    /// Reads below the watermark (nothing before one exists) and sorts what it finds.
+    async fn look_below(&self) -> Result<Sweep, IndexerError> {
+        let Some(watermark) = self.lock_cursor()?.watermark().map(str::to_owned) else {
+            return Ok(Sweep::default());
+        };
+        let below = self.store.changes_before(&watermark, SWEEP_SIZE).await?;
+        Ok(self.lock_cursor()?.sweep(below))
     }
 
     /// Whether a background deletion is still under way.

@@ -12,11 +12,16 @@ use crate::domain::{Contact, ContactFields, WorkspaceId};
 use crate::index::SegmentIndex;
 use crate::store::{Store, WriteBatch};
 
-async fn indexer() -> (Store, Indexer) {
+/// An empty in-memory store and index.
+async fn store_and_index() -> (Store, Arc<SegmentIndex>) {
     let store = Store::connect(&StoreSettings::new(DatabaseUrl::Memory))
         .await
         .unwrap();
-    let index = Arc::new(SegmentIndex::open_in_ram().unwrap());
+    (store, Arc::new(SegmentIndex::open_in_ram().unwrap()))
+}
+
+async fn indexer() -> (Store, Indexer) {
+    let (store, index) = store_and_index().await;
     let indexer = over(&store, &index);
     indexer.ensure_built().await.unwrap();
     (store, indexer)
@@ -89,10 +94,7 @@ async fn applied_entries_leave_the_log_and_nothing_unapplied_does() {
 
 #[tokio::test]
 async fn a_restart_applies_and_then_deletes_what_the_last_run_left_in_the_log() {
-    let store = Store::connect(&StoreSettings::new(DatabaseUrl::Memory))
-        .await
-        .unwrap();
-    let index = Arc::new(SegmentIndex::open_in_ram().unwrap());
+    let (store, index) = store_and_index().await;
     let first = over(&store, &index);
     first.ensure_built().await.unwrap();
     let workspace = WorkspaceId::from_trusted("acme".to_owned());

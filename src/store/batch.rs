@@ -312,12 +312,11 @@ impl Store {
             return Ok(());
         }
         if !batch.touched.is_empty() {
-            #[cfg(not(test))]
             let change = ChangeRecord::new(&batch.workspace, &batch.touched);
             #[cfg(test)]
             let change = match batch.change_at {
-                Some(at) => ChangeRecord::keyed_at(&batch.workspace, &batch.touched, at),
-                None => ChangeRecord::new(&batch.workspace, &batch.touched),
+                Some(at) => change.keyed_at(at),
+                None => change,
             };
             let key = batch.bind(change.id());
             let record = batch.bind(change);

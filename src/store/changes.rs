@@ -58,18 +58,11 @@ impl ChangeRecord {
         }
     }
 
-    /// Tests: an entry keyed at `at`.
+    /// Tests: this entry keyed at `at` instead.
     #[cfg(test)]
-    pub(super) fn keyed_at(
-        workspace: &WorkspaceId,
-        contacts: &[ContactId],
-        at: DateTime<Utc>,
-    ) -> Self {
-        let mut record = Self::new(workspace, contacts);
-        let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
-        let ulid = Ulid::from_parts(millis, rand_part());
-        record.id = RecordId::new(CHANGE_TABLE, ulid.to_string());
-        record
+    pub(super) fn keyed_at(mut self, at: DateTime<Utc>) -> Self {
+        self.id = RecordId::new(CHANGE_TABLE, Ulid::from_datetime(at.into()).to_string());
+        self
     }
 
     pub(super) fn id(&self) -> RecordId {
@@ -94,11 +87,6 @@ impl ChangeRecord {
             fed: self.fed.unwrap_or(false),
         })
     }
-}
-
-#[cfg(test)]
-fn rand_part() -> u128 {
-    Ulid::new().random()
 }
 
 /// The change-log key of the moment `at`: every entry written later sorts after it.

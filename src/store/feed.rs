@@ -82,9 +82,9 @@ impl FeedRecord {
 
 impl Store {
     /// Appends `entries` to the feed and `deliveries` to the webhook outbox, and records the
-    /// change-log entries `fed` as turned into both (replacing the last such record: only the
-    /// last step can be in the feed without being in the index, and a replay of it must not
-    /// record it twice), in one transaction per chunk; the record goes with the last chunk.
+    /// change-log entries `fed` into the feed but not yet into the index (replacing the last
+    /// such record; a replay must not record them twice), in one transaction per chunk; the
+    /// record goes with the last chunk.
     pub async fn record_membership_changes(
         &self,
         entries: &[MembershipChange],
@@ -172,7 +172,8 @@ impl Store {
         Ok(deleted.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
 
-    /// The change-log entries the last recording turned into feed entries and deliveries.
+    /// The change-log entries the last recording listed as in the feed but not yet in the
+    /// index.
     pub async fn last_fed_changes(&self) -> Result<Vec<String>, StoreError> {
         let mut response = self
             .db

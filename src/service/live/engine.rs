@@ -8,7 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, TimeDelta, Utc};
 use qwry_segment::eval::next_change;
 use qwry_segment::{Checked, Field, Test, TimePoint};
-use tokio::sync::{Mutex as AsyncMutex, broadcast};
+use tokio::sync::broadcast;
 
 use super::payload;
 use super::timer::Timer;
@@ -67,8 +67,9 @@ pub struct MembershipEngine {
     known: Mutex<HashMap<WorkspaceId, Trees>>,
     timer: Mutex<Timer>,
     clock_saved: Mutex<Option<Instant>>,
-    /// The change-log entries last turned into the feed (loaded at the first batch).
-    last_fed: AsyncMutex<Option<HashSet<String>>>,
+    /// Change-log entries turned into the feed that the index has not committed yet, as the
+    /// store records them (loaded at the first batch): a replay must not record them again.
+    fed_unapplied: Mutex<Option<HashSet<String>>>,
     last_prune: Mutex<Option<Instant>>,
     retention: TimeDelta,
 }
@@ -95,7 +96,7 @@ impl MembershipEngine {
             known: Mutex::default(),
             timer: Mutex::default(),
             clock_saved: Mutex::default(),
-            last_fed: AsyncMutex::default(),
+            fed_unapplied: Mutex::default(),
             last_prune: Mutex::default(),
             retention,
         }
@@ -125,16 +126,26 @@ impl MembershipEngine {
         self.load_window(now).await?;
         self.reconcile(now, &mut entries).await?;
         let prepared = started.elapsed();
-        let mut last_fed = self.last_fed.lock().await;
-        if last_fed.is_none() {
-            *last_fed = Some(self.store.last_fed_changes().await?.into_iter().collect());
+        // Steps run one at a time (the indexer's step lock), so nothing else changes the set
+        // between these locks.
+        let loaded = self
+            .fed_unapplied
+            .lock()
+            .map(|fed| fed.is_some())
+            .unwrap_or(false);
+        if !loaded {
+            let keys: HashSet<String> = self.store.last_fed_changes().await?.into_iter().collect();
+            if let Ok(mut fed) = self.fed_unapplied.lock() {
+                *fed = Some(keys);
+            }
         }
-        let already_fed = |change: &Change| {
-            change.fed
-                || last_fed
-                    .as_ref()
-                    .is_some_and(|fed| fed.contains(&change.key))
-        };
+        let earlier: HashSet<String> = self
+            .fed_unapplied
+            .lock()
+            .ok()
+            .and_then(|fed| fed.clone())
+            .unwrap_or_default();
+        let already_fed = |change: &Change| change.fed || earlier.contains(&change.key);
         let written = written_by(pending, changes, &already_fed);
         let fired = self.fire_due(now, &written, &mut entries).await?;
         for (workspace, contacts) in &written {
@@ -144,15 +155,18 @@ impl MembershipEngine {
         let evaluated = started.elapsed();
         self.assign_positions(&mut entries);
         let deliveries = self.deliveries(&entries, &written, now);
-        let fed: Vec<String> = if entries.is_empty() && deliveries.is_empty() {
-            Vec::new()
-        } else {
-            pending
-                .iter()
-                .filter(|change| !already_fed(change))
-                .map(|change| change.key.clone())
-                .collect()
-        };
+        // What the feed holds and the index does not yet: the earlier ones still unapplied
+        // (a replay may apply them over several steps) and this batch's.
+        let fed: HashSet<String> = earlier
+            .iter()
+            .cloned()
+            .chain(
+                pending
+                    .iter()
+                    .filter(|change| !already_fed(change))
+                    .map(|change| change.key.clone()),
+            )
+            .collect();
         let save_clock = fired
             || self
                 .clock_saved
@@ -160,10 +174,12 @@ impl MembershipEngine {
                 .map(|saved| saved.is_none_or(|at| at.elapsed() >= CLOCK_SAVE_INTERVAL))
                 .unwrap_or(true);
         if !entries.is_empty() || !deliveries.is_empty() {
-            self.record(&entries, &deliveries, &fed).await?;
-            *last_fed = Some(fed.into_iter().collect());
+            let keys: Vec<String> = fed.iter().cloned().collect();
+            self.record(&entries, &deliveries, &keys).await?;
+            if let Ok(mut unapplied) = self.fed_unapplied.lock() {
+                *unapplied = Some(fed);
+            }
         }
-        drop(last_fed);
         let recorded = started.elapsed();
         if save_clock {
             self.store.advance_live_clock(now).await?;
@@ -185,9 +201,17 @@ impl MembershipEngine {
         Ok(())
     }
 
-    /// Runs after the indexer committed a batch: schedules the next flips of the written
-    /// contacts and tells followers which contacts changed.
-    pub fn after_batch(&self, changes: &[IndexChange]) {
+    /// Runs after the indexer committed a batch (`applied` as read, `changes` as applied):
+    /// the batch's entries are no longer owed to a replay; schedules the next flips of the
+    /// written contacts and tells followers which contacts changed.
+    pub fn after_batch(&self, applied: &[Change], changes: &[IndexChange]) {
+        if let Ok(mut fed) = self.fed_unapplied.lock()
+            && let Some(fed) = fed.as_mut()
+        {
+            for change in applied {
+                fed.remove(&change.key);
+            }
+        }
         let now = Utc::now();
         for change in changes {
             match change {
