@@ -219,7 +219,17 @@ pub struct StoreSettings {
     pub password: Option<SecretString>,
     /// Memory bounds of the embedded SurrealKV datastore.
     pub memory: StoreMemory,
+    /// SurrealDB namespace of the service's data (`SURREAL_NS`, default `qwry`).
+    pub namespace: String,
+    /// SurrealDB database of the service's data (`SURREAL_DB`, default `contacts`): instances
+    /// that share one server and one database serve the same data.
+    pub database: String,
 }
+
+/// SurrealDB namespace of the service's data unless `SURREAL_NS` says otherwise.
+pub const DEFAULT_NAMESPACE: &str = "qwry";
+/// SurrealDB database of the service's data unless `SURREAL_DB` says otherwise.
+pub const DEFAULT_DATABASE: &str = "contacts";
 
 impl StoreSettings {
     /// Settings for a store at `url` without credentials, with the default memory bounds.
@@ -229,6 +239,8 @@ impl StoreSettings {
             username: None,
             password: None,
             memory: StoreMemory::default(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            database: DEFAULT_DATABASE.to_owned(),
         }
     }
 }
@@ -468,6 +480,12 @@ impl Settings {
                 username,
                 password,
                 memory,
+                namespace: from_env("SURREAL_NS")
+                    .unwrap_or(DEFAULT_NAMESPACE)
+                    .to_owned(),
+                database: from_env("SURREAL_DB")
+                    .unwrap_or(DEFAULT_DATABASE)
+                    .to_owned(),
             },
             log_filter: from_env("RUST_LOG").unwrap_or("info").to_owned(),
             log_format: match from_env("LOG_FORMAT") {

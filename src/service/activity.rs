@@ -168,7 +168,8 @@ impl ActivityService {
         input: ConversationInput,
     ) -> Result<(Conversation, Recorded), ServiceError> {
         let input = input.validate()?;
-        for _attempt in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            super::contention::pause_before(attempt).await;
             let mut contact = self.subject(workspace, subject).await?;
             let previous = self.store.conversation(workspace, &input.id).await?;
             if let Some(previous) = &previous {
@@ -243,7 +244,8 @@ impl ActivityService {
         input: EventInput,
     ) -> Result<(Event, Recorded), ServiceError> {
         let id = input.id.clone().unwrap_or_else(ActivityId::generate);
-        for _attempt in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            super::contention::pause_before(attempt).await;
             let mut contact = self.subject(workspace, subject).await?;
             if input.id.is_some()
                 && let Some(existing) = self.store.event(workspace, &id).await?

@@ -224,7 +224,8 @@ impl ContactService {
     ) -> Result<(Contact, UpsertOutcome), ServiceError> {
         IdentityKey::parse(IdentityKind::ExternalId, external_id.as_str(), &[])?;
         let patch = self.validate(workspace, input).await?;
-        for _attempt in 0..MAX_WRITE_ATTEMPTS {
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            super::contention::pause_before(attempt).await;
             let Some(existing) = self.find_by_external_id(workspace, external_id).await? else {
                 let blank = ContactFields {
                     external_id: Some(external_id.clone()),
@@ -265,7 +266,8 @@ impl ContactService {
         input: PatchInput,
     ) -> Result<Contact, ServiceError> {
         let patch = self.validate(workspace, input).await?;
-        for _attempt in 0..MAX_WRITE_ATTEMPTS {
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            super::contention::pause_before(attempt).await;
             let existing = self.get(workspace, id).await?;
             if let Some((contact, _changed)) =
                 self.write_patch(existing, &patch, Provenance::Api).await?

@@ -218,7 +218,8 @@ impl IdentityService {
         if patch.last_seen_at == FieldChange::Keep {
             patch.last_seen_at = FieldChange::Set(Utc::now());
         }
-        for _attempt in 0..MAX_LINK_ATTEMPTS {
+        for attempt in 0..MAX_LINK_ATTEMPTS {
+            super::contention::pause_before(attempt).await;
             let holder = self.holder(workspace, &anonymous).await?;
             let written = match holder {
                 Some(existing) => {
@@ -328,7 +329,8 @@ impl IdentityService {
             method,
             anonymous,
         };
-        for _attempt in 0..MAX_LINK_ATTEMPTS {
+        for attempt in 0..MAX_LINK_ATTEMPTS {
+            super::contention::pause_before(attempt).await;
             if let Some(contact) = self.try_identify(workspace, &write, blocked).await? {
                 return Ok(contact);
             }

@@ -91,7 +91,8 @@ impl MergeService {
         actor: &str,
         reason: MergeReason,
     ) -> Result<MergeRecord, ServiceError> {
-        for _attempt in 0..MAX_MERGE_ATTEMPTS {
+        for attempt in 0..MAX_MERGE_ATTEMPTS {
+            super::contention::pause_before(attempt).await;
             let preview = self
                 .preview(workspace, survivor, absorbed, strategy)
                 .await?;

@@ -8,6 +8,7 @@ mod catalog_tests;
 mod change_cursor;
 mod claims;
 mod contacts;
+mod contention;
 mod error;
 mod event_import;
 mod export;

@@ -32,6 +32,32 @@ struct FeedRecord {
     cause: String,
 }
 
+/// One (contact, segment) membership the feed recorded and the index may not hold yet.
+#[derive(Debug, Clone, SurrealValue)]
+struct FedMemberRecord {
+    workspace: String,
+    contact: String,
+    segment: String,
+    member: bool,
+}
+
+#[derive(Debug, SurrealValue)]
+struct FedRecord {
+    keys: Vec<String>,
+    members: Option<Vec<FedMemberRecord>>,
+}
+
+/// What the feed holds that the index may not: the change-log entries turned into feed
+/// entries, and the membership the feed last recorded for (contact, segment) pairs the index
+/// has not caught up with. A replay takes these, not the index, as the contacts' old state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FedState {
+    /// Change-log keys already turned into feed entries.
+    pub keys: Vec<String>,
+    /// (workspace, contact, segment) and whether the feed last said the contact is a member.
+    pub members: Vec<(WorkspaceId, ContactId, Slug, bool)>,
+}
+
 #[derive(Debug, SurrealValue)]
 struct ClockRecord {
     through: DateTime<Utc>,
@@ -81,16 +107,26 @@ impl FeedRecord {
 }
 
 impl Store {
-    /// Appends `entries` to the feed and `deliveries` to the webhook outbox, and records the
-    /// change-log entries `fed` into the feed but not yet into the index (replacing the last
-    /// such record; a replay must not record them twice), in one transaction per chunk; the
-    /// record goes with the last chunk.
+    /// Appends `entries` to the feed and `deliveries` to the webhook outbox, and records what
+    /// the feed holds but the index may not yet (`fed`, replacing the last such record; a
+    /// replay must not record it twice), in one transaction per chunk; the record goes with the
+    /// last chunk.
     pub async fn record_membership_changes(
         &self,
         entries: &[MembershipChange],
         deliveries: &[WebhookDelivery],
-        fed: &[String],
+        fed: &FedState,
     ) -> Result<(), StoreError> {
+        let members: Vec<FedMemberRecord> = fed
+            .members
+            .iter()
+            .map(|(workspace, contact, segment, member)| FedMemberRecord {
+                workspace: workspace.as_str().to_owned(),
+                contact: contact.to_string(),
+                segment: segment.as_str().to_owned(),
+                member: *member,
+            })
+            .collect();
         let records: Vec<FeedRecord> = entries.iter().map(FeedRecord::of).collect();
         let outbox: Vec<DeliveryRecord> = deliveries.iter().map(DeliveryRecord::of).collect();
         let entry_chunks = records.chunks(WRITE_CHUNK).count();
@@ -108,7 +144,7 @@ impl Store {
                 continue;
             }
             let fed_record = if last {
-                "UPSERT $fed_id SET keys = $fed RETURN NONE;"
+                "UPSERT $fed_id SET keys = $fed, members = $fed_members RETURN NONE;"
             } else {
                 ""
             };
@@ -123,7 +159,8 @@ impl Store {
                 .bind(("entries", entries))
                 .bind(("deliveries", deliveries))
                 .bind(("fed_id", RecordId::new(CLOCK_TABLE, FED_KEY)))
-                .bind(("fed", fed.to_vec()))
+                .bind(("fed", fed.keys.clone()))
+                .bind(("fed_members", members.clone()))
                 .await
                 .and_then(|response| response.check())
                 .map_err(StoreError::from_surreal)?;
@@ -172,17 +209,34 @@ impl Store {
         Ok(deleted.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
 
-    /// The change-log entries the last recording listed as in the feed but not yet in the
-    /// index.
-    pub async fn last_fed_changes(&self) -> Result<Vec<String>, StoreError> {
-        let mut response = self
+    /// What the last recording listed as in the feed but not yet in the index.
+    pub async fn last_fed_state(&self) -> Result<FedState, StoreError> {
+        let record: Option<FedRecord> = self
             .db
-            .query("SELECT VALUE keys FROM $fed_id")
-            .bind(("fed_id", RecordId::new(CLOCK_TABLE, FED_KEY)))
+            .select(RecordId::new(CLOCK_TABLE, FED_KEY))
             .await
             .map_err(StoreError::from_surreal)?;
-        let keys: Vec<Vec<String>> = response.take(0).map_err(StoreError::from_surreal)?;
-        Ok(keys.into_iter().next().unwrap_or_default())
+        let Some(record) = record else {
+            return Ok(FedState::default());
+        };
+        let corrupt = || StoreError::Corrupt("fed membership contact".to_owned());
+        let members = record
+            .members
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                Ok((
+                    WorkspaceId::from_trusted(m.workspace),
+                    ContactId::parse(&m.contact).map_err(|_| corrupt())?,
+                    Slug::from_trusted(m.segment),
+                    m.member,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(FedState {
+            keys: record.keys,
+            members,
+        })
     }
 
     /// Until when time transitions have been recorded (`None`: never).

@@ -14,6 +14,7 @@ mod connection;
 mod contact_cache;
 mod contacts;
 mod feed;
+pub use feed::FedState;
 mod identities;
 mod merges;
 mod records;
@@ -121,6 +122,39 @@ impl StoreError {
     }
 }
 
+/// How many times the schema is applied when a concurrent definition (another instance
+/// starting, or another database of the namespace being defined) wins the race.
+const SCHEMA_ATTEMPTS: u64 = 20;
+
+/// Selects the namespace and database (which defines them when they are new) and applies the
+/// schema (every statement `IF NOT EXISTS`), retrying on a transaction conflict.
+async fn apply_schema(
+    db: &Connection,
+    namespace: &str,
+    database: &str,
+) -> Result<(), surrealdb::Error> {
+    let mut attempt = 1;
+    loop {
+        let outcome = match db.use_database(namespace, database).await {
+            Ok(()) => db
+                .query(schema::SCHEMA)
+                .await
+                .and_then(|response| response.check()),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Err(error)
+                if attempt < SCHEMA_ATTEMPTS
+                    && matches!(StoreError::classify(&error), StoreError::WriteConflict) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+            }
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
 /// How long [`Store::close`] waits for an embedded datastore to release its files.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -167,12 +201,8 @@ impl Store {
                 Connection::Any(any)
             }
         };
-        db.use_database(schema::NAMESPACE, schema::DATABASE)
+        apply_schema(&db, &settings.namespace, &settings.database)
             .await
-            .map_err(connect_error)?;
-        db.query(schema::SCHEMA)
-            .await
-            .and_then(|response| response.check())
             .map_err(connect_error)?;
         // SurrealKV closes in the background after its last handle goes; RocksDB closes when
         // the datastore is dropped, inside `close`.

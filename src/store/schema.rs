@@ -41,9 +41,5 @@ DEFINE INDEX IF NOT EXISTS webhook_delivery_pending ON webhook_delivery FIELDS s
 DEFINE INDEX IF NOT EXISTS contact_event_contact ON contact_event FIELDS workspace, contact, at;
 "#;
 
-/// SurrealDB namespace holding the service's data.
-pub const NAMESPACE: &str = "qwry";
-/// SurrealDB database holding the service's data.
-pub const DATABASE: &str = "contacts";
 /// Name of the unique index on `(workspace, external_id)`; its violations are conflicts.
 pub const EXTERNAL_ID_INDEX: &str = "contact_external_id";

@@ -8,6 +8,8 @@ use qwry_contacts::app::App;
 use std::collections::HashMap;
 
 use qwry_contacts::config::{DatabaseUrl, ServeFlags, Settings, StoreSettings};
+
+use crate::test_store::{fresh_store, server_mode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -19,37 +21,49 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<io::Result<()>>,
+    /// The index directory of a service over a server store, removed with it.
+    _index_dir: Option<tempfile::TempDir>,
 }
 
 impl TestApp {
-    /// A service over a fresh in-memory store (and an in-memory index).
+    /// A service over a fresh store (in memory with an in-memory index, or a new database on
+    /// the test server: see [`crate::test_store`]).
     pub async fn spawn() -> Self {
-        Self::spawn_with(DatabaseUrl::Memory, PathBuf::from("unused-in-memory")).await
+        Self::spawn_adjusted(|_| {}).await
     }
 
     /// A service over the store at `url`, keeping its index under `data_dir`.
     pub async fn spawn_with(url: DatabaseUrl, data_dir: PathBuf) -> Self {
+        Self::spawn_on(StoreSettings::new(url), data_dir).await
+    }
+
+    /// A service over `store`, keeping its index under `data_dir`.
+    pub async fn spawn_on(store: StoreSettings, data_dir: PathBuf) -> Self {
         let settings = Settings {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
             data_dir,
-            store: StoreSettings::new(url),
+            store,
             ..test_settings()
         };
-        Self::spawn_settings(settings).await
+        Self::spawn_settings(settings, None).await
     }
 
-    /// A service over a fresh in-memory store, with settings changed by `adjust`.
+    /// A service over a fresh store, with settings changed by `adjust`.
     pub async fn spawn_adjusted(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let index_dir = server_mode().then(|| tempfile::tempdir().unwrap());
         let mut settings = Settings {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
-            store: StoreSettings::new(DatabaseUrl::Memory),
+            store: fresh_store(),
             ..test_settings()
         };
+        if let Some(dir) = &index_dir {
+            settings.data_dir = dir.path().to_owned();
+        }
         adjust(&mut settings);
-        Self::spawn_settings(settings).await
+        Self::spawn_settings(settings, index_dir).await
     }
 
-    async fn spawn_settings(settings: Settings) -> Self {
+    async fn spawn_settings(settings: Settings, index_dir: Option<tempfile::TempDir>) -> Self {
         let app = App::build(&settings).await.expect("service starts");
         let listener = TcpListener::bind(settings.listen_addr).await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -62,6 +76,7 @@ impl TestApp {
             client: client_with_key(ADMIN_KEY),
             shutdown,
             server,
+            _index_dir: index_dir,
         }
     }
 

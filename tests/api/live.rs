@@ -349,9 +349,9 @@ async fn editing_a_segment_records_the_difference_of_its_members() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_survives_a_restart_and_a_subscriber_resumes_from_its_cursor() {
     let dir = tempfile::tempdir().unwrap();
-    let url = qwry_contacts::config::DatabaseUrl::RocksDb(dir.path().join("store"));
+    let store = crate::test_store::durable_store(dir.path());
     let index_dir = dir.path().join("data");
-    let app = TestApp::spawn_with(url.clone(), index_dir.clone()).await;
+    let app = TestApp::spawn_on(store.clone(), index_dir.clone()).await;
     app.define_attribute("plan", "STRING").await;
     app.data(SAVE, json!({ "slug": "pros", "text": "plan = \"pro\"" }))
         .await;
@@ -366,7 +366,7 @@ async fn the_feed_survives_a_restart_and_a_subscriber_resumes_from_its_cursor() 
     assert_eq!(before.len(), 3);
     app.stop().await;
 
-    let app = TestApp::spawn_with(url, index_dir).await;
+    let app = TestApp::spawn_on(store, index_dir).await;
     assert_eq!(
         whole_feed(&app, "pros").await,
         before,

@@ -1,25 +1,25 @@
 //! Data written before a stop is there after a restart (the embedded store on disk), and the
 //! index is rebuilt when it was written by an earlier version.
 
-use qwry_contacts::config::DatabaseUrl;
 use qwry_contacts::index::{CommitPayload, PROJECTION_VERSION, SegmentIndex};
 use serde_json::json;
 
 use crate::helpers::TestApp;
+use crate::test_store::durable_store;
 
 #[tokio::test]
 async fn contacts_and_attributes_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::RocksDb(dir.path().join("rocksdb"));
+    let store = durable_store(dir.path());
 
-    let app = TestApp::spawn_with(url.clone(), dir.path().to_owned()).await;
+    let app = TestApp::spawn_on(store.clone(), dir.path().to_owned()).await;
     app.define_attribute("plan", "STRING").await;
     let written = app
         .upsert(json!({ "externalId": "u1", "name": "Ada", "attributes": { "plan": "pro" } }))
         .await;
     app.stop().await;
 
-    let restarted = TestApp::spawn_with(url, dir.path().to_owned()).await;
+    let restarted = TestApp::spawn_on(store, dir.path().to_owned()).await;
     assert_eq!(
         restarted.contact(written["id"].as_str().unwrap()).await,
         written
@@ -41,8 +41,8 @@ async fn contacts_and_attributes_survive_a_restart() {
 #[tokio::test]
 async fn an_index_of_an_older_projection_is_rebuilt_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::embedded_under(dir.path());
-    let app = TestApp::spawn_with(url.clone(), dir.path().to_owned()).await;
+    let store = durable_store(dir.path());
+    let app = TestApp::spawn_on(store.clone(), dir.path().to_owned()).await;
     app.upsert(json!({ "externalId": "u1" })).await;
     assert_eq!(app.total_count().await, 1);
     app.stop().await;
@@ -59,7 +59,7 @@ async fn an_index_of_an_older_projection_is_rebuilt_at_start() {
             })
             .unwrap();
     }
-    let restarted = TestApp::spawn_with(url, dir.path().to_owned()).await;
+    let restarted = TestApp::spawn_on(store, dir.path().to_owned()).await;
     assert_eq!(restarted.total_count().await, 1);
     let never_talked = restarted
         .data(

@@ -17,6 +17,9 @@ use serde_json::json;
 #[allow(dead_code)]
 #[path = "../../../tests/api/helpers.rs"]
 mod helpers;
+#[path = "../../../tests/api/test_store.rs"]
+#[allow(dead_code)]
+mod test_store;
 
 use helpers::{ADMIN_KEY, TestApp};
 

@@ -75,7 +75,8 @@ impl ImportService {
         let mut total = BatchOutcome::default();
         let mut deferred = Vec::new();
         let mut pending = rows;
-        for _attempt in 0..MAX_BATCH_ATTEMPTS {
+        for attempt in 0..MAX_BATCH_ATTEMPTS {
+            crate::service::contention::pause_before(attempt).await;
             let plan = match self.plan_group(workspace, &pending, options, blocked).await {
                 Ok(plan) => plan,
                 Err(error) => {

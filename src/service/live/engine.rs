@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::index::{ContactRecord, IndexChange, IndexError, SegmentIndex};
 use crate::service::segment::{CompiledCatalogs, evaluate};
-use crate::store::{Change, Store, StoreError};
+use crate::store::{Change, FedState, Store, StoreError};
 
 /// How far ahead the timer loads flips; a new window is scanned when half of it has passed.
 const WINDOW: TimeDelta = TimeDelta::minutes(10);
@@ -67,11 +67,61 @@ pub struct MembershipEngine {
     known: Mutex<HashMap<WorkspaceId, Trees>>,
     timer: Mutex<Timer>,
     clock_saved: Mutex<Option<Instant>>,
-    /// Change-log entries turned into the feed that the index has not committed yet, as the
-    /// store records them (loaded at the first batch): a replay must not record them again.
-    fed_unapplied: Mutex<Option<HashSet<String>>>,
+    /// What the feed holds that the index has not committed yet, as the store records it
+    /// (loaded at the first batch): a replay must not record it again.
+    fed_unapplied: Mutex<Option<FeedAhead>>,
     last_prune: Mutex<Option<Instant>>,
     retention: TimeDelta,
+}
+
+/// What the feed holds ahead of the index.
+#[derive(Debug, Clone, Default)]
+struct FeedAhead {
+    /// Change-log entries turned into feed entries.
+    keys: HashSet<String>,
+    /// The membership the feed last recorded for (contact, segment) pairs whose contact the
+    /// index has not committed since: after a crash, the old state of a replayed contact (the
+    /// index may still hold a state from before what the feed already said).
+    members: HashMap<(WorkspaceId, ContactId, Slug), bool>,
+    /// Contacts the step under way evaluated: once the index commits them, it holds what the
+    /// feed says of them.
+    evaluated: Vec<(WorkspaceId, ContactId)>,
+}
+
+impl FeedAhead {
+    fn loaded(state: FedState) -> Self {
+        Self {
+            keys: state.keys.into_iter().collect(),
+            members: state
+                .members
+                .into_iter()
+                .map(|(workspace, contact, segment, member)| {
+                    ((workspace, contact, segment), member)
+                })
+                .collect(),
+            evaluated: Vec::new(),
+        }
+    }
+
+    fn stored(&self) -> FedState {
+        FedState {
+            keys: self.keys.iter().cloned().collect(),
+            members: self
+                .members
+                .iter()
+                .map(|((workspace, contact, segment), member)| {
+                    (workspace.clone(), *contact, segment.clone(), *member)
+                })
+                .collect(),
+        }
+    }
+
+    /// The feed's word on `contact` in `segment`, when it is ahead of the index.
+    fn member(&self, workspace: &WorkspaceId, contact: ContactId, segment: &Slug) -> Option<bool> {
+        self.members
+            .get(&(workspace.clone(), contact, segment.clone()))
+            .copied()
+    }
 }
 
 /// Contacts of one workspace that a batch changed: their new state, or `None` when removed.
@@ -134,22 +184,22 @@ impl MembershipEngine {
             .map(|fed| fed.is_some())
             .unwrap_or(false);
         if !loaded {
-            let keys: HashSet<String> = self.store.last_fed_changes().await?.into_iter().collect();
+            let state = FeedAhead::loaded(self.store.last_fed_state().await?);
             if let Ok(mut fed) = self.fed_unapplied.lock() {
-                *fed = Some(keys);
+                *fed = Some(state);
             }
         }
-        let earlier: HashSet<String> = self
+        let mut ahead: FeedAhead = self
             .fed_unapplied
             .lock()
             .ok()
             .and_then(|fed| fed.clone())
             .unwrap_or_default();
-        let already_fed = |change: &Change| change.fed || earlier.contains(&change.key);
+        let already_fed = |change: &Change| change.fed || ahead.keys.contains(&change.key);
         let written = written_by(pending, changes, &already_fed);
         let fired = self.fire_due(now, &written, &mut entries).await?;
         for (workspace, contacts) in &written {
-            self.batch_transitions(workspace, contacts, now, &mut entries)
+            self.batch_transitions(workspace, contacts, now, &ahead, &mut entries)
                 .await?;
         }
         let evaluated = started.elapsed();
@@ -157,15 +207,16 @@ impl MembershipEngine {
         let deliveries = self.deliveries(&entries, &written, now);
         // What the feed holds and the index does not yet: the earlier ones still unapplied
         // (a replay may apply them over several steps) and this batch's.
-        let fed: HashSet<String> = earlier
+        let fresh: Vec<String> = pending
             .iter()
-            .cloned()
-            .chain(
-                pending
-                    .iter()
-                    .filter(|change| !already_fed(change))
-                    .map(|change| change.key.clone()),
-            )
+            .filter(|change| !already_fed(change))
+            .map(|change| change.key.clone())
+            .collect();
+        ahead.evaluated = written
+            .iter()
+            .flat_map(|(workspace, contacts)| {
+                contacts.iter().map(|(id, _)| (workspace.clone(), *id))
+            })
             .collect();
         let save_clock = fired
             || self
@@ -174,11 +225,29 @@ impl MembershipEngine {
                 .map(|saved| saved.is_none_or(|at| at.elapsed() >= CLOCK_SAVE_INTERVAL))
                 .unwrap_or(true);
         if !entries.is_empty() || !deliveries.is_empty() {
-            let keys: Vec<String> = fed.iter().cloned().collect();
-            self.record(&entries, &deliveries, &keys).await?;
-            if let Ok(mut unapplied) = self.fed_unapplied.lock() {
-                *unapplied = Some(fed);
+            ahead.keys.extend(fresh);
+            // Entries of written contacts only: time transitions and segment edits are what
+            // the index says at their moment, so the index is not behind on them.
+            let written_now: HashSet<(WorkspaceId, ContactId)> =
+                ahead.evaluated.iter().cloned().collect();
+            let of_written: Vec<&MembershipChange> = entries
+                .iter()
+                .filter(|entry| written_now.contains(&(entry.workspace.clone(), entry.contact)))
+                .collect();
+            for entry in of_written {
+                ahead.members.insert(
+                    (
+                        entry.workspace.clone(),
+                        entry.contact,
+                        entry.segment.clone(),
+                    ),
+                    entry.kind == MembershipKind::Enter,
+                );
             }
+            self.record(&entries, &deliveries, &ahead.stored()).await?;
+        }
+        if let Ok(mut unapplied) = self.fed_unapplied.lock() {
+            *unapplied = Some(ahead);
         }
         let recorded = started.elapsed();
         if save_clock {
@@ -209,8 +278,12 @@ impl MembershipEngine {
             && let Some(fed) = fed.as_mut()
         {
             for change in applied {
-                fed.remove(&change.key);
+                fed.keys.remove(&change.key);
             }
+            let committed: HashSet<(WorkspaceId, ContactId)> = fed.evaluated.drain(..).collect();
+            fed.members.retain(|(workspace, contact, _), _| {
+                !committed.contains(&(workspace.clone(), *contact))
+            });
         }
         let now = Utc::now();
         for change in changes {
@@ -395,6 +468,7 @@ impl MembershipEngine {
         workspace: &WorkspaceId,
         contacts: &[(ContactId, Option<Contact>)],
         now: DateTime<Utc>,
+        ahead: &FeedAhead,
         entries: &mut Vec<MembershipChange>,
     ) -> Result<(), LiveError> {
         let trees = self.trees(workspace);
@@ -414,7 +488,9 @@ impl MembershipEngine {
             .await?;
         for ((slug, tree), members) in trees.iter().zip(&before) {
             for (id, contact) in contacts {
-                let was = members.contains(id);
+                let was = ahead
+                    .member(workspace, *id, slug)
+                    .unwrap_or_else(|| members.contains(id));
                 let is = contact
                     .as_ref()
                     .is_some_and(|contact| evaluate(tree, &ContactRecord(contact), now));
@@ -497,13 +573,13 @@ impl MembershipEngine {
         WebhookDelivery::pending(id, hook, contact, event_type, body, now)
     }
 
-    /// Writes `entries` and `deliveries` (with the change-log entries `fed` into them) and wakes the
-    /// followers and the webhook dispatcher.
+    /// Writes `entries` and `deliveries` (with what the feed holds ahead of the index, `fed`)
+    /// and wakes the followers and the webhook dispatcher.
     async fn record(
         &self,
         entries: &[MembershipChange],
         deliveries: &[WebhookDelivery],
-        fed: &[String],
+        fed: &FedState,
     ) -> Result<(), LiveError> {
         self.store
             .record_membership_changes(entries, deliveries, fed)
