@@ -1,5 +1,6 @@
 //! The indexer over a real store and index: entries committed later than the grace still
-//! reach the index, and applied entries leave the log in the background.
+//! reach the index, applied entries leave the log in the background, and a replay after a
+//! crash between the feed and the index records each membership change once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,4 +117,89 @@ async fn a_restart_applies_and_then_deletes_what_the_last_run_left_in_the_log() 
     let drift = second.compare(5).await.unwrap();
     assert!(drift.is_clean(), "{drift:?}");
     assert_eq!(drift.indexed, 6);
+}
+
+/// The indexer with a membership engine over `store` and `index`, the saved segments of the
+/// store's catalogue loaded, as a (re)started process wires them.
+async fn with_engine(
+    store: &Store,
+    index: &Arc<SegmentIndex>,
+) -> (Indexer, Arc<super::live::MembershipEngine>) {
+    let catalogs = super::catalog::Catalogs::load(store.clone()).await.unwrap();
+    let engine = Arc::new(super::live::MembershipEngine::new(
+        store.clone(),
+        Arc::clone(index),
+        super::segment::CompiledCatalogs::new(catalogs, None),
+        super::live::DEFAULT_FEED_RETENTION,
+    ));
+    let indexer = over(store, index);
+    indexer.attach(Arc::clone(&engine));
+    indexer.ensure_built().await.unwrap();
+    (indexer, engine)
+}
+
+#[tokio::test]
+async fn a_replay_after_a_crash_between_feed_and_index_records_each_change_once() {
+    use crate::domain::{MembershipKind, SavedSegment, Slug, Text};
+    use crate::index::IndexChange;
+
+    let (store, index) = store_and_index().await;
+    let workspace = WorkspaceId::from_trusted("acme".to_owned());
+    let pros = Slug::parse("pros").unwrap();
+    store
+        .put_segment(&SavedSegment {
+            workspace: workspace.clone(),
+            slug: pros.clone(),
+            name: Text::parse("name", "Pros").unwrap(),
+            description: None,
+            text: "name = \"pro\"".to_owned(),
+            names_sensitive_values: false,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let (indexer, engine) = with_engine(&store, &index).await;
+    let named = |name: &str| ContactFields {
+        name: Some(Text::parse("name", name).unwrap()),
+        ..ContactFields::default()
+    };
+    let mut cy = Contact::new(workspace.clone(), named("pro"), Utc::now());
+    let mut batch = WriteBatch::new(&workspace);
+    batch.create_contact(&mut cy);
+    store.commit(batch).await.unwrap();
+    assert_eq!(indexer.catch_up().await.unwrap(), 1);
+
+    // Leaves the segment: the feed records the EXIT, and the process dies before the index
+    // commits (the index still holds "pro").
+    let revision = cy.revision;
+    cy.fields = named("free");
+    let mut batch = WriteBatch::new(&workspace);
+    batch.replace_contact(&mut cy, revision);
+    store.commit(batch).await.unwrap();
+    let log = store.changes_from(None, 10).await.unwrap();
+    let exit = log.last().unwrap().clone();
+    let stored = store
+        .fresh_contacts_by_ids(&workspace, &[cy.id])
+        .await
+        .unwrap();
+    engine
+        .before_batch(&[exit], &[IndexChange::upsert(stored[0].clone())])
+        .await
+        .unwrap();
+    drop((indexer, engine));
+
+    // The restart replays the whole log over the index as it was (the entry that made cy
+    // enter is applied again, now with cy's later state).
+    let (restarted, _engine) = with_engine(&store, &index).await;
+    restarted.settle().await.unwrap();
+    let kinds: Vec<MembershipKind> = store
+        .membership_changes(&workspace, &pros, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|change| change.kind)
+        .collect();
+    assert_eq!(kinds, [MembershipKind::Enter, MembershipKind::Exit]);
+    assert!(restarted.compare(1).await.unwrap().is_clean());
 }
