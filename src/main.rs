@@ -30,6 +30,27 @@ struct Cli {
     serve: ServeFlags,
 }
 
+/// A running service to work through instead of opening the store.
+#[derive(Debug, clap::Args)]
+struct RemoteFlags {
+    /// The running service's address, e.g. http://127.0.0.1:8080.
+    #[arg(long, requires = "api_key")]
+    url: Option<String>,
+    /// An API key of the service (contacts:write to import, contacts:read to export).
+    #[arg(long, requires = "url")]
+    api_key: Option<String>,
+}
+
+impl RemoteFlags {
+    /// The service, when --url was given.
+    fn service(&self) -> anyhow::Result<Option<commands::remote::RemoteService>> {
+        match (&self.url, &self.api_key) {
+            (Some(url), Some(key)) => Ok(Some(commands::remote::RemoteService::new(url, key)?)),
+            _ => Ok(None),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the GraphQL API (the default).
@@ -38,8 +59,9 @@ enum Command {
     Schema,
     /// Rebuild the segment index from the store (the service must not be running).
     Reindex,
-    /// Import contacts from an NDJSON or CSV file (the service must not be running, or point
-    /// --database-url at a SurrealDB server); prints a summary.
+    /// Import contacts from an NDJSON or CSV file; prints a summary. Opens the store itself
+    /// (an embedded store only while the service is stopped), or, with --url and --api-key,
+    /// streams the file to the running service.
     Import {
         /// The file; `.csv` is read as CSV, anything else as NDJSON unless --format says.
         file: PathBuf,
@@ -52,11 +74,14 @@ enum Command {
         /// Count what would happen without writing.
         #[arg(long)]
         dry_run: bool,
-        /// Workspace to import into.
+        /// Workspace to import into (through --url: the API key's).
         #[arg(long, default_value = WorkspaceId::DEFAULT)]
         workspace: String,
+        #[command(flatten)]
+        remote: RemoteFlags,
     },
-    /// Export contacts (or a segment's members) as NDJSON, ascending by id.
+    /// Export contacts (or a segment's members) as NDJSON, ascending by id; from the store, or
+    /// with --url and --api-key from the running service.
     Export {
         /// Segment text; all contacts without it.
         #[arg(long)]
@@ -67,9 +92,11 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
-        /// Workspace to export from.
+        /// Workspace to export from (through --url: the API key's).
         #[arg(long, default_value = WorkspaceId::DEFAULT)]
         workspace: String,
+        #[command(flatten)]
+        remote: RemoteFlags,
     },
     /// Compare the store with the segment index; exit 1 if they differ.
     Check,
@@ -159,16 +186,28 @@ async fn main() -> anyhow::Result<ExitCode> {
             match_by,
             dry_run,
             workspace,
+            remote,
         } => {
             let options = import_options(&file, format.as_deref(), &match_by, dry_run)?;
-            import(&settings, &file, options, &workspace).await
+            match remote.service()? {
+                Some(service) => service.import(&file, options).await,
+                None => import(&settings, &file, options, &workspace).await,
+            }
         }
         Command::Export {
             segment,
             after,
             output,
             workspace,
-        } => export(&settings, segment, after, output, &workspace).await,
+            remote,
+        } => match remote.service()? {
+            Some(service) => {
+                service
+                    .export(segment.as_deref(), after.as_deref(), output.as_ref())
+                    .await
+            }
+            None => export(&settings, segment, after, output, &workspace).await,
+        },
         Command::Check => check(&settings).await,
         Command::Backup { file } => commands::backup::backup(&settings, &file).await,
         Command::Restore { file } => commands::backup::restore(&settings, &file).await,

@@ -66,7 +66,7 @@ pub enum StoreError {
     },
     /// Another process (a running service, or another command) holds the embedded store.
     #[error(
-        "the store at `{url}` is in use by another process (a running service holds its lock): stop that process first, point the command at a SurrealDB server with `--database-url ws://...`, or use the running service's API (`POST /v1/contacts/import`, `GET /v1/contacts/export`, GraphQL)"
+        "the store at `{url}` is in use by another process (a running service holds its lock): stop that process first, point the command at a SurrealDB server with `--database-url ws://...`, or go through the running service (`import` and `export` take `--url http://HOST:PORT --api-key KEY`; everything else is in its GraphQL API)"
     )]
     Locked {
         /// The embedded store's address.

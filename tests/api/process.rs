@@ -208,6 +208,82 @@ async fn commands_on_a_store_the_service_holds_say_it_is_in_use() {
     service.terminate();
 }
 
+/// `import` and `export` with `--url` and `--api-key` work through the running service while
+/// it holds the embedded store.
+#[tokio::test]
+async fn import_and_export_work_through_the_running_service() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let service = Service::start(data_dir.path()).await;
+    let file = data_dir.path().join("contacts.ndjson");
+    std::fs::write(
+        &file,
+        "{\"externalId\":\"u1\",\"email\":\"ada@example.com\"}\n{\"externalId\":\"u2\"}\n{\"externalId\":\"u3\",\"email\":\"nope\"}\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+            .env_clear()
+            .env("DATA_DIR", data_dir.path())
+            .args(args)
+            .args(["--url", &service.base, "--api-key", ADMIN_KEY])
+            .output()
+            .unwrap()
+    };
+    let imported = cli(&["import", file.to_str().unwrap()]);
+    let printed = String::from_utf8_lossy(&imported.stdout);
+    let errors = String::from_utf8_lossy(&imported.stderr);
+    assert_eq!(
+        imported.status.code(),
+        Some(2),
+        "a row failed: {printed} {errors}"
+    );
+    assert!(
+        printed.contains("3 rows: 2 created, 0 updated, 0 unchanged, 1 failed"),
+        "{printed}"
+    );
+    assert!(errors.contains("line 3: INVALID_INPUT"), "{errors}");
+    // Counts come from the index, which follows the store within moments.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let total = service
+            .graphql("{ contacts { totalCount } }", json!({}))
+            .await;
+        if total["data"]["contacts"]["totalCount"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the imported contacts: {total}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let exported = cli(&["export", "--segment", "email exists"]);
+    assert!(exported.status.success());
+    let rows: Vec<Value> = String::from_utf8_lossy(&exported.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["externalId"], "u1");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+        .env_clear()
+        .args([
+            "export",
+            "--url",
+            &service.base,
+            "--api-key",
+            "wrong-key-0123456789abcdef",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("UNAUTHENTICATED"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    service.terminate();
+}
+
 /// `backup` then `restore` into an empty store gives back the same answers: contacts with
 /// their identities, merges and sealed attributes, the registry, saved segments (and their
 /// members, from the rebuilt index) and keys. A restore into a store with data is refused.
