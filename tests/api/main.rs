@@ -16,6 +16,7 @@ mod helpers;
 mod http;
 mod identity;
 mod identity_tokens;
+mod instances;
 mod kill_loop;
 mod live;
 mod merges;

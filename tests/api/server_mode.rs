@@ -5,10 +5,11 @@ use std::process::Command;
 
 use crate::test_store::{STORE_VARIABLE, server_mode};
 
-/// Areas that only make sense on the embedded store (its files, its process, its locks) or that
-/// do not depend on the store.
+/// Areas that only make sense on the embedded store (its files, its process, its locks), that
+/// do not depend on the store, or that start their own server databases.
 const EMBEDDED_ONLY: &[&str] = &[
     "crash::",
+    "instances::",
     "kill_loop::",
     "process::",
     "schema::",

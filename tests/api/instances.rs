@@ -1,0 +1,134 @@
+//! Two service instances over one SurrealDB server (one database), each with its own index:
+//! what one writes reaches the other's segment results, catalogue changes (attributes, saved
+//! segments, key revocations) reach the other, and concurrent writers on both keep one contact
+//! per external id.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+use crate::test_store::server_database;
+
+/// How long the other instance may take in this test (the aim is 1 s; a loaded CI machine
+/// gets some slack).
+const CONVERGE_WITHIN: Duration = Duration::from_secs(5);
+
+/// Polls `query` on `app` until `done` holds of its data.
+async fn eventually(app: &TestApp, what: &str, query: &str, done: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let data = app.graphql(query, json!({})).await;
+        if done(&data) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {data}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_over_one_server_converge() {
+    let store = server_database();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestApp::spawn_on(store.clone(), dir_a.path().to_owned()).await;
+    let b = TestApp::spawn_on(store, dir_b.path().to_owned()).await;
+
+    a.define_attribute("plan", "STRING").await;
+    eventually(
+        &b,
+        "the attribute reaches b",
+        "{ attributes { name } }",
+        |data| data["data"]["attributes"] == json!([{ "name": "plan" }]),
+    )
+    .await;
+    a.data(
+        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
+        json!({}),
+    )
+    .await;
+    eventually(
+        &b,
+        "the segment reaches b",
+        "{ segments { slug } }",
+        |data| data["data"]["segments"] == json!([{ "slug": "pros" }]),
+    )
+    .await;
+
+    // A write on one is in the other's segment results.
+    a.upsert(json!({ "externalId": "ada", "attributes": { "plan": "pro" } }))
+        .await;
+    let pros = "{ segment(slug: \"pros\") { count } contacts(first: 0) { totalCount } }";
+    eventually(&b, "a's write is in b's results", pros, |data| {
+        data["data"]["segment"]["count"] == 1
+    })
+    .await;
+
+    // Concurrent writers on both, over the same external ids.
+    let writes = (0..40).map(|n| {
+        let app = if n % 2 == 0 { &a } else { &b };
+        let plan = if n % 3 == 0 { "pro" } else { "free" };
+        async move {
+            app.upsert(
+                json!({ "externalId": format!("u{}", n % 10), "attributes": { "plan": plan } }),
+            )
+            .await
+        }
+    });
+    futures::future::join_all(writes).await;
+    // Both indexes settle on the store's truth: ten contacts (and ada), the same members.
+    let truth = a
+        .latest("{ contacts(first: 100) { edges { node { externalId attributes } } } }")
+        .await;
+    let edges = truth["contacts"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 11, "one contact per external id: {truth}");
+    let pro_count = edges
+        .iter()
+        .filter(|edge| edge["node"]["attributes"]["plan"] == "pro")
+        .count();
+    for (name, app) in [("a", &a), ("b", &b)] {
+        eventually(
+            app,
+            &format!("{name} agrees with the store"),
+            pros,
+            |data| {
+                data["data"]["segment"]["count"] == pro_count
+                    && data["data"]["contacts"]["totalCount"] == 11
+            },
+        )
+        .await;
+    }
+
+    // A key made on one works on the other; revoked on one, the other refuses it.
+    let (key, id) = a.create_key(&["contacts:read"], json!({})).await;
+    let status = |app: &TestApp, key: String| {
+        let url = app.url("/graphql");
+        async move {
+            crate::helpers::client_with_key(&key)
+                .post(url)
+                .json(&json!({ "query": "{ contacts(first: 0) { totalCount } }" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    while status(&b, key.clone()).await != 200 {
+        assert!(Instant::now() < deadline, "a's new key never worked on b");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.data(
+        "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    while status(&b, key.clone()).await != 401 {
+        assert!(Instant::now() < deadline, "b still takes the key a revoked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
