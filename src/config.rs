@@ -58,6 +58,10 @@ pub struct Settings {
     pub index_writer_bytes: u64,
     /// How long segment feed entries are kept (`FEED_RETENTION_DAYS`, default 30, 1 to 3650).
     pub feed_retention: chrono::TimeDelta,
+    /// On a SurrealDB server, how long change-log entries stay for the instances that follow
+    /// them (`CHANGE_LOG_RETENTION_HOURS`, default 24, 1 to 8760); an instance further behind
+    /// rebuilds its index.
+    pub change_log_retention: chrono::TimeDelta,
 }
 
 /// Whether the service runs for development or production (`MODE`).
@@ -204,6 +208,9 @@ impl ApiSettings {
         })
     }
 }
+
+/// Default of [`Settings::change_log_retention`].
+pub const DEFAULT_CHANGE_LOG_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// Default of [`Settings::index_commit_delay`].
 pub const DEFAULT_INDEX_COMMIT_DELAY: Duration = Duration::from_millis(100);
@@ -374,6 +381,9 @@ pub enum ConfigError {
     /// `FEED_RETENTION_DAYS` is not a number of days from 1 to 3650.
     #[error("FEED_RETENTION_DAYS `{0}` must be a whole number of days from 1 to 3650")]
     FeedRetention(String),
+    /// `CHANGE_LOG_RETENTION_HOURS` is not a number of hours from 1 to 8760.
+    #[error("CHANGE_LOG_RETENTION_HOURS `{0}` must be a whole number of hours from 1 to 8760")]
+    ChangeLogRetention(String),
     /// `IDENTITY_SECRET` is too short.
     #[error("IDENTITY_SECRET must be at least 16 bytes without surrounding spaces")]
     IdentitySecret,
@@ -465,6 +475,15 @@ impl Settings {
                 .map(chrono::TimeDelta::days)
                 .ok_or_else(|| ConfigError::FeedRetention(raw.to_owned()))?,
         };
+        let change_log_retention = match from_env("CHANGE_LOG_RETENTION_HOURS") {
+            None => DEFAULT_CHANGE_LOG_RETENTION,
+            Some(raw) => raw
+                .parse::<i64>()
+                .ok()
+                .filter(|hours| (1..=8_760).contains(hours))
+                .map(chrono::TimeDelta::hours)
+                .ok_or_else(|| ConfigError::ChangeLogRetention(raw.to_owned()))?,
+        };
         let identity_secret = match env.get("IDENTITY_SECRET").filter(|v| !v.is_empty()) {
             None => None,
             Some(raw) => Some(
@@ -499,6 +518,7 @@ impl Settings {
             encryption_key: from_env("ENCRYPTION_KEY").map(SecretString::from),
             index_writer_bytes,
             feed_retention,
+            change_log_retention,
         })
     }
 }

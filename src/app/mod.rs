@@ -18,7 +18,7 @@ use crate::domain::WorkspaceId;
 use crate::graphql::{ApiSchema, PERSISTED_QUERIES, RequestGate, build_schema};
 use crate::http::{AddressGuard, HttpState, KeyRateLimit, router};
 use crate::index::{IndexError, SegmentIndex};
-use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError};
+use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError, LogSharing};
 use crate::service::webhooks::Sender;
 use crate::service::{Catalogs, LiveSettings, Services};
 
@@ -103,12 +103,22 @@ impl App {
         };
         let index = Arc::new(index);
         let notifier = ChangeNotifier::default();
-        let indexer = Arc::new(Indexer::new(
-            store.clone(),
-            Arc::clone(&index),
-            notifier.clone(),
-            settings.index_commit_delay,
-        )?);
+        // Over a SurrealDB server, other instances may follow the same change log.
+        let sharing = match settings.store.url {
+            DatabaseUrl::Remote(_) => LogSharing::Shared {
+                retention: settings.change_log_retention,
+            },
+            _ => LogSharing::Exclusive,
+        };
+        let indexer = Arc::new(
+            Indexer::new(
+                store.clone(),
+                Arc::clone(&index),
+                notifier.clone(),
+                settings.index_commit_delay,
+            )?
+            .sharing(sharing),
+        );
         let catalogs = Catalogs::load(store.clone()).await?;
         let metrics = Arc::new(Metrics::new());
         // Wiring attaches the membership engine to the indexer before it applies anything.

@@ -152,6 +152,12 @@ impl ChangeCursor {
         sweep
     }
 
+    /// Forgets the applied entries keyed before `key` (a shared log keeps them until its
+    /// retention ends; sweeps no longer look that far down).
+    pub fn forget_applied_before(&mut self, key: &str) {
+        self.applied = self.applied.split_off(key);
+    }
+
     /// Applied entries still in the log.
     pub fn undeleted(&self) -> usize {
         self.applied.len()
@@ -285,6 +291,27 @@ mod tests {
         assert_eq!(retry.applied, vec![key(old, 1)]);
         cursor.deleted(&[key(old, 1)], true);
         assert_eq!(cursor.backlog(&[change(&key(old, 1))], None).pending, 1);
+    }
+
+    #[test]
+    fn forgetting_below_a_key_keeps_what_sweeps_still_see() {
+        let now = Utc::now();
+        let mut cursor = ChangeCursor::resume(None);
+        let batch = cursor.next_batch(
+            vec![
+                change(&key(now, 1)),
+                change(&key(now, 2)),
+                change(&key(now, 3)),
+            ],
+            10,
+            now,
+            10,
+        );
+        cursor.applied(&batch);
+        cursor.forget_applied_before(&key(now, 2));
+        assert_eq!(cursor.undeleted(), 2);
+        let sweep = cursor.sweep(vec![change(&key(now, 2)), change(&key(now, 3))]);
+        assert_eq!(sweep.late, 0, "still known as applied");
     }
 
     #[test]

@@ -36,6 +36,13 @@ const QUIET_STEP: usize = 100;
 const QUIET_AFTER: Duration = Duration::from_millis(500);
 /// Applied entries kept in the log, at most, before deletions stop waiting for quiet.
 const MAX_UNDELETED: usize = 200_000;
+/// In a shared log, how far below the watermark sweeps look for entries that committed late
+/// (a transaction that commits this long after it took its key is not expected).
+const LATE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// In a shared log, how often an instance deletes the entries older than the retention.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// Expired entries deleted per statement by a purge.
+const PURGE_CHUNK: usize = 1_000;
 /// Entries read to measure the backlog, at most.
 const BACKLOG_READ: usize = 100_000;
 /// Contacts loaded per page while rebuilding.
@@ -147,6 +154,21 @@ pub struct Indexer {
     deletion: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// When a step last applied more than [`QUIET_STEP`] entries.
     busy_at: Arc<Mutex<Option<Instant>>>,
+    /// Whether other instances read the same log, and how long it keeps entries then.
+    sharing: LogSharing,
+}
+
+/// Who reads the change log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSharing {
+    /// This process alone (an embedded store): applied entries are deleted.
+    Exclusive,
+    /// Every instance over a SurrealDB server: entries stay for the retention, whoever applied
+    /// them, and an index whose watermark is older than that is rebuilt.
+    Shared {
+        /// How long entries stay.
+        retention: chrono::TimeDelta,
+    },
 }
 
 impl Indexer {
@@ -173,7 +195,39 @@ impl Indexer {
             cursor: Arc::new(Mutex::new(ChangeCursor::resume(watermark))),
             deletion: Mutex::new(None),
             busy_at: Arc::default(),
+            sharing: LogSharing::Exclusive,
         })
+    }
+
+    /// This indexer, reading a log that `sharing` says who else reads.
+    pub fn sharing(mut self, sharing: LogSharing) -> Self {
+        self.sharing = sharing;
+        self
+    }
+
+    /// Whether the watermark is older than the shared log's retention: entries this index
+    /// never applied may be gone.
+    fn behind_retention(&self) -> Result<bool, IndexerError> {
+        let LogSharing::Shared { retention } = self.sharing else {
+            return Ok(false);
+        };
+        let oldest_kept = change_key_at(Utc::now() - retention);
+        Ok(self
+            .lock_cursor()?
+            .watermark()
+            .is_some_and(|watermark| watermark < oldest_kept.as_str()))
+    }
+
+    /// Rebuilds the index when it fell behind the shared log's retention, saying so.
+    async fn rebuild_if_behind(&self) -> Result<(), IndexerError> {
+        if self.behind_retention()? {
+            warn!(
+                "the segment index is further behind than the change log keeps entries (CHANGE_LOG_RETENTION_HOURS); rebuilding it from the store"
+            );
+            let documents = self.rebuild().await?;
+            info!(documents, "segment index rebuilt from the store");
+        }
+        Ok(())
     }
 
     /// Lets `engine` record segment membership changes in every step from now on.
@@ -191,7 +245,7 @@ impl Indexer {
             let documents = self.rebuild().await?;
             info!(documents, "segment index built from the store");
         }
-        Ok(())
+        self.rebuild_if_behind().await
     }
 
     /// Discards the index and rebuilds it from every contact in the store; returns the count.
@@ -376,8 +430,13 @@ impl Indexer {
             if !had_watermark && self.lock_cursor()?.watermark().is_some() {
                 continue;
             }
-            if sweep.applied.is_empty() && sweep.late == 0 {
+            if (sweep.applied.is_empty() || self.sharing != LogSharing::Exclusive)
+                && sweep.late == 0
+            {
                 return Ok(applied);
+            }
+            if self.sharing != LogSharing::Exclusive {
+                continue;
             }
             for chunk in sweep.applied.chunks(BATCH_SIZE) {
                 let outcome = self.store.delete_changes(chunk).await;
@@ -409,19 +468,53 @@ impl Indexer {
                 "change-log entries below the index's watermark were not applied yet (a commit later than the grace, or a restart); applying them now"
             );
         }
-        if !sweep.applied.is_empty() {
+        if !sweep.applied.is_empty() && self.sharing == LogSharing::Exclusive {
             self.delete_in_background(sweep.applied);
         }
         Ok(())
     }
 
-    /// Reads below the watermark (nothing before one exists) and sorts what it finds.
+    /// Reads below the watermark (nothing before one exists) and sorts what it finds. In a
+    /// shared log, only the last [`LATE_WINDOW`] below it: what lies further down stays for
+    /// the other instances, and this one forgets it applied it.
     async fn look_below(&self) -> Result<Sweep, IndexerError> {
         let Some(watermark) = self.lock_cursor()?.watermark().map(str::to_owned) else {
             return Ok(Sweep::default());
         };
-        let below = self.store.changes_before(&watermark, SWEEP_SIZE).await?;
+        let below = match self.sharing {
+            LogSharing::Exclusive => self.store.changes_before(&watermark, SWEEP_SIZE).await?,
+            LogSharing::Shared { .. } => {
+                let from = ulid::Ulid::from_string(&watermark)
+                    .map(|ulid| change_key_at(DateTime::<Utc>::from(ulid.datetime()) - LATE_WINDOW))
+                    .map_err(|_| IndexerError::Task(format!("watermark `{watermark}`")))?;
+                self.lock_cursor()?.forget_applied_before(&from);
+                self.store
+                    .changes_between(&from, &watermark, SWEEP_SIZE)
+                    .await?
+            }
+        };
         Ok(self.lock_cursor()?.sweep(below))
+    }
+
+    /// In a shared log, deletes the entries older than the retention (any instance may; a
+    /// conflict with another one doing the same is left to the next purge).
+    async fn purge_expired(store: Store, retention: chrono::TimeDelta) {
+        let cutoff = change_key_at(Utc::now() - retention);
+        loop {
+            let expired = match store.changes_before(&cutoff, PURGE_CHUNK).await {
+                Ok(expired) if !expired.is_empty() => expired,
+                Ok(_) => return,
+                Err(error) => {
+                    warn!(%error, "reading expired change-log entries failed; the next purge retries");
+                    return;
+                }
+            };
+            let keys: Vec<String> = expired.into_iter().map(|change| change.key).collect();
+            if let Err(error) = store.delete_changes(&keys).await {
+                warn!(%error, "deleting expired change-log entries failed; the next purge retries");
+                return;
+            }
+        }
     }
 
     /// Whether a background deletion is still under way.
@@ -477,6 +570,8 @@ impl Indexer {
     /// Follows the change log until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut last_sweep: Option<Instant> = None;
+        let mut last_purge: Option<Instant> = None;
+        let mut purge: Option<tokio::task::JoinHandle<()>> = None;
         // While steps find entries, the next one starts at once (what came in during a step
         // is its batch); the batching delay only applies when a write wakes an idle indexer.
         let mut busy = false;
@@ -502,6 +597,19 @@ impl Indexer {
                 if let Err(error) = self.sweep().await {
                     warn!(%error, "sweeping the change log failed; retrying");
                 }
+                if let Err(error) = self.rebuild_if_behind().await {
+                    warn!(%error, "rebuilding the segment index failed; retrying");
+                }
+            }
+            if let LogSharing::Shared { retention } = self.sharing
+                && last_purge.is_none_or(|at| at.elapsed() >= PURGE_INTERVAL)
+                && purge.as_ref().is_none_or(|task| task.is_finished())
+            {
+                last_purge = Some(Instant::now());
+                purge = Some(tokio::spawn(Self::purge_expired(
+                    self.store.clone(),
+                    retention,
+                )));
             }
             match self.try_apply_next().await {
                 Ok(applied) => busy = applied > 0,

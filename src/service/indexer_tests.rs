@@ -203,3 +203,69 @@ async fn a_replay_after_a_crash_between_feed_and_index_records_each_change_once(
     assert_eq!(kinds, [MembershipKind::Enter, MembershipKind::Exit]);
     assert!(restarted.compare(1).await.unwrap().is_clean());
 }
+
+fn shared(retention: chrono::TimeDelta) -> super::indexer::LogSharing {
+    super::indexer::LogSharing::Shared { retention }
+}
+
+#[tokio::test]
+async fn a_shared_log_keeps_applied_entries_until_its_retention_ends() {
+    let (store, index) = store_and_index().await;
+    let workspace = WorkspaceId::from_trusted("acme".to_owned());
+    // An entry older than the retention (the build covers its contact), and two recent ones.
+    create(&store, &workspace, Some(chrono::Duration::hours(2))).await;
+    let indexer = Arc::new(over(&store, &index).sharing(shared(chrono::TimeDelta::hours(1))));
+    indexer.ensure_built().await.unwrap();
+    for _ in 0..2 {
+        create(&store, &workspace, Some(chrono::Duration::seconds(30))).await;
+    }
+    assert_eq!(indexer.catch_up().await.unwrap(), 2);
+    indexer.sweep().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        store.changes_from(None, 10).await.unwrap().len(),
+        3,
+        "applied entries stay for the other instances"
+    );
+    // The running indexer purges what is older than the retention, and only that.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(Arc::clone(&indexer).run(stopped));
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = store.changes_from(None, 10).await.unwrap().len();
+        if left == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    assert_eq!(left, 2);
+}
+
+#[tokio::test]
+async fn an_index_further_behind_than_the_shared_log_keeps_is_rebuilt() {
+    let (store, index) = store_and_index().await;
+    let workspace = WorkspaceId::from_trusted("acme".to_owned());
+    let first = over(&store, &index).sharing(shared(chrono::TimeDelta::hours(1)));
+    first.ensure_built().await.unwrap();
+    create(&store, &workspace, None).await;
+    assert_eq!(first.catch_up().await.unwrap(), 1);
+    drop(first);
+    // A contact whose entry another instance purged before this index applied it.
+    create(&store, &workspace, Some(chrono::Duration::hours(2))).await;
+    let log = store.changes_from(None, 10).await.unwrap();
+    store.delete_changes(&[log[0].key.clone()]).await.unwrap();
+
+    // Within the retention, nothing says the index missed it.
+    let within = over(&store, &index).sharing(shared(chrono::TimeDelta::hours(1)));
+    within.ensure_built().await.unwrap();
+    assert_eq!(within.compare(1).await.unwrap().missing, 1);
+    drop(within);
+    // Its watermark (a few seconds old) is older than a one-second retention: rebuilt.
+    let behind = over(&store, &index).sharing(shared(chrono::TimeDelta::seconds(1)));
+    behind.ensure_built().await.unwrap();
+    let drift = behind.compare(1).await.unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
+    assert_eq!(drift.indexed, 2);
+}

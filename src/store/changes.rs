@@ -128,6 +128,22 @@ impl Store {
         self.read_changes(&range, limit).await
     }
 
+    /// Up to `limit` entries with keys from `from` up to (not including) `before`, in key
+    /// order.
+    pub async fn changes_between(
+        &self,
+        from: &str,
+        before: &str,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        let range = format!(
+            "{CHANGE_TABLE}:{}..{}",
+            key_literal(from)?,
+            key_literal(before)?
+        );
+        self.read_changes(&range, limit).await
+    }
+
     async fn read_changes(&self, range: &str, limit: usize) -> Result<Vec<Change>, StoreError> {
         let mut response = self
             .db
