@@ -135,6 +135,8 @@ impl App {
                     Sender::new(settings.api.webhook_allow_private_targets)
                         .map_err(StartError::Settings)?,
                 ),
+                instance: matches!(sharing, LogSharing::Shared { .. })
+                    .then(|| ulid::Ulid::new().to_string()),
             },
         );
         indexer.ensure_built().await?;
@@ -265,6 +267,7 @@ impl App {
         let _ = stop_indexer.send(true);
         let _ = indexer_task.await;
         let _ = catalog_task.await;
+        services.release_leases().await;
         drop(schema);
         drop(services);
         drop(indexer);

@@ -19,6 +19,8 @@ pub mod indexer;
 #[cfg(test)]
 mod indexer_tests;
 mod keys;
+mod lease;
+pub use lease::Lease;
 pub mod live;
 mod merges;
 mod segment;
@@ -64,6 +66,9 @@ pub struct LiveSettings {
     pub feed_retention: chrono::TimeDelta,
     /// Sends webhook deliveries.
     pub webhook_sender: Arc<webhooks::Sender>,
+    /// With several instances on one store (a SurrealDB server): this instance's id, under
+    /// which it competes for recording the feed and sending webhooks (one instance at a time).
+    pub instance: Option<String>,
 }
 
 /// Every use case, cheap to clone, shared by all requests.
@@ -97,9 +102,19 @@ pub struct Services {
     pub live: LiveService,
     /// Webhook endpoints, their outbox and its dispatcher.
     pub webhooks: WebhookService,
+    /// The leases this instance competes for (several instances on one store).
+    leases: Vec<Arc<Lease>>,
 }
 
 impl Services {
+    /// Gives up the leases this instance holds (at a graceful stop, once the indexer and the
+    /// dispatcher stopped), so another instance takes over at once.
+    pub async fn release_leases(&self) {
+        for lease in &self.leases {
+            lease.release().await;
+        }
+    }
+
     /// Wires the use cases to `store`, its loaded `catalogs`, the segment `index` and its
     /// `indexer`, recording what they measure in `metrics`; feed entries are kept for
     /// `settings.feed_retention`, webhooks go out through `settings.webhook_sender`.
@@ -113,12 +128,29 @@ impl Services {
         settings: LiveSettings,
     ) -> Self {
         let merges = MergeService::new(store.clone(), catalogs.clone(), notifier.clone());
-        let engine = Arc::new(MembershipEngine::new(
+        let lease = |name| {
+            settings
+                .instance
+                .clone()
+                .map(|holder| Arc::new(Lease::new(store.clone(), name, holder)))
+        };
+        let membership_lease = lease("membership");
+        let webhook_lease = lease("webhooks");
+        let leases: Vec<Arc<Lease>> = membership_lease
+            .iter()
+            .chain(&webhook_lease)
+            .cloned()
+            .collect();
+        let mut engine = MembershipEngine::new(
             store.clone(),
             Arc::clone(&index),
             CompiledCatalogs::new(catalogs.clone(), store.sealer().cloned()),
             settings.feed_retention,
-        ));
+        );
+        if let Some(lease) = membership_lease {
+            engine = engine.led_by(lease);
+        }
+        let engine = Arc::new(engine);
         indexer.attach(Arc::clone(&engine));
         let segments = SegmentService::new(store.clone(), catalogs.clone(), index, indexer)
             .with_metrics(Arc::clone(&metrics));
@@ -143,13 +175,17 @@ impl Services {
             identity.clone(),
         );
         let live = LiveService::new(engine, store.clone(), segments.clone(), contacts.clone());
-        let webhooks = WebhookService::new(
+        let mut webhooks = WebhookService::new(
             store.clone(),
             catalogs.clone(),
             settings.webhook_sender,
             Arc::clone(&metrics),
         );
+        if let Some(lease) = webhook_lease {
+            webhooks = webhooks.led_by(lease);
+        }
         Self {
+            leases,
             live,
             webhooks,
             subjects: SubjectService::new(

@@ -16,6 +16,7 @@ mod contacts;
 mod feed;
 pub use feed::FedState;
 mod identities;
+mod leases;
 mod merges;
 mod records;
 mod schema;

@@ -65,8 +65,8 @@ async fn two_instances_over_one_server_converge() {
     .await;
 
     // Concurrent writers on both, over the same external ids.
-    let writes = (0..40).map(|n| {
-        let app = if n % 2 == 0 { &a } else { &b };
+    let writes = (0..40usize).map(|n| {
+        let app = if n.is_multiple_of(2) { &a } else { &b };
         let plan = if n % 3 == 0 { "pro" } else { "free" };
         async move {
             app.upsert(
@@ -129,6 +129,81 @@ async fn two_instances_over_one_server_converge() {
         assert!(Instant::now() < deadline, "b still takes the key a revoked");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Every entry of `slug`'s feed as (contact, kind), read through `app`.
+async fn feed(app: &TestApp, slug: &str) -> Vec<(String, String)> {
+    let data = app
+        .data(
+            "query($slug: String!) { segmentChanges(slug: $slug, first: 500) { edges { node { contactId kind } } } }",
+            json!({ "slug": slug }),
+        )
+        .await;
+    data["segmentChanges"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| {
+            (
+                edge["node"]["contactId"].as_str().unwrap().to_owned(),
+                edge["node"]["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `slug`'s feed, read through `app`, holds `count` entries.
+async fn feed_of_length(app: &TestApp, slug: &str, count: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let entries = feed(app, slug).await;
+        if entries.len() >= count {
+            return entries;
+        }
+        assert!(Instant::now() < deadline, "the feed: {entries:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_record_each_membership_change_once() {
+    let store = server_database();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestApp::spawn_on(store.clone(), dir_a.path().to_owned()).await;
+    let b = TestApp::spawn_on(store, dir_b.path().to_owned()).await;
+    a.define_attribute("plan", "STRING").await;
+    a.data(
+        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
+        json!({}),
+    )
+    .await;
+    eventually(
+        &b,
+        "the segment reaches b",
+        "{ segments { slug } }",
+        |data| data["data"]["segments"] == json!([{ "slug": "pros" }]),
+    )
+    .await;
+    let write = |n: usize, plan: &'static str| {
+        let app = if n.is_multiple_of(2) { &a } else { &b };
+        async move {
+            app.upsert(json!({ "externalId": format!("u{n}"), "attributes": { "plan": plan } }))
+                .await
+        }
+    };
+    futures::future::join_all((0..6).map(|n| write(n, "pro"))).await;
+    feed_of_length(&a, "pros", 6).await;
+    futures::future::join_all((0..3).map(|n| write(n, "free"))).await;
+    feed_of_length(&b, "pros", 9).await;
+    // Both instances follow the log; only one records. Nothing arrives twice later either.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let entries = feed(&a, "pros").await;
+    let enters = entries.iter().filter(|(_, kind)| kind == "ENTER").count();
+    let exits = entries.iter().filter(|(_, kind)| kind == "EXIT").count();
+    assert_eq!((enters, exits), (6, 3), "{entries:?}");
+    assert_eq!(feed(&b, "pros").await, entries);
     a.stop().await;
     b.stop().await;
 }

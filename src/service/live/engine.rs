@@ -17,6 +17,7 @@ use crate::domain::{
     WebhookDelivery, WorkspaceId,
 };
 use crate::index::{ContactRecord, IndexChange, IndexError, SegmentIndex};
+use crate::service::Lease;
 use crate::service::segment::{CompiledCatalogs, evaluate};
 use crate::store::{Change, FedState, Store, StoreError};
 
@@ -72,6 +73,10 @@ pub struct MembershipEngine {
     fed_unapplied: Mutex<Option<FeedAhead>>,
     last_prune: Mutex<Option<Instant>>,
     retention: TimeDelta,
+    /// With several instances on one store, only the holder of this lease records.
+    lease: Option<Arc<Lease>>,
+    /// Whether this instance recorded at its last step.
+    leading: std::sync::atomic::AtomicBool,
 }
 
 /// What the feed holds ahead of the index.
@@ -149,7 +154,40 @@ impl MembershipEngine {
             fed_unapplied: Mutex::default(),
             last_prune: Mutex::default(),
             retention,
+            lease: None,
+            leading: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// This engine, recording only while it holds `lease` (several instances on one store):
+    /// the others keep their indexes and subscribers, and take over when the holder stops.
+    pub fn led_by(mut self, lease: Arc<Lease>) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Whether this instance records now. One that takes over starts from what the store
+    /// says, as at a start: the feed's record of what it holds ahead of the index, the
+    /// time-transition clock and the saved segments' trees.
+    async fn recording(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let Some(lease) = &self.lease else {
+            return true;
+        };
+        let held = lease.held().await;
+        let was = self.leading.swap(held, Ordering::SeqCst);
+        if held && !was {
+            if let Ok(mut fed) = self.fed_unapplied.lock() {
+                *fed = None;
+            }
+            if let Ok(mut timer) = self.timer.lock() {
+                *timer = Timer::default();
+            }
+            if let Ok(mut known) = self.known.lock() {
+                known.clear();
+            }
+        }
+        held
     }
 
     /// Follows what the engine records and which contacts change.
@@ -170,6 +208,9 @@ impl MembershipEngine {
         pending: &[Change],
         changes: &[IndexChange],
     ) -> Result<(), LiveError> {
+        if !self.recording().await {
+            return Ok(());
+        }
         let now = Utc::now();
         let started = Instant::now();
         let mut entries = Vec::new();

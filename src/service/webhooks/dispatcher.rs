@@ -9,6 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, watch};
+
+use crate::service::Lease;
 use tracing::warn;
 
 use super::sender::{Attempt, Sender};
@@ -32,6 +34,8 @@ pub struct Dispatcher {
     catalogs: Catalogs,
     sender: Arc<Sender>,
     metrics: Arc<Metrics>,
+    /// With several instances on one store, only the holder of this lease sends.
+    lease: Option<Arc<Lease>>,
 }
 
 impl Dispatcher {
@@ -47,7 +51,14 @@ impl Dispatcher {
             catalogs,
             sender,
             metrics,
+            lease: None,
         }
+    }
+
+    /// This dispatcher, sending only while it holds `lease` (several instances on one store).
+    pub fn led_by(mut self, lease: Option<Arc<Lease>>) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Sends due deliveries until `shutdown` turns true, woken by `events` when the engine
@@ -58,7 +69,16 @@ impl Dispatcher {
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
-            let wait = match self.round().await {
+            let sending = match &self.lease {
+                Some(lease) => lease.held().await,
+                None => true,
+            };
+            let round = if sending {
+                self.round().await
+            } else {
+                Ok(None)
+            };
+            let wait = match round {
                 Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or_default().min(POLL),
                 Ok(None) => POLL,
                 Err(error) => {

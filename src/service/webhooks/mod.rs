@@ -62,6 +62,7 @@ pub struct WebhookService {
     catalogs: Catalogs,
     sender: Arc<Sender>,
     metrics: Arc<Metrics>,
+    lease: Option<Arc<crate::service::Lease>>,
 }
 
 impl WebhookService {
@@ -77,7 +78,14 @@ impl WebhookService {
             catalogs,
             sender,
             metrics,
+            lease: None,
         }
+    }
+
+    /// This service, whose dispatcher sends only while it holds `lease`.
+    pub fn led_by(mut self, lease: Arc<crate::service::Lease>) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// The dispatcher of the outbox.
@@ -88,6 +96,7 @@ impl WebhookService {
             Arc::clone(&self.sender),
             Arc::clone(&self.metrics),
         )
+        .led_by(self.lease.clone())
     }
 
     /// Creates an endpoint and its signing secret.
