@@ -14,17 +14,26 @@ use crate::test_store::server_database;
 /// gets some slack).
 const CONVERGE_WITHIN: Duration = Duration::from_secs(5);
 
-/// Polls `query` on `app` until `done` holds of its data.
-async fn eventually(app: &TestApp, what: &str, query: &str, done: impl Fn(&Value) -> bool) {
+/// Fetches with `fetch` until `done` holds of what it got, within [`CONVERGE_WITHIN`].
+async fn poll_until<T: std::fmt::Debug, F: Future<Output = T>>(
+    what: &str,
+    fetch: impl Fn() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
     let deadline = Instant::now() + CONVERGE_WITHIN;
     loop {
-        let data = app.graphql(query, json!({})).await;
-        if done(&data) {
-            return;
+        let got = fetch().await;
+        if done(&got) {
+            return got;
         }
-        assert!(Instant::now() < deadline, "{what}: {data}");
+        assert!(Instant::now() < deadline, "{what}: {got:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Polls `query` on `app` until `done` holds of its answer.
+async fn eventually(app: &TestApp, what: &str, query: &str, done: impl Fn(&Value) -> bool) {
+    poll_until(what, || app.graphql(query, json!({})), done).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,15 +165,12 @@ async fn feed(app: &TestApp, slug: &str) -> Vec<(String, String)> {
 
 /// Waits until `slug`'s feed, read through `app`, holds `count` entries.
 async fn feed_of_length(app: &TestApp, slug: &str, count: usize) -> Vec<(String, String)> {
-    let deadline = Instant::now() + CONVERGE_WITHIN;
-    loop {
-        let entries = feed(app, slug).await;
-        if entries.len() >= count {
-            return entries;
-        }
-        assert!(Instant::now() < deadline, "the feed: {entries:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(
+        "the feed",
+        || feed(app, slug),
+        |entries| entries.len() >= count,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
