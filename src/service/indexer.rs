@@ -51,6 +51,9 @@ const REBUILD_PAGE: usize = 5_000;
 pub const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(100);
 /// How often the indexer looks for changes without being woken (other writers, missed wakes).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The same in a shared log, where other instances' writes wake nothing here: so that they are
+/// in this instance's segment results well within a second.
+const SHARED_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Failures of the indexer.
 #[derive(Debug, thiserror::Error)]
@@ -582,7 +585,11 @@ impl Indexer {
                     .get()
                     .and_then(|engine| engine.next_due())
                     .map(|at| (at - Utc::now()).to_std().unwrap_or_default());
-                let wait = next_due.map_or(POLL_INTERVAL, |due| due.min(POLL_INTERVAL));
+                let poll = match self.sharing {
+                    LogSharing::Exclusive => POLL_INTERVAL,
+                    LogSharing::Shared { .. } => SHARED_POLL_INTERVAL,
+                };
+                let wait = next_due.map_or(poll, |due| due.min(poll));
                 tokio::select! {
                     () = self.notifier.0.notified() => tokio::time::sleep(self.batch_delay).await,
                     () = tokio::time::sleep(wait) => {}
