@@ -7,12 +7,27 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use qwry_contacts::app::App;
-use qwry_contacts::config::Settings;
+use qwry_contacts::config::{DatabaseUrl, Settings, StoreSettings};
 use qwry_contacts::store::Store;
+
+/// The store to export from or import into: SurrealDB's SDK exports and imports over HTTP,
+/// not over WebSocket, so a `ws://` (`wss://`) server is reached at `http://` (`https://`) on
+/// the same address, with the same credentials, namespace and database.
+fn transfer_settings(store: &StoreSettings) -> StoreSettings {
+    let mut settings = store.clone();
+    if let DatabaseUrl::Remote(url) = &store.url {
+        let http = match url.strip_prefix("wss://") {
+            Some(rest) => format!("https://{rest}"),
+            None => url.replacen("ws://", "http://", 1),
+        };
+        settings.url = DatabaseUrl::Remote(http);
+    }
+    settings
+}
 
 /// Writes the store's data (all workspaces) to `file`.
 pub async fn backup(settings: &Settings, file: &Path) -> anyhow::Result<ExitCode> {
-    let store = Store::connect(&settings.store)
+    let store = Store::connect(&transfer_settings(&settings.store))
         .await
         .context("cannot open the store")?;
     let written = store.backup(file).await;
@@ -32,7 +47,7 @@ pub async fn restore(settings: &Settings, file: &Path) -> anyhow::Result<ExitCod
     if !file.is_file() {
         anyhow::bail!("no backup at {}", file.display());
     }
-    let store = Store::connect(&settings.store)
+    let store = Store::connect(&transfer_settings(&settings.store))
         .await
         .context("cannot open the store")?;
     let restored = store.restore(file).await;

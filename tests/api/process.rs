@@ -382,3 +382,52 @@ async fn backup_and_restore_round_trip() {
     assert!(contacts.contains("DE-123"), "{contacts}");
     restored.terminate();
 }
+
+/// `backup` and `restore` against a SurrealDB server (`DATABASE_URL=ws://…`; SurrealDB's export
+/// and import go over HTTP to the same address): a restore into another database answers as the
+/// original did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_and_restore_work_against_a_surrealdb_server() {
+    let source = crate::test_store::server_database();
+    let dir = tempfile::tempdir().unwrap();
+    let app = crate::helpers::TestApp::spawn_on(source.clone(), dir.path().join("a")).await;
+    app.define_attribute("plan", "STRING").await;
+    app.upsert(json!({ "externalId": "u1", "attributes": { "plan": "pro" } }))
+        .await;
+    app.upsert(json!({ "externalId": "u2", "attributes": { "plan": "free" } }))
+        .await;
+    app.data(
+        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
+        json!({}),
+    )
+    .await;
+    let question = "{ contacts(first: 10) { totalCount edges { node { externalId attributes } } } segment(slug: \"pros\") { count } attributes { name type } }";
+    let answer = app.latest(question).await;
+    app.stop().await;
+
+    let file = dir.path().join("backup.surql");
+    let target = crate::test_store::server_database();
+    let cli = |database: &str, data_dir: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+            .env_clear()
+            .env("DATA_DIR", dir.path().join(data_dir))
+            .env("DATABASE_URL", source.url.endpoint())
+            .env("SURREAL_USER", "root")
+            .env("SURREAL_PASS", "root")
+            .env("SURREAL_DB", database)
+            .env("RUST_LOG", "warn")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let backup = cli(&source.database, "a", &["backup", file.to_str().unwrap()]);
+    assert!(backup.status.success(), "{backup:?}");
+    let restore = cli(&target.database, "b", &["restore", file.to_str().unwrap()]);
+    assert!(restore.status.success(), "{restore:?}");
+    let again = cli(&target.database, "b", &["restore", file.to_str().unwrap()]);
+    assert!(!again.status.success(), "a store with data is refused");
+
+    let restored = crate::helpers::TestApp::spawn_on(target, dir.path().join("b")).await;
+    assert_eq!(restored.latest(question).await, answer);
+    restored.stop().await;
+}
