@@ -108,6 +108,25 @@ async fn two_instances_over_one_server_converge() {
         .await;
     }
 
+    // One owner per identity: both instances give one email to different contacts at once.
+    let claims = (0..10usize).map(|n| {
+        let app = if n.is_multiple_of(2) { &a } else { &b };
+        async move {
+            app.graphql(
+                "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }",
+                json!({ "input": { "externalId": format!("e{n}"), "email": "same@example.com" } }),
+            )
+            .await
+        }
+    });
+    futures::future::join_all(claims).await;
+    let owners = a
+        .latest(
+            "{ contacts(segment: \"email = \\\"same@example.com\\\"\", first: 10) { totalCount } }",
+        )
+        .await;
+    assert_eq!(owners["contacts"]["totalCount"], 1, "{owners}");
+
     // A key made on one works on the other; revoked on one, the other refuses it.
     let (key, id) = a.create_key(&["contacts:read"], json!({})).await;
     let status = |app: &TestApp, key: String| {
