@@ -1,6 +1,6 @@
 //! Two service instances over one SurrealDB server (one database), each with its own index:
 //! what one writes reaches the other's segment results, catalogue changes (attributes, saved
-//! segments, key revocations) reach the other, and concurrent writers on both keep one contact
+//! segments, new keys, field policies, key revocations) reach the other, and concurrent writers on both keep one contact
 //! per external id.
 
 use std::time::{Duration, Instant};
@@ -147,6 +147,27 @@ async fn two_instances_over_one_server_converge() {
         assert!(Instant::now() < deadline, "a's new key never worked on b");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A field policy narrowed on one applies on the other.
+    a.upsert(json!({ "externalId": "ada", "name": "Ada" }))
+        .await;
+    let read = "{ contact(externalId: \"ada\") { externalId name } }";
+    poll_until(
+        "b shows ada's name to the key",
+        || b.data_as(&key, read, json!({})),
+        |data| data["contact"]["name"] == "Ada",
+    )
+    .await;
+    a.data(
+        "mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { scopes } }",
+        json!({ "id": id, "input": { "fieldPolicy": { "fields": ["external_id"] } } }),
+    )
+    .await;
+    poll_until(
+        "b applies the narrowed field policy",
+        || b.data_as(&key, read, json!({})),
+        |data| data["contact"] == json!({ "externalId": "ada", "name": null }),
+    )
+    .await;
     a.data(
         "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
         json!({ "id": id }),
