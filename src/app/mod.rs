@@ -45,6 +45,11 @@ pub enum StartError {
     /// The segment index could not be opened (another process may hold it).
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// Another process (a running service) holds the segment index's lock.
+    #[error(
+        "the segment index at `{0}` is in use by another process (a running service holds its lock): stop that process first, or give this command a DATA_DIR of its own (over a SurrealDB server it builds its own index there)"
+    )]
+    IndexInUse(String),
     /// The segment index could not be brought up to date.
     #[error(transparent)]
     Indexer(#[from] IndexerError),
@@ -97,7 +102,14 @@ impl App {
         let index = if embedded {
             create_dir(&settings.data_dir)?;
             let writer_bytes = usize::try_from(settings.index_writer_bytes).unwrap_or(usize::MAX);
-            SegmentIndex::open_in_dir_with(&settings.data_dir.join("index"), writer_bytes)?
+            let path = settings.data_dir.join("index");
+            SegmentIndex::open_in_dir_with(&path, writer_bytes).map_err(|error| {
+                if error.to_string().contains("LockBusy") {
+                    StartError::IndexInUse(path.display().to_string())
+                } else {
+                    StartError::Index(error)
+                }
+            })?
         } else {
             SegmentIndex::open_in_ram()?
         };

@@ -431,3 +431,41 @@ async fn backup_and_restore_work_against_a_surrealdb_server() {
     assert_eq!(restored.latest(question).await, answer);
     restored.stop().await;
 }
+
+/// Over a SurrealDB server the commands work beside a running service (with a DATA_DIR of
+/// their own for the index); sharing the service's DATA_DIR, they say the index is in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_against_a_server_work_beside_the_running_service() {
+    let store = crate::test_store::server_database();
+    let url = store.url.endpoint();
+    let remote = [
+        ("DATABASE_URL", url.as_str()),
+        ("SURREAL_USER", "root"),
+        ("SURREAL_PASS", "root"),
+        ("SURREAL_DB", store.database.as_str()),
+    ];
+    let service_dir = tempfile::tempdir().unwrap();
+    let service = Service::start_with(service_dir.path(), &remote, Stdio::inherit()).await;
+    let own_dir = tempfile::tempdir().unwrap();
+    let run = |data_dir: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+            .env_clear()
+            .env("DATA_DIR", data_dir)
+            .env("RUST_LOG", "error")
+            .envs(remote)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let keys = run(own_dir.path(), &["keys", "list"]);
+    assert!(keys.status.success(), "{keys:?}");
+    assert!(String::from_utf8_lossy(&keys.stdout).contains("ADMIN_API_KEY"));
+    let check = run(own_dir.path(), &["check"]);
+    assert!(check.status.success(), "{check:?}");
+    assert!(String::from_utf8_lossy(&check.stdout).contains("store and index agree"));
+    let shared = run(service_dir.path(), &["check"]);
+    assert!(!shared.status.success());
+    let stderr = String::from_utf8_lossy(&shared.stderr);
+    assert!(stderr.contains("is in use by another process"), "{stderr}");
+    service.terminate();
+}
