@@ -137,11 +137,21 @@ impl ChangeCursor {
     /// Sorts the entries found below the watermark (`below`): applied ones go to deletion
     /// (unless already being deleted), others are applied by the next step.
     pub fn sweep(&mut self, below: Vec<Change>) -> Sweep {
+        self.sort_below(below, true)
+    }
+
+    /// As [`Self::sweep`] in a shared log, whose applied entries stay for the other readers:
+    /// only the late ones are taken, nothing goes to deletion.
+    pub fn find_late(&mut self, below: Vec<Change>) -> Sweep {
+        self.sort_below(below, false)
+    }
+
+    fn sort_below(&mut self, below: Vec<Change>, delete_applied: bool) -> Sweep {
         let mut sweep = Sweep::default();
         let queued: HashSet<String> = self.late.iter().map(|c| c.key.clone()).collect();
         for change in below {
             if self.applied.contains(&change.key) {
-                if self.deleting.insert(change.key.clone()) {
+                if delete_applied && self.deleting.insert(change.key.clone()) {
                     sweep.applied.push(change.key);
                 }
             } else if !queued.contains(&change.key) {
@@ -294,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn forgetting_below_a_key_keeps_what_sweeps_still_see() {
+    fn forgetting_below_a_key_keeps_what_shared_sweeps_still_see() {
         let now = Utc::now();
         let mut cursor = ChangeCursor::resume(None);
         let batch = cursor.next_batch(
@@ -310,8 +320,13 @@ mod tests {
         cursor.applied(&batch);
         cursor.forget_applied_before(&key(now, 2));
         assert_eq!(cursor.undeleted(), 2);
-        let sweep = cursor.sweep(vec![change(&key(now, 2)), change(&key(now, 3))]);
+        let sweep = cursor.find_late(vec![change(&key(now, 2)), change(&key(now, 3))]);
         assert_eq!(sweep.late, 0, "still known as applied");
+        assert!(
+            sweep.applied.is_empty(),
+            "a shared log's entries are not deleted"
+        );
+        assert_eq!(cursor.undeleted(), 2);
     }
 
     #[test]

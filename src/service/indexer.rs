@@ -433,13 +433,8 @@ impl Indexer {
             if !had_watermark && self.lock_cursor()?.watermark().is_some() {
                 continue;
             }
-            if (sweep.applied.is_empty() || self.sharing != LogSharing::Exclusive)
-                && sweep.late == 0
-            {
+            if sweep.applied.is_empty() && sweep.late == 0 {
                 return Ok(applied);
-            }
-            if self.sharing != LogSharing::Exclusive {
-                continue;
             }
             for chunk in sweep.applied.chunks(BATCH_SIZE) {
                 let outcome = self.store.delete_changes(chunk).await;
@@ -471,32 +466,36 @@ impl Indexer {
                 "change-log entries below the index's watermark were not applied yet (a commit later than the grace, or a restart); applying them now"
             );
         }
-        if !sweep.applied.is_empty() && self.sharing == LogSharing::Exclusive {
+        if !sweep.applied.is_empty() {
             self.delete_in_background(sweep.applied);
         }
         Ok(())
     }
 
     /// Reads below the watermark (nothing before one exists) and sorts what it finds. In a
-    /// shared log, only the last [`LATE_WINDOW`] below it: what lies further down stays for
-    /// the other instances, and this one forgets it applied it.
+    /// shared log, only the last [`LATE_WINDOW`] below it, and nothing goes to deletion: what
+    /// lies further down stays for the other instances, and this one forgets it applied it.
     async fn look_below(&self) -> Result<Sweep, IndexerError> {
         let Some(watermark) = self.lock_cursor()?.watermark().map(str::to_owned) else {
             return Ok(Sweep::default());
         };
-        let below = match self.sharing {
-            LogSharing::Exclusive => self.store.changes_before(&watermark, SWEEP_SIZE).await?,
+        match self.sharing {
+            LogSharing::Exclusive => {
+                let below = self.store.changes_before(&watermark, SWEEP_SIZE).await?;
+                Ok(self.lock_cursor()?.sweep(below))
+            }
             LogSharing::Shared { .. } => {
                 let from = ulid::Ulid::from_string(&watermark)
                     .map(|ulid| change_key_at(DateTime::<Utc>::from(ulid.datetime()) - LATE_WINDOW))
                     .map_err(|_| IndexerError::Task(format!("watermark `{watermark}`")))?;
                 self.lock_cursor()?.forget_applied_before(&from);
-                self.store
+                let below = self
+                    .store
                     .changes_between(&from, &watermark, SWEEP_SIZE)
-                    .await?
+                    .await?;
+                Ok(self.lock_cursor()?.find_late(below))
             }
-        };
-        Ok(self.lock_cursor()?.sweep(below))
+        }
     }
 
     /// In a shared log, deletes the entries older than the retention (any instance may; a
