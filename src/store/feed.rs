@@ -117,7 +117,7 @@ impl Store {
         deliveries: &[WebhookDelivery],
         fed: &FedState,
     ) -> Result<(), StoreError> {
-        let members: Vec<FedMemberRecord> = fed
+        let mut members: Vec<FedMemberRecord> = fed
             .members
             .iter()
             .map(|(workspace, contact, segment, member)| FedMemberRecord {
@@ -148,7 +148,8 @@ impl Store {
             } else {
                 ""
             };
-            self.db
+            let mut query = self
+                .db
                 .query(format!(
                     "BEGIN; \
                      INSERT INTO segment_change $entries RETURN NONE; \
@@ -157,10 +158,15 @@ impl Store {
                      COMMIT;"
                 ))
                 .bind(("entries", entries))
-                .bind(("deliveries", deliveries))
-                .bind(("fed_id", RecordId::new(CLOCK_TABLE, FED_KEY)))
-                .bind(("fed", fed.keys.clone()))
-                .bind(("fed_members", members.clone()))
+                .bind(("deliveries", deliveries));
+            if last {
+                // The record goes with the last chunk only: bound there, and moved.
+                query = query
+                    .bind(("fed_id", RecordId::new(CLOCK_TABLE, FED_KEY)))
+                    .bind(("fed", fed.keys.clone()))
+                    .bind(("fed_members", std::mem::take(&mut members)));
+            }
+            query
                 .await
                 .and_then(|response| response.check())
                 .map_err(StoreError::from_surreal)?;

@@ -217,25 +217,18 @@ impl MembershipEngine {
         self.load_window(now).await?;
         self.reconcile(now, &mut entries).await?;
         let prepared = started.elapsed();
-        // Steps run one at a time (the indexer's step lock), so nothing else changes the set
-        // between these locks.
-        let loaded = self
-            .fed_unapplied
-            .lock()
-            .map(|fed| fed.is_some())
-            .unwrap_or(false);
-        if !loaded {
-            let state = FeedAhead::loaded(self.store.last_fed_state().await?);
-            if let Ok(mut fed) = self.fed_unapplied.lock() {
-                *fed = Some(state);
-            }
-        }
-        let mut ahead: FeedAhead = self
+        // Steps run one at a time (the indexer's step lock): the state is taken for the step
+        // and put back at its end; a step that fails leaves it to be loaded again from the
+        // store, which holds all of it but what later commits let go of.
+        let taken = self
             .fed_unapplied
             .lock()
             .ok()
-            .and_then(|fed| fed.clone())
-            .unwrap_or_default();
+            .and_then(|mut fed| fed.take());
+        let mut ahead = match taken {
+            Some(ahead) => ahead,
+            None => FeedAhead::loaded(self.store.last_fed_state().await?),
+        };
         let already_fed = |change: &Change| change.fed || ahead.keys.contains(&change.key);
         let written = written_by(pending, changes, &already_fed);
         let fired = self.fire_due(now, &written, &mut entries).await?;
@@ -269,22 +262,18 @@ impl MembershipEngine {
             ahead.keys.extend(fresh);
             // Entries of written contacts only: time transitions and segment edits are what
             // the index says at their moment, so the index is not behind on them.
-            let written_now: HashSet<(WorkspaceId, ContactId)> =
-                ahead.evaluated.iter().cloned().collect();
-            let of_written: Vec<&MembershipChange> = entries
+            let written_now: HashSet<&(WorkspaceId, ContactId)> = ahead.evaluated.iter().collect();
+            let of_written = entries
                 .iter()
-                .filter(|entry| written_now.contains(&(entry.workspace.clone(), entry.contact)))
-                .collect();
-            for entry in of_written {
-                ahead.members.insert(
-                    (
-                        entry.workspace.clone(),
-                        entry.contact,
-                        entry.segment.clone(),
-                    ),
-                    entry.kind == MembershipKind::Enter,
+                .filter(|entry| written_now.contains(&(entry.workspace.clone(), entry.contact)));
+            ahead.members.extend(of_written.map(|entry| {
+                let key = (
+                    entry.workspace.clone(),
+                    entry.contact,
+                    entry.segment.clone(),
                 );
-            }
+                (key, entry.kind == MembershipKind::Enter)
+            }));
             self.record(&entries, &deliveries, &ahead.stored()).await?;
         }
         if let Ok(mut unapplied) = self.fed_unapplied.lock() {
