@@ -21,6 +21,7 @@
 // Shared with the other benches; this one uses the generator, not the catalogue.
 #[allow(dead_code)]
 mod data;
+mod http;
 mod live;
 
 use std::net::TcpListener;
@@ -34,7 +35,8 @@ use qwry_contacts::service::contact_json;
 use qwry_segment::FieldType;
 use serde_json::{Value, json};
 
-const KEY: &str = "bench-admin-key-0123456789abcdef";
+use http::{KEY, client, graphql, percentile, wait_until_ready};
+
 /// Sequential requests per latency measurement.
 const SEQUENTIAL: usize = 2_000;
 /// Longest time spent sampling one request kind.
@@ -145,34 +147,6 @@ fn start_server() -> Server {
     }
 }
 
-fn client() -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {KEY}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .pool_max_idle_per_host(CONNECTIONS)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap()
-}
-
-async fn graphql(client: &reqwest::Client, base: &str, query: &str, variables: Value) -> Value {
-    let body: Value = client
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(body.get("errors").is_none(), "{body}");
-    body["data"].clone()
-}
-
 /// The raw response to `request` (a serialized GraphQL request), read to its last byte but not
 /// parsed: the latencies measured are the server's and the network's, not the time this client
 /// spends building a JSON tree of the answer (a third of a millisecond for a page of 100
@@ -193,19 +167,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window == needle)
-}
-
-async fn wait_until_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(response) = reqwest::get(format!("{base}/readyz")).await
-            && response.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server not ready within 60 s");
 }
 
 fn type_name(field: FieldType) -> &'static str {
@@ -298,11 +259,6 @@ async fn settle(pid: u32) {
         }
     }
     eprintln!("server idle after {:.1?}", started.elapsed());
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1e3
 }
 
 /// Whether the server answers `query` without errors (older builds lack some fields).
@@ -421,7 +377,7 @@ async fn contact_by_id(base: &str, ids: Arc<Vec<String>>) -> (f64, f64, f64) {
             let ids = Arc::clone(&ids);
             let base = base.to_owned();
             tokio::spawn(async move {
-                let client = client();
+                let client = client(CONNECTIONS);
                 let mut latencies = Vec::new();
                 let mut n = task;
                 while Instant::now() < deadline {
@@ -469,7 +425,7 @@ fn main() {
     runtime.block_on(async {
         let base = server.base.clone();
         wait_until_ready(&base).await;
-        let client = client();
+        let client = client(CONNECTIONS);
         let marker = server.dir.loaded_marker(size);
         if marker.exists() {
             eprintln!("reusing the {size} contacts loaded in {}", server.dir.path().display());

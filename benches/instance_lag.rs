@@ -11,14 +11,17 @@
 //! (default 20), each setting a number attribute `seq` that a segment `seq = n` finds.
 //! Run: `cargo test --workspace --no-run && cargo build --release && cargo bench --bench instance_lag`.
 
+mod http;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-const KEY: &str = "bench-admin-key-0123456789abcdef";
+use http::{KEY, client, graphql, percentile, wait_until_ready};
+
 /// How often a watcher asks an instance whether the write is in its results.
 const WATCH_EVERY: Duration = Duration::from_millis(5);
 /// Longest wait for one write to show.
@@ -110,46 +113,6 @@ fn start_service(database_url: &str, dir: &std::path::Path) -> (Process, String)
     (Process(child), format!("http://127.0.0.1:{port}"))
 }
 
-fn client() -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {KEY}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap()
-}
-
-async fn graphql(client: &reqwest::Client, base: &str, query: &str, variables: Value) -> Value {
-    let body: Value = client
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(body.get("errors").is_none(), "{body}");
-    body["data"].clone()
-}
-
-async fn wait_until_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(response) = reqwest::get(format!("{base}/readyz")).await
-            && response.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} not ready within 60 s");
-}
-
 /// How long after `since` the contact with `seq = n` is in `base`'s segment results.
 async fn visible_after(
     client: reqwest::Client,
@@ -169,11 +132,6 @@ async fn visible_after(
         );
         tokio::time::sleep(WATCH_EVERY).await;
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1e3
 }
 
 fn summary(name: &str, mut lags: Vec<Duration>) -> f64 {
@@ -207,7 +165,7 @@ fn main() {
         wait_until_ready(&a).await;
         let (_b, b) = start_service(&url, dir_b.path());
         wait_until_ready(&b).await;
-        let client = client();
+        let client = client(usize::MAX);
         graphql(
             &client,
             &a,

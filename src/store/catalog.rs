@@ -19,7 +19,7 @@ const CATALOG_TABLES: [&str; 5] = [
 ];
 /// How often a catalogue write is retried when another write of the same workspace's
 /// catalogue committed first (both bump the same version record).
-const CONFLICT_RETRIES: usize = 8;
+const CONFLICT_RETRIES: u64 = 8;
 
 fn version_key(workspace: &WorkspaceId) -> RecordId {
     RecordId::new(CATALOG_VERSION_TABLE, workspace.as_str().to_owned())
@@ -72,16 +72,14 @@ impl Store {
     /// concurrent catalogue write of the same workspace committed first. A statement's own
     /// failure is returned as [`StoreError::Backend`] with SurrealDB's message.
     pub(super) async fn commit_catalog(&self, write: CatalogWrite) -> Result<(), StoreError> {
-        let mut attempt = 0;
-        loop {
-            match self.try_commit_catalog(&write).await {
-                Err(StoreError::WriteConflict) if attempt < CONFLICT_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(2 * attempt as u64)).await;
-                }
-                other => return other,
-            }
-        }
+        let conflict = |error: &StoreError| matches!(error, StoreError::WriteConflict);
+        super::retrying_conflicts(
+            CONFLICT_RETRIES,
+            std::time::Duration::from_millis(2),
+            conflict,
+            || self.try_commit_catalog(&write),
+        )
+        .await
     }
 
     async fn try_commit_catalog(&self, write: &CatalogWrite) -> Result<(), StoreError> {

@@ -123,9 +123,9 @@ impl StoreError {
     }
 }
 
-/// How many times the schema is applied when a concurrent definition (another instance
+/// How often applying the schema is retried when a concurrent definition (another instance
 /// starting, or another database of the namespace being defined) wins the race.
-const SCHEMA_ATTEMPTS: u64 = 20;
+const SCHEMA_RETRIES: u64 = 19;
 
 /// Selects the namespace and database (which defines them when they are new) and applies the
 /// schema (every statement `IF NOT EXISTS`), retrying on a transaction conflict.
@@ -134,24 +134,43 @@ async fn apply_schema(
     namespace: &str,
     database: &str,
 ) -> Result<(), surrealdb::Error> {
-    let mut attempt = 1;
-    loop {
-        let outcome = match db.use_database(namespace, database).await {
-            Ok(()) => db
-                .query(schema::SCHEMA)
+    let conflict =
+        |error: &surrealdb::Error| matches!(StoreError::classify(error), StoreError::WriteConflict);
+    retrying_conflicts(
+        SCHEMA_RETRIES,
+        Duration::from_millis(5),
+        conflict,
+        || async {
+            db.use_database(namespace, database).await?;
+            db.query(schema::SCHEMA)
                 .await
-                .and_then(|response| response.check()),
-            Err(error) => Err(error),
-        };
-        match outcome {
-            Err(error)
-                if attempt < SCHEMA_ATTEMPTS
-                    && matches!(StoreError::classify(&error), StoreError::WriteConflict) =>
-            {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+                .and_then(|response| response.check())
+                .map(|_| ())
+        },
+    )
+    .await
+}
+
+/// Runs `attempt` until it does not fail with an error `is_conflict` says lost a race to a
+/// concurrent transaction, retrying at most `retries` times, the n-th time after `pause` × n.
+async fn retrying_conflicts<T, E, F, Fut>(
+    retries: u64,
+    pause: Duration,
+    is_conflict: impl Fn(&E) -> bool,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut retried = 0;
+    loop {
+        match attempt().await {
+            Err(error) if retried < retries && is_conflict(&error) => {
+                retried += 1;
+                tokio::time::sleep(pause * retried as u32).await;
             }
-            other => return other.map(|_| ()),
+            other => return other,
         }
     }
 }

@@ -36,21 +36,15 @@ async fn eventually(app: &TestApp, what: &str, query: &str, done: impl Fn(&Value
     poll_until(what, || app.graphql(query, json!({})), done).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_over_one_server_converge() {
+/// Two instances over one new server database (an index directory each, kept by the returned
+/// guards), with the attribute `plan` and the saved segment `pros` (`plan = "pro"`) made on the
+/// first and arrived at the second.
+async fn two_instances_with_pros() -> (TestApp, TestApp, [tempfile::TempDir; 2]) {
     let store = server_database();
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = TestApp::spawn_on(store.clone(), dir_a.path().to_owned()).await;
-    let b = TestApp::spawn_on(store, dir_b.path().to_owned()).await;
-
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let a = TestApp::spawn_on(store.clone(), dirs[0].path().to_owned()).await;
+    let b = TestApp::spawn_on(store, dirs[1].path().to_owned()).await;
     a.define_attribute("plan", "STRING").await;
-    eventually(
-        &b,
-        "the attribute reaches b",
-        "{ attributes { name } }",
-        |data| data["data"]["attributes"] == json!([{ "name": "plan" }]),
-    )
-    .await;
     a.data(
         "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
         json!({}),
@@ -61,6 +55,19 @@ async fn two_instances_over_one_server_converge() {
         "the segment reaches b",
         "{ segments { slug } }",
         |data| data["data"]["segments"] == json!([{ "slug": "pros" }]),
+    )
+    .await;
+    (a, b, dirs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_over_one_server_converge() {
+    let (a, b, _dirs) = two_instances_with_pros().await;
+    eventually(
+        &b,
+        "the attribute reaches b",
+        "{ attributes { name } }",
+        |data| data["data"]["attributes"] == json!([{ "name": "plan" }]),
     )
     .await;
 
@@ -215,23 +222,7 @@ async fn feed_of_length(app: &TestApp, slug: &str, count: usize) -> Vec<(String,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_record_each_membership_change_once() {
-    let store = server_database();
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = TestApp::spawn_on(store.clone(), dir_a.path().to_owned()).await;
-    let b = TestApp::spawn_on(store, dir_b.path().to_owned()).await;
-    a.define_attribute("plan", "STRING").await;
-    a.data(
-        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
-        json!({}),
-    )
-    .await;
-    eventually(
-        &b,
-        "the segment reaches b",
-        "{ segments { slug } }",
-        |data| data["data"]["segments"] == json!([{ "slug": "pros" }]),
-    )
-    .await;
+    let (a, b, _dirs) = two_instances_with_pros().await;
     let write = |n: usize, plan: &'static str| {
         let app = if n.is_multiple_of(2) { &a } else { &b };
         async move {
