@@ -65,7 +65,8 @@ async fn each_scope_admits_only_its_operations() {
     let save = "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }";
     let track = "mutation { trackVisitor(input: { anonymousId: \"visitor-1\" }) { id } }";
     let keys = "{ apiKeys { id } }";
-    let members = "{ contacts(segment: \"plan = \\\"pro\\\"\") { totalCount } }";
+    let members =
+        "{ contacts(segment: \"plan = \\\"pro\\\"\", consistency: LATEST) { totalCount } }";
     let vars = json!({ "id": id });
 
     let (reader, _) = app.create_key(&["contacts:read"], Value::Null).await;
@@ -262,7 +263,7 @@ async fn field_policies_hide_fields_in_queries_exports_and_segments() {
     let allowed = app
         .data_as(
             &chatbot,
-            "{ contacts(segment: \"plan = \\\"pro\\\"\") { totalCount } }",
+            "{ contacts(segment: \"plan = \\\"pro\\\"\", consistency: LATEST) { totalCount } }",
             json!({}),
         )
         .await;

@@ -444,8 +444,11 @@ async fn segments_test_and_order_by_activity() {
             json!({ "fields": ["external_id", "last_seen_at"] }),
         )
         .await;
-    let segment_query =
-        |segment: &str| format!("{{ contacts(segment: {segment:?}, first: 1) {{ totalCount }} }}");
+    let segment_query = |segment: &str| {
+        format!(
+            "{{ contacts(segment: {segment:?}, first: 1, consistency: LATEST) {{ totalCount }} }}"
+        )
+    };
     assert_eq!(
         app.error_code_as(&router, &segment_query("conversation_count > 0"), json!({}))
             .await,

@@ -22,7 +22,10 @@ fn the_suite_passes_against_a_surrealdb_server() {
         return;
     }
     let mut command = Command::new(std::env::current_exe().unwrap());
-    command.env(STORE_VARIABLE, "server");
+    // Backtraces would bury the panic messages the report below leads with.
+    command
+        .env(STORE_VARIABLE, "server")
+        .env("RUST_BACKTRACE", "0");
     for area in EMBEDDED_ONLY {
         command.args(["--skip", area]);
     }
@@ -35,7 +38,8 @@ fn the_suite_passes_against_a_surrealdb_server() {
         .to_owned();
     assert!(
         output.status.success(),
-        "the suite failed against a SurrealDB server: {summary}\n{printed}\n{}",
+        "the suite failed against a SurrealDB server: {summary}\n{}\n{}",
+        failure_reports(&printed).unwrap_or(&printed),
         String::from_utf8_lossy(&output.stderr)
     );
     let passed: usize = summary
@@ -49,4 +53,12 @@ fn the_suite_passes_against_a_surrealdb_server() {
         "too few tests ran against the server: {summary}"
     );
     println!("against a SurrealDB server: {summary}");
+}
+
+/// The panic reports of the failed tests (the `---- name stdout ----` sections), without the
+/// list of passing tests, so a truncated log still shows why.
+fn failure_reports(printed: &str) -> Option<&str> {
+    let reports = &printed[printed.find("\n---- ")?..];
+    let end = reports.find("\nfailures:\n").unwrap_or(reports.len());
+    Some(&reports[..end])
 }
