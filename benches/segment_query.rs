@@ -147,7 +147,7 @@ fn segment_query(c: &mut Criterion) {
         // As the import does: one transaction per chunk, with its change-log entry.
         for chunk in contacts.chunks_mut(1_000) {
             let mut batch = WriteBatch::new(&workspace);
-            batch.create_contacts(chunk);
+            batch.create_contacts(chunk, &[]);
             store.commit(batch).await.unwrap();
         }
         store

@@ -10,9 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use qwry_contacts::app::App;
-use qwry_contacts::audit::acting_as;
 use qwry_contacts::config::{DatabaseUrl, ServeFlags, Settings, StoreSettings};
 use qwry_contacts::domain::{Caller, ContactId, WorkspaceId};
 use qwry_contacts::service::{ImportFormat, ImportOptions, MatchBy, check_text, contact_json};
@@ -191,7 +189,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             let options = import_options(&file, format.as_deref(), &match_by, dry_run)?;
             match remote.service()? {
                 Some(service) => service.import(&file, options).await,
-                None => import(&settings, &file, options, &workspace).await,
+                None => commands::import::import_file(&settings, &file, options, &workspace).await,
             }
         }
         Command::Export {
@@ -331,56 +329,6 @@ fn import_options(
         format,
         match_by,
         dry_run,
-    })
-}
-
-async fn import(
-    settings: &Settings,
-    file: &Path,
-    options: ImportOptions,
-    workspace: &str,
-) -> anyhow::Result<ExitCode> {
-    let workspace = WorkspaceId::parse(workspace)?;
-    let input =
-        std::fs::File::open(file).with_context(|| format!("cannot open `{}`", file.display()))?;
-    let size = input.metadata().map(|metadata| metadata.len()).unwrap_or(0);
-    let progress = ProgressBar::new(size).with_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        )
-        .context("progress template")?,
-    );
-    let app = App::build(settings).await?;
-    let imports = &app.services().imports;
-    let job = imports.begin(&workspace, options);
-    let report = acting_as(
-        "cli",
-        imports.run(&workspace, &job, options, progress.wrap_read(input)),
-    )
-    .await;
-    progress.finish_and_clear();
-    app.close().await;
-    let verb = if report.dry_run { "would be " } else { "" };
-    println!(
-        "{} rows: {} {verb}created, {} {verb}updated, {} unchanged, {} failed, {} conflicts",
-        report.processed,
-        report.created,
-        report.updated,
-        report.unchanged,
-        report.failed,
-        report.conflicts
-    );
-    for error in report.errors.iter().chain(&report.first_conflicts) {
-        eprintln!("line {}: {}: {}", error.line, error.code, error.message);
-    }
-    if let Some(message) = &report.message {
-        eprintln!("import stopped: {message}");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(if report.failed > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
     })
 }
 

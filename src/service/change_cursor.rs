@@ -193,6 +193,7 @@ impl ChangeCursor {
     ) -> Backlog {
         let mut backlog = Backlog {
             pending: 0,
+            pending_contacts: 0,
             oldest: None,
         };
         let unapplied = from_watermark
@@ -201,6 +202,7 @@ impl ChangeCursor {
         for change in unapplied.chain(self.late.iter()) {
             if workspace.is_none_or(|workspace| change.workspace == *workspace) {
                 backlog.pending += 1;
+                backlog.pending_contacts += change.contacts.len() as u64;
                 backlog.oldest = Some(
                     backlog
                         .oldest

@@ -286,8 +286,8 @@ impl ContactService {
         id: &ContactId,
     ) -> Result<(), ServiceError> {
         let mut batch = WriteBatch::new(workspace);
-        batch.delete_contact(id, None);
         batch.delete_identities_of(id);
+        batch.delete_contact(id, None);
         batch.delete_aliases_to(id);
         batch.delete_merges_of(id);
         batch.delete_activity(id);

@@ -35,10 +35,15 @@ impl Store {
                 "refusing to restore into a store that holds data (table `{table}` has records); restore into an empty store"
             )));
         }
+        // The backup's own version record (none before versions were kept) replaces this
+        // store's, and the data is migrated from it.
+        self.forget_schema_version().await?;
         self.db
             .import_from(path)
             .await
-            .map_err(|error| StoreError::Backend(format!("restore failed: {error}")))
+            .map_err(|error| StoreError::Backend(format!("restore failed: {error}")))?;
+        self.migrate(super::MigrationLimits::default()).await?;
+        Ok(())
     }
 
     /// The first of [`DATA_TABLES`] that holds a record.

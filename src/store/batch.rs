@@ -4,11 +4,13 @@
 //! revisions, owners) abort the whole batch when another writer got there first; the caller
 //! re-reads and plans again.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use surrealdb::types::{SurrealValue, Value};
+use surrealdb::types::{RecordId, SurrealValue, Value};
 
 use super::changes::ChangeRecord;
-use super::identities::{IDENTITY_TABLE, IdentityRecord, identity_key};
+use super::identities::{IDENTITY_TABLE, IdentityEntry, IdentityRecord, identity_key};
 use super::merges::{
     ALIAS_TABLE, AliasRecord, MERGE_TABLE, MergeRecordStored, alias_key, merge_key,
 };
@@ -18,6 +20,16 @@ use crate::audit::current_actor;
 use crate::domain::{
     Contact, ContactId, ExternalId, Identity, IdentityKey, MergeId, MergeRecord, WorkspaceId,
 };
+
+/// The contact record's list of its identities (see [`super::identities`]).
+pub(super) const IDENTITIES_FIELD: &str = "identities";
+
+/// Entries to append to one contact's identities list.
+#[derive(Debug, SurrealValue)]
+struct ListAddition {
+    contact: RecordId,
+    entries: Vec<IdentityEntry>,
+}
 
 /// Thrown inside a transaction when a guard fails (a revision or an owner moved on).
 const STALE: &str = "qwry:stale";
@@ -119,16 +131,34 @@ impl WriteBatch {
     }
 
     /// Creates many contacts with one statement (fails if any id or external id is taken),
-    /// recording the batch's actor on each.
-    pub fn create_contacts(&mut self, contacts: &mut [Contact]) {
+    /// recording the batch's actor on each; `identities` (of these contacts only) are created
+    /// with a second statement and kept in the contacts' records as they are created.
+    pub fn create_contacts(
+        &mut self,
+        contacts: &mut [Contact],
+        identities: &[(ContactId, Identity)],
+    ) {
         if contacts.is_empty() {
             return;
         }
-        let records: Vec<ContactRecord> = contacts
+        let mut lists: HashMap<ContactId, Vec<IdentityEntry>> = HashMap::new();
+        for (owner, identity) in identities {
+            lists
+                .entry(*owner)
+                .or_default()
+                .push(IdentityEntry::new(identity));
+        }
+        let records: Vec<Value> = contacts
             .iter_mut()
             .map(|contact| {
                 contact.record_writer(&self.actor);
-                ContactRecord::from_contact(contact)
+                let mut record = ContactRecord::from_contact(contact).into_value();
+                if let (Value::Object(fields), Some(list)) =
+                    (&mut record, lists.remove(&contact.id))
+                {
+                    fields.insert(IDENTITIES_FIELD.to_owned(), list.into_value());
+                }
+                record
             })
             .collect();
         let records = self.bind(records);
@@ -138,10 +168,39 @@ impl WriteBatch {
         for contact in contacts.iter() {
             self.touch(contact);
         }
+        self.insert_identity_records(identities);
     }
 
-    /// Gives each owner its new identity, with one statement (fails if any is held meanwhile).
+    /// Gives each owner (an existing contact) its new identity, with one statement for the
+    /// identities and one for the owners' lists (fails if any is held meanwhile).
     pub fn create_identities(&mut self, identities: &[(ContactId, Identity)]) {
+        if identities.is_empty() {
+            return;
+        }
+        self.insert_identity_records(identities);
+        let mut lists: Vec<(ContactId, Vec<IdentityEntry>)> = Vec::new();
+        for (owner, identity) in identities {
+            let entry = IdentityEntry::new(identity);
+            match lists.iter_mut().find(|(listed, _)| listed == owner) {
+                Some((_, list)) => list.push(entry),
+                None => lists.push((*owner, vec![entry])),
+            }
+        }
+        let additions: Vec<ListAddition> = lists
+            .into_iter()
+            .map(|(owner, entries)| ListAddition {
+                contact: contact_key(&self.workspace, &owner),
+                entries,
+            })
+            .collect();
+        let additions = self.bind(additions);
+        self.statements.push(format!(
+            "FOR $addition IN {additions} {{ UPDATE $addition.contact SET {IDENTITIES_FIELD} = ({IDENTITIES_FIELD} ?? []) + $addition.entries RETURN NONE; }};"
+        ));
+    }
+
+    /// The identity records of `identities`, one statement (fails if any is held).
+    fn insert_identity_records(&mut self, identities: &[(ContactId, Identity)]) {
         if identities.is_empty() {
             return;
         }
@@ -165,7 +224,10 @@ impl WriteBatch {
         let record = self.bind(ContactRecord::from_contact(contact));
         let expected = self.bind(revision(expected_revision));
         self.guarded(
-            format!("UPDATE {key} CONTENT {record} WHERE revision = {expected} RETURN VALUE id"),
+            // The identities list is the record's own: kept as it is now.
+            format!(
+                "UPDATE {key} CONTENT object::extend({record}, {{ {IDENTITIES_FIELD}: {IDENTITIES_FIELD} }}) WHERE revision = {expected} RETURN VALUE id"
+            ),
             STALE,
         );
         self.touch(contact);
@@ -194,6 +256,11 @@ impl WriteBatch {
         let record = self.bind(IdentityRecord::new(&self.workspace, owner, identity));
         self.statements
             .push(format!("CREATE {key} CONTENT {record} RETURN NONE;"));
+        let contact = self.bind(contact_key(&self.workspace, owner));
+        let entry = self.bind(IdentityEntry::new(identity));
+        self.statements.push(format!(
+            "UPDATE {contact} SET {IDENTITIES_FIELD} = ({IDENTITIES_FIELD} ?? []) + [{entry}] RETURN NONE;"
+        ));
         self.touch_id(*owner);
     }
 
@@ -202,18 +269,25 @@ impl WriteBatch {
         self.touch_id(*from);
         self.touch_id(*to);
         let record = self.bind(identity_key(&self.workspace, key));
+        let from_key = self.bind(contact_key(&self.workspace, from));
+        let to_key = self.bind(contact_key(&self.workspace, to));
         let from = self.bind(from.to_string());
         let to = self.bind(to.to_string());
         self.guarded(
             format!("UPDATE {record} SET contact = {to} WHERE contact = {from} RETURN VALUE id"),
             STALE,
         );
+        self.unlist(&from_key, key);
+        self.statements.push(format!(
+            "UPDATE {to_key} SET {IDENTITIES_FIELD} = ({IDENTITIES_FIELD} ?? []) + (SELECT kind, value, provenance, created_at FROM {record}) RETURN NONE;"
+        ));
     }
 
     /// Records a stronger provenance for an identity `owner` holds.
     pub fn upgrade_identity(&mut self, key: &IdentityKey, owner: &ContactId, identity: &Identity) {
         self.touch_id(*owner);
         let record = self.bind(identity_key(&self.workspace, key));
+        let contact = self.bind(contact_key(&self.workspace, owner));
         let owner = self.bind(owner.to_string());
         let provenance = self.bind(identity.provenance.as_str().to_owned());
         self.guarded(
@@ -222,26 +296,46 @@ impl WriteBatch {
             ),
             STALE,
         );
+        let kind = self.bind(key.kind.as_str().to_owned());
+        let value = self.bind(key.value.clone());
+        self.statements.push(format!(
+            "UPDATE {contact} SET {IDENTITIES_FIELD} = ({IDENTITIES_FIELD} ?? []).map(|$entry| IF $entry.kind = {kind} AND $entry.value = {value} {{ object::extend($entry, {{ provenance: {provenance} }}) }} ELSE {{ $entry }}) RETURN NONE;"
+        ));
     }
 
     /// Deletes an identity if `owner` holds it.
     pub fn delete_identity(&mut self, key: &IdentityKey, owner: &ContactId) {
         self.touch_id(*owner);
         let record = self.bind(identity_key(&self.workspace, key));
+        let contact = self.bind(contact_key(&self.workspace, owner));
         let owner = self.bind(owner.to_string());
         self.guarded(
             format!("DELETE {record} WHERE contact = {owner} RETURN BEFORE"),
             MISSING,
         );
+        self.unlist(&contact, key);
     }
 
-    /// Deletes every identity of `contact`.
+    /// Takes `key` out of the identities list of `contact` (a bound contact key).
+    fn unlist(&mut self, contact: &str, key: &IdentityKey) {
+        let kind = self.bind(key.kind.as_str().to_owned());
+        let value = self.bind(key.value.clone());
+        self.statements.push(format!(
+            "UPDATE {contact} SET {IDENTITIES_FIELD} = ({IDENTITIES_FIELD} ?? [])[WHERE !(kind = {kind} AND value = {value})] RETURN NONE;"
+        ));
+    }
+
+    /// Deletes every identity of `contact` (those its list names); comes before the contact's
+    /// own deletion in the batch.
     pub fn delete_identities_of(&mut self, contact: &ContactId) {
         self.touch_id(*contact);
         let workspace = self.bind(self.workspace.as_str().to_owned());
-        let contact = self.bind(contact.to_string());
+        let key = self.bind(contact_key(&self.workspace, contact));
+        let owner = self.bind(contact.to_string());
+        let held = format!("$held{}", self.statements.len());
         self.statements.push(format!(
-            "DELETE {IDENTITY_TABLE} WHERE workspace = {workspace} AND contact = {contact} RETURN NONE;"
+            "LET {held} = (SELECT VALUE {IDENTITIES_FIELD} FROM ONLY {key}) ?? []; \
+             DELETE {held}.map(|$entry| type::record('{IDENTITY_TABLE}', [{workspace}, $entry.kind, $entry.value])) WHERE contact = {owner} RETURN NONE;"
         ));
     }
 

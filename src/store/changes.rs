@@ -33,6 +33,8 @@ pub struct Change {
 pub struct Backlog {
     /// Entries not yet applied.
     pub pending: u64,
+    /// Contacts those entries name (a contact in several entries counts once per entry).
+    pub pending_contacts: u64,
     /// When the oldest of them was written.
     pub oldest: Option<DateTime<Utc>>,
 }

@@ -11,7 +11,7 @@ use super::{Store, StoreError};
 use crate::domain::{Contact, ContactId, ExternalId, WorkspaceId};
 
 /// Contact keys read per page by [`Store::all_contact_keys`].
-const KEY_PAGE: i64 = 10_000;
+const KEY_PAGE: usize = 10_000;
 
 /// Sorts after every ULID (Crockford base32 is `0-9A-Z`): the exclusive end of a workspace's range.
 const AFTER_ALL_IDS: &str = "~";
@@ -227,31 +227,40 @@ impl Store {
     /// The workspace and id of every contact, in key order (for consistency checks).
     pub async fn all_contact_keys(&self) -> Result<Vec<(WorkspaceId, ContactId)>, StoreError> {
         let mut keys = Vec::new();
-        let mut start = Bound::Unbounded;
+        let mut after = None;
         loop {
-            let range = RecordIdKeyRange {
-                start: start.clone(),
-                end: Bound::Unbounded,
-            };
-            let mut response = self
-                .db
-                .query("SELECT VALUE id FROM $range LIMIT $limit")
-                .bind((
-                    "range",
-                    RecordId::new(CONTACT_TABLE, RecordIdKey::Range(Box::new(range))),
-                ))
-                .bind(("limit", KEY_PAGE))
-                .await
-                .map_err(StoreError::from_surreal)?;
-            let ids: Vec<RecordId> = response.take(0).map_err(StoreError::from_surreal)?;
-            let Some(last) = ids.last() else {
+            let ids = self.contact_keys_after(after.as_ref(), KEY_PAGE).await?;
+            let Some(last) = ids.last().cloned() else {
                 return Ok(keys);
             };
-            start = Bound::Excluded(last.key.clone());
             for id in &ids {
                 keys.push(contact_key_parts(id)?);
             }
+            after = Some(last);
         }
+    }
+
+    /// Up to `limit` contact record ids (every workspace) after `after`, in key order.
+    pub(super) async fn contact_keys_after(
+        &self,
+        after: Option<&RecordId>,
+        limit: usize,
+    ) -> Result<Vec<RecordId>, StoreError> {
+        let range = RecordIdKeyRange {
+            start: after.map_or(Bound::Unbounded, |key| Bound::Excluded(key.key.clone())),
+            end: Bound::Unbounded,
+        };
+        let mut response = self
+            .db
+            .query("SELECT VALUE id FROM $range LIMIT $limit")
+            .bind((
+                "range",
+                RecordId::new(CONTACT_TABLE, RecordIdKey::Range(Box::new(range))),
+            ))
+            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        response.take(0).map_err(StoreError::from_surreal)
     }
 
     /// Counts a workspace's contacts matching a fixed SurrealQL condition: the baseline of the

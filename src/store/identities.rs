@@ -1,10 +1,15 @@
-//! Identity records: `contact_identity:[workspace, kind, value]`, one owner each.
+//! Identities. Each is a record `contact_identity:[workspace, kind, value]` naming its one
+//! owner (SurrealDB's primary key makes it unique per workspace, and answers "who holds this
+//! identity"), and an entry in its owner's `identities` list on the contact record, which
+//! answers "the identities of this contact" without a secondary index: every write of an
+//! identity writes both, in one transaction ([`super::WriteBatch`]).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use surrealdb::types::{Array, RecordId, RecordIdKey, SurrealValue};
 
+use super::records::{contact_key, contact_key_parts};
 use super::{Store, StoreError};
 use crate::domain::{ContactId, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceId};
 
@@ -39,6 +44,58 @@ pub(super) struct IdentityRecord {
     contact: String,
     provenance: String,
     created_at: DateTime<Utc>,
+}
+
+/// An identity as kept in its owner's `identities` list.
+#[derive(Debug, Clone, SurrealValue)]
+pub(super) struct IdentityEntry {
+    kind: String,
+    value: String,
+    provenance: String,
+    created_at: DateTime<Utc>,
+}
+
+impl IdentityEntry {
+    pub(super) fn new(identity: &Identity) -> Self {
+        Self {
+            kind: identity.key.kind.as_str().to_owned(),
+            value: identity.key.value.clone(),
+            provenance: identity.provenance.as_str().to_owned(),
+            created_at: identity.created_at,
+        }
+    }
+
+    fn into_identity(self) -> Result<Identity, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("identity entry {what}: {self:?}"));
+        let kind = IdentityKind::from_storage(&self.kind).ok_or_else(|| corrupt("kind"))?;
+        let provenance =
+            Provenance::from_storage(&self.provenance).ok_or_else(|| corrupt("provenance"))?;
+        Ok(Identity {
+            key: IdentityKey::from_trusted(kind, self.value),
+            provenance,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// A contact's `identities` list, as read.
+#[derive(Debug, SurrealValue)]
+struct ListedIdentities {
+    id: RecordId,
+    identities: Option<Vec<IdentityEntry>>,
+}
+
+/// A stored list as identities, by kind and value.
+fn listed(entries: Option<Vec<IdentityEntry>>) -> Result<Vec<Identity>, StoreError> {
+    let mut identities = entries
+        .unwrap_or_default()
+        .into_iter()
+        .map(IdentityEntry::into_identity)
+        .collect::<Result<Vec<_>, _>>()?;
+    identities.sort_by(|a, b| {
+        (a.key.kind.as_str(), &a.key.value).cmp(&(b.key.kind.as_str(), &b.key.value))
+    });
+    Ok(identities)
 }
 
 impl IdentityRecord {
@@ -140,34 +197,27 @@ impl Store {
         workspace: &WorkspaceId,
         contacts: &[ContactId],
     ) -> Result<HashMap<ContactId, Vec<Identity>>, StoreError> {
-        if contacts.is_empty() {
-            return Ok(HashMap::new());
-        }
-        // One statement per contact, all in one round trip: each is served by the owner index.
-        let statements: String = (0..contacts.len())
-            .map(|n| {
-                format!(
-                    "SELECT * FROM {IDENTITY_TABLE} WHERE workspace = $workspace AND contact = $c{n} ORDER BY kind, value;"
-                )
-            })
+        let mut found: HashMap<ContactId, Vec<Identity>> = contacts
+            .iter()
+            .map(|contact| (*contact, Vec::new()))
             .collect();
-        let mut query = self
-            .db
-            .query(statements)
-            .bind(("workspace", workspace.as_str().to_owned()));
-        for (n, contact) in contacts.iter().enumerate() {
-            query = query.bind((format!("c{n}"), contact.to_string()));
+        if contacts.is_empty() {
+            return Ok(found);
         }
-        let mut response = query.await.map_err(StoreError::from_surreal)?;
-        let mut found = HashMap::with_capacity(contacts.len());
-        for (n, contact) in contacts.iter().enumerate() {
-            let records: Vec<IdentityRecord> =
-                response.take(n).map_err(StoreError::from_surreal)?;
-            let identities = records
-                .into_iter()
-                .map(|record| record.into_held().map(|held| held.identity))
-                .collect::<Result<Vec<_>, _>>()?;
-            found.insert(*contact, identities);
+        let keys: Vec<RecordId> = contacts
+            .iter()
+            .map(|contact| contact_key(workspace, contact))
+            .collect();
+        let mut response = self
+            .db
+            .query("SELECT id, identities FROM $keys")
+            .bind(("keys", keys))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let lists: Vec<ListedIdentities> = response.take(0).map_err(StoreError::from_surreal)?;
+        for list in lists {
+            let (_, contact) = contact_key_parts(&list.id)?;
+            found.insert(contact, listed(list.identities)?);
         }
         Ok(found)
     }
@@ -181,17 +231,12 @@ impl Store {
     ) -> Result<Vec<Identity>, StoreError> {
         let mut response = self
             .db
-            .query(format!(
-                "SELECT * FROM {IDENTITY_TABLE} WHERE workspace = $workspace AND contact = $contact ORDER BY kind, value"
-            ))
-            .bind(("workspace", workspace.as_str().to_owned()))
-            .bind(("contact", contact.to_string()))
+            .query("SELECT VALUE identities FROM $key")
+            .bind(("key", contact_key(workspace, contact)))
             .await
             .map_err(StoreError::from_surreal)?;
-        let records: Vec<IdentityRecord> = response.take(0).map_err(StoreError::from_surreal)?;
-        records
-            .into_iter()
-            .map(|record| record.into_held().map(|held| held.identity))
-            .collect()
+        let lists: Vec<Option<Vec<IdentityEntry>>> =
+            response.take(0).map_err(StoreError::from_surreal)?;
+        listed(lists.into_iter().next().flatten())
     }
 }

@@ -18,6 +18,9 @@ pub use feed::FedState;
 mod identities;
 mod leases;
 mod merges;
+#[cfg(test)]
+mod migration_tests;
+mod migrations;
 mod records;
 mod schema;
 mod segments;
@@ -44,6 +47,7 @@ pub use batch::WriteBatch;
 pub use changes::{Backlog, Change, change_key_at};
 pub use contacts::ContactPage;
 pub use identities::HeldIdentity;
+pub use migrations::{Migrated, MigrationLimits, SCHEMA_VERSION};
 
 /// Failures of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,16 @@ pub enum StoreError {
     /// The database refused or failed a statement.
     #[error("store failure: {0}")]
     Backend(String),
+    /// The store was written by a newer release, in a schema this one does not know.
+    #[error(
+        "the store has schema version {found}, newer than this release knows ({supported}): run the release that wrote it, or a newer one"
+    )]
+    NewerSchema {
+        /// The store's version.
+        found: i64,
+        /// The newest version this release reads.
+        supported: i64,
+    },
     /// A stored record does not have the expected shape.
     #[error("malformed stored record: {0}")]
     Corrupt(String),
@@ -194,8 +208,16 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or connects to) the datastore and applies the schema.
+    /// Opens (or connects to) the datastore, applies the schema and migrates an older store
+    /// to [`SCHEMA_VERSION`].
     pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let store = Self::connect_unmigrated(settings).await?;
+        store.migrate(MigrationLimits::default()).await?;
+        Ok(store)
+    }
+
+    /// [`Store::connect`] without the migration (tests stop one part-way).
+    pub(crate) async fn connect_unmigrated(settings: &StoreSettings) -> Result<Self, StoreError> {
         let url = settings.url.endpoint();
         let connect_error = |error: surrealdb::Error| StoreError::Connect {
             url: url.clone(),

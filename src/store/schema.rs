@@ -4,7 +4,8 @@
 //! contiguous range: lookups, pages and counts cannot reach another workspace's records.
 //! An identity's record id is its `(workspace, kind, value)`, so SurrealDB's primary key makes
 //! identities unique per workspace; a second unique index on those fields only doubled the
-//! writes of every identity and is removed from stores that had it.
+//! writes of every identity and is removed from stores that had it. A contact's identities are
+//! listed on its record (schema version 2, see `migrations`), so they need no owner index.
 
 /// Statements run at connect time; each is a no-op when already applied.
 pub const SCHEMA: &str = r#"
@@ -17,7 +18,6 @@ DEFINE INDEX IF NOT EXISTS segment_workspace ON segment FIELDS workspace;
 DEFINE TABLE IF NOT EXISTS change SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS contact_identity SCHEMALESS;
 REMOVE INDEX IF EXISTS contact_identity_value ON contact_identity;
-DEFINE INDEX IF NOT EXISTS contact_identity_owner ON contact_identity FIELDS workspace, contact;
 DEFINE TABLE IF NOT EXISTS contact_alias SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS contact_alias_survivor ON contact_alias FIELDS workspace, survivor;
 DEFINE TABLE IF NOT EXISTS merge_audit SCHEMALESS;
@@ -35,6 +35,7 @@ DEFINE TABLE IF NOT EXISTS contact_event SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS segment_change SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS live_clock SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS lease SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS schema_version SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS webhook SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS webhook_workspace ON webhook FIELDS workspace;
 DEFINE TABLE IF NOT EXISTS webhook_delivery SCHEMALESS;

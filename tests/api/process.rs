@@ -208,6 +208,137 @@ async fn commands_on_a_store_the_service_holds_say_it_is_in_use() {
     service.terminate();
 }
 
+/// The binary on a store written by the release before schema versions (the fixture of
+/// `scripts/make-store-fixture.sh`) migrates it at start: identities read from their contacts,
+/// the fixture's merge undone with its identities going back, and a restart finds it current.
+#[tokio::test]
+async fn a_store_of_the_previous_release_is_migrated_at_start() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let archive = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/store-schema-1.tar.gz"
+    );
+    let unpacked = Command::new("tar")
+        .args(["-xzf", archive, "-C"])
+        .arg(data_dir.path())
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    let service = Service::start(data_dir.path()).await;
+    let ada = service
+        .graphql(
+            "{ contact(externalId: \"u1\") { id identities { kind value } } }",
+            json!({}),
+        )
+        .await;
+    let identities: Vec<String> = ada["data"]["contact"]["identities"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ada}"))
+        .iter()
+        .map(|identity| {
+            format!(
+                "{}:{}",
+                identity["kind"].as_str().unwrap(),
+                identity["value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        identities,
+        [
+            "ANONYMOUS_ID:visitor-1",
+            "EMAIL:ada@example.com",
+            "EMAIL:cy@example.com",
+            "EXTERNAL_ID:u1"
+        ]
+    );
+    let id = ada["data"]["contact"]["id"].as_str().unwrap().to_owned();
+    let history = service
+        .graphql(
+            "query($id: ID!) { contactHistory(id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let merge = history["data"]["contactHistory"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{history}"))
+        .to_owned();
+    let undone = service
+        .graphql(
+            "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+            json!({ "m": merge }),
+        )
+        .await;
+    assert!(undone["errors"].is_null(), "{undone}");
+    service.terminate();
+
+    let restarted = Service::start(data_dir.path()).await;
+    let visitor = restarted
+        .graphql(
+            "{ contact(identity: { kind: ANONYMOUS_ID, value: \"visitor-1\" }) { id identities { kind value } } ada: contact(externalId: \"u1\") { identities { value } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        visitor["data"]["contact"]["identities"],
+        json!([
+            { "kind": "ANONYMOUS_ID", "value": "visitor-1" },
+            { "kind": "EMAIL", "value": "cy@example.com" }
+        ]),
+        "{visitor}"
+    );
+    assert_eq!(
+        visitor["data"]["ada"]["identities"],
+        json!([{ "value": "ada@example.com" }, { "value": "u1" }]),
+        "{visitor}"
+    );
+    restarted.terminate();
+}
+
+/// `import FILE` on the store itself reports rows and rows/s, then waits for the segment
+/// index and says how many of the written rows it has applied; the contacts are then there
+/// for the service.
+#[tokio::test]
+async fn a_local_import_shows_rows_and_waits_for_the_index() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let file = data_dir.path().join("contacts.ndjson");
+    std::fs::write(
+        &file,
+        "{\"externalId\":\"u1\",\"email\":\"ada@example.com\"}\n{\"externalId\":\"u2\"}\n{\"externalId\":\"u3\",\"email\":\"nope\"}\n",
+    )
+    .unwrap();
+    let imported = Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+        .env_clear()
+        .env("DATA_DIR", data_dir.path())
+        .args(["import", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&imported.stdout);
+    let errors = String::from_utf8_lossy(&imported.stderr);
+    assert_eq!(imported.status.code(), Some(2), "{printed} {errors}");
+    assert!(
+        printed.contains("3 rows: 2 created, 0 updated, 0 unchanged, 1 failed"),
+        "{printed}"
+    );
+    let phases: Vec<&str> = errors
+        .lines()
+        .filter(|line| line.starts_with("imported ") || line.starts_with("indexed "))
+        .collect();
+    assert_eq!(phases.len(), 2, "{errors}");
+    assert!(
+        phases[0].starts_with("imported 3 rows in ") && phases[0].ends_with(" rows/s)"),
+        "{errors}"
+    );
+    assert!(phases[1].starts_with("indexed 2 of 2 rows in "), "{errors}");
+
+    let service = Service::start(data_dir.path()).await;
+    let total = service
+        .graphql("{ contacts { totalCount } }", json!({}))
+        .await;
+    assert_eq!(total["data"]["contacts"]["totalCount"], 2, "{total}");
+    service.terminate();
+}
+
 /// `import` and `export` with `--url` and `--api-key` work through the running service while
 /// it holds the embedded store.
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! round until every row has settled.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use chrono::Utc;
 use tracing::warn;
@@ -13,12 +14,14 @@ use super::report::{BatchOutcome, ImportOptions, RowError};
 use crate::domain::{Contact, ContactId, IdentityKey, ParsedRow, WorkspaceId};
 use crate::service::ServiceError;
 use crate::service::claims::is_retryable;
-use crate::store::HeldIdentity;
+use crate::store::{HeldIdentity, Store, StoreError};
 
 /// How often a batch is re-read and retried after losing a race with another writer.
 const MAX_BATCH_ATTEMPTS: usize = 5;
 /// The most transactions one batch is split into.
 const MAX_PARTS: usize = 4;
+/// The fewest keys worth a concurrent read of their own.
+const MIN_READ_PART: usize = 100;
 
 /// A write that stopped on an error, with what it had committed before it.
 pub(super) struct Stopped {
@@ -142,7 +145,8 @@ impl ImportService {
         Ok((total, deferred))
     }
 
-    /// Reads what the rows touch, then plans their writes.
+    /// Reads what the rows touch, then plans their writes. The reads are batched, and split
+    /// into one part per core: a re-import whose rows change nothing is all reads.
     async fn plan_group(
         &self,
         workspace: &WorkspaceId,
@@ -151,18 +155,24 @@ impl ImportService {
         blocked: &[String],
     ) -> Result<Plan, ServiceError> {
         let keys: Vec<IdentityKey> = rows.iter().flat_map(row_identities).collect();
+        let scope = workspace.clone();
         let holders: HashMap<IdentityKey, HeldIdentity> = self
-            .store
-            .identity_holders(workspace, &keys)
+            .read_in_parts(keys, move |store, keys| {
+                let workspace = scope.clone();
+                async move { store.identity_holders(&workspace, &keys).await }
+            })
             .await?
             .into_iter()
             .map(|held| (held.identity.key.clone(), held))
             .collect();
         let ids: Vec<ContactId> = holders.values().map(|held| held.contact).collect();
         // Compared with the rows to decide what to write: read from the store itself.
+        let scope = workspace.clone();
         let contacts: HashMap<ContactId, Contact> = self
-            .store
-            .fresh_contacts_by_ids(workspace, &ids)
+            .read_in_parts(ids, move |store, ids| {
+                let workspace = scope.clone();
+                async move { store.fresh_contacts_by_ids(&workspace, &ids).await }
+            })
             .await?
             .into_iter()
             .map(|contact| (contact.id, contact))
@@ -177,6 +187,39 @@ impl ImportService {
             self.parallelism,
             Utc::now(),
         ))
+    }
+
+    /// `read` of `items` in up to one concurrent part per core (parts of at least
+    /// [`MIN_READ_PART`] items), the answers in the order of the parts.
+    async fn read_in_parts<I, T, Read, Reading>(
+        &self,
+        items: Vec<I>,
+        read: Read,
+    ) -> Result<Vec<T>, ServiceError>
+    where
+        I: Send + 'static,
+        T: Send + 'static,
+        Read: Fn(Store, Vec<I>) -> Reading,
+        Reading: Future<Output = Result<Vec<T>, StoreError>> + Send + 'static,
+    {
+        let part_size = items
+            .len()
+            .div_ceil(self.parallelism.max(1))
+            .max(MIN_READ_PART);
+        let mut items = items.into_iter().peekable();
+        let mut reads = Vec::new();
+        while items.peek().is_some() {
+            let part: Vec<I> = items.by_ref().take(part_size).collect();
+            reads.push(tokio::spawn(read(self.store.clone(), part)));
+        }
+        let mut found = Vec::new();
+        for part in reads {
+            let answer = part
+                .await
+                .map_err(|panicked| ServiceError::Internal(format!("import read: {panicked}")))?;
+            found.extend(answer?);
+        }
+        Ok(found)
     }
 }
 

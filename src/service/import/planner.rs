@@ -207,8 +207,13 @@ impl PartBuilder {
     }
 
     fn finish(mut self) -> PlannedPart {
-        self.batch.create_contacts(&mut self.created);
-        self.batch.create_identities(&self.identities);
+        let created: HashSet<ContactId> = self.created.iter().map(|c| c.id).collect();
+        let (of_created, of_existing): (Vec<_>, Vec<_>) = self
+            .identities
+            .into_iter()
+            .partition(|(owner, _)| created.contains(owner));
+        self.batch.create_contacts(&mut self.created, &of_created);
+        self.batch.create_identities(&of_existing);
         PlannedPart {
             batch: self.batch,
             outcome: self.outcome,

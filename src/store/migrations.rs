@@ -1,0 +1,270 @@
+//! The store's schema version, and the migrations that bring an older store up to it.
+//!
+//! The version is kept in `schema_version:store`. A store without that record is either new
+//! (no contact and no identity yet: it starts at [`SCHEMA_VERSION`]) or was written before
+//! versions were kept (version 1). Start-up migrates an older store in place, one version at a
+//! time. A migration works in pages; each page is one transaction that also records how far
+//! the migration got, so a crash resumes after the last page committed. A store of a newer
+//! version is refused: this release does not know its shape.
+//!
+//! Versions:
+//! 1. identities as records only; "the identities of a contact" came from a secondary index
+//!    on their owner (`contact_identity_owner`).
+//! 2. identities also listed on their contact's record (`identities`), the owner index gone.
+
+use std::collections::HashMap;
+
+use surrealdb::types::{RecordId, RecordIdKey, SurrealValue};
+use tracing::info;
+
+use super::batch::IDENTITIES_FIELD;
+use super::identities::{IDENTITY_TABLE, IdentityEntry, IdentityRecord};
+use super::records::{CONTACT_TABLE, contact_key, contact_key_parts};
+use super::{Store, StoreError};
+use crate::domain::{ContactId, WorkspaceId};
+
+/// The schema version this release writes.
+pub const SCHEMA_VERSION: i64 = 2;
+/// Contacts migrated per transaction.
+const PAGE: usize = 500;
+const VERSION_TABLE: &str = "schema_version";
+/// The owner index of version 1, removed by the migration to version 2.
+const OWNER_INDEX: &str = "contact_identity_owner";
+
+/// `schema_version:store`.
+fn version_key() -> RecordId {
+    RecordId::new(VERSION_TABLE, RecordIdKey::String("store".to_owned()))
+}
+
+/// The version record: the store's version and, during a migration, the last contact done.
+#[derive(Debug, SurrealValue)]
+struct VersionRecord {
+    version: i64,
+    migrated_until: Option<RecordId>,
+}
+
+/// How far [`Store::migrate`] may go (tests stop it part-way, as a crash would).
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationLimits {
+    /// Contacts per transaction.
+    pub page: usize,
+    /// Stop after this many pages, as if the process died there.
+    pub stop_after_pages: Option<usize>,
+}
+
+impl Default for MigrationLimits {
+    fn default() -> Self {
+        Self {
+            page: PAGE,
+            stop_after_pages: None,
+        }
+    }
+}
+
+/// What [`Store::migrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrated {
+    /// The store is at [`SCHEMA_VERSION`] (from `from`).
+    Current { from: i64 },
+    /// Stopped by [`MigrationLimits::stop_after_pages`] before the end.
+    Stopped,
+}
+
+impl Store {
+    /// The schema version the store records (1 for a store with data and no record; the
+    /// current version for an empty one).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(match self.version_record().await? {
+            Some(record) => record.version,
+            None if self.holds_contacts_or_identities().await? => 1,
+            None => SCHEMA_VERSION,
+        })
+    }
+
+    /// Brings the store to [`SCHEMA_VERSION`], resuming a migration a crash interrupted;
+    /// refuses a store of a newer version ([`StoreError::NewerSchema`]).
+    pub async fn migrate(&self, limits: MigrationLimits) -> Result<Migrated, StoreError> {
+        let record = self.version_record().await?;
+        let from = match &record {
+            Some(record) => record.version,
+            None if self.holds_contacts_or_identities().await? => 1,
+            None => {
+                self.set_version(SCHEMA_VERSION).await?;
+                return Ok(Migrated::Current {
+                    from: SCHEMA_VERSION,
+                });
+            }
+        };
+        if from > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                found: from,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if from == 1 {
+            let resume = record.and_then(|record| record.migrated_until);
+            if resume.is_none() {
+                info!(
+                    "migrating the store from schema version 1 to 2: identities listed on their contacts"
+                );
+            }
+            if !self.list_identities_on_contacts(resume, limits).await? {
+                return Ok(Migrated::Stopped);
+            }
+            self.db
+                .query(format!(
+                    "BEGIN TRANSACTION; \
+                     REMOVE INDEX IF EXISTS {OWNER_INDEX} ON {IDENTITY_TABLE}; \
+                     UPSERT $key CONTENT {{ version: 2, migrated_until: NONE }} RETURN NONE; \
+                     COMMIT TRANSACTION;"
+                ))
+                .bind(("key", version_key()))
+                .await
+                .and_then(|response| response.check())
+                .map_err(StoreError::from_surreal)?;
+            info!("the store is at schema version 2");
+        }
+        Ok(Migrated::Current { from })
+    }
+
+    /// Version 1 to 2, page by page after `resume`: each contact's identities (found by the
+    /// owner index version 1 has) written as its `identities` list. False when stopped early.
+    async fn list_identities_on_contacts(
+        &self,
+        mut resume: Option<RecordId>,
+        limits: MigrationLimits,
+    ) -> Result<bool, StoreError> {
+        let mut pages = 0;
+        loop {
+            if limits.stop_after_pages.is_some_and(|stop| pages >= stop) {
+                return Ok(false);
+            }
+            let keys = self
+                .contact_keys_after(resume.as_ref(), limits.page)
+                .await?;
+            let Some(last) = keys.last().cloned() else {
+                return Ok(true);
+            };
+            let mut by_workspace: HashMap<WorkspaceId, Vec<ContactId>> = HashMap::new();
+            for key in &keys {
+                let (workspace, contact) = contact_key_parts(key)?;
+                by_workspace.entry(workspace).or_default().push(contact);
+            }
+            let mut lists = Vec::with_capacity(keys.len());
+            for (workspace, contacts) in by_workspace {
+                for (contact, entries) in self.owned_identities(&workspace, &contacts).await? {
+                    lists.push(ContactList {
+                        contact: contact_key(&workspace, &contact),
+                        entries,
+                    });
+                }
+            }
+            self.db
+                .query(format!(
+                    "BEGIN TRANSACTION; \
+                     FOR $list IN $lists {{ UPDATE $list.contact SET {IDENTITIES_FIELD} = $list.entries RETURN NONE; }}; \
+                     UPSERT $key CONTENT {{ version: 1, migrated_until: $last }} RETURN NONE; \
+                     COMMIT TRANSACTION;"
+                ))
+                .bind(("lists", lists))
+                .bind(("key", version_key()))
+                .bind(("last", last.clone()))
+                .await
+                .and_then(|response| response.check())
+                .map_err(StoreError::from_surreal)?;
+            resume = Some(last);
+            pages += 1;
+        }
+    }
+
+    /// The identities each of `contacts` owns, through version 1's owner index (one
+    /// statement per contact, one round trip).
+    async fn owned_identities(
+        &self,
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<(ContactId, Vec<IdentityEntry>)>, StoreError> {
+        let statements: String = (0..contacts.len())
+            .map(|n| {
+                format!(
+                    "SELECT * FROM {IDENTITY_TABLE} WHERE workspace = $workspace AND contact = $c{n};"
+                )
+            })
+            .collect();
+        let mut query = self
+            .db
+            .query(statements)
+            .bind(("workspace", workspace.as_str().to_owned()));
+        for (n, contact) in contacts.iter().enumerate() {
+            query = query.bind((format!("c{n}"), contact.to_string()));
+        }
+        let mut response = query.await.map_err(StoreError::from_surreal)?;
+        let mut owned = Vec::with_capacity(contacts.len());
+        for (n, contact) in contacts.iter().enumerate() {
+            let records: Vec<IdentityRecord> =
+                response.take(n).map_err(StoreError::from_surreal)?;
+            let entries = records
+                .into_iter()
+                .map(|record| {
+                    record
+                        .into_held()
+                        .map(|held| IdentityEntry::new(&held.identity))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            owned.push((*contact, entries));
+        }
+        Ok(owned)
+    }
+
+    async fn version_record(&self) -> Result<Option<VersionRecord>, StoreError> {
+        self.db
+            .select(version_key())
+            .await
+            .map_err(StoreError::from_surreal)
+    }
+
+    /// Deletes the version record (a restore brings the backup's).
+    pub(super) async fn forget_schema_version(&self) -> Result<(), StoreError> {
+        self.db
+            .query("DELETE $key RETURN NONE")
+            .bind(("key", version_key()))
+            .await
+            .and_then(|response| response.check())
+            .map(|_| ())
+            .map_err(StoreError::from_surreal)
+    }
+
+    pub(super) async fn set_version(&self, version: i64) -> Result<(), StoreError> {
+        self.db
+            .query("UPSERT $key CONTENT { version: $version, migrated_until: NONE } RETURN NONE")
+            .bind(("key", version_key()))
+            .bind(("version", version))
+            .await
+            .and_then(|response| response.check())
+            .map(|_| ())
+            .map_err(StoreError::from_surreal)
+    }
+
+    /// Whether any contact or identity is stored (a store with neither has nothing to migrate).
+    async fn holds_contacts_or_identities(&self) -> Result<bool, StoreError> {
+        for table in [CONTACT_TABLE, IDENTITY_TABLE] {
+            let mut response = self
+                .db
+                .query(format!("SELECT VALUE id FROM {table} LIMIT 1"))
+                .await
+                .map_err(StoreError::from_surreal)?;
+            let ids: Vec<RecordId> = response.take(0).map_err(StoreError::from_surreal)?;
+            if !ids.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// One contact's identities list, as the migration writes it.
+#[derive(Debug, SurrealValue)]
+struct ContactList {
+    contact: RecordId,
+    entries: Vec<IdentityEntry>,
+}
