@@ -90,12 +90,13 @@ fn process_cpu_time() -> Duration {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    // As in the service: a subscriber whose filter turns trace spans off (without one,
-    // SurrealDB formats every key it reads for spans nobody records).
+    // As in the service: no transparent huge pages, and a subscriber whose filter turns trace
+    // spans off (without one, SurrealDB formats every key it reads for spans nobody records).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
         .init();
+    qwry_contacts::huge_pages::turn_off_transparent_huge_pages();
     let size: usize = std::env::var("QWRY_BENCH_CONTACTS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod huge_pages;
 pub mod index;
 pub mod private_file;
 pub mod service;

@@ -146,6 +146,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
+    qwry_contacts::huge_pages::turn_off_transparent_huge_pages();
     qwry_contacts::service::install_crypto_provider();
     let cli = Cli::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
