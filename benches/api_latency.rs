@@ -4,7 +4,8 @@
 //! for `contact(id:)` with 16 concurrent connections; then the console's segment editor, as
 //! the request it sends on every keystroke while a 5-clause segment is typed; last, the live
 //! side: ENTER latency to a subscription and to a signed webhook under a stream of writes
-//! (`QWRY_BENCH_LIVE_RATE`, default 1,000 a second, for 20 s; see `benches/live`).
+//! (`QWRY_BENCH_LIVE_RATE`, default 1,000 a second, for 20 s; see `benches/live`);
+//! `QWRY_BENCH_LIVE_ONLY=1` measures the live side alone.
 //!
 //! Data: `QWRY_BENCH_CONTACTS` contacts (default 20000) from `benches/data` (20 attributes,
 //! seed 42 + chunk), imported through `POST /v1/contacts/import`, then indexed.
@@ -412,6 +413,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
+    // Only the live side (the reads are skipped; the saved segments are still saved).
+    let live_only = std::env::var("QWRY_BENCH_LIVE_ONLY").is_ok_and(|value| value == "1");
     let live_rate: usize = std::env::var("QWRY_BENCH_LIVE_RATE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -476,7 +479,9 @@ fn main() {
         ];
         println!("| request ({size} contacts) | p50 ms | p99 ms | requests |");
         println!("| --- | ---: | ---: | ---: |");
-        report(&client, &base, &requests).await;
+        if !live_only {
+            report(&client, &base, &requests).await;
+        }
         // 30 more saved segments, so that routing reads check 50.
         for n in 20..50 {
             let text = match n % 5 {
@@ -499,16 +504,18 @@ fn main() {
             ("matchSegments, 5 slugs", "{ matchSegments(externalId: \"ext-0000042\", slugs: [\"s01\", \"s07\", \"s23\", \"s38\", \"s44\"]) { results { slug member } } }"),
             ("best 10 of a segment by ltv", "{ contacts(segment: \"plan = \\\"pro\\\"\", orderBy: { field: \"ltv\", direction: DESC }, first: 10) { edges { node { id } } } }"),
         ];
-        report(&client, &base, &routing).await;
-        let (p50, p99, max, n, valid) = keystrokes(&client, &base).await;
-        println!(
-            "| console editor, each keystroke of a 5-clause segment ({} prefixes, {valid} valid): validation and count, max {max:.3} ms | {p50:.3} | {p99:.3} | {n} |",
-            n / TYPINGS
-        );
-        let (rate, p50, p99) = contact_by_id(&base, Arc::new(ids)).await;
-        println!(
-            "| contact(id:), {CONNECTIONS} connections: {rate:.0} requests/s | {p50:.3} | {p99:.3} | |"
-        );
+        if !live_only {
+            report(&client, &base, &routing).await;
+            let (p50, p99, max, n, valid) = keystrokes(&client, &base).await;
+            println!(
+                "| console editor, each keystroke of a 5-clause segment ({} prefixes, {valid} valid): validation and count, max {max:.3} ms | {p50:.3} | {p99:.3} | {n} |",
+                n / TYPINGS
+            );
+            let (rate, p50, p99) = contact_by_id(&base, Arc::new(ids)).await;
+            println!(
+                "| contact(id:), {CONNECTIONS} connections: {rate:.0} requests/s | {p50:.3} | {p99:.3} | |"
+            );
+        }
         // The live side last: it writes (new contacts entering a saved segment), with the 50
         // saved segments above evaluated on every write.
         let live = live::measure(&client, &base, KEY, live_rate, LIVE_SECONDS).await;
