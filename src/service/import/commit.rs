@@ -2,19 +2,19 @@
 //! parallel transactions, parts that lose a race planned again, rows deferred to the next
 //! round until every row has settled.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::future::Future;
 
 use chrono::Utc;
 use tracing::warn;
 
 use super::ImportService;
-use super::planner::{Plan, Reads, plan, row_identities};
+use super::planner::{Plan, Reads, claim_keys, plan, target_keys};
 use super::report::{BatchOutcome, ImportOptions, RowError};
-use crate::domain::{Contact, ContactId, IdentityKey, ParsedRow, WorkspaceId};
+use crate::domain::{ContactId, IdentityKey, ParsedRow, WorkspaceId};
 use crate::service::ServiceError;
 use crate::service::claims::is_retryable;
-use crate::store::{HeldIdentity, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// How often a batch is re-read and retried after losing a race with another writer.
 const MAX_BATCH_ATTEMPTS: usize = 5;
@@ -145,7 +145,9 @@ impl ImportService {
         Ok((total, deferred))
     }
 
-    /// Reads what the rows touch, then plans their writes. The reads are batched, and split
+    /// Reads what the rows touch, then plans their writes. First the holders of the identities
+    /// that find each row's contact and those contacts, then the holders of the rows' other
+    /// identities that could change (see [`claim_keys`]). The reads are batched, and split
     /// into one part per core: a re-import whose rows change nothing is all reads.
     async fn plan_group(
         &self,
@@ -154,30 +156,19 @@ impl ImportService {
         options: ImportOptions,
         blocked: &[String],
     ) -> Result<Plan, ServiceError> {
-        let keys: Vec<IdentityKey> = rows.iter().flat_map(row_identities).collect();
-        let scope = workspace.clone();
-        let holders: HashMap<IdentityKey, HeldIdentity> = self
-            .read_in_parts(keys, move |store, keys| {
-                let workspace = scope.clone();
-                async move { store.identity_holders(&workspace, &keys).await }
-            })
-            .await?
-            .into_iter()
-            .map(|held| (held.identity.key.clone(), held))
+        let mut reads = Reads::default();
+        let targets: HashSet<IdentityKey> = rows
+            .iter()
+            .flat_map(|row| target_keys(row, options.match_by))
             .collect();
-        let ids: Vec<ContactId> = holders.values().map(|held| held.contact).collect();
-        // Compared with the rows to decide what to write: read from the store itself.
-        let scope = workspace.clone();
-        let contacts: HashMap<ContactId, Contact> = self
-            .read_in_parts(ids, move |store, ids| {
-                let workspace = scope.clone();
-                async move { store.fresh_contacts_by_ids(&workspace, &ids).await }
-            })
-            .await?
-            .into_iter()
-            .map(|contact| (contact.id, contact))
+        self.read_holders(workspace, targets.iter().cloned().collect(), &mut reads)
+            .await?;
+        let others: HashSet<IdentityKey> = rows
+            .iter()
+            .flat_map(|row| claim_keys(row, options.match_by, &reads, &targets))
             .collect();
-        let reads = Reads { holders, contacts };
+        self.read_holders(workspace, others.into_iter().collect(), &mut reads)
+            .await?;
         Ok(plan(
             workspace,
             rows,
@@ -187,6 +178,48 @@ impl ImportService {
             self.parallelism,
             Utc::now(),
         ))
+    }
+
+    /// Adds to `reads` the holders of `keys` that are held, and the holders not read yet.
+    async fn read_holders(
+        &self,
+        workspace: &WorkspaceId,
+        keys: Vec<IdentityKey>,
+        reads: &mut Reads,
+    ) -> Result<(), ServiceError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let scope = workspace.clone();
+        let held = self
+            .read_in_parts(keys, move |store, keys| {
+                let workspace = scope.clone();
+                async move { store.identity_holders(&workspace, &keys).await }
+            })
+            .await?;
+        let mut unread: Vec<ContactId> = held
+            .iter()
+            .map(|held| held.contact)
+            .filter(|id| !reads.contacts.contains_key(id))
+            .collect();
+        unread.sort_unstable();
+        unread.dedup();
+        reads.holders.extend(
+            held.into_iter()
+                .map(|held| (held.identity.key.clone(), held)),
+        );
+        // Compared with the rows to decide what to write: read from the store itself.
+        let scope = workspace.clone();
+        let contacts = self
+            .read_in_parts(unread, move |store, ids| {
+                let workspace = scope.clone();
+                async move { store.fresh_contacts_by_ids(&workspace, &ids).await }
+            })
+            .await?;
+        reads
+            .contacts
+            .extend(contacts.into_iter().map(|contact| (contact.id, contact)));
+        Ok(())
     }
 
     /// `read` of `items` in up to one concurrent part per core (parts of at least

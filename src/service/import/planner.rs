@@ -246,6 +246,52 @@ pub(super) fn row_identities(row: &ParsedRow) -> Vec<IdentityKey> {
     keys
 }
 
+/// The identities that find a row's target contact: its external id, and the identity it is
+/// matched by.
+pub(super) fn target_keys(row: &ParsedRow, match_by: MatchBy) -> Vec<IdentityKey> {
+    let mut keys = Vec::new();
+    if let Some(external_id) = &row.external_id {
+        keys.push(IdentityKey::from_trusted(
+            IdentityKind::ExternalId,
+            external_id.as_str().to_owned(),
+        ));
+    }
+    keys.extend(match_key(row, match_by));
+    keys
+}
+
+/// The row's other identities whose holders planning needs, once `reads` holds its
+/// [`target_keys`] (`read`): all of them, except those its target contact already has as the
+/// same field value. Those are unchanged, so the row never claims them: a re-import whose rows
+/// change nothing reads no identity but the external id.
+pub(super) fn claim_keys(
+    row: &ParsedRow,
+    match_by: MatchBy,
+    reads: &Reads,
+    read: &HashSet<IdentityKey>,
+) -> Vec<IdentityKey> {
+    let target = find_target(row, match_by, &reads.holders, &reads.contacts)
+        .ok()
+        .flatten();
+    row_identities(row)
+        .into_iter()
+        .filter(|key| !read.contains(key))
+        .filter(|key| target.is_none_or(|contact| !has_as_field(contact, key)))
+        .collect()
+}
+
+/// Whether `key` is the value of `contact`'s field of its kind.
+fn has_as_field(contact: &Contact, key: &IdentityKey) -> bool {
+    let fields = &contact.fields;
+    let value = match key.kind {
+        IdentityKind::ExternalId => fields.external_id.as_ref().map(|id| id.as_str()),
+        IdentityKind::Email => fields.email.as_ref().map(|email| email.as_str()),
+        IdentityKind::Phone => fields.phone.as_ref().map(|phone| phone.as_str()),
+        IdentityKind::AnonymousId => None,
+    };
+    value == Some(key.value.as_str())
+}
+
 /// The identity a row is matched by when it has no known external id.
 fn match_key(row: &ParsedRow, match_by: MatchBy) -> Option<IdentityKey> {
     let kind = match match_by {
@@ -496,6 +542,40 @@ mod tests {
         assert_eq!(
             written(&planned(&[changed], &reads, MatchBy::ExternalId, 1)),
             (0, 1)
+        );
+    }
+
+    #[test]
+    fn only_identities_a_row_could_claim_are_read_after_its_target() {
+        let email = |value: &str| IdentityKey::from_trusted(IdentityKind::Email, value.to_owned());
+        let external =
+            |value: &str| IdentityKey::from_trusted(IdentityKind::ExternalId, value.to_owned());
+        let mut reads = Reads::default();
+        known(&mut reads, Some("u1"), Some("ada@example.com"));
+        let same = row(1, json!({ "externalId": "u1", "email": "ada@example.com" }));
+        let moved = row(
+            2,
+            json!({ "externalId": "u1", "email": "ada@work.example" }),
+        );
+        let new = row(3, json!({ "externalId": "u2", "email": "bob@example.com" }));
+        let targets: HashSet<IdentityKey> = [&same, &moved, &new]
+            .into_iter()
+            .flat_map(|row| target_keys(row, MatchBy::ExternalId))
+            .collect();
+        assert_eq!(targets, HashSet::from([external("u1"), external("u2")]));
+        let claims = |row: &ParsedRow| claim_keys(row, MatchBy::ExternalId, &reads, &targets);
+        assert_eq!(
+            claims(&same),
+            [],
+            "the target's own email is never claimed again"
+        );
+        assert_eq!(claims(&moved), [email("ada@work.example")]);
+        assert_eq!(claims(&new), [email("bob@example.com")]);
+        // Matched by email: the email finds the target.
+        let by_email = row(4, json!({ "email": "ada@example.com", "name": "Ada" }));
+        assert_eq!(
+            target_keys(&by_email, MatchBy::Email),
+            [email("ada@example.com")]
         );
     }
 
