@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use surrealdb::types::{Array, RecordId, RecordIdKey, SurrealValue};
 
-use super::records::{contact_key, contact_key_parts};
+use super::records::{CONTACT_TABLE, ContactRecord, contact_key, contact_key_parts};
 use super::{Store, StoreError};
-use crate::domain::{ContactId, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceId};
+use crate::domain::{
+    Contact, ContactId, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceId,
+};
 
 pub(super) const IDENTITY_TABLE: &str = "contact_identity";
 
@@ -164,6 +166,43 @@ impl Store {
             .map_err(StoreError::from_surreal)?;
         let records: Vec<IdentityRecord> = response.take(0).map_err(StoreError::from_surreal)?;
         records.into_iter().map(IdentityRecord::into_held).collect()
+    }
+
+    /// The holders of `keys` that are held, and those contacts as stored (not from memory), in
+    /// one round trip.
+    pub async fn identity_holders_with_contacts(
+        &self,
+        workspace: &WorkspaceId,
+        keys: &[IdentityKey],
+    ) -> Result<(Vec<HeldIdentity>, Vec<Contact>), StoreError> {
+        if keys.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let ids: Vec<RecordId> = keys
+            .iter()
+            .map(|key| identity_key(workspace, key))
+            .collect();
+        let mut response = self
+            .db
+            .query(format!(
+                "LET $held = (SELECT * FROM $ids); \
+                 RETURN $held; \
+                 SELECT * FROM array::distinct($held.map(|$h| type::record('{CONTACT_TABLE}', [$h.workspace, $h.contact])));"
+            ))
+            .bind(("ids", ids))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let held: Vec<IdentityRecord> = response.take(1).map_err(StoreError::from_surreal)?;
+        let contacts: Vec<ContactRecord> = response.take(2).map_err(StoreError::from_surreal)?;
+        Ok((
+            held.into_iter()
+                .map(IdentityRecord::into_held)
+                .collect::<Result<_, _>>()?,
+            contacts
+                .into_iter()
+                .map(ContactRecord::into_contact)
+                .collect::<Result<_, _>>()?,
+        ))
     }
 
     /// The identities of each of `contacts` (every one of them is a key of the answer); those

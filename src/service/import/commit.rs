@@ -11,7 +11,7 @@ use tracing::warn;
 use super::ImportService;
 use super::planner::{Plan, Reads, claim_keys, plan, target_keys};
 use super::report::{BatchOutcome, ImportOptions, RowError};
-use crate::domain::{ContactId, IdentityKey, ParsedRow, WorkspaceId};
+use crate::domain::{IdentityKey, ParsedRow, WorkspaceId};
 use crate::service::ServiceError;
 use crate::service::claims::is_retryable;
 use crate::store::{Store, StoreError};
@@ -180,7 +180,8 @@ impl ImportService {
         ))
     }
 
-    /// Adds to `reads` the holders of `keys` that are held, and the holders not read yet.
+    /// Adds to `reads` the holders of `keys` that are held, and those contacts (each part of
+    /// the keys one round trip).
     async fn read_holders(
         &self,
         workspace: &WorkspaceId,
@@ -191,34 +192,27 @@ impl ImportService {
             return Ok(());
         }
         let scope = workspace.clone();
-        let held = self
+        let parts = self
             .read_in_parts(keys, move |store, keys| {
                 let workspace = scope.clone();
-                async move { store.identity_holders(&workspace, &keys).await }
+                async move {
+                    // Compared with the rows to decide what to write: read from the store itself.
+                    let read = store
+                        .identity_holders_with_contacts(&workspace, &keys)
+                        .await?;
+                    Ok(vec![read])
+                }
             })
             .await?;
-        let mut unread: Vec<ContactId> = held
-            .iter()
-            .map(|held| held.contact)
-            .filter(|id| !reads.contacts.contains_key(id))
-            .collect();
-        unread.sort_unstable();
-        unread.dedup();
-        reads.holders.extend(
-            held.into_iter()
-                .map(|held| (held.identity.key.clone(), held)),
-        );
-        // Compared with the rows to decide what to write: read from the store itself.
-        let scope = workspace.clone();
-        let contacts = self
-            .read_in_parts(unread, move |store, ids| {
-                let workspace = scope.clone();
-                async move { store.fresh_contacts_by_ids(&workspace, &ids).await }
-            })
-            .await?;
-        reads
-            .contacts
-            .extend(contacts.into_iter().map(|contact| (contact.id, contact)));
+        for (held, contacts) in parts {
+            reads.holders.extend(
+                held.into_iter()
+                    .map(|held| (held.identity.key.clone(), held)),
+            );
+            reads
+                .contacts
+                .extend(contacts.into_iter().map(|contact| (contact.id, contact)));
+        }
         Ok(())
     }
 
