@@ -2,7 +2,8 @@
 # Writes the store fixture of a migration test: a small store written by the release given as
 # $1 (a `qwry-contacts` binary), archived to $2 (a .tar.gz of its DATA_DIR).
 # The fixture of schema version 1 (tests/fixtures/store-schema-1.tar.gz) was written this way
-# by the previous stop's release build (main at about df78e85), before schema versions were kept.
+# by the previous stop's release build (main at about df78e85), before schema versions were kept;
+# tests/fixtures/store-schema-2.tar.gz by the release build of bb484a4 (schema version 2).
 set -euo pipefail
 binary=$1
 archive=$2

@@ -149,12 +149,6 @@ impl ContactService {
         let holder = self.store.identity_holder(workspace, key).await?;
         let contact = match holder {
             Some(held) => self.store.contact(workspace, &held.contact).await?,
-            None if key.kind == IdentityKind::ExternalId => {
-                let external_id = ExternalId::from_trusted(key.value.clone());
-                self.store
-                    .contact_by_external_id(workspace, &external_id)
-                    .await?
-            }
             None => None,
         };
         contact.ok_or_else(|| ServiceError::NotFound(format!("no contact has identity `{key}`")))
@@ -327,23 +321,17 @@ impl ContactService {
         })
     }
 
-    /// The contact known by `external_id`: through its identity (which follows merges), else
-    /// through the contact's own field.
+    /// The contact known by `external_id`: through its identity (which follows merges).
     pub(super) async fn find_by_external_id(
         &self,
         workspace: &WorkspaceId,
         external_id: &ExternalId,
     ) -> Result<Option<Contact>, ServiceError> {
         let key = IdentityKey::from_trusted(IdentityKind::ExternalId, external_id.as_str().into());
-        if let Some(held) = self.store.identity_holder(workspace, &key).await?
-            && let Some(contact) = self.store.contact(workspace, &held.contact).await?
-        {
-            return Ok(Some(contact));
+        match self.store.identity_holder(workspace, &key).await? {
+            Some(held) => Ok(self.store.contact(workspace, &held.contact).await?),
+            None => Ok(None),
         }
-        Ok(self
-            .store
-            .contact_by_external_id(workspace, external_id)
-            .await?)
     }
 
     /// Stores a new contact with the identities of its contact points. `None` means another

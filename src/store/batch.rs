@@ -15,11 +15,9 @@ use super::merges::{
     ALIAS_TABLE, AliasRecord, MERGE_TABLE, MergeRecordStored, alias_key, merge_key,
 };
 use super::records::{CONTACT_TABLE, ContactRecord, contact_key};
-use super::{Store, StoreError, schema};
+use super::{Store, StoreError};
 use crate::audit::current_actor;
-use crate::domain::{
-    Contact, ContactId, ExternalId, Identity, IdentityKey, MergeId, MergeRecord, WorkspaceId,
-};
+use crate::domain::{Contact, ContactId, Identity, IdentityKey, MergeId, MergeRecord, WorkspaceId};
 
 /// The contact record's list of its identities (see [`super::identities`]).
 pub(super) const IDENTITIES_FIELD: &str = "identities";
@@ -45,7 +43,6 @@ pub struct WriteBatch {
     statements: Vec<String>,
     params: Vec<(String, Value)>,
     touched: Vec<ContactId>,
-    external_ids: Vec<ExternalId>,
     /// Tests: the moment the change-log key is taken at (a write that commits late).
     #[cfg(test)]
     change_at: Option<DateTime<Utc>>,
@@ -60,7 +57,6 @@ impl WriteBatch {
             statements: Vec::new(),
             params: Vec::new(),
             touched: Vec::new(),
-            external_ids: Vec::new(),
             #[cfg(test)]
             change_at: None,
         }
@@ -109,9 +105,6 @@ impl WriteBatch {
         if !self.touched.contains(&contact.id) {
             self.touched.push(contact.id);
         }
-        if let Some(external_id) = &contact.fields.external_id {
-            self.external_ids.push(external_id.clone());
-        }
     }
 
     fn touch_id(&mut self, id: ContactId) {
@@ -120,7 +113,7 @@ impl WriteBatch {
         }
     }
 
-    /// Creates `contact` (fails if its external id is taken), recording the batch's actor on it.
+    /// Creates `contact`, recording the batch's actor on it.
     pub fn create_contact(&mut self, contact: &mut Contact) {
         contact.record_writer(&self.actor);
         let key = self.bind(contact_key(&self.workspace, &contact.id));
@@ -130,7 +123,7 @@ impl WriteBatch {
         self.touch(contact);
     }
 
-    /// Creates many contacts with one statement (fails if any id or external id is taken),
+    /// Creates many contacts with one statement (fails if any id is taken; an external id is taken through its identity),
     /// recording the batch's actor on each; `identities` (of these contacts only) are created
     /// with a second statement and kept in the contacts' records as they are created.
     pub fn create_contacts(
@@ -398,9 +391,10 @@ fn revision(value: u64) -> i64 {
 }
 
 impl Store {
-    /// Commits `batch` as one transaction with its change-log entry. A failed guard is
-    /// [`StoreError::WriteConflict`] (re-read and retry), a missing record [`StoreError::Missing`],
-    /// a taken external id [`StoreError::DuplicateExternalId`]; nothing is written on error.
+    /// Commits `batch` as one transaction with its change-log entry. A failed guard, or an
+    /// identity (an external id too) another writer created first, is
+    /// [`StoreError::WriteConflict`] (re-read and retry); a missing record
+    /// [`StoreError::Missing`]; nothing is written on error.
     pub async fn commit(&self, mut batch: WriteBatch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
@@ -430,29 +424,24 @@ impl Store {
         // Whatever the outcome (an error may come after the commit), what was kept of the
         // touched contacts may be stale now.
         self.cache.forget(&batch.touched);
-        let mut response = outcome.map_err(|error| classify(&error, &batch.external_ids))?;
+        let mut response = outcome.map_err(|error| classify(&error))?;
         let errors: Vec<surrealdb::Error> = response.take_errors().into_values().collect();
         if errors.is_empty() {
             return Ok(());
         }
-        Err(classify_all(&errors, &batch.external_ids))
+        Err(classify_all(&errors))
     }
 }
 
 /// Maps the statement errors of a failed batch (one cause; the other statements report that
 /// they were not executed or were cancelled) to the store's error vocabulary.
-fn classify_all(errors: &[surrealdb::Error], external_ids: &[ExternalId]) -> StoreError {
+fn classify_all(errors: &[surrealdb::Error]) -> StoreError {
     let any = |needle: &str| errors.iter().any(|error| error.message().contains(needle));
     if any(STALE) {
         return StoreError::WriteConflict;
     }
     if any(MISSING) {
         return StoreError::Missing;
-    }
-    if any(schema::EXTERNAL_ID_INDEX)
-        && let Some(external_id) = external_ids.first()
-    {
-        return StoreError::DuplicateExternalId(external_id.clone());
     }
     let conflicted = errors
         .iter()
@@ -473,6 +462,6 @@ fn classify_all(errors: &[surrealdb::Error], external_ids: &[ExternalId]) -> Sto
 }
 
 /// Maps an error of the whole request (before any statement ran).
-fn classify(error: &surrealdb::Error, external_ids: &[ExternalId]) -> StoreError {
-    classify_all(std::slice::from_ref(error), external_ids)
+fn classify(error: &surrealdb::Error) -> StoreError {
+    classify_all(std::slice::from_ref(error))
 }

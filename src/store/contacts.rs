@@ -8,7 +8,7 @@ use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange};
 
 use super::records::{CONTACT_TABLE, ContactRecord, contact_key, contact_key_parts};
 use super::{Store, StoreError};
-use crate::domain::{Contact, ContactId, ExternalId, WorkspaceId};
+use crate::domain::{Contact, ContactId, WorkspaceId};
 
 /// Contact keys read per page by [`Store::all_contact_keys`].
 const KEY_PAGE: usize = 10_000;
@@ -62,27 +62,6 @@ impl Store {
             self.cache.keep_contact(ticket, contact);
         }
         Ok(contact)
-    }
-
-    /// The contact whose external id is `external_id` (served by the unique index).
-    pub async fn contact_by_external_id(
-        &self,
-        workspace: &WorkspaceId,
-        external_id: &ExternalId,
-    ) -> Result<Option<Contact>, StoreError> {
-        let mut response = self
-            .db
-            .query("SELECT * FROM contact WHERE workspace = $workspace AND external_id = $external_id LIMIT 1")
-            .bind(("workspace", workspace.as_str().to_owned()))
-            .bind(("external_id", external_id.as_str().to_owned()))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let records: Vec<ContactRecord> = response.take(0).map_err(StoreError::from_surreal)?;
-        records
-            .into_iter()
-            .next()
-            .map(ContactRecord::into_contact)
-            .transpose()
     }
 
     /// Up to `limit` contacts after `after`, ascending by id: a key-range scan, stable under writes.

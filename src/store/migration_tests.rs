@@ -1,16 +1,17 @@
-//! Migrations on a real store written by an older release: `tests/fixtures/store-schema-1.tar.gz`
+//! Migrations on real stores written by older releases: `tests/fixtures/store-schema-N.tar.gz`
 //! (see `scripts/make-store-fixture.sh`), RocksDB on disk as the service keeps it.
 
 use std::path::Path;
 
 use super::{Migrated, MigrationLimits, SCHEMA_VERSION, Store, StoreError, WriteBatch};
 use crate::config::{DatabaseUrl, StoreSettings};
-use crate::domain::{ContactId, ExternalId, IdentityKey, IdentityKind, Provenance, WorkspaceId};
+use crate::domain::{ContactId, IdentityKey, IdentityKind, Provenance, WorkspaceId};
 
-/// The fixture's data directory, unpacked into `into`; the store's settings.
-fn unpacked_fixture(into: &Path) -> StoreSettings {
-    let archive =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-schema-1.tar.gz");
+/// The data directory of the fixture of schema `version`, unpacked into `into`; the store's
+/// settings.
+fn unpacked_fixture(into: &Path, version: i64) -> StoreSettings {
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/store-schema-{version}.tar.gz"));
     let status = std::process::Command::new("tar")
         .arg("-xzf")
         .arg(&archive)
@@ -27,13 +28,13 @@ fn workspace() -> WorkspaceId {
 }
 
 async fn contact_id(store: &Store, external_id: &str) -> ContactId {
-    let external_id = ExternalId::parse(external_id).unwrap();
+    let key = IdentityKey::from_trusted(IdentityKind::ExternalId, external_id.to_owned());
     store
-        .contact_by_external_id(&workspace(), &external_id)
+        .identity_holder(&workspace(), &key)
         .await
         .unwrap()
         .expect("the fixture's contact")
-        .id
+        .contact
 }
 
 /// `(kind, value, provenance)` of each identity of `contact`, as the store lists them.
@@ -69,10 +70,12 @@ fn listed(entries: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
 #[tokio::test]
 async fn a_version_1_store_migrates_in_place_and_resumes_after_a_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = unpacked_fixture(dir.path());
+    let settings = unpacked_fixture(dir.path(), 1);
 
     let store = Store::connect_unmigrated(&settings).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), 1);
+    let before = table_info(&store, "contact_identity").await;
+    assert!(before.contains("contact_identity_owner"), "{before}");
     // Stopped after one contact, as a crash would stop it.
     let stopped = store
         .migrate(MigrationLimits {
@@ -96,15 +99,11 @@ async fn a_version_1_store_migrates_in_place_and_resumes_after_a_stop() {
         .unwrap();
     assert_eq!(finished, Migrated::Current { from: 1 });
     assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
-    let mut info = store
-        .db
-        .query("INFO FOR TABLE contact_identity")
-        .await
-        .unwrap();
-    let info: Option<surrealdb::types::Value> = info.take(0).unwrap();
     assert!(
-        !format!("{info:?}").contains("contact_identity_owner"),
-        "the owner index is gone: {info:?}"
+        !table_info(&store, "contact_identity")
+            .await
+            .contains("contact_identity_owner"),
+        "the owner index is gone"
     );
 
     let ada = contact_id(&store, "u1").await;
@@ -167,6 +166,64 @@ async fn a_version_1_store_migrates_in_place_and_resumes_after_a_stop() {
             .map(|held| (held.contact, held.identity.provenance)),
         Some((visitor_2, Provenance::SelfAsserted))
     );
+    store.close().await;
+}
+
+/// What `INFO FOR TABLE` says of `table`, as text.
+async fn table_info(store: &Store, table: &str) -> String {
+    let mut info = store
+        .db
+        .query(format!("INFO FOR TABLE {table}"))
+        .await
+        .unwrap();
+    let info: Option<surrealdb::types::Value> = info.take(0).unwrap();
+    format!("{info:?}")
+}
+
+#[tokio::test]
+async fn a_version_2_store_loses_the_external_id_index_and_keeps_its_contacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = unpacked_fixture(dir.path(), 2);
+    let store = Store::connect_unmigrated(&settings).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 2);
+    let before = table_info(&store, "contact").await;
+    assert!(before.contains("contact_external_id"), "{before}");
+    store.close().await;
+
+    let store = Store::connect(&settings).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert!(
+        !table_info(&store, "contact")
+            .await
+            .contains("contact_external_id"),
+        "the contacts' external id index is gone"
+    );
+    let ada = contact_id(&store, "u1").await;
+    assert_eq!(identities(&store, &ada).await.len(), 4);
+    // A second contact with a taken external id is refused by the identity record.
+    let mut twin = crate::domain::Contact::new(
+        workspace(),
+        crate::domain::ContactFields {
+            external_id: Some(crate::domain::ExternalId::parse("u1").unwrap()),
+            ..Default::default()
+        },
+        chrono::Utc::now(),
+    );
+    let mut batch = WriteBatch::new(&workspace());
+    batch.create_contact(&mut twin);
+    batch.create_identity(
+        &twin.id,
+        &crate::domain::Identity {
+            key: IdentityKey::from_trusted(IdentityKind::ExternalId, "u1".to_owned()),
+            provenance: Provenance::Api,
+            created_at: chrono::Utc::now(),
+        },
+    );
+    assert!(
+        matches!(store.commit(batch).await, Err(StoreError::WriteConflict)),
+        "a taken external id is a conflict to retry"
+    );
+    assert_eq!(contact_id(&store, "u1").await, ada);
     store.close().await;
 }
 

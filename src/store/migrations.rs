@@ -11,6 +11,8 @@
 //! 1. identities as records only; "the identities of a contact" came from a secondary index
 //!    on their owner (`contact_identity_owner`).
 //! 2. identities also listed on their contact's record (`identities`), the owner index gone.
+//! 3. no unique index on the contacts' external ids (`contact_external_id`): an external id is
+//!    unique through its identity record, which every write of one creates in its transaction.
 
 use std::collections::HashMap;
 
@@ -24,12 +26,14 @@ use super::{Store, StoreError};
 use crate::domain::{ContactId, WorkspaceId};
 
 /// The schema version this release writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// Contacts migrated per transaction.
 const PAGE: usize = 500;
 const VERSION_TABLE: &str = "schema_version";
 /// The owner index of version 1, removed by the migration to version 2.
 const OWNER_INDEX: &str = "contact_identity_owner";
+/// The contacts' unique index on external ids of version 2, removed by the migration to 3.
+const EXTERNAL_ID_INDEX: &str = "contact_external_id";
 
 /// `schema_version:store`.
 fn version_key() -> RecordId {
@@ -111,20 +115,37 @@ impl Store {
             if !self.list_identities_on_contacts(resume, limits).await? {
                 return Ok(Migrated::Stopped);
             }
-            self.db
-                .query(format!(
-                    "BEGIN TRANSACTION; \
-                     REMOVE INDEX IF EXISTS {OWNER_INDEX} ON {IDENTITY_TABLE}; \
-                     UPSERT $key CONTENT {{ version: 2, migrated_until: NONE }} RETURN NONE; \
-                     COMMIT TRANSACTION;"
-                ))
-                .bind(("key", version_key()))
-                .await
-                .and_then(|response| response.check())
-                .map_err(StoreError::from_surreal)?;
-            info!("the store is at schema version 2");
+            self.finish_migration(
+                2,
+                &format!("REMOVE INDEX IF EXISTS {OWNER_INDEX} ON {IDENTITY_TABLE};"),
+            )
+            .await?;
+        }
+        if from <= 2 {
+            self.finish_migration(
+                3,
+                &format!("REMOVE INDEX IF EXISTS {EXTERNAL_ID_INDEX} ON {CONTACT_TABLE};"),
+            )
+            .await?;
         }
         Ok(Migrated::Current { from })
+    }
+
+    /// Runs `statements` and records `version` in one transaction.
+    async fn finish_migration(&self, version: i64, statements: &str) -> Result<(), StoreError> {
+        self.db
+            .query(format!(
+                "BEGIN TRANSACTION; {statements} \
+                 UPSERT $key CONTENT {{ version: $version, migrated_until: NONE }} RETURN NONE; \
+                 COMMIT TRANSACTION;"
+            ))
+            .bind(("key", version_key()))
+            .bind(("version", version))
+            .await
+            .and_then(|response| response.check())
+            .map_err(StoreError::from_surreal)?;
+        info!(version, "the store is at schema version {version}");
+        Ok(())
     }
 
     /// Version 1 to 2, page by page after `resume`: each contact's identities (found by the

@@ -5,12 +5,13 @@
 //! An identity's record id is its `(workspace, kind, value)`, so SurrealDB's primary key makes
 //! identities unique per workspace; a second unique index on those fields only doubled the
 //! writes of every identity and is removed from stores that had it. A contact's identities are
-//! listed on its record (schema version 2, see `migrations`), so they need no owner index.
+//! listed on its record (schema version 2, see `migrations`), so they need no owner index. An
+//! external id is unique through its identity record; the contacts' unique index on it, which
+//! only did that job again, is gone since schema version 3.
 
 /// Statements run at connect time; each is a no-op when already applied.
 pub const SCHEMA: &str = r#"
 DEFINE TABLE IF NOT EXISTS contact SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS contact_external_id ON contact FIELDS workspace, external_id UNIQUE;
 DEFINE TABLE IF NOT EXISTS attribute SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS attribute_workspace ON attribute FIELDS workspace;
 DEFINE TABLE IF NOT EXISTS segment SCHEMALESS;
@@ -42,6 +43,3 @@ DEFINE TABLE IF NOT EXISTS webhook_delivery SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS webhook_delivery_pending ON webhook_delivery FIELDS status, webhook, workspace;
 DEFINE INDEX IF NOT EXISTS contact_event_contact ON contact_event FIELDS workspace, contact, at;
 "#;
-
-/// Name of the unique index on `(workspace, external_id)`; its violations are conflicts.
-pub const EXTERNAL_ID_INDEX: &str = "contact_external_id";
