@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use qwry_contacts::app::App;
@@ -13,10 +12,7 @@ use qwry_contacts::config::Settings;
 use qwry_contacts::domain::WorkspaceId;
 use qwry_contacts::service::{ImportOptions, ImportReport, Services};
 
-use super::import_progress::RowProgress;
-
-/// How often the job's counts and the index's backlog are read for the progress line.
-const POLL: Duration = Duration::from_millis(250);
+use super::import_progress::{POLL, RowProgress};
 
 /// Imports `file` into `workspace` and prints the report; the exit code is 2 when rows failed.
 pub async fn import_file(

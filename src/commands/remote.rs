@@ -11,6 +11,8 @@ use futures_util::StreamExt;
 use qwry_contacts::service::{ImportFormat, ImportOptions, MatchBy};
 use serde_json::Value;
 
+use super::import_progress::{POLL, RowProgress};
+
 /// A running service and the key to call it with.
 pub struct RemoteService {
     base: url::Url,
@@ -39,8 +41,8 @@ impl RemoteService {
             .with_context(|| format!("cannot join `{path}` to --url"))
     }
 
-    /// Streams `file` to `POST /v1/contacts/import`; prints the report as the local import
-    /// does.
+    /// Streams `file` to `POST /v1/contacts/import`, with the running job's rows as progress
+    /// and then the index's; prints the report as the local import does.
     pub async fn import(&self, file: &Path, options: ImportOptions) -> anyhow::Result<ExitCode> {
         let input = tokio::fs::File::open(file)
             .await
@@ -63,15 +65,33 @@ impl RemoteService {
                 },
             )
             .append_pair("dryRun", if options.dry_run { "true" } else { "false" });
-        let response = self
+        let size = input.metadata().await.map(|meta| meta.len()).unwrap_or(0);
+        let mut progress = RowProgress::importing(size);
+        let sending = self
             .client
             .post(url)
             .body(reqwest::Body::from(input))
-            .send()
-            .await
-            .context("the service did not answer")?;
+            .send();
+        tokio::pin!(sending);
+        let mut ticks = tokio::time::interval(POLL);
+        let response = loop {
+            tokio::select! {
+                response = &mut sending => break response.context("the service did not answer")?,
+                _ = ticks.tick() => {
+                    if let Some(rows) = self.running_import_rows().await {
+                        progress.rows_done(rows);
+                    }
+                }
+            }
+        };
         let report: Value = answer(response).await?;
         let count = |name: &str| report[name].as_u64().unwrap_or(0);
+        progress.rows_done(count("processed"));
+        progress.finish();
+        let written = count("created") + count("updated");
+        if report["dryRun"] != true && written > 0 {
+            self.wait_for_index(written).await;
+        }
         let verb = if report["dryRun"] == true {
             "would be "
         } else {
@@ -105,6 +125,59 @@ impl RemoteService {
         } else {
             ExitCode::SUCCESS
         })
+    }
+
+    /// The rows the running import has settled (the one furthest along when several run), if
+    /// the key may read import jobs.
+    async fn running_import_rows(&self) -> Option<u64> {
+        let data = self
+            .graphql("{ importJobs { status processed } }")
+            .await
+            .ok()?;
+        data["importJobs"]
+            .as_array()?
+            .iter()
+            .filter(|job| job["status"] == "RUNNING")
+            .filter_map(|job| job["processed"].as_u64())
+            .max()
+    }
+
+    /// Waits until the service's segment index has applied every change, showing how many of
+    /// the `written` rows it has; gives up quietly if the key may not read the index's status.
+    async fn wait_for_index(&self, written: u64) {
+        let mut progress = RowProgress::indexing(written);
+        loop {
+            let Ok(data) = self
+                .graphql("{ indexStatus { pendingChanges pendingContacts } }")
+                .await
+            else {
+                return;
+            };
+            let status = &data["indexStatus"];
+            let pending = status["pendingContacts"].as_u64().unwrap_or(0);
+            progress.rows_done(written.saturating_sub(pending));
+            if status["pendingChanges"].as_u64().unwrap_or(0) == 0 {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        progress.finish();
+    }
+
+    /// The `data` of `query` posted to `/graphql`; its first error otherwise.
+    async fn graphql(&self, query: &str) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .post(self.endpoint("/graphql")?)
+            .json(&serde_json::json!({ "query": query }))
+            .send()
+            .await
+            .context("the service did not answer")?;
+        let body = answer(response).await?;
+        if let Some(error) = body["errors"].get(0) {
+            anyhow::bail!("{}", error["message"].as_str().unwrap_or("GraphQL error"));
+        }
+        Ok(body["data"].clone())
     }
 
     /// Streams `GET /v1/contacts/export` to `output` (standard output without it).

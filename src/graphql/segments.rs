@@ -470,6 +470,12 @@ impl IndexStatusView {
         self.0.pending_changes
     }
 
+    /// Contacts those changes name (a contact in several changes counts once per change): the
+    /// rows an import still waits for.
+    async fn pending_contacts(&self) -> u64 {
+        self.0.pending_contacts
+    }
+
     /// Age of the oldest pending change, in milliseconds (0 when none): the index's lag.
     async fn lag_ms(&self) -> u64 {
         self.0

@@ -77,6 +77,8 @@ pub enum IndexerError {
 pub struct IndexStatus {
     /// Change-log entries not yet applied.
     pub pending_changes: u64,
+    /// Contacts those entries name (once per entry).
+    pub pending_contacts: u64,
     /// When the oldest pending entry was written.
     pub oldest_pending_at: Option<DateTime<Utc>>,
     /// Key of the last applied entry.
@@ -665,6 +667,7 @@ impl Indexer {
             .map_err(|error| IndexerError::Task(error.to_string()))??;
         Ok(IndexStatus {
             pending_changes: backlog.pending,
+            pending_contacts: backlog.pending_contacts,
             oldest_pending_at: backlog.oldest,
             last_applied_change: applied.as_ref().map(|(key, _)| key.clone()),
             last_commit_at: applied.map(|(_, at)| at),

@@ -373,6 +373,8 @@ async fn import_and_export_work_through_the_running_service() {
         "{printed}"
     );
     assert!(errors.contains("line 3: INVALID_INPUT"), "{errors}");
+    assert!(errors.contains("imported 3 rows in "), "{errors}");
+    assert!(errors.contains("indexed 2 of 2 rows in "), "{errors}");
     // Counts come from the index, which follows the store within moments.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
