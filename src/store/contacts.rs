@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange};
+use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue};
 
 use super::records::{CONTACT_TABLE, ContactRecord, contact_key, contact_key_parts};
 use super::{Store, StoreError};
@@ -225,13 +225,24 @@ impl Store {
         after: Option<&RecordId>,
         limit: usize,
     ) -> Result<Vec<RecordId>, StoreError> {
+        self.contact_rows_after("VALUE id", after, limit).await
+    }
+
+    /// `SELECT {projection}` of up to `limit` contacts (every workspace) after `after`, in
+    /// key order.
+    pub(super) async fn contact_rows_after<T: SurrealValue>(
+        &self,
+        projection: &'static str,
+        after: Option<&RecordId>,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
         let range = RecordIdKeyRange {
             start: after.map_or(Bound::Unbounded, |key| Bound::Excluded(key.key.clone())),
             end: Bound::Unbounded,
         };
         let mut response = self
             .db
-            .query("SELECT VALUE id FROM $range LIMIT $limit")
+            .query(format!("SELECT {projection} FROM $range LIMIT $limit"))
             .bind((
                 "range",
                 RecordId::new(CONTACT_TABLE, RecordIdKey::Range(Box::new(range))),

@@ -188,6 +188,17 @@ async fn a_version_2_store_loses_the_external_id_index_and_keeps_its_contacts() 
     assert_eq!(store.schema_version().await.unwrap(), 2);
     let before = table_info(&store, "contact").await;
     assert!(before.contains("contact_external_id"), "{before}");
+    // A contact with an external id and no identity record of it, as a store older than
+    // identities could hold: the migration gives it one.
+    let legacy = ContactId::generate();
+    store
+        .db
+        .query("CREATE $key CONTENT { workspace: 'default', external_id: 'legacy-1', created_at: time::now(), updated_at: time::now(), revision: 1, attributes: {} } RETURN NONE")
+        .bind(("key", super::records::contact_key(&workspace(), &legacy)))
+        .await
+        .unwrap()
+        .check()
+        .unwrap();
     store.close().await;
 
     let store = Store::connect(&settings).await.unwrap();
@@ -200,6 +211,11 @@ async fn a_version_2_store_loses_the_external_id_index_and_keeps_its_contacts() 
     );
     let ada = contact_id(&store, "u1").await;
     assert_eq!(identities(&store, &ada).await.len(), 4);
+    assert_eq!(contact_id(&store, "legacy-1").await, legacy);
+    assert_eq!(
+        identities(&store, &legacy).await,
+        listed(&[("external_id", "legacy-1", "api")])
+    );
     // A second contact with a taken external id is refused by the identity record.
     let mut twin = crate::domain::Contact::new(
         workspace(),

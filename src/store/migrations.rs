@@ -12,18 +12,20 @@
 //!    on their owner (`contact_identity_owner`).
 //! 2. identities also listed on their contact's record (`identities`), the owner index gone.
 //! 3. no unique index on the contacts' external ids (`contact_external_id`): an external id is
-//!    unique through its identity record, which every write of one creates in its transaction.
+//!    unique through its identity record, which every write of one creates in its transaction
+//!    (the migration creates the record for any contact that lacks it).
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use surrealdb::types::{RecordId, RecordIdKey, SurrealValue};
 use tracing::info;
 
 use super::batch::IDENTITIES_FIELD;
 use super::identities::{IDENTITY_TABLE, IdentityEntry, IdentityRecord};
 use super::records::{CONTACT_TABLE, contact_key, contact_key_parts};
-use super::{Store, StoreError};
-use crate::domain::{ContactId, WorkspaceId};
+use super::{Store, StoreError, WriteBatch};
+use crate::domain::{ContactId, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceId};
 
 /// The schema version this release writes.
 pub const SCHEMA_VERSION: i64 = 3;
@@ -106,7 +108,9 @@ impl Store {
             });
         }
         if from == 1 {
-            let resume = record.and_then(|record| record.migrated_until);
+            let resume = record
+                .as_ref()
+                .and_then(|record| record.migrated_until.clone());
             if resume.is_none() {
                 info!(
                     "migrating the store from schema version 1 to 2: identities listed on their contacts"
@@ -122,6 +126,13 @@ impl Store {
             .await?;
         }
         if from <= 2 {
+            let resume = match &record {
+                Some(record) if record.version == 2 => record.migrated_until.clone(),
+                _ => None,
+            };
+            if !self.ensure_external_id_identities(resume, limits).await? {
+                return Ok(Migrated::Stopped);
+            }
             self.finish_migration(
                 3,
                 &format!("REMOVE INDEX IF EXISTS {EXTERNAL_ID_INDEX} ON {CONTACT_TABLE};"),
@@ -146,6 +157,74 @@ impl Store {
             .map_err(StoreError::from_surreal)?;
         info!(version, "the store is at schema version {version}");
         Ok(())
+    }
+
+    /// Version 2 to 3, page by page after `resume`: every contact with an external id gets the
+    /// identity record of it if it lacks one (a store older than identities could), as version 3
+    /// keeps external ids unique through those records alone. Idempotent: a page redone after
+    /// a crash finds the records it made. False when stopped early.
+    async fn ensure_external_id_identities(
+        &self,
+        mut resume: Option<RecordId>,
+        limits: MigrationLimits,
+    ) -> Result<bool, StoreError> {
+        let mut pages = 0;
+        loop {
+            if limits.stop_after_pages.is_some_and(|stop| pages >= stop) {
+                return Ok(false);
+            }
+            let rows: Vec<ExternalIdRow> = self
+                .contact_rows_after("id, external_id, created_at", resume.as_ref(), limits.page)
+                .await?;
+            let Some(last) = rows.last().map(|row| row.id.clone()) else {
+                return Ok(true);
+            };
+            let mut wanted: HashMap<WorkspaceId, Vec<(ContactId, Identity)>> = HashMap::new();
+            for row in rows {
+                let (workspace, contact) = contact_key_parts(&row.id)?;
+                if let Some(value) = row.external_id {
+                    let identity = Identity {
+                        key: IdentityKey::from_trusted(IdentityKind::ExternalId, value),
+                        provenance: Provenance::Api,
+                        created_at: row.created_at,
+                    };
+                    wanted
+                        .entry(workspace)
+                        .or_default()
+                        .push((contact, identity));
+                }
+            }
+            for (workspace, identities) in wanted {
+                let keys: Vec<IdentityKey> = identities
+                    .iter()
+                    .map(|(_, identity)| identity.key.clone())
+                    .collect();
+                let held: Vec<IdentityKey> = self
+                    .identity_holders(&workspace, &keys)
+                    .await?
+                    .into_iter()
+                    .map(|held| held.identity.key)
+                    .collect();
+                let missing: Vec<(ContactId, Identity)> = identities
+                    .into_iter()
+                    .filter(|(_, identity)| !held.contains(&identity.key))
+                    .collect();
+                if !missing.is_empty() {
+                    let mut batch = WriteBatch::new(&workspace);
+                    batch.create_identities(&missing);
+                    self.commit(batch).await?;
+                }
+            }
+            self.db
+                .query("UPSERT $key CONTENT { version: 2, migrated_until: $last } RETURN NONE")
+                .bind(("key", version_key()))
+                .bind(("last", last.clone()))
+                .await
+                .and_then(|response| response.check())
+                .map_err(StoreError::from_surreal)?;
+            resume = Some(last);
+            pages += 1;
+        }
     }
 
     /// Version 1 to 2, page by page after `resume`: each contact's identities (found by the
@@ -281,6 +360,14 @@ impl Store {
         }
         Ok(false)
     }
+}
+
+/// A contact's external id, as the migration to version 3 reads it.
+#[derive(Debug, SurrealValue)]
+struct ExternalIdRow {
+    id: RecordId,
+    external_id: Option<String>,
+    created_at: DateTime<Utc>,
 }
 
 /// One contact's identities list, as the migration writes it.
