@@ -30,7 +30,7 @@ impl Store {
     /// Loads the backup at `path` into this store, which must hold no data yet (so that a
     /// restore never mixes two histories).
     pub async fn restore(&self, path: &Path) -> Result<(), StoreError> {
-        if let Some(table) = self.first_table_with_records().await? {
+        if let Some(table) = self.first_table_with_records(&DATA_TABLES).await? {
             return Err(StoreError::Backend(format!(
                 "refusing to restore into a store that holds data (table `{table}` has records); restore into an empty store"
             )));
@@ -46,9 +46,12 @@ impl Store {
         Ok(())
     }
 
-    /// The first of [`DATA_TABLES`] that holds a record.
-    async fn first_table_with_records(&self) -> Result<Option<&'static str>, StoreError> {
-        for table in DATA_TABLES {
+    /// The first of `tables` that holds a record.
+    pub(super) async fn first_table_with_records(
+        &self,
+        tables: &[&'static str],
+    ) -> Result<Option<&'static str>, StoreError> {
+        for &table in tables {
             let mut response = self
                 .db
                 .query(format!("SELECT VALUE id FROM {table} LIMIT 1"))

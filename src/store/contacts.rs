@@ -178,25 +178,9 @@ impl Store {
         after: Option<(&WorkspaceId, &ContactId)>,
         limit: usize,
     ) -> Result<Vec<Contact>, StoreError> {
-        let start = match after {
-            Some((workspace, id)) => Bound::Excluded(contact_key(workspace, id).key),
-            None => Bound::Unbounded,
-        };
-        let range = RecordIdKeyRange {
-            start,
-            end: Bound::Unbounded,
-        };
-        let mut response = self
-            .db
-            .query("SELECT * FROM $range LIMIT $limit")
-            .bind((
-                "range",
-                RecordId::new(CONTACT_TABLE, RecordIdKey::Range(Box::new(range))),
-            ))
-            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let records: Vec<ContactRecord> = response.take(0).map_err(StoreError::from_surreal)?;
+        let after = after.map(|(workspace, id)| contact_key(workspace, id));
+        let records: Vec<ContactRecord> =
+            self.contact_rows_after("*", after.as_ref(), limit).await?;
         records
             .into_iter()
             .map(ContactRecord::into_contact)

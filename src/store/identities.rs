@@ -36,6 +36,13 @@ pub(super) fn identity_key(workspace: &WorkspaceId, key: &IdentityKey) -> Record
     RecordId::new(IDENTITY_TABLE, RecordIdKey::Array(Array::from(parts)))
 }
 
+/// The record ids of `keys`.
+fn identity_keys(workspace: &WorkspaceId, keys: &[IdentityKey]) -> Vec<RecordId> {
+    keys.iter()
+        .map(|key| identity_key(workspace, key))
+        .collect()
+}
+
 /// An identity as stored.
 #[derive(Debug, Clone, SurrealValue)]
 pub(super) struct IdentityRecord {
@@ -154,10 +161,7 @@ impl Store {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<RecordId> = keys
-            .iter()
-            .map(|key| identity_key(workspace, key))
-            .collect();
+        let ids = identity_keys(workspace, keys);
         let mut response = self
             .db
             .query("SELECT * FROM $ids")
@@ -178,10 +182,7 @@ impl Store {
         if keys.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let ids: Vec<RecordId> = keys
-            .iter()
-            .map(|key| identity_key(workspace, key))
-            .collect();
+        let ids = identity_keys(workspace, keys);
         let mut response = self
             .db
             .query(format!(

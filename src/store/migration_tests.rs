@@ -249,7 +249,10 @@ async fn a_new_store_starts_current_and_a_newer_one_is_refused() {
         .await
         .unwrap();
     assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
-    store.set_version(SCHEMA_VERSION + 1).await.unwrap();
+    store
+        .record_version(SCHEMA_VERSION + 1, None, "")
+        .await
+        .unwrap();
     let refused = store.migrate(MigrationLimits::default()).await.unwrap_err();
     assert!(
         matches!(refused, StoreError::NewerSchema { found, supported } if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),

@@ -3,9 +3,9 @@
 //! The version is kept in `schema_version:store`. A store without that record is either new
 //! (no contact and no identity yet: it starts at [`SCHEMA_VERSION`]) or was written before
 //! versions were kept (version 1). Start-up migrates an older store in place, one version at a
-//! time. A migration works in pages; each page is one transaction that also records how far
-//! the migration got, so a crash resumes after the last page committed. A store of a newer
-//! version is refused: this release does not know its shape.
+//! time. A migration works in pages of idempotent writes, recording after each page how far it
+//! got, so a crash resumes at the page it interrupted. A store of a newer version is refused:
+//! this release does not know its shape.
 //!
 //! Versions:
 //! 1. identities as records only; "the identities of a contact" came from a secondary index
@@ -80,26 +80,22 @@ impl Store {
     /// The schema version the store records (1 for a store with data and no record; the
     /// current version for an empty one).
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(match self.version_record().await? {
-            Some(record) => record.version,
-            None if self.holds_contacts_or_identities().await? => 1,
-            None => SCHEMA_VERSION,
-        })
+        let record = self.version_record().await?;
+        Ok(self
+            .version_of(record.as_ref())
+            .await?
+            .unwrap_or(SCHEMA_VERSION))
     }
 
     /// Brings the store to [`SCHEMA_VERSION`], resuming a migration a crash interrupted;
     /// refuses a store of a newer version ([`StoreError::NewerSchema`]).
     pub async fn migrate(&self, limits: MigrationLimits) -> Result<Migrated, StoreError> {
         let record = self.version_record().await?;
-        let from = match &record {
-            Some(record) => record.version,
-            None if self.holds_contacts_or_identities().await? => 1,
-            None => {
-                self.set_version(SCHEMA_VERSION).await?;
-                return Ok(Migrated::Current {
-                    from: SCHEMA_VERSION,
-                });
-            }
+        let Some(from) = self.version_of(record.as_ref()).await? else {
+            self.record_version(SCHEMA_VERSION, None, "").await?;
+            return Ok(Migrated::Current {
+                from: SCHEMA_VERSION,
+            });
         };
         if from > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
@@ -107,16 +103,23 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        if from == 1 {
-            let resume = record
+        // Where the step of the recorded version had got to (the later steps start afresh).
+        let resume_of = |version: i64| {
+            record
                 .as_ref()
-                .and_then(|record| record.migrated_until.clone());
-            if resume.is_none() {
+                .filter(|record| record.version == version)
+                .and_then(|record| record.migrated_until.clone())
+        };
+        if from == 1 {
+            if resume_of(1).is_none() {
                 info!(
                     "migrating the store from schema version 1 to 2: identities listed on their contacts"
                 );
             }
-            if !self.list_identities_on_contacts(resume, limits).await? {
+            if !self
+                .list_identities_on_contacts(resume_of(1), limits)
+                .await?
+            {
                 return Ok(Migrated::Stopped);
             }
             self.finish_migration(
@@ -126,11 +129,10 @@ impl Store {
             .await?;
         }
         if from <= 2 {
-            let resume = match &record {
-                Some(record) if record.version == 2 => record.migrated_until.clone(),
-                _ => None,
-            };
-            if !self.ensure_external_id_identities(resume, limits).await? {
+            if !self
+                .ensure_external_id_identities(resume_of(2), limits)
+                .await?
+            {
                 return Ok(Migrated::Stopped);
             }
             self.finish_migration(
@@ -142,109 +144,90 @@ impl Store {
         Ok(Migrated::Current { from })
     }
 
+    /// The version `record` says, 1 for a store with data and no record, `None` for an empty
+    /// store (nothing to migrate).
+    async fn version_of(&self, record: Option<&VersionRecord>) -> Result<Option<i64>, StoreError> {
+        Ok(match record {
+            Some(record) => Some(record.version),
+            None => self
+                .first_table_with_records(&[CONTACT_TABLE, IDENTITY_TABLE])
+                .await?
+                .map(|_| 1),
+        })
+    }
+
     /// Runs `statements` and records `version` in one transaction.
     async fn finish_migration(&self, version: i64, statements: &str) -> Result<(), StoreError> {
-        self.db
-            .query(format!(
-                "BEGIN TRANSACTION; {statements} \
-                 UPSERT $key CONTENT {{ version: $version, migrated_until: NONE }} RETURN NONE; \
-                 COMMIT TRANSACTION;"
-            ))
-            .bind(("key", version_key()))
-            .bind(("version", version))
-            .await
-            .and_then(|response| response.check())
-            .map_err(StoreError::from_surreal)?;
+        self.record_version(version, None, statements).await?;
         info!(version, "the store is at schema version {version}");
         Ok(())
     }
 
-    /// Version 2 to 3, page by page after `resume`: every contact with an external id gets the
-    /// identity record of it if it lacks one (a store older than identities could), as version 3
-    /// keeps external ids unique through those records alone. Idempotent: a page redone after
-    /// a crash finds the records it made. False when stopped early.
+    /// Version 2 to 3, after `resume`: every contact with an external id gets the identity
+    /// record of it if it lacks one (a store older than identities could), as version 3 keeps
+    /// external ids unique through those records alone. False when stopped early.
     async fn ensure_external_id_identities(
         &self,
-        mut resume: Option<RecordId>,
+        resume: Option<RecordId>,
         limits: MigrationLimits,
     ) -> Result<bool, StoreError> {
-        let mut pages = 0;
-        loop {
-            if limits.stop_after_pages.is_some_and(|stop| pages >= stop) {
-                return Ok(false);
-            }
-            let rows: Vec<ExternalIdRow> = self
-                .contact_rows_after("id, external_id, created_at", resume.as_ref(), limits.page)
-                .await?;
-            let Some(last) = rows.last().map(|row| row.id.clone()) else {
-                return Ok(true);
-            };
-            let mut wanted: HashMap<WorkspaceId, Vec<(ContactId, Identity)>> = HashMap::new();
-            for row in rows {
-                let (workspace, contact) = contact_key_parts(&row.id)?;
-                if let Some(value) = row.external_id {
-                    let identity = Identity {
-                        key: IdentityKey::from_trusted(IdentityKind::ExternalId, value),
-                        provenance: Provenance::Api,
-                        created_at: row.created_at,
-                    };
-                    wanted
-                        .entry(workspace)
-                        .or_default()
-                        .push((contact, identity));
+        let projection = "id, external_id, created_at";
+        self.in_pages(
+            2,
+            projection,
+            resume,
+            limits,
+            async |rows: Vec<ExternalIdRow>| {
+                let mut wanted: HashMap<WorkspaceId, Vec<(ContactId, Identity)>> = HashMap::new();
+                for row in rows {
+                    let (workspace, contact) = contact_key_parts(&row.id)?;
+                    if let Some(value) = row.external_id {
+                        let identity = Identity {
+                            key: IdentityKey::from_trusted(IdentityKind::ExternalId, value),
+                            provenance: Provenance::Api,
+                            created_at: row.created_at,
+                        };
+                        wanted
+                            .entry(workspace)
+                            .or_default()
+                            .push((contact, identity));
+                    }
                 }
-            }
-            for (workspace, identities) in wanted {
-                let keys: Vec<IdentityKey> = identities
-                    .iter()
-                    .map(|(_, identity)| identity.key.clone())
-                    .collect();
-                let held: Vec<IdentityKey> = self
-                    .identity_holders(&workspace, &keys)
-                    .await?
-                    .into_iter()
-                    .map(|held| held.identity.key)
-                    .collect();
-                let missing: Vec<(ContactId, Identity)> = identities
-                    .into_iter()
-                    .filter(|(_, identity)| !held.contains(&identity.key))
-                    .collect();
-                if !missing.is_empty() {
-                    let mut batch = WriteBatch::new(&workspace);
-                    batch.create_identities(&missing);
-                    self.commit(batch).await?;
+                for (workspace, identities) in wanted {
+                    let keys: Vec<IdentityKey> = identities
+                        .iter()
+                        .map(|(_, identity)| identity.key.clone())
+                        .collect();
+                    let held: Vec<IdentityKey> = self
+                        .identity_holders(&workspace, &keys)
+                        .await?
+                        .into_iter()
+                        .map(|held| held.identity.key)
+                        .collect();
+                    let missing: Vec<(ContactId, Identity)> = identities
+                        .into_iter()
+                        .filter(|(_, identity)| !held.contains(&identity.key))
+                        .collect();
+                    if !missing.is_empty() {
+                        let mut batch = WriteBatch::new(&workspace);
+                        batch.create_identities(&missing);
+                        self.commit(batch).await?;
+                    }
                 }
-            }
-            self.db
-                .query("UPSERT $key CONTENT { version: 2, migrated_until: $last } RETURN NONE")
-                .bind(("key", version_key()))
-                .bind(("last", last.clone()))
-                .await
-                .and_then(|response| response.check())
-                .map_err(StoreError::from_surreal)?;
-            resume = Some(last);
-            pages += 1;
-        }
+                Ok(())
+            },
+        )
+        .await
     }
 
-    /// Version 1 to 2, page by page after `resume`: each contact's identities (found by the
-    /// owner index version 1 has) written as its `identities` list. False when stopped early.
+    /// Version 1 to 2, after `resume`: each contact's identities (found by the owner index
+    /// version 1 has) written as its `identities` list. False when stopped early.
     async fn list_identities_on_contacts(
         &self,
-        mut resume: Option<RecordId>,
+        resume: Option<RecordId>,
         limits: MigrationLimits,
     ) -> Result<bool, StoreError> {
-        let mut pages = 0;
-        loop {
-            if limits.stop_after_pages.is_some_and(|stop| pages >= stop) {
-                return Ok(false);
-            }
-            let keys = self
-                .contact_keys_after(resume.as_ref(), limits.page)
-                .await?;
-            let Some(last) = keys.last().cloned() else {
-                return Ok(true);
-            };
+        self.in_pages(1, "VALUE id", resume, limits, async |keys: Vec<RecordId>| {
             let mut by_workspace: HashMap<WorkspaceId, Vec<ContactId>> = HashMap::new();
             for key in &keys {
                 let (workspace, contact) = contact_key_parts(key)?;
@@ -261,17 +244,43 @@ impl Store {
             }
             self.db
                 .query(format!(
-                    "BEGIN TRANSACTION; \
-                     FOR $list IN $lists {{ UPDATE $list.contact SET {IDENTITIES_FIELD} = $list.entries RETURN NONE; }}; \
-                     UPSERT $key CONTENT {{ version: 1, migrated_until: $last }} RETURN NONE; \
-                     COMMIT TRANSACTION;"
+                    "FOR $list IN $lists {{ UPDATE $list.contact SET {IDENTITIES_FIELD} = $list.entries RETURN NONE; }};"
                 ))
                 .bind(("lists", lists))
-                .bind(("key", version_key()))
-                .bind(("last", last.clone()))
                 .await
                 .and_then(|response| response.check())
-                .map_err(StoreError::from_surreal)?;
+                .map(|_| ())
+                .map_err(StoreError::from_surreal)
+        })
+        .await
+    }
+
+    /// The step from `version`, page by page: `projection` of the next `limits.page`
+    /// contacts (every workspace, in key order) after `resume`, given to `migrate_page`, then
+    /// the page's last contact recorded as how far the step got. A page's writes must be
+    /// idempotent: a crash between them and that record redoes the page. False when stopped by
+    /// [`MigrationLimits::stop_after_pages`].
+    async fn in_pages<Row: PageRow>(
+        &self,
+        version: i64,
+        projection: &'static str,
+        mut resume: Option<RecordId>,
+        limits: MigrationLimits,
+        mut migrate_page: impl AsyncFnMut(Vec<Row>) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
+        let mut pages = 0;
+        loop {
+            if limits.stop_after_pages.is_some_and(|stop| pages >= stop) {
+                return Ok(false);
+            }
+            let rows: Vec<Row> = self
+                .contact_rows_after(projection, resume.as_ref(), limits.page)
+                .await?;
+            let Some(last) = rows.last().map(|row| row.record().clone()) else {
+                return Ok(true);
+            };
+            migrate_page(rows).await?;
+            self.record_version(version, Some(last.clone()), "").await?;
             resume = Some(last);
             pages += 1;
         }
@@ -334,31 +343,44 @@ impl Store {
             .map_err(StoreError::from_surreal)
     }
 
-    pub(super) async fn set_version(&self, version: i64) -> Result<(), StoreError> {
+    /// Runs `statements` (none: `""`) and records `version`, with how far its migration got
+    /// (`until`; `None` once done), in one transaction.
+    pub(super) async fn record_version(
+        &self,
+        version: i64,
+        until: Option<RecordId>,
+        statements: &str,
+    ) -> Result<(), StoreError> {
         self.db
-            .query("UPSERT $key CONTENT { version: $version, migrated_until: NONE } RETURN NONE")
+            .query(format!(
+                "BEGIN TRANSACTION; {statements} \
+                 UPSERT $key CONTENT {{ version: $version, migrated_until: $until }} RETURN NONE; \
+                 COMMIT TRANSACTION;"
+            ))
             .bind(("key", version_key()))
             .bind(("version", version))
+            .bind(("until", until))
             .await
             .and_then(|response| response.check())
             .map(|_| ())
             .map_err(StoreError::from_surreal)
     }
+}
 
-    /// Whether any contact or identity is stored (a store with neither has nothing to migrate).
-    async fn holds_contacts_or_identities(&self) -> Result<bool, StoreError> {
-        for table in [CONTACT_TABLE, IDENTITY_TABLE] {
-            let mut response = self
-                .db
-                .query(format!("SELECT VALUE id FROM {table} LIMIT 1"))
-                .await
-                .map_err(StoreError::from_surreal)?;
-            let ids: Vec<RecordId> = response.take(0).map_err(StoreError::from_surreal)?;
-            if !ids.is_empty() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+/// A row of a migration's page: it knows its contact's record id.
+trait PageRow: SurrealValue {
+    fn record(&self) -> &RecordId;
+}
+
+impl PageRow for RecordId {
+    fn record(&self) -> &RecordId {
+        self
+    }
+}
+
+impl PageRow for ExternalIdRow {
+    fn record(&self) -> &RecordId {
+        &self.id
     }
 }
 
