@@ -10,9 +10,9 @@ use qwry_contacts::app::App;
 use qwry_contacts::audit::acting_as;
 use qwry_contacts::config::Settings;
 use qwry_contacts::domain::WorkspaceId;
-use qwry_contacts::service::{ImportOptions, ImportReport, Services};
+use qwry_contacts::service::{ImportOptions, ImportReport};
 
-use super::import_progress::{POLL, RowProgress};
+use super::import_progress::{RowProgress, wait_for_index};
 
 /// Imports `file` into `workspace` and prints the report; the exit code is 2 when rows failed.
 pub async fn import_file(
@@ -29,51 +29,31 @@ pub async fn import_file(
     let services = app.services();
     let mut progress = RowProgress::importing(size);
     let job = services.imports.begin(&workspace, options);
-    let report = {
-        let run = acting_as(
-            "cli",
-            services
-                .imports
-                .run(&workspace, &job, options, progress.reading(input)),
-        );
-        tokio::pin!(run);
-        let mut ticks = tokio::time::interval(POLL);
-        loop {
-            tokio::select! {
-                report = &mut run => break report,
-                _ = ticks.tick() => {
-                    if let Some(report) = services.imports.job(&workspace, &job) {
-                        progress.rows_done(report.processed);
-                    }
-                }
-            }
-        }
-    };
+    let run = acting_as(
+        "cli",
+        services
+            .imports
+            .run(&workspace, &job, options, progress.reading(input)),
+    );
+    let report = progress
+        .follow(run, async || {
+            let report = services.imports.job(&workspace, &job)?;
+            Some(report.processed)
+        })
+        .await;
     progress.rows_done(report.processed);
     progress.finish();
     let written = report.created + report.updated;
     if !report.dry_run && written > 0 {
-        wait_for_index(services, written).await?;
+        wait_for_index(written, async || {
+            let backlog = services.segments.backlog().await?;
+            anyhow::Ok((backlog.pending, backlog.pending_contacts))
+        })
+        .await?;
     }
     app.close().await;
     print_report(&report);
     Ok(exit_code(&report))
-}
-
-/// Waits until the segment index has applied every change in the store, showing how many of
-/// the `written` rows it has.
-async fn wait_for_index(services: &Services, written: u64) -> anyhow::Result<()> {
-    let mut progress = RowProgress::indexing(written);
-    loop {
-        let backlog = services.segments.backlog().await?;
-        progress.rows_done(written.saturating_sub(backlog.pending_contacts));
-        if backlog.pending == 0 {
-            break;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    progress.finish();
-    Ok(())
 }
 
 fn print_report(report: &ImportReport) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// How often a running import's rows and the index's backlog are read for the progress.
-pub const POLL: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(250);
 /// How often a line is printed when stderr is not a terminal.
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
@@ -85,6 +85,26 @@ impl RowProgress {
         }
     }
 
+    /// Awaits `work`, reading every [`POLL`] how many rows it has done (`None`: not known).
+    pub async fn follow<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        mut rows: impl AsyncFnMut() -> Option<u64>,
+    ) -> T {
+        tokio::pin!(work);
+        let mut ticks = tokio::time::interval(POLL);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = ticks.tick() => {
+                    if let Some(rows) = rows().await {
+                        self.rows_done(rows);
+                    }
+                }
+            }
+        }
+    }
+
     /// Ends the phase: clears the bar and prints its totals.
     pub fn finish(self) {
         self.bar.finish_and_clear();
@@ -112,6 +132,26 @@ impl RowProgress {
             ),
         }
     }
+}
+
+/// The indexing phase: waits until `backlog` (change-log entries not yet indexed, and the
+/// contacts they name) is empty, showing how many of the `written` rows the index has. Ends at
+/// the first error of `backlog`, without the totals line.
+pub async fn wait_for_index<E>(
+    written: u64,
+    mut backlog: impl AsyncFnMut() -> Result<(u64, u64), E>,
+) -> Result<(), E> {
+    let mut progress = RowProgress::indexing(written);
+    loop {
+        let (entries, contacts) = backlog().await?;
+        progress.rows_done(written.saturating_sub(contacts));
+        if entries == 0 {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    progress.finish();
+    Ok(())
 }
 
 /// `1234567` as `1,234,567`.

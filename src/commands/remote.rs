@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use qwry_contacts::service::{ImportFormat, ImportOptions, MatchBy};
 use serde_json::Value;
 
-use super::import_progress::{POLL, RowProgress};
+use super::import_progress::{RowProgress, wait_for_index};
 
 /// A running service and the key to call it with.
 pub struct RemoteService {
@@ -72,25 +72,25 @@ impl RemoteService {
             .post(url)
             .body(reqwest::Body::from(input))
             .send();
-        tokio::pin!(sending);
-        let mut ticks = tokio::time::interval(POLL);
-        let response = loop {
-            tokio::select! {
-                response = &mut sending => break response.context("the service did not answer")?,
-                _ = ticks.tick() => {
-                    if let Some(rows) = self.running_import_rows().await {
-                        progress.rows_done(rows);
-                    }
-                }
-            }
-        };
+        let response = progress
+            .follow(sending, async || self.running_import_rows().await)
+            .await
+            .context("the service did not answer")?;
         let report: Value = answer(response).await?;
         let count = |name: &str| report[name].as_u64().unwrap_or(0);
         progress.rows_done(count("processed"));
         progress.finish();
         let written = count("created") + count("updated");
         if report["dryRun"] != true && written > 0 {
-            self.wait_for_index(written).await;
+            // A key that may not read the index's status gives up on the wait, quietly.
+            let _ = wait_for_index(written, async || {
+                let data = self
+                    .graphql("{ indexStatus { pendingChanges pendingContacts } }")
+                    .await?;
+                let count = |name: &str| data["indexStatus"][name].as_u64().unwrap_or(0);
+                anyhow::Ok((count("pendingChanges"), count("pendingContacts")))
+            })
+            .await;
         }
         let verb = if report["dryRun"] == true {
             "would be "
@@ -140,28 +140,6 @@ impl RemoteService {
             .filter(|job| job["status"] == "RUNNING")
             .filter_map(|job| job["processed"].as_u64())
             .max()
-    }
-
-    /// Waits until the service's segment index has applied every change, showing how many of
-    /// the `written` rows it has; gives up quietly if the key may not read the index's status.
-    async fn wait_for_index(&self, written: u64) {
-        let mut progress = RowProgress::indexing(written);
-        loop {
-            let Ok(data) = self
-                .graphql("{ indexStatus { pendingChanges pendingContacts } }")
-                .await
-            else {
-                return;
-            };
-            let status = &data["indexStatus"];
-            let pending = status["pendingContacts"].as_u64().unwrap_or(0);
-            progress.rows_done(written.saturating_sub(pending));
-            if status["pendingChanges"].as_u64().unwrap_or(0) == 0 {
-                break;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        progress.finish();
     }
 
     /// The `data` of `query` posted to `/graphql`; its first error otherwise.
