@@ -3,7 +3,6 @@
 //! round until every row has settled.
 
 use std::collections::HashSet;
-use std::future::Future;
 
 use chrono::Utc;
 use tracing::warn;
@@ -14,7 +13,6 @@ use super::report::{BatchOutcome, ImportOptions, RowError};
 use crate::domain::{IdentityKey, ParsedRow, WorkspaceId};
 use crate::service::ServiceError;
 use crate::service::claims::is_retryable;
-use crate::store::{Store, StoreError};
 
 /// How often a batch is re-read and retried after losing a race with another writer.
 const MAX_BATCH_ATTEMPTS: usize = 5;
@@ -180,31 +178,35 @@ impl ImportService {
         ))
     }
 
-    /// Adds to `reads` the holders of `keys` that are held, and those contacts (each part of
-    /// the keys one round trip).
+    /// Adds to `reads` the holders of `keys` that are held, and those contacts as stored: in up
+    /// to one concurrent part per core (parts of at least [`MIN_READ_PART`] keys), each part
+    /// one round trip.
     async fn read_holders(
         &self,
         workspace: &WorkspaceId,
         keys: Vec<IdentityKey>,
         reads: &mut Reads,
     ) -> Result<(), ServiceError> {
-        if keys.is_empty() {
-            return Ok(());
+        let part_size = keys
+            .len()
+            .div_ceil(self.parallelism.max(1))
+            .max(MIN_READ_PART);
+        let mut keys = keys.into_iter().peekable();
+        let mut parts = Vec::new();
+        while keys.peek().is_some() {
+            let part: Vec<IdentityKey> = keys.by_ref().take(part_size).collect();
+            let (store, workspace) = (self.store.clone(), workspace.clone());
+            // Compared with the rows to decide what to write: read from the store itself.
+            parts.push(tokio::spawn(async move {
+                store
+                    .identity_holders_with_contacts(&workspace, &part)
+                    .await
+            }));
         }
-        let scope = workspace.clone();
-        let parts = self
-            .read_in_parts(keys, move |store, keys| {
-                let workspace = scope.clone();
-                async move {
-                    // Compared with the rows to decide what to write: read from the store itself.
-                    let read = store
-                        .identity_holders_with_contacts(&workspace, &keys)
-                        .await?;
-                    Ok(vec![read])
-                }
-            })
-            .await?;
-        for (held, contacts) in parts {
+        for part in parts {
+            let (held, contacts) = part
+                .await
+                .map_err(|panicked| ServiceError::Internal(format!("import read: {panicked}")))??;
             reads.holders.extend(
                 held.into_iter()
                     .map(|held| (held.identity.key.clone(), held)),
@@ -214,39 +216,6 @@ impl ImportService {
                 .extend(contacts.into_iter().map(|contact| (contact.id, contact)));
         }
         Ok(())
-    }
-
-    /// `read` of `items` in up to one concurrent part per core (parts of at least
-    /// [`MIN_READ_PART`] items), the answers in the order of the parts.
-    async fn read_in_parts<I, T, Read, Reading>(
-        &self,
-        items: Vec<I>,
-        read: Read,
-    ) -> Result<Vec<T>, ServiceError>
-    where
-        I: Send + 'static,
-        T: Send + 'static,
-        Read: Fn(Store, Vec<I>) -> Reading,
-        Reading: Future<Output = Result<Vec<T>, StoreError>> + Send + 'static,
-    {
-        let part_size = items
-            .len()
-            .div_ceil(self.parallelism.max(1))
-            .max(MIN_READ_PART);
-        let mut items = items.into_iter().peekable();
-        let mut reads = Vec::new();
-        while items.peek().is_some() {
-            let part: Vec<I> = items.by_ref().take(part_size).collect();
-            reads.push(tokio::spawn(read(self.store.clone(), part)));
-        }
-        let mut found = Vec::new();
-        for part in reads {
-            let answer = part
-                .await
-                .map_err(|panicked| ServiceError::Internal(format!("import read: {panicked}")))?;
-            found.extend(answer?);
-        }
-        Ok(found)
     }
 }
 
