@@ -148,7 +148,11 @@ fn main() {
         let status = shares.indexer.status(&workspace).await.unwrap();
         assert_eq!(status.documents as usize, size);
         eprintln!("store share of {size} rows: {store_share}");
-        eprintln!("index share ({applied} change-log entries): {index_share}");
+        let sources = shares.indexer.state_sources();
+        eprintln!(
+            "index share ({applied} change-log entries; contact states from payloads {}, read back {}): {index_share}",
+            sources.from_payload, sources.read_back
+        );
 
         // 2. A re-import of the same file: every row unchanged, nothing written.
         let clock = Clock::start();
@@ -182,8 +186,10 @@ fn main() {
             service.indexer.status(&workspace).await.unwrap().documents as usize,
             size
         );
+        let sources = service.indexer.state_sources();
         eprintln!(
-            "end to end with the indexer following: all rows stored after {imported:.1?}, all searchable: {searchable}"
+            "end to end with the indexer following: all rows stored after {imported:.1?}, all searchable (contact states from payloads {}, read back {}): {searchable}",
+            sources.from_payload, sources.read_back
         );
         service.close().await;
     });

@@ -37,6 +37,10 @@ pub async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
         }
         Err(error) => warn!(%error, "cannot measure the index lag"),
     }
+    let sources = state.services.segments.index_state_sources();
+    state
+        .metrics
+        .index_states(sources.from_payload as u64, sources.read_back as u64);
     (
         [(
             header::CONTENT_TYPE,

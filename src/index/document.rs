@@ -60,6 +60,7 @@ pub fn contact_document(fields: &IndexFields, contact: &Contact) -> TantivyDocum
     let (hi, lo) = id_halves(&contact.id);
     document.add_u64(fields.id_hi, hi);
     document.add_u64(fields.id_lo, lo);
+    document.add_u64(fields.revision, contact.revision);
 
     let mut text = BTreeMap::new();
     let mut text_lower = BTreeMap::new();

@@ -14,7 +14,7 @@ mod record;
 mod schema;
 mod search;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -72,8 +72,9 @@ pub enum IndexError {
 }
 
 /// The version of what a contact's document holds; an index built at an older one is
-/// rebuilt from the store at start-up (2: the activity built-ins; 3: event rollups).
-pub const PROJECTION_VERSION: u32 = 3;
+/// rebuilt from the store at start-up (2: the activity built-ins; 3: event rollups; 4: the
+/// contact's revision).
+pub const PROJECTION_VERSION: u32 = 4;
 
 /// What the index records with every commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -366,6 +367,55 @@ impl SegmentIndex {
         now: DateTime<Utc>,
     ) -> Result<Vec<HashSet<ContactId>>, IndexError> {
         let searcher = self.reader.searcher();
+        let located = self.locate(&searcher, workspace, ids)?;
+        segments
+            .iter()
+            .map(|segment| {
+                if located.is_empty() {
+                    return Ok(HashSet::new());
+                }
+                let plan = compile::plan_for(segment, workspace, now)?;
+                let matches = execute::matching(&plan, &searcher, &self.context())?;
+                Ok(located
+                    .iter()
+                    .filter(|(_, ordinal, doc)| matches[*ordinal].contains(*doc))
+                    .map(|(id, _, _)| *id)
+                    .collect())
+            })
+            .collect()
+    }
+
+    /// The revision each of the contacts `ids` of `workspace` has in the index (none for a
+    /// contact without a document).
+    pub fn indexed_revisions(
+        &self,
+        workspace: &WorkspaceId,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, u64>, IndexError> {
+        let searcher = self.reader.searcher();
+        let located = self.locate(&searcher, workspace, ids)?;
+        let mut revisions = HashMap::with_capacity(located.len());
+        let readers = searcher.segment_readers();
+        let columns = readers
+            .iter()
+            .map(|reader| reader.fast_fields().u64("revision"))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (id, ordinal, doc) in located {
+            if let Some(revision) = columns[ordinal].first(doc) {
+                revisions.insert(id, revision);
+            }
+        }
+        Ok(revisions)
+    }
+
+    /// Where the live documents of the contacts `ids` of `workspace` are: (id, segment
+    /// ordinal, document).
+    fn locate(
+        &self,
+        searcher: &tantivy::Searcher,
+        workspace: &WorkspaceId,
+        ids: &[ContactId],
+    ) -> Result<Vec<(ContactId, usize, tantivy::DocId)>, IndexError> {
         let mut located = Vec::with_capacity(ids.len());
         for id in ids {
             let term = Term::from_field_text(self.fields.key, &document_key(workspace, id));
@@ -386,21 +436,7 @@ impl SegmentIndex {
                 }
             }
         }
-        segments
-            .iter()
-            .map(|segment| {
-                if located.is_empty() {
-                    return Ok(HashSet::new());
-                }
-                let plan = compile::plan_for(segment, workspace, now)?;
-                let matches = execute::matching(&plan, &searcher, &self.context())?;
-                Ok(located
-                    .iter()
-                    .filter(|(_, ordinal, doc)| matches[*ordinal].contains(*doc))
-                    .map(|(id, _, _)| *id)
-                    .collect())
-            })
-            .collect()
+        Ok(located)
     }
 
     /// The members of `plan`: their number and the page of up to `limit` ids after `after`.

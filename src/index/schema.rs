@@ -6,6 +6,7 @@
 //! | `ws` | workspace slug (raw term) | confining every query to one workspace |
 //! | `key` | `workspace/contact-id` (raw term) | replacing a contact's document |
 //! | `id_hi`, `id_lo` | the ULID's two halves (fast) | paging by id without stored fields |
+//! | `revision` | the contact's revision (fast) | never replacing a document by an older state |
 //! | `present` | one term per field with a value | `exists` |
 //! | `text` | strings, exact (raw terms) | `=`, `in` |
 //! | `text_lower` | strings, lower-cased (raw terms) | `contains`, `starts_with`, `ends_with`, by an automaton over the term dictionary (no n-gram blow-up) |
@@ -31,6 +32,8 @@ pub struct IndexFields {
     pub id_hi: Field,
     /// Low 64 bits of the contact's ULID.
     pub id_lo: Field,
+    /// The contact's revision.
+    pub revision: Field,
     /// Paths that have a value.
     pub present: Field,
     /// Exact strings by path.
@@ -66,6 +69,7 @@ pub fn build_schema() -> (Schema, IndexFields) {
         key: builder.add_text_field("key", STRING),
         id_hi: builder.add_u64_field("id_hi", FAST),
         id_lo: builder.add_u64_field("id_lo", FAST),
+        revision: builder.add_u64_field("revision", FAST),
         present: builder.add_text_field("present", STRING),
         text: builder.add_json_field("text", raw_terms()),
         text_lower: builder.add_json_field("text_lower", raw_terms()),
@@ -87,6 +91,7 @@ pub fn fields_of(schema: &Schema) -> tantivy::Result<IndexFields> {
         key: field("key")?,
         id_hi: field("id_hi")?,
         id_lo: field("id_lo")?,
+        revision: field("revision")?,
         present: field("present")?,
         text: field("text")?,
         text_lower: field("text_lower")?,

@@ -1,7 +1,8 @@
 //! Keeps the segment index in step with the store by following the store's change log.
 //!
 //! A step reads the change log from its cursor's watermark (see [`super::change_cursor`]),
-//! loads the current state of the contacts the new entries name, applies it to the index and
+//! takes the states of the contacts the new entries name (what the writes committed, or the
+//! current state read back: see [`super::step_states`]), applies them to the index and
 //! commits (with the watermark in the commit payload). Applied entries are deleted in the
 //! background by a periodic sweep, never on a step's path. Writes wake the indexer; it waits a
 //! short batching delay so that bursts become one commit. `try_apply_next` exposes one step for
@@ -17,7 +18,9 @@ use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
 use super::change_cursor::{COMMIT_GRACE, ChangeCursor, Sweep};
-use crate::domain::{Contact, ContactId, WorkspaceId};
+pub use super::step_states::StateSources;
+use super::step_states::{self, RecentRemovals};
+use crate::domain::{ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, IndexError, PROJECTION_VERSION, SegmentIndex};
 use crate::service::live::{LiveError, MembershipEngine};
 use crate::store::{Backlog, Store, StoreError, change_key_at};
@@ -161,6 +164,12 @@ pub struct Indexer {
     busy_at: Arc<Mutex<Option<Instant>>>,
     /// Whether other instances read the same log, and how long it keeps entries then.
     sharing: LogSharing,
+    /// Contacts whose documents steps removed lately (see [`step_states`]).
+    removals: Mutex<RecentRemovals>,
+    /// Where the states applied since start came from.
+    sources: Mutex<StateSources>,
+    /// Entries applied per step at most.
+    batch_size: usize,
 }
 
 /// Who reads the change log.
@@ -201,6 +210,9 @@ impl Indexer {
             deletion: Mutex::new(None),
             busy_at: Arc::default(),
             sharing: LogSharing::Exclusive,
+            removals: Mutex::default(),
+            sources: Mutex::default(),
+            batch_size: BATCH_SIZE,
         })
     }
 
@@ -208,6 +220,21 @@ impl Indexer {
     pub fn sharing(mut self, sharing: LogSharing) -> Self {
         self.sharing = sharing;
         self
+    }
+
+    /// Tests: this indexer, applying at most `entries` per step.
+    #[cfg(test)]
+    pub fn with_batch_size(mut self, entries: usize) -> Self {
+        self.batch_size = entries;
+        self
+    }
+
+    /// How many contact states the steps applied since start, by where they came from.
+    pub fn state_sources(&self) -> StateSources {
+        self.sources
+            .lock()
+            .map(|sources| *sources)
+            .unwrap_or_default()
     }
 
     /// Whether the watermark is older than the shared log's retention: entries this index
@@ -327,11 +354,11 @@ impl Indexer {
         let _step = self.step_lock.lock().await;
         let started = Instant::now();
         let read_at = Utc::now();
-        let (from, limit) = self.lock_cursor()?.read_plan(BATCH_SIZE);
+        let (from, limit) = self.lock_cursor()?.read_plan(self.batch_size);
         let read = self.store.changes_from(from.as_deref(), limit).await?;
         let batch = self
             .lock_cursor()?
-            .next_batch(read, limit, read_at, BATCH_SIZE);
+            .next_batch(read, limit, read_at, self.batch_size);
         let pending = &batch.changes;
         if pending.len() > QUIET_STEP
             && let Ok(mut busy) = self.busy_at.lock()
@@ -345,39 +372,20 @@ impl Indexer {
             }
             // Nothing to commit: the watermark moves in memory (the next commit records it).
             self.lock_cursor()?.applied(&batch);
+            self.forget_below_watermark()?;
             return Ok(0);
         }
-        // The batch's contacts in one read per workspace (a stream of single-contact writes
-        // is one change-log entry each; reading them entry by entry cost a query apiece).
-        let mut wanted: HashMap<WorkspaceId, Vec<ContactId>> = HashMap::new();
-        for change in pending {
-            // Another instance may have written them: what memory keeps of them may be older.
-            self.store.forget_contacts(&change.contacts);
-            wanted
-                .entry(change.workspace.clone())
-                .or_default()
-                .extend(change.contacts.iter().copied());
-        }
-        let mut current: HashMap<WorkspaceId, HashMap<ContactId, Contact>> = HashMap::new();
-        for (workspace, mut ids) in wanted {
-            ids.sort_unstable();
-            ids.dedup();
-            let found = current.entry(workspace.clone()).or_default();
-            for chunk in ids.chunks(BATCH_SIZE) {
-                for contact in self.store.fresh_contacts_by_ids(&workspace, chunk).await? {
-                    found.insert(contact.id, contact);
-                }
-            }
-        }
-        let mut changes = Vec::new();
-        for change in pending {
-            let found = current.get(&change.workspace);
-            for id in &change.contacts {
-                match found.and_then(|found| found.get(id)) {
-                    Some(contact) => changes.push(IndexChange::upsert(contact.clone())),
-                    None => changes.push(IndexChange::Remove(change.workspace.clone(), *id)),
-                }
-            }
+        let (changes, sources) = step_states::resolve(
+            &self.store,
+            &self.index,
+            &self.removals,
+            pending,
+            from.as_deref(),
+        )
+        .await?;
+        if let Ok(mut totals) = self.sources.lock() {
+            totals.from_payload += sources.from_payload;
+            totals.read_back += sources.read_back;
         }
         let read = started.elapsed();
         if let Some(engine) = engine {
@@ -392,6 +400,7 @@ impl Indexer {
             .commit(changes, built, last_change, batch.watermark.clone(), false)
             .await?;
         self.lock_cursor()?.applied(&batch);
+        self.forget_below_watermark()?;
         let indexed = started.elapsed();
         if let Some(engine) = engine {
             engine.after_batch(pending, &committed);
@@ -405,6 +414,8 @@ impl Indexer {
         }
         tracing::debug!(
             entries = pending.len(),
+            from_payload = sources.from_payload,
+            read_back = sources.read_back,
             read_ms = read.as_millis(),
             membership_ms = (recorded - read).as_millis(),
             index_ms = (indexed - recorded).as_millis(),
@@ -413,6 +424,19 @@ impl Indexer {
             "indexer step"
         );
         Ok(pending.len())
+    }
+
+    /// Drops what only entries below the watermark could still need: their payloads (a late
+    /// entry is read back) and the removals older than it.
+    fn forget_below_watermark(&self) -> Result<(), IndexerError> {
+        let Some(watermark) = self.lock_cursor()?.watermark().map(str::to_owned) else {
+            return Ok(());
+        };
+        self.store.forget_change_payloads_before(&watermark);
+        if let Ok(mut removals) = self.removals.lock() {
+            removals.forget_before(&watermark);
+        }
+        Ok(())
     }
 
     /// Applies every change committed before this call; returns how many entries it applied.

@@ -269,3 +269,117 @@ async fn an_index_further_behind_than_the_shared_log_keeps_is_rebuilt() {
     assert!(drift.is_clean(), "{drift:?}");
     assert_eq!(drift.indexed, 2);
 }
+
+/// Renames `contact` (one revision on) and commits it, its change-log key taken `keyed_before`
+/// now when given (as if taken before another write's transaction began).
+async fn rename(
+    store: &Store,
+    contact: &mut Contact,
+    name: &str,
+    keyed_before: Option<chrono::Duration>,
+) {
+    let expected = contact.revision;
+    contact.revision += 1;
+    contact.fields.name = Some(crate::domain::Text::parse("name", name).unwrap());
+    let mut batch = WriteBatch::new(&contact.workspace);
+    batch.replace_contact(contact, expected);
+    if let Some(before) = keyed_before {
+        batch = batch.keyed_at(Utc::now() - before);
+    }
+    store.commit(batch).await.unwrap();
+}
+
+async fn created(store: &Store, workspace: &WorkspaceId) -> Contact {
+    let mut contact = Contact::new(workspace.clone(), ContactFields::default(), Utc::now());
+    let mut batch = WriteBatch::new(workspace);
+    batch.create_contact(&mut contact);
+    store.commit(batch).await.unwrap();
+    contact
+}
+
+fn indexed_revision(index: &SegmentIndex, contact: &Contact) -> Option<u64> {
+    index
+        .indexed_revisions(&contact.workspace, &[contact.id])
+        .unwrap()
+        .get(&contact.id)
+        .copied()
+}
+
+#[tokio::test]
+async fn written_states_reach_the_index_without_reading_the_contacts_back() {
+    let (store, index) = store_and_index().await;
+    let indexer = over(&store, &index);
+    indexer.ensure_built().await.unwrap();
+    let workspace = WorkspaceId::from_trusted("acme".to_owned());
+    let mut first = created(&store, &workspace).await;
+    let second = created(&store, &workspace).await;
+    rename(&store, &mut first, "Ada", None).await;
+    indexer.catch_up().await.unwrap();
+    let sources = indexer.state_sources();
+    assert_eq!((sources.from_payload, sources.read_back), (2, 0));
+    for contact in [&first, &second] {
+        let stored = store
+            .fresh_contacts_by_ids(&workspace, &[contact.id])
+            .await
+            .unwrap();
+        assert_eq!(indexed_revision(&index, contact), Some(stored[0].revision));
+        assert_eq!(&stored[0], contact, "the payload is the stored state");
+    }
+    // A deletion has no payload: its contact is read back (and found gone).
+    let mut batch = WriteBatch::new(&workspace);
+    batch.delete_contact(&second.id, Some(second.revision));
+    store.commit(batch).await.unwrap();
+    indexer.catch_up().await.unwrap();
+    assert_eq!(indexer.state_sources().read_back, 1);
+    assert_eq!(indexed_revision(&index, &second), None);
+    assert!(indexer.compare(1).await.unwrap().is_clean());
+}
+
+#[tokio::test]
+async fn an_older_state_keyed_after_a_newer_one_never_replaces_it() {
+    let (store, index) = store_and_index().await;
+    let indexer = over(&store, &index).with_batch_size(1);
+    indexer.ensure_built().await.unwrap();
+    let workspace = WorkspaceId::from_trusted("acme".to_owned());
+    let mut contact = created(&store, &workspace).await;
+    indexer.catch_up().await.unwrap();
+    rename(&store, &mut contact, "second", None).await;
+    // Commits after "second" but took its key a second earlier: key order puts it first.
+    rename(
+        &store,
+        &mut contact,
+        "third",
+        Some(chrono::Duration::seconds(1)),
+    )
+    .await;
+    let before = indexer.state_sources();
+    assert_eq!(indexer.try_apply_next().await.unwrap(), 1);
+    assert_eq!(indexed_revision(&index, &contact), Some(contact.revision));
+    // The older state's payload is refused: the contact is read back, still the newer state.
+    assert_eq!(indexer.try_apply_next().await.unwrap(), 1);
+    assert_eq!(indexed_revision(&index, &contact), Some(contact.revision));
+    let after = indexer.state_sources();
+    assert_eq!(after.from_payload - before.from_payload, 1);
+    assert_eq!(after.read_back - before.read_back, 1);
+}
+
+#[tokio::test]
+async fn a_contact_deleted_under_an_earlier_key_is_not_brought_back_by_its_creation() {
+    let (store, index) = store_and_index().await;
+    let indexer = over(&store, &index).with_batch_size(1);
+    indexer.ensure_built().await.unwrap();
+    let workspace = WorkspaceId::from_trusted("acme".to_owned());
+    let contact = created(&store, &workspace).await;
+    // Deleted after its creation committed, under a key taken a second before it.
+    let mut batch = WriteBatch::new(&workspace).keyed_at(Utc::now() - chrono::Duration::seconds(1));
+    batch.delete_contact(&contact.id, Some(contact.revision));
+    store.commit(batch).await.unwrap();
+    assert_eq!(indexer.try_apply_next().await.unwrap(), 1);
+    // The creation's payload finds no document, but the removal is remembered: read back.
+    assert_eq!(indexer.try_apply_next().await.unwrap(), 1);
+    assert_eq!(indexed_revision(&index, &contact), None);
+    let sources = indexer.state_sources();
+    assert_eq!((sources.from_payload, sources.read_back), (0, 2));
+    let drift = indexer.compare(1).await.unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
+}

@@ -25,6 +25,7 @@ pub mod live;
 mod merges;
 mod segment;
 mod sensitive;
+mod step_states;
 mod subject;
 pub mod webhooks;
 

@@ -43,6 +43,9 @@ pub struct WriteBatch {
     statements: Vec<String>,
     params: Vec<(String, Value)>,
     touched: Vec<ContactId>,
+    /// The states the batch stores of contacts it creates or replaces (not those it deletes),
+    /// handed to the indexer once committed (see [`super::change_payloads`]).
+    written: Vec<Contact>,
     /// Tests: the moment the change-log key is taken at (a write that commits late).
     #[cfg(test)]
     change_at: Option<DateTime<Utc>>,
@@ -57,6 +60,7 @@ impl WriteBatch {
             statements: Vec::new(),
             params: Vec::new(),
             touched: Vec::new(),
+            written: Vec::new(),
             #[cfg(test)]
             change_at: None,
         }
@@ -107,6 +111,12 @@ impl WriteBatch {
         }
     }
 
+    /// Records `contact` (as it is stored) as the state the batch leaves it in.
+    fn wrote(&mut self, contact: &Contact) {
+        self.written.retain(|written| written.id != contact.id);
+        self.written.push(contact.clone());
+    }
+
     fn touch_id(&mut self, id: ContactId) {
         if !self.touched.contains(&id) {
             self.touched.push(id);
@@ -121,6 +131,7 @@ impl WriteBatch {
         self.statements
             .push(format!("CREATE {key} CONTENT {record} RETURN NONE;"));
         self.touch(contact);
+        self.wrote(contact);
     }
 
     /// Creates many contacts with one statement (fails if any id is taken; an external id is taken through its identity),
@@ -160,6 +171,7 @@ impl WriteBatch {
         ));
         for contact in contacts.iter() {
             self.touch(contact);
+            self.wrote(contact);
         }
         self.insert_identity_records(identities);
     }
@@ -224,6 +236,7 @@ impl WriteBatch {
             STALE,
         );
         self.touch(contact);
+        self.wrote(contact);
     }
 
     /// Deletes the contact `id`: if it is still at `expected_revision`, or, with `None`, if it
@@ -240,6 +253,7 @@ impl WriteBatch {
             }
             None => self.guarded(format!("DELETE {key} RETURN BEFORE"), MISSING),
         }
+        self.written.retain(|written| written.id != *id);
         self.touch_id(*id);
     }
 
@@ -399,6 +413,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
+        let mut committed_key = None;
         if !batch.touched.is_empty() {
             let change = ChangeRecord::new(&batch.workspace, &batch.touched);
             #[cfg(test)]
@@ -406,6 +421,7 @@ impl Store {
                 Some(at) => change.keyed_at(at),
                 None => change,
             };
+            committed_key = Some(change.key());
             let key = batch.bind(change.id());
             let record = batch.bind(change);
             batch
@@ -427,6 +443,9 @@ impl Store {
         let mut response = outcome.map_err(|error| classify(&error))?;
         let errors: Vec<surrealdb::Error> = response.take_errors().into_values().collect();
         if errors.is_empty() {
+            if let Some(key) = committed_key {
+                self.payloads.keep(key, batch.written);
+            }
             return Ok(());
         }
         Err(classify_all(&errors))

@@ -4,12 +4,14 @@
 //! the background; applying "index the current state of contact X" twice gives the same index,
 //! so whatever a crash leaves unsure is simply applied again.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use surrealdb::types::{RecordId, SurrealValue};
 use ulid::Ulid;
 
 use super::{Store, StoreError};
-use crate::domain::{ContactId, WorkspaceId};
+use crate::domain::{Contact, ContactId, WorkspaceId};
 
 pub(super) const CHANGE_TABLE: &str = "change";
 
@@ -69,6 +71,14 @@ impl ChangeRecord {
 
     pub(super) fn id(&self) -> RecordId {
         self.id.clone()
+    }
+
+    /// The entry's key.
+    pub(super) fn key(&self) -> String {
+        match &self.id.key {
+            surrealdb::types::RecordIdKey::String(key) => key.clone(),
+            other => format!("{other:?}"),
+        }
     }
 
     fn into_change(self) -> Result<Change, StoreError> {
@@ -155,6 +165,17 @@ impl Store {
             .map_err(StoreError::from_surreal)?;
         let records: Vec<ChangeRecord> = response.take(0).map_err(StoreError::from_surreal)?;
         records.into_iter().map(ChangeRecord::into_change).collect()
+    }
+
+    /// Takes the contact states this process committed with the entry `key`, if still kept
+    /// (see [`super::change_payloads`]).
+    pub fn take_change_payload(&self, key: &str) -> Option<Arc<[Contact]>> {
+        self.payloads.take(key)
+    }
+
+    /// Drops the kept contact states of entries keyed before `key`.
+    pub fn forget_change_payloads_before(&self, key: &str) {
+        self.payloads.forget_before(key);
     }
 
     /// Deletes entries every reader has applied.

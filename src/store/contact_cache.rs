@@ -219,7 +219,7 @@ fn string_bytes(text: &str) -> u64 {
 }
 
 /// Approximately the memory `contact` takes: its struct, its strings and its attribute map.
-fn contact_bytes(contact: &Contact) -> u64 {
+pub(super) fn contact_bytes(contact: &Contact) -> u64 {
     let fields = &contact.fields;
     let texts = [
         fields.external_id.as_ref().map(|v| v.as_str()),

@@ -9,6 +9,7 @@ mod attributes;
 mod backup;
 mod batch;
 mod catalog;
+mod change_payloads;
 mod changes;
 mod connection;
 mod contact_cache;
@@ -205,6 +206,8 @@ pub struct Store {
     sealer: Option<Arc<dyn Sealer>>,
     /// Contacts and identities read before and unchanged since (see [`contact_cache`]).
     cache: Arc<contact_cache::ContactCache>,
+    /// What committed entries wrote, until the indexer applies them (see [`change_payloads`]).
+    payloads: Arc<change_payloads::ChangePayloads>,
 }
 
 impl Store {
@@ -259,6 +262,7 @@ impl Store {
             cache: Arc::new(contact_cache::ContactCache::new(
                 settings.memory.contact_cache_bytes,
             )),
+            payloads: Arc::default(),
         })
     }
 

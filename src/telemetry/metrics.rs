@@ -49,6 +49,7 @@ pub struct Metrics {
     webhook_attempts: Family<KindLabel, Counter>,
     index_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     index_lag_changes: Gauge,
+    index_states: Family<KindLabel, Gauge>,
     /// Serialises rendering (the registry is encoded as a whole).
     render_lock: Mutex<()>,
     /// Operation names seen, bounded: clients choose them, labels must stay few.
@@ -131,6 +132,12 @@ impl Metrics {
             "Change-log entries not yet in the segment index (at the last scrape)",
             index_lag_changes.clone(),
         );
+        let index_states = Family::<KindLabel, Gauge>::default();
+        registry.register(
+            "index_states",
+            "Contact states the indexer applied since start, by source: payload (handed over by this instance's writes) or store (read back) (at the last scrape)",
+            index_states.clone(),
+        );
         Self {
             registry,
             request_duration,
@@ -142,6 +149,7 @@ impl Metrics {
             webhook_attempts,
             index_lag_seconds,
             index_lag_changes,
+            index_states,
             render_lock: Mutex::new(()),
             operations: Mutex::default(),
         }
@@ -237,6 +245,17 @@ impl Metrics {
             .set(i64::try_from(changes).unwrap_or(i64::MAX));
     }
 
+    /// Sets how many contact states the indexer applied from payloads and from the store.
+    pub fn index_states(&self, from_payload: u64, read_back: u64) {
+        for (kind, value) in [("payload", from_payload), ("store", read_back)] {
+            self.index_states
+                .get_or_create(&KindLabel {
+                    kind: kind.to_owned(),
+                })
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Every metric in the OpenMetrics text format.
     pub fn render(&self) -> String {
         let _guard = self
@@ -263,6 +282,7 @@ mod tests {
         metrics.import_rows("created", 7);
         metrics.rate_limited("address");
         metrics.index_lag(0.25, 3);
+        metrics.index_states(7, 2);
         let text = metrics.render();
         assert!(
             text.contains("qwry_http_responses_total{route=\"/graphql\",status=\"200\"} 2"),
@@ -280,5 +300,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("qwry_index_lag_changes 3"), "{text}");
+        assert!(
+            text.contains("qwry_index_states{kind=\"payload\"} 7"),
+            "{text}"
+        );
     }
 }

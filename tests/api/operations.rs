@@ -54,6 +54,9 @@ async fn metrics_count_a_known_sequence_of_requests() {
         )
         .await;
     assert_eq!(report["created"], 2);
+    // Once the index has the rows, the indexer took their states from the import's own writes.
+    app.post_json(json!({ "query": "{ contacts(segment: \"plan exists\", first: 0, consistency: LATEST) { totalCount } }" }))
+        .await;
     let after = metrics().await;
 
     let delta = |key: &str| sample(&after, key) - sample(&before, key);
@@ -72,6 +75,10 @@ async fn metrics_count_a_known_sequence_of_requests() {
     );
     assert_eq!(delta("qwry_import_rows_total{kind=\"created\"}"), 2.0);
     assert_eq!(delta("qwry_import_rows_total{kind=\"failed\"}"), 1.0);
+    assert!(
+        delta("qwry_index_states{kind=\"payload\"}") >= 2.0,
+        "{after}"
+    );
     assert!(delta("qwry_segment_evaluation_seconds_count{kind=\"page\"}") >= 3.0);
     for name in [
         "qwry_index_lag_seconds",

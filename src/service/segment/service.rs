@@ -402,6 +402,11 @@ impl SegmentService {
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
+    /// How many contact states the indexer applied since start, by where they came from.
+    pub fn index_state_sources(&self) -> crate::service::indexer::StateSources {
+        self.indexer.state_sources()
+    }
+
     /// How current the index is, as far as `workspace` is concerned.
     pub async fn index_status(&self, workspace: &WorkspaceId) -> Result<IndexStatus, ServiceError> {
         self.indexer
