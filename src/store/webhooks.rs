@@ -347,13 +347,22 @@ impl Store {
         Ok(deleted.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
 
-    /// Writes a delivery as it stands after an attempt (or enqueues a new one).
+    /// Stores a new delivery as it stands (a test delivery, tried once when it is made).
     pub async fn save_delivery(&self, delivery: &WebhookDelivery) -> Result<(), StoreError> {
-        self.save_deliveries(std::slice::from_ref(delivery)).await
+        self.db
+            .query("CREATE $record.id CONTENT $record RETURN NONE")
+            .bind(("record", DeliveryRecord::of(delivery)))
+            .await
+            .and_then(|response| response.check())
+            .map(|_| ())
+            .map_err(StoreError::from_surreal)
     }
 
-    /// Writes deliveries as they stand after their attempts, in one transaction.
-    pub async fn save_deliveries(&self, deliveries: &[WebhookDelivery]) -> Result<(), StoreError> {
+    /// Writes enqueued deliveries as they stand after their attempts, in one transaction; a
+    /// delivery no longer stored (its endpoint deleted meanwhile) stays gone. `UPDATE`, not
+    /// `UPSERT`: on SurrealDB 3.3 an `UPSERT` of a record whose indexed status changes costs
+    /// about five times as much (1,000 outcomes: 1.0 s against 0.2 s).
+    pub async fn save_attempts(&self, deliveries: &[WebhookDelivery]) -> Result<(), StoreError> {
         if deliveries.is_empty() {
             return Ok(());
         }
@@ -361,7 +370,7 @@ impl Store {
         self.db
             .query(
                 "BEGIN; \
-                 FOR $record IN $records { UPSERT $record.id CONTENT $record RETURN NONE; }; \
+                 FOR $record IN $records { UPDATE $record.id CONTENT $record RETURN NONE; }; \
                  COMMIT;",
             )
             .bind(("records", records))

@@ -131,10 +131,13 @@ impl Dispatcher {
     /// One round of `hook`'s queue: its due heads sent side by side, their outcomes saved in
     /// one transaction. Returns how many were sent and when the next not yet due comes due.
     async fn round_of(&self, hook: &Webhook) -> Result<(usize, Option<DateTime<Utc>>), StoreError> {
+        let started = std::time::Instant::now();
         let pending = self
             .store
             .pending_deliveries(&hook.workspace, &hook.id, ROUND_SIZE)
             .await?;
+        let read = started.elapsed();
+        let pending_read = pending.len();
         let (heads, next_due) = due_heads(pending, Utc::now());
         if heads.is_empty() {
             return Ok((0, next_due));
@@ -162,10 +165,19 @@ impl Dispatcher {
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
+        let sent = started.elapsed();
         let gone = settled.iter().any(|(_, attempt)| *attempt == Attempt::Gone);
         let deliveries: Vec<WebhookDelivery> =
             settled.into_iter().map(|(delivery, _)| delivery).collect();
-        self.store.save_deliveries(&deliveries).await?;
+        self.store.save_attempts(&deliveries).await?;
+        tracing::debug!(
+            pending = pending_read,
+            sent = deliveries.len(),
+            read_ms = read.as_millis(),
+            send_ms = (sent - read).as_millis(),
+            save_ms = (started.elapsed() - sent).as_millis(),
+            "webhook round"
+        );
         if gone {
             self.store
                 .disable_webhook(hook, Utc::now(), "the endpoint answered 410 Gone")
