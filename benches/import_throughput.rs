@@ -11,7 +11,8 @@
 //! the end-to-end run as the service does it: the indexer follows the import concurrently, and
 //! the clock stops when the last row is searchable. Each run prints wall time, rows/s and the
 //! process's CPU time per row; not a criterion loop (one import of 1M rows takes minutes).
-//! Run: `cargo bench --bench import_throughput` (add `QWRY_BENCH_CONTACTS=1000000` for 1M).
+//! Run: `cargo bench --bench import_throughput` (add `QWRY_BENCH_CONTACTS=1000000` for 1M;
+//! `RUST_LOG=qwry_contacts::service::indexer=debug` prints each indexer step).
 
 #[allow(dead_code)]
 mod data;
@@ -94,7 +95,10 @@ fn main() {
     // spans off (without one, SurrealDB formats every key it reads for spans nobody records).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
         .init();
     qwry_contacts::huge_pages::turn_off_transparent_huge_pages();
     let size: usize = std::env::var("QWRY_BENCH_CONTACTS")

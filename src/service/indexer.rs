@@ -52,6 +52,13 @@ const BACKLOG_READ: usize = 100_000;
 const REBUILD_PAGE: usize = 5_000;
 /// How long the indexer lets writes accumulate after being woken, so bursts share a commit.
 pub const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(100);
+/// A step whose entries name this many contacts each on average comes from bulk writes (an
+/// import commits hundreds of rows per entry; API writes name one or two contacts).
+const BULK_CONTACTS_PER_ENTRY: usize = 50;
+/// How long the indexer lets bulk writes accumulate after a bulk step, so that an import is
+/// indexed in a few large commits instead of one small commit per transaction (each commit
+/// writes a tantivy segment that merges then rewrite); rows stay searchable within a second.
+const BULK_DELAY: Duration = Duration::from_millis(500);
 /// How often the indexer looks for changes without being woken (other writers, missed wakes).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// The same in a shared log, where other instances' writes wake nothing here: so that they are
@@ -170,6 +177,8 @@ pub struct Indexer {
     sources: Mutex<StateSources>,
     /// Entries applied per step at most.
     batch_size: usize,
+    /// Whether the last step applied bulk writes (see [`BULK_CONTACTS_PER_ENTRY`]).
+    bulk_step: std::sync::atomic::AtomicBool,
 }
 
 /// Who reads the change log.
@@ -213,6 +222,7 @@ impl Indexer {
             removals: Mutex::default(),
             sources: Mutex::default(),
             batch_size: BATCH_SIZE,
+            bulk_step: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -387,6 +397,10 @@ impl Indexer {
             totals.from_payload += sources.from_payload;
             totals.read_back += sources.read_back;
         }
+        self.bulk_step.store(
+            changes.len() >= BULK_CONTACTS_PER_ENTRY * pending.len(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let read = started.elapsed();
         if let Some(engine) = engine {
             engine.before_batch(pending, &changes).await?;
@@ -644,7 +658,15 @@ impl Indexer {
                 )));
             }
             match self.try_apply_next().await {
-                Ok(applied) => busy = applied > 0,
+                Ok(applied) => {
+                    busy = applied > 0;
+                    if busy && self.bulk_step.load(std::sync::atomic::Ordering::Relaxed) {
+                        tokio::select! {
+                            () = tokio::time::sleep(BULK_DELAY) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                    }
+                }
                 Err(error) => {
                     warn!(%error, "indexing failed; retrying");
                     busy = false;

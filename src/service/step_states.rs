@@ -60,9 +60,9 @@ pub struct StateSources {
     pub read_back: usize,
 }
 
-/// The index changes of `pending` (one per contact an entry names, in entry order) and where
-/// their states came from. `read_from` is the watermark the step read from: entries keyed
-/// below it are late.
+/// The index changes of `pending` (one per contact its entries name, in the order they first
+/// name it) and where their states came from. `read_from` is the watermark the step read
+/// from: entries keyed below it are late.
 pub async fn resolve(
     store: &Store,
     index: &Arc<SegmentIndex>,
@@ -113,7 +113,7 @@ pub async fn resolve(
         payload_states.remove(&key);
         to_read.insert(key);
     }
-    let read_back = read_back(store, &to_read).await?;
+    let mut read_back = read_back(store, &to_read).await?;
     let removed_at = change_key_at(Utc::now());
     if let Ok(mut removals) = removals.lock() {
         for key in &to_read {
@@ -127,13 +127,19 @@ pub async fn resolve(
         read_back: to_read.len(),
     };
     let mut changes = Vec::new();
+    let mut emitted = HashSet::new();
     for change in pending {
         for id in &change.contacts {
             let key = (change.workspace.clone(), *id);
-            let state = payload_states.get(&key).or_else(|| read_back.get(&key));
+            if !emitted.insert(key.clone()) {
+                continue;
+            }
+            let state = payload_states
+                .remove(&key)
+                .or_else(|| read_back.remove(&key));
             changes.push(match state {
-                Some(contact) => IndexChange::upsert(contact.clone()),
-                None => IndexChange::Remove(change.workspace.clone(), *id),
+                Some(contact) => IndexChange::upsert(contact),
+                None => IndexChange::Remove(key.0, key.1),
             });
         }
     }

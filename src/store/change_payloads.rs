@@ -10,7 +10,7 @@
 //! `service::indexer`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::contact_cache::contact_bytes;
 use crate::domain::Contact;
@@ -36,7 +36,7 @@ impl Default for ChangePayloads {
 #[derive(Debug, Default)]
 struct Kept {
     /// Each entry's states and their estimated bytes.
-    by_key: BTreeMap<String, (Arc<[Contact]>, u64)>,
+    by_key: BTreeMap<String, (Vec<Contact>, u64)>,
     bytes: u64,
 }
 
@@ -62,13 +62,13 @@ impl ChangePayloads {
             return;
         }
         kept.bytes += bytes;
-        if let Some((_, replaced)) = kept.by_key.insert(key, (contacts.into(), bytes)) {
+        if let Some((_, replaced)) = kept.by_key.insert(key, (contacts, bytes)) {
             kept.bytes -= replaced;
         }
     }
 
     /// Takes what the entry `key` committed, if it is kept.
-    pub(super) fn take(&self, key: &str) -> Option<Arc<[Contact]>> {
+    pub(super) fn take(&self, key: &str) -> Option<Vec<Contact>> {
         let mut kept = self.kept.lock().ok()?;
         let (taken, bytes) = kept.by_key.remove(key)?;
         kept.bytes -= bytes;

@@ -4,8 +4,6 @@
 //! the background; applying "index the current state of contact X" twice gives the same index,
 //! so whatever a crash leaves unsure is simply applied again.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use surrealdb::types::{RecordId, SurrealValue};
 use ulid::Ulid;
@@ -169,7 +167,7 @@ impl Store {
 
     /// Takes the contact states this process committed with the entry `key`, if still kept
     /// (see [`super::change_payloads`]).
-    pub fn take_change_payload(&self, key: &str) -> Option<Arc<[Contact]>> {
+    pub fn take_change_payload(&self, key: &str) -> Option<Vec<Contact>> {
         self.payloads.take(key)
     }
 
