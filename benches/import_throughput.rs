@@ -4,7 +4,8 @@
 //!
 //! Data: `benches/data` (seed 42, 20 custom attributes), written as NDJSON with an external id
 //! per row; `QWRY_BENCH_CONTACTS` rows (default 100000). The baseline inserts those rows as bare
-//! SurrealDB documents (one writer, then two). The store share is the import job (parse,
+//! SurrealDB documents (one writer, then two), and as the service's three documents per row
+//! without the service (two writers). The store share is the import job (parse,
 //! validate, batches of 500 rows with identities and the change log, each committed as one
 //! transaction per core); the index share is the indexer replaying that change log into tantivy,
 //! as the service does after a crash. Then a re-import of the same file (nothing changes), and
@@ -132,13 +133,32 @@ fn main() {
         //    with one writer and with two writers in parallel (the machine's two cores).
         for writers in [1, 2] {
             let clock = Clock::start();
-            bare_surrealdb_insert(&dir.path().join(format!("bare-{writers}")), &file, writers)
-                .await;
+            bare_surrealdb_insert(
+                &dir.path().join(format!("bare-{writers}")),
+                &file,
+                writers,
+                Documents::One,
+            )
+            .await;
             eprintln!(
                 "baseline, bare SurrealDB with {writers} writer(s): {size} rows as one document each, {}",
                 clock.report(size)
             );
         }
+        // 0b. The service's data model without the service: each row as its contact and its
+        //     two identity records (external id, email), two writers.
+        let clock = Clock::start();
+        bare_surrealdb_insert(
+            &dir.path().join("bare-model"),
+            &file,
+            2,
+            Documents::WithIdentities,
+        )
+        .await;
+        eprintln!(
+            "baseline, bare SurrealDB with 2 writer(s): {size} rows as the service's three documents each, {}",
+            clock.report(size)
+        );
 
         // 1. The shares, one after the other: the import alone, then the indexer catching up.
         let shares = Target::open(&dir.path().join("shares"), &workspace, Duration::ZERO).await;
@@ -199,21 +219,35 @@ fn main() {
     });
 }
 
-/// The store's ceiling for this data: each NDJSON row inserted as one SurrealDB document into
-/// a RocksDB store of its own, 500 rows per transaction, with the unique (workspace,
-/// external_id) index the service also keeps; no identities, no reads, no change log, no
-/// validation. `writers` tasks insert disjoint chunks in parallel.
-async fn bare_surrealdb_insert(dir: &Path, file: &Path, writers: usize) {
+/// What a bare baseline writes per row.
+#[derive(Clone, Copy)]
+enum Documents {
+    /// The row as one document, with a unique (workspace, external id) index.
+    One,
+    /// The row as the service's contact record (keyed by workspace and a ULID, listing its
+    /// identities) and its `EXTERNAL_ID` and `EMAIL` identity records keyed by their value,
+    /// which is what makes them unique; no contact index.
+    WithIdentities,
+}
+
+/// The store's ceiling for this data: each NDJSON row inserted as SurrealDB documents (see
+/// [`Documents`]) into a RocksDB store of its own, 500 rows per transaction; no reads, no
+/// change log, no validation. `writers` tasks insert disjoint chunks in parallel.
+async fn bare_surrealdb_insert(dir: &Path, file: &Path, writers: usize, documents: Documents) {
     use std::io::BufRead;
     let db = surrealdb::engine::any::connect(format!("rocksdb://{}", dir.display()))
         .await
         .unwrap();
     db.use_ns("bench").use_db("bench").await.unwrap();
-    db.query("DEFINE TABLE contact SCHEMALESS; DEFINE INDEX contact_external_id ON contact FIELDS workspace, externalId UNIQUE;")
-        .await
-        .unwrap()
-        .check()
-        .unwrap();
+    let schema = match documents {
+        Documents::One => {
+            "DEFINE TABLE contact SCHEMALESS; DEFINE INDEX contact_external_id ON contact FIELDS workspace, externalId UNIQUE;"
+        }
+        Documents::WithIdentities => {
+            "DEFINE TABLE contact SCHEMALESS; DEFINE TABLE contact_identity SCHEMALESS;"
+        }
+    };
+    db.query(schema).await.unwrap().check().unwrap();
     let (sender, receiver) = async_channel(writers);
     let tasks: Vec<_> = (0..writers)
         .map(|_| {
@@ -224,12 +258,21 @@ async fn bare_surrealdb_insert(dir: &Path, file: &Path, writers: usize) {
                     let Some(rows) = receiver.lock().await.recv().await else {
                         return;
                     };
-                    db.query("INSERT INTO contact $rows RETURN NONE")
-                        .bind(("rows", serde_json::Value::Array(rows)))
-                        .await
-                        .unwrap()
-                        .check()
-                        .unwrap();
+                    let query = match documents {
+                        Documents::One => db
+                            .query("INSERT INTO contact $rows RETURN NONE")
+                            .bind(("rows", serde_json::Value::Array(rows))),
+                        Documents::WithIdentities => {
+                            let (rows, identities) = with_identities(rows);
+                            db.query(
+                                "BEGIN; INSERT INTO contact $rows RETURN NONE; \
+                                 INSERT INTO contact_identity $identities RETURN NONE; COMMIT;",
+                            )
+                            .bind(("rows", rows))
+                            .bind(("identities", identities))
+                        }
+                    };
+                    query.await.unwrap().check().unwrap();
                 }
             })
         })
@@ -253,6 +296,38 @@ async fn bare_surrealdb_insert(dir: &Path, file: &Path, writers: usize) {
     for task in tasks {
         task.await.unwrap();
     }
+}
+
+/// `rows` as contact records keyed by (workspace, ULID) listing their identities, and those
+/// identities' records keyed by (workspace, kind, value).
+fn with_identities(rows: Chunk) -> (serde_json::Value, serde_json::Value) {
+    let mut contacts = Vec::with_capacity(rows.len());
+    let mut identities = Vec::with_capacity(rows.len() * 2);
+    for mut row in rows {
+        let id = ulid::Ulid::new().to_string();
+        let object = row.as_object_mut().unwrap();
+        let mut listed = Vec::new();
+        for (kind, field) in [("EXTERNAL_ID", "externalId"), ("EMAIL", "email")] {
+            let Some(value) = object.get(field).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let entry = serde_json::json!({
+                "kind": kind, "value": value, "provenance": "IMPORT", "created_at": "2026-12-05T00:00:00Z"
+            });
+            identities.push(serde_json::json!({
+                "id": ["bench", kind, value], "workspace": "bench", "kind": kind, "value": value,
+                "contact": id, "provenance": "IMPORT", "created_at": "2026-12-05T00:00:00Z"
+            }));
+            listed.push(entry);
+        }
+        object.insert("id".into(), serde_json::json!(["bench", id]));
+        object.insert("identities".into(), serde_json::Value::Array(listed));
+        contacts.push(row);
+    }
+    (
+        serde_json::Value::Array(contacts),
+        serde_json::Value::Array(identities),
+    )
 }
 
 type Chunk = Vec<serde_json::Value>;
