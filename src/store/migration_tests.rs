@@ -265,3 +265,55 @@ async fn a_new_store_starts_current_and_a_newer_one_is_refused() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn field_sources_of_an_older_record_are_read_and_rewritten_as_one_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = unpacked_fixture(dir.path(), 2);
+    let store = Store::connect(&settings).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    let ada = contact_id(&store, "u1").await;
+    let raw_sources = |store: &Store| {
+        let store = store.clone();
+        async move {
+            let mut response = store
+                .db
+                .query(
+                    "SELECT VALUE [type::is_string(sources), field_sources != NONE] FROM ONLY $key",
+                )
+                .bind(("key", super::records::contact_key(&workspace(), &ada)))
+                .await
+                .unwrap();
+            let shape: Vec<bool> = response.take(0).unwrap();
+            shape
+        }
+    };
+    assert_eq!(
+        raw_sources(&store).await,
+        [false, true],
+        "the fixture's map"
+    );
+    let mut contact = store
+        .fresh_contacts_by_ids(&workspace(), &[ada])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        !contact.field_sources.is_empty(),
+        "the sources are read from the older map"
+    );
+    let sources = contact.field_sources.clone();
+    let expected = contact.revision;
+    contact.revision += 1;
+    let mut batch = WriteBatch::new(&workspace());
+    batch.replace_contact(&mut contact, expected);
+    store.commit(batch).await.unwrap();
+    assert_eq!(raw_sources(&store).await, [true, false], "one string now");
+    let reread = store
+        .fresh_contacts_by_ids(&workspace(), &[ada])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(reread.field_sources, sources);
+    store.close().await;
+}

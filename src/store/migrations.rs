@@ -14,6 +14,10 @@
 //! 3. no unique index on the contacts' external ids (`contact_external_id`): an external id is
 //!    unique through its identity record, which every write of one creates in its transaction
 //!    (the migration creates the record for any contact that lacks it).
+//! 4. a contact's field sources kept as one JSON string (`sources`) instead of a map of one
+//!    value per field (`field_sources`). Records are not rewritten: reads take either, and
+//!    each contact's next write stores the new form. The version keeps an older release,
+//!    which would read no sources from a rewritten contact, off the store.
 
 use std::collections::HashMap;
 
@@ -28,7 +32,7 @@ use super::{Store, StoreError, WriteBatch};
 use crate::domain::{ContactId, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceId};
 
 /// The schema version this release writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// Contacts migrated per transaction.
 const PAGE: usize = 500;
 const VERSION_TABLE: &str = "schema_version";
@@ -140,6 +144,9 @@ impl Store {
                 &format!("REMOVE INDEX IF EXISTS {EXTERNAL_ID_INDEX} ON {CONTACT_TABLE};"),
             )
             .await?;
+        }
+        if from <= 3 {
+            self.finish_migration(4, "").await?;
         }
         Ok(Migrated::Current { from })
     }

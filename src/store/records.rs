@@ -78,8 +78,13 @@ pub(super) struct ContactRecord {
     revision: i64,
     created_by: Option<String>,
     updated_by: Option<String>,
-    /// Field key to provenance (storage spelling); absent in records written before sources.
+    /// Field key to provenance (storage spelling), as written by schema versions 1-3: one
+    /// SurrealDB value per field. Read when `sources` is absent; never written now.
     field_sources: Option<BTreeMap<String, String>>,
+    /// The same map as one JSON string (`{"email":"import",...}`): SurrealDB stores, merges
+    /// and serializes a record value by value, and the map's twenty-odd values cost about as
+    /// much again as the rest of an imported contact (see BENCHMARKS.md).
+    sources: Option<String>,
     verification: Option<VerificationRecord>,
     /// Absent in records written before conversations were recorded.
     conversation_count: Option<i64>,
@@ -152,13 +157,8 @@ impl ContactRecord {
             revision: i64::try_from(contact.revision).unwrap_or(i64::MAX),
             created_by: contact.written_by.as_ref().map(|w| w.created_by.clone()),
             updated_by: contact.written_by.as_ref().map(|w| w.updated_by.clone()),
-            field_sources: Some(
-                contact
-                    .field_sources
-                    .iter()
-                    .map(|(key, provenance)| (key.clone(), provenance.as_str().to_owned()))
-                    .collect(),
-            ),
+            field_sources: None,
+            sources: Some(encode_sources(&contact.field_sources)),
             verification: contact
                 .verification
                 .as_ref()
@@ -207,9 +207,12 @@ impl ContactRecord {
             attributes,
             last_seen_at: self.last_seen_at,
         };
-        let field_sources = self
-            .field_sources
-            .unwrap_or_default()
+        let stored_sources = match self.sources {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("field sources of contact {id}: {e}")))?,
+            None => self.field_sources.unwrap_or_default(),
+        };
+        let field_sources = stored_sources
             .into_iter()
             .map(|(key, raw)| {
                 let provenance = Provenance::from_storage(&raw).ok_or_else(|| {
@@ -361,4 +364,13 @@ impl AttributeRecord {
             created_at: self.created_at,
         })
     }
+}
+
+/// `sources` as the JSON string kept in a contact record's `sources`.
+fn encode_sources(sources: &crate::domain::FieldSources) -> String {
+    let spelled: BTreeMap<&str, &str> = sources
+        .iter()
+        .map(|(key, provenance)| (key.as_str(), provenance.as_str()))
+        .collect();
+    serde_json::to_string(&spelled).unwrap_or_else(|_| "{}".to_owned())
 }
