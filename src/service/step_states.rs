@@ -86,19 +86,19 @@ pub async fn resolve(
             );
             continue;
         };
-        let by_id: HashMap<ContactId, &Contact> = payload
-            .iter()
+        let mut by_id: HashMap<ContactId, Contact> = payload
+            .into_iter()
             .map(|contact| (contact.id, contact))
             .collect();
         for id in &change.contacts {
             let key = (change.workspace.clone(), *id);
-            match by_id.get(id) {
+            match by_id.remove(id) {
                 Some(state) => {
                     let newer = payload_states
                         .get(&key)
                         .is_none_or(|kept| kept.revision < state.revision);
                     if newer {
-                        payload_states.insert(key, (*state).clone());
+                        payload_states.insert(key, state);
                     }
                 }
                 None => {
@@ -108,8 +108,7 @@ pub async fn resolve(
         }
     }
     payload_states.retain(|key, _| !to_read.contains(key));
-    let unsafe_payloads = unsafe_payloads(index, removals, &payload_states).await?;
-    for key in unsafe_payloads {
+    for key in refused_payloads(index, removals, &payload_states).await? {
         payload_states.remove(&key);
         to_read.insert(key);
     }
@@ -148,7 +147,7 @@ pub async fn resolve(
 
 /// The payload states that must not be applied: not newer than the indexed document, or of a
 /// contact without a document that a step removed recently.
-async fn unsafe_payloads(
+async fn refused_payloads(
     index: &Arc<SegmentIndex>,
     removals: &Mutex<RecentRemovals>,
     states: &HashMap<ContactKey, Contact>,
