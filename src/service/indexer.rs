@@ -177,8 +177,15 @@ pub struct Indexer {
     sources: Mutex<StateSources>,
     /// Entries applied per step at most.
     batch_size: usize,
-    /// Whether the last step applied bulk writes (see [`BULK_CONTACTS_PER_ENTRY`]).
-    bulk_step: std::sync::atomic::AtomicBool,
+}
+
+/// What one step applied.
+#[derive(Debug, Clone, Copy, Default)]
+struct Step {
+    /// Change-log entries.
+    entries: usize,
+    /// Whether they came from bulk writes (see [`BULK_CONTACTS_PER_ENTRY`]).
+    bulk: bool,
 }
 
 /// Who reads the change log.
@@ -222,7 +229,6 @@ impl Indexer {
             removals: Mutex::default(),
             sources: Mutex::default(),
             batch_size: BATCH_SIZE,
-            bulk_step: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -361,6 +367,11 @@ impl Indexer {
     /// engine attached, the step also records membership changes (time transitions too, so
     /// it runs the engine even when nothing is pending).
     pub async fn try_apply_next(&self) -> Result<usize, IndexerError> {
+        self.step().await.map(|step| step.entries)
+    }
+
+    /// [`Self::try_apply_next`], saying whether the step applied bulk writes.
+    async fn step(&self) -> Result<Step, IndexerError> {
         let _step = self.step_lock.lock().await;
         let started = Instant::now();
         let read_at = Utc::now();
@@ -383,7 +394,7 @@ impl Indexer {
             // Nothing to commit: the watermark moves in memory (the next commit records it).
             self.lock_cursor()?.applied(&batch);
             self.forget_below_watermark()?;
-            return Ok(0);
+            return Ok(Step::default());
         }
         let (changes, sources) = step_states::resolve(
             &self.store,
@@ -397,10 +408,7 @@ impl Indexer {
             totals.from_payload += sources.from_payload;
             totals.read_back += sources.read_back;
         }
-        self.bulk_step.store(
-            changes.len() >= BULK_CONTACTS_PER_ENTRY * pending.len(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        let bulk = changes.len() >= BULK_CONTACTS_PER_ENTRY * pending.len();
         let read = started.elapsed();
         if let Some(engine) = engine {
             engine.before_batch(pending, &changes).await?;
@@ -437,7 +445,10 @@ impl Indexer {
             total_ms = started.elapsed().as_millis(),
             "indexer step"
         );
-        Ok(pending.len())
+        Ok(Step {
+            entries: pending.len(),
+            bulk,
+        })
     }
 
     /// Drops what only entries below the watermark could still need: their payloads (a late
@@ -657,10 +668,10 @@ impl Indexer {
                     retention,
                 )));
             }
-            match self.try_apply_next().await {
-                Ok(applied) => {
-                    busy = applied > 0;
-                    if busy && self.bulk_step.load(std::sync::atomic::Ordering::Relaxed) {
+            match self.step().await {
+                Ok(step) => {
+                    busy = step.entries > 0;
+                    if step.bulk {
                         tokio::select! {
                             () = tokio::time::sleep(BULK_DELAY) => {}
                             _ = shutdown.changed() => {}

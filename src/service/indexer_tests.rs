@@ -39,7 +39,12 @@ fn over(store: &Store, index: &Arc<SegmentIndex>) -> Indexer {
     .unwrap()
 }
 
-async fn create(store: &Store, workspace: &WorkspaceId, late_by: Option<chrono::Duration>) {
+/// A new contact, committed; its change-log key taken `late_by` ago when given.
+async fn create(
+    store: &Store,
+    workspace: &WorkspaceId,
+    late_by: Option<chrono::Duration>,
+) -> Contact {
     let mut contact = Contact::new(workspace.clone(), ContactFields::default(), Utc::now());
     let mut batch = WriteBatch::new(workspace);
     batch.create_contact(&mut contact);
@@ -47,6 +52,7 @@ async fn create(store: &Store, workspace: &WorkspaceId, late_by: Option<chrono::
         batch = batch.keyed_at(Utc::now() - late_by);
     }
     store.commit(batch).await.unwrap();
+    contact
 }
 
 #[tokio::test]
@@ -289,14 +295,6 @@ async fn rename(
     store.commit(batch).await.unwrap();
 }
 
-async fn created(store: &Store, workspace: &WorkspaceId) -> Contact {
-    let mut contact = Contact::new(workspace.clone(), ContactFields::default(), Utc::now());
-    let mut batch = WriteBatch::new(workspace);
-    batch.create_contact(&mut contact);
-    store.commit(batch).await.unwrap();
-    contact
-}
-
 fn indexed_revision(index: &SegmentIndex, contact: &Contact) -> Option<u64> {
     index
         .indexed_revisions(&contact.workspace, &[contact.id])
@@ -311,8 +309,8 @@ async fn written_states_reach_the_index_without_reading_the_contacts_back() {
     let indexer = over(&store, &index);
     indexer.ensure_built().await.unwrap();
     let workspace = WorkspaceId::from_trusted("acme".to_owned());
-    let mut first = created(&store, &workspace).await;
-    let second = created(&store, &workspace).await;
+    let mut first = create(&store, &workspace, None).await;
+    let second = create(&store, &workspace, None).await;
     rename(&store, &mut first, "Ada", None).await;
     indexer.catch_up().await.unwrap();
     let sources = indexer.state_sources();
@@ -341,7 +339,7 @@ async fn an_older_state_keyed_after_a_newer_one_never_replaces_it() {
     let indexer = over(&store, &index).with_batch_size(1);
     indexer.ensure_built().await.unwrap();
     let workspace = WorkspaceId::from_trusted("acme".to_owned());
-    let mut contact = created(&store, &workspace).await;
+    let mut contact = create(&store, &workspace, None).await;
     indexer.catch_up().await.unwrap();
     rename(&store, &mut contact, "second", None).await;
     // Commits after "second" but took its key a second earlier: key order puts it first.
@@ -369,7 +367,7 @@ async fn a_contact_deleted_under_an_earlier_key_is_not_brought_back_by_its_creat
     let indexer = over(&store, &index).with_batch_size(1);
     indexer.ensure_built().await.unwrap();
     let workspace = WorkspaceId::from_trusted("acme".to_owned());
-    let contact = created(&store, &workspace).await;
+    let contact = create(&store, &workspace, None).await;
     // Deleted after its creation committed, under a key taken a second before it.
     let mut batch = WriteBatch::new(&workspace).keyed_at(Utc::now() - chrono::Duration::seconds(1));
     batch.delete_contact(&contact.id, Some(contact.revision));

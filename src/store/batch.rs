@@ -421,7 +421,7 @@ impl Store {
                 Some(at) => change.keyed_at(at),
                 None => change,
             };
-            committed_key = Some(change.key());
+            committed_key = Some(change.key()?);
             let key = batch.bind(change.id());
             let record = batch.bind(change);
             batch

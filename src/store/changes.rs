@@ -71,19 +71,16 @@ impl ChangeRecord {
         self.id.clone()
     }
 
-    /// The entry's key.
-    pub(super) fn key(&self) -> String {
+    /// The entry's key (a ULID string, as [`Self::new`] makes it).
+    pub(super) fn key(&self) -> Result<String, StoreError> {
         match &self.id.key {
-            surrealdb::types::RecordIdKey::String(key) => key.clone(),
-            other => format!("{other:?}"),
+            surrealdb::types::RecordIdKey::String(key) => Ok(key.clone()),
+            other => Err(StoreError::Corrupt(format!("change key {other:?}"))),
         }
     }
 
     fn into_change(self) -> Result<Change, StoreError> {
-        let key = match &self.id.key {
-            surrealdb::types::RecordIdKey::String(key) => key.clone(),
-            other => return Err(StoreError::Corrupt(format!("change key {other:?}"))),
-        };
+        let key = self.key()?;
         let contacts = self
             .contacts
             .iter()
