@@ -317,3 +317,54 @@ async fn field_sources_of_an_older_record_are_read_and_rewritten_as_one_value() 
     assert_eq!(reread.field_sources, sources);
     store.close().await;
 }
+
+#[tokio::test]
+async fn webhook_deliveries_of_a_version_4_store_reach_the_outbox_lanes_without_the_status_index() {
+    use crate::domain::DeliveryStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = unpacked_fixture(dir.path(), 4);
+    let store = Store::connect_unmigrated(&settings).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 4);
+    let index = "webhook_delivery_pending";
+    assert!(table_info(&store, "webhook_delivery").await.contains(index));
+
+    let migrated = store.migrate(MigrationLimits::default()).await.unwrap();
+    assert_eq!(migrated, Migrated::Current { from: 4 });
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert!(
+        !table_info(&store, "webhook_delivery").await.contains(index),
+        "the status index is gone"
+    );
+
+    let hook = store.webhooks(&workspace()).await.unwrap().remove(0);
+    let log = store
+        .webhook_deliveries(&workspace(), &hook.id, None, 100)
+        .await
+        .unwrap();
+    let pending = |attempted: bool| {
+        log.iter()
+            .any(|d| d.status == DeliveryStatus::Pending && (d.attempts > 0) == attempted)
+    };
+    assert!(
+        pending(true),
+        "the fixture holds a refused delivery: {log:#?}"
+    );
+    assert!(pending(false), "and one waiting behind it: {log:#?}");
+    let mut waiting: Vec<String> = log
+        .iter()
+        .filter(|d| d.status == DeliveryStatus::Pending)
+        .map(|d| d.id.clone())
+        .collect();
+    waiting.sort();
+
+    // Without a cursor, the endpoint's log is the fresh lane from its start.
+    let read = store
+        .read_outbox(&workspace(), &hook.id, 100)
+        .await
+        .unwrap();
+    assert!(read.retrying.is_empty());
+    let fresh: Vec<String> = read.fresh.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(fresh, waiting);
+    assert_eq!(read.read_through.as_ref(), waiting.last());
+    store.close().await;
+}

@@ -18,6 +18,10 @@
 //!    value per field (`field_sources`). Records are not rewritten: reads take either, and
 //!    each contact's next write stores the new form. The version keeps an older release,
 //!    which would read no sources from a rewritten contact, off the store.
+//! 5. the webhook outbox read through a cursor and a retry lane (`outbox`); the index on the
+//!    deliveries' status (`webhook_delivery_pending`) is gone. Nothing is rewritten: an
+//!    endpoint without a cursor reads its log from the start once, and its pending deliveries
+//!    join the lanes as they are found.
 
 use std::collections::HashMap;
 
@@ -32,7 +36,7 @@ use super::{Store, StoreError, WriteBatch};
 use crate::domain::{ContactId, Identity, IdentityKey, IdentityKind, Provenance, WorkspaceId};
 
 /// The schema version this release writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 /// Contacts migrated per transaction.
 const PAGE: usize = 500;
 const VERSION_TABLE: &str = "schema_version";
@@ -40,6 +44,8 @@ const VERSION_TABLE: &str = "schema_version";
 const OWNER_INDEX: &str = "contact_identity_owner";
 /// The contacts' unique index on external ids of version 2, removed by the migration to 3.
 const EXTERNAL_ID_INDEX: &str = "contact_external_id";
+/// The index on the webhook deliveries' status of version 4, removed by the migration to 5.
+const DELIVERY_STATUS_INDEX: &str = "webhook_delivery_pending ON webhook_delivery";
 
 /// `schema_version:store`.
 fn version_key() -> RecordId {
@@ -147,6 +153,13 @@ impl Store {
         }
         if from <= 3 {
             self.finish_migration(4, "").await?;
+        }
+        if from <= 4 {
+            self.finish_migration(
+                5,
+                &format!("REMOVE INDEX IF EXISTS {DELIVERY_STATUS_INDEX};"),
+            )
+            .await?;
         }
         Ok(Migrated::Current { from })
     }

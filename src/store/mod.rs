@@ -22,6 +22,8 @@ mod merges;
 #[cfg(test)]
 mod migration_tests;
 mod migrations;
+mod outbox;
+pub use outbox::{OutboxRead, RoundOutcome};
 mod records;
 mod schema;
 mod segments;

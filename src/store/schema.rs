@@ -7,7 +7,9 @@
 //! writes of every identity and is removed from stores that had it. A contact's identities are
 //! listed on its record (schema version 2, see `migrations`), so they need no owner index. An
 //! external id is unique through its identity record; the contacts' unique index on it, which
-//! only did that job again, is gone since schema version 3.
+//! only did that job again, is gone since schema version 3. The webhook outbox is read through a
+//! cursor and a retry lane instead of an index on the deliveries' status (schema version 5, see
+//! `outbox`).
 
 /// Statements run at connect time; each is a no-op when already applied.
 pub const SCHEMA: &str = r#"
@@ -40,6 +42,7 @@ DEFINE TABLE IF NOT EXISTS schema_version SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS webhook SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS webhook_workspace ON webhook FIELDS workspace;
 DEFINE TABLE IF NOT EXISTS webhook_delivery SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS webhook_delivery_pending ON webhook_delivery FIELDS status, webhook, workspace;
+DEFINE TABLE IF NOT EXISTS webhook_retry SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS webhook_cursor SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS contact_event_contact ON contact_event FIELDS workspace, contact, at;
 "#;

@@ -1,13 +1,14 @@
 //! Webhook endpoints (`webhook:[workspace, id]`, catalogue records, the signing secret sealed
 //! when the store has an encryption key) and their deliveries
-//! (`webhook_delivery:[workspace, webhook, message id]`): the durable outbox and the delivery
-//! log in one table. Deliveries are enqueued in the transaction that records the feed entries
-//! they are about (see [`Store::record_membership_changes`]).
+//! (`webhook_delivery:[workspace, webhook, message id]`): the delivery log, which is also the
+//! durable outbox (its lanes: `outbox`). Deliveries are enqueued in the transaction that
+//! records the feed entries they are about (see [`Store::record_membership_changes`]).
 
 use chrono::{DateTime, Utc};
 use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue};
 
 use super::catalog::CatalogWrite;
+use super::outbox::{RETRY_TABLE, cursor_key, endpoint_range};
 use super::records::compound_key;
 use super::{Store, StoreError};
 use crate::domain::{
@@ -23,7 +24,11 @@ fn webhook_key(workspace: &WorkspaceId, id: &WebhookId) -> RecordId {
     compound_key(WEBHOOK_TABLE, workspace, id.as_str().to_owned())
 }
 
-fn delivery_key(workspace: &WorkspaceId, webhook: &WebhookId, message: String) -> RecordIdKey {
+pub(super) fn delivery_key(
+    workspace: &WorkspaceId,
+    webhook: &WebhookId,
+    message: String,
+) -> RecordIdKey {
     RecordIdKey::Array(Array::from(vec![
         workspace.as_str().to_owned(),
         webhook.as_str().to_owned(),
@@ -113,7 +118,7 @@ impl DeliveryRecord {
         }
     }
 
-    fn into_delivery(self) -> Result<WebhookDelivery, StoreError> {
+    pub(super) fn into_delivery(self) -> Result<WebhookDelivery, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("webhook delivery {what}"));
         let RecordIdKey::Array(parts) = &self.id.key else {
             return Err(corrupt("key"));
@@ -251,15 +256,25 @@ impl Store {
                 format!("disabled_at = disabled_at ?? {at}, disabled_reason = disabled_reason ?? {reason}")
             })
             .await?;
+        // Its pending deliveries are given up: the endpoint's range of the log, and its
+        // retry lane emptied (the dispatcher skips a disabled endpoint).
         self.db
             .query(
-                "UPDATE webhook_delivery SET status = 'FAILED', next_attempt_at = NONE, \
+                "BEGIN; \
+                 UPDATE $log SET status = 'FAILED', next_attempt_at = NONE, \
                  last_error = last_error ?? 'endpoint disabled' \
-                 WHERE status = 'PENDING' AND workspace = $workspace AND webhook = $webhook \
-                 RETURN NONE",
+                 WHERE status = 'PENDING' RETURN NONE; \
+                 DELETE $retries RETURN NONE; \
+                 COMMIT;",
             )
-            .bind(("workspace", webhook.workspace.as_str().to_owned()))
-            .bind(("webhook", webhook.id.as_str().to_owned()))
+            .bind((
+                "log",
+                endpoint_range(DELIVERY_TABLE, &webhook.workspace, &webhook.id, None),
+            ))
+            .bind((
+                "retries",
+                endpoint_range(RETRY_TABLE, &webhook.workspace, &webhook.id, None),
+            ))
             .await
             .and_then(|response| response.check())
             .map_err(StoreError::from_surreal)?;
@@ -297,39 +312,15 @@ impl Store {
         }
         let mut write = CatalogWrite::new(workspace);
         let record = write.bind(key);
-        let range = write.bind(RecordId::new(
-            DELIVERY_TABLE,
-            RecordIdKey::Range(Box::new(delivery_range(workspace, id, None))),
-        ));
+        let log = write.bind(endpoint_range(DELIVERY_TABLE, workspace, id, None));
+        let retries = write.bind(endpoint_range(RETRY_TABLE, workspace, id, None));
+        let cursor = write.bind(cursor_key(workspace, id));
         write.statement(format!("DELETE {record} RETURN NONE"));
-        write.statement(format!("DELETE {range} RETURN NONE"));
+        for outbox in [log, retries, cursor] {
+            write.statement(format!("DELETE {outbox} RETURN NONE"));
+        }
         self.commit_catalog(write).await?;
         Ok(true)
-    }
-
-    /// Up to `limit` pending deliveries of the endpoint, in message order.
-    pub async fn pending_deliveries(
-        &self,
-        workspace: &WorkspaceId,
-        id: &WebhookId,
-        limit: usize,
-    ) -> Result<Vec<WebhookDelivery>, StoreError> {
-        let mut response = self
-            .db
-            .query(
-                "SELECT * FROM webhook_delivery WHERE status = 'PENDING' AND webhook = $webhook \
-                 AND workspace = $workspace ORDER BY id LIMIT $limit",
-            )
-            .bind(("workspace", workspace.as_str().to_owned()))
-            .bind(("webhook", id.as_str().to_owned()))
-            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let records: Vec<DeliveryRecord> = response.take(0).map_err(StoreError::from_surreal)?;
-        records
-            .into_iter()
-            .map(DeliveryRecord::into_delivery)
-            .collect()
     }
 
     /// Deletes delivered and failed deliveries enqueued before `before`; returns how many.
@@ -352,28 +343,6 @@ impl Store {
         self.db
             .query("CREATE $record.id CONTENT $record RETURN NONE")
             .bind(("record", DeliveryRecord::of(delivery)))
-            .await
-            .and_then(|response| response.check())
-            .map(|_| ())
-            .map_err(StoreError::from_surreal)
-    }
-
-    /// Writes enqueued deliveries as they stand after their attempts, in one transaction; a
-    /// delivery no longer stored (its endpoint deleted meanwhile) stays gone. `UPDATE`, not
-    /// `UPSERT`: on SurrealDB 3.3 an `UPSERT` of a record whose indexed status changes costs
-    /// about five times as much (1,000 outcomes: 1.0 s against 0.2 s).
-    pub async fn save_attempts(&self, deliveries: &[WebhookDelivery]) -> Result<(), StoreError> {
-        if deliveries.is_empty() {
-            return Ok(());
-        }
-        let records: Vec<DeliveryRecord> = deliveries.iter().map(DeliveryRecord::of).collect();
-        self.db
-            .query(
-                "BEGIN; \
-                 FOR $record IN $records { UPDATE $record.id CONTENT $record RETURN NONE; }; \
-                 COMMIT;",
-            )
-            .bind(("records", records))
             .await
             .and_then(|response| response.check())
             .map(|_| ())

@@ -51,6 +51,8 @@ struct Seen {
 struct Receiver {
     secret: Mutex<Option<String>>,
     answer: Mutex<Answer>,
+    /// A contact whose messages are answered 503 whatever `answer` says.
+    refused_contact: Mutex<Option<String>>,
     seen: Mutex<Seen>,
 }
 
@@ -60,6 +62,7 @@ impl Receiver {
         let receiver = Arc::new(Self {
             secret: Mutex::new(None),
             answer: Mutex::new(answer),
+            refused_contact: Mutex::new(None),
             seen: Mutex::default(),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -112,8 +115,9 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
-    let answer = *receiver.answer.lock().unwrap();
+    let mut answer = *receiver.answer.lock().unwrap();
     let secret = receiver.secret.lock().unwrap().clone();
+    let refused_contact = receiver.refused_contact.lock().unwrap().clone();
     let mut seen = receiver.seen.lock().unwrap();
     let verified = secret.is_some_and(|secret| {
         standardwebhooks::Webhook::new(&secret)
@@ -125,11 +129,14 @@ async fn receive(
         seen.forged += 1;
         return (StatusCode::UNAUTHORIZED, HeaderMap::new());
     }
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    if refused_contact.is_some_and(|refused| event["data"]["contactId"] == refused.as_str()) {
+        answer = Answer::Unavailable;
+    }
     match answer {
         Answer::Ok => {
             let id = headers["webhook-id"].to_str().unwrap().to_owned();
-            seen.verified
-                .push((id, serde_json::from_slice(&body).unwrap()));
+            seen.verified.push((id, event));
             (StatusCode::NO_CONTENT, HeaderMap::new())
         }
         Answer::Unavailable => {
@@ -307,11 +314,8 @@ async fn deliveries_are_signed_ordered_retried_and_survive_sigkill() {
     service.kill();
 }
 
-#[tokio::test]
-async fn an_endpoint_answering_410_is_disabled() {
-    let app =
-        TestApp::spawn_adjusted(|settings| settings.api.webhook_allow_private_targets = true).await;
-    let (receiver, url) = Receiver::start(Answer::Gone).await;
+/// Creates an endpoint at `url` for contact changes, trusted by `receiver`; returns its id.
+async fn contact_changes_hook(app: &TestApp, receiver: &Receiver, url: &str) -> String {
     let created = app
         .data(
             CREATE,
@@ -319,10 +323,84 @@ async fn an_endpoint_answering_410_is_disabled() {
         )
         .await;
     receiver.trust(created["createWebhook"]["secret"].as_str().unwrap());
-    let hook = created["createWebhook"]["webhook"]["id"]
+    created["createWebhook"]["webhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_refused_contact_waits_for_its_retry_while_the_others_go_on() {
+    let app =
+        TestApp::spawn_adjusted(|settings| settings.api.webhook_allow_private_targets = true).await;
+    let (receiver, url) = Receiver::start(Answer::Ok).await;
+    let stuck = app.upsert(json!({ "externalId": "stuck" })).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
+    *receiver.refused_contact.lock().unwrap() = Some(stuck.clone());
+    contact_changes_hook(&app, &receiver, &url).await;
+    let changed = |bodies: &[Value], contact: &str| {
+        bodies
+            .iter()
+            .filter(|body| body["data"]["contactId"] == contact)
+            .count()
+    };
+
+    // The stuck contact's first message is refused; its second waits behind it.
+    app.upsert(json!({ "externalId": "stuck", "name": "One" }))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.seen.lock().unwrap().refused == 0 {
+        assert!(Instant::now() < deadline, "the stuck message was not tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.upsert(json!({ "externalId": "stuck", "name": "Two" }))
+        .await;
+    let mut others = Vec::new();
+    for n in 0..5 {
+        let contact = app
+            .upsert(json!({ "externalId": format!("free-{n}") }))
+            .await;
+        others.push(contact["id"].as_str().unwrap().to_owned());
+    }
+    let bodies = receiver
+        .wait_for("the other contacts' messages", |bodies| {
+            others.iter().all(|other| changed(bodies, other) == 1)
+        })
+        .await;
+    assert_eq!(changed(&bodies, &stuck), 0, "the stuck contact's wait");
+
+    // Once accepted, both arrive, in the order they were recorded.
+    *receiver.refused_contact.lock().unwrap() = None;
+    receiver
+        .wait_for("the stuck contact's two messages", |bodies| {
+            changed(bodies, &stuck) == 2
+        })
+        .await;
+    let (stuck_ids, forged) = {
+        let seen = receiver.seen.lock().unwrap();
+        let ids: Vec<String> = seen
+            .verified
+            .iter()
+            .filter(|(_, body)| body["data"]["contactId"] == stuck.as_str())
+            .map(|(id, _)| id.clone())
+            .collect();
+        (ids, seen.forged)
+    };
+    let mut ordered = stuck_ids.clone();
+    ordered.sort();
+    assert_eq!(stuck_ids, ordered, "message ids (ULIDs) arrive in order");
+    assert_eq!(forged, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_endpoint_answering_410_is_disabled() {
+    let app =
+        TestApp::spawn_adjusted(|settings| settings.api.webhook_allow_private_targets = true).await;
+    let (receiver, url) = Receiver::start(Answer::Gone).await;
+    let hook = contact_changes_hook(&app, &receiver, &url).await;
     app.upsert(json!({ "externalId": "gone-1" })).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

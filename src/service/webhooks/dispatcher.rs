@@ -1,8 +1,11 @@
 //! The outbox's dispatcher: sends pending deliveries when they are due, each contact's in the
 //! order they were enqueued (a contact's next waits until the one before it is delivered or
-//! given up), different contacts and endpoints side by side.
+//! given up), different contacts and endpoints side by side. A round reads an endpoint's
+//! retry lane and fresh lane (see the store's `outbox`), walks each contact's queue, and saves
+//! the attempts, the lane changes and the cursor in one transaction; what it sent before a
+//! crash is sent again (at least once).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +20,7 @@ use super::sender::{Attempt, Sender};
 use crate::domain::{DeliveryStatus, Webhook, WebhookDelivery};
 use crate::service::Catalogs;
 use crate::service::live::FeedEvent;
-use crate::store::{Store, StoreError};
+use crate::store::{RoundOutcome, Store, StoreError};
 use crate::telemetry::Metrics;
 
 /// Pending deliveries read per endpoint and round (each endpoint gets its share).
@@ -106,6 +109,7 @@ impl Dispatcher {
     pub async fn round(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let mut next_due: Option<DateTime<Utc>> = None;
         let mut sent = 0;
+        let mut more = false;
         for workspace in self.catalogs.workspaces() {
             let state = self.catalogs.workspace(&workspace);
             for hook in state
@@ -113,72 +117,89 @@ impl Dispatcher {
                 .iter()
                 .filter(|hook| hook.disabled_at.is_none())
             {
-                let (count, due) = self.round_of(hook).await?;
-                sent += count;
-                next_due = match (next_due, due) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let round = self.round_of(hook).await?;
+                sent += round.sent;
+                more |= round.more;
+                next_due = earliest(next_due, round.next_due);
             }
         }
-        if sent > 0 {
-            // What was sent may have freed the next of its contact's queue.
+        if sent > 0 || more {
+            // A retry may have come due meanwhile, or the fresh lane holds more.
             return Ok(Some(Utc::now()));
         }
         Ok(next_due)
     }
 
-    /// One round of `hook`'s queue: its due heads sent side by side, their outcomes saved in
-    /// one transaction. Returns how many were sent and when the next not yet due comes due.
-    async fn round_of(&self, hook: &Webhook) -> Result<(usize, Option<DateTime<Utc>>), StoreError> {
+    /// One round of `hook`'s outbox: each contact's queue walked in order, queues side by
+    /// side, what happened saved in one transaction. Returns how many were sent, when the
+    /// next not yet due comes due, and whether the fresh lane holds more than was read.
+    async fn round_of(&self, hook: &Webhook) -> Result<HookRound, StoreError> {
         let started = std::time::Instant::now();
-        let pending = self
+        let read = self
             .store
-            .pending_deliveries(&hook.workspace, &hook.id, ROUND_SIZE)
+            .read_outbox(&hook.workspace, &hook.id, ROUND_SIZE)
             .await?;
-        let read = started.elapsed();
-        let pending_read = pending.len();
-        let (heads, next_due) = due_heads(pending, Utc::now());
-        if heads.is_empty() {
-            return Ok((0, next_due));
+        let read_time = started.elapsed();
+        let now = Utc::now();
+        let waiting = read.retrying.len() + read.fresh.len();
+        let more = read.more;
+        let mut outcome = RoundOutcome {
+            from_retry: read.settled_retries,
+            read_through: read.read_through,
+            ..RoundOutcome::default()
+        };
+        let queues = queues(read.retrying, read.fresh);
+        if queues.is_empty() {
+            self.store
+                .save_round(&hook.workspace, &hook.id, outcome)
+                .await?;
+            return Ok(HookRound {
+                more,
+                ..HookRound::default()
+            });
         }
         let Some(secret) = self.store.webhook_secret(&hook.workspace, &hook.id).await? else {
-            return Ok((0, None));
+            return Ok(HookRound::default());
         };
         let secret = secret.as_str();
-        let settled: Vec<(WebhookDelivery, Attempt)> = futures_util::stream::iter(heads)
-            .map(|mut delivery| async move {
-                let attempt = self
-                    .sender
-                    .send(
-                        &hook.url,
-                        &delivery.id,
-                        &delivery.payload,
-                        secret,
-                        Utc::now(),
-                    )
-                    .await;
-                self.metrics
-                    .webhook_attempt(settle(&mut delivery, attempt.clone(), Utc::now()));
-                (delivery, attempt)
-            })
+        let walked: Vec<Walked> = futures_util::stream::iter(queues)
+            .map(|queue| self.walk(hook, secret, queue, now))
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        let sent = started.elapsed();
-        let gone = settled.iter().any(|(_, attempt)| *attempt == Attempt::Gone);
-        let deliveries: Vec<WebhookDelivery> =
-            settled.into_iter().map(|(delivery, _)| delivery).collect();
-        self.store.save_attempts(&deliveries).await?;
+        let sent_time = started.elapsed();
+        let mut round = HookRound {
+            more,
+            ..HookRound::default()
+        };
+        for walked in walked {
+            round.gone |= walked.gone;
+            round.next_due = earliest(round.next_due, walked.next_due);
+            for (delivery, lane, attempted) in walked.entries {
+                let pending = delivery.status == DeliveryStatus::Pending;
+                match lane {
+                    Lane::Fresh if pending => outcome.to_retry.push(delivery.id.clone()),
+                    Lane::Retry if !pending => outcome.from_retry.push(delivery.id.clone()),
+                    Lane::Fresh | Lane::Retry => {}
+                }
+                if attempted {
+                    round.sent += 1;
+                    outcome.attempted.push(delivery);
+                }
+            }
+        }
+        self.store
+            .save_round(&hook.workspace, &hook.id, outcome)
+            .await?;
         tracing::debug!(
-            pending = pending_read,
-            sent = deliveries.len(),
-            read_ms = read.as_millis(),
-            send_ms = (sent - read).as_millis(),
-            save_ms = (started.elapsed() - sent).as_millis(),
+            pending = waiting,
+            sent = round.sent,
+            read_ms = read_time.as_millis(),
+            send_ms = (sent_time - read_time).as_millis(),
+            save_ms = (started.elapsed() - sent_time).as_millis(),
             "webhook round"
         );
-        if gone {
+        if round.gone {
             self.store
                 .disable_webhook(hook, Utc::now(), "the endpoint answered 410 Gone")
                 .await?;
@@ -186,32 +207,107 @@ impl Dispatcher {
                 warn!(%error, "reloading the catalogue after disabling a webhook failed");
             }
         }
-        Ok((deliveries.len(), next_due))
+        Ok(round)
+    }
+
+    /// Sends `queue` (one contact's deliveries, in order) until one is not due or stays
+    /// pending after its attempt; the rest wait behind it.
+    async fn walk(
+        &self,
+        hook: &Webhook,
+        secret: &str,
+        queue: Vec<(WebhookDelivery, Lane)>,
+        now: DateTime<Utc>,
+    ) -> Walked {
+        let mut walked = Walked::default();
+        let mut blocked = false;
+        for (mut delivery, lane) in queue {
+            if !blocked && let Some(at) = delivery.next_attempt_at.filter(|at| *at > now) {
+                walked.next_due = Some(at);
+                blocked = true;
+            }
+            if blocked {
+                walked.entries.push((delivery, lane, false));
+                continue;
+            }
+            let attempt = self
+                .sender
+                .send(
+                    &hook.url,
+                    &delivery.id,
+                    &delivery.payload,
+                    secret,
+                    Utc::now(),
+                )
+                .await;
+            walked.gone |= attempt == Attempt::Gone;
+            self.metrics
+                .webhook_attempt(settle(&mut delivery, attempt, Utc::now()));
+            blocked = walked.gone || delivery.status == DeliveryStatus::Pending;
+            walked.entries.push((delivery, lane, true));
+        }
+        walked
     }
 }
 
-/// The deliveries of `pending` (one endpoint's, in message order) that head their contact's
-/// queue and are due at `now`, and when the first head not yet due comes due.
-fn due_heads(
-    pending: Vec<WebhookDelivery>,
-    now: DateTime<Utc>,
-) -> (Vec<WebhookDelivery>, Option<DateTime<Utc>>) {
-    let mut heads = Vec::new();
-    let mut queued = HashSet::new();
-    let mut next_due: Option<DateTime<Utc>> = None;
-    for delivery in pending {
-        let queue = delivery
+/// Which lane of the outbox a delivery was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Fresh,
+    Retry,
+}
+
+/// One contact's queue after a round: each delivery as it stands, its lane and whether it
+/// was attempted.
+#[derive(Default)]
+struct Walked {
+    entries: Vec<(WebhookDelivery, Lane, bool)>,
+    next_due: Option<DateTime<Utc>>,
+    gone: bool,
+}
+
+/// What a round of one endpoint did.
+#[derive(Debug, Default)]
+struct HookRound {
+    sent: usize,
+    next_due: Option<DateTime<Utc>>,
+    more: bool,
+    gone: bool,
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The deliveries of one endpoint grouped into per-contact queues in message order (the
+/// retry lane's ids all sort before the fresh lane's), queues ordered by their first message;
+/// a delivery about no contact is a queue of its own.
+fn queues(
+    retrying: Vec<WebhookDelivery>,
+    fresh: Vec<WebhookDelivery>,
+) -> Vec<Vec<(WebhookDelivery, Lane)>> {
+    let mut queues: Vec<Vec<(WebhookDelivery, Lane)>> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    let lanes = retrying
+        .into_iter()
+        .map(|delivery| (delivery, Lane::Retry))
+        .chain(fresh.into_iter().map(|delivery| (delivery, Lane::Fresh)));
+    for (delivery, lane) in lanes {
+        let key = delivery
             .contact
             .map_or_else(|| delivery.id.clone(), |id| id.to_string());
-        if !queued.insert(queue) {
-            continue;
-        }
-        match delivery.next_attempt_at {
-            Some(at) if at > now => next_due = Some(next_due.map_or(at, |due| due.min(at))),
-            _ => heads.push(delivery),
+        match position.get(&key) {
+            Some(&at) => queues[at].push((delivery, lane)),
+            None => {
+                position.insert(key, queues.len());
+                queues.push(vec![(delivery, lane)]);
+            }
         }
     }
-    (heads, next_due)
+    queues
 }
 
 /// Writes the outcome of an attempt into `delivery`; returns the outcome's metric label.
