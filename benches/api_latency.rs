@@ -436,6 +436,7 @@ fn main() {
             load(&client, &base, size).await;
             std::fs::write(&marker, b"").unwrap();
         }
+        live::forget_earlier_endpoints(&client, &base).await;
         settle(server.child.id()).await;
         let page = graphql(
             &client,

@@ -44,6 +44,22 @@ pub struct LiveReport {
     pub webhook: (f64, f64, usize),
 }
 
+/// Deletes the endpoints earlier runs left on a kept data dir: they point at receivers long
+/// gone, and every ENTER would be enqueued and retried for each of them too. Their logs are
+/// purged in the background; the caller waits for the server to settle after this.
+pub async fn forget_earlier_endpoints(client: &reqwest::Client, base: &str) {
+    let earlier = graphql(client, base, "{ webhooks { id } }", json!({})).await;
+    for hook in earlier["webhooks"].as_array().into_iter().flatten() {
+        graphql(
+            client,
+            base,
+            "mutation($id: ID!) { deleteWebhook(id: $id) { id } }",
+            json!({ "id": hook["id"] }),
+        )
+        .await;
+    }
+}
+
 struct Receiver {
     secret: Mutex<Option<String>>,
     seen: Receipts,

@@ -431,6 +431,60 @@ mod tests {
         assert_eq!(read.read_through, None);
     }
 
+    #[tokio::test]
+    async fn a_deleted_endpoints_deliveries_and_retries_are_purged_in_chunks() {
+        let (store, hook) = store_with_hook().await;
+        let contacts: Vec<ContactId> = (0..2_100).map(|_| ContactId::generate()).collect();
+        let now = Utc::now();
+        let deliveries: Vec<WebhookDelivery> = contacts
+            .iter()
+            .enumerate()
+            .map(|(n, contact)| {
+                let id = format!("msg_{n:05}");
+                let body = "{}".to_owned();
+                WebhookDelivery::pending(id, &hook, Some(*contact), "contact.changed", body, now)
+            })
+            .collect();
+        store
+            .record_membership_changes(&[], &deliveries, &FedState::default())
+            .await
+            .unwrap();
+        let outcome = RoundOutcome {
+            to_retry: vec!["msg_00000".to_owned()],
+            read_through: Some("msg_00000".to_owned()),
+            ..RoundOutcome::default()
+        };
+        store
+            .save_round(&hook.workspace, &hook.id, outcome)
+            .await
+            .unwrap();
+
+        assert!(
+            store
+                .delete_webhook(&hook.workspace, &hook.id)
+                .await
+                .unwrap()
+        );
+        let purged = store
+            .purge_webhook_deliveries(&hook.workspace, &hook.id)
+            .await
+            .unwrap();
+        assert_eq!(purged, 2_100);
+        let left = store
+            .webhook_deliveries(&hook.workspace, &hook.id, None, 10)
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        let read = store
+            .read_outbox(&hook.workspace, &hook.id, 10)
+            .await
+            .unwrap();
+        assert!(
+            read.retrying.is_empty() && read.settled_retries.is_empty() && read.fresh.is_empty()
+        );
+        assert_eq!(read.read_through, None, "the cursor went with the endpoint");
+    }
+
     #[test]
     fn the_cursor_stops_at_the_last_pending_record_unless_a_full_page_holds_none() {
         let hook = Webhook {

@@ -19,6 +19,8 @@ pub(super) const WEBHOOK_TABLE: &str = "webhook";
 pub(super) const DELIVERY_TABLE: &str = "webhook_delivery";
 /// Sorts after every message id.
 const AFTER_ALL_MESSAGES: &str = "~";
+/// Deliveries deleted per transaction when a deleted endpoint's log is purged.
+const PURGE_CHUNK: i64 = 1_000;
 
 fn webhook_key(workspace: &WorkspaceId, id: &WebhookId) -> RecordId {
     compound_key(WEBHOOK_TABLE, workspace, id.as_str().to_owned())
@@ -300,7 +302,9 @@ impl Store {
         Ok(true)
     }
 
-    /// Deletes the endpoint and its deliveries; `false` when there is no such endpoint.
+    /// Deletes the endpoint and its outbox cursor; `false` when there is no such endpoint. Its
+    /// deliveries are left to [`Store::purge_webhook_deliveries`]: a log of many days is too
+    /// much for one transaction (and one request).
     pub async fn delete_webhook(
         &self,
         workspace: &WorkspaceId,
@@ -312,15 +316,45 @@ impl Store {
         }
         let mut write = CatalogWrite::new(workspace);
         let record = write.bind(key);
-        let log = write.bind(endpoint_range(DELIVERY_TABLE, workspace, id, None));
-        let retries = write.bind(endpoint_range(RETRY_TABLE, workspace, id, None));
         let cursor = write.bind(cursor_key(workspace, id));
         write.statement(format!("DELETE {record} RETURN NONE"));
-        for outbox in [log, retries, cursor] {
-            write.statement(format!("DELETE {outbox} RETURN NONE"));
-        }
+        write.statement(format!("DELETE {cursor} RETURN NONE"));
         self.commit_catalog(write).await?;
         Ok(true)
+    }
+
+    /// Deletes the deliveries and retry entries of a deleted endpoint, [`PURGE_CHUNK`] per
+    /// transaction; returns how many deliveries it deleted.
+    pub async fn purge_webhook_deliveries(
+        &self,
+        workspace: &WorkspaceId,
+        id: &WebhookId,
+    ) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for table in [RETRY_TABLE, DELIVERY_TABLE] {
+            loop {
+                let mut response = self
+                    .db
+                    .query(
+                        "LET $ids = (SELECT VALUE id FROM $range LIMIT $chunk); \
+                         DELETE $ids RETURN NONE; \
+                         RETURN array::len($ids);",
+                    )
+                    .bind(("range", endpoint_range(table, workspace, id, None)))
+                    .bind(("chunk", PURGE_CHUNK))
+                    .await
+                    .map_err(StoreError::from_surreal)?;
+                let count: Option<i64> = response.take(2).map_err(StoreError::from_surreal)?;
+                let count = count.unwrap_or(0);
+                if table == DELIVERY_TABLE {
+                    deleted += u64::try_from(count).unwrap_or(0);
+                }
+                if count < PURGE_CHUNK {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// Deletes delivered and failed deliveries enqueued before `before`; returns how many.

@@ -219,7 +219,8 @@ impl WebhookService {
         Ok(CreatedWebhook { webhook, secret })
     }
 
-    /// Deletes the endpoint with its delivery log and undelivered messages.
+    /// Deletes the endpoint; its delivery log and undelivered messages are purged in the
+    /// background, a thousand per transaction, so a long log does not hold the request.
     pub async fn delete(&self, caller: &Caller, raw_id: &str) -> Result<Webhook, ServiceError> {
         let webhook = self.get(caller, raw_id)?;
         if !self
@@ -233,6 +234,16 @@ impl WebhookService {
             )));
         }
         self.catalogs.refresh(&caller.workspace).await?;
+        let (store, workspace, id) = (
+            self.store.clone(),
+            caller.workspace.clone(),
+            webhook.id.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(error) = store.purge_webhook_deliveries(&workspace, &id).await {
+                tracing::warn!(%error, webhook = %id, "purging a deleted webhook's deliveries failed");
+            }
+        });
         Ok(webhook)
     }
 
