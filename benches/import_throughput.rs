@@ -8,7 +8,10 @@
 //! without the service (two writers). The store share is the import job (parse,
 //! validate, batches of 500 rows with identities and the change log, each committed as one
 //! transaction per core); the index share is the indexer replaying that change log into tantivy,
-//! as the service does after a crash. Then a re-import of the same file (nothing changes), and
+//! as the service does after a crash. The service's write path alone writes the stored contacts
+//! again through `WriteBatch` (same records, identities and change log) into a store of its own,
+//! without the import job: it splits the store share into SurrealDB's cost of these records
+//! and the job's. Then a re-import of the same file (nothing changes), and
 //! the end-to-end run as the service does it: the indexer follows the import concurrently, and
 //! the clock stops when the last row is searchable. Each run prints wall time, rows/s and the
 //! process's CPU time per row; not a criterion loop (one import of 1M rows takes minutes).
@@ -26,14 +29,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use qwry_contacts::config::{DEFAULT_INDEX_COMMIT_DELAY, DatabaseUrl, StoreSettings};
-use qwry_contacts::domain::{AttributeName, AttributeType, WorkspaceId};
+use qwry_contacts::domain::{
+    AttributeName, AttributeType, Contact, ContactId, Identity, IdentityKey, IdentityKind,
+    Provenance, WorkspaceId,
+};
 use qwry_contacts::index::SegmentIndex;
 use qwry_contacts::service::indexer::{ChangeNotifier, Indexer};
 use qwry_contacts::service::{
     AttributeService, Catalogs, ImportFormat, ImportOptions, ImportReport, ImportService, MatchBy,
     contact_json,
 };
-use qwry_contacts::store::Store;
+use qwry_contacts::store::{Store, WriteBatch};
 use qwry_segment::FieldType;
 
 fn attribute_type(field: FieldType) -> AttributeType {
@@ -178,6 +184,35 @@ fn main() {
             sources.from_payload, sources.read_back
         );
 
+        // 1b. The service's own write path without the import job: the contacts as the store
+        //     share stored them, read back (off the clock) and written into a fresh store
+        //     through `WriteBatch` (the same records, identities and change-log entry), 500
+        //     per transaction, two writers; no parsing, validation or reads.
+        let mut stored = Vec::with_capacity(size);
+        let mut after = None;
+        loop {
+            let page = shares
+                .store
+                .contact_page(&workspace, after.as_ref(), 5_000)
+                .await
+                .unwrap();
+            after = page.contacts.last().map(|contact| contact.id);
+            stored.extend(page.contacts);
+            if !page.has_more {
+                break;
+            }
+        }
+        eprintln!(
+            "read back {} stored contacts for the write path (off the clock)",
+            stored.len()
+        );
+        let clock = Clock::start();
+        write_batches_bare(&dir.path().join("write-path"), &workspace, stored).await;
+        eprintln!(
+            "the service's write path alone (WriteBatch, 2 writers): {size} rows, {}",
+            clock.report(size)
+        );
+
         // 2. A re-import of the same file: every row unchanged, nothing written.
         let clock = Clock::start();
         let replay = shares.import(&workspace, &file).await;
@@ -217,6 +252,60 @@ fn main() {
         );
         service.close().await;
     });
+}
+
+/// Writes `contacts` with their external id and email identities into a fresh store of its
+/// own through [`WriteBatch`], 500 per transaction, on two writers.
+async fn write_batches_bare(dir: &Path, workspace: &WorkspaceId, contacts: Vec<Contact>) {
+    let settings = StoreSettings::new(DatabaseUrl::RocksDb(dir.join("rocksdb")));
+    let store = Store::connect(&settings).await.unwrap();
+    let mut lanes: [Vec<Vec<Contact>>; 2] = [Vec::new(), Vec::new()];
+    let mut contacts = contacts.into_iter().peekable();
+    let mut lane = 0;
+    while contacts.peek().is_some() {
+        lanes[lane % 2].push(contacts.by_ref().take(500).collect());
+        lane += 1;
+    }
+    let writers: Vec<_> = lanes
+        .into_iter()
+        .map(|chunks| {
+            let (store, workspace) = (store.clone(), workspace.clone());
+            tokio::spawn(async move {
+                for mut chunk in chunks {
+                    let identities: Vec<(ContactId, Identity)> = chunk
+                        .iter()
+                        .flat_map(|contact| {
+                            let fields = &contact.fields;
+                            let keys =
+                                [
+                                    fields.external_id.as_ref().map(|id| {
+                                        (IdentityKind::ExternalId, id.as_str().to_owned())
+                                    }),
+                                    fields.email.as_ref().map(|email| {
+                                        (IdentityKind::Email, email.as_str().to_owned())
+                                    }),
+                                ];
+                            keys.into_iter().flatten().map(|(kind, value)| {
+                                let identity = Identity {
+                                    key: IdentityKey::from_trusted(kind, value),
+                                    provenance: Provenance::Imported,
+                                    created_at: contact.created_at,
+                                };
+                                (contact.id, identity)
+                            })
+                        })
+                        .collect();
+                    let mut batch = WriteBatch::new(&workspace);
+                    batch.create_contacts(&mut chunk, &identities);
+                    store.commit(batch).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    store.close().await;
 }
 
 /// What a bare baseline writes per row.
