@@ -8,8 +8,9 @@
 //! without the service (two writers). The store share is the import job (parse,
 //! validate, batches of 500 rows with identities and the change log, each committed as one
 //! transaction per core); the index share is the indexer replaying that change log into tantivy,
-//! as the service does after a crash. The service's write path alone writes the stored contacts
-//! again through `WriteBatch` (same records, identities and change log) into a store of its own,
+//! as the service does after a crash. The service's write path alone writes the same rows as
+//! the import stores them (generated contacts, the file's external ids, sources `imported`)
+//! through `WriteBatch` (same records, identities and change log) into a store of its own,
 //! without the import job: it splits the store share into SurrealDB's cost of these records
 //! and the job's. Then a re-import of the same file (nothing changes), and
 //! the end-to-end run as the service does it: the indexer follows the import concurrently, and
@@ -30,8 +31,8 @@ use tokio::sync::watch;
 
 use qwry_contacts::config::{DEFAULT_INDEX_COMMIT_DELAY, DatabaseUrl, StoreSettings};
 use qwry_contacts::domain::{
-    AttributeName, AttributeType, Contact, ContactId, Identity, IdentityKey, IdentityKind,
-    Provenance, WorkspaceId,
+    AttributeName, AttributeType, Contact, ContactId, ExternalId, Identity, IdentityKey,
+    IdentityKind, Provenance, WorkspaceId,
 };
 use qwry_contacts::index::SegmentIndex;
 use qwry_contacts::service::indexer::{ChangeNotifier, Indexer};
@@ -184,30 +185,14 @@ fn main() {
             sources.from_payload, sources.read_back
         );
 
-        // 1b. The service's own write path without the import job: the contacts as the store
-        //     share stored them, read back (off the clock) and written into a fresh store
-        //     through `WriteBatch` (the same records, identities and change-log entry), 500
-        //     per transaction, two writers; no parsing, validation or reads.
-        let mut stored = Vec::with_capacity(size);
-        let mut after = None;
-        loop {
-            let page = shares
-                .store
-                .contact_page(&workspace, after.as_ref(), 5_000)
-                .await
-                .unwrap();
-            after = page.contacts.last().map(|contact| contact.id);
-            stored.extend(page.contacts);
-            if !page.has_more {
-                break;
-            }
-        }
-        eprintln!(
-            "read back {} stored contacts for the write path (off the clock)",
-            stored.len()
-        );
+        // 1b. The service's own write path without the import job: the rows as contacts (the
+        //     generator's, with the file's external ids and every value's source `imported`,
+        //     as the import stores them) written into a fresh store through `WriteBatch` (the
+        //     same records, identities and change-log entry), 500 per transaction, two
+        //     writers; no parsing, validation or reads.
+        let generated = generated_contacts(&workspace, size);
         let clock = Clock::start();
-        write_batches_bare(&dir.path().join("write-path"), &workspace, stored).await;
+        write_batches_bare(&dir.path().join("write-path"), &workspace, generated).await;
         eprintln!(
             "the service's write path alone (WriteBatch, 2 writers): {size} rows, {}",
             clock.report(size)
@@ -252,6 +237,17 @@ fn main() {
         );
         service.close().await;
     });
+}
+
+/// The bench's rows as the import makes them: the generator's contacts with the file's
+/// external ids, every present value's source `imported`.
+fn generated_contacts(workspace: &WorkspaceId, size: usize) -> Vec<Contact> {
+    let mut contacts = data::contacts(workspace, size, 42);
+    for (n, contact) in contacts.iter_mut().enumerate() {
+        contact.fields.external_id = Some(ExternalId::parse(&format!("ext-{n:07}")).unwrap());
+        contact.fill_sources(Provenance::Imported);
+    }
+    contacts
 }
 
 /// Writes `contacts` with their external id and email identities into a fresh store of its

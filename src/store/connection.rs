@@ -8,8 +8,8 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use surrealdb::engine::any::Any;
 use surrealdb::engine::local::Db;
-use surrealdb::method::{IntoVariables, Query};
-use surrealdb::types::{RecordId, SurrealValue};
+use surrealdb::method::Query;
+use surrealdb::types::{Object, RecordId, SurrealValue, Value};
 use surrealdb::{IndexedResults, Surreal};
 use surrealdb_cnf::ConfigMap;
 use surrealdb_core::kvs::Datastore;
@@ -189,8 +189,13 @@ pub(super) enum StoreQuery<'a> {
 }
 
 impl StoreQuery<'_> {
-    /// Binds parameters, as [`Query::bind`].
-    pub(super) fn bind(self, variables: impl IntoVariables) -> Self {
+    /// Binds the parameter `name` to `value`. The SDK's own tuple form goes through an array
+    /// of the key and the value and clones the value once more on the way (a batch of 500
+    /// contacts deep-copied per write); a one-entry object is taken as it is.
+    pub(super) fn bind(self, (name, value): (impl Into<String>, impl SurrealValue)) -> Self {
+        let mut object = Object::new();
+        object.insert(name, value);
+        let variables = Value::Object(object);
         match self {
             Self::Any(query) => Self::Any(query.bind(variables)),
             Self::Local(query) => Self::Local(query.bind(variables)),
