@@ -21,32 +21,26 @@
 use std::collections::HashSet;
 use std::ops::Bound;
 
-use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue};
+use surrealdb::types::{RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue};
 
 use super::records::compound_key;
-use super::webhooks::{DELIVERY_TABLE, DeliveryRecord, delivery_key};
+use super::webhooks::{
+    AFTER_ALL_MESSAGES, DELIVERY_TABLE, DeliveryRecord, delivery_key, message_of,
+};
 use super::{Store, StoreError};
 use crate::domain::{DeliveryStatus, WebhookDelivery, WebhookId, WorkspaceId};
 
 pub(super) const RETRY_TABLE: &str = "webhook_retry";
 pub(super) const CURSOR_TABLE: &str = "webhook_cursor";
-/// Sorts after every message id.
-const AFTER_ALL_MESSAGES: &str = "~";
 
 /// `webhook_cursor:[workspace, webhook]`.
 pub(super) fn cursor_key(workspace: &WorkspaceId, webhook: &WebhookId) -> RecordId {
     compound_key(CURSOR_TABLE, workspace, webhook.as_str().to_owned())
 }
 
+/// `webhook_retry:[workspace, webhook, message]`, the same key as the delivery's.
 fn retry_key(workspace: &WorkspaceId, webhook: &WebhookId, message: String) -> RecordId {
-    RecordId::new(
-        RETRY_TABLE,
-        RecordIdKey::Array(Array::from(vec![
-            workspace.as_str().to_owned(),
-            webhook.as_str().to_owned(),
-            message,
-        ])),
-    )
+    RecordId::new(RETRY_TABLE, delivery_key(workspace, webhook, message))
 }
 
 /// Every key of `table` of one endpoint, after message `after` when given.
@@ -56,13 +50,7 @@ pub(super) fn endpoint_range(
     webhook: &WebhookId,
     after: Option<&str>,
 ) -> RecordId {
-    let key = |message: &str| {
-        RecordIdKey::Array(Array::from(vec![
-            workspace.as_str().to_owned(),
-            webhook.as_str().to_owned(),
-            message.to_owned(),
-        ]))
-    };
+    let key = |message: &str| delivery_key(workspace, webhook, message.to_owned());
     let start = match after {
         Some(message) => Bound::Excluded(key(message)),
         None => Bound::Included(key("")),
@@ -142,8 +130,9 @@ impl Store {
             .db
             .query(
                 "SELECT after FROM $cursor; \
-                 SELECT id, delivery FROM $retry_range LIMIT $limit; \
-                 SELECT * FROM (SELECT VALUE delivery FROM $retry_range LIMIT $limit);",
+                 LET $entries = (SELECT id, delivery FROM $retry_range LIMIT $limit); \
+                 RETURN $entries; \
+                 SELECT * FROM $entries.delivery;",
             )
             .bind(("cursor", cursor_key(workspace, webhook)))
             .bind((
@@ -154,8 +143,8 @@ impl Store {
             .await
             .map_err(StoreError::from_surreal)?;
         let cursor: Vec<CursorRecord> = response.take(0).map_err(StoreError::from_surreal)?;
-        let entries: Vec<RetryRecord> = response.take(1).map_err(StoreError::from_surreal)?;
-        let records: Vec<DeliveryRecord> = response.take(2).map_err(StoreError::from_surreal)?;
+        let entries: Vec<RetryRecord> = response.take(2).map_err(StoreError::from_surreal)?;
+        let records: Vec<DeliveryRecord> = response.take(3).map_err(StoreError::from_surreal)?;
         let mut retrying: Vec<WebhookDelivery> = records
             .into_iter()
             .map(DeliveryRecord::into_delivery)
@@ -169,11 +158,11 @@ impl Store {
             .filter(|message| !pending.contains(message.as_str()))
             .collect();
         let mut read = OutboxRead {
+            retrying,
             retry_lane_full: entries.len() >= limit,
             settled_retries,
             ..OutboxRead::default()
         };
-        read.retrying = retrying;
         if read.retry_lane_full {
             return Ok(read);
         }
@@ -265,17 +254,6 @@ fn advance(records: &[WebhookDelivery], full: bool) -> Option<String> {
         .find(|delivery| delivery.status == DeliveryStatus::Pending)
         .or_else(|| records.last().filter(|_| full))
         .map(|delivery| delivery.id.clone())
-}
-
-/// The message id of a retry-lane record id.
-fn message_of(id: &RecordId) -> Option<String> {
-    match &id.key {
-        RecordIdKey::Array(parts) => match parts.get(2) {
-            Some(surrealdb::types::Value::String(message)) => Some(message.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 #[cfg(test)]

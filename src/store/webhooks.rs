@@ -18,7 +18,7 @@ use crate::domain::{
 pub(super) const WEBHOOK_TABLE: &str = "webhook";
 pub(super) const DELIVERY_TABLE: &str = "webhook_delivery";
 /// Sorts after every message id.
-const AFTER_ALL_MESSAGES: &str = "~";
+pub(super) const AFTER_ALL_MESSAGES: &str = "~";
 /// Deliveries deleted per transaction when a deleted endpoint's log is purged.
 const PURGE_CHUNK: i64 = 1_000;
 
@@ -122,14 +122,9 @@ impl DeliveryRecord {
 
     pub(super) fn into_delivery(self) -> Result<WebhookDelivery, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("webhook delivery {what}"));
-        let RecordIdKey::Array(parts) = &self.id.key else {
-            return Err(corrupt("key"));
-        };
-        let Some(surrealdb::types::Value::String(message)) = parts.get(2) else {
-            return Err(corrupt("key"));
-        };
+        let message = message_of(&self.id).ok_or_else(|| corrupt("key"))?;
         Ok(WebhookDelivery {
-            id: message.clone(),
+            id: message,
             workspace: WorkspaceId::from_trusted(self.workspace),
             webhook: WebhookId::from_trusted(self.webhook),
             contact: self
@@ -407,6 +402,17 @@ impl Store {
             .into_iter()
             .map(DeliveryRecord::into_delivery)
             .collect()
+    }
+}
+
+/// The message id of a delivery's record id (a retry entry's too: it has the same key).
+pub(super) fn message_of(id: &RecordId) -> Option<String> {
+    match &id.key {
+        RecordIdKey::Array(parts) => match parts.get(2) {
+            Some(surrealdb::types::Value::String(message)) => Some(message.clone()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
