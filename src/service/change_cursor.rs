@@ -7,7 +7,9 @@
 //! watermark up to [`COMMIT_GRACE`] before the moment the read started (never past an entry it
 //! left unread), so an entry committed up to that long after its key's time is still read.
 //! A later commit is found by a sweep below the watermark, which also hands the applied
-//! entries found there to a background deletion; nothing unapplied is ever deleted.
+//! entries found there to a background deletion; nothing unapplied is ever deleted. After one
+//! sweep saw the whole log below the watermark, sweeps start at a floor (the lowest entry still
+//! owed something, at most a late window under the watermark), past the deleted entries.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -50,6 +52,9 @@ pub struct ChangeCursor {
     late: Vec<Change>,
     /// Entries being deleted.
     deleting: HashSet<String>,
+    /// Whether a sweep from the start of the log saw everything below the watermark; until
+    /// then sweeps start there (entries of an earlier run may lie anywhere below).
+    swept_to_start: bool,
 }
 
 impl ChangeCursor {
@@ -127,6 +132,34 @@ impl ChangeCursor {
         self.applied = existing.into_iter().collect();
         self.late.clear();
         self.watermark = Some(watermark);
+        self.swept_to_start = false;
+    }
+
+    /// Where a sweep below the watermark starts: the start of the log (`None`) until one
+    /// sweep from there saw all of it, then the lowest entry still owed a deletion or an
+    /// apply, or `late_window` below the watermark, whichever is lower. Deleted entries stay
+    /// in the store as tombstones for a while; a sweep that starts at its floor seeks past
+    /// them instead of stepping over each one every time.
+    pub fn sweep_floor(&self, late_window: chrono::TimeDelta) -> Option<String> {
+        if !self.swept_to_start {
+            return None;
+        }
+        let watermark = self.watermark.as_deref()?;
+        let window = ulid::Ulid::from_string(watermark)
+            .ok()
+            .map(|ulid| change_key_at(DateTime::<Utc>::from(ulid.datetime()) - late_window))?;
+        let owed = [
+            self.applied.first().cloned(),
+            self.late.iter().map(|change| change.key.clone()).min(),
+        ];
+        owed.into_iter().flatten().chain([window]).min()
+    }
+
+    /// Records that a sweep read the log from its start to the watermark, all of it
+    /// (`complete`: fewer entries than it asked for), so later sweeps may start at
+    /// [`Self::sweep_floor`].
+    pub fn swept_from_start(&mut self, complete: bool) {
+        self.swept_to_start |= complete;
     }
 
     /// The watermark, when a sweep below it can find anything.
@@ -329,6 +362,46 @@ mod tests {
             "a shared log's entries are not deleted"
         );
         assert_eq!(cursor.undeleted(), 2);
+    }
+
+    #[test]
+    fn sweeps_start_at_the_floor_once_one_saw_the_whole_log_below_the_watermark() {
+        let now = Utc::now();
+        let window = chrono::TimeDelta::minutes(10);
+        let hour_ago = now - chrono::Duration::hours(1);
+        let mut cursor = ChangeCursor::resume(Some(change_key_at(now)));
+        assert_eq!(
+            cursor.sweep_floor(window),
+            None,
+            "no sweep yet: from the start"
+        );
+        // A sweep that filled its read may have left entries further up: still from the start.
+        cursor.swept_from_start(false);
+        assert_eq!(cursor.sweep_floor(window), None);
+        cursor.swept_from_start(true);
+        assert_eq!(
+            cursor.sweep_floor(window),
+            Some(change_key_at(now - window)),
+            "nothing owed: the late window under the watermark"
+        );
+        // An hour-old entry applied and not yet deleted, then one found late, hold it down.
+        let batch = cursor.next_batch(vec![change(&key(hour_ago, 5))], 10, now, 10);
+        cursor.applied(&batch);
+        assert_eq!(cursor.sweep_floor(window), Some(key(hour_ago, 5)));
+        let sweep = cursor.sweep(vec![change(&key(hour_ago, 2)), change(&key(hour_ago, 5))]);
+        assert_eq!(sweep.late, 1);
+        assert_eq!(cursor.sweep_floor(window), Some(key(hour_ago, 2)));
+        // Once both are applied and deleted, the floor goes back up.
+        let batch = cursor.next_batch(Vec::new(), 10, now, 10);
+        cursor.applied(&batch);
+        cursor.deleted(&[key(hour_ago, 2), key(hour_ago, 5)], true);
+        assert_eq!(
+            cursor.sweep_floor(window),
+            Some(change_key_at(now - window))
+        );
+        // A rebuild starts over from the start of the log.
+        cursor.rebuilt(change_key_at(now), Vec::<String>::new());
+        assert_eq!(cursor.sweep_floor(window), None);
     }
 
     #[test]

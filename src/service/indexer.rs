@@ -523,8 +523,8 @@ impl Indexer {
         Ok(())
     }
 
-    /// Reads below the watermark (nothing before one exists) and sorts what it finds. In a
-    /// shared log, only the last [`LATE_WINDOW`] below it, and nothing goes to deletion: what
+    /// Reads below the watermark (nothing before one exists), from the cursor's sweep floor
+    /// on, and sorts what it finds. In a shared log, only the last [`LATE_WINDOW`] below it, and nothing goes to deletion: what
     /// lies further down stays for the other instances, and this one forgets it applied it.
     async fn look_below(&self) -> Result<Sweep, IndexerError> {
         let Some(watermark) = self.lock_cursor()?.watermark().map(str::to_owned) else {
@@ -532,8 +532,21 @@ impl Indexer {
         };
         match self.sharing {
             LogSharing::Exclusive => {
-                let below = self.store.changes_before(&watermark, SWEEP_SIZE).await?;
-                Ok(self.lock_cursor()?.sweep(below))
+                let floor = self.lock_cursor()?.sweep_floor(LATE_WINDOW);
+                let below = match &floor {
+                    Some(from) => {
+                        self.store
+                            .changes_between(from, &watermark, SWEEP_SIZE)
+                            .await?
+                    }
+                    None => self.store.changes_before(&watermark, SWEEP_SIZE).await?,
+                };
+                let complete = below.len() < SWEEP_SIZE;
+                let mut cursor = self.lock_cursor()?;
+                if floor.is_none() {
+                    cursor.swept_from_start(complete);
+                }
+                Ok(cursor.sweep(below))
             }
             LogSharing::Shared { .. } => {
                 let from = ulid::Ulid::from_string(&watermark)

@@ -36,7 +36,7 @@ pub(super) async fn open_embedded(
     url: &DatabaseUrl,
     memory: &StoreMemory,
 ) -> Result<Connection, String> {
-    let config = memory_bounds(url, memory);
+    let config = with_write_path_settings(memory_bounds(url, memory));
     if matches!(url, DatabaseUrl::RocksDb(_)) {
         compactions_yield_to_requests()?;
     }
@@ -85,6 +85,18 @@ fn memory_bounds(url: &DatabaseUrl, memory: &StoreMemory) -> ConfigMap {
             .with_key_value("surrealkv_block_cache_capacity", cache)
             .with_key_value("surrealkv_max_memtable_size", buffer),
     }
+}
+
+/// SurrealDB marks every RocksDB file with a run of deletions for compaction (500-key
+/// window, 25 deletions, or half of a file). This service deletes each change-log entry once
+/// the index applied it, so every flushed file qualifies, and at 1M contacts each mark makes
+/// a lower level rewrite 70-120 MB it shares a key range with, a core for 5-7 s every
+/// memtable flush (BENCHMARKS, issue #12). Off here; the scans that start below deleted
+/// entries seek past them instead (the indexer's sweep starts at its floor).
+fn with_write_path_settings(config: ConfigMap) -> ConfigMap {
+    config
+        .with_key_value("rocksdb_deletion_factory_window_size", "0".to_owned())
+        .with_key_value("rocksdb_deletion_factory_ratio", "0".to_owned())
 }
 
 /// Shuts `datastore` down although something still holds it, saying so.
