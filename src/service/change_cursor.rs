@@ -22,6 +22,14 @@ use crate::store::{Backlog, Change, change_key_at};
 /// How long after its key's time an entry can commit and still be read in key order.
 pub const COMMIT_GRACE: Duration = Duration::from_secs(5);
 
+/// The change-log key `window` before the time of `key` (a ULID; `None` when it is not one).
+pub fn key_below(key: &str, window: chrono::TimeDelta) -> Option<String> {
+    let ulid = ulid::Ulid::from_string(key).ok()?;
+    Some(change_key_at(
+        DateTime::<Utc>::from(ulid.datetime()) - window,
+    ))
+}
+
 /// One step's entries and where the watermark goes once they are applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
@@ -144,10 +152,7 @@ impl ChangeCursor {
         if !self.swept_to_start {
             return None;
         }
-        let watermark = self.watermark.as_deref()?;
-        let window = ulid::Ulid::from_string(watermark)
-            .ok()
-            .map(|ulid| change_key_at(DateTime::<Utc>::from(ulid.datetime()) - late_window))?;
+        let window = key_below(self.watermark.as_deref()?, late_window)?;
         let owed = [
             self.applied.first().cloned(),
             self.late.iter().map(|change| change.key.clone()).min(),

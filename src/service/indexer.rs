@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
-use super::change_cursor::{COMMIT_GRACE, ChangeCursor, Sweep};
+use super::change_cursor::{COMMIT_GRACE, ChangeCursor, Sweep, key_below};
 pub use super::step_states::StateSources;
 use super::step_states::{self, RecentRemovals};
 use crate::domain::{ContactId, WorkspaceId};
@@ -524,8 +524,9 @@ impl Indexer {
     }
 
     /// Reads below the watermark (nothing before one exists), from the cursor's sweep floor
-    /// on, and sorts what it finds. In a shared log, only the last [`LATE_WINDOW`] below it, and nothing goes to deletion: what
-    /// lies further down stays for the other instances, and this one forgets it applied it.
+    /// on, and sorts what it finds. In a shared log, only the last [`LATE_WINDOW`] below it,
+    /// and nothing goes to deletion: what lies further down stays for the other instances, and
+    /// this one forgets it applied it.
     async fn look_below(&self) -> Result<Sweep, IndexerError> {
         let Some(watermark) = self.lock_cursor()?.watermark().map(str::to_owned) else {
             return Ok(Sweep::default());
@@ -549,9 +550,8 @@ impl Indexer {
                 Ok(cursor.sweep(below))
             }
             LogSharing::Shared { .. } => {
-                let from = ulid::Ulid::from_string(&watermark)
-                    .map(|ulid| change_key_at(DateTime::<Utc>::from(ulid.datetime()) - LATE_WINDOW))
-                    .map_err(|_| IndexerError::Task(format!("watermark `{watermark}`")))?;
+                let from = key_below(&watermark, LATE_WINDOW)
+                    .ok_or_else(|| IndexerError::Task(format!("watermark `{watermark}`")))?;
                 self.lock_cursor()?.forget_applied_before(&from);
                 let below = self
                     .store
