@@ -392,3 +392,80 @@ async fn exports_stream_every_contact_or_a_segment_and_resume_after_a_cursor() {
     let back = app.import("", lines).await;
     assert_eq!(back["unchanged"], 1200, "{back:#}");
 }
+
+/// The store is read for the next batch while one is written. Batches that reach what an
+/// earlier one wrote (the same contact, an identity it claimed) must still see those writes:
+/// each row lands as if the file were imported one row at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_later_batches_see_what_earlier_batches_wrote() {
+    const N: usize = 500;
+    let app = seeded().await;
+    let seed: String = (0..N)
+        .map(|n| {
+            format!("{{\"externalId\":\"s{n}\",\"email\":\"s{n}@example.com\",\"plan\":\"pro\"}}\n")
+        })
+        .collect();
+    assert_eq!(app.import("", seed).await["created"], N as u64);
+
+    // Four batches of 500 rows: the first gives each seeded contact a new email and plan
+    // `free`; the second creates contacts claiming those new emails (taken: imported without
+    // them); the third sets the seeded contacts back to `pro` (unchanged against a read older
+    // than the first batch); the fourth gives the new contacts emails of their own.
+    let batch = |line: &dyn Fn(usize) -> String| (0..N).map(line).collect::<String>();
+    let rows = [
+        batch(&|n| {
+            format!(
+                "{{\"externalId\":\"s{n}\",\"email\":\"moved{n}@example.com\",\"plan\":\"free\"}}\n"
+            )
+        }),
+        batch(&|n| {
+            format!(
+                "{{\"externalId\":\"t{n}\",\"email\":\"moved{n}@example.com\",\"plan\":\"pro\"}}\n"
+            )
+        }),
+        batch(&|n| format!("{{\"externalId\":\"s{n}\",\"plan\":\"pro\"}}\n")),
+        batch(&|n| {
+            format!(
+                "{{\"externalId\":\"t{n}\",\"email\":\"t{n}@example.com\",\"plan\":\"free\"}}\n"
+            )
+        }),
+    ]
+    .concat();
+    let report = app.import("", rows).await;
+    let n = N as u64;
+    assert_eq!(counts(&report), [4 * n, n, 3 * n, 0, 0, n], "{report:#}");
+
+    let by_email = |email: String| {
+        let app = &app;
+        async move {
+            app.data(
+                "query($email: String!) { contact(identity: { kind: EMAIL, value: $email }) { externalId email attributes } }",
+                json!({ "email": email }),
+            )
+            .await["contact"]
+                .clone()
+        }
+    };
+    for n in [0, 1, 250, N - 1] {
+        let seeded = by_email(format!("moved{n}@example.com")).await;
+        assert_eq!(seeded["externalId"], format!("s{n}"));
+        assert_eq!(seeded["email"], format!("moved{n}@example.com"));
+        assert_eq!(seeded["attributes"]["plan"], "pro");
+        let old = by_email(format!("s{n}@example.com")).await;
+        assert_eq!(
+            old["externalId"],
+            format!("s{n}"),
+            "an old email still resolves"
+        );
+        let created = by_email(format!("t{n}@example.com")).await;
+        assert_eq!(created["externalId"], format!("t{n}"));
+        assert_eq!(created["attributes"]["plan"], "free");
+    }
+    let pro = app
+        .data(
+            "{ contacts(segment: \"plan = \\\"pro\\\"\", first: 0, consistency: LATEST) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(pro["contacts"]["totalCount"], n);
+}

@@ -8,8 +8,9 @@ use chrono::Utc;
 use tracing::warn;
 
 use super::ImportService;
-use super::planner::{Plan, Reads, claim_keys, plan, target_keys};
-use super::report::{BatchOutcome, ImportOptions, RowError};
+use super::planner::{Reads, claim_keys, plan, target_keys};
+use super::read_ahead::Footprint;
+use super::report::{BatchOutcome, ImportOptions, MatchBy, RowError};
 use crate::domain::{IdentityKey, ParsedRow, WorkspaceId};
 use crate::service::ServiceError;
 use crate::service::claims::is_retryable;
@@ -30,28 +31,41 @@ pub(super) struct Stopped {
 impl ImportService {
     /// Writes a group of rows in as few transactions as possible (rows that reach a contact
     /// another row of the batch already changes wait for the next one).
+    /// `ahead` is a read of the store for these rows that is still current; `footprint`
+    /// collects the contacts every read found.
     pub(super) async fn write_group(
         &self,
         workspace: &WorkspaceId,
         rows: Vec<ParsedRow>,
+        mut ahead: Option<Reads>,
         options: ImportOptions,
         blocked: &[String],
+        footprint: &mut Footprint,
     ) -> Result<BatchOutcome, Stopped> {
         let mut total = BatchOutcome::default();
         let mut pending = rows;
         while !pending.is_empty() {
             let count = pending.len();
-            let (outcome, deferred) =
-                match self.write_batch(workspace, pending, options, blocked).await {
-                    Ok(written) => written,
-                    Err(Stopped { committed, error }) => {
-                        total.absorb(committed);
-                        return Err(Stopped {
-                            committed: total,
-                            error,
-                        });
-                    }
-                };
+            let written = self
+                .write_batch(
+                    workspace,
+                    pending,
+                    ahead.take(),
+                    options,
+                    blocked,
+                    footprint,
+                )
+                .await;
+            let (outcome, deferred) = match written {
+                Ok(written) => written,
+                Err(Stopped { committed, error }) => {
+                    total.absorb(committed);
+                    return Err(Stopped {
+                        committed: total,
+                        error,
+                    });
+                }
+            };
             total.absorb(outcome);
             if deferred.len() == count {
                 break;
@@ -70,23 +84,38 @@ impl ImportService {
         &self,
         workspace: &WorkspaceId,
         rows: Vec<ParsedRow>,
+        mut ahead: Option<Reads>,
         options: ImportOptions,
         blocked: &[String],
+        footprint: &mut Footprint,
     ) -> Result<(BatchOutcome, Vec<ParsedRow>), Stopped> {
         let mut total = BatchOutcome::default();
         let mut deferred = Vec::new();
         let mut pending = rows;
         for attempt in 0..MAX_BATCH_ATTEMPTS {
             crate::service::contention::pause_before(attempt).await;
-            let plan = match self.plan_group(workspace, &pending, options, blocked).await {
-                Ok(plan) => plan,
-                Err(error) => {
-                    return Err(Stopped {
-                        committed: total,
-                        error,
-                    });
-                }
+            let reads = match ahead.take() {
+                Some(reads) => reads,
+                None => match self.read_group(workspace, &pending, options.match_by).await {
+                    Ok(reads) => reads,
+                    Err(error) => {
+                        return Err(Stopped {
+                            committed: total,
+                            error,
+                        });
+                    }
+                },
             };
+            footprint.add_reads(&reads);
+            let plan = plan(
+                workspace,
+                &pending,
+                &reads,
+                options,
+                blocked,
+                self.parallelism,
+                Utc::now(),
+            );
             total.absorb(plan.settled);
             let mut slots: Vec<Option<ParsedRow>> = pending.into_iter().map(Some).collect();
             deferred.extend(take_rows(&mut slots, &plan.deferred));
@@ -143,39 +172,30 @@ impl ImportService {
         Ok((total, deferred))
     }
 
-    /// Reads what the rows touch, then plans their writes. First the holders of the identities
-    /// that find each row's contact and those contacts, then the holders of the rows' other
-    /// identities that could change (see [`claim_keys`]). The reads are batched, and split
-    /// into one part per core: a re-import whose rows change nothing is all reads.
-    async fn plan_group(
+    /// Reads what the rows touch: first the holders of the identities that find each row's
+    /// contact and those contacts, then the holders of the rows' other identities that could
+    /// change (see [`claim_keys`]). The reads are batched, and split into one part per core: a
+    /// re-import whose rows change nothing is all reads.
+    pub(super) async fn read_group(
         &self,
         workspace: &WorkspaceId,
         rows: &[ParsedRow],
-        options: ImportOptions,
-        blocked: &[String],
-    ) -> Result<Plan, ServiceError> {
+        match_by: MatchBy,
+    ) -> Result<Reads, ServiceError> {
         let mut reads = Reads::default();
         let targets: HashSet<IdentityKey> = rows
             .iter()
-            .flat_map(|row| target_keys(row, options.match_by))
+            .flat_map(|row| target_keys(row, match_by))
             .collect();
         self.read_holders(workspace, targets.iter().cloned().collect(), &mut reads)
             .await?;
         let others: HashSet<IdentityKey> = rows
             .iter()
-            .flat_map(|row| claim_keys(row, options.match_by, &reads, &targets))
+            .flat_map(|row| claim_keys(row, match_by, &reads, &targets))
             .collect();
         self.read_holders(workspace, others.into_iter().collect(), &mut reads)
             .await?;
-        Ok(plan(
-            workspace,
-            rows,
-            &reads,
-            options,
-            blocked,
-            self.parallelism,
-            Utc::now(),
-        ))
+        Ok(reads)
     }
 
     /// Adds to `reads` the holders of `keys` that are held, and those contacts as stored: in up

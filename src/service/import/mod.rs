@@ -2,17 +2,20 @@
 //! phone) in batched transactions. A bad row is reported with its line and skipped; re-running
 //! the same file changes nothing; a dry run counts what would happen without writing.
 //!
-//! `reader` turns the input into rows (on a blocking thread, validated there), `planner` turns a
+//! `reader` turns the input into rows (on a blocking thread, validated there), `read_ahead`
+//! reads the store for the next batch while one is planned and committed, `planner` turns a
 //! batch of rows and one read of the store into writes (a pure function), `commit` runs the
 //! commit loop, and `report` keeps each job's report.
 
 mod commit;
 mod planner;
+mod read_ahead;
 mod reader;
 mod report;
 
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
 use tokio::sync::mpsc;
@@ -20,6 +23,7 @@ use tracing::info;
 
 use commit::{Stopped, commit_parallelism};
 use planner::without_shared_identities;
+use read_ahead::{Footprint, PreparedChunk, PreparedGroup, ReadAhead, SettledGroups};
 use reader::{ReadFailure, RowReader};
 use report::{BatchOutcome, JobRegistry};
 
@@ -94,7 +98,7 @@ impl ImportService {
     ) -> ImportReport {
         let outcome = match self.rules(workspace).await {
             Ok((registry, blocked)) => {
-                let (sender, mut receiver) = mpsc::channel(2);
+                let (sender, receiver) = mpsc::channel(2);
                 let reader = tokio::task::spawn_blocking(move || {
                     let mut rows = RowReader::new(options.format, input);
                     let header = rows.check_header(|names| {
@@ -119,10 +123,20 @@ impl ImportService {
                         }
                     }
                 });
+                let settled = SettledGroups::default();
+                let (read_sender, mut read) = mpsc::channel(1);
+                let read_ahead = tokio::spawn(self.clone().read_ahead(
+                    workspace.clone(),
+                    options.match_by,
+                    receiver,
+                    read_sender,
+                    settled.counter(),
+                ));
                 let outcome = self
-                    .consume(workspace, job, options, &blocked, &mut receiver)
+                    .consume(workspace, job, options, &blocked, &mut read, settled)
                     .await;
-                drop(receiver);
+                drop(read);
+                let _ = read_ahead.await;
                 let _ = reader.await;
                 outcome
             }
@@ -164,15 +178,19 @@ impl ImportService {
         Ok((registry, blocked))
     }
 
-    async fn consume(
-        &self,
-        workspace: &WorkspaceId,
-        job: &str,
-        options: ImportOptions,
-        blocked: &[String],
-        receiver: &mut mpsc::Receiver<Vec<Result<ParsedRow, ReadFailure>>>,
-    ) -> Result<(), ServiceError> {
-        while let Some(chunk) = receiver.recv().await {
+    /// Splits each chunk the reader sends into groups that can each be planned against one
+    /// read, and reads the store for the chunk's first group ahead of its turn (a chunk's later
+    /// groups share identities with the group before them, so they are read in turn).
+    /// `settled` counts the groups the consumer settled.
+    async fn read_ahead(
+        self,
+        workspace: WorkspaceId,
+        match_by: MatchBy,
+        mut chunks: mpsc::Receiver<Vec<Result<ParsedRow, ReadFailure>>>,
+        prepared: mpsc::Sender<PreparedChunk>,
+        settled: Arc<AtomicU64>,
+    ) {
+        while let Some(chunk) = chunks.recv().await {
             let mut parsed = Vec::with_capacity(chunk.len());
             let mut failures = Vec::new();
             let mut fatal = None;
@@ -183,10 +201,53 @@ impl ImportService {
                     Err(failure) => failures.push(failure.error),
                 }
             }
+            let mut groups = Vec::new();
+            for rows in without_shared_identities(parsed) {
+                let mut ahead = None;
+                if groups.is_empty() {
+                    let settled_before = settled.load(Ordering::Acquire);
+                    // A read that fails is taken again in turn, which reports the error.
+                    let read = self.read_group(&workspace, &rows, match_by).await;
+                    ahead = read.ok().map(|reads| ReadAhead::new(reads, settled_before));
+                }
+                groups.push(PreparedGroup { rows, ahead });
+            }
+            let chunk = PreparedChunk {
+                groups,
+                failures,
+                fatal,
+            };
+            if prepared.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn consume(
+        &self,
+        workspace: &WorkspaceId,
+        job: &str,
+        options: ImportOptions,
+        blocked: &[String],
+        prepared: &mut mpsc::Receiver<PreparedChunk>,
+        mut settled: SettledGroups,
+    ) -> Result<(), ServiceError> {
+        while let Some(chunk) = prepared.recv().await {
+            let PreparedChunk {
+                groups,
+                mut failures,
+                fatal,
+            } = chunk;
             let mut total = BatchOutcome::default();
             let mut stopped = None;
-            for group in without_shared_identities(parsed) {
-                match self.write_group(workspace, group, options, blocked).await {
+            for PreparedGroup { rows, ahead } in groups {
+                let ahead = ahead.and_then(|ahead| settled.current(&rows, ahead));
+                let mut footprint = Footprint::of_rows(&rows);
+                let written = self
+                    .write_group(workspace, rows, ahead, options, blocked, &mut footprint)
+                    .await;
+                settled.settle(footprint);
+                match written {
                     Ok(outcome) => total.absorb(outcome),
                     Err(Stopped { committed, error }) => {
                         total.absorb(committed);
