@@ -5,7 +5,9 @@
 //! Data: `benches/data` (seed 42, 20 custom attributes), written as NDJSON with an external id
 //! per row; `QWRY_BENCH_CONTACTS` rows (default 100000). The baseline inserts those rows as bare
 //! SurrealDB documents (one writer, then two), and as the service's three documents per row
-//! without the service (two writers). The store share is the import job (parse,
+//! without the service (two writers), then reads each row's identity and contact back by key
+//! (two readers, 500 rows a read: the least a re-import that changes nothing reads). The store
+//! share is the import job (parse,
 //! validate, batches of 500 rows with identities and the change log, each committed as one
 //! transaction per core); the index share is the indexer replaying that change log into tantivy,
 //! as the service does after a crash. The service's write path alone writes the same rows as
@@ -17,7 +19,9 @@
 //! the clock stops when the last row is searchable. Each run prints wall time, rows/s and the
 //! process's CPU time per row; not a criterion loop (one import of 1M rows takes minutes).
 //! Run: `cargo bench --bench import_throughput` (add `QWRY_BENCH_CONTACTS=1000000` for 1M;
-//! `RUST_LOG=qwry_contacts::service::indexer=debug` prints each indexer step).
+//! `RUST_LOG=qwry_contacts::service::indexer=debug` prints each indexer step;
+//! `QWRY_BENCH_STEPS=shares,reimport` runs only the named steps of `baseline`, `shares`,
+//! `write_path`, `reimport` (which needs `shares`) and `end_to_end`, e.g. to profile one).
 
 #[allow(dead_code)]
 mod data;
@@ -113,6 +117,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    let steps = std::env::var("QWRY_BENCH_STEPS").ok();
+    let runs = |step: &str| {
+        steps
+            .as_deref()
+            .is_none_or(|steps| steps.split(',').any(|s| s.trim() == step))
+    };
     let workspace = WorkspaceId::parse("bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("contacts.ndjson");
@@ -138,7 +148,7 @@ fn main() {
     runtime.block_on(async {
         // 0. The baseline: the same rows as bare SurrealDB documents, no service in between,
         //    with one writer and with two writers in parallel (the machine's two cores).
-        for writers in [1, 2] {
+        for writers in [1, 2].into_iter().filter(|_| runs("baseline")) {
             let clock = Clock::start();
             bare_surrealdb_insert(
                 &dir.path().join(format!("bare-{writers}")),
@@ -154,89 +164,114 @@ fn main() {
         }
         // 0b. The service's data model without the service: each row as its contact and its
         //     two identity records (external id, email), two writers.
-        let clock = Clock::start();
-        bare_surrealdb_insert(
-            &dir.path().join("bare-model"),
-            &file,
-            2,
-            Documents::WithIdentities,
-        )
-        .await;
-        eprintln!(
-            "baseline, bare SurrealDB with 2 writer(s): {size} rows as the service's three documents each, {}",
-            clock.report(size)
-        );
+        //     Then the least a re-import reads: each row's external-id identity and its
+        //     contact, 500 rows per read, two readers, the values left undecoded.
+        if runs("baseline") {
+            let clock = Clock::start();
+            let db = bare_surrealdb_insert(
+                &dir.path().join("bare-model"),
+                &file,
+                2,
+                Documents::WithIdentities,
+            )
+            .await;
+            eprintln!(
+                "baseline, bare SurrealDB with 2 writer(s): {size} rows as the service's three documents each, {}",
+                clock.report(size)
+            );
+            let clock = Clock::start();
+            bare_surrealdb_reread(&db, &file, 2).await;
+            eprintln!(
+                "baseline, bare SurrealDB with 2 reader(s): {size} rows' identity and contact read back by key, {}",
+                clock.report(size)
+            );
+        }
 
         // 1. The shares, one after the other: the import alone, then the indexer catching up.
-        let shares = Target::open(&dir.path().join("shares"), &workspace, Duration::ZERO).await;
-        let clock = Clock::start();
-        let report = shares.import(&workspace, &file).await;
-        let store_share = clock.report(size);
-        assert_eq!(report.created as usize, size, "{report:?}");
-        let clock = Clock::start();
-        let applied = shares.indexer.catch_up().await.unwrap();
-        let index_share = clock.report(size);
-        let status = shares.indexer.status(&workspace).await.unwrap();
-        assert_eq!(status.documents as usize, size);
-        eprintln!("store share of {size} rows: {store_share}");
-        let sources = shares.indexer.state_sources();
-        eprintln!(
-            "index share ({applied} change-log entries; contact states from payloads {}, read back {}): {index_share}",
-            sources.from_payload, sources.read_back
-        );
+        let shares = if runs("shares") {
+            let shares =
+                Target::open(&dir.path().join("shares"), &workspace, Duration::ZERO).await;
+            let clock = Clock::start();
+            let report = shares.import(&workspace, &file).await;
+            let store_share = clock.report(size);
+            assert_eq!(report.created as usize, size, "{report:?}");
+            let clock = Clock::start();
+            let applied = shares.indexer.catch_up().await.unwrap();
+            let index_share = clock.report(size);
+            let status = shares.indexer.status(&workspace).await.unwrap();
+            assert_eq!(status.documents as usize, size);
+            eprintln!("store share of {size} rows: {store_share}");
+            let sources = shares.indexer.state_sources();
+            eprintln!(
+                "index share ({applied} change-log entries; contact states from payloads {}, read back {}): {index_share}",
+                sources.from_payload, sources.read_back
+            );
+            Some(shares)
+        } else {
+            None
+        };
 
         // 1b. The service's own write path without the import job: the rows as contacts (the
         //     generator's, with the file's external ids and every value's source `imported`,
         //     as the import stores them) written into a fresh store through `WriteBatch` (the
         //     same records, identities and change-log entry), 500 per transaction, two
         //     writers; no parsing, validation or reads.
-        let generated = generated_contacts(&workspace, size);
-        let clock = Clock::start();
-        write_batches_bare(&dir.path().join("write-path"), &workspace, generated).await;
-        eprintln!(
-            "the service's write path alone (WriteBatch, 2 writers): {size} rows, {}",
-            clock.report(size)
-        );
+        if runs("write_path") {
+            let generated = generated_contacts(&workspace, size);
+            let clock = Clock::start();
+            write_batches_bare(&dir.path().join("write-path"), &workspace, generated).await;
+            eprintln!(
+                "the service's write path alone (WriteBatch, 2 writers): {size} rows, {}",
+                clock.report(size)
+            );
+        }
 
         // 2. A re-import of the same file: every row unchanged, nothing written.
-        let clock = Clock::start();
-        let replay = shares.import(&workspace, &file).await;
-        assert_eq!(replay.unchanged as usize, size);
-        eprintln!(
-            "re-import of the same file (nothing changes): {}",
-            clock.report(size)
-        );
-        shares.close().await;
+        if let Some(shares) = shares {
+            if runs("reimport") {
+                let clock = Clock::start();
+                let replay = shares.import(&workspace, &file).await;
+                assert_eq!(replay.unchanged as usize, size);
+                eprintln!(
+                    "re-import of the same file (nothing changes): {}",
+                    clock.report(size)
+                );
+            }
+            shares.close().await;
+        }
 
         // 3. End to end as the service runs it: the indexer follows the import concurrently;
         //    the clock stops when the last row is searchable.
-        let service = Target::open(
-            &dir.path().join("service"),
-            &workspace,
-            DEFAULT_INDEX_COMMIT_DELAY,
-        )
-        .await;
-        let (stop, stopped) = watch::channel(false);
-        let follower = tokio::spawn(Arc::clone(&service.indexer).run(stopped));
-        let clock = Clock::start();
-        let report = service.import(&workspace, &file).await;
-        let imported = clock.started.elapsed();
-        assert_eq!(report.created as usize, size, "{report:?}");
-        service.indexer.catch_up().await.unwrap();
-        let searchable = clock.report(size);
-        let _ = stop.send(true);
-        follower.await.unwrap();
-        assert_eq!(
-            service.indexer.status(&workspace).await.unwrap().documents as usize,
-            size
-        );
-        let sources = service.indexer.state_sources();
-        eprintln!(
-            "end to end with the indexer following: all rows stored after {imported:.1?}, all searchable (contact states from payloads {}, read back {}): {searchable}",
-            sources.from_payload, sources.read_back
-        );
-        service.close().await;
+        if runs("end_to_end") {
+            end_to_end(&dir.path().join("service"), &workspace, &file, size).await;
+        }
     });
+}
+
+/// Imports `file` into a fresh service at `dir` while its indexer follows, and prints how long
+/// until the last row was searchable.
+async fn end_to_end(dir: &Path, workspace: &WorkspaceId, file: &Path, size: usize) {
+    let service = Target::open(dir, workspace, DEFAULT_INDEX_COMMIT_DELAY).await;
+    let (stop, stopped) = watch::channel(false);
+    let follower = tokio::spawn(Arc::clone(&service.indexer).run(stopped));
+    let clock = Clock::start();
+    let report = service.import(workspace, file).await;
+    let imported = clock.started.elapsed();
+    assert_eq!(report.created as usize, size, "{report:?}");
+    service.indexer.catch_up().await.unwrap();
+    let searchable = clock.report(size);
+    let _ = stop.send(true);
+    follower.await.unwrap();
+    assert_eq!(
+        service.indexer.status(workspace).await.unwrap().documents as usize,
+        size
+    );
+    let sources = service.indexer.state_sources();
+    eprintln!(
+        "end to end with the indexer following: all rows stored after {imported:.1?}, all searchable (contact states from payloads {}, read back {}): {searchable}",
+        sources.from_payload, sources.read_back
+    );
+    service.close().await;
 }
 
 /// The bench's rows as the import makes them: the generator's contacts with the file's
@@ -318,8 +353,12 @@ enum Documents {
 /// The store's ceiling for this data: each NDJSON row inserted as SurrealDB documents (see
 /// [`Documents`]) into a RocksDB store of its own, 500 rows per transaction; no reads, no
 /// change log, no validation. `writers` tasks insert disjoint chunks in parallel.
-async fn bare_surrealdb_insert(dir: &Path, file: &Path, writers: usize, documents: Documents) {
-    use std::io::BufRead;
+async fn bare_surrealdb_insert(
+    dir: &Path,
+    file: &Path,
+    writers: usize,
+    documents: Documents,
+) -> surrealdb::Surreal<surrealdb::engine::any::Any> {
     let db = surrealdb::engine::any::connect(format!("rocksdb://{}", dir.display()))
         .await
         .unwrap();
@@ -333,31 +372,107 @@ async fn bare_surrealdb_insert(dir: &Path, file: &Path, writers: usize, document
         }
     };
     db.query(schema).await.unwrap().check().unwrap();
-    let (sender, receiver) = async_channel(writers);
-    let tasks: Vec<_> = (0..writers)
-        .map(|_| {
+    let work = {
+        let db = db.clone();
+        move |rows: Chunk| {
             let db = db.clone();
-            let receiver = Arc::clone(&receiver);
+            async move {
+                let query = match documents {
+                    Documents::One => db
+                        .query("INSERT INTO contact $rows RETURN NONE")
+                        .bind(("rows", serde_json::Value::Array(rows))),
+                    Documents::WithIdentities => {
+                        let (rows, identities) = with_identities(rows);
+                        db.query(
+                            "BEGIN; INSERT INTO contact $rows RETURN NONE; \
+                             INSERT INTO contact_identity $identities RETURN NONE; COMMIT;",
+                        )
+                        .bind(("rows", rows))
+                        .bind(("identities", identities))
+                    }
+                };
+                query.await.unwrap().check().unwrap();
+            }
+        }
+    };
+    let in_workspace = |mut row: serde_json::Value| {
+        row.as_object_mut()
+            .unwrap()
+            .insert("workspace".into(), "bench".into());
+        row
+    };
+    on_workers(file, writers, in_workspace, work).await;
+    db
+}
+
+/// Reads back, from a store written with [`Documents::WithIdentities`], each row of `file`'s
+/// external-id identity record and then its contact record, 500 rows per read on `readers`
+/// concurrent readers: the reads a re-import that changes nothing cannot do without.
+async fn bare_surrealdb_reread(
+    db: &surrealdb::Surreal<surrealdb::engine::any::Any>,
+    file: &Path,
+    readers: usize,
+) {
+    use surrealdb::types::{Array, RecordId, RecordIdKey};
+    let key = |table: &str, parts: Vec<String>| {
+        RecordId::new(table, RecordIdKey::Array(Array::from(parts)))
+    };
+    let db = db.clone();
+    let work = move |rows: Chunk| {
+        let db = db.clone();
+        async move {
+            let identities: Vec<RecordId> = rows
+                .iter()
+                .map(|row| {
+                    let external_id = row["externalId"].as_str().unwrap().to_owned();
+                    let parts = vec!["bench".into(), "EXTERNAL_ID".into(), external_id];
+                    key("contact_identity", parts)
+                })
+                .collect();
+            let mut held = db
+                .query("SELECT VALUE contact FROM $ids")
+                .bind(("ids", identities))
+                .await
+                .unwrap();
+            let owners: Vec<String> = held.take(0).unwrap();
+            let contacts: Vec<RecordId> = owners
+                .into_iter()
+                .map(|owner| key("contact", vec!["bench".into(), owner]))
+                .collect();
+            let mut read = db
+                .query("SELECT * FROM $ids")
+                .bind(("ids", contacts))
+                .await
+                .unwrap();
+            let contacts: Vec<surrealdb::types::Value> = read.take(0).unwrap();
+            assert_eq!(contacts.len(), rows.len());
+        }
+    };
+    on_workers(file, readers, |row| row, work).await;
+}
+
+/// Hands `file`'s rows, each as `row` makes it, in chunks of 500 to `workers` concurrent tasks
+/// that each run `work` on the chunks they take, and waits until they are done.
+async fn on_workers<W, F>(
+    file: &Path,
+    workers: usize,
+    row: impl Fn(serde_json::Value) -> serde_json::Value,
+    work: W,
+) where
+    W: Fn(Chunk) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use std::io::BufRead;
+    let (sender, receiver) = async_channel(workers);
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (receiver, work) = (Arc::clone(&receiver), work.clone());
             tokio::spawn(async move {
                 loop {
                     let Some(rows) = receiver.lock().await.recv().await else {
                         return;
                     };
-                    let query = match documents {
-                        Documents::One => db
-                            .query("INSERT INTO contact $rows RETURN NONE")
-                            .bind(("rows", serde_json::Value::Array(rows))),
-                        Documents::WithIdentities => {
-                            let (rows, identities) = with_identities(rows);
-                            db.query(
-                                "BEGIN; INSERT INTO contact $rows RETURN NONE; \
-                                 INSERT INTO contact_identity $identities RETURN NONE; COMMIT;",
-                            )
-                            .bind(("rows", rows))
-                            .bind(("identities", identities))
-                        }
-                    };
-                    query.await.unwrap().check().unwrap();
+                    work(rows).await;
                 }
             })
         })
@@ -365,11 +480,7 @@ async fn bare_surrealdb_insert(dir: &Path, file: &Path, writers: usize, document
     let lines = std::io::BufReader::new(std::fs::File::open(file).unwrap()).lines();
     let mut chunk = Vec::with_capacity(500);
     for line in lines {
-        let mut row: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-        row.as_object_mut()
-            .unwrap()
-            .insert("workspace".into(), "bench".into());
-        chunk.push(row);
+        chunk.push(row(serde_json::from_str(&line.unwrap()).unwrap()));
         if chunk.len() == 500 {
             sender.send(std::mem::take(&mut chunk)).await.unwrap();
         }

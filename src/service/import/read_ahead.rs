@@ -42,13 +42,7 @@ impl Footprint {
     }
 
     fn overlaps(&self, other: &Footprint) -> bool {
-        let (small, large) = if self.keys.len() <= other.keys.len() {
-            (self, other)
-        } else {
-            (other, self)
-        };
-        small.keys.iter().any(|key| large.keys.contains(key))
-            || self.contacts.iter().any(|id| other.contacts.contains(id))
+        !self.keys.is_disjoint(&other.keys) || !self.contacts.is_disjoint(&other.contacts)
     }
 }
 
