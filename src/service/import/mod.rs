@@ -15,15 +15,16 @@ mod report;
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::Utc;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::info;
 
 use commit::{Stopped, commit_parallelism};
 use planner::without_shared_identities;
-use read_ahead::{Footprint, PreparedChunk, PreparedGroup, ReadAhead, SettledGroups};
+use read_ahead::{FirstGroup, Footprint, PreparedChunk, PreparedGroup, ReadAhead, SettledGroups};
 use reader::{ReadFailure, RowReader};
 use report::{BatchOutcome, JobRegistry};
 
@@ -180,8 +181,11 @@ impl ImportService {
 
     /// Splits each chunk the reader sends into groups that can each be planned against one
     /// read, and reads the store for the chunk's first group ahead of its turn (a chunk's later
-    /// groups share identities with the group before them, so they are read in turn).
-    /// `settled` counts the groups the consumer settled.
+    /// groups share identities with the group before them, so they are read in turn). While
+    /// the reads find the rows' contacts (a sync of known contacts, whose rows may change
+    /// nothing), the next chunk's read starts before this one's ends, so that the reads keep
+    /// the cores busy; while they find none (new contacts, where commits take the time), one
+    /// read runs at a time. `settled` counts the groups the consumer settled.
     async fn read_ahead(
         self,
         workspace: WorkspaceId,
@@ -190,6 +194,7 @@ impl ImportService {
         prepared: mpsc::Sender<PreparedChunk>,
         settled: Arc<AtomicU64>,
     ) {
+        let finds_contacts = Arc::new(AtomicBool::new(false));
         while let Some(chunk) = chunks.recv().await {
             let mut parsed = Vec::with_capacity(chunk.len());
             let mut failures = Vec::new();
@@ -201,19 +206,33 @@ impl ImportService {
                     Err(failure) => failures.push(failure.error),
                 }
             }
-            let mut groups = Vec::new();
-            for rows in without_shared_identities(parsed) {
-                let mut ahead = None;
-                if groups.is_empty() {
-                    let settled_before = settled.load(Ordering::Acquire);
-                    // A read that fails is taken again in turn, which reports the error.
-                    let read = self.read_group(&workspace, &rows, match_by).await;
-                    ahead = read.ok().map(|reads| ReadAhead::new(reads, settled_before));
+            let mut groups = without_shared_identities(parsed).into_iter();
+            let first = match groups.next() {
+                Some(rows) => {
+                    let reading = self.read_first_group(
+                        &workspace,
+                        rows,
+                        match_by,
+                        &settled,
+                        &finds_contacts,
+                    );
+                    if finds_contacts.load(Ordering::Acquire) {
+                        Some(FirstGroup::Reading(reading))
+                    } else {
+                        Some(match reading.await {
+                            Ok(group) => FirstGroup::Read(group),
+                            Err(panicked) => FirstGroup::Failed(panicked.to_string()),
+                        })
+                    }
                 }
-                groups.push(PreparedGroup { rows, ahead });
-            }
+                None => None,
+            };
+            let rest = groups
+                .map(|rows| PreparedGroup { rows, ahead: None })
+                .collect();
             let chunk = PreparedChunk {
-                groups,
+                first,
+                rest,
                 failures,
                 fatal,
             };
@@ -221,6 +240,31 @@ impl ImportService {
                 return;
             }
         }
+    }
+
+    /// A task that reads the store for `rows` (a chunk's first group) and then records in
+    /// `finds_contacts` whether the read found contacts for at least half of them.
+    fn read_first_group(
+        &self,
+        workspace: &WorkspaceId,
+        rows: Vec<ParsedRow>,
+        match_by: MatchBy,
+        settled: &Arc<AtomicU64>,
+        finds_contacts: &Arc<AtomicBool>,
+    ) -> JoinHandle<PreparedGroup> {
+        let (service, workspace) = (self.clone(), workspace.clone());
+        let (settled, finds_contacts) = (Arc::clone(settled), Arc::clone(finds_contacts));
+        tokio::spawn(async move {
+            let settled_before = settled.load(Ordering::Acquire);
+            // A read that fails is taken again in turn, which reports the error.
+            let read = service.read_group(&workspace, &rows, match_by).await;
+            if let Ok(reads) = &read {
+                let found = reads.contacts.len() * 2 >= rows.len();
+                finds_contacts.store(found, Ordering::Release);
+            }
+            let ahead = read.ok().map(|reads| ReadAhead::new(reads, settled_before));
+            PreparedGroup { rows, ahead }
+        })
     }
 
     async fn consume(
@@ -234,13 +278,24 @@ impl ImportService {
     ) -> Result<(), ServiceError> {
         while let Some(chunk) = prepared.recv().await {
             let PreparedChunk {
-                groups,
+                first,
+                rest,
                 mut failures,
                 fatal,
             } = chunk;
+            let first = match first {
+                Some(FirstGroup::Read(group)) => Some(group),
+                Some(FirstGroup::Reading(reading)) => Some(reading.await.map_err(|panicked| {
+                    ServiceError::Internal(format!("import read: {panicked}"))
+                })?),
+                Some(FirstGroup::Failed(panicked)) => {
+                    return Err(ServiceError::Internal(format!("import read: {panicked}")));
+                }
+                None => None,
+            };
             let mut total = BatchOutcome::default();
             let mut stopped = None;
-            for PreparedGroup { rows, ahead } in groups {
+            for PreparedGroup { rows, ahead } in first.into_iter().chain(rest) {
                 let ahead = ahead.and_then(|ahead| settled.current(&rows, ahead));
                 let mut footprint = Footprint::of_rows(&rows);
                 let written = self

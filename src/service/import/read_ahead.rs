@@ -11,6 +11,8 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokio::task::JoinHandle;
+
 use super::planner::{Reads, row_identities};
 use super::report::RowError;
 use crate::domain::{ContactId, IdentityKey, ParsedRow};
@@ -48,11 +50,22 @@ impl Footprint {
 
 /// A chunk of the input, split into groups that can each be planned against one read.
 pub(super) struct PreparedChunk {
-    pub groups: Vec<PreparedGroup>,
+    /// The chunk's first group, with the store read for it ahead of its turn.
+    pub first: Option<FirstGroup>,
+    /// The chunk's later groups, read in their turn.
+    pub rest: Vec<PreparedGroup>,
     /// Rows that failed to read or validate.
     pub failures: Vec<RowError>,
     /// An error that ends the job after this chunk.
     pub fatal: Option<RowError>,
+}
+
+/// A chunk's first group: read already, still being read by a task of its own, or lost
+/// with the task that read it (it panicked).
+pub(super) enum FirstGroup {
+    Read(PreparedGroup),
+    Reading(JoinHandle<PreparedGroup>),
+    Failed(String),
 }
 
 /// A group of rows, with the store read for it ahead of its turn when that was worth it.
