@@ -585,6 +585,14 @@ impl MembershipEngine {
                     continue;
                 }
                 for (id, contact) in contacts {
+                    // A hook gets the writes made after it was created, not those it was
+                    // created while they waited to be followed here.
+                    if contact
+                        .as_ref()
+                        .is_some_and(|contact| contact.updated_at < hook.created_at)
+                    {
+                        continue;
+                    }
                     let payload = payload::contact_changed(*id, contact.is_some(), now);
                     deliveries.push(self.delivery(&hook, Some(*id), payload, now));
                 }
