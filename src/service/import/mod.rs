@@ -219,10 +219,7 @@ impl ImportService {
                     if finds_contacts.load(Ordering::Acquire) {
                         Some(FirstGroup::Reading(reading))
                     } else {
-                        Some(match reading.await {
-                            Ok(group) => FirstGroup::Read(group),
-                            Err(panicked) => FirstGroup::Failed(panicked.to_string()),
-                        })
+                        Some(FirstGroup::Read(reading.await))
                     }
                 }
                 None => None,
@@ -284,20 +281,17 @@ impl ImportService {
                 fatal,
             } = chunk;
             let first = match first {
-                Some(FirstGroup::Read(group)) => Some(group),
-                Some(FirstGroup::Reading(reading)) => Some(reading.await.map_err(|panicked| {
-                    ServiceError::Internal(format!("import read: {panicked}"))
-                })?),
-                Some(FirstGroup::Failed(panicked)) => {
-                    return Err(ServiceError::Internal(format!("import read: {panicked}")));
-                }
+                Some(FirstGroup::Read(read)) => Some(read),
+                Some(FirstGroup::Reading(reading)) => Some(reading.await),
                 None => None,
-            };
+            }
+            .transpose()
+            .map_err(|panicked| ServiceError::Internal(format!("import read: {panicked}")))?;
             let mut total = BatchOutcome::default();
             let mut stopped = None;
             for PreparedGroup { rows, ahead } in first.into_iter().chain(rest) {
-                let ahead = ahead.and_then(|ahead| settled.current(&rows, ahead));
                 let mut footprint = Footprint::of_rows(&rows);
+                let ahead = ahead.and_then(|ahead| settled.current(&footprint, ahead));
                 let written = self
                     .write_group(workspace, rows, ahead, options, blocked, &mut footprint)
                     .await;

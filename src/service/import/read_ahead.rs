@@ -1,6 +1,6 @@
 //! Reading ahead: while one group of rows is planned and committed, the store is already read
-//! for the next one, so that a batch's reads and the previous batch's planning and commits use
-//! the cores at the same time.
+//! for the next one (or two), so that the reads and the previous batch's planning and commits
+//! use the cores at the same time.
 //!
 //! A read taken ahead may miss what the groups before it wrote while it ran. It is used only if
 //! none of those groups reached what it read: the identities its rows name and the contacts it
@@ -11,7 +11,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 
 use super::planner::{Reads, row_identities};
 use super::report::RowError;
@@ -42,10 +42,6 @@ impl Footprint {
     pub(super) fn add_reads(&mut self, reads: &Reads) {
         self.contacts.extend(reads.contacts.keys().copied());
     }
-
-    fn overlaps(&self, other: &Footprint) -> bool {
-        !self.keys.is_disjoint(&other.keys) || !self.contacts.is_disjoint(&other.contacts)
-    }
 }
 
 /// A chunk of the input, split into groups that can each be planned against one read.
@@ -60,12 +56,10 @@ pub(super) struct PreparedChunk {
     pub fatal: Option<RowError>,
 }
 
-/// A chunk's first group: read already, still being read by a task of its own, or lost
-/// with the task that read it (it panicked).
+/// A chunk's first group: the end of the task that read it, or that task still reading.
 pub(super) enum FirstGroup {
-    Read(PreparedGroup),
+    Read(Result<PreparedGroup, JoinError>),
     Reading(JoinHandle<PreparedGroup>),
-    Failed(String),
 }
 
 /// A group of rows, with the store read for it ahead of its turn when that was worth it.
@@ -114,9 +108,10 @@ impl SettledGroups {
         self.count.store(sequence + 1, Ordering::Release);
     }
 
-    /// The reads of `ahead` for `rows` (the next group), if no group that settled since the
-    /// read began reached what they cover.
-    pub(super) fn current(&self, rows: &[ParsedRow], ahead: ReadAhead) -> Option<Reads> {
+    /// The reads of `ahead` for the next group, if no group that settled since the read began
+    /// reached what they cover: the identities the group's rows name (`rows`) or the contacts
+    /// the reads found.
+    pub(super) fn current(&self, rows: &Footprint, ahead: ReadAhead) -> Option<Reads> {
         let settled = self.count.load(Ordering::Acquire);
         if settled == ahead.settled_before {
             return Some(ahead.reads);
@@ -128,13 +123,15 @@ impl SettledGroups {
         if ahead.settled_before < oldest_remembered {
             return None;
         }
-        let mut footprint = Footprint::of_rows(rows);
-        footprint.add_reads(&ahead.reads);
+        let found = &ahead.reads.contacts;
         let overlapped = self
             .recent
             .iter()
             .filter(|(sequence, _)| *sequence >= ahead.settled_before)
-            .any(|(_, settled)| settled.overlaps(&footprint));
+            .any(|(_, settled)| {
+                !settled.keys.is_disjoint(&rows.keys)
+                    || settled.contacts.iter().any(|id| found.contains_key(id))
+            });
         (!overlapped).then_some(ahead.reads)
     }
 }
@@ -188,7 +185,7 @@ mod tests {
         let settled = SettledGroups::default();
         let rows = vec![row(1, "a", "a@example.com")];
         let ahead = ReadAhead::new(Reads::default(), 0);
-        assert!(settled.current(&rows, ahead).is_some());
+        assert!(settled.current(&Footprint::of_rows(&rows), ahead).is_some());
     }
 
     #[test]
@@ -199,19 +196,28 @@ mod tests {
         let rows = vec![row(2, "b", "shared@example.com")];
         assert!(
             settled
-                .current(&rows, ReadAhead::new(Reads::default(), 0))
+                .current(
+                    &Footprint::of_rows(&rows),
+                    ReadAhead::new(Reads::default(), 0)
+                )
                 .is_none()
         );
         let unrelated = vec![row(3, "c", "c@example.com")];
         assert!(
             settled
-                .current(&unrelated, ReadAhead::new(Reads::default(), 0))
+                .current(
+                    &Footprint::of_rows(&unrelated),
+                    ReadAhead::new(Reads::default(), 0)
+                )
                 .is_some()
         );
         // A read that began after that group settled saw its writes.
         assert!(
             settled
-                .current(&rows, ReadAhead::new(Reads::default(), 1))
+                .current(
+                    &Footprint::of_rows(&rows),
+                    ReadAhead::new(Reads::default(), 1)
+                )
                 .is_some()
         );
     }
@@ -228,7 +234,7 @@ mod tests {
         settled.settle(earlier);
         let rows = vec![row(2, "b", "old@example.com")];
         let ahead = ReadAhead::new(reads_finding(&contact, old_email), 0);
-        assert!(settled.current(&rows, ahead).is_none());
+        assert!(settled.current(&Footprint::of_rows(&rows), ahead).is_none());
     }
 
     #[test]
@@ -245,13 +251,19 @@ mod tests {
         let rows = vec![row(99, "y", "y@example.com")];
         assert!(
             settled
-                .current(&rows, ReadAhead::new(Reads::default(), 0))
+                .current(
+                    &Footprint::of_rows(&rows),
+                    ReadAhead::new(Reads::default(), 0)
+                )
                 .is_none()
         );
         let recent = REMEMBERED_GROUPS as u64 - 1;
         assert!(
             settled
-                .current(&rows, ReadAhead::new(Reads::default(), recent))
+                .current(
+                    &Footprint::of_rows(&rows),
+                    ReadAhead::new(Reads::default(), recent)
+                )
                 .is_some()
         );
     }
