@@ -4,11 +4,13 @@
 //!
 //! Data: `benches/data` (seed 42, 20 custom attributes), written as NDJSON with an external id
 //! per row; `QWRY_BENCH_CONTACTS` rows (default 100000). The baseline inserts those rows as bare
-//! SurrealDB documents (one writer, then two), and as the service's three documents per row
+//! SurrealDB documents (one writer, then two; then two on a RocksDB opened with the service's
+//! engine settings, whose memory is bounded where SurrealDB's defaults size it from the
+//! machine's), and as the service's three documents per row
 //! without the service (two writers), then reads each row's identity and contact back by key
 //! (two readers, 500 rows a read: the least a re-import that changes nothing reads). The store
 //! share is the import job (parse,
-//! validate, batches of 500 rows with identities and the change log, each committed as one
+//! validate, batches of 1,000 rows with identities and the change log, each committed as one
 //! transaction per core); the index share is the indexer replaying that change log into tantivy,
 //! as the service does after a crash. The service's write path alone writes the same rows as
 //! the import stores them (generated contacts, the file's external ids, sources `imported`)
@@ -33,7 +35,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use qwry_contacts::config::{DEFAULT_INDEX_COMMIT_DELAY, DatabaseUrl, StoreSettings};
+use surrealdb::Surreal;
+use surrealdb_cnf::ConfigMap;
+use surrealdb_core::kvs::Datastore;
+
+use qwry_contacts::config::{DEFAULT_INDEX_COMMIT_DELAY, DatabaseUrl, StoreMemory, StoreSettings};
 use qwry_contacts::domain::{
     AttributeName, AttributeType, Contact, ContactId, ExternalId, Identity, IdentityKey,
     IdentityKind, Provenance, WorkspaceId,
@@ -44,7 +50,7 @@ use qwry_contacts::service::{
     AttributeService, Catalogs, ImportFormat, ImportOptions, ImportReport, ImportService, MatchBy,
     contact_json,
 };
-use qwry_contacts::store::{Store, WriteBatch};
+use qwry_contacts::store::{Store, WriteBatch, engine_settings};
 use qwry_segment::FieldType;
 
 fn attribute_type(field: FieldType) -> AttributeType {
@@ -149,16 +155,23 @@ fn main() {
         // 0. The baseline: the same rows as bare SurrealDB documents, no service in between,
         //    with one writer and with two writers in parallel (the machine's two cores).
         for writers in [1, 2].into_iter().filter(|_| runs("baseline")) {
+            let db = bare_surrealdb(&dir.path().join(format!("bare-{writers}"))).await;
             let clock = Clock::start();
-            bare_surrealdb_insert(
-                &dir.path().join(format!("bare-{writers}")),
-                &file,
-                writers,
-                Documents::One,
-            )
-            .await;
+            bare_surrealdb_insert(&db, &file, writers, Documents::One).await;
             eprintln!(
                 "baseline, bare SurrealDB with {writers} writer(s): {size} rows as one document each, {}",
+                clock.report(size)
+            );
+        }
+        // 0a. The same two writers on a RocksDB opened with the service's engine settings
+        //     (its memory bounds: SurrealDB's own defaults size the block cache and write
+        //     buffers from the machine's memory), so the store share compares on equal terms.
+        if runs("baseline") {
+            let db = bare_surrealdb_as_service(&dir.path().join("bare-bounded")).await;
+            let clock = Clock::start();
+            bare_surrealdb_insert(&db, &file, 2, Documents::One).await;
+            eprintln!(
+                "baseline, bare SurrealDB with 2 writer(s) and the service's engine settings: {size} rows as one document each, {}",
                 clock.report(size)
             );
         }
@@ -167,14 +180,9 @@ fn main() {
         //     Then the least a re-import reads: each row's external-id identity and its
         //     contact, 500 rows per read, two readers, the values left undecoded.
         if runs("baseline") {
+            let db = bare_surrealdb(&dir.path().join("bare-model")).await;
             let clock = Clock::start();
-            let db = bare_surrealdb_insert(
-                &dir.path().join("bare-model"),
-                &file,
-                2,
-                Documents::WithIdentities,
-            )
-            .await;
+            bare_surrealdb_insert(&db, &file, 2, Documents::WithIdentities).await;
             eprintln!(
                 "baseline, bare SurrealDB with 2 writer(s): {size} rows as the service's three documents each, {}",
                 clock.report(size)
@@ -350,19 +358,51 @@ enum Documents {
     WithIdentities,
 }
 
-/// The store's ceiling for this data: each NDJSON row inserted as SurrealDB documents (see
-/// [`Documents`]) into a RocksDB store of its own, 500 rows per transaction; no reads, no
-/// change log, no validation. `writers` tasks insert disjoint chunks in parallel.
-async fn bare_surrealdb_insert(
-    dir: &Path,
-    file: &Path,
-    writers: usize,
-    documents: Documents,
-) -> surrealdb::Surreal<surrealdb::engine::any::Any> {
+/// Bare SurrealDB on a RocksDB store of its own at `dir`, as the SDK opens it (SurrealDB's
+/// default engine settings).
+async fn bare_surrealdb(dir: &Path) -> Surreal<surrealdb::engine::any::Any> {
     let db = surrealdb::engine::any::connect(format!("rocksdb://{}", dir.display()))
         .await
         .unwrap();
     db.use_ns("bench").use_db("bench").await.unwrap();
+    db
+}
+
+/// Bare SurrealDB on a RocksDB store of its own at `dir`, opened with the engine settings the
+/// service opens its store with ([`engine_settings`], default memory); nothing of the service.
+async fn bare_surrealdb_as_service(dir: &Path) -> Surreal<surrealdb::engine::local::Db> {
+    let url = DatabaseUrl::RocksDb(dir.to_path_buf());
+    let config = engine_settings(&url, &StoreMemory::default())
+        .into_iter()
+        .fold(ConfigMap::empty(), |config, (key, value)| {
+            config.with_key_value(key, value)
+        });
+    let datastore: Arc<Datastore> = Datastore::builder()
+        .with_config(config)
+        .with_auth(false)
+        .without_maintenance_tasks()
+        .build_with_path(&url.endpoint())
+        .await
+        .unwrap();
+    datastore.check_version().await.unwrap();
+    datastore.bootstrap().await.unwrap();
+    datastore.start_maintenance_tasks();
+    let db = Surreal::unstable_from_datastore(datastore, None)
+        .await
+        .unwrap();
+    db.use_ns("bench").use_db("bench").await.unwrap();
+    db
+}
+
+/// The store's ceiling for this data: each NDJSON row inserted as SurrealDB documents (see
+/// [`Documents`]) into `db`, a store of its own, 500 rows per transaction; no reads, no
+/// change log, no validation. `writers` tasks insert disjoint chunks in parallel.
+async fn bare_surrealdb_insert<C: surrealdb::Connection>(
+    db: &Surreal<C>,
+    file: &Path,
+    writers: usize,
+    documents: Documents,
+) {
     let schema = match documents {
         Documents::One => {
             "DEFINE TABLE contact SCHEMALESS; DEFINE INDEX contact_external_id ON contact FIELDS workspace, externalId UNIQUE;"
@@ -402,14 +442,13 @@ async fn bare_surrealdb_insert(
         row
     };
     on_workers(file, writers, in_workspace, work).await;
-    db
 }
 
 /// Reads back, from a store written with [`Documents::WithIdentities`], each row of `file`'s
 /// external-id identity record and then its contact record, 500 rows per read on `readers`
 /// concurrent readers: the reads a re-import that changes nothing cannot do without.
 async fn bare_surrealdb_reread(
-    db: &surrealdb::Surreal<surrealdb::engine::any::Any>,
+    db: &Surreal<surrealdb::engine::any::Any>,
     file: &Path,
     readers: usize,
 ) {

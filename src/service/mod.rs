@@ -39,7 +39,8 @@ pub use export::{ExportService, contact_json};
 pub use identity::{IdentifyRequest, IdentityProof, IdentityService, VerificationChange};
 pub use identity_token::{CLOCK_LEEWAY_SECS, Refusal, install_crypto_provider};
 pub use import::{
-    ImportFormat, ImportOptions, ImportReport, ImportService, JobStatus, MatchBy, RowError,
+    CHUNK_ROWS, ImportFormat, ImportOptions, ImportReport, ImportService, JobStatus, MatchBy,
+    RowError,
 };
 pub use keys::{CreatedKey, KeyChange, KeyService, secret_hash};
 pub use merges::{MergePreview, MergeReason, MergeService};

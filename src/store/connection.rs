@@ -36,7 +36,11 @@ pub(super) async fn open_embedded(
     url: &DatabaseUrl,
     memory: &StoreMemory,
 ) -> Result<Connection, String> {
-    let config = with_write_path_settings(memory_bounds(url, memory));
+    let config = engine_settings(url, memory)
+        .into_iter()
+        .fold(ConfigMap::empty(), |config, (key, value)| {
+            config.with_key_value(key, value)
+        });
     if matches!(url, DatabaseUrl::RocksDb(_)) {
         compactions_yield_to_requests()?;
     }
@@ -72,18 +76,29 @@ fn compactions_yield_to_requests() -> Result<(), String> {
     Ok(())
 }
 
+/// The settings this service opens an embedded datastore at `url` with, as SurrealDB's
+/// configuration keys and values: its memory bounds, then its write path. Public so that
+/// benches can open bare SurrealDB on the same terms.
+pub fn engine_settings(url: &DatabaseUrl, memory: &StoreMemory) -> Vec<(&'static str, String)> {
+    let mut settings = memory_bounds(url, memory);
+    settings.extend(write_path_settings());
+    settings
+}
+
 /// The engine's settings that bound its memory: the block cache, and the write buffers.
-fn memory_bounds(url: &DatabaseUrl, memory: &StoreMemory) -> ConfigMap {
+fn memory_bounds(url: &DatabaseUrl, memory: &StoreMemory) -> Vec<(&'static str, String)> {
     let cache = memory.block_cache_bytes.to_string();
     let buffer = memory.memtable_bytes.to_string();
     match url {
-        DatabaseUrl::RocksDb(_) => ConfigMap::empty()
-            .with_key_value("rocksdb_block_cache_size", cache)
-            .with_key_value("rocksdb_write_buffer_size", buffer)
-            .with_key_value("rocksdb_max_write_buffer_number", "2".to_owned()),
-        _ => ConfigMap::empty()
-            .with_key_value("surrealkv_block_cache_capacity", cache)
-            .with_key_value("surrealkv_max_memtable_size", buffer),
+        DatabaseUrl::RocksDb(_) => vec![
+            ("rocksdb_block_cache_size", cache),
+            ("rocksdb_write_buffer_size", buffer),
+            ("rocksdb_max_write_buffer_number", "2".to_owned()),
+        ],
+        _ => vec![
+            ("surrealkv_block_cache_capacity", cache),
+            ("surrealkv_max_memtable_size", buffer),
+        ],
     }
 }
 
@@ -93,10 +108,11 @@ fn memory_bounds(url: &DatabaseUrl, memory: &StoreMemory) -> ConfigMap {
 /// a lower level rewrite 70-120 MB it shares a key range with, a core for 5-7 s every
 /// memtable flush (BENCHMARKS, issue #12). Off here; the scans that start below deleted
 /// entries seek past them instead (the indexer's sweep starts at its floor).
-fn with_write_path_settings(config: ConfigMap) -> ConfigMap {
-    config
-        .with_key_value("rocksdb_deletion_factory_window_size", "0".to_owned())
-        .with_key_value("rocksdb_deletion_factory_ratio", "0".to_owned())
+fn write_path_settings() -> [(&'static str, String); 2] {
+    [
+        ("rocksdb_deletion_factory_window_size", "0".to_owned()),
+        ("rocksdb_deletion_factory_ratio", "0".to_owned()),
+    ]
 }
 
 /// Shuts `datastore` down although something still holds it, saying so.

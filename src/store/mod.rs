@@ -48,6 +48,7 @@ use connection::Connection;
 pub use activity::ActivityCursor;
 pub use batch::WriteBatch;
 pub use changes::{Backlog, Change, change_key_at};
+pub use connection::engine_settings;
 pub use contacts::ContactPage;
 pub use identities::HeldIdentity;
 pub use migrations::{Migrated, MigrationLimits, SCHEMA_VERSION};

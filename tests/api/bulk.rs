@@ -162,7 +162,7 @@ async fn re_running_an_import_changes_nothing() {
     );
 }
 
-/// A 500-row batch is split into parallel transactions (one per core). Every row must still
+/// A batch (up to `CHUNK_ROWS` rows) is split into parallel transactions (one per core). Every row must still
 /// land exactly once, with its identities, whichever part it fell into, and updates,
 /// creations and identity conflicts must be counted as in one transaction.
 #[tokio::test]
@@ -398,7 +398,8 @@ async fn exports_stream_every_contact_or_a_segment_and_resume_after_a_cursor() {
 /// each row lands as if the file were imported one row at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_of_later_batches_see_what_earlier_batches_wrote() {
-    const N: usize = 500;
+    // One batch's worth of rows: each of the four below is a batch of its own.
+    const N: usize = qwry_contacts::service::CHUNK_ROWS;
     let app = seeded().await;
     let seed: String = (0..N)
         .map(|n| {
@@ -407,7 +408,7 @@ async fn rows_of_later_batches_see_what_earlier_batches_wrote() {
         .collect();
     assert_eq!(app.import("", seed).await["created"], N as u64);
 
-    // Four batches of 500 rows: the first gives each seeded contact a new email and plan
+    // Four batches: the first gives each seeded contact a new email and plan
     // `free`; the second creates contacts claiming those new emails (taken: imported without
     // them); the third sets the seeded contacts back to `pro` (unchanged against a read older
     // than the first batch); the fourth gives the new contacts emails of their own.
