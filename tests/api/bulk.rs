@@ -162,9 +162,9 @@ async fn re_running_an_import_changes_nothing() {
     );
 }
 
-/// A batch (up to `CHUNK_ROWS` rows) is split into parallel transactions (one per core). Every row must still
-/// land exactly once, with its identities, whichever part it fell into, and updates,
-/// creations and identity conflicts must be counted as in one transaction.
+/// A batch (up to `CHUNK_ROWS` rows) is split into parallel transactions (one per core).
+/// Every row must still land exactly once, with its identities, whichever part it fell into,
+/// and updates, creations and identity conflicts must be counted as in one transaction.
 #[tokio::test]
 async fn large_batches_commit_in_parallel_parts_without_losing_or_doubling_rows() {
     let app = seeded().await;
