@@ -18,8 +18,10 @@
 //! without the import job: it splits the store share into SurrealDB's cost of these records
 //! and the job's. Then a re-import of the same file (nothing changes), and
 //! the end-to-end run as the service does it: the indexer follows the import concurrently, and
-//! the clock stops when the last row is searchable. Each run prints wall time, rows/s and the
-//! process's CPU time per row; not a criterion loop (one import of 1M rows takes minutes).
+//! the clock stops when the last row is searchable. Before each step after the baselines the
+//! bench syncs the disk and pauses, so that no step pays for the writeback or the shutdown of
+//! the one before. Each run prints wall time, rows/s and the process's CPU time per row; not a
+//! criterion loop (one import of 1M rows takes minutes).
 //! Run: `cargo bench --bench import_throughput` (add `QWRY_BENCH_CONTACTS=1000000` for 1M;
 //! `RUST_LOG=qwry_contacts::service::indexer=debug` prints each indexer step;
 //! `QWRY_BENCH_STEPS=shares,reimport` runs only the named steps of `baseline`, `shares`,
@@ -196,6 +198,9 @@ fn main() {
         }
 
         // 1. The shares, one after the other: the import alone, then the indexer catching up.
+        if runs("baseline") {
+            settle().await;
+        }
         let shares = if runs("shares") {
             let shares =
                 Target::open(&dir.path().join("shares"), &workspace, Duration::ZERO).await;
@@ -225,6 +230,7 @@ fn main() {
         //     same records, identities and change-log entry), 500 per transaction, two
         //     writers; no parsing, validation or reads.
         if runs("write_path") {
+            settle().await;
             let generated = generated_contacts(&workspace, size);
             let clock = Clock::start();
             write_batches_bare(&dir.path().join("write-path"), &workspace, generated).await;
@@ -237,6 +243,7 @@ fn main() {
         // 2. A re-import of the same file: every row unchanged, nothing written.
         if let Some(shares) = shares {
             if runs("reimport") {
+                settle().await;
                 let clock = Clock::start();
                 let replay = shares.import(&workspace, &file).await;
                 assert_eq!(replay.unchanged as usize, size);
@@ -251,9 +258,26 @@ fn main() {
         // 3. End to end as the service runs it: the indexer follows the import concurrently;
         //    the clock stops when the last row is searchable.
         if runs("end_to_end") {
+            settle().await;
             end_to_end(&dir.path().join("service"), &workspace, &file, size).await;
         }
     });
+}
+
+/// Lets what the steps before left running settle before the next step is timed: the
+/// shutdowns of their dropped stores, and the writeback of what they wrote. The service commits
+/// with fsync, so a step timed while gigabytes of an earlier step's dirty pages are still being
+/// written back pays for them. Prints how long the sync took.
+async fn settle() {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    // SAFETY: sync(2) takes no arguments and only schedules and waits for writeback.
+    unsafe { libc::sync() };
+    eprintln!(
+        "settled before the next step: sync took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
 }
 
 /// Imports `file` into a fresh service at `dir` while its indexer follows, and prints how long

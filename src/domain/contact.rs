@@ -169,6 +169,17 @@ impl<T> FieldChange<T> {
     }
 }
 
+impl<T: PartialEq> FieldChange<T> {
+    /// Whether applying this change to `current` gives another value.
+    fn changes(&self, current: &Option<T>) -> bool {
+        match self {
+            Self::Keep => false,
+            Self::Set(value) => current.as_ref() != Some(value),
+            Self::Clear => current.is_some(),
+        }
+    }
+}
+
 impl<T: Clone> FieldChange<T> {
     fn apply_to(&self, current: &Option<T>) -> Option<T> {
         match self {
@@ -230,10 +241,28 @@ impl ContactPatch {
             last_seen_at: self.last_seen_at.apply_to(&current.last_seen_at),
         }
     }
+
+    /// Whether [`ContactPatch::apply_to`] `current` would give other fields, without building
+    /// them: a sync that re-sends what is stored decides so row by row.
+    pub fn changes(&self, current: &ContactFields) -> bool {
+        self.external_id.changes(&current.external_id)
+            || self.email.changes(&current.email)
+            || self.name.changes(&current.name)
+            || self.phone.changes(&current.phone)
+            || self.company.changes(&current.company)
+            || self.account_ref.changes(&current.account_ref)
+            || self.last_seen_at.changes(&current.last_seen_at)
+            || self.attributes.iter().any(|(name, change)| match change {
+                Some(value) => current.attributes.get(name) != Some(value),
+                None => current.attributes.contains_key(name),
+            })
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn name(n: &str) -> AttributeName {
@@ -280,6 +309,61 @@ mod tests {
         };
         let once = patch.apply_to(&ContactFields::default());
         assert_eq!(patch.apply_to(&once), once);
+    }
+
+    /// A field change over two values, so that sets often repeat what is there.
+    fn field_change() -> impl Strategy<Value = FieldChange<Text>> {
+        prop_oneof![
+            Just(FieldChange::Keep),
+            Just(FieldChange::Clear),
+            prop::sample::select(vec!["a", "b"])
+                .prop_map(|v| FieldChange::Set(Text::from_trusted(v.into()))),
+        ]
+    }
+
+    fn optional_text() -> impl Strategy<Value = Option<Text>> {
+        prop::option::of(prop::sample::select(vec!["a", "b"]))
+            .prop_map(|v| v.map(|v| Text::from_trusted(v.into())))
+    }
+
+    /// Numbers are finite: parsing refuses others (a NaN would differ from its own copy).
+    fn attribute_value() -> impl Strategy<Value = AttributeValue> {
+        prop_oneof![
+            any::<bool>().prop_map(AttributeValue::Bool),
+            (0..2u8).prop_map(|n| AttributeValue::Number(f64::from(n))),
+        ]
+    }
+
+    fn attribute_names() -> impl Strategy<Value = AttributeName> {
+        prop::sample::select(vec!["x", "y", "z"]).prop_map(name)
+    }
+
+    proptest! {
+        /// `changes` says what comparing `apply_to`'s result with the fields would say.
+        #[test]
+        fn changes_agrees_with_applying(
+            current_name in optional_text(),
+            current_company in optional_text(),
+            current_attributes in prop::collection::btree_map(attribute_names(), attribute_value(), 0..3),
+            name_change in field_change(),
+            company_change in field_change(),
+            attribute_changes in prop::collection::btree_map(
+                attribute_names(), prop::option::of(attribute_value()), 0..3),
+        ) {
+            let current = ContactFields {
+                name: current_name,
+                company: current_company,
+                attributes: current_attributes,
+                ..ContactFields::default()
+            };
+            let patch = ContactPatch {
+                name: name_change,
+                company: company_change,
+                attributes: attribute_changes,
+                ..ContactPatch::default()
+            };
+            prop_assert_eq!(patch.changes(&current), patch.apply_to(&current) != current);
+        }
     }
 
     #[test]
