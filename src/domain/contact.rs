@@ -344,21 +344,34 @@ mod tests {
         fn changes_agrees_with_applying(
             current_name in optional_text(),
             current_company in optional_text(),
+            current_account_ref in optional_text(),
+            current_email in prop::option::of(prop::sample::select(vec!["a@x.io", "b@x.io"])),
             current_attributes in prop::collection::btree_map(attribute_names(), attribute_value(), 0..3),
             name_change in field_change(),
             company_change in field_change(),
+            account_ref_change in field_change(),
+            email_change in prop_oneof![
+                Just(FieldChange::Keep),
+                Just(FieldChange::Clear),
+                prop::sample::select(vec!["a@x.io", "b@x.io"])
+                    .prop_map(|v| FieldChange::Set(Email::from_trusted(v.into()))),
+            ],
             attribute_changes in prop::collection::btree_map(
                 attribute_names(), prop::option::of(attribute_value()), 0..3),
         ) {
             let current = ContactFields {
                 name: current_name,
                 company: current_company,
+                account_ref: current_account_ref,
+                email: current_email.map(|v| Email::from_trusted(v.into())),
                 attributes: current_attributes,
                 ..ContactFields::default()
             };
             let patch = ContactPatch {
                 name: name_change,
                 company: company_change,
+                account_ref: account_ref_change,
+                email: email_change,
                 attributes: attribute_changes,
                 ..ContactPatch::default()
             };
