@@ -59,10 +59,15 @@ pub(super) fn plan(
             deferred.push(index);
             continue;
         }
+        // The row's external id goes onto a contact that has none (a new one, or one matched
+        // by email or phone).
+        let takes_external_id = row.external_id.is_some()
+            && existing.is_none_or(|contact| contact.fields.external_id.is_none());
         // A row that re-sends what is stored (a nightly sync's usual row) is decided without
-        // building the contact it would give.
+        // building the contact it would give. Every row past this changes its contact: it
+        // creates one, gives it an external id, or carries a patch that changes it.
         if let Some(contact) = existing
-            && (row.external_id.is_none() || contact.fields.external_id.is_some())
+            && !takes_external_id
             && !row.patch.changes(&contact.fields)
         {
             outcome.unchanged += 1;
@@ -72,14 +77,8 @@ pub(super) fn plan(
         let mut fields = row
             .patch
             .apply_to(before.unwrap_or(&ContactFields::default()));
-        if let Some(external_id) = &row.external_id
-            && existing.is_none_or(|contact| contact.fields.external_id.is_none())
-        {
-            fields.external_id = Some(external_id.clone());
-        }
-        if before == Some(&fields) {
-            outcome.unchanged += 1;
-            continue;
+        if takes_external_id {
+            fields.external_id = row.external_id.clone();
         }
         let claims = match contact_point_claims(&fields, before, Provenance::Imported, blocked) {
             Ok(claims) => claims,
