@@ -106,6 +106,16 @@ pub struct ApiSettings {
     /// Origins whose browser apps may call the API (`ALLOWED_ORIGINS`, comma-separated, e.g.
     /// `https://app.example.com,http://localhost:5173`; `*` for any; none by default).
     pub allowed_origins: AllowedOrigins,
+    /// Bytes of persisted query text kept (`PERSISTED_QUERIES_MB`, default 16).
+    pub persisted_query_bytes: u64,
+    /// Open sockets (`/graphql/ws`) one API key may hold at once
+    /// (`WS_MAX_SOCKETS_PER_KEY`, default 100).
+    pub max_sockets_per_key: u32,
+    /// Subscriptions one socket may hold at once (`WS_MAX_SUBSCRIPTIONS_PER_SOCKET`, default 10).
+    pub max_subscriptions_per_socket: u32,
+    /// The bearer token `/metrics` accepts besides admin API keys (`METRICS_TOKEN`, for a
+    /// Prometheus scraper); unset, only admin keys may read metrics. Never printed.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// The origins answered with CORS headers.
@@ -166,6 +176,12 @@ pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
 pub const DEFAULT_AUTH_FAILURES_PER_SECOND: u32 = 5;
 /// Default of [`ApiSettings::auth_failures_burst`].
 pub const DEFAULT_AUTH_FAILURES_BURST: u32 = 20;
+/// Default of [`ApiSettings::persisted_query_bytes`], in MiB.
+pub const DEFAULT_PERSISTED_QUERIES_MB: u64 = 16;
+/// Default of [`ApiSettings::max_sockets_per_key`].
+pub const DEFAULT_MAX_SOCKETS_PER_KEY: u32 = 100;
+/// Default of [`ApiSettings::max_subscriptions_per_socket`].
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_SOCKET: u32 = 10;
 
 impl ApiSettings {
     fn load(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
@@ -189,6 +205,16 @@ impl ApiSettings {
                 })
                 .transpose()
         };
+        let positive = |name: &'static str| {
+            env(name)
+                .map(|raw| {
+                    raw.parse::<u32>()
+                        .ok()
+                        .filter(|limit| *limit >= 1)
+                        .ok_or_else(|| ConfigError::Positive(name, raw.to_owned()))
+                })
+                .transpose()
+        };
         let rate_limit_per_second =
             count("RATE_LIMIT_PER_SECOND")?.unwrap_or(DEFAULT_RATE_LIMIT_PER_SECOND);
         Ok(Self {
@@ -205,6 +231,22 @@ impl ApiSettings {
             client_address_header: env("CLIENT_ADDRESS_HEADER").map(str::to_ascii_lowercase),
             allowed_origins: AllowedOrigins::parse(env("ALLOWED_ORIGINS"))?,
             webhook_allow_private_targets: flag("WEBHOOK_ALLOW_PRIVATE_TARGETS")?.unwrap_or(false),
+            persisted_query_bytes: match env("PERSISTED_QUERIES_MB") {
+                None => DEFAULT_PERSISTED_QUERIES_MB * MIB,
+                Some(raw) => raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|mb| (1..=64 * 1024).contains(mb))
+                    .map(|mb| mb * MIB)
+                    .ok_or_else(|| {
+                        ConfigError::Megabytes("PERSISTED_QUERIES_MB", raw.to_owned(), 1)
+                    })?,
+            },
+            max_sockets_per_key: positive("WS_MAX_SOCKETS_PER_KEY")?
+                .unwrap_or(DEFAULT_MAX_SOCKETS_PER_KEY),
+            max_subscriptions_per_socket: positive("WS_MAX_SUBSCRIPTIONS_PER_SOCKET")?
+                .unwrap_or(DEFAULT_MAX_SUBSCRIPTIONS_PER_SOCKET),
+            metrics_token: env("METRICS_TOKEN").map(SecretString::from),
         })
     }
 }
@@ -399,6 +441,9 @@ pub enum ConfigError {
     /// A count is not a whole number.
     #[error("{0} `{1}` must be a whole number")]
     Count(&'static str, String),
+    /// A limit is 0 or not a whole number.
+    #[error("{0} `{1}` must be a whole number of at least 1")]
+    Positive(&'static str, String),
     /// `LOG_FORMAT` is neither `text` nor `json`.
     #[error("LOG_FORMAT `{0}` must be `text` or `json`")]
     LogFormat(String),

@@ -15,8 +15,8 @@ use tracing::{info, warn};
 
 use crate::config::{AllowedOrigins, DatabaseUrl, Mode, Settings};
 use crate::domain::WorkspaceId;
-use crate::graphql::{ApiSchema, PERSISTED_QUERIES, RequestGate, build_schema};
-use crate::http::{AddressGuard, HttpState, KeyRateLimit, router};
+use crate::graphql::{ApiSchema, RequestGate, build_schema};
+use crate::http::{AddressGuard, HttpState, KeyRateLimit, SocketLimits, SocketSeats, router};
 use crate::index::{IndexError, SegmentIndex};
 use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError, LogSharing};
 use crate::service::webhooks::Sender;
@@ -26,6 +26,7 @@ use crate::service::{Catalogs, LiveSettings, Services};
 const DISPATCH_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
+use crate::telemetry::supervise::spawn_supervised;
 use crate::vault::{KEY_FILE, KeySource, Vault, VaultError};
 
 /// Why the service could not start.
@@ -78,6 +79,9 @@ pub struct App {
     client_address_header: Option<Arc<str>>,
     allowed_origins: AllowedOrigins,
     metrics: Arc<Metrics>,
+    metrics_token: Option<secrecy::SecretString>,
+    socket_limits: SocketLimits,
+    sockets: Arc<SocketSeats>,
     indexer: Arc<Indexer>,
     indexer_task: JoinHandle<()>,
     catalog_task: JoinHandle<()>,
@@ -154,8 +158,14 @@ impl App {
         indexer.ensure_built().await?;
         indexer.settle().await?;
         let (stop_indexer, stopped) = watch::channel(false);
-        let indexer_task = tokio::spawn(Arc::clone(&indexer).run(stopped.clone()));
-        let catalog_task = tokio::spawn(catalogs.follow(stopped));
+        let indexer_task = spawn_supervised("indexer", Arc::clone(&metrics), {
+            let (indexer, stopped) = (Arc::clone(&indexer), stopped.clone());
+            move || Arc::clone(&indexer).run(stopped.clone())
+        });
+        let catalog_task = spawn_supervised("catalogue-follower", Arc::clone(&metrics), {
+            let catalogs = catalogs.clone();
+            move || catalogs.clone().follow(stopped.clone())
+        });
         if let Some(secret) = &settings.identity_secret {
             services
                 .identity
@@ -164,9 +174,18 @@ impl App {
                 .map_err(|error| StartError::Settings(error.to_string()))?;
         }
         bootstrap::ensure_admin_key(&services.keys, settings).await?;
-        let schema = build_schema(services.clone(), settings.api.introspection);
+        // Registering every type recurses deeply: on a blocking thread of its own, it needs
+        // no room on the (possibly deep) stack of the task that starts the service.
+        let schema = {
+            let (services, introspection) = (services.clone(), settings.api.introspection);
+            tokio::task::spawn_blocking(move || build_schema(services, introspection))
+                .await
+                .map_err(|error| {
+                    StartError::Settings(format!("building the schema failed: {error}"))
+                })?
+        };
         let gate = Arc::new(RequestGate::new(
-            PERSISTED_QUERIES,
+            settings.api.persisted_query_bytes,
             settings.api.introspection,
         ));
         let rate_limit = KeyRateLimit::new(
@@ -189,6 +208,12 @@ impl App {
             client_address_header: settings.api.client_address_header.as_deref().map(Arc::from),
             allowed_origins: settings.api.allowed_origins.clone(),
             metrics,
+            metrics_token: settings.api.metrics_token.clone(),
+            socket_limits: SocketLimits {
+                max_sockets_per_key: settings.api.max_sockets_per_key,
+                max_subscriptions_per_socket: settings.api.max_subscriptions_per_socket,
+            },
+            sockets: Arc::default(),
             indexer,
             indexer_task,
             catalog_task,
@@ -223,6 +248,9 @@ impl App {
                 address_guard: self.address_guard.clone(),
                 client_address_header: self.client_address_header.clone(),
                 metrics: Arc::clone(&self.metrics),
+                metrics_token: self.metrics_token.clone(),
+                socket_limits: self.socket_limits,
+                sockets: Arc::clone(&self.sockets),
             },
             &self.allowed_origins,
         )
@@ -237,10 +265,11 @@ impl App {
     ) -> io::Result<()> {
         info!(address = %listener.local_addr()?, "serving GraphQL at /graphql");
         let dispatcher = Arc::new(self.services.webhooks.dispatcher());
-        let dispatch_task = tokio::spawn(dispatcher.run(
-            self.services.live.engine().subscribe(),
-            self.stop_indexer.subscribe(),
-        ));
+        let dispatch_task = spawn_supervised("webhook-dispatcher", Arc::clone(&self.metrics), {
+            let engine = Arc::clone(self.services.live.engine());
+            let stop = self.stop_indexer.subscribe();
+            move || Arc::clone(&dispatcher).run(engine.subscribe(), stop.clone())
+        });
         let service = self
             .router()
             .into_make_service_with_connect_info::<std::net::SocketAddr>();

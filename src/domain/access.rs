@@ -374,8 +374,15 @@ impl Caller {
     }
 
     /// `contact` with only what the caller may read: unapproved built-in fields cleared,
-    /// unapproved (and, without `pii:read`, sensitive) attributes removed.
-    pub fn redact(&self, mut contact: Contact, is_sensitive: impl Fn(&str) -> bool) -> Contact {
+    /// unapproved (and, without `pii:read`, sensitive) attributes removed; for a key that
+    /// requires verified identities (read here in bulk, not through a verified visitor), only
+    /// what the visitor itself said.
+    pub fn redact(&self, contact: Contact, is_sensitive: impl Fn(&str) -> bool) -> Contact {
+        let mut contact = if self.policy.require_verified_identity {
+            contact.self_asserted_only()
+        } else {
+            contact
+        };
         let policy = &self.policy;
         let fields = &mut contact.fields;
         if !policy.allows_builtin("external_id") {

@@ -11,6 +11,7 @@ mod import_row;
 mod membership;
 mod merge;
 mod merge_record;
+mod network;
 mod segment;
 mod verification;
 mod webhook;
@@ -42,12 +43,13 @@ pub use merge::{
     ValueSource, plan_merge,
 };
 pub use merge_record::{MergeId, MergeRecord};
+pub use network::{TargetRules, is_global, parse_target_url};
 pub use segment::{SavedSegment, Slug};
 pub use verification::{
     FieldSources, MAX_VERIFIED_VISITORS, Verification, VerificationMethod, merged_sources,
 };
 pub use webhook::{
-    DeliveryStatus, MAX_WEBHOOKS, RETRY_SCHEDULE, Webhook, WebhookDelivery, WebhookEvent,
-    WebhookId, is_public, message_id, parse_webhook_url,
+    DeliveryStatus, MAX_RETRY_AFTER, MAX_WEBHOOKS, RETRY_SCHEDULE, Webhook, WebhookDelivery,
+    WebhookEvent, WebhookId, message_id, parse_webhook_url,
 };
 pub use workspace::{MAX_ACTIVE_KEYS, WorkspaceSettings};

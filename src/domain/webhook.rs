@@ -1,16 +1,13 @@
 //! Webhook endpoints of a workspace and the deliveries made to them (Standard Webhooks).
 
-use std::fmt;
-use std::net::IpAddr;
-
 use chrono::{DateTime, TimeDelta, Utc};
+use std::fmt;
 
+use super::network::{TargetRules, parse_target_url};
 use super::{ContactId, DomainError, Slug, WorkspaceId};
 
 /// Most endpoints one workspace may have.
 pub const MAX_WEBHOOKS: usize = 20;
-/// Longest accepted endpoint URL.
-const MAX_URL_BYTES: usize = 2_048;
 
 /// When a failed delivery is tried again, after each failed attempt (about 28 hours in all,
 /// as Standard Webhooks senders do); after the last one it is given up as FAILED.
@@ -23,6 +20,9 @@ pub const RETRY_SCHEDULE: [TimeDelta; 7] = [
     TimeDelta::hours(10),
     TimeDelta::hours(10),
 ];
+
+/// Longest wait an endpoint may ask for with `Retry-After`; longer asks are clamped.
+pub const MAX_RETRY_AFTER: TimeDelta = TimeDelta::hours(24);
 
 /// A webhook endpoint's opaque id (`wh_` and a ULID).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -224,7 +224,7 @@ impl WebhookDelivery {
     ) -> Option<DateTime<Utc>> {
         let index = usize::try_from(attempts).ok()?.checked_sub(1)?;
         let wait = *RETRY_SCHEDULE.get(index)?;
-        let wait = retry_after.map_or(wait, |asked| asked.clamp(wait, TimeDelta::hours(24)));
+        let wait = retry_after.map_or(wait, |asked| asked.clamp(wait, MAX_RETRY_AFTER.max(wait)));
         Some(now + wait)
     }
 }
@@ -235,112 +235,19 @@ pub fn message_id() -> String {
 }
 
 /// Checks an endpoint URL: absolute http(s), a host, no credentials, and (unless
-/// `allow_private`) no literal private, loopback or link-local address (names are checked
-/// again when they are resolved, at each attempt).
+/// `allow_private`) no `localhost` and no literal address that is not globally reachable
+/// (names are checked again when they are resolved, at each attempt).
 pub fn parse_webhook_url(raw: &str, allow_private: bool) -> Result<url::Url, DomainError> {
-    let invalid = |message: String| DomainError::invalid("url", message);
-    let raw = raw.trim();
-    if raw.len() > MAX_URL_BYTES {
-        return Err(invalid(format!(
-            "a webhook URL is at most {MAX_URL_BYTES} bytes"
-        )));
-    }
-    let url =
-        url::Url::parse(raw).map_err(|error| invalid(format!("`{raw}` is not a URL: {error}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(format!(
-            "a webhook URL is http or https, not `{}`",
-            url.scheme()
-        )));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "a webhook URL carries no credentials; deliveries are signed instead".to_owned(),
-        ));
-    }
-    let Some(host) = url.host() else {
-        return Err(invalid(format!("`{raw}` names no host")));
+    let rules = TargetRules {
+        allow_private,
+        require_https: false,
     };
-    if !allow_private {
-        let literal = match host {
-            url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-            url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-            url::Host::Domain(name) => {
-                if name.eq_ignore_ascii_case("localhost") || name.ends_with(".localhost") {
-                    return Err(invalid(private_refusal(raw)));
-                }
-                None
-            }
-        };
-        if literal.is_some_and(|ip| !is_public(ip)) {
-            return Err(invalid(private_refusal(raw)));
-        }
-    }
-    Ok(url)
-}
-
-fn private_refusal(raw: &str) -> String {
-    format!(
-        "`{raw}` points at a private, loopback or link-local address; webhooks go to public \
-         endpoints (WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows others, for development)"
-    )
-}
-
-/// Whether `ip` is a public unicast address a webhook may be sent to.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(ip) => {
-            let [a, b, ..] = ip.octets();
-            !(ip.is_private()
-                || ip.is_loopback()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                || ip.is_documentation()
-                || ip.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-                || (a == 198 && (18..20).contains(&b)) // benchmarking
-                || a >= 240)
-        }
-        IpAddr::V6(ip) => {
-            if let Some(v4) = ip.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = ip.segments()[0];
-            !(ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
-        }
-    }
+    parse_target_url(raw, "url", rules)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_checked_for_scheme_credentials_and_private_targets() {
-        assert!(parse_webhook_url("https://hooks.example.com/in", false).is_ok());
-        for bad in [
-            "ftp://example.com/",
-            "not a url",
-            "https://user:pw@example.com/",
-            "http://127.0.0.1:8080/",
-            "http://10.1.2.3/",
-            "http://169.254.169.254/latest/meta-data",
-            "http://[::1]/",
-            "http://[fd00::1]/",
-            "http://localhost:3000/",
-            "http://[::ffff:192.168.0.1]/",
-        ] {
-            assert!(parse_webhook_url(bad, false).is_err(), "{bad} was accepted");
-        }
-        assert!(parse_webhook_url("http://127.0.0.1:8080/", true).is_ok());
-    }
 
     #[test]
     fn retries_follow_the_schedule_then_give_up_and_honour_retry_after() {

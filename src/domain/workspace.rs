@@ -74,19 +74,15 @@ impl WorkspaceSettings {
         Ok(secs.unsigned_abs())
     }
 
-    /// Validates a JWKS URL: absolute `https://` (or `http://` for a local address).
-    pub fn parse_jwks_url(raw: &str) -> Result<String, DomainError> {
-        let url = raw.trim();
-        let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|prefix| url.starts_with(prefix));
-        if !(url.starts_with("https://") || local) || url.len() > 2048 || url.contains(' ') {
-            return Err(DomainError::invalid(
-                "jwksUrl",
-                "`jwksUrl` must be an https:// URL (http:// only for localhost)",
-            ));
-        }
-        Ok(url.to_owned())
+    /// Validates a JWKS URL: absolute `https://`, no credentials, no literal address that is
+    /// not publicly reachable; plain http and private targets only when `allow_private`
+    /// (`WEBHOOK_ALLOW_PRIVATE_TARGETS`, for development).
+    pub fn parse_jwks_url(raw: &str, allow_private: bool) -> Result<String, DomainError> {
+        let rules = super::TargetRules {
+            allow_private,
+            require_https: true,
+        };
+        super::parse_target_url(raw, "jwksUrl", rules).map(String::from)
     }
 
     /// Validates a new identity secret: at least [`MIN_SECRET_BYTES`] bytes, no surrounding spaces.

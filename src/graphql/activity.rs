@@ -119,7 +119,7 @@ impl ActivityMutation {
         ctx: &Context<'_>,
         input: RecordConversationInput,
     ) -> async_graphql::Result<RecordedConversation> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let subject = subject(caller, &input.subject).api()?;
         let text = |field: &str, value: Option<String>| {
             value
@@ -157,7 +157,7 @@ impl ActivityMutation {
         ctx: &Context<'_>,
         input: RecordEventInput,
     ) -> async_graphql::Result<RecordedEvent> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let subject = subject(caller, &input.subject).api()?;
         let event = EventInput {
             id: input

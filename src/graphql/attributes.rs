@@ -27,7 +27,7 @@ impl AttributeQuery {
     /// Every custom attribute the workspace has declared, by name.
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn attributes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AttributeView>> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let definitions = self.services.attributes.list(workspace);
         Ok(definitions.into_iter().map(AttributeView).collect())
     }
@@ -55,7 +55,7 @@ impl AttributeMutation {
         ctx: &Context<'_>,
         input: DefineAttributeInput,
     ) -> async_graphql::Result<AttributeView> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let name = AttributeName::parse(&input.name)
             .map_err(ServiceError::from)
             .api()?;

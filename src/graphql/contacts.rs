@@ -45,10 +45,11 @@ impl ContactQuery {
         external_id: Option<String>,
         identity: Option<IdentityInput>,
     ) -> async_graphql::Result<ContactView> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         Ok(
             match look_up(&self.services, caller, id, external_id, identity).await? {
                 Seen::Contact(contact) => ContactView::new(contact),
+                Seen::VerifiedVisitor(contact) => ContactView::verified_visitor(contact),
                 Seen::UnverifiedVisitor(contact) => ContactView::unverified_visitor(&contact),
             },
         )
@@ -81,7 +82,7 @@ impl ContactQuery {
         search: Option<String>,
         order_by: Option<ContactOrderInput>,
     ) -> async_graphql::Result<ContactConnection> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let workspace = caller.workspace.clone();
         let first = page_size(first).api()?;
         let source = segment_source(segment, tree).api()?;
@@ -177,7 +178,7 @@ impl ContactQuery {
         let document = self
             .services
             .subjects
-            .export(workspace(ctx)?, &id)
+            .export(&workspace(ctx)?, &id)
             .await
             .api()?;
         Ok(Json(document))
@@ -207,7 +208,7 @@ impl ContactMutation {
         ctx: &Context<'_>,
         input: UpsertContactInput,
     ) -> async_graphql::Result<ContactView> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let external_id = ExternalId::parse(&input.external_id)
             .map_err(ServiceError::from)
             .api()?;
@@ -232,7 +233,7 @@ impl ContactMutation {
         id: ID,
         patch: ContactPatchInput,
     ) -> async_graphql::Result<ContactView> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
         let external_id = parse_change(patch.external_id, ExternalId::parse).api()?;
         let patch = patch.fields.into_patch_input(external_id).api()?;
@@ -249,7 +250,7 @@ impl ContactMutation {
     /// Removes the contact entirely. Returns `true`; NOT_FOUND if it did not exist.
     #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
         self.services.contacts.delete(workspace, &id).await.api()?;
         Ok(true)

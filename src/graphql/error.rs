@@ -95,7 +95,8 @@ pub trait ApiResult<T> {
     fn api(self) -> async_graphql::Result<T>;
 
     /// Maps the error through [`api_error`], adding what `caller` may see of it: the holder
-    /// of a taken email or phone (`extensions.holderId`) for keys with `contacts:read`.
+    /// of a taken email or phone (`extensions.holderId`) for keys with `contacts:read` that may
+    /// read that field (otherwise the holder would tell who has a value the key may not see).
     fn api_for(self, caller: &Caller) -> async_graphql::Result<T>;
 }
 
@@ -108,8 +109,8 @@ impl<T, E: Into<ServiceError>> ApiResult<T> for Result<T, E> {
         self.map_err(|error| {
             let error = error.into();
             let holder = match &error {
-                ServiceError::IdentityTaken { holder, .. }
-                    if caller.allows(Scope::ContactsRead) =>
+                ServiceError::IdentityTaken { holder, kind, .. }
+                    if caller.allows(Scope::ContactsRead) && caller.policy.allows_builtin(kind) =>
                 {
                     Some(holder.to_string())
                 }

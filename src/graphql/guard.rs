@@ -13,6 +13,6 @@ pub struct RequireScope(pub Scope);
 
 impl Guard for RequireScope {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        ServiceError::require_scope(caller(ctx)?, self.0).map_err(api_error)
+        ServiceError::require_scope(&*caller(ctx)?, self.0).map_err(api_error)
     }
 }

@@ -78,7 +78,7 @@ impl IdentityQuery {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<IdentitySettingsView> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let settings = self.services.identity.settings(workspace).await.api()?;
         Ok(settings.into())
     }
@@ -107,7 +107,7 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         input: TrackVisitorInput,
     ) -> async_graphql::Result<ContactView> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let patch = input.fields.into_patch_input(FieldChange::Keep).api()?;
         let written = patch.written();
         let contact = self
@@ -134,7 +134,7 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         input: IdentifyInput,
     ) -> async_graphql::Result<ContactView> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let traits = match input.traits {
             Some(traits) => traits.into_patch_input(FieldChange::Keep).api()?,
             None => PatchInput::default(),
@@ -176,7 +176,8 @@ impl IdentityMutation {
             .identify(&caller.workspace, request)
             .await
             .api()?;
-        Ok(ContactView::after_write(contact, caller, written))
+        // The proof just verified vouches for the contact it names.
+        Ok(ContactView::after_write(contact, caller, written).vouched())
     }
 
     /// Sets the workspace's identity secret (at least 16 bytes). Returns the settings.
@@ -186,7 +187,7 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         secret: String,
     ) -> async_graphql::Result<IdentitySettingsView> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let secret = WorkspaceSettings::parse_secret(&secret)
             .map_err(ServiceError::from)
             .api()?;
@@ -207,7 +208,7 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         input: IdentityVerificationInput,
     ) -> async_graphql::Result<IdentitySettingsView> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let change = input.parse().api()?;
         let settings = self
             .services
@@ -226,7 +227,7 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         values: Vec<String>,
     ) -> async_graphql::Result<IdentitySettingsView> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let values = WorkspaceSettings::parse_blocked(&values)
             .map_err(ServiceError::from)
             .api()?;
@@ -297,9 +298,8 @@ impl IdentityVerificationInput {
         let jwks_url = match self.jwks_url {
             MaybeUndefined::Undefined => FieldChange::Keep,
             MaybeUndefined::Null => FieldChange::Clear,
-            MaybeUndefined::Value(url) => {
-                FieldChange::Set(WorkspaceSettings::parse_jwks_url(&url)?)
-            }
+            // Checked by the use case, which knows whether private targets are allowed.
+            MaybeUndefined::Value(url) => FieldChange::Set(url),
         };
         let lifetime = |field: &str, secs: Option<i64>| {
             secs.map(|secs| WorkspaceSettings::parse_lifetime(field, secs))

@@ -154,14 +154,14 @@ impl ImportQuery {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<ImportJobView>> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         Ok(self.services.imports.job(workspace, &id).map(ImportJobView))
     }
 
     /// Recent import jobs, newest first.
     #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn import_jobs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ImportJobView>> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let jobs = self.services.imports.jobs(workspace);
         Ok(jobs.into_iter().map(ImportJobView).collect())
     }

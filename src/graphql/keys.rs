@@ -174,7 +174,7 @@ pub struct Viewer {
 impl KeyQuery {
     /// The key this request is made with: its scopes and field policy (any valid key may ask).
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         Ok(Viewer {
             key_id: ID(caller.key_id.clone()),
             scopes: caller.scopes.iter().map(Scope::as_str).collect(),
@@ -185,7 +185,7 @@ impl KeyQuery {
     /// The workspace's API keys, oldest first, revoked ones included.
     #[graphql(guard = "RequireScope(Scope::Admin)")]
     async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKeyView>> {
-        let keys = self.services.keys.list(workspace(ctx)?);
+        let keys = self.services.keys.list(&workspace(ctx)?);
         Ok(keys.into_iter().map(ApiKeyView).collect())
     }
 }
@@ -222,7 +222,7 @@ impl KeyMutation {
         let created = self
             .services
             .keys
-            .create(workspace(ctx)?, &input.name, scopes, policy, actor(ctx))
+            .create(&workspace(ctx)?, &input.name, scopes, policy, &actor(ctx))
             .await
             .api()?;
         Ok(created.into())
@@ -257,7 +257,7 @@ impl KeyMutation {
         let key = self
             .services
             .keys
-            .update(workspace(ctx)?, &id, change)
+            .update(&workspace(ctx)?, &id, change)
             .await
             .api()?;
         Ok(ApiKeyView(key))
@@ -270,7 +270,7 @@ impl KeyMutation {
         let key = self
             .services
             .keys
-            .revoke(workspace(ctx)?, &id)
+            .revoke(&workspace(ctx)?, &id)
             .await
             .api()?;
         Ok(ApiKeyView(key))

@@ -4,11 +4,13 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
-use super::caller;
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::views::ContactView;
-use crate::domain::{ContactId, MembershipCause, MembershipChange, MembershipKind, Scope, Slug};
+use super::{CallerSource, caller, caller_source};
+use crate::domain::{
+    Caller, ContactId, MembershipCause, MembershipChange, MembershipKind, Scope, Slug,
+};
 use crate::service::{ServiceError, Services};
 
 /// Entered or left.
@@ -127,7 +129,7 @@ impl LiveQuery {
         #[graphql(default = 100)] first: i32,
         after: Option<String>,
     ) -> async_graphql::Result<SegmentChangeConnection> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
         let first = usize::try_from(first)
             .map_err(|_| ServiceError::invalid("first", "`first` must not be negative"))
@@ -176,7 +178,9 @@ impl SubscriptionRoot {
 impl SubscriptionRoot {
     /// ENTER and EXIT of saved segment `slug` as they are recorded: the entries after cursor
     /// `after` first (a `segmentChanges` cursor, so a client that was away misses nothing),
-    /// then each new one; from now on when `after` is omitted.
+    /// then each new one; from now on when `after` is omitted. The key is checked again at
+    /// every entry: one that lost a scope, or may no longer read a field the segment tests,
+    /// gets FORBIDDEN and the subscription ends.
     #[graphql(guard = "RequireScope(Scope::ContactsRead).and(RequireScope(Scope::SegmentsRead))")]
     async fn segment_membership(
         &self,
@@ -185,25 +189,32 @@ impl SubscriptionRoot {
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SegmentChange>> + use<>>
     {
-        let caller = caller(ctx)?.clone();
+        let caller = &*caller(ctx)?;
         let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
         let stream = self
             .services
             .live
-            .segment_membership(caller, slug, after)
+            .segment_membership(Caller::clone(caller), slug.clone(), after)
             .api()?;
-        Ok(stream.map(|entry| entry.map(SegmentChange::from).api()))
+        let segments = self.services.segments.clone();
+        let entries = stream.map(|entry| entry.map(SegmentChange::from).api());
+        Ok(while_allowed(entries, caller_source(ctx)?, move |now| {
+            ServiceError::require_scope(now, Scope::ContactsRead)?;
+            ServiceError::require_scope(now, Scope::SegmentsRead)?;
+            segments.readable(now, &slug).map(|_| ())
+        }))
     }
 
     /// The contact `id` each time it changes (after the change is searchable), as the key's
-    /// field policy shows it. Ends with NOT_FOUND when the contact is deleted.
+    /// field policy shows it at that moment. Ends with NOT_FOUND when the contact is deleted,
+    /// and with FORBIDDEN once the key lost `contacts:read`.
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn contact_changed(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ContactView>> + use<>> {
-        let caller = caller(ctx)?.clone();
+        let caller = &*caller(ctx)?;
         let id = ContactId::parse(&id)
             .map_err(|_| ServiceError::invalid("id", format!("`{}` is not a contact id", id.0)))
             .api()?;
@@ -214,7 +225,38 @@ impl SubscriptionRoot {
             .get(&caller.workspace, &id)
             .await
             .api()?;
-        let stream = self.services.live.contact_changed(caller, contact.id);
-        Ok(stream.map(|contact| contact.map(ContactView::new).api()))
+        let stream = self
+            .services
+            .live
+            .contact_changed(Caller::clone(caller), contact.id);
+        let views = stream.map(|contact| contact.map(ContactView::new).api());
+        Ok(while_allowed(views, caller_source(ctx)?, |now| {
+            ServiceError::require_scope(now, Scope::ContactsRead)
+        }))
     }
+}
+
+/// `stream` for as long as `still_allowed` admits the key as it stands at each item: a
+/// subscription follows its key, so a narrowed scope or policy applies to its next message,
+/// which is then FORBIDDEN and the last.
+fn while_allowed<T, S, Allowed>(
+    stream: S,
+    source: CallerSource,
+    still_allowed: Allowed,
+) -> impl Stream<Item = async_graphql::Result<T>> + use<T, S, Allowed>
+where
+    S: Stream<Item = async_graphql::Result<T>> + Send + 'static,
+    T: Send + 'static,
+    Allowed: Fn(&Caller) -> Result<(), ServiceError> + Send + 'static,
+{
+    let state = Some((Box::pin(stream), source, still_allowed));
+    futures_util::stream::unfold(state, |state| async move {
+        let (mut stream, source, still_allowed) = state?;
+        let item = stream.next().await?;
+        match still_allowed(&source.current()) {
+            Ok(()) => Some((item, Some((stream, source, still_allowed)))),
+            // The refusal is the last message: the subscription completes after it.
+            Err(refusal) => Some((Err(refusal).api(), None)),
+        }
+    })
 }

@@ -12,8 +12,11 @@ use crate::service::{ServiceError, Services};
 pub(super) enum Seen {
     /// The contact itself.
     Contact(Contact),
-    /// A visitor looked up by an anonymous id its verification does not vouch for, through a
-    /// key that requires verified identities: the key sees only what the visitor said itself.
+    /// A visitor looked up by an anonymous id its verification vouches for.
+    VerifiedVisitor(Contact),
+    /// Through a key that requires verified identities, any other way (an anonymous id its
+    /// verification does not vouch for, an id, an external id, an email): the key sees only
+    /// what the visitor said itself.
     UnverifiedVisitor(Contact),
 }
 
@@ -21,7 +24,7 @@ impl Seen {
     /// The contact as the key may see it.
     pub(super) fn into_contact(self) -> Contact {
         match self {
-            Self::Contact(contact) => contact,
+            Self::Contact(contact) | Self::VerifiedVisitor(contact) => contact,
             Self::UnverifiedVisitor(contact) => contact.self_asserted_only(),
         }
     }
@@ -52,9 +55,11 @@ pub(super) async fn look_up(
                     .verification
                     .as_ref()
                     .is_some_and(|v| v.vouches_for(&key.value, lifetime, Utc::now()));
-                if !vouched {
-                    return Ok(Seen::UnverifiedVisitor(contact));
-                }
+                return Ok(if vouched {
+                    Seen::VerifiedVisitor(contact)
+                } else {
+                    Seen::UnverifiedVisitor(contact)
+                });
             }
             contact
         }
@@ -80,5 +85,10 @@ pub(super) async fn look_up(
             .api();
         }
     };
+    // A key that requires verified identities relies on a contact only through a verified
+    // visitor: an id or external id (which an unverified lookup reveals) shows no more.
+    if caller.policy.require_verified_identity {
+        return Ok(Seen::UnverifiedVisitor(contact));
+    }
     Ok(Seen::Contact(contact))
 }

@@ -167,7 +167,8 @@ impl MergePreviewView {
     /// Every field either contact has, with its merged value, source and rule; only fields the
     /// caller may read (sensitive values are null).
     async fn fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<FieldDecisionView>> {
-        let policy = &caller(ctx)?.policy;
+        let caller = caller(ctx)?;
+        let policy = &caller.policy;
         Ok(self
             .0
             .plan
@@ -246,7 +247,8 @@ impl MergeView {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<IdentityView>> {
-        let policy = &caller(ctx)?.policy;
+        let caller = caller(ctx)?;
+        let policy = &caller.policy;
         Ok(visible_identities(policy, self.0.moved_identities.clone()))
     }
 
@@ -263,7 +265,7 @@ impl MergeView {
     /// The survivor as it is now.
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn survivor(&self, ctx: &Context<'_>) -> async_graphql::Result<ContactView> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let contact = services(ctx)?
             .contacts
             .get(workspace, &self.0.survivor)
@@ -297,7 +299,7 @@ impl MergeQuery {
         absorbed_id: ID,
         strategy: Option<MergeStrategyInput>,
     ) -> async_graphql::Result<MergePreviewView> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let (survivor, absorbed) = ids(&survivor_id, &absorbed_id).api()?;
         let preview = self
             .services
@@ -320,7 +322,7 @@ impl MergeQuery {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Vec<MergeView>> {
-        let workspace = workspace(ctx)?;
+        let workspace = &workspace(ctx)?;
         let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
         let merges = self.services.merges.history(workspace, &id).await.api()?;
         Ok(merges.into_iter().map(MergeView).collect())
@@ -352,8 +354,8 @@ impl MergeMutation {
         absorbed_id: ID,
         strategy: Option<MergeStrategyInput>,
     ) -> async_graphql::Result<MergeView> {
-        let workspace = workspace(ctx)?;
-        let actor = super::actor(ctx);
+        let workspace = &workspace(ctx)?;
+        let actor = &super::actor(ctx);
         let (survivor, absorbed) = ids(&survivor_id, &absorbed_id).api()?;
         let record = self
             .services
@@ -380,8 +382,8 @@ impl MergeMutation {
         ctx: &Context<'_>,
         merge_id: ID,
     ) -> async_graphql::Result<MergeView> {
-        let workspace = workspace(ctx)?;
-        let actor = super::actor(ctx);
+        let workspace = &workspace(ctx)?;
+        let actor = &super::actor(ctx);
         let merge_id = MergeId::parse(&merge_id)
             .map_err(ServiceError::from)
             .api()?;

@@ -23,18 +23,20 @@ mod live;
 mod lookup;
 mod merges;
 mod page_batch;
+mod persisted;
 mod segment_input;
 mod segment_view;
 mod segments;
 mod views;
 mod webhooks;
 
-pub use gate::RequestGate;
+pub use gate::{Prepared, RequestGate};
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_graphql::{BatchRequest, Context, MergedObject, Schema};
+use tokio::sync::watch;
 
 pub use live::SubscriptionRoot;
 
@@ -43,8 +45,6 @@ use crate::service::{ServiceError, Services};
 
 /// Highest query complexity accepted.
 pub const MAX_COMPLEXITY: usize = 2_000;
-/// Persisted queries kept (least recently used ones are forgotten; clients send them again).
-pub const PERSISTED_QUERIES: usize = 10_000;
 
 /// Every query field.
 #[derive(MergedObject)]
@@ -76,25 +76,59 @@ pub struct MutationRoot(
 /// The executable schema.
 pub type ApiSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// The authenticated caller of the current request, attached by the HTTP layer. Its absence
+/// Who an operation acts for. A request's caller is fixed when it is authenticated; a
+/// subscription over a socket follows its key as it stands now, so a narrowed scope or field
+/// policy applies to its next message (a revoked key closes the socket).
+#[derive(Clone)]
+pub enum CallerSource {
+    /// The caller as authenticated for this request.
+    Fixed(Arc<Caller>),
+    /// The key's current caller, updated by the socket when the key changes.
+    Live(watch::Receiver<Arc<Caller>>),
+}
+
+impl CallerSource {
+    /// The caller as of now.
+    pub fn current(&self) -> Arc<Caller> {
+        match self {
+            Self::Fixed(caller) => Arc::clone(caller),
+            Self::Live(current) => Arc::clone(&current.borrow()),
+        }
+    }
+}
+
+/// Where the current operation's caller comes from, attached by the HTTP layer. Its absence
 /// is a server bug, reported as INTERNAL rather than guessed.
-fn caller<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Caller> {
-    ctx.data_opt::<Caller>().ok_or_else(|| {
+fn source<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a CallerSource> {
+    ctx.data_opt::<CallerSource>().ok_or_else(|| {
         error::api_error(ServiceError::Internal(
             "request without an authenticated caller".to_owned(),
         ))
     })
 }
 
-/// Who acts in the current request (the API key id), for audit records.
-fn actor<'a>(ctx: &'a Context<'_>) -> &'a str {
-    ctx.data_opt::<Caller>()
-        .map_or("unknown", |caller| caller.key_id.as_str())
+/// The authenticated caller of the current operation, as of now.
+fn caller(ctx: &Context<'_>) -> async_graphql::Result<Arc<Caller>> {
+    source(ctx).map(CallerSource::current)
 }
 
-/// The workspace every read and write of the current request is confined to.
-fn workspace<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a WorkspaceId> {
-    caller(ctx).map(|caller| &caller.workspace)
+/// The current operation's caller source, to follow the key through a subscription.
+fn caller_source(ctx: &Context<'_>) -> async_graphql::Result<CallerSource> {
+    source(ctx).cloned()
+}
+
+/// Who acts in the current request (the API key id), for audit records.
+fn actor(ctx: &Context<'_>) -> String {
+    ctx.data_opt::<CallerSource>().map_or_else(
+        || "unknown".to_owned(),
+        |source| source.current().key_id.clone(),
+    )
+}
+
+/// The workspace every read and write of the current request is confined to (a key never
+/// changes workspace).
+fn workspace(ctx: &Context<'_>) -> async_graphql::Result<WorkspaceId> {
+    caller(ctx).map(|caller| caller.workspace.clone())
 }
 
 /// Per-request memo of the workspace's sensitive attribute names, so a page of contacts reads
@@ -125,15 +159,28 @@ pub struct ReadOnly;
 
 /// Attaches what every request needs: the authenticated caller and per-request memos.
 pub fn for_caller(batch: BatchRequest, caller: Caller) -> BatchRequest {
-    batch.data(caller).data(SensitiveNames::default())
+    batch
+        .data(CallerSource::Fixed(Arc::new(caller)))
+        .data(SensitiveNames::default())
 }
 
-/// What every operation of a WebSocket connection needs: its authenticated caller.
-pub fn connection_data(caller: Caller) -> async_graphql::Data {
-    let mut data = async_graphql::Data::default();
-    data.insert(caller);
-    data.insert(SensitiveNames::default());
-    data
+/// Attaches to one operation over a socket who it acts for: a query or mutation runs as the
+/// key stands when it starts (with per-request memos, like a request); a subscription
+/// follows the key through `live` and reads the registry afresh for every message, so an
+/// attribute made sensitive meanwhile is masked in the next one.
+pub fn for_socket_operation(
+    request: async_graphql::Request,
+    live: &watch::Receiver<Arc<Caller>>,
+    subscription: bool,
+) -> async_graphql::Request {
+    if subscription {
+        request.data(CallerSource::Live(live.clone()))
+    } else {
+        let now = Arc::clone(&live.borrow());
+        request
+            .data(CallerSource::Fixed(now))
+            .data(SensitiveNames::default())
+    }
 }
 
 /// The services, for resolvers of nested objects (roots hold their own handle).

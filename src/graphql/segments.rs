@@ -13,7 +13,7 @@ use super::segment_input::{SegmentExprInput, expr_json};
 use super::segment_view::SegmentView;
 use super::{caller, services, workspace};
 use crate::domain::Scope;
-use crate::domain::{ContactId, SavedSegment, Slug, Text};
+use crate::domain::{SavedSegment, Slug, Text};
 use crate::service::indexer::IndexStatus;
 use crate::service::{
     ExplainNode, SegmentDraft, SegmentSource, ServiceError, Services, Validation,
@@ -44,7 +44,7 @@ impl SegmentQuery {
         let validation = self
             .services
             .segments
-            .validate(caller(ctx)?, &text)
+            .validate(&*caller(ctx)?, &text)
             .await
             .api()?;
         Ok(SegmentValidation(validation))
@@ -55,14 +55,14 @@ impl SegmentQuery {
     async fn segment(&self, ctx: &Context<'_>, slug: String) -> async_graphql::Result<SegmentView> {
         let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
         Ok(SegmentView(
-            self.services.segments.get(workspace(ctx)?, &slug).api()?,
+            self.services.segments.get(&workspace(ctx)?, &slug).api()?,
         ))
     }
 
     /// Every saved segment, by slug.
     #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
     async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
-        let saved = self.services.segments.list(workspace(ctx)?);
+        let saved = self.services.segments.list(&workspace(ctx)?);
         Ok(saved.into_iter().map(SegmentView).collect())
     }
 
@@ -76,11 +76,12 @@ impl SegmentQuery {
         segment: Option<String>,
         slug: Option<String>,
     ) -> async_graphql::Result<MembershipExplanation> {
-        let workspace = workspace(ctx)?;
-        let id = ContactId::parse(&contact_id)
-            .map_err(ServiceError::from)
-            .api()?;
-        let contact = self.services.contacts.get(workspace, &id).await.api()?;
+        let caller = &*caller(ctx)?;
+        let workspace = &caller.workspace;
+        // Looked up as every read is, so a key requiring verified identities sees no more here.
+        let contact = look_up(&self.services, caller, Some(contact_id), None, None)
+            .await?
+            .into_contact();
         let text = match (segment, slug) {
             (Some(text), None) => text,
             (None, Some(slug)) => {
@@ -98,7 +99,7 @@ impl SegmentQuery {
         let nodes = self
             .services
             .segments
-            .explain(&contact, SegmentSource::Text(text), caller(ctx)?)
+            .explain(&contact, SegmentSource::Text(text), caller)
             .api()?;
         Ok(MembershipExplanation { nodes })
     }
@@ -116,7 +117,7 @@ impl SegmentQuery {
         identity: Option<IdentityInput>,
         slugs: Option<Vec<String>>,
     ) -> async_graphql::Result<SegmentMatches> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let slugs = slugs
             .map(|slugs| {
                 slugs
@@ -150,7 +151,7 @@ impl SegmentQuery {
         Ok(IndexStatusView(
             self.services
                 .segments
-                .index_status(workspace(ctx)?)
+                .index_status(&workspace(ctx)?)
                 .await
                 .api()?,
         ))
@@ -183,7 +184,7 @@ impl SegmentMutation {
         Ok(SegmentView(
             self.services
                 .segments
-                .save(caller(ctx)?, draft)
+                .save(&*caller(ctx)?, draft)
                 .await
                 .api()?,
         ))
@@ -195,7 +196,7 @@ impl SegmentMutation {
         let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
         self.services
             .segments
-            .delete(workspace(ctx)?, &slug)
+            .delete(&workspace(ctx)?, &slug)
             .await
             .api()?;
         Ok(true)
@@ -255,7 +256,7 @@ impl SegmentView {
     fn visible_expr(&self, ctx: &Context<'_>) -> async_graphql::Result<qwry_segment::ast::Expr> {
         services(ctx)?
             .segments
-            .visible_expr(caller(ctx)?, &self.0)
+            .visible_expr(&*caller(ctx)?, &self.0)
             .ok_or_else(|| {
                 ServiceError::Internal(format!("saved segment `{}` does not parse", self.0.slug))
             })
@@ -307,7 +308,7 @@ impl SegmentView {
         let after = after.as_deref().map(decode_cursor).transpose().api()?;
         let page = services
             .segments
-            .saved_members(caller(ctx)?, &self.0.slug, after, first)
+            .saved_members(&*caller(ctx)?, &self.0.slug, after, first)
             .await
             .api()?;
         Ok(ContactConnection::from_segment(
@@ -321,7 +322,7 @@ impl SegmentView {
     async fn count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
         services(ctx)?
             .segments
-            .saved_count(caller(ctx)?, &self.0.slug)
+            .saved_count(&*caller(ctx)?, &self.0.slug)
             .await
             .api()
     }

@@ -1,6 +1,6 @@
 //! GraphQL views over domain types (the domain stays free of GraphQL derives).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::{Context, Enum, ID, Name, Object, SimpleObject, Value as GraphqlValue};
 use chrono::{DateTime, Utc};
@@ -22,7 +22,9 @@ use crate::domain::{
 
 /// A contact as the API shows it. Every field the caller's field policy does not approve
 /// reads as null (absent from `attributes`), as do sensitive attributes without `pii:read`.
-/// The result of a write shown to a key without `contacts:read` holds only what it wrote.
+/// The result of a write shown to a key without `contacts:read` holds only what it wrote. A key
+/// that requires verified identities sees, on every path but a verified visitor's lookup
+/// (and the `identify` that verified it), only what the visitor itself said.
 pub struct ContactView {
     contact: Arc<Contact>,
     /// The page this contact was read with, whose nested fields load together.
@@ -33,17 +35,29 @@ pub struct ContactView {
     /// A visitor looked up through a key that requires a verified identity, and not verified:
     /// `contact` holds only what the visitor itself said.
     unverified_visitor: bool,
+    /// Reached through a visitor whose verification vouches for it (or the `identify` that
+    /// verified it): a key requiring verified identities may see it whole.
+    vouched: bool,
+    /// `contact` reduced to what the visitor said, for keys requiring verified identities
+    /// that reached it any other way (made on first use).
+    self_asserted: OnceLock<Contact>,
 }
 
 impl ContactView {
-    /// A contact read by a caller with `contacts:read`.
-    pub fn new(contact: Contact) -> Self {
+    fn with(contact: Arc<Contact>) -> Self {
         Self {
-            contact: Arc::new(contact),
+            contact,
             page: None,
             written_only: None,
             unverified_visitor: false,
+            vouched: false,
+            self_asserted: OnceLock::new(),
         }
+    }
+
+    /// A contact read by a caller with `contacts:read`.
+    pub fn new(contact: Contact) -> Self {
+        Self::with(Arc::new(contact))
     }
 
     /// A visitor looked up by a key that requires a verified identity, when no verified
@@ -51,20 +65,24 @@ impl ContactView {
     /// segments see the rest as absent.
     pub fn unverified_visitor(contact: &Contact) -> Self {
         Self {
-            contact: Arc::new(contact.self_asserted_only()),
-            page: None,
-            written_only: None,
             unverified_visitor: true,
+            ..Self::with(Arc::new(contact.self_asserted_only()))
+        }
+    }
+
+    /// A visitor looked up by an anonymous id that a verified `identify` vouches for.
+    pub fn verified_visitor(contact: Contact) -> Self {
+        Self {
+            vouched: true,
+            ..Self::with(Arc::new(contact))
         }
     }
 
     /// A contact of a page: its nested fields load with the page's other contacts.
     pub fn in_page(contact: Arc<Contact>, page: &Arc<PageBatch>) -> Self {
         Self {
-            contact,
             page: Some(Arc::clone(page)),
-            written_only: None,
-            unverified_visitor: false,
+            ..Self::with(contact)
         }
     }
 
@@ -72,11 +90,31 @@ impl ContactView {
     /// field policy allows) for a key with `contacts:read`, else only those fields.
     pub fn after_write(contact: Contact, caller: &Caller, written: FieldPolicy) -> Self {
         Self {
-            contact: Arc::new(contact),
-            page: None,
             written_only: (!caller.allows(Scope::ContactsRead)).then_some(written),
-            unverified_visitor: false,
+            ..Self::with(Arc::new(contact))
         }
+    }
+
+    /// This view, vouched for by the proof that was just verified (`identify`).
+    pub fn vouched(mut self) -> Self {
+        self.vouched = true;
+        self
+    }
+
+    /// Whether `caller` sees only what the visitor itself said.
+    fn restricted(&self, caller: &Caller) -> bool {
+        self.unverified_visitor || (caller.policy.require_verified_identity && !self.vouched)
+    }
+
+    /// The contact as the caller may rely on it: whole, or reduced to what the visitor said.
+    fn shown(&self, ctx: &Context<'_>) -> async_graphql::Result<&Contact> {
+        let caller = &*caller(ctx)?;
+        if self.unverified_visitor || !self.restricted(caller) {
+            return Ok(&self.contact);
+        }
+        Ok(self
+            .self_asserted
+            .get_or_init(|| self.contact.self_asserted_only()))
     }
 
     /// Whether the caller may see built-in field `name` (segment spelling) of this contact.
@@ -125,7 +163,7 @@ impl ContactView {
     /// The contact's id in the business's own system; null for anonymous visitors.
     async fn external_id(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
         let value = self
-            .contact
+            .shown(ctx)?
             .fields
             .external_id
             .as_ref()
@@ -136,7 +174,7 @@ impl ContactView {
     /// Email address, lower-cased.
     async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
         let value = self
-            .contact
+            .shown(ctx)?
             .fields
             .email
             .as_ref()
@@ -146,14 +184,19 @@ impl ContactView {
 
     /// Display name.
     async fn name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
-        let value = self.contact.fields.name.as_ref().map(|name| name.as_str());
+        let value = self
+            .shown(ctx)?
+            .fields
+            .name
+            .as_ref()
+            .map(|name| name.as_str());
         Ok(value.filter(|_| self.readable(ctx, "name").unwrap_or(false)))
     }
 
     /// Phone number in E.164 form.
     async fn phone(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
         let value = self
-            .contact
+            .shown(ctx)?
             .fields
             .phone
             .as_ref()
@@ -164,7 +207,7 @@ impl ContactView {
     /// Company name.
     async fn company(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
         let value = self
-            .contact
+            .shown(ctx)?
             .fields
             .company
             .as_ref()
@@ -174,19 +217,24 @@ impl ContactView {
 
     /// Account or order reference in the business's system.
     async fn account_ref(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
-        let value = self.contact.fields.account_ref.as_ref().map(|r| r.as_str());
+        let value = self
+            .shown(ctx)?
+            .fields
+            .account_ref
+            .as_ref()
+            .map(|r| r.as_str());
         Ok(value.filter(|_| self.readable(ctx, "account_ref").unwrap_or(false)))
     }
 
     /// Custom attributes as a JSON object (datetimes as RFC 3339 text), holding only those the
     /// caller may read.
     async fn attributes(&self, ctx: &Context<'_>) -> async_graphql::Result<JsonValue> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let sensitive = sensitive_attributes(ctx, &self.contact.workspace).await?;
         let revealer = &services(ctx)?.revealer;
         let workspace = &self.contact.workspace;
         let entries = self
-            .contact
+            .shown(ctx)?
             .fields
             .attributes
             .iter()
@@ -232,7 +280,7 @@ impl ContactView {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<DateTime<Utc>>> {
-        let value = self.contact.fields.last_seen_at;
+        let value = self.shown(ctx)?.fields.last_seen_at;
         Ok(value.filter(|_| self.readable(ctx, "last_seen_at").unwrap_or(false)))
     }
 
@@ -242,7 +290,7 @@ impl ContactView {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<DateTime<Utc>>> {
-        let value = self.contact.first_seen_at();
+        let value = self.shown(ctx)?.first_seen_at();
         Ok(value.filter(|_| self.readable(ctx, "last_seen_at").unwrap_or(false)))
     }
 
@@ -250,7 +298,8 @@ impl ContactView {
     /// contact; emails, phones and external ids only where the caller may read that field.
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn identities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IdentityView>> {
-        let policy = &caller(ctx)?.policy;
+        let caller = &*caller(ctx)?;
+        let restricted = self.restricted(caller);
         let contacts = &services(ctx)?.contacts;
         let identities = match &self.page {
             Some(page) => page.identities(contacts, &self.contact.id).await,
@@ -263,17 +312,15 @@ impl ContactView {
         .api()?;
         let identities = identities
             .into_iter()
-            .filter(|identity| {
-                !self.unverified_visitor || identity.key.kind == IdentityKind::AnonymousId
-            })
+            .filter(|identity| !restricted || identity.key.kind == IdentityKind::AnonymousId)
             .collect();
-        Ok(visible_identities(policy, identities))
+        Ok(visible_identities(&caller.policy, identities))
     }
 
     /// Ids of contacts merged into this one; each still resolves here.
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn merged_from(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ID>> {
-        if self.unverified_visitor {
+        if self.restricted(&*caller(ctx)?) {
             return Ok(Vec::new());
         }
         let contacts = &services(ctx)?.contacts;
@@ -301,7 +348,7 @@ impl ContactView {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<ConversationConnection> {
-        if self.unverified_visitor || !self.readable(ctx, "conversations")? {
+        if self.restricted(&*caller(ctx)?) || !self.readable(ctx, "conversations")? {
             return Ok(ConversationConnection::empty());
         }
         conversations_page(
@@ -327,7 +374,7 @@ impl ContactView {
         after: Option<String>,
         name: Option<String>,
     ) -> async_graphql::Result<EventConnection> {
-        if self.unverified_visitor || !self.readable(ctx, "events")? {
+        if self.restricted(&*caller(ctx)?) || !self.readable(ctx, "events")? {
             return Ok(EventConnection::empty());
         }
         events_page(
@@ -343,7 +390,7 @@ impl ContactView {
 
     /// How many conversations it had (null where `conversations` may not be read).
     async fn conversation_count(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<u64>> {
-        let readable = !self.unverified_visitor && self.readable(ctx, "conversations")?;
+        let readable = !self.restricted(&*caller(ctx)?) && self.readable(ctx, "conversations")?;
         Ok(readable.then_some(self.contact.activity.conversation_count))
     }
 
@@ -352,7 +399,7 @@ impl ContactView {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<DateTime<Utc>>> {
-        let readable = !self.unverified_visitor && self.readable(ctx, "conversations")?;
+        let readable = !self.restricted(&*caller(ctx)?) && self.readable(ctx, "conversations")?;
         Ok(self
             .contact
             .activity
@@ -361,20 +408,26 @@ impl ContactView {
     }
 
     /// When and how this contact's identity was last verified by `identify`; null if never.
-    async fn verification(&self) -> Option<VerificationView> {
-        let verification = self.contact.verification.as_ref()?;
-        self.written_only
+    async fn verification(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<VerificationView>> {
+        let Some(verification) = self.shown(ctx)?.verification.as_ref() else {
+            return Ok(None);
+        };
+        Ok(self
+            .written_only
             .is_none()
-            .then(|| VerificationView::from(verification))
+            .then(|| VerificationView::from(verification)))
     }
 
     /// The values an identity proof vouched for (built-in fields by their segment names, e.g.
     /// `external_id`, `email`, and attribute names), among those the caller may read.
     async fn verified_fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
-        let caller = caller(ctx)?;
+        let caller = &*caller(ctx)?;
         let sensitive = sensitive_attributes(ctx, &self.contact.workspace).await?;
         Ok(self
-            .contact
+            .shown(ctx)?
             .verified_keys()
             .into_iter()
             .filter(|key| {
@@ -394,7 +447,7 @@ impl ContactView {
     async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
         let saved = services(ctx)?
             .segments
-            .segments_of(&self.contact, caller(ctx)?);
+            .segments_of(self.shown(ctx)?, &*caller(ctx)?);
         Ok(saved.into_iter().map(SegmentView).collect())
     }
 }

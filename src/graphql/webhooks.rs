@@ -215,7 +215,7 @@ impl WebhookQuery {
     /// The workspace's webhook endpoints, oldest first.
     #[graphql(guard = "RequireScope(Scope::Admin)")]
     async fn webhooks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<WebhookView>> {
-        let hooks = self.services.webhooks.list(caller(ctx)?).api()?;
+        let hooks = self.services.webhooks.list(&*caller(ctx)?).api()?;
         Ok(hooks.into_iter().map(WebhookView::from).collect())
     }
 
@@ -234,7 +234,7 @@ impl WebhookQuery {
         let page = self
             .services
             .webhooks
-            .deliveries(caller(ctx)?, &webhook_id, after.as_deref(), first)
+            .deliveries(&*caller(ctx)?, &webhook_id, after.as_deref(), first)
             .await
             .api()?;
         let end_cursor = page.deliveries.last().map(|delivery| delivery.id.clone());
@@ -287,7 +287,7 @@ impl WebhookMutation {
         let created = self
             .services
             .webhooks
-            .create(caller(ctx)?, input)
+            .create(&*caller(ctx)?, input)
             .await
             .api()?;
         Ok(created.into())
@@ -303,7 +303,7 @@ impl WebhookMutation {
         let rotated = self
             .services
             .webhooks
-            .rotate_secret(caller(ctx)?, &id)
+            .rotate_secret(&*caller(ctx)?, &id)
             .await
             .api()?;
         Ok(rotated.into())
@@ -319,7 +319,7 @@ impl WebhookMutation {
         let deleted = self
             .services
             .webhooks
-            .delete(caller(ctx)?, &id)
+            .delete(&*caller(ctx)?, &id)
             .await
             .api()?;
         Ok(deleted.into())
@@ -329,7 +329,12 @@ impl WebhookMutation {
     /// went (it is logged with the endpoint's deliveries).
     #[graphql(guard = "RequireScope(Scope::Admin)")]
     async fn test_webhook(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<DeliveryView> {
-        let delivery = self.services.webhooks.test(caller(ctx)?, &id).await.api()?;
+        let delivery = self
+            .services
+            .webhooks
+            .test(&*caller(ctx)?, &id)
+            .await
+            .api()?;
         Ok(delivery.into())
     }
 }

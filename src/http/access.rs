@@ -16,8 +16,11 @@ use super::SharedState;
 pub struct AccessNote {
     /// The id of the API key that authenticated the request.
     pub key_id: Option<String>,
-    /// The GraphQL operation name.
+    /// The GraphQL operation name (logged; chosen by the client).
     pub operation: Option<String>,
+    /// The operation as metrics label it: its type and first root field, drawn from the
+    /// schema so that label values stay few and reveal nothing a client chose.
+    pub label: Option<String>,
 }
 
 /// The note of the request in flight, filled in by the extractor and the handlers.
@@ -33,6 +36,11 @@ impl AccessSlot {
     /// Records the GraphQL operation name.
     pub fn operation(&self, name: &str) {
         self.update(|note| note.operation = Some(name.to_owned()));
+    }
+
+    /// Records the operation's metrics label.
+    pub fn label(&self, label: String) {
+        self.update(|note| note.label = Some(label));
     }
 
     fn update(&self, change: impl FnOnce(&mut AccessNote)) {
@@ -71,7 +79,8 @@ pub async fn access_log(
     let status = response.status().as_u16();
     let note = slot.note();
     let operation = note.operation.as_deref().unwrap_or("-");
-    state.metrics.request(&route, operation, status, took);
+    let label = note.label.as_deref().unwrap_or("-");
+    state.metrics.request(&route, label, status, took);
     info!(
         target: "access",
         method = %method,

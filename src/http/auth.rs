@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -39,7 +40,11 @@ impl FromRequestParts<SharedState> for Authenticated {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let address = client_address(parts, state.client_address_header.as_deref());
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip());
+        let address = client_address(&parts.headers, peer, state.client_address_header.as_deref());
         let guard = state.address_guard.as_deref().zip(address);
         if let Some((guard, address)) = guard
             && let Some(wait) = guard.refused(address)
@@ -77,7 +82,7 @@ impl FromRequestParts<SharedState> for Authenticated {
 }
 
 /// 429 RATE_LIMITED with `Retry-After` in whole seconds (at least 1).
-fn rate_limited(wait: Duration, reason: &str) -> Response {
+pub(super) fn rate_limited(wait: Duration, reason: &str) -> Response {
     let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
     let mut response = error_response(ServiceError::RateLimited(format!(
         "{reason}; retry in {seconds} s"
@@ -89,24 +94,27 @@ fn rate_limited(wait: Duration, reason: &str) -> Response {
 }
 
 /// The client's address: the first address in the trusted proxy header when one is
-/// configured and present, else the connection's peer address.
-fn client_address(parts: &Parts, proxy_header: Option<&str>) -> Option<IpAddr> {
+/// configured and present, else the connection's `peer` address.
+pub(super) fn client_address(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    proxy_header: Option<&str>,
+) -> Option<IpAddr> {
     let forwarded = proxy_header
-        .and_then(|name| parts.headers.get(name))
+        .and_then(|name| headers.get(name))
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(',').next())
         .and_then(|first| first.trim().parse::<IpAddr>().ok());
-    forwarded.or_else(|| {
-        parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| peer.ip())
-    })
+    forwarded.or(peer)
 }
 
 fn bearer_token(parts: &Parts) -> Result<&str, &'static str> {
-    let value = parts
-        .headers
+    bearer_of(&parts.headers)
+}
+
+/// The token of an `Authorization: Bearer <token>` header, or why there is none.
+pub(super) fn bearer_of(headers: &HeaderMap) -> Result<&str, &'static str> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or("send an API key: `Authorization: Bearer <key>`")?;
     let value = value

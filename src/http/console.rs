@@ -27,7 +27,7 @@ const ASSETS: &[Asset] = &[
 
 /// The console's page (`GET /`).
 pub async fn page() -> Response {
-    embedded::page(PAGE)
+    embedded::page(PAGE, embedded::CONSOLE_POLICY)
 }
 
 /// One of the console's assets, or 404.

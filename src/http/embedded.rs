@@ -18,12 +18,25 @@ pub struct Asset {
 /// them only on upgrade).
 const ASSET_CACHE_CONTROL: &str = "public, max-age=86400";
 
-/// An HTML page, revalidated on every load so an upgrade shows at once.
-pub fn page(html: &'static str) -> Response {
+/// What the console's page may load and do: its own script and stylesheet, requests to its
+/// own origin, and nothing else; no page may frame it (clickjacking).
+pub const CONSOLE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'none'; \
+    base-uri 'none'; frame-ancestors 'none'";
+
+/// GraphiQL's: the same, with the inline styles its page and its editor use.
+pub const GRAPHIQL_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+    connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// An HTML page under the content security `policy`, revalidated on every load so an upgrade
+/// shows at once.
+pub fn page(html: &'static str, policy: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, policy),
         ],
         html,
     )

@@ -44,7 +44,7 @@ const ASSETS: &[Asset] = &[
 
 /// The GraphiQL page.
 pub async fn page() -> Response {
-    embedded::page(PAGE)
+    embedded::page(PAGE, embedded::GRAPHIQL_POLICY)
 }
 
 /// One of the page's assets, or 404.

@@ -14,10 +14,10 @@ use axum::response::IntoResponse;
 use super::SharedState;
 use super::access::AccessSlot;
 use super::auth::Authenticated;
+use super::errors::{add_missing_codes, finish_response};
 use crate::audit::acting_as;
 use crate::domain::Caller;
 use crate::graphql::ReadOnly;
-use crate::graphql::error::{REQUEST_ERROR_CODE, request_error_code, request_error_message};
 
 /// Most operations one batched request may carry.
 pub const MAX_BATCH_LEN: usize = 16;
@@ -43,7 +43,8 @@ pub async fn get(State(state): State<SharedState>, request: Request) -> axum::re
             return request_error(StatusCode::BAD_REQUEST, message);
         }
     };
-    run(&state, caller, BatchRequest::Single(request)).await
+    let slot = parts.extensions.get::<AccessSlot>().cloned();
+    run(&state, caller, BatchRequest::Single(request), slot.as_ref()).await
 }
 
 /// Executes a GraphQL request of an authenticated caller, confined to the caller's workspace.
@@ -77,45 +78,36 @@ pub async fn execute(
     if let (Some(Extension(slot)), BatchRequest::Single(request)) = (&slot, &batch) {
         slot.operation(request.operation_name.as_deref().unwrap_or("-"));
     }
-    run(&state, caller, batch).await
+    run(
+        &state,
+        caller,
+        batch,
+        slot.as_ref().map(|Extension(slot)| slot),
+    )
+    .await
 }
 
-async fn run(state: &SharedState, caller: Caller, batch: BatchRequest) -> axum::response::Response {
+async fn run(
+    state: &SharedState,
+    caller: Caller,
+    batch: BatchRequest,
+    slot: Option<&AccessSlot>,
+) -> axum::response::Response {
     let actor = caller.key_id.clone();
     let batch = crate::graphql::for_caller(batch, caller);
-    let mut response = acting_as(&actor, state.gate.execute_batch(&state.schema, batch)).await;
+    let (mut response, label) =
+        acting_as(&actor, state.gate.execute_batch(&state.schema, batch)).await;
+    if let Some(slot) = slot {
+        slot.label(label);
+    }
     let responses: Vec<&mut Response> = match &mut response {
         BatchResponse::Single(single) => vec![single],
         BatchResponse::Batch(many) => many.iter_mut().collect(),
     };
     for single in responses {
-        add_missing_codes(single);
-        let internal = single.errors.iter().any(|error| {
-            error
-                .extensions
-                .as_ref()
-                .and_then(|extensions| extensions.get("code"))
-                .is_some_and(|code| *code == async_graphql::Value::from("INTERNAL"))
-        });
-        if internal {
-            state.metrics.store_error();
-        }
+        finish_response(single, &state.metrics);
     }
     Json(response).into_response()
-}
-
-/// Gives errors raised by async-graphql itself (syntax, validation, coercion) a code too.
-fn add_missing_codes(response: &mut Response) {
-    for error in &mut response.errors {
-        let extensions = error.extensions.get_or_insert_with(Default::default);
-        if extensions.get("code").is_none() {
-            let code = request_error_code(&error.message).unwrap_or(REQUEST_ERROR_CODE);
-            extensions.set("code", code.as_str());
-            if let Some(message) = request_error_message(&error.message) {
-                error.message = message;
-            }
-        }
-    }
 }
 
 /// A GraphQL-shaped error response for requests that never reached execution.

@@ -11,7 +11,8 @@ mod graphiql;
 mod graphql;
 mod health;
 mod rate_limit;
-mod subscriptions;
+mod security_headers;
+mod socket;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use crate::telemetry::Metrics;
 
 pub use graphql::MAX_BATCH_LEN;
 pub use rate_limit::{AddressGuard, KeyRateLimit};
+pub use socket::{SocketLimits, SocketSeats};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -58,13 +60,20 @@ pub struct HttpState {
     pub client_address_header: Option<Arc<str>>,
     /// What the service measures, served at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The bearer token `/metrics` accepts besides admin keys (`METRICS_TOKEN`).
+    pub metrics_token: Option<secrecy::SecretString>,
+    /// Caps on sockets per key and subscriptions per socket.
+    pub socket_limits: SocketLimits,
+    /// The sockets each key holds open.
+    pub sockets: Arc<SocketSeats>,
 }
 
 /// The state as the handlers receive it.
 pub type SharedState = Arc<HttpState>;
 
-/// All routes of the service. `POST /graphql` and the bulk streams need an API key (see
-/// [`auth::Authenticated`]); the console, GraphiQL and the health checks do not. The API has a body limit
+/// All routes of the service. `POST /graphql`, the socket and the bulk streams need an API key
+/// (see [`auth::Authenticated`]), `/metrics` an admin key or `METRICS_TOKEN`; the console,
+/// GraphiQL and the health checks do not. The API has a body limit
 /// and a timeout; the bulk streams read and write in bounded memory for as long as they take.
 /// Browser apps of `allowed_origins` may call all of them (CORS).
 pub fn router(state: HttpState, allowed_origins: &AllowedOrigins) -> Router {
@@ -91,12 +100,17 @@ pub fn router(state: HttpState, allowed_origins: &AllowedOrigins) -> Router {
         .route("/v1/contacts/import", post(bulk::import))
         .route("/v1/events/import", post(bulk::import_events))
         .route("/v1/contacts/export", get(bulk::export))
-        .route("/graphql/ws", get(subscriptions::upgrade))
+        .route("/graphql/ws", get(socket::upgrade))
         .route_layer(logged);
+    let [nosniff, no_frames, policy, referrer] = security_headers::layers();
     let routes = api
         .merge(bulk)
         .merge(pages)
         .with_state(state)
+        .layer(nosniff)
+        .layer(no_frames)
+        .layer(policy)
+        .layer(referrer)
         .layer(TraceLayer::new_for_http());
     match cors::layer(allowed_origins) {
         Some(cors) => routes.layer(cors),

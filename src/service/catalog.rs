@@ -144,6 +144,9 @@ impl Snapshot {
 pub struct Catalogs {
     store: Store,
     snapshot: Arc<RwLock<Snapshot>>,
+    /// Counts installed states, so that holders of long-lived access (sockets) learn at once
+    /// that a key may have changed.
+    changes: Arc<watch::Sender<u64>>,
     /// Stores its sensitive values with this sealer (for attribute registries).
     sealer: Option<Arc<dyn crate::domain::Sealer>>,
 }
@@ -155,6 +158,7 @@ impl Catalogs {
             sealer: store.sealer().cloned(),
             store,
             snapshot: Arc::default(),
+            changes: Arc::new(watch::channel(0).0),
         };
         for workspace in catalogs.store.catalog_workspaces().await? {
             catalogs.reload(&workspace).await?;
@@ -212,11 +216,18 @@ impl Catalogs {
             .map(|key| Caller::of_key(&key))
     }
 
+    /// A receiver told of every catalogue state installed (a write here, or one followed from
+    /// another instance within [`FOLLOW_INTERVAL`]).
+    pub fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// Reads `workspace`'s catalogue from the store again and installs it (unless a newer one
     /// arrived meanwhile). Called after every catalogue write, before the write is answered.
     pub async fn reload(&self, workspace: &WorkspaceId) -> Result<(), StoreError> {
         let state = WorkspaceState::load(&self.store, workspace).await?;
         self.write().install(state);
+        self.changes.send_modify(|installed| *installed += 1);
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
 use super::activity::{ActivityService, ActivitySubject, EventInput, Recorded};
 use super::{RowError, ServiceError};
@@ -63,14 +63,14 @@ impl ActivityService {
     pub async fn import_events(
         &self,
         caller: &Caller,
-        input: impl AsyncBufRead + Unpin,
+        mut input: impl AsyncBufRead + Unpin,
     ) -> EventImportReport {
         let mut report = EventImportReport::default();
-        let mut lines = input.lines();
+        let mut buffer = Vec::new();
         let mut line_number = 0u64;
         let mut parsed = Vec::new();
         loop {
-            let line = match lines.next_line().await {
+            let line = match next_line(&mut input, &mut buffer).await {
                 Ok(Some(line)) => line,
                 Ok(None) => break,
                 Err(error) => {
@@ -79,11 +79,30 @@ impl ActivityService {
                 }
             };
             line_number += 1;
-            if line.trim().is_empty() {
+            let text = match line {
+                Line::Text(text) => text,
+                Line::TooLong => {
+                    report.rows += 1;
+                    report.fail(RowError::invalid(
+                        line_number,
+                        format!("a line is at most {MAX_LINE_BYTES} bytes"),
+                    ));
+                    continue;
+                }
+                Line::NotUtf8 { column } => {
+                    report.rows += 1;
+                    report.fail(RowError::invalid(
+                        line_number,
+                        format!("line is not valid UTF-8 (bad byte at column {column}); save the file as UTF-8"),
+                    ));
+                    continue;
+                }
+            };
+            if text.trim().is_empty() {
                 continue;
             }
             report.rows += 1;
-            match parse_row(caller, line_number, &line) {
+            match parse_row(caller, line_number, &text) {
                 Ok(row) => parsed.push((line_number, row)),
                 Err(error) => report.fail(error),
             }
@@ -124,6 +143,50 @@ impl ActivityService {
     }
 }
 
+/// One line of the input as read.
+#[derive(Debug, PartialEq)]
+enum Line {
+    /// Its text, without the line break.
+    Text(String),
+    /// Longer than [`MAX_LINE_BYTES`]: skipped to its end without being kept.
+    TooLong,
+    /// Not UTF-8; `column` is the first bad byte's (1-based).
+    NotUtf8 { column: usize },
+}
+
+/// The next line of `input`, reading at most [`MAX_LINE_BYTES`] of it into memory (the rest of
+/// a longer line is read and dropped); `None` at the end.
+async fn next_line(
+    input: &mut (impl AsyncBufRead + Unpin),
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<Option<Line>> {
+    buffer.clear();
+    let limit = MAX_LINE_BYTES as u64 + 1;
+    if (&mut *input).take(limit).read_until(b'\n', buffer).await? == 0 {
+        return Ok(None);
+    }
+    if buffer.len() > MAX_LINE_BYTES && buffer.last() != Some(&b'\n') {
+        loop {
+            buffer.clear();
+            let read = (&mut *input).take(limit).read_until(b'\n', buffer).await?;
+            if read == 0 || buffer.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        buffer.clear();
+        return Ok(Some(Line::TooLong));
+    }
+    while matches!(buffer.last(), Some(b'\n' | b'\r')) {
+        buffer.pop();
+    }
+    Ok(Some(match std::str::from_utf8(buffer) {
+        Ok(text) => Line::Text(text.to_owned()),
+        Err(error) => Line::NotUtf8 {
+            column: error.valid_up_to() + 1,
+        },
+    }))
+}
+
 /// One line as an event to record, or why it cannot be.
 fn parse_row(
     caller: &Caller,
@@ -131,12 +194,6 @@ fn parse_row(
     text: &str,
 ) -> Result<(ActivitySubject, EventInput), RowError> {
     let service = |error: ServiceError| RowError::from_service(line, error);
-    if text.len() > MAX_LINE_BYTES {
-        return Err(RowError::invalid(
-            line,
-            format!("a line is at most {MAX_LINE_BYTES} bytes"),
-        ));
-    }
     let row: EventRow = serde_json::from_str(text)
         .map_err(|error| RowError::invalid(line, format!("not an event object: {error}")))?;
     let subject = ActivitySubject::named_by(
@@ -158,4 +215,39 @@ fn parse_row(
         properties: event_properties(row.properties).map_err(|error| service(error.into()))?,
     };
     Ok((subject, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines_of(input: &[u8]) -> Vec<Line> {
+        let mut reader = tokio::io::BufReader::with_capacity(1024, input);
+        let mut buffer = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(line) = next_line(&mut reader, &mut buffer).await.unwrap() {
+            lines.push(line);
+        }
+        lines
+    }
+
+    #[tokio::test]
+    async fn long_and_broken_lines_are_reported_and_reading_goes_on() {
+        let mut input = b"{\"a\":1}\r\n".to_vec();
+        input.extend(vec![b'x'; 3 * MAX_LINE_BYTES]);
+        input.extend(b"\n\xff\xfe bad\n");
+        input.extend(vec![b'y'; MAX_LINE_BYTES]);
+        input.extend(b"\nlast");
+        let lines = lines_of(&input).await;
+        assert_eq!(
+            lines,
+            [
+                Line::Text("{\"a\":1}".to_owned()),
+                Line::TooLong,
+                Line::NotUtf8 { column: 1 },
+                Line::Text("y".repeat(MAX_LINE_BYTES)),
+                Line::Text("last".to_owned()),
+            ]
+        );
+    }
 }

@@ -198,8 +198,15 @@ impl IdentityService {
             notifier,
             contacts,
             merges,
-            tokens: TokenVerifier::new(),
+            tokens: TokenVerifier::new(false),
         }
+    }
+
+    /// These use cases, fetching JWKS documents from private and plain-http addresses too when
+    /// `allow_private` (`WEBHOOK_ALLOW_PRIVATE_TARGETS`, for development and tests).
+    pub fn with_private_targets(mut self, allow_private: bool) -> Self {
+        self.tokens = TokenVerifier::new(allow_private);
+        self
     }
 
     /// Creates the anonymous contact of `anonymous_id`, or touches it (`lastSeenAt` = now) and
@@ -487,7 +494,10 @@ impl IdentityService {
         }
         match change.jwks_url {
             FieldChange::Keep => {}
-            FieldChange::Set(url) => settings.jwks_url = Some(url),
+            FieldChange::Set(url) => {
+                let allow_private = self.tokens.allows_private();
+                settings.jwks_url = Some(WorkspaceSettings::parse_jwks_url(&url, allow_private)?);
+            }
             FieldChange::Clear => settings.jwks_url = None,
         }
         if let Some(allow) = change.allow_user_hash {

@@ -20,6 +20,7 @@ use serde_json::{Map, Value as Json};
 
 use super::ServiceError;
 use super::contacts::PatchInput;
+use super::outbound;
 use crate::domain::{DomainError, Email, FieldChange, Phone, Text, WorkspaceId, WorkspaceSettings};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
@@ -32,6 +33,8 @@ const JWKS_TTL: StdDuration = StdDuration::from_secs(600);
 const JWKS_REFETCH_AFTER: StdDuration = StdDuration::from_secs(30);
 /// How long a JWKS fetch may take.
 const JWKS_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+/// Largest JWKS document read.
+pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
 /// Why a proof of identity was refused (`extensions.reason` of IDENTITY_NOT_VERIFIED).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,18 +113,13 @@ pub struct VerifiedToken {
 #[derive(Clone)]
 pub struct TokenVerifier {
     http: reqwest::Client,
+    allow_private: bool,
     jwks: Arc<Mutex<HashMap<String, CachedJwks>>>,
 }
 
 struct CachedJwks {
     keys: Arc<JwkSet>,
     fetched_at: Instant,
-}
-
-impl Default for TokenVerifier {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// Makes the pure-Rust (RustCrypto) backend `jsonwebtoken`'s process-wide provider. SurrealDB
@@ -136,17 +134,21 @@ pub fn install_crypto_provider() {
 }
 
 impl TokenVerifier {
-    /// A verifier with an empty JWKS cache.
-    pub fn new() -> Self {
+    /// A verifier with an empty JWKS cache, fetching JWKS documents through the outbound
+    /// client (no redirects, bounded time, public addresses only unless `allow_private`).
+    pub fn new(allow_private: bool) -> Self {
         install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(JWKS_TIMEOUT)
-            .build()
-            .unwrap_or_default();
+        let http = outbound::client(allow_private, JWKS_TIMEOUT).unwrap_or_default();
         Self {
             http,
+            allow_private,
             jwks: Arc::default(),
         }
+    }
+
+    /// Whether JWKS documents may come from private and plain-http addresses.
+    pub fn allows_private(&self) -> bool {
+        self.allow_private
     }
 
     /// Verifies `token` for `workspace` at `now`: its signature with the key of its
@@ -279,17 +281,29 @@ impl TokenVerifier {
                 "the workspace's JWKS at {url} could not be read ({detail})"
             ))
         };
+        // Stored URLs were checked when set; checked again under today's rules.
+        WorkspaceSettings::parse_jwks_url(url, self.allow_private)
+            .map_err(|error| unreachable(error.to_string()))?;
         let response = self
             .http
             .get(url)
             .send()
             .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|error| unreachable(error.to_string()))?;
-        let set: JwkSet = response
-            .json()
+            .map_err(|error| unreachable(outbound::describe(&error)))?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(unreachable(format!(
+                "it answered {status}; redirects are not followed"
+            )));
+        }
+        if !status.is_success() {
+            return Err(unreachable(format!("it answered {status}")));
+        }
+        let body = outbound::read_capped(response, MAX_JWKS_BYTES)
             .await
             .map_err(|error| unreachable(error.to_string()))?;
+        let set: JwkSet = serde_json::from_slice(&body)
+            .map_err(|error| unreachable(format!("not a JWKS document: {error}")))?;
         let set = Arc::new(set);
         let mut cache = self
             .jwks
@@ -457,6 +471,20 @@ fn read_claims(
             "the identity token expires in more than {} s, the workspace's longest token lifetime",
             settings.token_max_lifetime().num_seconds()
         )));
+    }
+    match claims.remove("iat") {
+        None => {}
+        Some(iat) => {
+            let iat = iat.as_i64().ok_or_else(|| {
+                Refusal::InvalidClaim.error("`iat` must be a whole number of seconds")
+            })?;
+            let leeway = i64::try_from(CLOCK_LEEWAY_SECS).unwrap_or(60);
+            if iat > now.timestamp().saturating_add(leeway) {
+                return Err(Refusal::NotYetValid.error(format!(
+                    "the identity token says it was issued in the future (`iat` more than {leeway} s ahead of this server's clock)"
+                )));
+            }
+        }
     }
     let jti = match claims.remove("jti") {
         None => None,

@@ -202,9 +202,20 @@ impl KeyService {
     /// The caller a bearer token authenticates: UNAUTHENTICATED when the token is unknown or
     /// revoked (the two are not told apart).
     pub fn authenticate(&self, token: &str) -> Result<Caller, ServiceError> {
-        self.catalogs.caller(&secret_hash(token)).ok_or_else(|| {
+        self.caller_of(&secret_hash(token)).ok_or_else(|| {
             ServiceError::Unauthenticated("the API key is unknown or revoked".to_owned())
         })
+    }
+
+    /// The caller of the key whose secret hashes to `secret_hash` as it stands now (`None`
+    /// once revoked), for connections that outlive one request.
+    pub fn caller_of(&self, secret_hash: &str) -> Option<Caller> {
+        self.catalogs.caller(secret_hash)
+    }
+
+    /// Told of every catalogue change (keys among them).
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.catalogs.watch_changes()
     }
 }
 

@@ -23,6 +23,7 @@ mod lease;
 pub use lease::Lease;
 pub mod live;
 mod merges;
+mod outbound;
 mod segment;
 mod sensitive;
 mod step_states;
@@ -169,7 +170,8 @@ impl Services {
             notifier.clone(),
             contacts.clone(),
             merges.clone(),
-        );
+        )
+        .with_private_targets(settings.webhook_sender.allows_private());
         let activity = ActivityService::new(
             store.clone(),
             notifier.clone(),

@@ -17,7 +17,8 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     /// The route as declared (`/graphql`, `/v1/contacts/import`), never the raw path.
     pub route: String,
-    /// The GraphQL operation name (`-` for other routes or anonymous operations).
+    /// The GraphQL operation's type and first root field (`query contacts`; `-` for other
+    /// routes), never a name the client chose.
     pub operation: String,
 }
 
@@ -37,6 +38,13 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// A label naming a background task.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabel {
+    /// The task (`webhook-dispatcher`, `webhook-attempt`, `indexer`, `catalogue-follower`).
+    pub task: String,
+}
+
 /// Every metric the service records.
 pub struct Metrics {
     registry: Registry,
@@ -47,17 +55,18 @@ pub struct Metrics {
     store_errors: Counter,
     rate_limited: Family<KindLabel, Counter>,
     webhook_attempts: Family<KindLabel, Counter>,
+    task_panics: Family<TaskLabel, Counter>,
     index_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     index_lag_changes: Gauge,
     index_states: Family<KindLabel, Gauge>,
     /// Serialises rendering (the registry is encoded as a whole).
     render_lock: Mutex<()>,
-    /// Operation names seen, bounded: clients choose them, labels must stay few.
+    /// Operation labels seen, bounded (the schema bounds them already; this is a backstop).
     operations: Mutex<std::collections::HashSet<String>>,
 }
 
-/// Most distinct GraphQL operation names kept as labels; later ones count as `other`.
-const MAX_OPERATIONS: usize = 200;
+/// Most distinct operation labels kept; later ones count as `other`.
+const MAX_OPERATIONS: usize = 500;
 
 fn latency_histogram() -> Histogram {
     // 50 µs to about 13 s.
@@ -120,6 +129,12 @@ impl Metrics {
             "Webhook delivery attempts by outcome (delivered, retry, failed, disabled)",
             webhook_attempts.clone(),
         );
+        let task_panics = Family::<TaskLabel, Counter>::default();
+        registry.register(
+            "task_panics",
+            "Panics caught in background work (the task went on or was started again), by task",
+            task_panics.clone(),
+        );
         let index_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "index_lag_seconds",
@@ -147,6 +162,7 @@ impl Metrics {
             store_errors,
             rate_limited,
             webhook_attempts,
+            task_panics,
             index_lag_seconds,
             index_lag_changes,
             index_states,
@@ -172,14 +188,13 @@ impl Metrics {
             .inc();
     }
 
-    /// `operation` as a label: a plain GraphQL name among the first [`MAX_OPERATIONS`] seen,
-    /// else `other`.
+    /// `operation` as a label: a schema-drawn label (`query contacts+`) among the first
+    /// [`MAX_OPERATIONS`] seen, else `other`.
     fn operation_label(&self, operation: &str) -> String {
-        let plain = operation.len() <= 64
-            && operation.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '-')
-            && operation
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let plain = operation.len() <= 80
+            && operation.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' ' | '+' | '(' | ')')
+            });
         if !plain {
             return "other".to_owned();
         }
@@ -238,6 +253,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a panic caught in background task `task`.
+    pub fn task_panic(&self, task: &str) {
+        self.task_panics
+            .get_or_create(&TaskLabel {
+                task: task.to_owned(),
+            })
+            .inc();
+    }
+
     /// Sets how far the segment index is behind the store.
     pub fn index_lag(&self, seconds: f64, changes: u64) {
         self.index_lag_seconds.set(seconds);
@@ -277,8 +301,8 @@ mod tests {
     #[test]
     fn recorded_values_render_with_their_names_and_labels() {
         let metrics = Metrics::new();
-        metrics.request("/graphql", "Contacts", 200, Duration::from_millis(3));
-        metrics.request("/graphql", "Contacts", 200, Duration::from_millis(5));
+        metrics.request("/graphql", "query contacts", 200, Duration::from_millis(3));
+        metrics.request("/graphql", "query contacts", 200, Duration::from_millis(5));
         metrics.import_rows("created", 7);
         metrics.rate_limited("address");
         metrics.index_lag(0.25, 3);
@@ -289,7 +313,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(
-            "qwry_http_request_duration_seconds_count{route=\"/graphql\",operation=\"Contacts\"} 2"
+            "qwry_http_request_duration_seconds_count{route=\"/graphql\",operation=\"query contacts\"} 2"
         ), "{text}");
         assert!(
             text.contains("qwry_import_rows_total{kind=\"created\"} 7"),

@@ -12,16 +12,20 @@ use crate::helpers::{TestApp, client_with_key};
 /// `{ ...F0 }` where each fragment spreads the next one twice: the document is about a
 /// kilobyte, its expansion 2^levels selections.
 fn doubling_chain(levels: usize) -> String {
-    let mut query = String::from("{ ...F0 }\n");
+    doubling_fragments(levels, "", "QueryRoot", "indexStatus { documents }")
+}
+
+/// `operation { ...F0 }` where each fragment (on `root`) spreads the next one twice, the last
+/// selecting `leaf`: about a kilobyte of text, 2^levels selections once expanded.
+pub(crate) fn doubling_fragments(levels: usize, operation: &str, root: &str, leaf: &str) -> String {
+    let mut query = format!("{operation} {{ ...F0 }}\n");
     for level in 0..levels {
         let next = level + 1;
         query.push_str(&format!(
-            "fragment F{level} on QueryRoot {{ ...F{next} ...F{next} }}\n"
+            "fragment F{level} on {root} {{ ...F{next} ...F{next} }}\n"
         ));
     }
-    query.push_str(&format!(
-        "fragment F{levels} on QueryRoot {{ indexStatus {{ documents }} }}"
-    ));
+    query.push_str(&format!("fragment F{levels} on {root} {{ {leaf} }}"));
     query
 }
 

@@ -445,8 +445,9 @@ async fn a_workspace_can_refuse_the_user_hash() {
     );
 }
 
-#[tokio::test]
-async fn a_key_requiring_verified_identity_personalises_only_verified_visitors() {
+/// A workspace with an identity secret, a saved segment `pros` (`plan = "pro"`), and a
+/// chatbot's key: it reads `name`, `email` and `plan`, and requires verified identities.
+async fn app_with_chatbot_key() -> (TestApp, String) {
     let app = app_with_secret().await;
     app.data(
         "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
@@ -459,6 +460,12 @@ async fn a_key_requiring_verified_identity_personalises_only_verified_visitors()
             json!({ "fields": ["name", "email"], "attributes": ["plan"], "requireVerifiedIdentity": true }),
         )
         .await;
+    (app, chatbot)
+}
+
+#[tokio::test]
+async fn a_key_requiring_verified_identity_personalises_only_verified_visitors() {
+    let (app, chatbot) = app_with_chatbot_key().await;
 
     // Verified: the visitor linked by a token sees its approved fields and segments.
     track(&app, "v-ok", json!({ "name": "Typed" })).await;
@@ -509,7 +516,10 @@ async fn a_key_requiring_verified_identity_personalises_only_verified_visitors()
 
 #[tokio::test]
 async fn tokens_verify_with_keys_from_a_jwks_url() {
-    let app = app_with_secret().await;
+    // A JWKS on loopback over plain http: only with private targets allowed (development).
+    let app =
+        TestApp::spawn_adjusted(|settings| settings.api.webhook_allow_private_targets = true).await;
+    set_verification(&app, json!({ "hmacSecret": SECRET })).await;
     let encoding = EncodingKey::from_rsa_pem(RSA2_PRIVATE.as_bytes()).unwrap();
     let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap();
     jwk.common.key_id = Some("k2".to_owned());
@@ -544,4 +554,198 @@ async fn tokens_verify_with_keys_from_a_jwks_url() {
     );
     let (_, reason) = refusal(&app, json!({ "identityToken": unknown })).await;
     assert_eq!(reason.as_deref(), Some("NO_KEY"));
+}
+
+/// Serves `routes` on 127.0.0.1; returns the base URL.
+async fn serve_jwks(routes: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn jwks_urls_must_be_https_and_public_and_their_fetches_are_bounded() {
+    let app = app_with_secret().await;
+    let set = "mutation($input: IdentityVerificationInput!) { setIdentityVerification(input: $input) { jwksUrl } }";
+    for url in [
+        "http://127.0.0.1.example.com/jwks.json",
+        "https://127.0.0.1@example.com/jwks.json",
+        "http://localhostevil.example/jwks.json",
+        "https://10.0.0.1/jwks.json",
+        "https://[::1]/jwks.json",
+        "https://169.254.169.254/latest",
+        "https://localhost/jwks.json",
+    ] {
+        let code = app
+            .error_code(set, json!({ "input": { "jwksUrl": url } }))
+            .await;
+        assert_eq!(code, "INVALID_INPUT", "{url} was accepted");
+    }
+    let accepted = app
+        .data(
+            set,
+            json!({ "input": { "jwksUrl": "https://keys.example.com/jwks.json" } }),
+        )
+        .await;
+    assert_eq!(
+        accepted["setIdentityVerification"]["jwksUrl"],
+        "https://keys.example.com/jwks.json"
+    );
+    app.stop().await;
+
+    // With private targets allowed (so a loopback server can play the issuer): no redirect is
+    // followed and no body over 1 MiB is read.
+    let app =
+        TestApp::spawn_adjusted(|settings| settings.api.webhook_allow_private_targets = true).await;
+    set_verification(&app, json!({ "hmacSecret": SECRET })).await;
+    let encoding = EncodingKey::from_rsa_pem(RSA2_PRIVATE.as_bytes()).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some("k2".to_owned());
+    let jwks = serde_json::to_value(JwkSet { keys: vec![jwk] }).unwrap();
+    let padded = {
+        let mut padded = jwks.clone();
+        padded["padding"] = json!("x".repeat(2 * 1024 * 1024));
+        padded
+    };
+    let base = serve_jwks(
+        axum::Router::new()
+            .route(
+                "/moved",
+                axum::routing::get(|| async { axum::response::Redirect::temporary("/jwks.json") }),
+            )
+            .route(
+                "/jwks.json",
+                axum::routing::get(move || {
+                    let jwks = jwks.clone();
+                    async move { axum::Json(jwks) }
+                }),
+            )
+            .route(
+                "/huge.json",
+                axum::routing::get(move || {
+                    let padded = padded.clone();
+                    async move { axum::Json(padded) }
+                }),
+            ),
+    )
+    .await;
+    let token = rs256(
+        RSA2_PRIVATE,
+        Some("k2"),
+        &json!({ "sub": "u-jwks", "exp": now() + 300 }),
+    );
+    for (path, says) in [
+        ("/moved", "redirects are not followed"),
+        ("/huge.json", "larger than"),
+    ] {
+        set_verification(&app, json!({ "jwksUrl": format!("{base}{path}") })).await;
+        let response = identify_raw(&app, json!({ "identityToken": token })).await;
+        let error = &response["errors"][0];
+        assert_eq!(error["extensions"]["reason"], "NO_KEY", "{response:#}");
+        assert!(
+            error["message"].as_str().unwrap().contains(says),
+            "{path}: {response:#}"
+        );
+    }
+    set_verification(&app, json!({ "jwksUrl": format!("{base}/jwks.json") })).await;
+    assert_eq!(
+        identify_token(&app, None, &token).await["externalId"],
+        "u-jwks"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_issued_in_the_future_is_refused() {
+    let app = app_with_secret().await;
+    let ahead = hs256(
+        SECRET,
+        &json!({ "sub": "u-iat", "exp": now() + 300, "iat": now() + 365 * 24 * 3600 }),
+    );
+    let (code, reason) = refusal(&app, json!({ "identityToken": ahead })).await;
+    assert_eq!(
+        (code.as_str(), reason.as_deref()),
+        ("IDENTITY_NOT_VERIFIED", Some("NOT_YET_VALID"))
+    );
+    let skewed = hs256(
+        SECRET,
+        &json!({ "sub": "u-iat", "exp": now() + 300, "iat": now() + 30 }),
+    );
+    assert_eq!(
+        identify_token(&app, None, &skewed).await["externalId"],
+        "u-iat"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_requiring_verified_identities_reads_no_more_by_any_other_path() {
+    let (app, chatbot) = app_with_chatbot_key().await;
+    let visitor = track(&app, "v-no", json!({ "name": "Typed Name" })).await;
+    let id = visitor["id"].as_str().unwrap().to_owned();
+    app.data(
+        "mutation($id: ID!) { updateContact(id: $id, patch: { email: \"no@acme.test\", attributes: { plan: \"pro\" } }) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+
+    // The unverified lookup gives the id ...
+    assert_eq!(
+        by_anonymous_id(&app, Some(&chatbot), "v-no").await["id"],
+        id.as_str()
+    );
+    // ... which opens nothing more, by id,
+    let by_id = app
+        .data_as(
+            &chatbot,
+            "query($id: ID!) { contact(id: $id) { name email attributes segments { slug } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        by_id["contact"],
+        json!({ "name": "Typed Name", "email": null, "attributes": {}, "segments": [] })
+    );
+    // in a search or list,
+    let found = app
+        .data_as(
+            &chatbot,
+            "{ contacts(first: 10, consistency: LATEST) { edges { node { id email attributes } } } }",
+            json!({}),
+        )
+        .await;
+    let listed = found["contacts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|edge| edge["node"]["id"] == id.as_str())
+        .expect("listed")
+        .clone();
+    assert_eq!(listed["node"]["email"], Value::Null, "{found}");
+    assert_eq!(listed["node"]["attributes"], json!({}), "{found}");
+    // in matchSegments and explanations,
+    let matched = app
+        .data_as(
+            &chatbot,
+            "query($id: ID!) { matchSegments(contactId: $id, slugs: [\"pros\"]) { slugs } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(matched["matchSegments"]["slugs"], json!([]));
+    // and in the bulk export.
+    let export = app.get_text_as(&chatbot, "/v1/contacts/export").await;
+    let line: Value = export
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|line| line["id"] == id.as_str())
+        .expect("exported");
+    assert_eq!(line["email"], Value::Null, "{line}");
+
+    // Once a token verifies the visitor, its lookup shows the approved fields.
+    let token = hs256(SECRET, &json!({ "sub": "u-no", "exp": now() + 300 }));
+    identify_token(&app, Some("v-no"), &token).await;
+    let verified = by_anonymous_id(&app, Some(&chatbot), "v-no").await;
+    assert_eq!(verified["email"], "no@acme.test");
+    app.stop().await;
 }

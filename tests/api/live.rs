@@ -14,31 +14,24 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{ADMIN_KEY, TestApp};
 
-const SAVE: &str = "mutation($slug: String!, $text: String!) { saveSegment(input: { slug: $slug, name: $slug, text: $text }) { slug } }";
-const MEMBERSHIP: &str = "subscription($slug: String!, $after: String) { segmentMembership(slug: $slug, after: $after) { cursor slug contactId kind at cause } }";
+pub(crate) const SAVE: &str = "mutation($slug: String!, $text: String!) { saveSegment(input: { slug: $slug, name: $slug, text: $text }) { slug } }";
+pub(crate) const MEMBERSHIP: &str = "subscription($slug: String!, $after: String) { segmentMembership(slug: $slug, after: $after) { cursor slug contactId kind at cause } }";
 const FEED: &str = "query($slug: String!, $first: Int!, $after: String) { segmentChanges(slug: $slug, first: $first, after: $after) { edges { cursor node { contactId kind at cause } } pageInfo { hasNextPage endCursor } } }";
 
 /// How long a test waits for one message.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A graphql-transport-ws client.
-struct Subscriber {
-    socket: Socket,
+pub(crate) struct Subscriber {
+    pub(crate) socket: Socket,
 }
 
 impl Subscriber {
     /// Connects to `/graphql/ws` without sending anything.
-    async fn open(app: &TestApp) -> Self {
-        let mut request = format!("ws://{}/graphql/ws", app.address)
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("graphql-transport-ws"),
-        );
-        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    pub(crate) async fn open(app: &TestApp) -> Self {
+        let (socket, response) = Self::try_open(app).await.unwrap();
         assert_eq!(
             response.headers()["sec-websocket-protocol"],
             "graphql-transport-ws"
@@ -46,8 +39,28 @@ impl Subscriber {
         Self { socket }
     }
 
+    /// Connects to `/graphql/ws`, or the error (an HTTP answer refusing the upgrade).
+    pub(crate) async fn try_open(
+        app: &TestApp,
+    ) -> Result<
+        (
+            Socket,
+            tokio_tungstenite::tungstenite::handshake::client::Response,
+        ),
+        tokio_tungstenite::tungstenite::Error,
+    > {
+        let mut request = format!("ws://{}/graphql/ws", app.address)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        tokio_tungstenite::connect_async(request).await
+    }
+
     /// Connects and initialises with `key`; expects the acknowledgement.
-    async fn connect(app: &TestApp, key: &str) -> Self {
+    pub(crate) async fn connect(app: &TestApp, key: &str) -> Self {
         let mut subscriber = Self::open(app).await;
         subscriber
             .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } }))
@@ -56,7 +69,7 @@ impl Subscriber {
         subscriber
     }
 
-    async fn send(&mut self, message: Value) {
+    pub(crate) async fn send(&mut self, message: Value) {
         self.socket
             .send(Message::Text(message.to_string().into()))
             .await
@@ -64,13 +77,13 @@ impl Subscriber {
     }
 
     /// Starts operation `id`.
-    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+    pub(crate) async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
             .await;
     }
 
     /// The next protocol message (pings answered).
-    async fn message(&mut self) -> Value {
+    pub(crate) async fn message(&mut self) -> Value {
         loop {
             let frame = tokio::time::timeout(PATIENCE, self.socket.next())
                 .await
@@ -93,7 +106,7 @@ impl Subscriber {
     }
 
     /// The next `segmentMembership` entry.
-    async fn entry(&mut self) -> Value {
+    pub(crate) async fn entry(&mut self) -> Value {
         let message = self.message().await;
         assert_eq!(message["type"], "next", "{message}");
         assert!(message["payload"]["errors"].is_null(), "{message}");
@@ -101,14 +114,14 @@ impl Subscriber {
     }
 
     /// Asserts nothing arrives for `quiet`.
-    async fn silent_for(&mut self, quiet: Duration) {
+    pub(crate) async fn silent_for(&mut self, quiet: Duration) {
         if let Ok(frame) = tokio::time::timeout(quiet, self.socket.next()).await {
             panic!("unexpected message: {frame:?}");
         }
     }
 
     /// The close code the server ends the connection with.
-    async fn close_code(&mut self) -> u16 {
+    pub(crate) async fn close_code(&mut self) -> u16 {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(15), self.socket.next())
                 .await

@@ -536,3 +536,117 @@ async fn bad_targets_and_unknown_segments_are_refused_with_codes() {
     assert_eq!(listed, "FORBIDDEN");
     app.stop().await;
 }
+
+/// A receiver that answers every delivery 503 with `Retry-After: value` and counts them.
+async fn refusing_receiver(retry_after: &'static str) -> (Arc<Mutex<usize>>, String) {
+    let hits = Arc::new(Mutex::new(0usize));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let counted = Arc::clone(&hits);
+    let router = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move || {
+            let counted = Arc::clone(&counted);
+            async move {
+                *counted.lock().unwrap() += 1;
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [("retry-after", retry_after)],
+                    "later",
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (hits, url)
+}
+
+#[tokio::test]
+async fn a_hostile_retry_after_delays_no_other_endpoint() {
+    let app =
+        TestApp::spawn_adjusted(|settings| settings.api.webhook_allow_private_targets = true).await;
+    let (hostile_hits, hostile_url) = refusing_receiver("99999999999999999").await;
+    let hostile = app
+        .data(
+            CREATE,
+            json!({ "input": { "url": hostile_url, "events": ["CONTACT_CHANGED"] } }),
+        )
+        .await["createWebhook"]["webhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (receiver, url) = Receiver::start(Answer::Ok).await;
+    contact_changes_hook(&app, &receiver, &url).await;
+
+    let first = app.upsert(json!({ "externalId": "h-1" })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while *hostile_hits.lock().unwrap() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the hostile endpoint was never tried"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The dispatcher lived through the answer: later writes still reach the good endpoint.
+    let second = app.upsert(json!({ "externalId": "h-2" })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    receiver
+        .wait_for("both contacts' messages", |bodies| {
+            [&first, &second]
+                .iter()
+                .all(|id| bodies.iter().any(|body| body["data"]["contactId"] == **id))
+        })
+        .await;
+
+    // The hostile endpoint's delivery waits, with the wait clamped to a day.
+    let log = app.data(DELIVERIES, json!({ "id": hostile })).await;
+    let delivery = &log["webhookDeliveries"]["edges"][0]["node"];
+    assert_eq!(delivery["status"], "PENDING", "{log}");
+    assert_eq!(delivery["lastStatus"], 503, "{log}");
+    let next = app
+        .data(
+            "query($id: ID!) { webhookDeliveries(webhookId: $id, first: 1) { edges { node { nextAttemptAt } } } }",
+            json!({ "id": hostile }),
+        )
+        .await;
+    let at = next["webhookDeliveries"]["edges"][0]["node"]["nextAttemptAt"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
+    let wait = at - chrono::Utc::now();
+    assert!(
+        wait > chrono::TimeDelta::hours(23) && wait <= chrono::TimeDelta::hours(24),
+        "{wait}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn targets_that_are_not_globally_reachable_are_refused() {
+    let app = TestApp::spawn().await;
+    for url in [
+        "http://[::127.0.0.1]/hooks",
+        "http://[fec0::1]/hooks",
+        "http://[64:ff9b::7f00:1]/hooks",
+        "http://[::ffff:127.0.0.1]/hooks",
+        "http://[2001:db8::1]/hooks",
+        "http://192.0.0.8/hooks",
+        "http://198.18.0.1/hooks",
+        "http://2130706433/hooks",
+    ] {
+        let code = app
+            .error_code(
+                CREATE,
+                json!({ "input": { "url": url, "events": ["CONTACT_CHANGED"] } }),
+            )
+            .await;
+        assert_eq!(code, "INVALID_INPUT", "{url} was accepted");
+    }
+    app.stop().await;
+}

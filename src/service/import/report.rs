@@ -1,6 +1,7 @@
 //! What an import reports: row errors, options, job status and the report itself, and the
 //! registry of the last jobs' reports.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use crate::service::{ErrorCode, ServiceError};
 
 /// Row errors and conflicts kept in a report.
 const MAX_REPORTED: usize = 100;
-/// Import reports kept in memory.
+/// Import reports kept in memory per workspace.
 const MAX_JOBS: usize = 100;
 
 /// The format of an import.
@@ -209,18 +210,25 @@ impl BatchOutcome {
     }
 }
 
-/// The reports of the last [`MAX_JOBS`] jobs, shared by every clone of the import service.
+/// The reports of each workspace's last [`MAX_JOBS`] jobs, shared by every clone of the import
+/// service. Workspaces are kept apart, so one workspace's dry runs never push another's jobs
+/// out; within a workspace, finished jobs make room before running ones.
 #[derive(Clone, Default)]
-pub(super) struct JobRegistry(Arc<Mutex<Vec<ImportReport>>>);
+pub(super) struct JobRegistry(Arc<Mutex<HashMap<WorkspaceId, Vec<ImportReport>>>>);
 
 impl JobRegistry {
     /// Registers a new job into `workspace`; returns its id.
     pub(super) fn begin(&self, workspace: &WorkspaceId, dry_run: bool) -> String {
         let report = ImportReport::new(workspace.clone(), dry_run);
         let id = report.id.clone();
-        let mut jobs = self.lock();
+        let mut registry = self.lock();
+        let jobs = registry.entry(workspace.clone()).or_default();
         if jobs.len() >= MAX_JOBS {
-            jobs.remove(0);
+            let oldest_finished = jobs
+                .iter()
+                .position(|job| job.status != JobStatus::Running)
+                .unwrap_or(0);
+            jobs.remove(oldest_finished);
         }
         jobs.push(report);
         id
@@ -228,17 +236,21 @@ impl JobRegistry {
 
     /// The reports of `workspace`'s jobs, newest first.
     pub(super) fn of(&self, workspace: &WorkspaceId) -> Vec<ImportReport> {
-        let jobs = self.lock().clone();
-        jobs.into_iter()
-            .rev()
-            .filter(|job| job.workspace == *workspace)
-            .collect()
+        let registry = self.lock();
+        registry
+            .get(workspace)
+            .map(|jobs| jobs.iter().rev().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Applies `change` to job `job`'s report; returns the report as it now stands.
     pub(super) fn update(&self, job: &str, change: impl FnOnce(&mut ImportReport)) -> ImportReport {
-        let mut jobs = self.lock();
-        match jobs.iter_mut().find(|report| report.id == job) {
+        let mut registry = self.lock();
+        let found = registry
+            .values_mut()
+            .flat_map(|jobs| jobs.iter_mut())
+            .find(|report| report.id == job);
+        match found {
             Some(report) => {
                 change(report);
                 report.clone()
@@ -251,7 +263,7 @@ impl JobRegistry {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ImportReport>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WorkspaceId, Vec<ImportReport>>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -22,7 +22,10 @@ use crate::service::Catalogs;
 use crate::service::live::FeedEvent;
 use crate::store::{RoundOutcome, Store, StoreError};
 use crate::telemetry::Metrics;
+use crate::telemetry::supervise::catch_panic;
 
+/// The name under which a panic in one attempt is logged and counted.
+const ATTEMPT_TASK: &str = "webhook-attempt";
 /// Pending deliveries read per endpoint and round (each endpoint gets its share).
 const ROUND_SIZE: usize = 1_000;
 /// Attempts in flight at once.
@@ -230,16 +233,23 @@ impl Dispatcher {
                 walked.entries.push((delivery, lane, false));
                 continue;
             }
-            let attempt = self
-                .sender
-                .send(
-                    &hook.url,
-                    &delivery.id,
-                    &delivery.payload,
-                    secret,
-                    Utc::now(),
-                )
-                .await;
+            let sending = self.sender.send(
+                &hook.url,
+                &delivery.id,
+                &delivery.payload,
+                secret,
+                Utc::now(),
+            );
+            // A bug met while sending fails this attempt (retried on the schedule), never the
+            // round: the other endpoints' and contacts' deliveries go on.
+            let attempt = catch_panic(ATTEMPT_TASK, &self.metrics, sending)
+                .await
+                .unwrap_or_else(|| Attempt::Failed {
+                    status: None,
+                    error: "sending failed on our side (logged); retried on the schedule"
+                        .to_owned(),
+                    retry_after: None,
+                });
             walked.gone |= attempt == Attempt::Gone;
             self.metrics
                 .webhook_attempt(settle(&mut delivery, attempt, Utc::now()));

@@ -1,14 +1,12 @@
 //! One signed POST to an endpoint (Standard Webhooks headers), and what came of it.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 
-use crate::domain::{is_public, parse_webhook_url};
+use crate::domain::{MAX_RETRY_AFTER, parse_webhook_url};
+use crate::service::outbound::{self, describe};
 
 /// How long one attempt may take, connection included.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,15 +44,7 @@ impl Sender {
     /// A sender that follows no redirects, times out after 10 s, and (unless
     /// `allow_private`) connects only to public addresses, checked when names resolve.
     pub fn new(allow_private: bool) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(ATTEMPT_TIMEOUT)
-            .connect_timeout(ATTEMPT_TIMEOUT / 2)
-            .no_proxy();
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
-        }
-        let client = builder.build().map_err(|error| error.to_string())?;
+        let client = outbound::client(allow_private, ATTEMPT_TIMEOUT)?;
         Ok(Self {
             client,
             allow_private,
@@ -140,60 +130,30 @@ impl Sender {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<TimeDelta> {
-    if let Ok(seconds) = value.trim().parse::<i64>() {
-        return Some(TimeDelta::seconds(seconds.max(0)));
-    }
-    DateTime::parse_from_rfc2822(value.trim())
-        .ok()
-        .map(|at| (at.with_timezone(&Utc) - now).max(TimeDelta::zero()))
-}
+/// Longest `Retry-After` text read; longer values are ignored.
+const MAX_RETRY_AFTER_CHARS: usize = 64;
 
-/// reqwest's error with its causes, which name what failed (resolution, refusal, timeout).
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        error.to_string()
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+/// `Retry-After` as whole seconds or an HTTP date, clamped to 0..=[`MAX_RETRY_AFTER`]: a
+/// receiver cannot push a wait out of range (chrono's `TimeDelta::seconds` panics there), nor
+/// ask for more than the cap; garbage is ignored.
+fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<TimeDelta> {
+    let value = value.trim();
+    if value.is_empty() || value.len() > MAX_RETRY_AFTER_CHARS {
+        return None;
     }
-    text
+    let wait = if value.bytes().all(|byte| byte.is_ascii_digit()) {
+        let cap = MAX_RETRY_AFTER.num_seconds();
+        let seconds = value.parse::<i64>().map_or(cap, |seconds| seconds.min(cap));
+        TimeDelta::try_seconds(seconds)?
+    } else {
+        let at = DateTime::parse_from_rfc2822(value).ok()?;
+        at.with_timezone(&Utc).signed_duration_since(now)
+    };
+    Some(wait.clamp(TimeDelta::zero(), MAX_RETRY_AFTER))
 }
 
 fn shorten(text: &str) -> String {
     text.chars().take(MAX_ERROR_CHARS).collect()
-}
-
-/// Resolves names to their public addresses only, so a name pointing at a private or
-/// loopback address (or rebinding to one) is never connected to.
-struct PublicOnly;
-
-impl Resolve for PublicOnly {
-    fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|address| is_public(address.ip()))
-                .collect();
-            if public.is_empty() {
-                let refused: Box<dyn std::error::Error + Send + Sync> =
-                    format!("`{host}` resolves to no public address; private targets are refused")
-                        .into();
-                return Err(refused);
-            }
-            let addresses: Addrs = Box::new(public.into_iter());
-            Ok(addresses)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -212,5 +172,44 @@ mod tests {
             Some(TimeDelta::seconds(60))
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn hostile_retry_after_values_stay_in_bounds() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .map(|at| at.with_timezone(&Utc))
+            .unwrap_or_default();
+        for huge in [
+            "99999999999999999",
+            "99999999999999999999999999999999",
+            "9223372036854775807",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(
+                parse_retry_after(huge, now),
+                Some(MAX_RETRY_AFTER),
+                "{huge}"
+            );
+        }
+        for past in ["0", "Thu, 01 Jan 1970 00:00:00 GMT"] {
+            assert_eq!(
+                parse_retry_after(past, now),
+                Some(TimeDelta::zero()),
+                "{past}"
+            );
+        }
+        for garbage in [
+            "-5",
+            "1.5",
+            "",
+            " ",
+            "+10",
+            "0x10",
+            "Thu, 99 Foo 2026",
+            "\u{0}",
+        ] {
+            assert_eq!(parse_retry_after(garbage, now), None, "{garbage:?}");
+        }
+        assert_eq!(parse_retry_after(&"9".repeat(10_000), now), None);
     }
 }
