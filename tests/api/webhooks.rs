@@ -604,17 +604,22 @@ async fn a_hostile_retry_after_delays_no_other_endpoint() {
         .await;
 
     // The hostile endpoint's delivery waits, with the wait clamped to a day.
-    let log = app.data(DELIVERIES, json!({ "id": hostile })).await;
-    let delivery = &log["webhookDeliveries"]["edges"][0]["node"];
-    assert_eq!(delivery["status"], "PENDING", "{log}");
-    assert_eq!(delivery["lastStatus"], 503, "{log}");
-    let next = app
+    let log = app
         .data(
-            "query($id: ID!) { webhookDeliveries(webhookId: $id, first: 1) { edges { node { nextAttemptAt } } } }",
+            "query($id: ID!) { webhookDeliveries(webhookId: $id, first: 10) { edges { node { contactId status lastStatus nextAttemptAt } } } }",
             json!({ "id": hostile }),
         )
         .await;
-    let at = next["webhookDeliveries"]["edges"][0]["node"]["nextAttemptAt"]
+    let delivery = log["webhookDeliveries"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| &edge["node"])
+        .find(|node| node["contactId"] == first.as_str())
+        .unwrap_or_else(|| panic!("no delivery of the first contact: {log}"));
+    assert_eq!(delivery["status"], "PENDING", "{log}");
+    assert_eq!(delivery["lastStatus"], 503, "{log}");
+    let at = delivery["nextAttemptAt"]
         .as_str()
         .unwrap()
         .parse::<chrono::DateTime<chrono::Utc>>()
@@ -648,5 +653,62 @@ async fn targets_that_are_not_globally_reachable_are_refused() {
             .await;
         assert_eq!(code, "INVALID_INPUT", "{url} was accepted");
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_delays_no_other() {
+    let app =
+        TestApp::spawn_adjusted(|settings| settings.api.webhook_allow_private_targets = true).await;
+    // An endpoint that holds every request past the 10 s attempt timeout, created first.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let slow_hits = Arc::new(Mutex::new(0usize));
+    let counted = Arc::clone(&slow_hits);
+    let router = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move || {
+            let counted = Arc::clone(&counted);
+            async move {
+                *counted.lock().unwrap() += 1;
+                tokio::time::sleep(Duration::from_secs(12)).await;
+                StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    app.data(
+        CREATE,
+        json!({ "input": { "url": slow_url, "events": ["CONTACT_CHANGED"] } }),
+    )
+    .await;
+    let (receiver, url) = Receiver::start(Answer::Ok).await;
+    contact_changes_hook(&app, &receiver, &url).await;
+
+    for n in 0..3 {
+        let written = Instant::now();
+        let id = app
+            .upsert(json!({ "externalId": format!("lane-{n}") }))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        receiver
+            .wait_for("the fast endpoint's message", |bodies| {
+                bodies
+                    .iter()
+                    .any(|body| body["data"]["contactId"] == id.as_str())
+            })
+            .await;
+        assert!(
+            written.elapsed() < Duration::from_secs(3),
+            "message {n} took {:?} beside a slow endpoint",
+            written.elapsed()
+        );
+    }
+    assert!(
+        *slow_hits.lock().unwrap() >= 1,
+        "the slow endpoint was tried"
+    );
     app.stop().await;
 }

@@ -55,6 +55,15 @@ pub enum FeedEvent {
     ContactChanged(WorkspaceId, ContactId),
 }
 
+impl FeedEvent {
+    /// The workspace it is about.
+    pub fn workspace(&self) -> &WorkspaceId {
+        match self {
+            Self::Recorded(workspace) | Self::ContactChanged(workspace, _) => workspace,
+        }
+    }
+}
+
 /// The saved segments of a workspace as the engine last evaluated them.
 type Trees = Vec<(Slug, Checked)>;
 

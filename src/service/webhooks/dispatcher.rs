@@ -1,17 +1,16 @@
 //! The outbox's dispatcher: sends pending deliveries when they are due, each contact's in the
 //! order they were enqueued (a contact's next waits until the one before it is delivered or
-//! given up), different contacts and endpoints side by side. A round reads an endpoint's
+//! given up), different contacts side by side, and each endpoint in a lane of its own
+//! ([`super::lanes`]). A round reads an endpoint's
 //! retry lane and fresh lane (see the store's `outbox`), walks each contact's queue, and saves
 //! the attempts, the lane changes and the cursor in one transaction; what it sent before a
 //! crash is sent again (at least once).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use tokio::sync::{broadcast, watch};
 
 use crate::service::Lease;
 use tracing::warn;
@@ -19,7 +18,6 @@ use tracing::warn;
 use super::sender::{Attempt, Sender};
 use crate::domain::{DeliveryStatus, Webhook, WebhookDelivery};
 use crate::service::Catalogs;
-use crate::service::live::FeedEvent;
 use crate::store::{RoundOutcome, Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::telemetry::supervise::catch_panic;
@@ -28,20 +26,17 @@ use crate::telemetry::supervise::catch_panic;
 const ATTEMPT_TASK: &str = "webhook-attempt";
 /// Pending deliveries read per endpoint and round (each endpoint gets its share).
 const ROUND_SIZE: usize = 1_000;
-/// Attempts in flight at once.
-const CONCURRENCY: usize = 16;
-/// How often the outbox is read without being woken (deliveries another instance enqueued,
-/// retries coming due).
-const POLL: Duration = Duration::from_secs(1);
+/// Attempts in flight at once in one endpoint's lane.
+const CONCURRENCY: usize = 8;
 
-/// Sends what the outbox holds.
+/// Sends what the outbox holds, one lane per endpoint (see [`super::lanes`]).
 pub struct Dispatcher {
     store: Store,
-    catalogs: Catalogs,
+    pub(super) catalogs: Catalogs,
     sender: Arc<Sender>,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     /// With several instances on one store, only the holder of this lease sends.
-    lease: Option<Arc<Lease>>,
+    pub(super) lease: Option<Arc<Lease>>,
 }
 
 impl Dispatcher {
@@ -67,76 +62,10 @@ impl Dispatcher {
         self
     }
 
-    /// Sends due deliveries until `shutdown` turns true, woken by `events` when the engine
-    /// records something and otherwise every second or when a retry comes due.
-    pub async fn run(
-        self: Arc<Self>,
-        mut events: broadcast::Receiver<FeedEvent>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        loop {
-            let sending = match &self.lease {
-                Some(lease) => lease.held().await,
-                None => true,
-            };
-            let round = if sending {
-                self.round().await
-            } else {
-                Ok(None)
-            };
-            let wait = match round {
-                Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or_default().min(POLL),
-                Ok(None) => POLL,
-                Err(error) => {
-                    warn!(%error, "reading the webhook outbox failed; trying again");
-                    POLL
-                }
-            };
-            tokio::select! {
-                woken = events.recv() => {
-                    if matches!(woken, Err(broadcast::error::RecvError::Closed)) {
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-                () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                return;
-            }
-        }
-    }
-
-    /// Sends every due delivery that heads its contact's queue; returns when the next one
-    /// not yet due comes due.
-    pub async fn round(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut next_due: Option<DateTime<Utc>> = None;
-        let mut sent = 0;
-        let mut more = false;
-        for workspace in self.catalogs.workspaces() {
-            let state = self.catalogs.workspace(&workspace);
-            for hook in state
-                .webhooks
-                .iter()
-                .filter(|hook| hook.disabled_at.is_none())
-            {
-                let round = self.round_of(hook).await?;
-                sent += round.sent;
-                more |= round.more;
-                next_due = earliest(next_due, round.next_due);
-            }
-        }
-        if sent > 0 || more {
-            // A retry may have come due meanwhile, or the fresh lane holds more.
-            return Ok(Some(Utc::now()));
-        }
-        Ok(next_due)
-    }
-
     /// One round of `hook`'s outbox: each contact's queue walked in order, queues side by
     /// side, what happened saved in one transaction. Returns how many were sent, when the
     /// next not yet due comes due, and whether the fresh lane holds more than was read.
-    async fn round_of(&self, hook: &Webhook) -> Result<HookRound, StoreError> {
+    pub(super) async fn round_of(&self, hook: &Webhook) -> Result<HookRound, StoreError> {
         let started = std::time::Instant::now();
         let read = self
             .store
@@ -187,6 +116,9 @@ impl Dispatcher {
                 }
                 if attempted {
                     round.sent += 1;
+                    if delivery.status == DeliveryStatus::Delivered {
+                        round.delivered += 1;
+                    }
                     outcome.attempted.push(delivery);
                 }
             }
@@ -278,11 +210,17 @@ struct Walked {
 
 /// What a round of one endpoint did.
 #[derive(Debug, Default)]
-struct HookRound {
-    sent: usize,
-    next_due: Option<DateTime<Utc>>,
-    more: bool,
-    gone: bool,
+pub(super) struct HookRound {
+    /// Attempts made.
+    pub(super) sent: usize,
+    /// Attempts the endpoint accepted.
+    pub(super) delivered: usize,
+    /// When the next delivery not yet due comes due.
+    pub(super) next_due: Option<DateTime<Utc>>,
+    /// Whether the fresh lane holds more than was read.
+    pub(super) more: bool,
+    /// Whether the endpoint answered 410 Gone.
+    pub(super) gone: bool,
 }
 
 fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {

@@ -3,6 +3,7 @@
 //! that delivers it at least once, in order per contact, with retries over about a day.
 
 mod dispatcher;
+mod lanes;
 mod sender;
 
 pub use dispatcher::{Dispatcher, settle};
