@@ -520,3 +520,71 @@ async fn an_event_window_enters_on_the_event_and_exits_when_it_ages_out() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_subscriptions_each_receive_every_entry() {
+    const SOCKETS: usize = 100;
+    const SEGMENTS: usize = 10;
+    const CONTACTS: usize = 20;
+    let slugs: Vec<String> = (0..SEGMENTS).map(|n| format!("pros-{n}")).collect();
+    let segments: Vec<(&str, &str)> = slugs
+        .iter()
+        .map(|slug| (slug.as_str(), "plan = \"pro\""))
+        .collect();
+    let app = app_with_segments(&segments).await;
+    let mut subscribers = Vec::with_capacity(SOCKETS);
+    for _ in 0..SOCKETS {
+        let mut subscriber = Subscriber::connect(&app, ADMIN_KEY).await;
+        for slug in &slugs {
+            subscriber
+                .subscribe(slug, MEMBERSHIP, json!({ "slug": slug }))
+                .await;
+        }
+        subscribers.push(subscriber);
+    }
+    // Every subscription has started once each socket answers a query sent after them.
+    for subscriber in &mut subscribers {
+        subscriber
+            .subscribe("ready", "{ indexStatus { built } }", json!({}))
+            .await;
+        loop {
+            let message = subscriber.message().await;
+            if message["id"] == "ready" && message["type"] == "complete" {
+                break;
+            }
+        }
+    }
+
+    let mut written = Vec::new();
+    for n in 0..CONTACTS {
+        let contact = app
+            .upsert(json!({ "externalId": format!("many-{n}"), "attributes": { "plan": "pro" } }))
+            .await;
+        written.push(id_of(&contact));
+    }
+    written.sort();
+    let received = futures::future::join_all(subscribers.iter_mut().map(|subscriber| async {
+        let mut seen: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for _ in 0..SEGMENTS * CONTACTS {
+            let message = subscriber.message().await;
+            assert_eq!(message["type"], "next", "{message}");
+            let entry = &message["payload"]["data"]["segmentMembership"];
+            assert_eq!(entry["kind"], "ENTER", "{message}");
+            seen.entry(entry["slug"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(entry["contactId"].as_str().unwrap().to_owned());
+        }
+        subscriber.silent_for(Duration::from_millis(300)).await;
+        seen
+    }))
+    .await;
+    for seen in received {
+        assert_eq!(seen.len(), SEGMENTS);
+        for (slug, mut contacts) in seen {
+            contacts.sort();
+            assert_eq!(contacts, written, "segment {slug}");
+        }
+    }
+    app.stop().await;
+}

@@ -49,8 +49,8 @@ pub enum LiveError {
 /// What the engine tells followers (subscriptions) as it happens.
 #[derive(Debug, Clone)]
 pub enum FeedEvent {
-    /// Feed entries of the workspace were recorded.
-    Recorded(WorkspaceId),
+    /// Feed entries (or webhook deliveries) of the workspace were recorded: these entries.
+    Recorded(WorkspaceId, Arc<[MembershipChange]>),
     /// The contact's state in the index changed (written, merged, deleted).
     ContactChanged(WorkspaceId, ContactId),
 }
@@ -59,7 +59,7 @@ impl FeedEvent {
     /// The workspace it is about.
     pub fn workspace(&self) -> &WorkspaceId {
         match self {
-            Self::Recorded(workspace) | Self::ContactChanged(workspace, _) => workspace,
+            Self::Recorded(workspace, _) | Self::ContactChanged(workspace, _) => workspace,
         }
     }
 }
@@ -638,7 +638,14 @@ impl MembershipEngine {
             .chain(deliveries.iter().map(|d| &d.workspace))
             .collect();
         for workspace in workspaces {
-            let _ = self.events.send(FeedEvent::Recorded(workspace.clone()));
+            let recorded: Arc<[MembershipChange]> = entries
+                .iter()
+                .filter(|entry| entry.workspace == *workspace)
+                .cloned()
+                .collect();
+            let _ = self
+                .events
+                .send(FeedEvent::Recorded(workspace.clone(), recorded));
         }
         Ok(())
     }

@@ -1,23 +1,17 @@
 //! Reading the membership feed: pages from a cursor, and streams that resume from a cursor
 //! and then follow what the engine records (subscriptions).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::engine::{FeedEvent, MembershipEngine};
+use super::fanout::{FeedFanout, now_position};
 use crate::domain::{Caller, Contact, ContactId, MembershipChange, Slug};
 use crate::service::{ContactService, SegmentService, ServiceError};
 use crate::store::Store;
 
-/// Entries read per store query while following.
-const FOLLOW_PAGE: usize = 200;
-/// How often a follower looks at the store without being woken (entries another instance
-/// recorded).
-const FOLLOW_POLL: Duration = Duration::from_secs(1);
 /// Most entries one page of `segmentChanges` returns.
 pub const MAX_FEED_PAGE: usize = 1_000;
 
@@ -34,6 +28,7 @@ pub struct FeedPage {
 #[derive(Clone)]
 pub struct LiveService {
     engine: Arc<MembershipEngine>,
+    fanout: FeedFanout,
     store: Store,
     segments: SegmentService,
     contacts: ContactService,
@@ -48,6 +43,7 @@ impl LiveService {
         contacts: ContactService,
     ) -> Self {
         Self {
+            fanout: FeedFanout::new(store.clone(), Arc::clone(&engine)),
             engine,
             store,
             segments,
@@ -81,7 +77,7 @@ impl LiveService {
     }
 
     /// The entries of `slug` after `after` (from now when `None`), then each new one as it
-    /// is recorded.
+    /// is recorded (through the segment's shared follower, see [`FeedFanout`]).
     pub fn segment_membership(
         &self,
         caller: Caller,
@@ -90,25 +86,10 @@ impl LiveService {
     ) -> Result<impl Stream<Item = Result<MembershipChange, ServiceError>> + use<>, ServiceError>
     {
         self.segments.readable(&caller, &slug)?;
-        let cursor = match after {
-            Some(after) => checked_position(&after)?,
-            None => ulid::Ulid::from_parts(ulid::Ulid::new().timestamp_ms(), 0).to_string(),
-        };
-        let state = Following {
-            events: self.engine.subscribe(),
-            store: self.store.clone(),
-            caller,
-            slug,
-            cursor,
-            buffer: VecDeque::new(),
-        };
-        Ok(futures_util::stream::unfold(
-            state,
-            |mut state| async move {
-                let next = state.next().await;
-                next.map(|item| (item, state))
-            },
-        ))
+        let after = after.as_deref().map(checked_position).transpose()?;
+        Ok(self
+            .fanout
+            .subscribe(caller.workspace, slug, after, now_position()))
     }
 
     /// The contact `id` each time it changes (its state after the change; NOT_FOUND once it
@@ -146,57 +127,6 @@ impl LiveService {
                 }
             },
         )
-    }
-}
-
-/// A follower of one segment's feed.
-struct Following {
-    events: tokio::sync::broadcast::Receiver<FeedEvent>,
-    store: Store,
-    caller: Caller,
-    slug: Slug,
-    cursor: String,
-    buffer: VecDeque<MembershipChange>,
-}
-
-impl Following {
-    async fn next(&mut self) -> Option<Result<MembershipChange, ServiceError>> {
-        loop {
-            if let Some(entry) = self.buffer.pop_front() {
-                self.cursor.clone_from(&entry.position);
-                return Some(Ok(entry));
-            }
-            let page = self
-                .store
-                .membership_changes(
-                    &self.caller.workspace,
-                    &self.slug,
-                    Some(&self.cursor),
-                    FOLLOW_PAGE,
-                )
-                .await;
-            match page {
-                Ok(entries) if !entries.is_empty() => {
-                    self.buffer.extend(entries);
-                    continue;
-                }
-                Ok(_) => {}
-                Err(error) => return Some(Err(error.into())),
-            }
-            loop {
-                let woken = tokio::time::timeout(FOLLOW_POLL, self.events.recv()).await;
-                match woken {
-                    Ok(Ok(FeedEvent::Recorded(workspace)))
-                        if workspace == self.caller.workspace =>
-                    {
-                        break;
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(RecvError::Lagged(_))) | Err(_) => break,
-                    Ok(Err(RecvError::Closed)) => return None,
-                }
-            }
-        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! step at a time, so a reader resuming from a position never misses a later-written entry.
 
 mod engine;
+mod fanout;
 mod follow;
 pub mod payload;
 mod timer;
