@@ -56,6 +56,9 @@ pub struct ChangeCursor {
     watermark: Option<String>,
     /// Applied entries not yet deleted from the log.
     applied: BTreeSet<String>,
+    /// Entries a step took whose commit is still to come (the membership feed runs ahead of
+    /// the index): later reads skip them, sweeps leave them alone.
+    fed: BTreeSet<String>,
     /// Unapplied entries a sweep found below the watermark.
     late: Vec<Change>,
     /// Entries being deleted.
@@ -80,8 +83,11 @@ impl ChangeCursor {
     /// fit beside the applied ones it will skip.
     pub fn read_plan(&self, batch: usize) -> (Option<String>, usize) {
         let skipped = match &self.watermark {
-            Some(watermark) => self.applied.range(watermark.clone()..).count(),
-            None => self.applied.len(),
+            Some(watermark) => {
+                self.applied.range(watermark.clone()..).count()
+                    + self.fed.range(watermark.clone()..).count()
+            }
+            None => self.applied.len() + self.fed.len(),
         };
         (self.watermark.clone(), batch + skipped)
     }
@@ -103,7 +109,10 @@ impl ChangeCursor {
         // The first entry left for a later step bounds the watermark.
         let mut left_unread: Option<String> = None;
         for change in read {
-            if self.applied.contains(&change.key) || chosen.contains(&change.key) {
+            if self.applied.contains(&change.key)
+                || self.fed.contains(&change.key)
+                || chosen.contains(&change.key)
+            {
                 continue;
             }
             if changes.len() >= batch {
@@ -125,8 +134,25 @@ impl ChangeCursor {
         Batch { changes, watermark }
     }
 
+    /// Records that `batch` was taken by a step whose commit is still to come: later reads
+    /// skip its entries, and the watermark stays until [`Self::applied`].
+    pub fn taken(&mut self, batch: &Batch) {
+        self.fed
+            .extend(batch.changes.iter().map(|change| change.key.clone()));
+    }
+
+    /// Records that the commit of `batch` failed: its entries are read again.
+    pub fn untaken(&mut self, batch: &Batch) {
+        for change in &batch.changes {
+            self.fed.remove(&change.key);
+        }
+    }
+
     /// Records that `batch` was applied and committed.
     pub fn applied(&mut self, batch: &Batch) {
+        for change in &batch.changes {
+            self.fed.remove(&change.key);
+        }
         self.applied
             .extend(batch.changes.iter().map(|change| change.key.clone()));
         if batch.watermark > self.watermark {
@@ -138,6 +164,7 @@ impl ChangeCursor {
     /// before its scan began), resuming at `watermark`.
     pub fn rebuilt(&mut self, watermark: String, existing: impl IntoIterator<Item = String>) {
         self.applied = existing.into_iter().collect();
+        self.fed.clear();
         self.late.clear();
         self.watermark = Some(watermark);
         self.swept_to_start = false;
@@ -188,6 +215,9 @@ impl ChangeCursor {
         let mut sweep = Sweep::default();
         let queued: HashSet<String> = self.late.iter().map(|c| c.key.clone()).collect();
         for change in below {
+            if self.fed.contains(&change.key) {
+                continue;
+            }
             if self.applied.contains(&change.key) {
                 if delete_applied && self.deleting.insert(change.key.clone()) {
                     sweep.applied.push(change.key);
@@ -341,6 +371,49 @@ mod tests {
         assert_eq!(retry.applied, vec![key(old, 1)]);
         cursor.deleted(&[key(old, 1)], true);
         assert_eq!(cursor.backlog(&[change(&key(old, 1))], None).pending, 1);
+    }
+
+    #[test]
+    fn entries_taken_before_their_commit_are_neither_read_again_nor_swept() {
+        let now = Utc::now();
+        let old = now - chrono::Duration::seconds(60);
+        let mut cursor = ChangeCursor::resume(None);
+        let first = cursor.next_batch(vec![change(&key(old, 1))], 10, now, 10);
+        cursor.taken(&first);
+        assert_eq!(
+            cursor.watermark(),
+            None,
+            "the watermark waits for the commit"
+        );
+        let (_, limit) = cursor.read_plan(10);
+        assert_eq!(limit, 11, "the taken entry is read again and skipped");
+        let second = cursor.next_batch(
+            vec![change(&key(old, 1)), change(&key(old, 2))],
+            limit,
+            now,
+            10,
+        );
+        let keys: Vec<&str> = second.changes.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, vec![key(old, 2).as_str()]);
+        cursor.taken(&second);
+        let sweep = cursor.sweep(vec![change(&key(old, 1)), change(&key(old, 2))]);
+        assert_eq!(
+            sweep,
+            Sweep::default(),
+            "nothing taken is deleted or queued"
+        );
+        assert_eq!(
+            cursor
+                .backlog(&[change(&key(old, 1)), change(&key(old, 2))], None)
+                .pending,
+            2,
+            "taken entries are pending until committed"
+        );
+        cursor.applied(&first);
+        cursor.applied(&second);
+        assert_eq!(cursor.watermark(), second.watermark.as_deref());
+        let sweep = cursor.sweep(vec![change(&key(old, 1)), change(&key(old, 2))]);
+        assert_eq!(sweep.applied, vec![key(old, 1), key(old, 2)]);
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //!
 //! A step reads the change log from its cursor's watermark (see [`super::change_cursor`]),
 //! takes the states of the contacts the new entries name (what the writes committed, or the
-//! current state read back: see [`super::step_states`]), applies them to the index and
-//! commits (with the watermark in the commit payload). Applied entries are deleted in the
-//! background by a periodic sweep, never on a step's path. Writes wake the indexer; it waits a
-//! short batching delay so that bursts become one commit. `try_apply_next` exposes one step for
-//! tests.
+//! current state read back: see [`super::step_states`]) and hands them to the membership
+//! engine, which records the step's ENTER and EXIT entries at once. The index commits the
+//! steps' states later (with the watermark in the commit payload), a batching delay after the
+//! first of them and beside the steps that follow, so that bursts become one commit and no
+//! ENTER waits for one. Applied entries are deleted in the background by a periodic sweep,
+//! never on a step's path. Writes wake the indexer at once. `try_apply_next` exposes one step,
+//! committed, for tests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,13 +19,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
-use super::change_cursor::{COMMIT_GRACE, ChangeCursor, Sweep, key_below};
+use super::change_cursor::{Batch, COMMIT_GRACE, ChangeCursor, Sweep, key_below};
 pub use super::step_states::StateSources;
-use super::step_states::{self, RecentRemovals};
+use super::step_states::{self, RecentRemovals, Uncommitted};
 use crate::domain::{ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, IndexError, PROJECTION_VERSION, SegmentIndex};
 use crate::service::live::{LiveError, MembershipEngine};
-use crate::store::{Backlog, Store, StoreError, change_key_at};
+use crate::store::{Backlog, Change, Store, StoreError, change_key_at};
 
 /// Change-log entries read per step.
 const BATCH_SIZE: usize = 1_000;
@@ -50,8 +52,11 @@ const PURGE_CHUNK: usize = 1_000;
 const BACKLOG_READ: usize = 100_000;
 /// Contacts loaded per page while rebuilding.
 const REBUILD_PAGE: usize = 5_000;
-/// How long the indexer lets writes accumulate after being woken, so bursts share a commit.
+/// How long the index lets taken batches accumulate before it commits them, so bursts share a
+/// commit (the feed does not wait for it).
 pub const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(100);
+/// Contacts taken and not committed after which the index commits without waiting.
+const MAX_UNCOMMITTED_CONTACTS: usize = 5_000;
 /// A step whose entries name this many contacts each on average comes from bulk writes (an
 /// import commits hundreds of rows per entry; API writes name one or two contacts).
 const BULK_CONTACTS_PER_ENTRY: usize = 50;
@@ -177,6 +182,44 @@ pub struct Indexer {
     sources: Mutex<StateSources>,
     /// Entries applied per step at most.
     batch_size: usize,
+    /// Batches taken (their membership recorded) and not committed to the index yet.
+    unindexed: Mutex<Unindexed>,
+    /// One commit of taken batches at a time (taken before the step lock, never inside it).
+    commit_lock: AsyncMutex<()>,
+    /// Numbers the batches taken.
+    taken_steps: std::sync::atomic::AtomicU64,
+}
+
+/// Batches taken by steps whose commit is still to come.
+#[derive(Default)]
+struct Unindexed {
+    /// Not handed to a commit yet, in the order they were taken.
+    waiting: Vec<TakenBatch>,
+    /// When the first of them was taken.
+    since: Option<Instant>,
+    /// Contacts they name.
+    contacts: usize,
+    /// Whether one of them came from bulk writes.
+    bulk: bool,
+    /// Per contact, the last state taken and not committed (waiting or being committed), with
+    /// the batch that took it: later steps compare payloads with it, not with the index.
+    states: HashMap<(WorkspaceId, ContactId), (u64, Option<u64>)>,
+}
+
+impl Unindexed {
+    fn uncommitted(&self) -> Uncommitted {
+        self.states
+            .iter()
+            .map(|(key, (_, revision))| (key.clone(), *revision))
+            .collect()
+    }
+}
+
+/// One step's batch, taken, with the states to index.
+struct TakenBatch {
+    step: u64,
+    batch: Batch,
+    changes: Vec<IndexChange>,
 }
 
 /// What one step applied.
@@ -229,6 +272,9 @@ impl Indexer {
             removals: Mutex::default(),
             sources: Mutex::default(),
             batch_size: BATCH_SIZE,
+            unindexed: Mutex::default(),
+            commit_lock: AsyncMutex::new(()),
+            taken_steps: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -298,7 +344,11 @@ impl Indexer {
 
     /// Discards the index and rebuilds it from every contact in the store; returns the count.
     pub async fn rebuild(&self) -> Result<u64, IndexerError> {
+        self.commit_taken().await?;
+        let _commit = self.commit_lock.lock().await;
         let _step = self.step_lock.lock().await;
+        // Batches taken since are covered by the scan (their entries are in the log now).
+        self.drop_taken()?;
         // Entries in the log before the scan starts are covered by the scan; steps read on
         // from the grace before it, and any other entry below is found by a sweep.
         let existing = self.store.changes_from(None, usize::MAX).await?;
@@ -363,14 +413,24 @@ impl Indexer {
         Ok(drift)
     }
 
-    /// Applies one batch of pending changes; returns how many entries it applied. With an
-    /// engine attached, the step also records membership changes (time transitions too, so
-    /// it runs the engine even when nothing is pending).
+    /// Takes one batch of pending changes (recording its membership changes) and commits it
+    /// with any taken before; returns how many entries it took. With an engine attached, the
+    /// step records time transitions too, so it runs the engine even when nothing is pending.
     pub async fn try_apply_next(&self) -> Result<usize, IndexerError> {
+        let step = self.step().await?;
+        self.commit_taken().await?;
+        Ok(step.entries)
+    }
+
+    /// Tests: takes one batch (recording its membership changes) without committing it;
+    /// returns how many entries it took.
+    #[cfg(test)]
+    pub async fn take_next(&self) -> Result<usize, IndexerError> {
         self.step().await.map(|step| step.entries)
     }
 
-    /// [`Self::try_apply_next`], saying whether the step applied bulk writes.
+    /// Takes the next batch: reads it, resolves its states and lets the engine record its
+    /// membership changes; the index commits it later ([`Self::commit_taken`]).
     async fn step(&self) -> Result<Step, IndexerError> {
         let _step = self.step_lock.lock().await;
         let started = Instant::now();
@@ -387,19 +447,25 @@ impl Indexer {
             *busy = Some(Instant::now());
         }
         let engine = self.engine.get();
+        let number = self
+            .taken_steps
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         if pending.is_empty() {
             if let Some(engine) = engine {
-                engine.before_batch(&[], &[]).await?;
+                engine.before_batch(&[], &[], number).await?;
             }
             // Nothing to commit: the watermark moves in memory (the next commit records it).
             self.lock_cursor()?.applied(&batch);
             self.forget_below_watermark()?;
             return Ok(Step::default());
         }
+        let uncommitted = self.lock_unindexed()?.uncommitted();
         let (changes, sources) = step_states::resolve(
             &self.store,
             &self.index,
             &self.removals,
+            &uncommitted,
             pending,
             from.as_deref(),
         )
@@ -411,44 +477,170 @@ impl Indexer {
         let bulk = changes.len() >= BULK_CONTACTS_PER_ENTRY * pending.len();
         let read = started.elapsed();
         if let Some(engine) = engine {
-            engine.before_batch(pending, &changes).await?;
+            engine.before_batch(pending, &changes, number).await?;
         }
         let recorded = started.elapsed();
-        let built = self
-            .current_payload()
-            .is_some_and(|payload| payload.is_current_build());
-        let last_change = pending.last().map(|change| change.key.clone());
-        let committed = self
-            .commit(changes, built, last_change, batch.watermark.clone(), false)
-            .await?;
-        self.lock_cursor()?.applied(&batch);
-        self.forget_below_watermark()?;
-        let indexed = started.elapsed();
-        if let Some(engine) = engine {
-            engine.after_batch(pending, &committed);
+        let entries = pending.len();
+        self.lock_cursor()?.taken(&batch);
+        let mut unindexed = self.lock_unindexed()?;
+        for change in &changes {
+            let (key, revision) = match change {
+                IndexChange::Upsert(contact) => (
+                    (contact.workspace.clone(), contact.id),
+                    Some(contact.revision),
+                ),
+                IndexChange::Remove(workspace, id) => ((workspace.clone(), *id), None),
+            };
+            unindexed.states.insert(key, (number, revision));
         }
-        let scheduled = started.elapsed();
-        if let Ok(mut applied) = self.applied.lock() {
-            let now = Utc::now();
-            for change in pending {
-                applied.insert(change.workspace.clone(), (change.key.clone(), now));
-            }
-        }
+        unindexed.contacts += changes.len();
+        unindexed.bulk |= bulk;
+        unindexed.since.get_or_insert_with(Instant::now);
+        unindexed.waiting.push(TakenBatch {
+            step: number,
+            batch,
+            changes,
+        });
         tracing::debug!(
-            entries = pending.len(),
+            entries,
             from_payload = sources.from_payload,
             read_back = sources.read_back,
             read_ms = read.as_millis(),
             membership_ms = (recorded - read).as_millis(),
-            index_ms = (indexed - recorded).as_millis(),
-            schedule_ms = (scheduled - indexed).as_millis(),
             total_ms = started.elapsed().as_millis(),
             "indexer step"
         );
-        Ok(Step {
-            entries: pending.len(),
-            bulk,
+        Ok(Step { entries, bulk })
+    }
+
+    /// Commits the batches taken and not committed yet, after any commit under way; the
+    /// engine hears which ones the index now holds.
+    async fn commit_taken(&self) -> Result<(), IndexerError> {
+        let _commit = self.commit_lock.lock().await;
+        let taken = {
+            let mut unindexed = self.lock_unindexed()?;
+            unindexed.since = None;
+            unindexed.contacts = 0;
+            unindexed.bulk = false;
+            std::mem::take(&mut unindexed.waiting)
+        };
+        let Some(through) = taken.last().map(|taken| taken.step) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let mut changes = Vec::new();
+        let mut batches = Vec::with_capacity(taken.len());
+        for taken in taken {
+            changes.extend(taken.changes);
+            batches.push(taken.batch);
+        }
+        let changes = last_per_contact(changes);
+        let contacts = changes.len();
+        let watermark = batches.iter().filter_map(|b| b.watermark.clone()).max();
+        let last_change = batches
+            .iter()
+            .flat_map(|batch| batch.changes.iter().map(|change| change.key.clone()))
+            .max();
+        let built = self
+            .current_payload()
+            .is_some_and(|payload| payload.is_current_build());
+        let committed = match self
+            .commit(changes, built, last_change, watermark, false)
+            .await
+        {
+            Ok(committed) => committed,
+            Err(error) => {
+                // Read again by the next step (the feed knows what it recorded of them).
+                let mut cursor = self.lock_cursor()?;
+                for batch in &batches {
+                    cursor.untaken(batch);
+                }
+                return Err(error);
+            }
+        };
+        let indexed = started.elapsed();
+        let _step = self.step_lock.lock().await;
+        {
+            let mut cursor = self.lock_cursor()?;
+            for batch in &batches {
+                cursor.applied(batch);
+            }
+        }
+        self.forget_below_watermark()?;
+        let applied: Vec<Change> = batches.into_iter().flat_map(|b| b.changes).collect();
+        if let Some(engine) = self.engine.get() {
+            engine.after_batch(&applied, &committed, through);
+        }
+        let more = {
+            let mut unindexed = self.lock_unindexed()?;
+            unindexed.states.retain(|_, (step, _)| *step > through);
+            !unindexed.waiting.is_empty()
+        };
+        if let Ok(mut applied_at) = self.applied.lock() {
+            let now = Utc::now();
+            for change in &applied {
+                applied_at.insert(change.workspace.clone(), (change.key.clone(), now));
+            }
+        }
+        if more {
+            // Batches taken meanwhile: the loop looks at them when they are due.
+            self.notifier.notify();
+        }
+        tracing::debug!(
+            entries = applied.len(),
+            contacts,
+            index_ms = indexed.as_millis(),
+            total_ms = started.elapsed().as_millis(),
+            "index commit"
+        );
+        Ok(())
+    }
+
+    /// Forgets the batches taken and not committed (a rebuild covers them), with the step
+    /// and commit locks held.
+    fn drop_taken(&self) -> Result<(), IndexerError> {
+        let taken = {
+            let mut unindexed = self.lock_unindexed()?;
+            unindexed.since = None;
+            unindexed.contacts = 0;
+            unindexed.bulk = false;
+            std::mem::take(&mut unindexed.waiting)
+        };
+        let Some(through) = taken.last().map(|taken| taken.step) else {
+            return Ok(());
+        };
+        let applied: Vec<Change> = taken.into_iter().flat_map(|t| t.batch.changes).collect();
+        if let Some(engine) = self.engine.get() {
+            engine.after_batch(&applied, &[], through);
+        }
+        self.lock_unindexed()?
+            .states
+            .retain(|_, (step, _)| *step > through);
+        Ok(())
+    }
+
+    /// Whether the batches taken are due for their commit: the batching delay passed since
+    /// the first, they name many contacts, or bulk writes.
+    fn commit_due(&self) -> bool {
+        self.unindexed.lock().is_ok_and(|unindexed| {
+            unindexed.since.is_some_and(|since| {
+                unindexed.bulk
+                    || unindexed.contacts >= MAX_UNCOMMITTED_CONTACTS
+                    || since.elapsed() >= self.batch_delay
+            })
         })
+    }
+
+    /// How long until the batches taken are due for their commit (none taken: `None`).
+    fn commit_wait(&self) -> Option<Duration> {
+        let since = self.unindexed.lock().ok()?.since?;
+        Some(self.batch_delay.saturating_sub(since.elapsed()))
+    }
+
+    fn lock_unindexed(&self) -> Result<std::sync::MutexGuard<'_, Unindexed>, IndexerError> {
+        self.unindexed
+            .lock()
+            .map_err(|_| IndexerError::Task("the taken batches' lock was poisoned".to_owned()))
     }
 
     /// Drops what only entries below the watermark could still need: their payloads (a late
@@ -495,16 +687,19 @@ impl Indexer {
         }
     }
 
-    /// Applies what the log holds from the watermark on (and the late entries found).
+    /// Applies what the log holds from the watermark on (and the late entries found), and
+    /// commits it with what earlier steps took; returns how many entries it took.
     async fn apply_pending(&self) -> Result<usize, IndexerError> {
         let mut applied = 0;
         loop {
-            let step = self.try_apply_next().await?;
+            let step = self.step().await?.entries;
             if step == 0 {
-                return Ok(applied);
+                break;
             }
             applied += step;
         }
+        self.commit_taken().await?;
+        Ok(applied)
     }
 
     /// Looks below the watermark: entries never applied (committed later than the grace, or
@@ -633,13 +828,16 @@ impl Indexer {
         }
     }
 
-    /// Follows the change log until `shutdown` turns true.
+    /// Follows the change log until `shutdown` turns true: takes batches as writes come (the
+    /// feed records them at once) and commits them to the index when due, in a task of its
+    /// own so that the next batches are taken meanwhile.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut last_sweep: Option<Instant> = None;
         let mut last_purge: Option<Instant> = None;
         let mut purge: Option<tokio::task::JoinHandle<()>> = None;
+        let mut committing: Option<tokio::task::JoinHandle<()>> = None;
         // While steps find entries, the next one starts at once (what came in during a step
-        // is its batch); the batching delay only applies when a write wakes an idle indexer.
+        // is its batch).
         let mut busy = false;
         loop {
             if !busy {
@@ -652,14 +850,27 @@ impl Indexer {
                     LogSharing::Exclusive => POLL_INTERVAL,
                     LogSharing::Shared { .. } => SHARED_POLL_INTERVAL,
                 };
-                let wait = next_due.map_or(poll, |due| due.min(poll));
+                // A commit under way wakes the loop when it ends with batches left.
+                let in_flight = committing.as_ref().is_some_and(|task| !task.is_finished());
+                let commit_in = if in_flight { None } else { self.commit_wait() };
+                let wait = [Some(poll), next_due, commit_in]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(poll);
                 tokio::select! {
-                    () = self.notifier.0.notified() => tokio::time::sleep(self.batch_delay).await,
+                    () = self.notifier.0.notified() => {}
                     () = tokio::time::sleep(wait) => {}
                     _ = shutdown.changed() => {}
                 }
             }
             if *shutdown.borrow() {
+                if let Some(task) = committing.take() {
+                    let _ = task.await;
+                }
+                if let Err(error) = self.commit_taken().await {
+                    warn!(%error, "committing the segment index at shutdown failed; the next start applies the log again");
+                }
                 return;
             }
             if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL) && !self.deleting() {
@@ -681,7 +892,16 @@ impl Indexer {
                     retention,
                 )));
             }
-            match self.step().await {
+            let step = self.step().await;
+            if self.commit_due() && committing.as_ref().is_none_or(|task| task.is_finished()) {
+                let indexer = Arc::clone(&self);
+                committing = Some(tokio::spawn(async move {
+                    if let Err(error) = indexer.commit_taken().await {
+                        warn!(%error, "committing the segment index failed; retrying");
+                    }
+                }));
+            }
+            match step {
                 Ok(step) => {
                     busy = step.entries > 0;
                     if step.bulk {
@@ -790,4 +1010,22 @@ impl Indexer {
         }
         Ok(changes)
     }
+}
+
+/// `changes` with only the last change of each contact, in the order of those last changes.
+fn last_per_contact(changes: Vec<IndexChange>) -> Vec<IndexChange> {
+    let mut seen = std::collections::HashSet::new();
+    let mut last: Vec<IndexChange> = changes
+        .into_iter()
+        .rev()
+        .filter(|change| {
+            let key = match change {
+                IndexChange::Upsert(contact) => (contact.workspace.clone(), contact.id),
+                IndexChange::Remove(workspace, id) => (workspace.clone(), *id),
+            };
+            seen.insert(key)
+        })
+        .collect();
+    last.reverse();
+    last
 }

@@ -190,7 +190,7 @@ async fn a_replay_after_a_crash_between_feed_and_index_records_each_change_once(
         .await
         .unwrap();
     engine
-        .before_batch(&[exit], &[IndexChange::upsert(stored[0].clone())])
+        .before_batch(&[exit], &[IndexChange::upsert(stored[0].clone())], 1)
         .await
         .unwrap();
     drop((indexer, engine));
@@ -208,6 +208,73 @@ async fn a_replay_after_a_crash_between_feed_and_index_records_each_change_once(
         .collect();
     assert_eq!(kinds, [MembershipKind::Enter, MembershipKind::Exit]);
     assert!(restarted.compare(1).await.unwrap().is_clean());
+}
+
+#[tokio::test]
+async fn the_feed_runs_ahead_of_the_index_and_each_write_is_compared_with_the_last_one_fed() {
+    use crate::domain::{MembershipKind, SavedSegment, Slug, Text};
+
+    let (store, index) = store_and_index().await;
+    let workspace = WorkspaceId::from_trusted("acme".to_owned());
+    let pros = Slug::parse("pros").unwrap();
+    store
+        .put_segment(&SavedSegment {
+            workspace: workspace.clone(),
+            slug: pros.clone(),
+            name: Text::parse("name", "Pros").unwrap(),
+            description: None,
+            text: "name = \"pro\"".to_owned(),
+            names_sensitive_values: false,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let (indexer, _engine) = with_engine(&store, &index).await;
+    let named = |name: &str| ContactFields {
+        name: Some(Text::parse("name", name).unwrap()),
+        ..ContactFields::default()
+    };
+    let kinds = || async {
+        store
+            .membership_changes(&workspace, &pros, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|change| change.kind)
+            .collect::<Vec<_>>()
+    };
+    use MembershipKind::{Enter, Exit};
+
+    // In, out and in again, each taken by a step of its own while the index commits none.
+    let mut cy = Contact::new(workspace.clone(), named("pro"), Utc::now());
+    let mut batch = WriteBatch::new(&workspace);
+    batch.create_contact(&mut cy);
+    store.commit(batch).await.unwrap();
+    assert_eq!(indexer.take_next().await.unwrap(), 1);
+    for name in ["free", "pro"] {
+        let revision = cy.revision;
+        cy.fields = named(name);
+        let mut batch = WriteBatch::new(&workspace);
+        batch.replace_contact(&mut cy, revision);
+        store.commit(batch).await.unwrap();
+        assert_eq!(indexer.take_next().await.unwrap(), 1);
+    }
+    assert_eq!(kinds().await, [Enter, Exit, Enter]);
+    assert_eq!(index.num_docs(), 0, "the index committed none of them");
+    assert_eq!(indexer.backlog().await.unwrap().pending, 3);
+
+    // Committed, the index holds the last state and answers for the next write.
+    assert_eq!(indexer.catch_up().await.unwrap(), 0);
+    assert_eq!(indexer.backlog().await.unwrap().pending, 0);
+    assert!(indexer.compare(1).await.unwrap().is_clean());
+    let revision = cy.revision;
+    cy.fields = named("free");
+    let mut batch = WriteBatch::new(&workspace);
+    batch.replace_contact(&mut cy, revision);
+    store.commit(batch).await.unwrap();
+    assert_eq!(indexer.catch_up().await.unwrap(), 1);
+    assert_eq!(kinds().await, [Enter, Exit, Enter, Exit]);
 }
 
 fn shared(retention: chrono::TimeDelta) -> super::indexer::LogSharing {

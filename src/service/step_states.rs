@@ -51,6 +51,11 @@ impl RecentRemovals {
     }
 }
 
+/// The states taken by steps whose commit is still to come, newer than the index's: per
+/// contact, the revision of the last one (`None`: removed). A payload is compared with these
+/// before the index.
+pub type Uncommitted = HashMap<ContactKey, Option<u64>>;
+
 /// How the states of one step were found (for the step's trace line and tests).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct StateSources {
@@ -62,11 +67,13 @@ pub struct StateSources {
 
 /// The index changes of `pending` (one per contact its entries name, in the order they first
 /// name it) and where their states came from. `read_from` is the watermark the step read
-/// from: entries keyed below it are late.
+/// from: entries keyed below it are late. `uncommitted` holds what earlier steps took and the
+/// index has not committed yet.
 pub async fn resolve(
     store: &Store,
     index: &Arc<SegmentIndex>,
     removals: &Mutex<RecentRemovals>,
+    uncommitted: &Uncommitted,
     pending: &[Change],
     read_from: Option<&str>,
 ) -> Result<(Vec<IndexChange>, StateSources), IndexerError> {
@@ -108,7 +115,7 @@ pub async fn resolve(
         }
     }
     payload_states.retain(|key, _| !to_read.contains(key));
-    for key in refused_payloads(index, removals, &payload_states).await? {
+    for key in refused_payloads(index, removals, uncommitted, &payload_states).await? {
         payload_states.remove(&key);
         to_read.insert(key);
     }
@@ -145,22 +152,29 @@ pub async fn resolve(
     Ok((changes, sources))
 }
 
-/// The payload states that must not be applied: not newer than the indexed document, or of a
-/// contact without a document that a step removed recently.
+/// The payload states that must not be applied: not newer than the state an earlier step
+/// took (when its commit is still to come) or than the indexed document, or of a contact
+/// without a document that a step removed recently (or an earlier step removes).
 async fn refused_payloads(
     index: &Arc<SegmentIndex>,
     removals: &Mutex<RecentRemovals>,
+    uncommitted: &Uncommitted,
     states: &HashMap<ContactKey, Contact>,
 ) -> Result<Vec<ContactKey>, IndexerError> {
-    if states.is_empty() {
-        return Ok(Vec::new());
-    }
+    let mut refused = Vec::new();
     let mut by_workspace: HashMap<WorkspaceId, Vec<(ContactId, u64)>> = HashMap::new();
-    for ((workspace, id), state) in states {
-        by_workspace
-            .entry(workspace.clone())
-            .or_default()
-            .push((*id, state.revision));
+    for (key, state) in states {
+        match uncommitted.get(key) {
+            Some(Some(taken)) if *taken < state.revision => {}
+            Some(_) => refused.push(key.clone()),
+            None => by_workspace
+                .entry(key.0.clone())
+                .or_default()
+                .push((key.1, state.revision)),
+        }
+    }
+    if by_workspace.is_empty() {
+        return Ok(refused);
     }
     let index = Arc::clone(index);
     let indexed = tokio::task::spawn_blocking(move || {
@@ -178,7 +192,6 @@ async fn refused_payloads(
     let removals = removals
         .lock()
         .map_err(|_| IndexerError::Task("the removals' lock was poisoned".to_owned()))?;
-    let mut refused = Vec::new();
     for (workspace, states, revisions) in indexed {
         for (id, revision) in states {
             let key = (workspace.clone(), id);

@@ -167,6 +167,61 @@ async fn whole_feed(app: &TestApp, slug: &str) -> Vec<Value> {
     }
 }
 
+/// A write's ENTER leaves before the index commits the write: with the index's commit delay at
+/// 8 s, the subscriber has the ENTER while the index status still counts the write pending and
+/// a segment count (which reads the index) does not see it yet; `LATEST` commits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enter_arrives_before_the_index_commits_the_write() {
+    let app = TestApp::spawn_adjusted(|settings| {
+        settings.index_commit_delay = Duration::from_secs(8);
+    })
+    .await;
+    app.define_attribute("plan", "STRING").await;
+    app.data(SAVE, json!({ "slug": "pros", "text": "plan = \"pro\"" }))
+        .await;
+    let mut subscriber = Subscriber::connect(&app, ADMIN_KEY).await;
+    subscriber
+        .subscribe("1", MEMBERSHIP, json!({ "slug": "pros" }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let sent = Instant::now();
+    let ann = id_of(
+        &app.upsert(json!({ "externalId": "ann", "attributes": { "plan": "pro" } }))
+            .await,
+    );
+    let entered = subscriber.entry().await;
+    let waited = sent.elapsed();
+    assert_eq!(
+        (entered["contactId"].clone(), entered["kind"].clone()),
+        (json!(ann), json!("ENTER"))
+    );
+    let status = app
+        .data("{ indexStatus { pendingChanges } }", json!({}))
+        .await;
+    let count = |consistency: &str| {
+        format!(
+            "{{ contacts(segment: \"plan = \\\"pro\\\"\", first: 0, consistency: {consistency}) {{ totalCount }} }}"
+        )
+    };
+    let indexed = app.data(&count("DEFAULT"), json!({})).await;
+    assert!(
+        waited < Duration::from_secs(4),
+        "the ENTER took {waited:?}, no less than half the commit delay"
+    );
+    assert!(
+        status["indexStatus"]["pendingChanges"].as_u64().unwrap() >= 1,
+        "the index had not committed the write when its ENTER arrived: {status}"
+    );
+    assert_eq!(
+        indexed["contacts"]["totalCount"], 0,
+        "the index does not have the write yet"
+    );
+    let latest = app.data(&count("LATEST"), json!({})).await;
+    assert_eq!(latest["contacts"]["totalCount"], 1);
+    subscriber.silent_for(Duration::from_millis(300)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_sees_enter_and_exit_for_writes_merges_and_deletions() {
     let app = app_with_segments(&[("pros", "plan = \"pro\"")]).await;

@@ -89,6 +89,9 @@ pub struct MembershipEngine {
     leading: std::sync::atomic::AtomicBool,
 }
 
+/// A contact of a workspace.
+type ContactKey = (WorkspaceId, ContactId);
+
 /// What the feed holds ahead of the index.
 #[derive(Debug, Clone, Default)]
 struct FeedAhead {
@@ -98,9 +101,10 @@ struct FeedAhead {
     /// index has not committed since: after a crash, the old state of a replayed contact (the
     /// index may still hold a state from before what the feed already said).
     members: HashMap<(WorkspaceId, ContactId, Slug), bool>,
-    /// Contacts the step under way evaluated: once the index commits them, it holds what the
-    /// feed says of them.
-    evaluated: Vec<(WorkspaceId, ContactId)>,
+    /// The states the feed evaluated and the index has not committed yet, with the step that
+    /// evaluated them (`None`: removed). The feed runs ahead of the index: a later write's old
+    /// state is this one, not the index's.
+    states: HashMap<ContactKey, (u64, Option<Contact>)>,
 }
 
 impl FeedAhead {
@@ -114,29 +118,69 @@ impl FeedAhead {
                     ((workspace, contact, segment), member)
                 })
                 .collect(),
-            evaluated: Vec::new(),
+            states: HashMap::new(),
         }
     }
 
-    fn stored(&self) -> FedState {
+    /// What the store records of it, with a step's `keys` and `members` added.
+    fn stored_with(
+        &self,
+        keys: &[String],
+        members: &HashMap<(WorkspaceId, ContactId, Slug), bool>,
+    ) -> FedState {
+        let mut all = self.members.clone();
+        all.extend(members.iter().map(|(key, member)| (key.clone(), *member)));
         FedState {
-            keys: self.keys.iter().cloned().collect(),
-            members: self
-                .members
-                .iter()
+            keys: self.keys.iter().chain(keys).cloned().collect(),
+            members: all
+                .into_iter()
                 .map(|((workspace, contact, segment), member)| {
-                    (workspace.clone(), *contact, segment.clone(), *member)
+                    (workspace, contact, segment, member)
                 })
                 .collect(),
         }
     }
 
-    /// The feed's word on `contact` in `segment`, when it is ahead of the index.
-    fn member(&self, workspace: &WorkspaceId, contact: ContactId, segment: &Slug) -> Option<bool> {
+    /// The feed's word on `contact` in `segment` (`tree`) at `now`, when it is ahead of the
+    /// index: its state evaluated, or after a crash the membership it last recorded.
+    fn member(
+        &self,
+        workspace: &WorkspaceId,
+        contact: ContactId,
+        segment: &Slug,
+        tree: &Checked,
+        now: DateTime<Utc>,
+    ) -> Option<bool> {
+        if let Some((_, state)) = self.states.get(&(workspace.clone(), contact)) {
+            return Some(
+                state
+                    .as_ref()
+                    .is_some_and(|state| evaluate(tree, &ContactRecord(state), now)),
+            );
+        }
         self.members
             .get(&(workspace.clone(), contact, segment.clone()))
             .copied()
     }
+
+    /// The contacts of `workspace` whose evaluated state the index has not committed yet.
+    fn uncommitted_of<'a>(
+        &'a self,
+        workspace: &'a WorkspaceId,
+    ) -> impl Iterator<Item = (ContactId, Option<&'a Contact>)> + 'a {
+        self.states
+            .iter()
+            .filter(move |((of, _), _)| of == workspace)
+            .map(|((_, id), (_, state))| (*id, state.as_ref()))
+    }
+}
+
+/// What one step adds to the feed's lead over the index once its entries are recorded.
+#[derive(Default)]
+struct StepLead {
+    keys: Vec<String>,
+    members: HashMap<(WorkspaceId, ContactId, Slug), bool>,
+    states: Vec<(ContactKey, Option<Contact>)>,
 }
 
 /// Contacts of one workspace that a batch changed: their new state, or `None` when removed.
@@ -210,26 +254,23 @@ impl MembershipEngine {
         self.timer.lock().ok().and_then(|timer| timer.next_due())
     }
 
-    /// Runs before the indexer applies a batch (`pending` as read, `changes` as it will
-    /// apply them; both may be empty): loads the timer's window, records the differences of
-    /// edited segments, the time transitions now due and the batch's own, in that order.
+    /// Runs when the indexer takes a batch (`pending` as read, `changes` as it will apply
+    /// them; both may be empty), before the index commits it: loads the timer's window,
+    /// records the differences of edited segments, the time transitions now due and the
+    /// batch's own, in that order. `step` numbers the batch (rising); [`Self::after_batch`]
+    /// says up to which one the index committed. The index may commit later, after more
+    /// batches: a contact's old state is what the feed last evaluated of it, not the index's.
     pub async fn before_batch(
         &self,
         pending: &[Change],
         changes: &[IndexChange],
+        step: u64,
     ) -> Result<(), LiveError> {
         if !self.recording().await {
             return Ok(());
         }
-        let now = Utc::now();
-        let started = Instant::now();
-        let mut entries = Vec::new();
-        self.load_window(now).await?;
-        self.reconcile(now, &mut entries).await?;
-        let prepared = started.elapsed();
-        // Steps run one at a time (the indexer's step lock): the state is taken for the step
-        // and put back at its end; a step that fails leaves it to be loaded again from the
-        // store, which holds all of it but what later commits let go of.
+        // Batches are taken one at a time (the indexer's step lock): the state is taken for
+        // the step and put back at its end, with the step's lead added once it is recorded.
         let taken = self
             .fed_unapplied
             .lock()
@@ -239,29 +280,65 @@ impl MembershipEngine {
             Some(ahead) => ahead,
             None => FeedAhead::loaded(self.store.last_fed_state().await?),
         };
+        let outcome = self.feed(pending, changes, &ahead).await;
+        if let Ok(lead) = &outcome {
+            ahead.keys.extend(lead.keys.iter().cloned());
+            ahead.members.extend(
+                lead.members
+                    .iter()
+                    .map(|(key, member)| (key.clone(), *member)),
+            );
+            for (key, state) in &lead.states {
+                ahead.states.insert(key.clone(), (step, state.clone()));
+            }
+        }
+        if let Ok(mut unapplied) = self.fed_unapplied.lock() {
+            *unapplied = Some(ahead);
+        }
+        outcome.map(|_| ())
+    }
+
+    /// Records one batch's entries (see [`Self::before_batch`]) against what the feed holds
+    /// ahead of the index (`ahead`); returns what the batch adds to that lead.
+    async fn feed(
+        &self,
+        pending: &[Change],
+        changes: &[IndexChange],
+        ahead: &FeedAhead,
+    ) -> Result<StepLead, LiveError> {
+        let now = Utc::now();
+        let started = Instant::now();
+        let mut entries = Vec::new();
+        self.load_window(now).await?;
+        self.reconcile(now, ahead, &mut entries).await?;
+        let prepared = started.elapsed();
         let already_fed = |change: &Change| change.fed || ahead.keys.contains(&change.key);
         let written = written_by(pending, changes, &already_fed);
         let fired = self.fire_due(now, &written, &mut entries).await?;
         for (workspace, contacts) in &written {
-            self.batch_transitions(workspace, contacts, now, &ahead, &mut entries)
+            self.batch_transitions(workspace, contacts, now, ahead, &mut entries)
                 .await?;
+            // Their next flips, from the moment they were evaluated at (the index commits
+            // them later).
+            let trees = self.trees(workspace);
+            for contact in contacts.iter().filter_map(|(_, contact)| contact.as_ref()) {
+                self.schedule_next(&trees, contact, now);
+            }
         }
         let evaluated = started.elapsed();
         self.assign_positions(&mut entries);
         let deliveries = self.deliveries(&entries, &written, now);
-        // What the feed holds and the index does not yet: the earlier ones still unapplied
-        // (a replay may apply them over several steps) and this batch's.
-        let fresh: Vec<String> = pending
-            .iter()
-            .filter(|change| !already_fed(change))
-            .map(|change| change.key.clone())
-            .collect();
-        ahead.evaluated = written
-            .iter()
-            .flat_map(|(workspace, contacts)| {
-                contacts.iter().map(|(id, _)| (workspace.clone(), *id))
-            })
-            .collect();
+        let mut lead = StepLead {
+            states: written
+                .iter()
+                .flat_map(|(workspace, contacts)| {
+                    contacts
+                        .iter()
+                        .map(|(id, contact)| ((workspace.clone(), *id), contact.clone()))
+                })
+                .collect(),
+            ..StepLead::default()
+        };
         let save_clock = fired
             || self
                 .clock_saved
@@ -269,25 +346,31 @@ impl MembershipEngine {
                 .map(|saved| saved.is_none_or(|at| at.elapsed() >= CLOCK_SAVE_INTERVAL))
                 .unwrap_or(true);
         if !entries.is_empty() || !deliveries.is_empty() {
-            ahead.keys.extend(fresh);
+            // What the feed holds and the index does not yet: the earlier ones still
+            // unapplied (a replay may apply them over several steps) and this batch's.
+            lead.keys = pending
+                .iter()
+                .filter(|change| !already_fed(change))
+                .map(|change| change.key.clone())
+                .collect();
             // Entries of written contacts only: time transitions and segment edits are what
             // the index says at their moment, so the index is not behind on them.
-            let written_now: HashSet<&(WorkspaceId, ContactId)> = ahead.evaluated.iter().collect();
-            let of_written = entries
+            let written_now: HashSet<&ContactKey> =
+                lead.states.iter().map(|(key, _)| key).collect();
+            lead.members = entries
                 .iter()
-                .filter(|entry| written_now.contains(&(entry.workspace.clone(), entry.contact)));
-            ahead.members.extend(of_written.map(|entry| {
-                let key = (
-                    entry.workspace.clone(),
-                    entry.contact,
-                    entry.segment.clone(),
-                );
-                (key, entry.kind == MembershipKind::Enter)
-            }));
-            self.record(&entries, &deliveries, &ahead.stored()).await?;
-        }
-        if let Ok(mut unapplied) = self.fed_unapplied.lock() {
-            *unapplied = Some(ahead);
+                .filter(|entry| written_now.contains(&(entry.workspace.clone(), entry.contact)))
+                .map(|entry| {
+                    let key = (
+                        entry.workspace.clone(),
+                        entry.contact,
+                        entry.segment.clone(),
+                    );
+                    (key, entry.kind == MembershipKind::Enter)
+                })
+                .collect();
+            let fed = ahead.stored_with(&lead.keys, &lead.members);
+            self.record(&entries, &deliveries, &fed).await?;
         }
         let recorded = started.elapsed();
         if save_clock {
@@ -307,20 +390,28 @@ impl MembershipEngine {
                 "membership step"
             );
         }
-        Ok(())
+        Ok(lead)
     }
 
-    /// Runs after the indexer committed a batch (`applied` as read, `changes` as applied):
-    /// the batch's entries are no longer owed to a replay; schedules the next flips of the
-    /// written contacts and tells followers which contacts changed.
-    pub fn after_batch(&self, applied: &[Change], changes: &[IndexChange]) {
+    /// Runs after the indexer committed the batches up to `through` (`applied` as read,
+    /// `changes` as applied): their entries are no longer owed to a replay, and the index
+    /// holds what the feed evaluated of their contacts (unless a later batch wrote them
+    /// again); schedules the next flips of the written contacts and tells followers which
+    /// contacts changed.
+    pub fn after_batch(&self, applied: &[Change], changes: &[IndexChange], through: u64) {
         if let Ok(mut fed) = self.fed_unapplied.lock()
             && let Some(fed) = fed.as_mut()
         {
             for change in applied {
                 fed.keys.remove(&change.key);
             }
-            let committed: HashSet<(WorkspaceId, ContactId)> = fed.evaluated.drain(..).collect();
+            let committed: HashSet<ContactKey> = fed
+                .states
+                .iter()
+                .filter(|(_, (step, _))| *step <= through)
+                .map(|(key, _)| key.clone())
+                .collect();
+            fed.states.retain(|_, (step, _)| *step > through);
             fed.members.retain(|(workspace, contact, _), _| {
                 !committed.contains(&(workspace.clone(), *contact))
             });
@@ -369,6 +460,7 @@ impl MembershipEngine {
     async fn reconcile(
         &self,
         now: DateTime<Utc>,
+        ahead: &FeedAhead,
         entries: &mut Vec<MembershipChange>,
     ) -> Result<(), LiveError> {
         for workspace in self.compiled.workspaces() {
@@ -389,7 +481,7 @@ impl MembershipEngine {
                     continue;
                 };
                 edited = true;
-                let (before, after) = self
+                let (mut before, mut after) = self
                     .blocking({
                         let (index, workspace) = (Arc::clone(&self.index), workspace.clone());
                         let (old, new) = ((*old).clone(), tree.clone());
@@ -401,6 +493,16 @@ impl MembershipEngine {
                         }
                     })
                     .await?;
+                // Contacts the index has not committed yet count as the feed evaluated them.
+                for (id, state) in ahead.uncommitted_of(&workspace) {
+                    for (members, tree) in [(&mut before, *old), (&mut after, tree)] {
+                        if state.is_some_and(|state| evaluate(tree, &ContactRecord(state), now)) {
+                            members.insert(id);
+                        } else {
+                            members.remove(&id);
+                        }
+                    }
+                }
                 let cause = MembershipCause::SegmentEdited;
                 for contact in after.difference(&before) {
                     entries.push(entry(
@@ -529,7 +631,7 @@ impl MembershipEngine {
         for ((slug, tree), members) in trees.iter().zip(&before) {
             for (id, contact) in contacts {
                 let was = ahead
-                    .member(workspace, *id, slug)
+                    .member(workspace, *id, slug, tree, now)
                     .unwrap_or_else(|| members.contains(id));
                 let is = contact
                     .as_ref()
