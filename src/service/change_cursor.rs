@@ -66,6 +66,8 @@ pub struct ChangeCursor {
     /// Whether a sweep from the start of the log saw everything below the watermark; until
     /// then sweeps start there (entries of an earlier run may lie anywhere below).
     swept_to_start: bool,
+    /// The newest key a step went through (taken or skipped), where tail reads look back from.
+    newest_read: Option<String>,
 }
 
 impl ChangeCursor {
@@ -92,6 +94,24 @@ impl ChangeCursor {
         (self.watermark.clone(), batch + skipped)
     }
 
+    /// Where a tail read starts and how many entries it asks for: `lookback` below the newest
+    /// key a step went through, when that lies above the watermark (else `None`: read from the
+    /// watermark). A tail read skips the entries already seen below it; the watermark only
+    /// moves with reads from it, which find whatever committed later than the lookback.
+    pub fn tail_plan(&self, batch: usize, lookback: chrono::TimeDelta) -> Option<(String, usize)> {
+        let from = key_below(self.newest_read.as_deref()?, lookback)?;
+        if self
+            .watermark
+            .as_deref()
+            .is_some_and(|watermark| from.as_str() <= watermark)
+        {
+            return None;
+        }
+        let skipped =
+            self.applied.range(from.clone()..).count() + self.fed.range(from.clone()..).count();
+        Some((from, batch + skipped))
+    }
+
     /// Picks up to `batch` entries to apply from `read` (the answer to [`Self::read_plan`]'s
     /// read, of `limit` entries at most, started at `read_at`) and the late ones.
     pub fn next_batch(
@@ -101,27 +121,9 @@ impl ChangeCursor {
         read_at: DateTime<Utc>,
         batch: usize,
     ) -> Batch {
-        let late_taken = self.late.len().min(batch);
-        let mut changes: Vec<Change> = self.late.drain(..late_taken).collect();
-        let mut chosen: HashSet<String> = changes.iter().map(|c| c.key.clone()).collect();
         let full_read = read.len() >= limit;
         let last_read = read.last().map(|change| change.key.clone());
-        // The first entry left for a later step bounds the watermark.
-        let mut left_unread: Option<String> = None;
-        for change in read {
-            if self.applied.contains(&change.key)
-                || self.fed.contains(&change.key)
-                || chosen.contains(&change.key)
-            {
-                continue;
-            }
-            if changes.len() >= batch {
-                left_unread = Some(change.key);
-                break;
-            }
-            chosen.insert(change.key.clone());
-            changes.push(change);
-        }
+        let (changes, left_unread) = self.pick(read, batch);
         let horizon = change_key_at(read_at - COMMIT_GRACE);
         let mut bound = horizon;
         if let Some(key) = left_unread.or(if full_read { last_read } else { None }) {
@@ -132,6 +134,46 @@ impl ChangeCursor {
             _ => Some(bound),
         };
         Batch { changes, watermark }
+    }
+
+    /// As [`Self::next_batch`] for the answer to a [`Self::tail_plan`] read: the watermark
+    /// stays where it is.
+    pub fn next_tail_batch(&mut self, read: Vec<Change>, batch: usize) -> Batch {
+        let (changes, _) = self.pick(read, batch);
+        Batch {
+            changes,
+            watermark: self.watermark.clone(),
+        }
+    }
+
+    /// The late entries and then those of `read` not seen yet, up to `batch`, and the first
+    /// entry left for a later step.
+    fn pick(&mut self, read: Vec<Change>, batch: usize) -> (Vec<Change>, Option<String>) {
+        let late_taken = self.late.len().min(batch);
+        let mut changes: Vec<Change> = self.late.drain(..late_taken).collect();
+        let mut chosen: HashSet<String> = changes.iter().map(|c| c.key.clone()).collect();
+        let mut left_unread: Option<String> = None;
+        let mut newest: Option<String> = None;
+        for change in read {
+            if self.applied.contains(&change.key)
+                || self.fed.contains(&change.key)
+                || chosen.contains(&change.key)
+            {
+                newest = Some(change.key);
+                continue;
+            }
+            if changes.len() >= batch {
+                left_unread = Some(change.key);
+                break;
+            }
+            newest = Some(change.key.clone());
+            chosen.insert(change.key.clone());
+            changes.push(change);
+        }
+        if newest > self.newest_read {
+            self.newest_read = newest;
+        }
+        (changes, left_unread)
     }
 
     /// Records that `batch` was taken by a step whose commit is still to come: later reads
@@ -168,6 +210,7 @@ impl ChangeCursor {
         self.late.clear();
         self.watermark = Some(watermark);
         self.swept_to_start = false;
+        self.newest_read = None;
     }
 
     /// Where a sweep below the watermark starts: the start of the log (`None`) until one
@@ -414,6 +457,36 @@ mod tests {
         assert_eq!(cursor.watermark(), second.watermark.as_deref());
         let sweep = cursor.sweep(vec![change(&key(old, 1)), change(&key(old, 2))]);
         assert_eq!(sweep.applied, vec![key(old, 1), key(old, 2)]);
+    }
+
+    #[test]
+    fn tail_reads_look_back_from_the_newest_entry_and_leave_the_watermark() {
+        let now = Utc::now();
+        let mut cursor = ChangeCursor::resume(None);
+        let lookback = chrono::TimeDelta::milliseconds(300);
+        assert_eq!(cursor.tail_plan(10, lookback), None, "nothing read yet");
+        let first = key(now - chrono::Duration::seconds(1), 1);
+        let batch = cursor.next_batch(vec![change(&first)], 10, now, 10);
+        cursor.applied(&batch);
+        let watermark = cursor.watermark().map(str::to_owned);
+        let (from, limit) = cursor.tail_plan(10, lookback).unwrap();
+        assert_eq!(from, key_below(&first, lookback).unwrap());
+        assert_eq!(limit, 11, "the entry seen above the floor is read again");
+        let newer = key(now, 2);
+        let tail = cursor.next_tail_batch(vec![change(&first), change(&newer)], 10);
+        let keys: Vec<&str> = tail.changes.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, vec![newer.as_str()]);
+        assert_eq!(
+            tail.watermark, watermark,
+            "a tail read does not move the watermark"
+        );
+        cursor.taken(&tail);
+        let (from, _) = cursor.tail_plan(10, lookback).unwrap();
+        assert_eq!(from, key_below(&newer, lookback).unwrap());
+        // Once the floor would fall to the watermark, steps read from the watermark.
+        let mut behind = ChangeCursor::resume(Some(key(now, 0)));
+        behind.next_tail_batch(vec![change(&key(now, 1))], 10);
+        assert_eq!(behind.tail_plan(10, lookback), None);
     }
 
     #[test]

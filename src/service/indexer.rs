@@ -55,6 +55,14 @@ const REBUILD_PAGE: usize = 5_000;
 /// How long the index lets taken batches accumulate before it commits them, so bursts share a
 /// commit (the feed does not wait for it).
 pub const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(100);
+/// How far below the newest entry it went through a step reads the log, between reads from
+/// the watermark: the log's keys are taken just before a transaction is sent, so an entry
+/// may appear after newer ones; one that appears later than this is taken by the next read
+/// from the watermark.
+const TAIL_LOOKBACK: chrono::TimeDelta = chrono::TimeDelta::milliseconds(300);
+/// How often a step reads the log from the watermark (about [`COMMIT_GRACE`] of entries, most
+/// of them seen) rather than its tail.
+const FULL_READ_INTERVAL: Duration = Duration::from_secs(1);
 /// Contacts taken and not committed after which the index commits without waiting.
 const MAX_UNCOMMITTED_CONTACTS: usize = 5_000;
 /// A step whose entries name this many contacts each on average comes from bulk writes (an
@@ -188,6 +196,8 @@ pub struct Indexer {
     commit_lock: AsyncMutex<()>,
     /// Numbers the batches taken.
     taken_steps: std::sync::atomic::AtomicU64,
+    /// When a step last read the log from the watermark (the others read its tail).
+    last_full_read: Mutex<Option<Instant>>,
 }
 
 /// Batches taken by steps whose commit is still to come.
@@ -229,6 +239,15 @@ struct Step {
     entries: usize,
     /// Whether they came from bulk writes (see [`BULK_CONTACTS_PER_ENTRY`]).
     bulk: bool,
+}
+
+/// Where a step reads the change log from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Its tail, with a read from the watermark now and then (see [`TAIL_LOOKBACK`]).
+    Tail,
+    /// The watermark.
+    Whole,
 }
 
 /// Who reads the change log.
@@ -275,6 +294,7 @@ impl Indexer {
             unindexed: Mutex::default(),
             commit_lock: AsyncMutex::new(()),
             taken_steps: std::sync::atomic::AtomicU64::new(0),
+            last_full_read: Mutex::default(),
         })
     }
 
@@ -417,7 +437,7 @@ impl Indexer {
     /// with any taken before; returns how many entries it took. With an engine attached, the
     /// step records time transitions too, so it runs the engine even when nothing is pending.
     pub async fn try_apply_next(&self) -> Result<usize, IndexerError> {
-        let step = self.step().await?;
+        let step = self.step(Reading::Whole).await?;
         self.commit_taken().await?;
         Ok(step.entries)
     }
@@ -426,20 +446,49 @@ impl Indexer {
     /// returns how many entries it took.
     #[cfg(test)]
     pub async fn take_next(&self) -> Result<usize, IndexerError> {
-        self.step().await.map(|step| step.entries)
+        self.step(Reading::Whole).await.map(|step| step.entries)
     }
 
     /// Takes the next batch: reads it, resolves its states and lets the engine record its
     /// membership changes; the index commits it later ([`Self::commit_taken`]).
-    async fn step(&self) -> Result<Step, IndexerError> {
+    /// With `Reading::Tail`, the step reads the log's tail unless a read from the watermark
+    /// is due; with `Reading::Whole`, from the watermark (what catching up needs: every entry
+    /// committed before it started).
+    async fn step(&self, reading: Reading) -> Result<Step, IndexerError> {
         let _step = self.step_lock.lock().await;
         let started = Instant::now();
         let read_at = Utc::now();
-        let (from, limit) = self.lock_cursor()?.read_plan(self.batch_size);
+        let from_watermark = reading == Reading::Whole
+            || self
+                .last_full_read
+                .lock()
+                .map(|at| at.is_none_or(|at| at.elapsed() >= FULL_READ_INTERVAL))
+                .unwrap_or(true);
+        let (tail, (from, limit)) = {
+            let cursor = self.lock_cursor()?;
+            let tail = if from_watermark {
+                None
+            } else {
+                cursor.tail_plan(self.batch_size, TAIL_LOOKBACK)
+            };
+            match tail {
+                Some((from, limit)) => (true, (Some(from), limit)),
+                None => (false, cursor.read_plan(self.batch_size)),
+            }
+        };
         let read = self.store.changes_from(from.as_deref(), limit).await?;
-        let batch = self
-            .lock_cursor()?
-            .next_batch(read, limit, read_at, self.batch_size);
+        let (batch, watermark) = {
+            let mut cursor = self.lock_cursor()?;
+            let batch = if tail {
+                cursor.next_tail_batch(read, self.batch_size)
+            } else {
+                cursor.next_batch(read, limit, read_at, self.batch_size)
+            };
+            (batch, cursor.watermark().map(str::to_owned))
+        };
+        if !tail && let Ok(mut at) = self.last_full_read.lock() {
+            *at = Some(Instant::now());
+        }
         let pending = &batch.changes;
         if pending.len() > QUIET_STEP
             && let Ok(mut busy) = self.busy_at.lock()
@@ -467,7 +516,7 @@ impl Indexer {
             &self.removals,
             &uncommitted,
             pending,
-            from.as_deref(),
+            watermark.as_deref(),
         )
         .await?;
         if let Ok(mut totals) = self.sources.lock() {
@@ -692,7 +741,7 @@ impl Indexer {
     async fn apply_pending(&self) -> Result<usize, IndexerError> {
         let mut applied = 0;
         loop {
-            let step = self.step().await?.entries;
+            let step = self.step(Reading::Whole).await?.entries;
             if step == 0 {
                 break;
             }
@@ -892,7 +941,7 @@ impl Indexer {
                     retention,
                 )));
             }
-            let step = self.step().await;
+            let step = self.step(Reading::Tail).await;
             if self.commit_due() && committing.as_ref().is_none_or(|task| task.is_finished()) {
                 let indexer = Arc::clone(&self);
                 committing = Some(tokio::spawn(async move {
