@@ -289,9 +289,7 @@ impl AttributeValue {
         match self {
             Self::Sealed(_) => Json::Null,
             Self::String(text) => Json::String(text.clone()),
-            Self::Number(number) => serde_json::Number::from_f64(*number)
-                .map(Json::Number)
-                .unwrap_or(Json::Null),
+            Self::Number(number) => json_number(*number).map_or(Json::Null, Json::Number),
             Self::Bool(flag) => Json::Bool(*flag),
             Self::Datetime(at) => Json::String(at.to_rfc3339()),
             Self::StringList(items) => {
@@ -299,6 +297,17 @@ impl AttributeValue {
             }
         }
     }
+}
+
+/// A number as the API writes it: a whole value (up to 2^53, where every integer is exact) as
+/// an integer (`9`, not `9.0`), any other as a float; `None` for NaN and infinities.
+pub fn json_number(value: f64) -> Option<serde_json::Number> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if value.fract() == 0.0 && value.abs() <= EXACT {
+        // Whole and within ±2^53: the cast is exact (-0.0 becomes 0).
+        return Some(serde_json::Number::from(value as i64));
+    }
+    serde_json::Number::from_f64(value)
 }
 
 /// Parses a JSON array of strings, de-duplicating while keeping first-seen order.
@@ -560,6 +569,21 @@ pub struct DeclarationConflict(pub String);
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn whole_numbers_are_written_as_integers_and_others_as_floats() {
+        let written = |value: f64| super::json_number(value).map(|n| n.to_string());
+        assert_eq!(written(9.0).as_deref(), Some("9"));
+        assert_eq!(written(-0.0).as_deref(), Some("0"));
+        assert_eq!(written(-120.0).as_deref(), Some("-120"));
+        assert_eq!(
+            written(9_007_199_254_740_992.0).as_deref(),
+            Some("9007199254740992")
+        );
+        assert_eq!(written(1e300).as_deref(), Some("1e300"));
+        assert_eq!(written(120.5).as_deref(), Some("120.5"));
+        assert_eq!(written(f64::NAN), None);
+    }
+
     use serde_json::json;
 
     use super::*;

@@ -26,8 +26,8 @@ pub use activity::{
 };
 pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,
-    AttributeValue, Declaration, DeclarationConflict, SealedValue, Sealer, normalise_sensitive,
-    sensitive_names,
+    AttributeValue, Declaration, DeclarationConflict, SealedValue, Sealer, json_number,
+    normalise_sensitive, sensitive_names,
 };
 pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text, WrittenBy};
 pub use error::DomainError;

@@ -41,7 +41,7 @@ pub fn attribute_value(value: &AttributeValue) -> GraphqlValue {
         AttributeValue::Sealed(_) => GraphqlValue::Null,
         AttributeValue::String(text) => GraphqlValue::String(text.clone()),
         AttributeValue::Number(number) => {
-            serde_json::Number::from_f64(*number).map_or(GraphqlValue::Null, GraphqlValue::Number)
+            crate::domain::json_number(*number).map_or(GraphqlValue::Null, GraphqlValue::Number)
         }
         AttributeValue::Bool(flag) => GraphqlValue::Boolean(*flag),
         AttributeValue::Datetime(at) => GraphqlValue::String(at.to_rfc3339()),

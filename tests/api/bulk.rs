@@ -115,7 +115,7 @@ async fn an_import_applies_good_rows_and_reports_bad_ones_by_line() {
     assert_eq!(ada["contact"]["email"], "ada@example.com");
     assert_eq!(
         ada["contact"]["attributes"],
-        json!({ "plan": "pro", "ltv": 120.0 })
+        json!({ "plan": "pro", "ltv": 120 })
     );
     assert!(
         ada["contact"]["identities"]
@@ -469,4 +469,40 @@ async fn rows_of_later_batches_see_what_earlier_batches_wrote() {
         )
         .await;
     assert_eq!(pro["contacts"]["totalCount"], n);
+}
+
+/// A whole `NUMBER` value reads back as it was written (`9`, not `9.0`), over GraphQL and in
+/// exports; a fractional one keeps its fraction.
+#[tokio::test]
+async fn whole_numbers_read_back_as_written_in_graphql_and_exports() {
+    let app = TestApp::spawn().await;
+    app.define_attribute("visits", "NUMBER").await;
+    app.define_attribute("ltv", "NUMBER").await;
+    app.upsert(json!({ "externalId": "n1", "attributes": { "visits": 9, "ltv": 9.5 } }))
+        .await;
+    let body = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": "{ contact(externalId: \"n1\") { attributes } }" }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains(r#""visits":9"#), "{body}");
+    assert!(!body.contains(r#""visits":9.0"#), "{body}");
+    assert!(body.contains(r#""ltv":9.5"#), "{body}");
+    let export = app
+        .client
+        .get(app.url("/v1/contacts/export"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(export.contains(r#""visits":9"#), "{export}");
+    assert!(!export.contains(r#""visits":9.0"#), "{export}");
+    assert!(export.contains(r#""ltv":9.5"#), "{export}");
 }

@@ -107,7 +107,7 @@ async fn merge_rules_decide_field_by_field_and_preview_equals_merge() {
         "EARLIEST",
     );
     expect("tags", json!(["a", "b", "c"]), "BOTH", "UNION");
-    expect("visits", json!(5.0), "BOTH", "SUM");
+    expect("visits", json!(5), "BOTH", "SUM");
     expect("plan", json!("pro"), "ABSORBED", "MOST_RECENT");
     expect("source", json!("referral"), "ABSORBED", "OLDEST");
     expect("color", json!("red"), "SURVIVOR", "SURVIVOR");

@@ -373,7 +373,7 @@ async fn a_contact_knows_its_segments_and_why() {
         json!([
             { "id": 0, "parentId": null, "kind": "and", "text": "plan = \"pro\" and ltv > 200", "matched": false, "value": null },
             { "id": 1, "parentId": 0, "kind": "condition", "text": "plan = \"pro\"", "matched": true, "value": "pro" },
-            { "id": 2, "parentId": 0, "kind": "condition", "text": "ltv > 200", "matched": false, "value": 120.0 }
+            { "id": 2, "parentId": 0, "kind": "condition", "text": "ltv > 200", "matched": false, "value": 120 }
         ])
     );
     let by_slug = app

@@ -45,7 +45,7 @@ fn value_json(value: Option<FieldValue<'_>>) -> Json {
         None => Json::Null,
         Some(FieldValue::Text(text)) => Json::String(text.to_owned()),
         Some(FieldValue::Number(number)) => {
-            serde_json::Number::from_f64(number).map_or(Json::Null, Json::Number)
+            crate::domain::json_number(number).map_or(Json::Null, Json::Number)
         }
         Some(FieldValue::Bool(flag)) => Json::Bool(flag),
         Some(FieldValue::Time(at)) => Json::String(at.to_rfc3339()),
