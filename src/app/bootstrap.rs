@@ -39,9 +39,12 @@ pub async fn ensure_admin_key(keys: &KeyService, settings: &Settings) -> Result<
     let created = keys
         .create(
             &workspace,
-            "development admin",
-            Scopes::all(),
-            FieldPolicy::unrestricted(),
+            crate::service::NewKey {
+                name: "development admin",
+                scopes: Scopes::all(),
+                policy: FieldPolicy::unrestricted(),
+                rate: None,
+            },
             "bootstrap",
         )
         .await

@@ -178,7 +178,8 @@ impl App {
         // no room on the (possibly deep) stack of the task that starts the service.
         let schema = {
             let (services, introspection) = (services.clone(), settings.api.introspection);
-            tokio::task::spawn_blocking(move || build_schema(services, introspection))
+            let default_rate = settings.api.default_key_rate();
+            tokio::task::spawn_blocking(move || build_schema(services, introspection, default_rate))
                 .await
                 .map_err(|error| {
                     StartError::Settings(format!("building the schema failed: {error}"))
@@ -188,11 +189,7 @@ impl App {
             settings.api.persisted_query_bytes,
             settings.api.introspection,
         ));
-        let rate_limit = KeyRateLimit::new(
-            settings.api.rate_limit_per_second,
-            settings.api.rate_limit_burst,
-        )
-        .map(Arc::new);
+        let rate_limit = Some(Arc::new(KeyRateLimit::new(settings.api.default_key_rate())));
         let address_guard = AddressGuard::new(
             settings.api.auth_failures_per_second,
             settings.api.auth_failures_burst,

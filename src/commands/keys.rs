@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 use qwry_contacts::domain::{ApiKeyId, FieldPolicy, Scopes, WorkspaceId};
-use qwry_contacts::service::{Catalogs, KeyService};
+use qwry_contacts::service::{Catalogs, KeyService, NewKey};
 use qwry_contacts::store::Store;
 use secrecy::ExposeSecret;
 
@@ -82,9 +82,13 @@ async fn execute(keys: &KeyService, command: KeysCommand) -> anyhow::Result<Exit
             let scopes = Scopes::parse(&scopes)?;
             let mut policy = FieldPolicy::parse(fields, attributes)?;
             policy.require_verified_identity = require_verified_identity;
-            let created = keys
-                .create(&workspace, &name, scopes, policy, "cli")
-                .await?;
+            let new = NewKey {
+                name: &name,
+                scopes,
+                policy,
+                rate: None,
+            };
+            let created = keys.create(&workspace, new, "cli").await?;
             eprintln!(
                 "created {} in workspace `{workspace}`; the secret below is shown only once",
                 created.key.id

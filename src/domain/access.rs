@@ -305,6 +305,51 @@ pub fn parse_key_name(raw: &str) -> Result<String, DomainError> {
     Ok(name.to_owned())
 }
 
+/// A key's own request rate: `per_second` on average, up to `burst` at once after a quiet
+/// spell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRate {
+    /// Requests per second, sustained.
+    pub per_second: u32,
+    /// Requests at once.
+    pub burst: u32,
+}
+
+impl KeyRate {
+    /// The highest rate a key may be given.
+    pub const MAX_PER_SECOND: u32 = 100_000;
+
+    /// A rate of `per_second` (1 to [`Self::MAX_PER_SECOND`]) with bursts of `burst` (from
+    /// `per_second` to 10 times it; twice the rate when omitted).
+    pub fn parse(per_second: i64, burst: Option<i64>) -> Result<Self, DomainError> {
+        let per_second = u32::try_from(per_second)
+            .ok()
+            .filter(|rate| (1..=Self::MAX_PER_SECOND).contains(rate))
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "rateLimit.perSecond",
+                    format!(
+                        "a key's rate is 1 to {} requests a second",
+                        Self::MAX_PER_SECOND
+                    ),
+                )
+            })?;
+        let burst = match burst {
+            None => per_second.saturating_mul(2),
+            Some(burst) => u32::try_from(burst)
+                .ok()
+                .filter(|burst| *burst >= per_second && *burst <= per_second.saturating_mul(10))
+                .ok_or_else(|| {
+                    DomainError::invalid(
+                        "rateLimit.burst",
+                        "a key's burst is from its rate to 10 times its rate",
+                    )
+                })?,
+        };
+        Ok(Self { per_second, burst })
+    }
+}
+
 /// An API key as stored (never with its secret; only the secret's hash is kept).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKey {
@@ -326,6 +371,8 @@ pub struct ApiKey {
     pub created_by: String,
     /// When it was revoked; a revoked key authenticates nothing.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Its own request rate; the server's default (`RATE_LIMIT_PER_SECOND`) when `None`.
+    pub rate: Option<KeyRate>,
 }
 
 /// The authenticated caller of a request: the key's identity, workspace and rights.
@@ -339,6 +386,8 @@ pub struct Caller {
     pub scopes: Scopes,
     /// What it may read.
     pub policy: FieldPolicy,
+    /// The key's own request rate (`None`: the server's default).
+    pub rate: Option<KeyRate>,
 }
 
 impl Caller {
@@ -349,6 +398,7 @@ impl Caller {
             workspace: key.workspace.clone(),
             scopes: key.scopes.clone(),
             policy: key.policy.clone(),
+            rate: key.rate,
         }
     }
 
@@ -359,6 +409,7 @@ impl Caller {
             workspace,
             scopes: Scopes::all(),
             policy: FieldPolicy::unrestricted(),
+            rate: None,
         }
     }
 

@@ -18,7 +18,8 @@ mod webhook;
 mod workspace;
 
 pub use access::{
-    ApiKey, ApiKeyId, Caller, FieldPolicy, GOVERNED_FIELDS, NameSet, Scope, Scopes, parse_key_name,
+    ApiKey, ApiKeyId, Caller, FieldPolicy, GOVERNED_FIELDS, KeyRate, NameSet, Scope, Scopes,
+    parse_key_name,
 };
 pub use activity::{
     ActivityId, ActivitySummary, Conversation, ConversationInput, Event, EventName, EventRollup,

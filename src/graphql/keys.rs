@@ -7,8 +7,47 @@ use secrecy::ExposeSecret;
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::{actor, caller, workspace};
-use crate::domain::{ApiKey, ApiKeyId, FieldPolicy, Scope, Scopes};
-use crate::service::{CreatedKey, KeyChange, ServiceError, Services};
+use crate::domain::{ApiKey, ApiKeyId, FieldPolicy, KeyRate, Scope, Scopes};
+use crate::service::{CreatedKey, KeyChange, NewKey, ServiceError, Services};
+
+/// The rate of keys without one of their own (`RATE_LIMIT_PER_SECOND`, `RATE_LIMIT_BURST`;
+/// `None`: unlimited), as schema data.
+pub struct DefaultKeyRate(pub Option<KeyRate>);
+
+/// A request rate: `perSecond` sustained, up to `burst` at once after a quiet spell. Each
+/// answer tells where the key stands in `RateLimit-Policy` and `RateLimit` headers; a request
+/// over it is answered 429 `RATE_LIMITED` with `Retry-After`.
+#[derive(SimpleObject)]
+pub struct RateLimit {
+    /// Requests per second, sustained.
+    per_second: u32,
+    /// Requests at once.
+    burst: u32,
+}
+
+impl From<KeyRate> for RateLimit {
+    fn from(rate: KeyRate) -> Self {
+        Self {
+            per_second: rate.per_second,
+            burst: rate.burst,
+        }
+    }
+}
+
+/// A key's own request rate.
+#[derive(InputObject)]
+pub struct RateLimitInput {
+    /// Requests per second, sustained: 1 to 100,000.
+    per_second: i64,
+    /// Requests at once, from `perSecond` to 10 times it; twice `perSecond` when omitted.
+    burst: Option<i64>,
+}
+
+impl RateLimitInput {
+    fn parse(self) -> Result<KeyRate, ServiceError> {
+        Ok(KeyRate::parse(self.per_second, self.burst)?)
+    }
+}
 
 /// What a key may read. A list names exactly what is approved; `null` approves everything,
 /// including attributes declared later.
@@ -80,6 +119,11 @@ impl ApiKeyView {
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }
+
+    /// Its own request rate; null when the server's default applies (see `viewer`).
+    async fn rate_limit(&self) -> Option<RateLimit> {
+        self.0.rate.map(RateLimit::from)
+    }
 }
 
 /// A new key and its secret.
@@ -134,6 +178,8 @@ pub struct CreateApiKeyInput {
     scopes: Vec<String>,
     /// What it may read; everything when omitted.
     field_policy: Option<FieldPolicyInput>,
+    /// Its own request rate; the server's default when omitted.
+    rate_limit: Option<RateLimitInput>,
 }
 
 /// Input of `updateApiKey`: what to change; omitted parts stay.
@@ -145,6 +191,8 @@ pub struct UpdateApiKeyInput {
     scopes: Option<Vec<String>>,
     /// A new field policy (replacing the old one).
     field_policy: Option<FieldPolicyInput>,
+    /// A request rate of its own (replacing the server's default or its earlier one).
+    rate_limit: Option<RateLimitInput>,
 }
 
 /// Key queries.
@@ -168,17 +216,24 @@ pub struct Viewer {
     scopes: Vec<&'static str>,
     /// What it may read.
     field_policy: FieldPolicyView,
+    /// The request rate in force: its own, or the server's default; null when unlimited.
+    rate_limit: Option<RateLimit>,
 }
 
 #[Object]
 impl KeyQuery {
-    /// The key this request is made with: its scopes and field policy (any valid key may ask).
+    /// The key this request is made with: its scopes, field policy and rate limit (any valid
+    /// key may ask).
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
         let caller = &*caller(ctx)?;
+        let default = ctx
+            .data_opt::<DefaultKeyRate>()
+            .and_then(|default| default.0);
         Ok(Viewer {
             key_id: ID(caller.key_id.clone()),
             scopes: caller.scopes.iter().map(Scope::as_str).collect(),
             field_policy: FieldPolicyView::from(&caller.policy),
+            rate_limit: caller.rate.or(default).map(RateLimit::from),
         })
     }
 
@@ -219,17 +274,28 @@ impl KeyMutation {
             None => FieldPolicy::unrestricted(),
             Some(policy) => policy.parse().api()?,
         };
+        let rate = input
+            .rate_limit
+            .map(RateLimitInput::parse)
+            .transpose()
+            .api()?;
+        let new = NewKey {
+            name: &input.name,
+            scopes,
+            policy,
+            rate,
+        };
         let created = self
             .services
             .keys
-            .create(&workspace(ctx)?, &input.name, scopes, policy, &actor(ctx))
+            .create(&workspace(ctx)?, new, &actor(ctx))
             .await
             .api()?;
         Ok(created.into())
     }
 
-    /// Changes a key's name, scopes or field policy; the very next request with the key sees
-    /// the change.
+    /// Changes a key's name, scopes, field policy or rate limit; the very next request with
+    /// the key sees the change.
     #[graphql(guard = "RequireScope(Scope::Admin)")]
     async fn update_api_key(
         &self,
@@ -249,10 +315,16 @@ impl KeyMutation {
             .map(FieldPolicyInput::parse)
             .transpose()
             .api()?;
+        let rate = input
+            .rate_limit
+            .map(RateLimitInput::parse)
+            .transpose()
+            .api()?;
         let change = KeyChange {
             name: input.name,
             scopes,
             policy,
+            rate,
         };
         let key = self
             .services

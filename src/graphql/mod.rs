@@ -194,7 +194,11 @@ fn services<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Services> {
 
 /// Builds the schema with its limits, serving `services`; `introspection` says whether it
 /// answers introspection queries.
-pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
+pub fn build_schema(
+    services: Services,
+    introspection: bool,
+    default_rate: Option<crate::domain::KeyRate>,
+) -> ApiSchema {
     let query = QueryRoot(
         contacts::ContactQuery::new(services.clone()),
         attributes::AttributeQuery::new(services.clone()),
@@ -218,6 +222,7 @@ pub fn build_schema(services: Services, introspection: bool) -> ApiSchema {
     );
     let builder = Schema::build(query, mutation, SubscriptionRoot::new(services.clone()))
         .data(services)
+        .data(keys::DefaultKeyRate(default_rate))
         .limit_complexity(MAX_COMPLEXITY);
     let schema = if introspection {
         builder.finish()

@@ -6,10 +6,12 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use tracing::info;
 
 use super::SharedState;
+use super::rate_limit::RateState;
 
 /// What the handler learns about a request for its log line: who acted, which operation.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +23,8 @@ pub struct AccessNote {
     /// The operation as metrics label it: its type and first root field, drawn from the
     /// schema so that label values stay few and reveal nothing a client chose.
     pub label: Option<String>,
+    /// Where the key stands against its rate limit, told in the answer's headers.
+    pub rate: Option<RateState>,
 }
 
 /// The note of the request in flight, filled in by the extractor and the handlers.
@@ -36,6 +40,11 @@ impl AccessSlot {
     /// Records the GraphQL operation name.
     pub fn operation(&self, name: &str) {
         self.update(|note| note.operation = Some(name.to_owned()));
+    }
+
+    /// Records where the key stands against its rate limit.
+    pub fn rate(&self, rate: RateState) {
+        self.update(|note| note.rate = Some(rate));
     }
 
     /// Records the operation's metrics label.
@@ -60,6 +69,29 @@ impl AccessSlot {
     }
 }
 
+/// Says where the key stands against its rate limit, as the IETF httpapi draft (RateLimit
+/// header fields for HTTP) spells it: the policy is the key's burst (`q`) over the seconds it
+/// takes to earn it back at its rate (`w`), so `q / w` is the sustained rate; `RateLimit` has
+/// the requests it may still make at once (`r`) and the seconds until the whole burst is
+/// available again (`t`).
+fn tell_rate(headers: &mut HeaderMap, rate: RateState) {
+    let whole_seconds = |span: std::time::Duration| {
+        span.as_secs() + u64::from(span.subsec_nanos() > 0)
+    };
+    let window = u64::from(rate.rate.burst).div_ceil(u64::from(rate.rate.per_second.max(1)));
+    let policy = format!("\"key\";q={};w={window}", rate.rate.burst);
+    let state = format!(
+        "\"key\";r={};t={}",
+        rate.remaining,
+        whole_seconds(rate.full_in)
+    );
+    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
 /// Logs and measures the request once it is answered.
 pub async fn access_log(
     State(state): State<SharedState>,
@@ -74,10 +106,13 @@ pub async fn access_log(
         .map_or_else(|| "-".to_owned(), |path| path.as_str().to_owned());
     let slot = AccessSlot::default();
     request.extensions_mut().insert(slot.clone());
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let took = started.elapsed();
     let status = response.status().as_u16();
     let note = slot.note();
+    if let Some(rate) = note.rate {
+        tell_rate(response.headers_mut(), rate);
+    }
     let operation = note.operation.as_deref().unwrap_or("-");
     let label = note.label.as_deref().unwrap_or("-");
     state.metrics.request(&route, label, status, took);

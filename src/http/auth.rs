@@ -12,6 +12,7 @@ use axum::response::Response;
 
 use super::SharedState;
 use super::access::AccessSlot;
+use super::rate_limit::Admission;
 use super::errors::error_response;
 use crate::domain::{Caller, Scope};
 use crate::service::ServiceError;
@@ -71,11 +72,17 @@ impl FromRequestParts<SharedState> for Authenticated {
         if let Some(slot) = parts.extensions.get::<AccessSlot>() {
             slot.key(&caller.key_id);
         }
-        if let Some(limit) = &state.rate_limit
-            && let Err(wait) = limit.admit(&caller.key_id)
-        {
-            state.metrics.rate_limited("key");
-            return Err(rate_limited(wait, "this API key is over its rate limit"));
+        if let Some(limit) = &state.rate_limit {
+            let admission = limit.admit(&caller.key_id, caller.rate);
+            if let (Some(slot), Admission::Admitted(rate) | Admission::Refused(rate, _)) =
+                (parts.extensions.get::<AccessSlot>(), admission)
+            {
+                slot.rate(rate);
+            }
+            if let Admission::Refused(_, wait) = admission {
+                state.metrics.rate_limited("key");
+                return Err(rate_limited(wait, "this API key is over its rate limit"));
+            }
         }
         Ok(Self(caller))
     }

@@ -1,40 +1,117 @@
 //! Rate limiting (GCRA, by `governor`): a key over its rate is answered 429 with
 //! `Retry-After`; so is a client address that failed authentication too often, before its key
-//! is even looked at.
+//! is even looked at. Every key has a limiter of its own, at the key's own rate or the server's
+//! default, and each answer says where the key stands (`RateLimit-Policy` and `RateLimit`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::domain::KeyRate;
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+
+/// Keys whose limiters are kept at most; past it, they start over.
+const MAX_TRACKED_KEYS: usize = 100_000;
+
+/// Where a key stands after a request: its rate, the requests it may still make at once, and
+/// how long until it may make a whole burst again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateState {
+    /// The rate in force.
+    pub rate: KeyRate,
+    /// Requests it may make at once now.
+    pub remaining: u32,
+    /// Until its whole burst is available again.
+    pub full_in: Duration,
+}
+
+/// What the limiter says of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// No limit applies to the key.
+    Unlimited,
+    /// Admitted.
+    Admitted(RateState),
+    /// Over the rate: the next request is admitted after the wait.
+    Refused(RateState, Duration),
+}
 
 /// Requests per second and burst, per API key.
 pub struct KeyRateLimit {
-    limiter: DefaultKeyedRateLimiter<String>,
+    default: Option<KeyRate>,
+    limiters: Mutex<HashMap<String, (KeyRate, Arc<Limiter>)>>,
     clock: DefaultClock,
 }
 
 impl KeyRateLimit {
-    /// A limit of `per_second` requests per key with bursts of up to `burst`; `None` when
-    /// `per_second` is 0 (no limit).
-    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
-        let rate = NonZeroU32::new(per_second)?;
-        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(rate);
-        let quota = Quota::per_second(rate).allow_burst(burst);
-        Some(Self {
-            limiter: RateLimiter::keyed(quota),
+    /// Limits keys without a rate of their own to `default` (`None`: those are unlimited).
+    pub fn new(default: Option<KeyRate>) -> Self {
+        Self {
+            default,
+            limiters: Mutex::default(),
             clock: DefaultClock::default(),
-        })
+        }
     }
 
-    /// Admits one request of `key`, or says how long to wait before the next would be admitted.
-    pub fn admit(&self, key: &str) -> Result<(), Duration> {
-        self.limiter
-            .check_key(&key.to_owned())
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    /// Admits one request of `key`, whose own rate is `own`.
+    pub fn admit(&self, key: &str, own: Option<KeyRate>) -> Admission {
+        let Some(rate) = own.or(self.default) else {
+            return Admission::Unlimited;
+        };
+        let Some(limiter) = self.limiter(key, rate) else {
+            return Admission::Unlimited;
+        };
+        let refill = Duration::from_secs(1) / rate.per_second;
+        let full_in = |remaining: u32| refill * rate.burst.saturating_sub(remaining);
+        match limiter.check() {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Admission::Admitted(RateState {
+                    rate,
+                    remaining,
+                    full_in: full_in(remaining),
+                })
+            }
+            Err(not_until) => Admission::Refused(
+                RateState {
+                    rate,
+                    remaining: 0,
+                    full_in: full_in(0),
+                },
+                not_until.wait_time_from(self.clock.now()),
+            ),
+        }
+    }
+
+    /// The limiter of `key` at `rate` (a new one when its rate changed).
+    fn limiter(&self, key: &str, rate: KeyRate) -> Option<Arc<Limiter>> {
+        let mut limiters = self
+            .limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((kept, limiter)) = limiters.get(key)
+            && *kept == rate
+        {
+            return Some(Arc::clone(limiter));
+        }
+        if limiters.len() >= MAX_TRACKED_KEYS {
+            // Keys are few (each is a stored API key); this bounds memory all the same.
+            limiters.clear();
+        }
+        let quota = Quota::per_second(NonZeroU32::new(rate.per_second)?)
+            .allow_burst(NonZeroU32::new(rate.burst.max(rate.per_second))?);
+        let limiter =
+            Arc::new(RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>());
+        limiters.insert(key.to_owned(), (rate, Arc::clone(&limiter)));
+        Some(limiter)
     }
 }
 
@@ -123,15 +200,39 @@ mod tests {
 
     #[test]
     fn a_key_over_its_burst_waits_and_others_do_not() {
-        let limit = KeyRateLimit::new(1, 2).unwrap();
-        assert!(limit.admit("a").is_ok());
-        assert!(limit.admit("a").is_ok());
-        let wait = limit.admit("a").unwrap_err();
+        let limit = KeyRateLimit::new(Some(KeyRate {
+            per_second: 1,
+            burst: 2,
+        }));
+        let Admission::Admitted(first) = limit.admit("a", None) else {
+            panic!("the first request is admitted");
+        };
+        assert_eq!(first.remaining, 1);
+        assert_eq!(first.full_in, Duration::from_secs(1));
+        assert!(matches!(limit.admit("a", None), Admission::Admitted(_)));
+        let Admission::Refused(state, wait) = limit.admit("a", None) else {
+            panic!("the third request is refused");
+        };
+        assert_eq!(state.remaining, 0);
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
             "{wait:?}"
         );
-        assert!(limit.admit("b").is_ok(), "keys are limited separately");
-        assert!(KeyRateLimit::new(0, 10).is_none());
+        assert!(
+            matches!(limit.admit("b", None), Admission::Admitted(_)),
+            "keys are limited separately"
+        );
+        let own = KeyRate {
+            per_second: 100,
+            burst: 100,
+        };
+        let Admission::Admitted(raised) = limit.admit("a", Some(own)) else {
+            panic!("a key given a rate of its own starts afresh at it");
+        };
+        assert_eq!((raised.rate, raised.remaining), (own, 99));
+        assert_eq!(
+            KeyRateLimit::new(None).admit("c", None),
+            Admission::Unlimited
+        );
     }
 }

@@ -75,9 +75,12 @@ impl Instance {
                     .keys
                     .create(
                         workspace,
-                        &format!("key {n}"),
-                        Scopes::all(),
-                        policy,
+                        super::NewKey {
+                            name: &format!("key {n}"),
+                            scopes: Scopes::all(),
+                            policy,
+                            rate: None,
+                        },
                         "test",
                     )
                     .await;

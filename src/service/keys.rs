@@ -11,7 +11,9 @@ use tracing::info;
 
 use super::ServiceError;
 use super::catalog::Catalogs;
-use crate::domain::{ApiKey, ApiKeyId, Caller, FieldPolicy, Scopes, WorkspaceId, parse_key_name};
+use crate::domain::{
+    ApiKey, ApiKeyId, Caller, FieldPolicy, KeyRate, Scopes, WorkspaceId, parse_key_name,
+};
 use crate::store::Store;
 
 /// Prefix of every generated secret, so that leaked keys are easy to scan for.
@@ -30,6 +32,21 @@ pub struct KeyChange {
     pub scopes: Option<Scopes>,
     /// A new field policy.
     pub policy: Option<FieldPolicy>,
+    /// A new request rate of its own.
+    pub rate: Option<KeyRate>,
+}
+
+/// What a new key is given.
+#[derive(Debug)]
+pub struct NewKey<'a> {
+    /// Human name.
+    pub name: &'a str,
+    /// What it may do.
+    pub scopes: Scopes,
+    /// What it may read.
+    pub policy: FieldPolicy,
+    /// Its own request rate (`None`: the server's default).
+    pub rate: Option<KeyRate>,
 }
 
 /// A new key with its secret, which is never shown again.
@@ -58,21 +75,12 @@ impl KeyService {
     pub async fn create(
         &self,
         workspace: &WorkspaceId,
-        name: &str,
-        scopes: Scopes,
-        policy: FieldPolicy,
+        new: NewKey<'_>,
         created_by: &str,
     ) -> Result<CreatedKey, ServiceError> {
         let secret = generate_secret()?;
         let key = self
-            .store_key(
-                workspace,
-                name,
-                scopes,
-                policy,
-                created_by,
-                secret.expose_secret(),
-            )
+            .store_key(workspace, new, created_by, secret.expose_secret())
             .await?;
         info!(key_id = %key.id, workspace = %workspace, created_by, "api key created");
         Ok(CreatedKey { key, secret })
@@ -81,22 +89,21 @@ impl KeyService {
     async fn store_key(
         &self,
         workspace: &WorkspaceId,
-        name: &str,
-        scopes: Scopes,
-        policy: FieldPolicy,
+        new: NewKey<'_>,
         created_by: &str,
         secret: &str,
     ) -> Result<ApiKey, ServiceError> {
         let key = ApiKey {
             id: ApiKeyId::generate(),
             workspace: workspace.clone(),
-            name: parse_key_name(name)?,
-            scopes,
-            policy,
+            name: parse_key_name(new.name)?,
+            scopes: new.scopes,
+            policy: new.policy,
             prefix: secret.chars().take(SECRET_PREFIX.len() + 4).collect(),
             created_at: Utc::now(),
             created_by: created_by.to_owned(),
             revoked_at: None,
+            rate: new.rate,
         };
         self.store
             .create_api_key(&key, &secret_hash(secret))
@@ -123,9 +130,12 @@ impl KeyService {
         let key = self
             .store_key(
                 &WorkspaceId::default(),
-                "admin (ADMIN_API_KEY)",
-                Scopes::all(),
-                FieldPolicy::unrestricted(),
+                NewKey {
+                    name: "admin (ADMIN_API_KEY)",
+                    scopes: Scopes::all(),
+                    policy: FieldPolicy::unrestricted(),
+                    rate: None,
+                },
                 BOOTSTRAP_ACTOR,
                 secret,
             )
@@ -188,6 +198,9 @@ impl KeyService {
         }
         if let Some(policy) = change.policy {
             key.policy = policy;
+        }
+        if let Some(rate) = change.rate {
+            key.rate = Some(rate);
         }
         let key = self
             .store

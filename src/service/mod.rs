@@ -43,7 +43,7 @@ pub use import::{
     CHUNK_ROWS, ImportFormat, ImportOptions, ImportReport, ImportService, JobStatus, MatchBy,
     RowError,
 };
-pub use keys::{CreatedKey, KeyChange, KeyService, secret_hash};
+pub use keys::{CreatedKey, KeyChange, KeyService, NewKey, secret_hash};
 pub use merges::{MergePreview, MergeReason, MergeService};
 pub use segment::{
     Consistency, ExplainNode, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, Resolved, SegmentDraft,

@@ -7,7 +7,7 @@ use surrealdb::types::{RecordId, SurrealValue};
 use super::catalog::CatalogWrite;
 use super::records::compound_key;
 use super::{Store, StoreError};
-use crate::domain::{ApiKey, ApiKeyId, FieldPolicy, NameSet, Scope, Scopes, WorkspaceId};
+use crate::domain::{ApiKey, ApiKeyId, FieldPolicy, KeyRate, NameSet, Scope, Scopes, WorkspaceId};
 
 const API_KEY_TABLE: &str = "api_key";
 
@@ -33,6 +33,10 @@ struct ApiKeyRecord {
     created_at: DateTime<Utc>,
     created_by: String,
     revoked_at: Option<DateTime<Utc>>,
+    /// The key's own rate (requests a second); the server's default when absent.
+    rate_per_second: Option<u32>,
+    /// The key's own burst, with `rate_per_second`.
+    rate_burst: Option<u32>,
 }
 
 impl ApiKeyRecord {
@@ -51,6 +55,8 @@ impl ApiKeyRecord {
             created_at: key.created_at,
             created_by: key.created_by.clone(),
             revoked_at: key.revoked_at,
+            rate_per_second: key.rate.map(|rate| rate.per_second),
+            rate_burst: key.rate.map(|rate| rate.burst),
         }
     }
 
@@ -76,6 +82,10 @@ impl ApiKeyRecord {
             created_at: self.created_at,
             created_by: self.created_by,
             revoked_at: self.revoked_at,
+            rate: self
+                .rate_per_second
+                .zip(self.rate_burst)
+                .map(|(per_second, burst)| KeyRate { per_second, burst }),
         })
     }
 }
@@ -137,9 +147,13 @@ impl Store {
         let scopes = write.bind(updated.scopes);
         let fields = write.bind(updated.fields);
         let attributes = write.bind(updated.attributes);
+        let verified = write.bind(updated.require_verified_identity);
+        let rate = write.bind(updated.rate_per_second);
+        let burst = write.bind(updated.rate_burst);
         write.statement(format!(
             "UPDATE {record} SET name = {name}, scopes = {scopes}, fields = {fields}, \
-             attributes = {attributes} RETURN NONE"
+             attributes = {attributes}, require_verified_identity = {verified}, \
+             rate_per_second = {rate}, rate_burst = {burst} RETURN NONE"
         ));
         self.commit_catalog(write).await?;
         let stored: Option<ApiKeyRecord> = self

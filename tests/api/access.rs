@@ -448,3 +448,113 @@ async fn viewer_is_the_key_making_the_request() {
         "UNAUTHENTICATED"
     );
 }
+
+/// Every authenticated answer says where its key stands (`RateLimit-Policy`, `RateLimit`, the
+/// IETF httpapi draft); `viewer` shows the rate in force; a key created with a rate of its own
+/// is held to it (429 `RATE_LIMITED` with `Retry-After` and the same headers), and a rate
+/// raised by `updateApiKey` applies from its next request. Rates out of bounds are refused.
+#[tokio::test]
+async fn keys_have_rate_limits_of_their_own_told_in_every_answer() {
+    let app = TestApp::spawn_adjusted(|settings| {
+        settings.api.rate_limit_per_second = 1_000;
+        settings.api.rate_limit_burst = 2_000;
+    })
+    .await;
+    let header = |response: &reqwest::Response, name: &str| {
+        response.headers()[name].to_str().unwrap().to_owned()
+    };
+    let ask = |client: reqwest::Client, query: &'static str| {
+        let url = app.url("/graphql");
+        async move {
+            client
+                .post(url)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    const VIEWER: &str = "{ viewer { rateLimit { perSecond burst } } }";
+
+    // The admin key has no rate of its own: the server's default.
+    let answer = ask(app.client.clone(), VIEWER).await;
+    assert_eq!(header(&answer, "ratelimit-policy"), "\"key\";q=2000;w=2");
+    let state = header(&answer, "ratelimit");
+    assert!(state.starts_with("\"key\";r=19"), "{state}");
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(
+        body["data"]["viewer"]["rateLimit"],
+        json!({ "perSecond": 1000, "burst": 2000 })
+    );
+
+    // A key of its own rate: 1 a second, 2 at once.
+    let created = app
+        .data(
+            "mutation { createApiKey(input: { name: \"slow\", scopes: [\"contacts:read\"], rateLimit: { perSecond: 1, burst: 2 } }) { secret key { id rateLimit { perSecond burst } } } }",
+            json!({}),
+        )
+        .await["createApiKey"]
+        .clone();
+    assert_eq!(
+        created["key"]["rateLimit"],
+        json!({ "perSecond": 1, "burst": 2 })
+    );
+    let slow = client_with_key(created["secret"].as_str().unwrap());
+    let first = ask(slow.clone(), VIEWER).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(header(&first, "ratelimit-policy"), "\"key\";q=2;w=2");
+    assert_eq!(header(&first, "ratelimit"), "\"key\";r=1;t=1");
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(
+        body["data"]["viewer"]["rateLimit"],
+        json!({ "perSecond": 1, "burst": 2 })
+    );
+    let second = ask(slow.clone(), VIEWER).await;
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(header(&second, "ratelimit"), "\"key\";r=0;t=2");
+    let refused = ask(slow.clone(), VIEWER).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&refused, "retry-after"), "1");
+    assert_eq!(header(&refused, "ratelimit"), "\"key\";r=0;t=2");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+
+    // Raised by an admin: the next request runs at the new rate.
+    let raised = app
+        .data(
+            "mutation($id: ID!) { updateApiKey(id: $id, input: { rateLimit: { perSecond: 100 } }) { rateLimit { perSecond burst } } }",
+            json!({ "id": created["key"]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        raised["updateApiKey"]["rateLimit"],
+        json!({ "perSecond": 100, "burst": 200 })
+    );
+    let after = ask(slow, VIEWER).await;
+    assert_eq!(after.status(), StatusCode::OK);
+    assert_eq!(header(&after, "ratelimit-policy"), "\"key\";q=200;w=2");
+    // Another change keeps the rate, and a new field policy is stored whole.
+    let narrowed = app
+        .data(
+            "mutation($id: ID!) { updateApiKey(id: $id, input: { fieldPolicy: { fields: [\"name\"], requireVerifiedIdentity: true } }) { rateLimit { perSecond } fieldPolicy { fields requireVerifiedIdentity } } }",
+            json!({ "id": created["key"]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        narrowed["updateApiKey"],
+        json!({ "rateLimit": { "perSecond": 100 }, "fieldPolicy": { "fields": ["name"], "requireVerifiedIdentity": true } })
+    );
+
+    for bad in [
+        "{ perSecond: 0 }",
+        "{ perSecond: 100001 }",
+        "{ perSecond: 10, burst: 5 }",
+        "{ perSecond: 10, burst: 101 }",
+    ] {
+        let query = format!(
+            "mutation {{ createApiKey(input: {{ name: \"bad\", scopes: [\"contacts:read\"], rateLimit: {bad} }}) {{ secret }} }}"
+        );
+        let code = app.error_code_as(ADMIN_KEY, &query, json!({})).await;
+        assert_eq!(code, "INVALID_INPUT", "{bad}");
+    }
+}

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::super::SharedState;
 use super::super::errors::finish_response;
+use super::super::rate_limit::Admission;
 use crate::audit::acting_as_stream;
 use crate::domain::Caller;
 use crate::graphql::error::api_error;
@@ -45,7 +46,7 @@ impl GatedExecutor {
     ) -> BoxStream<'static, Response> {
         let caller = Arc::clone(&self.caller.borrow());
         if let Some(limit) = &self.state.rate_limit
-            && let Err(wait) = limit.admit(&caller.key_id)
+            && let Admission::Refused(_, wait) = limit.admit(&caller.key_id, caller.rate)
         {
             self.state.metrics.rate_limited("key");
             let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
