@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
 use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
 use axum::response::Response;
 use tracing::info;
 
@@ -75,9 +75,8 @@ impl AccessSlot {
 /// the requests it may still make at once (`r`) and the seconds until the whole burst is
 /// available again (`t`).
 fn tell_rate(headers: &mut HeaderMap, rate: RateState) {
-    let whole_seconds = |span: std::time::Duration| {
-        span.as_secs() + u64::from(span.subsec_nanos() > 0)
-    };
+    let whole_seconds =
+        |span: std::time::Duration| span.as_secs() + u64::from(span.subsec_nanos() > 0);
     let window = u64::from(rate.rate.burst).div_ceil(u64::from(rate.rate.per_second.max(1)));
     let policy = format!("\"key\";q={};w={window}", rate.rate.burst);
     let state = format!(

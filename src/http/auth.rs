@@ -12,8 +12,8 @@ use axum::response::Response;
 
 use super::SharedState;
 use super::access::AccessSlot;
-use super::rate_limit::Admission;
 use super::errors::error_response;
+use super::rate_limit::Admission;
 use crate::domain::{Caller, Scope};
 use crate::service::ServiceError;
 
