@@ -51,6 +51,7 @@ const READ_ONLY: &[&str] = &[
 pub(crate) fn fixed_field(key: &str) -> Option<&'static str> {
     Some(match key {
         "externalId" | "external_id" => "externalId",
+        "userId" | "user_id" => "userId",
         "email" => "email",
         "name" => "name",
         "phone" => "phone",
@@ -95,6 +96,7 @@ impl ImportRow {
     pub fn parse(&self, registry: &AttributeRegistry) -> Result<ParsedRow, DomainError> {
         let mut patch = ContactPatch::default();
         let mut external_id = None;
+        let mut user_id = None;
         let mut attributes = Map::new();
         for (key, value) in &self.values {
             if self.text_cells && value.as_str().is_some_and(|text| text.trim().is_empty()) {
@@ -103,6 +105,11 @@ impl ImportRow {
             match key.as_str() {
                 "externalId" | "external_id" => {
                     external_id = text_field(key, value)?
+                        .map(|raw| ExternalId::parse(&raw))
+                        .transpose()?;
+                }
+                "userId" | "user_id" => {
+                    user_id = text_field(key, value)?
                         .map(|raw| ExternalId::parse(&raw))
                         .transpose()?;
                 }
@@ -162,11 +169,32 @@ impl ImportRow {
             }
         }
         patch.attributes = registry.parse_changes(&attributes)?;
+        let external_id = verified_user(external_id, user_id)?;
         Ok(ParsedRow {
             line: self.line,
             external_id,
             patch,
         })
+    }
+}
+
+/// The row's external id, given the `user_id` it may carry (the product's example record
+/// spells both): the verified user id is the external id, so a row with both must give one
+/// value, and a row with `user_id` alone is keyed by it.
+fn verified_user(
+    external_id: Option<ExternalId>,
+    user_id: Option<ExternalId>,
+) -> Result<Option<ExternalId>, DomainError> {
+    match (external_id, user_id) {
+        (Some(external), Some(user)) if external != user => Err(DomainError::invalid(
+            "user_id",
+            format!(
+                "user_id `{}` differs from external_id `{}`: the verified user id is the external id",
+                user.as_str(),
+                external.as_str()
+            ),
+        )),
+        (external, user) => Ok(external.or(user)),
     }
 }
 
@@ -287,6 +315,33 @@ mod tests {
 
     fn attribute(parsed: &ParsedRow, name: &str) -> Option<AttributeValue> {
         parsed.patch.attributes.get(name).cloned().flatten()
+    }
+
+    #[test]
+    fn the_example_record_with_user_id_imports_and_a_differing_user_id_is_a_row_error() {
+        let example = row(
+            json!({ "external_id": "customer_12345", "user_id": "customer_12345",
+                    "email": "jane@example.com", "name": "Jane Doe" }),
+            false,
+        )
+        .parse(&registry())
+        .unwrap();
+        assert_eq!(example.external_id.unwrap().as_str(), "customer_12345");
+        let alone = row(json!({ "user_id": "customer_9" }), false)
+            .parse(&registry())
+            .unwrap();
+        assert_eq!(alone.external_id.unwrap().as_str(), "customer_9");
+        let error = row(
+            json!({ "external_id": "customer_1", "user_id": "customer_2" }),
+            false,
+        )
+        .parse(&registry())
+        .unwrap_err();
+        assert!(
+            matches!(error, DomainError::InvalidInput { ref field, .. } if field == "user_id"),
+            "{error}"
+        );
+        assert!(check_columns(&["external_id", "user_id", "email"], &registry()).is_ok());
     }
 
     #[test]

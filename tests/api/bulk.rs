@@ -506,3 +506,30 @@ async fn whole_numbers_read_back_as_written_in_graphql_and_exports() {
     assert!(!export.contains(r#""visits":9.0"#), "{export}");
     assert!(export.contains(r#""ltv":9.5"#), "{export}");
 }
+
+/// The product's example record imports as written: `user_id` is the verified user id and must
+/// equal `external_id`; a row where they differ is a row error, the others go in.
+#[tokio::test]
+async fn the_example_record_with_user_id_imports_as_written() {
+    let app = TestApp::spawn().await;
+    let rows = concat!(
+        r#"{"external_id": "customer_12345", "user_id": "customer_12345", "email": "jane@example.com", "name": "Jane Doe"}"#,
+        "\n",
+        r#"{"external_id": "customer_1", "user_id": "customer_2", "email": "x@example.com"}"#,
+        "\n",
+    );
+    let report = app.import("", rows).await;
+    assert_eq!(counts(&report), [2, 1, 0, 0, 1, 0], "{report}");
+    assert_eq!(report["errors"][0]["line"], 2, "{report}");
+    assert_eq!(report["errors"][0]["code"], "INVALID_INPUT", "{report}");
+    let jane = app
+        .data(
+            "{ contact(externalId: \"customer_12345\") { email name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        jane["contact"],
+        json!({ "email": "jane@example.com", "name": "Jane Doe" })
+    );
+}
