@@ -8,6 +8,7 @@ mod bulk;
 mod cached_reads;
 mod catalog;
 mod contacts;
+mod contract;
 mod crash;
 mod errors;
 mod frontend;

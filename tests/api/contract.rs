@@ -1,0 +1,276 @@
+//! The contract kept: `schema.graphql` against the schema of the last release
+//! (`docs/contract/released.graphql`). A change that can break a client that works against the
+//! release (a type, field, argument, input field, enum value or union member removed; a type
+//! changed so that an old query or an old input no longer fits; a new required argument or
+//! input field) fails this test unless the `Unreleased` section of CHANGELOG.md names it in
+//! backticks (`Type.field`, `Type.field(argument:)`, `Enum.VALUE`). A rename keeps the old name
+//! one release as `@deprecated(reason:)`, so it adds and breaks nothing until the old name goes.
+//!
+//! Parsed with async-graphql's own parser: the same reading of SDL as the server's, and no
+//! Node toolchain in CI for `@graphql-inspector/cli`.
+
+use std::collections::BTreeMap;
+
+use async_graphql::parser::parse_schema;
+use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+
+const RELEASED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/docs/contract/released.graphql"
+);
+const CURRENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+const CHANGELOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/CHANGELOG.md");
+
+/// What a client relies on at one coordinate of a schema.
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    /// A type, by kind (`object`, `input`, `enum`, ...).
+    Type(&'static str),
+    /// A field of an object or interface: the type it returns.
+    Output(Type),
+    /// An argument or an input field: its type, and whether it has a default.
+    Input(Type, bool),
+    /// An enum value or a union member.
+    Member,
+}
+
+/// Every coordinate of `sdl` with what a client relies on there.
+fn coordinates(sdl: &str) -> BTreeMap<String, Part> {
+    let document = parse_schema(sdl).expect("the SDL parses");
+    let mut parts = BTreeMap::new();
+    for definition in document.definitions {
+        let TypeSystemDefinition::Type(definition) = definition else {
+            continue;
+        };
+        let definition = definition.node;
+        let name = definition.name.node.to_string();
+        let input =
+            |parts: &mut BTreeMap<String, Part>,
+             at: String,
+             value: &async_graphql::parser::types::InputValueDefinition| {
+                parts.insert(
+                    at,
+                    Part::Input(value.ty.node.clone(), value.default_value.is_some()),
+                );
+            };
+        let kind = match &definition.kind {
+            TypeKind::Scalar => "scalar",
+            TypeKind::Object(object) => {
+                for field in &object.fields {
+                    let field = &field.node;
+                    let at = format!("{name}.{}", field.name.node);
+                    for argument in &field.arguments {
+                        let argument = &argument.node;
+                        input(
+                            &mut parts,
+                            format!("{at}({}:)", argument.name.node),
+                            argument,
+                        );
+                    }
+                    parts.insert(at, Part::Output(field.ty.node.clone()));
+                }
+                "object"
+            }
+            TypeKind::Interface(interface) => {
+                for field in &interface.fields {
+                    let field = &field.node;
+                    let at = format!("{name}.{}", field.name.node);
+                    for argument in &field.arguments {
+                        let argument = &argument.node;
+                        input(
+                            &mut parts,
+                            format!("{at}({}:)", argument.name.node),
+                            argument,
+                        );
+                    }
+                    parts.insert(at, Part::Output(field.ty.node.clone()));
+                }
+                "interface"
+            }
+            TypeKind::Union(union) => {
+                for member in &union.members {
+                    parts.insert(format!("{name}.{}", member.node), Part::Member);
+                }
+                "union"
+            }
+            TypeKind::Enum(enumeration) => {
+                for value in &enumeration.values {
+                    parts.insert(format!("{name}.{}", value.node.value.node), Part::Member);
+                }
+                "enum"
+            }
+            TypeKind::InputObject(object) => {
+                for field in &object.fields {
+                    let field = &field.node;
+                    input(&mut parts, format!("{name}.{}", field.name.node), field);
+                }
+                "input"
+            }
+        };
+        parts.insert(name, Part::Type(kind));
+    }
+    parts
+}
+
+/// Whether a query written against an output of type `old` still reads one of type `new`:
+/// the same type, or one that is non-null where it was nullable.
+fn reads_the_same(old: &Type, new: &Type) -> bool {
+    if !old.nullable && new.nullable {
+        return false;
+    }
+    match (&old.base, &new.base) {
+        (BaseType::Named(old), BaseType::Named(new)) => old == new,
+        (BaseType::List(old), BaseType::List(new)) => reads_the_same(old, new),
+        _ => false,
+    }
+}
+
+/// Whether an input of type `old` still fits where one of type `new` is taken: the same
+/// type, or one that is nullable where it was required.
+fn accepts_the_same(old: &Type, new: &Type) -> bool {
+    if old.nullable && !new.nullable {
+        return false;
+    }
+    match (&old.base, &new.base) {
+        (BaseType::Named(old), BaseType::Named(new)) => old == new,
+        (BaseType::List(old), BaseType::List(new)) => accepts_the_same(old, new),
+        _ => false,
+    }
+}
+
+/// The changes from `old` to `new` that can break a client of `old`, by coordinate, with why.
+fn breaking_changes(old: &str, new: &str) -> Vec<(String, String)> {
+    let (old, new) = (coordinates(old), coordinates(new));
+    let mut breaking = Vec::new();
+    for (at, was) in &old {
+        let why = match (was, new.get(at)) {
+            (_, None) => Some("removed".to_owned()),
+            (Part::Type(was), Some(Part::Type(is))) if was != is => {
+                Some(format!("was {was}, is {is}"))
+            }
+            (Part::Output(was), Some(Part::Output(is))) if !reads_the_same(was, is) => {
+                Some(format!("returned {was}, returns {is}"))
+            }
+            (Part::Input(was, _), Some(Part::Input(is, _))) if !accepts_the_same(was, is) => {
+                Some(format!("took {was}, takes {is}"))
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            breaking.push((at.clone(), why));
+        }
+    }
+    for (at, is) in &new {
+        // A required input is new to clients of a field or input type they already use.
+        let used = match at.find('(') {
+            Some(open) => &at[..open],
+            None => at
+                .rsplit_once('.')
+                .map_or(at.as_str(), |(parent, _)| parent),
+        };
+        if let (None, Part::Input(ty, false)) = (old.get(at), is)
+            && !ty.nullable
+            && old.contains_key(used)
+        {
+            breaking.push((at.clone(), format!("new and required ({ty})")));
+        }
+    }
+    breaking
+}
+
+/// The `Unreleased` section of the changelog.
+fn unreleased(changelog: &str) -> &str {
+    let start = changelog
+        .find("## [Unreleased]")
+        .expect("CHANGELOG.md has an `## [Unreleased]` section");
+    let rest = &changelog[start + 1..];
+    let end = rest.find("\n## [").map_or(rest.len(), |end| end + 1);
+    &rest[..end]
+}
+
+#[test]
+fn breaking_changes_against_the_last_release_are_listed_in_the_changelog() {
+    let released = std::fs::read_to_string(RELEASED).expect("the released schema is checked in");
+    let current = std::fs::read_to_string(CURRENT).unwrap();
+    let changelog = std::fs::read_to_string(CHANGELOG).expect("CHANGELOG.md exists");
+    let listed = unreleased(&changelog);
+    let unlisted: Vec<String> = breaking_changes(&released, &current)
+        .into_iter()
+        .filter(|(at, _)| !listed.contains(&format!("`{at}`")))
+        .map(|(at, why)| format!("`{at}`: {why}"))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "breaking changes against docs/contract/released.graphql that CHANGELOG.md's Unreleased \
+         section does not name (keep the old name one release with @deprecated, or list them):\n{}",
+        unlisted.join("\n")
+    );
+}
+
+#[test]
+fn the_contract_check_finds_what_breaks_a_client_and_nothing_else() {
+    let old = r#"
+        type Query { contact(id: ID!, tag: String): Contact, list: [String!]!, gone: Int }
+        type Contact { id: ID!, name: String, age: Int! }
+        input Filter { plan: String!, tier: String }
+        enum Kind { ENTER EXIT }
+        union Node = Contact
+    "#;
+    let new = r#"
+        type Query { contact(id: ID, tag: String!, limit: Int!, page: Int = 1, note: String): Contact!, list: [String]!, added: Int }
+        type Contact { id: ID!, name: String!, age: Int }
+        input Filter { plan: String, tier: Int, region: String!, zone: String = "eu" }
+        enum Kind { ENTER MOVE }
+        type Extra { id: ID! }
+        union Node = Extra
+    "#;
+    let found: BTreeMap<String, String> = breaking_changes(old, new).into_iter().collect();
+    let expected = [
+        "Query.gone",
+        "Query.contact(tag:)",
+        "Query.contact(limit:)",
+        "Query.list",
+        "Contact.age",
+        "Filter.tier",
+        "Filter.region",
+        "Kind.EXIT",
+        "Node.Contact",
+    ];
+    assert_eq!(
+        found.keys().map(String::as_str).collect::<Vec<_>>().len(),
+        expected.len(),
+        "{found:#?}"
+    );
+    for at in expected {
+        assert!(found.contains_key(at), "`{at}` not found in {found:#?}");
+    }
+    // Safe: an optional argument now nullable (`id`), an output now non-null (`contact`,
+    // `name`), an input field now nullable (`plan`), additions with defaults or nullable,
+    // a new enum value, type or field.
+    for safe in [
+        "Query.contact(id:)",
+        "Query.contact",
+        "Contact.name",
+        "Filter.plan",
+        "Query.contact(page:)",
+        "Query.contact(note:)",
+        "Filter.zone",
+        "Kind.MOVE",
+        "Extra",
+        "Query.added",
+    ] {
+        assert!(
+            !found.contains_key(safe),
+            "`{safe}` is not breaking: {found:#?}"
+        );
+    }
+    assert!(breaking_changes(new, new).is_empty());
+}
+
+#[test]
+fn only_the_unreleased_section_counts_as_listed() {
+    let changelog = "# Changelog\n\n## [Unreleased]\n\n### Removed\n- `A.b`\n\n## [0.9.0] - 2026-12-07\n- `C.d`\n";
+    let listed = unreleased(changelog);
+    assert!(listed.contains("`A.b`"));
+    assert!(!listed.contains("`C.d`"));
+}
