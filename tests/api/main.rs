@@ -10,6 +10,7 @@ mod catalog;
 mod contacts;
 mod contract;
 mod crash;
+mod doc_examples;
 mod errors;
 mod frontend;
 mod hardening;
