@@ -108,6 +108,7 @@ impl ActivityMutation {
     }
 }
 
+/// Activity mutations.
 #[Object]
 impl ActivityMutation {
     /// Records a conversation with a contact, idempotently by `conversationId` (recording it

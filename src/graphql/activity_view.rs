@@ -17,6 +17,7 @@ use crate::store::ActivityCursor;
 /// One conversation with a contact.
 pub struct ConversationView(pub Conversation);
 
+/// One conversation with a contact.
 #[Object(name = "Conversation")]
 impl ConversationView {
     /// The conversation's id in the chat product.
@@ -63,6 +64,7 @@ impl ConversationView {
 /// Something a contact did.
 pub struct EventView(pub Event);
 
+/// Something a contact did.
 #[Object(name = "Event")]
 impl EventView {
     /// The event's id (yours, or a generated `evt_…`).
@@ -135,14 +137,18 @@ pub struct EventConnection {
 /// One conversation of a page and the cursor after it.
 #[derive(SimpleObject)]
 pub struct ConversationEdge {
+    /// Pass as `after` to continue after this one.
     cursor: String,
+    /// The conversation.
     node: ConversationView,
 }
 
 /// One event of a page and the cursor after it.
 #[derive(SimpleObject)]
 pub struct EventEdge {
+    /// Pass as `after` to continue after this one.
     cursor: String,
+    /// The event.
     node: EventView,
 }
 
@@ -176,6 +182,7 @@ impl EventConnection {
     }
 }
 
+/// A page of a contact's conversations, latest first.
 #[Object]
 impl ConversationConnection {
     /// The conversations, each with its cursor.
@@ -206,6 +213,7 @@ impl ConversationConnection {
     }
 }
 
+/// A page of a contact's events, latest first.
 #[Object]
 impl EventConnection {
     /// The events, each with its cursor.

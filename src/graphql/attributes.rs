@@ -22,6 +22,7 @@ impl AttributeQuery {
     }
 }
 
+/// Attribute registry queries.
 #[Object]
 impl AttributeQuery {
     /// Every custom attribute the workspace has declared, by name.
@@ -45,6 +46,7 @@ impl AttributeMutation {
     }
 }
 
+/// Attribute registry mutations.
 #[Object]
 impl AttributeMutation {
     /// Declares a custom attribute. Declaring it again with the same type and sensitivity

@@ -184,6 +184,7 @@ impl ContactConnection {
 /// An edge: a contact, the cursor that resumes after it, and its page's batch.
 pub struct ContactEdge(Arc<Contact>, String, Arc<PageBatch>);
 
+/// A contact of a page, with the cursor that resumes after it.
 #[Object]
 impl ContactEdge {
     /// Pass as `after` to continue after this contact.
@@ -210,6 +211,7 @@ pub struct PageInfo {
     end_cursor: Option<String>,
 }
 
+/// A page of contacts.
 #[Object]
 impl ContactConnection {
     /// The contacts of this page with their cursors.

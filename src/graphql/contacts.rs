@@ -32,6 +32,7 @@ impl ContactQuery {
     }
 }
 
+/// Contact queries.
 #[Object]
 impl ContactQuery {
     /// One contact, by its `id`, its `externalId` or any `identity` it holds (give exactly
@@ -197,6 +198,7 @@ impl ContactMutation {
     }
 }
 
+/// Contact mutations. Each is atomic: on error nothing is written.
 #[Object]
 impl ContactMutation {
     /// Creates or updates the contact with `input.externalId`. Given fields are set, `null`

@@ -70,6 +70,7 @@ impl IdentityQuery {
     }
 }
 
+/// Identity queries.
 #[Object]
 impl IdentityQuery {
     /// The workspace's identity settings.
@@ -96,6 +97,7 @@ impl IdentityMutation {
     }
 }
 
+/// Identity mutations.
 #[Object]
 impl IdentityMutation {
     /// Creates the anonymous contact of `anonymousId`, or touches it: `lastSeenAt` becomes now

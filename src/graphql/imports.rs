@@ -55,6 +55,7 @@ impl From<RowError> for RowErrorView {
 /// Progress and report of an import job.
 pub struct ImportJobView(ImportReport);
 
+/// Progress and report of an import job.
 #[Object(name = "ImportJob")]
 impl ImportJobView {
     /// The job id.
@@ -145,6 +146,7 @@ impl ImportQuery {
     }
 }
 
+/// Import job queries.
 #[Object]
 impl ImportQuery {
     /// An import job, while it runs and after (the last 100 jobs since the service started).

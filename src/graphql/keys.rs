@@ -78,6 +78,7 @@ impl From<&FieldPolicy> for FieldPolicyView {
 /// An API key (never with its secret).
 pub struct ApiKeyView(ApiKey);
 
+/// An API key (never with its secret).
 #[Object(name = "ApiKey")]
 impl ApiKeyView {
     /// Opaque id; writes made with the key record it as their actor.
@@ -220,6 +221,7 @@ pub struct Viewer {
     rate_limit: Option<RateLimit>,
 }
 
+/// Key queries.
 #[Object]
 impl KeyQuery {
     /// The key this request is made with: its scopes, field policy and rate limit (any valid
@@ -257,6 +259,7 @@ impl KeyMutation {
     }
 }
 
+/// Key mutations.
 #[Object]
 impl KeyMutation {
     /// Creates an API key in the caller's workspace; the secret is in the answer and nowhere

@@ -115,6 +115,7 @@ impl LiveQuery {
     }
 }
 
+/// The feed as a query.
 #[Object]
 impl LiveQuery {
     /// Who entered and left saved segment `slug`, in the order it happened: ENTER and EXIT
@@ -174,6 +175,7 @@ impl SubscriptionRoot {
     }
 }
 
+/// Every subscription field (over WebSocket at `/graphql/ws`, protocol graphql-transport-ws).
 #[Subscription]
 impl SubscriptionRoot {
     /// ENTER and EXIT of saved segment `slug` as they are recorded: the entries after cursor

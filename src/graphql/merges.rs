@@ -147,6 +147,7 @@ impl From<MergeStrategyInput> for MergeStrategy {
 /// What a merge would do, computed without writing.
 pub struct MergePreviewView(MergePreview);
 
+/// What a merge would do, computed without writing.
 #[Object(name = "MergePreview")]
 impl MergePreviewView {
     /// The contact that would remain.
@@ -190,6 +191,7 @@ impl MergePreviewView {
 /// A merge, as audited.
 pub struct MergeView(MergeRecord);
 
+/// A merge, as audited.
 #[Object(name = "Merge")]
 impl MergeView {
     /// The merge id (give it to `unmergeContacts`).
@@ -287,6 +289,7 @@ impl MergeQuery {
     }
 }
 
+/// Merge queries.
 #[Object]
 impl MergeQuery {
     /// What merging `absorbedId` into `survivorId` would produce, field by field, without
@@ -341,6 +344,7 @@ impl MergeMutation {
     }
 }
 
+/// Merge mutations.
 #[Object]
 impl MergeMutation {
     /// Merges `absorbedId` into `survivorId` in one transaction: fixed fields keep the

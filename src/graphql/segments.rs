@@ -31,6 +31,7 @@ impl SegmentQuery {
     }
 }
 
+/// Segment queries.
 #[Object]
 impl SegmentQuery {
     /// Checks segment text: errors with spans and hints, the canonical text, and how many contacts
@@ -170,6 +171,7 @@ impl SegmentMutation {
     }
 }
 
+/// Segment mutations.
 #[Object]
 impl SegmentMutation {
     /// Creates or replaces a saved segment, given as `text` or as `expr` (exactly one). Its
@@ -264,6 +266,9 @@ impl SegmentView {
     }
 }
 
+/// A saved segment: a named condition over contacts, written in the segment language, that
+/// counts, pages and explains its members, has a feed of who enters and leaves it, and may be
+/// referenced by other segments (`in segment "slug"`).
 #[Object(name = "Segment")]
 impl SegmentView {
     /// Address.
@@ -369,6 +374,7 @@ pub struct SegmentError {
 /// The result of `validateSegment`.
 pub struct SegmentValidation(Validation);
 
+/// The result of `validateSegment`.
 #[Object]
 impl SegmentValidation {
     /// Whether the segment can be used.
@@ -412,6 +418,7 @@ pub struct MembershipExplanation {
     nodes: Vec<ExplainNode>,
 }
 
+/// Why a contact is in or out of a segment.
 #[Object]
 impl MembershipExplanation {
     /// Whether the contact is a member.
@@ -428,6 +435,7 @@ impl MembershipExplanation {
 /// One part of a segment in an explanation.
 pub struct ExplainNodeView(ExplainNode);
 
+/// One part of a segment in an explanation.
 #[Object(name = "ExplainNode")]
 impl ExplainNodeView {
     /// Position in the list.
@@ -464,6 +472,7 @@ impl ExplainNodeView {
 /// How current the segment index is.
 pub struct IndexStatusView(IndexStatus);
 
+/// How current the segment index is.
 #[Object(name = "IndexStatus")]
 impl IndexStatusView {
     /// Changes of this workspace committed to the store and not yet indexed.
@@ -517,6 +526,7 @@ pub struct SegmentMatches {
     checked: Vec<(SavedSegment, bool)>,
 }
 
+/// The saved segments checked for one contact.
 #[Object]
 impl SegmentMatches {
     /// The contact checked (the survivor, when an id of a merged contact was given).

@@ -153,6 +153,11 @@ pub fn visible_identities(policy: &FieldPolicy, identities: Vec<Identity>) -> Ve
         .collect()
 }
 
+/// A contact as the API shows it. Every field the caller's field policy does not approve
+/// reads as null (absent from `attributes`), as do sensitive attributes without `pii:read`.
+/// The result of a write shown to a key without `contacts:read` holds only what it wrote. A key
+/// that requires verified identities sees, on every path but a verified visitor's lookup
+/// (and the `identify` that verified it), only what the visitor itself said.
 #[Object(name = "Contact")]
 impl ContactView {
     /// Stable, opaque id.
@@ -539,6 +544,7 @@ impl From<MergeRuleView> for MergeRule {
 /// A declared custom attribute.
 pub struct AttributeView(pub AttributeDefinition);
 
+/// A declared custom attribute.
 #[Object(name = "AttributeDefinition")]
 impl AttributeView {
     /// Name, as used in `attributes` and in segments.

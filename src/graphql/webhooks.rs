@@ -210,6 +210,7 @@ impl WebhookQuery {
     }
 }
 
+/// Webhook queries.
 #[Object]
 impl WebhookQuery {
     /// The workspace's webhook endpoints, oldest first.
@@ -267,6 +268,7 @@ impl WebhookMutation {
     }
 }
 
+/// Webhook mutations.
 #[Object]
 impl WebhookMutation {
     /// Creates an endpoint; the answer carries its signing secret, shown this once.

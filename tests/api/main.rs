@@ -9,6 +9,7 @@ mod cached_reads;
 mod catalog;
 mod contacts;
 mod contract;
+mod conventions;
 mod crash;
 mod doc_examples;
 mod errors;
