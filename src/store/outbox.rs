@@ -125,6 +125,18 @@ impl Store {
         webhook: &WebhookId,
         limit: usize,
     ) -> Result<OutboxRead, StoreError> {
+        self.read_outbox_from(workspace, webhook, limit, None).await
+    }
+
+    /// [`Self::read_outbox`], reading the fresh lane after `resume` instead of the saved
+    /// cursor when given (a round whose save is still under way read through it).
+    pub async fn read_outbox_from(
+        &self,
+        workspace: &WorkspaceId,
+        webhook: &WebhookId,
+        limit: usize,
+        resume: Option<&str>,
+    ) -> Result<OutboxRead, StoreError> {
         let limit_value = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut response = self
             .db
@@ -166,7 +178,10 @@ impl Store {
         if read.retry_lane_full {
             return Ok(read);
         }
-        let after = cursor.into_iter().next().map(|cursor| cursor.after);
+        let after = match resume {
+            Some(resume) => Some(resume.to_owned()),
+            None => cursor.into_iter().next().map(|cursor| cursor.after),
+        };
         let mut response = self
             .db
             .query("SELECT * FROM $range LIMIT $limit")
@@ -313,6 +328,25 @@ mod tests {
             .iter()
             .map(|delivery| delivery.id.clone())
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_read_may_resume_after_a_round_whose_save_is_under_way() {
+        let (store, hook) = store_with_hook().await;
+        let contacts: Vec<ContactId> = (0..3).map(|_| ContactId::generate()).collect();
+        let sent = enqueue(&store, &hook, &contacts).await;
+        // Nothing saved yet: the saved cursor is at the start, the round read through the first.
+        let from_saved = store
+            .read_outbox_from(&hook.workspace, &hook.id, 10, None)
+            .await
+            .unwrap();
+        assert_eq!(ids(&from_saved.fresh), sent);
+        let resumed = store
+            .read_outbox_from(&hook.workspace, &hook.id, 10, Some(&sent[0]))
+            .await
+            .unwrap();
+        assert_eq!(ids(&resumed.fresh), sent[1..]);
+        assert_eq!(resumed.read_through.as_deref(), Some(sent[2].as_str()));
     }
 
     #[tokio::test]

@@ -4,7 +4,10 @@
 //! ([`super::lanes`]). A round reads an endpoint's
 //! retry lane and fresh lane (see the store's `outbox`), walks each contact's queue, and saves
 //! the attempts, the lane changes and the cursor in one transaction; what it sent before a
-//! crash is sent again (at least once).
+//! crash is sent again (at least once). A round in which every attempt was delivered and the
+//! retry lane played no part is saved in the background while the next round reads on from
+//! where it read through (its lane's [`LaneMemory`]); any other round first waits for the saves
+//! under way and then saves in line, so a contact's retry never overtakes it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,14 +66,26 @@ impl Dispatcher {
     }
 
     /// One round of `hook`'s outbox: each contact's queue walked in order, queues side by
-    /// side, what happened saved in one transaction. Returns how many were sent, when the
+    /// side, what happened saved in one transaction (in the background when the whole round
+    /// was delivered; see the module documentation). Returns how many were sent, when the
     /// next not yet due comes due, and whether the fresh lane holds more than was read.
-    pub(super) async fn round_of(&self, hook: &Webhook) -> Result<HookRound, StoreError> {
+    pub(super) async fn round_of(
+        &self,
+        hook: &Webhook,
+        memory: &mut LaneMemory,
+    ) -> Result<HookRound, StoreError> {
+        memory.look_back().await?;
         let started = std::time::Instant::now();
         let read = self
             .store
-            .read_outbox(&hook.workspace, &hook.id, ROUND_SIZE)
+            .read_outbox_from(
+                &hook.workspace,
+                &hook.id,
+                ROUND_SIZE,
+                memory.resume.as_deref(),
+            )
             .await?;
+        let retry_lane_read = !read.retrying.is_empty() || !read.settled_retries.is_empty();
         let read_time = started.elapsed();
         let now = Utc::now();
         let waiting = read.retrying.len() + read.fresh.len();
@@ -82,9 +97,11 @@ impl Dispatcher {
         };
         let queues = queues(read.retrying, read.fresh);
         if queues.is_empty() {
+            memory.settled().await?;
             self.store
                 .save_round(&hook.workspace, &hook.id, outcome)
                 .await?;
+            memory.saved_in_line();
             return Ok(HookRound {
                 more,
                 ..HookRound::default()
@@ -123,9 +140,20 @@ impl Dispatcher {
                 }
             }
         }
-        self.store
-            .save_round(&hook.workspace, &hook.id, outcome)
-            .await?;
+        let clean = !retry_lane_read
+            && !round.gone
+            && round.delivered == round.sent
+            && outcome.to_retry.is_empty()
+            && outcome.from_retry.is_empty();
+        if clean {
+            memory.save_behind(self.store.clone(), hook, outcome);
+        } else {
+            memory.settled().await?;
+            self.store
+                .save_round(&hook.workspace, &hook.id, outcome)
+                .await?;
+            memory.saved_in_line();
+        }
         tracing::debug!(
             pending = waiting,
             sent = round.sent,
@@ -197,6 +225,69 @@ impl Dispatcher {
 enum Lane {
     Fresh,
     Retry,
+}
+
+/// What one lane keeps between rounds: where its last round read through while that round's
+/// save is under way, and the saves under way (each waits for the one before it, so the saved
+/// cursor only moves forward).
+#[derive(Default)]
+pub(super) struct LaneMemory {
+    /// Where the next read of the fresh lane starts (`None`: the saved cursor).
+    resume: Option<String>,
+    /// The last save under way.
+    saving: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl LaneMemory {
+    /// Saves `outcome` behind the saves under way and reads on after it.
+    fn save_behind(&mut self, store: Store, hook: &Webhook, outcome: RoundOutcome) {
+        if let Some(through) = &outcome.read_through {
+            self.resume = Some(through.clone());
+        }
+        let before = self.saving.take();
+        let (workspace, webhook) = (hook.workspace.clone(), hook.id.clone());
+        self.saving = Some(tokio::spawn(async move {
+            if let Some(before) = before {
+                before.await.map_err(|error| error.to_string())??;
+            }
+            store
+                .save_round(&workspace, &webhook, outcome)
+                .await
+                .map_err(|error| error.to_string())
+        }));
+    }
+
+    /// Waits for the saves under way. One that failed leaves its rounds unsaved: the error
+    /// ends the round under way unsaved too, and the next read starts at the saved cursor
+    /// again, so they are all sent again (at least once).
+    pub(super) async fn settled(&mut self) -> Result<(), StoreError> {
+        let Some(saving) = self.saving.take() else {
+            return Ok(());
+        };
+        let outcome = saving
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|saved| saved);
+        outcome.map_err(|error| {
+            self.resume = None;
+            StoreError::Backend(format!(
+                "saving a webhook round failed ({error}); its deliveries are sent again"
+            ))
+        })
+    }
+
+    /// Records that a round was saved in line: the saved cursor is where reads start.
+    fn saved_in_line(&mut self) {
+        self.resume = None;
+    }
+
+    /// Looks at a save that has ended meanwhile (without waiting for one under way).
+    async fn look_back(&mut self) -> Result<(), StoreError> {
+        if self.saving.as_ref().is_some_and(|task| task.is_finished()) {
+            self.settled().await?;
+        }
+        Ok(())
+    }
 }
 
 /// One contact's queue after a round: each delivery as it stands, its lane and whether it

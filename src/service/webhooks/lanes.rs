@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::dispatcher::{Dispatcher, HookRound};
+use super::dispatcher::{Dispatcher, HookRound, LaneMemory};
 use crate::domain::{Webhook, WebhookId};
 use crate::service::live::FeedEvent;
 use crate::telemetry::supervise::catch_panic;
@@ -128,13 +128,14 @@ impl Dispatcher {
     ) {
         let mut failing_rounds: u32 = 0;
         let mut events_open = true;
+        let mut memory = LaneMemory::default();
         loop {
             let sending = match &self.lease {
                 Some(lease) => lease.held().await,
                 None => true,
             };
             let round = if sending {
-                catch_panic(LANE_TASK, &self.metrics, self.round_of(&hook)).await
+                catch_panic(LANE_TASK, &self.metrics, self.round_of(&hook, &mut memory)).await
             } else {
                 Some(Ok(HookRound::default()))
             };
@@ -173,6 +174,7 @@ impl Dispatcher {
                 }
             }
             if *stop.borrow() {
+                let _ = memory.settled().await;
                 return;
             }
         }
