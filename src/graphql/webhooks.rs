@@ -1,7 +1,7 @@
 //! Webhook administration (scope `admin`): endpoints, their secrets (shown once) and their
 //! delivery logs.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::caller;
@@ -118,13 +118,38 @@ impl From<CreatedWebhook> for CreatedWebhookView {
     }
 }
 
+/// What a message to an endpoint is about: the `type` of its body.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "WebhookMessageType")]
+pub enum MessageType {
+    /// `segment.membership`: a contact entered or left a saved segment.
+    SegmentMembership,
+    /// `contact.changed`: a contact was written, merged or deleted.
+    ContactChanged,
+    /// `webhook.test`: a message sent by `testWebhook`.
+    WebhookTest,
+}
+
+impl MessageType {
+    /// The type a body names (`segment.membership`, ...).
+    fn of(body_type: &str) -> Option<Self> {
+        match body_type {
+            "segment.membership" => Some(Self::SegmentMembership),
+            "contact.changed" => Some(Self::ContactChanged),
+            "webhook.test" => Some(Self::WebhookTest),
+            _ => None,
+        }
+    }
+}
+
 /// One message to an endpoint and how its attempts went.
 #[derive(SimpleObject)]
-#[graphql(name = "WebhookDelivery")]
+#[graphql(name = "WebhookDelivery", complex)]
 pub struct DeliveryView {
     /// The message id, sent as `webhook-id` (the same on every attempt: deduplicate by it).
     id: ID,
     /// `segment.membership`, `contact.changed` or `webhook.test`.
+    #[graphql(deprecation = "use `messageType`, an enum")]
     event_type: String,
     /// The contact it is about.
     contact_id: Option<ID>,
@@ -144,6 +169,22 @@ pub struct DeliveryView {
     last_error: Option<String>,
     /// When it was delivered.
     delivered_at: Option<DateTime<Utc>>,
+}
+
+#[ComplexObject]
+impl DeliveryView {
+    /// What the message is about (its body's `type`).
+    async fn message_type(&self) -> async_graphql::Result<MessageType> {
+        MessageType::of(&self.event_type)
+            .ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "delivery `{}` has the unknown type `{}`",
+                    self.id.as_str(),
+                    self.event_type
+                ))
+            })
+            .api()
+    }
 }
 
 impl From<WebhookDelivery> for DeliveryView {

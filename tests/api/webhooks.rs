@@ -449,9 +449,15 @@ async fn test_webhook_rotation_and_deletion() {
         .unwrap()
         .to_owned();
     receiver.trust(created["createWebhook"]["secret"].as_str().unwrap());
-    let test = "mutation($id: ID!) { testWebhook(id: $id) { status eventType lastStatus } }";
+    let test =
+        "mutation($id: ID!) { testWebhook(id: $id) { status eventType messageType lastStatus } }";
     let sent = app.data(test, json!({ "id": hook })).await;
     assert_eq!(sent["testWebhook"]["status"], "DELIVERED", "{sent}");
+    assert_eq!(sent["testWebhook"]["messageType"], "WEBHOOK_TEST", "{sent}");
+    assert_eq!(
+        sent["testWebhook"]["eventType"], "webhook.test",
+        "deprecated, still there"
+    );
     assert_eq!(receiver.distinct()[0]["type"], "webhook.test");
 
     // After rotation the old secret no longer verifies: the receiver refuses, the test fails.
