@@ -6,6 +6,87 @@ use tracing::error;
 use crate::domain::{Caller, DomainError, Scope};
 use crate::service::{ErrorCode, ServiceError};
 
+/// Every code an error of this API may carry in `extensions.code`, and in a bulk report's
+/// rows.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "ErrorCode")]
+pub enum ErrorCodeView {
+    /// The addressed record does not exist (in this workspace).
+    NotFound,
+    /// An argument or fixed field is malformed (also syntax and validation errors).
+    InvalidInput,
+    /// A custom attribute is undeclared or has a value of the wrong type.
+    InvalidAttribute,
+    /// The request contradicts stored state (a taken external id, a changed type, contention).
+    Conflict,
+    /// Segment text or tree does not parse or check; diagnostics carry spans.
+    InvalidSegment,
+    /// An identity value is malformed, or a placeholder that is never linked.
+    InvalidIdentity,
+    /// `identify` was called without a valid user hash or token.
+    IdentityNotVerified,
+    /// A dependency did not answer in time; retrying may succeed.
+    Unavailable,
+    /// No valid API key was presented (HTTP 401).
+    Unauthenticated,
+    /// The API key lacks the scope or the approved field the request needs.
+    Forbidden,
+    /// The API key sent more requests than its rate allows (HTTP 429, `Retry-After`).
+    RateLimited,
+    /// The query is nested too deep, too complex, or uses too many aliases.
+    QueryTooComplex,
+    /// A persisted query's hash is not (or no longer) known: send the query with its hash.
+    PersistedQueryNotFound,
+    /// Something failed on our side; details are logged, not returned.
+    Internal,
+}
+
+impl From<ErrorCode> for ErrorCodeView {
+    fn from(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::NotFound => Self::NotFound,
+            ErrorCode::InvalidInput => Self::InvalidInput,
+            ErrorCode::InvalidAttribute => Self::InvalidAttribute,
+            ErrorCode::Conflict => Self::Conflict,
+            ErrorCode::InvalidSegment => Self::InvalidSegment,
+            ErrorCode::InvalidIdentity => Self::InvalidIdentity,
+            ErrorCode::IdentityNotVerified => Self::IdentityNotVerified,
+            ErrorCode::Unavailable => Self::Unavailable,
+            ErrorCode::Unauthenticated => Self::Unauthenticated,
+            ErrorCode::Forbidden => Self::Forbidden,
+            ErrorCode::RateLimited => Self::RateLimited,
+            ErrorCode::QueryTooComplex => Self::QueryTooComplex,
+            ErrorCode::PersistedQueryNotFound => Self::PersistedQueryNotFound,
+            ErrorCode::Internal => Self::Internal,
+        }
+    }
+}
+
+impl ErrorCodeView {
+    /// The code spelled `wire` (`NOT_FOUND`, ...).
+    pub fn of_wire(wire: &str) -> Option<Self> {
+        const ALL: [ErrorCode; 14] = [
+            ErrorCode::NotFound,
+            ErrorCode::InvalidInput,
+            ErrorCode::InvalidAttribute,
+            ErrorCode::Conflict,
+            ErrorCode::InvalidSegment,
+            ErrorCode::InvalidIdentity,
+            ErrorCode::IdentityNotVerified,
+            ErrorCode::Unavailable,
+            ErrorCode::Unauthenticated,
+            ErrorCode::Forbidden,
+            ErrorCode::RateLimited,
+            ErrorCode::QueryTooComplex,
+            ErrorCode::PersistedQueryNotFound,
+            ErrorCode::Internal,
+        ];
+        ALL.into_iter()
+            .find(|code| code.as_str() == wire)
+            .map(Self::from)
+    }
+}
+
 /// Code given to errors async-graphql raises itself (syntax, validation, argument coercion).
 pub const REQUEST_ERROR_CODE: ErrorCode = ErrorCode::InvalidInput;
 
@@ -127,6 +208,36 @@ impl<T, E: Into<ServiceError>> ApiResult<T> for Result<T, E> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_code_is_an_enum_value_under_its_wire_name() {
+        use crate::service::ErrorCode as Code;
+        let all = [
+            Code::NotFound,
+            Code::InvalidInput,
+            Code::InvalidAttribute,
+            Code::Conflict,
+            Code::InvalidSegment,
+            Code::InvalidIdentity,
+            Code::IdentityNotVerified,
+            Code::Unavailable,
+            Code::Unauthenticated,
+            Code::Forbidden,
+            Code::RateLimited,
+            Code::QueryTooComplex,
+            Code::PersistedQueryNotFound,
+            Code::Internal,
+        ];
+        for code in all {
+            assert_eq!(
+                super::ErrorCodeView::of_wire(code.as_str()),
+                Some(super::ErrorCodeView::from(code)),
+                "{}",
+                code.as_str()
+            );
+        }
+        assert_eq!(super::ErrorCodeView::of_wire("NOPE"), None);
+    }
     use super::*;
 
     #[test]

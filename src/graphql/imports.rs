@@ -1,8 +1,9 @@
 //! Import job queries: follow a bulk import (`POST /v1/contacts/import`) and fetch its report.
 
-use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::error::ErrorCodeView;
 use super::guard::RequireScope;
 use super::workspace;
 use crate::domain::Scope;
@@ -32,14 +33,23 @@ impl From<JobStatus> for JobStatusView {
 
 /// A row that was skipped, or imported with a conflict.
 #[derive(SimpleObject)]
-#[graphql(name = "ImportRowError")]
+#[graphql(name = "ImportRowError", complex)]
 pub struct RowErrorView {
     /// Line (NDJSON) or record line (CSV) where the row starts.
     line: u64,
     /// Error code, as in `extensions.code`.
+    #[graphql(deprecation = "use `errorCode`, an enum")]
     code: String,
     /// What is wrong.
     message: String,
+}
+
+#[ComplexObject]
+impl RowErrorView {
+    /// Why the row was refused, as in `extensions.code`.
+    async fn error_code(&self) -> ErrorCodeView {
+        ErrorCodeView::of_wire(&self.code).unwrap_or(ErrorCodeView::Internal)
+    }
 }
 
 impl From<RowError> for RowErrorView {

@@ -128,12 +128,20 @@ async fn an_import_applies_good_rows_and_reports_bad_ones_by_line() {
 
     // The job can be fetched afterwards.
     let job = app
-        .data("query($id: ID!) { importJob(id: $id) { status processed created failed errors { line code } } }",
+        .data("query($id: ID!) { importJob(id: $id) { status processed created failed errors { line code errorCode } } }",
             json!({ "id": report["id"] }))
         .await;
     assert_eq!(job["importJob"]["status"], "COMPLETED");
     assert_eq!(job["importJob"]["created"], 3);
     assert_eq!(job["importJob"]["errors"][0]["line"], 3);
+    // The code as an enum value is its wire spelling, for every row.
+    for row in job["importJob"]["errors"].as_array().unwrap() {
+        assert_eq!(row["errorCode"], row["code"], "{row}");
+    }
+    assert_eq!(
+        job["importJob"]["errors"][2]["errorCode"],
+        "INVALID_ATTRIBUTE"
+    );
 }
 
 #[tokio::test]
