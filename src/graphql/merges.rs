@@ -188,6 +188,31 @@ impl MergePreviewView {
     }
 }
 
+/// Why a merge was made.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum MergeCause {
+    /// `mergeContacts` asked for it.
+    Requested,
+    /// `identify` linked an anonymous visitor to the identified contact.
+    Identify,
+    /// Two trusted claims of one email or phone linked their contacts.
+    AutoLink,
+}
+
+impl MergeCause {
+    /// The cause of the audit spelling `reason` (`merge`, `identify`, `auto-link`).
+    fn of(reason: &str) -> Option<Self> {
+        [
+            (MergeReason::Requested, Self::Requested),
+            (MergeReason::Identify, Self::Identify),
+            (MergeReason::AutoLink, Self::AutoLink),
+        ]
+        .into_iter()
+        .find(|(audited, _)| audited.as_str() == reason)
+        .map(|(_, cause)| cause)
+    }
+}
+
 /// A merge, as audited.
 pub struct MergeView(MergeRecord);
 
@@ -215,8 +240,21 @@ impl MergeView {
     }
 
     /// Why: `merge` (requested), `identify` or `auto-link`.
+    #[graphql(deprecation = "use `cause`, an enum")]
     async fn reason(&self) -> &str {
         &self.0.reason
+    }
+
+    /// Why it was made.
+    async fn cause(&self) -> async_graphql::Result<MergeCause> {
+        MergeCause::of(&self.0.reason)
+            .ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "a merge has the unknown reason `{}`",
+                    self.0.reason
+                ))
+            })
+            .api()
     }
 
     /// When.

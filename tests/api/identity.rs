@@ -172,13 +172,14 @@ async fn identify_with_an_existing_user_merges_the_visitor_and_keeps_its_data() 
     assert_eq!(redirected["id"], user["id"]);
     let history = app
         .data(
-            "query($id: ID!) { contactHistory(id: $id) { reason actor survivorId absorbedId absorbedBefore { id name } } }",
+            "query($id: ID!) { contactHistory(id: $id) { reason cause actor survivorId absorbedId absorbedBefore { id name } } }",
             json!({ "id": user["id"] }),
         )
         .await;
     let history = history["contactHistory"].as_array().unwrap().clone();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["reason"], "identify");
+    assert_eq!(history[0]["cause"], "IDENTIFY");
     assert_eq!(history[0]["absorbedId"], visitor["id"]);
     assert_eq!(history[0]["absorbedBefore"]["id"], visitor["id"]);
 }

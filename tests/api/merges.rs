@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{CONTACT_FIELDS, TestApp};
 
-const MERGE_FIELDS: &str = "id survivorId absorbedId actor reason undoneAt \
+const MERGE_FIELDS: &str = "id survivorId absorbedId actor reason cause undoneAt \
     survivor { id externalId email name phone company attributes createdAt lastSeenAt mergedFrom identities { kind value } }";
 
 async fn merge(app: &TestApp, survivor: &Value, absorbed: &Value, strategy: Value) -> Value {
@@ -138,6 +138,7 @@ async fn merge_rules_decide_field_by_field_and_preview_equals_merge() {
         );
     }
     assert_eq!(merged["reason"], "merge");
+    assert_eq!(merged["cause"], "REQUESTED");
     let admin_key = app.data("{ apiKeys { id } }", json!({})).await["apiKeys"][0]["id"].clone();
     assert_eq!(merged["actor"], admin_key, "the acting API key is recorded");
     assert_eq!(result["mergedFrom"], json!([absorbed["id"]]));
