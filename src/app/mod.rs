@@ -74,7 +74,7 @@ pub struct App {
     schema: ApiSchema,
     gate: Arc<RequestGate>,
     services: Services,
-    rate_limit: Option<Arc<KeyRateLimit>>,
+    rate_limit: Arc<KeyRateLimit>,
     address_guard: Option<Arc<AddressGuard>>,
     client_address_header: Option<Arc<str>>,
     allowed_origins: AllowedOrigins,
@@ -189,7 +189,7 @@ impl App {
             settings.api.persisted_query_bytes,
             settings.api.introspection,
         ));
-        let rate_limit = Some(Arc::new(KeyRateLimit::new(settings.api.default_key_rate())));
+        let rate_limit = Arc::new(KeyRateLimit::new(settings.api.default_key_rate()));
         let address_guard = AddressGuard::new(
             settings.api.auth_failures_per_second,
             settings.api.auth_failures_burst,

@@ -65,23 +65,8 @@ impl From<ErrorCode> for ErrorCodeView {
 impl ErrorCodeView {
     /// The code spelled `wire` (`NOT_FOUND`, ...).
     pub fn of_wire(wire: &str) -> Option<Self> {
-        const ALL: [ErrorCode; 14] = [
-            ErrorCode::NotFound,
-            ErrorCode::InvalidInput,
-            ErrorCode::InvalidAttribute,
-            ErrorCode::Conflict,
-            ErrorCode::InvalidSegment,
-            ErrorCode::InvalidIdentity,
-            ErrorCode::IdentityNotVerified,
-            ErrorCode::Unavailable,
-            ErrorCode::Unauthenticated,
-            ErrorCode::Forbidden,
-            ErrorCode::RateLimited,
-            ErrorCode::QueryTooComplex,
-            ErrorCode::PersistedQueryNotFound,
-            ErrorCode::Internal,
-        ];
-        ALL.into_iter()
+        ErrorCode::ALL
+            .into_iter()
             .find(|code| code.as_str() == wire)
             .map(Self::from)
     }
@@ -211,24 +196,7 @@ mod tests {
 
     #[test]
     fn every_code_is_an_enum_value_under_its_wire_name() {
-        use crate::service::ErrorCode as Code;
-        let all = [
-            Code::NotFound,
-            Code::InvalidInput,
-            Code::InvalidAttribute,
-            Code::Conflict,
-            Code::InvalidSegment,
-            Code::InvalidIdentity,
-            Code::IdentityNotVerified,
-            Code::Unavailable,
-            Code::Unauthenticated,
-            Code::Forbidden,
-            Code::RateLimited,
-            Code::QueryTooComplex,
-            Code::PersistedQueryNotFound,
-            Code::Internal,
-        ];
-        for code in all {
+        for code in crate::service::ErrorCode::ALL {
             assert_eq!(
                 super::ErrorCodeView::of_wire(code.as_str()),
                 Some(super::ErrorCodeView::from(code)),

@@ -11,7 +11,7 @@ use axum::response::Response;
 use tracing::info;
 
 use super::SharedState;
-use super::rate_limit::RateState;
+use super::rate_limit::{RateState, whole_seconds};
 
 /// What the handler learns about a request for its log line: who acted, which operation.
 #[derive(Debug, Clone, Default)]
@@ -75,8 +75,6 @@ impl AccessSlot {
 /// the requests it may still make at once (`r`) and the seconds until the whole burst is
 /// available again (`t`).
 fn tell_rate(headers: &mut HeaderMap, rate: RateState) {
-    let whole_seconds =
-        |span: std::time::Duration| span.as_secs() + u64::from(span.subsec_nanos() > 0);
     let window = u64::from(rate.rate.burst).div_ceil(u64::from(rate.rate.per_second.max(1)));
     let policy = format!("\"key\";q={};w={window}", rate.rate.burst);
     let state = format!(

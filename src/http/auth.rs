@@ -13,7 +13,7 @@ use axum::response::Response;
 use super::SharedState;
 use super::access::AccessSlot;
 use super::errors::error_response;
-use super::rate_limit::Admission;
+use super::rate_limit::{Admission, whole_seconds};
 use crate::domain::{Caller, Scope};
 use crate::service::ServiceError;
 
@@ -72,17 +72,15 @@ impl FromRequestParts<SharedState> for Authenticated {
         if let Some(slot) = parts.extensions.get::<AccessSlot>() {
             slot.key(&caller.key_id);
         }
-        if let Some(limit) = &state.rate_limit {
-            let admission = limit.admit(&caller.key_id, caller.rate);
-            if let (Some(slot), Admission::Admitted(rate) | Admission::Refused(rate, _)) =
-                (parts.extensions.get::<AccessSlot>(), admission)
-            {
-                slot.rate(rate);
-            }
-            if let Admission::Refused(_, wait) = admission {
-                state.metrics.rate_limited("key");
-                return Err(rate_limited(wait, "this API key is over its rate limit"));
-            }
+        let admission = state.rate_limit.admit(&caller.key_id, caller.rate);
+        if let (Some(slot), Admission::Admitted(rate) | Admission::Refused(rate, _)) =
+            (parts.extensions.get::<AccessSlot>(), admission)
+        {
+            slot.rate(rate);
+        }
+        if let Admission::Refused(_, wait) = admission {
+            state.metrics.rate_limited("key");
+            return Err(rate_limited(wait, "this API key is over its rate limit"));
         }
         Ok(Self(caller))
     }
@@ -90,7 +88,7 @@ impl FromRequestParts<SharedState> for Authenticated {
 
 /// 429 RATE_LIMITED with `Retry-After` in whole seconds (at least 1).
 pub(super) fn rate_limited(wait: Duration, reason: &str) -> Response {
-    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let seconds = whole_seconds(wait).max(1);
     let mut response = error_response(ServiceError::RateLimited(format!(
         "{reason}; retry in {seconds} s"
     )));

@@ -52,8 +52,8 @@ pub struct HttpState {
     pub store: Store,
     /// The use cases, for authentication and the bulk streams.
     pub services: Services,
-    /// Requests per API key; `None` when unlimited.
-    pub rate_limit: Option<Arc<KeyRateLimit>>,
+    /// Requests per API key (a key's own rate, or the default; see [`KeyRateLimit`]).
+    pub rate_limit: Arc<KeyRateLimit>,
     /// Failed authentications per client address; `None` when unlimited.
     pub address_guard: Option<Arc<AddressGuard>>,
     /// The header naming the client address behind a proxy (lower case), if trusted.

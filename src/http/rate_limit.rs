@@ -18,6 +18,11 @@ use crate::domain::KeyRate;
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
+/// `span` in whole seconds, rounded up (what `Retry-After` and `RateLimit` say).
+pub fn whole_seconds(span: Duration) -> u64 {
+    span.as_secs() + u64::from(span.subsec_nanos() > 0)
+}
+
 /// Keys whose limiters are kept at most; past it, they start over.
 const MAX_TRACKED_KEYS: usize = 100_000;
 

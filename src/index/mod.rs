@@ -120,6 +120,14 @@ impl IndexChange {
     pub fn upsert(contact: Contact) -> Self {
         Self::Upsert(Box::new(contact))
     }
+
+    /// The contact it is about.
+    pub fn contact(&self) -> (&WorkspaceId, &ContactId) {
+        match self {
+            Self::Upsert(contact) => (&contact.workspace, &contact.id),
+            Self::Remove(workspace, id) => (workspace, id),
+        }
+    }
 }
 
 /// Members of a segment: the exact total and one page of ids in id order.
@@ -243,10 +251,7 @@ impl SegmentIndex {
     ) -> Result<(), IndexError> {
         let mut writer = self.writer.lock().map_err(|_| IndexError::Poisoned)?;
         for change in changes {
-            let (workspace, id) = match change {
-                IndexChange::Upsert(contact) => (&contact.workspace, &contact.id),
-                IndexChange::Remove(workspace, id) => (workspace, id),
-            };
+            let (workspace, id) = change.contact();
             writer.delete_term(Term::from_field_text(
                 self.fields.key,
                 &document_key(workspace, id),

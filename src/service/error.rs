@@ -37,6 +37,24 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: [Self; 14] = [
+        Self::NotFound,
+        Self::InvalidInput,
+        Self::InvalidAttribute,
+        Self::Conflict,
+        Self::InvalidSegment,
+        Self::InvalidIdentity,
+        Self::IdentityNotVerified,
+        Self::Unavailable,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::RateLimited,
+        Self::QueryTooComplex,
+        Self::PersistedQueryNotFound,
+        Self::Internal,
+    ];
+
     /// The wire spelling, e.g. `NOT_FOUND`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -217,6 +217,19 @@ struct Unindexed {
 }
 
 impl Unindexed {
+    /// The batches waiting, handed over (to a commit, or dropped): nothing waits after.
+    fn take_waiting(&mut self) -> Vec<TakenBatch> {
+        self.since = None;
+        self.contacts = 0;
+        self.bulk = false;
+        std::mem::take(&mut self.waiting)
+    }
+
+    /// Forgets the states of the batches up to `through`: the index holds them now.
+    fn committed_through(&mut self, through: u64) {
+        self.states.retain(|_, (step, _)| *step > through);
+    }
+
     fn uncommitted(&self) -> Uncommitted {
         self.states
             .iter()
@@ -533,14 +546,14 @@ impl Indexer {
         self.lock_cursor()?.taken(&batch);
         let mut unindexed = self.lock_unindexed()?;
         for change in &changes {
-            let (key, revision) = match change {
-                IndexChange::Upsert(contact) => (
-                    (contact.workspace.clone(), contact.id),
-                    Some(contact.revision),
-                ),
-                IndexChange::Remove(workspace, id) => ((workspace.clone(), *id), None),
+            let (workspace, id) = change.contact();
+            let revision = match change {
+                IndexChange::Upsert(contact) => Some(contact.revision),
+                IndexChange::Remove(..) => None,
             };
-            unindexed.states.insert(key, (number, revision));
+            unindexed
+                .states
+                .insert((workspace.clone(), *id), (number, revision));
         }
         unindexed.contacts += changes.len();
         unindexed.bulk |= bulk;
@@ -566,13 +579,7 @@ impl Indexer {
     /// engine hears which ones the index now holds.
     async fn commit_taken(&self) -> Result<(), IndexerError> {
         let _commit = self.commit_lock.lock().await;
-        let taken = {
-            let mut unindexed = self.lock_unindexed()?;
-            unindexed.since = None;
-            unindexed.contacts = 0;
-            unindexed.bulk = false;
-            std::mem::take(&mut unindexed.waiting)
-        };
+        let taken = self.lock_unindexed()?.take_waiting();
         let Some(through) = taken.last().map(|taken| taken.step) else {
             return Ok(());
         };
@@ -622,7 +629,7 @@ impl Indexer {
         }
         let more = {
             let mut unindexed = self.lock_unindexed()?;
-            unindexed.states.retain(|_, (step, _)| *step > through);
+            unindexed.committed_through(through);
             !unindexed.waiting.is_empty()
         };
         if let Ok(mut applied_at) = self.applied.lock() {
@@ -648,13 +655,7 @@ impl Indexer {
     /// Forgets the batches taken and not committed (a rebuild covers them), with the step
     /// and commit locks held.
     fn drop_taken(&self) -> Result<(), IndexerError> {
-        let taken = {
-            let mut unindexed = self.lock_unindexed()?;
-            unindexed.since = None;
-            unindexed.contacts = 0;
-            unindexed.bulk = false;
-            std::mem::take(&mut unindexed.waiting)
-        };
+        let taken = self.lock_unindexed()?.take_waiting();
         let Some(through) = taken.last().map(|taken| taken.step) else {
             return Ok(());
         };
@@ -662,9 +663,7 @@ impl Indexer {
         if let Some(engine) = self.engine.get() {
             engine.after_batch(&applied, &[], through);
         }
-        self.lock_unindexed()?
-            .states
-            .retain(|_, (step, _)| *step > through);
+        self.lock_unindexed()?.committed_through(through);
         Ok(())
     }
 
@@ -1068,11 +1067,8 @@ fn last_per_contact(changes: Vec<IndexChange>) -> Vec<IndexChange> {
         .into_iter()
         .rev()
         .filter(|change| {
-            let key = match change {
-                IndexChange::Upsert(contact) => (contact.workspace.clone(), contact.id),
-                IndexChange::Remove(workspace, id) => (workspace.clone(), *id),
-            };
-            seen.insert(key)
+            let (workspace, id) = change.contact();
+            seen.insert((workspace.clone(), *id))
         })
         .collect();
     last.reverse();

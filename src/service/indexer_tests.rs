@@ -144,12 +144,9 @@ async fn with_engine(
     (indexer, engine)
 }
 
-#[tokio::test]
-async fn a_replay_after_a_crash_between_feed_and_index_records_each_change_once() {
-    use crate::domain::{MembershipKind, SavedSegment, Slug, Text};
-    use crate::index::IndexChange;
-
-    let (store, index) = store_and_index().await;
+/// The saved segment `pros` (`name = "pro"`) of the workspace `acme`, stored.
+async fn save_pros(store: &Store) -> (WorkspaceId, crate::domain::Slug) {
+    use crate::domain::{SavedSegment, Slug, Text};
     let workspace = WorkspaceId::from_trusted("acme".to_owned());
     let pros = Slug::parse("pros").unwrap();
     store
@@ -165,12 +162,26 @@ async fn a_replay_after_a_crash_between_feed_and_index_records_each_change_once(
         })
         .await
         .unwrap();
-    let (indexer, engine) = with_engine(&store, &index).await;
-    let named = |name: &str| ContactFields {
-        name: Some(Text::parse("name", name).unwrap()),
+    (workspace, pros)
+}
+
+/// Contact fields with only `name`.
+fn named_fields(name: &str) -> ContactFields {
+    ContactFields {
+        name: Some(crate::domain::Text::parse("name", name).unwrap()),
         ..ContactFields::default()
-    };
-    let mut cy = Contact::new(workspace.clone(), named("pro"), Utc::now());
+    }
+}
+
+#[tokio::test]
+async fn a_replay_after_a_crash_between_feed_and_index_records_each_change_once() {
+    use crate::domain::MembershipKind;
+    use crate::index::IndexChange;
+
+    let (store, index) = store_and_index().await;
+    let (workspace, pros) = save_pros(&store).await;
+    let (indexer, engine) = with_engine(&store, &index).await;
+    let mut cy = Contact::new(workspace.clone(), named_fields("pro"), Utc::now());
     let mut batch = WriteBatch::new(&workspace);
     batch.create_contact(&mut cy);
     store.commit(batch).await.unwrap();
@@ -179,7 +190,7 @@ async fn a_replay_after_a_crash_between_feed_and_index_records_each_change_once(
     // Leaves the segment: the feed records the EXIT, and the process dies before the index
     // commits (the index still holds "pro").
     let revision = cy.revision;
-    cy.fields = named("free");
+    cy.fields = named_fields("free");
     let mut batch = WriteBatch::new(&workspace);
     batch.replace_contact(&mut cy, revision);
     store.commit(batch).await.unwrap();
@@ -212,29 +223,11 @@ async fn a_replay_after_a_crash_between_feed_and_index_records_each_change_once(
 
 #[tokio::test]
 async fn the_feed_runs_ahead_of_the_index_and_each_write_is_compared_with_the_last_one_fed() {
-    use crate::domain::{MembershipKind, SavedSegment, Slug, Text};
+    use crate::domain::MembershipKind;
 
     let (store, index) = store_and_index().await;
-    let workspace = WorkspaceId::from_trusted("acme".to_owned());
-    let pros = Slug::parse("pros").unwrap();
-    store
-        .put_segment(&SavedSegment {
-            workspace: workspace.clone(),
-            slug: pros.clone(),
-            name: Text::parse("name", "Pros").unwrap(),
-            description: None,
-            text: "name = \"pro\"".to_owned(),
-            names_sensitive_values: false,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        })
-        .await
-        .unwrap();
+    let (workspace, pros) = save_pros(&store).await;
     let (indexer, _engine) = with_engine(&store, &index).await;
-    let named = |name: &str| ContactFields {
-        name: Some(Text::parse("name", name).unwrap()),
-        ..ContactFields::default()
-    };
     let kinds = || async {
         store
             .membership_changes(&workspace, &pros, None, 10)
@@ -247,14 +240,14 @@ async fn the_feed_runs_ahead_of_the_index_and_each_write_is_compared_with_the_la
     use MembershipKind::{Enter, Exit};
 
     // In, out and in again, each taken by a step of its own while the index commits none.
-    let mut cy = Contact::new(workspace.clone(), named("pro"), Utc::now());
+    let mut cy = Contact::new(workspace.clone(), named_fields("pro"), Utc::now());
     let mut batch = WriteBatch::new(&workspace);
     batch.create_contact(&mut cy);
     store.commit(batch).await.unwrap();
     assert_eq!(indexer.take_next().await.unwrap(), 1);
     for name in ["free", "pro"] {
         let revision = cy.revision;
-        cy.fields = named(name);
+        cy.fields = named_fields(name);
         let mut batch = WriteBatch::new(&workspace);
         batch.replace_contact(&mut cy, revision);
         store.commit(batch).await.unwrap();
@@ -269,7 +262,7 @@ async fn the_feed_runs_ahead_of_the_index_and_each_write_is_compared_with_the_la
     assert_eq!(indexer.backlog().await.unwrap().pending, 0);
     assert!(indexer.compare(1).await.unwrap().is_clean());
     let revision = cy.revision;
-    cy.fields = named("free");
+    cy.fields = named_fields("free");
     let mut batch = WriteBatch::new(&workspace);
     batch.replace_contact(&mut cy, revision);
     store.commit(batch).await.unwrap();

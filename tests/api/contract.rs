@@ -11,8 +11,11 @@
 
 use std::collections::BTreeMap;
 
+use async_graphql::Positioned;
 use async_graphql::parser::parse_schema;
-use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+use async_graphql::parser::types::{
+    BaseType, FieldDefinition, InputValueDefinition, Type, TypeKind, TypeSystemDefinition,
+};
 
 const RELEASED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -34,6 +37,28 @@ enum Part {
     Member,
 }
 
+/// An argument or input field: its type and whether it has a default.
+fn input(value: &InputValueDefinition) -> Part {
+    Part::Input(value.ty.node.clone(), value.default_value.is_some())
+}
+
+/// The fields of an object or interface `name`, with their arguments.
+fn output_fields(
+    parts: &mut BTreeMap<String, Part>,
+    name: &str,
+    fields: &[Positioned<FieldDefinition>],
+) {
+    for field in fields {
+        let field = &field.node;
+        let at = format!("{name}.{}", field.name.node);
+        for argument in &field.arguments {
+            let argument = &argument.node;
+            parts.insert(format!("{at}({}:)", argument.name.node), input(argument));
+        }
+        parts.insert(at, Part::Output(field.ty.node.clone()));
+    }
+}
+
 /// Every coordinate of `sdl` with what a client relies on there.
 fn coordinates(sdl: &str) -> BTreeMap<String, Part> {
     let document = parse_schema(sdl).expect("the SDL parses");
@@ -44,47 +69,14 @@ fn coordinates(sdl: &str) -> BTreeMap<String, Part> {
         };
         let definition = definition.node;
         let name = definition.name.node.to_string();
-        let input =
-            |parts: &mut BTreeMap<String, Part>,
-             at: String,
-             value: &async_graphql::parser::types::InputValueDefinition| {
-                parts.insert(
-                    at,
-                    Part::Input(value.ty.node.clone(), value.default_value.is_some()),
-                );
-            };
         let kind = match &definition.kind {
             TypeKind::Scalar => "scalar",
             TypeKind::Object(object) => {
-                for field in &object.fields {
-                    let field = &field.node;
-                    let at = format!("{name}.{}", field.name.node);
-                    for argument in &field.arguments {
-                        let argument = &argument.node;
-                        input(
-                            &mut parts,
-                            format!("{at}({}:)", argument.name.node),
-                            argument,
-                        );
-                    }
-                    parts.insert(at, Part::Output(field.ty.node.clone()));
-                }
+                output_fields(&mut parts, &name, &object.fields);
                 "object"
             }
             TypeKind::Interface(interface) => {
-                for field in &interface.fields {
-                    let field = &field.node;
-                    let at = format!("{name}.{}", field.name.node);
-                    for argument in &field.arguments {
-                        let argument = &argument.node;
-                        input(
-                            &mut parts,
-                            format!("{at}({}:)", argument.name.node),
-                            argument,
-                        );
-                    }
-                    parts.insert(at, Part::Output(field.ty.node.clone()));
-                }
+                output_fields(&mut parts, &name, &interface.fields);
                 "interface"
             }
             TypeKind::Union(union) => {
@@ -102,7 +94,7 @@ fn coordinates(sdl: &str) -> BTreeMap<String, Part> {
             TypeKind::InputObject(object) => {
                 for field in &object.fields {
                     let field = &field.node;
-                    input(&mut parts, format!("{name}.{}", field.name.node), field);
+                    parts.insert(format!("{name}.{}", field.name.node), input(field));
                 }
                 "input"
             }

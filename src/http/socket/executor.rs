@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::super::SharedState;
 use super::super::errors::finish_response;
-use super::super::rate_limit::Admission;
+use super::super::rate_limit::{Admission, whole_seconds};
 use crate::audit::acting_as_stream;
 use crate::domain::Caller;
 use crate::graphql::error::api_error;
@@ -45,11 +45,11 @@ impl GatedExecutor {
         session: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let caller = Arc::clone(&self.caller.borrow());
-        if let Some(limit) = &self.state.rate_limit
-            && let Admission::Refused(_, wait) = limit.admit(&caller.key_id, caller.rate)
+        if let Admission::Refused(_, wait) =
+            self.state.rate_limit.admit(&caller.key_id, caller.rate)
         {
             self.state.metrics.rate_limited("key");
-            let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+            let seconds = whole_seconds(wait).max(1);
             return refusal(ServiceError::RateLimited(format!(
                 "this API key is over its rate limit; retry in {seconds} s"
             )));

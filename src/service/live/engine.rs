@@ -281,21 +281,17 @@ impl MembershipEngine {
             None => FeedAhead::loaded(self.store.last_fed_state().await?),
         };
         let outcome = self.feed(pending, changes, &ahead).await;
-        if let Ok(lead) = &outcome {
-            ahead.keys.extend(lead.keys.iter().cloned());
-            ahead.members.extend(
-                lead.members
-                    .iter()
-                    .map(|(key, member)| (key.clone(), *member)),
-            );
-            for (key, state) in &lead.states {
-                ahead.states.insert(key.clone(), (step, state.clone()));
+        let recorded = outcome.map(|lead| {
+            ahead.keys.extend(lead.keys);
+            ahead.members.extend(lead.members);
+            for (key, state) in lead.states {
+                ahead.states.insert(key, (step, state));
             }
-        }
+        });
         if let Ok(mut unapplied) = self.fed_unapplied.lock() {
             *unapplied = Some(ahead);
         }
-        outcome.map(|_| ())
+        recorded
     }
 
     /// Records one batch's entries (see [`Self::before_batch`]) against what the feed holds
@@ -893,17 +889,16 @@ fn written_by(
     let mut seen = HashSet::new();
     // The last change of a contact in the batch is its state after the batch.
     for change in changes.iter().rev() {
-        let (workspace, id, contact) = match change {
-            IndexChange::Upsert(contact) => {
-                (&contact.workspace, contact.id, Some((**contact).clone()))
-            }
-            IndexChange::Remove(workspace, id) => (workspace, *id, None),
-        };
-        if fresh.contains(&(workspace, &id)) && seen.insert((workspace.clone(), id)) {
+        let (workspace, id) = change.contact();
+        if fresh.contains(&(workspace, id)) && seen.insert((workspace.clone(), *id)) {
+            let contact = match change {
+                IndexChange::Upsert(contact) => Some((**contact).clone()),
+                IndexChange::Remove(..) => None,
+            };
             written
                 .entry(workspace.clone())
                 .or_default()
-                .push((id, contact));
+                .push((*id, contact));
         }
     }
     written
