@@ -176,7 +176,7 @@ impl SubscriptionRoot {
 }
 
 /// Every subscription field (over WebSocket at `/graphql/ws`, protocol graphql-transport-ws).
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// ENTER and EXIT of saved segment `slug` as they are recorded: the entries after cursor
     /// `after` first (a `segmentChanges` cursor, so a client that was away misses nothing),

@@ -48,6 +48,7 @@ pub const MAX_COMPLEXITY: usize = 2_000;
 
 /// Every query field.
 #[derive(MergedObject)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(
     contacts::ContactQuery,
     attributes::AttributeQuery,
@@ -62,6 +63,7 @@ pub struct QueryRoot(
 
 /// Every mutation field.
 #[derive(MergedObject)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(
     contacts::ContactMutation,
     attributes::AttributeMutation,

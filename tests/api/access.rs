@@ -386,7 +386,7 @@ async fn the_standard_introspection_query_passes_the_limits() {
     let app = TestApp::spawn().await;
     let introspection = include_str!("../fixtures/introspection.graphql");
     let schema = app.data(introspection, json!({})).await;
-    assert_eq!(schema["__schema"]["queryType"]["name"], "QueryRoot");
+    assert_eq!(schema["__schema"]["queryType"]["name"], "Query");
     let types = schema["__schema"]["types"].as_array().unwrap();
     assert!(
         types.iter().any(|t| t["name"] == "Contact"),
@@ -415,7 +415,7 @@ async fn introspection_can_be_turned_off() {
         assert!(response["data"].is_null(), "{response:#}");
     }
     let typename = production.data("{ __typename }", json!({})).await;
-    assert_eq!(typename["__typename"], "QueryRoot");
+    assert_eq!(typename["__typename"], "Query");
 }
 
 /// Any valid key can ask what it may do; the answer is its own scopes and field policy.

@@ -59,9 +59,32 @@ fn output_fields(
     }
 }
 
+/// The root types' names in `definitions` (`schema { query: QueryRoot ... }`), each with the
+/// name clients know it by: an operation never names its root type, so renaming one breaks
+/// nothing and its fields are compared as `Query.…`, `Mutation.…`, `Subscription.…`.
+fn root_names(definitions: &[TypeSystemDefinition]) -> BTreeMap<String, &'static str> {
+    let mut roots = BTreeMap::new();
+    for definition in definitions {
+        if let TypeSystemDefinition::Schema(schema) = definition {
+            let schema = &schema.node;
+            for (root, operation) in [
+                (&schema.query, "Query"),
+                (&schema.mutation, "Mutation"),
+                (&schema.subscription, "Subscription"),
+            ] {
+                if let Some(root) = root {
+                    roots.insert(root.node.to_string(), operation);
+                }
+            }
+        }
+    }
+    roots
+}
+
 /// Every coordinate of `sdl` with what a client relies on there.
 fn coordinates(sdl: &str) -> BTreeMap<String, Part> {
     let document = parse_schema(sdl).expect("the SDL parses");
+    let roots = root_names(&document.definitions);
     let mut parts = BTreeMap::new();
     for definition in document.definitions {
         let TypeSystemDefinition::Type(definition) = definition else {
@@ -69,6 +92,7 @@ fn coordinates(sdl: &str) -> BTreeMap<String, Part> {
         };
         let definition = definition.node;
         let name = definition.name.node.to_string();
+        let name = roots.get(&name).map_or(name, |root| (*root).to_owned());
         let kind = match &definition.kind {
             TypeKind::Scalar => "scalar",
             TypeKind::Object(object) => {
@@ -257,6 +281,19 @@ fn the_contract_check_finds_what_breaks_a_client_and_nothing_else() {
         );
     }
     assert!(breaking_changes(new, new).is_empty());
+}
+
+#[test]
+fn a_renamed_root_type_breaks_nothing_but_its_fields_still_count() {
+    let old = "schema { query: QueryRoot } type QueryRoot { a: Int, b: Int }";
+    let renamed = "schema { query: Query } type Query { a: Int, b: Int }";
+    assert!(breaking_changes(old, renamed).is_empty());
+    let lost_b = "schema { query: Query } type Query { a: Int }";
+    let found: Vec<String> = breaking_changes(old, lost_b)
+        .into_iter()
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(found, ["Query.b"]);
 }
 
 #[test]

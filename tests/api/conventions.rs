@@ -94,7 +94,7 @@ fn violations(sdl: &str) -> BTreeSet<String> {
             if item == "String" && CLOSED_SET_NAMES.contains(&field.name.node.as_str()) {
                 found.insert(format!("enum: {at}"));
             }
-            if name == "MutationRoot" || name == "Mutation" {
+            if name == "Mutation" {
                 let field_name = field.name.node.as_str();
                 let mut capitalised = field_name.to_owned();
                 if let Some(first) = capitalised.get_mut(0..1) {
@@ -160,7 +160,7 @@ fn the_schema_follows_its_conventions_but_for_the_listed_exceptions() {
 #[test]
 fn the_conventions_check_finds_each_kind_of_violation() {
     let sdl = r#"
-        "Reads." type MutationRoot {
+        "Reads." type Mutation {
           "ok" saveThing(input: SaveThingInput!): SaveThingPayload!
           "positional" dropThing(id: ID!): Boolean!
         }
@@ -177,7 +177,7 @@ fn the_conventions_check_finds_each_kind_of_violation() {
     "#;
     let found = violations(sdl);
     let expected: BTreeSet<String> = [
-        "mutation: MutationRoot.dropThing",
+        "mutation: Mutation.dropThing",
         "connection: Thing.parts",
         "enum: Thing.kind",
         "described: Thing.bare",

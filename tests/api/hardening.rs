@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, client_with_key};
 /// `{ ...F0 }` where each fragment spreads the next one twice: the document is about a
 /// kilobyte, its expansion 2^levels selections.
 fn doubling_chain(levels: usize) -> String {
-    doubling_fragments(levels, "", "QueryRoot", "indexStatus { documents }")
+    doubling_fragments(levels, "", "Query", "indexStatus { documents }")
 }
 
 /// `operation { ...F0 }` where each fragment (on `root`) spreads the next one twice, the last

@@ -157,7 +157,7 @@ async fn cors_answers_the_allowed_origins_only() {
     assert_eq!(response.headers()["access-control-allow-origin"], allowed);
     assert_eq!(
         response.json::<Value>().await.unwrap()["data"]["__typename"],
-        "QueryRoot"
+        "Query"
     );
 
     let stranger = preflight(&app, "https://evil.example.net").await.unwrap();

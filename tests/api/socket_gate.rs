@@ -76,7 +76,7 @@ async fn every_socket_operation_passes_the_request_gate() {
             &doubling_fragments(
                 23,
                 "subscription",
-                "SubscriptionRoot",
+                "Subscription",
                 "contactChanged(id: \"x\") { id }",
             ),
             json!({}),
