@@ -186,7 +186,7 @@ async fn load(client: &reqwest::Client, base: &str, size: usize) {
         graphql(
             client,
             base,
-            "mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { name } }",
+            "mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { attribute { name } } }",
             json!({ "input": { "name": name, "type": type_name(*field) } }),
         )
         .await;
@@ -463,7 +463,7 @@ fn main() {
             graphql(
                 &client,
                 &base,
-                "mutation($slug: String!, $text: String!) { saveSegment(input: { slug: $slug, name: $slug, text: $text }) { slug } }",
+                "mutation($slug: String!, $text: String!) { upsertSegment(input: { slug: $slug, name: $slug, text: $text }) { segment { slug } } }",
                 json!({ "slug": format!("s{n:02}"), "text": text }),
             )
             .await;
@@ -495,7 +495,7 @@ fn main() {
             graphql(
                 &client,
                 &base,
-                "mutation($slug: String!, $text: String!) { saveSegment(input: { slug: $slug, name: $slug, text: $text }) { slug } }",
+                "mutation($slug: String!, $text: String!) { upsertSegment(input: { slug: $slug, name: $slug, text: $text }) { segment { slug } } }",
                 json!({ "slug": format!("s{n:02}"), "text": text }),
             )
             .await;

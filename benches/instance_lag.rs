@@ -169,7 +169,7 @@ fn main() {
         graphql(
             &client,
             &a,
-            "mutation { defineAttribute(input: { name: \"seq\", type: NUMBER }) { name } }",
+            "mutation { defineAttribute(input: { name: \"seq\", type: NUMBER }) { attribute { name } } }",
             json!({}),
         )
         .await;
@@ -207,7 +207,7 @@ fn main() {
             graphql(
                 &client,
                 &a,
-                "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }",
+                "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }",
                 json!({ "input": { "externalId": format!("w{n}"), "attributes": { "seq": n } } }),
             )
             .await;

@@ -7,6 +7,8 @@
 # tests/fixtures/store-schema-4.tar.gz by the release build of 2e46b27 (schema version 4) with
 # WITH_WEBHOOK=1: an endpoint that refuses connections, so the store holds webhook deliveries
 # attempted once and waiting for their retry, and others waiting behind them.
+# It speaks the 0.9 API of those releases (positional mutation arguments, bare results); a
+# release of the 1.0 contract (CHANGELOG.md) needs the input/payload forms.
 set -euo pipefail
 binary=$1
 archive=$2

@@ -222,12 +222,16 @@
 
   // ---- Sign-in -----------------------------------------------------------------------------
 
-  var VIEWER = "{ viewer { keyId scopes fieldPolicy { fields attributes } } }";
+  var VIEWER = "{ viewer { keyId grantedScopes fieldPolicy { fields attributes } } }";
 
   function signIn(key) {
     return gql(VIEWER, {}, key).then(function (data) {
       session.key = key;
       session.viewer = data.viewer;
+      // CONTACTS_READ -> contacts:read, the spelling the pages and messages use.
+      session.viewer.scopes = data.viewer.grantedScopes.map(function (scope) {
+        return scope.toLowerCase().replace("_", ":");
+      });
       attributeRegistry = null;
       sessionStorage.setItem(KEY_STORAGE, key);
     });
@@ -367,7 +371,7 @@
         return;
       }
       count.classList.add("stale");
-      gql("query($text: String!) { validateSegment(text: $text) { valid canonical estimatedCount errors { message code start end hint } } }", { text: source })
+      gql("query($text: String!) { validateSegment(text: $text) { valid canonical estimatedCount errors { message errorCode start end hint } } }", { text: source })
         .then(function (data) {
           if (mine !== validations) return; // a later keystroke already asked
           var result = data.validateSegment;
@@ -402,7 +406,7 @@
         validate();
       } }, "Use ", h("code", {}, better));
       return h("li", { className: "diagnostic" },
-        h("div", {}, h("span", { className: "message" }, error.message), h("span", { className: "code" }, error.code)),
+        h("div", {}, h("span", { className: "message" }, error.message), h("span", { className: "code" }, error.errorCode)),
         error.hint ? h("div", { className: "hint" }, "hint: " + error.hint) : null,
         use);
     }
@@ -418,12 +422,12 @@
     function save() {
       replace(status);
       var input = { slug: slug.value.trim(), name: name.value.trim(), description: description.value.trim() || null, text: text.value };
-      gql("mutation($input: SaveSegmentInput!) { saveSegment(input: $input) { slug } }", { input: input })
+      gql("mutation($input: UpsertSegmentInput!) { upsertSegment(input: $input) { segment { slug } } }", { input: input })
         .then(function (data) {
           replace(status, h("span", { className: "ok" }, "Saved."));
-          var target = "#/segments/" + encodeURIComponent(data.saveSegment.slug);
+          var target = "#/segments/" + encodeURIComponent(data.upsertSegment.segment.slug);
           if (location.hash !== target) location.hash = target;
-          else loadSegmentList(document.getElementById("segment-list"), data.saveSegment.slug);
+          else loadSegmentList(document.getElementById("segment-list"), data.upsertSegment.segment.slug);
         }, function (error) { replace(status, failure(error)); });
     }
 
@@ -434,7 +438,7 @@
         remove.textContent = "Delete “" + saved.slug + "”? Click again";
         return;
       }
-      gql("mutation($slug: String!) { deleteSegment(slug: $slug) }", { slug: saved.slug })
+      gql("mutation($slug: String!) { deleteSegment(input: { slug: $slug }) { deletedSlug } }", { slug: saved.slug })
         .then(function () { location.hash = "#/segments"; },
           function (error) { confirming = false; remove.textContent = "Delete"; replace(status, failure(error)); });
     } }, "Delete");
@@ -538,7 +542,7 @@
     function run(event) {
       if (event) event.preventDefault();
       var variables = { contactId: contact.value.trim(), slug: slug.value || null, segment: slug.value ? null : text.value };
-      gql("query($contactId: ID!, $slug: String, $segment: String) { explainMembership(contactId: $contactId, slug: $slug, segment: $segment) { matched nodes { id parentId kind text matched value } } }", variables)
+      gql("query($contactId: ID!, $slug: String, $segment: String) { explainMembership(contactId: $contactId, slug: $slug, segment: $segment) { matched nodes { id parentId part text matched value } } }", variables)
         .then(function (data) { replace(result, explanation(data.explainMembership)); },
           function (error) { replace(result, failure(error, "p")); });
     }
@@ -563,11 +567,12 @@
       var nodes = children[parent] || [];
       if (!nodes.length) return null;
       return h("ul", { className: "tree" }, nodes.map(function (node) {
-        return h("li", { className: "node " + (node.matched ? "matched" : "unmatched"), "data-kind": node.kind },
+        var kind = node.part.toLowerCase();
+        return h("li", { className: "node " + (node.matched ? "matched" : "unmatched"), "data-kind": kind },
           h("div", { className: "line" },
             h("span", { className: "mark" }, node.matched ? "✓" : "✗"),
-            node.kind === "condition" || node.kind === "segment" ? h("code", {}, node.text) : h("strong", {}, node.kind),
-            node.kind === "condition" ? h("span", { className: "value" }, "value: " + formatValue(node.value)) : null),
+            kind === "condition" || kind === "segment" ? h("code", {}, node.text) : h("strong", {}, kind),
+            kind === "condition" ? h("span", { className: "value" }, "value: " + formatValue(node.value)) : null),
           tree(node.id));
       }));
     }
@@ -682,7 +687,7 @@
         return h("tr", {}, h("td", {}, formatTime(merge.mergedAt)), h("td", { className: "mono" }, merge.survivorId), h("td", { className: "mono" }, merge.absorbedId),
           h("td", {}, merge.reason), h("td", {}, merge.actor),
           h("td", {}, merge.undoneAt ? "undone " + formatTime(merge.undoneAt) : writable ? h("button", { type: "button", className: "unmerge", onclick: function () {
-            gql("mutation($id: ID!) { unmergeContacts(mergeId: $id) { id } }", { id: merge.id })
+            gql("mutation($id: ID!) { unmergeContacts(input: { mergeId: $id }) { merge { id } } }", { id: merge.id })
               .then(function () { showContact(view, contact.id); }, function (error) { replace(status, failure(error)); });
           } }, "Unmerge") : ""));
       }))) : h("p", { className: "muted" }, "No merges.");
@@ -700,7 +705,7 @@
               return h("tr", {}, h("td", {}, f.field), h("td", {}, formatValue(f.value)), h("td", {}, f.source), h("td", {}, f.rule));
             }))),
           h("button", { type: "button", id: "merge-confirm", className: "primary", onclick: function () {
-            gql("mutation($survivor: ID!, $absorbed: ID!) { mergeContacts(survivorId: $survivor, absorbedId: $absorbed) { id } }", variables)
+            gql("mutation($survivor: ID!, $absorbed: ID!) { mergeContacts(input: { survivorId: $survivor, absorbedId: $absorbed }) { merge { id } } }", variables)
               .then(function () { showContact(view, contact.id); }, function (error) { replace(status, failure(error)); });
           } }, "Merge as shown"));
         }, function (error) { replace(preview, failure(error, "p")); });
@@ -754,8 +759,8 @@
     return h("form", { id: "define-attribute", className: "panel stack", onsubmit: function (event) {
       event.preventDefault();
       var input = { name: name.value.trim(), type: type.value, description: description.value.trim() || null, sensitive: sensitive.checked };
-      gql("mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { name } }", { input: input })
-        .then(function (data) { replace(status, h("span", { className: "ok" }, "Declared " + data.defineAttribute.name + ".")); name.value = ""; description.value = ""; done(); },
+      gql("mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { attribute { name } } }", { input: input })
+        .then(function (data) { replace(status, h("span", { className: "ok" }, "Declared " + data.defineAttribute.attribute.name + ".")); name.value = ""; description.value = ""; done(); },
           function (error) { replace(status, failure(error)); });
     } },
       h("h2", {}, "Declare an attribute"),

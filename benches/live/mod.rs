@@ -53,7 +53,7 @@ pub async fn forget_earlier_endpoints(client: &reqwest::Client, base: &str) {
         graphql(
             client,
             base,
-            "mutation($id: ID!) { deleteWebhook(id: $id) { id } }",
+            "mutation($id: ID!) { deleteWebhook(input: { id: $id }) { deletedId } }",
             json!({ "id": hook["id"] }),
         )
         .await;
@@ -164,8 +164,8 @@ pub async fn measure(
     // Both exist already when the data directory is reused (`QWRY_BENCH_DIR`): then the
     // attribute's redefinition may be refused, which changes nothing.
     for setup in [
-        "mutation { defineAttribute(input: { name: \"live_flag\", type: BOOL }) { name } }",
-        "mutation { saveSegment(input: { slug: \"live-flagged\", name: \"live\", text: \"live_flag = true\" }) { slug } }",
+        "mutation { defineAttribute(input: { name: \"live_flag\", type: BOOL }) { attribute { name } } }",
+        "mutation { upsertSegment(input: { slug: \"live-flagged\", name: \"live\", text: \"live_flag = true\" }) { segment { slug } } }",
     ] {
         client
             .post(format!("{base}/graphql"))
@@ -210,7 +210,8 @@ pub async fn measure(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(total);
-    let request = "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }";
+    let request =
+        "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
     for n in 0..total {
         ticks.tick().await;
         let permit = Arc::clone(&gate).acquire_owned().await.unwrap();
@@ -221,7 +222,7 @@ pub async fn measure(
             let data = graphql(&client, &base, request, json!({ "input": input })).await;
             let took = at.elapsed();
             drop(permit);
-            if let Some(id) = data["upsertContact"]["id"].as_str() {
+            if let Some(id) = data["upsertContact"]["contact"]["id"].as_str() {
                 sent.lock().unwrap().insert(id.to_owned(), (at, took));
             }
         }));

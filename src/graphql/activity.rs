@@ -80,7 +80,7 @@ impl From<Recorded> for RecordOutcome {
 
 /// The result of `recordConversation`.
 #[derive(SimpleObject)]
-pub struct RecordedConversation {
+pub struct RecordConversationPayload {
     /// The conversation as stored.
     pub conversation: ConversationView,
     /// What recording did.
@@ -89,7 +89,7 @@ pub struct RecordedConversation {
 
 /// The result of `recordEvent`.
 #[derive(SimpleObject)]
-pub struct RecordedEvent {
+pub struct RecordEventPayload {
     /// The event as stored.
     pub event: EventView,
     /// What recording did.
@@ -119,7 +119,7 @@ impl ActivityMutation {
         &self,
         ctx: &Context<'_>,
         input: RecordConversationInput,
-    ) -> async_graphql::Result<RecordedConversation> {
+    ) -> async_graphql::Result<RecordConversationPayload> {
         let caller = &*caller(ctx)?;
         let subject = subject(caller, &input.subject).api()?;
         let text = |field: &str, value: Option<String>| {
@@ -144,7 +144,7 @@ impl ActivityMutation {
             .record_conversation(&caller.workspace, &subject, conversation)
             .await
             .api()?;
-        Ok(RecordedConversation {
+        Ok(RecordConversationPayload {
             conversation: ConversationView(conversation),
             outcome: recorded.into(),
         })
@@ -157,7 +157,7 @@ impl ActivityMutation {
         &self,
         ctx: &Context<'_>,
         input: RecordEventInput,
-    ) -> async_graphql::Result<RecordedEvent> {
+    ) -> async_graphql::Result<RecordEventPayload> {
         let caller = &*caller(ctx)?;
         let subject = subject(caller, &input.subject).api()?;
         let event = EventInput {
@@ -182,7 +182,7 @@ impl ActivityMutation {
             .record_event(&caller.workspace, &subject, event)
             .await
             .api()?;
-        Ok(RecordedEvent {
+        Ok(RecordEventPayload {
             event: EventView(event),
             outcome: recorded.into(),
         })

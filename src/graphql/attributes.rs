@@ -1,6 +1,6 @@
 //! Attribute registry queries and mutations.
 
-use async_graphql::{Context, InputObject, Object};
+use async_graphql::{Context, InputObject, Object, SimpleObject};
 
 use super::error::ApiResult;
 use super::guard::RequireScope;
@@ -56,7 +56,7 @@ impl AttributeMutation {
         &self,
         ctx: &Context<'_>,
         input: DefineAttributeInput,
-    ) -> async_graphql::Result<AttributeView> {
+    ) -> async_graphql::Result<DefineAttributePayload> {
         let workspace = &workspace(ctx)?;
         let name = AttributeName::parse(&input.name)
             .map_err(ServiceError::from)
@@ -80,8 +80,17 @@ impl AttributeMutation {
             )
             .await
             .api()?;
-        Ok(AttributeView(definition))
+        Ok(DefineAttributePayload {
+            attribute: AttributeView(definition),
+        })
     }
+}
+
+/// The result of `defineAttribute`.
+#[derive(SimpleObject)]
+struct DefineAttributePayload {
+    /// The attribute's definition as it stands now.
+    attribute: AttributeView,
 }
 
 /// Input of `defineAttribute`.

@@ -1,6 +1,6 @@
 //! Contact queries and mutations: thin resolvers over [`crate::service::ContactService`].
 
-use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object};
+use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use serde_json::Value as JsonValue;
 
 use super::args::{
@@ -209,7 +209,7 @@ impl ContactMutation {
         &self,
         ctx: &Context<'_>,
         input: UpsertContactInput,
-    ) -> async_graphql::Result<ContactView> {
+    ) -> async_graphql::Result<UpsertContactPayload> {
         let caller = &*caller(ctx)?;
         let external_id = ExternalId::parse(&input.external_id)
             .map_err(ServiceError::from)
@@ -223,20 +223,24 @@ impl ContactMutation {
             .upsert(&caller.workspace, &external_id, patch)
             .await
             .api_for(caller)?;
-        Ok(ContactView::after_write(contact, caller, written))
+        Ok(UpsertContactPayload {
+            contact: ContactView::after_write(contact, caller, written),
+        })
     }
 
-    /// Changes the contact `id`: given fields are set, `null` clears a field, and in
+    /// Changes the contact `input.id`: given fields are set, `null` clears a field, and in
     /// `attributes` a `null` value unsets that attribute.
     #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn update_contact(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        patch: ContactPatchInput,
-    ) -> async_graphql::Result<ContactView> {
+        input: UpdateContactInput,
+    ) -> async_graphql::Result<UpdateContactPayload> {
         let caller = &*caller(ctx)?;
-        let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
+        let id = ContactId::parse(&input.id)
+            .map_err(ServiceError::from)
+            .api()?;
+        let patch = input.patch;
         let external_id = parse_change(patch.external_id, ExternalId::parse).api()?;
         let patch = patch.fields.into_patch_input(external_id).api()?;
         let written = patch.written();
@@ -246,16 +250,26 @@ impl ContactMutation {
             .update(&caller.workspace, &id, patch)
             .await
             .api_for(caller)?;
-        Ok(ContactView::after_write(contact, caller, written))
+        Ok(UpdateContactPayload {
+            contact: ContactView::after_write(contact, caller, written),
+        })
     }
 
-    /// Removes the contact entirely. Returns `true`; NOT_FOUND if it did not exist.
+    /// Removes the contact entirely; NOT_FOUND if it did not exist.
     #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
-    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+    async fn delete_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteContactInput,
+    ) -> async_graphql::Result<DeleteContactPayload> {
         let workspace = &workspace(ctx)?;
-        let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
+        let id = ContactId::parse(&input.id)
+            .map_err(ServiceError::from)
+            .api()?;
         self.services.contacts.delete(workspace, &id).await.api()?;
-        Ok(true)
+        Ok(DeleteContactPayload {
+            deleted_id: ID(id.to_string()),
+        })
     }
 }
 
@@ -270,9 +284,46 @@ struct UpsertContactInput {
 
 /// Input of `updateContact`.
 #[derive(InputObject)]
+struct UpdateContactInput {
+    /// The contact to change.
+    id: ID,
+    /// What to change.
+    patch: ContactPatchInput,
+}
+
+/// The changes of `updateContact`: given fields are set, `null` clears.
+#[derive(InputObject)]
 struct ContactPatchInput {
     /// New external id; `null` makes the contact anonymous again.
     external_id: MaybeUndefined<String>,
     #[graphql(flatten)]
     fields: ContactFieldsInput,
+}
+
+/// Input of `deleteContact`.
+#[derive(InputObject)]
+struct DeleteContactInput {
+    /// The contact to remove.
+    id: ID,
+}
+
+/// The result of `upsertContact`.
+#[derive(SimpleObject)]
+struct UpsertContactPayload {
+    /// The contact as written.
+    contact: ContactView,
+}
+
+/// The result of `updateContact`.
+#[derive(SimpleObject)]
+struct UpdateContactPayload {
+    /// The contact as written.
+    contact: ContactView,
+}
+
+/// The result of `deleteContact`.
+#[derive(SimpleObject)]
+struct DeleteContactPayload {
+    /// The id of the contact removed.
+    deleted_id: ID,
 }

@@ -108,7 +108,7 @@ impl IdentityMutation {
         &self,
         ctx: &Context<'_>,
         input: TrackVisitorInput,
-    ) -> async_graphql::Result<ContactView> {
+    ) -> async_graphql::Result<TrackVisitorPayload> {
         let caller = &*caller(ctx)?;
         let patch = input.fields.into_patch_input(FieldChange::Keep).api()?;
         let written = patch.written();
@@ -118,7 +118,9 @@ impl IdentityMutation {
             .track_visitor(&caller.workspace, &input.anonymous_id, patch)
             .await
             .api()?;
-        Ok(ContactView::after_write(contact, caller, written))
+        Ok(TrackVisitorPayload {
+            contact: ContactView::after_write(contact, caller, written),
+        })
     }
 
     /// Identifies a visitor as a user of your system, proven by exactly one of `identityToken`
@@ -135,7 +137,7 @@ impl IdentityMutation {
         &self,
         ctx: &Context<'_>,
         input: IdentifyInput,
-    ) -> async_graphql::Result<ContactView> {
+    ) -> async_graphql::Result<IdentifyPayload> {
         let caller = &*caller(ctx)?;
         let traits = match input.traits {
             Some(traits) => traits.into_patch_input(FieldChange::Keep).api()?,
@@ -179,11 +181,16 @@ impl IdentityMutation {
             .await
             .api()?;
         // The proof just verified vouches for the contact it names.
-        Ok(ContactView::after_write(contact, caller, written).vouched())
+        Ok(IdentifyPayload {
+            contact: ContactView::after_write(contact, caller, written).vouched(),
+        })
     }
 
     /// Sets the workspace's identity secret (at least 16 bytes). Returns the settings.
-    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    #[graphql(
+        guard = "RequireScope(Scope::Admin)",
+        deprecation = "Use `setIdentityVerification(input: {hmacSecret})`; `setIdentitySecret` goes in the next release."
+    )]
     async fn set_identity_secret(
         &self,
         ctx: &Context<'_>,
@@ -208,8 +215,8 @@ impl IdentityMutation {
     async fn set_identity_verification(
         &self,
         ctx: &Context<'_>,
-        input: IdentityVerificationInput,
-    ) -> async_graphql::Result<IdentitySettingsView> {
+        input: SetIdentityVerificationInput,
+    ) -> async_graphql::Result<SetIdentityVerificationPayload> {
         let workspace = &workspace(ctx)?;
         let change = input.parse().api()?;
         let settings = self
@@ -218,7 +225,9 @@ impl IdentityMutation {
             .set_identity_verification(workspace, change)
             .await
             .api()?;
-        Ok(settings.into())
+        Ok(SetIdentityVerificationPayload {
+            identity_settings: settings.into(),
+        })
     }
 
     /// Replaces the workspace's own list of identity values that are never linked (compared
@@ -227,10 +236,10 @@ impl IdentityMutation {
     async fn set_blocked_identity_values(
         &self,
         ctx: &Context<'_>,
-        values: Vec<String>,
-    ) -> async_graphql::Result<IdentitySettingsView> {
+        input: SetBlockedIdentityValuesInput,
+    ) -> async_graphql::Result<SetBlockedIdentityValuesPayload> {
         let workspace = &workspace(ctx)?;
-        let values = WorkspaceSettings::parse_blocked(&values)
+        let values = WorkspaceSettings::parse_blocked(&input.values)
             .map_err(ServiceError::from)
             .api()?;
         let settings = self
@@ -239,8 +248,45 @@ impl IdentityMutation {
             .set_blocked_values(workspace, values)
             .await
             .api()?;
-        Ok(settings.into())
+        Ok(SetBlockedIdentityValuesPayload {
+            identity_settings: settings.into(),
+        })
     }
+}
+
+/// The result of `trackVisitor`.
+#[derive(SimpleObject)]
+struct TrackVisitorPayload {
+    /// The visitor's contact as written.
+    contact: ContactView,
+}
+
+/// The result of `identify`.
+#[derive(SimpleObject)]
+struct IdentifyPayload {
+    /// The identified contact as written (the survivor when the visitor was merged into it).
+    contact: ContactView,
+}
+
+/// The result of `setIdentityVerification`.
+#[derive(SimpleObject)]
+struct SetIdentityVerificationPayload {
+    /// The workspace's identity settings as changed.
+    identity_settings: IdentitySettingsView,
+}
+
+/// Input of `setBlockedIdentityValues`.
+#[derive(InputObject)]
+struct SetBlockedIdentityValuesInput {
+    /// The values never linked, replacing the list (empty clears it).
+    values: Vec<String>,
+}
+
+/// The result of `setBlockedIdentityValues`.
+#[derive(SimpleObject)]
+struct SetBlockedIdentityValuesPayload {
+    /// The workspace's identity settings as changed.
+    identity_settings: IdentitySettingsView,
 }
 
 /// Input of `trackVisitor`.
@@ -270,7 +316,7 @@ struct IdentifyInput {
 
 /// Input of `setIdentityVerification`; omitted parts stay as they are.
 #[derive(InputObject)]
-struct IdentityVerificationInput {
+struct SetIdentityVerificationInput {
     /// A new identity secret (at least 16 bytes) for user hashes and HS256 tokens.
     hmac_secret: Option<String>,
     /// Stop accepting the secret replaced by the last rotation.
@@ -290,7 +336,7 @@ struct IdentityVerificationInput {
     verification_lifetime_seconds: Option<i64>,
 }
 
-impl IdentityVerificationInput {
+impl SetIdentityVerificationInput {
     fn parse(self) -> Result<VerificationChange, ServiceError> {
         let hmac_secret = self
             .hmac_secret

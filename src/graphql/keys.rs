@@ -1,6 +1,6 @@
 //! API key administration (scope `admin`): create (the secret is shown once), list, revoke.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 
@@ -9,6 +9,51 @@ use super::guard::RequireScope;
 use super::{actor, caller, workspace};
 use crate::domain::{ApiKey, ApiKeyId, FieldPolicy, KeyRate, Scope, Scopes};
 use crate::service::{CreatedKey, KeyChange, NewKey, ServiceError, Services};
+
+/// What a key may do.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "Scope")]
+pub enum ApiScope {
+    /// `contacts:read`: read contacts (fields subject to the key's field policy), attributes,
+    /// history.
+    ContactsRead,
+    /// `contacts:write`: create, change, delete, merge and import contacts.
+    ContactsWrite,
+    /// `segments:read`: validate segments, read saved segments, members and counts.
+    SegmentsRead,
+    /// `segments:write`: save and delete segments.
+    SegmentsWrite,
+    /// `identity:write`: `trackVisitor` and `identify`.
+    IdentityWrite,
+    /// `pii:read`: read the values of sensitive attributes.
+    PiiRead,
+    /// `admin`: manage keys, the attribute registry and workspace settings; implies every
+    /// scope.
+    Admin,
+}
+
+/// The scopes given as `grantedScopes` or, deprecated, as `scopes` text (at most one of
+/// them); `None` when neither is.
+fn given_scopes(
+    granted: Option<Vec<ApiScope>>,
+    text: Option<Vec<String>>,
+) -> Result<Option<Scopes>, ServiceError> {
+    let names: Vec<&str> = match (granted, &text) {
+        (Some(_), Some(_)) => {
+            return Err(ServiceError::invalid(
+                "grantedScopes",
+                "give `grantedScopes` (or the deprecated `scopes`), not both",
+            ));
+        }
+        (Some(granted), None) => granted
+            .into_iter()
+            .map(|scope| Scope::from(scope).as_str())
+            .collect(),
+        (None, Some(text)) => text.iter().map(String::as_str).collect(),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Scopes::parse(&names)?))
+}
 
 /// The rate of keys without one of their own (`RATE_LIMIT_PER_SECOND`, `RATE_LIMIT_BURST`;
 /// `None`: unlimited), as schema data.
@@ -91,7 +136,13 @@ impl ApiKeyView {
         &self.0.name
     }
 
-    /// Scopes, e.g. `contacts:read`.
+    /// What the key may do.
+    async fn granted_scopes(&self) -> Vec<ApiScope> {
+        self.0.scopes.iter().map(ApiScope::from).collect()
+    }
+
+    /// Scopes as text, e.g. `contacts:read`.
+    #[graphql(deprecation = "Use `grantedScopes`; `scopes` goes in the next release.")]
     async fn scopes(&self) -> Vec<&'static str> {
         self.0.scopes.iter().map(Scope::as_str).collect()
     }
@@ -127,23 +178,48 @@ impl ApiKeyView {
     }
 }
 
-/// A new key and its secret.
+/// The result of `createApiKey`: the new key and its secret.
 #[derive(SimpleObject)]
-pub struct CreatedApiKey {
+pub struct CreateApiKeyPayload {
     /// The key.
+    api_key: ApiKeyView,
+    /// The key.
+    #[graphql(deprecation = "Use `apiKey`; `key` goes in the next release.")]
     key: ApiKeyView,
     /// The bearer token: send `Authorization: Bearer <secret>`. Shown only this once; only
     /// its hash is stored.
     secret: String,
 }
 
-impl From<CreatedKey> for CreatedApiKey {
+impl From<CreatedKey> for CreateApiKeyPayload {
     fn from(created: CreatedKey) -> Self {
         Self {
             secret: created.secret.expose_secret().to_owned(),
+            api_key: ApiKeyView(created.key.clone()),
             key: ApiKeyView(created.key),
         }
     }
+}
+
+/// The result of `updateApiKey`.
+#[derive(SimpleObject)]
+pub struct UpdateApiKeyPayload {
+    /// The key as changed.
+    api_key: ApiKeyView,
+}
+
+/// Input of `revokeApiKey`.
+#[derive(InputObject)]
+pub struct RevokeApiKeyInput {
+    /// The key to revoke.
+    id: ID,
+}
+
+/// The result of `revokeApiKey`.
+#[derive(SimpleObject)]
+pub struct RevokeApiKeyPayload {
+    /// The key, now revoked.
+    api_key: ApiKeyView,
 }
 
 /// Approved fields of a new key; omit a list (or the whole input) to approve everything.
@@ -174,9 +250,12 @@ impl FieldPolicyInput {
 pub struct CreateApiKeyInput {
     /// Human name, e.g. `routing engine`.
     name: String,
-    /// Scopes: `contacts:read`, `contacts:write`, `segments:read`, `segments:write`,
-    /// `identity:write`, `pii:read`, `admin`.
-    scopes: Vec<String>,
+    /// What it may do (give this or the deprecated `scopes`).
+    granted_scopes: Option<Vec<ApiScope>>,
+    /// Scopes as text: `contacts:read`, `contacts:write`, `segments:read`,
+    /// `segments:write`, `identity:write`, `pii:read`, `admin`.
+    #[graphql(deprecation = "Use `grantedScopes`; `scopes` goes in the next release.")]
+    scopes: Option<Vec<String>>,
     /// What it may read; everything when omitted.
     field_policy: Option<FieldPolicyInput>,
     /// Its own request rate; the server's default when omitted.
@@ -186,9 +265,14 @@ pub struct CreateApiKeyInput {
 /// Input of `updateApiKey`: what to change; omitted parts stay.
 #[derive(InputObject)]
 pub struct UpdateApiKeyInput {
+    /// The key to change.
+    id: ID,
     /// A new name.
     name: Option<String>,
     /// New scopes (replacing the old ones).
+    granted_scopes: Option<Vec<ApiScope>>,
+    /// New scopes as text (replacing the old ones).
+    #[graphql(deprecation = "Use `grantedScopes`; `scopes` goes in the next release.")]
     scopes: Option<Vec<String>>,
     /// A new field policy (replacing the old one).
     field_policy: Option<FieldPolicyInput>,
@@ -213,7 +297,10 @@ impl KeyQuery {
 pub struct Viewer {
     /// The key's id.
     key_id: ID,
-    /// Its scopes, e.g. `contacts:read` (`admin` implies every scope).
+    /// What it may do (`ADMIN` implies every scope).
+    granted_scopes: Vec<ApiScope>,
+    /// Its scopes as text, e.g. `contacts:read`.
+    #[graphql(deprecation = "Use `grantedScopes`; `scopes` goes in the next release.")]
     scopes: Vec<&'static str>,
     /// What it may read.
     field_policy: FieldPolicyView,
@@ -233,6 +320,7 @@ impl KeyQuery {
             .and_then(|default| default.0);
         Ok(Viewer {
             key_id: ID(caller.key_id.clone()),
+            granted_scopes: caller.scopes.iter().map(ApiScope::from).collect(),
             scopes: caller.scopes.iter().map(Scope::as_str).collect(),
             field_policy: FieldPolicyView::from(&caller.policy),
             rate_limit: caller.rate.or(default).map(RateLimit::from),
@@ -269,9 +357,10 @@ impl KeyMutation {
         &self,
         ctx: &Context<'_>,
         input: CreateApiKeyInput,
-    ) -> async_graphql::Result<CreatedApiKey> {
-        let scopes = Scopes::parse(&input.scopes)
-            .map_err(ServiceError::from)
+    ) -> async_graphql::Result<CreateApiKeyPayload> {
+        let scopes = given_scopes(input.granted_scopes, input.scopes)
+            .api()?
+            .ok_or_else(|| ServiceError::invalid("grantedScopes", "give the key's `grantedScopes`"))
             .api()?;
         let policy = match input.field_policy {
             None => FieldPolicy::unrestricted(),
@@ -303,16 +392,12 @@ impl KeyMutation {
     async fn update_api_key(
         &self,
         ctx: &Context<'_>,
-        id: ID,
         input: UpdateApiKeyInput,
-    ) -> async_graphql::Result<ApiKeyView> {
-        let id = ApiKeyId::parse(&id).map_err(ServiceError::from).api()?;
-        let scopes = input
-            .scopes
-            .map(|scopes| Scopes::parse(&scopes))
-            .transpose()
+    ) -> async_graphql::Result<UpdateApiKeyPayload> {
+        let id = ApiKeyId::parse(&input.id)
             .map_err(ServiceError::from)
             .api()?;
+        let scopes = given_scopes(input.granted_scopes, input.scopes).api()?;
         let policy = input
             .field_policy
             .map(FieldPolicyInput::parse)
@@ -335,19 +420,29 @@ impl KeyMutation {
             .update(&workspace(ctx)?, &id, change)
             .await
             .api()?;
-        Ok(ApiKeyView(key))
+        Ok(UpdateApiKeyPayload {
+            api_key: ApiKeyView(key),
+        })
     }
 
     /// Revokes a key of the caller's workspace; it authenticates nothing from now on.
     #[graphql(guard = "RequireScope(Scope::Admin)")]
-    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKeyView> {
-        let id = ApiKeyId::parse(&id).map_err(ServiceError::from).api()?;
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeApiKeyInput,
+    ) -> async_graphql::Result<RevokeApiKeyPayload> {
+        let id = ApiKeyId::parse(&input.id)
+            .map_err(ServiceError::from)
+            .api()?;
         let key = self
             .services
             .keys
             .revoke(&workspace(ctx)?, &id)
             .await
             .api()?;
-        Ok(ApiKeyView(key))
+        Ok(RevokeApiKeyPayload {
+            api_key: ApiKeyView(key),
+        })
     }
 }

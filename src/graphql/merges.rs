@@ -385,20 +385,18 @@ impl MergeMutation {
 /// Merge mutations.
 #[Object]
 impl MergeMutation {
-    /// Merges `absorbedId` into `survivorId` in one transaction: fixed fields keep the
+    /// Merges `input.absorbedId` into `input.survivorId` in one transaction: fixed fields keep the
     /// survivor's value where set, custom attributes follow their merge rule, identities move,
     /// and the absorbed id keeps resolving to the survivor. Audited; undo with `unmergeContacts`.
     #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
     async fn merge_contacts(
         &self,
         ctx: &Context<'_>,
-        survivor_id: ID,
-        absorbed_id: ID,
-        strategy: Option<MergeStrategyInput>,
-    ) -> async_graphql::Result<MergeView> {
+        input: MergeContactsInput,
+    ) -> async_graphql::Result<MergeContactsPayload> {
         let workspace = &workspace(ctx)?;
         let actor = &super::actor(ctx);
-        let (survivor, absorbed) = ids(&survivor_id, &absorbed_id).api()?;
+        let (survivor, absorbed) = ids(&input.survivor_id, &input.absorbed_id).api()?;
         let record = self
             .services
             .merges
@@ -406,13 +404,15 @@ impl MergeMutation {
                 workspace,
                 &survivor,
                 &absorbed,
-                strategy.unwrap_or_default().into(),
+                input.strategy.unwrap_or_default().into(),
                 actor,
                 MergeReason::Requested,
             )
             .await
             .api()?;
-        Ok(MergeView(record))
+        Ok(MergeContactsPayload {
+            merge: MergeView(record),
+        })
     }
 
     /// Restores both contacts of a merge as they were before it. CONFLICT if the survivor
@@ -422,11 +422,11 @@ impl MergeMutation {
     async fn unmerge_contacts(
         &self,
         ctx: &Context<'_>,
-        merge_id: ID,
-    ) -> async_graphql::Result<MergeView> {
+        input: UnmergeContactsInput,
+    ) -> async_graphql::Result<UnmergeContactsPayload> {
         let workspace = &workspace(ctx)?;
         let actor = &super::actor(ctx);
-        let merge_id = MergeId::parse(&merge_id)
+        let merge_id = MergeId::parse(&input.merge_id)
             .map_err(ServiceError::from)
             .api()?;
         let record = self
@@ -435,8 +435,42 @@ impl MergeMutation {
             .unmerge(workspace, &merge_id, actor)
             .await
             .api()?;
-        Ok(MergeView(record))
+        Ok(UnmergeContactsPayload {
+            merge: MergeView(record),
+        })
     }
+}
+
+/// Input of `mergeContacts`.
+#[derive(InputObject)]
+struct MergeContactsInput {
+    /// The contact that stays.
+    survivor_id: ID,
+    /// The contact merged into it; its id keeps resolving to the survivor.
+    absorbed_id: ID,
+    /// Per-field choices over the attributes' merge rules.
+    strategy: Option<MergeStrategyInput>,
+}
+
+/// The result of `mergeContacts`.
+#[derive(SimpleObject)]
+struct MergeContactsPayload {
+    /// The merge as recorded.
+    merge: MergeView,
+}
+
+/// Input of `unmergeContacts`.
+#[derive(InputObject)]
+struct UnmergeContactsInput {
+    /// The merge to undo.
+    merge_id: ID,
+}
+
+/// The result of `unmergeContacts`.
+#[derive(SimpleObject)]
+struct UnmergeContactsPayload {
+    /// The merge, now undone.
+    merge: MergeView,
 }
 
 fn ids(survivor: &str, absorbed: &str) -> Result<(ContactId, ContactId), ServiceError> {

@@ -1,6 +1,6 @@
 //! Segment queries and mutations: validation, saved segments, explanations, index status.
 
-use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
@@ -16,7 +16,7 @@ use crate::domain::Scope;
 use crate::domain::{SavedSegment, Slug, Text};
 use crate::service::indexer::IndexStatus;
 use crate::service::{
-    ExplainNode, SegmentDraft, SegmentSource, ServiceError, Services, Validation,
+    ExplainNode, ExplainPart, SegmentDraft, SegmentSource, ServiceError, Services, Validation,
 };
 
 /// Segment queries.
@@ -177,37 +177,58 @@ impl SegmentMutation {
     /// Creates or replaces a saved segment, given as `text` or as `expr` (exactly one). Its
     /// references to other segments must exist and must not form a cycle.
     #[graphql(guard = "RequireScope(Scope::SegmentsWrite)")]
+    async fn upsert_segment(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertSegmentInput,
+    ) -> async_graphql::Result<UpsertSegmentPayload> {
+        let draft = input.into_draft().api()?;
+        let saved = self
+            .services
+            .segments
+            .save(&*caller(ctx)?, draft)
+            .await
+            .api()?;
+        Ok(UpsertSegmentPayload {
+            segment: SegmentView(saved),
+        })
+    }
+
+    /// Creates or replaces a saved segment, as `upsertSegment` does.
+    #[graphql(
+        guard = "RequireScope(Scope::SegmentsWrite)",
+        deprecation = "Use `upsertSegment`; `saveSegment` goes in the next release."
+    )]
     async fn save_segment(
         &self,
         ctx: &Context<'_>,
         input: SaveSegmentInput,
     ) -> async_graphql::Result<SegmentView> {
-        let draft = input.into_draft().api()?;
-        Ok(SegmentView(
-            self.services
-                .segments
-                .save(&*caller(ctx)?, draft)
-                .await
-                .api()?,
-        ))
+        Ok(self.upsert_segment(ctx, input.segment).await?.segment)
     }
 
-    /// Deletes a saved segment; CONFLICT while another segment refers to it. Returns `true`.
+    /// Deletes a saved segment; CONFLICT while another segment refers to it.
     #[graphql(guard = "RequireScope(Scope::SegmentsWrite)")]
-    async fn delete_segment(&self, ctx: &Context<'_>, slug: String) -> async_graphql::Result<bool> {
-        let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
+    async fn delete_segment(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteSegmentInput,
+    ) -> async_graphql::Result<DeleteSegmentPayload> {
+        let slug = Slug::parse(&input.slug).map_err(ServiceError::from).api()?;
         self.services
             .segments
             .delete(&workspace(ctx)?, &slug)
             .await
             .api()?;
-        Ok(true)
+        Ok(DeleteSegmentPayload {
+            deleted_slug: input.slug,
+        })
     }
 }
 
-/// Input of `saveSegment`.
+/// Input of `upsertSegment`.
 #[derive(InputObject)]
-struct SaveSegmentInput {
+struct UpsertSegmentInput {
     /// Address, e.g. `active-trials`.
     slug: String,
     /// Display name.
@@ -220,7 +241,35 @@ struct SaveSegmentInput {
     expr: Option<SegmentExprInput>,
 }
 
-impl SaveSegmentInput {
+/// Input of `saveSegment` (deprecated): the same as `UpsertSegmentInput`.
+#[derive(InputObject)]
+struct SaveSegmentInput {
+    #[graphql(flatten)]
+    segment: UpsertSegmentInput,
+}
+
+/// The result of `upsertSegment`.
+#[derive(SimpleObject)]
+struct UpsertSegmentPayload {
+    /// The segment as saved.
+    segment: SegmentView,
+}
+
+/// Input of `deleteSegment`.
+#[derive(InputObject)]
+struct DeleteSegmentInput {
+    /// The segment to delete.
+    slug: String,
+}
+
+/// The result of `deleteSegment`.
+#[derive(SimpleObject)]
+struct DeleteSegmentPayload {
+    /// The slug of the segment deleted.
+    deleted_slug: String,
+}
+
+impl UpsertSegmentInput {
     fn into_draft(self) -> Result<SegmentDraft, ServiceError> {
         let source = segment_source(self.text, self.expr)?.ok_or_else(|| {
             ServiceError::invalid("text", "give the segment as `text` or as `expr`")
@@ -360,8 +409,10 @@ impl SegmentView {
 pub struct SegmentError {
     /// What is wrong.
     message: String,
-    /// Stable code: SYNTAX, TOO_LONG, TOO_DEEP, BAD_LITERAL, UNKNOWN_FIELD, TYPE_MISMATCH,
-    /// UNKNOWN_SEGMENT, SEGMENT_CYCLE.
+    /// What kind of problem.
+    error_code: SegmentErrorCodeView,
+    /// The same as text, e.g. `UNKNOWN_FIELD`.
+    #[graphql(deprecation = "Use `errorCode`; `code` goes in the next release.")]
     code: String,
     /// First byte of the offending text.
     start: u32,
@@ -389,6 +440,7 @@ impl SegmentValidation {
             .iter()
             .map(|d| SegmentError {
                 message: d.message.clone(),
+                error_code: d.code.into(),
                 code: d.code.as_str().to_owned(),
                 start: u32::try_from(d.span.start).unwrap_or(u32::MAX),
                 end: u32::try_from(d.span.end).unwrap_or(u32::MAX),
@@ -435,6 +487,46 @@ impl MembershipExplanation {
 /// One part of a segment in an explanation.
 pub struct ExplainNodeView(ExplainNode);
 
+/// What a part of a segment in an explanation is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "ExplainPart", remote = "ExplainPart")]
+pub enum ExplainPartView {
+    /// All of its children.
+    And,
+    /// Any of its children.
+    Or,
+    /// Not its child.
+    Not,
+    /// One test of a field, an attribute, activity or events.
+    Condition,
+    /// `in segment "slug"`.
+    Segment,
+}
+
+/// What kind of problem a segment error is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "SegmentErrorCode", remote = "qwry_segment::ErrorCode")]
+pub enum SegmentErrorCodeView {
+    /// The text does not follow the grammar.
+    Syntax,
+    /// The text is longer than allowed.
+    TooLong,
+    /// Parentheses or `not`s nest deeper than allowed.
+    TooDeep,
+    /// A literal cannot be read (number, date, duration).
+    BadLiteral,
+    /// The field is neither built in nor a declared attribute.
+    UnknownField,
+    /// The operator or value does not fit the field's type.
+    TypeMismatch,
+    /// `in segment` names a segment that does not exist.
+    UnknownSegment,
+    /// `in segment` references form a cycle or nest too deep.
+    SegmentCycle,
+    /// The field is not one the caller may read.
+    FieldNotApproved,
+}
+
 /// One part of a segment in an explanation.
 #[Object(name = "ExplainNode")]
 impl ExplainNodeView {
@@ -448,9 +540,15 @@ impl ExplainNodeView {
         self.0.parent.map(|p| u32::try_from(p).unwrap_or(u32::MAX))
     }
 
+    /// What this part is.
+    async fn part(&self) -> ExplainPartView {
+        self.0.kind.into()
+    }
+
     /// `and`, `or`, `not`, `condition` or `segment`.
+    #[graphql(deprecation = "Use `part`; `kind` goes in the next release.")]
     async fn kind(&self) -> &str {
-        self.0.kind
+        self.0.kind.as_str()
     }
 
     /// This part in canonical text.

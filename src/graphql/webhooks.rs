@@ -100,22 +100,75 @@ impl From<Webhook> for WebhookView {
     }
 }
 
-/// An endpoint with its signing secret, shown this once.
+/// The result of `createWebhook`: the endpoint with its signing secret, shown this once.
 #[derive(SimpleObject)]
-pub struct CreatedWebhookView {
+pub struct CreateWebhookPayload {
     /// The endpoint.
     webhook: WebhookView,
     /// `whsec_…`: verify each delivery's `webhook-signature` with it (Standard Webhooks).
     secret: String,
 }
 
-impl From<CreatedWebhook> for CreatedWebhookView {
+impl From<CreatedWebhook> for CreateWebhookPayload {
     fn from(created: CreatedWebhook) -> Self {
         Self {
             webhook: created.webhook.into(),
             secret: created.secret,
         }
     }
+}
+
+/// The result of `rotateWebhookSecret`: the endpoint with its new secret, shown this once.
+#[derive(SimpleObject)]
+pub struct RotateWebhookSecretPayload {
+    /// The endpoint.
+    webhook: WebhookView,
+    /// The new `whsec_…`; the old one signs nothing from now on.
+    secret: String,
+}
+
+impl From<CreatedWebhook> for RotateWebhookSecretPayload {
+    fn from(rotated: CreatedWebhook) -> Self {
+        let CreateWebhookPayload { webhook, secret } = rotated.into();
+        Self { webhook, secret }
+    }
+}
+
+/// Input of `rotateWebhookSecret`.
+#[derive(InputObject)]
+pub struct RotateWebhookSecretInput {
+    /// The endpoint.
+    id: ID,
+}
+
+/// Input of `deleteWebhook`.
+#[derive(InputObject)]
+pub struct DeleteWebhookInput {
+    /// The endpoint.
+    id: ID,
+}
+
+/// The result of `deleteWebhook`.
+#[derive(SimpleObject)]
+pub struct DeleteWebhookPayload {
+    /// The id of the endpoint deleted.
+    deleted_id: ID,
+    /// The endpoint as it was.
+    webhook: WebhookView,
+}
+
+/// Input of `testWebhook`.
+#[derive(InputObject)]
+pub struct TestWebhookInput {
+    /// The endpoint.
+    id: ID,
+}
+
+/// The result of `testWebhook`.
+#[derive(SimpleObject)]
+pub struct TestWebhookPayload {
+    /// The test message's delivery, as logged.
+    delivery: DeliveryView,
 }
 
 /// What a message to an endpoint is about: the `type` of its body.
@@ -321,7 +374,7 @@ impl WebhookMutation {
         &self,
         ctx: &Context<'_>,
         input: CreateWebhookInput,
-    ) -> async_graphql::Result<CreatedWebhookView> {
+    ) -> async_graphql::Result<CreateWebhookPayload> {
         let input = WebhookInput {
             url: input.url,
             events: input.events.into_iter().map(WebhookEvent::from).collect(),
@@ -341,12 +394,12 @@ impl WebhookMutation {
     async fn rotate_webhook_secret(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-    ) -> async_graphql::Result<CreatedWebhookView> {
+        input: RotateWebhookSecretInput,
+    ) -> async_graphql::Result<RotateWebhookSecretPayload> {
         let rotated = self
             .services
             .webhooks
-            .rotate_secret(&*caller(ctx)?, &id)
+            .rotate_secret(&*caller(ctx)?, &input.id)
             .await
             .api()?;
         Ok(rotated.into())
@@ -357,27 +410,36 @@ impl WebhookMutation {
     async fn delete_webhook(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-    ) -> async_graphql::Result<WebhookView> {
+        input: DeleteWebhookInput,
+    ) -> async_graphql::Result<DeleteWebhookPayload> {
         let deleted = self
             .services
             .webhooks
-            .delete(&*caller(ctx)?, &id)
+            .delete(&*caller(ctx)?, &input.id)
             .await
             .api()?;
-        Ok(deleted.into())
+        Ok(DeleteWebhookPayload {
+            deleted_id: input.id,
+            webhook: deleted.into(),
+        })
     }
 
     /// Sends a signed `webhook.test` message to the endpoint now, once, and answers how it
     /// went (it is logged with the endpoint's deliveries).
     #[graphql(guard = "RequireScope(Scope::Admin)")]
-    async fn test_webhook(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<DeliveryView> {
+    async fn test_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: TestWebhookInput,
+    ) -> async_graphql::Result<TestWebhookPayload> {
         let delivery = self
             .services
             .webhooks
-            .test(&*caller(ctx)?, &id)
+            .test(&*caller(ctx)?, &input.id)
             .await
             .api()?;
-        Ok(delivery.into())
+        Ok(TestWebhookPayload {
+            delivery: delivery.into(),
+        })
     }
 }

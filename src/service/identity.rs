@@ -668,7 +668,7 @@ fn verify_hash(
     }
     if settings.identity_secret.is_none() {
         return Err(Refusal::NoKey.error(
-            "this workspace has no identity secret; set one with `setIdentitySecret` (or IDENTITY_SECRET) before calling `identify`",
+            "this workspace has no identity secret; set one with `setIdentityVerification(input: {hmacSecret})` (or IDENTITY_SECRET) before calling `identify`",
         ));
     }
     let verifies = settings.identity_secrets().any(|secret| {

@@ -46,8 +46,8 @@ pub use import::{
 pub use keys::{CreatedKey, KeyChange, KeyService, NewKey, secret_hash};
 pub use merges::{MergePreview, MergeReason, MergeService};
 pub use segment::{
-    Consistency, ExplainNode, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, Resolved, SegmentDraft,
-    SegmentPage, SegmentService, SegmentSource, Validation, check_text,
+    Consistency, ExplainNode, ExplainPart, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, Resolved,
+    SegmentDraft, SegmentPage, SegmentService, SegmentSource, Validation, check_text,
 };
 pub use sensitive::Revealer;
 pub use subject::SubjectService;

@@ -58,12 +58,14 @@ async fn each_scope_admits_only_its_operations() {
         .await;
     let id = contact["id"].as_str().unwrap().to_owned();
 
-    let upsert = "mutation { upsertContact(input: { externalId: \"u-2\" }) { id } }";
+    let upsert = "mutation { upsertContact(input: { externalId: \"u-2\" }) { contact { id } } }";
     let read = "query($id: ID!) { contact(id: $id) { id } }";
-    let define = "mutation { defineAttribute(input: { name: \"x\", type: STRING }) { name } }";
+    let define =
+        "mutation { defineAttribute(input: { name: \"x\", type: STRING }) { attribute { name } } }";
     let validate = "{ validateSegment(text: \"plan = \\\"pro\\\"\") { valid } }";
-    let save = "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }";
-    let track = "mutation { trackVisitor(input: { anonymousId: \"visitor-1\" }) { id } }";
+    let save = "mutation { upsertSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { segment { slug } } }";
+    let track =
+        "mutation { trackVisitor(input: { anonymousId: \"visitor-1\" }) { contact { id } } }";
     let keys = "{ apiKeys { id } }";
     let members =
         "{ contacts(segment: \"plan = \\\"pro\\\"\", consistency: LATEST) { totalCount } }";
@@ -129,7 +131,7 @@ async fn revoked_keys_are_refused_at_once() {
     let (key, id) = app.create_key(&["contacts:read"], Value::Null).await;
     app.data_as(&key, WHO_AM_I, json!({})).await;
     let listed = app
-        .data("{ apiKeys { id revokedAt scopes } }", json!({}))
+        .data("{ apiKeys { id revokedAt grantedScopes } }", json!({}))
         .await;
     assert!(
         listed["apiKeys"]
@@ -140,11 +142,11 @@ async fn revoked_keys_are_refused_at_once() {
     );
     let revoked = app
         .data(
-            "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
+            "mutation($id: ID!) { revokeApiKey(input: { id: $id }) { apiKey { revokedAt } } }",
             json!({ "id": id }),
         )
         .await;
-    assert!(revoked["revokeApiKey"]["revokedAt"].is_string());
+    assert!(revoked["revokeApiKey"]["apiKey"]["revokedAt"].is_string());
     assert_eq!(
         app.error_code_as(&key, WHO_AM_I, json!({})).await,
         "UNAUTHENTICATED"
@@ -164,12 +166,15 @@ async fn secrets_are_shown_once_and_never_listed() {
     let (secret, _) = app.create_key(&["admin"], Value::Null).await;
     assert!(secret.starts_with("qwry_"));
     let listed = app
-        .graphql("{ apiKeys { id name prefix scopes createdBy } }", json!({}))
+        .graphql(
+            "{ apiKeys { id name prefix grantedScopes createdBy } }",
+            json!({}),
+        )
         .await;
     let text = listed.to_string();
     assert!(!text.contains(&secret), "{text}");
     assert!(text.contains(&secret[..9]), "prefix shown: {text}");
-    assert!(text.contains("\"admin\""), "{text}");
+    assert!(text.contains("\"ADMIN\""), "{text}");
 }
 
 #[tokio::test]
@@ -185,12 +190,12 @@ async fn field_policies_hide_fields_in_queries_exports_and_segments() {
         .await;
     let id = contact["id"].as_str().unwrap().to_owned();
     app.data(
-        "mutation { saveSegment(input: { slug: \"big\", name: \"Big\", text: \"ltv > 1000\" }) { slug } }",
+        "mutation { upsertSegment(input: { slug: \"big\", name: \"Big\", text: \"ltv > 1000\" }) { segment { slug } } }",
         json!({}),
     )
     .await;
     app.data(
-        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
+        "mutation { upsertSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { segment { slug } } }",
         json!({}),
     )
     .await;
@@ -252,13 +257,13 @@ async fn field_policies_hide_fields_in_queries_exports_and_segments() {
     let validation = app
         .data_as(
             &chatbot,
-            "{ validateSegment(text: \"ltv > 1\") { valid errors { code } } }",
+            "{ validateSegment(text: \"ltv > 1\") { valid errors { errorCode } } }",
             json!({}),
         )
         .await;
     assert_eq!(
         validation["validateSegment"],
-        json!({ "valid": false, "errors": [{ "code": "FIELD_NOT_APPROVED" }] })
+        json!({ "valid": false, "errors": [{ "errorCode": "FIELD_NOT_APPROVED" }] })
     );
     let allowed = app
         .data_as(
@@ -428,18 +433,23 @@ async fn viewer_is_the_key_making_the_request() {
             json!({ "fields": ["email"], "attributes": ["plan"] }),
         )
         .await;
-    let query = "{ viewer { keyId scopes fieldPolicy { fields attributes } } }";
+    let query = "{ viewer { keyId grantedScopes scopes fieldPolicy { fields attributes } } }";
     let viewer = &app.data_as(&secret, query, json!({})).await["viewer"];
     assert_eq!(viewer["keyId"], id.as_str());
+    assert_eq!(
+        viewer["grantedScopes"],
+        json!(["CONTACTS_READ", "SEGMENTS_READ"])
+    );
+    // The deprecated text form, one release more.
     assert_eq!(viewer["scopes"], json!(["contacts:read", "segments:read"]));
     assert_eq!(viewer["fieldPolicy"]["fields"], json!(["email"]));
     assert_eq!(viewer["fieldPolicy"]["attributes"], json!(["plan"]));
     let admin = &app.data(query, json!({})).await["viewer"];
     assert!(
-        admin["scopes"]
+        admin["grantedScopes"]
             .as_array()
             .unwrap()
-            .contains(&json!("admin")),
+            .contains(&json!("ADMIN")),
         "{admin}"
     );
     assert_eq!(admin["fieldPolicy"]["fields"], Value::Null);
@@ -490,15 +500,17 @@ async fn keys_have_rate_limits_of_their_own_told_in_every_answer() {
     // A key of its own rate: 1 a second, 2 at once.
     let created = app
         .data(
-            "mutation { createApiKey(input: { name: \"slow\", scopes: [\"contacts:read\"], rateLimit: { perSecond: 1, burst: 2 } }) { secret key { id rateLimit { perSecond burst } } } }",
+            "mutation { createApiKey(input: { name: \"slow\", scopes: [\"contacts:read\"], rateLimit: { perSecond: 1, burst: 2 } }) { secret apiKey { id rateLimit { perSecond burst } } key { id } } }",
             json!({}),
         )
         .await["createApiKey"]
         .clone();
     assert_eq!(
-        created["key"]["rateLimit"],
+        created["apiKey"]["rateLimit"],
         json!({ "perSecond": 1, "burst": 2 })
     );
+    // The deprecated `key` names the same key for one release.
+    assert_eq!(created["key"]["id"], created["apiKey"]["id"]);
     let slow = client_with_key(created["secret"].as_str().unwrap());
     let first = ask(slow.clone(), VIEWER).await;
     assert_eq!(first.status(), StatusCode::OK);
@@ -522,12 +534,12 @@ async fn keys_have_rate_limits_of_their_own_told_in_every_answer() {
     // Raised by an admin: the next request runs at the new rate.
     let raised = app
         .data(
-            "mutation($id: ID!) { updateApiKey(id: $id, input: { rateLimit: { perSecond: 100 } }) { rateLimit { perSecond burst } } }",
-            json!({ "id": created["key"]["id"] }),
+            "mutation($id: ID!) { updateApiKey(input: { id: $id, rateLimit: { perSecond: 100 } }) { apiKey { rateLimit { perSecond burst } } } }",
+            json!({ "id": created["apiKey"]["id"] }),
         )
         .await;
     assert_eq!(
-        raised["updateApiKey"]["rateLimit"],
+        raised["updateApiKey"]["apiKey"]["rateLimit"],
         json!({ "perSecond": 100, "burst": 200 })
     );
     let after = ask(slow, VIEWER).await;
@@ -536,12 +548,12 @@ async fn keys_have_rate_limits_of_their_own_told_in_every_answer() {
     // Another change keeps the rate, and a new field policy is stored whole.
     let narrowed = app
         .data(
-            "mutation($id: ID!) { updateApiKey(id: $id, input: { fieldPolicy: { fields: [\"name\"], requireVerifiedIdentity: true } }) { rateLimit { perSecond } fieldPolicy { fields requireVerifiedIdentity } } }",
-            json!({ "id": created["key"]["id"] }),
+            "mutation($id: ID!) { updateApiKey(input: { id: $id, fieldPolicy: { fields: [\"name\"], requireVerifiedIdentity: true } }) { apiKey { rateLimit { perSecond } fieldPolicy { fields requireVerifiedIdentity } } } }",
+            json!({ "id": created["apiKey"]["id"] }),
         )
         .await;
     assert_eq!(
-        narrowed["updateApiKey"],
+        narrowed["updateApiKey"]["apiKey"],
         json!({ "rateLimit": { "perSecond": 100 }, "fieldPolicy": { "fields": ["name"], "requireVerifiedIdentity": true } })
     );
 
@@ -557,4 +569,44 @@ async fn keys_have_rate_limits_of_their_own_told_in_every_answer() {
         let code = app.error_code_as(ADMIN_KEY, &query, json!({})).await;
         assert_eq!(code, "INVALID_INPUT", "{bad}");
     }
+}
+
+/// A key's scopes are `grantedScopes` (an enum) or, deprecated, `scopes` text: exactly one.
+#[tokio::test]
+async fn a_key_takes_its_scopes_one_way() {
+    let app = TestApp::spawn().await;
+    let create = "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { grantedScopes scopes } } }";
+    let by_text = app
+        .data(
+            create,
+            json!({ "input": { "name": "text", "scopes": ["contacts:read"] } }),
+        )
+        .await;
+    assert_eq!(
+        by_text["createApiKey"]["apiKey"],
+        json!({ "grantedScopes": ["CONTACTS_READ"], "scopes": ["contacts:read"] })
+    );
+    for input in [
+        json!({ "name": "both", "scopes": ["contacts:read"], "grantedScopes": ["CONTACTS_READ"] }),
+        json!({ "name": "neither" }),
+        json!({ "name": "none", "grantedScopes": [] }),
+    ] {
+        assert_eq!(
+            app.error_code(create, json!({ "input": input })).await,
+            "INVALID_INPUT",
+            "{input}"
+        );
+    }
+    let keys = app.data("{ apiKeys { name } }", json!({})).await;
+    let names: Vec<&str> = keys["apiKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|key| key["name"].as_str())
+        .collect();
+    assert!(names.contains(&"text"), "{names:?}");
+    for refused in ["both", "neither", "none"] {
+        assert!(!names.contains(&refused), "{names:?}");
+    }
+    app.stop().await;
 }

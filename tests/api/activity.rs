@@ -172,10 +172,10 @@ async fn merges_move_activity_to_the_survivor_and_unmerges_bring_it_back() {
 
     let merge = app
         .data(
-            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a) { id } }",
+            "mutation($s: ID!, $a: ID!) { mergeContacts(input: { survivorId: $s, absorbedId: $a }) { merge { id } } }",
             json!({ "s": customer, "a": visitor }),
         )
-        .await["mergeContacts"]["id"]
+        .await["mergeContacts"]["merge"]["id"]
         .clone();
     let merged = app.data(ACTIVITY, json!({ "id": customer })).await["contact"].clone();
     assert_eq!(merged["conversationCount"], 2);
@@ -190,7 +190,7 @@ async fn merges_move_activity_to_the_survivor_and_unmerges_bring_it_back() {
     .await;
 
     app.data(
-        "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+        "mutation($m: ID!) { unmergeContacts(input: { mergeId: $m }) { merge { id } } }",
         json!({ "m": merge }),
     )
     .await;
@@ -232,7 +232,7 @@ async fn activity_is_exported_and_deleted_with_its_contact() {
     assert_eq!(export["events"][0]["id"], "e-1");
 
     app.data(
-        "mutation($id: ID!) { deleteContact(id: $id) }",
+        "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedId } }",
         json!({ "id": id }),
     )
     .await;
@@ -403,7 +403,7 @@ async fn segments_test_and_order_by_activity() {
     assert_eq!(members("not first_seen_at exists").await, ["dan"]);
     // The evaluator agrees with the index (matchSegments tests one contact in memory).
     app.data(
-        "mutation { saveSegment(input: { slug: \"regulars\", name: \"Regulars\", text: \"conversation_count >= 2\" }) { slug } }",
+        "mutation { upsertSegment(input: { slug: \"regulars\", name: \"Regulars\", text: \"conversation_count >= 2\" }) { segment { slug } } }",
         json!({}),
     )
     .await;
@@ -462,7 +462,7 @@ async fn segments_test_and_order_by_activity() {
     // Built-in names are reserved for attributes.
     assert_eq!(
         app.error_code(
-            "mutation { defineAttribute(input: { name: \"conversation_count\", type: NUMBER }) { name } }",
+            "mutation { defineAttribute(input: { name: \"conversation_count\", type: NUMBER }) { attribute { name } } }",
             json!({})
         )
         .await,
@@ -500,17 +500,17 @@ async fn merges_take_the_earlier_first_sighting_and_unmerges_give_it_back() {
     };
     let merge = app
         .data(
-            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a) { id } }",
+            "mutation($s: ID!, $a: ID!) { mergeContacts(input: { survivorId: $s, absorbedId: $a }) { merge { id } } }",
             json!({ "s": customer, "a": visitor }),
         )
-        .await["mergeContacts"]["id"]
+        .await["mergeContacts"]["merge"]["id"]
         .clone();
     assert_eq!(
         first_seen(customer.clone()).await,
         "2026-11-02T08:00:00+00:00"
     );
     app.data(
-        "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+        "mutation($m: ID!) { unmergeContacts(input: { mergeId: $m }) { merge { id } } }",
         json!({ "m": merge }),
     )
     .await;
@@ -662,15 +662,15 @@ async fn segments_test_events_by_count_and_window_and_merges_add_them_up() {
     let (bob, cid) = (id_of("bob").await, id_of("cid").await);
     let merge = app
         .data(
-            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a, strategy: { externalId: SURVIVOR }) { id } }",
+            "mutation($s: ID!, $a: ID!) { mergeContacts(input: { survivorId: $s, absorbedId: $a, strategy: { externalId: SURVIVOR } }) { merge { id } } }",
             json!({ "s": cid, "a": bob }),
         )
-        .await["mergeContacts"]["id"]
+        .await["mergeContacts"]["merge"]["id"]
         .clone();
     assert_eq!(members(r#"event "purchase" count = 1"#).await, ["cid"]);
     // Undoing it takes them back.
     app.data(
-        "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+        "mutation($m: ID!) { unmergeContacts(input: { mergeId: $m }) { merge { id } } }",
         json!({ "m": merge }),
     )
     .await;

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::helpers::TestApp;
 
-const DEFINE: &str = "mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { name type description } }";
+const DEFINE: &str = "mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { attribute { name type description } } }";
 
 #[tokio::test]
 async fn attributes_are_declared_listed_and_redeclared() {
@@ -12,7 +12,7 @@ async fn attributes_are_declared_listed_and_redeclared() {
     let input = json!({ "name": "ltv", "type": "NUMBER", "description": "lifetime value" });
     let defined = app.data(DEFINE, json!({ "input": input })).await;
     assert_eq!(
-        defined["defineAttribute"],
+        defined["defineAttribute"]["attribute"],
         json!({ "name": "ltv", "type": "NUMBER", "description": "lifetime value" })
     );
     app.define_attribute("plan", "STRING").await;
@@ -116,7 +116,8 @@ async fn undeclared_or_mistyped_attributes_are_refused_naming_the_attribute() {
     let app = TestApp::spawn().await;
     app.define_attribute("plan", "STRING").await;
     app.define_attribute("ltv", "NUMBER").await;
-    let upsert = "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }";
+    let upsert =
+        "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
 
     let error = app
         .error(

@@ -72,20 +72,20 @@ async fn reads_kept_in_memory_follow_every_kind_of_write() {
     // A merge: the absorbed id resolves to the survivor, whose identities grew.
     let visitor = app
         .data(
-            "mutation { trackVisitor(input: { anonymousId: \"visitor-9\" }) { id } }",
+            "mutation { trackVisitor(input: { anonymousId: \"visitor-9\" }) { contact { id } } }",
             json!({}),
         )
-        .await["trackVisitor"]["id"]
+        .await["trackVisitor"]["contact"]["id"]
         .clone();
     let before_merge = read_twice(&app, &visitor).await;
     assert_eq!(identity_values(&before_merge), ["visitor-9"]);
     let identities_before_merge = identity_values(&read_twice(&app, &ann_id).await);
     let merge = app
         .data(
-            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a) { id } }",
+            "mutation($s: ID!, $a: ID!) { mergeContacts(input: { survivorId: $s, absorbedId: $a }) { merge { id } } }",
             json!({ "s": ann_id, "a": visitor }),
         )
-        .await["mergeContacts"]["id"]
+        .await["mergeContacts"]["merge"]["id"]
         .clone();
     let resolved = app
         .data(
@@ -99,7 +99,7 @@ async fn reads_kept_in_memory_follow_every_kind_of_write() {
 
     // An unmerge gives both back as they were.
     app.data(
-        "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+        "mutation($m: ID!) { unmergeContacts(input: { mergeId: $m }) { merge { id } } }",
         json!({ "m": merge }),
     )
     .await;
@@ -112,7 +112,7 @@ async fn reads_kept_in_memory_follow_every_kind_of_write() {
     // A deletion.
     read_twice(&app, &bob_id).await;
     app.data(
-        "mutation($id: ID!) { deleteContact(id: $id) }",
+        "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedId } }",
         json!({ "id": bob_id }),
     )
     .await;

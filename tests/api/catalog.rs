@@ -21,15 +21,15 @@ async fn key_changes_take_effect_on_the_next_request() {
         "ada@example.com"
     );
 
-    let update = "mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { fieldPolicy { fields } scopes } }";
+    let update = "mutation($input: UpdateApiKeyInput!) { updateApiKey(input: $input) { apiKey { fieldPolicy { fields } scopes } } }";
     let narrowed = app
         .data(
             update,
-            json!({ "id": id, "input": { "fieldPolicy": { "fields": ["name", "external_id"] } } }),
+            json!({ "input": { "id": id, "fieldPolicy": { "fields": ["name", "external_id"] } } }),
         )
         .await;
     assert_eq!(
-        narrowed["updateApiKey"]["fieldPolicy"]["fields"],
+        narrowed["updateApiKey"]["apiKey"]["fieldPolicy"]["fields"],
         json!(["external_id", "name"])
     );
     let seen = app.data_as(&key, read, json!({})).await;
@@ -37,13 +37,13 @@ async fn key_changes_take_effect_on_the_next_request() {
 
     app.data(
         update,
-        json!({ "id": id, "input": { "scopes": ["segments:read"] } }),
+        json!({ "input": { "id": id, "grantedScopes": ["SEGMENTS_READ"] } }),
     )
     .await;
     assert_eq!(app.error_code_as(&key, read, json!({})).await, "FORBIDDEN");
 
     app.data(
-        "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
+        "mutation($id: ID!) { revokeApiKey(input: { id: $id }) { apiKey { revokedAt } } }",
         json!({ "id": id }),
     )
     .await;
@@ -65,14 +65,14 @@ async fn attribute_and_segment_changes_take_effect_on_the_next_request() {
         .await;
     app.upsert(json!({ "externalId": "u-2", "attributes": { "plan": "free" } }))
         .await;
-    let redefine = "mutation { defineAttribute(input: { name: \"plan\", type: STRING, description: \"the plan\" }) { description } }";
+    let redefine = "mutation { defineAttribute(input: { name: \"plan\", type: STRING, description: \"the plan\" }) { attribute { description } } }";
     app.data(redefine, json!({})).await;
     let listed = app
         .data("{ attributes { name description } }", json!({}))
         .await;
     assert_eq!(listed["attributes"][0]["description"], "the plan");
 
-    let save = "mutation($text: String!) { saveSegment(input: { slug: \"chosen\", name: \"Chosen\", text: $text }) { text } }";
+    let save = "mutation($text: String!) { upsertSegment(input: { slug: \"chosen\", name: \"Chosen\", text: $text }) { segment { text } } }";
     app.data(save, json!({ "text": "plan = \"pro\"" })).await;
     let count = "{ segment(slug: \"chosen\") { count members(first: 5) { edges { node { externalId } } } } contact(externalId: \"u-2\") { segments { slug } } }";
     let before = app.latest(count).await;
@@ -108,7 +108,7 @@ async fn pages_stay_complete_while_contacts_are_written() {
         tokio::spawn(async move {
             for n in 0..200 {
                 let body = json!({
-                    "query": "mutation($id: String!) { upsertContact(input: { externalId: $id, attributes: { plan: \"free\" } }) { id } }",
+                    "query": "mutation($id: String!) { upsertContact(input: { externalId: $id, attributes: { plan: \"free\" } }) { contact { id } } }",
                     "variables": { "id": format!("w{n:04}") },
                 });
                 client.post(&url).json(&body).send().await.unwrap();

@@ -83,13 +83,13 @@ async fn update_sets_given_fields_clears_nulls_and_keeps_the_rest() {
         }))
         .await;
     let query = format!(
-        "mutation($id: ID!, $patch: ContactPatchInput!) {{ updateContact(id: $id, patch: $patch) {{ {CONTACT_FIELDS} }} }}"
+        "mutation($id: ID!, $patch: ContactPatchInput!) {{ updateContact(input: {{ id: $id, patch: $patch }}) {{ contact {{ {CONTACT_FIELDS} }} }} }}"
     );
     let patch =
         json!({ "name": "Ada L.", "company": null, "attributes": { "plan": "pro", "ltv": null } });
     let updated = app
         .data(&query, json!({ "id": created["id"], "patch": patch }))
-        .await["updateContact"]
+        .await["updateContact"]["contact"]
         .clone();
     assert_eq!(updated["name"], "Ada L.");
     assert_eq!(updated["company"], Value::Null);
@@ -105,7 +105,7 @@ async fn update_sets_given_fields_clears_nulls_and_keeps_the_rest() {
             &query,
             json!({ "id": created["id"], "patch": { "externalId": null } }),
         )
-        .await["updateContact"]
+        .await["updateContact"]["contact"]
         .clone();
     assert_eq!(anonymous["externalId"], Value::Null);
 }
@@ -116,11 +116,11 @@ async fn delete_removes_the_contact_entirely() {
     let id = app.upsert(json!({ "externalId": "gone" })).await["id"].clone();
     let deleted = app
         .data(
-            "mutation($id: ID!) { deleteContact(id: $id) }",
+            "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedId } }",
             json!({ "id": id }),
         )
         .await;
-    assert_eq!(deleted["deleteContact"], true);
+    assert_eq!(deleted["deleteContact"]["deletedId"], id);
     let query = "query($id: ID!) { contact(id: $id) { id } }";
     assert_eq!(
         app.error_code(query, json!({ "id": id })).await,
@@ -135,7 +135,7 @@ async fn delete_removes_the_contact_entirely() {
 #[tokio::test]
 async fn anonymous_contacts_do_not_collide_on_the_external_id_index() {
     let app = TestApp::spawn().await;
-    let query = "mutation($id: ID!) { updateContact(id: $id, patch: { externalId: null }) { id } }";
+    let query = "mutation($id: ID!) { updateContact(input: { id: $id, patch: { externalId: null } }) { contact { id } } }";
     let mut ids = HashSet::new();
     for n in 0..3 {
         let id = app.upsert(json!({ "externalId": format!("tmp{n}") })).await["id"].clone();

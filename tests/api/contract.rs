@@ -159,6 +159,12 @@ fn breaking_changes(old: &str, new: &str) -> Vec<(String, String)> {
     let (old, new) = (coordinates(old), coordinates(new));
     let mut breaking = Vec::new();
     for (at, was) in &old {
+        // A removed type is one change: its fields and members go with it.
+        if let Some((parent, _)) = at.split_once('.')
+            && !new.contains_key(parent)
+        {
+            continue;
+        }
         let why = match (was, new.get(at)) {
             (_, None) => Some("removed".to_owned()),
             (Part::Type(was), Some(Part::Type(is))) if was != is => {
@@ -294,6 +300,17 @@ fn a_renamed_root_type_breaks_nothing_but_its_fields_still_count() {
         .map(|(at, _)| at)
         .collect();
     assert_eq!(found, ["Query.b"]);
+}
+
+#[test]
+fn a_removed_type_is_one_change() {
+    let old = "type Query { a: Old } type Old { x: Int, y: Int }";
+    let new = "type Query { a: New } type New { x: Int, y: Int }";
+    let found: Vec<String> = breaking_changes(old, new)
+        .into_iter()
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(found, ["Old", "Query.a"]);
 }
 
 #[test]

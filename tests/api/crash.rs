@@ -17,7 +17,7 @@ async fn sigkill_mid_import_loses_no_acknowledged_row_and_the_index_converges() 
     let service = Service::start(data_dir.path()).await;
     service
         .graphql(
-            "mutation { defineAttribute(input: { name: \"plan\", type: STRING }) { name } }",
+            "mutation { defineAttribute(input: { name: \"plan\", type: STRING }) { attribute { name } } }",
             json!({}),
         )
         .await;

@@ -5,8 +5,8 @@ use serde_json::json;
 use crate::helpers::{CONTACT_FIELDS, TestApp};
 
 const UPSERT: &str =
-    "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }";
-const UPDATE: &str = "mutation($id: ID!, $patch: ContactPatchInput!) { updateContact(id: $id, patch: $patch) { id } }";
+    "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
+const UPDATE: &str = "mutation($id: ID!, $patch: ContactPatchInput!) { updateContact(input: { id: $id, patch: $patch }) { contact { id } } }";
 
 #[tokio::test]
 async fn missing_records_are_not_found() {
@@ -19,7 +19,7 @@ async fn missing_records_are_not_found() {
         ),
         ("{ contact(externalId: \"nobody\") { id } }", json!({})),
         (
-            "mutation($id: ID!) { deleteContact(id: $id) }",
+            "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedId } }",
             json!({ "id": absent }),
         ),
         (UPDATE, json!({ "id": absent, "patch": { "name": "x" } })),
@@ -109,7 +109,7 @@ async fn graphql_level_errors_carry_a_code_too() {
     for query in [
         "{ contacts { nope } }",
         "{ contacts(",
-        "mutation { upsertContact(input: {}) { id } }",
+        "mutation { upsertContact(input: {}) { contact { id } } }",
     ] {
         let code = app.error_code(query, json!({})).await;
         assert_eq!(code, "INVALID_INPUT", "{query}");

@@ -23,17 +23,17 @@ async fn nested_fields_of_a_page_equal_those_read_one_contact_at_a_time() {
     // A merge, so that `mergedFrom` and moved identities show.
     let visitor = app
         .data(
-            "mutation { trackVisitor(input: { anonymousId: \"visitor-1\" }) { id } }",
+            "mutation { trackVisitor(input: { anonymousId: \"visitor-1\" }) { contact { id } } }",
             json!({}),
         )
-        .await["trackVisitor"]["id"]
+        .await["trackVisitor"]["contact"]["id"]
         .clone();
     let survivor = app
         .data("{ contact(externalId: \"u03\") { id } }", json!({}))
         .await["contact"]["id"]
         .clone();
     app.data(
-        "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a) { id } }",
+        "mutation($s: ID!, $a: ID!) { mergeContacts(input: { survivorId: $s, absorbedId: $a }) { merge { id } } }",
         json!({ "s": survivor, "a": visitor }),
     )
     .await;
@@ -61,7 +61,7 @@ async fn nested_fields_of_a_page_equal_those_read_one_contact_at_a_time() {
             "plan = \"free\""
         };
         app.data(
-            "mutation($slug: String!, $text: String!) { saveSegment(input: { slug: $slug, name: $slug, text: $text }) { slug } }",
+            "mutation($slug: String!, $text: String!) { upsertSegment(input: { slug: $slug, name: $slug, text: $text }) { segment { slug } } }",
             json!({ "slug": slug, "text": text }),
         )
         .await;
@@ -204,7 +204,8 @@ async fn persisted_queries_run_by_hash_over_post_and_get() {
     );
 
     // The same text over POST first: a document kept from a POST is still refused over GET.
-    let mutation = "mutation($e: String!) { upsertContact(input: { externalId: $e }) { id } }";
+    let mutation =
+        "mutation($e: String!) { upsertContact(input: { externalId: $e }) { contact { id } } }";
     let posted = app
         .post_json(json!({ "query": mutation, "variables": { "e": "u-2" } }))
         .await;

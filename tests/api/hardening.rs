@@ -84,7 +84,7 @@ async fn exponentially_expanding_fragments_are_refused_at_once() {
 async fn app_with_sensitive_segment() -> TestApp {
     let app = TestApp::spawn().await;
     app.data(
-        "mutation { defineAttribute(input: { name: \"ssn\", type: STRING, sensitive: true }) { name } }",
+        "mutation { defineAttribute(input: { name: \"ssn\", type: STRING, sensitive: true }) { attribute { name } } }",
         json!({}),
     )
     .await;
@@ -92,7 +92,7 @@ async fn app_with_sensitive_segment() -> TestApp {
     app.upsert(json!({ "externalId": "u-1", "email": "ada@example.com", "attributes": { "ssn": "111-22-3333", "plan": "pro" } }))
         .await;
     app.data(
-        "mutation($input: SaveSegmentInput!) { saveSegment(input: $input) { slug } }",
+        "mutation($input: UpsertSegmentInput!) { upsertSegment(input: $input) { segment { slug } } }",
         json!({ "input": { "slug": "ssn-pros", "name": "SSN pros",
                            "text": "ssn = \"111-22-3333\" and plan = \"pro\"" } }),
     )
@@ -142,14 +142,14 @@ async fn sensitive_values_are_neither_shown_nor_testable_without_pii_read() {
     let validation = app
         .data_as(
             &reader,
-            "{ validateSegment(text: \"ssn = \\\"111-22-3333\\\"\") { valid estimatedCount errors { code message } } }",
+            "{ validateSegment(text: \"ssn = \\\"111-22-3333\\\"\") { valid estimatedCount errors { errorCode message } } }",
             json!({}),
         )
         .await["validateSegment"]
         .clone();
     assert_eq!(validation["valid"], false);
     assert_eq!(validation["estimatedCount"], Value::Null);
-    assert_eq!(validation["errors"][0]["code"], "FIELD_NOT_APPROVED");
+    assert_eq!(validation["errors"][0]["errorCode"], "FIELD_NOT_APPROVED");
     assert!(
         validation["errors"][0]["message"]
             .as_str()
@@ -202,12 +202,12 @@ async fn lookups_by_a_field_need_that_field_and_segment_text_masks_the_rest() {
         .await;
     let id = ada["id"].as_str().unwrap();
     app.data(
-        "mutation { trackVisitor(input: { anonymousId: \"visitor-1\" }) { id } }",
+        "mutation { trackVisitor(input: { anonymousId: \"visitor-1\" }) { contact { id } } }",
         json!({}),
     )
     .await;
     app.data(
-        "mutation($input: SaveSegmentInput!) { saveSegment(input: $input) { slug } }",
+        "mutation($input: UpsertSegmentInput!) { upsertSegment(input: $input) { segment { slug } } }",
         json!({ "input": { "slug": "pros-at-x", "name": "Pros at x",
                            "text": "plan = \"pro\" and email ends_with \"@example.com\"" } }),
     )
@@ -279,10 +279,10 @@ async fn mutation_results_show_write_only_keys_only_what_they_wrote() {
     let upserted = app
         .data_as(
             &writer,
-            &format!("mutation($input: UpsertContactInput!) {{ upsertContact(input: $input) {{ {ALL_FIELDS} }} }}"),
+            &format!("mutation($input: UpsertContactInput!) {{ upsertContact(input: $input) {{ contact {{ {ALL_FIELDS} }} }} }}"),
             json!({ "input": { "externalId": "u-1", "name": "Ada L", "attributes": { "tier": "platinum" } } }),
         )
-        .await["upsertContact"]
+        .await["upsertContact"]["contact"]
         .clone();
     assert_eq!(
         upserted,
@@ -293,11 +293,11 @@ async fn mutation_results_show_write_only_keys_only_what_they_wrote() {
         .data_as(
             &writer,
             &format!(
-                "mutation($id: ID!) {{ updateContact(id: $id, patch: {{}}) {{ {ALL_FIELDS} }} }}"
+                "mutation($id: ID!) {{ updateContact(input: {{ id: $id, patch: {{}} }}) {{ contact {{ {ALL_FIELDS} }} }} }}"
             ),
             json!({ "id": id }),
         )
-        .await["updateContact"]
+        .await["updateContact"]["contact"]
         .clone();
     assert_eq!(
         updated,
@@ -306,7 +306,7 @@ async fn mutation_results_show_write_only_keys_only_what_they_wrote() {
     );
     for nested in ["identities { value }", "mergedFrom"] {
         let query = format!(
-            "mutation($id: ID!) {{ updateContact(id: $id, patch: {{}}) {{ id {nested} }} }}"
+            "mutation($id: ID!) {{ updateContact(input: {{ id: $id, patch: {{}} }}) {{ contact {{ id {nested} }} }} }}"
         );
         let code = app
             .error_code_as(&writer, &query, json!({ "id": id }))
@@ -316,7 +316,7 @@ async fn mutation_results_show_write_only_keys_only_what_they_wrote() {
 
     // A chat widget's backend key: a known visitor's profile does not come back.
     app.data(
-        "mutation { trackVisitor(input: { anonymousId: \"visitor-9\", email: \"eve@example.com\", name: \"Eve\" }) { id } }",
+        "mutation { trackVisitor(input: { anonymousId: \"visitor-9\", email: \"eve@example.com\", name: \"Eve\" }) { contact { id } } }",
         json!({}),
     )
     .await;
@@ -324,10 +324,10 @@ async fn mutation_results_show_write_only_keys_only_what_they_wrote() {
     let tracked = app
         .data_as(
             &widget,
-            &format!("mutation {{ trackVisitor(input: {{ anonymousId: \"visitor-9\", company: \"Acme\" }}) {{ {ALL_FIELDS} }} }}"),
+            &format!("mutation {{ trackVisitor(input: {{ anonymousId: \"visitor-9\", company: \"Acme\" }}) {{ contact {{ {ALL_FIELDS} }} }} }}"),
             json!({}),
         )
-        .await["trackVisitor"]
+        .await["trackVisitor"]["contact"]
         .clone();
     assert_eq!(tracked["email"], Value::Null, "{tracked:#}");
     assert_eq!(tracked["name"], Value::Null, "{tracked:#}");
@@ -335,7 +335,7 @@ async fn mutation_results_show_write_only_keys_only_what_they_wrote() {
     assert_eq!(tracked["attributes"], json!({}));
 
     app.data(
-        "mutation { setIdentitySecret(secret: \"0123456789abcdef-secret\") { secretSet } }",
+        "mutation { setIdentityVerification(input: { hmacSecret: \"0123456789abcdef-secret\" }) { identitySettings { secretSet } } }",
         json!({}),
     )
     .await;
@@ -343,10 +343,10 @@ async fn mutation_results_show_write_only_keys_only_what_they_wrote() {
     let identified = app
         .data_as(
             &widget,
-            &format!("mutation($hash: String!) {{ identify(input: {{ anonymousId: \"visitor-10\", externalId: \"u-1\", userHash: $hash }}) {{ {ALL_FIELDS} }} }}"),
+            &format!("mutation($hash: String!) {{ identify(input: {{ anonymousId: \"visitor-10\", externalId: \"u-1\", userHash: $hash }}) {{ contact {{ {ALL_FIELDS} }} }} }}"),
             json!({ "hash": hash }),
         )
-        .await["identify"]
+        .await["identify"]["contact"]
         .clone();
     assert_eq!(identified["id"], id);
     assert_eq!(identified["externalId"], "u-1");
@@ -425,7 +425,7 @@ async fn index_status_counts_only_the_callers_workspace() {
     }
     app.data_as(
         &other,
-        "mutation { upsertContact(input: { externalId: \"theirs\" }) { id } }",
+        "mutation { upsertContact(input: { externalId: \"theirs\" }) { contact { id } } }",
         json!({}),
     )
     .await;

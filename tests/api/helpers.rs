@@ -126,17 +126,23 @@ impl TestApp {
     }
 
     /// Creates an API key in the admin's workspace; returns its secret and id.
+    /// `scopes` are spelled as on the wire (`contacts:read`) and sent as `grantedScopes`
+    /// (`CONTACTS_READ`).
     pub async fn create_key(&self, scopes: &[&str], field_policy: Value) -> (String, String) {
+        let granted: Vec<String> = scopes
+            .iter()
+            .map(|scope| scope.to_uppercase().replace(':', "_"))
+            .collect();
         let created = self
             .data(
-                "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret key { id } } }",
-                json!({ "input": { "name": "test key", "scopes": scopes, "fieldPolicy": field_policy } }),
+                "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }",
+                json!({ "input": { "name": "test key", "grantedScopes": granted, "fieldPolicy": field_policy } }),
             )
             .await["createApiKey"]
             .clone();
         (
             created["secret"].as_str().unwrap().to_owned(),
-            created["key"]["id"].as_str().unwrap().to_owned(),
+            created["apiKey"]["id"].as_str().unwrap().to_owned(),
         )
     }
 
@@ -191,7 +197,7 @@ impl TestApp {
 
     pub async fn define_attribute(&self, name: &str, value_type: &str) {
         self.data(
-            "mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { name } }",
+            "mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { attribute { name } } }",
             json!({ "input": { "name": name, "type": value_type } }),
         )
         .await;
@@ -200,9 +206,9 @@ impl TestApp {
     /// Upserts a contact; returns it with every field.
     pub async fn upsert(&self, input: Value) -> Value {
         let query = format!(
-            "mutation($input: UpsertContactInput!) {{ upsertContact(input: $input) {{ {CONTACT_FIELDS} }} }}"
+            "mutation($input: UpsertContactInput!) {{ upsertContact(input: $input) {{ contact {{ {CONTACT_FIELDS} }} }} }}"
         );
-        self.data(&query, json!({ "input": input })).await["upsertContact"].clone()
+        self.data(&query, json!({ "input": input })).await["upsertContact"]["contact"].clone()
     }
 
     /// The contact with `id`, every field.

@@ -17,6 +17,7 @@ async fn app_with_secret() -> TestApp {
     let app = TestApp::spawn().await;
     let settings = app
         .data(
+            // `setIdentitySecret` is deprecated for `setIdentityVerification`; it works one release more.
             "mutation($s: String!) { setIdentitySecret(secret: $s) { secretSet } }",
             json!({ "s": SECRET }),
         )
@@ -32,14 +33,14 @@ async fn track(app: &TestApp, anonymous_id: &str, extra: Value) -> Value {
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
     let query = format!(
-        "mutation($input: TrackVisitorInput!) {{ trackVisitor(input: $input) {{ {IDENTITY_FIELDS} }} }}"
+        "mutation($input: TrackVisitorInput!) {{ trackVisitor(input: $input) {{ contact {{ {IDENTITY_FIELDS} }} }} }}"
     );
-    app.data(&query, json!({ "input": input })).await["trackVisitor"].clone()
+    app.data(&query, json!({ "input": input })).await["trackVisitor"]["contact"].clone()
 }
 
 fn identify_query() -> String {
     format!(
-        "mutation($input: IdentifyInput!) {{ identify(input: $input) {{ {IDENTITY_FIELDS} }} }}"
+        "mutation($input: IdentifyInput!) {{ identify(input: $input) {{ contact {{ {IDENTITY_FIELDS} }} }} }}"
     )
 }
 
@@ -53,7 +54,7 @@ async fn identify(
         "anonymousId": anonymous_id, "externalId": external_id,
         "userHash": user_hash(SECRET.as_bytes(), external_id), "traits": traits
     });
-    app.data(&identify_query(), json!({ "input": input })).await["identify"].clone()
+    app.data(&identify_query(), json!({ "input": input })).await["identify"]["contact"].clone()
 }
 
 fn identities(contact: &Value) -> HashSet<(String, String, String)> {
@@ -279,7 +280,8 @@ async fn placeholder_identities_are_refused() {
         "[object Object]",
         " Guest ",
     ] {
-        let query = "mutation($i: TrackVisitorInput!) { trackVisitor(input: $i) { id } }";
+        let query =
+            "mutation($i: TrackVisitorInput!) { trackVisitor(input: $i) { contact { id } } }";
         let error = app
             .error(query, json!({ "i": { "anonymousId": placeholder } }))
             .await;
@@ -293,7 +295,8 @@ async fn placeholder_identities_are_refused() {
             app.error_code(&identify_query(), input).await,
             "INVALID_IDENTITY"
         );
-        let upsert = "mutation($i: UpsertContactInput!) { upsertContact(input: $i) { id } }";
+        let upsert =
+            "mutation($i: UpsertContactInput!) { upsertContact(input: $i) { contact { id } } }";
         assert_eq!(
             app.error_code(upsert, json!({ "i": { "externalId": placeholder } }))
                 .await,
@@ -302,7 +305,7 @@ async fn placeholder_identities_are_refused() {
         );
     }
     app.data(
-        "mutation { setBlockedIdentityValues(values: [\"test-user\"]) { blockedValues } }",
+        "mutation { setBlockedIdentityValues(input: { values: [\"test-user\"] }) { identitySettings { blockedValues } } }",
         json!({}),
     )
     .await;
@@ -344,7 +347,7 @@ async fn trusted_claims_of_one_email_link_automatically() {
     let lead = track(&app, "anon-lead", json!({})).await;
     // The business's backend records the lead's email: an API claim.
     app.data(
-        "mutation($id: ID!) { updateContact(id: $id, patch: { email: \"lead@example.com\" }) { id } }",
+        "mutation($id: ID!) { updateContact(input: { id: $id, patch: { email: \"lead@example.com\" } }) { contact { id } } }",
         json!({ "id": lead["id"] }),
     )
     .await;

@@ -70,12 +70,12 @@ async fn app_with_secret() -> TestApp {
 
 async fn set_verification(app: &TestApp, input: Value) -> Value {
     app.data(
-        "mutation($input: IdentityVerificationInput!) { setIdentityVerification(input: $input) { \
+        "mutation($input: SetIdentityVerificationInput!) { setIdentityVerification(input: $input) { identitySettings { \
             secretSet previousSecretSet publicKeyCount jwksUrl allowUserHash \
-            tokenMaxLifetimeSeconds verificationLifetimeSeconds } }",
+            tokenMaxLifetimeSeconds verificationLifetimeSeconds } } }",
         json!({ "input": input }),
     )
-    .await["setIdentityVerification"]
+    .await["setIdentityVerification"]["identitySettings"]
         .clone()
 }
 
@@ -86,13 +86,15 @@ async fn track(app: &TestApp, anonymous_id: &str, fields: Value) -> Value {
         .unwrap()
         .extend(fields.as_object().unwrap().clone());
     let query = format!(
-        "mutation($input: TrackVisitorInput!) {{ trackVisitor(input: $input) {{ {CONTACT} }} }}"
+        "mutation($input: TrackVisitorInput!) {{ trackVisitor(input: $input) {{ contact {{ {CONTACT} }} }} }}"
     );
-    app.data(&query, json!({ "input": input })).await["trackVisitor"].clone()
+    app.data(&query, json!({ "input": input })).await["trackVisitor"]["contact"].clone()
 }
 
 fn identify_query() -> String {
-    format!("mutation($input: IdentifyInput!) {{ identify(input: $input) {{ {CONTACT} }} }}")
+    format!(
+        "mutation($input: IdentifyInput!) {{ identify(input: $input) {{ contact {{ {CONTACT} }} }} }}"
+    )
 }
 
 /// `identify` with `input`; the whole response.
@@ -108,7 +110,7 @@ async fn identify_token(app: &TestApp, anonymous_id: Option<&str>, token: &str) 
     )
     .await;
     assert!(response.get("errors").is_none(), "{response:#}");
-    response["data"]["identify"].clone()
+    response["data"]["identify"]["contact"].clone()
 }
 
 /// The code and reason of a refused `identify`.
@@ -177,7 +179,7 @@ async fn an_hs256_token_links_the_visitor_and_its_claims_are_verified() {
     )
     .await;
     assert!(response.get("errors").is_none(), "{response:#}");
-    let contact = &response["data"]["identify"];
+    let contact = &response["data"]["identify"]["contact"];
     assert_eq!(contact["externalId"], "u-1");
     assert_eq!(contact["email"], "ada@acme.test");
     assert_eq!(contact["name"], "Ada Lovelace");
@@ -206,7 +208,7 @@ async fn an_hs256_token_links_the_visitor_and_its_claims_are_verified() {
                 "traits": { "email": "eve@evil.test", "company": "Evil" } }),
     )
     .await;
-    let contact = &hashed["data"]["identify"];
+    let contact = &hashed["data"]["identify"]["contact"];
     assert_eq!(contact["email"], "ada@acme.test", "{hashed:#}");
     assert_eq!(contact["company"], "Evil");
     assert_eq!(contact["verification"]["method"], "USER_HASH");
@@ -216,11 +218,11 @@ async fn an_hs256_token_links_the_visitor_and_its_claims_are_verified() {
     let updated = app
         .data(
             &format!(
-                "mutation($id: ID!) {{ updateContact(id: $id, patch: {{ name: \"Ada King\" }}) {{ {CONTACT} }} }}"
+                "mutation($id: ID!) {{ updateContact(input: {{ id: $id, patch: {{ name: \"Ada King\" }} }}) {{ contact {{ {CONTACT} }} }} }}"
             ),
             json!({ "id": id }),
         )
-        .await["updateContact"]
+        .await["updateContact"]["contact"]
         .clone();
     assert_eq!(updated["name"], "Ada King");
     assert!(!strings(&updated["verifiedFields"]).contains(&"name".to_owned()));
@@ -248,7 +250,7 @@ async fn rs256_and_es256_tokens_verify_with_registered_public_keys() {
     // A public key that is not a key is refused when registered.
     let code = app
         .error_code(
-            "mutation { setIdentityVerification(input: { publicKeysPem: [\"not a key\"] }) { publicKeyCount } }",
+            "mutation { setIdentityVerification(input: { publicKeysPem: [\"not a key\"] }) { identitySettings { publicKeyCount } } }",
             json!({}),
         )
         .await;
@@ -416,7 +418,7 @@ async fn rotation_keeps_the_current_and_the_previous_secret_valid() {
     }
     let code = app
         .error_code(
-            "mutation($k: [String!]!) { setIdentityVerification(input: { publicKeysPem: $k }) { publicKeyCount } }",
+            "mutation($k: [String!]!) { setIdentityVerification(input: { publicKeysPem: $k }) { identitySettings { publicKeyCount } } }",
             json!({ "k": [RSA_PUBLIC, RSA2_PUBLIC, EC_PUBLIC] }),
         )
         .await;
@@ -450,7 +452,7 @@ async fn a_workspace_can_refuse_the_user_hash() {
 async fn app_with_chatbot_key() -> (TestApp, String) {
     let app = app_with_secret().await;
     app.data(
-        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
+        "mutation { upsertSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { segment { slug } } }",
         json!({}),
     )
     .await;
@@ -483,7 +485,7 @@ async fn a_key_requiring_verified_identity_personalises_only_verified_visitors()
     let visitor = track(&app, "v-no", json!({ "name": "Typed Name" })).await;
     let id = visitor["id"].as_str().unwrap();
     app.data(
-        "mutation($id: ID!) { updateContact(id: $id, patch: { email: \"no@acme.test\", attributes: { plan: \"pro\" } }) { id } }",
+        "mutation($id: ID!) { updateContact(input: { id: $id, patch: { email: \"no@acme.test\", attributes: { plan: \"pro\" } } }) { contact { id } } }",
         json!({ "id": id }),
     )
     .await;
@@ -567,7 +569,7 @@ async fn serve_jwks(routes: axum::Router) -> String {
 #[tokio::test]
 async fn jwks_urls_must_be_https_and_public_and_their_fetches_are_bounded() {
     let app = app_with_secret().await;
-    let set = "mutation($input: IdentityVerificationInput!) { setIdentityVerification(input: $input) { jwksUrl } }";
+    let set = "mutation($input: SetIdentityVerificationInput!) { setIdentityVerification(input: $input) { identitySettings { jwksUrl } } }";
     for url in [
         "http://127.0.0.1.example.com/jwks.json",
         "https://127.0.0.1@example.com/jwks.json",
@@ -589,7 +591,7 @@ async fn jwks_urls_must_be_https_and_public_and_their_fetches_are_bounded() {
         )
         .await;
     assert_eq!(
-        accepted["setIdentityVerification"]["jwksUrl"],
+        accepted["setIdentityVerification"]["identitySettings"]["jwksUrl"],
         "https://keys.example.com/jwks.json"
     );
     app.stop().await;
@@ -685,7 +687,7 @@ async fn a_key_requiring_verified_identities_reads_no_more_by_any_other_path() {
     let visitor = track(&app, "v-no", json!({ "name": "Typed Name" })).await;
     let id = visitor["id"].as_str().unwrap().to_owned();
     app.data(
-        "mutation($id: ID!) { updateContact(id: $id, patch: { email: \"no@acme.test\", attributes: { plan: \"pro\" } }) { id } }",
+        "mutation($id: ID!) { updateContact(input: { id: $id, patch: { email: \"no@acme.test\", attributes: { plan: \"pro\" } } }) { contact { id } } }",
         json!({ "id": id }),
     )
     .await;

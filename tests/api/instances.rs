@@ -46,7 +46,7 @@ async fn two_instances_with_pros() -> (TestApp, TestApp, [tempfile::TempDir; 2])
     let b = TestApp::spawn_on(store, dirs[1].path().to_owned()).await;
     a.define_attribute("plan", "STRING").await;
     a.data(
-        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
+        "mutation { upsertSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { segment { slug } } }",
         json!({}),
     )
     .await;
@@ -120,7 +120,7 @@ async fn two_instances_over_one_server_converge() {
         let app = if n.is_multiple_of(2) { &a } else { &b };
         async move {
             app.graphql(
-                "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }",
+                "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }",
                 json!({ "input": { "externalId": format!("e{n}"), "email": "same@example.com" } }),
             )
             .await
@@ -165,8 +165,8 @@ async fn two_instances_over_one_server_converge() {
     )
     .await;
     a.data(
-        "mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { scopes } }",
-        json!({ "id": id, "input": { "fieldPolicy": { "fields": ["external_id"] } } }),
+        "mutation($input: UpdateApiKeyInput!) { updateApiKey(input: $input) { apiKey { grantedScopes } } }",
+        json!({ "input": { "id": id, "fieldPolicy": { "fields": ["external_id"] } } }),
     )
     .await;
     poll_until(
@@ -176,7 +176,7 @@ async fn two_instances_over_one_server_converge() {
     )
     .await;
     a.data(
-        "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
+        "mutation($id: ID!) { revokeApiKey(input: { id: $id }) { apiKey { revokedAt } } }",
         json!({ "id": id }),
     )
     .await;

@@ -56,7 +56,7 @@ async fn kill_loop_keeps_everything_acknowledged() {
         if iteration == 0 {
             service
                 .graphql(
-                    "mutation { defineAttribute(input: { name: \"plan\", type: STRING }) { name } }",
+                    "mutation { defineAttribute(input: { name: \"plan\", type: STRING }) { attribute { name } } }",
                     json!({}),
                 )
                 .await;
@@ -186,7 +186,8 @@ async fn import(base: String, iteration: u64, ledger: Arc<Mutex<Ledger>>) {
 
 /// Upserts, one new external id each, until the process dies.
 async fn upserts(base: String, iteration: u64, ledger: Arc<Mutex<Ledger>>) {
-    let query = "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }";
+    let query =
+        "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
     for n in 0.. {
         let external_id = format!("i{iteration}-u{n}");
         let plan = format!("v{n}");
@@ -203,24 +204,30 @@ async fn merges(base: String, iteration: u64, ledger: Arc<Mutex<Ledger>>) {
     for n in 0.. {
         let customer = graphql(
             &base,
-            "mutation($id: String!) { upsertContact(input: { externalId: $id }) { id } }",
+            "mutation($id: String!) { upsertContact(input: { externalId: $id }) { contact { id } } }",
             json!({ "id": format!("i{iteration}-m{n}") }),
         )
         .await;
         let visitor = graphql(
             &base,
-            "mutation($id: String!) { trackVisitor(input: { anonymousId: $id }) { id } }",
+            "mutation($id: String!) { trackVisitor(input: { anonymousId: $id }) { contact { id } } }",
             json!({ "id": format!("i{iteration}-v{n}") }),
         )
         .await;
         let (Some(customer), Some(visitor)) = (customer, visitor) else {
             continue;
         };
-        let survivor = customer["upsertContact"]["id"].as_str().unwrap().to_owned();
-        let absorbed = visitor["trackVisitor"]["id"].as_str().unwrap().to_owned();
+        let survivor = customer["upsertContact"]["contact"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let absorbed = visitor["trackVisitor"]["contact"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let merged = graphql(
             &base,
-            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a) { id } }",
+            "mutation($s: ID!, $a: ID!) { mergeContacts(input: { survivorId: $s, absorbedId: $a }) { merge { id } } }",
             json!({ "s": survivor, "a": absorbed }),
         )
         .await;

@@ -14,7 +14,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{ADMIN_KEY, TestApp};
 
-pub(crate) const SAVE: &str = "mutation($slug: String!, $text: String!) { saveSegment(input: { slug: $slug, name: $slug, text: $text }) { slug } }";
+pub(crate) const SAVE: &str = "mutation($slug: String!, $text: String!) { upsertSegment(input: { slug: $slug, name: $slug, text: $text }) { segment { slug } } }";
 pub(crate) const MEMBERSHIP: &str = "subscription($slug: String!, $after: String) { segmentMembership(slug: $slug, after: $after) { cursor slug contactId kind at cause } }";
 const FEED: &str = "query($slug: String!, $first: Int!, $after: String) { segmentChanges(slug: $slug, first: $first, after: $after) { edges { cursor node { contactId kind at cause } } pageInfo { hasNextPage endCursor } } }";
 
@@ -261,10 +261,10 @@ async fn a_subscriber_sees_enter_and_exit_for_writes_merges_and_deletions() {
     assert_eq!(subscriber.entry().await["contactId"], bob);
     let merge = app
         .data(
-            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a, strategy: { externalId: SURVIVOR }) { id } }",
+            "mutation($s: ID!, $a: ID!) { mergeContacts(input: { survivorId: $s, absorbedId: $a, strategy: { externalId: SURVIVOR } }) { merge { id } } }",
             json!({ "s": ann, "a": bob }),
         )
-        .await["mergeContacts"]["id"]
+        .await["mergeContacts"]["merge"]["id"]
         .clone();
     let absorbed = subscriber.entry().await;
     assert_eq!(absorbed["contactId"], bob);
@@ -273,7 +273,7 @@ async fn a_subscriber_sees_enter_and_exit_for_writes_merges_and_deletions() {
 
     // Undoing it brings Bob back.
     app.data(
-        "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+        "mutation($m: ID!) { unmergeContacts(input: { mergeId: $m }) { merge { id } } }",
         json!({ "m": merge }),
     )
     .await;
@@ -285,7 +285,7 @@ async fn a_subscriber_sees_enter_and_exit_for_writes_merges_and_deletions() {
 
     // Deleting a member records its EXIT.
     app.data(
-        "mutation($id: ID!) { deleteContact(id: $id) }",
+        "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedId } }",
         json!({ "id": bob }),
     )
     .await;

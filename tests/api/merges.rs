@@ -10,19 +10,19 @@ const MERGE_FIELDS: &str = "id survivorId absorbedId actor reason cause undoneAt
 async fn merge(app: &TestApp, survivor: &Value, absorbed: &Value, strategy: Value) -> Value {
     let query = format!(
         "mutation($s: ID!, $a: ID!, $strategy: MergeStrategyInput) {{
-            mergeContacts(survivorId: $s, absorbedId: $a, strategy: $strategy) {{ {MERGE_FIELDS} }} }}"
+            mergeContacts(input: {{ survivorId: $s, absorbedId: $a, strategy: $strategy }}) {{ merge {{ {MERGE_FIELDS} }} }} }}"
     );
     app.data(
         &query,
         json!({ "s": survivor["id"], "a": absorbed["id"], "strategy": strategy }),
     )
-    .await["mergeContacts"]
+    .await["mergeContacts"]["merge"]
         .clone()
 }
 
 async fn merge_error(app: &TestApp, survivor: &Value, absorbed: &Value) -> Value {
     app.error(
-        "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a) { id } }",
+        "mutation($s: ID!, $a: ID!) { mergeContacts(input: { survivorId: $s, absorbedId: $a }) { merge { id } } }",
         json!({ "s": survivor["id"], "a": absorbed["id"] }),
     )
     .await
@@ -32,10 +32,10 @@ async fn merge_error(app: &TestApp, survivor: &Value, absorbed: &Value) -> Value
 async fn pair(app: &TestApp) -> (Value, Value) {
     app.define_attribute("tags", "STRING_LIST").await;
     app.data(
-        "mutation { a: defineAttribute(input: { name: \"visits\", type: NUMBER, mergeRule: SUM }) { name }
-                    b: defineAttribute(input: { name: \"plan\", type: STRING, mergeRule: MOST_RECENT }) { name }
-                    c: defineAttribute(input: { name: \"source\", type: STRING, mergeRule: OLDEST }) { name }
-                    d: defineAttribute(input: { name: \"color\", type: STRING }) { name } }",
+        "mutation { a: defineAttribute(input: { name: \"visits\", type: NUMBER, mergeRule: SUM }) { attribute { name } }
+                    b: defineAttribute(input: { name: \"plan\", type: STRING, mergeRule: MOST_RECENT }) { attribute { name } }
+                    c: defineAttribute(input: { name: \"source\", type: STRING, mergeRule: OLDEST }) { attribute { name } }
+                    d: defineAttribute(input: { name: \"color\", type: STRING }) { attribute { name } } }",
         json!({}),
     )
     .await;
@@ -220,8 +220,9 @@ async fn unmerge_restores_both_contacts() {
         json!({ "externalId": "SURVIVOR" }),
     )
     .await;
-    let query = "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id undoneAt undoneBy } }";
-    let undone = app.data(query, json!({ "m": merged["id"] })).await["unmergeContacts"].clone();
+    let query = "mutation($m: ID!) { unmergeContacts(input: { mergeId: $m }) { merge { id undoneAt undoneBy } } }";
+    let undone =
+        app.data(query, json!({ "m": merged["id"] })).await["unmergeContacts"]["merge"].clone();
     assert!(undone["undoneAt"].is_string());
     assert_eq!(app.total_count().await, 2);
     let strip = |mut contact: Value| {
@@ -271,7 +272,7 @@ async fn unmerge_refuses_to_lose_later_changes() {
     .await;
     app.upsert(json!({ "externalId": "user-1", "name": "Ada Lovelace" }))
         .await;
-    let query = "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }";
+    let query = "mutation($m: ID!) { unmergeContacts(input: { mergeId: $m }) { merge { id } } }";
     let error = app.error(query, json!({ "m": merged["id"] })).await;
     assert_eq!(error["extensions"]["code"], "CONFLICT");
     assert!(
@@ -329,11 +330,11 @@ async fn segments_see_merges() {
     );
     let segments = app
         .data(
-            "mutation { saveSegment(input: { slug: \"referred\", name: \"Referred\", text: \"source = \\\"referral\\\"\" }) { slug } }",
+            "mutation { upsertSegment(input: { slug: \"referred\", name: \"Referred\", text: \"source = \\\"referral\\\"\" }) { segment { slug } } }",
             json!({}),
         )
         .await;
-    assert_eq!(segments["saveSegment"]["slug"], "referred");
+    assert_eq!(segments["upsertSegment"]["segment"]["slug"], "referred");
     let query = format!(
         "query($id: ID!) {{ contact(id: $id) {{ {CONTACT_FIELDS} segments {{ slug }} }} }}"
     );
@@ -354,7 +355,7 @@ async fn deleting_a_survivor_purges_its_identities_aliases_and_history() {
     )
     .await;
     app.data(
-        "mutation($id: ID!) { deleteContact(id: $id) }",
+        "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedId } }",
         json!({ "id": survivor["id"] }),
     )
     .await;

@@ -116,7 +116,8 @@ async fn a_conflict_names_its_holder_only_to_keys_that_may_read_the_field() {
             json!({ "fields": ["name", "external_id", "email"] }),
         )
         .await;
-    let upsert = "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }";
+    let upsert =
+        "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
     for input in [
         json!({ "externalId": "a", "email": "bob@example.com" }),
         json!({ "externalId": "a", "phone": "+44 20 7946 0958" }),

@@ -12,20 +12,20 @@ async fn every_write_records_the_acting_key() {
     let (writer, writer_id) = app.create_key(&["contacts:write"], Value::Null).await;
     let created = app
         .data(
-            "mutation { upsertContact(input: { externalId: \"u-1\" }) { id createdBy updatedBy } }",
+            "mutation { upsertContact(input: { externalId: \"u-1\" }) { contact { id createdBy updatedBy } } }",
             json!({}),
         )
-        .await["upsertContact"]
+        .await["upsertContact"]["contact"]
         .clone();
     assert_eq!(created["createdBy"], admin_key);
     assert_eq!(created["updatedBy"], admin_key);
     let changed = app
         .data_as(
             &writer,
-            "mutation { upsertContact(input: { externalId: \"u-1\", name: \"Ada\" }) { createdBy updatedBy } }",
+            "mutation { upsertContact(input: { externalId: \"u-1\", name: \"Ada\" }) { contact { createdBy updatedBy } } }",
             json!({}),
         )
-        .await["upsertContact"]
+        .await["upsertContact"]["contact"]
         .clone();
     assert_eq!(changed["createdBy"], admin_key);
     assert_eq!(changed["updatedBy"], writer_id.as_str());
@@ -55,7 +55,7 @@ async fn every_write_records_the_acting_key() {
 async fn a_data_subject_export_holds_everything_and_deletion_leaves_nothing() {
     let app = TestApp::spawn().await;
     app.data(
-        "mutation { defineAttribute(input: { name: \"ssn\", type: STRING, sensitive: true }) { name } }",
+        "mutation { defineAttribute(input: { name: \"ssn\", type: STRING, sensitive: true }) { attribute { name } } }",
         json!({}),
     )
     .await;
@@ -71,12 +71,12 @@ async fn a_data_subject_export_holds_everything_and_deletion_leaves_nothing() {
         .await;
     let id = ada["id"].as_str().unwrap().to_owned();
     app.data(
-        "mutation($a: ID!, $b: ID!) { mergeContacts(survivorId: $a, absorbedId: $b, strategy: { externalId: SURVIVOR }) { id } }",
+        "mutation($a: ID!, $b: ID!) { mergeContacts(input: { survivorId: $a, absorbedId: $b, strategy: { externalId: SURVIVOR } }) { merge { id } } }",
         json!({ "a": id, "b": lead["id"] }),
     )
     .await;
     app.data(
-        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
+        "mutation { upsertSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { segment { slug } } }",
         json!({}),
     )
     .await;
@@ -120,7 +120,7 @@ async fn a_data_subject_export_holds_everything_and_deletion_leaves_nothing() {
 
     // Deletion purges the contact, its identities, aliases, merge snapshots and index entry.
     app.data(
-        "mutation($id: ID!) { deleteContact(id: $id) }",
+        "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedId } }",
         json!({ "id": id }),
     )
     .await;

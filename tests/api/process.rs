@@ -128,9 +128,9 @@ impl Drop for Service {
 async fn sigterm_stops_gracefully_and_data_survives_the_restart() {
     let data_dir = tempfile::tempdir().unwrap();
     let service = Service::start(data_dir.path()).await;
-    let upsert =
-        "mutation { upsertContact(input: { externalId: \"u1\", name: \"Ada\" }) { id name } }";
-    let written = service.graphql(upsert, json!({})).await["data"]["upsertContact"].clone();
+    let upsert = "mutation { upsertContact(input: { externalId: \"u1\", name: \"Ada\" }) { contact { id name } } }";
+    let written =
+        service.graphql(upsert, json!({})).await["data"]["upsertContact"]["contact"].clone();
     assert_eq!(written["name"], "Ada");
     service.terminate();
     assert!(
@@ -265,7 +265,7 @@ async fn a_store_of_the_previous_release_is_migrated_at_start() {
         .to_owned();
     let undone = service
         .graphql(
-            "mutation($m: ID!) { unmergeContacts(mergeId: $m) { id } }",
+            "mutation($m: ID!) { unmergeContacts(input: { mergeId: $m }) { merge { id } } }",
             json!({ "m": merge }),
         )
         .await;
@@ -432,16 +432,16 @@ async fn backup_and_restore_round_trip() {
     };
     let snapshot = "{ attributes { name type sensitive } segments { slug text count } \
         contacts(first: 10, consistency: LATEST) { totalCount nodes { id externalId email attributes \
-        identities { kind value provenance } mergedFrom } } apiKeys { id name scopes revokedAt } }";
+        identities { kind value provenance } mergedFrom } } apiKeys { id name grantedScopes revokedAt } }";
     let source = tempfile::tempdir().unwrap();
     let service = Service::start(source.path()).await;
     for step in [
-        "mutation { defineAttribute(input: {name: \"plan\", type: STRING}) { name } }",
-        "mutation { defineAttribute(input: {name: \"tax_id\", type: STRING, sensitive: true}) { name } }",
-        "mutation { upsertContact(input: {externalId: \"u1\", email: \"ada@example.com\", attributes: {plan: \"pro\", tax_id: \"DE-123\"}}) { id } }",
-        "mutation { trackVisitor(input: {anonymousId: \"visitor-2\", attributes: {plan: \"free\"}}) { id } }",
-        "mutation { saveSegment(input: {slug: \"pro\", name: \"Pro\", text: \"plan = \\\"pro\\\"\"}) { slug } }",
-        "mutation { createApiKey(input: {name: \"router\", scopes: [\"segments:read\"]}) { key { id } } }",
+        "mutation { defineAttribute(input: {name: \"plan\", type: STRING}) { attribute { name } } }",
+        "mutation { defineAttribute(input: {name: \"tax_id\", type: STRING, sensitive: true}) { attribute { name } } }",
+        "mutation { upsertContact(input: {externalId: \"u1\", email: \"ada@example.com\", attributes: {plan: \"pro\", tax_id: \"DE-123\"}}) { contact { id } } }",
+        "mutation { trackVisitor(input: {anonymousId: \"visitor-2\", attributes: {plan: \"free\"}}) { contact { id } } }",
+        "mutation { upsertSegment(input: {slug: \"pro\", name: \"Pro\", text: \"plan = \\\"pro\\\"\"}) { segment { slug } } }",
+        "mutation { createApiKey(input: {name: \"router\", scopes: [\"segments:read\"]}) { apiKey { id } } }",
     ] {
         let done = service.graphql(step, json!({})).await;
         assert!(done.get("errors").is_none(), "{done}");
@@ -454,7 +454,7 @@ async fn backup_and_restore_round_trip() {
         .await;
     let merged = service
         .graphql(
-            "mutation($s: ID!, $a: ID!) { mergeContacts(survivorId: $s, absorbedId: $a) { id } }",
+            "mutation($s: ID!, $a: ID!) { mergeContacts(input: { survivorId: $s, absorbedId: $a }) { merge { id } } }",
             json!({ "s": ids["data"]["a"]["id"], "a": ids["data"]["b"]["id"] }),
         )
         .await;
@@ -530,7 +530,7 @@ async fn backup_and_restore_work_against_a_surrealdb_server() {
     app.upsert(json!({ "externalId": "u2", "attributes": { "plan": "free" } }))
         .await;
     app.data(
-        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
+        "mutation { upsertSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { segment { slug } } }",
         json!({}),
     )
     .await;

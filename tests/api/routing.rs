@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
-const SAVE: &str = "mutation($slug: String!, $text: String!) { saveSegment(input: { slug: $slug, name: $slug, text: $text }) { slug } }";
+const SAVE: &str = "mutation($slug: String!, $text: String!) { upsertSegment(input: { slug: $slug, name: $slug, text: $text }) { segment { slug } } }";
 const MATCH: &str = "query($id: ID, $ext: String, $slugs: [String!]) { matchSegments(contactId: $id, externalId: $ext, slugs: $slugs) { contactId slugs segments { slug } results { slug member } } }";
 
 async fn routing_app() -> TestApp {
@@ -195,7 +195,7 @@ async fn members_come_in_the_order_of_a_number_or_datetime_missing_values_last()
 async fn ordering_refuses_text_unknown_and_hidden_fields() {
     let app = routing_app().await;
     app.data(
-        "mutation { defineAttribute(input: { name: \"ssn\", type: STRING, sensitive: true }) { name } }",
+        "mutation { defineAttribute(input: { name: \"ssn\", type: STRING, sensitive: true }) { attribute { name } } }",
         json!({}),
     )
     .await;

@@ -116,7 +116,7 @@ async fn writes_reach_segments_and_deleted_contacts_leave_them() {
         vec!["u1", "u2", "u3"]
     );
     app.data(
-        "mutation($id: ID!) { deleteContact(id: $id) }",
+        "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedId } }",
         json!({ "id": changed["id"] }),
     )
     .await;
@@ -220,7 +220,7 @@ async fn structured_input_equals_text() {
 #[tokio::test]
 async fn validation_reports_spans_codes_and_hints() {
     let app = seeded().await;
-    let query = "query($t: String!) { validateSegment(text: $t) { valid canonical estimatedCount errors { message code start end hint } } }";
+    let query = "query($t: String!) { validateSegment(text: $t) { valid canonical estimatedCount errors { message errorCode start end hint } } }";
     let ok = app
         .data(query, json!({ "t": "plan = \"pro\" AND ltv>=100" }))
         .await["validateSegment"]
@@ -234,21 +234,21 @@ async fn validation_reports_spans_codes_and_hints() {
     assert_eq!(unknown["valid"], false);
     assert_eq!(
         unknown["errors"],
-        json!([{ "message": "unknown attribute `plna`, did you mean `plan`?", "code": "UNKNOWN_FIELD", "start": 0, "end": 4,
+        json!([{ "message": "unknown attribute `plna`, did you mean `plan`?", "errorCode": "UNKNOWN_FIELD", "start": 0, "end": 4,
                  "hint": "declare the attribute with `defineAttribute`, or check its spelling" }])
     );
     let mismatch =
         app.data(query, json!({ "t": "ltv contains \"1\"" })).await["validateSegment"]["errors"][0]
             .clone();
     assert_eq!(
-        (mismatch["code"].as_str(), mismatch["message"].as_str()),
+        (mismatch["errorCode"].as_str(), mismatch["message"].as_str()),
         (
             Some("TYPE_MISMATCH"),
             Some("`ltv` is a number; `contains` works on text")
         )
     );
     let syntax = app.data(query, json!({ "t": "plan = " })).await["validateSegment"].clone();
-    assert_eq!(syntax["errors"][0]["code"], "SYNTAX");
+    assert_eq!(syntax["errors"][0]["errorCode"], "SYNTAX");
     assert_eq!(syntax["canonical"], Value::Null);
 
     let error = app
@@ -264,8 +264,25 @@ async fn validation_reports_spans_codes_and_hints() {
     );
 }
 
-const SAVE: &str =
-    "mutation($input: SaveSegmentInput!) { saveSegment(input: $input) { slug name text count } }";
+const SAVE: &str = "mutation($input: UpsertSegmentInput!) { upsertSegment(input: $input) { segment { slug name text count } } }";
+
+/// `saveSegment`, deprecated for `upsertSegment`, still saves for one release.
+#[tokio::test]
+async fn the_deprecated_save_segment_still_saves() {
+    let app = seeded().await;
+    let saved = app
+        .data(
+            "mutation($input: SaveSegmentInput!) { saveSegment(input: $input) { slug count } }",
+            json!({ "input": { "slug": "pros", "name": "Pro plan", "text": "plan = 'pro'" } }),
+        )
+        .await;
+    assert_eq!(saved["saveSegment"], json!({ "slug": "pros", "count": 2 }));
+    let read = app
+        .data("{ segment(slug: \"pros\") { name } }", json!({}))
+        .await;
+    assert_eq!(read["segment"]["name"], "Pro plan");
+    app.stop().await;
+}
 
 #[tokio::test]
 async fn saved_segments_compose_and_refuse_cycles() {
@@ -277,7 +294,7 @@ async fn saved_segments_compose_and_refuse_cycles() {
         )
         .await;
     assert_eq!(
-        saved["saveSegment"],
+        saved["upsertSegment"]["segment"],
         json!({ "slug": "pros", "name": "Pro plan", "text": "plan = \"pro\"", "count": 2 })
     );
     let big = json!({ "slug": "big-pros", "name": "Big pros", "text": "in segment \"pros\" and ltv > 100" });
@@ -312,13 +329,24 @@ async fn saved_segments_compose_and_refuse_cycles() {
     );
 
     let in_use = app
-        .error("mutation { deleteSegment(slug: \"pros\") }", json!({}))
+        .error(
+            "mutation { deleteSegment(input: { slug: \"pros\" }) { deletedSlug } }",
+            json!({}),
+        )
         .await;
     assert_eq!(in_use["extensions"]["code"], "CONFLICT");
-    app.data("mutation { deleteSegment(slug: \"big-pros\") }", json!({}))
+    app.data(
+        "mutation { deleteSegment(input: { slug: \"big-pros\" }) { deletedSlug } }",
+        json!({}),
+    )
+    .await;
+    let deleted = app
+        .data(
+            "mutation { deleteSegment(input: { slug: \"pros\" }) { deletedSlug } }",
+            json!({}),
+        )
         .await;
-    app.data("mutation { deleteSegment(slug: \"pros\") }", json!({}))
-        .await;
+    assert_eq!(deleted["deleteSegment"]["deletedSlug"], "pros");
     assert_eq!(
         app.data("{ segments { slug } }", json!({})).await["segments"],
         json!([])
@@ -364,16 +392,16 @@ async fn a_contact_knows_its_segments_and_why() {
     assert_eq!(bob["contact"]["segments"], json!([{ "slug": "pros" }]));
 
     let query = "query($id: ID!) { explainMembership(contactId: $id, segment: \"plan = 'pro' and ltv > 200\") {
-        matched nodes { id parentId kind text matched value } } }";
+        matched nodes { id parentId part text matched value } } }";
     let explanation =
         app.data(query, json!({ "id": ada["id"] })).await["explainMembership"].clone();
     assert_eq!(explanation["matched"], false);
     assert_eq!(
         explanation["nodes"],
         json!([
-            { "id": 0, "parentId": null, "kind": "and", "text": "plan = \"pro\" and ltv > 200", "matched": false, "value": null },
-            { "id": 1, "parentId": 0, "kind": "condition", "text": "plan = \"pro\"", "matched": true, "value": "pro" },
-            { "id": 2, "parentId": 0, "kind": "condition", "text": "ltv > 200", "matched": false, "value": 120 }
+            { "id": 0, "parentId": null, "part": "AND", "text": "plan = \"pro\" and ltv > 200", "matched": false, "value": null },
+            { "id": 1, "parentId": 0, "part": "CONDITION", "text": "plan = \"pro\"", "matched": true, "value": "pro" },
+            { "id": 2, "parentId": 0, "part": "CONDITION", "text": "ltv > 200", "matched": false, "value": 120 }
         ])
     );
     let by_slug = app
@@ -397,7 +425,7 @@ async fn saved_segments_show_what_they_use_and_what_uses_them() {
         ("loyal", "in segment \"paying\""),
     ] {
         app.data(
-            "mutation($slug: String!, $text: String!) { saveSegment(input: {slug: $slug, name: $slug, text: $text}) { slug } }",
+            "mutation($slug: String!, $text: String!) { upsertSegment(input: {slug: $slug, name: $slug, text: $text}) { segment { slug } } }",
             json!({ "slug": slug, "text": text }),
         )
         .await;

@@ -39,7 +39,7 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
 
 async fn define_sensitive(app: &TestApp, name: &str, value_type: &str) -> Value {
     app.graphql(
-        "mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { name sensitive } }",
+        "mutation($input: DefineAttributeInput!) { defineAttribute(input: $input) { attribute { name sensitive } } }",
         json!({ "input": { "name": name, "type": value_type, "sensitive": true } }),
     )
     .await
@@ -51,7 +51,10 @@ async fn sensitive_values_are_sealed_shown_with_pii_read_and_matched_exactly() {
     let url = DatabaseUrl::RocksDb(dir.path().join("rocksdb"));
     let app = TestApp::spawn_with(url.clone(), dir.path().to_owned()).await;
     let defined = define_sensitive(&app, "ssn", "STRING").await;
-    assert_eq!(defined["data"]["defineAttribute"]["sensitive"], true);
+    assert_eq!(
+        defined["data"]["defineAttribute"]["attribute"]["sensitive"],
+        true
+    );
     app.define_attribute("plan", "STRING").await;
     let ada = app
         .upsert(json!({ "externalId": "u-1", "attributes": { "ssn": SSN, "plan": CONTROL } }))
@@ -110,7 +113,7 @@ async fn sensitive_values_are_sealed_shown_with_pii_read_and_matched_exactly() {
         "TYPE_MISMATCH"
     );
     app.data(
-        "mutation($t: String!) { saveSegment(input: { slug: \"flagged\", name: \"Flagged\", text: $t }) { slug } }",
+        "mutation($t: String!) { upsertSegment(input: { slug: \"flagged\", name: \"Flagged\", text: $t }) { segment { slug } } }",
         json!({ "t": format!("ssn = \"{SSN}\"") }),
     )
     .await;
@@ -132,13 +135,13 @@ async fn sensitive_values_are_sealed_shown_with_pii_read_and_matched_exactly() {
 
     // A merge keeps snapshots of both contacts: sealed as well.
     app.data(
-        "mutation($a: ID!, $b: ID!) { mergeContacts(survivorId: $a, absorbedId: $b, strategy: { externalId: SURVIVOR }) { id } }",
+        "mutation($a: ID!, $b: ID!) { mergeContacts(input: { survivorId: $a, absorbedId: $b, strategy: { externalId: SURVIVOR } }) { merge { id } } }",
         json!({ "a": id, "b": other["id"] }),
     )
     .await;
     // The workspace's identity secret is sealed at rest too.
     app.data(
-        "mutation($s: String!) { setIdentitySecret(secret: $s) { secretSet } }",
+        "mutation($s: String!) { setIdentityVerification(input: { hmacSecret: $s }) { identitySettings { secretSet } } }",
         json!({ "s": IDENTITY_SECRET }),
     )
     .await;
@@ -169,12 +172,12 @@ async fn sensitive_values_are_sealed_shown_with_pii_read_and_matched_exactly() {
     let hash = qwry_contacts::domain::user_hash(IDENTITY_SECRET.as_bytes(), "u-77");
     let identified = restarted
         .data(
-            "mutation($h: String!) { identify(input: { anonymousId: \"visitor-77\", externalId: \"u-77\", userHash: $h }) { externalId } }",
+            "mutation($h: String!) { identify(input: { anonymousId: \"visitor-77\", externalId: \"u-77\", userHash: $h }) { contact { externalId } } }",
             json!({ "h": hash }),
         )
         .await;
     assert_eq!(
-        identified["identify"]["externalId"], "u-77",
+        identified["identify"]["contact"]["externalId"], "u-77",
         "the sealed secret opens"
     );
     restarted.stop().await;

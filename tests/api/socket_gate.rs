@@ -151,7 +151,7 @@ async fn a_revoked_key_loses_its_sockets_within_a_second() {
 
     let revoked_at = Instant::now();
     app.data(
-        "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+        "mutation($id: ID!) { revokeApiKey(input: { id: $id }) { apiKey { id } } }",
         json!({ "id": key_id }),
     )
     .await;
@@ -185,8 +185,8 @@ async fn a_narrowed_key_applies_to_the_next_message_and_query() {
 
     // The policy narrows to `name`: the next message no longer shows the email.
     app.data(
-        "mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { id } }",
-        json!({ "id": key_id, "input": { "fieldPolicy": { "fields": ["name"] } } }),
+        "mutation($input: UpdateApiKeyInput!) { updateApiKey(input: $input) { apiKey { id } } }",
+        json!({ "input": { "id": key_id, "fieldPolicy": { "fields": ["name"] } } }),
     )
     .await;
     app.upsert(json!({ "externalId": "u-1", "name": "Ada Lovelace" }))
@@ -209,8 +209,8 @@ async fn a_narrowed_key_applies_to_the_next_message_and_query() {
 
     // Losing `contacts:read` ends the subscription with FORBIDDEN at its next message.
     app.data(
-        "mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { id } }",
-        json!({ "id": key_id, "input": { "scopes": ["segments:read"] } }),
+        "mutation($input: UpdateApiKeyInput!) { updateApiKey(input: $input) { apiKey { id } } }",
+        json!({ "input": { "id": key_id, "grantedScopes": ["SEGMENTS_READ"] } }),
     )
     .await;
     app.upsert(json!({ "externalId": "u-1", "name": "A. Lovelace" }))
@@ -241,7 +241,7 @@ async fn an_attribute_made_sensitive_after_connecting_stays_masked() {
 
     // Declared after the socket connected and read, then written.
     app.data(
-        "mutation { defineAttribute(input: { name: \"ssn\", type: STRING, sensitive: true }) { name } }",
+        "mutation { defineAttribute(input: { name: \"ssn\", type: STRING, sensitive: true }) { attribute { name } } }",
         json!({}),
     )
     .await;
@@ -274,12 +274,21 @@ async fn sockets_get_the_rate_limit_caps_and_audit_actor_of_http() {
     let written = socket_query(
         &mut first,
         "w",
-        "mutation { upsertContact(input: { externalId: \"s-1\" }) { id updatedBy createdBy } }",
+        "mutation { upsertContact(input: { externalId: \"s-1\" }) { contact { id updatedBy createdBy } } }",
     )
     .await;
-    assert_eq!(written["upsertContact"]["updatedBy"], key_id.as_str());
-    assert_eq!(written["upsertContact"]["createdBy"], key_id.as_str());
-    let id = written["upsertContact"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        written["upsertContact"]["contact"]["updatedBy"],
+        key_id.as_str()
+    );
+    assert_eq!(
+        written["upsertContact"]["contact"]["createdBy"],
+        key_id.as_str()
+    );
+    let id = written["upsertContact"]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Two subscriptions per socket: of three started at once, one is refused (which one
     // depends on the order the server first polls them), and a completed one frees its place.
@@ -306,7 +315,7 @@ async fn sockets_get_the_rate_limit_caps_and_audit_actor_of_http() {
     first
         .subscribe(
             "w2",
-            "mutation { upsertContact(input: { externalId: \"s-1\", name: \"Changed\" }) { id } }",
+            "mutation { upsertContact(input: { externalId: \"s-1\", name: \"Changed\" }) { contact { id } } }",
             json!({}),
         )
         .await;

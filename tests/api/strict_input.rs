@@ -137,7 +137,7 @@ async fn an_email_or_phone_of_another_contact_is_refused_or_left_out() {
     let bob = app
         .upsert(json!({ "externalId": "b", "email": "bob@example.com" }))
         .await;
-    let upsert = "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { email } }";
+    let upsert = "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { email } } }";
 
     for input in [
         json!({ "externalId": "a", "email": "bob@example.com" }),
@@ -164,7 +164,7 @@ async fn an_email_or_phone_of_another_contact_is_refused_or_left_out() {
     let response = app
         .graphql_as(
             &writer,
-            "mutation { upsertContact(input: { externalId: \"a\", email: \"bob@example.com\" }) { id } }",
+            "mutation { upsertContact(input: { externalId: \"a\", email: \"bob@example.com\" }) { contact { id } } }",
             json!({}),
         )
         .await;

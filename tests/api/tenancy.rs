@@ -52,7 +52,7 @@ async fn every_cross_workspace_attempt_is_not_found() {
     let our_id = ours["id"].as_str().unwrap().to_owned();
     let twin = app.upsert(json!({ "externalId": "u-2" })).await;
     app.data(
-        "mutation { saveSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { slug } }",
+        "mutation { upsertSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { segment { slug } } }",
         json!({}),
     )
     .await;
@@ -61,10 +61,10 @@ async fn every_cross_workspace_attempt_is_not_found() {
     let theirs = app
         .data_as(
             &other,
-            "mutation { upsertContact(input: { externalId: \"t-1\" }) { id } }",
+            "mutation { upsertContact(input: { externalId: \"t-1\" }) { contact { id } } }",
             json!({}),
         )
-        .await["upsertContact"]["id"]
+        .await["upsertContact"]["contact"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -78,17 +78,20 @@ async fn every_cross_workspace_attempt_is_not_found() {
             json!({}),
         ),
         (
-            "mutation($id: ID!) { updateContact(id: $id, patch: { name: \"x\" }) { id } }",
+            "mutation($id: ID!) { updateContact(input: { id: $id, patch: { name: \"x\" } }) { contact { id } } }",
             id.clone(),
         ),
-        ("mutation($id: ID!) { deleteContact(id: $id) }", id.clone()),
+        (
+            "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedId } }",
+            id.clone(),
+        ),
         ("{ segment(slug: \"pros\") { slug } }", json!({})),
         (
             "query($id: ID!) { explainMembership(contactId: $id, segment: \"external_id exists\") { matched } }",
             id.clone(),
         ),
         (
-            "mutation($a: ID!, $b: ID!) { mergeContacts(survivorId: $a, absorbedId: $b) { id } }",
+            "mutation($a: ID!, $b: ID!) { mergeContacts(input: { survivorId: $a, absorbedId: $b }) { merge { id } } }",
             json!({ "a": theirs, "b": our_id }),
         ),
         (

@@ -19,11 +19,11 @@ use tokio::net::TcpListener;
 use crate::helpers::TestApp;
 use crate::process::Service;
 
-const SAVE: &str = "mutation($slug: String!, $text: String!) { saveSegment(input: { slug: $slug, name: $slug, text: $text }) { slug } }";
+const SAVE: &str = "mutation($slug: String!, $text: String!) { upsertSegment(input: { slug: $slug, name: $slug, text: $text }) { segment { slug } } }";
 const DEFINE: &str =
-    "mutation { defineAttribute(input: { name: \"plan\", type: STRING }) { name } }";
+    "mutation { defineAttribute(input: { name: \"plan\", type: STRING }) { attribute { name } } }";
 const UPSERT: &str =
-    "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { id } }";
+    "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
 const CREATE: &str = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { id url events segments } } }";
 const DELIVERIES: &str = "query($id: ID!) { webhookDeliveries(webhookId: $id, first: 200) { edges { node { id eventType status attempts lastStatus contactId } } pageInfo { hasNextPage } } }";
 const FEED: &str = "query($slug: String!) { segmentChanges(slug: $slug, first: 1000) { edges { cursor node { contactId kind } } } }";
@@ -173,7 +173,7 @@ async fn upsert(service: &Service, external_id: &str, plan: &str, feed_len: usiz
             json!({ "input": { "externalId": external_id, "attributes": { "plan": plan } } }),
         )
         .await;
-    let id = answer["data"]["upsertContact"]["id"]
+    let id = answer["data"]["upsertContact"]["contact"]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("upsert failed: {answer}"))
         .to_owned();
@@ -449,19 +449,24 @@ async fn test_webhook_rotation_and_deletion() {
         .unwrap()
         .to_owned();
     receiver.trust(created["createWebhook"]["secret"].as_str().unwrap());
-    let test =
-        "mutation($id: ID!) { testWebhook(id: $id) { status eventType messageType lastStatus } }";
+    let test = "mutation($id: ID!) { testWebhook(input: { id: $id }) { delivery { status eventType messageType lastStatus } } }";
     let sent = app.data(test, json!({ "id": hook })).await;
-    assert_eq!(sent["testWebhook"]["status"], "DELIVERED", "{sent}");
-    assert_eq!(sent["testWebhook"]["messageType"], "WEBHOOK_TEST", "{sent}");
     assert_eq!(
-        sent["testWebhook"]["eventType"], "webhook.test",
+        sent["testWebhook"]["delivery"]["status"], "DELIVERED",
+        "{sent}"
+    );
+    assert_eq!(
+        sent["testWebhook"]["delivery"]["messageType"], "WEBHOOK_TEST",
+        "{sent}"
+    );
+    assert_eq!(
+        sent["testWebhook"]["delivery"]["eventType"], "webhook.test",
         "deprecated, still there"
     );
     assert_eq!(receiver.distinct()[0]["type"], "webhook.test");
 
     // After rotation the old secret no longer verifies: the receiver refuses, the test fails.
-    let rotate = "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }";
+    let rotate = "mutation($id: ID!) { rotateWebhookSecret(input: { id: $id }) { secret } }";
     let rotated = app.data(rotate, json!({ "id": hook })).await;
     let new_secret = rotated["rotateWebhookSecret"]["secret"]
         .as_str()
@@ -469,19 +474,26 @@ async fn test_webhook_rotation_and_deletion() {
         .to_owned();
     assert!(new_secret.starts_with("whsec_"));
     let sent = app.data(test, json!({ "id": hook })).await;
-    assert_eq!(sent["testWebhook"]["status"], "FAILED", "{sent}");
-    assert_eq!(sent["testWebhook"]["lastStatus"], 401);
+    assert_eq!(
+        sent["testWebhook"]["delivery"]["status"], "FAILED",
+        "{sent}"
+    );
+    assert_eq!(sent["testWebhook"]["delivery"]["lastStatus"], 401);
     receiver.trust(&new_secret);
     let sent = app.data(test, json!({ "id": hook })).await;
-    assert_eq!(sent["testWebhook"]["status"], "DELIVERED", "{sent}");
+    assert_eq!(
+        sent["testWebhook"]["delivery"]["status"], "DELIVERED",
+        "{sent}"
+    );
     let log = app.data(DELIVERIES, json!({ "id": hook })).await;
     assert_eq!(
         log["webhookDeliveries"]["edges"].as_array().unwrap().len(),
         3
     );
 
-    let delete = "mutation($id: ID!) { deleteWebhook(id: $id) { id } }";
-    app.data(delete, json!({ "id": hook })).await;
+    let delete = "mutation($id: ID!) { deleteWebhook(input: { id: $id }) { deletedId } }";
+    let deleted = app.data(delete, json!({ "id": hook })).await;
+    assert_eq!(deleted["deleteWebhook"]["deletedId"], hook);
     assert_eq!(
         app.data("{ webhooks { id } }", json!({})).await["webhooks"],
         json!([])

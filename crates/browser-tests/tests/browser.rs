@@ -293,7 +293,7 @@ async fn console_contact_lookup_and_explanation() {
         .await;
     let id = contact["id"].as_str().unwrap().to_owned();
     app.data(
-        "mutation { saveSegment(input: {slug: \"pro-plan\", name: \"Pro plan\", text: \"plan = \\\"pro\\\" and email exists\"}) { slug } }",
+        "mutation { upsertSegment(input: {slug: \"pro-plan\", name: \"Pro plan\", text: \"plan = \\\"pro\\\" and email exists\"}) { segment { slug } } }",
         json!({}),
     )
     .await;

@@ -13,6 +13,34 @@ use crate::index::ContactRecord;
 /// What an explanation shows instead of a sensitive attribute's value.
 pub const HIDDEN_VALUE: &str = "[sensitive]";
 
+/// What a node of an explanation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplainPart {
+    /// All of its children.
+    And,
+    /// Any of its children.
+    Or,
+    /// Not its child.
+    Not,
+    /// One test of a field, an attribute, activity or events.
+    Condition,
+    /// `in segment "slug"`.
+    Segment,
+}
+
+impl ExplainPart {
+    /// The lower-case word, e.g. `condition`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::And => "and",
+            Self::Or => "or",
+            Self::Not => "not",
+            Self::Condition => "condition",
+            Self::Segment => "segment",
+        }
+    }
+}
+
 /// One node of an explanation, in depth-first order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExplainNode {
@@ -20,8 +48,8 @@ pub struct ExplainNode {
     pub id: usize,
     /// The parent's position; `None` for the root.
     pub parent: Option<usize>,
-    /// `and`, `or`, `not`, `condition` or `segment`.
-    pub kind: &'static str,
+    /// What this part is.
+    pub kind: ExplainPart,
     /// Canonical text of this part.
     pub text: String,
     /// Whether the contact satisfies this part.
@@ -67,7 +95,7 @@ pub(super) fn explain_node(
     nodes.push(ExplainNode {
         id,
         parent,
-        kind: "condition",
+        kind: ExplainPart::Condition,
         text: expr.to_string(),
         matched: false,
         value: None,
@@ -78,17 +106,17 @@ pub(super) fn explain_node(
                 .iter()
                 .map(|o| explain_node(o, Some(id), catalog, record, now, nodes))
                 .collect();
-            ("and", results.iter().all(|r| *r), None)
+            (ExplainPart::And, results.iter().all(|r| *r), None)
         }
         Expr::Or(operands) => {
             let results: Vec<bool> = operands
                 .iter()
                 .map(|o| explain_node(o, Some(id), catalog, record, now, nodes))
                 .collect();
-            ("or", results.iter().any(|r| *r), None)
+            (ExplainPart::Or, results.iter().any(|r| *r), None)
         }
         Expr::Not(operand, _) => (
-            "not",
+            ExplainPart::Not,
             !explain_node(operand, Some(id), catalog, record, now, nodes),
             None,
         ),
@@ -97,7 +125,7 @@ pub(super) fn explain_node(
                 .segment(slug)
                 .and_then(|compiled| compiled.outcome.as_ref().ok())
                 .is_some_and(|expansion| evaluate(&expansion.tree, record, now));
-            ("segment", matched, None)
+            (ExplainPart::Segment, matched, None)
         }
         Expr::Condition(_) | Expr::Event(_) => {
             let workspace = catalog.workspace();
@@ -113,7 +141,11 @@ pub(super) fn explain_node(
                 Some(_) if workspace.is_sensitive(&field) => Json::String(HIDDEN_VALUE.to_owned()),
                 value => value_json(value),
             });
-            ("condition", matched, Some(value.unwrap_or(Json::Null)))
+            (
+                ExplainPart::Condition,
+                matched,
+                Some(value.unwrap_or(Json::Null)),
+            )
         }
     };
     let node = &mut nodes[id];

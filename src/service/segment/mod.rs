@@ -26,8 +26,8 @@ use crate::domain::{Contact, Slug, Text};
 use crate::index::Rank;
 
 pub use compiled::CompiledCatalogs;
-pub use explain::ExplainNode;
 pub(crate) use explain::evaluate;
+pub use explain::{ExplainNode, ExplainPart};
 pub use resolve::Resolved;
 pub use service::{SegmentService, check_text};
 
