@@ -371,7 +371,7 @@
         return;
       }
       count.classList.add("stale");
-      gql("query($text: String!) { validateSegment(text: $text) { valid canonical estimatedCount errors { message errorCode start end hint } } }", { text: source })
+      gql("query($text: String!) { validateSegment(text: $text) { valid canonical count errors { message errorCode start end hint } } }", { text: source })
         .then(function (data) {
           if (mine !== validations) return; // a later keystroke already asked
           var result = data.validateSegment;
@@ -380,8 +380,8 @@
           replace(diagnostics, result.errors.map(function (error) { return diagnostic(error, source); }));
           replace(canonical, result.canonical && result.canonical !== source.trim() ? ["canonical: ", result.canonical] : null);
           if (result.valid) {
-            replace(count, plural(result.estimatedCount, "contact matches", "contacts match"));
-            count.setAttribute("data-count", result.estimatedCount);
+            replace(count, plural(result.count, "contact matches", "contacts match"));
+            count.setAttribute("data-count", result.count);
             lastValid = source;
             if (can("contacts:read")) showPreview(preview, source);
           } else {

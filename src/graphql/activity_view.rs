@@ -21,8 +21,8 @@ pub struct ConversationView(pub Conversation);
 #[Object(name = "Conversation")]
 impl ConversationView {
     /// The conversation's id in the chat product.
-    async fn id(&self) -> &str {
-        self.0.id.as_str()
+    async fn id(&self) -> ID {
+        ID(self.0.id.as_str().to_owned())
     }
 
     /// The contact it belongs to now (the survivor, after a merge).
@@ -68,8 +68,8 @@ pub struct EventView(pub Event);
 #[Object(name = "Event")]
 impl EventView {
     /// The event's id (yours, or a generated `evt_…`).
-    async fn id(&self) -> &str {
-        self.0.id.as_str()
+    async fn id(&self) -> ID {
+        ID(self.0.id.as_str().to_owned())
     }
 
     /// The contact it belongs to now (the survivor, after a merge).

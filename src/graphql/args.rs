@@ -95,7 +95,6 @@ impl IdentityInput {
 /// `last_seen_at`, `first_seen_at`, `conversation_count`, `last_conversation_at`) or a number
 /// or datetime attribute, contacts without a value last, ties by id.
 #[derive(InputObject, Clone, Debug)]
-#[graphql(name = "ContactOrder")]
 pub struct ContactOrderInput {
     /// The field, as segments name it (`ltv`, `last_seen_at`).
     pub field: String,

@@ -3,11 +3,11 @@
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::error::ErrorCodeView;
+use super::error::{ApiResult, ErrorCodeView};
 use super::guard::RequireScope;
 use super::workspace;
 use crate::domain::Scope;
-use crate::service::{ImportReport, JobStatus, RowError, Services};
+use crate::service::{ImportReport, JobStatus, RowError, ServiceError, Services};
 
 /// Where an import job stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -159,15 +159,17 @@ impl ImportQuery {
 /// Import job queries.
 #[Object]
 impl ImportQuery {
-    /// An import job, while it runs and after (the last 100 jobs since the service started).
+    /// An import job, while it runs and after (the last 100 jobs since the service started);
+    /// NOT_FOUND for another id.
     #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
-    async fn import_job(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-    ) -> async_graphql::Result<Option<ImportJobView>> {
+    async fn import_job(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ImportJobView> {
         let workspace = &workspace(ctx)?;
-        Ok(self.services.imports.job(workspace, &id).map(ImportJobView))
+        self.services
+            .imports
+            .job(workspace, &id)
+            .map(ImportJobView)
+            .ok_or_else(|| ServiceError::NotFound(format!("no import job `{}`", id.as_str())))
+            .api()
     }
 
     /// Recent import jobs, newest first.

@@ -459,7 +459,15 @@ impl SegmentValidation {
         self.0.expr.as_ref().map(|expr| Json(expr_json(expr)))
     }
 
+    /// How many contacts match right now (an exact count), when valid.
+    async fn count(&self) -> Option<u64> {
+        self.0.estimated_count
+    }
+
     /// How many contacts match right now, when valid.
+    #[graphql(
+        deprecation = "Use `count` (the count is exact); `estimatedCount` goes in the next release."
+    )]
     async fn estimated_count(&self) -> Option<u64> {
         self.0.estimated_count
     }

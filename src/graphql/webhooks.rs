@@ -1,8 +1,9 @@
 //! Webhook administration (scope `admin`): endpoints, their secrets (shown once) and their
 //! delivery logs.
 
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use serde_json::Value as JsonValue;
 
 use super::caller;
 use super::error::ApiResult;
@@ -206,7 +207,10 @@ pub struct DeliveryView {
     event_type: String,
     /// The contact it is about.
     contact_id: Option<ID>,
-    /// The JSON body sent.
+    /// The JSON body sent, as text.
+    #[graphql(
+        deprecation = "Use `body`, the same JSON as a value; `payload` goes in the next release."
+    )]
     payload: String,
     /// Where it stands.
     status: StatusView,
@@ -226,6 +230,19 @@ pub struct DeliveryView {
 
 #[ComplexObject]
 impl DeliveryView {
+    /// The JSON body sent.
+    async fn body(&self) -> async_graphql::Result<Json<JsonValue>> {
+        serde_json::from_str(&self.payload)
+            .map(Json)
+            .map_err(|error| {
+                ServiceError::Internal(format!(
+                    "delivery `{}` holds a body that is not JSON: {error}",
+                    self.id.as_str()
+                ))
+            })
+            .api()
+    }
+
     /// What the message is about (its body's `type`).
     async fn message_type(&self) -> async_graphql::Result<MessageType> {
         MessageType::of(&self.event_type)

@@ -142,13 +142,13 @@ async fn sensitive_values_are_neither_shown_nor_testable_without_pii_read() {
     let validation = app
         .data_as(
             &reader,
-            "{ validateSegment(text: \"ssn = \\\"111-22-3333\\\"\") { valid estimatedCount errors { errorCode message } } }",
+            "{ validateSegment(text: \"ssn = \\\"111-22-3333\\\"\") { valid count errors { errorCode message } } }",
             json!({}),
         )
         .await["validateSegment"]
         .clone();
     assert_eq!(validation["valid"], false);
-    assert_eq!(validation["estimatedCount"], Value::Null);
+    assert_eq!(validation["count"], Value::Null);
     assert_eq!(validation["errors"][0]["errorCode"], "FIELD_NOT_APPROVED");
     assert!(
         validation["errors"][0]["message"]

@@ -109,7 +109,7 @@ async fn ordered_ids(app: &TestApp, order: Value, segment: Option<&str>, first: 
     loop {
         let page = app
             .data(
-                "query($order: ContactOrder, $segment: String, $first: Int!, $after: String) { contacts(orderBy: $order, segment: $segment, first: $first, after: $after, consistency: LATEST) { totalCount edges { cursor node { externalId } } pageInfo { hasNextPage endCursor } } }",
+                "query($order: ContactOrderInput, $segment: String, $first: Int!, $after: String) { contacts(orderBy: $order, segment: $segment, first: $first, after: $after, consistency: LATEST) { totalCount edges { cursor node { externalId } } pageInfo { hasNextPage endCursor } } }",
                 json!({ "order": order, "segment": segment, "first": first, "after": after }),
             )
             .await["contacts"]
@@ -200,7 +200,7 @@ async fn ordering_refuses_text_unknown_and_hidden_fields() {
     )
     .await;
     let query =
-        "query($order: ContactOrder) { contacts(orderBy: $order, first: 5) { totalCount } }";
+        "query($order: ContactOrderInput) { contacts(orderBy: $order, first: 5) { totalCount } }";
     for field in ["plan", "email", "nope", "ssn"] {
         let error = app
             .error(query, json!({ "order": { "field": field } }))

@@ -220,13 +220,15 @@ async fn structured_input_equals_text() {
 #[tokio::test]
 async fn validation_reports_spans_codes_and_hints() {
     let app = seeded().await;
-    let query = "query($t: String!) { validateSegment(text: $t) { valid canonical estimatedCount errors { message errorCode start end hint } } }";
+    let query = "query($t: String!) { validateSegment(text: $t) { valid canonical count estimatedCount errors { message errorCode start end hint } } }";
     let ok = app
         .data(query, json!({ "t": "plan = \"pro\" AND ltv>=100" }))
         .await["validateSegment"]
         .clone();
     assert_eq!(ok["valid"], true);
     assert_eq!(ok["errors"], json!([]));
+    assert_eq!(ok["count"], 1);
+    // The deprecated name, one release more.
     assert_eq!(ok["estimatedCount"], 1);
 
     let unknown =

@@ -25,7 +25,7 @@ const DEFINE: &str =
 const UPSERT: &str =
     "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
 const CREATE: &str = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { id url events segments } } }";
-const DELIVERIES: &str = "query($id: ID!) { webhookDeliveries(webhookId: $id, first: 200) { edges { node { id eventType status attempts lastStatus contactId } } pageInfo { hasNextPage } } }";
+const DELIVERIES: &str = "query($id: ID!) { webhookDeliveries(webhookId: $id, first: 200) { edges { node { id eventType status attempts lastStatus contactId body payload } } pageInfo { hasNextPage } } }";
 const FEED: &str = "query($slug: String!) { segmentChanges(slug: $slug, first: 1000) { edges { cursor node { contactId kind } } } }";
 
 /// How the receiver answers.
@@ -429,6 +429,10 @@ async fn an_endpoint_answering_410_is_disabled() {
     let log = app.data(DELIVERIES, json!({ "id": hook })).await;
     let first = &log["webhookDeliveries"]["edges"][0]["node"];
     assert_eq!(first["status"], "FAILED");
+    // `body` is the JSON sent, as a value; the deprecated `payload` the same as text.
+    assert!(first["body"].is_object(), "{first}");
+    let sent: Value = serde_json::from_str(first["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(first["body"], sent);
     assert_eq!(first["lastStatus"], 410);
     app.stop().await;
 }
