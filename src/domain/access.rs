@@ -85,16 +85,23 @@ impl Scopes {
 
     /// Parses a non-empty list of scope names (duplicates collapse).
     pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<Self, DomainError> {
-        if raw.is_empty() {
+        let scopes = raw
+            .iter()
+            .map(|scope| Scope::parse(scope.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::of(scopes)
+    }
+
+    /// A non-empty set of scopes (duplicates collapse).
+    pub fn of(scopes: impl IntoIterator<Item = Scope>) -> Result<Self, DomainError> {
+        let scopes: BTreeSet<Scope> = scopes.into_iter().collect();
+        if scopes.is_empty() {
             return Err(DomainError::invalid(
                 "scopes",
                 "give at least one scope, e.g. `contacts:read`",
             ));
         }
-        raw.iter()
-            .map(|scope| Scope::parse(scope.as_ref()))
-            .collect::<Result<BTreeSet<_>, _>>()
-            .map(Self)
+        Ok(Self(scopes))
     }
 
     /// Whether the key may act with `scope` (`admin` grants everything).

@@ -9,7 +9,7 @@ use crate::service::{ErrorCode, ServiceError};
 /// Every code an error of this API may carry in `extensions.code`, and in a bulk report's
 /// rows.
 #[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(name = "ErrorCode")]
+#[graphql(name = "ErrorCode", remote = "ErrorCode")]
 pub enum ErrorCodeView {
     /// The addressed record does not exist (in this workspace).
     NotFound,
@@ -39,27 +39,6 @@ pub enum ErrorCodeView {
     PersistedQueryNotFound,
     /// Something failed on our side; details are logged, not returned.
     Internal,
-}
-
-impl From<ErrorCode> for ErrorCodeView {
-    fn from(code: ErrorCode) -> Self {
-        match code {
-            ErrorCode::NotFound => Self::NotFound,
-            ErrorCode::InvalidInput => Self::InvalidInput,
-            ErrorCode::InvalidAttribute => Self::InvalidAttribute,
-            ErrorCode::Conflict => Self::Conflict,
-            ErrorCode::InvalidSegment => Self::InvalidSegment,
-            ErrorCode::InvalidIdentity => Self::InvalidIdentity,
-            ErrorCode::IdentityNotVerified => Self::IdentityNotVerified,
-            ErrorCode::Unavailable => Self::Unavailable,
-            ErrorCode::Unauthenticated => Self::Unauthenticated,
-            ErrorCode::Forbidden => Self::Forbidden,
-            ErrorCode::RateLimited => Self::RateLimited,
-            ErrorCode::QueryTooComplex => Self::QueryTooComplex,
-            ErrorCode::PersistedQueryNotFound => Self::PersistedQueryNotFound,
-            ErrorCode::Internal => Self::Internal,
-        }
-    }
 }
 
 impl ErrorCodeView {

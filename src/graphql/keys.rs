@@ -1,6 +1,6 @@
 //! API key administration (scope `admin`): create (the secret is shown once), list, revoke.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 
@@ -38,21 +38,18 @@ fn given_scopes(
     granted: Option<Vec<ApiScope>>,
     text: Option<Vec<String>>,
 ) -> Result<Option<Scopes>, ServiceError> {
-    let names: Vec<&str> = match (granted, &text) {
+    let scopes = match (granted, text) {
         (Some(_), Some(_)) => {
             return Err(ServiceError::invalid(
                 "grantedScopes",
                 "give `grantedScopes` (or the deprecated `scopes`), not both",
             ));
         }
-        (Some(granted), None) => granted
-            .into_iter()
-            .map(|scope| Scope::from(scope).as_str())
-            .collect(),
-        (None, Some(text)) => text.iter().map(String::as_str).collect(),
+        (Some(granted), None) => Scopes::of(granted.into_iter().map(Scope::from))?,
+        (None, Some(text)) => Scopes::parse(&text)?,
         (None, None) => return Ok(None),
     };
-    Ok(Some(Scopes::parse(&names)?))
+    Ok(Some(scopes))
 }
 
 /// The rate of keys without one of their own (`RATE_LIMIT_PER_SECOND`, `RATE_LIMIT_BURST`;
@@ -180,23 +177,29 @@ impl ApiKeyView {
 
 /// The result of `createApiKey`: the new key and its secret.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct CreateApiKeyPayload {
     /// The key.
     api_key: ApiKeyView,
-    /// The key.
-    #[graphql(deprecation = "Use `apiKey`; `key` goes in the next release.")]
-    key: ApiKeyView,
     /// The bearer token: send `Authorization: Bearer <secret>`. Shown only this once; only
     /// its hash is stored.
     secret: String,
+}
+
+#[ComplexObject]
+impl CreateApiKeyPayload {
+    /// The key.
+    #[graphql(deprecation = "Use `apiKey`; `key` goes in the next release.")]
+    async fn key(&self) -> &ApiKeyView {
+        &self.api_key
+    }
 }
 
 impl From<CreatedKey> for CreateApiKeyPayload {
     fn from(created: CreatedKey) -> Self {
         Self {
             secret: created.secret.expose_secret().to_owned(),
-            api_key: ApiKeyView(created.key.clone()),
-            key: ApiKeyView(created.key),
+            api_key: ApiKeyView(created.key),
         }
     }
 }
@@ -294,18 +297,28 @@ impl KeyQuery {
 
 /// The key a request is made with, as the console shows it on sign-in.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Viewer {
     /// The key's id.
     key_id: ID,
     /// What it may do (`ADMIN` implies every scope).
     granted_scopes: Vec<ApiScope>,
-    /// Its scopes as text, e.g. `contacts:read`.
-    #[graphql(deprecation = "Use `grantedScopes`; `scopes` goes in the next release.")]
-    scopes: Vec<&'static str>,
     /// What it may read.
     field_policy: FieldPolicyView,
     /// The request rate in force: its own, or the server's default; null when unlimited.
     rate_limit: Option<RateLimit>,
+}
+
+#[ComplexObject]
+impl Viewer {
+    /// Its scopes as text, e.g. `contacts:read`.
+    #[graphql(deprecation = "Use `grantedScopes`; `scopes` goes in the next release.")]
+    async fn scopes(&self) -> Vec<&'static str> {
+        self.granted_scopes
+            .iter()
+            .map(|&scope| Scope::from(scope).as_str())
+            .collect()
+    }
 }
 
 /// Key queries.
@@ -321,7 +334,6 @@ impl KeyQuery {
         Ok(Viewer {
             key_id: ID(caller.key_id.clone()),
             granted_scopes: caller.scopes.iter().map(ApiScope::from).collect(),
-            scopes: caller.scopes.iter().map(Scope::as_str).collect(),
             field_policy: FieldPolicyView::from(&caller.policy),
             rate_limit: caller.rate.or(default).map(RateLimit::from),
         })

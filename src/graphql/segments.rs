@@ -1,6 +1,6 @@
 //! Segment queries and mutations: validation, saved segments, explanations, index status.
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
@@ -406,20 +406,27 @@ impl SegmentView {
 
 /// One problem in segment text.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct SegmentError {
     /// What is wrong.
     message: String,
     /// What kind of problem.
     error_code: SegmentErrorCodeView,
-    /// The same as text, e.g. `UNKNOWN_FIELD`.
-    #[graphql(deprecation = "Use `errorCode`; `code` goes in the next release.")]
-    code: String,
     /// First byte of the offending text.
     start: u32,
     /// One past its last byte.
     end: u32,
     /// How to fix it.
     hint: Option<String>,
+}
+
+#[ComplexObject]
+impl SegmentError {
+    /// The same as text, e.g. `UNKNOWN_FIELD`.
+    #[graphql(deprecation = "Use `errorCode`; `code` goes in the next release.")]
+    async fn code(&self) -> &'static str {
+        qwry_segment::ErrorCode::from(self.error_code).as_str()
+    }
 }
 
 /// The result of `validateSegment`.
@@ -441,7 +448,6 @@ impl SegmentValidation {
             .map(|d| SegmentError {
                 message: d.message.clone(),
                 error_code: d.code.into(),
-                code: d.code.as_str().to_owned(),
                 start: u32::try_from(d.span.start).unwrap_or(u32::MAX),
                 end: u32::try_from(d.span.end).unwrap_or(u32::MAX),
                 hint: d.hint.clone(),

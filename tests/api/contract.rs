@@ -289,28 +289,28 @@ fn the_contract_check_finds_what_breaks_a_client_and_nothing_else() {
     assert!(breaking_changes(new, new).is_empty());
 }
 
+/// The coordinates of the changes from `old` to `new` that break a client.
+fn breaking_coordinates(old: &str, new: &str) -> Vec<String> {
+    breaking_changes(old, new)
+        .into_iter()
+        .map(|(at, _)| at)
+        .collect()
+}
+
 #[test]
 fn a_renamed_root_type_breaks_nothing_but_its_fields_still_count() {
     let old = "schema { query: QueryRoot } type QueryRoot { a: Int, b: Int }";
     let renamed = "schema { query: Query } type Query { a: Int, b: Int }";
     assert!(breaking_changes(old, renamed).is_empty());
     let lost_b = "schema { query: Query } type Query { a: Int }";
-    let found: Vec<String> = breaking_changes(old, lost_b)
-        .into_iter()
-        .map(|(at, _)| at)
-        .collect();
-    assert_eq!(found, ["Query.b"]);
+    assert_eq!(breaking_coordinates(old, lost_b), ["Query.b"]);
 }
 
 #[test]
 fn a_removed_type_is_one_change() {
     let old = "type Query { a: Old } type Old { x: Int, y: Int }";
     let new = "type Query { a: New } type New { x: Int, y: Int }";
-    let found: Vec<String> = breaking_changes(old, new)
-        .into_iter()
-        .map(|(at, _)| at)
-        .collect();
-    assert_eq!(found, ["Old", "Query.a"]);
+    assert_eq!(breaking_coordinates(old, new), ["Old", "Query.a"]);
 }
 
 #[test]
