@@ -474,7 +474,7 @@ fn main() {
             ("count, within 30d", "{ contacts(segment: \"last_seen_at within 30d\", first: 0) { totalCount } }"),
             ("first page of 100 ids", "{ contacts(segment: \"plan = \\\"pro\\\"\", first: 100) { edges { node { id } } } }"),
             ("page of 100: email, attributes", "{ contacts(first: 100) { edges { node { id email attributes } } } }"),
-            ("page of 100: identities, segments (20 saved)", "{ contacts(first: 100) { edges { node { id email identities { kind value } segments { slug } } } } }"),
+            ("page of 100: identities, segments (20 saved)", "{ contacts(first: 100) { edges { node { id email identities { nodes { kind value } } segments { nodes { slug } } } } } }"),
             ("search, one person (`edsger.1234`)", "{ contacts(search: \"edsger.1234\", first: 10) { totalCount edges { node { id name email } } } }"),
             ("search, a common name (`grace`)", "{ contacts(search: \"grace\", first: 10) { totalCount edges { node { id name email } } } }"),
         ];
@@ -502,7 +502,7 @@ fn main() {
         }
         let routing = [
             ("matchSegments, all 50 saved", "{ matchSegments(externalId: \"ext-0000042\") { slugs } }"),
-            ("matchSegments, 5 slugs", "{ matchSegments(externalId: \"ext-0000042\", slugs: [\"s01\", \"s07\", \"s23\", \"s38\", \"s44\"]) { results { slug member } } }"),
+            ("matchSegments, 5 slugs", "{ matchSegments(externalId: \"ext-0000042\", slugs: [\"s01\", \"s07\", \"s23\", \"s38\", \"s44\"]) { results { nodes { slug member } } } }"),
             ("best 10 of a segment by ltv", "{ contacts(segment: \"plan = \\\"pro\\\"\", orderBy: { field: \"ltv\", direction: DESC }, first: 10) { edges { node { id } } } }"),
         ];
         if !live_only {
@@ -525,7 +525,7 @@ fn main() {
             live.writes, live.rate, live.write.0, live.write.1, live.writes
         );
         println!(
-            "| live: from the write's request to the ENTER on a `segmentMembership` subscription | {:.3} | {:.3} | {} |",
+            "| live: from the write's request to the ENTER on a `segmentChanges` subscription | {:.3} | {:.3} | {} |",
             live.subscription.0, live.subscription.1, live.subscription.2
         );
         println!(

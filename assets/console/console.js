@@ -10,14 +10,14 @@
   var TYPING_PAUSE_MS = 120;
   var PREVIEW_PAGE = 10;
   var BUILTIN_COLUMNS = [
-    // [GraphQL field, policy name, label]
-    ["externalId", "external_id", "External id"],
-    ["email", "email", "Email"],
-    ["name", "name", "Name"],
-    ["phone", "phone", "Phone"],
-    ["company", "company", "Company"],
-    ["accountRef", "account_ref", "Account ref"],
-    ["lastSeenAt", "last_seen_at", "Last seen"],
+    // [GraphQL field (a field policy names it so too), label]
+    ["externalId", "External id"],
+    ["email", "Email"],
+    ["name", "Name"],
+    ["phone", "Phone"],
+    ["company", "Company"],
+    ["accountRef", "Account ref"],
+    ["lastSeenAt", "Last seen"],
   ];
 
   var session = { key: null, viewer: null };
@@ -136,7 +136,7 @@
     return scopes.indexOf(scope) >= 0 || scopes.indexOf("admin") >= 0;
   }
 
-  /** Whether the key's field policy lets it read built-in field `name` (policy spelling). */
+  /** Whether the key's field policy lets it read built-in field `name` (its GraphQL name). */
   function readsField(name) {
     var fields = session.viewer.fieldPolicy.fields;
     return fields === null || fields.indexOf(name) >= 0;
@@ -307,7 +307,7 @@
     return found ? found[1] : null;
   }
 
-  var SEGMENT_FIELDS = "slug name description text references { slug name } referencedBy { slug name }";
+  var SEGMENT_FIELDS = "slug name description text references { nodes { slug name } } referencedBy { nodes { slug name } }";
 
   function segmentsPage(slug) {
     var list = h("ul", { id: "segment-list" });
@@ -329,9 +329,9 @@
   }
 
   function loadSegmentList(list, active) {
-    gql("{ segments { slug name count } }").then(function (data) {
-      if (!data.segments.length) return replace(list, h("li", { className: "muted" }, "None yet."));
-      replace(list, data.segments.map(function (segment) {
+    gql("{ segments(first: 100) { nodes { slug name count } } }").then(function (data) {
+      if (!data.segments.nodes.length) return replace(list, h("li", { className: "muted" }, "None yet."));
+      replace(list, data.segments.nodes.map(function (segment) {
         return h("li", {
           className: "segment-item" + (segment.slug === active ? " active" : ""),
           "data-slug": segment.slug,
@@ -467,8 +467,8 @@
       });
     }
     return h("div", { className: "panel", id: "segment-references" },
-      h("div", {}, h("strong", {}, "Uses: "), links(saved.references)),
-      h("div", { id: "segment-referenced-by" }, h("strong", {}, "Used by: "), links(saved.referencedBy)));
+      h("div", {}, h("strong", {}, "Uses: "), links(saved.references.nodes)),
+      h("div", { id: "segment-referenced-by" }, h("strong", {}, "Used by: "), links(saved.referencedBy.nodes)));
   }
 
   var previewColumns = null;
@@ -476,7 +476,7 @@
   /** The member preview: chosen columns, next and previous pages. */
   function showPreview(pane, text) {
     attributes().then(function (registry) {
-      var builtins = BUILTIN_COLUMNS.filter(function (c) { return readsField(c[1]); });
+      var builtins = BUILTIN_COLUMNS.filter(function (c) { return readsField(c[0]); });
       var readable = registry.filter(readsAttribute);
       if (!previewColumns) {
         previewColumns = builtins.slice(0, 3).map(function (c) { return c[0]; })
@@ -487,7 +487,7 @@
       var pager = h("div", { className: "row" });
 
       function chooser() {
-        var all = builtins.map(function (c) { return [c[0], c[2]]; })
+        var all = builtins.map(function (c) { return [c[0], c[1]]; })
           .concat(readable.map(function (a) { return ["attr:" + a.name, a.name]; }));
         return h("div", { id: "preview-columns", className: "row" }, h("span", { className: "muted" }, "Columns:"),
           all.map(function (column) {
@@ -508,7 +508,7 @@
           var page = data.contacts;
           var columns = previewColumns.slice();
           var labels = {};
-          BUILTIN_COLUMNS.forEach(function (c) { labels[c[0]] = c[2]; });
+          BUILTIN_COLUMNS.forEach(function (c) { labels[c[0]] = c[1]; });
           replace(table, h("table", {},
             h("thead", {}, h("tr", {}, columns.map(function (c) { return h("th", {}, labels[c] || c.replace(/^attr:/, "")); }))),
             h("tbody", {}, page.nodes.map(function (contact) {
@@ -541,8 +541,8 @@
     var result = h("section", { id: "explain-result" });
     function run(event) {
       if (event) event.preventDefault();
-      var variables = { contactId: contact.value.trim(), slug: slug.value || null, segment: slug.value ? null : text.value };
-      gql("query($contactId: ID!, $slug: String, $segment: String) { explainMembership(contactId: $contactId, slug: $slug, segment: $segment) { matched nodes { id parentId part text matched value } } }", variables)
+      var variables = { contact: { id: contact.value.trim() }, of: slug.value ? { slug: slug.value } : { text: text.value } };
+      gql("query($contact: ContactLookupInput!, $of: SegmentChoiceInput!) { explainMembership(contact: $contact, of: $of) { matched nodes { id parentId part text matched value } } }", variables)
         .then(function (data) { replace(result, explanation(data.explainMembership)); },
           function (error) { replace(result, failure(error, "p")); });
     }
@@ -550,8 +550,8 @@
       h("h1", {}, "Why is a contact in a segment, or not?"),
       h("form", { className: "row", id: "explain-form", onsubmit: run }, contact, slug, text, h("button", { type: "submit", className: "primary", id: "explain-run" }, "Explain")),
       result);
-    gql("{ segments { slug name } }").then(function (data) {
-      data.segments.forEach(function (s) { append(slug, h("option", { value: s.slug }, s.name + " (" + s.slug + ")")); });
+    gql("{ segments(first: 100) { nodes { slug name } } }").then(function (data) {
+      data.segments.nodes.forEach(function (s) { append(slug, h("option", { value: s.slug }, s.name + " (" + s.slug + ")")); });
       if (params.slug) slug.value = params.slug;
       if (contact.value && (slug.value || text.value)) run();
     });
@@ -589,7 +589,7 @@
   ];
 
   var CONTACT_FIELDS = "id externalId email name phone company accountRef attributes createdAt updatedAt createdBy updatedBy lastSeenAt firstSeenAt " +
-    "identities { kind value provenance createdAt } mergedFrom verification { verifiedAt method } segments { slug name }";
+    "identities(first: 100) { nodes { kind value provenance createdAt } } mergedFrom verification { verifiedAt method } segments(first: 100) { nodes { slug name } }";
 
   function contactsPage(id) {
     var kind = h("select", { id: "lookup-kind" }, LOOKUPS.map(function (l) { return h("option", { value: l[0] }, l[1]); }));
@@ -621,11 +621,11 @@
   function showContact(view, id) {
     replace(view, h("p", { className: "muted" }, "Loading…"));
     Promise.all([
-      gql("query($id: ID!) { contact(id: $id) { " + CONTACT_FIELDS + " } contactHistory(id: $id) { id survivorId absorbedId actor reason mergedAt undoneAt } }", { id: id }),
+      gql("query($id: ID!) { contact(id: $id) { " + CONTACT_FIELDS + " } contactHistory(id: $id, first: 100) { nodes { id survivorId absorbedId actor reason mergedAt undoneAt } } }", { id: id }),
       attributes(),
     ]).then(function (loaded) {
       var contact = loaded[0].contact;
-      var history = loaded[0].contactHistory;
+      var history = loaded[0].contactHistory.nodes;
       var registry = loaded[1];
       replace(view,
         h("h2", {}, contact.name || contact.externalId || contact.email || "Anonymous visitor", " ", h("small", { className: "muted mono", id: "contact-id" }, contact.id)),
@@ -641,8 +641,8 @@
   function contactFields(contact) {
     var rows = BUILTIN_COLUMNS.map(function (c) {
       var value = c[0] === "lastSeenAt" ? formatTime(contact.lastSeenAt) : formatValue(contact[c[0]]);
-      var shown = readsField(c[1]) ? value : h("span", { className: "masked" }, "not approved for this key");
-      return [h("dt", {}, c[2]), h("dd", { "data-field": c[0] }, shown)];
+      var shown = readsField(c[0]) ? value : h("span", { className: "masked" }, "not approved for this key");
+      return [h("dt", {}, c[1]), h("dd", { "data-field": c[0] }, shown)];
     });
     rows.push([h("dt", {}, "First seen"), h("dd", {}, formatTime(contact.firstSeenAt))]);
     rows.push([h("dt", {}, "Created"), h("dd", {}, formatTime(contact.createdAt) + " by " + formatValue(contact.createdBy))]);
@@ -666,14 +666,14 @@
   function identities(contact) {
     return h("table", { id: "contact-identities" },
       h("thead", {}, h("tr", {}, h("th", {}, "Kind"), h("th", {}, "Value"), h("th", {}, "Provenance"), h("th", {}, "Since"))),
-      h("tbody", {}, contact.identities.map(function (identity) {
+      h("tbody", {}, contact.identities.nodes.map(function (identity) {
         return h("tr", {}, h("td", {}, identity.kind), h("td", { className: "mono" }, identity.value), h("td", {}, identity.provenance), h("td", {}, formatTime(identity.createdAt)));
       })));
   }
 
   function contactSegments(contact) {
-    if (!contact.segments.length) return h("p", { className: "muted", id: "contact-segments" }, "In no saved segment.");
-    return h("div", { id: "contact-segments" }, contact.segments.map(function (s) {
+    if (!contact.segments.nodes.length) return h("p", { className: "muted", id: "contact-segments" }, "In no saved segment.");
+    return h("div", { id: "contact-segments" }, contact.segments.nodes.map(function (s) {
       return h("a", { className: "tag", href: "#/explain?contact=" + encodeURIComponent(contact.id) + "&slug=" + encodeURIComponent(s.slug), title: "Explain" }, s.name);
     }));
   }

@@ -1,5 +1,5 @@
 //! Event latency under a stream of writes: a paced writer creates contacts that enter the saved
-//! segment `live-flagged` (`live_flag = true`) at a fixed rate, while a `segmentMembership`
+//! segment `live-flagged` (`live_flag = true`) at a fixed rate, while a `segmentChanges`
 //! subscription (graphql-transport-ws) and a signed webhook to a receiver on 127.0.0.1 report
 //! each ENTER. Latency is measured from the moment the write's request was sent to the moment
 //! the ENTER arrived (so it includes the write itself, whose own latency is reported beside
@@ -96,7 +96,7 @@ async fn receive(
     StatusCode::NO_CONTENT
 }
 
-/// Follows `segmentMembership(slug: "live-flagged")`, noting when each ENTER arrives.
+/// Follows `segmentChanges(slug: "live-flagged")`, noting when each ENTER arrives.
 async fn subscribe(base: &str, key: &str, seen: Receipts) {
     let mut request = format!("{}/graphql/ws", base.replacen("http", "ws", 1))
         .into_client_request()
@@ -111,7 +111,7 @@ async fn subscribe(base: &str, key: &str, seen: Receipts) {
         .send(send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } })))
         .await
         .unwrap();
-    let query = "subscription { segmentMembership(slug: \"live-flagged\") { contactId kind } }";
+    let query = "subscription { segmentChanges(slug: \"live-flagged\") { contactId kind } }";
     socket
         .send(send(
             json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
@@ -127,7 +127,7 @@ async fn subscribe(base: &str, key: &str, seen: Receipts) {
                 let _ = socket.send(send(json!({ "type": "pong" }))).await;
                 continue;
             }
-            let entry = &message["payload"]["data"]["segmentMembership"];
+            let entry = &message["payload"]["data"]["segmentChanges"];
             if entry["kind"] == "ENTER"
                 && let Some(contact) = entry["contactId"].as_str()
             {

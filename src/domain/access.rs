@@ -195,14 +195,19 @@ impl FieldPolicy {
             None => NameSet::All,
             Some(names) => {
                 let mut set = BTreeSet::new();
-                for name in names {
-                    let name = name.trim().to_owned();
+                for given in names {
+                    let name = super::segment_field_name(given.trim());
                     if !GOVERNED_FIELDS.contains(&name.as_str()) {
+                        let governed: Vec<String> = GOVERNED_FIELDS
+                            .iter()
+                            .map(|name| super::api_field_name(name))
+                            .collect();
                         return Err(DomainError::invalid(
                             "fieldPolicy.fields",
                             format!(
-                                "`{name}` is not a built-in field a policy governs; use {}",
-                                GOVERNED_FIELDS.join(", ")
+                                "`{}` is not a built-in field a policy governs; use {}",
+                                given.trim(),
+                                governed.join(", ")
                             ),
                         ));
                     }

@@ -5,6 +5,7 @@ mod activity;
 mod attribute;
 mod contact;
 mod error;
+mod field_name;
 mod identifiers;
 mod identity;
 mod import_row;
@@ -32,6 +33,7 @@ pub use attribute::{
 };
 pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text, WrittenBy};
 pub use error::DomainError;
+pub use field_name::{api_field_name, segment_field_name};
 pub use identifiers::{ContactId, Email, ExternalId, Phone, WorkspaceId};
 pub use identity::{
     Identity, IdentityKey, IdentityKind, MAX_BLOCKED_VALUES, NEVER_LINKED, Provenance, user_hash,

@@ -1,6 +1,6 @@
 //! Conversation history and events: the mutations that record them.
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, OneofObject, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
@@ -10,21 +10,43 @@ use super::error::ApiResult;
 use crate::domain::{ActivityId, Caller, ConversationInput, EventName, Text, event_properties};
 use crate::service::{ActivitySubject, EventInput, Recorded, ServiceError, Services};
 
-/// Whose activity: give exactly one.
+/// Whose activity, the way inputs named it before `contact`: give exactly one.
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct ActivitySubjectInput {
     /// The contact's id (ids of contacts merged away resolve to the survivor).
+    #[graphql(
+        deprecation = "Use `contact: { id }`; the flat subject fields go in the next release."
+    )]
     pub contact_id: Option<ID>,
     /// The contact's id in your system.
+    #[graphql(
+        deprecation = "Use `contact: { externalId }`; the flat subject fields go in the next release."
+    )]
     pub external_id: Option<String>,
     /// A visitor's anonymous id; the visitor is created when unknown.
+    #[graphql(
+        deprecation = "Use `contact: { anonymousId }`; the flat subject fields go in the next release."
+    )]
     pub anonymous_id: Option<String>,
+}
+
+/// Whose activity it is, by exactly one of its keys.
+#[derive(OneofObject, Clone, Debug)]
+pub enum ActivityContactInput {
+    /// The contact's id (ids of contacts merged away resolve to the survivor).
+    Id(ID),
+    /// The contact's id in your system.
+    ExternalId(String),
+    /// A visitor's anonymous id; the visitor is created when unknown.
+    AnonymousId(String),
 }
 
 /// Input of `recordConversation`.
 #[derive(InputObject)]
 pub struct RecordConversationInput {
     /// Whose conversation it is.
+    pub contact: Option<ActivityContactInput>,
+    /// Whose conversation it is, as inputs named it before `contact`.
     #[graphql(flatten)]
     pub subject: ActivitySubjectInput,
     /// The conversation's id in your chat product; recording it again updates it.
@@ -45,6 +67,8 @@ pub struct RecordConversationInput {
 #[derive(InputObject)]
 pub struct RecordEventInput {
     /// Whose event it is.
+    pub contact: Option<ActivityContactInput>,
+    /// Whose event it is, as inputs named it before `contact`.
     #[graphql(flatten)]
     pub subject: ActivitySubjectInput,
     /// Your id for the event: sending it again changes nothing (at-least-once senders).
@@ -121,7 +145,7 @@ impl ActivityMutation {
         input: RecordConversationInput,
     ) -> async_graphql::Result<RecordConversationPayload> {
         let caller = &*caller(ctx)?;
-        let subject = subject(caller, &input.subject).api()?;
+        let subject = subject(caller, input.contact.as_ref(), &input.subject).api()?;
         let text = |field: &str, value: Option<String>| {
             value
                 .map(|value| Text::parse(field, &value))
@@ -159,7 +183,7 @@ impl ActivityMutation {
         input: RecordEventInput,
     ) -> async_graphql::Result<RecordEventPayload> {
         let caller = &*caller(ctx)?;
-        let subject = subject(caller, &input.subject).api()?;
+        let subject = subject(caller, input.contact.as_ref(), &input.subject).api()?;
         let event = EventInput {
             id: input
                 .event_id
@@ -189,12 +213,30 @@ impl ActivityMutation {
     }
 }
 
-/// The subject of an activity write, checked against what `caller` may name.
-fn subject(caller: &Caller, input: &ActivitySubjectInput) -> Result<ActivitySubject, ServiceError> {
-    ActivitySubject::named_by(
-        caller,
-        input.contact_id.as_ref().map(|id| id.as_str()),
-        input.external_id.as_deref(),
-        input.anonymous_id.as_deref(),
-    )
+/// The subject of an activity write (`contact`, or the deprecated flat fields), checked
+/// against what `caller` may name.
+fn subject(
+    caller: &Caller,
+    contact: Option<&ActivityContactInput>,
+    flat: &ActivitySubjectInput,
+) -> Result<ActivitySubject, ServiceError> {
+    let flat_given =
+        flat.contact_id.is_some() || flat.external_id.is_some() || flat.anonymous_id.is_some();
+    let (id, external_id, anonymous_id) = match (contact, flat_given) {
+        (Some(_), true) => {
+            return Err(ServiceError::invalid(
+                "contact",
+                "give `contact` alone, without `contactId`, `externalId` or `anonymousId`",
+            ));
+        }
+        (Some(ActivityContactInput::Id(id)), false) => (Some(id.as_str()), None, None),
+        (Some(ActivityContactInput::ExternalId(id)), false) => (None, Some(id.as_str()), None),
+        (Some(ActivityContactInput::AnonymousId(id)), false) => (None, None, Some(id.as_str())),
+        (None, _) => (
+            flat.contact_id.as_ref().map(|id| id.as_str()),
+            flat.external_id.as_deref(),
+            flat.anonymous_id.as_deref(),
+        ),
+    };
+    ActivitySubject::named_by(caller, id, external_id, anonymous_id)
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value as JsonValue};
 use super::args::page_size;
 use super::connection::{not_a_cursor, open_cursor, seal_cursor};
 use super::error::ApiResult;
+use super::page::{DEFAULT_PAGE_SIZE, PageInfo};
 use super::page_batch::PageBatch;
 use super::services;
 use crate::domain::{ActivityId, Conversation, Event, EventName, Text};
@@ -124,6 +125,10 @@ pub struct ConversationConnection {
     pub items: Vec<Conversation>,
     /// Whether older ones follow.
     pub has_next_page: bool,
+    /// Whether the page started after a cursor.
+    pub resumed: bool,
+    /// How many the contact has in all (those named as asked, for events).
+    pub total_count: u64,
 }
 
 /// A page of a contact's events, latest first.
@@ -132,6 +137,10 @@ pub struct EventConnection {
     pub items: Vec<Event>,
     /// Whether older ones follow.
     pub has_next_page: bool,
+    /// Whether the page started after a cursor.
+    pub resumed: bool,
+    /// How many the contact has in all (those named as asked, for events).
+    pub total_count: u64,
 }
 
 /// One conversation of a page and the cursor after it.
@@ -152,22 +161,14 @@ pub struct EventEdge {
     node: EventView,
 }
 
-/// Where a page of activity stops.
-#[derive(SimpleObject)]
-#[graphql(name = "ActivityPageInfo")]
-pub struct ActivityPageInfo {
-    /// Whether older items follow.
-    has_next_page: bool,
-    /// The cursor after the last item (pass it as `after`).
-    end_cursor: Option<String>,
-}
-
 impl ConversationConnection {
     /// A page with nothing on it (activity the caller may not read).
     pub fn empty() -> Self {
         Self {
             items: Vec::new(),
             has_next_page: false,
+            resumed: false,
+            total_count: 0,
         }
     }
 }
@@ -178,6 +179,8 @@ impl EventConnection {
         Self {
             items: Vec::new(),
             has_next_page: false,
+            resumed: false,
+            total_count: 0,
         }
     }
 }
@@ -201,15 +204,19 @@ impl ConversationConnection {
         self.items.iter().cloned().map(ConversationView).collect()
     }
 
-    /// Paging.
-    async fn page_info(&self) -> ActivityPageInfo {
-        ActivityPageInfo {
-            has_next_page: self.has_next_page,
-            end_cursor: self
-                .items
-                .last()
-                .map(|c| encode_cursor(c.started_at, &c.id)),
-        }
+    /// Where this page stops.
+    async fn page_info(&self) -> PageInfo {
+        let cursors: Vec<String> = [self.items.first(), self.items.last()]
+            .into_iter()
+            .flatten()
+            .map(|c| encode_cursor(c.started_at, &c.id))
+            .collect();
+        page_info(&cursors, self.resumed, self.has_next_page)
+    }
+
+    /// How many conversations the contact had in all.
+    async fn total_count(&self) -> u64 {
+        self.total_count
     }
 }
 
@@ -232,12 +239,29 @@ impl EventConnection {
         self.items.iter().cloned().map(EventView).collect()
     }
 
-    /// Paging.
-    async fn page_info(&self) -> ActivityPageInfo {
-        ActivityPageInfo {
-            has_next_page: self.has_next_page,
-            end_cursor: self.items.last().map(|e| encode_cursor(e.at, &e.id)),
-        }
+    /// Where this page stops.
+    async fn page_info(&self) -> PageInfo {
+        let cursors: Vec<String> = [self.items.first(), self.items.last()]
+            .into_iter()
+            .flatten()
+            .map(|e| encode_cursor(e.at, &e.id))
+            .collect();
+        page_info(&cursors, self.resumed, self.has_next_page)
+    }
+
+    /// How many events the contact has in all (of the name asked for, when given).
+    async fn total_count(&self) -> u64 {
+        self.total_count
+    }
+}
+
+/// Page information from the cursors of the page's first and last items.
+fn page_info(first_and_last: &[String], resumed: bool, has_next_page: bool) -> PageInfo {
+    PageInfo {
+        has_next_page,
+        end_cursor: first_and_last.last().cloned(),
+        has_previous_page: resumed,
+        start_cursor: first_and_last.first().cloned(),
     }
 }
 
@@ -247,10 +271,10 @@ pub async fn conversations_page(
     ctx: &Context<'_>,
     contact: &crate::domain::Contact,
     batch: Option<&PageBatch>,
-    first: i32,
+    first: Option<i32>,
     after: Option<String>,
 ) -> async_graphql::Result<ConversationConnection> {
-    let first = page_size(first).api()?;
+    let first = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).api()?;
     let after = after
         .as_deref()
         .map(decode_activity_cursor)
@@ -271,6 +295,8 @@ pub async fn conversations_page(
     Ok(ConversationConnection {
         items,
         has_next_page,
+        resumed: after.is_some(),
+        total_count: contact.activity.conversation_count,
     })
 }
 
@@ -280,11 +306,11 @@ pub async fn events_page(
     ctx: &Context<'_>,
     contact: &crate::domain::Contact,
     batch: Option<&PageBatch>,
-    first: i32,
+    first: Option<i32>,
     after: Option<String>,
     name: Option<String>,
 ) -> async_graphql::Result<EventConnection> {
-    let first = page_size(first).api()?;
+    let first = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).api()?;
     let after = after
         .as_deref()
         .map(decode_activity_cursor)
@@ -318,8 +344,15 @@ pub async fn events_page(
     .api()?;
     let has_next_page = items.len() > first;
     items.truncate(first);
+    let events = &contact.activity.events;
+    let total_count = match &name {
+        Some(name) => events.get(name.as_str()).map_or(0, |rollup| rollup.count),
+        None => events.values().map(|rollup| rollup.count).sum(),
+    };
     Ok(EventConnection {
         items,
         has_next_page,
+        resumed: after.is_some(),
+        total_count,
     })
 }

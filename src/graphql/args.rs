@@ -91,12 +91,13 @@ impl IdentityInput {
     }
 }
 
-/// The order of a contact list: by a built-in datetime or number (`created_at`, `updated_at`,
-/// `last_seen_at`, `first_seen_at`, `conversation_count`, `last_conversation_at`) or a number
-/// or datetime attribute, contacts without a value last, ties by id.
+/// The order of a contact list: by a built-in datetime or number (`createdAt`, `updatedAt`,
+/// `lastSeenAt`, `firstSeenAt`, `conversationCount`, `lastConversationAt`) or a number or
+/// datetime attribute, contacts without a value last, ties by id.
 #[derive(InputObject, Clone, Debug)]
 pub struct ContactOrderInput {
-    /// The field, as segments name it (`ltv`, `last_seen_at`).
+    /// The field: a built-in by its API name (`lastSeenAt`; the segment spelling
+    /// `last_seen_at` is read too) or an attribute by its name (`ltv`).
     pub field: String,
     /// Smallest or largest first.
     #[graphql(default)]

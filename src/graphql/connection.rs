@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Object, SimpleObject};
+use async_graphql::Object;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use super::page::PageInfo;
 use super::page_batch::PageBatch;
 use super::views::ContactView;
 use crate::domain::{Contact, ContactId, WorkspaceId};
@@ -196,19 +197,6 @@ impl ContactEdge {
     async fn node(&self) -> ContactView {
         ContactView::in_page(Arc::clone(&self.0), &self.2)
     }
-}
-
-/// Relay page information.
-#[derive(SimpleObject)]
-pub struct PageInfo {
-    /// Whether more contacts follow this page.
-    has_next_page: bool,
-    /// Whether this page started after a cursor.
-    has_previous_page: bool,
-    /// Cursor of the first edge.
-    start_cursor: Option<String>,
-    /// Cursor of the last edge; pass as `after` for the next page.
-    end_cursor: Option<String>,
 }
 
 /// A page of contacts.

@@ -12,7 +12,8 @@ use super::connection::{
 };
 use super::error::ApiResult;
 use super::guard::RequireScope;
-use super::lookup::{Seen, look_up};
+use super::lookup::{ContactLookupInput, look_up};
+use super::page::{DEFAULT_PAGE_SIZE, page_complexity};
 use super::segment_input::SegmentExprInput;
 use super::views::ContactView;
 use super::{caller, workspace};
@@ -35,25 +36,34 @@ impl ContactQuery {
 /// Contact queries.
 #[Object]
 impl ContactQuery {
-    /// One contact, by its `id`, its `externalId` or any `identity` it holds (give exactly
-    /// one). Ids and external ids of contacts merged away resolve to the survivor. NOT_FOUND if
+    /// One contact, `by` its id, its external id or any identity it holds (exactly one).
+    /// Ids and external ids of contacts merged away resolve to the survivor. NOT_FOUND if
     /// absent.
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
     async fn contact(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "How to find it: `{ id }`, `{ externalId }` or `{ identity }`.")]
+        by: Option<ContactLookupInput>,
+        #[graphql(
+            desc = "Its id.",
+            deprecation = "Use `by: { id }`; the separate arguments go in the next release."
+        )]
         id: Option<ID>,
+        #[graphql(
+            desc = "Its id in your system.",
+            deprecation = "Use `by: { externalId }`; the separate arguments go in the next release."
+        )]
         external_id: Option<String>,
+        #[graphql(
+            desc = "An identity it holds.",
+            deprecation = "Use `by: { identity }`; the separate arguments go in the next release."
+        )]
         identity: Option<IdentityInput>,
     ) -> async_graphql::Result<ContactView> {
         let caller = &*caller(ctx)?;
-        Ok(
-            match look_up(&self.services, caller, id, external_id, identity).await? {
-                Seen::Contact(contact) => ContactView::new(contact),
-                Seen::VerifiedVisitor(contact) => ContactView::verified_visitor(contact),
-                Seen::UnverifiedVisitor(contact) => ContactView::unverified_visitor(&contact),
-            },
-        )
+        let lookup = ContactLookupInput::given("by", by, id, external_id, identity).api()?;
+        Ok(look_up(&self.services, caller, lookup).await?.into_view())
     }
 
     /// Contacts of the workspace, oldest first, as a Relay connection (at most 100 per page):
@@ -68,14 +78,14 @@ impl ContactQuery {
     /// chosen in the index from its columns (a router takes the best N of a segment).
     #[graphql(
         guard = "RequireScope(Scope::ContactsRead)",
-        complexity = "(first.clamp(1, 100) as usize) * child_complexity"
+        complexity = "page_complexity(first, child_complexity)"
     )]
     // One parameter per GraphQL argument of the field.
     #[allow(clippy::too_many_arguments)]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         segment: Option<String>,
         #[graphql(name = "where")] tree: Option<SegmentExprInput>,
@@ -85,7 +95,7 @@ impl ContactQuery {
     ) -> async_graphql::Result<ContactConnection> {
         let caller = &*caller(ctx)?;
         let workspace = caller.workspace.clone();
-        let first = page_size(first).api()?;
+        let first = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).api()?;
         let source = segment_source(segment, tree).api()?;
         if source.is_some() {
             ServiceError::require_scope(caller, Scope::SegmentsRead).api()?;
@@ -109,7 +119,7 @@ impl ContactQuery {
                 .ordered(
                     caller,
                     source,
-                    &order.field,
+                    &crate::domain::segment_field_name(&order.field),
                     order.direction == SortDirection::Desc,
                     after,
                     first,

@@ -1,7 +1,7 @@
 //! Identity queries and mutations: anonymous visitors, verified identification, identities of a
 //! contact, and the workspace's identity settings.
 
-use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, OneofObject, SimpleObject};
 
 use super::args::ContactFieldsInput;
 use super::error::ApiResult;
@@ -145,7 +145,20 @@ impl IdentityMutation {
         };
         let mut written = traits.written();
         written.fields.insert("external_id");
-        let proof = match (input.user_hash, input.identity_token) {
+        let (user_hash, identity_token) = match (input.proof, input.user_hash, input.identity_token)
+        {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(ServiceError::invalid(
+                    "proof",
+                    "give `proof` alone, without `userHash` or `identityToken`",
+                ))
+                .api();
+            }
+            (Some(IdentityProofInput::UserHash(hash)), None, None) => (Some(hash), None),
+            (Some(IdentityProofInput::IdentityToken(token)), None, None) => (None, Some(token)),
+            (None, hash, token) => (hash, token),
+        };
+        let proof = match (user_hash, identity_token) {
             (Some(hash), None) if hash.trim().is_empty() => {
                 return Err(Refusal::MissingProof.error(
                     "`userHash` is empty; send hex(HMAC-SHA256(identity secret, external id)) computed on your backend, or an `identityToken`",
@@ -306,12 +319,31 @@ struct IdentifyInput {
     /// The user's id in your system: required with `userHash`; with `identityToken`, optional
     /// and then it must be the token's user.
     external_id: Option<String>,
+    /// What proves the user is who the widget says: a token or a user hash from your backend.
+    proof: Option<IdentityProofInput>,
     /// hex(HMAC-SHA256(identity secret, externalId)), computed by your backend.
+    #[graphql(
+        deprecation = "Use `proof: { userHash }`; the flat proof fields go in the next release."
+    )]
     user_hash: Option<String>,
     /// A JWT signed by your backend (see `identify`).
+    #[graphql(
+        deprecation = "Use `proof: { identityToken }`; the flat proof fields go in the next release."
+    )]
     identity_token: Option<String>,
     /// Fields and attributes to set on the identified contact.
     traits: Option<ContactFieldsInput>,
+}
+
+/// What proves an `identify`: exactly one.
+#[derive(OneofObject)]
+enum IdentityProofInput {
+    /// A JWT signed by your backend (HS256 with the identity secret, or RS256/ES256 under a
+    /// JWKS URL), naming the user in `sub`; it expires.
+    IdentityToken(String),
+    /// hex(HMAC-SHA256(identity secret, externalId)), computed by your backend; needs
+    /// `externalId`.
+    UserHash(String),
 }
 
 /// Input of `setIdentityVerification`; omitted parts stay as they are.

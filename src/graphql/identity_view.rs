@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{Identity, IdentityKind, Provenance};
 
 /// What kind of identifier an identity is.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
 #[graphql(name = "IdentityKind")]
 pub enum IdentityKindView {
     /// A visitor id set by a chat widget before the person is known.
@@ -67,7 +67,7 @@ impl From<Provenance> for ProvenanceView {
 }
 
 /// An identity a contact holds; each resolves to exactly one live contact per workspace.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 #[graphql(name = "Identity")]
 pub struct IdentityView {
     /// Its kind.
@@ -78,6 +78,13 @@ pub struct IdentityView {
     provenance: ProvenanceView,
     /// When the contact acquired it.
     created_at: DateTime<Utc>,
+}
+
+impl IdentityView {
+    /// Where it sits in a list of identities (by kind, then value), as a cursor holds it.
+    pub fn page_key(&self) -> String {
+        format!("{:?}|{}", self.kind, self.value)
+    }
 }
 
 impl From<Identity> for IdentityView {

@@ -4,8 +4,10 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
+use super::args::page_size;
 use super::error::ApiResult;
 use super::guard::RequireScope;
+use super::page::{Connection, CountList, DEFAULT_PAGE_SIZE, page_complexity};
 use super::views::ContactView;
 use super::{CallerSource, caller, caller_source};
 use crate::domain::{
@@ -38,7 +40,7 @@ pub enum ChangeCause {
 }
 
 /// One entry of a saved segment's membership feed.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct SegmentChange {
     /// Its place in the feed: pass it as `after` to resume after it.
     pub cursor: String,
@@ -75,34 +77,6 @@ impl From<MembershipChange> for SegmentChange {
     }
 }
 
-/// An edge of [`SegmentChangeConnection`].
-#[derive(SimpleObject)]
-pub struct SegmentChangeEdge {
-    /// Pass as `after` to resume after this entry.
-    pub cursor: String,
-    /// The entry.
-    pub node: SegmentChange,
-}
-
-/// Page information of the feed.
-#[derive(SimpleObject)]
-pub struct FeedPageInfo {
-    /// Whether entries follow this page (ask again with `after: endCursor`).
-    pub has_next_page: bool,
-    /// Cursor of the last entry of the page, or the `after` given when the page is empty, so
-    /// a poller keeps its place.
-    pub end_cursor: Option<String>,
-}
-
-/// A page of a saved segment's membership feed, in the order the changes were recorded.
-#[derive(SimpleObject)]
-pub struct SegmentChangeConnection {
-    /// The entries.
-    pub edges: Vec<SegmentChangeEdge>,
-    /// Where the page ends.
-    pub page_info: FeedPageInfo,
-}
-
 /// The feed as a query.
 pub struct LiveQuery {
     services: Services,
@@ -120,46 +94,38 @@ impl LiveQuery {
 impl LiveQuery {
     /// Who entered and left saved segment `slug`, in the order it happened: ENTER and EXIT
     /// entries recorded as writes, merges, deletions, time and edits of the segment change its
-    /// members. A router that was down resumes from its last `endCursor`. Entries are kept
-    /// for `FEED_RETENTION_DAYS` (30 by default). At most 1,000 per page.
-    #[graphql(guard = "RequireScope(Scope::ContactsRead).and(RequireScope(Scope::SegmentsRead))")]
+    /// members. A router that was down resumes from its last `endCursor` (an empty page keeps
+    /// the `after` given). Entries are kept for `FEED_RETENTION_DAYS` (30 by default).
+    #[graphql(
+        guard = "RequireScope(Scope::ContactsRead).and(RequireScope(Scope::SegmentsRead))",
+        complexity = "page_complexity(first, child_complexity)"
+    )]
     async fn segment_changes(
         &self,
         ctx: &Context<'_>,
         slug: String,
-        #[graphql(default = 100)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<SegmentChangeConnection> {
-        let caller = &*caller(ctx)?;
+    ) -> async_graphql::Result<Connection<SegmentChange>> {
+        let caller = caller(ctx)?;
         let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
-        let first = usize::try_from(first)
-            .map_err(|_| ServiceError::invalid("first", "`first` must not be negative"))
-            .api()?;
-        let page = self
-            .services
-            .live
-            .segment_changes(caller, &slug, after.as_deref(), first)
+        let first = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).api()?;
+        let live = &self.services.live;
+        let page = live
+            .segment_changes(&caller, &slug, after.as_deref(), first)
             .await
             .api()?;
-        let end_cursor = page
+        let items = page
             .entries
-            .last()
-            .map(|entry| entry.position.clone())
-            .or(after);
-        Ok(SegmentChangeConnection {
-            edges: page
-                .entries
-                .into_iter()
-                .map(|entry| SegmentChangeEdge {
-                    cursor: entry.position.clone(),
-                    node: entry.into(),
-                })
-                .collect(),
-            page_info: FeedPageInfo {
-                has_next_page: page.has_more,
-                end_cursor,
-            },
-        })
+            .into_iter()
+            .map(|entry| (entry.position.clone(), SegmentChange::from(entry)))
+            .collect();
+        let services = self.services.clone();
+        let count: CountList = Box::new(move || {
+            let (services, caller, slug) = (services.clone(), caller.clone(), slug.clone());
+            Box::pin(async move { services.live.segment_change_count(&caller, &slug).await })
+        });
+        Ok(Connection::of_page(items, page.has_more, after, count))
     }
 }
 
@@ -178,12 +144,27 @@ impl SubscriptionRoot {
 /// Every subscription field (over WebSocket at `/graphql/ws`, protocol graphql-transport-ws).
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
-    /// ENTER and EXIT of saved segment `slug` as they are recorded: the entries after cursor
-    /// `after` first (a `segmentChanges` cursor, so a client that was away misses nothing),
-    /// then each new one; from now on when `after` is omitted. The key is checked again at
-    /// every entry: one that lost a scope, or may no longer read a field the segment tests,
-    /// gets FORBIDDEN and the subscription ends.
+    /// ENTER and EXIT of saved segment `slug` as they are recorded, the feed the query
+    /// `segmentChanges` pages: the entries after cursor `after` first (a cursor of either, so
+    /// a client that was away misses nothing), then each new one; from now on when `after` is
+    /// omitted. The key is checked again at every entry: one that lost a scope, or may no
+    /// longer read a field the segment tests, gets FORBIDDEN and the subscription ends.
     #[graphql(guard = "RequireScope(Scope::ContactsRead).and(RequireScope(Scope::SegmentsRead))")]
+    async fn segment_changes(
+        &self,
+        ctx: &Context<'_>,
+        slug: String,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SegmentChange>> + use<>>
+    {
+        self.follow_feed(ctx, slug, after)
+    }
+
+    /// The feed of saved segment `slug`, as `segmentChanges` follows it.
+    #[graphql(
+        guard = "RequireScope(Scope::ContactsRead).and(RequireScope(Scope::SegmentsRead))",
+        deprecation = "Use `segmentChanges`, the name the query has; `segmentMembership` goes in the next release."
+    )]
     async fn segment_membership(
         &self,
         ctx: &Context<'_>,
@@ -191,20 +172,7 @@ impl SubscriptionRoot {
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SegmentChange>> + use<>>
     {
-        let caller = &*caller(ctx)?;
-        let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
-        let stream = self
-            .services
-            .live
-            .segment_membership(Caller::clone(caller), slug.clone(), after)
-            .api()?;
-        let segments = self.services.segments.clone();
-        let entries = stream.map(|entry| entry.map(SegmentChange::from).api());
-        Ok(while_allowed(entries, caller_source(ctx)?, move |now| {
-            ServiceError::require_scope(now, Scope::ContactsRead)?;
-            ServiceError::require_scope(now, Scope::SegmentsRead)?;
-            segments.readable(now, &slug).map(|_| ())
-        }))
+        self.follow_feed(ctx, slug, after)
     }
 
     /// The contact `id` each time it changes (after the change is searchable), as the key's
@@ -234,6 +202,33 @@ impl SubscriptionRoot {
         let views = stream.map(|contact| contact.map(ContactView::new).api());
         Ok(while_allowed(views, caller_source(ctx)?, |now| {
             ServiceError::require_scope(now, Scope::ContactsRead)
+        }))
+    }
+}
+
+impl SubscriptionRoot {
+    /// The entries of saved segment `slug` after `after`, then each new one, while the key may
+    /// read them.
+    fn follow_feed(
+        &self,
+        ctx: &Context<'_>,
+        slug: String,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SegmentChange>> + use<>>
+    {
+        let caller = &*caller(ctx)?;
+        let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
+        let stream = self
+            .services
+            .live
+            .segment_membership(Caller::clone(caller), slug.clone(), after)
+            .api()?;
+        let segments = self.services.segments.clone();
+        let entries = stream.map(|entry| entry.map(SegmentChange::from).api());
+        Ok(while_allowed(entries, caller_source(ctx)?, move |now| {
+            ServiceError::require_scope(now, Scope::ContactsRead)?;
+            ServiceError::require_scope(now, Scope::SegmentsRead)?;
+            segments.readable(now, &slug).map(|_| ())
         }))
     }
 }

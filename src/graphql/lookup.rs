@@ -1,10 +1,11 @@
 //! Finding one contact by id, external id or identity, as the calling key may see it.
 
-use async_graphql::ID;
+use async_graphql::{ID, OneofObject};
 use chrono::Utc;
 
 use super::args::IdentityInput;
 use super::error::ApiResult;
+use super::views::ContactView;
 use crate::domain::{Caller, Contact, ContactId, ExternalId, IdentityKind};
 use crate::service::{ServiceError, Services};
 
@@ -21,6 +22,15 @@ pub(super) enum Seen {
 }
 
 impl Seen {
+    /// The contact's view, showing what the key may see of it.
+    pub(super) fn into_view(self) -> ContactView {
+        match self {
+            Self::Contact(contact) => ContactView::new(contact),
+            Self::VerifiedVisitor(contact) => ContactView::verified_visitor(contact),
+            Self::UnverifiedVisitor(contact) => ContactView::unverified_visitor(&contact),
+        }
+    }
+
     /// The contact as the key may see it.
     pub(super) fn into_contact(self) -> Contact {
         match self {
@@ -30,19 +40,57 @@ impl Seen {
     }
 }
 
-/// The contact with `id`, `externalId` or `identity` (exactly one): ids and external ids of
-/// contacts merged away resolve to the survivor; looking up by a field needs that field.
+/// One contact to look up, by exactly one of its keys.
+#[derive(OneofObject)]
+pub enum ContactLookupInput {
+    /// Its id; ids of contacts merged away resolve to the survivor.
+    Id(ID),
+    /// Its id in your system; external ids of contacts merged away resolve to the survivor.
+    /// Needs the field `externalId` under a field policy.
+    ExternalId(String),
+    /// Any identity it holds; by an email or phone, needs that field under a field policy.
+    Identity(IdentityInput),
+}
+
+impl ContactLookupInput {
+    /// The lookup a field asks for: `by` (or the argument named `argument`), or exactly one of
+    /// the deprecated separate arguments; INVALID_INPUT for none or several.
+    pub(super) fn given(
+        argument: &str,
+        by: Option<Self>,
+        id: Option<ID>,
+        external_id: Option<String>,
+        identity: Option<IdentityInput>,
+    ) -> Result<Self, ServiceError> {
+        let separate = [
+            id.map(Self::Id),
+            external_id.map(Self::ExternalId),
+            identity.map(Self::Identity),
+        ];
+        let mut given = std::iter::once(by).chain(separate).flatten();
+        match (given.next(), given.next()) {
+            (Some(lookup), None) => Ok(lookup),
+            _ => Err(ServiceError::invalid(
+                argument,
+                format!(
+                    "give exactly one way to find the contact: `{argument}: {{id | externalId | identity}}`"
+                ),
+            )),
+        }
+    }
+}
+
+/// The contact `lookup` names: ids and external ids of contacts merged away resolve to the
+/// survivor; looking up by a field needs that field.
 pub(super) async fn look_up(
     services: &Services,
     caller: &Caller,
-    id: Option<ID>,
-    external_id: Option<String>,
-    identity: Option<IdentityInput>,
+    lookup: ContactLookupInput,
 ) -> async_graphql::Result<Seen> {
     let workspace = &caller.workspace;
     let contacts = &services.contacts;
-    let contact = match (id, external_id, identity) {
-        (None, None, Some(identity)) => {
+    let contact = match lookup {
+        ContactLookupInput::Identity(identity) => {
             let key = identity.key().api()?;
             if let Some(field) = key.kind.field_name() {
                 ServiceError::require_lookup_by(caller, field).api()?;
@@ -63,11 +111,11 @@ pub(super) async fn look_up(
             }
             contact
         }
-        (Some(id), None, None) => {
+        ContactLookupInput::Id(id) => {
             let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
             contacts.get(workspace, &id).await.api()?
         }
-        (None, Some(external_id), None) => {
+        ContactLookupInput::ExternalId(external_id) => {
             ServiceError::require_lookup_by(caller, "external_id").api()?;
             let external_id = ExternalId::parse(&external_id)
                 .map_err(ServiceError::from)
@@ -76,13 +124,6 @@ pub(super) async fn look_up(
                 .get_by_external_id(workspace, &external_id)
                 .await
                 .api()?
-        }
-        _ => {
-            return Err(ServiceError::invalid(
-                "id",
-                "give exactly one of `id`, `externalId` or `identity`",
-            ))
-            .api();
         }
     };
     // A key that requires verified identities relies on a contact only through a verified

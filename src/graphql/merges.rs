@@ -1,18 +1,17 @@
 //! Merge queries and mutations: preview, merge, undo, history.
 
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
-use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
 use super::error::ApiResult;
 use super::guard::RequireScope;
-use super::identity_view::IdentityView;
-use super::views::{ContactView, visible_identities};
-use super::{caller, services, workspace};
+use super::merge_view::MergeView;
+use super::page::{Connection, KeyOrder, page_complexity};
+use super::views::ContactView;
+use super::{caller, workspace};
 use crate::domain::Scope;
 use crate::domain::{
-    ContactId, FieldDecision, FieldRule, MergeId, MergeRecord, MergeRule, MergeSide, MergeStrategy,
-    ValueSource,
+    ContactId, FieldDecision, FieldRule, MergeId, MergeRule, MergeSide, MergeStrategy, ValueSource,
 };
 use crate::service::{MergePreview, MergeReason, ServiceError, Services};
 
@@ -188,133 +187,6 @@ impl MergePreviewView {
     }
 }
 
-/// Why a merge was made.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum MergeCause {
-    /// `mergeContacts` asked for it.
-    Requested,
-    /// `identify` linked an anonymous visitor to the identified contact.
-    Identify,
-    /// Two trusted claims of one email or phone linked their contacts.
-    AutoLink,
-}
-
-impl MergeCause {
-    /// The cause of the audit spelling `reason` (`merge`, `identify`, `auto-link`).
-    fn of(reason: &str) -> Option<Self> {
-        [
-            (MergeReason::Requested, Self::Requested),
-            (MergeReason::Identify, Self::Identify),
-            (MergeReason::AutoLink, Self::AutoLink),
-        ]
-        .into_iter()
-        .find(|(audited, _)| audited.as_str() == reason)
-        .map(|(_, cause)| cause)
-    }
-}
-
-/// A merge, as audited.
-pub struct MergeView(MergeRecord);
-
-/// A merge, as audited.
-#[Object(name = "Merge")]
-impl MergeView {
-    /// The merge id (give it to `unmergeContacts`).
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-
-    /// The contact that remained.
-    async fn survivor_id(&self) -> ID {
-        ID(self.0.survivor.to_string())
-    }
-
-    /// The contact merged away; its id resolves to the survivor while the merge stands.
-    async fn absorbed_id(&self) -> ID {
-        ID(self.0.absorbed.to_string())
-    }
-
-    /// Who asked for it (`identify` and `auto-link` for automatic merges).
-    async fn actor(&self) -> &str {
-        &self.0.actor
-    }
-
-    /// Why: `merge` (requested), `identify` or `auto-link`.
-    #[graphql(deprecation = "use `cause`, an enum")]
-    async fn reason(&self) -> &str {
-        &self.0.reason
-    }
-
-    /// Why it was made.
-    async fn cause(&self) -> async_graphql::Result<MergeCause> {
-        MergeCause::of(&self.0.reason)
-            .ok_or_else(|| {
-                ServiceError::Internal(format!(
-                    "a merge has the unknown reason `{}`",
-                    self.0.reason
-                ))
-            })
-            .api()
-    }
-
-    /// When.
-    async fn merged_at(&self) -> DateTime<Utc> {
-        self.0.merged_at
-    }
-
-    /// The survivor just before the merge.
-    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
-    async fn survivor_before(&self) -> ContactView {
-        ContactView::new(self.0.survivor_before.clone())
-    }
-
-    /// The absorbed contact just before the merge.
-    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
-    async fn absorbed_before(&self) -> ContactView {
-        ContactView::new(self.0.absorbed_before.clone())
-    }
-
-    /// The survivor as the merge left it.
-    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
-    async fn survivor_after(&self) -> ContactView {
-        ContactView::new(self.0.survivor_after.clone())
-    }
-
-    /// The identities that moved from the absorbed contact to the survivor (those the caller
-    /// may read).
-    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
-    async fn moved_identities(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<IdentityView>> {
-        let caller = caller(ctx)?;
-        let policy = &caller.policy;
-        Ok(visible_identities(policy, self.0.moved_identities.clone()))
-    }
-
-    /// When it was undone (null while it stands).
-    async fn undone_at(&self) -> Option<DateTime<Utc>> {
-        self.0.undone_at
-    }
-
-    /// Who undid it.
-    async fn undone_by(&self) -> Option<&str> {
-        self.0.undone_by.as_deref()
-    }
-
-    /// The survivor as it is now.
-    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
-    async fn survivor(&self, ctx: &Context<'_>) -> async_graphql::Result<ContactView> {
-        let workspace = &workspace(ctx)?;
-        let contact = services(ctx)?
-            .contacts
-            .get(workspace, &self.0.survivor)
-            .await
-            .api()?;
-        Ok(ContactView::new(contact))
-    }
-}
-
 /// Merge queries.
 pub struct MergeQuery {
     services: Services,
@@ -357,16 +229,29 @@ impl MergeQuery {
     }
 
     /// The merges a contact took part in (as survivor or absorbed), newest first.
-    #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
+    #[graphql(
+        guard = "RequireScope(Scope::ContactsRead)",
+        complexity = "page_complexity(first, child_complexity)"
+    )]
     async fn contact_history(
         &self,
         ctx: &Context<'_>,
         id: ID,
-    ) -> async_graphql::Result<Vec<MergeView>> {
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<MergeView>> {
         let workspace = &workspace(ctx)?;
         let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
         let merges = self.services.merges.history(workspace, &id).await.api()?;
-        Ok(merges.into_iter().map(MergeView).collect())
+        let views = merges.into_iter().map(MergeView).collect();
+        Connection::of_list(
+            views,
+            first,
+            after.as_deref(),
+            KeyOrder::Descending,
+            MergeView::page_key,
+        )
+        .api()
     }
 }
 

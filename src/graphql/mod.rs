@@ -1,6 +1,6 @@
 //! The GraphQL API: roots merged per area, thin resolvers over the services. Roots never
 //! import each other: what several share lives in `args` (inputs), `views`, `identity_view`,
-//! `segment_view` and `connection` (outputs).
+//! `segment_view`, `merge_view`, `key_view`, `webhook_view`, `page` and `connection` (outputs).
 
 mod activity;
 mod activity_view;
@@ -17,17 +17,22 @@ mod identity;
 mod identity_view;
 mod imports;
 mod json_value;
+mod key_view;
 mod keys;
 mod limits;
 mod live;
 mod lookup;
+mod merge_view;
 mod merges;
+mod node;
+mod page;
 mod page_batch;
 mod persisted;
 mod segment_input;
 mod segment_view;
 mod segments;
 mod views;
+mod webhook_view;
 mod webhooks;
 
 pub use gate::{Prepared, RequestGate};
@@ -59,6 +64,7 @@ pub struct QueryRoot(
     keys::KeyQuery,
     live::LiveQuery,
     webhooks::WebhookQuery,
+    node::NodeQuery,
 );
 
 /// Every mutation field.
@@ -211,6 +217,7 @@ pub fn build_schema(
         keys::KeyQuery::new(services.clone()),
         live::LiveQuery::new(services.clone()),
         webhooks::WebhookQuery::new(services.clone()),
+        node::NodeQuery::new(services.clone()),
     );
     let mutation = MutationRoot(
         contacts::ContactMutation::new(services.clone()),
@@ -224,7 +231,7 @@ pub fn build_schema(
     );
     let builder = Schema::build(query, mutation, SubscriptionRoot::new(services.clone()))
         .data(services)
-        .data(keys::DefaultKeyRate(default_rate))
+        .data(key_view::DefaultKeyRate(default_rate))
         .limit_complexity(MAX_COMPLEXITY);
     let schema = if introspection {
         builder.finish()

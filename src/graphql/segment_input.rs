@@ -167,7 +167,7 @@ pub enum SegmentOperator {
     HasAny,
     /// `has all [..]` (`values`)
     HasAll,
-    /// `within duration`
+    /// `within 30d` (`within`)
     Within,
     /// `before` (`value`)
     Before,
@@ -188,14 +188,24 @@ pub struct ConditionInput {
     #[graphql(default)]
     pub attribute: bool,
     /// The operator.
-    pub op: SegmentOperator,
+    pub operator: Option<SegmentOperator>,
+    /// The operator.
+    #[graphql(
+        deprecation = "Use `operator`, as event conditions name it; `op` goes in the next release."
+    )]
+    pub op: Option<SegmentOperator>,
     /// The value of single-value operators; the lower bound of BETWEEN.
     pub value: Option<SegmentValueInput>,
     /// The upper bound of BETWEEN.
     pub to: Option<SegmentValueInput>,
     /// The values of IN, NOT_IN, HAS_ANY and HAS_ALL.
     pub values: Option<Vec<SegmentValueInput>>,
-    /// The duration of WITHIN, such as `30d` (units s, m, h, d, w).
+    /// The window of WITHIN, such as `30d` (units s, m, h, d, w).
+    pub within: Option<String>,
+    /// The window of WITHIN.
+    #[graphql(
+        deprecation = "Use `within`, as event conditions name it; `duration` goes in the next release."
+    )]
     pub duration: Option<String>,
 }
 
@@ -259,27 +269,49 @@ impl SegmentExprInput {
 }
 
 impl ConditionInput {
+    /// The operator: `operator`, or the deprecated `op` (not both).
+    fn operator(&self) -> Result<SegmentOperator, ServiceError> {
+        match (self.operator, self.op) {
+            (Some(operator), None) | (None, Some(operator)) => Ok(operator),
+            (None, None) => Err(invalid(format!(
+                "the condition on `{}` needs an `operator`",
+                self.field
+            ))),
+            (Some(_), Some(_)) => Err(invalid(format!(
+                "the condition on `{}` gives `operator` and `op`; give `operator` alone",
+                self.field
+            ))),
+        }
+    }
+
+    /// The window of WITHIN: `within`, or the deprecated `duration` (not both).
+    fn window(&self) -> Result<Option<&str>, ServiceError> {
+        match (self.within.as_deref(), self.duration.as_deref()) {
+            (Some(_), Some(_)) => Err(invalid(format!(
+                "the condition on `{}` gives `within` and `duration`; give `within` alone",
+                self.field
+            ))),
+            (within, duration) => Ok(within.or(duration)),
+        }
+    }
+
     fn to_condition(&self) -> Result<Condition, ServiceError> {
         use SegmentOperator as O;
+        let operator = self.operator()?;
         let one = || -> Result<Literal, ServiceError> {
             self.value
                 .as_ref()
                 .map(literal)
                 .transpose()?
-                .ok_or_else(|| {
-                    invalid(format!("`{:?}` on `{}` needs `value`", self.op, self.field))
-                })
+                .ok_or_else(|| invalid(format!("`{operator:?}` on `{}` needs `value`", self.field)))
         };
         let many = || -> Result<Vec<Literal>, ServiceError> {
             let values = self.values.as_ref().ok_or_else(|| {
-                invalid(format!(
-                    "`{:?}` on `{}` needs `values`",
-                    self.op, self.field
-                ))
+                invalid(format!("`{operator:?}` on `{}` needs `values`", self.field))
             })?;
             values.iter().map(literal).collect()
         };
-        let op = match self.op {
+        let op = match operator {
             O::Eq => Op::Compare(CmpOp::Eq, one()?),
             O::Ne => Op::Compare(CmpOp::Ne, one()?),
             O::Lt => Op::Compare(CmpOp::Lt, one()?),
@@ -305,9 +337,8 @@ impl ConditionInput {
             O::HasAll => Op::HasAll(many()?),
             O::Within => {
                 let raw = self
-                    .duration
-                    .as_deref()
-                    .ok_or_else(|| invalid("`Within` needs `duration`, such as `30d`"))?;
+                    .window()?
+                    .ok_or_else(|| invalid("`Within` needs `within`, such as `30d`"))?;
                 Op::Within(duration(raw)?, Span::default())
             }
             O::Before => Op::Before(one()?),
@@ -390,7 +421,7 @@ fn condition_json(condition: &Condition) -> Json {
     }
     let cmp = operator_name;
     let list = |values: &[Literal]| Json::Array(values.iter().map(literal_json).collect());
-    let (op, value, to, values, duration) = match &condition.op {
+    let (operator, value, to, values, within) = match &condition.op {
         Op::Compare(op, value) => (cmp(*op), Some(literal_json(value)), None, None, None),
         Op::In(values) => ("IN", None, None, Some(list(values)), None),
         Op::NotIn(values) => ("NOT_IN", None, None, Some(list(values)), None),
@@ -419,12 +450,12 @@ fn condition_json(condition: &Condition) -> Json {
         Op::Exists => ("EXISTS", None, None, None, None),
         Op::NotExists => ("NOT_EXISTS", None, None, None, None),
     };
-    object.insert("op".into(), Json::String(op.into()));
+    object.insert("operator".into(), Json::String(operator.into()));
     for (key, entry) in [
         ("value", value),
         ("to", to),
         ("values", values),
-        ("duration", duration),
+        ("within", within),
     ] {
         if let Some(entry) = entry {
             object.insert(key.into(), entry);

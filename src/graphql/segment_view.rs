@@ -4,4 +4,12 @@
 use crate::domain::SavedSegment;
 
 /// A saved segment.
+#[derive(Clone)]
 pub struct SegmentView(pub SavedSegment);
+
+impl SegmentView {
+    /// Where it sits in a list of segments (by slug), as a cursor holds it.
+    pub fn page_key(&self) -> String {
+        self.0.slug.as_str().to_owned()
+    }
+}

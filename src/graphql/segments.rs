@@ -1,6 +1,9 @@
 //! Segment queries and mutations: validation, saved segments, explanations, index status.
 
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, Json, Object, OneofObject, OutputType,
+    SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
@@ -8,7 +11,8 @@ use super::args::{IdentityInput, page_size, segment_source};
 use super::connection::{ContactConnection, decode_cursor};
 use super::error::ApiResult;
 use super::guard::RequireScope;
-use super::lookup::look_up;
+use super::lookup::{ContactLookupInput, look_up};
+use super::page::{Connection, DEFAULT_PAGE_SIZE, KeyOrder, page_complexity};
 use super::segment_input::{SegmentExprInput, expr_json};
 use super::segment_view::SegmentView;
 use super::{caller, services, workspace};
@@ -61,51 +65,74 @@ impl SegmentQuery {
     }
 
     /// Every saved segment, by slug.
-    #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
-    async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
+    #[graphql(
+        guard = "RequireScope(Scope::SegmentsRead)",
+        complexity = "page_complexity(first, child_complexity)"
+    )]
+    async fn segments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<SegmentView>> {
         let saved = self.services.segments.list(&workspace(ctx)?);
-        Ok(saved.into_iter().map(SegmentView).collect())
+        let views = saved.into_iter().map(SegmentView).collect();
+        segment_page(views, first, after)
     }
 
-    /// Why a contact is in or out of a segment (give `segment` text or a saved segment's `slug`):
-    /// every part of the segment with the contact's value and whether it matched.
+    /// Why a `contact` is in or out of a segment (`of` its text, a saved segment's slug or a
+    /// structured segment): every part of the segment with the contact's value and whether it
+    /// matched.
     #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
     async fn explain_membership(
         &self,
         ctx: &Context<'_>,
-        contact_id: ID,
+        #[graphql(desc = "The contact: `{ id }`, `{ externalId }` or `{ identity }`.")]
+        contact: Option<ContactLookupInput>,
+        #[graphql(desc = "The segment: `{ text }`, `{ slug }` or `{ where }`.")] of: Option<
+            SegmentChoiceInput,
+        >,
+        #[graphql(
+            desc = "The contact's id.",
+            deprecation = "Use `contact: { id }`; `contactId` goes in the next release."
+        )]
+        contact_id: Option<ID>,
+        #[graphql(
+            desc = "Segment text.",
+            deprecation = "Use `of: { text }`; `segment` goes in the next release."
+        )]
         segment: Option<String>,
+        #[graphql(
+            desc = "A saved segment's slug.",
+            deprecation = "Use `of: { slug }`; `slug` goes in the next release."
+        )]
         slug: Option<String>,
     ) -> async_graphql::Result<MembershipExplanation> {
         let caller = &*caller(ctx)?;
         let workspace = &caller.workspace;
+        let lookup = ContactLookupInput::given("contact", contact, contact_id, None, None).api()?;
+        let of = SegmentChoiceInput::given(of, segment, slug).api()?;
         // Looked up as every read is, so a key requiring verified identities sees no more here.
-        let contact = look_up(&self.services, caller, Some(contact_id), None, None)
+        let contact = look_up(&self.services, caller, lookup)
             .await?
             .into_contact();
-        let text = match (segment, slug) {
-            (Some(text), None) => text,
-            (None, Some(slug)) => {
+        let source = match of {
+            SegmentChoiceInput::Text(text) => SegmentSource::Text(text),
+            SegmentChoiceInput::Slug(slug) => {
                 let slug = Slug::parse(&slug).map_err(ServiceError::from).api()?;
-                self.services.segments.get(workspace, &slug).api()?.text
+                SegmentSource::Text(self.services.segments.get(workspace, &slug).api()?.text)
             }
-            _ => {
-                return Err(ServiceError::invalid(
-                    "segment",
-                    "give exactly one of `segment` or `slug`",
-                ))
-                .api();
-            }
+            SegmentChoiceInput::Where(tree) => SegmentSource::Tree(tree.to_expr().api()?),
         };
         let nodes = self
             .services
             .segments
-            .explain(&contact, SegmentSource::Text(text), caller)
+            .explain(&contact, source, caller)
             .api()?;
         Ok(MembershipExplanation { nodes })
     }
 
-    /// Which saved segments one contact (by `contactId`, `externalId` or `identity`) belongs
+    /// Which saved segments one `contact` (by id, external id or identity) belongs
     /// to right now, in one call: each of `slugs` in the order given, or every saved segment the
     /// key may evaluate when `slugs` is omitted. Evaluated in memory against the compiled
     /// segments (no index read), so it reflects the contact's latest write at once.
@@ -113,9 +140,26 @@ impl SegmentQuery {
     async fn match_segments(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The contact: `{ id }`, `{ externalId }` or `{ identity }`.")]
+        contact: Option<ContactLookupInput>,
+        #[graphql(
+            desc = "The contact's id.",
+            deprecation = "Use `contact: { id }`; the separate arguments go in the next release."
+        )]
         contact_id: Option<ID>,
+        #[graphql(
+            desc = "The contact's id in your system.",
+            deprecation = "Use `contact: { externalId }`; the separate arguments go in the next release."
+        )]
         external_id: Option<String>,
+        #[graphql(
+            desc = "An identity the contact holds.",
+            deprecation = "Use `contact: { identity }`; the separate arguments go in the next release."
+        )]
         identity: Option<IdentityInput>,
+        #[graphql(
+            desc = "The saved segments to check, in this order (all it may read when omitted)."
+        )]
         slugs: Option<Vec<String>>,
     ) -> async_graphql::Result<SegmentMatches> {
         let caller = &*caller(ctx)?;
@@ -128,7 +172,10 @@ impl SegmentQuery {
             })
             .transpose()
             .api()?;
-        let contact = look_up(&self.services, caller, contact_id, external_id, identity)
+        let lookup =
+            ContactLookupInput::given("contact", contact, contact_id, external_id, identity)
+                .api()?;
+        let contact = look_up(&self.services, caller, lookup)
             .await?
             .into_contact();
         let segments = &self.services.segments;
@@ -349,16 +396,16 @@ impl SegmentView {
     /// Members, oldest first (at most 100 per page).
     #[graphql(
         guard = "RequireScope(Scope::ContactsRead)",
-        complexity = "(first.clamp(1, 100) as usize) * child_complexity"
+        complexity = "page_complexity(first, child_complexity)"
     )]
     async fn members(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<ContactConnection> {
         let services = services(ctx)?;
-        let first = page_size(first).api()?;
+        let first = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).api()?;
         let after = after.as_deref().map(decode_cursor).transpose().api()?;
         let page = services
             .segments
@@ -381,16 +428,27 @@ impl SegmentView {
             .api()
     }
 
-    /// The saved segments this one names directly (`in segment "slug"`).
-    async fn references(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
+    /// The saved segments this one names directly (`in segment "slug"`), by slug.
+    async fn references(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<SegmentView>> {
         let slugs = services(ctx)?.segments.references_of(&self.0);
-        self.saved(ctx, slugs)
+        segment_page(self.saved(ctx, slugs)?, first, after)
     }
 
-    /// The saved segments that name this one directly; it cannot be deleted while any do.
-    async fn referenced_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
+    /// The saved segments that name this one directly, by slug; it cannot be deleted while
+    /// any do.
+    async fn referenced_by(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<SegmentView>> {
         let slugs = services(ctx)?.segments.referenced_by(&self.0);
-        self.saved(ctx, slugs)
+        segment_page(self.saved(ctx, slugs)?, first, after)
     }
 
     /// When it was first saved.
@@ -656,28 +714,104 @@ impl SegmentMatches {
     }
 
     /// The segments the contact belongs to, in the order checked.
-    async fn segments(&self) -> Vec<SegmentView> {
-        self.checked
+    async fn segments(
+        &self,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<SegmentView>> {
+        let members = self
+            .checked
             .iter()
-            .filter(|(_, member)| *member)
-            .map(|(segment, _)| SegmentView(segment.clone()))
-            .collect()
+            .enumerate()
+            .filter(|(_, (_, member))| *member)
+            .map(|(place, (segment, _))| (place, SegmentView(segment.clone())))
+            .collect();
+        in_checked_order(members, first, after)
     }
 
     /// Every segment checked, member or not, in the order checked.
-    async fn results(&self) -> Vec<SegmentMatch> {
-        self.checked
+    async fn results(
+        &self,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<SegmentMatch>> {
+        let results = self
+            .checked
             .iter()
-            .map(|(segment, member)| SegmentMatch {
-                slug: segment.slug.to_string(),
-                member: *member,
+            .enumerate()
+            .map(|(place, (segment, member))| {
+                let result = SegmentMatch {
+                    slug: segment.slug.to_string(),
+                    member: *member,
+                };
+                (place, result)
             })
-            .collect()
+            .collect();
+        in_checked_order(results, first, after)
     }
 }
 
+/// The segment `explainMembership` explains: exactly one.
+#[derive(OneofObject)]
+pub enum SegmentChoiceInput {
+    /// Segment text, e.g. `plan = "pro" and ltv > 200`.
+    Text(String),
+    /// A saved segment's slug.
+    Slug(String),
+    /// A segment in its structured form.
+    Where(SegmentExprInput),
+}
+
+impl SegmentChoiceInput {
+    /// `of`, or exactly one of the deprecated `segment` and `slug`; INVALID_INPUT otherwise.
+    fn given(
+        of: Option<Self>,
+        text: Option<String>,
+        slug: Option<String>,
+    ) -> Result<Self, ServiceError> {
+        let separate = [text.map(Self::Text), slug.map(Self::Slug)];
+        let mut given = std::iter::once(of).chain(separate).flatten();
+        match (given.next(), given.next()) {
+            (Some(choice), None) => Ok(choice),
+            _ => Err(ServiceError::invalid(
+                "of",
+                "give exactly one segment to explain: `of: { text | slug | where }`",
+            )),
+        }
+    }
+}
+
+/// A page of saved segments, by slug.
+fn segment_page(
+    segments: Vec<SegmentView>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<Connection<SegmentView>> {
+    Connection::of_list(
+        segments,
+        first,
+        after.as_deref(),
+        KeyOrder::Ascending,
+        SegmentView::page_key,
+    )
+    .api()
+}
+
+/// A page of what `matchSegments` checked, each item with its place in the order checked.
+fn in_checked_order<T: OutputType + Clone>(
+    items: Vec<(usize, T)>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<Connection<T>> {
+    let keyed = items
+        .into_iter()
+        .map(|(place, item)| (format!("{place:010}"), item))
+        .collect();
+    Connection::of_keyed(keyed, first, after.as_deref(), KeyOrder::Ascending).api()
+}
+
 /// One saved segment checked for one contact.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct SegmentMatch {
     /// The segment's slug.
     pub slug: String,

@@ -12,6 +12,7 @@ use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::identity_view::IdentityView;
 use super::json_value::{JsonValue, attribute_value};
+use super::page::{Connection, KeyOrder, page_complexity};
 use super::page_batch::PageBatch;
 use super::segment_view::SegmentView;
 use super::{caller, sensitive_attributes, services};
@@ -137,6 +138,22 @@ impl ContactView {
     }
 }
 
+/// A page of `identities`, by kind then value.
+pub fn identity_page(
+    identities: Vec<IdentityView>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<Connection<IdentityView>> {
+    Connection::of_list(
+        identities,
+        first,
+        after.as_deref(),
+        KeyOrder::Ascending,
+        IdentityView::page_key,
+    )
+    .api()
+}
+
 /// The identities a caller with `policy` may see: emails, phones and external ids only where
 /// it may read that field.
 pub fn visible_identities(policy: &FieldPolicy, identities: Vec<Identity>) -> Vec<IdentityView> {
@@ -161,7 +178,7 @@ pub fn visible_identities(policy: &FieldPolicy, identities: Vec<Identity>) -> Ve
 #[Object(name = "Contact")]
 impl ContactView {
     /// Stable, opaque id.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ID(self.contact.id.to_string())
     }
 
@@ -302,7 +319,12 @@ impl ContactView {
     /// The identities (anonymous ids, external ids, emails, phones) that resolve to this
     /// contact; emails, phones and external ids only where the caller may read that field.
     #[graphql(guard = "RequireScope(Scope::ContactsRead)")]
-    async fn identities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IdentityView>> {
+    async fn identities(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<IdentityView>> {
         let caller = &*caller(ctx)?;
         let restricted = self.restricted(caller);
         let contacts = &services(ctx)?.contacts;
@@ -319,7 +341,8 @@ impl ContactView {
             .into_iter()
             .filter(|identity| !restricted || identity.key.kind == IdentityKind::AnonymousId)
             .collect();
-        Ok(visible_identities(&caller.policy, identities))
+        let visible = visible_identities(&caller.policy, identities);
+        identity_page(visible, first, after)
     }
 
     /// Ids of contacts merged into this one; each still resolves here.
@@ -345,52 +368,37 @@ impl ContactView {
     /// and, under a field policy, the approved field `conversations`.
     #[graphql(
         guard = "RequireScope(Scope::ContactsRead)",
-        complexity = "(first.unwrap_or(20).clamp(1, 100) as usize) * child_complexity"
+        complexity = "page_complexity(first, child_complexity)"
     )]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<ConversationConnection> {
         if self.restricted(&*caller(ctx)?) || !self.readable(ctx, "conversations")? {
             return Ok(ConversationConnection::empty());
         }
-        conversations_page(
-            ctx,
-            &self.contact,
-            self.page.as_deref(),
-            first.unwrap_or(20),
-            after,
-        )
-        .await
+        conversations_page(ctx, &self.contact, self.page.as_deref(), first, after).await
     }
 
     /// Its events, latest first (only those named `name`, when given; at most 100 per page).
     /// Needs `contacts:read` and, under a field policy, the approved field `events`.
     #[graphql(
         guard = "RequireScope(Scope::ContactsRead)",
-        complexity = "(first.unwrap_or(20).clamp(1, 100) as usize) * child_complexity"
+        complexity = "page_complexity(first, child_complexity)"
     )]
     async fn events(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         name: Option<String>,
     ) -> async_graphql::Result<EventConnection> {
         if self.restricted(&*caller(ctx)?) || !self.readable(ctx, "events")? {
             return Ok(EventConnection::empty());
         }
-        events_page(
-            ctx,
-            &self.contact,
-            self.page.as_deref(),
-            first.unwrap_or(20),
-            after,
-            name,
-        )
-        .await
+        events_page(ctx, &self.contact, self.page.as_deref(), first, after, name).await
     }
 
     /// How many conversations it had (null where `conversations` may not be read).
@@ -426,8 +434,8 @@ impl ContactView {
             .then(|| VerificationView::from(verification)))
     }
 
-    /// The values an identity proof vouched for (built-in fields by their segment names, e.g.
-    /// `external_id`, `email`, and attribute names), among those the caller may read.
+    /// The values an identity proof vouched for (built-in fields by their API names, e.g.
+    /// `externalId`, `email`, and attribute names), among those the caller may read.
     async fn verified_fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
         let caller = &*caller(ctx)?;
         let sensitive = sensitive_attributes(ctx, &self.contact.workspace).await?;
@@ -442,18 +450,31 @@ impl ContactView {
                     self.attribute_readable(caller, key, sensitive.contains(*key))
                 }
             })
-            .map(str::to_owned)
+            .map(crate::domain::api_field_name)
             .collect())
     }
 
     /// The saved segments this contact belongs to, evaluated against its current state; only
     /// segments testing fields the caller may read.
     #[graphql(guard = "RequireScope(Scope::ContactsRead).and(RequireScope(Scope::SegmentsRead))")]
-    async fn segments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentView>> {
+    async fn segments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<SegmentView>> {
         let saved = services(ctx)?
             .segments
             .segments_of(self.shown(ctx)?, &*caller(ctx)?);
-        Ok(saved.into_iter().map(SegmentView).collect())
+        let views = saved.into_iter().map(SegmentView).collect();
+        Connection::of_list(
+            views,
+            first,
+            after.as_deref(),
+            KeyOrder::Ascending,
+            SegmentView::page_key,
+        )
+        .api()
     }
 }
 

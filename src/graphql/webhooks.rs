@@ -5,39 +5,14 @@ use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object,
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
+use super::args::page_size;
 use super::caller;
 use super::error::ApiResult;
 use super::guard::RequireScope;
-use crate::domain::{DeliveryStatus, Scope, Webhook, WebhookDelivery, WebhookEvent};
+use super::page::{Connection, CountList, DEFAULT_PAGE_SIZE, page_complexity};
+use super::webhook_view::{EventType, WebhookView};
+use crate::domain::{DeliveryStatus, Scope, WebhookDelivery, WebhookEvent};
 use crate::service::{CreatedWebhook, ServiceError, Services, WebhookInput};
-
-/// What an endpoint is told about.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "WebhookEventType")]
-pub enum EventType {
-    /// `segment.membership`: a contact entered or left a saved segment.
-    SegmentMembership,
-    /// `contact.changed`: a contact was written, merged or deleted.
-    ContactChanged,
-}
-
-impl From<EventType> for WebhookEvent {
-    fn from(event: EventType) -> Self {
-        match event {
-            EventType::SegmentMembership => Self::SegmentMembership,
-            EventType::ContactChanged => Self::ContactChanged,
-        }
-    }
-}
-
-impl From<WebhookEvent> for EventType {
-    fn from(event: WebhookEvent) -> Self {
-        match event {
-            WebhookEvent::SegmentMembership => Self::SegmentMembership,
-            WebhookEvent::ContactChanged => Self::ContactChanged,
-        }
-    }
-}
 
 /// Where a delivery stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -61,44 +36,6 @@ pub struct CreateWebhookInput {
     events: Vec<EventType>,
     /// Saved segments whose membership it is told about; all when omitted or empty.
     segments: Option<Vec<String>>,
-}
-
-/// A webhook endpoint (never with its secret).
-#[derive(SimpleObject)]
-#[graphql(name = "Webhook")]
-pub struct WebhookView {
-    /// Opaque id.
-    id: ID,
-    /// Where deliveries are POSTed.
-    url: String,
-    /// What it is told about.
-    events: Vec<EventType>,
-    /// Saved segments whose membership it is told about (empty: all).
-    segments: Vec<String>,
-    /// When it was created.
-    created_at: DateTime<Utc>,
-    /// When deliveries stopped (the endpoint answered 410 Gone), if they did.
-    disabled_at: Option<DateTime<Utc>>,
-    /// Why deliveries stopped.
-    disabled_reason: Option<String>,
-}
-
-impl From<Webhook> for WebhookView {
-    fn from(hook: Webhook) -> Self {
-        Self {
-            id: ID(hook.id.to_string()),
-            url: hook.url,
-            events: hook.events.into_iter().map(EventType::from).collect(),
-            segments: hook
-                .segments
-                .iter()
-                .map(|s| s.as_str().to_owned())
-                .collect(),
-            created_at: hook.created_at,
-            disabled_at: hook.disabled_at,
-            disabled_reason: hook.disabled_reason,
-        }
-    }
 }
 
 /// The result of `createWebhook`: the endpoint with its signing secret, shown this once.
@@ -197,7 +134,7 @@ impl MessageType {
 }
 
 /// One message to an endpoint and how its attempts went.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 #[graphql(name = "WebhookDelivery", complex)]
 pub struct DeliveryView {
     /// The message id, sent as `webhook-id` (the same on every attempt: deduplicate by it).
@@ -279,36 +216,6 @@ impl From<WebhookDelivery> for DeliveryView {
     }
 }
 
-/// An edge of [`DeliveryConnection`].
-#[derive(SimpleObject)]
-#[graphql(name = "WebhookDeliveryEdge")]
-pub struct DeliveryEdge {
-    /// Pass as `after` to continue after this delivery.
-    cursor: String,
-    /// The delivery.
-    node: DeliveryView,
-}
-
-/// Page information of a delivery log.
-#[derive(SimpleObject)]
-#[graphql(name = "WebhookDeliveryPageInfo")]
-pub struct DeliveryPageInfo {
-    /// Whether older deliveries follow.
-    has_next_page: bool,
-    /// Cursor of the last delivery of the page.
-    end_cursor: Option<String>,
-}
-
-/// A page of an endpoint's delivery log, newest first.
-#[derive(SimpleObject)]
-#[graphql(name = "WebhookDeliveryConnection")]
-pub struct DeliveryConnection {
-    /// The deliveries.
-    edges: Vec<DeliveryEdge>,
-    /// Where the page ends.
-    page_info: DeliveryPageInfo,
-}
-
 /// Webhook queries.
 pub struct WebhookQuery {
     services: Services,
@@ -332,38 +239,36 @@ impl WebhookQuery {
     }
 
     /// An endpoint's deliveries, newest first: what was sent, how often, and how it went.
-    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    #[graphql(
+        guard = "RequireScope(Scope::Admin)",
+        complexity = "page_complexity(first, child_complexity)"
+    )]
     async fn webhook_deliveries(
         &self,
         ctx: &Context<'_>,
         webhook_id: ID,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<DeliveryConnection> {
-        let first = usize::try_from(first)
-            .map_err(|_| ServiceError::invalid("first", "`first` must not be negative"))
-            .api()?;
+    ) -> async_graphql::Result<Connection<DeliveryView>> {
+        let caller = caller(ctx)?;
+        let first = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).api()?;
         let page = self
             .services
             .webhooks
-            .deliveries(&*caller(ctx)?, &webhook_id, after.as_deref(), first)
+            .deliveries(&caller, &webhook_id, after.as_deref(), first)
             .await
             .api()?;
-        let end_cursor = page.deliveries.last().map(|delivery| delivery.id.clone());
-        Ok(DeliveryConnection {
-            edges: page
-                .deliveries
-                .into_iter()
-                .map(|delivery| DeliveryEdge {
-                    cursor: delivery.id.clone(),
-                    node: delivery.into(),
-                })
-                .collect(),
-            page_info: DeliveryPageInfo {
-                has_next_page: page.has_more,
-                end_cursor,
-            },
-        })
+        let items = page
+            .deliveries
+            .into_iter()
+            .map(|delivery| (delivery.id.clone(), DeliveryView::from(delivery)))
+            .collect();
+        let services = self.services.clone();
+        let count: CountList = Box::new(move || {
+            let (services, caller, id) = (services.clone(), caller.clone(), webhook_id.clone());
+            Box::pin(async move { services.webhooks.delivery_count(&caller, &id).await })
+        });
+        Ok(Connection::of_page(items, page.has_more, after, count))
     }
 }
 

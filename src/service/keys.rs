@@ -154,6 +154,17 @@ impl KeyService {
         self.catalogs.any_active_key()
     }
 
+    /// Key `id` of `workspace` (revoked or not); NOT_FOUND if it has none with that id.
+    pub fn get(&self, workspace: &WorkspaceId, id: &ApiKeyId) -> Result<ApiKey, ServiceError> {
+        let state = self.catalogs.workspace(workspace);
+        state
+            .keys
+            .iter()
+            .find(|stored| stored.key.id == *id)
+            .map(|stored| stored.key.clone())
+            .ok_or_else(|| ServiceError::NotFound(format!("no API key `{id}`")))
+    }
+
     /// The keys of `workspace`, oldest first.
     pub fn list(&self, workspace: &WorkspaceId) -> Vec<ApiKey> {
         let state = self.catalogs.workspace(workspace);

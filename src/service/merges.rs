@@ -159,6 +159,18 @@ impl MergeService {
         }
     }
 
+    /// Merge `id` of `workspace`, as audited; NOT_FOUND if it has none with that id.
+    pub async fn get(
+        &self,
+        workspace: &WorkspaceId,
+        id: &MergeId,
+    ) -> Result<MergeRecord, ServiceError> {
+        self.store
+            .merge_record(workspace, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("merge `{id}` does not exist")))
+    }
+
     /// Restores both contacts of merge `id` as they were before it, when the survivor has not
     /// changed since in a way the restore would lose (only `lastSeenAt` may have moved on).
     pub async fn unmerge(

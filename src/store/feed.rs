@@ -203,6 +203,21 @@ impl Store {
         records.into_iter().map(FeedRecord::into_change).collect()
     }
 
+    /// How many entries the feed of `segment` holds (those not yet pruned).
+    pub async fn count_membership_changes(
+        &self,
+        workspace: &WorkspaceId,
+        segment: &Slug,
+    ) -> Result<u64, StoreError> {
+        let start = Bound::Included(feed_key(workspace, segment, String::new()));
+        let end = Bound::Excluded(feed_key(workspace, segment, AFTER_ALL_POSITIONS.to_owned()));
+        let range = RecordId::new(
+            FEED_TABLE,
+            RecordIdKey::Range(Box::new(RecordIdKeyRange { start, end })),
+        );
+        self.count_in(range).await
+    }
+
     /// Deletes feed entries that happened before `before`; returns how many.
     pub async fn prune_membership_changes(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut response = self
@@ -265,5 +280,19 @@ impl Store {
             .and_then(|response| response.check())
             .map(|_| ())
             .map_err(StoreError::from_surreal)
+    }
+}
+
+impl Store {
+    /// How many records the record-id `range` holds.
+    pub(super) async fn count_in(&self, range: RecordId) -> Result<u64, StoreError> {
+        let mut response = self
+            .db
+            .query("(SELECT count() FROM $range GROUP ALL)[0].count OR 0")
+            .bind(("range", range))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let count: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(count.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
 }

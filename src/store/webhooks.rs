@@ -405,6 +405,21 @@ impl Store {
     }
 }
 
+impl Store {
+    /// How many deliveries the endpoint's log holds.
+    pub async fn count_webhook_deliveries(
+        &self,
+        workspace: &WorkspaceId,
+        id: &WebhookId,
+    ) -> Result<u64, StoreError> {
+        let range = RecordId::new(
+            DELIVERY_TABLE,
+            RecordIdKey::Range(Box::new(delivery_range(workspace, id, None))),
+        );
+        self.count_in(range).await
+    }
+}
+
 /// The message id of a delivery's record id (a retry entry's too: it has the same key).
 pub(super) fn message_of(id: &RecordId) -> Option<String> {
     match &id.key {

@@ -66,7 +66,7 @@ async fn each_scope_admits_only_its_operations() {
     let save = "mutation { upsertSegment(input: { slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\" }) { segment { slug } } }";
     let track =
         "mutation { trackVisitor(input: { anonymousId: \"visitor-1\" }) { contact { id } } }";
-    let keys = "{ apiKeys { id } }";
+    let keys = "{ apiKeys { nodes { id } } }";
     let members =
         "{ contacts(segment: \"plan = \\\"pro\\\"\", consistency: LATEST) { totalCount } }";
     let vars = json!({ "id": id });
@@ -131,10 +131,13 @@ async fn revoked_keys_are_refused_at_once() {
     let (key, id) = app.create_key(&["contacts:read"], Value::Null).await;
     app.data_as(&key, WHO_AM_I, json!({})).await;
     let listed = app
-        .data("{ apiKeys { id revokedAt grantedScopes } }", json!({}))
+        .data(
+            "{ apiKeys { nodes { id revokedAt grantedScopes } } }",
+            json!({}),
+        )
         .await;
     assert!(
-        listed["apiKeys"]
+        listed["apiKeys"]["nodes"]
             .as_array()
             .unwrap()
             .iter()
@@ -167,7 +170,7 @@ async fn secrets_are_shown_once_and_never_listed() {
     assert!(secret.starts_with("qwry_"));
     let listed = app
         .graphql(
-            "{ apiKeys { id name prefix grantedScopes createdBy } }",
+            "{ apiKeys { nodes { id name prefix grantedScopes createdBy } } }",
             json!({}),
         )
         .await;
@@ -209,7 +212,7 @@ async fn field_policies_hide_fields_in_queries_exports_and_segments() {
     let seen = app
         .data_as(
             &chatbot,
-            "query($id: ID!) { contact(id: $id) { id name email externalId attributes identities { kind value } segments { slug } } }",
+            "query($id: ID!) { contact(id: $id) { id name email externalId attributes identities { nodes { kind value } } segments { nodes { slug } } } }",
             json!({ "id": id }),
         )
         .await["contact"]
@@ -219,12 +222,12 @@ async fn field_policies_hide_fields_in_queries_exports_and_segments() {
     assert_eq!(seen["externalId"], Value::Null);
     assert_eq!(seen["attributes"], json!({ "plan": "pro" }));
     assert_eq!(
-        seen["identities"],
+        seen["identities"]["nodes"],
         json!([]),
         "emails and external ids are hidden too"
     );
     assert_eq!(
-        seen["segments"],
+        seen["segments"]["nodes"],
         json!([{ "slug": "pros" }]),
         "`big` tests ltv"
     );
@@ -351,16 +354,16 @@ async fn a_key_over_its_rate_is_answered_429_with_retry_after() {
 #[tokio::test]
 async fn deep_complex_and_alias_heavy_queries_are_refused() {
     let app = TestApp::spawn().await;
-    let deep = "{ contacts { edges { node { segments { members { edges { node { segments { members { edges { node { segments { slug } } } } } } } } } } } } }";
+    let deep = "{ contacts { edges { node { segments { nodes { members { edges { node { segments { nodes { members { edges { node { segments { nodes { slug } } } } } } } } } } } } } } } }";
     let response = app.graphql(deep, json!({})).await;
     assert_eq!(
         response["errors"][0]["extensions"]["code"],
         "QUERY_TOO_COMPLEX"
     );
     let message = response["errors"][0]["message"].as_str().unwrap();
-    assert!(message.contains("13 deep; at most 12"), "{message}");
+    assert!(message.contains("16 deep; at most 12"), "{message}");
     // The same depth reached through fragments.
-    let through_fragments = "{ contacts { edges { ...N } } } fragment N on ContactEdge { node { segments { members { edges { node { segments { members { edges { node { segments { slug } } } } } } } } } } }";
+    let through_fragments = "{ contacts { edges { ...N } } } fragment N on ContactEdge { node { segments { nodes { members { edges { node { segments { nodes { members { edges { node { segments { nodes { slug } } } } } } } } } } } } } }";
     assert_eq!(
         app.error_code(through_fragments, json!({})).await,
         "QUERY_TOO_COMPLEX"
@@ -374,7 +377,7 @@ async fn deep_complex_and_alias_heavy_queries_are_refused() {
         "{response:#}"
     );
     let complex: String = (0..25)
-        .map(|n| format!("c{n}: contacts(first: 100) {{ edges {{ node {{ id email name phone company attributes identities {{ kind value }} }} }} }} "))
+        .map(|n| format!("c{n}: contacts(first: 100) {{ edges {{ node {{ id email name phone company attributes identities {{ nodes {{ kind value }} }} }} }} }} "))
         .collect();
     let response = app.graphql(&format!("{{ {complex} }}"), json!({})).await;
     assert_eq!(
@@ -597,8 +600,8 @@ async fn a_key_takes_its_scopes_one_way() {
             "{input}"
         );
     }
-    let keys = app.data("{ apiKeys { name } }", json!({})).await;
-    let names: Vec<&str> = keys["apiKeys"]
+    let keys = app.data("{ apiKeys { nodes { name } } }", json!({})).await;
+    let names: Vec<&str> = keys["apiKeys"]["nodes"]
         .as_array()
         .unwrap()
         .iter()

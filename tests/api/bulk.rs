@@ -111,14 +111,14 @@ async fn an_import_applies_good_rows_and_reports_bad_ones_by_line() {
             (7, "INVALID_ATTRIBUTE")
         ]
     );
-    let ada = app.data("{ contact(externalId: \"u1\") { email name attributes identities { kind provenance } } }", json!({})).await;
+    let ada = app.data("{ contact(externalId: \"u1\") { email name attributes identities { nodes { kind provenance } } } }", json!({})).await;
     assert_eq!(ada["contact"]["email"], "ada@example.com");
     assert_eq!(
         ada["contact"]["attributes"],
         json!({ "plan": "pro", "ltv": 120 })
     );
     assert!(
-        ada["contact"]["identities"]
+        ada["contact"]["identities"]["nodes"]
             .as_array()
             .unwrap()
             .iter()

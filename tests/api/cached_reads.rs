@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
-const FIELDS: &str = "id name email identities { kind value }";
+const FIELDS: &str = "id name email identities { nodes { kind value } }";
 
 /// The contact by id and the same contact as a node of the unfiltered page (both kept in
 /// memory once read), asserting that the two agree.
@@ -34,7 +34,7 @@ async fn read_twice(app: &TestApp, id: &Value) -> Value {
 }
 
 fn identity_values(contact: &Value) -> Vec<String> {
-    let mut values: Vec<String> = contact["identities"]
+    let mut values: Vec<String> = contact["identities"]["nodes"]
         .as_array()
         .unwrap()
         .iter()

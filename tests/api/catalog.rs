@@ -25,12 +25,12 @@ async fn key_changes_take_effect_on_the_next_request() {
     let narrowed = app
         .data(
             update,
-            json!({ "input": { "id": id, "fieldPolicy": { "fields": ["name", "external_id"] } } }),
+            json!({ "input": { "id": id, "fieldPolicy": { "fields": ["name", "externalId"] } } }),
         )
         .await;
     assert_eq!(
         narrowed["updateApiKey"]["apiKey"]["fieldPolicy"]["fields"],
-        json!(["external_id", "name"])
+        json!(["externalId", "name"])
     );
     let seen = app.data_as(&key, read, json!({})).await;
     assert_eq!(seen["contact"], json!({ "name": "Ada", "email": null }));
@@ -74,10 +74,10 @@ async fn attribute_and_segment_changes_take_effect_on_the_next_request() {
 
     let save = "mutation($text: String!) { upsertSegment(input: { slug: \"chosen\", name: \"Chosen\", text: $text }) { segment { text } } }";
     app.data(save, json!({ "text": "plan = \"pro\"" })).await;
-    let count = "{ segment(slug: \"chosen\") { count members(first: 5) { edges { node { externalId } } } } contact(externalId: \"u-2\") { segments { slug } } }";
+    let count = "{ segment(slug: \"chosen\") { count members(first: 5) { edges { node { externalId } } } } contact(externalId: \"u-2\") { segments { nodes { slug } } } }";
     let before = app.latest(count).await;
     assert_eq!(before["segment"]["count"], 1);
-    assert_eq!(before["contact"]["segments"], json!([]));
+    assert_eq!(before["contact"]["segments"]["nodes"], json!([]));
 
     app.data(save, json!({ "text": "plan = \"free\"" })).await;
     let after = app.data(count, json!({})).await;
@@ -86,7 +86,10 @@ async fn attribute_and_segment_changes_take_effect_on_the_next_request() {
         after["segment"]["members"]["edges"][0]["node"]["externalId"],
         "u-2"
     );
-    assert_eq!(after["contact"]["segments"], json!([{ "slug": "chosen" }]));
+    assert_eq!(
+        after["contact"]["segments"]["nodes"],
+        json!([{ "slug": "chosen" }])
+    );
 }
 
 /// Pages of a segment whose members do not change, read while other contacts are written:

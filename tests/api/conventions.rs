@@ -1,7 +1,8 @@
 //! The schema's conventions (README, "The contract"), checked on `schema.graphql`:
 //! - every type and every field has a description;
-//! - a list of objects is a connection (`…Connection` with `edges`, `nodes`, `pageInfo`), unless
-//!   the set it lists is bounded;
+//! - a list of objects is a connection, unless the set it lists is bounded; a connection has
+//!   `edges`, `nodes`, `pageInfo: PageInfo!` and `totalCount`, `PageInfo` is the only page-info
+//!   type, and a field answering a connection takes `first: Int = 20` and `after: String`;
 //! - a closed set is an enum, not a `String` (fields named like one: `kind`, `code`, `status`,
 //!   `reason`, `eventType`, `scopes`, `type`, `op`, `operator`);
 //! - a mutation is `name(input: NameInput!): NamePayload!`.
@@ -67,6 +68,23 @@ fn violations(sdl: &str) -> BTreeSet<String> {
         if definition.description.is_none() {
             found.insert(format!("described: {name}"));
         }
+        if name.ends_with("PageInfo") && name != "PageInfo" {
+            found.insert(format!("page info: {name}"));
+        }
+        if let (true, TypeKind::Object(object)) = (name.ends_with("Connection"), &definition.kind) {
+            let shape: BTreeMap<&str, String> = object
+                .fields
+                .iter()
+                .map(|f| (f.node.name.node.as_str(), f.node.ty.node.to_string()))
+                .collect();
+            let complete = ["edges", "nodes", "totalCount"]
+                .iter()
+                .all(|field| shape.contains_key(field))
+                && shape.get("pageInfo").map(String::as_str) == Some("PageInfo!");
+            if !complete {
+                found.insert(format!("connection shape: {name}"));
+            }
+        }
         let fields: Vec<_> = match &definition.kind {
             TypeKind::Object(object) => object.fields.iter().map(|f| &f.node).collect(),
             TypeKind::Interface(interface) => interface.fields.iter().map(|f| &f.node).collect(),
@@ -90,6 +108,25 @@ fn violations(sdl: &str) -> BTreeSet<String> {
             let in_connection = name.ends_with("Connection");
             if list && !in_connection && matches!(item_kind, "object" | "interface" | "union") {
                 found.insert(format!("connection: {at}"));
+            }
+            if item.ends_with("Connection") && !list {
+                let argument = |wanted: &str| {
+                    field.arguments.iter().find_map(|argument| {
+                        let argument = &argument.node;
+                        (argument.name.node == wanted).then(|| {
+                            let default = argument.default_value.as_ref();
+                            (
+                                argument.ty.node.to_string(),
+                                default.map(|value| value.node.to_string()),
+                            )
+                        })
+                    })
+                };
+                let pages = argument("first") == Some(("Int".to_owned(), Some("20".to_owned())))
+                    && argument("after") == Some(("String".to_owned(), None));
+                if !pages {
+                    found.insert(format!("paging: {at}"));
+                }
             }
             if item == "String" && CLOSED_SET_NAMES.contains(&field.name.node.as_str()) {
                 found.insert(format!("enum: {at}"));
@@ -165,6 +202,8 @@ fn the_conventions_check_finds_each_kind_of_violation() {
           "positional" dropThing(id: ID!): Boolean!
         }
         "A thing." type Thing {
+          "paged" pieces(first: Int = 20, after: String): PartConnection!
+          "paged otherwise" others(first: Int! = 50, after: String): PartConnection!
           "bounded?" parts: [Part!]!
           "closed" kind: String!
           "going" status: String! @deprecated(reason: "use `state`")
@@ -172,6 +211,9 @@ fn the_conventions_check_finds_each_kind_of_violation() {
           bare: Int
         }
         type Part { "x" x: Int }
+        "Parts." type PartConnection { "e" edges: [Int!]! "n" nodes: [Part!]! "p" pageInfo: PageInfo! "t" totalCount: Int! }
+        "Odd." type OddConnection { "e" edges: [Int!]! "p" pageInfo: OddPageInfo! }
+        "Odd page." type OddPageInfo { "h" hasNextPage: Boolean! }
         "In." input SaveThingInput { "x" x: Int, y: Int }
         "Out." type SaveThingPayload { "t" thing: Thing }
     "#;
@@ -179,6 +221,9 @@ fn the_conventions_check_finds_each_kind_of_violation() {
     let expected: BTreeSet<String> = [
         "mutation: Mutation.dropThing",
         "connection: Thing.parts",
+        "paging: Thing.others",
+        "connection shape: OddConnection",
+        "page info: OddPageInfo",
         "enum: Thing.kind",
         "described: Thing.bare",
         "described: Part",

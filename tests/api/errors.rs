@@ -69,7 +69,7 @@ async fn malformed_input_is_invalid_input_naming_the_field() {
             json!({ "id": "nope" }),
             "id",
         ),
-        ("{ contact { id } }", json!({}), "id"),
+        ("{ contact { id } }", json!({}), "by"),
         (
             "{ contacts(first: 101) { totalCount } }",
             json!({}),

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
-const NESTED: &str = "id identities { kind value provenance } mergedFrom segments { slug } \
+const NESTED: &str = "id identities { nodes { kind value provenance } } mergedFrom segments { nodes { slug } } \
     conversations(first: 2) { nodes { id } pageInfo { hasNextPage } } events(first: 3, name: \"purchase\") { nodes { id } }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +91,7 @@ async fn nested_fields_of_a_page_equal_those_read_one_contact_at_a_time() {
     }
     let merged = nodes.iter().find(|n| n["id"] == survivor).unwrap();
     assert_eq!(merged["mergedFrom"], json!([visitor]));
-    assert_eq!(merged["segments"], json!([{ "slug": "pros" }]));
+    assert_eq!(merged["segments"]["nodes"], json!([{ "slug": "pros" }]));
     let busiest = nodes
         .iter()
         .find(|n| n["conversations"]["pageInfo"]["hasNextPage"] == true)

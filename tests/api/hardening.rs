@@ -108,9 +108,13 @@ async fn sensitive_values_are_neither_shown_nor_testable_without_pii_read() {
         .await;
 
     let listed = app
-        .data_as(&reader, "{ segments { slug text expr } }", json!({}))
+        .data_as(
+            &reader,
+            "{ segments { nodes { slug text expr } } }",
+            json!({}),
+        )
         .await;
-    let segment = &listed["segments"][0];
+    let segment = &listed["segments"]["nodes"][0];
     assert_eq!(
         segment["text"], "ssn = \"***\" and plan = \"pro\"",
         "{listed:#}"
@@ -160,12 +164,12 @@ async fn sensitive_values_are_neither_shown_nor_testable_without_pii_read() {
     let segments = app
         .data_as(
             &reader,
-            "{ contact(externalId: \"u-1\") { segments { slug } } }",
+            "{ contact(externalId: \"u-1\") { segments { nodes { slug } } } }",
             json!({}),
         )
         .await;
     assert_eq!(
-        segments["contact"]["segments"],
+        segments["contact"]["segments"]["nodes"],
         json!([]),
         "membership of a segment over a sensitive value is not listed"
     );
@@ -247,14 +251,14 @@ async fn lookups_by_a_field_need_that_field_and_segment_text_masks_the_rest() {
     assert!(by_visitor["contact"]["id"].is_string());
 
     let listed = app
-        .data_as(&narrow, "{ segments { text expr } }", json!({}))
+        .data_as(&narrow, "{ segments { nodes { text expr } } }", json!({}))
         .await;
     assert_eq!(
-        listed["segments"][0]["text"], "plan = \"pro\" and email ends_with \"***\"",
+        listed["segments"]["nodes"][0]["text"], "plan = \"pro\" and email ends_with \"***\"",
         "{listed:#}"
     );
     assert!(
-        !listed["segments"][0]["expr"]
+        !listed["segments"]["nodes"][0]["expr"]
             .to_string()
             .contains("example.com")
     );
@@ -304,7 +308,7 @@ async fn mutation_results_show_write_only_keys_only_what_they_wrote() {
         json!({ "id": id, "externalId": null, "email": null, "name": null, "phone": null,
                 "company": null, "attributes": {}, "lastSeenAt": null })
     );
-    for nested in ["identities { value }", "mergedFrom"] {
+    for nested in ["identities { nodes { value } }", "mergedFrom"] {
         let query = format!(
             "mutation($id: ID!) {{ updateContact(input: {{ id: $id, patch: {{}} }}) {{ contact {{ id {nested} }} }} }}"
         );

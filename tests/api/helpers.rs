@@ -211,6 +211,16 @@ impl TestApp {
         self.data(&query, json!({ "input": input })).await["upsertContact"]["contact"].clone()
     }
 
+    /// Tracks an anonymous visitor; returns the contact with its id.
+    pub async fn track_visitor(&self, anonymous_id: &str) -> Value {
+        self.data(
+            "mutation($id: String!) { trackVisitor(input: { anonymousId: $id }) { contact { id } } }",
+            json!({ "id": anonymous_id }),
+        )
+        .await["trackVisitor"]["contact"]
+        .clone()
+    }
+
     /// The contact with `id`, every field.
     pub async fn contact(&self, id: &str) -> Value {
         let query = format!("query($id: ID!) {{ contact(id: $id) {{ {CONTACT_FIELDS} }} }}");

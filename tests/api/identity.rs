@@ -11,7 +11,7 @@ const SECRET: &str = "workspace-secret-0123456789";
 
 /// The fields of a contact that identity tests look at.
 const IDENTITY_FIELDS: &str = "id externalId email name phone attributes updatedAt lastSeenAt mergedFrom \
-    identities { kind value provenance }";
+    identities { nodes { kind value provenance } }";
 
 async fn app_with_secret() -> TestApp {
     let app = TestApp::spawn().await;
@@ -52,13 +52,13 @@ async fn identify(
 ) -> Value {
     let input = json!({
         "anonymousId": anonymous_id, "externalId": external_id,
-        "userHash": user_hash(SECRET.as_bytes(), external_id), "traits": traits
+        "proof": { "userHash": user_hash(SECRET.as_bytes(), external_id) }, "traits": traits
     });
     app.data(&identify_query(), json!({ "input": input })).await["identify"]["contact"].clone()
 }
 
 fn identities(contact: &Value) -> HashSet<(String, String, String)> {
-    contact["identities"]
+    contact["identities"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -173,11 +173,14 @@ async fn identify_with_an_existing_user_merges_the_visitor_and_keeps_its_data() 
     assert_eq!(redirected["id"], user["id"]);
     let history = app
         .data(
-            "query($id: ID!) { contactHistory(id: $id) { reason cause actor survivorId absorbedId absorbedBefore { id name } } }",
+            "query($id: ID!) { contactHistory(id: $id) { nodes { reason cause actor survivorId absorbedId absorbedBefore { id name } } } }",
             json!({ "id": user["id"] }),
         )
         .await;
-    let history = history["contactHistory"].as_array().unwrap().clone();
+    let history = history["contactHistory"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["reason"], "identify");
     assert_eq!(history[0]["cause"], "IDENTIFY");
@@ -359,4 +362,26 @@ async fn trusted_claims_of_one_email_link_automatically() {
     assert_eq!(linked["mergedFrom"], json!([lead["id"]]));
     assert!(has(&linked, "ANONYMOUS_ID", "anon-lead", "SELF_ASSERTED"));
     assert_eq!(app.total_count().await, 1);
+}
+
+#[tokio::test]
+async fn identify_takes_one_proof_and_still_reads_the_flat_fields() {
+    let app = app_with_secret().await;
+    let hash = user_hash(SECRET.as_bytes(), "user-9");
+    // The flat `userHash` is deprecated for `proof: { userHash }`; it works one release more.
+    let flat = json!({ "input": { "externalId": "user-9", "userHash": hash } });
+    let contact = app.data(&identify_query(), flat).await["identify"]["contact"].clone();
+    assert_eq!(contact["externalId"], "user-9");
+    let both = json!({ "input": { "externalId": "user-9", "proof": { "userHash": hash }, "userHash": hash } });
+    assert_eq!(
+        app.error_code(&identify_query(), both).await,
+        "INVALID_INPUT"
+    );
+    let two_proofs = json!({ "input": { "externalId": "user-9", "proof": { "userHash": hash, "identityToken": "x" } } });
+    let refused = app.error(&identify_query(), two_proofs).await;
+    assert!(
+        refused["message"].as_str().unwrap().contains("oneOf")
+            || refused["message"].as_str().unwrap().contains("exactly one"),
+        "{refused}"
+    );
 }

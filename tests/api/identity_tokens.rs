@@ -127,7 +127,7 @@ async fn refusal(app: &TestApp, input: Value) -> (String, Option<String>) {
 async fn by_anonymous_id(app: &TestApp, key: Option<&str>, anonymous_id: &str) -> Value {
     let query = format!(
         "query($v: String!) {{ contact(identity: {{kind: ANONYMOUS_ID, value: $v}}) {{ {CONTACT} \
-         segments {{ slug }} identities {{ kind value }} }} }}"
+         segments {{ nodes {{ slug }} }} identities {{ nodes {{ kind value }} }} }} }}"
     );
     let variables = json!({ "v": anonymous_id });
     match key {
@@ -187,7 +187,7 @@ async fn an_hs256_token_links_the_visitor_and_its_claims_are_verified() {
     assert_eq!(contact["attributes"]["plan"], "pro");
     assert_eq!(
         strings(&contact["verifiedFields"]),
-        ["email", "external_id", "name", "plan"]
+        ["email", "externalId", "name", "plan"]
     );
     assert_eq!(contact["verification"]["method"], "TOKEN");
     assert_eq!(contact["verification"]["anonymousId"], "v-1");
@@ -479,7 +479,7 @@ async fn a_key_requiring_verified_identity_personalises_only_verified_visitors()
     let seen = by_anonymous_id(&app, Some(&chatbot), "v-ok").await;
     assert_eq!(seen["email"], "ok@acme.test");
     assert_eq!(seen["attributes"]["plan"], "pro");
-    assert_eq!(seen["segments"], json!([{ "slug": "pros" }]));
+    assert_eq!(seen["segments"]["nodes"], json!([{ "slug": "pros" }]));
 
     // Unverified: a visitor whose record the business enriched, but who never proved who it is.
     let visitor = track(&app, "v-no", json!({ "name": "Typed Name" })).await;
@@ -495,12 +495,12 @@ async fn a_key_requiring_verified_identity_personalises_only_verified_visitors()
     assert_eq!(seen["email"], Value::Null);
     assert_eq!(seen["attributes"], json!({}));
     assert_eq!(
-        seen["segments"],
+        seen["segments"]["nodes"],
         json!([]),
         "segments see unverified values as absent"
     );
     assert_eq!(
-        seen["identities"],
+        seen["identities"]["nodes"],
         json!([{ "kind": "ANONYMOUS_ID", "value": "v-no" }])
     );
     // A key without the requirement sees everything.
@@ -513,7 +513,7 @@ async fn a_key_requiring_verified_identity_personalises_only_verified_visitors()
     let seen = by_anonymous_id(&app, Some(&chatbot), "v-ok").await;
     assert_eq!(seen["email"], Value::Null);
     assert_eq!(seen["attributes"], json!({}));
-    assert_eq!(seen["segments"], json!([]));
+    assert_eq!(seen["segments"]["nodes"], json!([]));
 }
 
 #[tokio::test]
@@ -701,13 +701,13 @@ async fn a_key_requiring_verified_identities_reads_no_more_by_any_other_path() {
     let by_id = app
         .data_as(
             &chatbot,
-            "query($id: ID!) { contact(id: $id) { name email attributes segments { slug } } }",
+            "query($id: ID!) { contact(id: $id) { name email attributes segments { nodes { slug } } } }",
             json!({ "id": id }),
         )
         .await;
     assert_eq!(
         by_id["contact"],
-        json!({ "name": "Typed Name", "email": null, "attributes": {}, "segments": [] })
+        json!({ "name": "Typed Name", "email": null, "attributes": {}, "segments": { "nodes": [] } })
     );
     // in a search or list,
     let found = app

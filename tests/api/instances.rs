@@ -53,8 +53,8 @@ async fn two_instances_with_pros() -> (TestApp, TestApp, [tempfile::TempDir; 2])
     eventually(
         &b,
         "the segment reaches b",
-        "{ segments { slug } }",
-        |data| data["data"]["segments"] == json!([{ "slug": "pros" }]),
+        "{ segments { nodes { slug } } }",
+        |data| data["data"]["segments"]["nodes"] == json!([{ "slug": "pros" }]),
     )
     .await;
     (a, b, dirs)
@@ -193,7 +193,7 @@ async fn two_instances_over_one_server_converge() {
 async fn feed(app: &TestApp, slug: &str) -> Vec<(String, String)> {
     let data = app
         .data(
-            "query($slug: String!) { segmentChanges(slug: $slug, first: 500) { edges { node { contactId kind } } } }",
+            "query($slug: String!) { segmentChanges(slug: $slug, first: 100) { edges { node { contactId kind } } } }",
             json!({ "slug": slug }),
         )
         .await;

@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::helpers::{ADMIN_KEY, TestApp};
 
 pub(crate) const SAVE: &str = "mutation($slug: String!, $text: String!) { upsertSegment(input: { slug: $slug, name: $slug, text: $text }) { segment { slug } } }";
-pub(crate) const MEMBERSHIP: &str = "subscription($slug: String!, $after: String) { segmentMembership(slug: $slug, after: $after) { cursor slug contactId kind at cause } }";
+pub(crate) const MEMBERSHIP: &str = "subscription($slug: String!, $after: String) { segmentChanges(slug: $slug, after: $after) { cursor slug contactId kind at cause } }";
 const FEED: &str = "query($slug: String!, $first: Int!, $after: String) { segmentChanges(slug: $slug, first: $first, after: $after) { edges { cursor node { contactId kind at cause } } pageInfo { hasNextPage endCursor } } }";
 
 /// How long a test waits for one message.
@@ -105,12 +105,12 @@ impl Subscriber {
         }
     }
 
-    /// The next `segmentMembership` entry.
+    /// The next `segmentChanges` entry.
     pub(crate) async fn entry(&mut self) -> Value {
         let message = self.message().await;
         assert_eq!(message["type"], "next", "{message}");
         assert!(message["payload"]["errors"].is_null(), "{message}");
-        message["payload"]["data"]["segmentMembership"].clone()
+        message["payload"]["data"]["segmentChanges"].clone()
     }
 
     /// Asserts nothing arrives for `quiet`.
@@ -624,7 +624,7 @@ async fn a_thousand_subscriptions_each_receive_every_entry() {
         for _ in 0..SEGMENTS * CONTACTS {
             let message = subscriber.message().await;
             assert_eq!(message["type"], "next", "{message}");
-            let entry = &message["payload"]["data"]["segmentMembership"];
+            let entry = &message["payload"]["data"]["segmentChanges"];
             assert_eq!(entry["kind"], "ENTER", "{message}");
             seen.entry(entry["slug"].as_str().unwrap().to_owned())
                 .or_default()
@@ -641,5 +641,73 @@ async fn a_thousand_subscriptions_each_receive_every_entry() {
             assert_eq!(contacts, written, "segment {slug}");
         }
     }
+    app.stop().await;
+}
+
+/// `segmentMembership` is deprecated for `segmentChanges` (the query's name); it follows the
+/// same feed one release more. The feed's `totalCount` counts every entry kept, and an empty
+/// page keeps the `after` it was given as its `endCursor`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_subscription_name_still_follows_and_the_feed_counts_itself() {
+    let app = app_with_segments(&[("pros", "plan = \"pro\"")]).await;
+    let mut subscriber = Subscriber::connect(&app, ADMIN_KEY).await;
+    let old = "subscription($slug: String!) { segmentMembership(slug: $slug) { contactId kind } }";
+    subscriber
+        .subscribe("1", old, json!({ "slug": "pros" }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ann = id_of(
+        &app.upsert(json!({ "externalId": "ann", "attributes": { "plan": "pro" } }))
+            .await,
+    );
+    let message = subscriber.message().await;
+    assert_eq!(message["type"], "next", "{message}");
+    let entry = &message["payload"]["data"]["segmentMembership"];
+    assert_eq!(
+        (entry["contactId"].as_str(), entry["kind"].as_str()),
+        (Some(ann.as_str()), Some("ENTER"))
+    );
+
+    app.upsert(json!({ "externalId": "bob", "attributes": { "plan": "pro" } }))
+        .await;
+    let counted = "query($after: String, $first: Int) { segmentChanges(slug: \"pros\", first: $first, after: $after) { totalCount edges { cursor } pageInfo { hasNextPage endCursor } } }";
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // `totalCount` is read after the page, so it may count an entry the page just missed.
+        let page = app.data(counted, json!({ "first": 1 })).await["segmentChanges"].clone();
+        if page["totalCount"] == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the feed never held 2 entries: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = app.data(counted, json!({ "first": 1 })).await["segmentChanges"].clone();
+    assert_eq!(first["totalCount"], 2);
+    assert_eq!(first["pageInfo"]["hasNextPage"], true, "{first}");
+    let rest = app
+        .data(
+            counted,
+            json!({ "first": 5, "after": first["pageInfo"]["endCursor"] }),
+        )
+        .await["segmentChanges"]
+        .clone();
+    assert_eq!(rest["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["pageInfo"]["hasNextPage"], false);
+    assert_eq!(
+        rest["totalCount"], 2,
+        "the count is of the whole feed, not the page"
+    );
+    let end = rest["pageInfo"]["endCursor"].clone();
+    assert_eq!(end, rest["edges"][0]["cursor"]);
+    let empty =
+        app.data(counted, json!({ "first": 5, "after": end })).await["segmentChanges"].clone();
+    assert_eq!(empty["edges"], json!([]));
+    assert_eq!(
+        empty["pageInfo"]["endCursor"], end,
+        "a poller keeps its place"
+    );
     app.stop().await;
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::helpers::{CONTACT_FIELDS, TestApp};
 
 const MERGE_FIELDS: &str = "id survivorId absorbedId actor reason cause undoneAt \
-    survivor { id externalId email name phone company attributes createdAt lastSeenAt mergedFrom identities { kind value } }";
+    survivor { id externalId email name phone company attributes createdAt lastSeenAt mergedFrom identities { nodes { kind value } } }";
 
 async fn merge(app: &TestApp, survivor: &Value, absorbed: &Value, strategy: Value) -> Value {
     let query = format!(
@@ -139,7 +139,9 @@ async fn merge_rules_decide_field_by_field_and_preview_equals_merge() {
     }
     assert_eq!(merged["reason"], "merge");
     assert_eq!(merged["cause"], "REQUESTED");
-    let admin_key = app.data("{ apiKeys { id } }", json!({})).await["apiKeys"][0]["id"].clone();
+    let admin_key = app.data("{ apiKeys { nodes { id } } }", json!({})).await["apiKeys"]["nodes"]
+        [0]["id"]
+        .clone();
     assert_eq!(merged["actor"], admin_key, "the acting API key is recorded");
     assert_eq!(result["mergedFrom"], json!([absorbed["id"]]));
     assert_eq!(app.total_count().await, 1);
@@ -236,7 +238,7 @@ async fn unmerge_restores_both_contacts() {
     }
     for (external_id, owner) in [("user-1", &survivor), ("old-crm-id", &absorbed)] {
         let query = format!(
-            "{{ contact(externalId: \"{external_id}\") {{ id identities {{ value }} mergedFrom }} }}"
+            "{{ contact(externalId: \"{external_id}\") {{ id identities {{ nodes {{ value }} }} mergedFrom }} }}"
         );
         let found = app.data(&query, json!({})).await["contact"].clone();
         assert_eq!(
@@ -252,11 +254,11 @@ async fn unmerge_restores_both_contacts() {
     );
     let history = app
         .data(
-            "query($id: ID!) { contactHistory(id: $id) { id undoneAt } }",
+            "query($id: ID!) { contactHistory(id: $id) { nodes { id undoneAt } } }",
             json!({ "id": absorbed["id"] }),
         )
         .await;
-    assert!(history["contactHistory"][0]["undoneAt"].is_string());
+    assert!(history["contactHistory"]["nodes"][0]["undoneAt"].is_string());
 }
 
 #[tokio::test]
@@ -336,11 +338,14 @@ async fn segments_see_merges() {
         .await;
     assert_eq!(segments["upsertSegment"]["segment"]["slug"], "referred");
     let query = format!(
-        "query($id: ID!) {{ contact(id: $id) {{ {CONTACT_FIELDS} segments {{ slug }} }} }}"
+        "query($id: ID!) {{ contact(id: $id) {{ {CONTACT_FIELDS} segments {{ nodes {{ slug }} }} }} }}"
     );
     let contact = app.data(&query, json!({ "id": absorbed["id"] })).await["contact"].clone();
     assert_eq!(contact["id"], survivor["id"]);
-    assert_eq!(contact["segments"], json!([{ "slug": "referred" }]));
+    assert_eq!(
+        contact["segments"]["nodes"],
+        json!([{ "slug": "referred" }])
+    );
 }
 
 #[tokio::test]
@@ -367,11 +372,11 @@ async fn deleting_a_survivor_purges_its_identities_aliases_and_history() {
         );
         let history = app
             .data(
-                "query($id: ID!) { contactHistory(id: $id) { id } }",
+                "query($id: ID!) { contactHistory(id: $id) { nodes { id } } }",
                 json!({ "id": id }),
             )
             .await;
-        assert_eq!(history["contactHistory"], json!([]));
+        assert_eq!(history["contactHistory"]["nodes"], json!([]));
     }
     // The external ids are free again.
     let fresh = app.upsert(json!({ "externalId": "old-crm-id" })).await;

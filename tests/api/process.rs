@@ -227,11 +227,11 @@ async fn a_store_of_the_previous_release_is_migrated_at_start() {
     let service = Service::start(data_dir.path()).await;
     let ada = service
         .graphql(
-            "{ contact(externalId: \"u1\") { id identities { kind value } } }",
+            "{ contact(externalId: \"u1\") { id identities { nodes { kind value } } } }",
             json!({}),
         )
         .await;
-    let identities: Vec<String> = ada["data"]["contact"]["identities"]
+    let identities: Vec<String> = ada["data"]["contact"]["identities"]["nodes"]
         .as_array()
         .unwrap_or_else(|| panic!("{ada}"))
         .iter()
@@ -255,11 +255,11 @@ async fn a_store_of_the_previous_release_is_migrated_at_start() {
     let id = ada["data"]["contact"]["id"].as_str().unwrap().to_owned();
     let history = service
         .graphql(
-            "query($id: ID!) { contactHistory(id: $id) { id } }",
+            "query($id: ID!) { contactHistory(id: $id) { nodes { id } } }",
             json!({ "id": id }),
         )
         .await;
-    let merge = history["data"]["contactHistory"][0]["id"]
+    let merge = history["data"]["contactHistory"]["nodes"][0]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("{history}"))
         .to_owned();
@@ -275,12 +275,12 @@ async fn a_store_of_the_previous_release_is_migrated_at_start() {
     let restarted = Service::start(data_dir.path()).await;
     let visitor = restarted
         .graphql(
-            "{ contact(identity: { kind: ANONYMOUS_ID, value: \"visitor-1\" }) { id identities { kind value } } ada: contact(externalId: \"u1\") { identities { value } } }",
+            "{ contact(identity: { kind: ANONYMOUS_ID, value: \"visitor-1\" }) { id identities { nodes { kind value } } } ada: contact(externalId: \"u1\") { identities { nodes { value } } } }",
             json!({}),
         )
         .await;
     assert_eq!(
-        visitor["data"]["contact"]["identities"],
+        visitor["data"]["contact"]["identities"]["nodes"],
         json!([
             { "kind": "ANONYMOUS_ID", "value": "visitor-1" },
             { "kind": "EMAIL", "value": "cy@example.com" }
@@ -288,7 +288,7 @@ async fn a_store_of_the_previous_release_is_migrated_at_start() {
         "{visitor}"
     );
     assert_eq!(
-        visitor["data"]["ada"]["identities"],
+        visitor["data"]["ada"]["identities"]["nodes"],
         json!([{ "value": "ada@example.com" }, { "value": "u1" }]),
         "{visitor}"
     );
@@ -430,9 +430,9 @@ async fn backup_and_restore_round_trip() {
             .output()
             .unwrap()
     };
-    let snapshot = "{ attributes { name type sensitive } segments { slug text count } \
+    let snapshot = "{ attributes { name type sensitive } segments { nodes { slug text count } } \
         contacts(first: 10, consistency: LATEST) { totalCount nodes { id externalId email attributes \
-        identities { kind value provenance } mergedFrom } } apiKeys { id name grantedScopes revokedAt } }";
+        identities { nodes { kind value provenance } } mergedFrom } } apiKeys { nodes { id name grantedScopes revokedAt } } }";
     let source = tempfile::tempdir().unwrap();
     let service = Service::start(source.path()).await;
     for step in [
@@ -510,7 +510,7 @@ async fn backup_and_restore_round_trip() {
         .await;
     let after = restored.graphql(snapshot, json!({})).await;
     assert_eq!(after, before);
-    assert_eq!(before["data"]["segments"][0]["count"], 1);
+    assert_eq!(before["data"]["segments"]["nodes"][0]["count"], 1);
     let contacts = before["data"]["contacts"]["nodes"].to_string();
     assert!(contacts.contains("DE-123"), "{contacts}");
     restored.terminate();

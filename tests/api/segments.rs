@@ -189,10 +189,10 @@ async fn segment_pages_neither_skip_nor_repeat() {
 async fn structured_input_equals_text() {
     let app = seeded().await;
     let tree = json!({ "and": [
-        { "condition": { "field": "plan", "op": "EQ", "value": { "string": "pro" } } },
+        { "condition": { "field": "plan", "operator": "EQ", "value": { "string": "pro" } } },
         { "or": [
-            { "condition": { "field": "ltv", "op": "GE", "value": { "number": 100 } } },
-            { "not": { "condition": { "field": "tags", "op": "EXISTS" } } }
+            { "condition": { "field": "ltv", "operator": "GE", "value": { "number": 100 } } },
+            { "not": { "condition": { "field": "tags", "operator": "EXISTS" } } }
         ] }
     ] });
     let query = "query($tree: SegmentExprInput!) { contacts(where: $tree, consistency: LATEST) { totalCount edges { node { externalId } } } }";
@@ -350,7 +350,7 @@ async fn saved_segments_compose_and_refuse_cycles() {
         .await;
     assert_eq!(deleted["deleteSegment"]["deletedSlug"], "pros");
     assert_eq!(
-        app.data("{ segments { slug } }", json!({})).await["segments"],
+        app.data("{ segments { nodes { slug } } }", json!({})).await["segments"]["nodes"],
         json!([])
     );
     assert_eq!(
@@ -376,24 +376,27 @@ async fn a_contact_knows_its_segments_and_why() {
     }
     let ada = app
         .data(
-            "{ contact(externalId: \"u1\") { id segments { slug } } }",
+            "{ contact(externalId: \"u1\") { id segments { nodes { slug } } } }",
             json!({}),
         )
         .await["contact"]
         .clone();
     assert_eq!(
-        ada["segments"],
+        ada["segments"]["nodes"],
         json!([{ "slug": "pros" }, { "slug": "rich" }, { "slug": "tagged" }])
     );
     let bob = app
         .data(
-            "{ contact(externalId: \"u2\") { segments { slug } } }",
+            "{ contact(externalId: \"u2\") { segments { nodes { slug } } } }",
             json!({}),
         )
         .await;
-    assert_eq!(bob["contact"]["segments"], json!([{ "slug": "pros" }]));
+    assert_eq!(
+        bob["contact"]["segments"]["nodes"],
+        json!([{ "slug": "pros" }])
+    );
 
-    let query = "query($id: ID!) { explainMembership(contactId: $id, segment: \"plan = 'pro' and ltv > 200\") {
+    let query = "query($id: ID!) { explainMembership(contact: { id: $id }, of: { text: \"plan = 'pro' and ltv > 200\" }) {
         matched nodes { id parentId part text matched value } } }";
     let explanation =
         app.data(query, json!({ "id": ada["id"] })).await["explainMembership"].clone();
@@ -413,6 +416,20 @@ async fn a_contact_knows_its_segments_and_why() {
         )
         .await;
     assert_eq!(by_slug["explainMembership"]["matched"], true);
+    // `contactId`, `segment` and `slug` are deprecated for `contact` and `of`; the new form
+    // explains a structured segment too, and takes exactly one segment.
+    let by_tree = app
+        .data(
+            "query($id: ID!) { explainMembership(contact: { id: $id }, of: { where: { condition: { field: \"ltv\", operator: GT, value: { number: 200 } } } }) { matched } }",
+            json!({ "id": ada["id"] }),
+        )
+        .await;
+    assert_eq!(by_tree["explainMembership"]["matched"], false);
+    let twice = "query($id: ID!) { explainMembership(contact: { id: $id }, of: { slug: \"rich\" }, slug: \"rich\") { matched } }";
+    assert_eq!(
+        app.error_code(twice, json!({ "id": ada["id"] })).await,
+        "INVALID_INPUT"
+    );
 }
 
 /// A saved segment lists the saved segments it names and those that name it.
@@ -440,11 +457,61 @@ async fn saved_segments_show_what_they_use_and_what_uses_them() {
             .map(|s| s["slug"].as_str().unwrap().to_owned())
             .collect()
     };
-    let query = "query($slug: String!) { segment(slug: $slug) { references { slug } referencedBy { slug } } }";
+    let query = "query($slug: String!) { segment(slug: $slug) { references { nodes { slug } } referencedBy { nodes { slug } } } }";
     let paying = app.data(query, json!({ "slug": "paying" })).await;
-    assert_eq!(slugs(&paying["segment"]["references"]), ["free", "pro"]);
-    assert_eq!(slugs(&paying["segment"]["referencedBy"]), ["loyal"]);
+    assert_eq!(
+        slugs(&paying["segment"]["references"]["nodes"]),
+        ["free", "pro"]
+    );
+    assert_eq!(
+        slugs(&paying["segment"]["referencedBy"]["nodes"]),
+        ["loyal"]
+    );
     let pro = app.data(query, json!({ "slug": "pro" })).await;
-    assert!(slugs(&pro["segment"]["references"]).is_empty());
-    assert_eq!(slugs(&pro["segment"]["referencedBy"]), ["paying"]);
+    assert!(slugs(&pro["segment"]["references"]["nodes"]).is_empty());
+    assert_eq!(slugs(&pro["segment"]["referencedBy"]["nodes"]), ["paying"]);
+}
+
+/// A field condition names its operator and window `operator` and `within`, as an event
+/// condition does; `expr` answers in those names. The old `op` and `duration` are deprecated
+/// and still read; giving a field both ways is INVALID_INPUT.
+#[tokio::test]
+async fn a_condition_names_operator_and_window_as_event_conditions_do() {
+    let app = seeded().await;
+    app.data(
+        "mutation { upsertSegment(input: { slug: \"recent-pros\", name: \"Recent pros\", text: \"plan = \\\"pro\\\" and updated_at within 30d\" }) { segment { slug } } }",
+        json!({}),
+    )
+    .await;
+    let expr = app
+        .data("{ segment(slug: \"recent-pros\") { expr } }", json!({}))
+        .await["segment"]["expr"]
+        .clone();
+    let conditions = expr["and"].as_array().unwrap();
+    assert_eq!(conditions[0]["condition"]["operator"], "EQ", "{expr}");
+    assert_eq!(conditions[1]["condition"]["operator"], "WITHIN", "{expr}");
+    assert_eq!(conditions[1]["condition"]["within"], "30d", "{expr}");
+    assert!(conditions[1]["condition"].get("op").is_none(), "{expr}");
+
+    let count = "query($tree: SegmentExprInput!) { contacts(where: $tree, consistency: LATEST) { totalCount } }";
+    let by_expr = app.data(count, json!({ "tree": expr })).await["contacts"]["totalCount"].clone();
+    assert_eq!(by_expr, 2, "u1 and u2 are pros, both written just now");
+    let old_names = json!({ "and": [
+        { "condition": { "field": "plan", "op": "EQ", "value": { "string": "pro" } } },
+        { "condition": { "field": "updated_at", "op": "WITHIN", "duration": "30d" } }
+    ] });
+    let by_old_names =
+        app.data(count, json!({ "tree": old_names })).await["contacts"]["totalCount"].clone();
+    assert_eq!(by_old_names, by_expr);
+    for both in [
+        json!({ "condition": { "field": "plan", "op": "EQ", "operator": "EQ", "value": { "string": "pro" } } }),
+        json!({ "condition": { "field": "updated_at", "operator": "WITHIN", "within": "30d", "duration": "30d" } }),
+        json!({ "condition": { "field": "plan", "value": { "string": "pro" } } }),
+    ] {
+        let error = app.error(count, json!({ "tree": both })).await;
+        assert_eq!(
+            error["extensions"]["code"], "INVALID_INPUT",
+            "{both}: {error}"
+        );
+    }
 }

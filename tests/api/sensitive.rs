@@ -119,12 +119,12 @@ async fn sensitive_values_are_sealed_shown_with_pii_read_and_matched_exactly() {
     .await;
     let segments = app
         .data(
-            "query($id: ID!) { contact(id: $id) { segments { slug } } explainMembership(contactId: $id, slug: \"flagged\") { matched nodes { value } } }",
+            "query($id: ID!) { contact(id: $id) { segments { nodes { slug } } } explainMembership(contactId: $id, slug: \"flagged\") { matched nodes { value } } }",
             json!({ "id": id }),
         )
         .await;
     assert_eq!(
-        segments["contact"]["segments"],
+        segments["contact"]["segments"]["nodes"],
         json!([{ "slug": "flagged" }])
     );
     assert_eq!(segments["explainMembership"]["matched"], true);

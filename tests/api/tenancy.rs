@@ -70,8 +70,13 @@ async fn every_cross_workspace_attempt_is_not_found() {
         .to_owned();
 
     let id = json!({ "id": our_id });
-    let attempts: [(&str, Value); 9] = [
+    let attempts: [(&str, Value); 11] = [
         ("query($id: ID!) { contact(id: $id) { id } }", id.clone()),
+        (
+            "query($id: ID!) { contact(by: { id: $id }) { id } }",
+            id.clone(),
+        ),
+        ("query($id: ID!) { node(id: $id) { id } }", id.clone()),
         ("{ contact(externalId: \"u-1\") { id } }", json!({})),
         (
             "{ contact(identity: { kind: EMAIL, value: \"ada@example.com\" }) { id } }",
@@ -107,14 +112,14 @@ async fn every_cross_workspace_attempt_is_not_found() {
         );
     }
     let listed = app
-        .data_as(&other, "{ contacts(consistency: LATEST) { totalCount edges { node { id } } } segments { slug } attributes { name } }", json!({}))
+        .data_as(&other, "{ contacts(consistency: LATEST) { totalCount edges { node { id } } } segments { nodes { slug } } attributes { name } }", json!({}))
         .await;
     assert_eq!(listed["contacts"]["totalCount"], 1);
     assert_eq!(
         listed["contacts"]["edges"][0]["node"]["id"],
         theirs.as_str()
     );
-    assert_eq!(listed["segments"], json!([]));
+    assert_eq!(listed["segments"]["nodes"], json!([]));
     assert_eq!(listed["attributes"], json!([]));
     assert_eq!(
         app.error_code_as(

@@ -25,8 +25,8 @@ const DEFINE: &str =
 const UPSERT: &str =
     "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
 const CREATE: &str = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { id url events segments } } }";
-const DELIVERIES: &str = "query($id: ID!) { webhookDeliveries(webhookId: $id, first: 200) { edges { node { id eventType status attempts lastStatus contactId body payload } } pageInfo { hasNextPage } } }";
-const FEED: &str = "query($slug: String!) { segmentChanges(slug: $slug, first: 1000) { edges { cursor node { contactId kind } } } }";
+const DELIVERIES: &str = "query($id: ID!) { webhookDeliveries(webhookId: $id, first: 100) { edges { node { id eventType status attempts lastStatus contactId body payload } } pageInfo { hasNextPage } } }";
+const FEED: &str = "query($slug: String!) { segmentChanges(slug: $slug, first: 100) { edges { cursor node { contactId kind } } } }";
 
 /// How the receiver answers.
 #[derive(Clone, Copy, PartialEq)]

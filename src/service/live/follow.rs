@@ -76,6 +76,19 @@ impl LiveService {
         Ok(FeedPage { entries, has_more })
     }
 
+    /// How many entries the feed of saved segment `slug` holds.
+    pub async fn segment_change_count(
+        &self,
+        caller: &Caller,
+        slug: &Slug,
+    ) -> Result<u64, ServiceError> {
+        self.segments.readable(caller, slug)?;
+        Ok(self
+            .store
+            .count_membership_changes(&caller.workspace, slug)
+            .await?)
+    }
+
     /// The entries of `slug` after `after` (from now when `None`), then each new one as it
     /// is recorded (through the segment's shared follower, see [`FeedFanout`]).
     pub fn segment_membership(

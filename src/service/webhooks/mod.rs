@@ -202,6 +202,15 @@ impl WebhookService {
         })
     }
 
+    /// How many deliveries the endpoint's log holds.
+    pub async fn delivery_count(&self, caller: &Caller, raw_id: &str) -> Result<u64, ServiceError> {
+        let hook = self.get(caller, raw_id)?;
+        Ok(self
+            .store
+            .count_webhook_deliveries(&caller.workspace, &hook.id)
+            .await?)
+    }
+
     /// Replaces the endpoint's signing secret; the old one signs nothing from now on.
     pub async fn rotate_secret(
         &self,
