@@ -1,14 +1,14 @@
-//! Views of conversations and events, and their connections (newest first, cursor paged), for
-//! the mutations that record them and for `Contact.conversations` / `Contact.events`.
+//! Views of conversations and events, and their pages (newest first, cursor paged), for the
+//! mutations that record them and for `Contact.conversations` / `Contact.events`.
 
-use async_graphql::{Context, ID, Json, Object, SimpleObject};
+use async_graphql::{Context, ID, Json, Object};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as JsonValue};
 
 use super::args::page_size;
-use super::connection::{not_a_cursor, open_cursor, seal_cursor};
+use super::cursor::{not_a_cursor, open_cursor, seal_cursor};
 use super::error::ApiResult;
-use super::page::{DEFAULT_PAGE_SIZE, PageInfo};
+use super::page::{Connection, DEFAULT_PAGE_SIZE, Total};
 use super::page_batch::PageBatch;
 use super::services;
 use crate::domain::{ActivityId, Conversation, Event, EventName, Text};
@@ -16,6 +16,7 @@ use crate::service::ServiceError;
 use crate::store::ActivityCursor;
 
 /// One conversation with a contact.
+#[derive(Clone)]
 pub struct ConversationView(pub Conversation);
 
 /// One conversation with a contact.
@@ -63,6 +64,7 @@ impl ConversationView {
 }
 
 /// Something a contact did.
+#[derive(Clone)]
 pub struct EventView(pub Event);
 
 /// Something a contact did.
@@ -119,152 +121,6 @@ pub fn decode_activity_cursor(cursor: &str) -> Result<ActivityCursor, ServiceErr
     })
 }
 
-/// A page of a contact's conversations, latest first.
-pub struct ConversationConnection {
-    /// The page.
-    pub items: Vec<Conversation>,
-    /// Whether older ones follow.
-    pub has_next_page: bool,
-    /// Whether the page started after a cursor.
-    pub resumed: bool,
-    /// How many the contact has in all (those named as asked, for events).
-    pub total_count: u64,
-}
-
-/// A page of a contact's events, latest first.
-pub struct EventConnection {
-    /// The page.
-    pub items: Vec<Event>,
-    /// Whether older ones follow.
-    pub has_next_page: bool,
-    /// Whether the page started after a cursor.
-    pub resumed: bool,
-    /// How many the contact has in all (those named as asked, for events).
-    pub total_count: u64,
-}
-
-/// One conversation of a page and the cursor after it.
-#[derive(SimpleObject)]
-pub struct ConversationEdge {
-    /// Pass as `after` to continue after this one.
-    cursor: String,
-    /// The conversation.
-    node: ConversationView,
-}
-
-/// One event of a page and the cursor after it.
-#[derive(SimpleObject)]
-pub struct EventEdge {
-    /// Pass as `after` to continue after this one.
-    cursor: String,
-    /// The event.
-    node: EventView,
-}
-
-impl ConversationConnection {
-    /// A page with nothing on it (activity the caller may not read).
-    pub fn empty() -> Self {
-        Self {
-            items: Vec::new(),
-            has_next_page: false,
-            resumed: false,
-            total_count: 0,
-        }
-    }
-}
-
-impl EventConnection {
-    /// A page with nothing on it (activity the caller may not read).
-    pub fn empty() -> Self {
-        Self {
-            items: Vec::new(),
-            has_next_page: false,
-            resumed: false,
-            total_count: 0,
-        }
-    }
-}
-
-/// A page of a contact's conversations, latest first.
-#[Object]
-impl ConversationConnection {
-    /// The conversations, each with its cursor.
-    async fn edges(&self) -> Vec<ConversationEdge> {
-        self.items
-            .iter()
-            .map(|c| ConversationEdge {
-                cursor: encode_cursor(c.started_at, &c.id),
-                node: ConversationView(c.clone()),
-            })
-            .collect()
-    }
-
-    /// The conversations.
-    async fn nodes(&self) -> Vec<ConversationView> {
-        self.items.iter().cloned().map(ConversationView).collect()
-    }
-
-    /// Where this page stops.
-    async fn page_info(&self) -> PageInfo {
-        let cursors: Vec<String> = [self.items.first(), self.items.last()]
-            .into_iter()
-            .flatten()
-            .map(|c| encode_cursor(c.started_at, &c.id))
-            .collect();
-        page_info(&cursors, self.resumed, self.has_next_page)
-    }
-
-    /// How many conversations the contact had in all.
-    async fn total_count(&self) -> u64 {
-        self.total_count
-    }
-}
-
-/// A page of a contact's events, latest first.
-#[Object]
-impl EventConnection {
-    /// The events, each with its cursor.
-    async fn edges(&self) -> Vec<EventEdge> {
-        self.items
-            .iter()
-            .map(|e| EventEdge {
-                cursor: encode_cursor(e.at, &e.id),
-                node: EventView(e.clone()),
-            })
-            .collect()
-    }
-
-    /// The events.
-    async fn nodes(&self) -> Vec<EventView> {
-        self.items.iter().cloned().map(EventView).collect()
-    }
-
-    /// Where this page stops.
-    async fn page_info(&self) -> PageInfo {
-        let cursors: Vec<String> = [self.items.first(), self.items.last()]
-            .into_iter()
-            .flatten()
-            .map(|e| encode_cursor(e.at, &e.id))
-            .collect();
-        page_info(&cursors, self.resumed, self.has_next_page)
-    }
-
-    /// How many events the contact has in all (of the name asked for, when given).
-    async fn total_count(&self) -> u64 {
-        self.total_count
-    }
-}
-
-/// Page information from the cursors of the page's first and last items.
-fn page_info(first_and_last: &[String], resumed: bool, has_next_page: bool) -> PageInfo {
-    PageInfo {
-        has_next_page,
-        end_cursor: first_and_last.last().cloned(),
-        has_previous_page: resumed,
-        start_cursor: first_and_last.first().cloned(),
-    }
-}
-
 /// Reads a page of `contact`'s conversations for a resolver; a first page of a contact read
 /// with a page of contacts loads with the page's other contacts.
 pub async fn conversations_page(
@@ -273,31 +129,31 @@ pub async fn conversations_page(
     batch: Option<&PageBatch>,
     first: Option<i32>,
     after: Option<String>,
-) -> async_graphql::Result<ConversationConnection> {
+) -> async_graphql::Result<Connection<ConversationView>> {
     let first = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).api()?;
-    let after = after
+    let resume = after
         .as_deref()
         .map(decode_activity_cursor)
         .transpose()
         .api()?;
     let activity = &services(ctx)?.activity;
-    let mut items = match (batch, &after) {
+    let mut items = match (batch, &resume) {
         (Some(batch), None) => batch.conversations(activity, &contact.id, first + 1).await,
         _ => {
             activity
-                .conversations(&contact.workspace, &contact.id, after.as_ref(), first + 1)
+                .conversations(&contact.workspace, &contact.id, resume.as_ref(), first + 1)
                 .await
         }
     }
     .api()?;
     let has_next_page = items.len() > first;
     items.truncate(first);
-    Ok(ConversationConnection {
-        items,
-        has_next_page,
-        resumed: after.is_some(),
-        total_count: contact.activity.conversation_count,
-    })
+    let items = items
+        .into_iter()
+        .map(|c| (encode_cursor(c.started_at, &c.id), ConversationView(c)))
+        .collect();
+    let total = Total::Known(contact.activity.conversation_count);
+    Ok(Connection::of_page(items, has_next_page, after, total))
 }
 
 /// Reads a page of `contact`'s events for a resolver; a first page of a contact read with a
@@ -309,9 +165,9 @@ pub async fn events_page(
     first: Option<i32>,
     after: Option<String>,
     name: Option<String>,
-) -> async_graphql::Result<EventConnection> {
+) -> async_graphql::Result<Connection<EventView>> {
     let first = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).api()?;
-    let after = after
+    let resume = after
         .as_deref()
         .map(decode_activity_cursor)
         .transpose()
@@ -323,7 +179,7 @@ pub async fn events_page(
         .map_err(ServiceError::from)
         .api()?;
     let activity = &services(ctx)?.activity;
-    let mut items = match (batch, &after) {
+    let mut items = match (batch, &resume) {
         (Some(batch), None) => {
             batch
                 .events(activity, &contact.id, name.as_ref(), first + 1)
@@ -335,7 +191,7 @@ pub async fn events_page(
                     &contact.workspace,
                     &contact.id,
                     name.as_ref(),
-                    after.as_ref(),
+                    resume.as_ref(),
                     first + 1,
                 )
                 .await
@@ -349,10 +205,14 @@ pub async fn events_page(
         Some(name) => events.get(name.as_str()).map_or(0, |rollup| rollup.count),
         None => events.values().map(|rollup| rollup.count).sum(),
     };
-    Ok(EventConnection {
+    let items = items
+        .into_iter()
+        .map(|e| (encode_cursor(e.at, &e.id), EventView(e)))
+        .collect();
+    Ok(Connection::of_page(
         items,
         has_next_page,
-        resumed: after.is_some(),
-        total_count,
-    })
+        after,
+        Total::Known(total_count),
+    ))
 }

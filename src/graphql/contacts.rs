@@ -7,8 +7,8 @@ use super::args::{
     ConsistencyView, ContactFieldsInput, ContactOrderInput, IdentityInput, SortDirection,
     page_size, parse_change, segment_source,
 };
-use super::connection::{
-    ContactConnection, decode_cursor, decode_order_cursor, decode_rank_cursor,
+use super::contact_page::{
+    self, ContactConnection, decode_cursor, decode_order_cursor, decode_rank_cursor,
 };
 use super::error::ApiResult;
 use super::guard::RequireScope;
@@ -108,7 +108,7 @@ impl ContactQuery {
                 ))
                 .api();
             }
-            let after = after
+            let resume = after
                 .as_deref()
                 .map(decode_order_cursor)
                 .transpose()
@@ -121,17 +121,13 @@ impl ContactQuery {
                     source,
                     &crate::domain::segment_field_name(&order.field),
                     order.direction == SortDirection::Desc,
-                    after,
+                    resume,
                     first,
                     consistency.into(),
                 )
                 .await
                 .api()?;
-            return Ok(ContactConnection::from_ordered(
-                &workspace,
-                page,
-                after.is_some(),
-            ));
+            return Ok(contact_page::in_order(&workspace, page, after));
         }
         if let Some(text) = search {
             let offset = after
@@ -146,34 +142,26 @@ impl ContactQuery {
                 .search(caller, &text, source, offset, first, consistency.into())
                 .await
                 .api()?;
-            return Ok(ContactConnection::from_search(&workspace, page, offset));
+            return Ok(contact_page::by_rank(&workspace, page, offset, after));
         }
-        let after = after.as_deref().map(decode_cursor).transpose().api()?;
+        let resume = after.as_deref().map(decode_cursor).transpose().api()?;
         if let Some(source) = source {
             ServiceError::require_scope(caller, Scope::SegmentsRead).api()?;
             let page = self
                 .services
                 .segments
-                .members(caller, source, after, first, consistency.into())
+                .members(caller, source, resume, first, consistency.into())
                 .await
                 .api()?;
-            return Ok(ContactConnection::from_segment(
-                &workspace,
-                page,
-                after.is_some(),
-            ));
+            return Ok(contact_page::by_id(&workspace, page, after));
         }
         let page = self
             .services
             .segments
-            .all_contacts(&workspace, after, first, consistency.into())
+            .all_contacts(&workspace, resume, first, consistency.into())
             .await
             .api()?;
-        Ok(ContactConnection::from_segment(
-            &workspace,
-            page,
-            after.is_some(),
-        ))
+        Ok(contact_page::by_id(&workspace, page, after))
     }
 
     /// Everything held about a contact, for a data subject request: its fields (sensitive

@@ -7,7 +7,7 @@ use futures_util::{Stream, StreamExt};
 use super::args::page_size;
 use super::error::ApiResult;
 use super::guard::RequireScope;
-use super::page::{Connection, CountList, DEFAULT_PAGE_SIZE, page_complexity};
+use super::page::{Connection, CountList, DEFAULT_PAGE_SIZE, Total, page_complexity};
 use super::views::ContactView;
 use super::{CallerSource, caller, caller_source};
 use crate::domain::{
@@ -125,7 +125,12 @@ impl LiveQuery {
             let (services, caller, slug) = (services.clone(), caller.clone(), slug.clone());
             Box::pin(async move { services.live.segment_change_count(&caller, &slug).await })
         });
-        Ok(Connection::of_page(items, page.has_more, after, count))
+        Ok(Connection::of_page(
+            items,
+            page.has_more,
+            after,
+            Total::Counted(count),
+        ))
     }
 }
 

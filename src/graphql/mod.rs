@@ -1,6 +1,7 @@
 //! The GraphQL API: roots merged per area, thin resolvers over the services. Roots never
 //! import each other: what several share lives in `args` (inputs), `views`, `identity_view`,
-//! `segment_view`, `merge_view`, `key_view`, `webhook_view`, `page` and `connection` (outputs).
+//! `segment_view`, `merge_view`, `key_view`, `webhook_view`, `page`, `contact_page` and `cursor`
+//! (outputs).
 
 mod activity;
 mod activity_view;
@@ -8,8 +9,9 @@ mod args;
 mod attributes;
 mod checked_documents;
 mod coercion_messages;
-mod connection;
+mod contact_page;
 mod contacts;
+mod cursor;
 pub mod error;
 mod gate;
 mod guard;

@@ -1,8 +1,8 @@
 //! The one connection shape of the API: `XConnection { edges { cursor node } nodes pageInfo
 //! totalCount }` with one `PageInfo`, paged forward by `first` (default 20, at most 100) and an
 //! opaque `after`. [`Connection::of_list`] pages a list the service reads whole (the lists a
-//! workspace or a contact holds); the contact, activity, feed and delivery connections page
-//! in the store and share [`PageInfo`].
+//! workspace or a contact holds); [`Connection::of_page`] wraps a page the store read (contacts,
+//! activity, the membership feed, the delivery log).
 
 use std::borrow::Cow;
 
@@ -11,7 +11,7 @@ use async_graphql::{Object, OutputType, SimpleObject, TypeName};
 use futures_util::future::BoxFuture;
 
 use super::args::page_size;
-use super::connection::{open_cursor, seal_cursor};
+use super::cursor::{open_cursor, seal_cursor};
 use super::error::ApiResult;
 use crate::service::ServiceError;
 
@@ -75,7 +75,7 @@ pub struct Connection<T> {
 pub type CountList = Box<dyn Fn() -> BoxFuture<'static, Result<u64, ServiceError>> + Send + Sync>;
 
 /// How a connection knows the size of its whole list.
-enum Total {
+pub enum Total {
     /// Known with the page (a list read whole).
     Known(u64),
     /// Counted in the store when asked for.
@@ -132,14 +132,19 @@ pub enum KeyOrder {
 }
 
 impl<T: OutputType + Clone> Connection<T> {
+    /// A page with nothing on it and nothing after it (a list the caller may not read).
+    pub fn empty() -> Self {
+        Self::of_page(Vec::new(), false, None, Total::Known(0))
+    }
+
     /// A page the store read: its items with their cursors (in page order), whether more
-    /// follow, the `after` it started after, and how to count the whole list. The end cursor
+    /// follow, the `after` it started after, and the size of the whole list. The end cursor
     /// of an empty page is `after`, so a poller keeps its place.
     pub fn of_page(
         items: Vec<(String, T)>,
         has_next_page: bool,
         after: Option<String>,
-        count: CountList,
+        total: Total,
     ) -> Self {
         let page_info = PageInfo {
             has_next_page,
@@ -153,7 +158,7 @@ impl<T: OutputType + Clone> Connection<T> {
         Self {
             items,
             page_info,
-            total: Total::Counted(count),
+            total,
         }
     }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
 use super::args::{IdentityInput, page_size, segment_source};
-use super::connection::{ContactConnection, decode_cursor};
+use super::contact_page::{self, ContactConnection, decode_cursor};
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::lookup::{ContactLookupInput, look_up};
@@ -406,17 +406,13 @@ impl SegmentView {
     ) -> async_graphql::Result<ContactConnection> {
         let services = services(ctx)?;
         let first = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).api()?;
-        let after = after.as_deref().map(decode_cursor).transpose().api()?;
+        let resume = after.as_deref().map(decode_cursor).transpose().api()?;
         let page = services
             .segments
-            .saved_members(&*caller(ctx)?, &self.0.slug, after, first)
+            .saved_members(&*caller(ctx)?, &self.0.slug, resume, first)
             .await
             .api()?;
-        Ok(ContactConnection::from_segment(
-            &self.0.workspace,
-            page,
-            after.is_some(),
-        ))
+        Ok(contact_page::by_id(&self.0.workspace, page, after))
     }
 
     /// How many contacts are members.

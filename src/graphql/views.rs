@@ -5,9 +5,7 @@ use std::sync::{Arc, OnceLock};
 use async_graphql::{Context, Enum, ID, Name, Object, SimpleObject, Value as GraphqlValue};
 use chrono::{DateTime, Utc};
 
-use super::activity_view::{
-    ConversationConnection, EventConnection, conversations_page, events_page,
-};
+use super::activity_view::{ConversationView, EventView, conversations_page, events_page};
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::identity_view::IdentityView;
@@ -26,6 +24,7 @@ use crate::domain::{
 /// The result of a write shown to a key without `contacts:read` holds only what it wrote. A key
 /// that requires verified identities sees, on every path but a verified visitor's lookup
 /// (and the `identify` that verified it), only what the visitor itself said.
+#[derive(Clone)]
 pub struct ContactView {
     contact: Arc<Contact>,
     /// The page this contact was read with, whose nested fields load together.
@@ -375,9 +374,9 @@ impl ContactView {
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<ConversationConnection> {
+    ) -> async_graphql::Result<Connection<ConversationView>> {
         if self.restricted(&*caller(ctx)?) || !self.readable(ctx, "conversations")? {
-            return Ok(ConversationConnection::empty());
+            return Ok(Connection::empty());
         }
         conversations_page(ctx, &self.contact, self.page.as_deref(), first, after).await
     }
@@ -394,9 +393,9 @@ impl ContactView {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         name: Option<String>,
-    ) -> async_graphql::Result<EventConnection> {
+    ) -> async_graphql::Result<Connection<EventView>> {
         if self.restricted(&*caller(ctx)?) || !self.readable(ctx, "events")? {
-            return Ok(EventConnection::empty());
+            return Ok(Connection::empty());
         }
         events_page(ctx, &self.contact, self.page.as_deref(), first, after, name).await
     }

@@ -9,7 +9,7 @@ use super::args::page_size;
 use super::caller;
 use super::error::ApiResult;
 use super::guard::RequireScope;
-use super::page::{Connection, CountList, DEFAULT_PAGE_SIZE, page_complexity};
+use super::page::{Connection, CountList, DEFAULT_PAGE_SIZE, Total, page_complexity};
 use super::webhook_view::{EventType, WebhookView};
 use crate::domain::{DeliveryStatus, Scope, WebhookDelivery, WebhookEvent};
 use crate::service::{CreatedWebhook, ServiceError, Services, WebhookInput};
@@ -268,7 +268,12 @@ impl WebhookQuery {
             let (services, caller, id) = (services.clone(), caller.clone(), webhook_id.clone());
             Box::pin(async move { services.webhooks.delivery_count(&caller, &id).await })
         });
-        Ok(Connection::of_page(items, page.has_more, after, count))
+        Ok(Connection::of_page(
+            items,
+            page.has_more,
+            after,
+            Total::Counted(count),
+        ))
     }
 }
 
