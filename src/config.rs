@@ -263,6 +263,8 @@ impl ApiSettings {
 
 /// Default of [`Settings::change_log_retention`].
 pub const DEFAULT_CHANGE_LOG_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// How long membership feed entries are kept unless `FEED_RETENTION_DAYS` says otherwise.
+pub const DEFAULT_FEED_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 /// Default of [`Settings::index_commit_delay`].
 pub const DEFAULT_INDEX_COMMIT_DELAY: Duration = Duration::from_millis(100);
@@ -522,7 +524,7 @@ impl Settings {
         };
         let index_writer_bytes = megabytes("INDEX_WRITER_MB", DEFAULT_INDEX_WRITER_MB, 16)?;
         let feed_retention = match from_env("FEED_RETENTION_DAYS") {
-            None => crate::service::live::DEFAULT_FEED_RETENTION,
+            None => DEFAULT_FEED_RETENTION,
             Some(raw) => raw
                 .parse::<i64>()
                 .ok()

@@ -9,7 +9,7 @@ use tantivy::schema::OwnedValue;
 
 use super::record::{ContactRecord, field_path};
 use super::schema::IndexFields;
-use super::search::{SEARCHABLE, fold_whole, fold_words};
+use super::search_text::{SEARCHABLE, fold_whole, fold_words};
 use crate::domain::{Contact, ContactId, WorkspaceId};
 
 /// The unique key term of a contact's document.

@@ -13,6 +13,7 @@ mod order;
 mod record;
 mod schema;
 mod search;
+mod search_text;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -30,7 +31,8 @@ use tracing::warn;
 pub use compile::UnexpandedReference;
 pub use order::{OrderedMembers, Rank, SortColumn, SortKey};
 pub use record::{ContactRecord, field_path};
-pub use search::{Found, SEARCHABLE, SearchQuery, fold_words};
+pub use search::{Found, SearchQuery};
+pub use search_text::{SEARCHABLE, fold_words};
 
 use crate::domain::{Contact, ContactId, WorkspaceId};
 use bits::Bits;

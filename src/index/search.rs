@@ -5,30 +5,17 @@
 //! matched (a whole word, the start of the value, the start of a word, inside the value, one
 //! typo away: in that order), then by recency.
 
-use std::cell::RefCell;
-
 use chrono::{DateTime, Utc};
 use qwry_segment::{BuiltinField, Checked, Field};
-use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RawTokenizer, SimpleTokenizer, TextAnalyzer,
-};
 
 use super::bits::Bits;
 use super::compile::{Leaf, Plan, SearchMode, plan_for};
 use super::execute;
 use super::facts::{Timeline, contact_id};
 use super::record::field_path;
+use super::search_text::{SEARCHABLE, fold_words};
 use super::{IndexError, SegmentIndex};
 use crate::domain::{ContactId, WorkspaceId};
-
-/// The built-in fields search looks in.
-pub const SEARCHABLE: [BuiltinField; 5] = [
-    BuiltinField::Name,
-    BuiltinField::Email,
-    BuiltinField::Phone,
-    BuiltinField::ExternalId,
-    BuiltinField::Company,
-];
 
 /// Shortest query word that may match with one typo.
 const FUZZY_FROM: usize = 5;
@@ -36,47 +23,6 @@ const FUZZY_FROM: usize = 5;
 const MAX_WORDS: usize = 6;
 /// Points for a word matched whole, the best way.
 const WORD_POINTS: u8 = 8;
-
-thread_local! {
-    static WORDS: RefCell<TextAnalyzer> = RefCell::new(
-        TextAnalyzer::builder(SimpleTokenizer::default())
-            .filter(LowerCaser)
-            .filter(AsciiFoldingFilter)
-            .build(),
-    );
-    static WHOLE: RefCell<TextAnalyzer> = RefCell::new(
-        TextAnalyzer::builder(RawTokenizer::default())
-            .filter(LowerCaser)
-            .filter(AsciiFoldingFilter)
-            .build(),
-    );
-}
-
-/// `text` lower-cased with accents folded, whole.
-pub fn fold_whole(text: &str) -> String {
-    WHOLE.with(|analyzer| {
-        let mut analyzer = analyzer.borrow_mut();
-        let mut stream = analyzer.token_stream(text);
-        let mut folded = String::new();
-        while let Some(token) = stream.next() {
-            folded.push_str(&token.text);
-        }
-        folded
-    })
-}
-
-/// The words of `text`, lower-cased with accents folded.
-pub fn fold_words(text: &str) -> Vec<String> {
-    WORDS.with(|analyzer| {
-        let mut analyzer = analyzer.borrow_mut();
-        let mut stream = analyzer.token_stream(text);
-        let mut words = Vec::new();
-        while let Some(token) = stream.next() {
-            words.push(token.text.clone());
-        }
-        words
-    })
-}
 
 /// A search as the index runs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -365,6 +311,7 @@ impl Scored {
 
 #[cfg(test)]
 mod tests {
+    use super::super::search_text::fold_whole;
     use super::*;
 
     #[test]

@@ -23,9 +23,9 @@ use super::change_cursor::{Batch, COMMIT_GRACE, ChangeCursor, Sweep, key_below};
 pub use super::step_states::StateSources;
 use super::step_states::{self, RecentRemovals, Uncommitted};
 use crate::domain::{ContactId, WorkspaceId};
-use crate::index::{CommitPayload, IndexChange, IndexError, PROJECTION_VERSION, SegmentIndex};
-use crate::service::live::{LiveError, MembershipEngine};
-use crate::store::{Backlog, Change, Store, StoreError, change_key_at};
+use crate::index::{CommitPayload, IndexChange, PROJECTION_VERSION, SegmentIndex};
+use crate::service::live::MembershipEngine;
+use crate::store::{Backlog, Change, Store, change_key_at};
 
 /// Change-log entries read per step.
 const BATCH_SIZE: usize = 1_000;
@@ -78,22 +78,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// in this instance's segment results well within a second.
 const SHARED_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Failures of the indexer.
-#[derive(Debug, thiserror::Error)]
-pub enum IndexerError {
-    /// Reading the change log or the contacts failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Writing the index failed.
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    /// A blocking index task panicked.
-    #[error("index task failed: {0}")]
-    Task(String),
-    /// Recording segment membership changes failed.
-    #[error(transparent)]
-    Live(#[from] LiveError),
-}
+pub use super::indexer_error::IndexerError;
 
 /// How current the index is.
 #[derive(Debug, Clone, PartialEq)]

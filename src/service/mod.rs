@@ -16,6 +16,7 @@ mod identity;
 mod identity_token;
 mod import;
 pub mod indexer;
+mod indexer_error;
 #[cfg(test)]
 mod indexer_tests;
 mod keys;

@@ -14,6 +14,7 @@ mod changes;
 mod connection;
 mod contact_cache;
 mod contacts;
+mod delivery_keys;
 mod feed;
 pub use feed::FedState;
 mod identities;

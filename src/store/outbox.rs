@@ -19,49 +19,19 @@
 //! A range scan from the cursor starts past them.
 
 use std::collections::HashSet;
-use std::ops::Bound;
 
-use surrealdb::types::{RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue};
+use surrealdb::types::{RecordId, SurrealValue};
 
-use super::records::compound_key;
-use super::webhooks::{
-    AFTER_ALL_MESSAGES, DELIVERY_TABLE, DeliveryRecord, delivery_key, message_of,
+use super::delivery_keys::{
+    DELIVERY_TABLE, RETRY_TABLE, cursor_key, delivery_key, endpoint_range, message_of,
 };
+use super::webhooks::DeliveryRecord;
 use super::{Store, StoreError};
 use crate::domain::{DeliveryStatus, WebhookDelivery, WebhookId, WorkspaceId};
-
-pub(super) const RETRY_TABLE: &str = "webhook_retry";
-pub(super) const CURSOR_TABLE: &str = "webhook_cursor";
-
-/// `webhook_cursor:[workspace, webhook]`.
-pub(super) fn cursor_key(workspace: &WorkspaceId, webhook: &WebhookId) -> RecordId {
-    compound_key(CURSOR_TABLE, workspace, webhook.as_str().to_owned())
-}
 
 /// `webhook_retry:[workspace, webhook, message]`, the same key as the delivery's.
 fn retry_key(workspace: &WorkspaceId, webhook: &WebhookId, message: String) -> RecordId {
     RecordId::new(RETRY_TABLE, delivery_key(workspace, webhook, message))
-}
-
-/// Every key of `table` of one endpoint, after message `after` when given.
-pub(super) fn endpoint_range(
-    table: &str,
-    workspace: &WorkspaceId,
-    webhook: &WebhookId,
-    after: Option<&str>,
-) -> RecordId {
-    let key = |message: &str| delivery_key(workspace, webhook, message.to_owned());
-    let start = match after {
-        Some(message) => Bound::Excluded(key(message)),
-        None => Bound::Included(key("")),
-    };
-    RecordId::new(
-        table,
-        RecordIdKey::Range(Box::new(RecordIdKeyRange {
-            start,
-            end: Bound::Excluded(key(AFTER_ALL_MESSAGES)),
-        })),
-    )
 }
 
 #[derive(Debug, SurrealValue)]

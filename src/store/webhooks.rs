@@ -5,10 +5,13 @@
 //! records the feed entries they are about (see [`Store::record_membership_changes`]).
 
 use chrono::{DateTime, Utc};
-use surrealdb::types::{Array, RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue};
+use surrealdb::types::{RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue};
 
 use super::catalog::CatalogWrite;
-use super::outbox::{RETRY_TABLE, cursor_key, endpoint_range};
+use super::delivery_keys::{
+    AFTER_ALL_MESSAGES, DELIVERY_TABLE, RETRY_TABLE, cursor_key, delivery_key, endpoint_range,
+    message_of,
+};
 use super::records::compound_key;
 use super::{Store, StoreError};
 use crate::domain::{
@@ -16,26 +19,11 @@ use crate::domain::{
 };
 
 pub(super) const WEBHOOK_TABLE: &str = "webhook";
-pub(super) const DELIVERY_TABLE: &str = "webhook_delivery";
-/// Sorts after every message id.
-pub(super) const AFTER_ALL_MESSAGES: &str = "~";
 /// Deliveries deleted per transaction when a deleted endpoint's log is purged.
 const PURGE_CHUNK: i64 = 1_000;
 
 fn webhook_key(workspace: &WorkspaceId, id: &WebhookId) -> RecordId {
     compound_key(WEBHOOK_TABLE, workspace, id.as_str().to_owned())
-}
-
-pub(super) fn delivery_key(
-    workspace: &WorkspaceId,
-    webhook: &WebhookId,
-    message: String,
-) -> RecordIdKey {
-    RecordIdKey::Array(Array::from(vec![
-        workspace.as_str().to_owned(),
-        webhook.as_str().to_owned(),
-        message,
-    ]))
 }
 
 /// Where a secret belongs, for the sealer's associated data.
@@ -417,17 +405,6 @@ impl Store {
             RecordIdKey::Range(Box::new(delivery_range(workspace, id, None))),
         );
         self.count_in(range).await
-    }
-}
-
-/// The message id of a delivery's record id (a retry entry's too: it has the same key).
-pub(super) fn message_of(id: &RecordId) -> Option<String> {
-    match &id.key {
-        RecordIdKey::Array(parts) => match parts.get(2) {
-            Some(surrealdb::types::Value::String(message)) => Some(message.clone()),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

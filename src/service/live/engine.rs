@@ -30,7 +30,7 @@ const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3_600
 /// Contacts read per page while scanning a window.
 const SCAN_PAGE: usize = 5_000;
 /// Default of how long feed entries are kept.
-pub const DEFAULT_FEED_RETENTION: TimeDelta = TimeDelta::days(30);
+pub use crate::config::DEFAULT_FEED_RETENTION;
 
 /// Failures of the engine.
 #[derive(Debug, thiserror::Error)]
