@@ -320,11 +320,8 @@ fn import_options(
             .and_then(ImportFormat::parse)
             .unwrap_or(ImportFormat::Ndjson),
     };
-    let match_by = match match_by {
-        "external-id" | "externalId" => MatchBy::ExternalId,
-        "email" => MatchBy::Email,
-        "phone" => MatchBy::Phone,
-        other => anyhow::bail!("--match-by is `{other}`; use external-id, email or phone"),
+    let Some(match_by) = MatchBy::parse(match_by) else {
+        anyhow::bail!("--match-by is `{match_by}`; use external-id, email or phone");
     };
     Ok(ImportOptions {
         format,

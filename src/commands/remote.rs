@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use futures_util::StreamExt;
-use qwry_contacts::service::{ImportFormat, ImportOptions, MatchBy};
+use qwry_contacts::service::{ImportFormat, ImportOptions};
 use serde_json::Value;
 
 use super::import_progress::{RowProgress, wait_for_index};
@@ -56,14 +56,7 @@ impl RemoteService {
                     ImportFormat::Csv => "csv",
                 },
             )
-            .append_pair(
-                "matchBy",
-                match options.match_by {
-                    MatchBy::ExternalId => "externalId",
-                    MatchBy::Email => "email",
-                    MatchBy::Phone => "phone",
-                },
-            )
+            .append_pair("matchBy", options.match_by.as_str())
             .append_pair("dryRun", if options.dry_run { "true" } else { "false" });
         let size = input.metadata().await.map(|meta| meta.len()).unwrap_or(0);
         let mut progress = RowProgress::importing(size);

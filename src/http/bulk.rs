@@ -74,11 +74,14 @@ pub async fn import(
             "`format` must be `ndjson` or `csv`",
         ));
     };
-    let match_by = match params.match_by.as_deref() {
-        None | Some("externalId" | "external_id") => MatchBy::ExternalId,
-        Some("email") => MatchBy::Email,
-        Some("phone") => MatchBy::Phone,
-        Some(other) => {
+    let match_by = match params
+        .match_by
+        .as_deref()
+        .map(|raw| (raw, MatchBy::parse(raw)))
+    {
+        None => MatchBy::ExternalId,
+        Some((_, Some(match_by))) => match_by,
+        Some((other, None)) => {
             return error_response(ServiceError::invalid(
                 "matchBy",
                 format!("`matchBy` is `{other}`; use `externalId`, `email` or `phone`"),

@@ -87,6 +87,28 @@ pub enum MatchBy {
     Phone,
 }
 
+impl MatchBy {
+    /// The way named `raw` (`externalId`, `email`, `phone`; `external_id` and the CLI's
+    /// `external-id` are read too).
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "externalId" | "external_id" | "external-id" => Some(Self::ExternalId),
+            "email" => Some(Self::Email),
+            "phone" => Some(Self::Phone),
+            _ => None,
+        }
+    }
+
+    /// The way's name in the HTTP API (`matchBy=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ExternalId => "externalId",
+            Self::Email => "email",
+            Self::Phone => "phone",
+        }
+    }
+}
+
 /// How an import runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImportOptions {
@@ -267,5 +289,22 @@ impl JobRegistry {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MatchBy;
+
+    #[test]
+    fn match_by_reads_every_spelling_and_names_itself_as_the_api_does() {
+        for raw in ["externalId", "external_id", "external-id"] {
+            assert_eq!(MatchBy::parse(raw), Some(MatchBy::ExternalId), "{raw}");
+        }
+        for way in [MatchBy::ExternalId, MatchBy::Email, MatchBy::Phone] {
+            assert_eq!(MatchBy::parse(way.as_str()), Some(way));
+        }
+        assert_eq!(MatchBy::parse("ExternalId"), None);
+        assert_eq!(MatchBy::parse(""), None);
     }
 }
