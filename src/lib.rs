@@ -2,8 +2,8 @@
 //! customers, served over GraphQL. See `README.md` for running it and `../shared/DESIGN.md`
 //! for the architecture.
 
+pub mod actor;
 pub mod app;
-pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod graphql;

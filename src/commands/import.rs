@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use qwry_contacts::actor::acting_as;
 use qwry_contacts::app::App;
-use qwry_contacts::audit::acting_as;
 use qwry_contacts::config::Settings;
 use qwry_contacts::domain::WorkspaceId;
 use qwry_contacts::service::{ImportOptions, ImportReport};

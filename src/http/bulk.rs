@@ -17,7 +17,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::SharedState;
 use super::auth::Authenticated;
 use super::errors::error_response;
-use crate::audit::acting_as;
+use crate::actor::acting_as;
 use crate::domain::{ContactId, Scope};
 use crate::service::{
     ActivitySubject, ImportFormat, ImportOptions, MatchBy, ServiceError, contact_json,

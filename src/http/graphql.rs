@@ -15,7 +15,7 @@ use super::SharedState;
 use super::access::AccessSlot;
 use super::auth::Authenticated;
 use super::errors::{add_missing_codes, finish_response};
-use crate::audit::acting_as;
+use crate::actor::acting_as;
 use crate::domain::Caller;
 use crate::graphql::ReadOnly;
 

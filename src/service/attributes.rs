@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use super::ServiceError;
-use super::catalog::Catalogs;
+use super::catalog_cache::Catalogs;
 use crate::domain::{
     AttributeDefinition, AttributeName, AttributeType, Declaration, MergeRule, Text, WorkspaceId,
 };

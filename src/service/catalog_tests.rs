@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use secrecy::SecretString;
 
 use super::attributes::AttributeService;
-use super::catalog::{Catalogs, WorkspaceState};
+use super::catalog_cache::{Catalogs, WorkspaceState};
 use super::keys::{KeyChange, KeyService};
 use crate::config::{DatabaseUrl, StoreSettings};
 use crate::domain::{

@@ -6,7 +6,7 @@ use serde_json::{Map, Value as Json};
 use tracing::{debug, warn};
 
 use super::ServiceError;
-use super::catalog::Catalogs;
+use super::catalog_cache::Catalogs;
 use super::claims::{
     Claim, Collision, add_claims, contact_point_claims, is_retryable, stage_claims, unless_raced,
 };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value as Json, json};
 
 use super::ServiceError;
-use super::catalog::Catalogs;
+use super::catalog_cache::Catalogs;
 use super::segment::{Consistency, Resolved, SegmentService, SegmentSource};
 use super::sensitive::Revealer;
 use crate::domain::{Caller, Contact, ContactId, sensitive_names};

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::debug;
 
 use super::ServiceError;
-use super::catalog::Catalogs;
+use super::catalog_cache::Catalogs;
 use super::claims::{
     Claim, add_claims, contact_point_claims, is_retryable, stage_claims, unless_raced,
 };

@@ -131,7 +131,9 @@ async fn with_engine(
     store: &Store,
     index: &Arc<SegmentIndex>,
 ) -> (Indexer, Arc<super::live::MembershipEngine>) {
-    let catalogs = super::catalog::Catalogs::load(store.clone()).await.unwrap();
+    let catalogs = super::catalog_cache::Catalogs::load(store.clone())
+        .await
+        .unwrap();
     let engine = Arc::new(super::live::MembershipEngine::new(
         store.clone(),
         Arc::clone(index),

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tracing::info;
 
 use super::ServiceError;
-use super::catalog::Catalogs;
+use super::catalog_cache::Catalogs;
 use crate::domain::{
     ApiKey, ApiKeyId, Caller, FieldPolicy, KeyRate, Scopes, WorkspaceId, parse_key_name,
 };

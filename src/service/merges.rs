@@ -5,7 +5,7 @@ use chrono::Utc;
 use tracing::info;
 
 use super::ServiceError;
-use super::catalog::Catalogs;
+use super::catalog_cache::Catalogs;
 use super::indexer::ChangeNotifier;
 use crate::domain::{
     Contact, ContactId, MergeId, MergePlan, MergeRecord, MergeStrategy, WorkspaceId, plan_merge,

@@ -2,7 +2,7 @@
 
 mod activity;
 mod attributes;
-mod catalog;
+mod catalog_cache;
 #[cfg(test)]
 mod catalog_tests;
 mod change_cursor;
@@ -33,7 +33,7 @@ pub mod webhooks;
 
 pub use activity::{ActivityService, ActivitySubject, EventInput, Recorded};
 pub use attributes::AttributeService;
-pub use catalog::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
+pub use catalog_cache::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use error::{ErrorCode, ServiceError};
 pub use event_import::EventImportReport;

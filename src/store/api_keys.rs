@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use surrealdb::types::{RecordId, SurrealValue};
 
-use super::catalog::CatalogWrite;
+use super::catalog_versions::CatalogWrite;
 use super::records::compound_key;
 use super::{Store, StoreError};
 use crate::domain::{ApiKey, ApiKeyId, FieldPolicy, KeyRate, NameSet, Scope, Scopes, WorkspaceId};

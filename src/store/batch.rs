@@ -16,7 +16,7 @@ use super::merges::{
 };
 use super::records::{CONTACT_TABLE, ContactRecord, contact_key};
 use super::{Store, StoreError};
-use crate::audit::current_actor;
+use crate::actor::current_actor;
 use crate::domain::{Contact, ContactId, Identity, IdentityKey, MergeId, MergeRecord, WorkspaceId};
 
 /// The contact record's list of its identities (see [`super::identities`]).

@@ -8,7 +8,7 @@ mod api_keys;
 mod attributes;
 mod backup;
 mod batch;
-mod catalog;
+mod catalog_versions;
 mod change_payloads;
 mod changes;
 mod connection;
@@ -339,7 +339,7 @@ impl Store {
         id: surrealdb::types::RecordId,
         record: R,
     ) -> Result<(), StoreError> {
-        let mut write = catalog::CatalogWrite::new(workspace);
+        let mut write = catalog_versions::CatalogWrite::new(workspace);
         let id = write.bind(id);
         let record = write.bind(record);
         write.statement(format!("{statement} {id} CONTENT {record} RETURN NONE"));

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use surrealdb::types::{Array, RecordId, RecordIdKey, SurrealValue};
 
-use super::catalog::CatalogWrite;
+use super::catalog_versions::CatalogWrite;
 use super::{Store, StoreError};
 use crate::domain::{SavedSegment, Sealer, Slug, Text, WorkspaceId};
 

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use surrealdb::types::{RecordId, RecordIdKey, RecordIdKeyRange, SurrealValue};
 
-use super::catalog::CatalogWrite;
+use super::catalog_versions::CatalogWrite;
 use super::delivery_keys::{
     AFTER_ALL_MESSAGES, DELIVERY_TABLE, RETRY_TABLE, cursor_key, delivery_key, endpoint_range,
     message_of,

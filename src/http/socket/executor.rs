@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::super::SharedState;
 use super::super::errors::finish_response;
 use super::super::rate_limit::{Admission, whole_seconds};
-use crate::audit::acting_as_stream;
+use crate::actor::acting_as_stream;
 use crate::domain::Caller;
 use crate::graphql::error::api_error;
 use crate::service::ServiceError;

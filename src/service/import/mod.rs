@@ -31,7 +31,7 @@ use report::{BatchOutcome, JobRegistry};
 pub use report::{ImportFormat, ImportOptions, ImportReport, JobStatus, MatchBy, RowError};
 
 use super::ServiceError;
-use super::catalog::Catalogs;
+use super::catalog_cache::Catalogs;
 use super::indexer::ChangeNotifier;
 use crate::domain::{AttributeRegistry, ImportRow, ParsedRow, WorkspaceId, check_columns};
 use crate::store::Store;

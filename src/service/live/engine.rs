@@ -10,8 +10,8 @@ use qwry_segment::eval::next_change;
 use qwry_segment::{Checked, Field, Test, TimePoint};
 use tokio::sync::broadcast;
 
-use super::payload;
 use super::timer::Timer;
+use super::webhook_body;
 use crate::domain::{
     Contact, ContactId, MembershipCause, MembershipChange, MembershipKind, Slug, Webhook,
     WebhookDelivery, WorkspaceId,
@@ -681,7 +681,7 @@ impl MembershipEngine {
         for entry in entries {
             for hook in hooks_of(&entry.workspace) {
                 if hook.wants_membership(&entry.segment) {
-                    let payload = payload::membership(entry, now);
+                    let payload = webhook_body::membership(entry, now);
                     deliveries.push(self.delivery(&hook, Some(entry.contact), payload, now));
                 }
             }
@@ -700,7 +700,7 @@ impl MembershipEngine {
                     {
                         continue;
                     }
-                    let payload = payload::contact_changed(*id, contact.is_some(), now);
+                    let payload = webhook_body::contact_changed(*id, contact.is_some(), now);
                     deliveries.push(self.delivery(&hook, Some(*id), payload, now));
                 }
             }

@@ -20,8 +20,8 @@
 mod engine;
 mod fanout;
 mod follow;
-pub mod payload;
 mod timer;
+pub mod webhook_body;
 
 pub use engine::{DEFAULT_FEED_RETENTION, FeedEvent, LiveError, MembershipEngine};
 pub use follow::{FeedPage, LiveService, MAX_FEED_PAGE};

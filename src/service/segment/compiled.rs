@@ -12,7 +12,7 @@ use qwry_segment::{
 
 use super::MAX_REFERENCE_DEPTH;
 use crate::domain::{AttributeType, SavedSegment, Sealer, WorkspaceId};
-use crate::service::catalog::{Catalogs, WorkspaceState};
+use crate::service::catalog_cache::{Catalogs, WorkspaceState};
 
 /// A saved segment, compiled.
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use qwry_segment::eval::{EvalContext, FieldValue, Record, matches};
 use qwry_segment::{Checked, check};
 use serde_json::Value as Json;
 
-use super::catalog::CallerCatalog;
 use super::compiled::inline;
+use super::visible_catalog::CallerCatalog;
 use crate::index::ContactRecord;
 
 /// What an explanation shows instead of a sensitive attribute's value.

@@ -9,12 +9,12 @@
 //!                         CallerCatalog (attributes, policy, pii, compiled saved segments)
 //! ```
 
-mod catalog;
 mod compiled;
 mod explain;
 mod order;
 mod resolve;
 mod service;
+mod visible_catalog;
 
 use std::sync::Arc;
 use std::time::Duration;

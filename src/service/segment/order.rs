@@ -3,7 +3,7 @@
 
 use qwry_segment::{BuiltinField, Catalog, Field, FieldType};
 
-use super::catalog::CallerCatalog;
+use super::visible_catalog::CallerCatalog;
 use crate::index::{SortColumn, SortKey, field_path};
 use crate::service::ServiceError;
 

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use qwry_segment::ast::Expr;
 use qwry_segment::{Checked, Diagnostic, ErrorCode, check, parse};
 
-use super::catalog::CallerCatalog;
 use super::compiled::{Expansion, inline, reference_diagnostic};
+use super::visible_catalog::CallerCatalog;
 use super::{MAX_REFERENCE_DEPTH, SegmentSource};
 use crate::service::ServiceError;
 
@@ -186,7 +186,7 @@ mod tests {
         AttributeDefinition, AttributeName, AttributeType, Caller, FieldPolicy, MergeRule, NameSet,
         SavedSegment, Scopes, Slug, Text, WorkspaceId,
     };
-    use crate::service::catalog::WorkspaceState;
+    use crate::service::catalog_cache::WorkspaceState;
     use crate::service::segment::compiled::CompiledWorkspace;
 
     fn attribute(name: &str, value_type: AttributeType) -> AttributeDefinition {

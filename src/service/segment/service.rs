@@ -10,16 +10,16 @@ use qwry_segment::ast::Expr;
 use qwry_segment::mask::mask_hidden;
 use qwry_segment::{Checked, Diagnostic};
 
-use super::catalog::CallerCatalog;
 use super::compiled::{CompiledCatalogs, CompiledWorkspace};
 use super::explain::{ExplainNode, evaluate, explain_node};
 use super::order::sort_key;
 use super::resolve::{Rejected, Resolved, cycle_through, direct_references, resolve, resolve_expr};
+use super::visible_catalog::CallerCatalog;
 use super::{Consistency, LATEST_TIMEOUT, SegmentDraft, SegmentPage, SegmentSource, Validation};
 use crate::domain::{Caller, Contact, ContactId, SavedSegment, Slug, WorkspaceId};
 use crate::index::{ContactRecord, Members, Rank, SearchQuery, SegmentIndex, fold_words};
 use crate::service::ServiceError;
-use crate::service::catalog::{Catalogs, WorkspaceState};
+use crate::service::catalog_cache::{Catalogs, WorkspaceState};
 use crate::service::indexer::{IndexStatus, Indexer};
 use crate::store::Store;
 use crate::telemetry::Metrics;

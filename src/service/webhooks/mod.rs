@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 
-use super::live::payload;
+use super::live::webhook_body;
 use super::{Catalogs, ServiceError};
 use crate::domain::{
     Caller, MAX_WEBHOOKS, Scope, Slug, Webhook, WebhookDelivery, WebhookEvent, WebhookId,
@@ -270,9 +270,15 @@ impl WebhookService {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no webhook `{}`", webhook.id)))?;
         let now = Utc::now();
-        let body = payload::test(webhook.id.as_str(), now);
-        let mut delivery =
-            WebhookDelivery::pending(message_id(), &webhook, None, payload::TEST_EVENT, body, now);
+        let body = webhook_body::test(webhook.id.as_str(), now);
+        let mut delivery = WebhookDelivery::pending(
+            message_id(),
+            &webhook,
+            None,
+            webhook_body::TEST_EVENT,
+            body,
+            now,
+        );
         let attempt = self
             .sender
             .send(&webhook.url, &delivery.id, &delivery.payload, &secret, now)
