@@ -9,6 +9,7 @@ mod embedded;
 mod errors;
 mod graphiql;
 mod graphql;
+mod guides;
 mod health;
 mod rate_limit;
 mod security_headers;
@@ -95,6 +96,8 @@ pub fn router(state: HttpState, allowed_origins: &AllowedOrigins) -> Router {
         .route("/console/{name}", get(console::asset))
         .route("/graphiql/", get(graphiql::page))
         .route("/graphiql/{name}", get(graphiql::asset))
+        .route("/llms.txt", get(guides::index))
+        .route("/docs/{name}", get(guides::guide))
         .layer(CompressionLayer::new());
     let bulk = Router::new()
         .route("/v1/contacts/import", post(bulk::import))

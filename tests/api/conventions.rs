@@ -1,4 +1,4 @@
-//! The schema's conventions (README, "The contract"), checked on `schema.graphql`:
+//! The schema's conventions (docs/contract/CONVENTIONS.md), checked on `schema.graphql`:
 //! - every type and every field has a description;
 //! - a list of objects is a connection, unless the set it lists is bounded; a connection has
 //!   `edges`, `nodes`, `pageInfo: PageInfo!` and `totalCount`, `PageInfo` is the only page-info

@@ -160,3 +160,65 @@ async fn every_graphql_example_in_the_docs_validates_against_the_schema() {
         failures.join("\n")
     );
 }
+
+/// Every guide under docs/ is served at `/docs/<name>` exactly as it is on disk, without a key,
+/// and `/llms.txt` lists each one; a name that is not a guide is 404.
+#[tokio::test]
+async fn the_guides_are_served_and_indexed_at_llms_txt() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let index = reqwest::get(app.url("/llms.txt")).await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let listed = index.text().await.unwrap();
+    assert!(listed.starts_with("# qwry-contacts\n\n> "), "{listed}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut guides: Vec<(String, PathBuf)> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                path,
+            )
+        })
+        .collect();
+    guides.push((
+        "conventions.md".to_owned(),
+        root.join("docs/contract/CONVENTIONS.md"),
+    ));
+    assert!(guides.len() >= 10, "{guides:?}");
+    for (name, path) in guides {
+        assert!(
+            listed.contains(&format!("(/docs/{name})")),
+            "{name} is not in /llms.txt"
+        );
+        let served = reqwest::get(app.url(&format!("/docs/{name}")))
+            .await
+            .unwrap();
+        assert_eq!(served.status(), 200, "{name}");
+        assert!(
+            served.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/markdown")
+        );
+        assert_eq!(
+            served.text().await.unwrap(),
+            std::fs::read_to_string(&path).unwrap(),
+            "{name} is served as it is on disk"
+        );
+    }
+    for name in ["nope.md", "..%2FREADME.md", "CONVENTIONS.md"] {
+        let missing = reqwest::get(app.url(&format!("/docs/{name}")))
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404, "{name}");
+    }
+}
