@@ -2,6 +2,8 @@
 //! customers, served over GraphQL. See `README.md` for running it and `../shared/DESIGN.md`
 //! for the architecture.
 
+#![deny(missing_docs)]
+
 pub mod actor;
 pub mod app;
 pub mod config;

@@ -80,8 +80,11 @@ impl Default for MigrationLimits {
 /// What [`Store::migrate`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Migrated {
-    /// The store is at [`SCHEMA_VERSION`] (from `from`).
-    Current { from: i64 },
+    /// The store is at [`SCHEMA_VERSION`].
+    Current {
+        /// The version it was at before.
+        from: i64,
+    },
     /// Stopped by [`MigrationLimits::stop_after_pages`] before the end.
     Stopped,
 }

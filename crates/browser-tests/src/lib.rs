@@ -1,1 +1,2 @@
 //! Nothing but tests: see `tests/browser.rs`.
+#![deny(missing_docs)]

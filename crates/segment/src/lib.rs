@@ -8,6 +8,8 @@
 //! [`check`] resolves fields against a [`Catalog`] and yields a [`Checked`] tree; [`eval::matches`]
 //! decides one record. This crate does no I/O.
 
+#![deny(missing_docs)]
+
 pub mod ast;
 mod check;
 mod error;
