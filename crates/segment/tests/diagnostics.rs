@@ -1,0 +1,110 @@
+//! Snapshots of what the segment language tells a marketer: for each kind of mistake, the
+//! code, the span and the message rendered under the text. A change to any wording or span
+//! shows as a snapshot diff to review (`cargo insta review`, or `INSTA_UPDATE=always` and git).
+
+use qwry_segment::{Catalog, Diagnostic, Field, FieldType, check, parse};
+
+/// A workspace with a few attributes of each type, one sensitive, and one saved segment; the
+/// caller may not read `phone`.
+struct Workspace;
+
+impl Catalog for Workspace {
+    fn attribute_type(&self, name: &str) -> Option<FieldType> {
+        match name {
+            "plan" | "ssn" => Some(FieldType::String),
+            "ltv" => Some(FieldType::Number),
+            "vip" => Some(FieldType::Bool),
+            "trial_at" => Some(FieldType::Datetime),
+            "tags" => Some(FieldType::StringList),
+            _ => None,
+        }
+    }
+
+    fn attribute_names(&self) -> Vec<String> {
+        ["plan", "ssn", "ltv", "vip", "trial_at", "tags"]
+            .map(str::to_owned)
+            .to_vec()
+    }
+
+    fn segment_exists(&self, slug: &str) -> bool {
+        slug == "pros"
+    }
+
+    fn field_approved(&self, field: &Field) -> bool {
+        !matches!(field, Field::Builtin(builtin) if builtin.name() == "phone")
+    }
+
+    fn attribute_sensitive(&self, name: &str) -> bool {
+        name == "ssn"
+    }
+}
+
+/// The diagnostics of `text`: from the parser, else from the checker.
+fn diagnostics(text: &str) -> Vec<Diagnostic> {
+    match parse(text) {
+        Err(diagnostic) => vec![diagnostic],
+        Ok(expr) => check(&expr, &Workspace).err().unwrap_or_default(),
+    }
+}
+
+/// Each diagnostic as a client sees it: code, span, and the rendered message.
+fn report(text: &str) -> String {
+    let found = diagnostics(text);
+    assert!(!found.is_empty(), "`{text}` has no diagnostic");
+    found
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}..{}\n{}",
+                d.code.as_str(),
+                d.span.start,
+                d.span.end,
+                d.render(text)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+#[test]
+fn every_kind_of_mistake_reads_as_recorded() {
+    let cases = [
+        ("syntax_unclosed_string", "plan = \"pro"),
+        ("syntax_missing_value", "plan ="),
+        ("syntax_dangling_and", "plan = \"pro\" and"),
+        ("syntax_unbalanced_parenthesis", "(plan = \"pro\""),
+        ("unknown_field_with_suggestion", "plna = \"pro\""),
+        ("unknown_field_without_suggestion", "zzz exists"),
+        ("type_mismatch_number_as_text", "ltv = \"a lot\""),
+        ("type_mismatch_text_ordered", "plan > 3"),
+        ("type_mismatch_has_on_text", "plan has \"x\""),
+        ("bad_literal_date", "trial_at > \"2026-13-45\""),
+        ("bad_literal_duration", "trial_at within 30x"),
+        ("unknown_segment", "in segment \"prso\""),
+        ("field_not_approved", "phone exists"),
+        ("sensitive_attribute_ordered", "ssn starts_with \"078\""),
+        (
+            "too_deep",
+            &format!("{}plan = \"pro\"{}", "(".repeat(40), ")".repeat(40)),
+        ),
+        ("two_mistakes_at_once", "plna = \"pro\" and ltv = \"a lot\""),
+        (
+            "multi_line_text",
+            "plan = \"pro\"\n  and ltv >= 100\n  and tgas has \"vip\"",
+        ),
+    ];
+    for (name, text) in cases {
+        insta::assert_snapshot!(name, report(text), text);
+    }
+}
+
+#[test]
+fn text_too_long_is_refused_before_it_is_read() {
+    let text = format!("plan = \"{}\"", "x".repeat(qwry_segment::MAX_SOURCE_BYTES));
+    let found = diagnostics(&text);
+    assert_eq!(found.len(), 1);
+    insta::assert_snapshot!(
+        "too_long",
+        format!("{} {}", found[0].code.as_str(), found[0].message)
+    );
+}
