@@ -3,28 +3,20 @@
 //! snake_case (`account_ref`), which the domain keeps. Attribute names are neither: they stay
 //! as declared.
 
-/// The built-in fields a client can name in a value, by their segment names.
-const BUILTIN_FIELDS: [&str; 14] = [
-    "external_id",
-    "email",
-    "name",
-    "phone",
-    "company",
-    "account_ref",
-    "last_seen_at",
-    "first_seen_at",
-    "created_at",
-    "updated_at",
-    "conversation_count",
-    "last_conversation_at",
-    "conversations",
-    "events",
-];
+use qwry_segment::{BuiltinField, snake_case};
+
+/// The names a field policy gives a contact's activity, besides the segment fields.
+const ACTIVITY_NAMES: [&str; 2] = ["conversations", "events"];
+
+/// Whether `name` is a built-in field's segment name (or a policy's activity name).
+fn is_builtin(name: &str) -> bool {
+    BuiltinField::from_name(name).is_some() || ACTIVITY_NAMES.contains(&name)
+}
 
 /// The API's name of a built-in field named the segment way (`account_ref` → `accountRef`);
 /// any other name (an attribute's) as it is.
 pub fn api_field_name(name: &str) -> String {
-    if !BUILTIN_FIELDS.contains(&name) {
+    if !is_builtin(name) {
         return name.to_owned();
     }
     let mut camel = String::with_capacity(name.len());
@@ -45,16 +37,8 @@ pub fn api_field_name(name: &str) -> String {
 /// The segment name of a built-in field a client named either way (`accountRef` or
 /// `account_ref` → `account_ref`); any other name (an attribute's) as it is.
 pub fn segment_field_name(name: &str) -> String {
-    let mut snake = String::with_capacity(name.len() + 4);
-    for c in name.chars() {
-        if c.is_ascii_uppercase() {
-            snake.push('_');
-            snake.push(c.to_ascii_lowercase());
-        } else {
-            snake.push(c);
-        }
-    }
-    if BUILTIN_FIELDS.contains(&snake.as_str()) {
+    let snake = snake_case(name);
+    if is_builtin(&snake) {
         snake
     } else {
         name.to_owned()
@@ -76,8 +60,9 @@ mod tests {
         assert_eq!(segment_field_name("lastSeenAt"), "last_seen_at");
         assert_eq!(segment_field_name("planTier"), "planTier");
         assert_eq!(segment_field_name("ltv"), "ltv");
-        for name in BUILTIN_FIELDS {
-            assert_eq!(segment_field_name(&api_field_name(name)), name);
+        let names = BuiltinField::ALL.map(BuiltinField::name);
+        for name in names.iter().chain(&ACTIVITY_NAMES) {
+            assert_eq!(segment_field_name(&api_field_name(name)), *name);
         }
     }
 }

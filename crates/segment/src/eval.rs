@@ -4,7 +4,7 @@ use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 
-use crate::check::{Checked, Field, Test, TimePoint};
+use crate::checked::{Checked, Field, Test, TimePoint};
 
 /// One field's value as the evaluator sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,7 +167,9 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::check::{BuiltinField, Catalog, FieldType, check};
+    use crate::catalog::Catalog;
+    use crate::check::check;
+    use crate::checked::{BuiltinField, FieldType};
     use crate::parse;
 
     struct Contact {

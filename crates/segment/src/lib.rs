@@ -11,7 +11,9 @@
 #![deny(missing_docs)]
 
 pub mod ast;
+mod catalog;
 mod check;
+mod checked;
 mod error;
 pub mod eval;
 mod lexer;
@@ -19,9 +21,11 @@ pub mod mask;
 mod parser;
 mod span;
 
-pub use check::{
-    BuiltinField, Catalog, Checked, Field, FieldType, MAX_EVENT_NAME_BYTES, MAX_EVENT_WINDOW_COUNT,
-    Test, TimePoint, check, is_event_name, snake_case,
+pub use catalog::Catalog;
+pub use check::{check, snake_case};
+pub use checked::{
+    BuiltinField, Checked, Field, FieldType, MAX_EVENT_NAME_BYTES, MAX_EVENT_WINDOW_COUNT, Test,
+    TimePoint, is_event_name,
 };
 pub use error::{Diagnostic, ErrorCode};
 pub use lexer::MAX_SOURCE_BYTES;

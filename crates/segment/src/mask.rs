@@ -2,7 +2,7 @@
 //! segment tests a field but not the values it compares it with.
 
 use crate::ast::{Condition, Expr, FieldRef, Literal, Op, Value};
-use crate::check::{BuiltinField, Field};
+use crate::checked::{BuiltinField, Field};
 
 /// What a masked literal reads as.
 pub const MASK: &str = "***";
