@@ -2,42 +2,12 @@
 //! code, the span and the message rendered under the text. A change to any wording or span
 //! shows as a snapshot diff to review (`cargo insta review`, or `INSTA_UPDATE=always` and git).
 
-use qwry_segment::{Catalog, Diagnostic, Field, FieldType, check, parse};
+use qwry_segment::{Diagnostic, check, parse};
 
-/// A workspace with a few attributes of each type, one sensitive, and one saved segment; the
-/// caller may not read `phone`.
-struct Workspace;
+#[path = "support/workspace.rs"]
+mod workspace;
 
-impl Catalog for Workspace {
-    fn attribute_type(&self, name: &str) -> Option<FieldType> {
-        match name {
-            "plan" | "ssn" => Some(FieldType::String),
-            "ltv" => Some(FieldType::Number),
-            "vip" => Some(FieldType::Bool),
-            "trial_at" => Some(FieldType::Datetime),
-            "tags" => Some(FieldType::StringList),
-            _ => None,
-        }
-    }
-
-    fn attribute_names(&self) -> Vec<String> {
-        ["plan", "ssn", "ltv", "vip", "trial_at", "tags"]
-            .map(str::to_owned)
-            .to_vec()
-    }
-
-    fn segment_exists(&self, slug: &str) -> bool {
-        slug == "pros"
-    }
-
-    fn field_approved(&self, field: &Field) -> bool {
-        !matches!(field, Field::Builtin(builtin) if builtin.name() == "phone")
-    }
-
-    fn attribute_sensitive(&self, name: &str) -> bool {
-        name == "ssn"
-    }
-}
+use workspace::Workspace;
 
 /// The diagnostics of `text`: from the parser, else from the checker.
 fn diagnostics(text: &str) -> Vec<Diagnostic> {

@@ -5,42 +5,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use qwry_segment::{Catalog, Field, FieldType, check, parse};
+use qwry_segment::{check, parse};
 
-/// A workspace with an attribute of each type, one sensitive, one saved segment, and a field
-/// the caller may not read.
-struct Workspace;
+#[path = "../../tests/support/workspace.rs"]
+mod workspace;
 
-impl Catalog for Workspace {
-    fn attribute_type(&self, name: &str) -> Option<FieldType> {
-        match name {
-            "plan" | "ssn" => Some(FieldType::String),
-            "ltv" => Some(FieldType::Number),
-            "vip" => Some(FieldType::Bool),
-            "trial_at" => Some(FieldType::Datetime),
-            "tags" => Some(FieldType::StringList),
-            _ => None,
-        }
-    }
-
-    fn attribute_names(&self) -> Vec<String> {
-        ["plan", "ssn", "ltv", "vip", "trial_at", "tags"]
-            .map(str::to_owned)
-            .to_vec()
-    }
-
-    fn segment_exists(&self, slug: &str) -> bool {
-        slug == "pros"
-    }
-
-    fn field_approved(&self, field: &Field) -> bool {
-        !matches!(field, Field::Builtin(builtin) if builtin.name() == "phone")
-    }
-
-    fn attribute_sensitive(&self, name: &str) -> bool {
-        name == "ssn"
-    }
-}
+use workspace::Workspace;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
