@@ -288,7 +288,7 @@ impl ActivityService {
                     debug!(event = id.as_str(), "event lost a race; retrying");
                 }
                 // Recorded concurrently under the same id: the first one stands.
-                Err(StoreError::Backend(message)) if message.contains("already exists") => {
+                Err(StoreError::AlreadyExists(message)) => {
                     return match self.store.event(workspace, &event.id).await? {
                         Some(existing) => Ok((existing, Recorded::Unchanged)),
                         None => Err(ServiceError::Internal(message)),

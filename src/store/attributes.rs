@@ -27,9 +27,7 @@ impl Store {
         self.write_definition("CREATE", definition)
             .await
             .map_err(|error| match error {
-                StoreError::Backend(message) if message.contains("already exists") => {
-                    StoreError::WriteConflict
-                }
+                StoreError::AlreadyExists(_) => StoreError::WriteConflict,
                 other => other,
             })
     }

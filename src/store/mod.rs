@@ -82,6 +82,9 @@ pub enum StoreError {
         /// The embedded store's address.
         url: String,
     },
+    /// A record with that key (or a unique index entry with that value) exists already.
+    #[error("store failure: {0}")]
+    AlreadyExists(String),
     /// The database refused or failed a statement.
     #[error("store failure: {0}")]
     Backend(String),
@@ -137,6 +140,9 @@ impl StoreError {
         }) || error.message().contains("Transaction conflict");
         if conflict {
             return Self::WriteConflict;
+        }
+        if error.is_already_exists() {
+            return Self::AlreadyExists(error.to_string());
         }
         Self::Backend(error.to_string())
     }

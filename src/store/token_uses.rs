@@ -47,10 +47,7 @@ impl Store {
         if errors.is_empty() {
             return Ok(true);
         }
-        if errors
-            .iter()
-            .any(|error| error.message().contains("already exists"))
-        {
+        if errors.iter().any(surrealdb::Error::is_already_exists) {
             return Ok(false);
         }
         let cause = errors
@@ -73,5 +70,42 @@ impl Store {
         let deleted: Vec<surrealdb::types::Value> =
             response.take(0).map_err(StoreError::from_surreal)?;
         Ok(deleted.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, Utc};
+
+    use super::*;
+    use crate::config::{DatabaseUrl, StoreSettings};
+
+    /// SurrealDB reports the second CREATE of a key as its "already exists" kind, which is
+    /// what tells a replayed token id from a failure.
+    #[tokio::test]
+    async fn a_token_id_is_claimed_once() {
+        let store = Store::connect(&StoreSettings::new(DatabaseUrl::Memory))
+            .await
+            .unwrap();
+        let workspace = WorkspaceId::from_trusted(WorkspaceId::DEFAULT.to_owned());
+        let expires = Utc::now() + TimeDelta::minutes(5);
+        assert!(
+            store
+                .claim_token_id(&workspace, "jti-1", expires)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .claim_token_id(&workspace, "jti-1", expires)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .claim_token_id(&workspace, "jti-2", expires)
+                .await
+                .unwrap()
+        );
     }
 }
