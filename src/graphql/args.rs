@@ -75,6 +75,16 @@ pub fn parse_change<T>(
     Ok(field_change(value).try_map(|raw| parse(&raw))?)
 }
 
+/// The one value of `given` that is present, or `None` when none or several are: for an input
+/// that takes its new `@oneOf` form or one of the deprecated separate arguments it replaces.
+pub fn exactly_one<T>(given: impl IntoIterator<Item = Option<T>>) -> Option<T> {
+    let mut present = given.into_iter().flatten();
+    match (present.next(), present.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
+}
+
 /// An identity to look a contact up by.
 #[derive(InputObject)]
 pub struct IdentityInput {

@@ -63,7 +63,10 @@ impl ContactQuery {
     ) -> async_graphql::Result<ContactView> {
         let caller = &*caller(ctx)?;
         let lookup = ContactLookupInput::given("by", by, id, external_id, identity).api()?;
-        Ok(look_up(&self.services, caller, lookup).await?.into_view())
+        Ok(look_up(&self.services, caller, lookup)
+            .await
+            .api()?
+            .into_view())
     }
 
     /// Contacts of the workspace, oldest first, as a Relay connection (at most 100 per page):

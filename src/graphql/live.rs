@@ -120,10 +120,10 @@ impl LiveQuery {
             .into_iter()
             .map(|entry| (entry.position.clone(), SegmentChange::from(entry)))
             .collect();
-        let services = self.services.clone();
+        let live = live.clone();
         let count: CountList = Box::new(move || {
-            let (services, caller, slug) = (services.clone(), caller.clone(), slug.clone());
-            Box::pin(async move { services.live.segment_change_count(&caller, &slug).await })
+            let (live, caller, slug) = (live.clone(), caller.clone(), slug.clone());
+            Box::pin(async move { live.segment_change_count(&caller, &slug).await })
         });
         Ok(Connection::of_page(
             items,

@@ -3,8 +3,7 @@
 use async_graphql::{ID, OneofObject};
 use chrono::Utc;
 
-use super::args::IdentityInput;
-use super::error::ApiResult;
+use super::args::{IdentityInput, exactly_one};
 use super::views::ContactView;
 use crate::domain::{Caller, Contact, ContactId, ExternalId, IdentityKind};
 use crate::service::{ServiceError, Services};
@@ -62,21 +61,20 @@ impl ContactLookupInput {
         external_id: Option<String>,
         identity: Option<IdentityInput>,
     ) -> Result<Self, ServiceError> {
-        let separate = [
+        let given = [
+            by,
             id.map(Self::Id),
             external_id.map(Self::ExternalId),
             identity.map(Self::Identity),
         ];
-        let mut given = std::iter::once(by).chain(separate).flatten();
-        match (given.next(), given.next()) {
-            (Some(lookup), None) => Ok(lookup),
-            _ => Err(ServiceError::invalid(
+        exactly_one(given).ok_or_else(|| {
+            ServiceError::invalid(
                 argument,
                 format!(
                     "give exactly one way to find the contact: `{argument}: {{id | externalId | identity}}`"
                 ),
-            )),
-        }
+            )
+        })
     }
 }
 
@@ -86,16 +84,16 @@ pub(super) async fn look_up(
     services: &Services,
     caller: &Caller,
     lookup: ContactLookupInput,
-) -> async_graphql::Result<Seen> {
+) -> Result<Seen, ServiceError> {
     let workspace = &caller.workspace;
     let contacts = &services.contacts;
     let contact = match lookup {
         ContactLookupInput::Identity(identity) => {
-            let key = identity.key().api()?;
+            let key = identity.key()?;
             if let Some(field) = key.kind.field_name() {
-                ServiceError::require_lookup_by(caller, field).api()?;
+                ServiceError::require_lookup_by(caller, field)?;
             }
-            let contact = contacts.get_by_identity(workspace, &key).await.api()?;
+            let contact = contacts.get_by_identity(workspace, &key).await?;
             if key.kind == IdentityKind::AnonymousId && caller.policy.require_verified_identity {
                 let settings = &services.catalogs.workspace(workspace).settings;
                 let lifetime = settings.verification_lifetime();
@@ -112,18 +110,13 @@ pub(super) async fn look_up(
             contact
         }
         ContactLookupInput::Id(id) => {
-            let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
-            contacts.get(workspace, &id).await.api()?
+            let id = ContactId::parse(&id).map_err(ServiceError::from)?;
+            contacts.get(workspace, &id).await?
         }
         ContactLookupInput::ExternalId(external_id) => {
-            ServiceError::require_lookup_by(caller, "external_id").api()?;
-            let external_id = ExternalId::parse(&external_id)
-                .map_err(ServiceError::from)
-                .api()?;
-            contacts
-                .get_by_external_id(workspace, &external_id)
-                .await
-                .api()?
+            ServiceError::require_lookup_by(caller, "external_id")?;
+            let external_id = ExternalId::parse(&external_id).map_err(ServiceError::from)?;
+            contacts.get_by_external_id(workspace, &external_id).await?
         }
     };
     // A key that requires verified identities relies on a contact only through a verified

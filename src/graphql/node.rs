@@ -85,8 +85,8 @@ impl NodeQuery {
         let by_id = ContactLookupInput::Id(id.clone());
         match look_up(services, caller, by_id).await {
             Ok(seen) => return Ok(NodeView::Contact(Box::new(seen.into_view()))),
-            Err(error) if !is_not_found(&error) => return Err(error),
-            Err(_) => {}
+            Err(ServiceError::NotFound(_)) => {}
+            Err(other) => return Err(other).api(),
         }
         let merge_id = MergeId::parse(&id).map_err(|_| not_found(&id)).api()?;
         match services.merges.get(workspace, &merge_id).await {
@@ -100,13 +100,4 @@ impl NodeQuery {
 /// NOT_FOUND for an id no record of the workspace has.
 fn not_found(id: &str) -> ServiceError {
     ServiceError::NotFound(format!("no record with id `{id}`"))
-}
-
-/// Whether a lookup's error is NOT_FOUND.
-fn is_not_found(error: &async_graphql::Error) -> bool {
-    error
-        .extensions
-        .as_ref()
-        .and_then(|extensions| extensions.get("code"))
-        .is_some_and(|code| *code == async_graphql::Value::from("NOT_FOUND"))
 }

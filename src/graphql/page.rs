@@ -33,8 +33,8 @@ pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
 pub struct PageInfo {
     /// Whether items follow this page (ask again with `after: endCursor`).
     pub has_next_page: bool,
-    /// The cursor after the last item of the page (pass it as `after`); for the membership
-    /// feed, the `after` given when the page is empty, so a poller keeps its place.
+    /// The cursor after the last item of the page (pass it as `after`); the `after` given
+    /// when the page is empty, so a poller keeps its place.
     pub end_cursor: Option<String>,
     /// Whether this page started after a cursor.
     #[graphql(deprecation = "Pages go forward only; a client knows whether it passed `after`.")]
@@ -207,16 +207,11 @@ impl<T: OutputType + Clone> Connection<T> {
             .drain(start..end)
             .map(|(key, item)| (seal_cursor(&prefix, &key), item))
             .collect();
-        let page_info = PageInfo {
-            has_next_page,
-            end_cursor: items.last().map(|(cursor, _)| cursor.clone()),
-            has_previous_page: after.is_some(),
-            start_cursor: items.first().map(|(cursor, _)| cursor.clone()),
-        };
-        Ok(Self {
+        Ok(Self::of_page(
             items,
-            page_info,
-            total: Total::Known(total_count),
-        })
+            has_next_page,
+            after.map(str::to_owned),
+            Total::Known(total_count),
+        ))
     }
 }

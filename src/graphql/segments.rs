@@ -7,7 +7,7 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
-use super::args::{IdentityInput, page_size, segment_source};
+use super::args::{IdentityInput, exactly_one, page_size, segment_source};
 use super::contact_page::{self, ContactConnection, decode_cursor};
 use super::error::ApiResult;
 use super::guard::RequireScope;
@@ -114,7 +114,8 @@ impl SegmentQuery {
         let of = SegmentChoiceInput::given(of, segment, slug).api()?;
         // Looked up as every read is, so a key requiring verified identities sees no more here.
         let contact = look_up(&self.services, caller, lookup)
-            .await?
+            .await
+            .api()?
             .into_contact();
         let source = match of {
             SegmentChoiceInput::Text(text) => SegmentSource::Text(text),
@@ -176,7 +177,8 @@ impl SegmentQuery {
             ContactLookupInput::given("contact", contact, contact_id, external_id, identity)
                 .api()?;
         let contact = look_up(&self.services, caller, lookup)
-            .await?
+            .await
+            .api()?
             .into_contact();
         let segments = &self.services.segments;
         let checked = match slugs {
@@ -765,15 +767,12 @@ impl SegmentChoiceInput {
         text: Option<String>,
         slug: Option<String>,
     ) -> Result<Self, ServiceError> {
-        let separate = [text.map(Self::Text), slug.map(Self::Slug)];
-        let mut given = std::iter::once(of).chain(separate).flatten();
-        match (given.next(), given.next()) {
-            (Some(choice), None) => Ok(choice),
-            _ => Err(ServiceError::invalid(
+        exactly_one([of, text.map(Self::Text), slug.map(Self::Slug)]).ok_or_else(|| {
+            ServiceError::invalid(
                 "of",
                 "give exactly one segment to explain: `of: { text | slug | where }`",
-            )),
-        }
+            )
+        })
     }
 }
 

@@ -263,10 +263,10 @@ impl WebhookQuery {
             .into_iter()
             .map(|delivery| (delivery.id.clone(), DeliveryView::from(delivery)))
             .collect();
-        let services = self.services.clone();
+        let webhooks = self.services.webhooks.clone();
         let count: CountList = Box::new(move || {
-            let (services, caller, id) = (services.clone(), caller.clone(), webhook_id.clone());
-            Box::pin(async move { services.webhooks.delivery_count(&caller, &id).await })
+            let (webhooks, caller, id) = (webhooks.clone(), caller.clone(), webhook_id.clone());
+            Box::pin(async move { webhooks.delivery_count(&caller, &id).await })
         });
         Ok(Connection::of_page(
             items,

@@ -282,17 +282,3 @@ impl Store {
             .map_err(StoreError::from_surreal)
     }
 }
-
-impl Store {
-    /// How many records the record-id `range` holds.
-    pub(super) async fn count_in(&self, range: RecordId) -> Result<u64, StoreError> {
-        let mut response = self
-            .db
-            .query("(SELECT count() FROM $range GROUP ALL)[0].count OR 0")
-            .bind(("range", range))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let count: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
-        Ok(count.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
-    }
-}

@@ -101,6 +101,22 @@ async fn root_lists_page_forward_by_cursor_and_count_the_whole_list() {
         .await;
     assert_eq!(rest["segments"]["nodes"], json!([{ "slug": "s-c" }]));
     assert_eq!(rest["segments"]["totalCount"], 2);
+
+    // A page after the last item is empty and keeps its `after` as its end cursor.
+    let last = app
+        .data("{ segments { pageInfo { endCursor } } }", json!({}))
+        .await["segments"]["pageInfo"]["endCursor"]
+        .clone();
+    let beyond = app
+        .data(
+            "query($after: String) { segments(after: $after) { nodes { slug } pageInfo { hasNextPage endCursor } } }",
+            json!({ "after": last }),
+        )
+        .await["segments"]
+        .clone();
+    assert_eq!(beyond["nodes"], json!([]));
+    assert_eq!(beyond["pageInfo"]["hasNextPage"], false);
+    assert_eq!(beyond["pageInfo"]["endCursor"], last);
 }
 
 #[tokio::test]
