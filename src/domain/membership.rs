@@ -1,5 +1,7 @@
 //! Entries of the segment membership feed: a contact entered or left a saved segment.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::{ContactId, Slug, WorkspaceId};
@@ -86,4 +88,23 @@ pub struct MembershipChange {
     pub at: DateTime<Utc>,
     /// Why.
     pub cause: MembershipCause,
+}
+
+/// What the membership engine tells its followers (subscriptions, webhook lanes) as it
+/// happens.
+#[derive(Debug, Clone)]
+pub enum FeedEvent {
+    /// Feed entries (or webhook deliveries) of the workspace were recorded: these entries.
+    Recorded(WorkspaceId, Arc<[MembershipChange]>),
+    /// The contact's state in the index changed (written, merged, deleted).
+    ContactChanged(WorkspaceId, ContactId),
+}
+
+impl FeedEvent {
+    /// The workspace it is about.
+    pub fn workspace(&self) -> &WorkspaceId {
+        match self {
+            Self::Recorded(workspace, _) | Self::ContactChanged(workspace, _) => workspace,
+        }
+    }
 }

@@ -40,7 +40,7 @@ pub use identity::{
     verify_user_hash,
 };
 pub use import_row::{ImportRow, ParsedRow, check_columns};
-pub use membership::{MembershipCause, MembershipChange, MembershipKind};
+pub use membership::{FeedEvent, MembershipCause, MembershipChange, MembershipKind};
 pub use merge::{
     FieldDecision, FieldRule, MergeConflict, MergePlan, MergeRule, MergeSide, MergeStrategy,
     ValueSource, plan_merge,

@@ -5,7 +5,6 @@ mod attributes;
 mod catalog_cache;
 #[cfg(test)]
 mod catalog_tests;
-mod change_cursor;
 mod claims;
 mod contacts;
 mod contention;
@@ -16,9 +15,6 @@ mod identity;
 mod identity_token;
 mod import;
 pub mod indexer;
-mod indexer_error;
-#[cfg(test)]
-mod indexer_tests;
 mod keys;
 mod lease;
 pub use lease::Lease;
@@ -27,7 +23,6 @@ mod merges;
 mod outbound;
 mod segment;
 mod sensitive;
-mod step_states;
 mod subject;
 pub mod webhooks;
 

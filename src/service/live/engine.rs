@@ -11,14 +11,14 @@ use qwry_segment::{Checked, Field, Test, TimePoint};
 use tokio::sync::broadcast;
 
 use super::timer::Timer;
-use super::webhook_body;
 use crate::domain::{
-    Contact, ContactId, MembershipCause, MembershipChange, MembershipKind, Slug, Webhook,
+    Contact, ContactId, FeedEvent, MembershipCause, MembershipChange, MembershipKind, Slug,
     WebhookDelivery, WorkspaceId,
 };
 use crate::index::{ContactRecord, IndexChange, IndexError, SegmentIndex};
 use crate::service::Lease;
 use crate::service::segment::{CompiledCatalogs, evaluate};
+use crate::service::webhooks;
 use crate::store::{Change, FedState, Store, StoreError};
 
 /// How far ahead the timer loads flips; a new window is scanned when half of it has passed.
@@ -44,24 +44,6 @@ pub enum LiveError {
     /// A blocking index task panicked.
     #[error("membership task failed: {0}")]
     Task(String),
-}
-
-/// What the engine tells followers (subscriptions) as it happens.
-#[derive(Debug, Clone)]
-pub enum FeedEvent {
-    /// Feed entries (or webhook deliveries) of the workspace were recorded: these entries.
-    Recorded(WorkspaceId, Arc<[MembershipChange]>),
-    /// The contact's state in the index changed (written, merged, deleted).
-    ContactChanged(WorkspaceId, ContactId),
-}
-
-impl FeedEvent {
-    /// The workspace it is about.
-    pub fn workspace(&self) -> &WorkspaceId {
-        match self {
-            Self::Recorded(workspace, _) | Self::ContactChanged(workspace, _) => workspace,
-        }
-    }
 }
 
 /// The saved segments of a workspace as the engine last evaluated them.
@@ -662,61 +644,24 @@ impl MembershipEngine {
             .unwrap_or_else(|| ulid::Ulid::from_datetime(std::time::SystemTime::now()))
     }
 
-    /// The webhook deliveries of `entries` and of the contacts `written`: per endpoint,
-    /// message ids in the order the changes were made, so each contact's go out in order.
+    /// The webhook deliveries of `entries` and of the contacts `written` (see
+    /// [`webhooks::deliveries`]), with message ids from this engine's generator.
     fn deliveries(
         &self,
         entries: &[MembershipChange],
         written: &Written,
         now: DateTime<Utc>,
     ) -> Vec<WebhookDelivery> {
-        let mut hooks: HashMap<WorkspaceId, Vec<Webhook>> = HashMap::new();
-        let mut hooks_of = |workspace: &WorkspaceId| -> Vec<Webhook> {
-            hooks
-                .entry(workspace.clone())
-                .or_insert_with(|| self.compiled.webhooks(workspace))
-                .clone()
-        };
-        let mut deliveries = Vec::new();
-        for entry in entries {
-            for hook in hooks_of(&entry.workspace) {
-                if hook.wants_membership(&entry.segment) {
-                    let payload = webhook_body::membership(entry, now);
-                    deliveries.push(self.delivery(&hook, Some(entry.contact), payload, now));
-                }
-            }
-        }
-        for (workspace, contacts) in written {
-            for hook in hooks_of(workspace) {
-                if !hook.wants_contact_changes() {
-                    continue;
-                }
-                for (id, contact) in contacts {
-                    // A hook gets the writes made after it was created, not those it was
-                    // created while they waited to be followed here.
-                    if contact
-                        .as_ref()
-                        .is_some_and(|contact| contact.updated_at < hook.created_at)
-                    {
-                        continue;
-                    }
-                    let payload = webhook_body::contact_changed(*id, contact.is_some(), now);
-                    deliveries.push(self.delivery(&hook, Some(*id), payload, now));
-                }
-            }
-        }
-        deliveries
-    }
-
-    fn delivery(
-        &self,
-        hook: &Webhook,
-        contact: Option<ContactId>,
-        (event_type, body): (&'static str, String),
-        now: DateTime<Utc>,
-    ) -> WebhookDelivery {
-        let id = format!("msg_{}", self.next_ulid());
-        WebhookDelivery::pending(id, hook, contact, event_type, body, now)
+        let changed = written
+            .iter()
+            .map(|(workspace, contacts)| (workspace, contacts.as_slice()));
+        webhooks::deliveries(
+            entries,
+            changed,
+            |workspace| self.compiled.webhooks(workspace),
+            || format!("msg_{}", self.next_ulid()),
+            now,
+        )
     }
 
     /// Writes `entries` and `deliveries` (with what the feed holds ahead of the index, `fed`)

@@ -14,7 +14,8 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::warn;
 
-use super::engine::{FeedEvent, MembershipEngine};
+use super::engine::MembershipEngine;
+use crate::domain::FeedEvent;
 use crate::domain::{MembershipChange, Slug, WorkspaceId};
 use crate::service::ServiceError;
 use crate::store::Store;

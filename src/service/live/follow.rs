@@ -6,8 +6,9 @@ use std::sync::Arc;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::engine::{FeedEvent, MembershipEngine};
+use super::engine::MembershipEngine;
 use super::fanout::{FeedFanout, now_position};
+use crate::domain::FeedEvent;
 use crate::domain::{Caller, Contact, ContactId, MembershipChange, Slug};
 use crate::service::{ContactService, SegmentService, ServiceError};
 use crate::store::Store;

@@ -21,7 +21,6 @@ mod engine;
 mod fanout;
 mod follow;
 mod timer;
-pub mod webhook_body;
 
-pub use engine::{DEFAULT_FEED_RETENTION, FeedEvent, LiveError, MembershipEngine};
+pub use engine::{DEFAULT_FEED_RETENTION, LiveError, MembershipEngine};
 pub use follow::{FeedPage, LiveService, MAX_FEED_PAGE};

@@ -16,8 +16,8 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::dispatcher::{Dispatcher, HookRound, LaneMemory};
+use crate::domain::FeedEvent;
 use crate::domain::{Webhook, WebhookId};
-use crate::service::live::FeedEvent;
 use crate::telemetry::supervise::catch_panic;
 
 /// How often a lane reads its outbox without being woken (deliveries another instance

@@ -1,12 +1,16 @@
-//! Signed webhooks (Standard Webhooks): endpoints per workspace, a durable outbox filled by
-//! the membership engine in the transaction that records what it is about, and a dispatcher
+//! Signed webhooks (Standard Webhooks): endpoints per workspace, which endpoints each change goes
+//! to and with which body (`routing.rs`, `body.rs`: the membership engine asks, and records the
+//! answer in a durable outbox in the transaction that records what it is about), and a dispatcher
 //! that delivers it at least once, in order per contact, with retries over about a day.
 
+mod body;
 mod dispatcher;
 mod lanes;
+mod routing;
 mod sender;
 
 pub use dispatcher::{Dispatcher, settle};
+pub use routing::deliveries;
 pub use sender::{Attempt, Sender};
 
 use std::sync::Arc;
@@ -15,7 +19,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 
-use super::live::webhook_body;
 use super::{Catalogs, ServiceError};
 use crate::domain::{
     Caller, MAX_WEBHOOKS, Scope, Slug, Webhook, WebhookDelivery, WebhookEvent, WebhookId,
@@ -270,15 +273,9 @@ impl WebhookService {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no webhook `{}`", webhook.id)))?;
         let now = Utc::now();
-        let body = webhook_body::test(webhook.id.as_str(), now);
-        let mut delivery = WebhookDelivery::pending(
-            message_id(),
-            &webhook,
-            None,
-            webhook_body::TEST_EVENT,
-            body,
-            now,
-        );
+        let body = body::test(webhook.id.as_str(), now);
+        let mut delivery =
+            WebhookDelivery::pending(message_id(), &webhook, None, body::TEST_EVENT, body, now);
         let attempt = self
             .sender
             .send(&webhook.url, &delivery.id, &delivery.payload, &secret, now)

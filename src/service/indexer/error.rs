@@ -1,4 +1,4 @@
-//! What can fail in the indexer's steps (the runtime in `indexer.rs` and the state reads of
+//! What can fail in the indexer's steps (the runtime in `mod.rs` and the state reads of
 //! `step_states.rs`).
 
 use crate::index::IndexError;

@@ -1,14 +1,20 @@
 //! Keeps the segment index in step with the store by following the store's change log.
 //!
-//! A step reads the change log from its cursor's watermark (see [`super::change_cursor`]),
+//! A step reads the change log from its cursor's watermark (see [`change_cursor`]),
 //! takes the states of the contacts the new entries name (what the writes committed, or the
-//! current state read back: see [`super::step_states`]) and hands them to the membership
+//! current state read back: see [`step_states`]) and hands them to the membership
 //! engine, which records the step's ENTER and EXIT entries at once. The index commits the
 //! steps' states later (with the watermark in the commit payload), a batching delay after the
 //! first of them and beside the steps that follow, so that bursts become one commit and no
 //! ENTER waits for one. Applied entries are deleted in the background by a periodic sweep,
 //! never on a step's path. Writes wake the indexer at once. `try_apply_next` exposes one step,
 //! committed, for tests.
+
+mod change_cursor;
+mod error;
+mod step_states;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,13 +25,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tracing::{info, warn};
 
-use super::change_cursor::{Batch, COMMIT_GRACE, ChangeCursor, Sweep, key_below};
-pub use super::step_states::StateSources;
-use super::step_states::{self, RecentRemovals, Uncommitted};
 use crate::domain::{ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, PROJECTION_VERSION, SegmentIndex};
 use crate::service::live::MembershipEngine;
 use crate::store::{Backlog, Change, Store, change_key_at};
+use change_cursor::{Batch, COMMIT_GRACE, ChangeCursor, Sweep, key_below};
+pub use step_states::StateSources;
+use step_states::{RecentRemovals, Uncommitted};
 
 /// Change-log entries read per step.
 const BATCH_SIZE: usize = 1_000;
@@ -78,7 +84,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// in this instance's segment results well within a second.
 const SHARED_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
-pub use super::indexer_error::IndexerError;
+pub use error::IndexerError;
 
 /// How current the index is.
 #[derive(Debug, Clone, PartialEq)]

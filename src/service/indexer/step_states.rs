@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 
-use super::indexer_error::IndexerError;
+use super::error::IndexerError;
 use crate::domain::{Contact, ContactId, WorkspaceId};
 use crate::index::{IndexChange, SegmentIndex};
 use crate::store::{Change, Store, change_key_at};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::indexer::{ChangeNotifier, Indexer};
+use super::{ChangeNotifier, Indexer};
 use crate::config::{DatabaseUrl, StoreSettings};
 use crate::domain::{Contact, ContactFields, WorkspaceId};
 use crate::index::SegmentIndex;
@@ -130,15 +130,15 @@ async fn a_restart_applies_and_then_deletes_what_the_last_run_left_in_the_log() 
 async fn with_engine(
     store: &Store,
     index: &Arc<SegmentIndex>,
-) -> (Indexer, Arc<super::live::MembershipEngine>) {
-    let catalogs = super::catalog_cache::Catalogs::load(store.clone())
+) -> (Indexer, Arc<crate::service::live::MembershipEngine>) {
+    let catalogs = crate::service::catalog_cache::Catalogs::load(store.clone())
         .await
         .unwrap();
-    let engine = Arc::new(super::live::MembershipEngine::new(
+    let engine = Arc::new(crate::service::live::MembershipEngine::new(
         store.clone(),
         Arc::clone(index),
-        super::segment::CompiledCatalogs::new(catalogs, None),
-        super::live::DEFAULT_FEED_RETENTION,
+        crate::service::segment::CompiledCatalogs::new(catalogs, None),
+        crate::service::live::DEFAULT_FEED_RETENTION,
     ));
     let indexer = over(store, index);
     indexer.attach(Arc::clone(&engine));
@@ -272,8 +272,8 @@ async fn the_feed_runs_ahead_of_the_index_and_each_write_is_compared_with_the_la
     assert_eq!(kinds().await, [Enter, Exit, Enter, Exit]);
 }
 
-fn shared(retention: chrono::TimeDelta) -> super::indexer::LogSharing {
-    super::indexer::LogSharing::Shared { retention }
+fn shared(retention: chrono::TimeDelta) -> super::LogSharing {
+    super::LogSharing::Shared { retention }
 }
 
 #[tokio::test]
