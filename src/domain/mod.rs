@@ -36,8 +36,8 @@ pub use error::DomainError;
 pub use field_name::{api_field_name, segment_field_name};
 pub use identifiers::{ContactId, Email, ExternalId, Phone, WorkspaceId};
 pub use identity::{
-    Identity, IdentityKey, IdentityKind, MAX_BLOCKED_VALUES, NEVER_LINKED, Provenance, user_hash,
-    verify_user_hash,
+    Identity, IdentityKey, IdentityKind, MAX_BLOCKED_VALUES, NEVER_LINKED, Provenance, Refusal,
+    user_hash, verify_user_hash,
 };
 pub use import_row::{ImportRow, ParsedRow, check_columns};
 pub use membership::{FeedEvent, MembershipCause, MembershipChange, MembershipKind};

@@ -8,10 +8,10 @@ use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::views::ContactView;
 use super::{caller, workspace};
-use crate::domain::Scope;
 use crate::domain::{FieldChange, WorkspaceSettings};
+use crate::domain::{Refusal, Scope};
 use crate::service::{
-    IdentifyRequest, IdentityProof, PatchInput, Refusal, ServiceError, Services, VerificationChange,
+    IdentifyRequest, IdentityProof, PatchInput, ServiceError, Services, VerificationChange,
 };
 
 /// The workspace's identity settings (the secret itself is never shown).

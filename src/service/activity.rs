@@ -10,11 +10,13 @@ use serde_json::{Map, Value};
 use tracing::debug;
 
 use super::indexer::ChangeNotifier;
-use super::{ContactService, IdentityService, PatchInput, ServiceError};
 use crate::domain::{
     ActivityId, Caller, Contact, ContactId, Conversation, ConversationInput, Event, EventName,
     ExternalId, IdentityKey, IdentityKind, Scope, WorkspaceId,
 };
+use crate::service::contacts::{ContactService, PatchInput};
+use crate::service::error::ServiceError;
+use crate::service::identity::IdentityService;
 use crate::store::{ActivityCursor, Store, StoreError, WriteBatch};
 
 /// Most items of each kind a data subject export holds.

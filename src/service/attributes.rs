@@ -2,11 +2,11 @@
 
 use chrono::Utc;
 
-use super::ServiceError;
 use super::catalog_cache::Catalogs;
 use crate::domain::{
     AttributeDefinition, AttributeName, AttributeType, Declaration, MergeRule, Text, WorkspaceId,
 };
+use crate::service::error::ServiceError;
 use crate::store::{Store, StoreError};
 
 /// Attribute registry use cases over the store.

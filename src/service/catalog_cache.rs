@@ -15,11 +15,11 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tracing::warn;
 
-use super::ServiceError;
 use crate::domain::{
     ApiKey, AttributeDefinition, AttributeRegistry, Caller, SavedSegment, Slug, Webhook,
     WorkspaceId, WorkspaceSettings,
 };
+use crate::service::error::ServiceError;
 use crate::store::{Store, StoreError};
 
 /// How often the versions are polled for changes made by other instances.

@@ -133,7 +133,7 @@ pub(super) async fn stage_claims(
 /// `Some` of a store result, `None` if it lost a race that a re-read and retry can win.
 pub(super) fn unless_raced<T>(
     result: Result<T, StoreError>,
-) -> Result<Option<T>, super::ServiceError> {
+) -> Result<Option<T>, super::error::ServiceError> {
     match result {
         Ok(value) => Ok(Some(value)),
         Err(error) if is_retryable(&error) => Ok(None),

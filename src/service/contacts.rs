@@ -5,7 +5,6 @@ use chrono::Utc;
 use serde_json::{Map, Value as Json};
 use tracing::{debug, warn};
 
-use super::ServiceError;
 use super::catalog_cache::Catalogs;
 use super::claims::{
     Claim, Collision, add_claims, contact_point_claims, is_retryable, stage_claims, unless_raced,
@@ -17,6 +16,7 @@ use crate::domain::{
     Identity, IdentityKey, IdentityKind, MergeStrategy, NameSet, Phone, Provenance, Text,
     WorkspaceId,
 };
+use crate::service::error::ServiceError;
 use crate::store::{ContactPage, Store, StoreError, WriteBatch};
 
 /// How often a write re-reads and retries after losing a race before it reports CONFLICT.

@@ -1,6 +1,6 @@
 //! The closed set of failures a use case can report, each with a stable client-facing code.
 
-use crate::domain::{Caller, DomainError, Scope};
+use crate::domain::{Caller, DomainError, Refusal, Scope};
 use crate::store::StoreError;
 
 /// Client-facing error codes, published as GraphQL `extensions.code`.
@@ -106,7 +106,7 @@ pub enum ServiceError {
     #[error("{message}")]
     IdentityNotVerified {
         /// Why the proof was refused.
-        reason: super::identity_token::Refusal,
+        reason: Refusal,
         /// What to do about it.
         message: String,
     },
@@ -188,6 +188,16 @@ impl From<StoreError> for ServiceError {
                 Self::Conflict("the record was changed concurrently; retry the request".to_owned())
             }
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl Refusal {
+    /// IDENTITY_NOT_VERIFIED for this reason.
+    pub fn error(self, message: impl Into<String>) -> ServiceError {
+        ServiceError::IdentityNotVerified {
+            reason: self,
+            message: message.into(),
         }
     }
 }

@@ -8,8 +8,9 @@ use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
 use super::activity::{ActivityService, ActivitySubject, EventInput, Recorded};
-use super::{RowError, ServiceError};
 use crate::domain::{ActivityId, Caller, EventName, event_properties};
+use crate::service::error::ServiceError;
+use crate::service::import::RowError;
 
 /// Longest accepted line.
 const MAX_LINE_BYTES: usize = 64 * 1024;

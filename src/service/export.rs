@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
 
-use super::ServiceError;
 use super::catalog_cache::Catalogs;
-use super::segment::{Consistency, Resolved, SegmentService, SegmentSource};
+use super::segment::{Resolved, SegmentSource};
+use super::segments::{Consistency, SegmentService};
 use super::sensitive::Revealer;
 use crate::domain::{Caller, Contact, ContactId, sensitive_names};
+use crate::service::error::ServiceError;
 use crate::store::Store;
 
 /// Contacts read per page of an export.

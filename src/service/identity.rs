@@ -5,20 +5,21 @@ use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::debug;
 
-use super::ServiceError;
 use super::catalog_cache::Catalogs;
 use super::claims::{
     Claim, add_claims, contact_point_claims, is_retryable, stage_claims, unless_raced,
 };
 use super::contacts::{ContactService, PatchInput};
-use super::identity_token::{Refusal, TokenVerifier, check_public_keys};
+use super::identity_token::{TokenVerifier, check_public_keys};
 use super::indexer::ChangeNotifier;
 use super::merges::{MergeReason, MergeService};
 use crate::domain::MAX_ACTIVE_KEYS;
+use crate::domain::Refusal;
 use crate::domain::{
     Contact, ContactFields, ContactPatch, FieldChange, IdentityKey, IdentityKind, MergeStrategy,
     Provenance, Verification, VerificationMethod, WorkspaceId, WorkspaceSettings, verify_user_hash,
 };
+use crate::service::error::ServiceError;
 use crate::store::{Store, StoreError, WriteBatch};
 
 /// How often a link re-reads and retries after losing a race before it reports CONFLICT.

@@ -18,10 +18,12 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value as Json};
 
-use super::ServiceError;
 use super::contacts::PatchInput;
 use super::outbound;
-use crate::domain::{DomainError, Email, FieldChange, Phone, Text, WorkspaceId, WorkspaceSettings};
+use crate::domain::{
+    DomainError, Email, FieldChange, Phone, Refusal, Text, WorkspaceId, WorkspaceSettings,
+};
+use crate::service::error::ServiceError;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const CLOCK_LEEWAY_SECS: u64 = 60;
@@ -35,66 +37,6 @@ const JWKS_REFETCH_AFTER: StdDuration = StdDuration::from_secs(30);
 const JWKS_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 /// Largest JWKS document read.
 pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
-
-/// Why a proof of identity was refused (`extensions.reason` of IDENTITY_NOT_VERIFIED).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// Neither an identity token nor a user hash was sent.
-    MissingProof,
-    /// The workspace has no secret or key for this kind of proof.
-    NoKey,
-    /// The workspace accepts tokens only.
-    UserHashDisabled,
-    /// No configured secret or key produced this signature.
-    BadSignature,
-    /// `exp` has passed.
-    Expired,
-    /// `nbf` is in the future.
-    NotYetValid,
-    /// `aud` names another audience than the workspace.
-    WrongAudience,
-    /// A required claim (`exp`, `sub` or `user_id`) is absent.
-    MissingClaim,
-    /// A claim has the wrong type or an invalid value.
-    InvalidClaim,
-    /// `exp` lies further ahead than the workspace's longest token lifetime.
-    LifetimeTooLong,
-    /// The header names an algorithm other than HS256, RS256 and ES256 (`none` included).
-    UnsupportedAlgorithm,
-    /// The token's `jti` was used before.
-    Replayed,
-    /// `externalId` was given and differs from the token's user id.
-    SubjectMismatch,
-}
-
-impl Refusal {
-    /// The client-facing spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MissingProof => "MISSING_PROOF",
-            Self::NoKey => "NO_KEY",
-            Self::UserHashDisabled => "USER_HASH_DISABLED",
-            Self::BadSignature => "BAD_SIGNATURE",
-            Self::Expired => "EXPIRED",
-            Self::NotYetValid => "NOT_YET_VALID",
-            Self::WrongAudience => "WRONG_AUDIENCE",
-            Self::MissingClaim => "MISSING_CLAIM",
-            Self::InvalidClaim => "INVALID_CLAIM",
-            Self::LifetimeTooLong => "LIFETIME_TOO_LONG",
-            Self::UnsupportedAlgorithm => "UNSUPPORTED_ALGORITHM",
-            Self::Replayed => "REPLAYED",
-            Self::SubjectMismatch => "SUBJECT_MISMATCH",
-        }
-    }
-
-    /// IDENTITY_NOT_VERIFIED for this reason.
-    pub fn error(self, message: impl Into<String>) -> ServiceError {
-        ServiceError::IdentityNotVerified {
-            reason: self,
-            message: message.into(),
-        }
-    }
-}
 
 /// What a verified token says.
 #[derive(Debug, Clone)]

@@ -9,11 +9,11 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
-use super::ServiceError;
 use super::catalog_cache::Catalogs;
 use crate::domain::{
     ApiKey, ApiKeyId, Caller, FieldPolicy, KeyRate, Scopes, WorkspaceId, parse_key_name,
 };
+use crate::service::error::ServiceError;
 use crate::store::Store;
 
 /// Prefix of every generated secret, so that leaked keys are easy to scan for.

@@ -4,12 +4,12 @@
 use chrono::Utc;
 use tracing::info;
 
-use super::ServiceError;
 use super::catalog_cache::Catalogs;
 use super::indexer::ChangeNotifier;
 use crate::domain::{
     Contact, ContactId, MergeId, MergePlan, MergeRecord, MergeStrategy, WorkspaceId, plan_merge,
 };
+use crate::service::error::ServiceError;
 use crate::store::{Store, StoreError, WriteBatch};
 
 /// How often a merge re-reads and re-plans after losing a race before it reports CONFLICT.

@@ -18,10 +18,12 @@ pub mod indexer;
 mod keys;
 mod lease;
 pub use lease::Lease;
-pub mod live;
+pub mod feed;
+pub mod membership;
 mod merges;
 mod outbound;
 mod segment;
+mod segments;
 mod sensitive;
 mod subject;
 pub mod webhooks;
@@ -34,16 +36,16 @@ pub use error::{ErrorCode, ServiceError};
 pub use event_import::EventImportReport;
 pub use export::{ExportService, contact_json};
 pub use identity::{IdentifyRequest, IdentityProof, IdentityService, VerificationChange};
-pub use identity_token::{CLOCK_LEEWAY_SECS, Refusal, install_crypto_provider};
+pub use identity_token::{CLOCK_LEEWAY_SECS, install_crypto_provider};
 pub use import::{
     CHUNK_ROWS, ImportFormat, ImportOptions, ImportReport, ImportService, JobStatus, MatchBy,
     RowError,
 };
 pub use keys::{CreatedKey, KeyChange, KeyService, NewKey, secret_hash};
 pub use merges::{MergePreview, MergeReason, MergeService};
-pub use segment::{
-    Consistency, ExplainNode, ExplainPart, LATEST_TIMEOUT, MAX_REFERENCE_DEPTH, Resolved,
-    SegmentDraft, SegmentPage, SegmentService, SegmentSource, Validation, check_text,
+pub use segment::{ExplainNode, ExplainPart, MAX_REFERENCE_DEPTH, Resolved, SegmentSource};
+pub use segments::{
+    Consistency, LATEST_TIMEOUT, SegmentDraft, SegmentPage, SegmentService, Validation, check_text,
 };
 pub use sensitive::Revealer;
 pub use subject::SubjectService;
@@ -51,8 +53,9 @@ pub use webhooks::{CreatedWebhook, DeliveryPage, WebhookInput, WebhookService};
 
 use std::sync::Arc;
 
+use feed::LiveService;
 use indexer::{ChangeNotifier, Indexer};
-use live::{LiveService, MembershipEngine};
+use membership::MembershipEngine;
 use segment::CompiledCatalogs;
 
 use crate::index::SegmentIndex;

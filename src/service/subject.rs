@@ -7,10 +7,14 @@ use serde_json::{Value as Json, json};
 
 use super::export::contact_json;
 use super::sensitive::Revealer;
-use super::{ActivityService, ContactService, MergeService, SegmentService, ServiceError};
 use crate::domain::{
     Caller, Contact, ContactId, Conversation, Event, Identity, MergeRecord, WorkspaceId,
 };
+use crate::service::activity::ActivityService;
+use crate::service::contacts::ContactService;
+use crate::service::error::ServiceError;
+use crate::service::merges::MergeService;
+use crate::service::segments::SegmentService;
 
 /// Builds the data-subject export of a contact.
 #[derive(Clone)]

@@ -12,8 +12,8 @@ use super::planner::{Reads, claim_keys, plan, target_keys};
 use super::read_ahead::Footprint;
 use super::report::{BatchOutcome, ImportOptions, MatchBy, RowError};
 use crate::domain::{IdentityKey, ParsedRow, WorkspaceId};
-use crate::service::ServiceError;
 use crate::service::claims::is_retryable;
+use crate::service::error::ServiceError;
 
 /// How often a batch is re-read and retried after losing a race with another writer.
 const MAX_BATCH_ATTEMPTS: usize = 5;

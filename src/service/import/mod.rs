@@ -30,10 +30,10 @@ use report::{BatchOutcome, JobRegistry};
 
 pub use report::{ImportFormat, ImportOptions, ImportReport, JobStatus, MatchBy, RowError};
 
-use super::ServiceError;
 use super::catalog_cache::Catalogs;
 use super::indexer::ChangeNotifier;
 use crate::domain::{AttributeRegistry, ImportRow, ParsedRow, WorkspaceId, check_columns};
+use crate::service::error::ServiceError;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use ulid::Ulid;
 
 use crate::domain::WorkspaceId;
-use crate::service::{ErrorCode, ServiceError};
+use crate::service::error::{ErrorCode, ServiceError};
 
 /// Row errors and conflicts kept in a report.
 const MAX_REPORTED: usize = 100;

@@ -2,7 +2,7 @@
 //! `step_states.rs`).
 
 use crate::index::IndexError;
-use crate::service::live::LiveError;
+use crate::service::membership::MembershipError;
 use crate::store::StoreError;
 
 /// Failures of the indexer.
@@ -19,5 +19,5 @@ pub enum IndexerError {
     Task(String),
     /// Recording segment membership changes failed.
     #[error(transparent)]
-    Live(#[from] LiveError),
+    Live(#[from] MembershipError),
 }

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 use crate::domain::{ContactId, WorkspaceId};
 use crate::index::{CommitPayload, IndexChange, PROJECTION_VERSION, SegmentIndex};
-use crate::service::live::MembershipEngine;
+use crate::service::membership::MembershipEngine;
 use crate::store::{Backlog, Change, Store, change_key_at};
 use change_cursor::{Batch, COMMIT_GRACE, ChangeCursor, Sweep, key_below};
 pub use step_states::StateSources;

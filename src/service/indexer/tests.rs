@@ -130,15 +130,15 @@ async fn a_restart_applies_and_then_deletes_what_the_last_run_left_in_the_log() 
 async fn with_engine(
     store: &Store,
     index: &Arc<SegmentIndex>,
-) -> (Indexer, Arc<crate::service::live::MembershipEngine>) {
+) -> (Indexer, Arc<crate::service::membership::MembershipEngine>) {
     let catalogs = crate::service::catalog_cache::Catalogs::load(store.clone())
         .await
         .unwrap();
-    let engine = Arc::new(crate::service::live::MembershipEngine::new(
+    let engine = Arc::new(crate::service::membership::MembershipEngine::new(
         store.clone(),
         Arc::clone(index),
         crate::service::segment::CompiledCatalogs::new(catalogs, None),
-        crate::service::live::DEFAULT_FEED_RETENTION,
+        crate::service::membership::DEFAULT_FEED_RETENTION,
     ));
     let indexer = over(store, index);
     indexer.attach(Arc::clone(&engine));

@@ -90,13 +90,13 @@ impl CompiledCatalogs {
 /// One workspace's catalogue as segments see it, at one catalogue state.
 pub struct CompiledWorkspace {
     /// The catalogue state this was compiled from.
-    pub(super) state: Arc<WorkspaceState>,
+    pub(crate) state: Arc<WorkspaceState>,
     /// Declared attributes and their types.
-    pub(super) attributes: HashMap<String, FieldType>,
+    pub(crate) attributes: HashMap<String, FieldType>,
     /// Names of the sensitive attributes.
-    pub(super) sensitive: HashSet<String>,
+    pub(crate) sensitive: HashSet<String>,
     /// Saved segments by slug.
-    pub(super) segments: BTreeMap<String, CompiledSegment>,
+    pub(crate) segments: BTreeMap<String, CompiledSegment>,
     /// Turns literals compared with sensitive attributes into blind-index tokens.
     sealer: Option<Arc<dyn Sealer>>,
 }
@@ -177,13 +177,13 @@ impl CompiledWorkspace {
     }
 
     /// Whether attribute `name` is sensitive.
-    pub(super) fn is_sensitive(&self, field: &Field) -> bool {
+    pub(crate) fn is_sensitive(&self, field: &Field) -> bool {
         matches!(field, Field::Attribute(name) if self.sensitive.contains(name))
     }
 
     /// A test as the back ends evaluate it: on a sensitive attribute, its literals become
     /// blind-index tokens, which is all the index and the stored values hold.
-    pub(super) fn blinded(&self, field: &Field, test: &Test) -> Checked {
+    pub(crate) fn blinded(&self, field: &Field, test: &Test) -> Checked {
         let blinded = match (field, test, &self.sealer) {
             (Field::Attribute(name), Test::TextIn(values), Some(sealer))
                 if self.sensitive.contains(name) =>
@@ -201,7 +201,7 @@ impl CompiledWorkspace {
 
     /// Whether `checked` compares a sensitive attribute with literal values (which must then
     /// not be stored in the clear).
-    pub(super) fn names_sensitive_values(&self, checked: &Checked) -> bool {
+    pub(crate) fn names_sensitive_values(&self, checked: &Checked) -> bool {
         match checked {
             Checked::And(operands) | Checked::Or(operands) => operands
                 .iter()
@@ -284,7 +284,7 @@ fn expand_saved(
 
 /// Inlines the references of `tree` with `reference` and blinds sensitive literals, collecting
 /// the fields, references and depth of the result.
-pub(super) fn inline<E>(
+pub(crate) fn inline<E>(
     tree: &Checked,
     reference: &mut dyn FnMut(&str) -> Result<Expansion, E>,
     workspace: &CompiledWorkspace,
@@ -344,7 +344,7 @@ fn first_message(diagnostics: &[Diagnostic]) -> String {
 
 /// The span of the first `in segment "slug"` in `expr` (where a problem of that reference is
 /// reported), else the whole expression.
-pub(super) fn reference_span(expr: &Expr, slug: &str) -> Span {
+pub(crate) fn reference_span(expr: &Expr, slug: &str) -> Span {
     fn find(expr: &Expr, slug: &str) -> Option<Span> {
         match expr {
             Expr::InSegment(found, span) if found == slug => Some(*span),
@@ -357,7 +357,7 @@ pub(super) fn reference_span(expr: &Expr, slug: &str) -> Span {
 }
 
 /// A diagnostic about reference `slug` of `expr`.
-pub(super) fn reference_diagnostic(
+pub(crate) fn reference_diagnostic(
     expr: &Expr,
     slug: &str,
     code: ErrorCode,

@@ -83,7 +83,7 @@ fn value_json(value: Option<FieldValue<'_>>) -> Json {
     }
 }
 
-pub(super) fn explain_node(
+pub(crate) fn explain_node(
     expr: &Expr,
     parent: Option<usize>,
     catalog: &CallerCatalog<'_>,

@@ -5,7 +5,7 @@ use qwry_segment::{BuiltinField, Catalog, Field, FieldType};
 
 use super::visible_catalog::CallerCatalog;
 use crate::index::{SortColumn, SortKey, field_path};
-use crate::service::ServiceError;
+use crate::service::error::ServiceError;
 
 /// Built-in fields members can be ordered by.
 const SORTABLE_BUILTINS: [BuiltinField; 6] = [

@@ -8,7 +8,7 @@ use qwry_segment::{Checked, Diagnostic, ErrorCode, check, parse};
 use super::compiled::{Expansion, inline, reference_diagnostic};
 use super::visible_catalog::CallerCatalog;
 use super::{MAX_REFERENCE_DEPTH, SegmentSource};
-use crate::service::ServiceError;
+use crate::service::error::ServiceError;
 
 /// A segment checked against a caller's catalogue, ready for the index and the evaluator.
 #[derive(Debug, Clone)]

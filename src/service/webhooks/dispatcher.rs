@@ -15,12 +15,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
-use crate::service::Lease;
+use crate::service::lease::Lease;
 use tracing::warn;
 
 use super::sender::{Attempt, Sender};
 use crate::domain::{DeliveryStatus, Webhook, WebhookDelivery};
-use crate::service::Catalogs;
+use crate::service::catalog_cache::Catalogs;
 use crate::store::{RoundOutcome, Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::telemetry::supervise::catch_panic;

@@ -19,11 +19,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 
-use super::{Catalogs, ServiceError};
 use crate::domain::{
     Caller, MAX_WEBHOOKS, Scope, Slug, Webhook, WebhookDelivery, WebhookEvent, WebhookId,
     message_id, parse_webhook_url,
 };
+use crate::service::catalog_cache::Catalogs;
+use crate::service::error::ServiceError;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -66,7 +67,7 @@ pub struct WebhookService {
     catalogs: Catalogs,
     sender: Arc<Sender>,
     metrics: Arc<Metrics>,
-    lease: Option<Arc<crate::service::Lease>>,
+    lease: Option<Arc<crate::service::lease::Lease>>,
 }
 
 impl WebhookService {
@@ -87,7 +88,7 @@ impl WebhookService {
     }
 
     /// This service, whose dispatcher sends only while it holds `lease`.
-    pub fn led_by(mut self, lease: Arc<crate::service::Lease>) -> Self {
+    pub fn led_by(mut self, lease: Arc<crate::service::lease::Lease>) -> Self {
         self.lease = Some(lease);
         self
     }

@@ -4,25 +4,78 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use qwry_segment::ast::Expr;
 use qwry_segment::mask::mask_hidden;
 use qwry_segment::{Checked, Diagnostic};
 
-use super::compiled::{CompiledCatalogs, CompiledWorkspace};
-use super::explain::{ExplainNode, evaluate, explain_node};
-use super::order::sort_key;
-use super::resolve::{Rejected, Resolved, cycle_through, direct_references, resolve, resolve_expr};
-use super::visible_catalog::CallerCatalog;
-use super::{Consistency, LATEST_TIMEOUT, SegmentDraft, SegmentPage, SegmentSource, Validation};
-use crate::domain::{Caller, Contact, ContactId, SavedSegment, Slug, WorkspaceId};
+use super::segment::SegmentSource;
+use super::segment::compiled::{CompiledCatalogs, CompiledWorkspace};
+use super::segment::explain::{ExplainNode, evaluate, explain_node};
+use super::segment::order::sort_key;
+use super::segment::resolve::{
+    Rejected, Resolved, cycle_through, direct_references, resolve, resolve_expr,
+};
+use super::segment::visible_catalog::CallerCatalog;
+use crate::domain::{Caller, Contact, ContactId, SavedSegment, Slug, Text, WorkspaceId};
 use crate::index::{ContactRecord, Members, Rank, SearchQuery, SegmentIndex, fold_words};
-use crate::service::ServiceError;
 use crate::service::catalog_cache::{Catalogs, WorkspaceState};
+use crate::service::error::ServiceError;
 use crate::service::indexer::{IndexStatus, Indexer};
 use crate::store::Store;
 use crate::telemetry::Metrics;
+
+/// Longest a `LATEST` read waits for the index to catch up.
+pub const LATEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How fresh the index must be for a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// The latest committed index (writes become visible within the indexing delay).
+    #[default]
+    Committed,
+    /// Wait (bounded) until every write committed before the read began is indexed.
+    Latest,
+}
+
+/// What `validateSegment` reports.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// Problems found; empty when valid.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The tree as parsed (with spans), when the text parses.
+    pub expr: Option<Expr>,
+    /// Members right now, when valid.
+    pub estimated_count: Option<u64>,
+}
+
+/// A page of a segment's members.
+#[derive(Debug, Clone)]
+pub struct SegmentPage {
+    /// Members of the page, ascending by id (shared with the store's memory of them).
+    pub contacts: Vec<Arc<Contact>>,
+    /// Exact number of members.
+    pub total: u64,
+    /// Whether members follow the page.
+    pub has_more: bool,
+    /// For a page in an order other than by id: each contact's place in it (its cursor).
+    pub ranks: Vec<Rank>,
+}
+
+/// Input of `save`.
+#[derive(Debug, Clone)]
+pub struct SegmentDraft {
+    /// Address.
+    pub slug: Slug,
+    /// Display name.
+    pub name: Text,
+    /// What it is for.
+    pub description: Option<Text>,
+    /// The segment.
+    pub source: SegmentSource,
+}
 
 /// Segment use cases over the store, the in-memory catalogue and the index.
 #[derive(Clone)]

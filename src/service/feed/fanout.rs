@@ -14,10 +14,10 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::warn;
 
-use super::engine::MembershipEngine;
 use crate::domain::FeedEvent;
 use crate::domain::{MembershipChange, Slug, WorkspaceId};
-use crate::service::ServiceError;
+use crate::service::error::ServiceError;
+use crate::service::membership::MembershipEngine;
 use crate::store::Store;
 
 /// Entries read per store query while catching up or following.

@@ -16,7 +16,7 @@ use crate::domain::{
     WebhookDelivery, WorkspaceId,
 };
 use crate::index::{ContactRecord, IndexChange, IndexError, SegmentIndex};
-use crate::service::Lease;
+use crate::service::lease::Lease;
 use crate::service::segment::{CompiledCatalogs, evaluate};
 use crate::service::webhooks;
 use crate::store::{Change, FedState, Store, StoreError};
@@ -34,7 +34,7 @@ pub use crate::config::DEFAULT_FEED_RETENTION;
 
 /// Failures of the engine.
 #[derive(Debug, thiserror::Error)]
-pub enum LiveError {
+pub enum MembershipError {
     /// Reading contacts or writing the feed failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -247,7 +247,7 @@ impl MembershipEngine {
         pending: &[Change],
         changes: &[IndexChange],
         step: u64,
-    ) -> Result<(), LiveError> {
+    ) -> Result<(), MembershipError> {
         if !self.recording().await {
             return Ok(());
         }
@@ -283,7 +283,7 @@ impl MembershipEngine {
         pending: &[Change],
         changes: &[IndexChange],
         ahead: &FeedAhead,
-    ) -> Result<StepLead, LiveError> {
+    ) -> Result<StepLead, MembershipError> {
         let now = Utc::now();
         let started = Instant::now();
         let mut entries = Vec::new();
@@ -440,7 +440,7 @@ impl MembershipEngine {
         now: DateTime<Utc>,
         ahead: &FeedAhead,
         entries: &mut Vec<MembershipChange>,
-    ) -> Result<(), LiveError> {
+    ) -> Result<(), MembershipError> {
         for workspace in self.compiled.workspaces() {
             let current = self.current_trees(&workspace);
             let previous = self
@@ -522,7 +522,7 @@ impl MembershipEngine {
         now: DateTime<Utc>,
         written: &Written,
         entries: &mut Vec<MembershipChange>,
-    ) -> Result<bool, LiveError> {
+    ) -> Result<bool, MembershipError> {
         let due = match self.timer.lock() {
             Ok(mut timer) => timer.take_due(now),
             Err(_) => return Ok(false),
@@ -590,7 +590,7 @@ impl MembershipEngine {
         now: DateTime<Utc>,
         ahead: &FeedAhead,
         entries: &mut Vec<MembershipChange>,
-    ) -> Result<(), LiveError> {
+    ) -> Result<(), MembershipError> {
         let trees = self.trees(workspace);
         if trees.is_empty() || contacts.is_empty() {
             return Ok(());
@@ -671,7 +671,7 @@ impl MembershipEngine {
         entries: &[MembershipChange],
         deliveries: &[WebhookDelivery],
         fed: &FedState,
-    ) -> Result<(), LiveError> {
+    ) -> Result<(), MembershipError> {
         self.store
             .record_membership_changes(entries, deliveries, fed)
             .await?;
@@ -696,7 +696,7 @@ impl MembershipEngine {
     /// Loads the timer's first window (from the saved clock, so flips missed while the
     /// service was down fire at once with their own moments), or the next one when half of
     /// the current one has passed.
-    async fn load_window(&self, now: DateTime<Utc>) -> Result<(), LiveError> {
+    async fn load_window(&self, now: DateTime<Utc>) -> Result<(), MembershipError> {
         let loaded = self
             .timer
             .lock()
@@ -726,7 +726,7 @@ impl MembershipEngine {
         trees: &Trees,
         from: DateTime<Utc>,
         through: DateTime<Utc>,
-    ) -> Result<(), LiveError> {
+    ) -> Result<(), MembershipError> {
         let mut windows = Vec::new();
         for (_, tree) in trees {
             moving_bounds(tree, &mut windows);
@@ -811,11 +811,11 @@ impl MembershipEngine {
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, IndexError> + Send + 'static,
-    ) -> Result<T, LiveError> {
+    ) -> Result<T, MembershipError> {
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|error| LiveError::Task(error.to_string()))?
-            .map_err(LiveError::from)
+            .map_err(|error| MembershipError::Task(error.to_string()))?
+            .map_err(MembershipError::from)
     }
 }
 

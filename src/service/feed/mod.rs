@@ -1,17 +1,21 @@
 //! Reading the membership feed: pages from a cursor, and streams that resume from a cursor
 //! and then follow what the engine records (subscriptions).
 
+mod fanout;
+
 use std::sync::Arc;
 
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::engine::MembershipEngine;
-use super::fanout::{FeedFanout, now_position};
 use crate::domain::FeedEvent;
 use crate::domain::{Caller, Contact, ContactId, MembershipChange, Slug};
-use crate::service::{ContactService, SegmentService, ServiceError};
+use crate::service::contacts::ContactService;
+use crate::service::error::ServiceError;
+use crate::service::membership::MembershipEngine;
+use crate::service::segments::SegmentService;
 use crate::store::Store;
+use fanout::{FeedFanout, now_position};
 
 /// Most entries one page of `segmentChanges` returns.
 pub const MAX_FEED_PAGE: usize = 1_000;

@@ -1,4 +1,5 @@
-//! The live side: which saved segments a contact enters or leaves, as it happens.
+//! The membership engine: which saved segments a contact enters or leaves, as it happens
+//! (reading and following what it records is `service::feed`).
 //!
 //! The [`MembershipEngine`] runs in each indexer step, under the step's lock, as soon as the
 //! step takes its batch from the change log and before the index commits it: the index
@@ -18,9 +19,6 @@
 //! step at a time, so a reader resuming from a position never misses a later-written entry.
 
 mod engine;
-mod fanout;
-mod follow;
 mod timer;
 
-pub use engine::{DEFAULT_FEED_RETENTION, LiveError, MembershipEngine};
-pub use follow::{FeedPage, LiveService, MAX_FEED_PAGE};
+pub use engine::{DEFAULT_FEED_RETENTION, MembershipEngine, MembershipError};
