@@ -13,7 +13,9 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
-use crate::domain::{AttributeName, SealedValue, Sealer, WorkspaceId, normalise_sensitive};
+use crate::domain::{
+    AttributeName, SealError, SealedValue, Sealer, WorkspaceId, normalise_sensitive,
+};
 use crate::private_file::{self, IfExists};
 
 /// File under `DATA_DIR` holding the master key when `ENCRYPTION_KEY` is not set.
@@ -38,10 +40,20 @@ pub enum VaultError {
     },
     /// No randomness was available.
     #[error("no randomness available: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
     /// A sealed value is malformed, or was sealed under another key or for another place.
     #[error("a sealed value cannot be opened (wrong key, or tampered with)")]
     Open,
+}
+
+impl VaultError {
+    /// What a [`Sealer`] reports of a failed seal or open.
+    fn sealing(self) -> SealError {
+        match self {
+            Self::Open => SealError::CannotOpen,
+            _ => SealError::NoRandomness,
+        }
+    }
 }
 
 /// Where the master key came from.
@@ -134,7 +146,7 @@ impl Vault {
     /// value copied to another attribute or workspace does not open).
     pub fn seal(&self, context: &str, plaintext: &str) -> Result<String, VaultError> {
         let mut nonce = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut nonce).map_err(|e| VaultError::Random(e.to_string()))?;
+        getrandom::fill(&mut nonce).map_err(VaultError::Random)?;
         let payload = Payload {
             msg: plaintext.as_bytes(),
             aad: context.as_bytes(),
@@ -191,10 +203,10 @@ impl Sealer for Vault {
         workspace: &WorkspaceId,
         attribute: &AttributeName,
         plaintext: &str,
-    ) -> Result<SealedValue, String> {
+    ) -> Result<SealedValue, SealError> {
         let context = sealing_context(workspace, attribute.as_str());
         Ok(SealedValue {
-            ciphertext: Vault::seal(self, &context, plaintext).map_err(|e| e.to_string())?,
+            ciphertext: Vault::seal(self, &context, plaintext).map_err(VaultError::sealing)?,
             blind: self.blind(&context, plaintext),
         })
     }
@@ -208,13 +220,13 @@ impl Sealer for Vault {
         workspace: &WorkspaceId,
         attribute: &str,
         sealed: &SealedValue,
-    ) -> Result<String, String> {
+    ) -> Result<String, SealError> {
         Vault::open(
             self,
             &sealing_context(workspace, attribute),
             &sealed.ciphertext,
         )
-        .map_err(|error| error.to_string())
+        .map_err(VaultError::sealing)
     }
 
     fn seal_text(
@@ -222,8 +234,8 @@ impl Sealer for Vault {
         workspace: &WorkspaceId,
         place: &str,
         text: &str,
-    ) -> Result<String, String> {
-        Vault::seal(self, &sealing_context(workspace, place), text).map_err(|e| e.to_string())
+    ) -> Result<String, SealError> {
+        Vault::seal(self, &sealing_context(workspace, place), text).map_err(VaultError::sealing)
     }
 
     fn open_text(
@@ -231,14 +243,14 @@ impl Sealer for Vault {
         workspace: &WorkspaceId,
         place: &str,
         sealed: &str,
-    ) -> Result<String, String> {
-        Vault::open(self, &sealing_context(workspace, place), sealed).map_err(|e| e.to_string())
+    ) -> Result<String, SealError> {
+        Vault::open(self, &sealing_context(workspace, place), sealed).map_err(VaultError::sealing)
     }
 }
 
 fn random_key() -> Result<[u8; 32], VaultError> {
     let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| VaultError::Random(e.to_string()))?;
+    getrandom::fill(&mut key).map_err(VaultError::Random)?;
     Ok(key)
 }
 

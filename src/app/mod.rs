@@ -108,7 +108,7 @@ impl App {
             let writer_bytes = usize::try_from(settings.index_writer_bytes).unwrap_or(usize::MAX);
             let path = settings.data_dir.join("index");
             SegmentIndex::open_in_dir_with(&path, writer_bytes).map_err(|error| {
-                if error.to_string().contains("LockBusy") {
+                if error.is_in_use() {
                     StartError::IndexInUse(path.display().to_string())
                 } else {
                     StartError::Index(error)

@@ -175,6 +175,17 @@ impl PartialEq for SealedValue {
     }
 }
 
+/// Why a value could not be sealed or opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// No randomness was available for a nonce.
+    #[error("no randomness available")]
+    NoRandomness,
+    /// The sealed value is malformed, or was sealed under another key or for another place.
+    #[error("a sealed value cannot be opened (wrong key, or tampered with)")]
+    CannotOpen,
+}
+
 /// Encrypts sensitive values and computes their blind-index tokens; implemented outside the
 /// domain, by whatever holds the keys.
 pub trait Sealer: Send + Sync {
@@ -184,7 +195,7 @@ pub trait Sealer: Send + Sync {
         workspace: &WorkspaceId,
         attribute: &AttributeName,
         plaintext: &str,
-    ) -> Result<SealedValue, String>;
+    ) -> Result<SealedValue, SealError>;
     /// The blind-index token `value` would have in `attribute` of `workspace`.
     fn blind(&self, workspace: &WorkspaceId, attribute: &str, value: &str) -> String;
     /// Decrypts a value sealed for `attribute` of `workspace`.
@@ -193,17 +204,21 @@ pub trait Sealer: Send + Sync {
         workspace: &WorkspaceId,
         attribute: &str,
         sealed: &SealedValue,
-    ) -> Result<String, String>;
+    ) -> Result<String, SealError>;
     /// Encrypts free text naming sensitive values (a saved segment's text) for `place`.
-    fn seal_text(&self, workspace: &WorkspaceId, place: &str, text: &str)
-    -> Result<String, String>;
+    fn seal_text(
+        &self,
+        workspace: &WorkspaceId,
+        place: &str,
+        text: &str,
+    ) -> Result<String, SealError>;
     /// Decrypts what [`Sealer::seal_text`] made for the same `place`.
     fn open_text(
         &self,
         workspace: &WorkspaceId,
         place: &str,
         sealed: &str,
-    ) -> Result<String, String>;
+    ) -> Result<String, SealError>;
 }
 
 /// How sensitive values are compared: trimmed and lower-cased, so that `AB-12` and ` ab-12`
@@ -530,7 +545,7 @@ impl AttributeRegistry {
         })?;
         let sealed = sealer
             .seal(&definition.workspace, name, text)
-            .map_err(|error| DomainError::attribute(name.as_str(), error))?;
+            .map_err(|error| DomainError::attribute(name.as_str(), error.to_string()))?;
         Ok(AttributeValue::Sealed(sealed))
     }
 
@@ -758,7 +773,7 @@ mod tests {
             _workspace: &WorkspaceId,
             attribute: &AttributeName,
             plaintext: &str,
-        ) -> Result<SealedValue, String> {
+        ) -> Result<SealedValue, SealError> {
             Ok(SealedValue {
                 ciphertext: format!("enc({plaintext})"),
                 blind: self.blind(&WorkspaceId::default(), attribute.as_str(), plaintext),
@@ -772,17 +787,17 @@ mod tests {
             _workspace: &WorkspaceId,
             _attribute: &str,
             sealed: &SealedValue,
-        ) -> Result<String, String> {
+        ) -> Result<String, SealError> {
             Ok(sealed
                 .ciphertext
                 .trim_start_matches("enc(")
                 .trim_end_matches(')')
                 .to_owned())
         }
-        fn seal_text(&self, _: &WorkspaceId, _: &str, text: &str) -> Result<String, String> {
+        fn seal_text(&self, _: &WorkspaceId, _: &str, text: &str) -> Result<String, SealError> {
             Ok(text.to_owned())
         }
-        fn open_text(&self, _: &WorkspaceId, _: &str, text: &str) -> Result<String, String> {
+        fn open_text(&self, _: &WorkspaceId, _: &str, text: &str) -> Result<String, SealError> {
             Ok(text.to_owned())
         }
     }

@@ -28,7 +28,7 @@ pub use activity::{
 };
 pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,
-    AttributeValue, Declaration, DeclarationConflict, SealedValue, Sealer, json_number,
+    AttributeValue, Declaration, DeclarationConflict, SealError, SealedValue, Sealer, json_number,
     normalise_sensitive, sensitive_names,
 };
 pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text, WrittenBy};

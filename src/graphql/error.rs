@@ -186,10 +186,14 @@ mod tests {
         assert_eq!(super::ErrorCodeView::of_wire("NOPE"), None);
     }
     use super::*;
+    use crate::service::InternalError;
 
     #[test]
     fn internal_errors_get_a_code_and_a_generic_message() {
-        let error = api_error(ServiceError::Internal("disk on fire at /var/db".to_owned()));
+        let error = api_error(ServiceError::Internal(InternalError::StoredValue {
+            record: "disk".to_owned(),
+            problem: "fire at /var/db".to_owned(),
+        }));
         assert_eq!(error.message, "internal error; the failure was logged");
         let code = error
             .extensions

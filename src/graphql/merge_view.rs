@@ -10,7 +10,7 @@ use super::page::Connection;
 use super::views::{ContactView, identity_page, visible_identities};
 use super::{caller, services, workspace};
 use crate::domain::{MergeRecord, Scope};
-use crate::service::{MergeReason, ServiceError};
+use crate::service::{InternalError, MergeReason, ServiceError};
 
 /// Why a merge was made.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -85,10 +85,10 @@ impl MergeView {
     async fn cause(&self) -> async_graphql::Result<MergeCause> {
         MergeCause::of(&self.0.reason)
             .ok_or_else(|| {
-                ServiceError::Internal(format!(
-                    "a merge has the unknown reason `{}`",
-                    self.0.reason
-                ))
+                ServiceError::Internal(InternalError::StoredValue {
+                    record: format!("merge `{}`", self.0.id),
+                    problem: format!("the unknown reason `{}`", self.0.reason),
+                })
             })
             .api()
     }

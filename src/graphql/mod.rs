@@ -48,7 +48,7 @@ use tokio::sync::watch;
 pub use live::SubscriptionRoot;
 
 use crate::domain::{Caller, WorkspaceId, sensitive_names};
-use crate::service::{ServiceError, Services};
+use crate::service::{InternalError, ServiceError, Services};
 
 /// Highest query complexity accepted.
 pub const MAX_COMPLEXITY: usize = 2_000;
@@ -111,9 +111,9 @@ impl CallerSource {
 /// is a server bug, reported as INTERNAL rather than guessed.
 fn source<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a CallerSource> {
     ctx.data_opt::<CallerSource>().ok_or_else(|| {
-        error::api_error(ServiceError::Internal(
-            "request without an authenticated caller".to_owned(),
-        ))
+        error::api_error(ServiceError::Internal(InternalError::Wiring(
+            "request without an authenticated caller",
+        )))
     })
 }
 
@@ -196,9 +196,9 @@ pub fn for_socket_operation(
 /// The services, for resolvers of nested objects (roots hold their own handle).
 fn services<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Services> {
     ctx.data_opt::<Services>().ok_or_else(|| {
-        error::api_error(ServiceError::Internal(
-            "schema built without services".to_owned(),
-        ))
+        error::api_error(ServiceError::Internal(InternalError::Wiring(
+            "schema built without services",
+        )))
     })
 }
 

@@ -1,7 +1,7 @@
 //! The structured form of the segment language for visual builders: `SegmentExprInput` converts to
 //! the same syntax tree the text parses to, and every tree converts back to that input's JSON.
 
-use async_graphql::{Enum, InputObject, OneofObject};
+use async_graphql::{Enum, InputObject, InputType, OneofObject};
 use chrono::{DateTime, Utc};
 use qwry_segment::Span;
 use qwry_segment::ast::{
@@ -72,19 +72,12 @@ impl EventConditionInput {
                 zero,
             ),
             EventTestKind::Count => {
-                let op = match self.operator {
-                    Some(SegmentOperator::Eq) => CmpOp::Eq,
-                    Some(SegmentOperator::Ne) => CmpOp::Ne,
-                    Some(SegmentOperator::Lt) => CmpOp::Lt,
-                    Some(SegmentOperator::Le) => CmpOp::Le,
-                    Some(SegmentOperator::Gt) => CmpOp::Gt,
-                    Some(SegmentOperator::Ge) => CmpOp::Ge,
-                    _ => {
-                        return Err(invalid(
-                            "`COUNT` needs an `operator` of EQ, NE, LT, LE, GT or GE",
-                        ));
-                    }
-                };
+                let op = self
+                    .operator
+                    .and_then(SegmentOperator::comparison)
+                    .ok_or_else(|| {
+                        invalid("`COUNT` needs an `operator` of EQ, NE, LT, LE, GT or GE")
+                    })?;
                 EventTest::Count {
                     op,
                     count: self.count.ok_or_else(|| invalid("`COUNT` needs `count`"))?,
@@ -102,20 +95,12 @@ impl EventConditionInput {
     }
 }
 
-/// The `SegmentOperator` spelling of a comparison.
-fn operator_name(op: CmpOp) -> &'static str {
-    match op {
-        CmpOp::Eq => "EQ",
-        CmpOp::Ne => "NE",
-        CmpOp::Lt => "LT",
-        CmpOp::Le => "LE",
-        CmpOp::Gt => "GT",
-        CmpOp::Ge => "GE",
-    }
+/// An operator's GraphQL spelling (`EQ`, `NOT_IN`, ...), as the expression JSON writes it.
+fn operator_name(operator: SegmentOperator) -> String {
+    operator.to_value().to_string()
 }
 
 fn event_json(event: &EventCondition) -> Json {
-    let cmp = operator_name;
     match &event.test {
         EventTest::Exists => json!({ "name": event.name, "test": "EXISTS" }),
         EventTest::NotExists => json!({ "name": event.name, "test": "NOT_EXISTS" }),
@@ -125,7 +110,7 @@ fn event_json(event: &EventCondition) -> Json {
         EventTest::Count {
             op, count, within, ..
         } => {
-            let mut object = json!({ "name": event.name, "test": "COUNT", "operator": cmp(*op), "count": count });
+            let mut object = json!({ "name": event.name, "test": "COUNT", "operator": operator_name(SegmentOperator::from(*op)), "count": count });
             if let Some((window, _)) = within {
                 object["within"] = Json::String(window.to_string());
             }
@@ -177,6 +162,34 @@ pub enum SegmentOperator {
     Exists,
     /// `not exists`
     NotExists,
+}
+
+impl SegmentOperator {
+    /// The comparison this operator is, if it is one (`EQ` ... `GE`).
+    fn comparison(self) -> Option<CmpOp> {
+        Some(match self {
+            Self::Eq => CmpOp::Eq,
+            Self::Ne => CmpOp::Ne,
+            Self::Lt => CmpOp::Lt,
+            Self::Le => CmpOp::Le,
+            Self::Gt => CmpOp::Gt,
+            Self::Ge => CmpOp::Ge,
+            _ => return None,
+        })
+    }
+}
+
+impl From<CmpOp> for SegmentOperator {
+    fn from(op: CmpOp) -> Self {
+        match op {
+            CmpOp::Eq => Self::Eq,
+            CmpOp::Ne => Self::Ne,
+            CmpOp::Lt => Self::Lt,
+            CmpOp::Le => Self::Le,
+            CmpOp::Gt => Self::Gt,
+            CmpOp::Ge => Self::Ge,
+        }
+    }
 }
 
 /// `field op value`.
@@ -312,12 +325,10 @@ impl ConditionInput {
             values.iter().map(literal).collect()
         };
         let op = match operator {
-            O::Eq => Op::Compare(CmpOp::Eq, one()?),
-            O::Ne => Op::Compare(CmpOp::Ne, one()?),
-            O::Lt => Op::Compare(CmpOp::Lt, one()?),
-            O::Le => Op::Compare(CmpOp::Le, one()?),
-            O::Gt => Op::Compare(CmpOp::Gt, one()?),
-            O::Ge => Op::Compare(CmpOp::Ge, one()?),
+            O::Eq | O::Ne | O::Lt | O::Le | O::Gt | O::Ge => match operator.comparison() {
+                Some(comparison) => Op::Compare(comparison, one()?),
+                None => return Err(invalid(format!("`{operator:?}` is not a comparison"))),
+            },
             O::In => Op::In(many()?),
             O::NotIn => Op::NotIn(many()?),
             O::Contains => Op::Contains(one()?),
@@ -419,38 +430,38 @@ fn condition_json(condition: &Condition) -> Json {
     if condition.field.explicit_attribute {
         object.insert("attribute".into(), Json::Bool(true));
     }
-    let cmp = operator_name;
+    use SegmentOperator as O;
     let list = |values: &[Literal]| Json::Array(values.iter().map(literal_json).collect());
     let (operator, value, to, values, within) = match &condition.op {
-        Op::Compare(op, value) => (cmp(*op), Some(literal_json(value)), None, None, None),
-        Op::In(values) => ("IN", None, None, Some(list(values)), None),
-        Op::NotIn(values) => ("NOT_IN", None, None, Some(list(values)), None),
-        Op::Contains(value) => ("CONTAINS", Some(literal_json(value)), None, None, None),
-        Op::StartsWith(value) => ("STARTS_WITH", Some(literal_json(value)), None, None, None),
-        Op::EndsWith(value) => ("ENDS_WITH", Some(literal_json(value)), None, None, None),
+        Op::Compare(op, value) => (O::from(*op), Some(literal_json(value)), None, None, None),
+        Op::In(values) => (O::In, None, None, Some(list(values)), None),
+        Op::NotIn(values) => (O::NotIn, None, None, Some(list(values)), None),
+        Op::Contains(value) => (O::Contains, Some(literal_json(value)), None, None, None),
+        Op::StartsWith(value) => (O::StartsWith, Some(literal_json(value)), None, None, None),
+        Op::EndsWith(value) => (O::EndsWith, Some(literal_json(value)), None, None, None),
         Op::Between(low, high) => (
-            "BETWEEN",
+            O::Between,
             Some(literal_json(low)),
             Some(literal_json(high)),
             None,
             None,
         ),
-        Op::Has(value) => ("HAS", Some(literal_json(value)), None, None, None),
-        Op::HasAny(values) => ("HAS_ANY", None, None, Some(list(values)), None),
-        Op::HasAll(values) => ("HAS_ALL", None, None, Some(list(values)), None),
+        Op::Has(value) => (O::Has, Some(literal_json(value)), None, None, None),
+        Op::HasAny(values) => (O::HasAny, None, None, Some(list(values)), None),
+        Op::HasAll(values) => (O::HasAll, None, None, Some(list(values)), None),
         Op::Within(duration, _) => (
-            "WITHIN",
+            O::Within,
             None,
             None,
             None,
             Some(Json::String(duration.to_string())),
         ),
-        Op::Before(value) => ("BEFORE", Some(literal_json(value)), None, None, None),
-        Op::After(value) => ("AFTER", Some(literal_json(value)), None, None, None),
-        Op::Exists => ("EXISTS", None, None, None, None),
-        Op::NotExists => ("NOT_EXISTS", None, None, None, None),
+        Op::Before(value) => (O::Before, Some(literal_json(value)), None, None, None),
+        Op::After(value) => (O::After, Some(literal_json(value)), None, None, None),
+        Op::Exists => (O::Exists, None, None, None, None),
+        Op::NotExists => (O::NotExists, None, None, None, None),
     };
-    object.insert("operator".into(), Json::String(operator.into()));
+    object.insert("operator".into(), Json::String(operator_name(operator)));
     for (key, entry) in [
         ("value", value),
         ("to", to),

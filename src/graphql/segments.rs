@@ -20,7 +20,8 @@ use crate::domain::Scope;
 use crate::domain::{SavedSegment, Slug, Text};
 use crate::service::indexer::IndexStatus;
 use crate::service::{
-    ExplainNode, ExplainPart, SegmentDraft, SegmentSource, ServiceError, Services, Validation,
+    ExplainNode, ExplainPart, InternalError, SegmentDraft, SegmentSource, ServiceError, Services,
+    Validation,
 };
 
 /// Segment queries.
@@ -358,7 +359,7 @@ impl SegmentView {
             .segments
             .visible_expr(&*caller(ctx)?, &self.0)
             .ok_or_else(|| {
-                ServiceError::Internal(format!("saved segment `{}` does not parse", self.0.slug))
+                ServiceError::Internal(InternalError::UnparsedSegment(self.0.slug.to_string()))
             })
             .api()
     }

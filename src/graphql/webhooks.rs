@@ -12,7 +12,7 @@ use super::guard::RequireScope;
 use super::page::{Connection, CountList, DEFAULT_PAGE_SIZE, Total, page_complexity};
 use super::webhook_view::{EventType, WebhookView};
 use crate::domain::{DeliveryStatus, Scope, WebhookDelivery, WebhookEvent};
-use crate::service::{CreatedWebhook, ServiceError, Services, WebhookInput};
+use crate::service::{CreatedWebhook, InternalError, ServiceError, Services, WebhookInput};
 
 /// Where a delivery stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -172,10 +172,10 @@ impl DeliveryView {
         serde_json::from_str(&self.payload)
             .map(Json)
             .map_err(|error| {
-                ServiceError::Internal(format!(
-                    "delivery `{}` holds a body that is not JSON: {error}",
-                    self.id.as_str()
-                ))
+                ServiceError::Internal(InternalError::StoredValue {
+                    record: format!("delivery `{}`", self.id.as_str()),
+                    problem: format!("a body that is not JSON ({error})"),
+                })
             })
             .api()
     }
@@ -184,11 +184,10 @@ impl DeliveryView {
     async fn message_type(&self) -> async_graphql::Result<MessageType> {
         MessageType::of(&self.event_type)
             .ok_or_else(|| {
-                ServiceError::Internal(format!(
-                    "delivery `{}` has the unknown type `{}`",
-                    self.id.as_str(),
-                    self.event_type
-                ))
+                ServiceError::Internal(InternalError::StoredValue {
+                    record: format!("delivery `{}`", self.id.as_str()),
+                    problem: format!("the unknown type `{}`", self.event_type),
+                })
             })
             .api()
     }

@@ -8,7 +8,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::graphql::error::{REQUEST_ERROR_CODE, request_error_code, request_error_message};
+use crate::graphql::error::{
+    REQUEST_ERROR_CODE, api_error, request_error_code, request_error_message,
+};
 use crate::service::{ErrorCode, ServiceError};
 use crate::telemetry::Metrics;
 
@@ -26,10 +28,18 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-/// A GraphQL-shaped error body with `code` and the status that fits it.
-pub fn coded_error(code: ErrorCode, message: &str) -> Response {
-    let body =
-        json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
+/// A service error as the HTTP endpoints answer it: the one mapping GraphQL uses
+/// ([`api_error`]: the same message, code and diagnostics in `extensions`; internal details
+/// logged, not returned), with the status that fits its code.
+pub fn error_response(error: ServiceError) -> Response {
+    let code = error.code();
+    let error = api_error(error);
+    let body = json!({ "errors": [{ "message": error.message, "extensions": error.extensions }] });
+    with_status(code, body)
+}
+
+/// `body` with the status that fits `code` (and a bearer challenge with a 401).
+fn with_status(code: ErrorCode, body: serde_json::Value) -> Response {
     let mut response = (status_of(code), Json(body)).into_response();
     if code == ErrorCode::Unauthenticated {
         response.headers_mut().insert(
@@ -38,18 +48,6 @@ pub fn coded_error(code: ErrorCode, message: &str) -> Response {
         );
     }
     response
-}
-
-/// [`coded_error`] for a service error; internal details are logged, not returned.
-pub fn error_response(error: ServiceError) -> Response {
-    let message = match &error {
-        ServiceError::Internal(detail) => {
-            tracing::error!(error = %detail, "request failed");
-            "internal error; the failure was logged".to_owned()
-        }
-        other => other.to_string(),
-    };
-    coded_error(error.code(), &message)
 }
 
 /// What every response gets before it leaves, whatever the transport: a code on every error

@@ -70,7 +70,23 @@ pub enum IndexError {
     Poisoned,
     /// The index directory could not be created.
     #[error("cannot create the index directory: {0}")]
-    Directory(String),
+    Directory(#[source] std::io::Error),
+    /// The index directory could not be opened.
+    #[error("cannot open the index directory: {0}")]
+    OpenDirectory(#[source] tantivy::directory::error::OpenDirectoryError),
+}
+
+impl IndexError {
+    /// Whether another writer (another process) holds the index's lock.
+    pub fn is_in_use(&self) -> bool {
+        matches!(
+            self,
+            Self::Tantivy(tantivy::TantivyError::LockFailure(
+                tantivy::directory::error::LockError::LockBusy,
+                _
+            ))
+        )
+    }
 }
 
 /// The version of what a contact's document holds; an index built at an older one is
@@ -163,9 +179,8 @@ impl SegmentIndex {
 
     /// [`SegmentIndex::open_in_dir`] with a writer buffering up to `writer_bytes`.
     pub fn open_in_dir_with(directory: &Path, writer_bytes: usize) -> Result<Self, IndexError> {
-        std::fs::create_dir_all(directory).map_err(|e| IndexError::Directory(e.to_string()))?;
-        let mmap =
-            MmapDirectory::open(directory).map_err(|e| IndexError::Directory(e.to_string()))?;
+        std::fs::create_dir_all(directory).map_err(IndexError::Directory)?;
+        let mmap = MmapDirectory::open(directory).map_err(IndexError::OpenDirectory)?;
         let (schema, _) = build_schema();
         let index = match Index::open_or_create(mmap, schema.clone()) {
             Ok(index) => index,
@@ -179,7 +194,7 @@ impl SegmentIndex {
     /// it from the store), after making sure no other process writes to it.
     fn recreate(directory: &Path, schema: Schema) -> Result<Index, IndexError> {
         warn!(path = %directory.display(), "the segment index has an older schema; rebuilding it from the store");
-        let directory_error = |e: std::io::Error| IndexError::Directory(e.to_string());
+        let directory_error = IndexError::Directory;
         {
             let old = Index::open_in_dir(directory)?;
             // Fails fast (writer lock) when another process holds the index.
@@ -192,8 +207,7 @@ impl SegmentIndex {
                 std::fs::remove_file(&path).map_err(directory_error)?;
             }
         }
-        let mmap =
-            MmapDirectory::open(directory).map_err(|e| IndexError::Directory(e.to_string()))?;
+        let mmap = MmapDirectory::open(directory).map_err(IndexError::OpenDirectory)?;
         Ok(Index::create(
             mmap,
             schema,

@@ -15,15 +15,13 @@ use crate::domain::{
     ExternalId, IdentityKey, IdentityKind, Scope, WorkspaceId,
 };
 use crate::service::contacts::{ContactService, PatchInput};
+use crate::service::contention::{Attempts, WRITE_ATTEMPTS};
 use crate::service::error::ServiceError;
 use crate::service::identity::IdentityService;
 use crate::store::{ActivityCursor, Store, StoreError, WriteBatch};
 
 /// Most items of each kind a data subject export holds.
 const EXPORT_LIMIT: usize = 1_000_000;
-
-/// Tries of a write that lost a race with another writer of the same contact.
-const MAX_ATTEMPTS: usize = 8;
 
 /// Whose activity it is.
 #[derive(Debug, Clone)]
@@ -170,8 +168,8 @@ impl ActivityService {
         input: ConversationInput,
     ) -> Result<(Conversation, Recorded), ServiceError> {
         let input = input.validate()?;
-        for attempt in 0..MAX_ATTEMPTS {
-            super::contention::pause_before(attempt).await;
+        let mut attempts = Attempts::new(WRITE_ATTEMPTS);
+        while attempts.next().await {
             let mut contact = self.subject(workspace, subject).await?;
             let previous = self.store.conversation(workspace, &input.id).await?;
             if let Some(previous) = &previous {
@@ -246,8 +244,8 @@ impl ActivityService {
         input: EventInput,
     ) -> Result<(Event, Recorded), ServiceError> {
         let id = input.id.clone().unwrap_or_else(ActivityId::generate);
-        for attempt in 0..MAX_ATTEMPTS {
-            super::contention::pause_before(attempt).await;
+        let mut attempts = Attempts::new(WRITE_ATTEMPTS);
+        while attempts.next().await {
             let mut contact = self.subject(workspace, subject).await?;
             if input.id.is_some()
                 && let Some(existing) = self.store.event(workspace, &id).await?
@@ -290,10 +288,10 @@ impl ActivityService {
                     debug!(event = id.as_str(), "event lost a race; retrying");
                 }
                 // Recorded concurrently under the same id: the first one stands.
-                Err(StoreError::AlreadyExists(message)) => {
+                Err(StoreError::AlreadyExists(source)) => {
                     return match self.store.event(workspace, &event.id).await? {
                         Some(existing) => Ok((existing, Recorded::Unchanged)),
-                        None => Err(ServiceError::Internal(message)),
+                        None => Err(StoreError::AlreadyExists(source).into()),
                     };
                 }
                 Err(other) => return Err(other.into()),

@@ -16,11 +16,10 @@ use crate::domain::{
     Identity, IdentityKey, IdentityKind, MergeStrategy, NameSet, Phone, Provenance, Text,
     WorkspaceId,
 };
+use crate::service::contention::{Attempts, WRITE_ATTEMPTS};
 use crate::service::error::ServiceError;
 use crate::store::{ContactPage, Store, StoreError, WriteBatch};
 
-/// How often a write re-reads and retries after losing a race before it reports CONFLICT.
-const MAX_WRITE_ATTEMPTS: usize = 8;
 /// Largest page a client may ask for (checked where requests are parsed).
 pub const MAX_PAGE_SIZE: usize = 100;
 
@@ -218,8 +217,8 @@ impl ContactService {
     ) -> Result<(Contact, UpsertOutcome), ServiceError> {
         IdentityKey::parse(IdentityKind::ExternalId, external_id.as_str(), &[])?;
         let patch = self.validate(workspace, input).await?;
-        for attempt in 0..MAX_WRITE_ATTEMPTS {
-            super::contention::pause_before(attempt).await;
+        let mut attempts = Attempts::new(WRITE_ATTEMPTS);
+        while attempts.next().await {
             let Some(existing) = self.find_by_external_id(workspace, external_id).await? else {
                 let blank = ContactFields {
                     external_id: Some(external_id.clone()),
@@ -260,8 +259,8 @@ impl ContactService {
         input: PatchInput,
     ) -> Result<Contact, ServiceError> {
         let patch = self.validate(workspace, input).await?;
-        for attempt in 0..MAX_WRITE_ATTEMPTS {
-            super::contention::pause_before(attempt).await;
+        let mut attempts = Attempts::new(WRITE_ATTEMPTS);
+        while attempts.next().await {
             let existing = self.get(workspace, id).await?;
             if let Some((contact, _changed)) =
                 self.write_patch(existing, &patch, Provenance::Api).await?

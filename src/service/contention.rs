@@ -1,15 +1,54 @@
-//! Waiting between attempts of a write that lost a race. Writers that retry at once collide
-//! again (over a network, where each attempt takes a round trip or more, a dozen writers of one
-//! contact used up every attempt); a short, random, growing pause spreads them out.
+//! The one retry policy of optimistic writes (read, decide, write if nothing changed
+//! meanwhile): how many attempts, and the wait between them. Writers that retry at once
+//! collide again (over a network, where each attempt takes a round trip or more, a dozen
+//! writers of one contact used up every attempt); a short, random, growing pause spreads them
+//! out. Each use case writes its loop as
+//!
+//! ```ignore
+//! let mut attempts = Attempts::new(WRITE_ATTEMPTS);
+//! while attempts.next().await {
+//!     // read, decide, write; `continue` when the write lost a race
+//! }
+//! Err(contention)
+//! ```
 
 use std::time::Duration;
+
+/// How many times a use case's optimistic write is tried before it reports contention
+/// (CONFLICT): with the pauses below, about 130 ms of waiting in all.
+pub(super) const WRITE_ATTEMPTS: usize = 8;
+
+/// The attempts of one optimistic write: [`Attempts::next`] waits before each but the first,
+/// and says when they are used up.
+pub(super) struct Attempts {
+    made: usize,
+    allowed: usize,
+}
+
+impl Attempts {
+    /// At most `allowed` attempts.
+    pub(super) fn new(allowed: usize) -> Self {
+        Self { made: 0, allowed }
+    }
+
+    /// Waits before the next attempt (see [`pause_before`]); `false` once every attempt was
+    /// made.
+    pub(super) async fn next(&mut self) -> bool {
+        if self.made == self.allowed {
+            return false;
+        }
+        pause_before(self.made).await;
+        self.made += 1;
+        true
+    }
+}
 
 /// The longest pause between two attempts.
 const MAX_PAUSE: Duration = Duration::from_millis(64);
 
 /// Waits before attempt number `attempt` (counted from 0; the first runs at once): a random
 /// time up to 2^attempt ms, at most [`MAX_PAUSE`].
-pub(super) async fn pause_before(attempt: usize) {
+async fn pause_before(attempt: usize) {
     let mut random = [0u8; 8];
     // Without randomness, the longest pause: still a pause, merely not spread.
     let random = match getrandom::fill(&mut random) {

@@ -1,6 +1,8 @@
 //! The closed set of failures a use case can report, each with a stable client-facing code.
 
 use crate::domain::{Caller, DomainError, Refusal, Scope};
+use crate::index::IndexError;
+use crate::service::indexer::error::IndexerError;
 use crate::store::StoreError;
 
 /// Client-facing error codes, published as GraphQL `extensions.code`.
@@ -125,9 +127,43 @@ pub enum ServiceError {
     /// A segment tests fields the caller may not read; see [`ErrorCode::Forbidden`].
     #[error("{}", .0.first().map(|d| d.message.as_str()).unwrap_or("the segment uses fields this key may not read"))]
     ForbiddenSegment(Vec<qwry_segment::Diagnostic>),
-    /// See [`ErrorCode::Internal`]; the text is for logs only.
+    /// See [`ErrorCode::Internal`]; the cause is for logs only.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[from] InternalError),
+}
+
+/// What failed on our side (INTERNAL): logged with its cause, never shown to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    /// The store failed in a way no client can act on.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The segment index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The indexer failed.
+    #[error(transparent)]
+    Indexer(#[from] IndexerError),
+    /// A blocking or background task panicked or was cancelled.
+    #[error("a task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// No randomness was available for a secret.
+    #[error("no randomness available: {0}")]
+    Randomness(#[from] getrandom::Error),
+    /// A saved segment's stored text no longer parses.
+    #[error("saved segment `{0}` does not parse")]
+    UnparsedSegment(String),
+    /// A stored record holds a value this release does not know.
+    #[error("{record} holds {problem}")]
+    StoredValue {
+        /// Which record.
+        record: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The server was wired without something every request needs (a bug).
+    #[error("server wiring: {0}")]
+    Wiring(&'static str),
 }
 
 impl ServiceError {
@@ -187,7 +223,7 @@ impl From<StoreError> for ServiceError {
             StoreError::WriteConflict => {
                 Self::Conflict("the record was changed concurrently; retry the request".to_owned())
             }
-            other => Self::Internal(other.to_string()),
+            other => Self::Internal(InternalError::Store(other)),
         }
     }
 }

@@ -19,11 +19,10 @@ use crate::domain::{
     Contact, ContactFields, ContactPatch, FieldChange, IdentityKey, IdentityKind, MergeStrategy,
     Provenance, Verification, VerificationMethod, WorkspaceId, WorkspaceSettings, verify_user_hash,
 };
+use crate::service::contention::{Attempts, WRITE_ATTEMPTS};
 use crate::service::error::ServiceError;
 use crate::store::{Store, StoreError, WriteBatch};
 
-/// How often a link re-reads and retries after losing a race before it reports CONFLICT.
-const MAX_LINK_ATTEMPTS: usize = 8;
 /// A verification repeated within this time is not recorded again (a replayed `identify`
 /// writes nothing).
 const REVERIFY_AFTER: chrono::Duration = chrono::Duration::seconds(60);
@@ -226,8 +225,8 @@ impl IdentityService {
         if patch.last_seen_at == FieldChange::Keep {
             patch.last_seen_at = FieldChange::Set(Utc::now());
         }
-        for attempt in 0..MAX_LINK_ATTEMPTS {
-            super::contention::pause_before(attempt).await;
+        let mut attempts = Attempts::new(WRITE_ATTEMPTS);
+        while attempts.next().await {
             let holder = self.holder(workspace, &anonymous).await?;
             let written = match holder {
                 Some(existing) => {
@@ -337,8 +336,8 @@ impl IdentityService {
             method,
             anonymous,
         };
-        for attempt in 0..MAX_LINK_ATTEMPTS {
-            super::contention::pause_before(attempt).await;
+        let mut attempts = Attempts::new(WRITE_ATTEMPTS);
+        while attempts.next().await {
             if let Some(contact) = self.try_identify(workspace, &write, blocked).await? {
                 return Ok(contact);
             }

@@ -13,7 +13,7 @@ use super::catalog_cache::Catalogs;
 use crate::domain::{
     ApiKey, ApiKeyId, Caller, FieldPolicy, KeyRate, Scopes, WorkspaceId, parse_key_name,
 };
-use crate::service::error::ServiceError;
+use crate::service::error::{InternalError, ServiceError};
 use crate::store::Store;
 
 /// Prefix of every generated secret, so that leaked keys are easy to scan for.
@@ -252,8 +252,7 @@ pub fn secret_hash(secret: &str) -> String {
 /// `qwry_` followed by 256 random bits in URL-safe base64.
 fn generate_secret() -> Result<SecretString, ServiceError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| ServiceError::Internal(format!("no randomness for a key: {error}")))?;
+    getrandom::fill(&mut bytes).map_err(InternalError::Randomness)?;
     Ok(SecretString::from(format!(
         "{SECRET_PREFIX}{}",
         URL_SAFE_NO_PAD.encode(bytes)

@@ -9,11 +9,9 @@ use super::indexer::ChangeNotifier;
 use crate::domain::{
     Contact, ContactId, MergeId, MergePlan, MergeRecord, MergeStrategy, WorkspaceId, plan_merge,
 };
+use crate::service::contention::{Attempts, WRITE_ATTEMPTS};
 use crate::service::error::ServiceError;
 use crate::store::{Store, StoreError, WriteBatch};
-
-/// How often a merge re-reads and re-plans after losing a race before it reports CONFLICT.
-const MAX_MERGE_ATTEMPTS: usize = 8;
 
 /// Why a merge happened, as recorded in the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +89,8 @@ impl MergeService {
         actor: &str,
         reason: MergeReason,
     ) -> Result<MergeRecord, ServiceError> {
-        for attempt in 0..MAX_MERGE_ATTEMPTS {
-            super::contention::pause_before(attempt).await;
+        let mut attempts = Attempts::new(WRITE_ATTEMPTS);
+        while attempts.next().await {
             let preview = self
                 .preview(workspace, survivor, absorbed, strategy)
                 .await?;

@@ -32,7 +32,7 @@ pub use activity::{ActivityService, ActivitySubject, EventInput, Recorded};
 pub use attributes::AttributeService;
 pub use catalog_cache::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
-pub use error::{ErrorCode, ServiceError};
+pub use error::{ErrorCode, InternalError, ServiceError};
 pub use event_import::EventImportReport;
 pub use export::{ExportService, contact_json};
 pub use identity::{IdentifyRequest, IdentityProof, IdentityService, VerificationChange};

@@ -22,7 +22,7 @@ use super::segment::visible_catalog::CallerCatalog;
 use crate::domain::{Caller, Contact, ContactId, SavedSegment, Slug, Text, WorkspaceId};
 use crate::index::{ContactRecord, Members, Rank, SearchQuery, SegmentIndex, fold_words};
 use crate::service::catalog_cache::{Catalogs, WorkspaceState};
-use crate::service::error::ServiceError;
+use crate::service::error::{InternalError, ServiceError};
 use crate::service::indexer::{IndexStatus, Indexer};
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -128,8 +128,8 @@ impl SegmentService {
             outcome
         })
         .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
-        .map_err(|e| ServiceError::Internal(e.to_string()))
+        .map_err(InternalError::Task)?
+        .map_err(|error| InternalError::from(error).into())
     }
 
     /// The workspace's compiled catalogue, compiled again only when the catalogue changed.
@@ -228,7 +228,7 @@ impl SegmentService {
         let expr = saved
             .expr
             .clone()
-            .ok_or_else(|| ServiceError::Internal(format!("segment `{slug}` does not parse")))?;
+            .ok_or_else(|| InternalError::UnparsedSegment(slug.to_string()))?;
         Ok(resolve_expr(&catalog, expr)?)
     }
 
@@ -439,7 +439,7 @@ impl SegmentService {
     async fn sync(&self) -> Result<(), ServiceError> {
         match tokio::time::timeout(LATEST_TIMEOUT, self.indexer.catch_up()).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(ServiceError::Internal(error.to_string())),
+            Ok(Err(error)) => Err(InternalError::Indexer(error).into()),
             Err(_) => Err(ServiceError::Unavailable(format!(
                 "the segment index did not catch up within {} s; retry, or read without `consistency: LATEST`",
                 LATEST_TIMEOUT.as_secs()
@@ -452,7 +452,7 @@ impl SegmentService {
         self.indexer
             .backlog()
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+            .map_err(|error| InternalError::from(error).into())
     }
 
     /// How many contact states the indexer applied since start, by where they came from.
@@ -465,7 +465,7 @@ impl SegmentService {
         self.indexer
             .status(workspace)
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+            .map_err(|error| InternalError::from(error).into())
     }
 
     /// The saved segment `slug`, or NOT_FOUND.

@@ -24,16 +24,16 @@ impl Store {
         self.db
             .export_to(path)
             .await
-            .map_err(|error| StoreError::Backend(format!("backup failed: {error}")))
+            .map_err(|error| StoreError::Backup(Box::new(error)))
     }
 
     /// Loads the backup at `path` into this store, which must hold no data yet (so that a
     /// restore never mixes two histories).
     pub async fn restore(&self, path: &Path) -> Result<(), StoreError> {
         if let Some(table) = self.first_table_with_records(&DATA_TABLES).await? {
-            return Err(StoreError::Backend(format!(
-                "refusing to restore into a store that holds data (table `{table}` has records); restore into an empty store"
-            )));
+            return Err(StoreError::RestoreIntoData {
+                table: table.to_owned(),
+            });
         }
         // The backup's own version record (none before versions were kept) replaces this
         // store's, and the data is migrated from it.
@@ -41,7 +41,7 @@ impl Store {
         self.db
             .import_from(path)
             .await
-            .map_err(|error| StoreError::Backend(format!("restore failed: {error}")))?;
+            .map_err(|error| StoreError::Restore(Box::new(error)))?;
         self.migrate(super::MigrationLimits::default()).await?;
         Ok(())
     }

@@ -455,29 +455,27 @@ impl Store {
 /// Maps the statement errors of a failed batch (one cause; the other statements report that
 /// they were not executed or were cancelled) to the store's error vocabulary.
 fn classify_all(errors: &[surrealdb::Error]) -> StoreError {
-    let any = |needle: &str| errors.iter().any(|error| error.message().contains(needle));
-    if any(STALE) {
+    let thrown = |marker: &str| errors.iter().any(|error| throws(error, marker));
+    if thrown(STALE) {
         return StoreError::WriteConflict;
     }
-    if any(MISSING) {
+    if thrown(MISSING) {
         return StoreError::Missing;
     }
-    let conflicted = errors
-        .iter()
-        .any(|error| matches!(StoreError::classify(error), StoreError::WriteConflict));
-    if conflicted || any("already exists") {
+    let conflicted = errors.iter().any(|error| {
+        error.is_already_exists()
+            || matches!(StoreError::classify(error), StoreError::WriteConflict)
+    });
+    if conflicted {
         return StoreError::WriteConflict;
     }
-    let is_consequence = |error: &&surrealdb::Error| {
-        let message = error.message();
-        message.contains("not executed")
-            || message.contains("cancelled transaction")
-            || message.contains("Cannot COMMIT")
-    };
-    match errors.iter().find(|error| !is_consequence(error)) {
-        Some(cause) => StoreError::classify(cause),
-        None => StoreError::classify(&errors[0]),
-    }
+    StoreError::classify(super::cause_of(errors))
+}
+
+/// Whether `error` is the `THROW` of a guard of this batch with `marker` (the one text a
+/// SurrealDB error carries of our own making).
+fn throws(error: &surrealdb::Error, marker: &str) -> bool {
+    error.is_thrown() && error.message().ends_with(marker)
 }
 
 /// Maps an error of the whole request (before any statement ran).

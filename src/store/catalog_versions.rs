@@ -101,16 +101,7 @@ impl Store {
         if errors.is_empty() {
             return Ok(());
         }
-        let is_consequence = |error: &&surrealdb::Error| {
-            let message = error.message();
-            message.contains("not executed")
-                || message.contains("cancelled transaction")
-                || message.contains("Cannot COMMIT")
-        };
-        let cause = errors
-            .iter()
-            .find(|error| !is_consequence(error))
-            .unwrap_or(&errors[0]);
+        let cause = super::cause_of(&errors);
         Err(StoreError::classify(cause))
     }
 

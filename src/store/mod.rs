@@ -19,6 +19,7 @@ mod feed;
 pub use feed::FedState;
 mod identities;
 mod leases;
+mod lock_probe;
 mod merges;
 #[cfg(test)]
 mod migration_tests;
@@ -54,6 +55,24 @@ pub use contacts::ContactPage;
 pub use identities::HeldIdentity;
 pub use migrations::{Migrated, MigrationLimits, SCHEMA_VERSION};
 
+/// Whether `error` only reports that its transaction failed because another statement of it
+/// did (SurrealDB marks such statements not executed, or cancelled): not a cause.
+fn is_consequence(error: &surrealdb::Error) -> bool {
+    matches!(
+        error.query_details(),
+        Some(surrealdb::types::QueryError::NotExecuted | surrealdb::types::QueryError::Cancelled)
+    )
+}
+
+/// The error that caused a failed transaction's statements to fail: the first that is not
+/// only a consequence of another, else the first.
+fn cause_of(errors: &[surrealdb::Error]) -> &surrealdb::Error {
+    errors
+        .iter()
+        .find(|error| !is_consequence(error))
+        .unwrap_or(&errors[0])
+}
+
 /// Failures of the store layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -84,10 +103,31 @@ pub enum StoreError {
     },
     /// A record with that key (or a unique index entry with that value) exists already.
     #[error("store failure: {0}")]
-    AlreadyExists(String),
+    AlreadyExists(#[source] Box<surrealdb::Error>),
     /// The database refused or failed a statement.
     #[error("store failure: {0}")]
-    Backend(String),
+    Backend(#[source] Box<surrealdb::Error>),
+    /// Writing a backup failed.
+    #[error("backup failed: {0}")]
+    Backup(#[source] Box<surrealdb::Error>),
+    /// Loading a backup failed.
+    #[error("restore failed: {0}")]
+    Restore(#[source] Box<surrealdb::Error>),
+    /// A restore was asked of a store that holds data (so that a restore never mixes two
+    /// histories).
+    #[error(
+        "refusing to restore into a store that holds data (table `{table}` has records); restore into an empty store"
+    )]
+    RestoreIntoData {
+        /// A table that holds records.
+        table: String,
+    },
+    /// A value could not be sealed for storage.
+    #[error("cannot seal a value for storage: {0}")]
+    Seal(#[from] crate::domain::SealError),
+    /// A segment naming sensitive values was saved while no encryption key is loaded.
+    #[error("a segment naming sensitive values needs the encryption key")]
+    NoEncryptionKey,
     /// The store was written by a newer release, in a schema this one does not know.
     #[error(
         "the store has schema version {found}, newer than this release knows ({supported}): run the release that wrote it, or a newer one"
@@ -104,47 +144,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// An embedded store that did not open: [`StoreError::Locked`] when another process holds
-    /// its lock file (RocksDB and SurrealKV both name it `LOCK`), else [`StoreError::Connect`].
-    fn opening(url: &str, message: String) -> Self {
-        let locked = message.contains("/LOCK")
-            && [
-                "temporarily unavailable",
-                "lock hold by",
-                "locked",
-                "WouldBlock",
-            ]
-            .iter()
-            .any(|sign| message.contains(sign));
-        if locked {
-            Self::Locked {
-                url: url.to_owned(),
-            }
-        } else {
-            Self::Connect {
-                url: url.to_owned(),
-                message,
-            }
-        }
-    }
-
-    /// Classifies a SurrealDB error; transaction conflicts become retryable [`StoreError::WriteConflict`].
+    /// Classifies a SurrealDB error by its kind: transaction conflicts become retryable
+    /// [`StoreError::WriteConflict`], duplicate keys [`StoreError::AlreadyExists`].
     fn from_surreal(error: surrealdb::Error) -> Self {
         Self::classify(&error)
     }
 
     /// [`StoreError::from_surreal`] by reference.
     fn classify(error: &surrealdb::Error) -> Self {
-        let conflict = error.query_details().is_some_and(|details| {
-            matches!(details, surrealdb::types::QueryError::TransactionConflict)
-        }) || error.message().contains("Transaction conflict");
-        if conflict {
+        if matches!(
+            error.query_details(),
+            Some(surrealdb::types::QueryError::TransactionConflict)
+        ) {
             return Self::WriteConflict;
         }
         if error.is_already_exists() {
-            return Self::AlreadyExists(error.to_string());
+            return Self::AlreadyExists(Box::new(error.clone()));
         }
-        Self::Backend(error.to_string())
+        Self::Backend(Box::new(error.clone()))
     }
 }
 
@@ -255,9 +272,15 @@ impl Store {
         };
         let db = match &settings.url {
             DatabaseUrl::RocksDb(_) | DatabaseUrl::SurrealKv(_) => {
+                if lock_probe::held_elsewhere(&settings.url) {
+                    return Err(StoreError::Locked { url });
+                }
                 connection::open_embedded(&settings.url, &settings.memory)
                     .await
-                    .map_err(|message| StoreError::opening(&url, message))?
+                    .map_err(|message| StoreError::Connect {
+                        url: url.clone(),
+                        message,
+                    })?
             }
             DatabaseUrl::Memory | DatabaseUrl::Remote(_) => {
                 let any = surrealdb::engine::any::connect(url.as_str())

@@ -39,18 +39,14 @@ impl SegmentRecord {
         sealer: Option<&dyn Sealer>,
     ) -> Result<Self, StoreError> {
         let text = if segment.names_sensitive_values {
-            let sealer = sealer.ok_or_else(|| {
-                StoreError::Backend(
-                    "a segment naming sensitive values needs the encryption key".to_owned(),
-                )
-            })?;
+            let sealer = sealer.ok_or_else(|| StoreError::NoEncryptionKey)?;
             sealer
                 .seal_text(
                     &segment.workspace,
                     &text_place(segment.slug.as_str()),
                     &segment.text,
                 )
-                .map_err(StoreError::Backend)?
+                .map_err(StoreError::Seal)?
         } else {
             segment.text.clone()
         };

@@ -50,13 +50,7 @@ impl Store {
         if errors.iter().any(surrealdb::Error::is_already_exists) {
             return Ok(false);
         }
-        let cause = errors
-            .iter()
-            .find(|error| {
-                !(error.message().contains("not executed")
-                    || error.message().contains("cancelled transaction"))
-            })
-            .unwrap_or(&errors[0]);
+        let cause = super::cause_of(&errors);
         Err(StoreError::classify(cause))
     }
 

@@ -141,7 +141,7 @@ impl Store {
             Some(sealer) => sealer
                 .seal_text(&webhook.workspace, &secret_place(&webhook.id), secret)
                 .map(|sealed| (sealed, true))
-                .map_err(StoreError::Backend),
+                .map_err(StoreError::Seal),
             None => Ok((secret.to_owned(), false)),
         }
     }

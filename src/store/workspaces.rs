@@ -85,7 +85,7 @@ impl Store {
         let seal = |secret: &SecretString| match sealer {
             Some(sealer) => sealer
                 .seal_text(&settings.workspace, SECRET_PLACE, secret.expose_secret())
-                .map_err(StoreError::Backend),
+                .map_err(StoreError::Seal),
             None => Ok(secret.expose_secret().to_owned()),
         };
         let identity_secret = settings.identity_secret.as_ref().map(seal).transpose()?;

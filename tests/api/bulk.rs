@@ -394,6 +394,19 @@ async fn exports_stream_every_contact_or_a_segment_and_resume_after_a_cursor() {
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_SEGMENT");
+    // The same error, diagnostics and all, as GraphQL gives for the same segment: one mapping.
+    let graphql = app
+        .error(
+            "{ contacts(segment: \"plna = 1\") { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["message"], graphql["message"]);
+    assert_eq!(body["errors"][0]["extensions"], graphql["extensions"]);
+    assert_eq!(
+        body["errors"][0]["extensions"]["diagnostics"][0]["code"],
+        "UNKNOWN_FIELD"
+    );
 
     // An export imports back unchanged.
     let lines: String = all.iter().map(|line| format!("{line}\n")).collect();

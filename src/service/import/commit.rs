@@ -13,10 +13,11 @@ use super::read_ahead::Footprint;
 use super::report::{BatchOutcome, ImportOptions, MatchBy, RowError};
 use crate::domain::{IdentityKey, ParsedRow, WorkspaceId};
 use crate::service::claims::is_retryable;
-use crate::service::error::ServiceError;
+use crate::service::contention::Attempts;
+use crate::service::error::{InternalError, ServiceError};
 
 /// How often a batch is re-read and retried after losing a race with another writer.
-const MAX_BATCH_ATTEMPTS: usize = 5;
+const BATCH_ATTEMPTS: usize = 5;
 /// The most transactions one batch is split into.
 const MAX_PARTS: usize = 4;
 /// The fewest keys worth a concurrent read of their own.
@@ -92,8 +93,8 @@ impl ImportService {
         let mut total = BatchOutcome::default();
         let mut deferred = Vec::new();
         let mut pending = rows;
-        for attempt in 0..MAX_BATCH_ATTEMPTS {
-            crate::service::contention::pause_before(attempt).await;
+        let mut attempts = Attempts::new(BATCH_ATTEMPTS);
+        while attempts.next().await {
             let reads = match ahead.take() {
                 Some(reads) => reads,
                 None => match self.read_group(workspace, &pending, options.match_by).await {
@@ -148,8 +149,7 @@ impl ImportService {
                     }
                     Ok(Err(other)) => failure = Some(other.into()),
                     Err(panicked) => {
-                        failure =
-                            Some(ServiceError::Internal(format!("import commit: {panicked}")));
+                        failure = Some(InternalError::Task(panicked).into());
                     }
                 }
             }
@@ -224,9 +224,7 @@ impl ImportService {
             }));
         }
         for part in parts {
-            let (held, contacts) = part
-                .await
-                .map_err(|panicked| ServiceError::Internal(format!("import read: {panicked}")))??;
+            let (held, contacts) = part.await.map_err(InternalError::Task)??;
             reads.holders.extend(
                 held.into_iter()
                     .map(|held| (held.identity.key.clone(), held)),

@@ -33,7 +33,7 @@ pub use report::{ImportFormat, ImportOptions, ImportReport, JobStatus, MatchBy, 
 use super::catalog_cache::Catalogs;
 use super::indexer::ChangeNotifier;
 use crate::domain::{AttributeRegistry, ImportRow, ParsedRow, WorkspaceId, check_columns};
-use crate::service::error::ServiceError;
+use crate::service::error::{InternalError, ServiceError};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -288,7 +288,7 @@ impl ImportService {
                 None => None,
             }
             .transpose()
-            .map_err(|panicked| ServiceError::Internal(format!("import read: {panicked}")))?;
+            .map_err(InternalError::Task)?;
             let mut total = BatchOutcome::default();
             let mut stopped = None;
             for PreparedGroup { rows, ahead } in first.into_iter().chain(rest) {

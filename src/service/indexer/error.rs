@@ -2,7 +2,7 @@
 //! `step_states.rs`).
 
 use crate::index::IndexError;
-use crate::service::membership::MembershipError;
+use crate::service::membership::error::MembershipError;
 use crate::store::StoreError;
 
 /// Failures of the indexer.
@@ -16,8 +16,14 @@ pub enum IndexerError {
     Index(#[from] IndexError),
     /// A blocking index task panicked.
     #[error("index task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
+    /// A saved watermark is not a change-log key.
+    #[error("the watermark `{0}` is not a change-log key")]
+    BadWatermark(String),
+    /// A lock was poisoned by a panic while held.
+    #[error("the {0} lock was poisoned")]
+    Poisoned(&'static str),
     /// Recording segment membership changes failed.
     #[error(transparent)]
-    Live(#[from] MembershipError),
+    Membership(#[from] MembershipError),
 }

@@ -11,7 +11,7 @@
 //! committed, for tests.
 
 mod change_cursor;
-mod error;
+pub(crate) mod error;
 mod step_states;
 #[cfg(test)]
 mod tests;
@@ -406,7 +406,7 @@ impl Indexer {
         let index = Arc::clone(&self.index);
         let indexed = tokio::task::spawn_blocking(move || index.documents())
             .await
-            .map_err(|error| IndexerError::Task(error.to_string()))??;
+            .map_err(IndexerError::Task)??;
         let mut drift = Drift {
             stored: stored.len() as u64,
             indexed: indexed.len() as u64,
@@ -679,7 +679,7 @@ impl Indexer {
     fn lock_unindexed(&self) -> Result<std::sync::MutexGuard<'_, Unindexed>, IndexerError> {
         self.unindexed
             .lock()
-            .map_err(|_| IndexerError::Task("the taken batches' lock was poisoned".to_owned()))
+            .map_err(|_| IndexerError::Poisoned("taken batches"))
     }
 
     /// Drops what only entries below the watermark could still need: their payloads (a late
@@ -785,7 +785,7 @@ impl Indexer {
             }
             LogSharing::Shared { .. } => {
                 let from = key_below(&watermark, LATE_WINDOW)
-                    .ok_or_else(|| IndexerError::Task(format!("watermark `{watermark}`")))?;
+                    .ok_or_else(|| IndexerError::BadWatermark(watermark.clone()))?;
                 self.lock_cursor()?.forget_applied_before(&from);
                 let below = self
                     .store
@@ -977,7 +977,7 @@ impl Indexer {
     fn lock_cursor(&self) -> Result<std::sync::MutexGuard<'_, ChangeCursor>, IndexerError> {
         self.cursor
             .lock()
-            .map_err(|_| IndexerError::Task("the change cursor's lock was poisoned".to_owned()))
+            .map_err(|_| IndexerError::Poisoned("change cursor"))
     }
 
     /// How current the index is.
@@ -993,7 +993,7 @@ impl Indexer {
         let scoped = workspace.clone();
         let documents = tokio::task::spawn_blocking(move || index.documents_of(&scoped))
             .await
-            .map_err(|error| IndexerError::Task(error.to_string()))??;
+            .map_err(IndexerError::Task)??;
         Ok(IndexStatus {
             pending_changes: backlog.pending,
             pending_contacts: backlog.pending_contacts,
@@ -1043,7 +1043,7 @@ impl Indexer {
             applied.map(|()| changes)
         })
         .await
-        .map_err(|error| IndexerError::Task(error.to_string()))??;
+        .map_err(IndexerError::Task)??;
         if let Ok(mut last) = self.last_payload.lock() {
             *last = Some(payload);
         }

@@ -188,10 +188,10 @@ async fn refused_payloads(
             .collect::<Result<Vec<_>, crate::index::IndexError>>()
     })
     .await
-    .map_err(|error| IndexerError::Task(error.to_string()))??;
+    .map_err(IndexerError::Task)??;
     let removals = removals
         .lock()
-        .map_err(|_| IndexerError::Task("the removals' lock was poisoned".to_owned()))?;
+        .map_err(|_| IndexerError::Poisoned("removals"))?;
     for (workspace, states, revisions) in indexed {
         for (id, revision) in states {
             let key = (workspace.clone(), id);

@@ -10,6 +10,7 @@ use qwry_segment::eval::next_change;
 use qwry_segment::{Checked, Field, Test, TimePoint};
 use tokio::sync::broadcast;
 
+use super::error::MembershipError;
 use super::timer::Timer;
 use crate::domain::{
     Contact, ContactId, FeedEvent, MembershipCause, MembershipChange, MembershipKind, Slug,
@@ -19,7 +20,7 @@ use crate::index::{ContactRecord, IndexChange, IndexError, SegmentIndex};
 use crate::service::lease::Lease;
 use crate::service::segment::{CompiledCatalogs, evaluate};
 use crate::service::webhooks;
-use crate::store::{Change, FedState, Store, StoreError};
+use crate::store::{Change, FedState, Store};
 
 /// How far ahead the timer loads flips; a new window is scanned when half of it has passed.
 const WINDOW: TimeDelta = TimeDelta::minutes(10);
@@ -31,20 +32,6 @@ const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3_600
 const SCAN_PAGE: usize = 5_000;
 /// Default of how long feed entries are kept.
 pub use crate::config::DEFAULT_FEED_RETENTION;
-
-/// Failures of the engine.
-#[derive(Debug, thiserror::Error)]
-pub enum MembershipError {
-    /// Reading contacts or writing the feed failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Reading the index failed.
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    /// A blocking index task panicked.
-    #[error("membership task failed: {0}")]
-    Task(String),
-}
 
 /// The saved segments of a workspace as the engine last evaluated them.
 type Trees = Vec<(Slug, Checked)>;
@@ -814,7 +801,7 @@ impl MembershipEngine {
     ) -> Result<T, MembershipError> {
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|error| MembershipError::Task(error.to_string()))?
+            .map_err(MembershipError::Task)?
             .map_err(MembershipError::from)
     }
 }

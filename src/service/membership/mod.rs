@@ -19,6 +19,8 @@
 //! step at a time, so a reader resuming from a position never misses a later-written entry.
 
 mod engine;
+pub(crate) mod error;
 mod timer;
 
-pub use engine::{DEFAULT_FEED_RETENTION, MembershipEngine, MembershipError};
+pub use engine::{DEFAULT_FEED_RETENTION, MembershipEngine};
+pub use error::MembershipError;

@@ -73,7 +73,7 @@ impl Dispatcher {
         &self,
         hook: &Webhook,
         memory: &mut LaneMemory,
-    ) -> Result<HookRound, StoreError> {
+    ) -> Result<HookRound, RoundError> {
         memory.look_back().await?;
         let started = std::time::Instant::now();
         let read = self
@@ -227,6 +227,17 @@ enum Lane {
     Retry,
 }
 
+/// Why a round of an endpoint failed (its deliveries are sent again from the saved cursor).
+#[derive(Debug, thiserror::Error)]
+pub enum RoundError {
+    /// Reading or saving deliveries failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A round's save, run in the background, panicked or was cancelled.
+    #[error("saving a webhook round failed ({0}); its deliveries are sent again")]
+    SaveTask(#[from] tokio::task::JoinError),
+}
+
 /// What one lane keeps between rounds: where its last round read through while that round's
 /// save is under way, and the saves under way (each waits for the one before it, so the saved
 /// cursor only moves forward).
@@ -235,7 +246,7 @@ pub(super) struct LaneMemory {
     /// Where the next read of the fresh lane starts (`None`: the saved cursor).
     resume: Option<String>,
     /// The last save under way.
-    saving: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    saving: Option<tokio::task::JoinHandle<Result<(), RoundError>>>,
 }
 
 impl LaneMemory {
@@ -248,32 +259,27 @@ impl LaneMemory {
         let (workspace, webhook) = (hook.workspace.clone(), hook.id.clone());
         self.saving = Some(tokio::spawn(async move {
             if let Some(before) = before {
-                before.await.map_err(|error| error.to_string())??;
+                before.await??;
             }
-            store
-                .save_round(&workspace, &webhook, outcome)
-                .await
-                .map_err(|error| error.to_string())
+            Ok(store.save_round(&workspace, &webhook, outcome).await?)
         }));
     }
 
     /// Waits for the saves under way. One that failed leaves its rounds unsaved: the error
     /// ends the round under way unsaved too, and the next read starts at the saved cursor
     /// again, so they are all sent again (at least once).
-    pub(super) async fn settled(&mut self) -> Result<(), StoreError> {
+    pub(super) async fn settled(&mut self) -> Result<(), RoundError> {
         let Some(saving) = self.saving.take() else {
             return Ok(());
         };
         let outcome = saving
             .await
-            .map_err(|error| error.to_string())
+            .map_err(RoundError::from)
             .and_then(|saved| saved);
-        outcome.map_err(|error| {
+        if outcome.is_err() {
             self.resume = None;
-            StoreError::Backend(format!(
-                "saving a webhook round failed ({error}); its deliveries are sent again"
-            ))
-        })
+        }
+        outcome
     }
 
     /// Records that a round was saved in line: the saved cursor is where reads start.
@@ -282,7 +288,7 @@ impl LaneMemory {
     }
 
     /// Looks at a save that has ended meanwhile (without waiting for one under way).
-    async fn look_back(&mut self) -> Result<(), StoreError> {
+    async fn look_back(&mut self) -> Result<(), RoundError> {
         if self.saving.as_ref().is_some_and(|task| task.is_finished()) {
             self.settled().await?;
         }

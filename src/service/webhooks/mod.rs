@@ -24,7 +24,7 @@ use crate::domain::{
     message_id, parse_webhook_url,
 };
 use crate::service::catalog_cache::Catalogs;
-use crate::service::error::ServiceError;
+use crate::service::error::{InternalError, ServiceError};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -295,7 +295,6 @@ impl WebhookService {
 /// A fresh signing secret: `whsec_` and the base64 of 32 random bytes.
 fn new_secret() -> Result<String, ServiceError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| ServiceError::Internal(format!("no randomness for a secret: {error}")))?;
+    getrandom::fill(&mut bytes).map_err(InternalError::Randomness)?;
     Ok(format!("whsec_{}", STANDARD.encode(bytes)))
 }
