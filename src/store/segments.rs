@@ -39,7 +39,7 @@ impl SegmentRecord {
         sealer: Option<&dyn Sealer>,
     ) -> Result<Self, StoreError> {
         let text = if segment.names_sensitive_values {
-            let sealer = sealer.ok_or_else(|| StoreError::NoEncryptionKey)?;
+            let sealer = sealer.ok_or(StoreError::NoEncryptionKey)?;
             sealer
                 .seal_text(
                     &segment.workspace,
