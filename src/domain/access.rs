@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use qwry_segment::{BuiltinField, Field};
 
-use super::{Contact, DomainError, WorkspaceId};
+use super::{Contact, DomainError, FixedField, WorkspaceId};
 
 /// What an API key is allowed to do. `admin` implies every other scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -448,23 +448,10 @@ impl Caller {
         };
         let policy = &self.policy;
         let fields = &mut contact.fields;
-        if !policy.allows_builtin("external_id") {
-            fields.external_id = None;
-        }
-        if !policy.allows_builtin("email") {
-            fields.email = None;
-        }
-        if !policy.allows_builtin("name") {
-            fields.name = None;
-        }
-        if !policy.allows_builtin("phone") {
-            fields.phone = None;
-        }
-        if !policy.allows_builtin("company") {
-            fields.company = None;
-        }
-        if !policy.allows_builtin("account_ref") {
-            fields.account_ref = None;
+        for field in FixedField::ALL {
+            if !policy.allows_builtin(field.segment_name()) {
+                field.clear(fields);
+            }
         }
         if !policy.allows_builtin("last_seen_at") {
             fields.last_seen_at = None;

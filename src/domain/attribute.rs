@@ -603,6 +603,18 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn every_fixed_field_is_a_reserved_name_in_both_spellings() {
+        for field in crate::domain::FixedField::ALL {
+            for name in [field.api_name(), field.segment_name()] {
+                assert!(
+                    RESERVED_NAMES.contains(&name.to_ascii_lowercase().as_str()),
+                    "{name}"
+                );
+            }
+        }
+    }
+
     fn registry() -> AttributeRegistry {
         let define = |name: &str, value_type| AttributeDefinition {
             workspace: WorkspaceId::default(),

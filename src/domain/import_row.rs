@@ -9,8 +9,8 @@
 use serde_json::{Map, Value as Json};
 
 use super::{
-    AttributeRegistry, AttributeType, ContactPatch, DomainError, Email, ExternalId, FieldChange,
-    Phone, Text,
+    AttributeRegistry, AttributeType, ContactPatch, DomainError, ExternalId, FieldChange,
+    FixedField,
 };
 
 /// One record as read from the file, with its 1-based line (or record) number.
@@ -49,14 +49,11 @@ const READ_ONLY: &[&str] = &[
 
 /// The fixed field a column or key names (its canonical spelling), if any.
 pub(crate) fn fixed_field(key: &str) -> Option<&'static str> {
+    if let Some(field) = FixedField::of_name(key) {
+        return Some(field.api_name());
+    }
     Some(match key {
-        "externalId" | "external_id" => "externalId",
         "userId" | "user_id" => "userId",
-        "email" => "email",
-        "name" => "name",
-        "phone" => "phone",
-        "company" => "company",
-        "accountRef" | "account_ref" => "accountRef",
         "lastSeenAt" | "last_seen_at" => "lastSeenAt",
         _ => return None,
     })
@@ -102,6 +99,14 @@ impl ImportRow {
             if self.text_cells && value.as_str().is_some_and(|text| text.trim().is_empty()) {
                 continue;
             }
+            // The external id is read apart: with a verified user id it is checked against it.
+            let fixed = FixedField::of_name(key).filter(|field| *field != FixedField::ExternalId);
+            if let Some(field) = fixed {
+                let raw = text_field(key, value)?;
+                let change = raw.as_deref().map_or(FieldChange::Clear, FieldChange::Set);
+                field.write(&mut patch, change)?;
+                continue;
+            }
             match key.as_str() {
                 "externalId" | "external_id" => {
                     external_id = text_field(key, value)?
@@ -112,15 +117,6 @@ impl ImportRow {
                     user_id = text_field(key, value)?
                         .map(|raw| ExternalId::parse(&raw))
                         .transpose()?;
-                }
-                "email" => patch.email = change(key, value, Email::parse)?,
-                "name" => patch.name = change(key, value, |raw| Text::parse("name", raw))?,
-                "phone" => patch.phone = change(key, value, Phone::parse)?,
-                "company" => {
-                    patch.company = change(key, value, |raw| Text::parse("company", raw))?;
-                }
-                "accountRef" | "account_ref" => {
-                    patch.account_ref = change(key, value, |raw| Text::parse("accountRef", raw))?;
                 }
                 "lastSeenAt" | "last_seen_at" => {
                     patch.last_seen_at = change(key, value, |raw| {
@@ -279,6 +275,7 @@ fn cell_to_json(value_type: AttributeType, text: &str) -> Json {
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::Email;
     use chrono::Utc;
     use serde_json::json;
 

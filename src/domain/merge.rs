@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
-use super::{AttributeName, AttributeType, AttributeValue, Contact, ContactFields, DomainError};
+use super::{
+    AttributeName, AttributeType, AttributeValue, Contact, ContactFields, DomainError, FixedField,
+};
 
 /// How a custom attribute is merged, declared per attribute in the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,37 +186,25 @@ pub fn plan_merge(
 ) -> Result<MergePlan, MergeConflict> {
     let (s, a) = (&survivor.fields, &absorbed.fields);
     let mut decisions = Vec::new();
-    let mut fixed = |field: &str, pair: (Option<String>, Option<String>)| {
-        let (value, source) = prefer_survivor(pair.0, pair.1);
+    // Fixed fields keep the survivor's value where set (the external id is decided below).
+    let mut fields = ContactFields::default();
+    for field in FixedField::ALL {
+        if field == FixedField::ExternalId {
+            continue;
+        }
+        let taken = |fields: &ContactFields| field.value(fields).map(str::to_owned);
+        let (value, source) = prefer_survivor(taken(s), taken(a));
         decisions.push(FieldDecision {
-            field: field.to_owned(),
+            field: field.api_name().to_owned(),
             is_attribute: false,
             value: value.clone().map_or(Json::Null, Json::String),
             source,
             rule: FieldRule::Attribute(MergeRule::Survivor),
         });
-        value
-    };
-    let text = |v: &Option<super::Text>| v.as_ref().map(|t| t.as_str().to_owned());
-    let email = fixed(
-        "email",
-        (
-            s.email.as_ref().map(|e| e.as_str().to_owned()),
-            a.email.as_ref().map(|e| e.as_str().to_owned()),
-        ),
-    );
-    let name = fixed("name", (text(&s.name), text(&a.name)));
-    let phone = fixed(
-        "phone",
-        (
-            s.phone.as_ref().map(|p| p.as_str().to_owned()),
-            a.phone.as_ref().map(|p| p.as_str().to_owned()),
-        ),
-    );
-    let company = fixed("company", (text(&s.company), text(&a.company)));
-    let account_ref = fixed("accountRef", (text(&s.account_ref), text(&a.account_ref)));
+        field.set_trusted(&mut fields, value);
+    }
     let external_id_decision = decide_external_id(survivor, absorbed, strategy)?;
-    let external_id = match external_id_decision.source {
+    fields.external_id = match external_id_decision.source {
         ValueSource::Survivor => s.external_id.clone(),
         ValueSource::Absorbed => a.external_id.clone(),
         _ => None,
@@ -268,16 +258,8 @@ pub fn plan_merge(
         };
     }
 
-    let fields = ContactFields {
-        external_id,
-        email: email.map(super::Email::from_trusted),
-        name: name.map(super::Text::from_trusted),
-        phone: phone.map(super::Phone::from_trusted),
-        company: company.map(super::Text::from_trusted),
-        account_ref: account_ref.map(super::Text::from_trusted),
-        attributes,
-        last_seen_at,
-    };
+    fields.attributes = attributes;
+    fields.last_seen_at = last_seen_at;
     let merged = Contact {
         field_sources: super::merged_sources(survivor, absorbed, &fields),
         verification: super::Verification::combine(

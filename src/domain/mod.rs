@@ -6,6 +6,7 @@ mod attribute;
 mod contact;
 mod error;
 mod field_name;
+mod fixed_field;
 mod identifiers;
 mod identity;
 mod import_row;
@@ -34,6 +35,7 @@ pub use attribute::{
 pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text, WrittenBy};
 pub use error::DomainError;
 pub use field_name::{api_field_name, segment_field_name};
+pub use fixed_field::FixedField;
 pub use identifiers::{ContactId, Email, ExternalId, Phone, WorkspaceId};
 pub use identity::{
     Identity, IdentityKey, IdentityKind, MAX_BLOCKED_VALUES, NEVER_LINKED, Provenance, Refusal,

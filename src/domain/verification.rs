@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Contact, ContactFields, ContactPatch, FieldChange, Provenance};
+use super::{Contact, ContactFields, ContactPatch, FixedField, Provenance};
 
 /// How many verified visitor ids a contact remembers (the most recent ones).
 pub const MAX_VERIFIED_VISITORS: usize = 20;
@@ -119,19 +119,11 @@ pub type FieldSources = BTreeMap<String, Provenance>;
 
 /// The keys of the values of `fields` that are present.
 pub fn present_keys(fields: &ContactFields) -> Vec<String> {
-    let builtins = [
-        ("external_id", fields.external_id.is_some()),
-        ("email", fields.email.is_some()),
-        ("name", fields.name.is_some()),
-        ("phone", fields.phone.is_some()),
-        ("company", fields.company.is_some()),
-        ("account_ref", fields.account_ref.is_some()),
-        ("last_seen_at", fields.last_seen_at.is_some()),
-    ];
-    builtins
+    FixedField::ALL
         .into_iter()
-        .filter(|(_, present)| *present)
-        .map(|(key, _)| key.to_owned())
+        .filter(|field| field.value(fields).is_some())
+        .map(|field| field.segment_name().to_owned())
+        .chain(fields.last_seen_at.map(|_| "last_seen_at".to_owned()))
         .chain(
             fields
                 .attributes
@@ -143,13 +135,10 @@ pub fn present_keys(fields: &ContactFields) -> Vec<String> {
 
 /// Whether `a` and `b` hold the same value under `key` (both absent counts as the same).
 pub fn same_value(a: &ContactFields, b: &ContactFields, key: &str) -> bool {
+    if let Some(field) = FixedField::of_segment_name(key) {
+        return field.value(a) == field.value(b);
+    }
     match key {
-        "external_id" => a.external_id == b.external_id,
-        "email" => a.email == b.email,
-        "name" => a.name == b.name,
-        "phone" => a.phone == b.phone,
-        "company" => a.company == b.company,
-        "account_ref" => a.account_ref == b.account_ref,
         "last_seen_at" => a.last_seen_at == b.last_seen_at,
         attribute => {
             a.attributes
@@ -211,15 +200,6 @@ impl Contact {
         let fields = &self.fields;
         let mut view = self.clone();
         view.fields = ContactFields {
-            external_id: None,
-            email: fields.email.clone().filter(|_| asserted("email")),
-            name: fields.name.clone().filter(|_| asserted("name")),
-            phone: fields.phone.clone().filter(|_| asserted("phone")),
-            company: fields.company.clone().filter(|_| asserted("company")),
-            account_ref: fields
-                .account_ref
-                .clone()
-                .filter(|_| asserted("account_ref")),
             attributes: fields
                 .attributes
                 .iter()
@@ -227,7 +207,14 @@ impl Contact {
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect(),
             last_seen_at: fields.last_seen_at,
+            ..ContactFields::default()
         };
+        // The external id is the business's, never the visitor's own word.
+        for field in FixedField::ALL {
+            if field != FixedField::ExternalId && asserted(field.segment_name()) {
+                field.set_trusted(&mut view.fields, field.value(fields).map(str::to_owned));
+            }
+        }
         view.verification = None;
         view
     }
@@ -259,35 +246,28 @@ impl ContactPatch {
     /// sends never overwrites what a verified token said.
     pub fn sparing_verified(&self, sources: &FieldSources) -> ContactPatch {
         let verified = |key: &str| sources.get(key) == Some(&Provenance::Verified);
-        fn spare<T: Clone>(change: &FieldChange<T>, verified: bool) -> FieldChange<T> {
-            if verified {
-                FieldChange::Keep
-            } else {
-                change.clone()
-            }
-        }
-        ContactPatch {
-            external_id: spare(&self.external_id, verified("external_id")),
-            email: spare(&self.email, verified("email")),
-            name: spare(&self.name, verified("name")),
-            phone: spare(&self.phone, verified("phone")),
-            company: spare(&self.company, verified("company")),
-            account_ref: spare(&self.account_ref, verified("account_ref")),
-            last_seen_at: self.last_seen_at.clone(),
+        let mut spared = ContactPatch {
             attributes: self
                 .attributes
                 .iter()
                 .filter(|(name, _)| !verified(name.as_str()))
                 .map(|(name, change)| (name.clone(), change.clone()))
                 .collect(),
+            ..self.clone()
+        };
+        for field in FixedField::ALL {
+            if verified(field.segment_name()) {
+                field.keep_in(&mut spared);
+            }
         }
+        spared
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AttributeName, AttributeValue, Email, Text, WorkspaceId};
+    use crate::domain::{AttributeName, AttributeValue, Email, FieldChange, Text, WorkspaceId};
 
     fn contact() -> Contact {
         let fields = ContactFields {

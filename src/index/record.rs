@@ -4,7 +4,7 @@
 use qwry_segment::eval::{FieldValue, Record};
 use qwry_segment::{BuiltinField, Field};
 
-use crate::domain::{AttributeValue, Contact};
+use crate::domain::{AttributeValue, Contact, FixedField};
 
 /// The path of a field inside the index's JSON fields: `@name` for built-ins, the attribute's
 /// own name when it is made of `A-Z a-z 0-9 _ -`, and `~` + hex of the name otherwise (dots and
@@ -96,12 +96,14 @@ fn builtin_value(contact: &Contact, field: BuiltinField) -> Option<FieldValue<'_
         value.map(FieldValue::Text)
     }
     match field {
-        BuiltinField::ExternalId => text(fields.external_id.as_ref().map(|v| v.as_str())),
-        BuiltinField::Email => text(fields.email.as_ref().map(|v| v.as_str())),
-        BuiltinField::Name => text(fields.name.as_ref().map(|v| v.as_str())),
-        BuiltinField::Phone => text(fields.phone.as_ref().map(|v| v.as_str())),
-        BuiltinField::Company => text(fields.company.as_ref().map(|v| v.as_str())),
-        BuiltinField::AccountRef => text(fields.account_ref.as_ref().map(|v| v.as_str())),
+        BuiltinField::ExternalId
+        | BuiltinField::Email
+        | BuiltinField::Name
+        | BuiltinField::Phone
+        | BuiltinField::Company
+        | BuiltinField::AccountRef => {
+            text(FixedField::of_builtin(field).and_then(|fixed| fixed.value(fields)))
+        }
         BuiltinField::CreatedAt => Some(FieldValue::Time(contact.created_at)),
         BuiltinField::UpdatedAt => Some(FieldValue::Time(contact.updated_at)),
         BuiltinField::LastSeenAt => fields.last_seen_at.map(FieldValue::Time),

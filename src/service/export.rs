@@ -9,7 +9,7 @@ use super::catalog_cache::Catalogs;
 use super::segment::{Resolved, SegmentSource};
 use super::segments::{Consistency, SegmentService};
 use super::sensitive::Revealer;
-use crate::domain::{Caller, Contact, ContactId, sensitive_names};
+use crate::domain::{Caller, Contact, ContactId, FixedField, sensitive_names};
 use crate::service::error::ServiceError;
 use crate::store::Store;
 
@@ -111,17 +111,15 @@ pub fn contact_json(contact: &Contact) -> Json {
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), value.to_json()))
         .collect();
-    json!({
+    let mut line = json!({
         "id": contact.id.to_string(),
-        "externalId": fields.external_id.as_ref().map(|id| id.as_str()),
-        "email": fields.email.as_ref().map(|email| email.as_str()),
-        "name": fields.name.as_ref().map(|name| name.as_str()),
-        "phone": fields.phone.as_ref().map(|phone| phone.as_str()),
-        "company": fields.company.as_ref().map(|company| company.as_str()),
-        "accountRef": fields.account_ref.as_ref().map(|reference| reference.as_str()),
         "attributes": attributes,
         "createdAt": contact.created_at.to_rfc3339(),
         "updatedAt": contact.updated_at.to_rfc3339(),
         "lastSeenAt": fields.last_seen_at.map(|at| at.to_rfc3339()),
-    })
+    });
+    for field in FixedField::ALL {
+        line[field.api_name()] = json!(field.value(fields));
+    }
+    line
 }
