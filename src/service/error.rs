@@ -2,7 +2,6 @@
 
 use crate::domain::{Caller, DomainError, Refusal, Scope};
 use crate::index::IndexError;
-use crate::service::indexer::error::IndexerError;
 use crate::store::StoreError;
 
 /// Client-facing error codes, published as GraphQL `extensions.code`.
@@ -141,9 +140,9 @@ pub enum InternalError {
     /// The segment index failed.
     #[error(transparent)]
     Index(#[from] IndexError),
-    /// The indexer failed.
+    /// A runtime (the indexer) failed; the source is its own typed error.
     #[error(transparent)]
-    Indexer(#[from] IndexerError),
+    Runtime(Box<dyn std::error::Error + Send + Sync>),
     /// A blocking or background task panicked or was cancelled.
     #[error("a task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -439,7 +439,7 @@ impl SegmentService {
     async fn sync(&self) -> Result<(), ServiceError> {
         match tokio::time::timeout(LATEST_TIMEOUT, self.indexer.catch_up()).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(InternalError::Indexer(error).into()),
+            Ok(Err(error)) => Err(InternalError::from(error).into()),
             Err(_) => Err(ServiceError::Unavailable(format!(
                 "the segment index did not catch up within {} s; retry, or read without `consistency: LATEST`",
                 LATEST_TIMEOUT.as_secs()

@@ -27,3 +27,9 @@ pub enum IndexerError {
     #[error(transparent)]
     Membership(#[from] MembershipError),
 }
+
+impl From<IndexerError> for crate::service::error::InternalError {
+    fn from(error: IndexerError) -> Self {
+        Self::Runtime(Box::new(error))
+    }
+}

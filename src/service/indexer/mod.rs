@@ -11,7 +11,7 @@
 //! committed, for tests.
 
 mod change_cursor;
-pub(crate) mod error;
+mod error;
 mod step_states;
 #[cfg(test)]
 mod tests;
