@@ -473,6 +473,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_fixed_field_is_governed_by_field_policies() {
+        for field in FixedField::ALL {
+            assert!(GOVERNED_FIELDS.contains(&field.segment_name()), "{field:?}");
+        }
+    }
+
+    #[test]
     fn admin_implies_every_scope() {
         let admin = Scopes::parse(&["admin"]).unwrap();
         assert!(Scope::ALL.iter().all(|scope| admin.allows(*scope)));
