@@ -62,6 +62,19 @@ pub struct Settings {
     /// them (`CHANGE_LOG_RETENTION_HOURS`, default 24, 1 to 8760); an instance further behind
     /// rebuilds its index.
     pub change_log_retention: chrono::TimeDelta,
+    /// HTTPS (and WSS) instead of plain HTTP: `TLS_CERT_FILE` and `TLS_KEY_FILE`, both or
+    /// neither.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the server's certificate chain and private key; read again when they change
+/// (or on SIGHUP), so a renewed certificate is served without a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `TLS_CERT_FILE`: the certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// `TLS_KEY_FILE`: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// Whether the service runs for development or production (`MODE`).
@@ -441,6 +454,9 @@ pub enum ConfigError {
     /// `IDENTITY_SECRET` is too short.
     #[error("IDENTITY_SECRET must be at least 16 bytes without surrounding spaces")]
     IdentitySecret,
+    /// Only one of `TLS_CERT_FILE` and `TLS_KEY_FILE` is set.
+    #[error("set both TLS_CERT_FILE and TLS_KEY_FILE (PEM files) to serve HTTPS, or neither")]
+    PartialTls,
     /// Only one of `SURREAL_USER` and `SURREAL_PASS` is set.
     #[error("set both SURREAL_USER and SURREAL_PASS, or neither")]
     PartialCredentials,
@@ -576,6 +592,14 @@ impl Settings {
             index_writer_bytes,
             feed_retention,
             change_log_retention,
+            tls: match (from_env("TLS_CERT_FILE"), from_env("TLS_KEY_FILE")) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert_file: PathBuf::from(cert),
+                    key_file: PathBuf::from(key),
+                }),
+                (None, None) => None,
+                _ => return Err(ConfigError::PartialTls),
+            },
         })
     }
 }

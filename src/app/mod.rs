@@ -8,14 +8,16 @@ use std::io;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::{AllowedOrigins, DatabaseUrl, Mode, Settings};
+use crate::config::{AllowedOrigins, DatabaseUrl, Mode, Settings, TlsFiles};
 use crate::domain::WorkspaceId;
 use crate::graphql::{ApiSchema, RequestGate, build_schema};
+use crate::http::tls::TlsListener;
 use crate::http::{AddressGuard, HttpState, KeyRateLimit, SocketLimits, SocketSeats, router};
 use crate::index::{IndexError, SegmentIndex};
 use crate::service::indexer::{ChangeNotifier, Indexer, IndexerError, LogSharing};
@@ -86,6 +88,8 @@ pub struct App {
     indexer_task: JoinHandle<()>,
     catalog_task: JoinHandle<()>,
     stop_indexer: watch::Sender<bool>,
+    tls: Option<TlsFiles>,
+    mode: Mode,
 }
 
 impl App {
@@ -215,6 +219,8 @@ impl App {
             indexer_task,
             catalog_task,
             stop_indexer,
+            tls: settings.tls.clone(),
+            mode: settings.api.mode,
         })
     }
 
@@ -260,7 +266,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
-        info!(address = %listener.local_addr()?, "serving GraphQL at /graphql");
+        let address = listener.local_addr()?;
         let dispatcher = Arc::new(self.services.webhooks.dispatcher());
         let dispatch_task = spawn_supervised("webhook-dispatcher", Arc::clone(&self.metrics), {
             let engine = Arc::clone(self.services.live.engine());
@@ -270,9 +276,27 @@ impl App {
         let service = self
             .router()
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        match self.tls.clone() {
+            Some(files) => {
+                let listener = TlsListener::new(listener, files).map_err(io::Error::other)?;
+                info!(%address, "serving GraphQL at https://{address}/graphql (and wss:// at /graphql/ws)");
+                axum::serve(listener.tap_io(|_| ()), service)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+            }
+            None => {
+                if self.mode == Mode::Production && !address.ip().is_loopback() {
+                    warn!(
+                        %address,
+                        "PLAIN HTTP on a non-loopback address in production: API keys, identity tokens and contact data cross the network unencrypted. Set TLS_CERT_FILE and TLS_KEY_FILE, or terminate TLS in front of this service"
+                    );
+                }
+                info!(%address, "serving GraphQL at /graphql");
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+            }
+        }
         info!("stopped serving; closing the store");
         let _ = self.stop_indexer.send(true);
         // An attempt cut short is sent again after the restart (at least once).

@@ -14,6 +14,7 @@ mod health;
 mod rate_limit;
 mod security_headers;
 mod socket;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;

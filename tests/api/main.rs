@@ -39,5 +39,6 @@ mod socket_gate;
 mod strict_input;
 mod tenancy;
 mod test_store;
+mod tls;
 mod upsert;
 mod webhooks;

@@ -602,3 +602,54 @@ async fn commands_against_a_server_work_beside_the_running_service() {
     assert!(stderr.contains("is in use by another process"), "{stderr}");
     service.terminate();
 }
+
+/// Starts the binary in production mode listening on `listen` (a port of 127.0.0.1 reachable
+/// either way), waits until it is ready, stops it and returns what it logged.
+async fn production_log(listen_ip: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+        .env_clear()
+        .env("LISTEN_ADDR", format!("{listen_ip}:{port}"))
+        .env("DATA_DIR", dir.path())
+        .env("RUST_LOG", "warn")
+        .env("MODE", "production")
+        .env(
+            "ENCRYPTION_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .env("ADMIN_API_KEY", ADMIN_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
+            && response.status() == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service did not become ready within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn production_on_plain_http_beyond_loopback_warns_loudly() {
+    let exposed = production_log("0.0.0.0").await;
+    assert!(exposed.contains("PLAIN HTTP"), "{exposed}");
+    assert!(exposed.contains("TLS_CERT_FILE"), "{exposed}");
+    let local = production_log("127.0.0.1").await;
+    assert!(!local.contains("PLAIN HTTP"), "loopback only: {local}");
+}
