@@ -10,10 +10,11 @@ use super::args::{
 use super::contact_page::{
     self, ContactConnection, decode_cursor, decode_order_cursor, decode_rank_cursor,
 };
+use super::erasure;
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::lookup::{ContactLookupInput, look_up};
-use super::page::{DEFAULT_PAGE_SIZE, page_complexity};
+use super::page::{Connection, DEFAULT_PAGE_SIZE, page_complexity};
 use super::segment_input::SegmentExprInput;
 use super::views::ContactView;
 use super::{caller, workspace};
@@ -185,6 +186,20 @@ impl ContactQuery {
             .api()?;
         Ok(Json(document))
     }
+
+    /// The workspace's erasure receipts, newest first (admin).
+    #[graphql(
+        guard = "RequireScope(Scope::Admin)",
+        complexity = "page_complexity(first, child_complexity)"
+    )]
+    async fn erasure_receipts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<erasure::ErasureReceiptView>> {
+        erasure::erasure_receipts(&self.services, ctx, first, after).await
+    }
 }
 
 /// Contact mutations. Each is atomic: on error nothing is written.
@@ -271,6 +286,31 @@ impl ContactMutation {
         Ok(DeleteContactPayload {
             deleted_id: ID(id.to_string()),
         })
+    }
+
+    /// Removes each person named (their contact, identities, aliases, merge records,
+    /// conversations and events; the segment index follows) and suppresses their identifiers:
+    /// a later write naming one (an upsert, an import row, `identify`, a visit) is refused with
+    /// SUPPRESSED until `unsuppressIdentifiers`. Identifiers that name nobody are suppressed
+    /// too. All input is checked before anything is removed (admin).
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn erase_contacts(
+        &self,
+        ctx: &Context<'_>,
+        input: erasure::EraseContactsInput,
+    ) -> async_graphql::Result<erasure::EraseContactsPayload> {
+        erasure::erase_contacts(&self.services, ctx, input).await
+    }
+
+    /// Lifts the suppression of these identifiers: writes naming them are accepted again
+    /// (admin).
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn unsuppress_identifiers(
+        &self,
+        ctx: &Context<'_>,
+        input: erasure::UnsuppressIdentifiersInput,
+    ) -> async_graphql::Result<erasure::UnsuppressIdentifiersPayload> {
+        erasure::unsuppress_identifiers(&self.services, ctx, input).await
     }
 }
 

@@ -37,6 +37,8 @@ pub enum ErrorCodeView {
     QueryTooComplex,
     /// A persisted query's hash is not (or no longer) known: send the query with its hash.
     PersistedQueryNotFound,
+    /// The write names an identifier of an erased person (suppressed until an admin lifts it).
+    Suppressed,
     /// Something failed on our side; details are logged, not returned.
     Internal,
 }

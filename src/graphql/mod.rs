@@ -12,6 +12,7 @@ mod coercion_messages;
 mod contact_page;
 mod contacts;
 mod cursor;
+mod erasure;
 pub mod error;
 mod gate;
 mod guard;

@@ -18,6 +18,7 @@ use crate::domain::{
 };
 use crate::service::contention::{Attempts, WRITE_ATTEMPTS};
 use crate::service::error::ServiceError;
+use crate::service::suppression::Suppressions;
 use crate::store::{ContactPage, Store, StoreError, WriteBatch};
 
 /// Largest page a client may ask for (checked where requests are parsed).
@@ -88,6 +89,7 @@ pub struct ContactService {
     catalogs: Catalogs,
     notifier: ChangeNotifier,
     merges: MergeService,
+    suppressions: Suppressions,
 }
 
 impl ContactService {
@@ -100,6 +102,7 @@ impl ContactService {
         merges: MergeService,
     ) -> Self {
         Self {
+            suppressions: Suppressions::new(store.clone()),
             store,
             catalogs,
             notifier,
@@ -215,7 +218,8 @@ impl ContactService {
         external_id: &ExternalId,
         input: PatchInput,
     ) -> Result<(Contact, UpsertOutcome), ServiceError> {
-        IdentityKey::parse(IdentityKind::ExternalId, external_id.as_str(), &[])?;
+        let key = IdentityKey::parse(IdentityKind::ExternalId, external_id.as_str(), &[])?;
+        self.suppressions.refuse(workspace, &[key]).await?;
         let patch = self.validate(workspace, input).await?;
         let mut attempts = Attempts::new(WRITE_ATTEMPTS);
         while attempts.next().await {
@@ -308,7 +312,7 @@ impl ContactService {
             let registry = self.catalogs.registry(workspace);
             registry.parse_changes(&input.attributes)?
         };
-        Ok(ContactPatch {
+        let patch = ContactPatch {
             external_id: input.external_id,
             email: input.email,
             name: input.name,
@@ -317,7 +321,19 @@ impl ContactService {
             account_ref: input.account_ref,
             last_seen_at: input.last_seen_at,
             attributes,
-        })
+        };
+        // Every write of a contact's fields passes here: an erased person's identifiers stay out.
+        self.suppressions.refuse_patch(workspace, &patch).await?;
+        Ok(patch)
+    }
+
+    /// SUPPRESSED when any of `keys` belongs to an erased person (see [`Suppressions`]).
+    pub(super) async fn refuse_suppressed(
+        &self,
+        workspace: &WorkspaceId,
+        keys: &[IdentityKey],
+    ) -> Result<(), ServiceError> {
+        self.suppressions.refuse(workspace, keys).await
     }
 
     /// The contact known by `external_id`: through its identity (which follows merges).

@@ -33,13 +33,16 @@ pub enum ErrorCode {
     QueryTooComplex,
     /// A persisted query's hash is not (or no longer) known: send the query with its hash.
     PersistedQueryNotFound,
+    /// The write names an identifier of an erased person, which stays refused until an admin
+    /// lifts its suppression (`unsuppressIdentifiers`).
+    Suppressed,
     /// Something failed on our side; details are logged, not returned.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::NotFound,
         Self::InvalidInput,
         Self::InvalidAttribute,
@@ -53,6 +56,7 @@ impl ErrorCode {
         Self::RateLimited,
         Self::QueryTooComplex,
         Self::PersistedQueryNotFound,
+        Self::Suppressed,
         Self::Internal,
     ];
 
@@ -72,6 +76,7 @@ impl ErrorCode {
             Self::Forbidden => "FORBIDDEN",
             Self::RateLimited => "RATE_LIMITED",
             Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            Self::Suppressed => "SUPPRESSED",
             Self::Internal => "INTERNAL",
         }
     }
@@ -126,6 +131,9 @@ pub enum ServiceError {
     /// A segment tests fields the caller may not read; see [`ErrorCode::Forbidden`].
     #[error("{}", .0.first().map(|d| d.message.as_str()).unwrap_or("the segment uses fields this key may not read"))]
     ForbiddenSegment(Vec<qwry_segment::Diagnostic>),
+    /// See [`ErrorCode::Suppressed`]; the message names the kind of identifier, never its value.
+    #[error("{0}")]
+    Suppressed(String),
     /// See [`ErrorCode::Internal`]; the cause is for logs only.
     #[error("internal error: {0}")]
     Internal(#[from] InternalError),
@@ -180,6 +188,7 @@ impl ServiceError {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::Forbidden(_) | Self::ForbiddenSegment(_) => ErrorCode::Forbidden,
             Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::Suppressed(_) => ErrorCode::Suppressed,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -221,6 +221,9 @@ impl IdentityService {
         let settings = self.catalogs.workspace(workspace).settings.clone();
         let blocked = &settings.blocked_identity_values;
         let anonymous = IdentityKey::parse(IdentityKind::AnonymousId, anonymous_id, blocked)?;
+        self.contacts
+            .refuse_suppressed(workspace, std::slice::from_ref(&anonymous))
+            .await?;
         let mut patch = self.contacts.validate(workspace, input).await?;
         if patch.last_seen_at == FieldChange::Keep {
             patch.last_seen_at = FieldChange::Set(Utc::now());
@@ -314,6 +317,10 @@ impl IdentityService {
             .as_deref()
             .map(|raw| IdentityKey::parse(IdentityKind::AnonymousId, raw, blocked))
             .transpose()?;
+        let named: Vec<IdentityKey> = std::iter::once(external.clone())
+            .chain(anonymous.clone())
+            .collect();
+        self.contacts.refuse_suppressed(workspace, &named).await?;
         let mut verified = self.contacts.validate(workspace, claims).await?;
         verified.external_id = FieldChange::Keep;
         let mut traits = self.contacts.validate(workspace, request.traits).await?;

@@ -8,6 +8,7 @@ mod catalog_tests;
 mod claims;
 mod contacts;
 mod contention;
+mod erasure;
 mod error;
 mod event_import;
 mod export;
@@ -26,12 +27,14 @@ mod segment;
 mod segments;
 mod sensitive;
 mod subject;
+mod suppression;
 pub mod webhooks;
 
 pub use activity::{ActivityService, ActivitySubject, EventInput, Recorded};
 pub use attributes::AttributeService;
 pub use catalog_cache::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
+pub use erasure::{ErasureRequest, ErasureService, MAX_ERASURE_IDENTIFIERS};
 pub use error::{ErrorCode, InternalError, ServiceError};
 pub use event_import::EventImportReport;
 pub use export::{ExportService, contact_json};
@@ -104,6 +107,8 @@ pub struct Services {
     pub live: LiveService,
     /// Webhook endpoints, their outbox and its dispatcher.
     pub webhooks: WebhookService,
+    /// Erasure with suppression, and its receipts.
+    pub erasure: ErasureService,
     /// The leases this instance competes for (several instances on one store).
     leases: Vec<Arc<Lease>>,
 }
@@ -187,10 +192,12 @@ impl Services {
         if let Some(lease) = webhook_lease {
             webhooks = webhooks.led_by(lease);
         }
+        let erasure = ErasureService::new(store.clone(), contacts.clone());
         Self {
             leases,
             live,
             webhooks,
+            erasure,
             subjects: SubjectService::new(
                 contacts.clone(),
                 merges.clone(),

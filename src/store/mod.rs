@@ -29,6 +29,7 @@ pub use outbox::{OutboxRead, RoundOutcome};
 mod records;
 mod schema;
 mod segments;
+mod suppressions;
 mod token_uses;
 mod webhooks;
 mod workspaces;
@@ -54,6 +55,7 @@ pub use connection::engine_settings;
 pub use contacts::ContactPage;
 pub use identities::HeldIdentity;
 pub use migrations::{Migrated, MigrationLimits, SCHEMA_VERSION};
+pub use suppressions::ErasureReceipt;
 
 /// Whether `error` only reports that its transaction failed because another statement of it
 /// did (SurrealDB marks such statements not executed, or cancelled): not a cause.

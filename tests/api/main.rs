@@ -13,6 +13,7 @@ mod contract;
 mod conventions;
 mod crash;
 mod doc_examples;
+mod erasure;
 mod errors;
 mod frontend;
 mod hardening;

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tracing::warn;
 
 use super::ImportService;
-use super::planner::{Reads, claim_keys, plan, target_keys};
+use super::planner::{Reads, claim_keys, plan, row_keys, target_keys};
 use super::read_ahead::Footprint;
 use super::report::{BatchOutcome, ImportOptions, MatchBy, RowError};
 use crate::domain::{IdentityKey, ParsedRow, WorkspaceId};
@@ -194,6 +194,16 @@ impl ImportService {
             .flat_map(|row| claim_keys(row, match_by, &reads, &targets))
             .collect();
         self.read_holders(workspace, others.into_iter().collect(), &mut reads)
+            .await?;
+        let named: Vec<IdentityKey> = rows
+            .iter()
+            .flat_map(row_keys)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        reads.suppressed = self
+            .suppressions
+            .suppressed_among(workspace, &named)
             .await?;
         Ok(reads)
     }

@@ -34,6 +34,7 @@ use super::catalog_cache::Catalogs;
 use super::indexer::ChangeNotifier;
 use crate::domain::{AttributeRegistry, ImportRow, ParsedRow, WorkspaceId, check_columns};
 use crate::service::error::{InternalError, ServiceError};
+use crate::service::suppression::Suppressions;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -52,12 +53,14 @@ pub struct ImportService {
     parallelism: usize,
     jobs: JobRegistry,
     metrics: Arc<Metrics>,
+    suppressions: Suppressions,
 }
 
 impl ImportService {
     /// Imports into `store`; `notifier` wakes the indexer after every batch.
     pub fn new(store: Store, catalogs: Catalogs, notifier: ChangeNotifier) -> Self {
         Self {
+            suppressions: Suppressions::new(store.clone()),
             store,
             catalogs,
             notifier,

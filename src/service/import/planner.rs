@@ -12,6 +12,7 @@ use crate::domain::{
     IdentityKind, ParsedRow, Provenance, WorkspaceId,
 };
 use crate::service::claims::{Claim, contact_point_claims};
+use crate::service::suppression::{patch_keys, suppressed};
 use crate::store::{HeldIdentity, WriteBatch};
 
 /// The fewest written rows worth a transaction of their own when a batch is split.
@@ -24,6 +25,20 @@ pub(super) struct Reads {
     pub holders: HashMap<IdentityKey, HeldIdentity>,
     /// The contacts holding them.
     pub contacts: HashMap<ContactId, Contact>,
+    /// The rows' identifiers that belong to erased people (their rows fail with SUPPRESSED).
+    pub suppressed: HashSet<IdentityKey>,
+}
+
+/// The identifiers a row names: its external id, and the email and phone it sets.
+pub(super) fn row_keys(row: &ParsedRow) -> Vec<IdentityKey> {
+    let mut keys = patch_keys(&row.patch);
+    if let Some(external_id) = &row.external_id {
+        keys.push(IdentityKey {
+            kind: IdentityKind::ExternalId,
+            value: external_id.as_str().to_owned(),
+        });
+    }
+    keys
 }
 
 /// Plans `rows` into `workspace` against `reads`, in at most `parallelism` parts.
@@ -45,6 +60,15 @@ pub(super) fn plan(
     let mut deferred = Vec::new();
     let mut touched: HashSet<ContactId> = HashSet::new();
     for (index, row) in rows.iter().enumerate() {
+        if let Some(key) = row_keys(row)
+            .into_iter()
+            .find(|key| reads.suppressed.contains(key))
+        {
+            outcome
+                .failures
+                .push(RowError::from_service(row.line, suppressed(key.kind)));
+            continue;
+        }
         let target = find_target(row, options.match_by, &reads.holders, &reads.contacts);
         let existing = match target {
             Ok(existing) => existing,

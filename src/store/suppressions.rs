@@ -1,0 +1,154 @@
+//! The suppression list (`suppressed:[workspace, hash]`: identifiers of erased people, kept as
+//! keyed hashes, never in plain text) and the erasure receipts (`erasure_receipt:[workspace,
+//! id]`: what an erasure did, without personal data).
+
+use chrono::{DateTime, Utc};
+use surrealdb::types::{RecordId, SurrealValue};
+
+use super::records::compound_key;
+use super::{Store, StoreError};
+use crate::domain::WorkspaceId;
+
+const SUPPRESSED_TABLE: &str = "suppressed";
+const RECEIPT_TABLE: &str = "erasure_receipt";
+
+#[derive(Debug, SurrealValue)]
+struct SuppressedRecord {
+    workspace: String,
+    hash: String,
+    kind: String,
+    at: DateTime<Utc>,
+    by: String,
+}
+
+/// What one erasure did, without personal data.
+#[derive(Debug, Clone, PartialEq, SurrealValue)]
+pub struct ErasureReceipt {
+    /// Its own id (a ULID: receipts sort by time).
+    pub receipt: String,
+    /// The workspace.
+    pub workspace: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The id of the API key that asked.
+    pub by: String,
+    /// How many identifiers the request named.
+    pub requested: u64,
+    /// How many contacts were removed.
+    pub erased: u64,
+    /// The keyed hashes of the identifiers now suppressed.
+    pub suppressed: Vec<String>,
+}
+
+impl Store {
+    /// Adds `(hash, kind)` pairs to the workspace's suppression list (again: no change).
+    pub async fn suppress(
+        &self,
+        workspace: &WorkspaceId,
+        entries: &[(String, &'static str)],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for chunk in entries.chunks(1_000) {
+            let ids = self.suppression_ids(
+                workspace,
+                &chunk
+                    .iter()
+                    .map(|(hash, _)| hash.clone())
+                    .collect::<Vec<_>>(),
+            );
+            let contents: Vec<SuppressedRecord> = chunk
+                .iter()
+                .map(|(hash, kind)| SuppressedRecord {
+                    workspace: workspace.as_str().to_owned(),
+                    hash: hash.clone(),
+                    kind: (*kind).to_owned(),
+                    at,
+                    by: by.to_owned(),
+                })
+                .collect();
+            self.db
+                .query(
+                    "FOR $i IN 0..array::len($ids) { UPSERT $ids[$i] CONTENT $contents[$i] RETURN NONE; }",
+                )
+                .bind(("ids", ids))
+                .bind(("contents", contents))
+                .await
+                .and_then(|response| response.check())
+                .map_err(StoreError::from_surreal)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `hashes` from the workspace's suppression list; how many were on it.
+    pub async fn unsuppress(
+        &self,
+        workspace: &WorkspaceId,
+        hashes: &[String],
+    ) -> Result<u64, StoreError> {
+        let ids = self.suppression_ids(workspace, hashes);
+        let mut response = self
+            .db
+            .query("DELETE $ids RETURN BEFORE")
+            .bind(("ids", ids))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let removed: Vec<surrealdb::types::Value> =
+            response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(removed.len() as u64)
+    }
+
+    /// Which of `hashes` are on the workspace's suppression list (one read by key).
+    pub async fn suppressed_among(
+        &self,
+        workspace: &WorkspaceId,
+        hashes: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = self.suppression_ids(workspace, hashes);
+        let mut response = self
+            .db
+            .query("SELECT VALUE hash FROM $ids")
+            .bind(("ids", ids))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        response.take(0).map_err(StoreError::from_surreal)
+    }
+
+    fn suppression_ids(&self, workspace: &WorkspaceId, hashes: &[String]) -> Vec<RecordId> {
+        hashes
+            .iter()
+            .map(|hash| compound_key(SUPPRESSED_TABLE, workspace, hash.clone()))
+            .collect()
+    }
+
+    /// Keeps `receipt`.
+    pub async fn record_erasure_receipt(&self, receipt: ErasureReceipt) -> Result<(), StoreError> {
+        let workspace = WorkspaceId::from_trusted(receipt.workspace.clone());
+        let key = compound_key(RECEIPT_TABLE, &workspace, receipt.receipt.clone());
+        self.db
+            .query("CREATE $key CONTENT $receipt RETURN NONE")
+            .bind(("key", key))
+            .bind(("receipt", receipt))
+            .await
+            .and_then(|response| response.check())
+            .map_err(StoreError::from_surreal)?;
+        Ok(())
+    }
+
+    /// The workspace's erasure receipts, newest first.
+    pub async fn erasure_receipts(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<ErasureReceipt>, StoreError> {
+        let mut response = self
+            .db
+            .query("SELECT * OMIT id FROM erasure_receipt WHERE workspace = $workspace ORDER BY at DESC")
+            .bind(("workspace", workspace.as_str().to_owned()))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        response.take(0).map_err(StoreError::from_surreal)
+    }
+}
