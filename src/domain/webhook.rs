@@ -73,17 +73,25 @@ pub enum WebhookEvent {
     SegmentMembership,
     /// A contact was written, merged or deleted (`contact.changed`).
     ContactChanged,
+    /// A contact was erased by `eraseContacts` (`contact.erased`): downstream systems erase
+    /// their copy too.
+    ContactErased,
 }
 
 impl WebhookEvent {
     /// Every event.
-    pub const ALL: [Self; 2] = [Self::SegmentMembership, Self::ContactChanged];
+    pub const ALL: [Self; 3] = [
+        Self::SegmentMembership,
+        Self::ContactChanged,
+        Self::ContactErased,
+    ];
 
     /// The stored name (also the payload's `type`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SegmentMembership => "segment.membership",
             Self::ContactChanged => "contact.changed",
+            Self::ContactErased => "contact.erased",
         }
     }
 
@@ -120,6 +128,11 @@ impl Webhook {
         self.disabled_at.is_none()
             && self.events.contains(&WebhookEvent::SegmentMembership)
             && (self.segments.is_empty() || self.segments.contains(segment))
+    }
+
+    /// Whether erasures are delivered to it.
+    pub fn wants_erasures(&self) -> bool {
+        self.disabled_at.is_none() && self.events.contains(&WebhookEvent::ContactErased)
     }
 
     /// Whether contact changes are delivered to it.

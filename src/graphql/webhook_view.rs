@@ -13,6 +13,8 @@ pub enum EventType {
     SegmentMembership,
     /// `contact.changed`: a contact was written, merged or deleted.
     ContactChanged,
+    /// `contact.erased`: a contact was erased by `eraseContacts`.
+    ContactErased,
 }
 
 impl From<EventType> for WebhookEvent {
@@ -20,6 +22,7 @@ impl From<EventType> for WebhookEvent {
         match event {
             EventType::SegmentMembership => Self::SegmentMembership,
             EventType::ContactChanged => Self::ContactChanged,
+            EventType::ContactErased => Self::ContactErased,
         }
     }
 }
@@ -29,6 +32,7 @@ impl From<WebhookEvent> for EventType {
         match event {
             WebhookEvent::SegmentMembership => Self::SegmentMembership,
             WebhookEvent::ContactChanged => Self::ContactChanged,
+            WebhookEvent::ContactErased => Self::ContactErased,
         }
     }
 }

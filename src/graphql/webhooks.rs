@@ -117,6 +117,8 @@ pub enum MessageType {
     SegmentMembership,
     /// `contact.changed`: a contact was written, merged or deleted.
     ContactChanged,
+    /// `contact.erased`: a contact was erased by `eraseContacts`.
+    ContactErased,
     /// `webhook.test`: a message sent by `testWebhook`.
     WebhookTest,
 }
@@ -127,6 +129,7 @@ impl MessageType {
         match body_type {
             "segment.membership" => Some(Self::SegmentMembership),
             "contact.changed" => Some(Self::ContactChanged),
+            "contact.erased" => Some(Self::ContactErased),
             "webhook.test" => Some(Self::WebhookTest),
             _ => None,
         }

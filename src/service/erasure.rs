@@ -160,6 +160,8 @@ impl ErasureService {
             .suppress(workspace, &entries, &caller.key_id, now)
             .await?;
 
+        let ids: Vec<ContactId> = found.keys().copied().collect();
+        self.store.mark_erased(workspace, &ids, now).await?;
         let mut erased = 0;
         for id in found.keys() {
             match self.contacts.delete(workspace, id).await {

@@ -7,10 +7,18 @@ use surrealdb::types::{RecordId, SurrealValue};
 
 use super::records::compound_key;
 use super::{Store, StoreError};
-use crate::domain::WorkspaceId;
+use crate::domain::{ContactId, WorkspaceId};
 
 const SUPPRESSED_TABLE: &str = "suppressed";
 const RECEIPT_TABLE: &str = "erasure_receipt";
+const ERASED_TABLE: &str = "erased_contact";
+
+#[derive(Debug, SurrealValue)]
+struct ErasedRecord {
+    workspace: String,
+    contact: String,
+    at: DateTime<Utc>,
+}
 
 #[derive(Debug, SurrealValue)]
 struct SuppressedRecord {
@@ -122,6 +130,77 @@ impl Store {
             .iter()
             .map(|hash| compound_key(SUPPRESSED_TABLE, workspace, hash.clone()))
             .collect()
+    }
+
+    /// Marks `contacts` as erased (not merely deleted), before they are removed: the
+    /// membership engine tells the endpoints that want erasures when it sees them go.
+    pub async fn mark_erased(
+        &self,
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for chunk in contacts.chunks(1_000) {
+            let ids: Vec<RecordId> = chunk
+                .iter()
+                .map(|id| compound_key(ERASED_TABLE, workspace, id.to_string()))
+                .collect();
+            let contents: Vec<ErasedRecord> = chunk
+                .iter()
+                .map(|id| ErasedRecord {
+                    workspace: workspace.as_str().to_owned(),
+                    contact: id.to_string(),
+                    at,
+                })
+                .collect();
+            self.db
+                .query(
+                    "FOR $i IN 0..array::len($ids) { UPSERT $ids[$i] CONTENT $contents[$i] RETURN NONE; }",
+                )
+                .bind(("ids", ids))
+                .bind(("contents", contents))
+                .await
+                .and_then(|response| response.check())
+                .map_err(StoreError::from_surreal)?;
+        }
+        Ok(())
+    }
+
+    /// Which of `contacts` were marked erased.
+    pub async fn erased_among(
+        &self,
+        workspace: &WorkspaceId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<ContactId>, StoreError> {
+        let ids: Vec<RecordId> = contacts
+            .iter()
+            .map(|id| compound_key(ERASED_TABLE, workspace, id.to_string()))
+            .collect();
+        let mut response = self
+            .db
+            .query("SELECT VALUE contact FROM $ids")
+            .bind(("ids", ids))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let found: Vec<String> = response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(found
+            .iter()
+            .filter_map(|raw| ContactId::parse(raw).ok())
+            .collect())
+    }
+
+    /// Forgets erasure marks older than `before` (their contacts' removal was followed long
+    /// ago); returns how many.
+    pub async fn prune_erased_marks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut response = self
+            .db
+            .query("DELETE erased_contact WHERE at < $before RETURN BEFORE")
+            .bind(("before", before))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let removed: Vec<surrealdb::types::Value> =
+            response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(removed.len() as u64)
     }
 
     /// Keeps `receipt`.

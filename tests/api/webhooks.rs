@@ -734,3 +734,56 @@ async fn a_slow_endpoint_delays_no_other() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_erasure_is_told_to_the_endpoints_that_want_erasures_and_a_delete_is_not() {
+    let app =
+        TestApp::spawn_adjusted(|settings| settings.api.webhook_allow_private_targets = true).await;
+    let (receiver, url) = Receiver::start(Answer::Ok).await;
+    let created = app
+        .data(
+            CREATE,
+            json!({ "input": { "url": url, "events": ["CONTACT_ERASED"] } }),
+        )
+        .await;
+    receiver.trust(created["createWebhook"]["secret"].as_str().unwrap());
+    let erased = app
+        .upsert(json!({ "externalId": "to-erase", "email": "gone@example.com" }))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deleted = app.upsert(json!({ "externalId": "to-delete" })).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.data(
+        "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedId } }",
+        json!({ "id": deleted }),
+    )
+    .await;
+    app.data(
+        "mutation { eraseContacts(input: { externalIds: [\"to-erase\"] }) { receipt { erasedCount } } }",
+        json!({}),
+    )
+    .await;
+    let bodies = receiver
+        .wait_for("the erasure", |bodies| !bodies.is_empty())
+        .await;
+    assert_eq!(bodies[0]["type"], "contact.erased", "{bodies:#?}");
+    assert_eq!(bodies[0]["data"], json!({ "contactId": erased }));
+    // Nothing else comes: the plain delete is not an erasure, and writes are not asked for.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.distinct().len(), 1, "{:#?}", receiver.distinct());
+    let log = app
+        .data(
+            "query($id: ID!) { webhookDeliveries(webhookId: $id) { nodes { messageType } } }",
+            json!({ "id": created["createWebhook"]["webhook"]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        log["webhookDeliveries"]["nodes"][0]["messageType"],
+        "CONTACT_ERASED"
+    );
+    app.stop().await;
+}

@@ -292,7 +292,8 @@ impl MembershipEngine {
         }
         let evaluated = started.elapsed();
         self.assign_positions(&mut entries);
-        let deliveries = self.deliveries(&entries, &written, now);
+        let erased = self.erased_in(&written).await?;
+        let deliveries = self.deliveries(&entries, &written, &erased, now);
         let mut lead = StepLead {
             states: written
                 .iter()
@@ -633,10 +634,28 @@ impl MembershipEngine {
 
     /// The webhook deliveries of `entries` and of the contacts `written` (see
     /// [`webhooks::deliveries`]), with message ids from this engine's generator.
+    /// The contacts `written` removes that an erasure removed (read only for steps that
+    /// remove contacts).
+    async fn erased_in(&self, written: &Written) -> Result<HashSet<ContactId>, MembershipError> {
+        let mut erased = HashSet::new();
+        for (workspace, contacts) in written {
+            let removed: Vec<ContactId> = contacts
+                .iter()
+                .filter(|(_, contact)| contact.is_none())
+                .map(|(id, _)| *id)
+                .collect();
+            if !removed.is_empty() {
+                erased.extend(self.store.erased_among(workspace, &removed).await?);
+            }
+        }
+        Ok(erased)
+    }
+
     fn deliveries(
         &self,
         entries: &[MembershipChange],
         written: &Written,
+        erased: &HashSet<ContactId>,
         now: DateTime<Utc>,
     ) -> Vec<WebhookDelivery> {
         let changed = written
@@ -645,6 +664,7 @@ impl MembershipEngine {
         webhooks::deliveries(
             entries,
             changed,
+            erased,
             |workspace| self.compiled.webhooks(workspace),
             || format!("msg_{}", self.next_ulid()),
             now,
@@ -790,6 +810,9 @@ impl MembershipEngine {
             }
             if let Err(error) = store.prune_webhook_deliveries(before).await {
                 tracing::warn!(%error, "pruning the webhook delivery log failed; trying again later");
+            }
+            if let Err(error) = store.prune_erased_marks(before).await {
+                tracing::warn!(%error, "pruning erasure marks failed; trying again later");
             }
         });
         *last = Some((Instant::now(), task));

@@ -46,6 +46,17 @@ pub fn contact_changed(
     (event, body.to_string())
 }
 
+/// `contact.erased`: the contact was erased (`eraseContacts`); its id is all the body says.
+pub fn contact_erased(contact: ContactId, now: DateTime<Utc>) -> (&'static str, String) {
+    let event = WebhookEvent::ContactErased.as_str();
+    let body = json!({
+        "type": event,
+        "timestamp": timestamp(now),
+        "data": { "contactId": contact.to_string() }
+    });
+    (event, body.to_string())
+}
+
 /// `webhook.test`: sent on request, to check an endpoint.
 pub fn test(webhook: &str, now: DateTime<Utc>) -> String {
     json!({

@@ -2,7 +2,7 @@
 //! step's feed entries and written contacts here and records what comes back in the same
 //! transaction as the entries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -12,10 +12,12 @@ use crate::domain::{Contact, ContactId, MembershipChange, Webhook, WebhookDelive
 /// The deliveries of `entries` and of the contacts `written` (per workspace: each contact with
 /// its state after the write, `None` once deleted), to the endpoints `hooks_of` names for a
 /// workspace: per endpoint, in the order the changes were made, so each contact's go out in
-/// order. `next_id` gives each message its id, ascending.
+/// order. `next_id` gives each message its id, ascending. Removed contacts that `erased`
+/// names (by `eraseContacts`) also go to the endpoints that want erasures.
 pub fn deliveries<'a>(
     entries: &[MembershipChange],
     written: impl IntoIterator<Item = (&'a WorkspaceId, &'a [(ContactId, Option<Contact>)])>,
+    erased: &HashSet<ContactId>,
     mut hooks_of: impl FnMut(&WorkspaceId) -> Vec<Webhook>,
     mut next_id: impl FnMut() -> String,
     now: DateTime<Utc>,
@@ -47,6 +49,14 @@ pub fn deliveries<'a>(
     }
     for (workspace, contacts) in written {
         for hook in hooks_in(workspace) {
+            if hook.wants_erasures() {
+                for (id, _) in contacts
+                    .iter()
+                    .filter(|(id, contact)| contact.is_none() && erased.contains(id))
+                {
+                    deliver(&hook, *id, body::contact_erased(*id, now));
+                }
+            }
             if !hook.wants_contact_changes() {
                 continue;
             }
