@@ -62,6 +62,9 @@ pub struct Settings {
     /// them (`CHANGE_LOG_RETENTION_HOURS`, default 24, 1 to 8760); an instance further behind
     /// rebuilds its index.
     pub change_log_retention: chrono::TimeDelta,
+    /// How long the access log keeps who read whom (`ACCESS_LOG_RETENTION_DAYS`, default 90,
+    /// 1 to 3650).
+    pub access_log_retention: chrono::TimeDelta,
     /// HTTPS (and WSS) instead of plain HTTP: `TLS_CERT_FILE` and `TLS_KEY_FILE`, both or
     /// neither.
     pub tls: Option<TlsFiles>,
@@ -454,6 +457,9 @@ pub enum ConfigError {
     /// `IDENTITY_SECRET` is too short.
     #[error("IDENTITY_SECRET must be at least 16 bytes without surrounding spaces")]
     IdentitySecret,
+    /// `ACCESS_LOG_RETENTION_DAYS` is not a number of days from 1 to 3650.
+    #[error("ACCESS_LOG_RETENTION_DAYS `{0}` must be a whole number of days from 1 to 3650")]
+    AccessLogRetention(String),
     /// Only one of `TLS_CERT_FILE` and `TLS_KEY_FILE` is set.
     #[error("set both TLS_CERT_FILE and TLS_KEY_FILE (PEM files) to serve HTTPS, or neither")]
     PartialTls,
@@ -592,6 +598,15 @@ impl Settings {
             index_writer_bytes,
             feed_retention,
             change_log_retention,
+            access_log_retention: match from_env("ACCESS_LOG_RETENTION_DAYS") {
+                None => chrono::TimeDelta::days(90),
+                Some(raw) => raw
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|days| (1..=3_650).contains(days))
+                    .map(chrono::TimeDelta::days)
+                    .ok_or_else(|| ConfigError::AccessLogRetention(raw.to_owned()))?,
+            },
             tls: match (from_env("TLS_CERT_FILE"), from_env("TLS_KEY_FILE")) {
                 (Some(cert), Some(key)) => Some(TlsFiles {
                     cert_file: PathBuf::from(cert),

@@ -87,6 +87,7 @@ pub struct App {
     indexer: Arc<Indexer>,
     indexer_task: JoinHandle<()>,
     catalog_task: JoinHandle<()>,
+    access_log_task: JoinHandle<()>,
     stop_indexer: watch::Sender<bool>,
     tls: Option<TlsFiles>,
     mode: Mode,
@@ -151,6 +152,7 @@ impl App {
             Arc::clone(&metrics),
             LiveSettings {
                 feed_retention: settings.feed_retention,
+                access_log_retention: settings.access_log_retention,
                 webhook_sender: Arc::new(
                     Sender::new(settings.api.webhook_allow_private_targets)
                         .map_err(StartError::Settings)?,
@@ -165,6 +167,13 @@ impl App {
         let indexer_task = spawn_supervised("indexer", Arc::clone(&metrics), {
             let (indexer, stopped) = (Arc::clone(&indexer), stopped.clone());
             move || Arc::clone(&indexer).run(stopped.clone())
+        });
+        let access_log_task = spawn_supervised("access-log", Arc::clone(&metrics), {
+            let (log, stopped) = (Arc::clone(&services.access_log), stopped.clone());
+            move || {
+                let (log, stopped) = (Arc::clone(&log), stopped.clone());
+                async move { log.run(stopped).await }
+            }
         });
         let catalog_task = spawn_supervised("catalogue-follower", Arc::clone(&metrics), {
             let catalogs = catalogs.clone();
@@ -218,6 +227,7 @@ impl App {
             indexer,
             indexer_task,
             catalog_task,
+            access_log_task,
             stop_indexer,
             tls: settings.tls.clone(),
             mode: settings.api.mode,
@@ -322,6 +332,7 @@ impl App {
             indexer,
             indexer_task,
             catalog_task,
+            access_log_task,
             stop_indexer,
             ..
         } = self;
@@ -329,6 +340,7 @@ impl App {
         let _ = stop_indexer.send(true);
         let _ = indexer_task.await;
         let _ = catalog_task.await;
+        let _ = access_log_task.await;
         services.release_leases().await;
         drop(schema);
         drop(services);

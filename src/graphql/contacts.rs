@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use serde_json::Value as JsonValue;
 
+use super::access_log;
 use super::args::{
     ConsistencyView, ContactFieldsInput, ContactOrderInput, IdentityInput, SortDirection,
     page_size, parse_change, segment_source,
@@ -178,13 +179,32 @@ impl ContactQuery {
         id: ID,
     ) -> async_graphql::Result<Json<JsonValue>> {
         let id = ContactId::parse(&id).map_err(ServiceError::from).api()?;
-        let document = self
-            .services
-            .subjects
-            .export(&workspace(ctx)?, &id)
-            .await
-            .api()?;
+        let workspace = &workspace(ctx)?;
+        let mut document = self.services.subjects.export(workspace, &id).await.api()?;
+        // This export reads the person too: it is the last entry of its own access log.
+        self.services.access_log.note(&*caller(ctx)?, &id);
+        let accesses = self.services.access_log.of(workspace, &id).await.api()?;
+        document["accessLog"] = accesses
+            .iter()
+            .map(|access| serde_json::json!({ "keyId": access.key, "hour": access.hour.to_rfc3339() }))
+            .collect();
         Ok(Json(document))
+    }
+
+    /// Who read the contact's personal fields: one entry per API key and hour, newest first,
+    /// kept for `ACCESS_LOG_RETENTION_DAYS` (admin).
+    #[graphql(
+        guard = "RequireScope(Scope::Admin)",
+        complexity = "page_complexity(first, child_complexity)"
+    )]
+    async fn contact_access_log(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<access_log::ContactAccessView>> {
+        access_log::contact_access_log(&self.services, ctx, contact_id, first, after).await
     }
 
     /// The workspace's erasure receipts, newest first (admin).

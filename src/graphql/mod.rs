@@ -3,6 +3,7 @@
 //! `segment_view`, `merge_view`, `key_view`, `webhook_view`, `page`, `contact_page` and `cursor`
 //! (outputs).
 
+mod access_log;
 mod activity;
 mod activity_view;
 mod args;

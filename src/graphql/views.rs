@@ -41,6 +41,8 @@ pub struct ContactView {
     /// `contact` reduced to what the visitor said, for keys requiring verified identities
     /// that reached it any other way (made on first use).
     self_asserted: OnceLock<Contact>,
+    /// Set once this view noted its caller's read in the access log.
+    noted: OnceLock<()>,
 }
 
 impl ContactView {
@@ -52,6 +54,7 @@ impl ContactView {
             unverified_visitor: false,
             vouched: false,
             self_asserted: OnceLock::new(),
+            noted: OnceLock::new(),
         }
     }
 
@@ -109,6 +112,12 @@ impl ContactView {
     /// The contact as the caller may rely on it: whole, or reduced to what the visitor said.
     fn shown(&self, ctx: &Context<'_>) -> async_graphql::Result<&Contact> {
         let caller = &*caller(ctx)?;
+        // Every personal field is read through here: the access log notes it once per view.
+        self.noted.get_or_init(|| {
+            if let Ok(services) = services(ctx) {
+                services.access_log.note(caller, &self.contact.id);
+            }
+        });
         if self.unverified_visitor || !self.restricted(caller) {
             return Ok(&self.contact);
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
 
+use super::access_log::AccessLog;
 use super::catalog_cache::Catalogs;
 use super::segment::{Resolved, SegmentSource};
 use super::segments::{Consistency, SegmentService};
@@ -23,6 +24,7 @@ pub struct ExportService {
     catalogs: Catalogs,
     segments: SegmentService,
     revealer: Revealer,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl ExportService {
@@ -39,7 +41,14 @@ impl ExportService {
             catalogs,
             segments,
             revealer,
+            access_log: None,
         }
+    }
+
+    /// These exports, noting every contact they send in `access_log`.
+    pub fn with_access_log(mut self, access_log: Arc<AccessLog>) -> Self {
+        self.access_log = Some(access_log);
+        self
     }
 
     /// Resolves the export's segment once, before it starts streaming (errors cannot be sent
@@ -68,6 +77,11 @@ impl ExportService {
     ) -> Result<(Vec<Contact>, bool), ServiceError> {
         let (contacts, has_more) = self.unredacted_page(caller, segment, after).await?;
         let sensitive = sensitive_names(&self.catalogs.workspace(&caller.workspace).attributes);
+        if let Some(log) = &self.access_log {
+            contacts
+                .iter()
+                .for_each(|contact| log.note(caller, &contact.id));
+        }
         let visible = contacts
             .into_iter()
             .map(|contact| caller.redact(contact, |name| sensitive.contains(name)))

@@ -1,5 +1,6 @@
 //! Use cases over the store and the segment index. The only layer the GraphQL API calls.
 
+mod access_log;
 mod activity;
 mod attributes;
 mod catalog_cache;
@@ -30,6 +31,7 @@ mod subject;
 mod suppression;
 pub mod webhooks;
 
+pub use access_log::{AccessLog, DEFAULT_ACCESS_LOG_RETENTION};
 pub use activity::{ActivityService, ActivitySubject, EventInput, Recorded};
 pub use attributes::AttributeService;
 pub use catalog_cache::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
@@ -71,6 +73,8 @@ pub struct LiveSettings {
     pub feed_retention: chrono::TimeDelta,
     /// Sends webhook deliveries.
     pub webhook_sender: Arc<webhooks::Sender>,
+    /// How long the access log keeps who read whom (`ACCESS_LOG_RETENTION_DAYS`).
+    pub access_log_retention: chrono::TimeDelta,
     /// With several instances on one store (a SurrealDB server): this instance's id, under
     /// which it competes for recording the feed and sending webhooks (one instance at a time).
     pub instance: Option<String>,
@@ -109,6 +113,8 @@ pub struct Services {
     pub webhooks: WebhookService,
     /// Erasure with suppression, and its receipts.
     pub erasure: ErasureService,
+    /// Who read whom.
+    pub access_log: Arc<AccessLog>,
     /// The leases this instance competes for (several instances on one store).
     leases: Vec<Arc<Lease>>,
 }
@@ -135,6 +141,7 @@ impl Services {
         settings: LiveSettings,
     ) -> Self {
         let merges = MergeService::new(store.clone(), catalogs.clone(), notifier.clone());
+        let access_log = Arc::new(AccessLog::new(store.clone(), settings.access_log_retention));
         let lease = |name| {
             settings
                 .instance
@@ -194,6 +201,7 @@ impl Services {
         }
         let erasure = ErasureService::new(store.clone(), contacts.clone());
         Self {
+            access_log: Arc::clone(&access_log),
             leases,
             live,
             webhooks,
@@ -214,7 +222,8 @@ impl Services {
                 catalogs.clone(),
                 segments.clone(),
                 revealer.clone(),
-            ),
+            )
+            .with_access_log(Arc::clone(&access_log)),
             attributes: AttributeService::new(store.clone(), catalogs.clone()),
             keys: KeyService::new(store, catalogs.clone()),
             catalogs,

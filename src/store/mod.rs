@@ -3,6 +3,7 @@
 //! Every method takes the workspace and builds keys inside it, so isolation between tenants is
 //! enforced here, once. No SurrealDB type crosses this module's boundary.
 
+mod access_log;
 mod activity;
 mod api_keys;
 mod attributes;
@@ -48,6 +49,7 @@ use crate::domain::{AttributeRegistry, ExternalId, Sealer, WorkspaceId};
 
 use connection::Connection;
 
+pub use access_log::ContactAccess;
 pub use activity::ActivityCursor;
 pub use batch::WriteBatch;
 pub use changes::{Backlog, Change, change_key_at};

@@ -47,6 +47,7 @@ DEFINE TABLE IF NOT EXISTS webhook_cursor SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS contact_event_contact ON contact_event FIELDS workspace, contact, at;
 DEFINE TABLE IF NOT EXISTS suppressed SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS erased_contact SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS contact_access SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS erasure_receipt SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS erasure_receipt_workspace ON erasure_receipt FIELDS workspace;
 "#;

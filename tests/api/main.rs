@@ -2,6 +2,7 @@
 //! over HTTP. One binary, one module per area.
 
 mod access;
+mod access_log;
 mod activity;
 mod attributes;
 mod bulk;
