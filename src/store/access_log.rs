@@ -39,19 +39,11 @@ impl ContactAccess {
 impl Store {
     /// Records `accesses` (again: no change).
     pub async fn record_accesses(&self, accesses: &[ContactAccess]) -> Result<(), StoreError> {
-        for chunk in accesses.chunks(1_000) {
-            let ids: Vec<RecordId> = chunk.iter().map(ContactAccess::record_id).collect();
-            self.db
-                .query(
-                    "FOR $i IN 0..array::len($ids) { UPSERT $ids[$i] CONTENT $contents[$i] RETURN NONE; }",
-                )
-                .bind(("ids", ids))
-                .bind(("contents", chunk.to_vec()))
-                .await
-                .and_then(|response| response.check())
-                .map_err(StoreError::from_surreal)?;
-        }
-        Ok(())
+        let records: Vec<(RecordId, ContactAccess)> = accesses
+            .iter()
+            .map(|access| (access.record_id(), access.clone()))
+            .collect();
+        self.upsert_each(&records).await
     }
 
     /// Who read `contact`, newest hour first (a range of its own keys: no scan).

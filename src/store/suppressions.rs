@@ -13,14 +13,14 @@ const SUPPRESSED_TABLE: &str = "suppressed";
 const RECEIPT_TABLE: &str = "erasure_receipt";
 const ERASED_TABLE: &str = "erased_contact";
 
-#[derive(Debug, SurrealValue)]
+#[derive(Debug, Clone, SurrealValue)]
 struct ErasedRecord {
     workspace: String,
     contact: String,
     at: DateTime<Utc>,
 }
 
-#[derive(Debug, SurrealValue)]
+#[derive(Debug, Clone, SurrealValue)]
 struct SuppressedRecord {
     workspace: String,
     hash: String,
@@ -57,35 +57,23 @@ impl Store {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        for chunk in entries.chunks(1_000) {
-            let ids = self.suppression_ids(
-                workspace,
-                &chunk
-                    .iter()
-                    .map(|(hash, _)| hash.clone())
-                    .collect::<Vec<_>>(),
-            );
-            let contents: Vec<SuppressedRecord> = chunk
-                .iter()
-                .map(|(hash, kind)| SuppressedRecord {
+        let records: Vec<(RecordId, SuppressedRecord)> = entries
+            .iter()
+            .map(|(hash, kind)| {
+                let record = SuppressedRecord {
                     workspace: workspace.as_str().to_owned(),
                     hash: hash.clone(),
                     kind: (*kind).to_owned(),
                     at,
                     by: by.to_owned(),
-                })
-                .collect();
-            self.db
-                .query(
-                    "FOR $i IN 0..array::len($ids) { UPSERT $ids[$i] CONTENT $contents[$i] RETURN NONE; }",
+                };
+                (
+                    compound_key(SUPPRESSED_TABLE, workspace, hash.clone()),
+                    record,
                 )
-                .bind(("ids", ids))
-                .bind(("contents", contents))
-                .await
-                .and_then(|response| response.check())
-                .map_err(StoreError::from_surreal)?;
-        }
-        Ok(())
+            })
+            .collect();
+        self.upsert_each(&records).await
     }
 
     /// Removes `hashes` from the workspace's suppression list; how many were on it.
@@ -140,30 +128,21 @@ impl Store {
         contacts: &[ContactId],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        for chunk in contacts.chunks(1_000) {
-            let ids: Vec<RecordId> = chunk
-                .iter()
-                .map(|id| compound_key(ERASED_TABLE, workspace, id.to_string()))
-                .collect();
-            let contents: Vec<ErasedRecord> = chunk
-                .iter()
-                .map(|id| ErasedRecord {
+        let records: Vec<(RecordId, ErasedRecord)> = contacts
+            .iter()
+            .map(|id| {
+                let record = ErasedRecord {
                     workspace: workspace.as_str().to_owned(),
                     contact: id.to_string(),
                     at,
-                })
-                .collect();
-            self.db
-                .query(
-                    "FOR $i IN 0..array::len($ids) { UPSERT $ids[$i] CONTENT $contents[$i] RETURN NONE; }",
+                };
+                (
+                    compound_key(ERASED_TABLE, workspace, id.to_string()),
+                    record,
                 )
-                .bind(("ids", ids))
-                .bind(("contents", contents))
-                .await
-                .and_then(|response| response.check())
-                .map_err(StoreError::from_surreal)?;
-        }
-        Ok(())
+            })
+            .collect();
+        self.upsert_each(&records).await
     }
 
     /// Which of `contacts` were marked erased.
