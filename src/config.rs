@@ -63,7 +63,7 @@ pub struct Settings {
     /// rebuilds its index.
     pub change_log_retention: chrono::TimeDelta,
     /// How long the access log keeps who read whom (`ACCESS_LOG_RETENTION_DAYS`, default 90,
-    /// 1 to 3650).
+    /// up to 3650; 0 keeps no access log).
     pub access_log_retention: chrono::TimeDelta,
     /// HTTPS (and WSS) instead of plain HTTP: `TLS_CERT_FILE` and `TLS_KEY_FILE`, both or
     /// neither.
@@ -458,7 +458,9 @@ pub enum ConfigError {
     #[error("IDENTITY_SECRET must be at least 16 bytes without surrounding spaces")]
     IdentitySecret,
     /// `ACCESS_LOG_RETENTION_DAYS` is not a number of days from 1 to 3650.
-    #[error("ACCESS_LOG_RETENTION_DAYS `{0}` must be a whole number of days from 1 to 3650")]
+    #[error(
+        "ACCESS_LOG_RETENTION_DAYS `{0}` must be a whole number of days from 0 (no access log) to 3650"
+    )]
     AccessLogRetention(String),
     /// Only one of `TLS_CERT_FILE` and `TLS_KEY_FILE` is set.
     #[error("set both TLS_CERT_FILE and TLS_KEY_FILE (PEM files) to serve HTTPS, or neither")]
@@ -603,7 +605,7 @@ impl Settings {
                 Some(raw) => raw
                     .parse::<i64>()
                     .ok()
-                    .filter(|days| (1..=3_650).contains(days))
+                    .filter(|days| (0..=3_650).contains(days))
                     .map(chrono::TimeDelta::days)
                     .ok_or_else(|| ConfigError::AccessLogRetention(raw.to_owned()))?,
             },

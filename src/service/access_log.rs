@@ -59,8 +59,12 @@ impl AccessLog {
         }
     }
 
-    /// Notes that `caller` read `contact`'s personal fields now.
+    /// Notes that `caller` read `contact`'s personal fields now (nothing when the retention is
+    /// zero: no access log is kept).
     pub fn note(&self, caller: &Caller, contact: &ContactId) {
+        if self.retention.is_zero() {
+            return;
+        }
         let access = ContactAccess {
             workspace: caller.workspace.as_str().to_owned(),
             contact: contact.to_string(),
