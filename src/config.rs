@@ -625,6 +625,22 @@ impl Settings {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_access_log_keeps_90_days_by_default_and_none_at_zero() {
+        let load = |days: Option<&str>| {
+            let env: HashMap<String, String> = days
+                .map(|days| ("ACCESS_LOG_RETENTION_DAYS".to_owned(), days.to_owned()))
+                .into_iter()
+                .collect();
+            Settings::load(&ServeFlags::default(), &env)
+                .map(|settings| settings.access_log_retention)
+        };
+        assert_eq!(load(None).unwrap(), chrono::TimeDelta::days(90));
+        assert_eq!(load(Some("0")).unwrap(), chrono::TimeDelta::zero());
+        assert!(load(Some("3651")).is_err());
+        assert!(load(Some("-1")).is_err());
+    }
+
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
