@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::service::contention::{Attempts, WRITE_ATTEMPTS};
 use crate::service::error::ServiceError;
-use crate::service::suppression::Suppressions;
+use crate::service::suppression::{Suppressions, patch_keys};
 use crate::store::{ContactPage, Store, StoreError, WriteBatch};
 
 /// Largest page a client may ask for (checked where requests are parsed).
@@ -219,8 +219,7 @@ impl ContactService {
         input: PatchInput,
     ) -> Result<(Contact, UpsertOutcome), ServiceError> {
         let key = IdentityKey::parse(IdentityKind::ExternalId, external_id.as_str(), &[])?;
-        self.suppressions.refuse(workspace, &[key]).await?;
-        let patch = self.validate(workspace, input).await?;
+        let patch = self.validate_naming(workspace, input, &[key]).await?;
         let mut attempts = Attempts::new(WRITE_ATTEMPTS);
         while attempts.next().await {
             let Some(existing) = self.find_by_external_id(workspace, external_id).await? else {
@@ -300,8 +299,35 @@ impl ContactService {
         }
     }
 
-    /// Parses attribute input against the workspace's registry.
+    /// Parses attribute input against the workspace's registry; SUPPRESSED when an identifier
+    /// it sets belongs to an erased person.
     pub(super) async fn validate(
+        &self,
+        workspace: &WorkspaceId,
+        input: PatchInput,
+    ) -> Result<ContactPatch, ServiceError> {
+        self.validate_naming(workspace, input, &[]).await
+    }
+
+    /// [`ContactService::validate`], refusing also when any of `also` (identifiers the write
+    /// names besides its fields: an upsert's key, a visitor's anonymous id) belongs to an erased
+    /// person, in the same one read. Every write of a contact's fields passes here.
+    pub(super) async fn validate_naming(
+        &self,
+        workspace: &WorkspaceId,
+        input: PatchInput,
+        also: &[IdentityKey],
+    ) -> Result<ContactPatch, ServiceError> {
+        let patch = self.parse_patch(workspace, input)?;
+        let mut keys = patch_keys(&patch);
+        keys.extend_from_slice(also);
+        self.suppressions.refuse(workspace, &keys).await?;
+        Ok(patch)
+    }
+
+    /// Parses attribute input against the workspace's registry, without the suppression
+    /// check (the caller makes it, once for everything the write names).
+    pub(super) fn parse_patch(
         &self,
         workspace: &WorkspaceId,
         input: PatchInput,
@@ -312,7 +338,7 @@ impl ContactService {
             let registry = self.catalogs.registry(workspace);
             registry.parse_changes(&input.attributes)?
         };
-        let patch = ContactPatch {
+        Ok(ContactPatch {
             external_id: input.external_id,
             email: input.email,
             name: input.name,
@@ -321,10 +347,7 @@ impl ContactService {
             account_ref: input.account_ref,
             last_seen_at: input.last_seen_at,
             attributes,
-        };
-        // Every write of a contact's fields passes here: an erased person's identifiers stay out.
-        self.suppressions.refuse_patch(workspace, &patch).await?;
-        Ok(patch)
+        })
     }
 
     /// SUPPRESSED when any of `keys` belongs to an erased person (see [`Suppressions`]).

@@ -8,14 +8,14 @@
 //! - What bounds it: at most [`MAX_ERASURE_IDENTIFIERS`] identifiers a call, all checked
 //!   before anything is removed (a malformed one refuses the whole call).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::Utc;
 
-use crate::domain::{Caller, Contact, ContactId, IdentityKey, IdentityKind, Scope};
+use crate::domain::{Caller, ContactId, IdentityKey, IdentityKind, Scope};
 use crate::service::contacts::ContactService;
 use crate::service::error::ServiceError;
-use crate::service::suppression::Suppressions;
+use crate::service::suppression::{Suppressions, field_keys};
 use crate::store::{ErasureReceipt, Store};
 
 /// Most identifiers one erasure (or one lifting of suppressions) may name.
@@ -108,48 +108,19 @@ impl ErasureService {
             .collect::<Result<Vec<_>, _>>()?;
         let named = request.keys()?;
 
-        let mut found: BTreeMap<ContactId, Contact> = BTreeMap::new();
-        for id in &ids {
-            if let Some(contact) = self.store.contact(workspace, id).await? {
-                found.insert(contact.id, contact);
-            }
-        }
-        for key in &named {
-            if let Some(held) = self.store.identity_holder(workspace, key).await?
-                && let Some(contact) = self.store.contact(workspace, &held.contact).await?
-            {
-                found.insert(contact.id, contact);
-            }
-        }
+        // One read for the holders of the identifiers named, one for every contact found.
+        let holders = self.store.identity_holders(workspace, &named).await?;
+        let mut wanted: BTreeSet<ContactId> = ids.into_iter().collect();
+        wanted.extend(holders.iter().map(|held| held.contact));
+        let wanted: Vec<ContactId> = wanted.into_iter().collect();
+        let found = self.store.contacts_by_ids(workspace, &wanted).await?;
 
         let mut keys: BTreeSet<IdentityKey> = named.iter().cloned().collect();
-        for contact in found.values() {
+        for contact in &found {
             for identity in self.store.identities_of(workspace, &contact.id).await? {
                 keys.insert(identity.key);
             }
-            let fields = &contact.fields;
-            let held = [
-                (
-                    IdentityKind::ExternalId,
-                    fields.external_id.as_ref().map(|v| v.as_str()),
-                ),
-                (
-                    IdentityKind::Email,
-                    fields.email.as_ref().map(|v| v.as_str()),
-                ),
-                (
-                    IdentityKind::Phone,
-                    fields.phone.as_ref().map(|v| v.as_str()),
-                ),
-            ];
-            for (kind, value) in held {
-                if let Some(value) = value {
-                    keys.insert(IdentityKey {
-                        kind,
-                        value: value.to_owned(),
-                    });
-                }
-            }
+            keys.extend(field_keys(&contact.fields));
         }
         let mut entries = Vec::with_capacity(keys.len());
         for key in &keys {
@@ -160,10 +131,10 @@ impl ErasureService {
             .suppress(workspace, &entries, &caller.key_id, now)
             .await?;
 
-        let ids: Vec<ContactId> = found.keys().copied().collect();
+        let ids: Vec<ContactId> = found.iter().map(|contact| contact.id).collect();
         self.store.mark_erased(workspace, &ids, now).await?;
         let mut erased = 0;
-        for id in found.keys() {
+        for id in &ids {
             match self.contacts.delete(workspace, id).await {
                 Ok(()) => erased += 1,
                 // Removed meanwhile (another erasure, a delete): erased all the same.

@@ -21,6 +21,7 @@ use crate::domain::{
 };
 use crate::service::contention::{Attempts, WRITE_ATTEMPTS};
 use crate::service::error::ServiceError;
+use crate::service::suppression::patch_keys;
 use crate::store::{Store, StoreError, WriteBatch};
 
 /// A verification repeated within this time is not recorded again (a replayed `identify`
@@ -221,10 +222,10 @@ impl IdentityService {
         let settings = self.catalogs.workspace(workspace).settings.clone();
         let blocked = &settings.blocked_identity_values;
         let anonymous = IdentityKey::parse(IdentityKind::AnonymousId, anonymous_id, blocked)?;
-        self.contacts
-            .refuse_suppressed(workspace, std::slice::from_ref(&anonymous))
+        let mut patch = self
+            .contacts
+            .validate_naming(workspace, input, std::slice::from_ref(&anonymous))
             .await?;
-        let mut patch = self.contacts.validate(workspace, input).await?;
         if patch.last_seen_at == FieldChange::Keep {
             patch.last_seen_at = FieldChange::Set(Utc::now());
         }
@@ -317,13 +318,16 @@ impl IdentityService {
             .as_deref()
             .map(|raw| IdentityKey::parse(IdentityKind::AnonymousId, raw, blocked))
             .transpose()?;
+        let mut verified = self.contacts.parse_patch(workspace, claims)?;
+        let mut traits = self.contacts.parse_patch(workspace, request.traits)?;
+        // One read for every identifier the call names: its own and those of both patches.
         let named: Vec<IdentityKey> = std::iter::once(external.clone())
             .chain(anonymous.clone())
+            .chain(patch_keys(&verified))
+            .chain(patch_keys(&traits))
             .collect();
         self.contacts.refuse_suppressed(workspace, &named).await?;
-        let mut verified = self.contacts.validate(workspace, claims).await?;
         verified.external_id = FieldChange::Keep;
-        let mut traits = self.contacts.validate(workspace, request.traits).await?;
         traits.external_id = FieldChange::Keep;
         if let Some(token) = &token
             && let Some(jti) = &token.jti

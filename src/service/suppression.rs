@@ -5,7 +5,10 @@
 
 use std::collections::HashSet;
 
-use crate::domain::{ContactPatch, FieldChange, IdentityKey, IdentityKind, WorkspaceId};
+use crate::domain::{
+    ContactFields, ContactPatch, Email, ExternalId, FieldChange, IdentityKey, IdentityKind, Phone,
+    WorkspaceId,
+};
 use crate::service::error::{InternalError, ServiceError};
 use crate::store::Store;
 
@@ -72,41 +75,48 @@ impl Suppressions {
             .map(|(key, _)| key.clone())
             .collect())
     }
-
-    /// [`Suppressions::refuse`] for the identifiers `patch` sets.
-    pub async fn refuse_patch(
-        &self,
-        workspace: &WorkspaceId,
-        patch: &ContactPatch,
-    ) -> Result<(), ServiceError> {
-        self.refuse(workspace, &patch_keys(patch)).await
-    }
 }
 
 /// The identifiers `patch` sets (external id, email, phone).
 pub fn patch_keys(patch: &ContactPatch) -> Vec<IdentityKey> {
-    let mut keys = Vec::new();
-    let mut add = |kind: IdentityKind, value: Option<&str>| {
-        if let Some(value) = value {
-            keys.push(IdentityKey {
+    keys_of([
+        (
+            IdentityKind::ExternalId,
+            set(&patch.external_id).map(ExternalId::as_str),
+        ),
+        (IdentityKind::Email, set(&patch.email).map(Email::as_str)),
+        (IdentityKind::Phone, set(&patch.phone).map(Phone::as_str)),
+    ])
+}
+
+/// The identifiers `fields` hold (external id, email, phone).
+pub fn field_keys(fields: &ContactFields) -> Vec<IdentityKey> {
+    keys_of([
+        (
+            IdentityKind::ExternalId,
+            fields.external_id.as_ref().map(ExternalId::as_str),
+        ),
+        (
+            IdentityKind::Email,
+            fields.email.as_ref().map(Email::as_str),
+        ),
+        (
+            IdentityKind::Phone,
+            fields.phone.as_ref().map(Phone::as_str),
+        ),
+    ])
+}
+
+fn keys_of(values: [(IdentityKind, Option<&str>); 3]) -> Vec<IdentityKey> {
+    values
+        .into_iter()
+        .filter_map(|(kind, value)| {
+            value.map(|value| IdentityKey {
                 kind,
                 value: value.to_owned(),
-            });
-        }
-    };
-    add(
-        IdentityKind::ExternalId,
-        set(&patch.external_id).map(|id| id.as_str()),
-    );
-    add(
-        IdentityKind::Email,
-        set(&patch.email).map(|email| email.as_str()),
-    );
-    add(
-        IdentityKind::Phone,
-        set(&patch.phone).map(|phone| phone.as_str()),
-    );
-    keys
+            })
+        })
+        .collect()
 }
 
 fn set<T>(change: &FieldChange<T>) -> Option<&T> {

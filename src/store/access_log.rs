@@ -79,14 +79,6 @@ impl Store {
 
     /// Forgets accesses of hours before `before`; returns how many.
     pub async fn prune_accesses(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut response = self
-            .db
-            .query("DELETE contact_access WHERE hour < $before RETURN BEFORE")
-            .bind(("before", before))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let removed: Vec<surrealdb::types::Value> =
-            response.take(0).map_err(StoreError::from_surreal)?;
-        Ok(removed.len() as u64)
+        self.delete_before(ACCESS_TABLE, "hour", before).await
     }
 }

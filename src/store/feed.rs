@@ -220,14 +220,7 @@ impl Store {
 
     /// Deletes feed entries that happened before `before`; returns how many.
     pub async fn prune_membership_changes(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut response = self
-            .db
-            .query("(DELETE segment_change WHERE at < $before RETURN BEFORE).len()")
-            .bind(("before", before))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let deleted: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
-        Ok(deleted.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+        self.delete_before(FEED_TABLE, "at", before).await
     }
 
     /// What the last recording listed as in the feed but not yet in the index.

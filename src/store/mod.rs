@@ -242,6 +242,26 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the records of `table` whose `field` is before `before`; returns how many
+    /// (counted by the store: nothing deleted is sent back).
+    pub(super) async fn delete_before(
+        &self,
+        table: &'static str,
+        field: &'static str,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut response = self
+            .db
+            .query(format!(
+                "(DELETE {table} WHERE {field} < $before RETURN BEFORE).len()"
+            ))
+            .bind(("before", before))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let deleted: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(deleted.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
     /// How many records the record-id `range` holds.
     pub(super) async fn count_in(
         &self,

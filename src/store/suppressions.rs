@@ -82,16 +82,14 @@ impl Store {
         workspace: &WorkspaceId,
         hashes: &[String],
     ) -> Result<u64, StoreError> {
-        let ids = self.suppression_ids(workspace, hashes);
         let mut response = self
             .db
-            .query("DELETE $ids RETURN BEFORE")
-            .bind(("ids", ids))
+            .query("(DELETE $ids RETURN BEFORE).len()")
+            .bind(("ids", suppression_ids(workspace, hashes)))
             .await
             .map_err(StoreError::from_surreal)?;
-        let removed: Vec<surrealdb::types::Value> =
-            response.take(0).map_err(StoreError::from_surreal)?;
-        Ok(removed.len() as u64)
+        let removed: Option<i64> = response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(removed.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
 
     /// Which of `hashes` are on the workspace's suppression list (one read by key).
@@ -103,21 +101,13 @@ impl Store {
         if hashes.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = self.suppression_ids(workspace, hashes);
         let mut response = self
             .db
             .query("SELECT VALUE hash FROM $ids")
-            .bind(("ids", ids))
+            .bind(("ids", suppression_ids(workspace, hashes)))
             .await
             .map_err(StoreError::from_surreal)?;
         response.take(0).map_err(StoreError::from_surreal)
-    }
-
-    fn suppression_ids(&self, workspace: &WorkspaceId, hashes: &[String]) -> Vec<RecordId> {
-        hashes
-            .iter()
-            .map(|hash| compound_key(SUPPRESSED_TABLE, workspace, hash.clone()))
-            .collect()
     }
 
     /// Marks `contacts` as erased (not merely deleted), before they are removed: the
@@ -171,15 +161,7 @@ impl Store {
     /// Forgets erasure marks older than `before` (their contacts' removal was followed long
     /// ago); returns how many.
     pub async fn prune_erased_marks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut response = self
-            .db
-            .query("DELETE erased_contact WHERE at < $before RETURN BEFORE")
-            .bind(("before", before))
-            .await
-            .map_err(StoreError::from_surreal)?;
-        let removed: Vec<surrealdb::types::Value> =
-            response.take(0).map_err(StoreError::from_surreal)?;
-        Ok(removed.len() as u64)
+        self.delete_before(ERASED_TABLE, "at", before).await
     }
 
     /// Keeps `receipt`.
@@ -209,4 +191,12 @@ impl Store {
             .map_err(StoreError::from_surreal)?;
         response.take(0).map_err(StoreError::from_surreal)
     }
+}
+
+/// `suppressed:[workspace, hash]` for each of `hashes`.
+fn suppression_ids(workspace: &WorkspaceId, hashes: &[String]) -> Vec<RecordId> {
+    hashes
+        .iter()
+        .map(|hash| compound_key(SUPPRESSED_TABLE, workspace, hash.clone()))
+        .collect()
 }

@@ -317,10 +317,15 @@ async fn deliveries_are_signed_ordered_retried_and_survive_sigkill() {
 
 /// Creates an endpoint at `url` for contact changes, trusted by `receiver`; returns its id.
 async fn contact_changes_hook(app: &TestApp, receiver: &Receiver, url: &str) -> String {
+    hook_for(app, receiver, url, "CONTACT_CHANGED").await
+}
+
+/// Creates an endpoint at `url` for `event`, trusted by `receiver`; returns its id.
+async fn hook_for(app: &TestApp, receiver: &Receiver, url: &str, event: &str) -> String {
     let created = app
         .data(
             CREATE,
-            json!({ "input": { "url": url, "events": ["CONTACT_CHANGED"] } }),
+            json!({ "input": { "url": url, "events": [event] } }),
         )
         .await;
     receiver.trust(created["createWebhook"]["secret"].as_str().unwrap());
@@ -442,17 +447,7 @@ async fn test_webhook_rotation_and_deletion() {
     let app =
         TestApp::spawn_adjusted(|settings| settings.api.webhook_allow_private_targets = true).await;
     let (receiver, url) = Receiver::start(Answer::Ok).await;
-    let created = app
-        .data(
-            CREATE,
-            json!({ "input": { "url": url, "events": ["SEGMENT_MEMBERSHIP"] } }),
-        )
-        .await;
-    let hook = created["createWebhook"]["webhook"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    receiver.trust(created["createWebhook"]["secret"].as_str().unwrap());
+    let hook = hook_for(&app, &receiver, &url, "SEGMENT_MEMBERSHIP").await;
     let test = "mutation($id: ID!) { testWebhook(input: { id: $id }) { delivery { status eventType messageType lastStatus } } }";
     let sent = app.data(test, json!({ "id": hook })).await;
     assert_eq!(
@@ -740,13 +735,7 @@ async fn an_erasure_is_told_to_the_endpoints_that_want_erasures_and_a_delete_is_
     let app =
         TestApp::spawn_adjusted(|settings| settings.api.webhook_allow_private_targets = true).await;
     let (receiver, url) = Receiver::start(Answer::Ok).await;
-    let created = app
-        .data(
-            CREATE,
-            json!({ "input": { "url": url, "events": ["CONTACT_ERASED"] } }),
-        )
-        .await;
-    receiver.trust(created["createWebhook"]["secret"].as_str().unwrap());
+    let hook = hook_for(&app, &receiver, &url, "CONTACT_ERASED").await;
     let erased = app
         .upsert(json!({ "externalId": "to-erase", "email": "gone@example.com" }))
         .await["id"]
@@ -778,7 +767,7 @@ async fn an_erasure_is_told_to_the_endpoints_that_want_erasures_and_a_delete_is_
     let log = app
         .data(
             "query($id: ID!) { webhookDeliveries(webhookId: $id) { nodes { messageType } } }",
-            json!({ "id": created["createWebhook"]["webhook"]["id"] }),
+            json!({ "id": hook }),
         )
         .await;
     assert_eq!(

@@ -14,7 +14,7 @@ use super::error::MembershipError;
 use super::timer::Timer;
 use crate::domain::{
     Contact, ContactId, FeedEvent, MembershipCause, MembershipChange, MembershipKind, Slug,
-    WebhookDelivery, WorkspaceId,
+    Webhook, WebhookDelivery, WorkspaceId,
 };
 use crate::index::{ContactRecord, IndexChange, IndexError, SegmentIndex};
 use crate::service::lease::Lease;
@@ -635,10 +635,18 @@ impl MembershipEngine {
     /// The webhook deliveries of `entries` and of the contacts `written` (see
     /// [`webhooks::deliveries`]), with message ids from this engine's generator.
     /// The contacts `written` removes that an erasure removed (read only for steps that
-    /// remove contacts).
+    /// remove contacts of a workspace with an endpoint that wants erasures).
     async fn erased_in(&self, written: &Written) -> Result<HashSet<ContactId>, MembershipError> {
         let mut erased = HashSet::new();
         for (workspace, contacts) in written {
+            let wanted = self
+                .compiled
+                .webhooks(workspace)
+                .iter()
+                .any(Webhook::wants_erasures);
+            if !wanted {
+                continue;
+            }
             let removed: Vec<ContactId> = contacts
                 .iter()
                 .filter(|(_, contact)| contact.is_none())
