@@ -26,6 +26,8 @@ use crate::service::{Catalogs, LiveSettings, Services};
 
 /// How long a stopping service waits for webhook attempts in flight.
 const DISPATCH_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// Stack of the thread that builds the schema (virtual memory, touched only as deep as used).
+const SCHEMA_BUILD_STACK: usize = 64 * 1024 * 1024;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::telemetry::supervise::spawn_supervised;
@@ -187,16 +189,24 @@ impl App {
                 .map_err(|error| StartError::Settings(error.to_string()))?;
         }
         bootstrap::ensure_admin_key(&services.keys, settings).await?;
-        // Registering every type recurses deeply: on a blocking thread of its own, it needs
-        // no room on the (possibly deep) stack of the task that starts the service.
+        // Registering every type recurses once per nesting level of the API's types, which in
+        // a debug build outgrows a worker's 2 MiB stack: a thread of its own, with room to spare.
         let schema = {
             let (services, introspection) = (services.clone(), settings.api.introspection);
             let default_rate = settings.api.default_key_rate();
-            tokio::task::spawn_blocking(move || build_schema(services, introspection, default_rate))
-                .await
+            let (built, schema) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("schema-build".to_owned())
+                .stack_size(SCHEMA_BUILD_STACK)
+                .spawn(move || {
+                    let _ = built.send(build_schema(services, introspection, default_rate));
+                })
                 .map_err(|error| {
-                    StartError::Settings(format!("building the schema failed: {error}"))
-                })?
+                    StartError::Settings(format!("cannot start the schema build: {error}"))
+                })?;
+            schema.await.map_err(|_| {
+                StartError::Settings("building the schema failed (its thread panicked)".to_owned())
+            })?
         };
         let gate = Arc::new(RequestGate::new(
             settings.api.persisted_query_bytes,

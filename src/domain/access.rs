@@ -117,7 +117,7 @@ impl Scopes {
 
 /// Names of the built-in fields a field policy governs; `id`, `created_at` and `updated_at`
 /// are always readable.
-pub const GOVERNED_FIELDS: [&str; 9] = [
+pub const GOVERNED_FIELDS: [&str; 10] = [
     "external_id",
     "email",
     "name",
@@ -127,6 +127,7 @@ pub const GOVERNED_FIELDS: [&str; 9] = [
     "last_seen_at",
     "conversations",
     "events",
+    "consents",
 ];
 
 /// A set of names: everything, or exactly these.
@@ -249,6 +250,7 @@ impl FieldPolicy {
             Field::Builtin(builtin) => self.allows_builtin(governing_name(*builtin)),
             Field::Attribute(name) => self.allows_attribute(name),
             Field::EventCount(_) | Field::EventAt(..) => self.allows_builtin("events"),
+            Field::Consent(_) => self.allows_builtin("consents"),
         }
     }
 }
@@ -461,6 +463,10 @@ impl Caller {
             contact.activity.conversation_count = 0;
             contact.activity.last_conversation_at = None;
         }
+        if !policy.allows_builtin("consents") {
+            contact.consents.clear();
+        }
+        let fields = &mut contact.fields;
         fields
             .attributes
             .retain(|name, _| self.reads_attribute(name.as_str(), is_sensitive(name.as_str())));

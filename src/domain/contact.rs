@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    ActivitySummary, AttributeChanges, AttributeName, AttributeValue, ContactId, DomainError,
-    Email, ExternalId, FieldSources, Phone, Verification, WorkspaceId,
+    ActivitySummary, AttributeChanges, AttributeName, AttributeValue, Consents, ContactId,
+    DomainError, Email, ExternalId, FieldSources, Phone, Verification, WorkspaceId,
 };
 
 /// Longest free-text fixed field (name, company, account reference), in bytes.
@@ -36,6 +36,8 @@ pub struct Contact {
     pub verification: Option<Verification>,
     /// Its conversations in numbers (kept with each recorded conversation).
     pub activity: ActivitySummary,
+    /// Its latest statement per consent purpose.
+    pub consents: Consents,
 }
 
 /// The actors of a contact's first and latest write.
@@ -82,6 +84,7 @@ impl Contact {
             field_sources: FieldSources::new(),
             verification: None,
             activity: ActivitySummary::default(),
+            consents: Consents::new(),
         }
     }
 }

@@ -2,15 +2,15 @@
 //!
 //! Keys are fixed fields (`externalId`, `email`, `name`, `phone`, `company`, `accountRef`,
 //! `lastSeenAt`, snake_case accepted too), `attributes` (an object, NDJSON only) or attribute
-//! names. Read-only fields of an export (`id`, `createdAt`, `updatedAt`, `identities`,
+//! names, and `consents` (purpose names to true or false; see [`parse_consents_json`]). Read-only fields of an export (`id`, `createdAt`, `updatedAt`, `identities`,
 //! `mergedFrom`) are ignored, so an export imports back. In NDJSON `null` clears a field; in CSV
 //! an empty cell leaves it as it is, and cells are converted to the attribute's declared type.
 
 use serde_json::{Map, Value as Json};
 
 use super::{
-    AttributeRegistry, AttributeType, ContactPatch, DomainError, ExternalId, FieldChange,
-    FixedField,
+    AttributeRegistry, AttributeType, ConsentStatement, ContactPatch, DomainError, ExternalId,
+    FieldChange, FixedField, parse_consents_json,
 };
 
 /// One record as read from the file, with its 1-based line (or record) number.
@@ -33,6 +33,8 @@ pub struct ParsedRow {
     pub external_id: Option<ExternalId>,
     /// What the row sets.
     pub patch: ContactPatch,
+    /// The consents it states (`consents`), each applied unless it repeats the held one.
+    pub consents: Vec<ConsentStatement>,
 }
 
 /// Ignored on import: what an export writes but no client may set.
@@ -73,8 +75,10 @@ pub fn check_columns(names: &[&str], registry: &AttributeRegistry) -> Result<(),
             ));
         }
         seen.push(canonical);
-        let known =
-            fixed_field(name).is_some() || READ_ONLY.contains(name) || registry.get(name).is_some();
+        let known = fixed_field(name).is_some()
+            || READ_ONLY.contains(name)
+            || *name == "consents"
+            || registry.get(name).is_some();
         if !known {
             let problem =
                 registry.parse_changes(&Map::from_iter([((*name).to_owned(), Json::Null)]));
@@ -95,6 +99,7 @@ impl ImportRow {
         let mut external_id = None;
         let mut user_id = None;
         let mut attributes = Map::new();
+        let mut consents = Vec::new();
         for (key, value) in &self.values {
             if self.text_cells && value.as_str().is_some_and(|text| text.trim().is_empty()) {
                 continue;
@@ -146,6 +151,7 @@ impl ImportRow {
                         ));
                     }
                 },
+                "consents" => consents = parse_consents_json("consents", value)?,
                 read_only if READ_ONLY.contains(&read_only) => {}
                 attribute => {
                     if attributes
@@ -170,6 +176,7 @@ impl ImportRow {
             line: self.line,
             external_id,
             patch,
+            consents,
         })
     }
 }

@@ -45,6 +45,9 @@ pub enum MembershipCause {
     Time,
     /// The saved segment's definition (or one it references) was edited.
     SegmentEdited,
+    /// The contact granted or withdrew, in the write that made the change, a consent the
+    /// segment tests.
+    Consent,
 }
 
 impl MembershipCause {
@@ -55,6 +58,7 @@ impl MembershipCause {
             Self::ContactRemoved => "CONTACT_REMOVED",
             Self::Time => "TIME",
             Self::SegmentEdited => "SEGMENT_EDITED",
+            Self::Consent => "CONSENT",
         }
     }
 
@@ -65,6 +69,7 @@ impl MembershipCause {
             Self::ContactRemoved,
             Self::Time,
             Self::SegmentEdited,
+            Self::Consent,
         ]
         .into_iter()
         .find(|cause| cause.as_str() == raw)

@@ -267,6 +267,7 @@ pub fn plan_merge(
             absorbed.verification.as_ref(),
         ),
         activity: survivor.activity.combine(&absorbed.activity),
+        consents: super::combine_consents(&survivor.consents, &absorbed.consents),
         fields,
         created_at,
         updated_at: now.max(survivor.updated_at),

@@ -3,6 +3,7 @@
 mod access;
 mod activity;
 mod attribute;
+mod consent;
 mod contact;
 mod error;
 mod field_name;
@@ -31,6 +32,11 @@ pub use attribute::{
     AttributeChanges, AttributeDefinition, AttributeName, AttributeRegistry, AttributeType,
     AttributeValue, Declaration, DeclarationConflict, SealError, SealedValue, Sealer, json_number,
     normalise_sensitive, sensitive_names,
+};
+pub use consent::{
+    Consent, ConsentOrigin, ConsentPurpose, ConsentStatement, Consents, MAX_CONSENT_SOURCE_BYTES,
+    MAX_PURPOSE_DESCRIPTION_BYTES, MAX_PURPOSES, PurposeName, check_statements, combine_consents,
+    parse_consents_json, state_consents,
 };
 pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text, WrittenBy};
 pub use error::DomainError;

@@ -216,6 +216,8 @@ impl Contact {
             }
         }
         view.verification = None;
+        // Consents come from the business's systems or a verified token, never the visitor.
+        view.consents.clear();
         view
     }
 }

@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 
+use super::consents;
 use super::error::ApiResult;
 use super::guard::RequireScope;
 use super::views::{AttributeTypeView, AttributeView, MergeRuleView};
@@ -31,6 +32,14 @@ impl AttributeQuery {
         let workspace = &workspace(ctx)?;
         let definitions = self.services.attributes.list(workspace);
         Ok(definitions.into_iter().map(AttributeView).collect())
+    }
+
+    /// Every consent purpose the workspace has declared, by name.
+    async fn consent_purposes(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<consents::ConsentPurposeView>> {
+        consents::consent_purposes(&self.services, ctx)
     }
 }
 
@@ -83,6 +92,18 @@ impl AttributeMutation {
         Ok(DefineAttributePayload {
             attribute: AttributeView(definition),
         })
+    }
+
+    /// Declares a consent purpose (`marketing_email`, `sms`) that contacts can grant or
+    /// withdraw and segments can test (`consent "marketing_email"`). Declaring it again updates
+    /// its description. At most 100 per workspace (admin).
+    #[graphql(guard = "RequireScope(Scope::Admin)")]
+    async fn define_consent_purpose(
+        &self,
+        ctx: &Context<'_>,
+        input: consents::DefineConsentPurposeInput,
+    ) -> async_graphql::Result<consents::DefineConsentPurposePayload> {
+        consents::define_consent_purpose(&self.services, ctx, input).await
     }
 }
 

@@ -8,6 +8,7 @@ use super::args::{
     ConsistencyView, ContactFieldsInput, ContactOrderInput, IdentityInput, SortDirection,
     page_size, parse_change, segment_source,
 };
+use super::consents;
 use super::contact_page::{
     self, ContactConnection, decode_cursor, decode_order_cursor, decode_rank_cursor,
 };
@@ -331,6 +332,19 @@ impl ContactMutation {
         input: erasure::UnsuppressIdentifiersInput,
     ) -> async_graphql::Result<erasure::UnsuppressIdentifiersPayload> {
         erasure::unsuppress_identifiers(&self.services, ctx, input).await
+    }
+
+    /// Records what the person said about declared purposes (`defineConsentPurpose`): each
+    /// statement grants or withdraws one, and replaces the one held unless it repeats it. A
+    /// withdrawal makes the contact leave segments testing `consent "purpose"` at once (EXIT,
+    /// cause CONSENT).
+    #[graphql(guard = "RequireScope(Scope::ContactsWrite)")]
+    async fn set_consents(
+        &self,
+        ctx: &Context<'_>,
+        input: consents::SetConsentsInput,
+    ) -> async_graphql::Result<consents::SetConsentsPayload> {
+        consents::set_consents(&self.services, ctx, input).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! Erasure with suppression (scope `admin`): the inputs, payloads and resolvers of
-//! `eraseContacts`, `unsuppressIdentifiers` and `erasureReceipts` (mounted on the contact roots:
-//! a root object of their own deepened every resolver future past a debug build's stack). A receipt holds no personal data: counts, keyed hashes,
-//! the time and the acting key's id.
+//! `eraseContacts`, `unsuppressIdentifiers` and `erasureReceipts` (mounted on the contact
+//! roots). A receipt holds no personal data: counts, keyed hashes, the time and the acting key's
+//! id.
 
 use async_graphql::{Context, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};

@@ -37,6 +37,8 @@ pub enum ChangeCause {
     Time,
     /// The segment's definition (or one it references) was edited.
     SegmentEdited,
+    /// The contact granted or withdrew a consent the segment tests.
+    Consent,
 }
 
 /// One entry of a saved segment's membership feed.
@@ -72,6 +74,7 @@ impl From<MembershipChange> for SegmentChange {
                 MembershipCause::ContactRemoved => ChangeCause::ContactRemoved,
                 MembershipCause::Time => ChangeCause::Time,
                 MembershipCause::SegmentEdited => ChangeCause::SegmentEdited,
+                MembershipCause::Consent => ChangeCause::Consent,
             },
         }
     }

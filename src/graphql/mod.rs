@@ -10,6 +10,7 @@ mod args;
 mod attributes;
 mod checked_documents;
 mod coercion_messages;
+mod consents;
 mod contact_page;
 mod contacts;
 mod cursor;

@@ -5,8 +5,8 @@ use async_graphql::{Enum, InputObject, InputType, OneofObject};
 use chrono::{DateTime, Utc};
 use qwry_segment::Span;
 use qwry_segment::ast::{
-    CmpOp, Condition, Duration, EventCondition, EventTest, Expr, FieldRef, Literal, Offset, Op,
-    Unit, Value,
+    CmpOp, Condition, ConsentCondition, Duration, EventCondition, EventTest, Expr, FieldRef,
+    Literal, Offset, Op, Unit, Value,
 };
 use serde_json::{Value as Json, json};
 
@@ -30,6 +30,15 @@ pub enum SegmentExprInput {
     InSegment(String),
     /// A test on the contact's events of one name.
     Event(EventConditionInput),
+    /// `consent "purpose"`: the contact's consent to the purpose is granted.
+    Consent(ConsentConditionInput),
+}
+
+/// `consent "marketing_email"` as a builder sends it.
+#[derive(InputObject, Debug, Clone)]
+pub struct ConsentConditionInput {
+    /// A purpose the workspace declared with `defineConsentPurpose`.
+    pub purpose: String,
 }
 
 /// What an event condition tests.
@@ -277,6 +286,11 @@ impl SegmentExprInput {
             Self::InSegment(slug) => Expr::InSegment(slug.clone(), Span::default()),
             Self::Condition(condition) => Expr::Condition(condition.to_condition()?),
             Self::Event(event) => Expr::Event(event.to_event()?),
+            Self::Consent(consent) => Expr::Consent(ConsentCondition {
+                purpose: consent.purpose.clone(),
+                purpose_span: Span::default(),
+                span: Span::default(),
+            }),
         })
     }
 }
@@ -421,6 +435,7 @@ pub fn expr_json(expr: &Expr) -> Json {
         Expr::InSegment(slug, _) => json!({ "inSegment": slug }),
         Expr::Condition(condition) => json!({ "condition": condition_json(condition) }),
         Expr::Event(event) => json!({ "event": event_json(event) }),
+        Expr::Consent(consent) => json!({ "consent": { "purpose": consent.purpose } }),
     }
 }
 

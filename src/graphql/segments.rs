@@ -596,6 +596,8 @@ pub enum SegmentErrorCodeView {
     SegmentCycle,
     /// The field is not one the caller may read.
     FieldNotApproved,
+    /// `consent` names a purpose the workspace did not declare.
+    UnknownPurpose,
 }
 
 /// One part of a segment in an explanation.

@@ -409,6 +409,23 @@ impl ContactView {
         events_page(ctx, &self.contact, self.page.as_deref(), first, after, name).await
     }
 
+    /// Its latest statement per consent purpose, by purpose name. Empty where `consents` may
+    /// not be read (a field policy without it, or a key that sees only what a visitor said).
+    async fn consents(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<super::consents::ContactConsentView>> {
+        if self.restricted(&*caller(ctx)?) || !self.readable(ctx, "consents")? {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .shown(ctx)?
+            .consents
+            .iter()
+            .map(|(purpose, consent)| super::consents::ContactConsentView::new(purpose, consent))
+            .collect())
+    }
+
     /// How many conversations it had (null where `conversations` may not be read).
     async fn conversation_count(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<u64>> {
         let readable = !self.restricted(&*caller(ctx)?) && self.readable(ctx, "conversations")?;

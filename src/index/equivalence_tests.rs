@@ -1,23 +1,24 @@
 //! Property: the index back end and the in-memory evaluator select exactly the same contacts, for
 //! generated contacts (missing values, lists, dates around `now`, odd attribute names, two
-//! workspaces, event rollups) and generated segments covering every operator, event conditions
-//! and nesting.
+//! workspaces, event rollups, consents) and generated segments covering every operator, event
+//! and consent conditions and nesting.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use qwry_segment::ast::{
-    CmpOp, Condition, Duration, EventCondition, EventTest, Expr, FieldRef, Literal, Offset, Op,
-    Unit, Value,
+    CmpOp, Condition, ConsentCondition, Duration, EventCondition, EventTest, Expr, FieldRef,
+    Literal, Offset, Op, Unit, Value,
 };
 use qwry_segment::eval::{EvalContext, matches};
 use qwry_segment::{Catalog, FieldType, Span, check};
 
 use super::{CommitPayload, ContactRecord, IndexChange, PROJECTION_VERSION, SegmentIndex};
 use crate::domain::{
-    ActivitySummary, AttributeName, AttributeValue, Contact, ContactFields, Email, EventRollup,
-    Text, WorkspaceId,
+    ActivitySummary, AttributeName, AttributeValue, ConsentOrigin, ConsentStatement, Consents,
+    Contact, ContactFields, Email, EventRollup, Provenance, PurposeName, Text, WorkspaceId,
+    state_consents,
 };
 
 const ATTRIBUTES: &[(&str, FieldType)] = &[
@@ -65,6 +66,47 @@ impl Catalog for TestCatalog {
     fn segment_exists(&self, _slug: &str) -> bool {
         false
     }
+    fn purpose_exists(&self, name: &str) -> bool {
+        PURPOSES.contains(&name)
+    }
+}
+
+/// Consent purposes: contacts state the first two (or not), none states the third.
+const PURPOSES: &[&str] = &["marketing_email", "sms", "never_asked"];
+
+/// Each contact granted, withdrew or never stated each of the first two purposes.
+fn consents() -> impl Strategy<Value = Consents> {
+    let stated = || proptest::option::of(any::<bool>());
+    (stated(), stated()).prop_map(|(email, sms)| {
+        let statements: Vec<ConsentStatement> = [(PURPOSES[0], email), (PURPOSES[1], sms)]
+            .into_iter()
+            .filter_map(|(purpose, granted)| {
+                Some(ConsentStatement {
+                    purpose: PurposeName::parse("purpose", purpose).unwrap(),
+                    granted: granted?,
+                })
+            })
+            .collect();
+        let origin = ConsentOrigin {
+            at: now(),
+            source: None,
+            provenance: Provenance::Api,
+            recorded_by: "test".to_owned(),
+        };
+        let mut consents = Consents::new();
+        state_consents(&mut consents, &statements, &origin, 1);
+        consents
+    })
+}
+
+fn consent_condition() -> impl Strategy<Value = Expr> {
+    proptest::sample::select(PURPOSES).prop_map(|purpose| {
+        Expr::Consent(ConsentCondition {
+            purpose: purpose.to_owned(),
+            purpose_span: Span::default(),
+            span: Span::default(),
+        })
+    })
 }
 
 fn now() -> DateTime<Utc> {
@@ -131,9 +173,19 @@ fn contact() -> impl Strategy<Value = Contact> {
             proptest::option::of(instant()),
             events(),
         ),
+        consents(),
     )
         .prop_map(
-            |(attributes, email, name, last_seen_at, created_at, other_workspace, activity)| {
+            |(
+                attributes,
+                email,
+                name,
+                last_seen_at,
+                created_at,
+                other_workspace,
+                activity,
+                consents,
+            )| {
                 let attributes: BTreeMap<AttributeName, AttributeValue> = attributes
                     .into_iter()
                     .filter_map(|(name, value)| Some((AttributeName::parse(name).unwrap(), value?)))
@@ -155,6 +207,7 @@ fn contact() -> impl Strategy<Value = Contact> {
                     first_seen_at,
                     events,
                 };
+                contact.consents = consents;
                 contact
             },
         )
@@ -354,13 +407,18 @@ fn condition() -> impl Strategy<Value = Expr> {
 }
 
 fn segment() -> impl Strategy<Value = Expr> {
-    prop_oneof![3 => condition(), 1 => event_condition()].prop_recursive(4, 24, 3, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 2..4).prop_map(Expr::And),
-            proptest::collection::vec(inner.clone(), 2..4).prop_map(Expr::Or),
-            inner.prop_map(|e| Expr::Not(Box::new(e), Span::default())),
-        ]
-    })
+    prop_oneof![3 => condition(), 1 => event_condition(), 1 => consent_condition()].prop_recursive(
+        4,
+        24,
+        3,
+        |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 2..4).prop_map(Expr::And),
+                proptest::collection::vec(inner.clone(), 2..4).prop_map(Expr::Or),
+                inner.prop_map(|e| Expr::Not(Box::new(e), Span::default())),
+            ]
+        },
+    )
 }
 
 fn index_of(contacts: &[Contact]) -> SegmentIndex {

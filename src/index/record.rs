@@ -9,8 +9,9 @@ use crate::domain::{AttributeValue, Contact, FixedField};
 /// The path of a field inside the index's JSON fields: `@name` for built-ins, the attribute's
 /// own name when it is made of `A-Z a-z 0-9 _ -`, and `~` + hex of the name otherwise (dots and
 /// spaces would need escaping in tantivy's JSON paths and fast-field column names); an event's
-/// count at `!` + hex of its name, its n-th latest time at `!` + hex + `_n`. Attribute names
-/// start with a letter and never hold `@`, `~` or `!`, so the forms cannot collide.
+/// count at `!` + hex of its name, its n-th latest time at `!` + hex + `_n`; a consent at `^` +
+/// its purpose's name (`a-z 0-9 _`). Attribute names start with a letter and never hold `@`,
+/// `~`, `!` or `^`, so the forms cannot collide.
 pub fn field_path(field: &Field) -> String {
     match field {
         Field::Builtin(builtin) => format!("@{}", builtin.name()),
@@ -24,6 +25,7 @@ pub fn field_path(field: &Field) -> String {
         Field::Attribute(name) => format!("~{}", hex(name)),
         Field::EventCount(name) => format!("!{}", hex(name)),
         Field::EventAt(name, n) => format!("!{}_{n}", hex(name)),
+        Field::Consent(purpose) => format!("^{purpose}"),
     }
 }
 
@@ -58,7 +60,17 @@ impl ContactRecord<'_> {
                 .map(|(at, n)| (Field::EventAt(name.clone(), n), FieldValue::Time(*at)));
             std::iter::once(count).chain(times)
         });
-        builtins.chain(attributes).chain(events).collect()
+        let consents = self.0.consents.iter().map(|(purpose, consent)| {
+            (
+                Field::Consent(purpose.as_str().to_owned()),
+                FieldValue::Bool(consent.granted),
+            )
+        });
+        builtins
+            .chain(attributes)
+            .chain(events)
+            .chain(consents)
+            .collect()
     }
 }
 
@@ -86,6 +98,11 @@ impl Record for ContactRecord<'_> {
                 .get(name)
                 .and_then(|rollup| rollup.latest.get(usize::try_from(*n).ok()?.checked_sub(1)?))
                 .map(|at| FieldValue::Time(*at)),
+            Field::Consent(purpose) => self
+                .0
+                .consents
+                .get(purpose.as_str())
+                .map(|consent| FieldValue::Bool(consent.granted)),
         }
     }
 }

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use crate::domain::{
-    ApiKey, AttributeDefinition, AttributeRegistry, Caller, SavedSegment, Slug, Webhook,
-    WorkspaceId, WorkspaceSettings,
+    ApiKey, AttributeDefinition, AttributeRegistry, Caller, ConsentPurpose, SavedSegment, Slug,
+    Webhook, WorkspaceId, WorkspaceSettings,
 };
 use crate::service::error::ServiceError;
 use crate::store::{Store, StoreError};
@@ -51,6 +51,8 @@ pub struct WorkspaceState {
     pub segments: Vec<SavedSegment>,
     /// Its webhook endpoints, oldest first.
     pub webhooks: Vec<Webhook>,
+    /// Its consent purposes, by name.
+    pub purposes: Vec<ConsentPurpose>,
 }
 
 impl PartialEq for WorkspaceState {
@@ -69,6 +71,7 @@ impl PartialEq for WorkspaceState {
             && self.settings.blocked_identity_values == other.settings.blocked_identity_values
             && self.segments == other.segments
             && self.webhooks == other.webhooks
+            && self.purposes == other.purposes
     }
 }
 
@@ -103,7 +106,15 @@ impl WorkspaceState {
             settings: store.workspace_settings(workspace).await?,
             segments: store.segments(workspace).await?,
             webhooks: store.webhooks(workspace).await?,
+            purposes: store.consent_purposes(workspace).await?,
         })
+    }
+
+    /// The consent purpose named `name`.
+    pub fn purpose(&self, name: &str) -> Option<&ConsentPurpose> {
+        self.purposes
+            .iter()
+            .find(|purpose| purpose.name.as_str() == name)
     }
 
     /// The saved segment `slug`.

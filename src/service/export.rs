@@ -135,5 +135,22 @@ pub fn contact_json(contact: &Contact) -> Json {
     for field in FixedField::ALL {
         line[field.api_name()] = json!(field.value(fields));
     }
+    if !contact.consents.is_empty() {
+        let consents: Map<String, Json> = contact
+            .consents
+            .iter()
+            .map(|(purpose, consent)| {
+                let statement = json!({
+                    "granted": consent.granted,
+                    "at": consent.origin.at.to_rfc3339(),
+                    "source": consent.origin.source,
+                    "provenance": consent.origin.provenance.as_str(),
+                    "recordedBy": consent.origin.recorded_by,
+                });
+                (purpose.as_str().to_owned(), statement)
+            })
+            .collect();
+        line["consents"] = Json::Object(consents);
+    }
     line
 }

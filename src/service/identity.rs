@@ -9,12 +9,14 @@ use super::catalog_cache::Catalogs;
 use super::claims::{
     Claim, add_claims, contact_point_claims, is_retryable, stage_claims, unless_raced,
 };
+use super::consents::check_declared;
 use super::contacts::{ContactService, PatchInput};
 use super::identity_token::{TokenVerifier, check_public_keys};
 use super::indexer::ChangeNotifier;
 use super::merges::{MergeReason, MergeService};
 use crate::domain::MAX_ACTIVE_KEYS;
 use crate::domain::Refusal;
+use crate::domain::{ConsentOrigin, ConsentStatement, state_consents};
 use crate::domain::{
     Contact, ContactFields, ContactPatch, FieldChange, IdentityKey, IdentityKind, MergeStrategy,
     Provenance, Verification, VerificationMethod, WorkspaceId, WorkspaceSettings, verify_user_hash,
@@ -84,13 +86,23 @@ struct IdentifyWrite {
     method: VerificationMethod,
     /// The visitor linked, if any.
     anonymous: Option<IdentityKey>,
+    /// The consents the proof states (a token's `consents` claim).
+    consents: Vec<ConsentStatement>,
 }
 
 impl IdentifyWrite {
     /// `contact` after this write at `now`: verified values (marked so), then the client's
     /// values where no verified value stands, and the verification recorded.
-    fn applied_to(&self, contact: &Contact, now: chrono::DateTime<Utc>) -> Contact {
+    /// `revision` is the one the result is stored at (the consents it states carry it).
+    fn applied_to(&self, contact: &Contact, now: chrono::DateTime<Utc>, revision: u64) -> Contact {
         let mut next = contact.clone();
+        let origin = ConsentOrigin {
+            at: now,
+            source: None,
+            provenance: Provenance::Verified,
+            recorded_by: crate::actor::current_actor(),
+        };
+        state_consents(&mut next.consents, &self.consents, &origin, revision);
         let before = contact.fields.clone();
         next.fields = self.verified.apply_to(&before);
         next.fields.external_id = Some(crate::domain::ExternalId::from_trusted(
@@ -279,7 +291,7 @@ impl IdentityService {
         let settings = self.catalogs.workspace(workspace).settings.clone();
         let blocked = &settings.blocked_identity_values;
         let now = Utc::now();
-        let (user_id, method, claims, token) = match &request.proof {
+        let (user_id, method, claims, consents, token) = match &request.proof {
             IdentityProof::UserHash(hash) => {
                 let external_id = request.external_id.clone().ok_or_else(|| {
                     ServiceError::invalid("externalId", "`externalId` is required with `userHash`")
@@ -289,6 +301,7 @@ impl IdentityService {
                     external_id,
                     VerificationMethod::UserHash,
                     PatchInput::default(),
+                    Vec::new(),
                     None,
                 )
             }
@@ -304,10 +317,13 @@ impl IdentityService {
                     )));
                 }
                 let claims = verified.claims.clone();
+                let consents = verified.consents.clone();
+                check_declared(&self.catalogs.workspace(workspace), &consents)?;
                 (
                     verified.user_id.clone(),
                     VerificationMethod::Token,
                     claims,
+                    consents,
                     Some(verified),
                 )
             }
@@ -346,6 +362,7 @@ impl IdentityService {
             traits,
             method,
             anonymous,
+            consents,
         };
         let mut attempts = Attempts::new(WRITE_ATTEMPTS);
         while attempts.next().await {
@@ -394,7 +411,7 @@ impl IdentityService {
                 if visitor.id != user.id && visitor.fields.external_id.is_none() =>
             {
                 let user_id = user.id;
-                let with_write = write.applied_to(&user, now);
+                let with_write = write.applied_to(&user, now, user.revision + 1);
                 let preview = self
                     .merges
                     .plan(workspace, with_write, visitor, MergeStrategy::default())
@@ -431,19 +448,19 @@ impl IdentityService {
                     .into_iter()
                     .chain(anonymous_claim.filter(|_| visitor.is_none()))
                     .collect();
-                let next = write.applied_to(&user, now);
+                let next = write.applied_to(&user, now, user.revision + 1);
                 self.update_to(user, next, claims, blocked).await
             }
             // The visitor is anonymous and the user is new: the visitor becomes the user.
             (None, Some(visitor)) if visitor.fields.external_id.is_none() => {
-                let next = write.applied_to(&visitor, now);
+                let next = write.applied_to(&visitor, now, visitor.revision + 1);
                 self.update_to(visitor, next, verified_claims, blocked)
                     .await
             }
             // A new user (the visitor id, if any, belongs to someone else identified).
             (None, visitor) => {
                 let blank = Contact::new(workspace.clone(), ContactFields::default(), now);
-                let contact = write.applied_to(&blank, now);
+                let contact = write.applied_to(&blank, now, blank.revision);
                 let claims = verified_claims
                     .into_iter()
                     .chain(anonymous_claim.filter(|_| visitor.is_none()))
@@ -612,7 +629,8 @@ impl IdentityService {
         let mut batch = WriteBatch::new(&existing.workspace);
         let changed = next.fields != existing.fields
             || next.field_sources != existing.field_sources
-            || next.verification != existing.verification;
+            || next.verification != existing.verification
+            || next.consents != existing.consents;
         let updated = if changed {
             // `updatedAt` follows the fields; a renewed verification alone does not move it.
             let updated_at = if next.fields == existing.fields {

@@ -21,7 +21,8 @@ use serde_json::{Map, Value as Json};
 use super::contacts::PatchInput;
 use super::outbound;
 use crate::domain::{
-    DomainError, Email, FieldChange, Phone, Refusal, Text, WorkspaceId, WorkspaceSettings,
+    ConsentStatement, DomainError, Email, FieldChange, Phone, Refusal, Text, WorkspaceId,
+    WorkspaceSettings, parse_consents_json,
 };
 use crate::service::error::ServiceError;
 
@@ -49,6 +50,8 @@ pub struct VerifiedToken {
     pub jti: Option<String>,
     /// The claimed fields and attributes, to be written as verified.
     pub claims: PatchInput,
+    /// The consents it states (`consents`: purpose names to true or false).
+    pub consents: Vec<ConsentStatement>,
 }
 
 /// Verifies identity tokens against a workspace's settings; holds the JWKS cache.
@@ -435,11 +438,17 @@ fn read_claims(
             return Err(Refusal::InvalidClaim.error("`jti` must be a string of 1 to 256 bytes"));
         }
     };
+    let consents = match claims.remove("consents") {
+        None => Vec::new(),
+        Some(value) => parse_consents_json("consents", &value)
+            .map_err(|error| Refusal::InvalidClaim.error(error.to_string()))?,
+    };
     Ok(VerifiedToken {
         user_id,
         expires_at,
         jti,
         claims: claimed_fields(claims)?,
+        consents,
     })
 }
 

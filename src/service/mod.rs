@@ -7,6 +7,7 @@ mod catalog_cache;
 #[cfg(test)]
 mod catalog_tests;
 mod claims;
+pub mod consents;
 mod contacts;
 mod contention;
 mod erasure;
@@ -35,6 +36,7 @@ pub use access_log::{AccessLog, DEFAULT_ACCESS_LOG_RETENTION};
 pub use activity::{ActivityService, ActivitySubject, EventInput, Recorded};
 pub use attributes::AttributeService;
 pub use catalog_cache::{Catalogs, FOLLOW_INTERVAL, StoredKey, WorkspaceState};
+pub use consents::ConsentService;
 pub use contacts::{ContactService, MAX_PAGE_SIZE, PatchInput, UpsertOutcome};
 pub use erasure::{ErasureRequest, ErasureService, MAX_ERASURE_IDENTIFIERS};
 pub use error::{ErrorCode, InternalError, ServiceError};
@@ -113,6 +115,8 @@ pub struct Services {
     pub webhooks: WebhookService,
     /// Erasure with suppression, and its receipts.
     pub erasure: ErasureService,
+    /// Consent purposes and what contacts said about them.
+    pub consents: ConsentService,
     /// Who read whom.
     pub access_log: Arc<AccessLog>,
     /// The leases this instance competes for (several instances on one store).
@@ -200,7 +204,14 @@ impl Services {
             webhooks = webhooks.led_by(lease);
         }
         let erasure = ErasureService::new(store.clone(), contacts.clone());
+        let consents = ConsentService::new(
+            store.clone(),
+            catalogs.clone(),
+            notifier.clone(),
+            contacts.clone(),
+        );
         Self {
+            consents,
             access_log: Arc::clone(&access_log),
             leases,
             live,

@@ -8,8 +8,9 @@ use std::path::Path;
 use super::{Store, StoreError};
 
 /// Tables that hold what a workspace wrote; a store with a record in any of them is not empty.
-const DATA_TABLES: [&str; 7] = [
+const DATA_TABLES: [&str; 8] = [
     "contact",
+    "consent_purpose",
     "webhook",
     "attribute",
     "segment",

@@ -10,8 +10,9 @@ use crate::domain::WorkspaceId;
 
 const CATALOG_VERSION_TABLE: &str = "catalog_version";
 /// Tables whose records make up a workspace's catalogue.
-const CATALOG_TABLES: [&str; 5] = [
+const CATALOG_TABLES: [&str; 6] = [
     "api_key",
+    "consent_purpose",
     "attribute",
     "segment",
     "workspace_settings",

@@ -13,6 +13,7 @@ mod catalog_versions;
 mod change_payloads;
 mod changes;
 mod connection;
+mod consent_purposes;
 mod contact_cache;
 mod contacts;
 mod delivery_keys;

@@ -9,9 +9,10 @@ use surrealdb::types::{
 
 use super::StoreError;
 use crate::domain::{
-    ActivitySummary, AttributeDefinition, AttributeName, AttributeType, AttributeValue, Contact,
-    ContactFields, ContactId, Email, EventRollup, ExternalId, MergeRule, Phone, Provenance,
-    SealedValue, Text, Verification, VerificationMethod, WorkspaceId, WrittenBy, earliest,
+    ActivitySummary, AttributeDefinition, AttributeName, AttributeType, AttributeValue, Consent,
+    ConsentOrigin, Consents, Contact, ContactFields, ContactId, Email, EventRollup, ExternalId,
+    MergeRule, Phone, Provenance, PurposeName, SealedValue, Text, Verification, VerificationMethod,
+    WorkspaceId, WrittenBy, earliest,
 };
 
 pub(super) const CONTACT_TABLE: &str = "contact";
@@ -93,6 +94,72 @@ pub(super) struct ContactRecord {
     first_seen_at: Option<DateTime<Utc>>,
     /// Event name to its rollup; absent when the contact has no events.
     events: Option<BTreeMap<String, EventRollupRecord>>,
+    /// Purpose name to the latest statement; absent when the contact made none.
+    consents: Option<BTreeMap<String, ConsentRecord>>,
+}
+
+/// A contact's latest statement about one purpose, as stored.
+#[derive(Debug, Clone, SurrealValue)]
+pub(super) struct ConsentRecord {
+    granted: bool,
+    at: DateTime<Utc>,
+    source: Option<String>,
+    provenance: String,
+    recorded_by: String,
+    revision: i64,
+}
+
+impl ConsentRecord {
+    fn from_consent(consent: &Consent) -> Self {
+        Self {
+            granted: consent.granted,
+            at: consent.origin.at,
+            source: consent.origin.source.clone(),
+            provenance: consent.origin.provenance.as_str().to_owned(),
+            recorded_by: consent.origin.recorded_by.clone(),
+            revision: i64::try_from(consent.revision).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn into_consent(self) -> Result<Consent, StoreError> {
+        let provenance = Provenance::from_storage(&self.provenance).ok_or_else(|| {
+            StoreError::Corrupt(format!("consent provenance `{}`", self.provenance))
+        })?;
+        Ok(Consent {
+            granted: self.granted,
+            origin: ConsentOrigin {
+                at: self.at,
+                source: self.source,
+                provenance,
+                recorded_by: self.recorded_by,
+            },
+            revision: u64::try_from(self.revision).unwrap_or(0),
+        })
+    }
+}
+
+fn consents_to_records(consents: &Consents) -> Option<BTreeMap<String, ConsentRecord>> {
+    (!consents.is_empty()).then(|| {
+        consents
+            .iter()
+            .map(|(purpose, consent)| {
+                (
+                    purpose.as_str().to_owned(),
+                    ConsentRecord::from_consent(consent),
+                )
+            })
+            .collect()
+    })
+}
+
+fn consents_from_records(
+    records: Option<BTreeMap<String, ConsentRecord>>,
+) -> Result<Consents, StoreError> {
+    records
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(purpose, record)| Ok((PurposeName::from_trusted(purpose), record.into_consent()?)))
+        .collect()
 }
 
 /// One event name's rollup, as stored.
@@ -181,6 +248,7 @@ impl ContactRecord {
                     })
                     .collect()
             }),
+            consents: consents_to_records(&contact.consents),
         }
     }
 
@@ -241,6 +309,7 @@ impl ContactRecord {
             },
             field_sources,
             verification,
+            consents: consents_from_records(self.consents)?,
             activity: ActivitySummary {
                 conversation_count: self
                     .conversation_count

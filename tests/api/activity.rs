@@ -544,24 +544,13 @@ async fn events_import_records_ndjson_lines_and_reports_bad_ones_by_line() {
     assert_eq!(report["rows"], 7, "{report}");
     assert_eq!(report["created"], 3, "{report}");
     assert_eq!(report["failed"], 4, "{report}");
-    let errors: Vec<(u64, String)> = report["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["line"].as_u64().unwrap(),
-                e["code"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
     assert_eq!(
-        errors,
+        crate::bulk::row_errors(&report),
         [
-            (4, "INVALID_INPUT".to_owned()),
-            (5, "INVALID_INPUT".to_owned()),
-            (6, "INVALID_INPUT".to_owned()),
-            (7, "NOT_FOUND".to_owned()),
+            (4, "INVALID_INPUT"),
+            (5, "INVALID_INPUT"),
+            (6, "INVALID_INPUT"),
+            (7, "NOT_FOUND"),
         ],
         "{report}"
     );

@@ -5,6 +5,16 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
+/// The failed rows of an import report, as (line, code).
+pub fn row_errors(report: &Value) -> Vec<(u64, &str)> {
+    report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_u64().unwrap(), e["code"].as_str().unwrap()))
+        .collect()
+}
+
 impl TestApp {
     /// Posts an import; returns the report.
     pub async fn import(&self, query: &str, body: impl Into<String>) -> Value {
@@ -96,14 +106,8 @@ async fn an_import_applies_good_rows_and_reports_bad_ones_by_line() {
     let report = app.import("", ROWS).await;
     assert_eq!(report["status"], "COMPLETED");
     assert_eq!(counts(&report), [7, 3, 0, 0, 4, 0]);
-    let errors: Vec<(u64, &str)> = report["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["line"].as_u64().unwrap(), e["code"].as_str().unwrap()))
-        .collect();
     assert_eq!(
-        errors,
+        row_errors(&report),
         vec![
             (3, "INVALID_INPUT"),
             (4, "INVALID_INPUT"),

@@ -109,14 +109,8 @@ async fn an_erased_person_is_gone_and_stays_out_until_an_admin_lifts_the_suppres
         )
         .await;
     assert_eq!(report["created"], 1, "{report:#}");
-    let refused: Vec<(u64, &str)> = report["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| (row["line"].as_u64().unwrap(), row["code"].as_str().unwrap()))
-        .collect();
     assert_eq!(
-        refused,
+        crate::bulk::row_errors(&report),
         vec![(1, "SUPPRESSED"), (2, "SUPPRESSED")],
         "{report:#}"
     );

@@ -9,6 +9,7 @@ mod bulk;
 mod cached_reads;
 mod catalog;
 mod connections;
+mod consents;
 mod contacts;
 mod contract;
 mod conventions;

@@ -53,6 +53,20 @@ pub enum Expr {
     InSegment(String, Span),
     /// A test on the contact's events of one name.
     Event(EventCondition),
+    /// `consent "purpose"`: the contact's consent to the purpose is granted.
+    Consent(ConsentCondition),
+}
+
+/// `consent "marketing_email"`: holds while the contact's latest statement on the purpose
+/// grants it (never asked and withdrawn both fail it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsentCondition {
+    /// The purpose's name.
+    pub purpose: String,
+    /// Where the name is written.
+    pub purpose_span: Span,
+    /// The whole condition.
+    pub span: Span,
 }
 
 /// `event "name" exists`, `event "name" count >= 2 within 30d`, `event "name" within 7d`.
@@ -313,6 +327,7 @@ impl Expr {
             Self::Condition(condition) => condition.span,
             Self::InSegment(_, span) => *span,
             Self::Event(event) => event.span,
+            Self::Consent(consent) => consent.span,
         }
     }
 
@@ -329,6 +344,11 @@ impl Expr {
             Self::Or(operands) => Self::Or(operands.iter().map(Expr::without_spans).collect()),
             Self::Not(operand, _) => Self::Not(Box::new(operand.without_spans()), zero),
             Self::InSegment(slug, _) => Self::InSegment(slug.clone(), zero),
+            Self::Consent(consent) => Self::Consent(ConsentCondition {
+                purpose: consent.purpose.clone(),
+                purpose_span: zero,
+                span: zero,
+            }),
             Self::Event(event) => Self::Event(EventCondition {
                 name: event.name.clone(),
                 name_span: zero,
@@ -431,7 +451,15 @@ impl fmt::Display for Expr {
                 write_quoted(f, slug)
             }
             Self::Event(event) => write!(f, "{event}"),
+            Self::Consent(consent) => write!(f, "{consent}"),
         }
+    }
+}
+
+impl fmt::Display for ConsentCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("consent ")?;
+        write_quoted(f, &self.purpose)
     }
 }
 

@@ -11,6 +11,14 @@ pub trait Catalog {
     fn attribute_names(&self) -> Vec<String>;
     /// Whether a saved segment has this slug.
     fn segment_exists(&self, slug: &str) -> bool;
+    /// Whether the workspace declared the consent purpose `name`.
+    fn purpose_exists(&self, _name: &str) -> bool {
+        false
+    }
+    /// Every declared consent purpose (for did-you-mean suggestions).
+    fn purpose_names(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Whether the caller may test `field` (it is one of the caller's approved fields).
     fn field_approved(&self, _field: &Field) -> bool {
         true

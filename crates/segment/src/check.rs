@@ -7,8 +7,8 @@
 use std::ops::Bound;
 
 use crate::ast::{
-    CmpOp, Condition, Duration, EventCondition, EventTest, Expr, FieldRef, Literal, Offset, Op,
-    Value,
+    CmpOp, Condition, ConsentCondition, Duration, EventCondition, EventTest, Expr, FieldRef,
+    Literal, Offset, Op, Value,
 };
 use crate::catalog::Catalog;
 use crate::checked::{
@@ -58,6 +58,13 @@ fn check_expr(
                 None
             }
         }
+        Expr::Consent(consent) => match check_consent(consent, catalog) {
+            Ok(checked) => Some(checked),
+            Err(diagnostic) => {
+                diagnostics.push(diagnostic);
+                None
+            }
+        },
         Expr::Event(event) => match check_event(event, catalog) {
             Ok(checked) => Some(checked),
             Err(diagnostic) => {
@@ -73,6 +80,40 @@ fn check_expr(
             }
         },
     }
+}
+
+/// `consent "purpose"`: the contact's consent to a declared purpose is granted.
+fn check_consent(consent: &ConsentCondition, catalog: &dyn Catalog) -> Result<Checked, Diagnostic> {
+    let purpose = &consent.purpose;
+    if !catalog.purpose_exists(purpose) {
+        let known = catalog.purpose_names();
+        let closest = known
+            .iter()
+            .map(|candidate| (strsim::damerau_levenshtein(purpose, candidate), candidate))
+            .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+            .min();
+        let message = match closest {
+            Some((_, candidate)) => {
+                format!("unknown consent purpose `{purpose}`, did you mean `{candidate}`?")
+            }
+            None => format!("unknown consent purpose `{purpose}`"),
+        };
+        return Err(
+            Diagnostic::new(ErrorCode::UnknownPurpose, consent.purpose_span, message).with_hint(
+                "declare the purpose with `defineConsentPurpose`, or check its spelling",
+            ),
+        );
+    }
+    let field = Field::Consent(purpose.clone());
+    if !catalog.field_approved(&field) {
+        return Err(Diagnostic::new(
+            ErrorCode::FieldNotApproved,
+            consent.span,
+            "`consents` is not an approved field for this API key".to_owned(),
+        )
+        .with_hint("segments may only test fields the key may read; ask an admin to approve it"));
+    }
+    Ok(Checked::Test(field, Test::BoolIs(true)))
 }
 
 /// An event condition as tests on the contact's event rollup: "at least `n` times (in the
@@ -548,6 +589,12 @@ mod tests {
         fn segment_exists(&self, slug: &str) -> bool {
             slug == "active-trials"
         }
+        fn purpose_exists(&self, name: &str) -> bool {
+            name == "marketing_email"
+        }
+        fn purpose_names(&self) -> Vec<String> {
+            vec!["marketing_email".to_owned()]
+        }
     }
 
     fn catalog() -> TestCatalog {
@@ -559,6 +606,22 @@ mod tests {
             ("tags", FieldType::StringList),
             ("odd name", FieldType::String),
         ]))
+    }
+
+    #[test]
+    fn consent_conditions_test_a_declared_purpose() {
+        let granted = Checked::Test(Field::Consent("marketing_email".into()), Test::BoolIs(true));
+        assert_eq!(checked(r#"consent "marketing_email""#), granted);
+        assert_eq!(
+            checked(r#"not consent "marketing_email""#),
+            Checked::Not(Box::new(granted))
+        );
+        let unknown = check(&parse(r#"consent "marketing_emial""#).unwrap(), &catalog())
+            .unwrap_err()
+            .remove(0);
+        assert_eq!(unknown.code, ErrorCode::UnknownPurpose);
+        assert_eq!(unknown.span, Span::new(8, 25));
+        assert!(unknown.message.contains("did you mean `marketing_email`?"));
     }
 
     #[test]

@@ -139,6 +139,9 @@ pub enum Field {
     EventCount(String),
     /// When the `n`-th latest occurrence of the named event happened (1: the latest).
     EventAt(String, u32),
+    /// The contact's consent to the named purpose: `true` granted, `false` withdrawn, no
+    /// value when never stated.
+    Consent(String),
 }
 
 impl Field {
@@ -157,6 +160,7 @@ impl Field {
             ),
             Self::EventCount(name) => format!("event \"{name}\" count"),
             Self::EventAt(name, n) => format!("event \"{name}\" #{n}"),
+            Self::Consent(purpose) => format!("consent \"{purpose}\""),
         }
     }
 }
@@ -175,6 +179,19 @@ pub fn is_event_name(name: &str) -> bool {
         && name.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b':' | b'-')
         })
+}
+
+/// Longest consent purpose name.
+pub const MAX_PURPOSE_NAME_BYTES: usize = 64;
+
+/// Whether `name` is a consent purpose's name: 1 to [`MAX_PURPOSE_NAME_BYTES`] of `a-z 0-9 _`,
+/// starting with a letter (`marketing_email`, `sms`).
+pub fn is_purpose_name(name: &str) -> bool {
+    name.len() <= MAX_PURPOSE_NAME_BYTES
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// A point in time: fixed, or relative to the moment of evaluation.

@@ -25,6 +25,8 @@ pub enum ErrorCode {
     SegmentCycle,
     /// The field is not one the caller may read.
     FieldNotApproved,
+    /// `consent` names a purpose the workspace did not declare.
+    UnknownPurpose,
 }
 
 impl ErrorCode {
@@ -40,6 +42,7 @@ impl ErrorCode {
             Self::UnknownSegment => "UNKNOWN_SEGMENT",
             Self::SegmentCycle => "SEGMENT_CYCLE",
             Self::FieldNotApproved => "FIELD_NOT_APPROVED",
+            Self::UnknownPurpose => "UNKNOWN_PURPOSE",
         }
     }
 }

@@ -24,8 +24,8 @@ mod span;
 pub use catalog::Catalog;
 pub use check::{check, snake_case};
 pub use checked::{
-    BuiltinField, Checked, Field, FieldType, MAX_EVENT_NAME_BYTES, MAX_EVENT_WINDOW_COUNT, Test,
-    TimePoint, is_event_name,
+    BuiltinField, Checked, Field, FieldType, MAX_EVENT_NAME_BYTES, MAX_EVENT_WINDOW_COUNT,
+    MAX_PURPOSE_NAME_BYTES, Test, TimePoint, is_event_name, is_purpose_name,
 };
 pub use error::{Diagnostic, ErrorCode};
 pub use lexer::MAX_SOURCE_BYTES;

@@ -26,7 +26,7 @@ pub fn mask_hidden(expr: &Expr, hidden: &dyn Fn(&Field) -> bool) -> Expr {
         Expr::Or(operands) => Expr::Or(operands.iter().map(|o| mask_hidden(o, hidden)).collect()),
         Expr::Not(operand, span) => Expr::Not(Box::new(mask_hidden(operand, hidden)), *span),
         // Event conditions compare with counts and windows, never with a field's values.
-        Expr::InSegment(..) | Expr::Event(_) => expr.clone(),
+        Expr::InSegment(..) | Expr::Event(_) | Expr::Consent(_) => expr.clone(),
         Expr::Condition(condition) if hidden(&Field::of_ref(&condition.field)) => {
             Expr::Condition(Condition {
                 op: masked_op(&condition.op),
@@ -75,7 +75,7 @@ mod tests {
         let hide = |field: &Field| match field {
             Field::Builtin(builtin) => hidden.contains(&builtin.name()),
             Field::Attribute(name) => hidden.contains(&name.as_str()),
-            Field::EventCount(_) | Field::EventAt(..) => false,
+            Field::EventCount(_) | Field::EventAt(..) | Field::Consent(_) => false,
         };
         mask_hidden(&expr, &hide).to_string()
     }

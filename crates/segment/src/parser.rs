@@ -7,9 +7,10 @@
 //! or        = and ("or" and)*
 //! and       = unary ("and" unary)*
 //! unary     = "not" unary | primary
-//! primary   = "(" or ")" | "in" "segment" STRING | event | condition
+//! primary   = "(" or ")" | "in" "segment" STRING | event | consent | condition
 //! event     = "event" STRING ("exists" | "not" "exists" | "within" DURATION
 //!           | "count" ("=" | "!=" | "<" | "<=" | ">" | ">=") NUMBER ("within" DURATION)?)
+//! consent   = "consent" STRING
 //! condition = field test
 //! field     = NAME | "attributes" "." (NAME | STRING)
 //! test      = ("=" | "!=" | "<" | "<=" | ">" | ">=") value
@@ -24,8 +25,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::ast::{
-    CmpOp, Condition, Duration, EventCondition, EventTest, Expr, FieldRef, Literal, Offset, Op,
-    Unit, Value, is_keyword,
+    CmpOp, Condition, ConsentCondition, Duration, EventCondition, EventTest, Expr, FieldRef,
+    Literal, Offset, Op, Unit, Value, is_keyword,
 };
 use crate::error::{Diagnostic, ErrorCode};
 use crate::lexer::{Spanned, Token, tokenize};
@@ -196,6 +197,18 @@ impl Parser {
         }
         if self.at_keyword("event") && matches!(self.peek_second(), Token::Str(_)) {
             return self.event();
+        }
+        if self.at_keyword("consent") && matches!(self.peek_second(), Token::Str(_)) {
+            let start = self.advance().span;
+            let purpose = self.advance();
+            let Token::Str(name) = purpose.token else {
+                return Err(self.error("expected the purpose's name in quotes".to_owned()));
+            };
+            return Ok(Expr::Consent(ConsentCondition {
+                purpose: name,
+                purpose_span: purpose.span,
+                span: start.to(purpose.span),
+            }));
         }
         self.condition()
     }
@@ -633,6 +646,20 @@ mod tests {
         ] {
             assert_eq!(canonical(source), source);
         }
+    }
+
+    #[test]
+    fn consent_conditions_print_back() {
+        for source in [
+            r#"consent "marketing_email""#,
+            r#"not consent "sms" and plan = "pro""#,
+            r#"consent "marketing_email" or consent "sms""#,
+        ] {
+            assert_eq!(canonical(source), source);
+        }
+        assert_eq!(canonical(r#"CONSENT "sms""#), r#"consent "sms""#);
+        // A field named `consent` stays a field.
+        assert_eq!(canonical(r#"consent = "yes""#), r#"consent = "yes""#);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod read_ahead;
 mod reader;
 mod report;
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -104,6 +105,13 @@ impl ImportService {
     ) -> ImportReport {
         let outcome = match self.rules(workspace).await {
             Ok((registry, blocked)) => {
+                let purposes: HashSet<String> = self
+                    .catalogs
+                    .workspace(workspace)
+                    .purposes
+                    .iter()
+                    .map(|purpose| purpose.name.as_str().to_owned())
+                    .collect();
                 let (sender, receiver) = mpsc::channel(2);
                 let reader = tokio::task::spawn_blocking(move || {
                     let mut rows = RowReader::new(options.format, input);
@@ -120,7 +128,7 @@ impl ImportService {
                             .take(CHUNK_ROWS)
                             .map(|row| {
                                 row.and_then(|row| {
-                                    validate(row, &registry).map_err(ReadFailure::from)
+                                    validate(row, &registry, &purposes).map_err(ReadFailure::from)
                                 })
                             })
                             .collect();
@@ -342,9 +350,24 @@ impl ImportService {
     }
 }
 
-/// `row` checked against the workspace's attributes, or the error at its line.
-fn validate(row: ImportRow, registry: &AttributeRegistry) -> Result<ParsedRow, RowError> {
+/// `row` checked against the workspace's attributes and consent purposes, or the error at its
+/// line.
+fn validate(
+    row: ImportRow,
+    registry: &AttributeRegistry,
+    purposes: &HashSet<String>,
+) -> Result<ParsedRow, RowError> {
     let line = row.line;
-    row.parse(registry)
-        .map_err(|error| RowError::from_service(line, error.into()))
+    let parsed = row
+        .parse(registry)
+        .map_err(|error| RowError::from_service(line, error.into()))?;
+    if let Some(unknown) = parsed
+        .consents
+        .iter()
+        .find(|statement| !purposes.contains(statement.purpose.as_str()))
+    {
+        let error = crate::service::consents::unknown_purpose(unknown.purpose.as_str());
+        return Err(RowError::from_service(line, error));
+    }
+    Ok(parsed)
 }

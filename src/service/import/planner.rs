@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::report::{BatchOutcome, ImportOptions, MatchBy, RowError};
 use crate::domain::{
-    Contact, ContactFields, ContactId, DomainError, FieldChange, Identity, IdentityKey,
-    IdentityKind, ParsedRow, Provenance, WorkspaceId,
+    ConsentOrigin, ConsentStatement, Consents, Contact, ContactFields, ContactId, DomainError,
+    FieldChange, Identity, IdentityKey, IdentityKind, ParsedRow, Provenance, WorkspaceId,
+    state_consents,
 };
 use crate::service::claims::{Claim, contact_point_claims};
 use crate::service::suppression::{patch_keys, suppressed};
@@ -93,6 +94,7 @@ pub(super) fn plan(
         if let Some(contact) = existing
             && !takes_external_id
             && !row.patch.changes(&contact.fields)
+            && !states_news(&contact.consents, &row.consents)
         {
             outcome.unchanged += 1;
             continue;
@@ -161,7 +163,14 @@ pub(super) fn plan(
             before.unwrap_or(&ContactFields::default()),
             Provenance::Imported,
         );
-        if before == Some(&contact.fields) {
+        let consented = !state_consents(
+            &mut contact.consents,
+            &row.consents,
+            &imported_consent(now),
+            contact.revision,
+        )
+        .is_empty();
+        if before == Some(&contact.fields) && !consented {
             outcome.unchanged += 1;
             outcome.conflicts.extend(taken);
             continue;
@@ -195,6 +204,24 @@ pub(super) fn plan(
             .map(PartBuilder::finish)
             .collect(),
         deferred,
+    }
+}
+
+/// Whether `statements` would change any of `held` (a repeated statement does not).
+fn states_news(held: &Consents, statements: &[ConsentStatement]) -> bool {
+    statements.iter().any(|statement| {
+        held.get(&statement.purpose)
+            .is_none_or(|consent| consent.granted != statement.granted)
+    })
+}
+
+/// Where an import row's consents come from: the import, now, by the job's actor.
+fn imported_consent(now: DateTime<Utc>) -> ConsentOrigin {
+    ConsentOrigin {
+        at: now,
+        source: None,
+        provenance: Provenance::Imported,
+        recorded_by: crate::actor::current_actor(),
     }
 }
 

@@ -605,10 +605,15 @@ impl MembershipEngine {
                 if was == is {
                     continue;
                 }
-                let (kind, cause) = match (is, contact) {
-                    (true, _) => (MembershipKind::Enter, MembershipCause::ContactChanged),
-                    (false, Some(_)) => (MembershipKind::Exit, MembershipCause::ContactChanged),
-                    (false, None) => (MembershipKind::Exit, MembershipCause::ContactRemoved),
+                let kind = if is {
+                    MembershipKind::Enter
+                } else {
+                    MembershipKind::Exit
+                };
+                let cause = match contact {
+                    Some(contact) if consent_changed(tree, contact) => MembershipCause::Consent,
+                    Some(_) => MembershipCause::ContactChanged,
+                    None => MembershipCause::ContactRemoved,
                 };
                 entries.push(entry(workspace, slug, *id, kind, now, cause));
             }
@@ -928,5 +933,21 @@ fn entry(
         kind,
         at,
         cause,
+    }
+}
+
+/// Whether the contact's latest write granted or withdrew a consent that `tree` tests: the
+/// membership change it made is then one of consent.
+fn consent_changed(tree: &Checked, contact: &Contact) -> bool {
+    match tree {
+        Checked::And(operands) | Checked::Or(operands) => operands
+            .iter()
+            .any(|operand| consent_changed(operand, contact)),
+        Checked::Not(operand) => consent_changed(operand, contact),
+        Checked::Test(Field::Consent(purpose), _) => contact
+            .consents
+            .get(purpose.as_str())
+            .is_some_and(|consent| consent.stated_at_revision(contact.revision)),
+        Checked::Test(..) | Checked::InSegment(_) => false,
     }
 }

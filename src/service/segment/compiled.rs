@@ -199,6 +199,15 @@ impl CompiledWorkspace {
         Checked::Test(field.clone(), blinded)
     }
 
+    /// The names of the workspace's consent purposes.
+    pub(crate) fn purpose_names(&self) -> Vec<String> {
+        self.state
+            .purposes
+            .iter()
+            .map(|purpose| purpose.name.as_str().to_owned())
+            .collect()
+    }
+
     /// Whether `checked` compares a sensitive attribute with literal values (which must then
     /// not be stored in the clear).
     pub(crate) fn names_sensitive_values(&self, checked: &Checked) -> bool {
@@ -231,6 +240,14 @@ impl Catalog for CompileCatalog<'_> {
 
     fn segment_exists(&self, slug: &str) -> bool {
         self.slugs.contains(slug)
+    }
+
+    fn purpose_exists(&self, name: &str) -> bool {
+        self.workspace.state.purpose(name).is_some()
+    }
+
+    fn purpose_names(&self) -> Vec<String> {
+        self.workspace.purpose_names()
     }
 
     fn attribute_sensitive(&self, name: &str) -> bool {

@@ -127,7 +127,7 @@ pub(crate) fn explain_node(
                 .is_some_and(|expansion| evaluate(&expansion.tree, record, now));
             (ExplainPart::Segment, matched, None)
         }
-        Expr::Condition(_) | Expr::Event(_) => {
+        Expr::Condition(_) | Expr::Event(_) | Expr::Consent(_) => {
             let workspace = catalog.workspace();
             // A condition has no references: inlining only blinds sensitive literals.
             let checked = check(expr, catalog).ok().and_then(|checked| {

@@ -167,7 +167,7 @@ pub fn direct_references(expr: &Expr) -> Vec<String> {
             }
             Expr::Not(operand, _) => collect(operand, slugs),
             Expr::InSegment(slug, _) => slugs.push(slug.clone()),
-            Expr::Condition(_) | Expr::Event(_) => {}
+            Expr::Condition(_) | Expr::Event(_) | Expr::Consent(_) => {}
         }
     }
     let mut slugs = Vec::new();

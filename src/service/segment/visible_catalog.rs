@@ -55,6 +55,14 @@ impl Catalog for CallerCatalog<'_> {
         self.workspace.segments.contains_key(slug)
     }
 
+    fn purpose_exists(&self, name: &str) -> bool {
+        self.workspace.state.purpose(name).is_some()
+    }
+
+    fn purpose_names(&self) -> Vec<String> {
+        self.workspace.purpose_names()
+    }
+
     fn field_approved(&self, field: &Field) -> bool {
         self.policy.allows_field(field)
     }
