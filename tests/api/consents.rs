@@ -383,3 +383,67 @@ async fn only_keys_that_may_read_consents_see_or_test_them() {
     let still = app.data(CONSENTS, json!({ "id": ada })).await;
     assert_eq!(still["contact"]["consents"][0]["granted"], true);
 }
+
+#[tokio::test]
+async fn a_merge_keeps_the_later_statement_and_an_unmerge_gives_each_its_own_back() {
+    let app = TestApp::spawn().await;
+    define(&app, "sms").await;
+    define(&app, "marketing_email").await;
+    let ada = id_of(&app.upsert(json!({ "externalId": "ada" })).await);
+    let visitor = id_of(&app.track_visitor("visitor-ada").await);
+    set(&app, &ada, json!([{ "purpose": "sms", "granted": true }, { "purpose": "marketing_email", "granted": true }])).await;
+    // Later, the visitor withdrew sms.
+    set(
+        &app,
+        &visitor,
+        json!([{ "purpose": "sms", "granted": false }]),
+    )
+    .await;
+
+    let merged = app
+        .data(
+            "mutation($s: ID!, $a: ID!) { mergeContacts(input: { survivorId: $s, absorbedId: $a }) { merge { id } } }",
+            json!({ "s": ada, "a": visitor }),
+        )
+        .await["mergeContacts"]["merge"]["id"]
+        .clone();
+    let states = |read: &Value| -> Vec<(String, bool)> {
+        read["contact"]["consents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["purpose"].as_str().unwrap().to_owned(),
+                    c["granted"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let after = app.data(CONSENTS, json!({ "id": ada })).await;
+    assert_eq!(
+        states(&after),
+        [
+            ("marketing_email".to_owned(), true),
+            ("sms".to_owned(), false)
+        ]
+    );
+    assert_eq!(count(&app, "consent \"sms\"").await, 0);
+
+    app.data(
+        "mutation($m: ID!) { unmergeContacts(input: { mergeId: $m }) { merge { id } } }",
+        json!({ "m": merged }),
+    )
+    .await;
+    let ada_again = app.data(CONSENTS, json!({ "id": ada })).await;
+    assert_eq!(
+        states(&ada_again),
+        [
+            ("marketing_email".to_owned(), true),
+            ("sms".to_owned(), true)
+        ]
+    );
+    let visitor_again = app.data(CONSENTS, json!({ "id": visitor })).await;
+    assert_eq!(states(&visitor_again), [("sms".to_owned(), false)]);
+    assert_eq!(count(&app, "consent \"sms\"").await, 1);
+}
