@@ -5,7 +5,9 @@
 //! the request it sends on every keystroke while a 5-clause segment is typed; last, the live
 //! side: ENTER latency to a subscription and to a signed webhook under a stream of writes
 //! (`QWRY_BENCH_LIVE_RATE`, default 1,000 a second, for 20 s; see `benches/live`);
-//! `QWRY_BENCH_LIVE_ONLY=1` measures the live side alone.
+//! `QWRY_BENCH_LIVE_ONLY=1` measures the live side alone, `QWRY_BENCH_THROUGHPUT_ONLY=1` the
+//! `contact(id:)` throughput alone (to compare server settings, e.g. the access log's
+//! `ACCESS_LOG_RETENTION_DAYS=0` against its default: the server inherits the environment).
 //!
 //! Data: `QWRY_BENCH_CONTACTS` contacts (default 20000) from `benches/data` (20 attributes,
 //! seed 42 + chunk), imported through `POST /v1/contacts/import`, then indexed.
@@ -415,6 +417,8 @@ fn main() {
         .unwrap_or(20_000);
     // Only the live side (the reads are skipped; the saved segments are still saved).
     let live_only = std::env::var("QWRY_BENCH_LIVE_ONLY").is_ok_and(|value| value == "1");
+    let throughput_only =
+        std::env::var("QWRY_BENCH_THROUGHPUT_ONLY").is_ok_and(|value| value == "1");
     let live_rate: usize = std::env::var("QWRY_BENCH_LIVE_RATE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -480,6 +484,13 @@ fn main() {
         ];
         println!("| request ({size} contacts) | p50 ms | p99 ms | requests |");
         println!("| --- | ---: | ---: | ---: |");
+        if throughput_only {
+            let (rate, p50, p99) = contact_by_id(&base, Arc::new(ids)).await;
+            println!(
+                "| contact(id:), {CONNECTIONS} connections: {rate:.0} requests/s | {p50:.3} | {p99:.3} | |"
+            );
+            return;
+        }
         if !live_only {
             report(&client, &base, &requests).await;
         }
