@@ -301,7 +301,14 @@ pub struct StoreSettings {
     /// SurrealDB database of the service's data (`SURREAL_DB`, default `contacts`): instances
     /// that share one server and one database serve the same data.
     pub database: String,
+    /// Longest a call to a SurrealDB server may take before it fails as UNAVAILABLE
+    /// (`STORE_TIMEOUT_MS`, default 10 s): while the server is down or the connection stalls,
+    /// requests fail fast instead of hanging. The embedded store has no such bound.
+    pub call_timeout: Duration,
 }
+
+/// How long a call to a SurrealDB server may take unless `STORE_TIMEOUT_MS` says otherwise.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SurrealDB namespace of the service's data unless `SURREAL_NS` says otherwise.
 pub const DEFAULT_NAMESPACE: &str = "qwry";
@@ -318,6 +325,7 @@ impl StoreSettings {
             memory: StoreMemory::default(),
             namespace: DEFAULT_NAMESPACE.to_owned(),
             database: DEFAULT_DATABASE.to_owned(),
+            call_timeout: DEFAULT_STORE_TIMEOUT,
         }
     }
 }
@@ -445,6 +453,9 @@ pub enum ConfigError {
         "DATABASE_URL `{0}` is not supported; use mem://, rocksdb://PATH, surrealkv://PATH, ws://HOST:PORT or wss://HOST:PORT"
     )]
     DatabaseUrl(String),
+    /// `STORE_TIMEOUT_MS` is not a number of milliseconds from 100 to 600000.
+    #[error("STORE_TIMEOUT_MS `{0}` must be a whole number of milliseconds from 100 to 600000")]
+    StoreTimeout(String),
     /// `INDEX_COMMIT_DELAY_MS` is not a number of milliseconds up to 60000.
     #[error("INDEX_COMMIT_DELAY_MS `{0}` must be a whole number of milliseconds from 0 to 60000")]
     CommitDelay(String),
@@ -523,6 +534,15 @@ impl Settings {
             (None, None) => (None, None),
             _ => return Err(ConfigError::PartialCredentials),
         };
+        let call_timeout = match from_env("STORE_TIMEOUT_MS") {
+            None => DEFAULT_STORE_TIMEOUT,
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (100..=600_000).contains(ms))
+                .map(Duration::from_millis)
+                .ok_or_else(|| ConfigError::StoreTimeout(raw.to_owned()))?,
+        };
         let index_commit_delay = match from_env("INDEX_COMMIT_DELAY_MS") {
             None => DEFAULT_INDEX_COMMIT_DELAY,
             Some(raw) => raw
@@ -586,6 +606,7 @@ impl Settings {
                 database: from_env("SURREAL_DB")
                     .unwrap_or(DEFAULT_DATABASE)
                     .to_owned(),
+                call_timeout,
             },
             log_filter: from_env("RUST_LOG").unwrap_or("info").to_owned(),
             log_format: match from_env("LOG_FORMAT") {

@@ -26,6 +26,10 @@ use crate::service::{Catalogs, LiveSettings, Services};
 
 /// How long a stopping service waits for webhook attempts in flight.
 const DISPATCH_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a stop waits for the background tasks and the lease releases when the store is a
+/// SurrealDB server: one that went away must not hold the process (its leases run out by
+/// themselves, and the change log and the feed are replayed at the next start).
+const REMOTE_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
 /// Stack of the thread that builds the schema (virtual memory, touched only as deep as used).
 const SCHEMA_BUILD_STACK: usize = 64 * 1024 * 1024;
 use crate::store::{Store, StoreError};
@@ -93,6 +97,8 @@ pub struct App {
     stop_indexer: watch::Sender<bool>,
     tls: Option<TlsFiles>,
     mode: Mode,
+    /// Over a SurrealDB server: the stop does not wait on it past [`REMOTE_STOP_GRACE`].
+    remote_store: bool,
 }
 
 impl App {
@@ -241,6 +247,7 @@ impl App {
             stop_indexer,
             tls: settings.tls.clone(),
             mode: settings.api.mode,
+            remote_store: matches!(settings.store.url, DatabaseUrl::Remote(_)),
         })
     }
 
@@ -344,14 +351,28 @@ impl App {
             catalog_task,
             access_log_task,
             stop_indexer,
+            remote_store,
             ..
         } = self;
         drop(rate_limit);
         let _ = stop_indexer.send(true);
-        let _ = indexer_task.await;
-        let _ = catalog_task.await;
-        let _ = access_log_task.await;
-        services.release_leases().await;
+        let stopping = async {
+            let _ = indexer_task.await;
+            let _ = catalog_task.await;
+            let _ = access_log_task.await;
+            services.release_leases().await;
+        };
+        if !remote_store {
+            stopping.await;
+        } else if tokio::time::timeout(REMOTE_STOP_GRACE, stopping)
+            .await
+            .is_err()
+        {
+            warn!(
+                "the SurrealDB server did not let the background tasks finish within {} s; stopping without them (the next start replays what they left)",
+                REMOTE_STOP_GRACE.as_secs()
+            );
+        }
         drop(schema);
         drop(services);
         drop(indexer);

@@ -18,12 +18,20 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the store answers. 503 otherwise, so a load balancer stops sending traffic.
+/// Longest a readiness probe waits for the store.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Readiness: the store answers within [`READY_WITHIN`]. 503 otherwise, so a load balancer
+/// stops sending traffic.
 pub async fn readyz(State(state): State<SharedState>) -> (StatusCode, &'static str) {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(error) => {
+    match tokio::time::timeout(READY_WITHIN, state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Err(error)) => {
             warn!(%error, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+        Err(_) => {
+            warn!("readiness check failed: the store did not answer in time");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
         }
     }

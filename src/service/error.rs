@@ -231,6 +231,9 @@ impl From<StoreError> for ServiceError {
             StoreError::WriteConflict => {
                 Self::Conflict("the record was changed concurrently; retry the request".to_owned())
             }
+            StoreError::Unavailable(error) => Self::Unavailable(format!(
+                "the store is unavailable ({error}); retry the request"
+            )),
             other => Self::Internal(InternalError::Store(other)),
         }
     }

@@ -4,6 +4,7 @@
 
 use std::future::IntoFuture;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use surrealdb::engine::any::Any;
@@ -22,8 +23,9 @@ const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// One handle on the datastore, whichever way it was opened.
 #[derive(Clone)]
 pub(super) enum Connection {
-    /// Through `engine::any` (`mem://`, `ws://`, `wss://`).
-    Any(Surreal<Any>),
+    /// Through `engine::any` (`mem://`, `ws://`, `wss://`), with the longest a call to a
+    /// server may take (none for `mem://`).
+    Any(Surreal<Any>, Option<Duration>),
     /// An embedded datastore opened with this service's settings, and the datastore itself
     /// (to shut it down in order, inside the runtime, when the store closes).
     Local(Surreal<Db>, Arc<Datastore>),
@@ -128,7 +130,7 @@ impl Connection {
     pub(super) fn query(&self, text: impl Into<String>) -> StoreQuery<'_> {
         let text = text.into();
         match self {
-            Self::Any(db) => StoreQuery::Any(db.query(text)),
+            Self::Any(db, deadline) => StoreQuery::Any(db.query(text), *deadline),
             Self::Local(db, _) => StoreQuery::Local(db.query(text)),
         }
     }
@@ -139,7 +141,7 @@ impl Connection {
         R: SurrealValue,
     {
         match self {
-            Self::Any(db) => db.select(id).await,
+            Self::Any(db, deadline) => within(*deadline, db.select(id)).await,
             Self::Local(db, _) => db.select(id).await,
         }
     }
@@ -184,7 +186,7 @@ impl Connection {
     /// Writes the selected database (definitions and records) to `path` as SurrealQL.
     pub(super) async fn export_to(&self, path: &std::path::Path) -> surrealdb::Result<()> {
         match self {
-            Self::Any(db) => db.export(path).await,
+            Self::Any(db, _) => db.export(path).await,
             Self::Local(db, _) => db.export(path).await,
         }
     }
@@ -192,7 +194,7 @@ impl Connection {
     /// Runs the SurrealQL file at `path` (an export) against the selected database.
     pub(super) async fn import_from(&self, path: &std::path::Path) -> surrealdb::Result<()> {
         match self {
-            Self::Any(db) => db.import(path).await,
+            Self::Any(db, _) => db.import(path).await,
             Self::Local(db, _) => db.import(path).await,
         }
     }
@@ -204,7 +206,7 @@ impl Connection {
         database: &str,
     ) -> surrealdb::Result<()> {
         match self {
-            Self::Any(db) => db.use_ns(namespace).use_db(database).await.map(|_| ()),
+            Self::Any(db, _) => db.use_ns(namespace).use_db(database).await.map(|_| ()),
             Self::Local(db, _) => db.use_ns(namespace).use_db(database).await.map(|_| ()),
         }
     }
@@ -212,8 +214,30 @@ impl Connection {
 
 /// A query being built on either kind of connection.
 pub(super) enum StoreQuery<'a> {
-    Any(Query<'a, Any>),
+    Any(Query<'a, Any>, Option<Duration>),
     Local(Query<'a, Db>),
+}
+
+/// `call`, failing as a connection error when it takes longer than `deadline`. The SDK holds a
+/// call while it reconnects to a server that went away (every second, for as long as it takes);
+/// this bounds what a request waits for it.
+async fn within<T>(
+    deadline: Option<Duration>,
+    call: impl IntoFuture<Output = surrealdb::Result<T>>,
+) -> surrealdb::Result<T> {
+    let Some(deadline) = deadline else {
+        return call.await;
+    };
+    match tokio::time::timeout(deadline, call.into_future()).await {
+        Ok(answer) => answer,
+        Err(_) => Err(surrealdb::Error::connection(
+            format!(
+                "the SurrealDB server did not answer within {} ms",
+                deadline.as_millis()
+            ),
+            surrealdb::types::ConnectionError::ConnectionFailed,
+        )),
+    }
 }
 
 impl StoreQuery<'_> {
@@ -225,7 +249,7 @@ impl StoreQuery<'_> {
         object.insert(name, value);
         let variables = Value::Object(object);
         match self {
-            Self::Any(query) => Self::Any(query.bind(variables)),
+            Self::Any(query, deadline) => Self::Any(query.bind(variables), deadline),
             Self::Local(query) => Self::Local(query.bind(variables)),
         }
     }
@@ -237,7 +261,7 @@ impl<'a> IntoFuture for StoreQuery<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         match self {
-            Self::Any(query) => Box::pin(query.into_future()),
+            Self::Any(query, deadline) => Box::pin(within(deadline, query)),
             Self::Local(query) => Box::pin(query.into_future()),
         }
     }

@@ -2,6 +2,7 @@
 //! EXIT entries of each saved segment in the order they were recorded, so a reader resumes from
 //! its last position with a key-range scan. Also the time-transition clock.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
@@ -116,7 +117,12 @@ impl Store {
         entries: &[MembershipChange],
         deliveries: &[WebhookDelivery],
         fed: &FedState,
+        marks: &[String],
     ) -> Result<(), StoreError> {
+        let mut marked: Vec<RecordId> = marks
+            .iter()
+            .map(|key| RecordId::new(super::changes::CHANGE_TABLE, key.clone()))
+            .collect();
         let mut members: Vec<FedMemberRecord> = fed
             .members
             .iter()
@@ -144,7 +150,8 @@ impl Store {
                 continue;
             }
             let fed_record = if last {
-                "UPSERT $fed_id SET keys = $fed, members = $fed_members RETURN NONE;"
+                "UPSERT $fed_id SET keys = $fed, members = $fed_members RETURN NONE; \
+                 UPDATE $marked SET fed = true RETURN NONE;"
             } else {
                 ""
             };
@@ -164,7 +171,8 @@ impl Store {
                 query = query
                     .bind(("fed_id", RecordId::new(CLOCK_TABLE, FED_KEY)))
                     .bind(("fed", fed.keys.clone()))
-                    .bind(("fed_members", std::mem::take(&mut members)));
+                    .bind(("fed_members", std::mem::take(&mut members)))
+                    .bind(("marked", std::mem::take(&mut marked)));
             }
             query
                 .await
@@ -221,6 +229,33 @@ impl Store {
     /// Deletes feed entries that happened before `before`; returns how many.
     pub async fn prune_membership_changes(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         self.delete_before(FEED_TABLE, "at", before).await
+    }
+
+    /// Which of the change-log entries `keys` a recording marked as fed (see
+    /// `record_membership_changes`' `marks`).
+    pub async fn fed_changes_among(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+        #[derive(SurrealValue)]
+        struct Marked {
+            id: RecordId,
+        }
+        let ids: Vec<RecordId> = keys
+            .iter()
+            .map(|key| RecordId::new(super::changes::CHANGE_TABLE, key.clone()))
+            .collect();
+        let mut response = self
+            .db
+            .query("SELECT id FROM $ids WHERE fed = true")
+            .bind(("ids", ids))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let marked: Vec<Marked> = response.take(0).map_err(StoreError::from_surreal)?;
+        marked
+            .into_iter()
+            .map(|record| match record.id.key {
+                RecordIdKey::String(key) => Ok(key),
+                other => Err(StoreError::Corrupt(format!("change key {other:?}"))),
+            })
+            .collect()
     }
 
     /// What the last recording listed as in the feed but not yet in the index.

@@ -112,6 +112,9 @@ pub enum StoreError {
     /// The database refused or failed a statement.
     #[error("store failure: {0}")]
     Backend(#[source] Box<surrealdb::Error>),
+    /// The SurrealDB server could not be reached, or did not answer in time.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(#[source] Box<surrealdb::Error>),
     /// Writing a backup failed.
     #[error("backup failed: {0}")]
     Backup(#[source] Box<surrealdb::Error>),
@@ -165,6 +168,9 @@ impl StoreError {
         }
         if error.is_already_exists() {
             return Self::AlreadyExists(Box::new(error.clone()));
+        }
+        if error.is_connection() {
+            return Self::Unavailable(Box::new(error.clone()));
         }
         Self::Backend(Box::new(error.clone()))
     }
@@ -338,7 +344,9 @@ impl Store {
                     };
                     any.signin(credentials).await.map_err(connect_error)?;
                 }
-                Connection::Any(any)
+                let deadline =
+                    matches!(settings.url, DatabaseUrl::Remote(_)).then_some(settings.call_timeout);
+                Connection::Any(any, deadline)
             }
         };
         apply_schema(&db, &settings.namespace, &settings.database)

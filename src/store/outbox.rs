@@ -287,7 +287,7 @@ mod tests {
             })
             .collect();
         store
-            .record_membership_changes(&[], &deliveries, &FedState::default())
+            .record_membership_changes(&[], &deliveries, &FedState::default(), &[])
             .await
             .unwrap();
         deliveries.into_iter().map(|delivery| delivery.id).collect()
@@ -428,7 +428,7 @@ mod tests {
             })
             .collect();
         store
-            .record_membership_changes(&[], &deliveries, &FedState::default())
+            .record_membership_changes(&[], &deliveries, &FedState::default(), &[])
             .await
             .unwrap();
         let outcome = RoundOutcome {

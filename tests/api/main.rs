@@ -37,6 +37,7 @@ mod routing;
 mod schema;
 mod segments;
 mod sensitive;
+mod server_faults;
 mod server_mode;
 mod socket_gate;
 mod strict_input;

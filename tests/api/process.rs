@@ -87,13 +87,18 @@ impl Service {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    pub fn terminate(mut self) {
+    pub fn terminate(self) {
+        self.terminate_within(Duration::from_secs(30));
+    }
+
+    /// Sends SIGTERM and waits, at most `patience`, for a clean exit.
+    pub fn terminate_within(mut self, patience: Duration) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + patience;
         loop {
             if let Some(exit) = self.child.try_wait().unwrap() {
                 assert!(exit.success(), "service exited with {exit} after SIGTERM");
@@ -101,7 +106,7 @@ impl Service {
             }
             assert!(
                 Instant::now() < deadline,
-                "service ignored SIGTERM for 30 s"
+                "service ignored SIGTERM for {patience:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }

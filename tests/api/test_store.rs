@@ -85,11 +85,17 @@ impl TestServer {
 /// Starts the test server with `storage` (`memory`, or `surrealkv://PATH`) on a free port and
 /// waits until it accepts connections; returns the process and its `ws://` URL.
 pub fn start_server(storage: &[&str]) -> (Child, String) {
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
+    let bind = format!("127.0.0.1:{}", free_port());
+    let child = start_server_on(&bind, storage);
+    (child, format!("ws://{bind}"))
+}
+
+/// Starts the test server with `storage` on `bind` (`127.0.0.1:PORT`; a restart reuses the
+/// address) and waits until it accepts connections.
+pub fn start_server_on(bind: &str, storage: &[&str]) -> Child {
     let mut command = Command::new(server_binary());
     command
-        .args(["start", "--bind", &bind, "--user", "root", "--pass", "root"])
+        .args(["start", "--bind", bind, "--user", "root", "--pass", "root"])
         .args(["--log", "warn", "--no-banner"])
         .args(storage)
         .stdin(Stdio::null())
@@ -97,14 +103,14 @@ pub fn start_server(storage: &[&str]) -> (Child, String) {
     die_with_parent(&mut command);
     let child = command.spawn().expect("the test server starts");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(&bind).is_err() {
+    while std::net::TcpStream::connect(bind).is_err() {
         assert!(
             Instant::now() < deadline,
             "the test server never listened on {bind}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    (child, format!("ws://{bind}"))
+    child
 }
 
 /// Kills the child with SIGKILL when the thread that spawned it ends.
@@ -120,7 +126,7 @@ fn die_with_parent(command: &mut Command) {
 }
 
 /// A port nothing listens on now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())

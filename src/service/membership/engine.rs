@@ -11,6 +11,7 @@ use qwry_segment::{Checked, Field, Test, TimePoint};
 use tokio::sync::broadcast;
 
 use super::error::MembershipError;
+use super::shadow::{self, Shadow, Shadows};
 use super::timer::Timer;
 use crate::domain::{
     Contact, ContactId, FeedEvent, MembershipCause, MembershipChange, MembershipKind, Slug,
@@ -56,6 +57,16 @@ pub struct MembershipEngine {
     lease: Option<Arc<Lease>>,
     /// Whether this instance recorded at its last step.
     leading: std::sync::atomic::AtomicBool,
+    /// What this instance evaluated while another held the lease (see [`super::shadow`]).
+    shadows: Mutex<Shadows>,
+}
+
+/// What an instance does at a step, given the lease.
+enum Role {
+    /// Records the feed; `took_over` at the first step after another instance held it.
+    Leading { took_over: bool },
+    /// Evaluates, and keeps what it would have recorded (another instance records).
+    Following,
 }
 
 /// A contact of a workspace.
@@ -153,7 +164,7 @@ struct StepLead {
 }
 
 /// Contacts of one workspace that a batch changed: their new state, or `None` when removed.
-type Written = HashMap<WorkspaceId, Vec<(ContactId, Option<Contact>)>>;
+pub(super) type Written = HashMap<WorkspaceId, Vec<(ContactId, Option<Contact>)>>;
 
 impl MembershipEngine {
     /// An engine over `store` and `index`, evaluating the trees of `compiled`; feed entries
@@ -179,6 +190,7 @@ impl MembershipEngine {
             retention,
             lease: None,
             leading: std::sync::atomic::AtomicBool::new(false),
+            shadows: Mutex::default(),
         }
     }
 
@@ -192,17 +204,21 @@ impl MembershipEngine {
     /// Whether this instance records now. One that takes over starts from what the store
     /// says, as at a start: the feed's record of what it holds ahead of the index, the
     /// time-transition clock and the saved segments' trees.
-    async fn recording(&self) -> bool {
+    async fn recording(&self) -> Role {
         use std::sync::atomic::Ordering;
         let Some(lease) = &self.lease else {
-            return true;
+            return Role::Leading { took_over: false };
         };
         let held = lease.held().await;
         let was = self.leading.swap(held, Ordering::SeqCst);
-        if held && !was {
+        if held != was {
+            // The lead over the index is the holder's (loaded from the store at a takeover)
+            // or the follower's own (from nothing when the lease is lost).
             if let Ok(mut fed) = self.fed_unapplied.lock() {
                 *fed = None;
             }
+        }
+        if held && !was {
             if let Ok(mut timer) = self.timer.lock() {
                 *timer = Timer::default();
             }
@@ -210,7 +226,16 @@ impl MembershipEngine {
                 known.clear();
             }
         }
-        held
+        if !held
+            && was
+            && let Ok(mut shadows) = self.shadows.lock()
+        {
+            shadows.clear();
+        }
+        match held {
+            true => Role::Leading { took_over: !was },
+            false => Role::Following,
+        }
     }
 
     /// Follows what the engine records and which contacts change.
@@ -235,9 +260,10 @@ impl MembershipEngine {
         changes: &[IndexChange],
         step: u64,
     ) -> Result<(), MembershipError> {
-        if !self.recording().await {
-            return Ok(());
-        }
+        let took_over = match self.recording().await {
+            Role::Following => return self.shadow(pending, changes, step).await,
+            Role::Leading { took_over } => took_over,
+        };
         // Batches are taken one at a time (the indexer's step lock): the state is taken for
         // the step and put back at its end, with the step's lead added once it is recorded.
         let taken = self
@@ -249,6 +275,12 @@ impl MembershipEngine {
             Some(ahead) => ahead,
             None => FeedAhead::loaded(self.store.last_fed_state().await?),
         };
+        if took_over && let Err(error) = self.record_shadows(&ahead).await {
+            // The next step takes over again, with the shadows kept.
+            self.leading
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            return Err(error);
+        }
         let outcome = self.feed(pending, changes, &ahead).await;
         let recorded = outcome.map(|lead| {
             ahead.keys.extend(lead.keys);
@@ -311,14 +343,18 @@ impl MembershipEngine {
                 .lock()
                 .map(|saved| saved.is_none_or(|at| at.elapsed() >= CLOCK_SAVE_INTERVAL))
                 .unwrap_or(true);
-        if !entries.is_empty() || !deliveries.is_empty() {
+        let fresh_keys: Vec<String> = pending
+            .iter()
+            .filter(|change| !already_fed(change))
+            .map(|change| change.key.clone())
+            .collect();
+        // Beside other instances, a batch is marked fed even when it changes no membership,
+        // so that a takeover does not record what the followers evaluated of it differently.
+        let marks_alone = self.lease.is_some() && !fresh_keys.is_empty();
+        if !entries.is_empty() || !deliveries.is_empty() || marks_alone {
             // What the feed holds and the index does not yet: the earlier ones still
             // unapplied (a replay may apply them over several steps) and this batch's.
-            lead.keys = pending
-                .iter()
-                .filter(|change| !already_fed(change))
-                .map(|change| change.key.clone())
-                .collect();
+            lead.keys = fresh_keys;
             // Entries of written contacts only: time transitions and segment edits are what
             // the index says at their moment, so the index is not behind on them.
             let written_now: HashSet<&ContactKey> =
@@ -336,7 +372,13 @@ impl MembershipEngine {
                 })
                 .collect();
             let fed = ahead.stored_with(&lead.keys, &lead.members);
-            self.record(&entries, &deliveries, &fed).await?;
+            // Beside other instances, the log's entries say they were fed (a takeover asks).
+            let marks = if self.lease.is_some() {
+                lead.keys.as_slice()
+            } else {
+                &[]
+            };
+            self.record(&entries, &deliveries, &fed, marks).await?;
         }
         let recorded = started.elapsed();
         if save_clock {
@@ -357,6 +399,109 @@ impl MembershipEngine {
             );
         }
         Ok(lead)
+    }
+
+    /// A follower's step: evaluates the batch as the holder does, against its own lead over
+    /// its index, and keeps the entries as shadows (see [`super::shadow`]).
+    async fn shadow(
+        &self,
+        pending: &[Change],
+        changes: &[IndexChange],
+        step: u64,
+    ) -> Result<(), MembershipError> {
+        let mut ahead = self
+            .fed_unapplied
+            .lock()
+            .ok()
+            .and_then(|mut fed| fed.take())
+            .unwrap_or_default();
+        let now = Utc::now();
+        let written = written_by(pending, changes, &|change: &Change| change.fed);
+        let mut entries = Vec::new();
+        let mut evaluated = Ok(());
+        for (workspace, contacts) in &written {
+            evaluated = self
+                .batch_transitions(workspace, contacts, now, &ahead, &mut entries)
+                .await;
+            if evaluated.is_err() {
+                break;
+            }
+        }
+        if evaluated.is_ok() {
+            for (workspace, contacts) in &written {
+                for (id, contact) in contacts {
+                    ahead
+                        .states
+                        .insert((workspace.clone(), *id), (step, contact.clone()));
+                }
+            }
+        }
+        if let Ok(mut unapplied) = self.fed_unapplied.lock() {
+            *unapplied = Some(ahead);
+        }
+        evaluated?;
+        let mut keys_of: HashMap<ContactKey, Vec<String>> = HashMap::new();
+        for change in pending.iter().filter(|change| !change.fed) {
+            for id in &change.contacts {
+                keys_of
+                    .entry((change.workspace.clone(), *id))
+                    .or_default()
+                    .push(change.key.clone());
+            }
+        }
+        let written: Written = written
+            .into_iter()
+            .filter(|(workspace, _)| !self.compiled.webhooks(workspace).is_empty())
+            .collect();
+        if let Ok(mut shadows) = self.shadows.lock() {
+            shadows.keep(Shadow {
+                taken: Instant::now(),
+                keys_of,
+                entries,
+                written,
+            });
+        }
+        Ok(())
+    }
+
+    /// At a takeover: records what this instance evaluated as a follower of the contacts
+    /// whose changes no holder fed (the last holder died before it recorded them). `ahead`
+    /// is the store's record of what the feed holds ahead of the index.
+    async fn record_shadows(&self, ahead: &FeedAhead) -> Result<(), MembershipError> {
+        let shadows = self
+            .shadows
+            .lock()
+            .map(|mut shadows| shadows.take())
+            .unwrap_or_default();
+        if shadows.is_empty() {
+            return Ok(());
+        }
+        let keys = shadow::keys_of(&shadows);
+        let mut fed = match self.store.fed_changes_among(&keys).await {
+            Ok(fed) => fed,
+            Err(error) => {
+                if let Ok(mut kept) = self.shadows.lock() {
+                    shadows.into_iter().for_each(|shadow| kept.keep(shadow));
+                }
+                return Err(error.into());
+            }
+        };
+        fed.extend(ahead.keys.iter().cloned());
+        let (mut entries, written, owed) = shadow::unfed(shadows, &fed);
+        if owed.is_empty() {
+            return Ok(());
+        }
+        self.assign_positions(&mut entries);
+        let erased = self.erased_in(&written).await?;
+        let deliveries = self.deliveries(&entries, &written, &erased, Utc::now());
+        let state = ahead.stored_with(&[], &HashMap::new());
+        self.record(&entries, &deliveries, &state, &owed).await?;
+        tracing::info!(
+            entries = entries.len(),
+            changes = owed.len(),
+            "took the membership feed over: recorded what the last holder had not"
+        );
+        Ok(())
     }
 
     /// Runs after the indexer committed the batches up to `through` (`applied` as read,
@@ -684,16 +829,18 @@ impl MembershipEngine {
         )
     }
 
-    /// Writes `entries` and `deliveries` (with what the feed holds ahead of the index, `fed`)
-    /// and wakes the followers and the webhook dispatcher.
+    /// Writes `entries` and `deliveries` (with what the feed holds ahead of the index, `fed`,
+    /// and the change-log entries they feed marked so, `marks`) and wakes the followers and
+    /// the webhook dispatcher.
     async fn record(
         &self,
         entries: &[MembershipChange],
         deliveries: &[WebhookDelivery],
         fed: &FedState,
+        marks: &[String],
     ) -> Result<(), MembershipError> {
         self.store
-            .record_membership_changes(entries, deliveries, fed)
+            .record_membership_changes(entries, deliveries, fed, marks)
             .await?;
         let workspaces: HashSet<&WorkspaceId> = entries
             .iter()

@@ -15,11 +15,16 @@
 //! - a segment edit: the old tree's members against the new tree's, on one index snapshot,
 //!   with the contacts the index has not committed yet evaluated in memory.
 //!
+//! With several instances on one store, the holder of a lease records and the others keep
+//! what they would have recorded, which the next holder records for the changes the last one
+//! did not feed (see `shadow`).
+//!
 //! Entries go to the store's feed with positions from one monotonic generator, written one
 //! step at a time, so a reader resuming from a position never misses a later-written entry.
 
 mod engine;
 pub(crate) mod error;
+mod shadow;
 mod timer;
 
 pub use engine::{DEFAULT_FEED_RETENTION, MembershipEngine};
