@@ -7,7 +7,8 @@
 //! (`QWRY_BENCH_LIVE_RATE`, default 1,000 a second, for 20 s; see `benches/live`);
 //! `QWRY_BENCH_LIVE_ONLY=1` measures the live side alone, `QWRY_BENCH_THROUGHPUT_ONLY=1` the
 //! `contact(id:)` throughput alone (to compare server settings, e.g. the access log's
-//! `ACCESS_LOG_RETENTION_DAYS=0` against its default: the server inherits the environment).
+//! `ACCESS_LOG_RETENTION_DAYS=0` against its default: the server inherits the environment);
+//! `contact(id:)` reads the first `QWRY_BENCH_IDS` contacts in turn (default 100).
 //!
 //! Data: `QWRY_BENCH_CONTACTS` contacts (default 20000) from `benches/data` (20 attributes,
 //! seed 42 + chunk), imported through `POST /v1/contacts/import`, then indexed.
@@ -442,19 +443,34 @@ fn main() {
         }
         live::forget_earlier_endpoints(&client, &base).await;
         settle(server.child.id()).await;
-        let page = graphql(
-            &client,
-            &base,
-            "{ contacts(first: 100) { edges { node { id } } } }",
-            json!({}),
-        )
-        .await;
-        let ids: Vec<String> = page["contacts"]["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|edge| edge["node"]["id"].as_str().unwrap().to_owned())
-            .collect();
+        // The contacts `contact(id:)` reads, in turn: the first `QWRY_BENCH_IDS` (default 100).
+        let wanted: usize = std::env::var("QWRY_BENCH_IDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100);
+        let mut ids: Vec<String> = Vec::with_capacity(wanted);
+        let mut after = serde_json::Value::Null;
+        while ids.len() < wanted {
+            let page = graphql(
+                &client,
+                &base,
+                "query($after: String) { contacts(first: 100, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }",
+                json!({ "after": after }),
+            )
+            .await;
+            ids.extend(
+                page["contacts"]["edges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|edge| edge["node"]["id"].as_str().unwrap().to_owned()),
+            );
+            if page["contacts"]["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = page["contacts"]["pageInfo"]["endCursor"].clone();
+        }
+        ids.truncate(wanted);
 
         // Saved segments, so that `Contact.segments` has 20 to evaluate.
         for n in 0..20 {
