@@ -280,9 +280,10 @@ async fn segment_check(
     syntax_only: bool,
 ) -> anyhow::Result<ExitCode> {
     let outcome = if syntax_only {
-        qwry_segment::parse(text)
-            .map(|expr| expr.to_string())
-            .map_err(|d| vec![d])
+        match qwry_segment::parse_recovering(text) {
+            (Some(expr), diagnostics) if diagnostics.is_empty() => Ok(expr.to_string()),
+            (_, diagnostics) => Err(diagnostics),
+        }
     } else {
         let workspace = WorkspaceId::parse(workspace)?;
         let store = Store::connect(&settings.store)

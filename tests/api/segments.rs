@@ -253,6 +253,59 @@ async fn validation_reports_spans_codes_and_hints() {
     assert_eq!(syntax["errors"][0]["errorCode"], "SYNTAX");
     assert_eq!(syntax["canonical"], Value::Null);
 
+    // Every problem at once: the parser goes on past a syntax error, and the conditions that
+    // parsed are checked; the common slips come with the fix as a suggestion.
+    app.define_attribute("country", "STRING").await;
+    let text = "plna = \"pro\" and contry in [\"DE\",\"FR\"] and last_seen_at within 30 days";
+    let all = app.data(query, json!({ "t": text })).await["validateSegment"].clone();
+    let found: Vec<(String, String)> = all["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| {
+            let (start, end) = (
+                error["start"].as_u64().unwrap() as usize,
+                error["end"].as_u64().unwrap() as usize,
+            );
+            (
+                error["errorCode"].as_str().unwrap().to_owned(),
+                text[start..end].to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("UNKNOWN_FIELD".to_owned(), "plna".to_owned()),
+            ("UNKNOWN_FIELD".to_owned(), "contry".to_owned()),
+            ("SYNTAX".to_owned(), "30 days".to_owned()),
+        ],
+        "{all}"
+    );
+    assert!(
+        all["errors"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `country`?")
+    );
+    assert!(
+        all["errors"][2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `30d`?")
+    );
+    let parens = app
+        .data(query, json!({ "t": "country in (\"DE\",\"FR\")" }))
+        .await["validateSegment"]["errors"][0]
+        .clone();
+    assert!(
+        parens["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `[\"DE\",\"FR\"]`?"),
+        "{parens}"
+    );
+
     let error = app
         .error(
             "{ contacts(segment: \"plna = 1\") { totalCount } }",

@@ -214,6 +214,46 @@ async fn console_segment_editor_counts_underlines_and_saves() {
         .wait_for_text("#segment-count", |t| t == "3 contacts match")
         .await;
 
+    // Every problem at once, each with its one-click fix.
+    browser
+        .element("#segment-text")
+        .await
+        .clear()
+        .await
+        .unwrap();
+    browser
+        .type_into(
+            "#segment-text",
+            "plna = \"pro\" and last_seen_at within 30 days",
+        )
+        .await;
+    browser
+        .wait_for_text("#segment-count", |t| t == "2 problems")
+        .await;
+    let diagnostics = browser.text_of("#segment-diagnostics").await;
+    assert!(
+        diagnostics.contains("did you mean `plan`") && diagnostics.contains("did you mean `30d`"),
+        "{diagnostics}"
+    );
+    browser.click(".apply-suggestion").await;
+    browser
+        .wait_for_text("#segment-count", |t| t == "1 problem")
+        .await;
+    browser.click(".apply-suggestion").await;
+    browser
+        .wait_for_text("#segment-count", |t| t == "0 contacts match")
+        .await;
+    assert_eq!(
+        browser
+            .element("#segment-text")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("plan = \"pro\" and last_seen_at within 30d")
+    );
+
     browser
         .element("#segment-text")
         .await

@@ -29,7 +29,9 @@ pub use checked::{
 };
 pub use error::{Diagnostic, ErrorCode};
 pub use lexer::MAX_SOURCE_BYTES;
-pub use parser::{MAX_DEPTH, MAX_LIST_LEN, parse, parse_date};
+pub use parser::{
+    MAX_DEPTH, MAX_LIST_LEN, MAX_SYNTAX_DIAGNOSTICS, parse, parse_date, parse_recovering,
+};
 pub use span::Span;
 
 #[cfg(test)]

@@ -37,39 +37,161 @@ pub const MAX_DEPTH: usize = 32;
 /// Most values in one list.
 pub const MAX_LIST_LEN: usize = 1_000;
 
+/// Most syntax problems one text reports (the rest are left for after the first are fixed).
+pub const MAX_SYNTAX_DIAGNOSTICS: usize = 20;
+
 /// Parses segment text into its syntax tree.
 pub fn parse(source: &str) -> Result<Expr, Diagnostic> {
-    let tokens = tokenize(source)?;
-    let mut parser = Parser {
-        tokens,
-        pos: 0,
-        depth: 0,
-    };
-    if parser.peek() == &Token::Eof {
-        return Err(Diagnostic::new(
-            ErrorCode::Syntax,
-            parser.span(),
-            "the segment is empty; write a condition such as `plan = \"pro\"`".to_owned(),
-        ));
-    }
-    let expr = parser.or()?;
-    if parser.peek() != &Token::Eof {
-        let found = parser.peek().describe();
-        let hint = "join conditions with `and` or `or`";
-        return Err(parser
-            .error(format!("expected `and`, `or` or the end, found {found}"))
-            .with_hint(hint));
-    }
+    let mut parser = Parser::new(source, false)?;
+    let expr = parser.segment()?;
+    parser.end()?;
     Ok(expr)
+}
+
+/// Parses segment text, going on past syntax errors: every syntax problem (up to
+/// [`MAX_SYNTAX_DIAGNOSTICS`]) and the tree of the conditions that did parse, which a check can
+/// then look at for more problems (an unknown field beside a malformed duration). With no
+/// problem, the tree is [`parse`]'s.
+pub fn parse_recovering(source: &str) -> (Option<Expr>, Vec<Diagnostic>) {
+    let mut parser = match Parser::new(source, true) {
+        Ok(parser) => parser,
+        Err(diagnostic) => return (None, vec![diagnostic]),
+    };
+    let mut parts = Vec::new();
+    loop {
+        match parser.segment() {
+            Ok(expr) => parts.push(expr),
+            Err(diagnostic) => parser.note(diagnostic),
+        }
+        match parser.end() {
+            Ok(()) => break,
+            Err(diagnostic) => {
+                // Not again for a token an operand's problem already points at.
+                let said = parser
+                    .diagnostics
+                    .last()
+                    .is_some_and(|last| last.span.start == diagnostic.span.start);
+                if !said {
+                    parser.note(diagnostic);
+                }
+                // Past the stray token and whatever follows it up to the next `and` or `or`.
+                parser.advance();
+                while !matches!(parser.peek(), Token::Eof)
+                    && !parser.at_keyword("and")
+                    && !parser.at_keyword("or")
+                {
+                    parser.advance();
+                }
+                if parser.peek() == &Token::Eof
+                    || parser.diagnostics.len() >= MAX_SYNTAX_DIAGNOSTICS
+                {
+                    break;
+                }
+                parser.advance();
+            }
+        }
+    }
+    parts.retain(|part| !matches!(part, Expr::And(operands) if operands.is_empty()));
+    let expr = match parts.len() {
+        0 => None,
+        1 => parts.pop(),
+        _ => Some(Expr::And(parts)),
+    };
+    (expr, parser.diagnostics)
 }
 
 struct Parser {
     tokens: Vec<Spanned>,
     pos: usize,
     depth: usize,
+    /// The text, for suggestions quoting it.
+    source: String,
+    /// Whether a malformed operand is noted and skipped instead of ending the parse.
+    recovering: bool,
+    /// The problems noted while recovering.
+    diagnostics: Vec<Diagnostic>,
 }
 
 impl Parser {
+    fn new(source: &str, recovering: bool) -> Result<Self, Diagnostic> {
+        Ok(Self {
+            tokens: tokenize(source)?,
+            pos: 0,
+            depth: 0,
+            source: source.to_owned(),
+            recovering,
+            diagnostics: Vec::new(),
+        })
+    }
+
+    /// The whole text's expression (not yet its end).
+    fn segment(&mut self) -> Result<Expr, Diagnostic> {
+        if self.peek() == &Token::Eof {
+            return Err(Diagnostic::new(
+                ErrorCode::Syntax,
+                self.span(),
+                "the segment is empty; write a condition such as `plan = \"pro\"`".to_owned(),
+            ));
+        }
+        self.or()
+    }
+
+    /// The end of the text.
+    fn end(&self) -> Result<(), Diagnostic> {
+        if self.peek() == &Token::Eof {
+            return Ok(());
+        }
+        let found = self.peek().describe();
+        Err(self
+            .error(format!("expected `and`, `or` or the end, found {found}"))
+            .with_hint("join conditions with `and` or `or`"))
+    }
+
+    /// Notes a problem met while recovering (the first [`MAX_SYNTAX_DIAGNOSTICS`]).
+    fn note(&mut self, diagnostic: Diagnostic) {
+        if self.diagnostics.len() < MAX_SYNTAX_DIAGNOSTICS {
+            self.diagnostics.push(diagnostic);
+        }
+    }
+
+    /// One operand of `and`: when recovering, a malformed one is noted and skipped up to the
+    /// next `and`, `or` or closing parenthesis of its level (`None`).
+    fn operand(&mut self) -> Result<Option<Expr>, Diagnostic> {
+        let start = self.pos;
+        match self.unary() {
+            Ok(expr) => Ok(Some(expr)),
+            Err(diagnostic) if self.recovering && diagnostic.code == ErrorCode::Syntax => {
+                // Back to the token the problem is at: a misplaced `and` is read again as one.
+                if let Some(at) = (start..self.pos)
+                    .find(|&index| self.tokens[index].span.start >= diagnostic.span.start)
+                {
+                    self.pos = at;
+                }
+                self.note(diagnostic);
+                let mut open = 0usize;
+                loop {
+                    match self.peek() {
+                        Token::Eof => break,
+                        Token::LParen => open += 1,
+                        Token::RParen if open == 0 => break,
+                        Token::RParen => open -= 1,
+                        Token::Word(word)
+                            if open == 0
+                                && (word.eq_ignore_ascii_case("and")
+                                    || word.eq_ignore_ascii_case("or")) =>
+                        {
+                            break;
+                        }
+                        _ => {}
+                    }
+                    self.advance();
+                }
+                Ok(None)
+            }
+            Err(diagnostic) => Err(diagnostic),
+        }
+    }
+
     fn peek(&self) -> &Token {
         &self.tokens[self.pos].token
     }
@@ -126,6 +248,25 @@ impl Parser {
         )))
     }
 
+    /// The index of the `)` that closes the `(` at the current token, if any.
+    fn closing_paren(&self) -> Option<usize> {
+        let mut open = 0usize;
+        for (index, spanned) in self.tokens.iter().enumerate().skip(self.pos) {
+            match spanned.token {
+                Token::LParen => open += 1,
+                Token::RParen => {
+                    open -= 1;
+                    if open == 0 {
+                        return Some(index);
+                    }
+                }
+                Token::Eof => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
     fn enter(&mut self) -> Result<(), Diagnostic> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -150,10 +291,13 @@ impl Parser {
         })
     }
 
+    /// Operands joined by `and`. While recovering, malformed operands are left out; when none
+    /// is left, an empty `And` stands for them (their problems are noted already; the tree is
+    /// only checked, never run).
     fn and(&mut self) -> Result<Expr, Diagnostic> {
-        let mut operands = vec![self.unary()?];
+        let mut operands: Vec<Expr> = self.operand()?.into_iter().collect();
         while self.eat_keyword("and").is_some() {
-            operands.push(self.unary()?);
+            operands.extend(self.operand()?);
         }
         Ok(if operands.len() == 1 {
             operands.remove(0)
@@ -310,6 +454,20 @@ impl Parser {
     /// A duration after `keyword`, with its span.
     fn duration(&mut self, keyword: &str) -> Result<(Duration, Span), Diagnostic> {
         let spanned = self.advance();
+        if let (Token::Number(amount), Token::Word(unit)) = (&spanned.token, self.peek())
+            && let Some(letter) = unit_letter(unit)
+            && amount.fract() == 0.0
+            && *amount >= 0.0
+        {
+            let written = format!("{amount}{letter}");
+            let span = spanned.span.to(self.span());
+            return Err(Diagnostic::new(
+                ErrorCode::Syntax,
+                span,
+                format!("write the duration as one word: did you mean `{written}`?"),
+            )
+            .with_hint("durations are a number and a unit letter: s, m (minutes), h, d or w"));
+        }
         let Some(duration) = as_duration(&spanned.token) else {
             let message = format!(
                 "expected a duration such as `30d` after `{keyword}`, found {}",
@@ -443,6 +601,18 @@ impl Parser {
     }
 
     fn list(&mut self) -> Result<Vec<Literal>, Diagnostic> {
+        if self.peek() == &Token::LParen
+            && let Some(close) = self.closing_paren()
+        {
+            let (open, close) = (self.span(), self.tokens[close].span);
+            let inner = &self.source[open.end..close.start];
+            let written = format!("[{}]", inner.trim());
+            return Err(Diagnostic::new(
+                ErrorCode::Syntax,
+                open.to(close),
+                format!("a list is written in square brackets: did you mean `{written}`?"),
+            ));
+        }
         self.expect(Token::LBracket, "to start a list")?;
         let mut values = Vec::new();
         if self.peek() != &Token::RBracket {
@@ -550,6 +720,18 @@ fn comparison(token: &Token) -> Option<CmpOp> {
     })
 }
 
+/// The unit letter of a unit written out (`days`, `Hours`, `min`), if it is one.
+fn unit_letter(word: &str) -> Option<char> {
+    Some(match word.to_ascii_lowercase().as_str() {
+        "s" | "sec" | "secs" | "second" | "seconds" => 's',
+        "m" | "min" | "mins" | "minute" | "minutes" => 'm',
+        "h" | "hr" | "hrs" | "hour" | "hours" => 'h',
+        "d" | "day" | "days" => 'd',
+        "w" | "wk" | "week" | "weeks" => 'w',
+        _ => return None,
+    })
+}
+
 fn as_duration(token: &Token) -> Option<Duration> {
     match token {
         Token::Duration(amount, letter) => Some(Duration {
@@ -646,6 +828,47 @@ mod tests {
         ] {
             assert_eq!(canonical(source), source);
         }
+    }
+
+    fn recovered(source: &str) -> (Option<String>, Vec<String>) {
+        let (expr, diagnostics) = parse_recovering(source);
+        (
+            expr.map(|expr| expr.to_string()),
+            diagnostics.iter().map(|d| d.render(source)).collect(),
+        )
+    }
+
+    #[test]
+    fn recovery_reports_every_syntax_problem_and_keeps_the_rest() {
+        let source =
+            r#"plna = "pro" and contry in ("DE","FR") and last_seen_at within 30 days and ltv >"#;
+        let (expr, diagnostics) = parse_recovering(source);
+        let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(diagnostics.len(), 3, "{messages:?}");
+        assert!(
+            messages[0].contains(r#"did you mean `["DE","FR"]`?"#),
+            "{messages:?}"
+        );
+        assert_eq!(
+            &source[diagnostics[0].span.start..diagnostics[0].span.end],
+            r#"("DE","FR")"#
+        );
+        assert!(messages[1].contains("did you mean `30d`?"), "{messages:?}");
+        assert_eq!(
+            &source[diagnostics[1].span.start..diagnostics[1].span.end],
+            "30 days"
+        );
+        assert!(messages[2].contains("expected a value"), "{messages:?}");
+        assert_eq!(expr.unwrap().to_string(), r#"plna = "pro""#);
+        // A text without problems parses as `parse` parses it.
+        let good = r#"a = 1 and (b exists or not c in [1, 2])"#;
+        assert_eq!(recovered(good), (Some(canonical(good)), Vec::new()));
+        // Problems inside a group, and stray words, are each reported.
+        let (expr, diagnostics) = recovered("(a = and b = 2) c d or e exists");
+        assert_eq!(diagnostics.len(), 2, "{diagnostics:?}");
+        assert_eq!(expr.as_deref(), Some("b = 2 and e exists"));
+        assert_eq!(recovered(")))").1.len(), 1);
+        assert_eq!(recovered("").1.len(), 1);
     }
 
     #[test]

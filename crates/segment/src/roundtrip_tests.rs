@@ -193,6 +193,31 @@ proptest! {
     }
 
     #[test]
+    fn recovering_agrees_with_parse_and_its_spans_stay_in_the_text(
+        text in "([a-z]{1,6}|and|or|not|in|within|exists|days|30|\"x\"|[=()\\[\\],<>!-]| ){0,24}"
+    ) {
+        let (expr, diagnostics) = crate::parse_recovering(&text);
+        prop_assert!(diagnostics.len() <= crate::MAX_SYNTAX_DIAGNOSTICS);
+        for diagnostic in &diagnostics {
+            prop_assert!(diagnostic.span.start <= diagnostic.span.end && diagnostic.span.end <= text.len());
+            let _ = diagnostic.render(&text);
+        }
+        match parse(&text) {
+            Ok(parsed) => {
+                prop_assert!(diagnostics.is_empty(), "{:?}", diagnostics);
+                prop_assert_eq!(expr.map(|e| e.without_spans()), Some(parsed.without_spans()));
+            }
+            Err(first) => {
+                prop_assert!(!diagnostics.is_empty());
+                prop_assert_eq!(&diagnostics[0], &first, "the first problem is parse's");
+                if let Some(partial) = expr {
+                    let _ = crate::check(&partial, &AnyCatalog);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn diagnostics_render_for_any_input(text in "[a-z =\"()\\[\\],.<>!0-9-]{0,40}") {
         if let Err(diagnostic) = parse(&text) {
             prop_assert!(diagnostic.span.end <= text.len());

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use qwry_segment::ast::Expr;
-use qwry_segment::{Checked, Diagnostic, ErrorCode, check, parse};
+use qwry_segment::{Checked, Diagnostic, ErrorCode, check, parse, parse_recovering};
 
 use super::compiled::{Expansion, inline, reference_diagnostic};
 use super::visible_catalog::CallerCatalog;
@@ -52,13 +52,27 @@ impl From<Rejected> for ServiceError {
 /// Parses (when text), checks and expands `source` as the owner of `catalog` sees it.
 pub fn resolve(catalog: &CallerCatalog<'_>, source: SegmentSource) -> Result<Resolved, Rejected> {
     let expr = match source {
-        SegmentSource::Text(text) => parse(&text).map_err(|diagnostic| Rejected {
+        SegmentSource::Text(text) => parse(&text).map_err(|_| Rejected {
             expr: None,
-            diagnostics: vec![diagnostic],
+            diagnostics: every_problem(catalog, &text),
         })?,
         SegmentSource::Tree(expr) => expr,
     };
     resolve_expr(catalog, expr)
+}
+
+/// Every problem of `text`, which does not parse: its syntax problems, and the check's
+/// problems of the conditions that did parse (an unknown field beside a malformed duration),
+/// in the order they appear.
+fn every_problem(catalog: &CallerCatalog<'_>, text: &str) -> Vec<Diagnostic> {
+    let (partial, mut diagnostics) = parse_recovering(text);
+    if let Some(partial) = partial
+        && let Err(more) = check(&partial, catalog)
+    {
+        diagnostics.extend(more);
+    }
+    diagnostics.sort_by_key(|diagnostic| (diagnostic.span.start, diagnostic.span.end));
+    diagnostics
 }
 
 /// [`resolve`] for a tree already parsed.

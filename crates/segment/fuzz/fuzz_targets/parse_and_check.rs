@@ -16,6 +16,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // Recovery notes what `parse` reports first, and its spans point into the text.
+    let (partial, diagnostics) = qwry_segment::parse_recovering(text);
+    for diagnostic in &diagnostics {
+        let _ = diagnostic.render(text);
+    }
+    if let Some(partial) = partial {
+        let _ = check(&partial, &Workspace);
+    }
     match parse(text) {
         Err(diagnostic) => {
             let _ = diagnostic.render(text);
