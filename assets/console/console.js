@@ -62,23 +62,53 @@
     return formatCount(n) + " " + (n === 1 ? one : many);
   }
 
+  /** An RFC 3339 instant as the API writes them (`2026-12-03T19:48:44.5+00:00`). */
+  var INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+  /** A value as written: numbers as given (`9`, not `9.0`), lists joined, instants as times. */
   function formatValue(value) {
     if (value === null || value === undefined) return "—";
     if (Array.isArray(value)) return value.join(", ");
     if (typeof value === "object") return JSON.stringify(value);
+    if (typeof value === "string" && INSTANT.test(value)) return formatTime(value);
     return String(value);
   }
 
-  /** `2026-12-03T19:48:44.506109971+00:00` → `2026-12-03 19:48:44 UTC`. */
+  /** A value as an element: instants as <time> with the UTC instant on hover. */
+  function valueNode(value) {
+    if (typeof value === "string" && INSTANT.test(value)) return timeNode(value);
+    return formatValue(value);
+  }
+
+  /** An instant in the browser's locale and time zone, one format everywhere. */
   function formatTime(value) {
     if (!value) return "—";
     var at = new Date(value);
     if (isNaN(at.getTime())) return value;
-    return at.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+    return at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   }
 
+  /** `formatTime` as a <time> element whose title is the UTC instant. */
+  function timeNode(value) {
+    var at = new Date(value);
+    if (!value || isNaN(at.getTime())) return formatTime(value);
+    return h("time", { datetime: at.toISOString(), title: at.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC").replace(/Z$/, " UTC") }, formatTime(value));
+  }
+
+  /** API wording a marketer should not need: named where to do it in the console instead. */
+  var PLAIN_WORDS = [
+    [/declare the attribute with `defineAttribute`/g, "declare it on the Attributes page"],
+    [/declare the purpose with `defineConsentPurpose`/g, "ask an admin to declare the purpose"],
+    [/`defineAttribute`/g, "the Attributes page"],
+  ];
+
+  function plainWords(text) {
+    return PLAIN_WORDS.reduce(function (said, rule) { return said.replace(rule[0], rule[1]); }, text || "");
+  }
+
+  /** An error in words: the message, without the API's code. */
   function errorText(error) {
-    return error.code ? error.message + " (" + error.code + ")" : error.message;
+    return plainWords(error.message);
   }
 
   /** An error as a red line (`tag`: "span" inline, "p" as a block). */
@@ -217,12 +247,12 @@
     }), h("a", { href: "/graphql", "data-page": "graphiql" }, "GraphiQL"));
     document.getElementById("sign-out").hidden = false;
     var scopes = can("admin") ? "admin" : session.viewer.scopes.join(", ");
-    replace(document.getElementById("who"), h("span", { title: session.viewer.scopes.join(", ") }, "key " + session.viewer.keyId + " · " + scopes));
+    replace(document.getElementById("who"), h("span", { title: "key " + session.viewer.keyId + ": " + session.viewer.scopes.join(", ") }, session.viewer.keyName + " · " + scopes));
   }
 
   // ---- Sign-in -----------------------------------------------------------------------------
 
-  var VIEWER = "{ viewer { keyId grantedScopes fieldPolicy { fields attributes } } }";
+  var VIEWER = "{ viewer { keyId keyName grantedScopes fieldPolicy { fields attributes } } }";
 
   function signIn(key) {
     return gql(VIEWER, {}, key).then(function (data) {
@@ -233,6 +263,7 @@
         return scope.toLowerCase().replace("_", ":");
       });
       attributeRegistry = null;
+      keyNames = null;
       sessionStorage.setItem(KEY_STORAGE, key);
     });
   }
@@ -356,12 +387,32 @@
     var status = h("span", { id: "segment-status", role: "status" });
     var preview = h("section", { id: "segment-preview" });
     var lastValid = null;
+    var problems = 1; // until the text is checked
+    var saveButton = null;
+
+    /** Save is open once the text has no problem and the segment has a slug and a name. */
+    function allowSave() {
+      if (!saveButton) return;
+      var missing = !slug.value.trim() || !name.value.trim();
+      saveButton.disabled = problems > 0 || missing || !text.value.trim();
+      saveButton.title = problems > 0 ? "Fix the problems in the text first" : missing ? "Give the segment a name" : "";
+    }
+
+    // A new segment's slug follows its name until the slug is typed in.
+    var slugTyped = !!saved;
+    slug.addEventListener("input", function () { slugTyped = true; allowSave(); });
+    name.addEventListener("input", function () {
+      if (!slugTyped) slug.value = slugOf(name.value);
+      allowSave();
+    });
 
     var validations = 0;
     function validate() {
       var mine = ++validations;
       var source = text.value;
       if (!source.trim()) {
+        problems = 1;
+        allowSave();
         lastValid = null;
         replace(backdrop, underlined(source, []));
         replace(count, "Type a segment to see how many contacts match.");
@@ -379,6 +430,8 @@
           replace(backdrop, underlined(source, result.errors));
           replace(diagnostics, result.errors.map(function (error) { return diagnostic(error, source); }));
           replace(canonical, result.canonical && result.canonical !== source.trim() ? ["canonical: ", result.canonical] : null);
+          problems = result.valid ? 0 : result.errors.length;
+          allowSave();
           if (result.valid) {
             replace(count, plural(result.count, "contact matches", "contacts match"));
             count.setAttribute("data-count", result.count);
@@ -406,8 +459,8 @@
         validate();
       } }, "Use ", h("code", {}, better));
       return h("li", { className: "diagnostic" },
-        h("div", {}, h("span", { className: "message" }, error.message), h("span", { className: "code" }, error.errorCode)),
-        error.hint ? h("div", { className: "hint" }, "hint: " + error.hint) : null,
+        h("div", { "data-code": error.errorCode }, h("span", { className: "message" }, plainWords(error.message))),
+        error.hint ? h("div", { className: "hint" }, plainWords(error.hint)) : null,
         use);
     }
 
@@ -415,6 +468,8 @@
     text.addEventListener("input", function () {
       replace(backdrop, underlined(text.value, [])); // old marks would sit on new text
       count.classList.add("stale");
+      problems = 1; // until this text is checked
+      allowSave();
       onTyping();
     });
     text.addEventListener("scroll", function () { backdrop.scrollTop = text.scrollTop; });
@@ -449,7 +504,7 @@
         h("label", {}, "Slug", slug), h("label", {}, "Name", name), h("label", {}, "Description", description)),
       h("div", { className: "editor" }, backdrop, text),
       h("div", { className: "row" }, count,
-        writable ? h("button", { type: "button", id: "segment-save", className: "primary", onclick: save }, saved ? "Save changes" : "Save") : null,
+        writable ? (saveButton = h("button", { type: "button", id: "segment-save", className: "primary", onclick: save, disabled: true }, saved ? "Save changes" : "Save")) : null,
         remove, status,
         saved && can("contacts:read") ? h("a", { href: "#/explain?slug=" + encodeURIComponent(saved.slug) }, "Explain a contact…") : null),
       canonical,
@@ -457,6 +512,12 @@
       saved ? references(saved) : null,
       preview);
     validate();
+  }
+
+  /** `Pro plan (EU)!` → `pro-plan-eu`: a slug the API accepts, from a segment's name. */
+  function slugOf(name) {
+    return name.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+      .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 64);
   }
 
   function references(saved) {
@@ -514,9 +575,8 @@
             h("tbody", {}, page.nodes.map(function (contact) {
               return h("tr", { className: "clickable", "data-contact": contact.id, onclick: function () { location.hash = "#/contacts/" + encodeURIComponent(contact.id); } },
                 columns.map(function (c) {
-                  if (c === "lastSeenAt") return h("td", {}, formatTime(contact.lastSeenAt));
                   var value = c.indexOf("attr:") === 0 ? contact.attributes[c.slice(5)] : contact[c];
-                  return h("td", {}, formatValue(value));
+                  return h("td", {}, valueNode(value));
                 }));
             }))));
           var first = (cursors.length - 1) * PREVIEW_PAGE;
@@ -638,16 +698,38 @@
     }, function (error) { replace(view, failure(error, "p")); });
   }
 
+  var keyNames = null;
+  /** Key id → key name (admin keys may list the keys; for others ids stay ids). */
+  function loadKeyNames() {
+    if (!keyNames) {
+      keyNames = can("admin")
+        ? gql("{ apiKeys(first: 100) { nodes { id name } } }").then(function (data) {
+          var names = {};
+          data.apiKeys.nodes.forEach(function (key) { names[key.id] = key.name; });
+          return names;
+        }, function () { return {}; })
+        : Promise.resolve({});
+    }
+    return keyNames;
+  }
+
+  /** Who wrote: the key's name when known (filled in once the names load), else its id. */
+  function keyNameNode(id) {
+    var node = h("span", { className: "key-name", title: id ? "key " + id : null }, formatValue(id));
+    if (id) loadKeyNames().then(function (names) { if (names[id]) node.textContent = names[id]; });
+    return node;
+  }
+
   function contactFields(contact) {
     var rows = BUILTIN_COLUMNS.map(function (c) {
-      var value = c[0] === "lastSeenAt" ? formatTime(contact.lastSeenAt) : formatValue(contact[c[0]]);
+      var value = valueNode(contact[c[0]]);
       var shown = readsField(c[0]) ? value : h("span", { className: "masked" }, "not approved for this key");
       return [h("dt", {}, c[1]), h("dd", { "data-field": c[0] }, shown)];
     });
-    rows.push([h("dt", {}, "First seen"), h("dd", {}, formatTime(contact.firstSeenAt))]);
-    rows.push([h("dt", {}, "Created"), h("dd", {}, formatTime(contact.createdAt) + " by " + formatValue(contact.createdBy))]);
-    rows.push([h("dt", {}, "Updated"), h("dd", {}, formatTime(contact.updatedAt) + " by " + formatValue(contact.updatedBy))]);
-    rows.push([h("dt", {}, "Verified"), h("dd", {}, contact.verification ? formatTime(contact.verification.verifiedAt) + " (" + contact.verification.method + ")" : "never")]);
+    rows.push([h("dt", {}, "First seen"), h("dd", {}, timeNode(contact.firstSeenAt))]);
+    rows.push([h("dt", {}, "Created"), h("dd", {}, timeNode(contact.createdAt), " by ", keyNameNode(contact.createdBy))]);
+    rows.push([h("dt", {}, "Updated"), h("dd", {}, timeNode(contact.updatedAt), " by ", keyNameNode(contact.updatedBy))]);
+    rows.push([h("dt", {}, "Verified"), h("dd", {}, contact.verification ? [timeNode(contact.verification.verifiedAt), " (" + contact.verification.method + ")"] : "never")]);
     if (contact.mergedFrom.length) rows.push([h("dt", {}, "Merged from"), h("dd", { className: "mono" }, contact.mergedFrom.join(", "))]);
     return h("dl", { className: "fields", id: "contact-fields" }, rows);
   }
@@ -657,7 +739,7 @@
       var value;
       if (definition.sensitive && !can("pii:read")) value = h("span", { className: "masked" }, "•••••• sensitive (needs pii:read)");
       else if (!readsAttribute(definition)) value = h("span", { className: "masked" }, "not approved for this key");
-      else value = formatValue(contact.attributes[definition.name]);
+      else value = valueNode(contact.attributes[definition.name]);
       return [h("dt", {}, definition.name), h("dd", { "data-attribute": definition.name }, value)];
     });
     return rows.length ? h("dl", { className: "fields", id: "contact-attributes" }, rows) : h("p", { className: "muted" }, "No attributes declared.");
@@ -667,7 +749,7 @@
     return h("table", { id: "contact-identities" },
       h("thead", {}, h("tr", {}, h("th", {}, "Kind"), h("th", {}, "Value"), h("th", {}, "Provenance"), h("th", {}, "Since"))),
       h("tbody", {}, contact.identities.nodes.map(function (identity) {
-        return h("tr", {}, h("td", {}, identity.kind), h("td", { className: "mono" }, identity.value), h("td", {}, identity.provenance), h("td", {}, formatTime(identity.createdAt)));
+        return h("tr", {}, h("td", {}, identity.kind), h("td", { className: "mono" }, identity.value), h("td", {}, identity.provenance), h("td", {}, timeNode(identity.createdAt)));
       })));
   }
 
@@ -684,9 +766,9 @@
     var table = history.length ? h("table", { id: "contact-merges" },
       h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "Survivor"), h("th", {}, "Absorbed"), h("th", {}, "Why"), h("th", {}, "By"), h("th", {}))),
       h("tbody", {}, history.map(function (merge) {
-        return h("tr", {}, h("td", {}, formatTime(merge.mergedAt)), h("td", { className: "mono" }, merge.survivorId), h("td", { className: "mono" }, merge.absorbedId),
+        return h("tr", {}, h("td", {}, timeNode(merge.mergedAt)), h("td", { className: "mono" }, merge.survivorId), h("td", { className: "mono" }, merge.absorbedId),
           h("td", {}, merge.reason), h("td", {}, merge.actor),
-          h("td", {}, merge.undoneAt ? "undone " + formatTime(merge.undoneAt) : writable ? h("button", { type: "button", className: "unmerge", onclick: function () {
+          h("td", {}, merge.undoneAt ? ["undone ", timeNode(merge.undoneAt)] : writable ? h("button", { type: "button", className: "unmerge", onclick: function () {
             gql("mutation($id: ID!) { unmergeContacts(input: { mergeId: $id }) { merge { id } } }", { id: merge.id })
               .then(function () { showContact(view, contact.id); }, function (error) { replace(status, failure(error)); });
           } }, "Unmerge") : ""));
@@ -721,11 +803,11 @@
         replace(pane,
           h("h2", {}, "Conversations (" + formatCount(c.conversationCount || 0) + ")"),
           c.conversations.nodes.length ? h("table", {}, h("tbody", {}, c.conversations.nodes.map(function (v) {
-            return h("tr", {}, h("td", {}, formatTime(v.startedAt)), h("td", {}, v.channel || ""), h("td", {}, v.outcome || ""), h("td", {}, v.summary || ""));
+            return h("tr", {}, h("td", {}, timeNode(v.startedAt)), h("td", {}, v.channel || ""), h("td", {}, v.outcome || ""), h("td", {}, v.summary || ""));
           }))) : h("p", { className: "muted" }, "None."),
           h("h2", {}, "Latest events"),
           c.events.nodes.length ? h("table", {}, h("tbody", {}, c.events.nodes.map(function (e) {
-            return h("tr", {}, h("td", {}, formatTime(e.at)), h("td", {}, e.name), h("td", { className: "mono" }, JSON.stringify(e.properties)));
+            return h("tr", {}, h("td", {}, timeNode(e.at)), h("td", {}, e.name), h("td", { className: "mono" }, JSON.stringify(e.properties)));
           }))) : h("p", { className: "muted" }, "None."));
       }, function () { replace(pane); }); // activity outside the key's field policy: not shown
     return pane;
@@ -742,7 +824,7 @@
           h("thead", {}, h("tr", {}, ["Name", "Type", "Sensitive", "Merge rule", "Description", "Declared"].map(function (t) { return h("th", {}, t); }))),
           h("tbody", {}, registry.map(function (a) {
             return h("tr", { "data-attribute": a.name }, h("td", { className: "mono" }, a.name), h("td", {}, a.type), h("td", {}, a.sensitive ? "yes" : ""),
-              h("td", {}, a.mergeRule), h("td", {}, a.description || ""), h("td", {}, formatTime(a.createdAt)));
+              h("td", {}, a.mergeRule), h("td", {}, a.description || ""), h("td", {}, timeNode(a.createdAt)));
           }))));
       });
     }
@@ -870,8 +952,8 @@
         (body.dryRun ? " (nothing written)" : "") + "."),
       body.message ? h("p", { className: "error" }, body.message) : null,
       errors.length ? h("table", { id: "import-errors" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Line"), h("th", {}, "Code"), h("th", {}, "Problem"))),
-        h("tbody", {}, errors.map(function (e) { return h("tr", {}, h("td", {}, e.line), h("td", { className: "mono" }, e.code), h("td", {}, e.message)); }))) : null,
+        h("thead", {}, h("tr", {}, h("th", {}, "Line"), h("th", {}, "Problem"))),
+        h("tbody", {}, errors.map(function (e) { return h("tr", { "data-code": e.code }, h("td", {}, e.line), h("td", {}, plainWords(e.message))); }))) : null,
     ];
   }
 

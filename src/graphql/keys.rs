@@ -173,6 +173,8 @@ impl KeyQuery {
 pub struct Viewer {
     /// The key's id.
     key_id: ID,
+    /// The key's name, as given when it was made.
+    key_name: String,
     /// What it may do (`ADMIN` implies every scope).
     granted_scopes: Vec<ApiScope>,
     /// What it may read.
@@ -203,8 +205,17 @@ impl KeyQuery {
         let default = ctx
             .data_opt::<DefaultKeyRate>()
             .and_then(|default| default.0);
+        let key_name = self
+            .services
+            .catalogs
+            .workspace(&caller.workspace)
+            .keys
+            .iter()
+            .find(|stored| stored.key.id.as_str() == caller.key_id)
+            .map_or_else(|| caller.key_id.clone(), |stored| stored.key.name.clone());
         Ok(Viewer {
             key_id: ID(caller.key_id.clone()),
+            key_name,
             granted_scopes: caller.scopes.iter().map(ApiScope::from).collect(),
             field_policy: FieldPolicyView::from(&caller.policy),
             rate_limit: caller.rate.or(default).map(RateLimit::from),

@@ -23,11 +23,25 @@ const ASSETS: &[Asset] = &[
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../../assets/console/console.css"),
     },
+    Asset {
+        name: FAVICON,
+        content_type: "image/svg+xml",
+        bytes: include_bytes!("../../assets/console/favicon.svg"),
+    },
 ];
+
+/// The icon's file name under `/console/`.
+const FAVICON: &str = "favicon.svg";
 
 /// The console's page (`GET /`).
 pub async fn page() -> Response {
     embedded::page(PAGE, embedded::CONSOLE_POLICY)
+}
+
+/// The icon at `/favicon.ico`, where browsers look for it unasked (an SVG: every current
+/// browser draws one, whatever the name says).
+pub async fn favicon() -> Response {
+    embedded::asset(ASSETS, FAVICON)
 }
 
 /// One of the console's assets, or 404.

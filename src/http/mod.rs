@@ -95,6 +95,7 @@ pub fn router(state: HttpState, allowed_origins: &AllowedOrigins) -> Router {
     let pages = Router::new()
         .route("/", get(console::page))
         .route("/console/{name}", get(console::asset))
+        .route("/favicon.ico", get(console::favicon))
         .route("/graphiql/", get(graphiql::page))
         .route("/graphiql/{name}", get(graphiql::asset))
         .route("/llms.txt", get(guides::index))

@@ -196,6 +196,7 @@ async fn the_console_is_served_at_the_root() {
     for (asset, content_type) in [
         ("/console/console.js", "text/javascript"),
         ("/console/console.css", "text/css"),
+        ("/console/favicon.svg", "image/svg+xml"),
     ] {
         assert!(html.contains(asset), "{asset} not linked: {html}");
         let response = reqwest::get(app.url(asset)).await.unwrap();
@@ -203,6 +204,10 @@ async fn the_console_is_served_at_the_root() {
         let served = response.headers()["content-type"].to_str().unwrap();
         assert!(served.starts_with(content_type), "{asset}: {served}");
     }
+    // Where browsers look for an icon unasked.
+    let icon = reqwest::get(app.url("/favicon.ico")).await.unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
     let missing = reqwest::get(app.url("/console/nope.js")).await.unwrap();
     assert_eq!(missing.status(), 404);
     app.stop().await;

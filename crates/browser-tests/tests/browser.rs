@@ -230,7 +230,14 @@ async fn console_segment_editor_counts_underlines_and_saves() {
     browser
         .wait_for_text("#segment-count", |t| t == "2 problems")
         .await;
+    let save = browser.element("#segment-save").await;
+    assert_eq!(
+        save.attr("disabled").await.unwrap().as_deref(),
+        Some("true"),
+        "Save stays closed while the text has problems"
+    );
     let diagnostics = browser.text_of("#segment-diagnostics").await;
+    assert!(!diagnostics.contains("UNKNOWN_FIELD"), "no API codes: {diagnostics}");
     assert!(
         diagnostics.contains("did you mean `plan`") && diagnostics.contains("did you mean `30d`"),
         "{diagnostics}"
@@ -289,8 +296,18 @@ async fn console_segment_editor_counts_underlines_and_saves() {
         "the underline goes once the text is fixed"
     );
 
-    browser.type_into("#segment-slug", "pro-plan").await;
+    // The slug follows the name.
     browser.type_into("#segment-name", "Pro plan").await;
+    assert_eq!(
+        browser
+            .element("#segment-slug")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("pro-plan")
+    );
     browser.click("#segment-save").await;
     browser
         .wait_for_text("#segment-list .segment-item[data-slug='pro-plan']", |t| {
@@ -406,8 +423,9 @@ async fn console_imports_a_csv_after_a_dry_run() {
         "Dry run: 2 created, 0 updated, 0 unchanged, 1 failed, 0 conflicts (nothing written)."
     );
     let errors = browser.text_of("#import-errors").await;
+    // In words, without the API's codes.
     assert!(
-        errors.contains("INVALID_INPUT") && errors.contains('3'),
+        errors.contains("not-an-email") && errors.contains('3') && !errors.contains("INVALID_INPUT"),
         "{errors}"
     );
     assert_eq!(app.total_count().await, 0, "a dry run writes nothing");
@@ -445,6 +463,7 @@ async fn console_shows_only_what_the_key_may_do() {
     browser.click("#signin-form button[type=submit]").await;
     let who = browser.wait_for_text("#who", |t| !t.is_empty()).await;
     assert!(who.ends_with("segments:read"), "{who}");
+    assert!(who.starts_with("test key"), "the key's name, not its id: {who}");
     browser.element("#segment-text").await;
     let mut pages = Vec::new();
     for link in browser
