@@ -651,23 +651,214 @@
   var CONTACT_FIELDS = "id externalId email name phone company accountRef attributes createdAt updatedAt createdBy updatedBy lastSeenAt firstSeenAt " +
     "identities(first: 100) { nodes { kind value provenance createdAt } } mergedFrom verification { verifiedAt method } segments(first: 100) { nodes { slug name } }";
 
+  var LIST_PAGE = 20;
+  var listColumns = null;
+  /** What the contact list shows: the search text, the saved segment, the page's cursors. */
+  var listState = { search: "", slug: "", cursors: [null] };
+
   function contactsPage(id) {
-    var kind = h("select", { id: "lookup-kind" }, LOOKUPS.map(function (l) { return h("option", { value: l[0] }, l[1]); }));
-    var value = h("input", { id: "lookup-value", placeholder: "value", size: 40, spellcheck: "false" });
+    var kind = h("select", { id: "lookup-kind", "aria-label": "Look up by" }, LOOKUPS.map(function (l) { return h("option", { value: l[0] }, l[1]); }));
+    var value = h("input", { id: "lookup-value", placeholder: "value", size: 30, spellcheck: "false", "aria-label": "Value to look up" });
     var problem = h("span", { id: "lookup-error", className: "error" });
     var view = h("section", { id: "contact-view" });
+    var lookup = h("form", { id: "lookup-form", className: "row", onsubmit: function (event) {
+      event.preventDefault();
+      replace(problem);
+      lookUp(kind.value, value.value.trim()).then(function (found) {
+        location.hash = "#/contacts/" + encodeURIComponent(found.id);
+      }, function (error) { replace(problem, errorText(error)); });
+    } }, kind, value, h("button", { type: "submit" }, "Look up"), problem);
+    if (id) {
+      var parts = id.split("/");
+      replace(main, h("p", {}, h("a", { href: "#/contacts", id: "contacts-back" }, "← All contacts")), view);
+      if (parts[0] === "new" && can("contacts:write")) contactEditor(view, null);
+      else if (parts[1] === "edit" && can("contacts:write")) {
+        gql("query($id: ID!) { contact(id: $id) { id externalId email name phone company accountRef attributes } }", { id: parts[0] })
+          .then(function (data) { contactEditor(view, data.contact); }, function (error) { replace(view, failure(error, "p")); });
+      } else showContact(view, parts[0]);
+      return;
+    }
+    var list = h("section", { id: "contact-list" });
     replace(main,
-      h("h1", {}, "Contacts"),
-      h("form", { id: "lookup-form", className: "row", onsubmit: function (event) {
+      h("div", { className: "row spread" }, h("h1", {}, "Contacts"),
+        can("contacts:write") ? h("a", { href: "#/contacts/new", id: "contact-new", className: "button" }, "+ New contact") : null),
+      list,
+      h("details", { className: "panel", id: "lookup" }, h("summary", {}, "Look up by id, external id, email, phone or visitor id"), lookup));
+    contactList(list);
+  }
+
+  /** The contact list: search as you type, a saved segment as filter, columns, pages. */
+  function contactList(pane) {
+    var search = h("input", { id: "contact-search", type: "search", placeholder: "Search by name, email, phone or id", value: listState.search, size: 36, spellcheck: "false", "aria-label": "Search contacts" });
+    var segment = h("select", { id: "contact-segment", "aria-label": "Only the members of" }, h("option", { value: "" }, "All contacts"));
+    var chooser = h("div", { id: "contact-columns", className: "row" });
+    var table = h("div", { id: "contact-table", className: "table-wrap" });
+    var pager = h("div", { className: "row" });
+    var loads = 0;
+
+    attributes().then(function (registry) {
+      var builtins = BUILTIN_COLUMNS.filter(function (c) { return readsField(c[0]); });
+      var readable = registry.filter(readsAttribute);
+      if (!listColumns) {
+        listColumns = builtins.slice(0, 4).map(function (c) { return c[0]; })
+          .concat(readable.slice(0, 2).map(function (a) { return "attr:" + a.name; }));
+      }
+      var all = builtins.map(function (c) { return [c[0], c[1]]; })
+        .concat(readable.map(function (a) { return ["attr:" + a.name, a.name]; }));
+      replace(chooser, h("span", { className: "muted" }, "Columns:"), all.map(function (column) {
+        return h("label", {}, h("input", { type: "checkbox", value: column[0], checked: listColumns.indexOf(column[0]) >= 0, onchange: function (event) {
+          if (event.target.checked) listColumns.push(column[0]);
+          else listColumns = listColumns.filter(function (c) { return c !== column[0]; });
+          load();
+        } }), column[1]);
+      }));
+
+      function load() {
+        var mine = ++loads;
+        var after = listState.cursors[listState.cursors.length - 1];
+        var fields = builtins.map(function (c) { return c[0]; }).filter(function (f) { return listColumns.indexOf(f) >= 0; });
+        var query = "query($search: String, $segment: String, $after: String) { contacts(search: $search, segment: $segment, first: " + LIST_PAGE +
+          ", after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { id name email externalId " + fields.join(" ") + " attributes } } }";
+        var variables = {
+          search: listState.search.trim() || null,
+          segment: listState.slug ? "in segment " + JSON.stringify(listState.slug) : null,
+          after: after,
+        };
+        table.classList.add("stale");
+        gql(query, variables).then(function (data) {
+          if (mine !== loads) return; // a later keystroke asked again
+          table.classList.remove("stale");
+          var page = data.contacts;
+          var columns = listColumns.slice();
+          var labels = {};
+          BUILTIN_COLUMNS.forEach(function (c) { labels[c[0]] = c[1]; });
+          replace(table, page.nodes.length ? h("table", {},
+            h("thead", {}, h("tr", {}, h("th", {}, "Contact"), columns.map(function (c) { return h("th", {}, labels[c] || c.replace(/^attr:/, "")); }))),
+            h("tbody", {}, page.nodes.map(function (contact) {
+              var open = "#/contacts/" + encodeURIComponent(contact.id);
+              return h("tr", { className: "clickable", "data-contact": contact.id, onclick: function () { location.hash = open; } },
+                h("td", {}, h("a", { href: open }, contact.name || contact.email || contact.externalId || "Anonymous visitor")),
+                columns.map(function (c) {
+                  var value = c.indexOf("attr:") === 0 ? contact.attributes[c.slice(5)] : contact[c];
+                  return h("td", {}, valueNode(value));
+                }));
+            }))) : h("p", { className: "muted" }, listState.search ? "No contact matches “" + listState.search + "”." : "No contacts."));
+          var first = (listState.cursors.length - 1) * LIST_PAGE;
+          replace(pager,
+            h("span", { className: "muted", id: "contact-range" }, page.nodes.length ? (first + 1) + "–" + (first + page.nodes.length) + " of " + formatCount(page.totalCount) : ""),
+            h("button", { type: "button", id: "contacts-previous", disabled: listState.cursors.length < 2, onclick: function () { listState.cursors.pop(); load(); } }, "Previous"),
+            h("button", { type: "button", id: "contacts-next", disabled: !page.pageInfo.hasNextPage, onclick: function () { listState.cursors.push(page.pageInfo.endCursor); load(); } }, "Next"));
+        }, function (error) {
+          if (mine !== loads) return;
+          table.classList.remove("stale");
+          replace(table, failure(error, "p"));
+        });
+      }
+
+      var onTyping = debounce(TYPING_PAUSE_MS, function () { listState.cursors = [null]; load(); });
+      search.addEventListener("input", function () { listState.search = search.value; onTyping(); });
+      segment.addEventListener("change", function () { listState.slug = segment.value; listState.cursors = [null]; load(); });
+      if (can("segments:read")) {
+        gql("{ segments(first: 100) { nodes { slug name } } }").then(function (data) {
+          data.segments.nodes.forEach(function (s) { append(segment, h("option", { value: s.slug }, s.name)); });
+          segment.value = listState.slug;
+        }, function () {});
+      } else {
+        segment.hidden = true;
+      }
+      load();
+    });
+    replace(pane, h("div", { className: "row" }, search, segment), chooser, table, pager);
+    search.focus();
+  }
+
+  var EDITABLE_FIELDS = [
+    ["externalId", "External id"], ["email", "Email"], ["name", "Name"], ["phone", "Phone"], ["company", "Company"], ["accountRef", "Account ref"],
+  ];
+
+  /** A typed input for a declared attribute, holding `value`. */
+  function attributeInput(definition, value) {
+    var id = "edit-attr-" + definition.name.replace(/[^A-Za-z0-9_-]/g, "_");
+    var props = { id: id, "data-attribute": definition.name, "aria-label": definition.name };
+    if (definition.type === "BOOL") {
+      var select = h("select", props, [["", "—"], ["true", "yes"], ["false", "no"]].map(function (o) { return h("option", { value: o[0] }, o[1]); }));
+      select.value = value === true ? "true" : value === false ? "false" : "";
+      return select;
+    }
+    if (definition.type === "NUMBER") props.type = "number";
+    if (definition.type === "NUMBER") props.step = "any";
+    if (definition.type === "DATETIME") props.type = "datetime-local";
+    if (definition.type === "STRING_LIST") props.placeholder = "a, b, c";
+    var shown = value === null || value === undefined ? "" : value;
+    if (definition.type === "STRING_LIST" && Array.isArray(value)) shown = value.join(", ");
+    if (definition.type === "DATETIME" && value) {
+      var at = new Date(value);
+      shown = new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    }
+    props.value = String(shown);
+    return h("input", props);
+  }
+
+  /** What an attribute input holds, as the API takes it (`null`: empty). */
+  function attributeValue(definition, input) {
+    var raw = input.value.trim();
+    if (raw === "") return null;
+    if (definition.type === "BOOL") return raw === "true";
+    if (definition.type === "NUMBER") return Number(raw);
+    if (definition.type === "DATETIME") return new Date(raw).toISOString();
+    if (definition.type === "STRING_LIST") return raw.split(",").map(function (item) { return item.trim(); }).filter(Boolean);
+    return raw;
+  }
+
+  /** Creates a contact (`saved` null) or edits one: its fields and its declared attributes. */
+  function contactEditor(pane, saved) {
+    attributes().then(function (registry) {
+      var editable = registry.filter(function (a) { return readsAttribute(a); });
+      var inputs = {};
+      var fields = EDITABLE_FIELDS.filter(function (f) { return readsField(f[0]); }).map(function (f) {
+        inputs[f[0]] = h("input", { id: "edit-" + f[0], value: saved && saved[f[0]] ? saved[f[0]] : "", required: !saved && f[0] === "externalId", spellcheck: "false" });
+        return [h("dt", {}, h("label", { for: "edit-" + f[0] }, f[1] + (!saved && f[0] === "externalId" ? " (required)" : ""))), h("dd", {}, inputs[f[0]])];
+      });
+      var attributeInputs = editable.map(function (definition) {
+        var input = attributeInput(definition, saved ? saved.attributes[definition.name] : null);
+        return { definition: definition, input: input };
+      });
+      var status = h("p", { id: "edit-status", role: "status" });
+      var form = h("form", { id: "contact-editor", className: "stack", onsubmit: function (event) {
         event.preventDefault();
-        replace(problem);
-        lookUp(kind.value, value.value.trim()).then(function (found) {
-          location.hash = "#/contacts/" + encodeURIComponent(found.id);
-        }, function (error) { replace(problem, errorText(error)); });
-      } }, kind, value, h("button", { type: "submit", className: "primary" }, "Look up"), problem),
-      view);
-    if (id) showContact(view, id);
-    else value.focus();
+        replace(status);
+        var values = {};
+        Object.keys(inputs).forEach(function (name) {
+          var value = inputs[name].value.trim();
+          if (value) values[name] = value;
+          else if (saved && saved[name]) values[name] = null; // emptied: cleared
+        });
+        var attributesSent = {};
+        attributeInputs.forEach(function (a) {
+          var value = attributeValue(a.definition, a.input);
+          var had = saved && saved.attributes[a.definition.name] !== undefined && saved.attributes[a.definition.name] !== null;
+          if (value !== null || had) attributesSent[a.definition.name] = value;
+        });
+        values.attributes = attributesSent;
+        var request = saved
+          ? gql("mutation($input: UpdateContactInput!) { updateContact(input: $input) { contact { id } } }", { input: { id: saved.id, patch: values } })
+            .then(function (data) { return data.updateContact.contact.id; })
+          : gql("mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }", { input: values })
+            .then(function (data) { return data.upsertContact.contact.id; });
+        request.then(function (id) { location.hash = "#/contacts/" + encodeURIComponent(id); },
+          function (error) { replace(status, failure(error)); });
+      } },
+        h("h2", {}, saved ? "Edit contact" : "New contact"),
+        h("dl", { className: "fields" }, fields),
+        editable.length ? h("h2", {}, "Attributes") : null,
+        h("dl", { className: "fields" }, attributeInputs.map(function (a) {
+          return [h("dt", {}, h("label", { for: a.input.id }, a.definition.name)), h("dd", {}, a.input)];
+        })),
+        h("div", { className: "row" }, h("button", { type: "submit", className: "primary", id: "edit-save" }, saved ? "Save changes" : "Create"),
+          h("a", { href: saved ? "#/contacts/" + encodeURIComponent(saved.id) : "#/contacts" }, "Cancel")),
+        status);
+      replace(pane, form);
+    });
   }
 
   function lookUp(kind, value) {
@@ -688,7 +879,9 @@
       var history = loaded[0].contactHistory.nodes;
       var registry = loaded[1];
       replace(view,
-        h("h2", {}, contact.name || contact.externalId || contact.email || "Anonymous visitor", " ", h("small", { className: "muted mono", id: "contact-id" }, contact.id)),
+        h("div", { className: "row spread" },
+          h("h2", {}, contact.name || contact.externalId || contact.email || "Anonymous visitor", " ", h("small", { className: "muted mono", id: "contact-id" }, contact.id)),
+          can("contacts:write") ? h("a", { href: "#/contacts/" + encodeURIComponent(contact.id) + "/edit", id: "contact-edit", className: "button" }, "Edit") : null),
         contactFields(contact),
         h("h2", {}, "Attributes"), contactAttributes(contact, registry),
         h("h2", {}, "Identities"), identities(contact),

@@ -237,7 +237,10 @@ async fn console_segment_editor_counts_underlines_and_saves() {
         "Save stays closed while the text has problems"
     );
     let diagnostics = browser.text_of("#segment-diagnostics").await;
-    assert!(!diagnostics.contains("UNKNOWN_FIELD"), "no API codes: {diagnostics}");
+    assert!(
+        !diagnostics.contains("UNKNOWN_FIELD"),
+        "no API codes: {diagnostics}"
+    );
     assert!(
         diagnostics.contains("did you mean `plan`") && diagnostics.contains("did you mean `30d`"),
         "{diagnostics}"
@@ -357,6 +360,7 @@ async fn console_contact_lookup_and_explanation() {
     let browser = Browser::start().await;
     browser.sign_in(&app, ADMIN_KEY).await;
     browser.click("#nav a[data-page='contacts']").await;
+    browser.click("#lookup summary").await;
     browser
         .element("#lookup-kind")
         .await
@@ -395,6 +399,124 @@ async fn console_contact_lookup_and_explanation() {
     app.stop().await;
 }
 
+/// The contact list pages, searches as you type and opens a contact; a contact is created and
+/// edited with typed inputs; every page fits a 390 px screen without scrolling sideways.
+#[tokio::test]
+async fn console_lists_searches_creates_and_edits_contacts() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    app.define_attribute("seats", "NUMBER").await;
+    for n in 0..25 {
+        app.upsert(
+            json!({ "externalId": format!("p-{n:02}"), "name": format!("Person {n:02}"),
+            "email": format!("person{n}@example.com"), "attributes": { "plan": "free" } }),
+        )
+        .await;
+    }
+    app.upsert(
+        json!({ "externalId": "ada", "name": "Ada Lovelace", "email": "ada@example.com",
+        "attributes": { "plan": "pro", "seats": 3 } }),
+    )
+    .await;
+    app.total_count().await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, ADMIN_KEY).await;
+    browser.click("#nav a[data-page='contacts']").await;
+    browser
+        .wait_for_text("#contact-range", |t| t == "1–20 of 26")
+        .await;
+    browser.click("#contacts-next").await;
+    browser
+        .wait_for_text("#contact-range", |t| t == "21–26 of 26")
+        .await;
+    browser.type_into("#contact-search", "lovelac").await;
+    browser
+        .wait_for_text("#contact-range", |t| t == "1–1 of 1")
+        .await;
+    let found = browser.text_of("#contact-table").await;
+    assert!(
+        found.contains("Ada Lovelace") && found.contains("pro"),
+        "{found}"
+    );
+    browser.screenshot("contacts").await;
+    browser.click("#contact-table tbody a").await;
+    browser
+        .wait_for_text("#contact-id", |t| !t.is_empty())
+        .await;
+
+    // Edit: a field and a typed attribute.
+    browser.click("#contact-edit").await;
+    let name = browser.element("#edit-name").await;
+    name.clear().await.unwrap();
+    name.send_keys("Ada King").await.unwrap();
+    let seats = browser.element("#edit-attr-seats").await;
+    seats.clear().await.unwrap();
+    seats.send_keys("12").await.unwrap();
+    browser.click("#edit-save").await;
+    browser
+        .wait_for_text("#contact-fields", |t| t.contains("Ada King"))
+        .await;
+    let edited = app
+        .data(
+            "{ contact(externalId: \"ada\") { name attributes } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(edited["contact"]["name"], "Ada King");
+    assert_eq!(edited["contact"]["attributes"]["seats"], 12.0);
+    assert_eq!(edited["contact"]["attributes"]["plan"], "pro");
+
+    // Create.
+    browser.click("#contacts-back").await;
+    browser.click("#contact-new").await;
+    browser.type_into("#edit-externalId", "new-1").await;
+    browser.type_into("#edit-name", "Newcomer").await;
+    browser.type_into("#edit-attr-plan", "pro").await;
+    browser.click("#edit-save").await;
+    browser
+        .wait_for_text("#contact-fields", |t| t.contains("Newcomer"))
+        .await;
+    let created = app
+        .data(
+            "{ contact(externalId: \"new-1\") { name attributes } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(created["contact"]["name"], "Newcomer");
+    assert_eq!(created["contact"]["attributes"]["plan"], "pro");
+
+    // A phone's width: no page scrolls sideways.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    for page in ["segments", "contacts", "explain", "attributes", "imports"] {
+        browser
+            .client
+            .goto(&app.url(&format!("/#/{page}")))
+            .await
+            .unwrap();
+        browser.element("#main h1").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let widths = browser
+            .client
+            .execute(
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (scroll, client) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+        assert!(
+            scroll <= client,
+            "#/{page} scrolls sideways at 390 px: {scroll} > {client}"
+        );
+        if page == "contacts" {
+            browser.screenshot("contacts-390px").await;
+        }
+    }
+    browser.close().await;
+    app.stop().await;
+}
+
 /// A CSV goes through a dry run (row errors listed, nothing written), then the import.
 #[tokio::test]
 async fn console_imports_a_csv_after_a_dry_run() {
@@ -425,7 +547,9 @@ async fn console_imports_a_csv_after_a_dry_run() {
     let errors = browser.text_of("#import-errors").await;
     // In words, without the API's codes.
     assert!(
-        errors.contains("not-an-email") && errors.contains('3') && !errors.contains("INVALID_INPUT"),
+        errors.contains("not-an-email")
+            && errors.contains('3')
+            && !errors.contains("INVALID_INPUT"),
         "{errors}"
     );
     assert_eq!(app.total_count().await, 0, "a dry run writes nothing");
@@ -463,7 +587,10 @@ async fn console_shows_only_what_the_key_may_do() {
     browser.click("#signin-form button[type=submit]").await;
     let who = browser.wait_for_text("#who", |t| !t.is_empty()).await;
     assert!(who.ends_with("segments:read"), "{who}");
-    assert!(who.starts_with("test key"), "the key's name, not its id: {who}");
+    assert!(
+        who.starts_with("test key"),
+        "the key's name, not its id: {who}"
+    );
     browser.element("#segment-text").await;
     let mut pages = Vec::new();
     for link in browser
