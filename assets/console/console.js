@@ -606,8 +606,29 @@
         .then(function (data) { replace(result, explanation(data.explainMembership)); },
           function (error) { replace(result, failure(error, "p")); });
     }
+    // The contact is picked by searching (name, email, phone, ids), or its id is pasted.
+    var search = h("input", { id: "explain-search", type: "search", placeholder: "Find the contact: name, email, phone…", size: 36, spellcheck: "false", "aria-label": "Find the contact" });
+    var matches = h("ul", { id: "explain-matches", className: "matches" });
+    var searches = 0;
+    search.addEventListener("input", debounce(TYPING_PAUSE_MS, function () {
+      var mine = ++searches;
+      var term = search.value.trim();
+      if (!term) return replace(matches);
+      gql("query($q: String!) { contacts(search: $q, first: 8) { nodes { id name email externalId } } }", { q: term }).then(function (data) {
+        if (mine !== searches) return;
+        replace(matches, data.contacts.nodes.length ? data.contacts.nodes.map(function (found) {
+          return h("li", {}, h("button", { type: "button", className: "match", "data-contact": found.id, onclick: function () {
+            contact.value = found.id;
+            search.value = found.name || found.email || found.externalId || found.id;
+            replace(matches);
+            if (slug.value || text.value.trim()) run();
+          } }, found.name || found.externalId || "Anonymous visitor", found.email ? h("span", { className: "muted" }, " " + found.email) : null));
+        }) : h("li", { className: "muted" }, "No contact matches."));
+      }, function (error) { replace(matches, failure(error, "li")); });
+    }));
     replace(main,
       h("h1", {}, "Why is a contact in a segment, or not?"),
+      h("div", { className: "stack" }, search, matches),
       h("form", { className: "row", id: "explain-form", onsubmit: run }, contact, slug, text, h("button", { type: "submit", className: "primary", id: "explain-run" }, "Explain")),
       result);
     gql("{ segments(first: 100) { nodes { slug name } } }").then(function (data) {

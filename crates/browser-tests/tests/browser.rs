@@ -395,6 +395,31 @@ async fn console_contact_lookup_and_explanation() {
     );
     assert!(tree.contains("value: ada@example.com"), "{tree}");
     browser.screenshot("explain").await;
+
+    // Explain picks its contact by searching, not by a pasted id.
+    browser
+        .client
+        .goto(&app.url("/#/explain?slug=pro-plan"))
+        .await
+        .unwrap();
+    browser.type_into("#explain-search", "lovelace").await;
+    browser
+        .wait_for_text("#explain-matches", |t| t.contains("Ada Lovelace"))
+        .await;
+    browser.click("#explain-matches button.match").await;
+    let verdict = browser
+        .wait_for_text("#explain-verdict", |t| !t.is_empty())
+        .await;
+    assert_eq!(verdict, "The contact is a member.");
+    assert_eq!(
+        browser
+            .element("#explain-contact")
+            .await
+            .prop("value")
+            .await
+            .unwrap(),
+        Some(id.clone())
+    );
     browser.close().await;
     app.stop().await;
 }
