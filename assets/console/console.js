@@ -422,13 +422,15 @@
         return;
       }
       count.classList.add("stale");
-      gql("query($text: String!) { validateSegment(text: $text) { valid canonical count errors { message errorCode start end hint } } }", { text: source })
+      suggestValues();
+      gql("query($text: String!) { validateSegment(text: $text) { valid canonical count errors { message errorCode start end hint } hints { message start end } } }", { text: source })
         .then(function (data) {
           if (mine !== validations) return; // a later keystroke already asked
           var result = data.validateSegment;
           count.classList.remove("stale");
           replace(backdrop, underlined(source, result.errors));
-          replace(diagnostics, result.errors.map(function (error) { return diagnostic(error, source); }));
+          replace(diagnostics, result.errors.map(function (error) { return diagnostic(error, source); }),
+            result.hints.map(function (hint) { return diagnostic(hint, source, "advice"); }));
           replace(canonical, result.canonical && result.canonical !== source.trim() ? ["canonical: ", result.canonical] : null);
           problems = result.valid ? 0 : result.errors.length;
           allowSave();
@@ -449,7 +451,37 @@
         });
     }
 
-    function diagnostic(error, source) {
+    /** Values of the field whose literal the caret is in, to complete it in one click. */
+    var suggestions = h("div", { id: "segment-values", className: "row" });
+    var lookups = 0;
+    function suggestValues() {
+      var mine = ++lookups;
+      var before = text.value.slice(0, text.selectionStart);
+      var typing = /([A-Za-z_][\w.]*)\s*(?:=|!=|in\s*\[[^\]]*|not\s+in\s*\[[^\]]*|has(?:\s+(?:any|all)\s*\[[^\]]*)?)\s*"([^"]*)$/.exec(before);
+      if (!typing) return replace(suggestions);
+      var field = typing[1].replace(/^attributes\./, "");
+      var prefix = typing[2];
+      var opened = before.length - prefix.length; // just after the opening quote
+      gql("query($f: String!, $p: String!) { fieldValues(field: $f, prefix: $p, first: 8) { value count } }", { f: field, p: prefix })
+        .then(function (data) {
+          if (mine !== lookups) return;
+          var values = data.fieldValues.filter(function (v) { return v.value !== prefix; });
+          replace(suggestions, values.length ? [h("span", { className: "muted" }, field + ":")].concat(values.map(function (v) {
+            return h("button", { type: "button", className: "value-suggestion", "data-value": v.value, onclick: function () {
+              var after = text.value.slice(before.length);
+              var closing = after.charAt(0) === '"' ? "" : '"';
+              text.value = text.value.slice(0, opened) + v.value + closing + after;
+              var caret = opened + v.value.length + 1;
+              text.focus();
+              text.setSelectionRange(caret, caret);
+              replace(suggestions);
+              validate();
+            } }, v.value, h("span", { className: "muted" }, " " + formatCount(v.count)));
+          })) : null);
+        }, function () { if (mine === lookups) replace(suggestions); });
+    }
+
+    function diagnostic(error, source, kind) {
       var better = suggestion(error);
       var use = better && h("button", { type: "button", className: "apply-suggestion", onclick: function () {
         var start = byteToIndex(source, error.start);
@@ -458,7 +490,7 @@
         text.focus();
         validate();
       } }, "Use ", h("code", {}, better));
-      return h("li", { className: "diagnostic" },
+      return h("li", { className: "diagnostic" + (kind ? " " + kind : "") },
         h("div", { "data-code": error.errorCode }, h("span", { className: "message" }, plainWords(error.message))),
         error.hint ? h("div", { className: "hint" }, plainWords(error.hint)) : null,
         use);
@@ -503,6 +535,7 @@
       h("div", { className: "row" },
         h("label", {}, "Slug", slug), h("label", {}, "Name", name), h("label", {}, "Description", description)),
       h("div", { className: "editor" }, backdrop, text),
+      suggestions,
       h("div", { className: "row" }, count,
         writable ? (saveButton = h("button", { type: "button", id: "segment-save", className: "primary", onclick: save, disabled: true }, saved ? "Save changes" : "Save")) : null,
         remove, status,

@@ -56,6 +56,33 @@ impl SegmentQuery {
         Ok(SegmentValidation(validation))
     }
 
+    /// Values of a text field or a list-of-strings field (`field` as segments name it: a
+    /// built-in such as `company`, or an attribute), those starting with `prefix` (exactly,
+    /// case included), most held first, each with how many contacts hold it (at most `first`,
+    /// up to 50): suggestions for a literal being typed. Among the first 2,000 distinct values
+    /// of the field in byte order (every value of a field with fewer). Not for sensitive
+    /// attributes, nor for fields the key may not read (FORBIDDEN).
+    #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
+    async fn field_values(
+        &self,
+        ctx: &Context<'_>,
+        field: String,
+        #[graphql(default)] prefix: String,
+        #[graphql(default = 10)] first: i32,
+    ) -> async_graphql::Result<Vec<FieldValueCount>> {
+        let first = usize::try_from(first.clamp(1, 50)).unwrap_or(10);
+        let values = self
+            .services
+            .segments
+            .field_values(&*caller(ctx)?, field.trim(), &prefix, first)
+            .await
+            .api()?;
+        Ok(values
+            .into_iter()
+            .map(|(value, count)| FieldValueCount { value, count })
+            .collect())
+    }
+
     /// The saved segment `slug`. NOT_FOUND if absent.
     #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
     async fn segment(&self, ctx: &Context<'_>, slug: String) -> async_graphql::Result<SegmentView> {
@@ -489,6 +516,27 @@ impl SegmentError {
 /// The result of `validateSegment`.
 pub struct SegmentValidation(Validation);
 
+/// Advice about a valid segment (not an error): the fix, when there is one, as
+/// `did you mean …?` with the text to put at the span.
+#[derive(SimpleObject)]
+pub struct SegmentHint {
+    /// What to say.
+    message: String,
+    /// First byte of the part of the text it is about.
+    start: u32,
+    /// One past its last byte.
+    end: u32,
+}
+
+/// A value of a field, with how many contacts hold it.
+#[derive(SimpleObject)]
+pub struct FieldValueCount {
+    /// The value, as stored (case included).
+    value: String,
+    /// How many of the workspace's contacts hold it.
+    count: u64,
+}
+
 /// The result of `validateSegment`.
 #[Object]
 impl SegmentValidation {
@@ -508,6 +556,20 @@ impl SegmentValidation {
                 start: u32::try_from(d.span.start).unwrap_or(u32::MAX),
                 end: u32::try_from(d.span.end).unwrap_or(u32::MAX),
                 hint: d.hint.clone(),
+            })
+            .collect()
+    }
+
+    /// When the segment is valid and matches nobody: literals that match no contact while
+    /// values differing from them only in case do (values match exactly, case included).
+    async fn hints(&self) -> Vec<SegmentHint> {
+        self.0
+            .hints
+            .iter()
+            .map(|hint| SegmentHint {
+                message: hint.message.clone(),
+                start: u32::try_from(hint.span.start).unwrap_or(u32::MAX),
+                end: u32::try_from(hint.span.end).unwrap_or(u32::MAX),
             })
             .collect()
     }

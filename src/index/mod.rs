@@ -14,6 +14,7 @@ mod record;
 mod schema;
 mod search;
 mod search_text;
+mod values;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use order::{OrderedMembers, Rank, SortColumn, SortKey};
 pub use record::{ContactRecord, field_path};
 pub use search::{Found, SearchQuery};
 pub use search_text::{SEARCHABLE, fold_words};
+pub use values::{SCAN_VALUES, ValueKind};
 
 use crate::domain::{Contact, ContactId, WorkspaceId};
 use bits::Bits;

@@ -14,6 +14,7 @@ use qwry_segment::{Checked, Diagnostic};
 use super::segment::SegmentSource;
 use super::segment::compiled::{CompiledCatalogs, CompiledWorkspace};
 use super::segment::explain::{ExplainNode, evaluate, explain_node};
+use super::segment::literals::{self, LiteralHint};
 use super::segment::order::sort_key;
 use super::segment::resolve::{
     Rejected, Resolved, cycle_through, direct_references, resolve, resolve_expr,
@@ -49,6 +50,9 @@ pub struct Validation {
     pub expr: Option<Expr>,
     /// Members right now, when valid.
     pub estimated_count: Option<u64>,
+    /// When valid and nobody matches: literals that match nothing but differ only in case
+    /// from values contacts hold.
+    pub hints: Vec<LiteralHint>,
 }
 
 /// A page of a segment's members.
@@ -159,18 +163,63 @@ impl SegmentService {
         match self.resolve_validation(caller, text) {
             Ok(resolved) => {
                 let count = self.count_resolved(&caller.workspace, &resolved).await?;
+                let hints = if count == 0 {
+                    self.case_hints(caller, &resolved.expr).await?
+                } else {
+                    Vec::new()
+                };
                 Ok(Validation {
                     diagnostics: Vec::new(),
                     expr: Some(resolved.expr),
                     estimated_count: Some(count),
+                    hints,
                 })
             }
             Err(rejected) => Ok(Validation {
                 diagnostics: rejected.diagnostics,
                 expr: rejected.expr.map(|expr| *expr),
                 estimated_count: None,
+                hints: Vec::new(),
             }),
         }
+    }
+
+    /// The case hints of `expr` (see [`literals::case_hints`]).
+    async fn case_hints(
+        &self,
+        caller: &Caller,
+        expr: &Expr,
+    ) -> Result<Vec<LiteralHint>, ServiceError> {
+        let compiled = self.compiled(&caller.workspace);
+        let (index, caller, expr) = (Arc::clone(&self.index), caller.clone(), expr.clone());
+        self.timed("case_hints", move || {
+            let catalog = CallerCatalog::new(&compiled, &caller);
+            literals::case_hints(&expr, &catalog, &index, &caller.workspace)
+        })
+        .await
+    }
+
+    /// Up to `first` values of the field `name` (segment spelling: a text built-in, or a text
+    /// or string-list attribute the caller may read) that start with `prefix`, most held first,
+    /// each with how many contacts hold it: suggestions for a literal being typed.
+    pub async fn field_values(
+        &self,
+        caller: &Caller,
+        name: &str,
+        prefix: &str,
+        first: usize,
+    ) -> Result<Vec<(String, u64)>, ServiceError> {
+        let compiled = self.compiled(&caller.workspace);
+        let source = literals::value_source(&CallerCatalog::new(&compiled, caller), name)?;
+        let (index, workspace, prefix) = (
+            Arc::clone(&self.index),
+            caller.workspace.clone(),
+            prefix.to_owned(),
+        );
+        self.timed("values", move || {
+            index.field_values(&workspace, &source.path, source.kind, &prefix, first)
+        })
+        .await
     }
 
     fn resolve_validation(&self, caller: &Caller, text: &str) -> Result<Resolved, Rejected> {

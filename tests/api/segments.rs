@@ -568,3 +568,75 @@ async fn a_condition_names_operator_and_window_as_event_conditions_do() {
         );
     }
 }
+
+/// Values of a field for suggestions, counted per workspace; and the hint for a literal that
+/// matches nothing but differs only in case from values contacts hold.
+#[tokio::test]
+async fn field_values_suggest_literals_and_a_case_slip_is_hinted() {
+    let app = seeded().await;
+    let values = |field: &str, prefix: &str| {
+        let app = &app;
+        let (field, prefix) = (field.to_owned(), prefix.to_owned());
+        async move {
+            app.data(
+                "query($f: String!, $p: String!) { fieldValues(field: $f, prefix: $p, first: 5) { value count } }",
+                json!({ "f": field, "p": prefix }),
+            )
+            .await["fieldValues"]
+                .clone()
+        }
+    };
+    let plans = values("plan", "").await;
+    assert_eq!(plans[0]["value"], "pro", "{plans}");
+    assert_eq!(plans[0]["count"], 2, "{plans}");
+    assert_eq!(values("plan", "fr").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        values("tags", "v").await,
+        json!([{ "value": "vip", "count": 1 }])
+    );
+    for (field, code) in [("ltv", "INVALID_INPUT"), ("nope", "INVALID_INPUT")] {
+        let error = app
+            .error(
+                "query($f: String!) { fieldValues(field: $f) { value } }",
+                json!({ "f": field }),
+            )
+            .await;
+        assert_eq!(error["extensions"]["code"], code, "{field}: {error}");
+    }
+    let (reader, _) = app
+        .create_key(&["segments:read"], json!({ "attributes": ["ltv"] }))
+        .await;
+    assert_eq!(
+        app.error_code_as(
+            &reader,
+            "{ fieldValues(field: \"plan\") { value } }",
+            json!({})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+
+    let query =
+        "query($t: String!) { validateSegment(text: $t) { count hints { message start end } } }";
+    let text = "tags has \"VIP\"";
+    let validation = app.data(query, json!({ "t": text })).await["validateSegment"].clone();
+    assert_eq!(validation["count"], 0);
+    let hint = &validation["hints"][0];
+    assert!(
+        hint["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `\"vip\"`?"),
+        "{validation}"
+    );
+    let (start, end) = (
+        hint["start"].as_u64().unwrap() as usize,
+        hint["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(&text[start..end], "\"VIP\"");
+    // A literal that matches, or no variant at all: no hint.
+    for quiet in ["tags has \"vip\"", "tags has \"nobody\""] {
+        let validation = app.data(query, json!({ "t": quiet })).await["validateSegment"].clone();
+        assert_eq!(validation["hints"], json!([]), "{quiet}: {validation}");
+    }
+}

@@ -214,6 +214,47 @@ async fn console_segment_editor_counts_underlines_and_saves() {
         .wait_for_text("#segment-count", |t| t == "3 contacts match")
         .await;
 
+    // Values suggested as a literal is typed, with their counts; one click completes it.
+    browser
+        .element("#segment-text")
+        .await
+        .clear()
+        .await
+        .unwrap();
+    browser.type_into("#segment-text", "plan = \"p").await;
+    let offered = browser
+        .wait_for_text("#segment-values", |t| t.contains("pro"))
+        .await;
+    assert!(offered.contains("pro 2"), "{offered}");
+    browser
+        .click("#segment-values .value-suggestion[data-value='pro']")
+        .await;
+    browser
+        .wait_for_text("#segment-count", |t| t == "2 contacts match")
+        .await;
+
+    // A literal that differs only in case from held values: a hint, fixed in one click.
+    browser
+        .element("#segment-text")
+        .await
+        .clear()
+        .await
+        .unwrap();
+    browser.type_into("#segment-text", "plan = \"PRO\"").await;
+    browser
+        .wait_for_text("#segment-count", |t| t == "0 contacts match")
+        .await;
+    let advice = browser
+        .wait_for_text("#segment-diagnostics .advice", |t| !t.is_empty())
+        .await;
+    assert!(advice.contains("did you mean `\"pro\"`"), "{advice}");
+    browser
+        .click("#segment-diagnostics .advice .apply-suggestion")
+        .await;
+    browser
+        .wait_for_text("#segment-count", |t| t == "2 contacts match")
+        .await;
+
     // Every problem at once, each with its one-click fix.
     browser
         .element("#segment-text")

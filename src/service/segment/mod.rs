@@ -11,6 +11,7 @@
 
 pub(crate) mod compiled;
 pub(crate) mod explain;
+pub(crate) mod literals;
 pub(crate) mod order;
 pub(crate) mod resolve;
 pub(crate) mod visible_catalog;
