@@ -497,6 +497,9 @@ fn main() {
             ("page of 100: identities, segments (20 saved)", "{ contacts(first: 100) { edges { node { id email identities { nodes { kind value } } segments { nodes { slug } } } } } }"),
             ("search, one person (`edsger.1234`)", "{ contacts(search: \"edsger.1234\", first: 10) { totalCount edges { node { id name email } } } }"),
             ("search, a common name (`grace`)", "{ contacts(search: \"grace\", first: 10) { totalCount edges { node { id name email } } } }"),
+            ("members of a segment by `plan` (top values)", "{ segmentDistribution(segment: \"ltv >= 100\", field: \"plan\") { members missing values { value count } } }"),
+            ("members of a segment by `ltv` (10 bars)", "{ segmentDistribution(segment: \"plan = \\\"pro\\\"\", field: \"ltv\") { members bars { low high count } } }"),
+            ("values of `country` (suggestions)", "{ fieldValues(field: \"country\", prefix: \"D\") { value count } }"),
         ];
         println!("| request ({size} contacts) | p50 ms | p99 ms | requests |");
         println!("| --- | ---: | ---: | ---: |");

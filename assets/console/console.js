@@ -543,8 +543,50 @@
       canonical,
       diagnostics,
       saved ? references(saved) : null,
+      saved ? distributionPanel(saved.slug) : null,
       preview);
     validate();
+  }
+
+  /** What the members of saved segment `slug` look like: their spread over a chosen field. */
+  function distributionPanel(slug) {
+    var field = h("select", { id: "distribution-field", "aria-label": "Members by" });
+    var chart = h("div", { id: "distribution-chart", role: "figure", "aria-live": "polite" });
+    var panel = h("section", { className: "panel stack", id: "segment-distribution" },
+      h("div", { className: "row" }, h("strong", {}, "Members by"), field), chart);
+    attributes().then(function (registry) {
+      var choices = BUILTIN_COLUMNS.filter(function (c) { return readsField(c[0]); })
+        .map(function (c) { return [c[0].replace(/[A-Z]/g, function (l) { return "_" + l.toLowerCase(); }), c[1]]; })
+        .concat(registry.filter(function (a) { return readsAttribute(a) && !a.sensitive && a.type !== "BOOL"; })
+          .map(function (a) { return [a.name, a.name]; }));
+      replace(field, h("option", { value: "" }, "— choose a field —"), choices.map(function (c) { return h("option", { value: c[0] }, c[1]); }));
+    });
+    field.addEventListener("change", function () {
+      if (!field.value) return replace(chart);
+      chart.classList.add("stale");
+      gql("query($s: String!, $f: String!) { segmentDistribution(segment: $s, field: $f, buckets: 10) { members missing values { value count } otherValues bars { low high count } } }",
+        { s: "in segment " + JSON.stringify(slug), f: field.value })
+        .then(function (data) {
+          chart.classList.remove("stale");
+          var d = data.segmentDistribution;
+          var rows = d.values.length
+            ? d.values.map(function (v) { return [v.value, v.count]; })
+            : d.bars.map(function (b) { return [formatValue(b.low) + " – " + formatValue(b.high), b.count]; });
+          if (d.otherValues) rows.push(["other values", d.otherValues]);
+          if (d.missing) rows.push(["no value", d.missing]);
+          var most = rows.reduce(function (m, r) { return Math.max(m, r[1]); }, 0) || 1;
+          replace(chart, rows.length ? h("table", { className: "bars" }, h("tbody", {}, rows.map(function (r) {
+            var bar = h("span", { className: "bar" });
+            // Through the CSSOM: the page's content policy refuses style attributes.
+            bar.style.width = Math.max(1, Math.round(100 * r[1] / most)) + "%";
+            return h("tr", { "data-label": r[0] },
+              h("th", { scope: "row" }, r[0]),
+              h("td", { className: "bar-cell" }, bar),
+              h("td", { className: "bar-count" }, formatCount(r[1])));
+          }))) : h("p", { className: "muted" }, "No members."));
+        }, function (error) { chart.classList.remove("stale"); replace(chart, failure(error, "p")); });
+    });
+    return panel;
   }
 
   /** `Pro plan (EU)!` → `pro-plan-eu`: a slug the API accepts, from a segment's name. */

@@ -5,6 +5,7 @@ mod automaton;
 mod bits;
 mod collect;
 mod compile;
+mod distribution;
 mod document;
 mod execute;
 mod facts;
@@ -30,6 +31,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 use tracing::warn;
 
 pub use compile::UnexpandedReference;
+pub use distribution::{Bar, Distribution, Spread, SpreadKind};
 pub use order::{OrderedMembers, Rank, SortColumn, SortKey};
 pub use record::{ContactRecord, field_path};
 pub use search::{Found, SearchQuery};

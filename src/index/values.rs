@@ -177,7 +177,7 @@ impl SegmentIndex {
 }
 
 /// The term of `value` at `path` in the JSON field `field`.
-fn value_term(field: Field, path: &str, value: &str) -> Term {
+pub(super) fn value_term(field: Field, path: &str, value: &str) -> Term {
     let mut term = Term::from_field_json_path(field, path, false);
     term.append_type_and_str(value);
     term

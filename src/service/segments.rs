@@ -21,7 +21,9 @@ use super::segment::resolve::{
 };
 use super::segment::visible_catalog::CallerCatalog;
 use crate::domain::{Caller, Contact, ContactId, SavedSegment, Slug, Text, WorkspaceId};
-use crate::index::{ContactRecord, Members, Rank, SearchQuery, SegmentIndex, fold_words};
+use crate::index::{
+    ContactRecord, Distribution, Members, Rank, SearchQuery, SegmentIndex, fold_words,
+};
 use crate::service::catalog_cache::{Catalogs, WorkspaceState};
 use crate::service::error::{InternalError, ServiceError};
 use crate::service::indexer::{IndexStatus, Indexer};
@@ -218,6 +220,31 @@ impl SegmentService {
         );
         self.timed("values", move || {
             index.field_values(&workspace, &source.path, source.kind, &prefix, first)
+        })
+        .await
+    }
+
+    /// How the members of `segment` (every contact when `None`) spread over the field `name`:
+    /// its `limit` most held values, or `limit` bars of its numbers or datetimes.
+    pub async fn distribution(
+        &self,
+        caller: &Caller,
+        segment: Option<SegmentSource>,
+        name: &str,
+        limit: usize,
+    ) -> Result<Distribution, ServiceError> {
+        let compiled = self.compiled(&caller.workspace);
+        let (path, kind) = literals::spread_source(&CallerCatalog::new(&compiled, caller), name)?;
+        let tree = segment
+            .map(|source| self.resolve(caller, source).map(|resolved| resolved.tree))
+            .transpose()?;
+        let (index, workspace, now) = (
+            Arc::clone(&self.index),
+            caller.workspace.clone(),
+            Utc::now(),
+        );
+        self.timed("distribution", move || {
+            index.distribution(&workspace, tree.as_ref(), now, &path, kind, limit)
         })
         .await
     }

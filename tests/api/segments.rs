@@ -640,3 +640,63 @@ async fn field_values_suggest_literals_and_a_case_slip_is_hinted() {
         assert_eq!(validation["hints"], json!([]), "{quiet}: {validation}");
     }
 }
+
+/// How members spread over a field: the most held values of text and lists, bars of numbers,
+/// and the members without a value; computed for a segment or for every contact.
+#[tokio::test]
+async fn distributions_count_members_by_value_and_by_bar() {
+    let app = seeded().await;
+    let query = "query($s: String, $f: String!, $b: Int) { segmentDistribution(segment: $s, field: $f, buckets: $b) { members missing values { value count } otherValues bars { low high count } } }";
+    let spread = |segment: Value, field: &str, buckets: u32| {
+        let app = &app;
+        let field = field.to_owned();
+        async move {
+            app.data(query, json!({ "s": segment, "f": field, "b": buckets }))
+                .await["segmentDistribution"]
+                .clone()
+        }
+    };
+    let everyone = spread(Value::Null, "plan", 10).await;
+    let total = app.total_count().await;
+    assert_eq!(everyone["members"], total);
+    let held: u64 = everyone["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        held + everyone["missing"].as_u64().unwrap(),
+        total,
+        "{everyone}"
+    );
+    assert_eq!(everyone["values"][0], json!({ "value": "pro", "count": 2 }));
+
+    let pros = spread(json!("plan = \"pro\""), "ltv", 2).await;
+    assert_eq!(pros["members"], 2);
+    let bars = pros["bars"].as_array().unwrap();
+    assert_eq!(bars.len(), 2, "{pros}");
+    assert_eq!(
+        (bars[0]["low"].as_f64(), bars[1]["high"].as_f64()),
+        (Some(80.0), Some(120.0))
+    );
+    assert_eq!(
+        bars.iter()
+            .map(|bar| bar["count"].as_u64().unwrap())
+            .sum::<u64>(),
+        2
+    );
+
+    let top_one = spread(Value::Null, "plan", 1).await;
+    assert_eq!(top_one["values"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        top_one["otherValues"].as_u64().unwrap(),
+        held - 2,
+        "the values left out are counted: {top_one}"
+    );
+    let error = app.error(query, json!({ "f": "vip" })).await;
+    assert_eq!(
+        error["extensions"]["code"], "INVALID_INPUT",
+        "booleans: {error}"
+    );
+}

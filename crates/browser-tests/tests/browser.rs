@@ -374,6 +374,30 @@ async fn console_segment_editor_counts_underlines_and_saves() {
         "{rows}"
     );
     assert!(!rows.contains("u3@example.com"), "{rows}");
+
+    // What the members look like: their spread over a chosen field, drawn from the index.
+    browser
+        .element("#distribution-field")
+        .await
+        .select_by_value("seats")
+        .await
+        .unwrap();
+    let chart = browser
+        .wait_for_text("#distribution-chart", |t| !t.is_empty())
+        .await;
+    assert!(chart.contains("3 – 12") || chart.contains("3 –"), "{chart}");
+    browser
+        .element("#distribution-field")
+        .await
+        .select_by_value("plan")
+        .await
+        .unwrap();
+    let chart = browser
+        .wait_for_text("#distribution-chart tr[data-label='pro']", |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert!(chart.contains("pro") && chart.ends_with('2'), "{chart}");
     browser.screenshot("segment-editor").await;
     browser.close().await;
     app.stop().await;

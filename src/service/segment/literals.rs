@@ -7,7 +7,7 @@ use qwry_segment::{Catalog, Field, FieldType, Span};
 
 use super::visible_catalog::CallerCatalog;
 use crate::domain::WorkspaceId;
-use crate::index::{IndexError, SegmentIndex, ValueKind, field_path};
+use crate::index::{IndexError, SegmentIndex, SpreadKind, ValueKind, field_path};
 use crate::service::error::ServiceError;
 
 /// Most literals of one text looked at for the case hint.
@@ -31,10 +31,12 @@ pub struct LiteralHint {
     pub span: Span,
 }
 
-/// Where the values of the field named `name` (segment spelling) are, as `catalog`'s caller
-/// may see them: a text built-in or a text or string-list attribute the caller may read, not
-/// sensitive (only keyed hashes of those are indexed).
-pub fn value_source(catalog: &CallerCatalog<'_>, name: &str) -> Result<ValueSource, ServiceError> {
+/// The field named `name` (segment spelling) and its type, when `catalog`'s caller may read it
+/// and it is not sensitive (only keyed hashes of those are indexed).
+fn readable_field(
+    catalog: &CallerCatalog<'_>,
+    name: &str,
+) -> Result<(Field, FieldType), ServiceError> {
     let reference = FieldRef {
         name: name.to_owned(),
         explicit_attribute: false,
@@ -46,24 +48,11 @@ pub fn value_source(catalog: &CallerCatalog<'_>, name: &str) -> Result<ValueSour
         Field::Attribute(attribute) => catalog.attribute_type(attribute),
         _ => None,
     };
-    let kind = match field_type {
-        Some(FieldType::String) => ValueKind::Text,
-        Some(FieldType::StringList) => ValueKind::ListItem,
-        Some(other) => {
-            return Err(ServiceError::invalid(
-                "field",
-                format!(
-                    "`{name}` is {}; values are listed for text and lists of strings",
-                    other.described()
-                ),
-            ));
-        }
-        None => {
-            return Err(ServiceError::invalid(
-                "field",
-                format!("`{name}` is neither a built-in field nor a declared attribute"),
-            ));
-        }
+    let Some(field_type) = field_type else {
+        return Err(ServiceError::invalid(
+            "field",
+            format!("`{name}` is neither a built-in field nor a declared attribute"),
+        ));
     };
     if catalog.hides(&field) {
         return Err(ServiceError::Forbidden(format!(
@@ -76,10 +65,53 @@ pub fn value_source(catalog: &CallerCatalog<'_>, name: &str) -> Result<ValueSour
             format!("`{name}` is sensitive: its values are not listed"),
         ));
     }
+    Ok((field, field_type))
+}
+
+/// Where the values of the field named `name` (segment spelling) are, as `catalog`'s caller
+/// may see them: a text built-in or a text or string-list attribute the caller may read, not
+/// sensitive.
+pub fn value_source(catalog: &CallerCatalog<'_>, name: &str) -> Result<ValueSource, ServiceError> {
+    let (field, field_type) = readable_field(catalog, name)?;
+    let kind = match field_type {
+        FieldType::String => ValueKind::Text,
+        FieldType::StringList => ValueKind::ListItem,
+        other => {
+            return Err(ServiceError::invalid(
+                "field",
+                format!(
+                    "`{name}` is {}; values are listed for text and lists of strings",
+                    other.described()
+                ),
+            ));
+        }
+    };
     Ok(ValueSource {
         path: field_path(&field),
         kind,
     })
+}
+
+/// How to spread members over the field named `name`: by its values (text, lists of strings)
+/// or in bars (numbers, datetimes); booleans are refused (a count answers them).
+pub fn spread_source(
+    catalog: &CallerCatalog<'_>,
+    name: &str,
+) -> Result<(String, SpreadKind), ServiceError> {
+    let (field, field_type) = readable_field(catalog, name)?;
+    let kind = match field_type {
+        FieldType::String => SpreadKind::Values(ValueKind::Text),
+        FieldType::StringList => SpreadKind::Values(ValueKind::ListItem),
+        FieldType::Number => SpreadKind::Number,
+        FieldType::Datetime => SpreadKind::Time,
+        FieldType::Bool => {
+            return Err(ServiceError::invalid(
+                "field",
+                format!("`{name}` is a boolean; count `{name} = true` instead"),
+            ));
+        }
+    };
+    Ok((field_path(&field), kind))
 }
 
 /// The text literals of `expr` compared for equality (`=`, `in`, `has`, `has any`, `has all`),
