@@ -1242,7 +1242,13 @@
       body.message ? h("p", { className: "error" }, body.message) : null,
       errors.length ? h("table", { id: "import-errors" },
         h("thead", {}, h("tr", {}, h("th", {}, "Line"), h("th", {}, "Problem"))),
-        h("tbody", {}, errors.map(function (e) { return h("tr", { "data-code": e.code }, h("td", {}, e.line), h("td", {}, plainWords(e.message))); }))) : null,
+        h("tbody", {}, errors.map(function (e) {
+          var problems = e.problems && e.problems.length ? e.problems : [e];
+          return h("tr", { "data-code": e.code }, h("td", {}, e.line),
+            h("td", {}, problems.length > 1
+              ? h("ul", { className: "problems" }, problems.map(function (p) { return h("li", {}, plainWords(p.message)); }))
+              : plainWords(e.message)));
+        }))) : null,
     ];
   }
 

@@ -93,74 +93,37 @@ pub fn check_columns(names: &[&str], registry: &AttributeRegistry) -> Result<(),
 }
 
 impl ImportRow {
-    /// Parses the row against the workspace's attribute registry.
+    /// Parses the row against the workspace's attribute registry; the first problem when
+    /// there are several (see [`ImportRow::parse_all`]).
     pub fn parse(&self, registry: &AttributeRegistry) -> Result<ParsedRow, DomainError> {
+        self.parse_all(registry)
+            .map_err(|mut problems| problems.remove(0))
+    }
+
+    /// Parses the row against the workspace's attribute registry, or every problem it has
+    /// (at least one), in the order of its keys.
+    pub fn parse_all(&self, registry: &AttributeRegistry) -> Result<ParsedRow, Vec<DomainError>> {
         let mut patch = ContactPatch::default();
         let mut external_id = None;
         let mut user_id = None;
         let mut attributes = Map::new();
         let mut consents = Vec::new();
+        let mut problems = Vec::new();
         for (key, value) in &self.values {
             if self.text_cells && value.as_str().is_some_and(|text| text.trim().is_empty()) {
                 continue;
             }
-            // The external id is read apart: with a verified user id it is checked against it.
-            let fixed = FixedField::of_name(key).filter(|field| *field != FixedField::ExternalId);
-            if let Some(field) = fixed {
-                let raw = text_field(key, value)?;
-                let change = raw.as_deref().map_or(FieldChange::Clear, FieldChange::Set);
-                field.write(&mut patch, change)?;
-                continue;
-            }
-            match key.as_str() {
-                "externalId" | "external_id" => {
-                    external_id = text_field(key, value)?
-                        .map(|raw| ExternalId::parse(&raw))
-                        .transpose()?;
-                }
-                "userId" | "user_id" => {
-                    user_id = text_field(key, value)?
-                        .map(|raw| ExternalId::parse(&raw))
-                        .transpose()?;
-                }
-                "lastSeenAt" | "last_seen_at" => {
-                    patch.last_seen_at = change(key, value, |raw| {
-                        chrono::DateTime::parse_from_rfc3339(raw.trim())
-                            .map(|at| at.with_timezone(&chrono::Utc))
-                            .map_err(|_| {
-                                DomainError::invalid(
-                                    "lastSeenAt",
-                                    format!("`{raw}` is not an RFC 3339 datetime"),
-                                )
-                            })
-                    })?;
-                }
-                "attributes" if !self.text_cells => match value {
-                    Json::Object(object) => {
-                        for (name, value) in object {
-                            if attributes.insert(name.clone(), value.clone()).is_some() {
-                                return Err(twice(name));
-                            }
-                        }
-                    }
-                    Json::Null => {}
-                    _ => {
-                        return Err(DomainError::invalid(
-                            "attributes",
-                            "`attributes` must be an object of attribute names to values",
-                        ));
-                    }
-                },
-                "consents" => consents = parse_consents_json("consents", value)?,
-                read_only if READ_ONLY.contains(&read_only) => {}
-                attribute => {
-                    if attributes
-                        .insert(attribute.to_owned(), value.clone())
-                        .is_some()
-                    {
-                        return Err(twice(attribute));
-                    }
-                }
+            let read = self.read_key(
+                key,
+                value,
+                &mut patch,
+                &mut external_id,
+                &mut user_id,
+                &mut attributes,
+                &mut consents,
+            );
+            if let Err(problem) = read {
+                problems.push(problem);
             }
         }
         if self.text_cells {
@@ -170,14 +133,102 @@ impl ImportRow {
                 }
             }
         }
-        patch.attributes = registry.parse_changes(&attributes)?;
-        let external_id = verified_user(external_id, user_id)?;
+        // Attribute by attribute, so that each bad value is reported.
+        for (name, value) in &attributes {
+            let one = Map::from_iter([(name.clone(), value.clone())]);
+            match registry.parse_changes(&one) {
+                Ok(changes) => patch.attributes.extend(changes),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        let external_id = match verified_user(external_id, user_id) {
+            Ok(external_id) => external_id,
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(ParsedRow {
             line: self.line,
             external_id,
             patch,
             consents,
         })
+    }
+
+    /// Reads one key of the row into what the row sets.
+    #[allow(clippy::too_many_arguments)]
+    fn read_key(
+        &self,
+        key: &str,
+        value: &Json,
+        patch: &mut ContactPatch,
+        external_id: &mut Option<ExternalId>,
+        user_id: &mut Option<ExternalId>,
+        attributes: &mut Map<String, Json>,
+        consents: &mut Vec<ConsentStatement>,
+    ) -> Result<(), DomainError> {
+        // The external id is read apart: with a verified user id it is checked against it.
+        let fixed = FixedField::of_name(key).filter(|field| *field != FixedField::ExternalId);
+        if let Some(field) = fixed {
+            let raw = text_field(key, value)?;
+            let change = raw.as_deref().map_or(FieldChange::Clear, FieldChange::Set);
+            return field.write(patch, change);
+        }
+        match key {
+            "externalId" | "external_id" => {
+                *external_id = text_field(key, value)?
+                    .map(|raw| ExternalId::parse(&raw))
+                    .transpose()?;
+            }
+            "userId" | "user_id" => {
+                *user_id = text_field(key, value)?
+                    .map(|raw| ExternalId::parse(&raw))
+                    .transpose()?;
+            }
+            "lastSeenAt" | "last_seen_at" => {
+                patch.last_seen_at = change(key, value, |raw| {
+                    chrono::DateTime::parse_from_rfc3339(raw.trim())
+                        .map(|at| at.with_timezone(&chrono::Utc))
+                        .map_err(|_| {
+                            DomainError::invalid(
+                                "lastSeenAt",
+                                format!("`{raw}` is not an RFC 3339 datetime"),
+                            )
+                        })
+                })?;
+            }
+            "attributes" if !self.text_cells => match value {
+                Json::Object(object) => {
+                    for (name, value) in object {
+                        if attributes.insert(name.clone(), value.clone()).is_some() {
+                            return Err(twice(name));
+                        }
+                    }
+                }
+                Json::Null => {}
+                _ => {
+                    return Err(DomainError::invalid(
+                        "attributes",
+                        "`attributes` must be an object of attribute names to values",
+                    ));
+                }
+            },
+            "consents" => *consents = parse_consents_json("consents", value)?,
+            read_only if READ_ONLY.contains(&read_only) => {}
+            attribute => {
+                if attributes
+                    .insert(attribute.to_owned(), value.clone())
+                    .is_some()
+                {
+                    return Err(twice(attribute));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

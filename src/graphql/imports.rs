@@ -42,6 +42,18 @@ pub struct RowErrorView {
     code: String,
     /// What is wrong.
     message: String,
+    #[graphql(skip)]
+    listed: Vec<(String, String)>,
+}
+
+/// One problem of an import row.
+#[derive(SimpleObject)]
+#[graphql(name = "ImportRowProblem")]
+pub struct RowProblemView {
+    /// Why, as in `extensions.code`.
+    error_code: ErrorCodeView,
+    /// What is wrong.
+    message: String,
 }
 
 #[ComplexObject]
@@ -49,6 +61,21 @@ impl RowErrorView {
     /// Why the row was refused, as in `extensions.code`.
     async fn error_code(&self) -> ErrorCodeView {
         ErrorCodeView::of_wire(&self.code).unwrap_or(ErrorCodeView::Internal)
+    }
+
+    /// Every problem of the row (`message` is the first of them).
+    async fn problems(&self) -> Vec<RowProblemView> {
+        let view = |code: &str, message: &str| RowProblemView {
+            error_code: ErrorCodeView::of_wire(code).unwrap_or(ErrorCodeView::Internal),
+            message: message.to_owned(),
+        };
+        if self.listed.is_empty() {
+            return vec![view(&self.code, &self.message)];
+        }
+        self.listed
+            .iter()
+            .map(|(code, message)| view(code, message))
+            .collect()
     }
 }
 
@@ -58,6 +85,11 @@ impl From<RowError> for RowErrorView {
             line: error.line,
             code: error.code.to_owned(),
             message: error.message,
+            listed: error
+                .problems
+                .into_iter()
+                .map(|problem| (problem.code.to_owned(), problem.message))
+                .collect(),
         }
     }
 }

@@ -101,6 +101,41 @@ async fn seeded() -> TestApp {
 }
 
 #[tokio::test]
+async fn a_row_with_several_problems_lists_every_one() {
+    let app = seeded().await;
+    let report = app
+        .import(
+            "",
+            "{\"externalId\":\"u1\",\"email\":\"not-an-email\",\"ltv\":\"lots\",\"plna\":\"x\"}\n",
+        )
+        .await;
+    assert_eq!(
+        report["failed"], 1,
+        "one row, however many problems: {report:#}"
+    );
+    let error = &report["errors"][0];
+    let problems: Vec<&str> = error["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|problem| problem["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(problems.len(), 3, "{report:#}");
+    assert_eq!(error["message"], problems[0]);
+    assert!(
+        problems.iter().any(|m| m.contains("not-an-email")),
+        "{problems:?}"
+    );
+    assert!(problems.iter().any(|m| m.contains("ltv")), "{problems:?}");
+    assert!(problems.iter().any(|m| m.contains("plna")), "{problems:?}");
+    // A row with one problem keeps the short form.
+    let report = app
+        .import("", "{\"externalId\":\"u2\",\"ltv\":\"lots\"}\n")
+        .await;
+    assert!(report["errors"][0].get("problems").is_none(), "{report:#}");
+}
+
+#[tokio::test]
 async fn an_import_applies_good_rows_and_reports_bad_ones_by_line() {
     let app = seeded().await;
     let report = app.import("", ROWS).await;

@@ -613,11 +613,12 @@ async fn console_imports_a_csv_after_a_dry_run() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::spawn().await;
     app.define_attribute("plan", "STRING").await;
+    app.define_attribute("seats", "NUMBER").await;
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("contacts.csv");
     std::fs::write(
         &csv,
-        "external_id,email,name,plan\nu1,u1@example.com,One,pro\nu2,not-an-email,Two,free\nu3,u3@example.com,Three,free\n",
+        "external_id,email,name,plan,seats\nu1,u1@example.com,One,pro,1\nu2,not-an-email,Two,free,many\nu3,u3@example.com,Three,free,3\n",
     )
     .unwrap();
     let browser = Browser::start().await;
@@ -635,9 +636,10 @@ async fn console_imports_a_csv_after_a_dry_run() {
         "Dry run: 2 created, 0 updated, 0 unchanged, 1 failed, 0 conflicts (nothing written)."
     );
     let errors = browser.text_of("#import-errors").await;
-    // In words, without the API's codes.
+    // In words, without the API's codes, every problem of the row.
     assert!(
         errors.contains("not-an-email")
+            && errors.contains("many")
             && errors.contains('3')
             && !errors.contains("INVALID_INPUT"),
         "{errors}"

@@ -358,9 +358,9 @@ fn validate(
     purposes: &HashSet<String>,
 ) -> Result<ParsedRow, RowError> {
     let line = row.line;
-    let parsed = row
-        .parse(registry)
-        .map_err(|error| RowError::from_service(line, error.into()))?;
+    let parsed = row.parse_all(registry).map_err(|problems| {
+        RowError::from_problems(line, problems.into_iter().map(Into::into).collect())
+    })?;
     if let Some(unknown) = parsed
         .consents
         .iter()

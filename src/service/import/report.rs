@@ -45,15 +45,52 @@ pub struct RowError {
     pub code: &'static str,
     /// What is wrong.
     pub message: String,
+    /// Every problem of the row, the first one included, when it has more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<RowProblem>,
+}
+
+/// One problem of a row that has several.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RowProblem {
+    /// The error code, as in GraphQL `extensions.code`.
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
 }
 
 impl RowError {
+    /// The row error of a row with every one of `problems` (at least one) at `line`.
+    pub(crate) fn from_problems(line: u64, problems: Vec<ServiceError>) -> Self {
+        let mut listed: Vec<RowProblem> = problems
+            .into_iter()
+            .map(|problem| RowProblem {
+                code: problem.code().as_str(),
+                message: problem.to_string(),
+            })
+            .collect();
+        let first = listed.first().cloned().unwrap_or(RowProblem {
+            code: ErrorCode::InvalidInput.as_str(),
+            message: "the row is invalid".to_owned(),
+        });
+        if listed.len() < 2 {
+            listed.clear();
+        }
+        Self {
+            line,
+            code: first.code,
+            message: first.message,
+            problems: listed,
+        }
+    }
+
     /// An INVALID_INPUT error at `line`.
     pub fn invalid(line: u64, message: impl Into<String>) -> Self {
         Self {
             line,
             code: ErrorCode::InvalidInput.as_str(),
             message: message.into(),
+            problems: Vec::new(),
         }
     }
 
@@ -63,6 +100,7 @@ impl RowError {
             line,
             code: error.code().as_str(),
             message: error.to_string(),
+            problems: Vec::new(),
         }
     }
 
@@ -71,6 +109,7 @@ impl RowError {
             line,
             code: ErrorCode::Conflict.as_str(),
             message: message.into(),
+            problems: Vec::new(),
         }
     }
 }
