@@ -670,9 +670,9 @@
   // ---- Explain -----------------------------------------------------------------------------
 
   function explainPage(_rest, params) {
-    var contact = h("input", { id: "explain-contact", placeholder: "contact id", value: params.contact || "", size: 36, spellcheck: "false" });
-    var slug = h("select", { id: "explain-segment" }, h("option", { value: "" }, "— saved segment —"));
-    var text = h("input", { id: "explain-text", placeholder: "or segment text", value: params.segment || "", size: 50, spellcheck: "false" });
+    var contact = h("input", { id: "explain-contact", placeholder: "contact id", "aria-label": "Contact id", value: params.contact || "", size: 36, spellcheck: "false" });
+    var slug = h("select", { id: "explain-segment", "aria-label": "Saved segment" }, h("option", { value: "" }, "— saved segment —"));
+    var text = h("input", { id: "explain-text", placeholder: "or segment text", "aria-label": "Segment text", value: params.segment || "", size: 50, spellcheck: "false" });
     var result = h("section", { id: "explain-result" });
     function run(event) {
       if (event) event.preventDefault();
@@ -1122,9 +1122,9 @@
   }
 
   function defineForm(done) {
-    var name = h("input", { id: "define-name", placeholder: "plan", spellcheck: "false" });
-    var type = h("select", { id: "define-type" }, ["STRING", "NUMBER", "BOOL", "DATETIME", "STRING_LIST"].map(function (t) { return h("option", { value: t }, t); }));
-    var description = h("input", { id: "define-description", placeholder: "What it means", size: 40 });
+    var name = h("input", { id: "define-name", placeholder: "plan", "aria-label": "Attribute name", spellcheck: "false" });
+    var type = h("select", { id: "define-type", "aria-label": "Type" }, ["STRING", "NUMBER", "BOOL", "DATETIME", "STRING_LIST"].map(function (t) { return h("option", { value: t }, t); }));
+    var description = h("input", { id: "define-description", placeholder: "What it means", "aria-label": "Description", size: 40 });
     var sensitive = h("input", { id: "define-sensitive", type: "checkbox" });
     var status = h("span", { id: "define-status" });
     return h("form", { id: "define-attribute", className: "panel stack", onsubmit: function (event) {
@@ -1144,8 +1144,8 @@
   var JOB_FIELDS = "id status dryRun processed created updated unchanged failed conflicts";
 
   function importsPage() {
-    var file = h("input", { id: "import-file", type: "file", accept: ".csv,.ndjson,.jsonl,.json,text/csv,application/x-ndjson" });
-    var matchBy = h("select", { id: "import-match-by" }, [["externalId", "match by external id"], ["email", "match by email"], ["phone", "match by phone"]].map(function (m) { return h("option", { value: m[0] }, m[1]); }));
+    var file = h("input", { id: "import-file", type: "file", "aria-label": "File to import", accept: ".csv,.ndjson,.jsonl,.json,text/csv,application/x-ndjson" });
+    var matchBy = h("select", { id: "import-match-by", "aria-label": "Match rows by" }, [["externalId", "match by external id"], ["email", "match by email"], ["phone", "match by phone"]].map(function (m) { return h("option", { value: m[0] }, m[1]); }));
     var dryRun = h("button", { type: "button", id: "import-dry-run", className: "primary", disabled: true }, "Dry run");
     var run = h("button", { type: "button", id: "import-run", disabled: true, title: "Run a dry run of this file first" }, "Import");
     var progress = h("div", { id: "import-progress", role: "status" });

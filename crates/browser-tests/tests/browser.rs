@@ -31,6 +31,27 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a page may take to show what a test waits for.
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// axe-core (`package.json` beside this crate's manifest), installed with npm when missing.
+fn axe_source() -> String {
+    static INSTALLED: Mutex<bool> = Mutex::new(false);
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = crate_dir.join("node_modules/axe-core/axe.min.js");
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if !*installed && !script.exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(crate_dir)
+            .status();
+        assert!(
+            status.is_ok_and(|status| status.success()),
+            "axe-core is missing and `npm ci` in {} failed; run it by hand",
+            crate_dir.display()
+        );
+    }
+    *installed = true;
+    std::fs::read_to_string(&script).expect("axe-core's script")
+}
+
 /// Installs Chromium and its driver once per test run when they are missing.
 fn ensure_installed() {
     static INSTALLED: Mutex<bool> = Mutex::new(false);
@@ -603,6 +624,99 @@ async fn console_lists_searches_creates_and_edits_contacts() {
             browser.screenshot("contacts-390px").await;
         }
     }
+    browser.close().await;
+    app.stop().await;
+}
+
+/// Every page passes axe-core's checks (WCAG 2 A and AA) without a serious or critical
+/// violation, and the pages' controls are reachable with the keyboard.
+#[tokio::test]
+async fn every_console_page_passes_an_accessibility_check() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let axe = axe_source();
+    let app = TestApp::spawn().await;
+    app.define_attribute("plan", "STRING").await;
+    let ada = app
+        .upsert(json!({ "externalId": "ada", "name": "Ada", "email": "ada@example.com", "attributes": { "plan": "pro" } }))
+        .await;
+    app.data(
+        "mutation { upsertSegment(input: {slug: \"pros\", name: \"Pros\", text: \"plan = \\\"pro\\\"\"}) { segment { slug } } }",
+        json!({}),
+    )
+    .await;
+    let browser = Browser::start().await;
+    browser.client.goto(&app.url("/")).await.unwrap();
+    browser.element("#signin-key").await;
+    let mut findings = Vec::new();
+    let mut check = |page: String, found: serde_json::Value| {
+        for violation in found.as_array().unwrap() {
+            findings.push(format!("{page}: {violation}"));
+        }
+    };
+    let run = "var done = arguments[arguments.length - 1];
+        axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'best-practice'] }).then(function (r) {
+          done(r.violations.filter(function (v) { return v.impact === 'serious' || v.impact === 'critical'; })
+            .map(function (v) { return v.id + ' (' + v.impact + '): ' + v.nodes.map(function (n) { return n.target.join(' '); }).join(', '); }));
+        });";
+    browser.client.execute(&axe, vec![]).await.unwrap();
+    check(
+        "sign-in".to_owned(),
+        browser.client.execute_async(run, vec![]).await.unwrap(),
+    );
+    browser.sign_in(&app, ADMIN_KEY).await;
+    browser.element("#segment-text").await;
+    let id = ada["id"].as_str().unwrap();
+    for page in [
+        "segments/pros".to_owned(),
+        "contacts".to_owned(),
+        format!("contacts/{id}"),
+        format!("contacts/{id}/edit"),
+        "explain".to_owned(),
+        "attributes".to_owned(),
+        "imports".to_owned(),
+    ] {
+        browser
+            .client
+            .goto(&app.url(&format!("/#/{page}")))
+            .await
+            .unwrap();
+        browser.element("#main h1, #main h2").await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        browser.client.execute(&axe, vec![]).await.unwrap();
+        check(
+            page,
+            browser.client.execute_async(run, vec![]).await.unwrap(),
+        );
+    }
+    assert!(findings.is_empty(), "{}", findings.join("\n"));
+
+    // The keyboard reaches the segment editor's text from the page's start.
+    browser.client.goto(&app.url("/#/segments")).await.unwrap();
+    browser.element("#segment-text").await;
+    let mut reached = false;
+    for _ in 0..20 {
+        browser
+            .client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys("\u{E004}")
+            .await
+            .unwrap();
+        let focused = browser
+            .client
+            .execute(
+                "return document.activeElement && document.activeElement.id;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if focused == "segment-text" {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab never reached the segment text");
     browser.close().await;
     app.stop().await;
 }
