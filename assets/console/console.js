@@ -543,9 +543,33 @@
       canonical,
       diagnostics,
       saved ? references(saved) : null,
+      saved ? historyPanel(saved.slug) : null,
       saved ? distributionPanel(saved.slug) : null,
       preview);
     validate();
+  }
+
+  /** Saved segment `slug`'s size at the end of each of its last 30 days, as columns. */
+  function historyPanel(slug) {
+    var chart = h("div", { id: "segment-history", className: "history", role: "img" });
+    var summary = h("p", { className: "muted", id: "segment-history-summary" });
+    gql("query($slug: String!) { segment(slug: $slug) { history(days: 30) { day members entered exited } } }", { slug: slug })
+      .then(function (data) {
+        var days = data.segment.history;
+        var most = days.reduce(function (m, d) { return Math.max(m, d.members || 0); }, 0) || 1;
+        var entered = days.reduce(function (n, d) { return n + d.entered; }, 0);
+        var exited = days.reduce(function (n, d) { return n + d.exited; }, 0);
+        chart.setAttribute("aria-label", "Size over the last 30 days, from " + formatCount(days[0].members || 0) + " to " + formatCount(days[days.length - 1].members || 0));
+        replace(chart, days.map(function (d) {
+          var column = h("span", { className: "column" + (d.members === null ? " before" : ""), "data-day": d.day, "data-members": d.members === null ? "" : d.members,
+            title: d.day + ": " + (d.members === null ? "not saved yet" : formatCount(d.members) + " members") + " (+" + formatCount(d.entered) + " / −" + formatCount(d.exited) + ")" });
+          // Through the CSSOM: the page's content policy refuses style attributes.
+          column.style.height = (d.members === null ? 0 : Math.max(2, Math.round(100 * d.members / most))) + "%";
+          return column;
+        }));
+        replace(summary, "Last 30 days: " + formatCount(entered) + " entered, " + formatCount(exited) + " left.");
+      }, function (error) { replace(chart, failure(error, "p")); });
+    return h("section", { className: "panel stack", id: "segment-history-panel" }, h("strong", {}, "Size, last 30 days"), chart, summary);
   }
 
   /** What the members of saved segment `slug` look like: their spread over a chosen field. */

@@ -505,6 +505,32 @@ impl SegmentView {
         segment_page(self.saved(ctx, slugs)?, first, after)
     }
 
+    /// Its last `days` UTC days (1 to 90; oldest first, today last): how many contacts entered
+    /// and left it each day, and its size at the end of each (now, for today; null before the
+    /// day it was saved). Read from per-day counts kept with the feed (400 days).
+    #[graphql(guard = "RequireScope(Scope::SegmentsRead)")]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] days: i32,
+    ) -> async_graphql::Result<Vec<SegmentDayView>> {
+        let days = u32::try_from(days.clamp(1, 90)).unwrap_or(30);
+        let history = services(ctx)?
+            .segments
+            .history(&*caller(ctx)?, &self.0.slug, days)
+            .await
+            .api()?;
+        Ok(history
+            .into_iter()
+            .map(|(day, members)| SegmentDayView {
+                day: day.day.to_string(),
+                members,
+                entered: day.entered,
+                exited: day.exited,
+            })
+            .collect())
+    }
+
     /// When it was first saved.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -627,6 +653,20 @@ impl From<crate::index::Distribution> for SegmentDistribution {
             bars,
         }
     }
+}
+
+/// One day of a saved segment.
+#[derive(SimpleObject)]
+#[graphql(name = "SegmentDay")]
+pub struct SegmentDayView {
+    /// The UTC day, `YYYY-MM-DD`.
+    day: String,
+    /// Members at its end (now, for today); null before the segment was saved.
+    members: Option<u64>,
+    /// Contacts that entered that day.
+    entered: u64,
+    /// Contacts that left that day.
+    exited: u64,
 }
 
 /// A value of a field, with how many contacts hold it.

@@ -27,7 +27,7 @@ use crate::index::{
 use crate::service::catalog_cache::{Catalogs, WorkspaceState};
 use crate::service::error::{InternalError, ServiceError};
 use crate::service::indexer::{IndexStatus, Indexer};
-use crate::store::Store;
+use crate::store::{SegmentDay, Store};
 use crate::telemetry::Metrics;
 
 /// Longest a `LATEST` read waits for the index to catch up.
@@ -292,6 +292,53 @@ impl SegmentService {
     pub async fn saved_count(&self, caller: &Caller, slug: &Slug) -> Result<u64, ServiceError> {
         let resolved = self.resolve_saved(caller, slug)?;
         self.count_resolved(&caller.workspace, &resolved).await
+    }
+
+    /// The last `days` UTC days of saved segment `slug` (oldest first, today last): how many
+    /// contacts entered and left it each day, and its size at the end of each (now, for
+    /// today), worked back from its size now; `None` before the day it was saved.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        slug: &Slug,
+        days: u32,
+    ) -> Result<Vec<(SegmentDay, Option<u64>)>, ServiceError> {
+        let saved = self.get(&caller.workspace, slug)?;
+        let now = self.saved_count(caller, slug).await?;
+        let today = Utc::now().date_naive();
+        let first = today - chrono::Days::new(u64::from(days.max(1) - 1));
+        let recorded = self
+            .store
+            .segment_days(&caller.workspace, slug, first, today)
+            .await?;
+        let of_day = |day| {
+            recorded
+                .iter()
+                .find(|recorded| recorded.day == day)
+                .copied()
+                .unwrap_or(SegmentDay {
+                    day,
+                    entered: 0,
+                    exited: 0,
+                })
+        };
+        let saved_on = saved.created_at.date_naive();
+        let mut size = i128::from(now);
+        let mut history = Vec::new();
+        let mut day = today;
+        while day >= first {
+            let counts = of_day(day);
+            let known = day >= saved_on;
+            history.push((
+                counts,
+                known.then(|| u64::try_from(size.max(0)).unwrap_or(0)),
+            ));
+            size = size - i128::from(counts.entered) + i128::from(counts.exited);
+            let Some(before) = day.pred_opt() else { break };
+            day = before;
+        }
+        history.reverse();
+        Ok(history)
     }
 
     /// A saved segment resolved for `caller` from its compiled tree (no parsing).

@@ -133,6 +133,7 @@ impl Store {
                 member: *member,
             })
             .collect();
+        let mut days = super::segment_days::day_counts(entries);
         let records: Vec<FeedRecord> = entries.iter().map(FeedRecord::of).collect();
         let outbox: Vec<DeliveryRecord> = deliveries.iter().map(DeliveryRecord::of).collect();
         let entry_chunks = records.chunks(WRITE_CHUNK).count();
@@ -150,10 +151,13 @@ impl Store {
                 continue;
             }
             let fed_record = if last {
-                "UPSERT $fed_id SET keys = $fed, members = $fed_members RETURN NONE; \
-                 UPDATE $marked SET fed = true RETURN NONE;"
+                format!(
+                    "UPSERT $fed_id SET keys = $fed, members = $fed_members RETURN NONE; \
+                     UPDATE $marked SET fed = true RETURN NONE; {}",
+                    super::segment_days::ADD_DAY_COUNTS
+                )
             } else {
-                ""
+                String::new()
             };
             let mut query = self
                 .db
@@ -172,7 +176,8 @@ impl Store {
                     .bind(("fed_id", RecordId::new(CLOCK_TABLE, FED_KEY)))
                     .bind(("fed", fed.keys.clone()))
                     .bind(("fed_members", std::mem::take(&mut members)))
-                    .bind(("marked", std::mem::take(&mut marked)));
+                    .bind(("marked", std::mem::take(&mut marked)))
+                    .bind(("days", std::mem::take(&mut days)));
             }
             query
                 .await

@@ -30,6 +30,7 @@ mod outbox;
 pub use outbox::{OutboxRead, RoundOutcome};
 mod records;
 mod schema;
+mod segment_days;
 mod segments;
 mod suppressions;
 mod token_uses;
@@ -58,6 +59,7 @@ pub use connection::engine_settings;
 pub use contacts::ContactPage;
 pub use identities::HeldIdentity;
 pub use migrations::{Migrated, MigrationLimits, SCHEMA_VERSION};
+pub use segment_days::{DAYS_KEPT, SegmentDay};
 pub use suppressions::ErasureReceipt;
 
 /// Whether `error` only reports that its transaction failed because another statement of it

@@ -50,6 +50,7 @@ DEFINE TABLE IF NOT EXISTS erased_contact SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS contact_access SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS erasure_receipt SCHEMALESS;
 DEFINE TABLE IF NOT EXISTS consent_purpose SCHEMALESS;
+DEFINE TABLE IF NOT EXISTS segment_day SCHEMALESS;
 DEFINE INDEX IF NOT EXISTS consent_purpose_workspace ON consent_purpose FIELDS workspace;
 DEFINE INDEX IF NOT EXISTS erasure_receipt_workspace ON erasure_receipt FIELDS workspace;
 "#;

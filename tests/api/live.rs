@@ -711,3 +711,44 @@ async fn the_old_subscription_name_still_follows_and_the_feed_counts_itself() {
     );
     app.stop().await;
 }
+
+/// A saved segment's days: how many entered and left each day (from the counts kept with the
+/// feed) and its size at each day's end, worked back from now; nothing before it was saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_history_counts_each_day_from_the_feed() {
+    let app = app_with_segments(&[("pros", "plan = \"pro\"")]).await;
+    for name in ["ann", "bob", "cy"] {
+        app.upsert(json!({ "externalId": name, "attributes": { "plan": "pro" } }))
+            .await;
+    }
+    app.upsert(json!({ "externalId": "cy", "attributes": { "plan": "free" } }))
+        .await;
+    let query =
+        "{ segment(slug: \"pros\") { count history(days: 3) { day members entered exited } } }";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let history = loop {
+        let segment = app.data(query, json!({})).await["segment"].clone();
+        let days = segment["history"].as_array().unwrap().clone();
+        if days[2]["entered"] == 3 && days[2]["exited"] == 1 {
+            break days;
+        }
+        assert!(std::time::Instant::now() < deadline, "{segment}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let today = chrono::Utc::now().date_naive();
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[2]["day"], today.to_string());
+    assert_eq!(history[2]["members"], 2);
+    assert_eq!(
+        history[1]["members"],
+        Value::Null,
+        "saved today: {history:?}"
+    );
+    assert_eq!(
+        (
+            history[1]["entered"].as_u64(),
+            history[1]["exited"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+}

@@ -396,6 +396,18 @@ async fn console_segment_editor_counts_underlines_and_saves() {
     );
     assert!(!rows.contains("u3@example.com"), "{rows}");
 
+    // Its size over the last 30 days: today's column holds its two members.
+    let column = browser.element("#segment-history .column:last-child").await;
+    assert_eq!(
+        column.attr("data-members").await.unwrap().as_deref(),
+        Some("2")
+    );
+    let summary = browser
+        .wait_for_text("#segment-history-summary", |t| !t.is_empty())
+        .await;
+    // Saved over contacts that were already there: its first members entered no feed.
+    assert!(summary.contains("0 entered"), "{summary}");
+
     // What the members look like: their spread over a chosen field, drawn from the index.
     browser
         .element("#distribution-field")

@@ -974,6 +974,12 @@ impl MembershipEngine {
             if let Err(error) = store.prune_erased_marks(before).await {
                 tracing::warn!(%error, "pruning erasure marks failed; trying again later");
             }
+            if let Err(error) = store
+                .prune_segment_days(now - crate::store::DAYS_KEPT)
+                .await
+            {
+                tracing::warn!(%error, "pruning the segments' day counts failed; trying again later");
+            }
         });
         *last = Some((Instant::now(), task));
     }
