@@ -304,6 +304,9 @@ impl SegmentService {
         days: u32,
     ) -> Result<Vec<(SegmentDay, Option<u64>)>, ServiceError> {
         let saved = self.get(&caller.workspace, slug)?;
+        // The feed's counts run ahead of the index: the size now must include every write
+        // they count.
+        self.sync().await?;
         let now = self.saved_count(caller, slug).await?;
         let today = Utc::now().date_naive();
         let first = today - chrono::Days::new(u64::from(days.max(1) - 1));
