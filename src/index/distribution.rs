@@ -10,7 +10,7 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::{DocSet, TERMINATED, Term};
 
 use super::bits::Bits;
-use super::values::{SCAN_VALUES, ValueKind, value_term};
+use super::values::{SCAN_VALUES, ValueKind, value_term, values_under};
 use super::{IndexError, SegmentIndex, compile, execute};
 use crate::domain::WorkspaceId;
 
@@ -101,23 +101,13 @@ impl SegmentIndex {
                     .to_vec();
                 let mut counts: HashMap<String, u64> = HashMap::new();
                 for (reader, docs) in readers.iter().zip(&matches) {
-                    let inverted = reader.inverted_index(field)?;
-                    let mut terms = inverted
-                        .terms()
-                        .range()
-                        .ge(&prefix)
-                        .into_stream()
-                        .map_err(|error| IndexError::Tantivy(error.into()))?;
-                    let mut seen = 0;
-                    while seen < SCAN_VALUES && terms.advance() {
-                        if !terms.key().starts_with(&prefix) {
-                            break;
-                        }
-                        seen += 1;
-                        let value =
-                            String::from_utf8_lossy(&terms.key()[prefix.len()..]).into_owned();
-                        let term = value_term(field, path, &value);
-                        let count = postings_in(reader, &term, docs)?;
+                    let mut values = Vec::new();
+                    values_under(reader, field, &prefix, prefix.len(), |value| {
+                        values.push(value.to_owned());
+                        values.len() < SCAN_VALUES
+                    })?;
+                    for value in values {
+                        let count = postings_in(reader, &value_term(field, path, &value), docs)?;
                         if count > 0 {
                             *counts.entry(value).or_default() += count;
                         }

@@ -49,20 +49,10 @@ impl SegmentIndex {
         let mut values = BTreeSet::new();
         let searcher = self.reader.searcher();
         for segment in searcher.segment_readers() {
-            let inverted = segment.inverted_index(field)?;
-            let mut terms = inverted
-                .terms()
-                .range()
-                .ge(&wanted)
-                .into_stream()
-                .map_err(|error| IndexError::Tantivy(error.into()))?;
-            while values.len() < SCAN_VALUES && terms.advance() {
-                let key = terms.key();
-                if !key.starts_with(&wanted) {
-                    break;
-                }
-                values.insert(String::from_utf8_lossy(&key[value_offset..]).into_owned());
-            }
+            values_under(segment, field, &wanted, value_offset, |value| {
+                values.insert(value.to_owned());
+                values.len() < SCAN_VALUES
+            })?;
         }
         let mut counted = self.counted(workspace, field, path, values)?;
         counted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -89,26 +79,15 @@ impl SegmentIndex {
         let mut seen = 0usize;
         let searcher = self.reader.searcher();
         for segment in searcher.segment_readers() {
-            let inverted = segment.inverted_index(field)?;
-            let mut terms = inverted
-                .terms()
-                .range()
-                .ge(&start)
-                .into_stream()
-                .map_err(|error| IndexError::Tantivy(error.into()))?;
-            while terms.advance() {
-                let key = terms.key();
-                if !key.starts_with(&start) {
-                    break;
-                }
+            values_under(segment, field, &start, start.len(), |candidate| {
                 seen += 1;
-                if seen > SCAN_VALUES {
-                    return Ok(Vec::new());
-                }
-                let candidate = String::from_utf8_lossy(&key[start.len()..]);
                 if candidate != value && candidate.to_lowercase() == wanted {
-                    variants.insert(candidate.into_owned());
+                    variants.insert(candidate.to_owned());
                 }
+                seen <= SCAN_VALUES
+            })?;
+            if seen > SCAN_VALUES {
+                return Ok(Vec::new());
             }
         }
         let mut counted = self.counted(workspace, field, path, variants)?;
@@ -174,6 +153,34 @@ impl SegmentIndex {
         ];
         BooleanQuery::new(clauses)
     }
+}
+
+/// Walks the values of `segment`'s dictionary of `field` whose terms start with `prefix`
+/// (values from byte `value_offset` of the term), in byte order, while `visit` says go on.
+pub(super) fn values_under(
+    segment: &tantivy::SegmentReader,
+    field: Field,
+    prefix: &[u8],
+    value_offset: usize,
+    mut visit: impl FnMut(&str) -> bool,
+) -> Result<(), IndexError> {
+    let inverted = segment.inverted_index(field)?;
+    let mut terms = inverted
+        .terms()
+        .range()
+        .ge(prefix)
+        .into_stream()
+        .map_err(|error| IndexError::Tantivy(error.into()))?;
+    while terms.advance() {
+        let key = terms.key();
+        if !key.starts_with(prefix) {
+            break;
+        }
+        if !visit(&String::from_utf8_lossy(&key[value_offset..])) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The term of `value` at `path` in the JSON field `field`.

@@ -184,6 +184,12 @@ impl Browser {
         }
     }
 
+    /// Replaces what the element matching `css` holds with `text`, typed.
+    async fn retype(&self, css: &str, text: &str) {
+        self.element(css).await.clear().await.unwrap();
+        self.type_into(css, text).await;
+    }
+
     /// Types `text` into the element matching `css`.
     async fn type_into(&self, css: &str, text: &str) {
         self.element(css).await.send_keys(text).await.unwrap();
@@ -236,13 +242,7 @@ async fn console_segment_editor_counts_underlines_and_saves() {
         .await;
 
     // Values suggested as a literal is typed, with their counts; one click completes it.
-    browser
-        .element("#segment-text")
-        .await
-        .clear()
-        .await
-        .unwrap();
-    browser.type_into("#segment-text", "plan = \"p").await;
+    browser.retype("#segment-text", "plan = \"p").await;
     let offered = browser
         .wait_for_text("#segment-values", |t| t.contains("pro"))
         .await;
@@ -255,13 +255,7 @@ async fn console_segment_editor_counts_underlines_and_saves() {
         .await;
 
     // A literal that differs only in case from held values: a hint, fixed in one click.
-    browser
-        .element("#segment-text")
-        .await
-        .clear()
-        .await
-        .unwrap();
-    browser.type_into("#segment-text", "plan = \"PRO\"").await;
+    browser.retype("#segment-text", "plan = \"PRO\"").await;
     browser
         .wait_for_text("#segment-count", |t| t == "0 contacts match")
         .await;
@@ -278,13 +272,7 @@ async fn console_segment_editor_counts_underlines_and_saves() {
 
     // Every problem at once, each with its one-click fix.
     browser
-        .element("#segment-text")
-        .await
-        .clear()
-        .await
-        .unwrap();
-    browser
-        .type_into(
+        .retype(
             "#segment-text",
             "plna = \"pro\" and last_seen_at within 30 days",
         )
@@ -326,13 +314,7 @@ async fn console_segment_editor_counts_underlines_and_saves() {
         Some("plan = \"pro\" and last_seen_at within 30d")
     );
 
-    browser
-        .element("#segment-text")
-        .await
-        .clear()
-        .await
-        .unwrap();
-    browser.type_into("#segment-text", "plna = \"pro\"").await;
+    browser.retype("#segment-text", "plna = \"pro\"").await;
     let diagnostic = browser
         .wait_for_text("#segment-diagnostics .diagnostic", |t| !t.is_empty())
         .await;
