@@ -591,9 +591,11 @@ async fn console_lists_searches_creates_and_edits_contacts() {
     assert_eq!(created["contact"]["name"], "Newcomer");
     assert_eq!(created["contact"]["attributes"]["plan"], "pro");
 
-    // A phone's width: no page scrolls sideways.
-    browser.client.set_window_size(390, 844).await.unwrap();
-    for page in ["segments", "contacts", "explain", "attributes", "imports"] {
+    // A small window and a phone's width: no page scrolls sideways.
+    for (width, page) in [800, 390].into_iter().flat_map(|width| {
+        ["segments", "contacts", "explain", "attributes", "imports"].map(|page| (width, page))
+    }) {
+        browser.client.set_window_size(width, 844).await.unwrap();
         browser
             .client
             .goto(&app.url(&format!("/#/{page}")))
@@ -612,9 +614,9 @@ async fn console_lists_searches_creates_and_edits_contacts() {
         let (scroll, client) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
         assert!(
             scroll <= client,
-            "#/{page} scrolls sideways at 390 px: {scroll} > {client}"
+            "#/{page} scrolls sideways at {width} px: {scroll} > {client}"
         );
-        if page == "contacts" {
+        if page == "contacts" && width == 390 {
             browser.screenshot("contacts-390px").await;
         }
     }
