@@ -499,6 +499,7 @@ fn main() {
             ("search, a common name (`grace`)", "{ contacts(search: \"grace\", first: 10) { totalCount edges { node { id name email } } } }"),
             ("members of a segment by `plan` (top values)", "{ segmentDistribution(segment: \"ltv >= 100\", field: \"plan\") { members missing values { value count } } }"),
             ("members of a segment by `ltv` (10 bars)", "{ segmentDistribution(segment: \"plan = \\\"pro\\\"\", field: \"ltv\") { members bars { low high count } } }"),
+            ("a saved segment's last 30 days (`history`)", "{ segment(slug: \"s01\") { history(days: 30) { day members entered exited } } }"),
             ("values of `country` (suggestions)", "{ fieldValues(field: \"country\", prefix: \"D\") { value count } }"),
         ];
         println!("| request ({size} contacts) | p50 ms | p99 ms | requests |");
