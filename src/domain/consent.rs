@@ -254,9 +254,30 @@ impl Consent {
 /// A contact's consents, by purpose name.
 pub type Consents = BTreeMap<PurposeName, Consent>;
 
+/// Whether `statement`, said at `at`, changes what `consents` hold: a statement equal to the
+/// held one does not, nor one older than the held record (an import of yesterday's export does
+/// not undo today's withdrawal).
+fn changes_held(consents: &Consents, statement: &ConsentStatement, at: DateTime<Utc>) -> bool {
+    consents
+        .get(&statement.purpose)
+        .is_none_or(|held| held.granted != statement.granted && held.origin.at <= at)
+}
+
+/// Whether any of `statements`, said at `at`, would change what `consents` hold (see
+/// [`state_consents`]).
+pub fn changes_any(
+    consents: &Consents,
+    statements: &[ConsentStatement],
+    at: DateTime<Utc>,
+) -> bool {
+    statements
+        .iter()
+        .any(|statement| changes_held(consents, statement, at))
+}
+
 /// Applies `statements` said at `origin` to `consents`, in the write that makes the contact's
-/// revision `revision`; returns the purposes whose state changed. A statement equal to the held one keeps the held record; one older than the held
-/// record is ignored (an import of yesterday's export does not undo today's withdrawal).
+/// revision `revision`; returns the purposes whose state changed. A statement that does not
+/// change the held one (see [`changes_any`]) keeps the held record.
 pub fn state_consents(
     consents: &mut Consents,
     statements: &[ConsentStatement],
@@ -265,10 +286,7 @@ pub fn state_consents(
 ) -> Vec<PurposeName> {
     let mut changed = Vec::new();
     for statement in statements {
-        let held = consents.get(&statement.purpose);
-        let stale = held
-            .is_some_and(|held| held.granted == statement.granted || held.origin.at > origin.at);
-        if stale {
+        if !changes_held(consents, statement, origin.at) {
             continue;
         }
         consents.insert(

@@ -35,8 +35,8 @@ pub use attribute::{
 };
 pub use consent::{
     Consent, ConsentOrigin, ConsentPurpose, ConsentStatement, Consents, MAX_CONSENT_SOURCE_BYTES,
-    MAX_PURPOSE_DESCRIPTION_BYTES, MAX_PURPOSES, PurposeName, check_statements, combine_consents,
-    parse_consents_json, state_consents,
+    MAX_PURPOSE_DESCRIPTION_BYTES, MAX_PURPOSES, PurposeName, changes_any, check_statements,
+    combine_consents, parse_consents_json, state_consents,
 };
 pub use contact::{Contact, ContactFields, ContactPatch, FieldChange, Text, WrittenBy};
 pub use error::DomainError;

@@ -192,14 +192,10 @@ pub async fn set_consents(
         .collect::<Result<Vec<_>, crate::domain::DomainError>>()
         .map_err(ServiceError::from)
         .api()?;
-    let origin = ConsentOrigin {
-        at: Utc::now(),
-        source: ConsentOrigin::parse_source(input.source.as_deref())
-            .map_err(ServiceError::from)
-            .api()?,
-        provenance: Provenance::Api,
-        recorded_by: crate::actor::current_actor(),
-    };
+    let source = ConsentOrigin::parse_source(input.source.as_deref())
+        .map_err(ServiceError::from)
+        .api()?;
+    let origin = crate::service::consents::origin(Utc::now(), Provenance::Api, source);
     let (contact, changed) = services
         .consents
         .set(&caller.workspace, &id, &statements, &origin)

@@ -13,10 +13,25 @@ use super::contention::{Attempts, WRITE_ATTEMPTS};
 use super::error::ServiceError;
 use super::indexer::ChangeNotifier;
 use crate::domain::{
-    ConsentOrigin, ConsentPurpose, ConsentStatement, Contact, ContactId, MAX_PURPOSES, PurposeName,
-    WorkspaceId, check_statements, state_consents,
+    ConsentOrigin, ConsentPurpose, ConsentStatement, Contact, ContactId, MAX_PURPOSES, Provenance,
+    PurposeName, WorkspaceId, check_statements, state_consents,
 };
 use crate::store::{Store, StoreError, WriteBatch};
+
+/// Where statements said now come from: `provenance`, `source`, recorded by the task's actor
+/// (the API key, or the command).
+pub fn origin(
+    at: chrono::DateTime<Utc>,
+    provenance: Provenance,
+    source: Option<String>,
+) -> ConsentOrigin {
+    ConsentOrigin {
+        at,
+        source,
+        provenance,
+        recorded_by: crate::actor::current_actor(),
+    }
+}
 
 /// The error for a statement about a purpose the workspace did not declare.
 pub fn unknown_purpose(name: &str) -> ServiceError {

@@ -9,14 +9,14 @@ use super::catalog_cache::Catalogs;
 use super::claims::{
     Claim, add_claims, contact_point_claims, is_retryable, stage_claims, unless_raced,
 };
-use super::consents::check_declared;
+use super::consents::{self, check_declared};
 use super::contacts::{ContactService, PatchInput};
 use super::identity_token::{TokenVerifier, check_public_keys};
 use super::indexer::ChangeNotifier;
 use super::merges::{MergeReason, MergeService};
 use crate::domain::MAX_ACTIVE_KEYS;
 use crate::domain::Refusal;
-use crate::domain::{ConsentOrigin, ConsentStatement, state_consents};
+use crate::domain::{ConsentStatement, state_consents};
 use crate::domain::{
     Contact, ContactFields, ContactPatch, FieldChange, IdentityKey, IdentityKind, MergeStrategy,
     Provenance, Verification, VerificationMethod, WorkspaceId, WorkspaceSettings, verify_user_hash,
@@ -96,12 +96,7 @@ impl IdentifyWrite {
     /// `revision` is the one the result is stored at (the consents it states carry it).
     fn applied_to(&self, contact: &Contact, now: chrono::DateTime<Utc>, revision: u64) -> Contact {
         let mut next = contact.clone();
-        let origin = ConsentOrigin {
-            at: now,
-            source: None,
-            provenance: Provenance::Verified,
-            recorded_by: crate::actor::current_actor(),
-        };
+        let origin = consents::origin(now, Provenance::Verified, None);
         state_consents(&mut next.consents, &self.consents, &origin, revision);
         let before = contact.fields.clone();
         next.fields = self.verified.apply_to(&before);

@@ -13,7 +13,6 @@ mod read_ahead;
 mod reader;
 mod report;
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,7 +30,8 @@ use report::{BatchOutcome, JobRegistry};
 
 pub use report::{ImportFormat, ImportOptions, ImportReport, JobStatus, MatchBy, RowError};
 
-use super::catalog_cache::Catalogs;
+use super::catalog_cache::{Catalogs, WorkspaceState};
+use super::consents::check_declared;
 use super::indexer::ChangeNotifier;
 use crate::domain::{AttributeRegistry, ImportRow, ParsedRow, WorkspaceId, check_columns};
 use crate::service::error::{InternalError, ServiceError};
@@ -105,13 +105,7 @@ impl ImportService {
     ) -> ImportReport {
         let outcome = match self.rules(workspace).await {
             Ok((registry, blocked)) => {
-                let purposes: HashSet<String> = self
-                    .catalogs
-                    .workspace(workspace)
-                    .purposes
-                    .iter()
-                    .map(|purpose| purpose.name.as_str().to_owned())
-                    .collect();
+                let catalogue = self.catalogs.workspace(workspace);
                 let (sender, receiver) = mpsc::channel(2);
                 let reader = tokio::task::spawn_blocking(move || {
                     let mut rows = RowReader::new(options.format, input);
@@ -128,7 +122,7 @@ impl ImportService {
                             .take(CHUNK_ROWS)
                             .map(|row| {
                                 row.and_then(|row| {
-                                    validate(row, &registry, &purposes).map_err(ReadFailure::from)
+                                    validate(row, &registry, &catalogue).map_err(ReadFailure::from)
                                 })
                             })
                             .collect();
@@ -355,19 +349,13 @@ impl ImportService {
 fn validate(
     row: ImportRow,
     registry: &AttributeRegistry,
-    purposes: &HashSet<String>,
+    catalogue: &WorkspaceState,
 ) -> Result<ParsedRow, RowError> {
     let line = row.line;
     let parsed = row.parse_all(registry).map_err(|problems| {
         RowError::from_problems(line, problems.into_iter().map(Into::into).collect())
     })?;
-    if let Some(unknown) = parsed
-        .consents
-        .iter()
-        .find(|statement| !purposes.contains(statement.purpose.as_str()))
-    {
-        let error = crate::service::consents::unknown_purpose(unknown.purpose.as_str());
-        return Err(RowError::from_service(line, error));
-    }
+    check_declared(catalogue, &parsed.consents)
+        .map_err(|error| RowError::from_service(line, error))?;
     Ok(parsed)
 }

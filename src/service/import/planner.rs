@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 
 use super::report::{BatchOutcome, ImportOptions, MatchBy, RowError};
 use crate::domain::{
-    ConsentOrigin, ConsentStatement, Consents, Contact, ContactFields, ContactId, DomainError,
-    FieldChange, Identity, IdentityKey, IdentityKind, ParsedRow, Provenance, WorkspaceId,
-    state_consents,
+    Contact, ContactFields, ContactId, DomainError, FieldChange, Identity, IdentityKey,
+    IdentityKind, ParsedRow, Provenance, WorkspaceId, changes_any, state_consents,
 };
 use crate::service::claims::{Claim, contact_point_claims};
+use crate::service::consents::origin;
 use crate::service::suppression::{patch_keys, suppressed};
 use crate::store::{HeldIdentity, WriteBatch};
 
@@ -94,7 +94,7 @@ pub(super) fn plan(
         if let Some(contact) = existing
             && !takes_external_id
             && !row.patch.changes(&contact.fields)
-            && !states_news(&contact.consents, &row.consents)
+            && !changes_any(&contact.consents, &row.consents, now)
         {
             outcome.unchanged += 1;
             continue;
@@ -166,7 +166,7 @@ pub(super) fn plan(
         let consented = !state_consents(
             &mut contact.consents,
             &row.consents,
-            &imported_consent(now),
+            &origin(now, Provenance::Imported, None),
             contact.revision,
         )
         .is_empty();
@@ -204,24 +204,6 @@ pub(super) fn plan(
             .map(PartBuilder::finish)
             .collect(),
         deferred,
-    }
-}
-
-/// Whether `statements` would change any of `held` (a repeated statement does not).
-fn states_news(held: &Consents, statements: &[ConsentStatement]) -> bool {
-    statements.iter().any(|statement| {
-        held.get(&statement.purpose)
-            .is_none_or(|consent| consent.granted != statement.granted)
-    })
-}
-
-/// Where an import row's consents come from: the import, now, by the job's actor.
-fn imported_consent(now: DateTime<Utc>) -> ConsentOrigin {
-    ConsentOrigin {
-        at: now,
-        source: None,
-        provenance: Provenance::Imported,
-        recorded_by: crate::actor::current_actor(),
     }
 }
 

@@ -31,18 +31,14 @@ pub struct LiteralHint {
     pub span: Span,
 }
 
-/// The field named `name` (segment spelling) and its type, when `catalog`'s caller may read it
-/// and it is not sensitive (only keyed hashes of those are indexed).
+/// The field `reference` names and its type, when `catalog`'s caller may read it and it is
+/// not sensitive (only keyed hashes of those are indexed).
 fn readable_field(
     catalog: &CallerCatalog<'_>,
-    name: &str,
+    reference: &FieldRef,
 ) -> Result<(Field, FieldType), ServiceError> {
-    let reference = FieldRef {
-        name: name.to_owned(),
-        explicit_attribute: false,
-        span: Span::default(),
-    };
-    let field = Field::of_ref(&reference);
+    let name = &reference.name;
+    let field = Field::of_ref(reference);
     let field_type = match &field {
         Field::Builtin(builtin) => Some(builtin.field_type()),
         Field::Attribute(attribute) => catalog.attribute_type(attribute),
@@ -72,7 +68,25 @@ fn readable_field(
 /// may see them: a text built-in or a text or string-list attribute the caller may read, not
 /// sensitive.
 pub fn value_source(catalog: &CallerCatalog<'_>, name: &str) -> Result<ValueSource, ServiceError> {
-    let (field, field_type) = readable_field(catalog, name)?;
+    value_source_of(catalog, &named(name))
+}
+
+/// A field named as a request names it: a built-in when one has the name, else an attribute.
+fn named(name: &str) -> FieldRef {
+    FieldRef {
+        name: name.to_owned(),
+        explicit_attribute: false,
+        span: Span::default(),
+    }
+}
+
+/// [`value_source`] of a field as a segment wrote it (`attributes.email` is the attribute).
+fn value_source_of(
+    catalog: &CallerCatalog<'_>,
+    reference: &FieldRef,
+) -> Result<ValueSource, ServiceError> {
+    let name = &reference.name;
+    let (field, field_type) = readable_field(catalog, reference)?;
     let kind = match field_type {
         FieldType::String => ValueKind::Text,
         FieldType::StringList => ValueKind::ListItem,
@@ -98,7 +112,7 @@ pub fn spread_source(
     catalog: &CallerCatalog<'_>,
     name: &str,
 ) -> Result<(String, SpreadKind), ServiceError> {
-    let (field, field_type) = readable_field(catalog, name)?;
+    let (field, field_type) = readable_field(catalog, &named(name))?;
     let kind = match field_type {
         FieldType::String => SpreadKind::Values(ValueKind::Text),
         FieldType::StringList => SpreadKind::Values(ValueKind::ListItem),
@@ -153,7 +167,7 @@ pub fn case_hints(
     equality_literals(expr, &mut literals);
     let mut hints = Vec::new();
     for (field, literal) in literals.into_iter().take(MAX_HINTED_LITERALS) {
-        let (Ok(source), Value::Str(value)) = (value_source(catalog, &field.name), &literal.value)
+        let (Ok(source), Value::Str(value)) = (value_source_of(catalog, &field), &literal.value)
         else {
             continue;
         };
