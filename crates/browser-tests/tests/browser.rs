@@ -505,7 +505,7 @@ async fn console_contact_lookup_and_explanation() {
 }
 
 /// The contact list pages, searches as you type and opens a contact; a contact is created and
-/// edited with typed inputs; every page fits a 390 px screen without scrolling sideways.
+/// edited with typed inputs; every page fits 800 px and 390 px without scrolling sideways.
 #[tokio::test]
 async fn console_lists_searches_creates_and_edits_contacts() {
     let _turn = ONE_AT_A_TIME.lock().await;
