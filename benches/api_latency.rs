@@ -5,10 +5,19 @@
 //! the request it sends on every keystroke while a 5-clause segment is typed; last, the live
 //! side: ENTER latency to a subscription and to a signed webhook under a stream of writes
 //! (`QWRY_BENCH_LIVE_RATE`, default 1,000 a second, for 20 s; see `benches/live`);
+//! `QWRY_BENCH_SUBSCRIPTIONS=1000` follows the ENTERs on that many subscriptions (ten to a
+//! socket, rounded up to tens) instead of one; `QWRY_BENCH_LANES=1` measures webhook lanes
+//! instead (ten endpoints in three workspaces, all healthy, then with a slow, a failing and a
+//! dead one; see `benches/live/lanes.rs`);
 //! `QWRY_BENCH_LIVE_ONLY=1` measures the live side alone, `QWRY_BENCH_THROUGHPUT_ONLY=1` the
 //! `contact(id:)` throughput alone (to compare server settings, e.g. the access log's
 //! `ACCESS_LOG_RETENTION_DAYS=0` against its default: the server inherits the environment);
 //! `contact(id:)` reads the first `QWRY_BENCH_IDS` contacts in turn (default 100).
+//! The server's memory (resident and peak) and its data on disk are printed after the load,
+//! with the time from its start to ready. `QWRY_BENCH_OPERATIONS=1` adds the operator's side
+//! at the end: a restart on the kept data (time to ready, memory once idle), then `backup`,
+//! `check`, `reindex` and `restore`, each with its time and peak memory (the 10M table in
+//! BENCHMARKS.md).
 //!
 //! Data: `QWRY_BENCH_CONTACTS` contacts (default 20000) from `benches/data` (20 attributes,
 //! seed 42 + chunk), imported through `POST /v1/contacts/import`, then indexed.
@@ -16,7 +25,7 @@
 //! with `cargo build --release`), so that two builds can be compared in one run; its store is
 //! RocksDB, or SurrealKV with `QWRY_BENCH_STORE=surrealkv`. With `QWRY_BENCH_DIR=<dir>` the
 //! server keeps its data there, and a later run with the same size and directory skips the load
-//! (10 minutes at 1M), so that several builds can be measured on the same data.
+//! (3 minutes at 1M), so that several builds can be measured on the same data.
 //! Before measuring, the bench waits (at most [`SETTLE_AT_MOST`]) until the server is idle, so
 //! that the index merges the load leaves behind do not land in the read figures; it prints how
 //! long it waited.
@@ -25,6 +34,9 @@
 // Shared with the other benches; this one uses the generator, not the catalogue.
 #[allow(dead_code)]
 mod data;
+mod footprint;
+// Shared with `instance_lag`, which waits for readiness with the default patience.
+#[allow(dead_code)]
 mod http;
 mod live;
 
@@ -39,7 +51,7 @@ use qwry_contacts::service::contact_json;
 use qwry_segment::FieldType;
 use serde_json::{Value, json};
 
-use http::{KEY, client, graphql, percentile, wait_until_ready};
+use http::{KEY, client, graphql, percentile, wait_until_ready_within};
 
 /// Sequential requests per latency measurement.
 const SEQUENTIAL: usize = 2_000;
@@ -56,6 +68,9 @@ const THROUGHPUT_FOR: Duration = Duration::from_secs(10);
 const LIVE_RATE_DEFAULT: usize = 1_000;
 /// How long the live measurement writes.
 const LIVE_SECONDS: usize = 20;
+
+/// Longest wait for a server to answer `/readyz` after its start (the target at 10M is 30 s).
+const READY_AT_MOST: Duration = Duration::from_secs(600);
 
 /// Longest wait for the server to go idle after the load.
 const SETTLE_AT_MOST: Duration = Duration::from_secs(300);
@@ -95,7 +110,8 @@ impl Drop for Server {
     }
 }
 
-fn start_server() -> Server {
+/// The server binary: `QWRY_SERVER_BIN`, or the release build.
+fn server_binary() -> PathBuf {
     let binary = std::env::var("QWRY_SERVER_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from("target/release/qwry-contacts"));
@@ -104,50 +120,101 @@ fn start_server() -> Server {
         "no server binary at {}: run `cargo build --release` first (or set QWRY_SERVER_BIN)",
         binary.display()
     );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = match std::env::var("QWRY_BENCH_DIR") {
-        Ok(path) => {
-            std::fs::create_dir_all(&path).unwrap();
-            DataDir::Kept(PathBuf::from(path))
-        }
-        Err(_) => DataDir::Temporary(tempfile::tempdir().unwrap()),
-    };
-    // `QWRY_BENCH_STORE=surrealkv` runs the server on embedded SurrealKV instead of its
-    // default (RocksDB), to compare the two engines in one run.
-    let database_url = match std::env::var("QWRY_BENCH_STORE").as_deref() {
-        Ok("surrealkv") => format!("surrealkv://{}", dir.path().join("store").display()),
-        _ => format!("rocksdb://{}", dir.path().join("rocksdb").display()),
-    };
-    let mut command = Command::new(&binary);
+    binary
+}
+
+/// The store's URL under `dir`: RocksDB, or SurrealKV with `QWRY_BENCH_STORE=surrealkv` (to
+/// compare the two engines in one run).
+fn database_url(dir: &std::path::Path) -> String {
+    match std::env::var("QWRY_BENCH_STORE").as_deref() {
+        Ok("surrealkv") => format!("surrealkv://{}", dir.join("store").display()),
+        _ => format!("rocksdb://{}", dir.join("rocksdb").display()),
+    }
+}
+
+/// The binary with the environment of a service (or a command of it) on the data in `dir`.
+fn service_command(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(server_binary());
     command.env_clear();
     // `CONTACT_CACHE_MB=0` measures the server without its contact cache.
     if let Ok(megabytes) = std::env::var("CONTACT_CACHE_MB") {
         command.env("CONTACT_CACHE_MB", megabytes);
     }
-    let child = command
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATA_DIR", dir.path())
-        .env("DATABASE_URL", &database_url)
+    command
+        .env("DATA_DIR", dir)
+        .env("DATABASE_URL", database_url(dir))
         .env("ADMIN_API_KEY", KEY)
-        .env("RATE_LIMIT_PER_SECOND", "0")
-        .env("AUTH_FAILURES_PER_SECOND", "0")
         .env(
             "RUST_LOG",
             std::env::var("QWRY_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
         )
+        .stdout(Stdio::null());
+    command
+}
+
+/// The bench's data directory: `QWRY_BENCH_DIR`, or a temporary one.
+fn data_dir() -> DataDir {
+    match std::env::var("QWRY_BENCH_DIR") {
+        Ok(path) => {
+            std::fs::create_dir_all(&path).unwrap();
+            DataDir::Kept(PathBuf::from(path))
+        }
+        Err(_) => DataDir::Temporary(tempfile::tempdir().unwrap()),
+    }
+}
+
+/// An admin key of `workspace`, made with the CLI on the data in `dir` (no server running).
+fn create_admin_key(dir: &std::path::Path, workspace: &str) -> String {
+    let output = service_command(dir)
+        .args(["keys", "create", "--name", "bench", "--scopes", "admin"])
+        .args(["--workspace", workspace])
+        .stdout(Stdio::piped())
+        .output()
+        .expect("the CLI runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn start_server_in(dir: DataDir) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = service_command(dir.path())
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("RATE_LIMIT_PER_SECOND", "0")
+        .env("AUTH_FAILURES_PER_SECOND", "0")
         .env("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
-        .stdout(Stdio::null())
         .spawn()
         .expect("server starts");
-    eprintln!("server: {} on {database_url}", binary.display());
+    eprintln!(
+        "server: {} on {}",
+        server_binary().display(),
+        database_url(dir.path())
+    );
     Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
         dir,
+    }
+}
+
+impl Server {
+    /// Stops the server as an orchestrator would (SIGTERM), waiting for it to exit; its data
+    /// directory, which it gives back.
+    fn stop(mut self) -> DataDir {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, DataDir::Kept(PathBuf::new()));
+        drop(self);
+        dir
     }
 }
 
@@ -420,6 +487,14 @@ fn main() {
     let live_only = std::env::var("QWRY_BENCH_LIVE_ONLY").is_ok_and(|value| value == "1");
     let throughput_only =
         std::env::var("QWRY_BENCH_THROUGHPUT_ONLY").is_ok_and(|value| value == "1");
+    // `QWRY_BENCH_SUBSCRIPTIONS=1000`: that many subscriptions, ten to a socket (rounded up).
+    let subscriptions = match std::env::var("QWRY_BENCH_SUBSCRIPTIONS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(n) if n > 1 => (n.div_ceil(10), 10.min(n)),
+        _ => (1, 1),
+    };
     let live_rate: usize = std::env::var("QWRY_BENCH_LIVE_RATE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -429,10 +504,21 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let server = start_server();
-    runtime.block_on(async {
+    let operations = std::env::var("QWRY_BENCH_OPERATIONS").is_ok_and(|value| value == "1");
+    let lanes = std::env::var("QWRY_BENCH_LANES").is_ok_and(|value| value == "1");
+    let dir = data_dir();
+    // The lanes' other two workspaces, each with an admin key.
+    let lane_keys = lanes.then(|| {
+        [
+            create_admin_key(dir.path(), "bench-lanes-b"),
+            create_admin_key(dir.path(), "bench-lanes-c"),
+        ]
+    });
+    let server = start_server_in(dir);
+    let server = runtime.block_on(async {
         let base = server.base.clone();
-        wait_until_ready(&base).await;
+        let ready_after = wait_until_ready_within(&base, READY_AT_MOST).await;
+        eprintln!("ready {ready_after:.1?} after start");
         let client = client(CONNECTIONS);
         let marker = server.dir.loaded_marker(size);
         if marker.exists() {
@@ -443,6 +529,7 @@ fn main() {
         }
         live::forget_earlier_endpoints(&client, &base).await;
         settle(server.child.id()).await;
+        report_footprint(&server, size);
         // The contacts `contact(id:)` reads, in turn: the first `QWRY_BENCH_IDS` (default 100).
         let wanted: usize = std::env::var("QWRY_BENCH_IDS")
             .ok()
@@ -504,12 +591,21 @@ fn main() {
         ];
         println!("| request ({size} contacts) | p50 ms | p99 ms | requests |");
         println!("| --- | ---: | ---: | ---: |");
+        if let Some([key_b, key_c]) = &lane_keys {
+            let clients = [
+                client.clone(),
+                http::client_with_key(key_b, CONNECTIONS),
+                http::client_with_key(key_c, CONNECTIONS),
+            ];
+            measure_lanes(&clients, &base, live_rate).await;
+            return server;
+        }
         if throughput_only {
             let (rate, p50, p99) = contact_by_id(&base, Arc::new(ids)).await;
             println!(
                 "| contact(id:), {CONNECTIONS} connections: {rate:.0} requests/s | {p50:.3} | {p99:.3} | |"
             );
-            return;
+            return server;
         }
         if !live_only {
             report(&client, &base, &requests).await;
@@ -550,19 +646,109 @@ fn main() {
         }
         // The live side last: it writes (new contacts entering a saved segment), with the 50
         // saved segments above evaluated on every write.
-        let live = live::measure(&client, &base, KEY, live_rate, LIVE_SECONDS).await;
+        let live = live::measure(&client, &base, KEY, live_rate, LIVE_SECONDS, subscriptions).await;
         println!(
             "| live: {} writes at {:.0}/s (asked {live_rate}/s), each a new contact entering a saved segment (51 saved): the write | {:.3} | {:.3} | {} |",
             live.writes, live.rate, live.write.0, live.write.1, live.writes
         );
         println!(
-            "| live: from the write's request to the ENTER on a `segmentChanges` subscription | {:.3} | {:.3} | {} |",
-            live.subscription.0, live.subscription.1, live.subscription.2
+            "| live: from the write's request to the ENTER on each of {} `segmentChanges` subscriptions (the last column: ENTERs received by the subscription that received fewest) | {:.3} | {:.3} | {} |",
+            live.subscriptions, live.subscription.0, live.subscription.1, live.subscription.2
         );
         println!(
             "| live: from the write's request to the signed webhook's receipt on 127.0.0.1 | {:.3} | {:.3} | {} |",
             live.webhook.0, live.webhook.1, live.webhook.2
         );
+        println!(
+            "| live: the last ENTER after the last write's answer, to the subscriptions / the webhook: {:.2?} / {:.2?} | | | |",
+            live.drained_after.0, live.drained_after.1
+        );
+        server
     });
-    drop(server);
+    if operations {
+        measure_operations(&runtime, server, size);
+    }
+}
+
+/// Webhook lanes: the all-healthy layout and the faulty one, alternated twice.
+async fn measure_lanes(clients: &[reqwest::Client; 3], base: &str, rate: usize) {
+    for round in 0..2 {
+        for (name, layout) in [
+            ("all healthy", live::lanes::ALL_HEALTHY),
+            ("a slow, a failing and a dead one", live::lanes::FAULTY),
+        ] {
+            let report = live::lanes::measure(clients, base, layout, rate, LIVE_SECONDS).await;
+            println!(
+                "| lanes, round {}: ten endpoints in three workspaces, {name}: {} writes at {rate}/s, from the write's request to a healthy endpoint's receipt ({} of {} delivered) | {:.3} | {:.3} | {} |",
+                round + 1,
+                report.writes,
+                report.delivered.0,
+                report.delivered.1,
+                report.healthy.0,
+                report.healthy.1,
+                report.delivered.0
+            );
+        }
+    }
+}
+
+/// Prints the server's memory now and at its peak, and its data's size on disk.
+fn report_footprint(server: &Server, contacts: usize) {
+    if let Some((rss, peak)) = footprint::memory_mib(server.child.id()) {
+        println!("| memory: resident now {rss:.0} MiB, peak {peak:.0} MiB | | | |");
+    }
+    footprint::report_disk(server.dir.path(), contacts);
+}
+
+/// The operator's side on the data just measured (`QWRY_BENCH_OPERATIONS=1`): a restart on
+/// the kept data (time to ready, memory once idle), then `backup`, `check`, `reindex` and
+/// `restore` (into a new directory), each with its time and peak memory.
+fn measure_operations(runtime: &tokio::runtime::Runtime, server: Server, size: usize) {
+    let dir = server.stop();
+    let server = start_server_in(dir);
+    runtime.block_on(async {
+        let ready_after = wait_until_ready_within(&server.base, READY_AT_MOST).await;
+        println!("| restart on the kept data: ready after {ready_after:.1?} | | | |");
+        settle(server.child.id()).await;
+    });
+    report_footprint(&server, size);
+    let dir = server.stop();
+    let backup_file = dir.path().join("bench-backup.json");
+    let restored = tempfile::tempdir_in(dir.path()).unwrap();
+    let steps: [(&str, Command); 4] = [
+        ("backup", {
+            let mut command = service_command(dir.path());
+            command.arg("backup").arg(&backup_file);
+            command
+        }),
+        ("check", {
+            let mut command = service_command(dir.path());
+            command.arg("check");
+            command
+        }),
+        ("reindex", {
+            let mut command = service_command(dir.path());
+            command.arg("reindex");
+            command
+        }),
+        ("restore (into an empty store)", {
+            let mut command = service_command(restored.path());
+            command.arg("restore").arg(&backup_file);
+            command
+        }),
+    ];
+    for (name, mut command) in steps {
+        let cost = footprint::run_measured(&mut command);
+        assert!(cost.succeeded, "`{name}` failed");
+        println!(
+            "| `{name}`: {:.1} s, peak memory {:.0} MiB | | | |",
+            cost.took.as_secs_f64(),
+            cost.peak_mib
+        );
+        if name == "backup" {
+            let bytes = footprint::disk_bytes(&backup_file);
+            println!("| backup file: {:.0} MiB | | | |", bytes as f64 / 1_048_576.0);
+        }
+    }
+    let _ = std::fs::remove_file(&backup_file);
 }

@@ -9,10 +9,15 @@ pub const KEY: &str = "bench-admin-key-0123456789abcdef";
 
 /// A client sending [`KEY`], keeping up to `idle_per_host` connections open.
 pub fn client(idle_per_host: usize) -> reqwest::Client {
+    client_with_key(KEY, idle_per_host)
+}
+
+/// A client sending `key`, keeping up to `idle_per_host` connections open.
+pub fn client_with_key(key: &str, idle_per_host: usize) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
-        format!("Bearer {KEY}").parse().unwrap(),
+        format!("Bearer {key}").parse().unwrap(),
     );
     reqwest::Client::builder()
         .default_headers(headers)
@@ -39,16 +44,22 @@ pub async fn graphql(client: &reqwest::Client, base: &str, query: &str, variable
 
 /// Waits (at most a minute) until the service at `base` answers `/readyz` with 200.
 pub async fn wait_until_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
+    wait_until_ready_within(base, Duration::from_secs(60)).await;
+}
+
+/// Waits (at most `patience`) until the service at `base` answers `/readyz` with 200; how long
+/// that took.
+pub async fn wait_until_ready_within(base: &str, patience: Duration) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < patience {
         if let Ok(response) = reqwest::get(format!("{base}/readyz")).await
             && response.status() == 200
         {
-            return;
+            return started.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{base} not ready within 60 s");
+    panic!("{base} not ready within {patience:?}");
 }
 
 /// The `p` quantile of `sorted`, in milliseconds.

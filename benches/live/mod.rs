@@ -22,6 +22,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::graphql;
 
+pub mod lanes;
+
 /// Writes in flight at once, at most.
 const IN_FLIGHT: usize = 64;
 /// How long to wait, after the last write, for the last ENTERs.
@@ -38,10 +40,16 @@ pub struct LiveReport {
     pub rate: f64,
     /// p50 and p99 (ms) of the writes themselves.
     pub write: (f64, f64),
-    /// p50, p99 (ms) from the write's request to the subscription's ENTER, and how many came.
+    /// p50, p99 (ms) from the write's request to a subscription's ENTER, over every
+    /// subscription, and how many ENTERs the subscription that received fewest received.
     pub subscription: (f64, f64, usize),
+    /// Subscriptions open during the run.
+    pub subscriptions: usize,
     /// p50, p99 (ms) from the write's request to the webhook's receipt, and how many came.
     pub webhook: (f64, f64, usize),
+    /// How long after the last write's answer the last ENTER reached the subscriptions and
+    /// the webhook: the time the backlog took to drain.
+    pub drained_after: (Duration, Duration),
 }
 
 /// Deletes the endpoints earlier runs left on a kept data dir: they point at receivers long
@@ -96,8 +104,41 @@ async fn receive(
     StatusCode::NO_CONTENT
 }
 
-/// Follows `segmentChanges(slug: "live-flagged")`, noting when each ENTER arrives.
-async fn subscribe(base: &str, key: &str, seen: Receipts) {
+/// ENTERs one subscription received: the hash of the contact id and when it arrived.
+type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+/// The hash a contact id is noted by (collisions among a run's ids are not a concern).
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(id)
+}
+
+/// The contact id of an ENTER in a `segmentChanges` frame, found without parsing the JSON (at
+/// a thousand subscriptions this client reads a million frames a second).
+fn entered_contact(frame: &str) -> Option<&str> {
+    if !frame.contains("\"kind\":\"ENTER\"") {
+        return None;
+    }
+    let marker = "\"contactId\":\"";
+    let start = frame.find(marker)? + marker.len();
+    let end = start + frame[start..].find('"')?;
+    Some(&frame[start..end])
+}
+
+/// Opens `sockets` sockets, each following `segmentChanges(slug: "live-flagged")`
+/// `per_socket` times, noting when each ENTER arrives on each subscription.
+async fn subscribe(base: &str, key: &str, sockets: usize, per_socket: usize) -> Vec<Arrivals> {
+    let mut all = Vec::with_capacity(sockets * per_socket);
+    for _ in 0..sockets {
+        let arrivals: Vec<Arrivals> = (0..per_socket).map(|_| Arrivals::default()).collect();
+        subscribe_socket(base, key, arrivals.clone()).await;
+        all.extend(arrivals);
+    }
+    all
+}
+
+/// One socket with a subscription for each of `arrivals`.
+async fn subscribe_socket(base: &str, key: &str, arrivals: Vec<Arrivals>) {
     let mut request = format!("{}/graphql/ws", base.replacen("http", "ws", 1))
         .into_client_request()
         .unwrap();
@@ -112,32 +153,43 @@ async fn subscribe(base: &str, key: &str, seen: Receipts) {
         .await
         .unwrap();
     let query = "subscription { segmentChanges(slug: \"live-flagged\") { contactId kind } }";
-    socket
-        .send(send(
-            json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
-        ))
-        .await
-        .unwrap();
+    for id in 0..arrivals.len() {
+        socket
+            .send(send(
+                json!({ "id": id.to_string(), "type": "subscribe", "payload": { "query": query } }),
+            ))
+            .await
+            .unwrap();
+    }
     tokio::spawn(async move {
         while let Some(Ok(frame)) = socket.next().await {
             let arrived = Instant::now();
             let Message::Text(text) = frame else { continue };
-            let message: Value = serde_json::from_str(&text).unwrap_or_default();
-            if message["type"] == "ping" {
+            if text.contains("\"type\":\"ping\"") {
                 let _ = socket.send(send(json!({ "type": "pong" }))).await;
                 continue;
             }
-            let entry = &message["payload"]["data"]["segmentChanges"];
-            if entry["kind"] == "ENTER"
-                && let Some(contact) = entry["contactId"].as_str()
-            {
-                seen.lock()
-                    .unwrap()
-                    .entry(contact.to_owned())
-                    .or_insert(arrived);
+            let Some(contact) = entered_contact(&text) else {
+                continue;
+            };
+            // `"id":"N"`: the subscription the frame belongs to.
+            let subscription = text
+                .split_once("\"id\":\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .and_then(|(id, _)| id.parse::<usize>().ok());
+            if let Some(arrivals) = subscription.and_then(|n| arrivals.get(n)) {
+                arrivals.lock().unwrap().push((id_hash(contact), arrived));
             }
         }
     });
+}
+
+/// How long after `since` the last of `arrivals` came (zero when all came before).
+fn last_arrival(arrivals: impl Iterator<Item = Instant>, since: Instant) -> Duration {
+    arrivals
+        .map(|arrived| arrived.saturating_duration_since(since))
+        .max()
+        .unwrap_or_default()
 }
 
 fn percentiles(mut latencies: Vec<Duration>) -> (f64, f64) {
@@ -153,13 +205,15 @@ fn percentiles(mut latencies: Vec<Duration>) -> (f64, f64) {
 }
 
 /// Sends `rate` writes a second for `seconds`, each creating a contact that enters
-/// `live-flagged`, and measures how soon the subscription and the webhook report it.
+/// `live-flagged`, and measures how soon the subscriptions (`sockets` sockets of `per_socket`
+/// each) and the webhook report it.
 pub async fn measure(
     client: &reqwest::Client,
     base: &str,
     key: &str,
     rate: usize,
     seconds: usize,
+    (sockets, per_socket): (usize, usize),
 ) -> LiveReport {
     // Both exist already when the data directory is reused (`QWRY_BENCH_DIR`): then the
     // attribute's redefinition may be refused, which changes nothing.
@@ -199,8 +253,7 @@ pub async fn measure(
     *receiver.secret.lock().unwrap() = created["createWebhook"]["secret"]
         .as_str()
         .map(str::to_owned);
-    let subscribed = Receipts::default();
-    subscribe(base, key, Arc::clone(&subscribed)).await;
+    let subscribed = subscribe(base, key, sockets, per_socket).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let total = rate * seconds;
@@ -231,15 +284,37 @@ pub async fn measure(
         let _ = task.await;
     }
     let elapsed = started.elapsed();
+    let writes_ended = Instant::now();
     let deadline = Instant::now() + DRAIN;
     while Instant::now() < deadline {
-        let done = |seen: &Receipts| seen.lock().unwrap().len() >= total;
-        if done(&subscribed) && done(&receiver.seen) {
+        let subscriptions_done = subscribed
+            .iter()
+            .all(|arrivals| arrivals.lock().unwrap().len() >= total);
+        if subscriptions_done && receiver.seen.lock().unwrap().len() >= total {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let sent = sent.lock().unwrap().clone();
+    let sent_at: HashMap<u64, Instant> = sent
+        .iter()
+        .map(|(id, (at, _))| (id_hash(id), *at))
+        .collect();
+    let mut subscription_latencies = Vec::new();
+    let mut fewest = usize::MAX;
+    for arrivals in &subscribed {
+        let arrivals = arrivals.lock().unwrap();
+        let mut received = std::collections::HashSet::new();
+        for (contact, arrived) in arrivals.iter() {
+            if let Some(at) = sent_at.get(contact)
+                && received.insert(*contact)
+            {
+                subscription_latencies.push(arrived.duration_since(*at));
+            }
+        }
+        fewest = fewest.min(received.len());
+    }
+    let (subscription_p50, subscription_p99) = percentiles(subscription_latencies);
     let latencies = |seen: &Receipts| {
         let seen = seen.lock().unwrap();
         let found: Vec<Duration> = sent
@@ -259,7 +334,25 @@ pub async fn measure(
         writes: total,
         rate: total as f64 / elapsed.as_secs_f64(),
         write: percentiles(sent.values().map(|(_, took)| *took).collect()),
-        subscription: latencies(&subscribed),
+        drained_after: (
+            last_arrival(
+                subscribed.iter().filter_map(|arrivals| {
+                    arrivals
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|(_, arrived)| *arrived)
+                        .max()
+                }),
+                writes_ended,
+            ),
+            last_arrival(
+                receiver.seen.lock().unwrap().values().copied(),
+                writes_ended,
+            ),
+        ),
+        subscription: (subscription_p50, subscription_p99, fewest),
+        subscriptions: subscribed.len(),
         webhook: latencies(&receiver.seen),
     }
 }

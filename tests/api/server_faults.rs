@@ -1,8 +1,8 @@
 //! Faults of the SurrealDB server under running service instances (issue 42): the server
 //! SIGKILLed during writes and restarted, a connection that stalls, a service instance
 //! SIGKILLed beside another, and SIGTERM while the server is gone. The server is the
-//! workspace's `surreal-test-server`, on disk (SurrealKV, the engine its test build carries)
-//! where it must come back with its data.
+//! workspace's `surreal-test-server`, on disk (RocksDB, the engine the service embeds by
+//! default) where it must come back with its data.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -59,9 +59,9 @@ fn store_at(bind: &str, database: &str) -> StoreSettings {
     store
 }
 
-/// `surrealkv://` storage under `dir`, kept across restarts of the server.
+/// `rocksdb://` storage under `dir`, kept across restarts of the server.
 fn disk_storage(dir: &Path) -> String {
-    format!("surrealkv://{}", dir.join("data").display())
+    format!("rocksdb://{}", dir.join("data").display())
 }
 
 /// One upsert of `external_id` as a pro through the GraphQL endpoint at `graphql`; the

@@ -82,7 +82,7 @@ impl TestServer {
     }
 }
 
-/// Starts the test server with `storage` (`memory`, or `surrealkv://PATH`) on a free port and
+/// Starts the test server with `storage` (`memory`, or `rocksdb://PATH` on disk) on a free port and
 /// waits until it accepts connections; returns the process and its `ws://` URL.
 pub fn start_server(storage: &[&str]) -> (Child, String) {
     let bind = format!("127.0.0.1:{}", free_port());

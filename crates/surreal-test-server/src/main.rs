@@ -1,5 +1,5 @@
 //! A SurrealDB server for tests: `surreal-test-server start --bind 127.0.0.1:PORT --user root
-//! --pass root memory` (or a `surrealkv://PATH`), the same command line as `surreal`.
+//! --pass root memory` (or `rocksdb://PATH`, `surrealkv://PATH`), the same command line as `surreal`.
 
 // The server's request types nest deeply enough to overflow the default limit.
 #![recursion_limit = "256"]
