@@ -747,7 +747,10 @@ fn measure_operations(runtime: &tokio::runtime::Runtime, server: Server, size: u
         );
         if name == "backup" {
             let bytes = footprint::disk_bytes(&backup_file);
-            println!("| backup file: {:.0} MiB | | | |", bytes as f64 / 1_048_576.0);
+            println!(
+                "| backup file: {:.0} MiB | | | |",
+                bytes as f64 / 1_048_576.0
+            );
         }
     }
     let _ = std::fs::remove_file(&backup_file);

@@ -192,9 +192,13 @@ pub async fn measure(
     for (workspace, endpoints) in healthy.iter().enumerate() {
         for seen in endpoints {
             let seen = seen.lock().unwrap();
-            latencies.extend(sent.iter().filter(|(_, (_, w))| *w == workspace).filter_map(
-                |(id, (at, _))| seen.get(id).map(|arrived| arrived.duration_since(*at)),
-            ));
+            latencies.extend(
+                sent.iter()
+                    .filter(|(_, (_, w))| *w == workspace)
+                    .filter_map(|(id, (at, _))| {
+                        seen.get(id).map(|arrived| arrived.duration_since(*at))
+                    }),
+            );
         }
     }
     let delivered = latencies.len();

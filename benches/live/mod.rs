@@ -315,6 +315,20 @@ pub async fn measure(
         fewest = fewest.min(received.len());
     }
     let (subscription_p50, subscription_p99) = percentiles(subscription_latencies);
+    let subscriptions_drained = last_arrival(
+        subscribed.iter().filter_map(|arrivals| {
+            arrivals
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, arrived)| *arrived)
+                .max()
+        }),
+        writes_ended,
+    );
+    // Each lock is taken and let go in its own statement (the receipts are locked again below).
+    let webhook_arrivals: Vec<Instant> = receiver.seen.lock().unwrap().values().copied().collect();
+    let webhook_drained = last_arrival(webhook_arrivals.into_iter(), writes_ended);
     let latencies = |seen: &Receipts| {
         let seen = seen.lock().unwrap();
         let found: Vec<Duration> = sent
@@ -334,23 +348,7 @@ pub async fn measure(
         writes: total,
         rate: total as f64 / elapsed.as_secs_f64(),
         write: percentiles(sent.values().map(|(_, took)| *took).collect()),
-        drained_after: (
-            last_arrival(
-                subscribed.iter().filter_map(|arrivals| {
-                    arrivals
-                        .lock()
-                        .unwrap()
-                        .iter()
-                        .map(|(_, arrived)| *arrived)
-                        .max()
-                }),
-                writes_ended,
-            ),
-            last_arrival(
-                receiver.seen.lock().unwrap().values().copied(),
-                writes_ended,
-            ),
-        ),
+        drained_after: (subscriptions_drained, webhook_drained),
         subscription: (subscription_p50, subscription_p99, fewest),
         subscriptions: subscribed.len(),
         webhook: latencies(&receiver.seen),
