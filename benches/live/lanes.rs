@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::{DRAIN, IN_FLIGHT, Receipts, entered_contact, forget_earlier_endpoints, percentiles};
+use super::{
+    DRAIN, IN_FLIGHT, Receipts, define_live_segment, entered_contact, forget_earlier_endpoints,
+    percentiles,
+};
 use crate::graphql;
 
 /// How an endpoint answers.
@@ -115,17 +118,7 @@ pub async fn measure(
     let mut healthy: Vec<Vec<Receipts>> = vec![Vec::new(); 3];
     for (workspace, client) in clients.iter().enumerate() {
         forget_earlier_endpoints(client, base).await;
-        for setup in [
-            "mutation { defineAttribute(input: { name: \"live_flag\", type: BOOL }) { attribute { name } } }",
-            "mutation { upsertSegment(input: { slug: \"live-flagged\", name: \"live\", text: \"live_flag = true\" }) { segment { slug } } }",
-        ] {
-            client
-                .post(format!("{base}/graphql"))
-                .json(&json!({ "query": setup }))
-                .send()
-                .await
-                .unwrap();
-        }
+        define_live_segment(client, base).await;
         for kind in layout[workspace] {
             let (url, seen) = start_endpoint(*kind).await;
             graphql(

@@ -104,6 +104,23 @@ async fn receive(
     StatusCode::NO_CONTENT
 }
 
+/// Defines the attribute `live_flag` and the saved segment `live-flagged` in the client's
+/// workspace. Both exist already when the data directory is reused (`QWRY_BENCH_DIR`): then the
+/// attribute's redefinition may be refused, which changes nothing.
+async fn define_live_segment(client: &reqwest::Client, base: &str) {
+    for setup in [
+        "mutation { defineAttribute(input: { name: \"live_flag\", type: BOOL }) { attribute { name } } }",
+        "mutation { upsertSegment(input: { slug: \"live-flagged\", name: \"live\", text: \"live_flag = true\" }) { segment { slug } } }",
+    ] {
+        client
+            .post(format!("{base}/graphql"))
+            .json(&json!({ "query": setup }))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 /// ENTERs one subscription received: the hash of the contact id and when it arrived.
 type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
 
@@ -215,19 +232,7 @@ pub async fn measure(
     seconds: usize,
     (sockets, per_socket): (usize, usize),
 ) -> LiveReport {
-    // Both exist already when the data directory is reused (`QWRY_BENCH_DIR`): then the
-    // attribute's redefinition may be refused, which changes nothing.
-    for setup in [
-        "mutation { defineAttribute(input: { name: \"live_flag\", type: BOOL }) { attribute { name } } }",
-        "mutation { upsertSegment(input: { slug: \"live-flagged\", name: \"live\", text: \"live_flag = true\" }) { segment { slug } } }",
-    ] {
-        client
-            .post(format!("{base}/graphql"))
-            .json(&json!({ "query": setup }))
-            .send()
-            .await
-            .unwrap();
-    }
+    define_live_segment(client, base).await;
     // Fresh external ids each run, so that every write creates a contact that enters.
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
