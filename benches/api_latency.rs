@@ -713,29 +713,27 @@ fn measure_operations(runtime: &tokio::runtime::Runtime, server: Server, size: u
     });
     report_footprint(&server, size);
     let dir = server.stop();
-    let backup_file = dir.path().join("bench-backup.json");
-    let restored = tempfile::tempdir_in(dir.path()).unwrap();
-    let steps: [(&str, Command); 4] = [
-        ("backup", {
-            let mut command = service_command(dir.path());
-            command.arg("backup").arg(&backup_file);
-            command
-        }),
-        ("check", {
-            let mut command = service_command(dir.path());
-            command.arg("check");
-            command
-        }),
-        ("reindex", {
-            let mut command = service_command(dir.path());
-            command.arg("reindex");
-            command
-        }),
-        ("restore (into an empty store)", {
-            let mut command = service_command(restored.path());
-            command.arg("restore").arg(&backup_file);
-            command
-        }),
+    // The backup file and the store it is restored into, removed however the steps end.
+    let scratch = tempfile::tempdir_in(dir.path()).unwrap();
+    let backup_file = scratch.path().join("backup.json");
+    let restored = scratch.path().join("restored");
+    std::fs::create_dir(&restored).unwrap();
+    let command = |dir: &std::path::Path, args: &[&std::ffi::OsStr]| {
+        let mut command = service_command(dir);
+        command.args(args);
+        command
+    };
+    let steps = [
+        (
+            "backup",
+            command(dir.path(), &["backup".as_ref(), backup_file.as_ref()]),
+        ),
+        ("check", command(dir.path(), &["check".as_ref()])),
+        ("reindex", command(dir.path(), &["reindex".as_ref()])),
+        (
+            "restore (into an empty store)",
+            command(&restored, &["restore".as_ref(), backup_file.as_ref()]),
+        ),
     ];
     for (name, mut command) in steps {
         let cost = footprint::run_measured(&mut command);
@@ -753,5 +751,4 @@ fn measure_operations(runtime: &tokio::runtime::Runtime, server: Server, size: u
             );
         }
     }
-    let _ = std::fs::remove_file(&backup_file);
 }

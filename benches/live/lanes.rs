@@ -4,18 +4,16 @@
 //! 12 s, one that answers 500 and one where nothing listens (connection refused). Reported for
 //! each run: the healthy endpoints' latency from the write's request to the receipt.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use super::{
-    DRAIN, IN_FLIGHT, Receipts, define_live_segment, entered_contact, forget_earlier_endpoints,
+    DRAIN, Receipts, define_live_segment, entered_contact, forget_earlier_endpoints, paced_writes,
     percentiles,
 };
 use crate::graphql;
@@ -133,42 +131,12 @@ pub async fn measure(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let run = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis());
-    let total = rate * seconds;
-    // Send time of each write by contact id, and its workspace.
-    let sent: Arc<Mutex<HashMap<String, (Instant, usize)>>> = Arc::default();
-    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = Vec::with_capacity(total);
-    let request =
-        "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
-    for n in 0..total {
-        ticks.tick().await;
-        let workspace = n % 3;
-        let permit = Arc::clone(&gate).acquire_owned().await.unwrap();
-        let (client, base, sent) = (
-            clients[workspace].clone(),
-            base.to_owned(),
-            Arc::clone(&sent),
-        );
-        tasks.push(tokio::spawn(async move {
-            let at = Instant::now();
-            let input = json!({ "externalId": format!("lanes-{run}-{n:07}"), "attributes": { "live_flag": true } });
-            let data: Value = graphql(&client, &base, request, json!({ "input": input })).await;
-            drop(permit);
-            if let Some(id) = data["upsertContact"]["contact"]["id"].as_str() {
-                sent.lock().unwrap().insert(id.to_owned(), (at, workspace));
-            }
-        }));
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
-    let sent = sent.lock().unwrap().clone();
-    let due_in = |workspace: usize| sent.values().filter(|(_, w)| *w == workspace).count();
+    let sent = paced_writes(clients, base, "lanes", rate, rate * seconds).await;
+    let due_in = |workspace: usize| {
+        sent.values()
+            .filter(|write| write.client == workspace)
+            .count()
+    };
     let due: usize = (0..3).map(|w| due_in(w) * healthy[w].len()).sum();
     let deadline = Instant::now() + DRAIN;
     let received = |healthy: &[Vec<Receipts>]| -> usize {
@@ -187,9 +155,9 @@ pub async fn measure(
             let seen = seen.lock().unwrap();
             latencies.extend(
                 sent.iter()
-                    .filter(|(_, (_, w))| *w == workspace)
-                    .filter_map(|(id, (at, _))| {
-                        seen.get(id).map(|arrived| arrived.duration_since(*at))
+                    .filter(|(_, write)| write.client == workspace)
+                    .filter_map(|(id, write)| {
+                        seen.get(id).map(|arrived| arrived.duration_since(write.at))
                     }),
             );
         }
@@ -199,7 +167,7 @@ pub async fn measure(
         forget_earlier_endpoints(client, base).await;
     }
     LanesReport {
-        writes: total,
+        writes: rate * seconds,
         healthy: percentiles(latencies),
         delivered: (delivered, due),
     }

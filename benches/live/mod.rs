@@ -201,6 +201,64 @@ async fn subscribe_socket(base: &str, key: &str, arrivals: Vec<Arrivals>) {
     });
 }
 
+/// One acknowledged write of [`paced_writes`].
+struct Write {
+    /// When its request was sent.
+    at: Instant,
+    /// How long the write took to answer.
+    took: Duration,
+    /// Which of the clients sent it.
+    client: usize,
+}
+
+/// Sends `total` upserts at `rate` a second (at most [`IN_FLIGHT`] at once), the n-th through
+/// `clients[n % clients.len()]`, each creating a contact (external id `{prefix}-{run}-{n}`, fresh
+/// each run) that enters `live-flagged`; the acknowledged writes by contact id.
+async fn paced_writes(
+    clients: &[reqwest::Client],
+    base: &str,
+    prefix: &str,
+    rate: usize,
+    total: usize,
+) -> HashMap<String, Write> {
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    let sent: Arc<Mutex<HashMap<String, Write>>> = Arc::default();
+    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(total);
+    let request =
+        "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
+    for n in 0..total {
+        ticks.tick().await;
+        let permit = Arc::clone(&gate).acquire_owned().await.unwrap();
+        let which = n % clients.len();
+        let (client, base, sent) = (clients[which].clone(), base.to_owned(), Arc::clone(&sent));
+        let external_id = format!("{prefix}-{run}-{n:07}");
+        tasks.push(tokio::spawn(async move {
+            let at = Instant::now();
+            let input = json!({ "externalId": external_id, "attributes": { "live_flag": true } });
+            let data = graphql(&client, &base, request, json!({ "input": input })).await;
+            let took = at.elapsed();
+            drop(permit);
+            if let Some(id) = data["upsertContact"]["contact"]["id"].as_str() {
+                let write = Write {
+                    at,
+                    took,
+                    client: which,
+                };
+                sent.lock().unwrap().insert(id.to_owned(), write);
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    std::mem::take(&mut *sent.lock().unwrap())
+}
+
 /// How long after `since` the last of `arrivals` came (zero when all came before).
 fn last_arrival(arrivals: impl Iterator<Item = Instant>, since: Instant) -> Duration {
     arrivals
@@ -233,10 +291,6 @@ pub async fn measure(
     (sockets, per_socket): (usize, usize),
 ) -> LiveReport {
     define_live_segment(client, base).await;
-    // Fresh external ids each run, so that every write creates a contact that enters.
-    let run = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis());
     let receiver = Arc::new(Receiver {
         secret: Mutex::new(None),
         seen: Receipts::default(),
@@ -262,32 +316,8 @@ pub async fn measure(
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let total = rate * seconds;
-    let sent: Arc<Mutex<HashMap<String, (Instant, Duration)>>> = Arc::default();
-    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(total);
-    let request =
-        "mutation($input: UpsertContactInput!) { upsertContact(input: $input) { contact { id } } }";
-    for n in 0..total {
-        ticks.tick().await;
-        let permit = Arc::clone(&gate).acquire_owned().await.unwrap();
-        let (client, base, sent) = (client.clone(), base.to_owned(), Arc::clone(&sent));
-        tasks.push(tokio::spawn(async move {
-            let at = Instant::now();
-            let input = json!({ "externalId": format!("live-{run}-{n:07}"), "attributes": { "live_flag": true } });
-            let data = graphql(&client, &base, request, json!({ "input": input })).await;
-            let took = at.elapsed();
-            drop(permit);
-            if let Some(id) = data["upsertContact"]["contact"]["id"].as_str() {
-                sent.lock().unwrap().insert(id.to_owned(), (at, took));
-            }
-        }));
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
+    let sent = paced_writes(std::slice::from_ref(client), base, "live", rate, total).await;
     let elapsed = started.elapsed();
     let writes_ended = Instant::now();
     let deadline = Instant::now() + DRAIN;
@@ -300,13 +330,13 @@ pub async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let sent = sent.lock().unwrap().clone();
     let sent_at: HashMap<u64, Instant> = sent
         .iter()
-        .map(|(id, (at, _))| (id_hash(id), *at))
+        .map(|(id, write)| (id_hash(id), write.at))
         .collect();
     let mut subscription_latencies = Vec::new();
     let mut fewest = usize::MAX;
+    let mut last_on_a_subscription = None;
     for arrivals in &subscribed {
         let arrivals = arrivals.lock().unwrap();
         let mut received = std::collections::HashSet::new();
@@ -318,19 +348,11 @@ pub async fn measure(
             }
         }
         fewest = fewest.min(received.len());
+        last_on_a_subscription =
+            last_on_a_subscription.max(arrivals.iter().map(|(_, at)| *at).max());
     }
     let (subscription_p50, subscription_p99) = percentiles(subscription_latencies);
-    let subscriptions_drained = last_arrival(
-        subscribed.iter().filter_map(|arrivals| {
-            arrivals
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(_, arrived)| *arrived)
-                .max()
-        }),
-        writes_ended,
-    );
+    let subscriptions_drained = last_arrival(last_on_a_subscription.into_iter(), writes_ended);
     // Each lock is taken and let go in its own statement (the receipts are locked again below).
     let webhook_arrivals: Vec<Instant> = receiver.seen.lock().unwrap().values().copied().collect();
     let webhook_drained = last_arrival(webhook_arrivals.into_iter(), writes_ended);
@@ -338,7 +360,7 @@ pub async fn measure(
         let seen = seen.lock().unwrap();
         let found: Vec<Duration> = sent
             .iter()
-            .filter_map(|(id, (at, _))| seen.get(id).map(|arrived| arrived.duration_since(*at)))
+            .filter_map(|(id, write)| seen.get(id).map(|arrived| arrived.duration_since(write.at)))
             .collect();
         let count = found.len();
         let (p50, p99) = percentiles(found);
@@ -352,7 +374,7 @@ pub async fn measure(
     LiveReport {
         writes: total,
         rate: total as f64 / elapsed.as_secs_f64(),
-        write: percentiles(sent.values().map(|(_, took)| *took).collect()),
+        write: percentiles(sent.values().map(|write| write.took).collect()),
         drained_after: (subscriptions_drained, webhook_drained),
         subscription: (subscription_p50, subscription_p99, fewest),
         subscriptions: subscribed.len(),
