@@ -359,7 +359,7 @@ impl Store {
             .db
             .query(statements)
             .bind(("workspace", workspace.as_str().to_owned()))
-            .bind(("limit", limit as i64));
+            .bind(("limit", super::limit_value(limit)));
         if let Some(name) = name {
             query = query.bind(("name", name.as_str().to_owned()));
         }
@@ -391,7 +391,7 @@ impl Store {
             .query(statement)
             .bind(("workspace", workspace.as_str().to_owned()))
             .bind(("contact", contact.to_string()))
-            .bind(("limit", limit as i64));
+            .bind(("limit", super::limit_value(limit)));
         if let Some(name) = name {
             query = query.bind(("name", name.as_str().to_owned()));
         }

@@ -155,7 +155,7 @@ impl Store {
         let mut response = self
             .db
             .query(format!("SELECT * FROM {range} ORDER BY id LIMIT $limit"))
-            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
+            .bind(("limit", super::limit_value(limit)))
             .await
             .map_err(StoreError::from_surreal)?;
         let records: Vec<ChangeRecord> = response.take(0).map_err(StoreError::from_surreal)?;

@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use surrealdb::engine::any::Any;
 use surrealdb::engine::local::Db;
 use surrealdb::method::Query;
+use surrealdb::opt::capabilities::{Capabilities, PlannerStrategy};
 use surrealdb::types::{Object, RecordId, SurrealValue, Value};
 use surrealdb::{IndexedResults, Surreal};
 use surrealdb_cnf::ConfigMap;
@@ -31,6 +32,16 @@ pub(super) enum Connection {
     Local(Surreal<Db>, Arc<Datastore>),
 }
 
+/// The capabilities of a datastore this service opens (embedded or `mem://`): SurrealDB's
+/// defaults, with every statement run by its compute executor. SurrealDB 3.3.5's streaming
+/// executor reads a record-id range to its end before it applies `LIMIT`
+/// (surrealdb/surrealdb#7474), so one page of a range cost the memory of the whole table (21 GB
+/// for `check` at 10M contacts); the compute executor stops at the limit. A SurrealDB server
+/// needs the same setting: `--planner-strategy compute-only` (docs/operations.md).
+pub(super) fn capabilities() -> Capabilities {
+    Capabilities::default().with_planner_strategy(PlannerStrategy::ComputeOnly)
+}
+
 /// Opens the embedded datastore at `url` (`rocksdb://` or `surrealkv://`) with `memory`'s
 /// bounds, as the SDK's own local engine does (version check, bootstrap, then maintenance
 /// tasks).
@@ -49,6 +60,7 @@ pub(super) async fn open_embedded(
     let datastore: Arc<Datastore> = Datastore::builder()
         .with_config(config)
         .with_auth(false)
+        .with_capabilities(capabilities().into())
         .without_maintenance_tasks()
         .build_with_path(&url.endpoint())
         .await
@@ -263,6 +275,32 @@ impl<'a> IntoFuture for StoreQuery<'a> {
         match self {
             Self::Any(query, deadline) => Box::pin(within(deadline, query)),
             Self::Local(query) => Box::pin(query.into_future()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{DatabaseUrl, StoreSettings};
+    use crate::store::Store;
+
+    /// Both embedded datastores, and `mem://`, stop a page of a record-id range at its limit.
+    #[tokio::test]
+    async fn the_stores_this_service_opens_stop_range_pages_at_their_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in [
+            DatabaseUrl::Memory,
+            DatabaseUrl::RocksDb(dir.path().join("rocksdb")),
+            DatabaseUrl::SurrealKv(dir.path().join("surrealkv")),
+        ] {
+            let store = Store::connect(&StoreSettings::new(url.clone()))
+                .await
+                .unwrap();
+            assert!(
+                store.range_pages_stop_at_their_limit().await.unwrap(),
+                "{url:?}"
+            );
+            store.close().await;
         }
     }
 }

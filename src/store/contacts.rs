@@ -75,10 +75,7 @@ impl Store {
             .db
             .query("SELECT * FROM $range LIMIT $limit")
             .bind(("range", workspace_range(workspace, after)))
-            .bind((
-                "limit",
-                i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
-            ))
+            .bind(("limit", super::limit_value(limit.saturating_add(1))))
             .await
             .map_err(StoreError::from_surreal)?;
         let records: Vec<ContactRecord> = response.take(0).map_err(StoreError::from_surreal)?;
@@ -231,10 +228,33 @@ impl Store {
                 "range",
                 RecordId::new(CONTACT_TABLE, RecordIdKey::Range(Box::new(range))),
             ))
-            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
+            .bind(("limit", super::limit_value(limit)))
             .await
             .map_err(StoreError::from_surreal)?;
         response.take(0).map_err(StoreError::from_surreal)
+    }
+
+    /// Whether the datastore stops a page of a record-id range at its `LIMIT`: its plan for
+    /// [`Self::contact_rows_after`]'s statement iterates the range (SurrealDB's compute
+    /// executor), rather than reading all of it first (3.3.5's streaming executor, see
+    /// [`super::connection::capabilities`]). A server started without
+    /// `--planner-strategy compute-only` answers `false`.
+    pub async fn range_pages_stop_at_their_limit(&self) -> Result<bool, StoreError> {
+        let range = RecordIdKeyRange {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+        };
+        let mut response = self
+            .db
+            .query("SELECT VALUE id FROM $range LIMIT 1 EXPLAIN")
+            .bind((
+                "range",
+                RecordId::new(CONTACT_TABLE, RecordIdKey::Range(Box::new(range))),
+            ))
+            .await
+            .map_err(StoreError::from_surreal)?;
+        let plan: surrealdb::types::Value = response.take(0).map_err(StoreError::from_surreal)?;
+        Ok(format!("{plan:?}").contains("Iterate Range"))
     }
 
     /// Counts a workspace's contacts matching a fixed SurrealQL condition: the baseline of the

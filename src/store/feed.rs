@@ -209,7 +209,7 @@ impl Store {
             .db
             .query("SELECT * FROM $range LIMIT $limit")
             .bind(("range", range))
-            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
+            .bind(("limit", super::limit_value(limit)))
             .await
             .map_err(StoreError::from_surreal)?;
         let records: Vec<FeedRecord> = response.take(0).map_err(StoreError::from_surreal)?;

@@ -307,11 +307,28 @@ pub struct Store {
     payloads: Arc<change_payloads::ChangePayloads>,
 }
 
+/// `limit` as a SurrealQL `LIMIT` value: SurrealDB's compute executor (see
+/// [`connection::capabilities`]) takes at most `u32::MAX`, and a longer read means "all".
+pub(super) fn limit_value(limit: usize) -> i64 {
+    i64::from(u32::try_from(limit).unwrap_or(u32::MAX))
+}
+
 impl Store {
     /// Opens (or connects to) the datastore, applies the schema and migrates an older store
     /// to [`SCHEMA_VERSION`].
     pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
         let store = Self::connect_unmigrated(settings).await?;
+        if matches!(settings.url, DatabaseUrl::Remote(_))
+            && !store.range_pages_stop_at_their_limit().await?
+        {
+            warn!(
+                url = %settings.url.endpoint(),
+                "the SurrealDB server reads a whole record-id range for every page (SurrealDB \
+                 3.3.5's streaming planner): check, reindex, exports, the feed and the webhook \
+                 outbox will cost memory and time in proportion to the store; start it with \
+                 --planner-strategy compute-only (docs/operations.md)"
+            );
+        }
         store.migrate(MigrationLimits::default()).await?;
         Ok(store)
     }
@@ -336,9 +353,15 @@ impl Store {
                     })?
             }
             DatabaseUrl::Memory | DatabaseUrl::Remote(_) => {
-                let any = surrealdb::engine::any::connect(url.as_str())
-                    .await
-                    .map_err(connect_error)?;
+                let any = match &settings.url {
+                    DatabaseUrl::Memory => {
+                        let config =
+                            surrealdb::opt::Config::new().capabilities(connection::capabilities());
+                        surrealdb::engine::any::connect((url.as_str(), config)).await
+                    }
+                    _ => surrealdb::engine::any::connect(url.as_str()).await,
+                }
+                .map_err(connect_error)?;
                 if let (Some(username), Some(password)) = (&settings.username, &settings.password) {
                     let credentials = Root {
                         username: username.clone(),

@@ -107,7 +107,7 @@ impl Store {
         limit: usize,
         resume: Option<&str>,
     ) -> Result<OutboxRead, StoreError> {
-        let limit_value = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit_value = super::limit_value(limit);
         let mut response = self
             .db
             .query(

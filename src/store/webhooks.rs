@@ -382,7 +382,7 @@ impl Store {
             .db
             .query("SELECT * FROM $range ORDER BY id DESC LIMIT $limit")
             .bind(("range", range))
-            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX)))
+            .bind(("limit", super::limit_value(limit)))
             .await
             .map_err(StoreError::from_surreal)?;
         let records: Vec<DeliveryRecord> = response.take(0).map_err(StoreError::from_surreal)?;

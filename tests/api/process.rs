@@ -610,6 +610,39 @@ async fn commands_against_a_server_work_beside_the_running_service() {
 
 /// Starts the binary in production mode listening on `listen` (a port of 127.0.0.1 reachable
 /// either way), waits until it is ready, stops it and returns what it logged.
+/// A SurrealDB server on its default (streaming) planner reads a whole record-id range for each
+/// page: the service names the setting to change when it connects; on the setting
+/// docs/operations.md asks for, it says nothing.
+#[test]
+fn a_server_that_reads_whole_ranges_per_page_is_named_at_connect() {
+    let bind = format!("127.0.0.1:{}", crate::test_store::free_port());
+    let mut server = crate::test_store::start_server_planned(&bind, "best-effort", &["memory"]);
+    let check_on = |url: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_qwry-contacts"))
+            .env_clear()
+            .env("DATA_DIR", dir.path())
+            .env("RUST_LOG", "warn")
+            .env("DATABASE_URL", url)
+            .env("SURREAL_USER", "root")
+            .env("SURREAL_PASS", "root")
+            .arg("check")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let streaming = check_on(&format!("ws://{bind}"));
+    assert!(
+        streaming.contains("--planner-strategy compute-only"),
+        "{streaming}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let compute = check_on(&crate::test_store::TestServer::shared().url);
+    assert!(!compute.contains("planner-strategy"), "{compute}");
+}
+
 async fn production_log(listen_ip: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
