@@ -1,15 +1,15 @@
-//! What the index holds: every (workspace, contact id) with a live document, for comparing the
-//! index against the store.
+//! What the index holds: its workspaces and how many live documents each has, for comparing the
+//! index against the store (page by page, with [`SegmentIndex::workspace_members`]).
 
 use std::collections::BTreeSet;
 
 use tantivy::Term;
-use tantivy::collector::{Count, DocSetCollector};
+use tantivy::collector::Count;
 use tantivy::query::TermQuery;
 use tantivy::schema::IndexRecordOption;
 
 use super::{IndexError, SegmentIndex};
-use crate::domain::{ContactId, WorkspaceId};
+use crate::domain::WorkspaceId;
 
 impl SegmentIndex {
     /// How many live documents `workspace` has.
@@ -20,8 +20,8 @@ impl SegmentIndex {
         Ok(count as u64)
     }
 
-    /// Every live document's workspace and contact id, sorted.
-    pub fn documents(&self) -> Result<Vec<(WorkspaceId, ContactId)>, IndexError> {
+    /// Every workspace with a live document, sorted (as the store orders its keys).
+    pub fn workspaces(&self) -> Result<Vec<WorkspaceId>, IndexError> {
         let searcher = self.reader.searcher();
         let mut workspaces = BTreeSet::new();
         for segment in searcher.segment_readers() {
@@ -34,23 +34,13 @@ impl SegmentIndex {
                 workspaces.insert(String::from_utf8_lossy(terms.key()).into_owned());
             }
         }
-        let mut documents = Vec::new();
-        for workspace in workspaces {
-            let term = Term::from_field_text(self.fields.workspace, &workspace);
-            let query = TermQuery::new(term, IndexRecordOption::Basic);
-            let addresses = searcher.search(&query, &DocSetCollector)?;
-            let workspace = WorkspaceId::from_trusted(workspace);
-            for address in addresses {
-                let segment = searcher.segment_reader(address.segment_ord);
-                let hi = segment.fast_fields().u64("id_hi")?;
-                let lo = segment.fast_fields().u64("id_lo")?;
-                if let (Some(hi), Some(lo)) = (hi.first(address.doc_id), lo.first(address.doc_id)) {
-                    let id = ContactId::from_u128((u128::from(hi) << 64) | u128::from(lo));
-                    documents.push((workspace.clone(), id));
-                }
+        // A term outlives its documents until the segment merges: keep workspaces with one.
+        let mut live = Vec::new();
+        for workspace in workspaces.into_iter().map(WorkspaceId::from_trusted) {
+            if self.documents_of(&workspace)? > 0 {
+                live.push(workspace);
             }
         }
-        documents.sort();
-        Ok(documents)
+        Ok(live)
     }
 }

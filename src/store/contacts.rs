@@ -10,9 +10,6 @@ use super::records::{CONTACT_TABLE, ContactRecord, contact_key, contact_key_part
 use super::{Store, StoreError};
 use crate::domain::{Contact, ContactId, WorkspaceId};
 
-/// Contact keys read per page by [`Store::all_contact_keys`].
-const KEY_PAGE: usize = 10_000;
-
 /// Sorts after every ULID (Crockford base32 is `0-9A-Z`): the exclusive end of a workspace's range.
 const AFTER_ALL_IDS: &str = "~";
 
@@ -184,20 +181,19 @@ impl Store {
             .collect()
     }
 
-    /// The workspace and id of every contact, in key order (for consistency checks).
-    pub async fn all_contact_keys(&self) -> Result<Vec<(WorkspaceId, ContactId)>, StoreError> {
-        let mut keys = Vec::new();
-        let mut after = None;
-        loop {
-            let ids = self.contact_keys_after(after.as_ref(), KEY_PAGE).await?;
-            let Some(last) = ids.last().cloned() else {
-                return Ok(keys);
-            };
-            for id in &ids {
-                keys.push(contact_key_parts(id)?);
-            }
-            after = Some(last);
-        }
+    /// Up to `limit` contacts' workspace and id (every workspace) after `after`, in key order
+    /// (for consistency checks).
+    pub async fn contact_keys_page(
+        &self,
+        after: Option<(&WorkspaceId, &ContactId)>,
+        limit: usize,
+    ) -> Result<Vec<(WorkspaceId, ContactId)>, StoreError> {
+        let after = after.map(|(workspace, id)| contact_key(workspace, id));
+        self.contact_keys_after(after.as_ref(), limit)
+            .await?
+            .iter()
+            .map(contact_key_parts)
+            .collect()
     }
 
     /// Up to `limit` contact record ids (every workspace) after `after`, in key order.

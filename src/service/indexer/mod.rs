@@ -11,6 +11,7 @@
 //! committed, for tests.
 
 mod change_cursor;
+mod drift;
 mod error;
 mod step_states;
 #[cfg(test)]
@@ -30,6 +31,7 @@ use crate::index::{CommitPayload, IndexChange, PROJECTION_VERSION, SegmentIndex}
 use crate::service::membership::MembershipEngine;
 use crate::store::{Backlog, Change, Store, change_key_at};
 use change_cursor::{Batch, COMMIT_GRACE, ChangeCursor, Sweep, key_below};
+pub use drift::Drift;
 pub use step_states::StateSources;
 use step_states::{RecentRemovals, Uncommitted};
 
@@ -58,6 +60,8 @@ const PURGE_CHUNK: usize = 1_000;
 const BACKLOG_READ: usize = 100_000;
 /// Contacts loaded per page while rebuilding.
 const REBUILD_PAGE: usize = 5_000;
+/// Contact keys read from the store, and from the index, per page by [`Indexer::compare`].
+const COMPARE_PAGE: usize = 10_000;
 /// How long the index lets taken batches accumulate before it commits them, so bursts share a
 /// commit (the feed does not wait for it).
 pub const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(100);
@@ -103,44 +107,6 @@ pub struct IndexStatus {
     pub documents: u64,
     /// Whether a full build has completed.
     pub built: bool,
-}
-
-/// Differences between the store and the index.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Drift {
-    /// Contacts in the store.
-    pub stored: u64,
-    /// Documents in the index.
-    pub indexed: u64,
-    /// Contacts without a document.
-    pub missing: u64,
-    /// Documents without a contact.
-    pub stale: u64,
-    /// A sample of the missing ones.
-    pub missing_sample: Vec<(WorkspaceId, ContactId)>,
-    /// A sample of the stale ones.
-    pub stale_sample: Vec<(WorkspaceId, ContactId)>,
-}
-
-impl Drift {
-    /// Whether store and index hold the same contacts.
-    pub fn is_clean(&self) -> bool {
-        self.missing == 0 && self.stale == 0
-    }
-
-    fn note_missing(&mut self, id: &(WorkspaceId, ContactId), sample: usize) {
-        self.missing += 1;
-        if self.missing_sample.len() < sample {
-            self.missing_sample.push(id.clone());
-        }
-    }
-
-    fn note_stale(&mut self, id: &(WorkspaceId, ContactId), sample: usize) {
-        self.stale += 1;
-        if self.stale_sample.len() < sample {
-            self.stale_sample.push(id.clone());
-        }
-    }
 }
 
 /// Wakes the indexer after writes; cheap to clone into every writer.
@@ -399,42 +365,11 @@ impl Indexer {
     }
 
     /// Compares the contacts in the store with the documents in the index (after applying the
-    /// pending change log); keeps up to `sample` ids of each kind of difference.
+    /// pending change log); keeps up to `sample` ids of each kind of difference. Reads both
+    /// a page at a time: its memory does not grow with the number of contacts.
     pub async fn compare(&self, sample: usize) -> Result<Drift, IndexerError> {
         self.catch_up().await?;
-        let stored = self.store.all_contact_keys().await?;
-        let index = Arc::clone(&self.index);
-        let indexed = tokio::task::spawn_blocking(move || index.documents())
-            .await
-            .map_err(IndexerError::Task)??;
-        let mut drift = Drift {
-            stored: stored.len() as u64,
-            indexed: indexed.len() as u64,
-            ..Drift::default()
-        };
-        let (mut s, mut i) = (stored.iter().peekable(), indexed.iter().peekable());
-        loop {
-            match (s.peek(), i.peek()) {
-                (None, None) => break,
-                (Some(a), Some(b)) if a == b => {
-                    s.next();
-                    i.next();
-                }
-                (Some(a), Some(b)) if a < b => {
-                    drift.note_missing(a, sample);
-                    s.next();
-                }
-                (Some(a), None) => {
-                    drift.note_missing(a, sample);
-                    s.next();
-                }
-                (_, Some(b)) => {
-                    drift.note_stale(b, sample);
-                    i.next();
-                }
-            }
-        }
-        Ok(drift)
+        drift::compare(&self.store, &self.index, sample, COMPARE_PAGE).await
     }
 
     /// Takes one batch of pending changes (recording its membership changes) and commits it
