@@ -189,20 +189,10 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(WorkspaceId, ContactId)>, StoreError> {
         let after = after.map(|(workspace, id)| contact_key(workspace, id));
-        self.contact_keys_after(after.as_ref(), limit)
-            .await?
-            .iter()
-            .map(contact_key_parts)
-            .collect()
-    }
-
-    /// Up to `limit` contact record ids (every workspace) after `after`, in key order.
-    pub(super) async fn contact_keys_after(
-        &self,
-        after: Option<&RecordId>,
-        limit: usize,
-    ) -> Result<Vec<RecordId>, StoreError> {
-        self.contact_rows_after("VALUE id", after, limit).await
+        let ids: Vec<RecordId> = self
+            .contact_rows_after("VALUE id", after.as_ref(), limit)
+            .await?;
+        ids.iter().map(contact_key_parts).collect()
     }
 
     /// `SELECT {projection}` of up to `limit` contacts (every workspace) after `after`, in

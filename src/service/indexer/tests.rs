@@ -1,6 +1,7 @@
 //! The indexer over a real store and index: entries committed later than the grace still
 //! reach the index, applied entries leave the log in the background, and a replay after a
-//! crash between the feed and the index records each membership change once.
+//! crash between the feed and the index records each membership change once, and a check finds
+//! each difference between store and index whatever its page size.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -442,4 +443,45 @@ async fn a_contact_deleted_under_an_earlier_key_is_not_brought_back_by_its_creat
     assert_eq!((sources.from_payload, sources.read_back), (0, 2));
     let drift = indexer.compare(1).await.unwrap();
     assert!(drift.is_clean(), "{drift:?}");
+}
+
+/// The comparison behind `check`, in pages smaller than a workspace and with workspaces the
+/// other side lacks: every contact is counted once and each difference found, in any page size.
+#[tokio::test]
+async fn pages_across_workspaces_find_every_missing_and_stale_contact() {
+    let (store, index) = store_and_index().await;
+    let (a, b, c) = (
+        WorkspaceId::from_trusted("a".into()),
+        WorkspaceId::from_trusted("b".into()),
+        WorkspaceId::from_trusted("c".into()),
+    );
+    for workspace in [&a, &a, &a, &a, &b, &b, &b, &c] {
+        create(&store, workspace, None).await;
+    }
+    over(&store, &index).ensure_built().await.unwrap();
+    // Written after the index was built and never applied: missing from it.
+    let missing = [
+        create(&store, &a, None).await,
+        create(&store, &c, None).await,
+    ];
+    // Deleted from the store only: stale in the index.
+    let stale = store.contact_keys_page(None, 2).await.unwrap()[1].clone();
+    let mut batch = WriteBatch::new(&stale.0);
+    batch.delete_contact(&stale.1, None);
+    store.commit(batch).await.unwrap();
+    for page in [1, 2, 3, 100] {
+        let drift = super::drift::compare(&store, &index, 10, page)
+            .await
+            .unwrap();
+        assert_eq!((drift.stored, drift.indexed), (9, 8), "page {page}");
+        let mut found = drift.missing_sample.clone();
+        found.sort();
+        let expected: Vec<_> = missing
+            .iter()
+            .map(|contact| (contact.workspace.clone(), contact.id))
+            .collect();
+        assert_eq!(found, expected, "page {page}");
+        assert_eq!(drift.stale_sample, vec![stale.clone()], "page {page}");
+        assert_eq!((drift.missing, drift.stale), (2, 1), "page {page}");
+    }
 }
